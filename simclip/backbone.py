@@ -1,0 +1,246 @@
+"""The frozen CLIP encoders, through open_clip (the only module that imports it).
+
+Weights are resolved by (architecture, pretrained tag), as open_clip does: a known tag is
+downloaded on first use into the Hugging Face cache (with a progress bar) and reused after that;
+a local file path loads that checkpoint; `None` builds seeded random weights, which is what the
+tiny test architecture uses. The preprocessing travels with the weights: we use the transform
+open_clip returns and never hard-code CLIP's mean and std.
+"""
+
+import contextlib
+import hashlib
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import open_clip
+import torch
+
+from .constants import DEFAULT_MODEL, DEFAULT_PRETRAINED, RANDOM_INIT_SEED
+from .errors import BackboneUnavailableError
+
+logger = logging.getLogger(__name__)
+
+open_clip.add_model_config(Path(__file__).parent / "model_configs")
+
+
+def list_backbones():
+    """Every architecture name open_clip knows, our tiny test one included."""
+    return open_clip.list_models()
+
+
+def get_default_pretrained(model):
+    """The weights tag used when none is given: 'openai' where it exists, else the first tag."""
+    tags = open_clip.list_pretrained_tags_by_model(model) if model in open_clip.list_models() else []
+    if DEFAULT_PRETRAINED in tags:
+        return DEFAULT_PRETRAINED
+    return tags[0] if tags else "none"
+
+
+def get_device(device=None):
+    """Pick the device: the one asked for, else CUDA, then MPS, then CPU."""
+    if device not in (None, "", "auto"):
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def _file_digest(path, n=16):
+    """Short sha256 of a weights file, so two local files never share an identity."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:n]
+
+
+def _hf_is_offline():
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _can_reach(host, port=443, timeout=3.0):
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _is_cached(pretrained_cfg, cache_dir):
+    """True if the weights a pretrained tag points at are already on disk."""
+    hub = pretrained_cfg.get("hf_hub", "")
+    if not hub:
+        return False
+    from huggingface_hub import try_to_load_from_cache
+
+    repo_id, filename = os.path.split(hub)
+    names = [filename] if filename else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+    return any(
+        isinstance(try_to_load_from_cache(repo_id, n, cache_dir=cache_dir), str) for n in names
+    )
+
+
+def _check_downloadable(model, pretrained, cache_dir):
+    """Fail at once, with what to do, when tagged weights are neither cached nor reachable."""
+    cfg = open_clip.get_pretrained_cfg(model, pretrained)
+    if not cfg:
+        tags = open_clip.list_pretrained_tags_by_model(model)
+        raise BackboneUnavailableError(
+            f"pretrained weights {pretrained!r} are not a file and not a known tag for {model!r}. "
+            f"Known tags: {tags or 'none (use --pretrained none for random weights)'}"
+        )
+    if _is_cached(cfg, cache_dir):
+        return
+    where = cache_dir or os.environ.get("HF_HOME", "~/.cache/huggingface")
+    hint = (
+        f"Connect to the internet once so {model}/{pretrained} can be downloaded into {where}, "
+        f"or copy the weights file here and pass its path with --pretrained PATH."
+    )
+    if _hf_is_offline():
+        raise BackboneUnavailableError(
+            f"CLIP weights {model}/{pretrained} are not cached and HF_HUB_OFFLINE is set. {hint}"
+        )
+    if not _can_reach("huggingface.co"):
+        raise BackboneUnavailableError(
+            f"CLIP weights {model}/{pretrained} are not cached and huggingface.co cannot be "
+            f"reached. {hint}"
+        )
+    logger.info("downloading %s/%s weights (first use only)", model, pretrained)
+
+
+@dataclass
+class BackboneInfo:
+    """What identifies a backbone: a head trained on one must not be used on another."""
+
+    model: str  # open_clip architecture name
+    pretrained: str  # tag, 'file:<sha256 prefix>', 'local-dir' or 'random'
+    embed_dim: int  # dimension of the projected, L2-normalized embeddings
+
+    @property
+    def id(self):
+        """One string naming the backbone, e.g. 'ViT-L-14-336/openai'."""
+        return f"{self.model}/{self.pretrained}"
+
+
+class Backbone:
+    """Frozen CLIP image and text towers with their preprocessing and tokenizer."""
+
+    def __init__(self, model, preprocess, tokenizer, info, device, dtype):
+        self.model = model
+        self.preprocess = preprocess
+        self.tokenizer = tokenizer
+        self.info = info
+        self.device = device
+        self.dtype = dtype
+
+    @property
+    def embed_dim(self):
+        """Dimension of the embeddings the encoders return."""
+        return self.info.embed_dim
+
+    @property
+    def image_size(self):
+        """Input side in pixels, from the model's own preprocessing config."""
+        size = self.model.visual.image_size
+        return size[0] if isinstance(size, (tuple, list)) else size
+
+    def preprocess_images(self, images):
+        """PIL images -> one float tensor batch (B, 3, H, W) on the CPU."""
+        return torch.stack([self.preprocess(im) for im in images])
+
+    @torch.no_grad()
+    def encode_pixels(self, pixels):
+        """Preprocessed pixels (B, 3, H, W) -> L2-normalized float32 embeddings (B, D)."""
+        x = pixels.to(self.device, dtype=self.dtype, non_blocking=True)
+        return self.model.encode_image(x, normalize=True).float().cpu()
+
+    @torch.no_grad()
+    def encode_images(self, images):
+        """PIL images -> L2-normalized float32 embeddings (B, D)."""
+        return self.encode_pixels(self.preprocess_images(images))
+
+    @torch.no_grad()
+    def encode_texts(self, texts):
+        """Strings -> L2-normalized float32 embeddings (B, D); long texts are truncated."""
+        tokens = self.tokenizer(list(texts)).to(self.device)  # (B, context_length)
+        return self.model.encode_text(tokens, normalize=True).float().cpu()
+
+
+def load_backbone(model=DEFAULT_MODEL, pretrained=DEFAULT_PRETRAINED, device=None,
+                  precision=None, cache_dir=None):
+    """Build the frozen CLIP backbone.
+
+    Args:
+        model: an open_clip architecture name (see `list_backbones()`), or a local directory
+            holding `open_clip_config.json` and weights (loaded through open_clip's `local-dir:`).
+        pretrained: a pretrained tag (e.g. 'openai'), a local weights file, or None / 'none'
+            for seeded random weights.
+        device: 'cuda', 'mps', 'cpu' or None for automatic (CUDA, then MPS, then CPU).
+        precision: 'fp16', 'bf16' or 'fp32'; None means fp16 on CUDA and fp32 elsewhere.
+        cache_dir: where downloaded weights go; None means the Hugging Face cache.
+
+    Returns:
+        A `Backbone` in eval mode with every parameter frozen.
+
+    Raises:
+        BackboneUnavailableError: weights missing and not downloadable, with what to do.
+        ValueError: an unknown architecture, naming the known ones.
+    """
+    dev = get_device(device)
+    if precision is None:
+        precision = "fp16" if dev.type == "cuda" else "fp32"
+    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[precision]
+    pretrained = None if pretrained in (None, "", "none", "random") else str(pretrained)
+
+    local_dir = Path(model) if os.path.isdir(str(model)) else None
+    if local_dir is None and model not in open_clip.list_models():
+        raise ValueError(
+            f"unknown backbone {model!r}: not a directory and not an open_clip architecture. "
+            f"Available: {', '.join(open_clip.list_models())}"
+        )
+
+    if local_dir is not None:
+        name, tag, checkpoint = f"local-dir:{local_dir.resolve()}", "local-dir", None
+        model_id = local_dir.name
+    elif pretrained is None:
+        name, tag, checkpoint, model_id = model, "random", None, model
+    elif os.path.isfile(pretrained):
+        name, checkpoint, model_id = model, pretrained, model
+        tag = f"file:{_file_digest(pretrained)}"
+    else:
+        _check_downloadable(model, pretrained, cache_dir)
+        name, tag, checkpoint, model_id = model, pretrained, pretrained, model
+
+    # Random weights are seeded, so a head trained on a random test backbone in one process
+    # still matches the backbone another process builds.
+    rng = torch.random.fork_rng(devices=[]) if checkpoint is None else contextlib.nullcontext()
+    try:
+        with rng:
+            if checkpoint is None:
+                torch.manual_seed(RANDOM_INIT_SEED)
+            clip, _, preprocess = open_clip.create_model_and_transforms(
+                name, pretrained=checkpoint, cache_dir=cache_dir
+            )
+    except BackboneUnavailableError:
+        raise
+    except RuntimeError as e:
+        if "download" in str(e).lower():
+            raise BackboneUnavailableError(
+                f"could not download CLIP weights {model}/{pretrained}: {e}"
+            ) from e
+        raise
+    tokenizer = open_clip.get_tokenizer(name, cache_dir=cache_dir)
+
+    clip.requires_grad_(False)
+    clip.eval()
+    clip.to(device=dev, dtype=dtype)
+    embed_dim = int(clip.text_projection.shape[1]) if getattr(clip, "text_projection", None) \
+        is not None and clip.text_projection.ndim == 2 else int(clip.visual.output_dim)
+    info = BackboneInfo(model=model_id, pretrained=tag, embed_dim=embed_dim)
+    logger.info("backbone %s on %s (%s)", info.id, dev, precision)
+    return Backbone(clip, preprocess, tokenizer, info, dev, dtype)

@@ -1,0 +1,180 @@
+"""The trained-head checkpoint: one safetensors file, the head weights plus JSON metadata.
+
+Metadata (stored under the safetensors header key 'simclip'):
+
+    format_version  int, CHECKPOINT_FORMAT_VERSION
+    backbone        {"model", "pretrained", "embed_dim"}: the head only fits this backbone
+    head_config     HeadConfig fields, tasks with their label names
+    warnings        [{"category", "task", "labels", "threshold"}]: which labels feed which
+                    warning category, and the decision threshold (tuned on validation).
+                    The score is the summed probability of `labels` for a multiclass task,
+                    the max for a multilabel one.
+    training        free-form: datasets, seed, epochs ...
+    metrics         free-form: validation and test metrics
+"""
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .constants import CHECKPOINT_FORMAT_VERSION, WARNING_CATEGORIES
+from .errors import CheckpointError
+from .head import MULTICLASS, HeadConfig, SimCLIPHead
+
+METADATA_KEY = "simclip"
+
+
+def make_metadata(head_config, backbone_info, warnings, training=None, metrics=None):
+    """Assemble (and validate) the metadata dict for `save_checkpoint`."""
+    meta = {
+        "format_version": CHECKPOINT_FORMAT_VERSION,
+        "backbone": {"model": backbone_info.model, "pretrained": backbone_info.pretrained,
+                     "embed_dim": backbone_info.embed_dim},
+        "head_config": head_config.to_dict(),
+        "warnings": [dict(w) for w in warnings],
+        "training": training or {},
+        "metrics": metrics or {},
+    }
+    validate_metadata(meta)
+    return meta
+
+
+def validate_metadata(meta):
+    """Raise CheckpointError naming the first problem in a metadata dict; return the HeadConfig."""
+    if not isinstance(meta, dict):
+        raise CheckpointError("checkpoint metadata is not a JSON object")
+    version = meta.get("format_version")
+    if version != CHECKPOINT_FORMAT_VERSION:
+        raise CheckpointError(
+            f"checkpoint format version {version!r} is not supported "
+            f"(this simclip reads version {CHECKPOINT_FORMAT_VERSION})")
+    for key in ("backbone", "head_config", "warnings"):
+        if key not in meta:
+            raise CheckpointError(f"checkpoint metadata has no {key!r}")
+    bb = meta["backbone"]
+    if not isinstance(bb, dict) or not {"model", "pretrained", "embed_dim"} <= set(bb):
+        raise CheckpointError("checkpoint 'backbone' needs model, pretrained and embed_dim")
+    try:
+        config = HeadConfig(**meta["head_config"])
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"checkpoint 'head_config' is invalid: {e}") from e
+    if config.embed_dim != bb["embed_dim"]:
+        raise CheckpointError(
+            f"head embed_dim {config.embed_dim} != backbone embed_dim {bb['embed_dim']}")
+    tasks = {t.name: t for t in config.tasks}
+    for w in meta["warnings"]:
+        if not isinstance(w, dict) or not {"category", "task", "labels", "threshold"} <= set(w):
+            raise CheckpointError(f"warning entry {w!r} needs category, task, labels, threshold")
+        if w["category"] not in WARNING_CATEGORIES:
+            raise CheckpointError(f"unknown warning category {w['category']!r}; "
+                                  f"known: {sorted(WARNING_CATEGORIES)}")
+        if w["task"] not in tasks:
+            raise CheckpointError(f"warning {w['category']!r} names unknown task {w['task']!r}")
+        missing = set(w["labels"]) - set(tasks[w["task"]].labels)
+        if not w["labels"] or missing:
+            raise CheckpointError(
+                f"warning {w['category']!r}: labels {sorted(missing) or w['labels']!r} are not "
+                f"labels of task {w['task']!r} {tasks[w['task']].labels!r}")
+        t = w["threshold"]
+        if not isinstance(t, (int, float)) or not 0.0 <= t <= 1.0:
+            raise CheckpointError(f"warning {w['category']!r}: threshold {t!r} not in [0, 1]")
+    return config
+
+
+def save_checkpoint(path, head, metadata):
+    """Write the head weights and metadata to one safetensors file (atomically)."""
+    validate_metadata(metadata)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    state = {k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}
+    save_file(state, str(tmp), metadata={METADATA_KEY: json.dumps(metadata, sort_keys=True)})
+    tmp.replace(path)
+    return path
+
+
+def read_metadata(path):
+    """The metadata dict of a checkpoint, without loading its weights."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            raw = (f.metadata() or {}).get(METADATA_KEY)
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: not a readable safetensors checkpoint ({e})") from e
+    if raw is None:
+        raise CheckpointError(f"{path}: safetensors file has no simclip metadata")
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{path}: metadata is not valid JSON ({e})") from e
+
+
+def checkpoint_digest(path):
+    """sha256 of the checkpoint file: part of the result-cache key."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def load_checkpoint(path, backbone_info=None):
+    """Load a head checkpoint; refuse one that does not match `backbone_info` if given.
+
+    Returns:
+        (SimCLIPHead in eval mode, metadata dict)
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    meta = read_metadata(path)
+    config = validate_metadata(meta)
+    if backbone_info is not None:
+        bb = meta["backbone"]
+        want = (bb["model"], bb["pretrained"], bb["embed_dim"])
+        have = (backbone_info.model, backbone_info.pretrained, backbone_info.embed_dim)
+        if want != have:
+            raise CheckpointError(
+                f"{path} was trained on backbone {bb['model']}/{bb['pretrained']} "
+                f"(dim {bb['embed_dim']}) but the loaded backbone is {backbone_info.id} "
+                f"(dim {backbone_info.embed_dim}); start with --model {bb['model']} "
+                f"--pretrained {bb['pretrained']}, or use a head trained on this backbone")
+    head = SimCLIPHead(config)
+    try:
+        state = load_file(str(path))
+        head.load_state_dict(state, strict=True)
+    except (SafetensorError, RuntimeError, OSError) as e:
+        raise CheckpointError(f"{path}: weights do not match the head config ({e})") from e
+    head.eval()
+    return head, meta
+
+
+def warning_scores(probs, config, warnings):
+    """Per-category scores from head probabilities.
+
+    Args:
+        probs: {task: (B, C) tensor} from `SimCLIPHead.predict_proba`.
+        config: the HeadConfig.
+        warnings: the checkpoint's warning entries.
+
+    Returns:
+        A list (one per image) of {category: (score, threshold)}; a category fed by several
+        entries keeps the entry with the highest score relative to its threshold.
+    """
+    batch = next(iter(probs.values())).shape[0]
+    out = [{} for _ in range(batch)]
+    for w in warnings:
+        task = config.get_task(w["task"])
+        idx = torch.tensor([task.labels.index(lbl) for lbl in w["labels"]])
+        p = probs[w["task"]][:, idx]  # (B, k)
+        score = p.sum(-1) if task.kind == MULTICLASS else p.max(-1).values  # (B,)
+        for i, s in enumerate(score.clamp(0, 1).tolist()):
+            prev = out[i].get(w["category"])
+            if prev is None or s - w["threshold"] > prev[0] - prev[1]:
+                out[i][w["category"]] = (s, float(w["threshold"]))
+    return out

@@ -1,0 +1,64 @@
+"""`load_classifier`: the single builder of a ready Predictor (backbone + head or zero-shot + OCR)."""
+
+import logging
+
+from .backbone import get_default_pretrained, load_backbone
+from .checkpoint import checkpoint_digest, load_checkpoint, read_metadata, validate_metadata
+from .constants import DEFAULT_MODEL
+from .errors import CheckpointError
+from .ocr import get_ocr_engine
+from .predictor import Predictor
+
+logger = logging.getLogger(__name__)
+
+
+def load_classifier(checkpoint=None, model=None, pretrained=None, device=None, ocr="auto",
+                    cache_dir=None, precision=None, batch_size=32):
+    """Build the Predictor the server and the CLI use.
+
+    Args:
+        checkpoint: a trained head (safetensors, see `simclip.checkpoint`); None for zero-shot.
+        model: open_clip architecture or local model directory. Default: the checkpoint's
+            backbone, else the paper's ViT-L-14-336.
+        pretrained: weights tag or file. Default: the checkpoint's, else 'openai'.
+            'none' builds seeded random weights (tests, benchmarks). The head runs on the
+            CPU: it is a few small matrices, and the encoders return CPU embeddings.
+        device: 'cuda', 'mps', 'cpu' or None for automatic.
+        ocr: OCR engine name ('auto', 'rapidocr', 'tesseract', 'none') or an engine object.
+        cache_dir: where downloaded backbone weights go (default: the Hugging Face cache).
+
+    Returns:
+        A ready `Predictor`.
+
+    Example:
+        >>> p = load_classifier(model="simclip-tiny", pretrained="none", device="cpu")
+        >>> p.predict([open("meme.png", "rb").read()])[0]["scores"]
+    """
+    meta = None
+    if checkpoint is not None:
+        meta = read_metadata(checkpoint)
+        validate_metadata(meta)
+        bb = meta["backbone"]
+        if model is None:
+            model = bb["model"]
+        if pretrained is None:
+            pretrained = bb["pretrained"]
+            if pretrained.startswith("file:") or pretrained == "local-dir":
+                raise CheckpointError(
+                    f"{checkpoint} was trained on a local backbone ({model}, {pretrained}); "
+                    f"pass the same weights with --model/--pretrained")
+    model = model or DEFAULT_MODEL
+    if pretrained is None:
+        pretrained = get_default_pretrained(model)
+    backbone = load_backbone(model, pretrained, device=device, precision=precision,
+                             cache_dir=cache_dir)
+    head, checkpoint_id = None, None
+    if checkpoint is not None:
+        head, meta = load_checkpoint(checkpoint, backbone.info)
+        checkpoint_id = checkpoint_digest(checkpoint)
+    engine = get_ocr_engine(ocr) if isinstance(ocr, str) else ocr
+    predictor = Predictor(backbone, engine, head=head, metadata=meta,
+                          checkpoint_id=checkpoint_id, batch_size=batch_size)
+    logger.info("classifier ready: %s, %s mode, device %s, OCR %s",
+                backbone.info.id, predictor.mode, backbone.device, engine.name)
+    return predictor

@@ -1,0 +1,94 @@
+"""The `simclip` command: `simclip <command> [args]`, each command a module with `main(argv)`."""
+
+import argparse
+import importlib
+import json
+import logging
+import sys
+
+# command -> (module, one-line help). Modules load lazily so `simclip predict` never imports
+# the training code, and each module keeps its own `parse_args`/`main(argv)` for tests.
+COMMANDS = {
+    "predict": ("simclip.cli", "classify meme images and print JSON"),
+    "embed": ("simclip.embed", "cache frozen-encoder embeddings of a dataset"),
+    "train": ("simclip.train", "train a SimCLIP head on cached embeddings"),
+    "evaluate": ("simclip.evaluate", "evaluate a trained head on a dataset split"),
+    "datasets": ("simclip.datasets", "fetch public meme datasets / show how to get the others"),
+    "quickstart": ("simclip.quickstart", "fetch Harm-C, train the harmful head, print the server line"),
+}
+
+
+def add_backbone_args(parser):
+    """--model, --pretrained, --device, --ocr, --cache-dir: shared by predict, embed and the server."""
+    parser.add_argument("--model", default=None,
+                        help="open_clip architecture or local model dir (default: the "
+                             "checkpoint's backbone, else ViT-L-14-336)")
+    parser.add_argument("--pretrained", default=None,
+                        help="weights tag (e.g. openai), a local weights file, or 'none' "
+                             "for random weights")
+    parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: auto)")
+    parser.add_argument("--ocr", default="auto",
+                        help="OCR engine: auto, rapidocr, tesseract or none (default: auto)")
+    parser.add_argument("--weights-cache-dir", default=None,
+                        help="where downloaded CLIP weights go (default: Hugging Face cache)")
+
+
+def parse_predict_args(argv):
+    """Arguments of `simclip predict`."""
+    p = argparse.ArgumentParser(prog="simclip predict", description=COMMANDS["predict"][1])
+    p.add_argument("images", nargs="+", help="image files")
+    p.add_argument("--checkpoint", default=None, help="trained head (zero-shot without one)")
+    add_backbone_args(p)
+    return p.parse_args(argv)
+
+
+def predict_main(argv=None):
+    """`simclip predict IMAGE...`: one JSON object per image, as a JSON list on stdout."""
+    from . import ImageError, SimCLIPError, load_classifier
+
+    args = parse_predict_args(argv)
+    try:
+        predictor = load_classifier(args.checkpoint, model=args.model, pretrained=args.pretrained,
+                                    device=args.device, ocr=args.ocr,
+                                    cache_dir=args.weights_cache_dir)
+    except (SimCLIPError, ValueError, RuntimeError) as e:
+        print(f"simclip predict: {e}", file=sys.stderr)
+        return 2
+    out, failed = [], 0
+    for path in args.images:
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+            result = predictor.predict([data])[0]
+            out.append({"image": path, **result})
+        except (ImageError, OSError) as e:
+            failed += 1
+            code = getattr(e, "code", "unreadable_file")
+            out.append({"image": path, "error": {"code": code, "message": str(e)}})
+    json.dump(out, sys.stdout, indent=2, ensure_ascii=False)
+    print()
+    return 1 if failed else 0
+
+
+def main(argv=None):
+    """Entry point of the `simclip` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        width = max(map(len, COMMANDS))
+        lines = [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
+        usage = "usage: simclip <command> [args]\n\ncommands:\n" + "\n".join(lines)
+        if argv and argv[0] not in ("-h", "--help"):
+            print(f"simclip: unknown command {argv[0]!r}\n\n{usage}", file=sys.stderr)
+            return 2
+        print(usage)
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name == "predict":
+        return predict_main(rest)
+    module = importlib.import_module(COMMANDS[name][0])
+    return module.main(rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

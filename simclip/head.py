@@ -1,0 +1,157 @@
+"""The SimCLIP head (arXiv 2409.05772): a siamese projection, a four-block fusion, one MLP per task.
+
+    p(e) = L2normalize(Linear(d -> 128)(GELU(e)))          shared by image and text
+    f    = [p_img, p_txt, |p_img - p_txt|, p_img * p_txt]   4 x 128 = 512 features
+    head = Dropout -> depth x [LayerNorm -> Linear -> GELU -> Dropout]
+           -> LayerNorm -> Linear -> GELU -> Linear(n_classes)
+"""
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+MULTICLASS = "multiclass"
+MULTILABEL = "multilabel"
+
+
+@dataclass
+class TaskSpec:
+    """One classification task of the head."""
+
+    name: str  # e.g. 'harmful'
+    kind: str  # 'multiclass' (softmax, cross-entropy) or 'multilabel' (sigmoid, BCE)
+    labels: list = field(default_factory=list)  # label names, in logit order
+
+    def __post_init__(self):
+        if self.kind not in (MULTICLASS, MULTILABEL):
+            raise ValueError(f"task {self.name!r}: kind must be {MULTICLASS!r} or {MULTILABEL!r}")
+        if len(self.labels) < (2 if self.kind == MULTICLASS else 1):
+            raise ValueError(f"task {self.name!r}: too few labels {self.labels!r}")
+        if len(set(self.labels)) != len(self.labels):
+            raise ValueError(f"task {self.name!r}: duplicate labels {self.labels!r}")
+        self.labels = list(self.labels)
+
+
+@dataclass
+class HeadConfig:
+    """Sizes of the SimCLIP head; the defaults are the authors'."""
+
+    embed_dim: int = 768  # CLIP embedding dim (768 for ViT-L/14-336)
+    proj_dim: int = 128  # siamese projection output
+    hidden_dim: int = 512  # width of the per-task MLP
+    depth: int = 2  # number of [LayerNorm -> Linear -> GELU -> Dropout] blocks
+    dropout: float = 0.1  # the authors' newest code uses 0.1
+    tasks: list = field(default_factory=list)  # list of TaskSpec
+
+    def __post_init__(self):
+        self.tasks = [t if isinstance(t, TaskSpec) else TaskSpec(**t) for t in self.tasks]
+        if not self.tasks:
+            raise ValueError("a head needs at least one task")
+        names = [t.name for t in self.tasks]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate task names {names!r}")
+
+    def to_dict(self):
+        """Plain JSON-able dict; `HeadConfig(**d)` rebuilds it."""
+        return asdict(self)
+
+    def get_task(self, name):
+        """The TaskSpec called `name`."""
+        for t in self.tasks:
+            if t.name == name:
+                return t
+        raise KeyError(f"no task {name!r}; tasks: {[t.name for t in self.tasks]}")
+
+
+class SiameseProjector(nn.Module):
+    """One projection shared by both modalities: L2normalize(Linear(GELU(e)))."""
+
+    def __init__(self, embed_dim, proj_dim):
+        super().__init__()
+        self.proj = nn.Linear(embed_dim, proj_dim)
+
+    def forward(self, e):
+        return F.normalize(self.proj(F.gelu(e)), dim=-1)  # (B, P)
+
+
+def fuse(p_img, p_txt):
+    """[p_img, p_txt, |p_img - p_txt|, p_img * p_txt]: (B, P) x 2 -> (B, 4P)."""
+    return torch.cat([p_img, p_txt, (p_img - p_txt).abs(), p_img * p_txt], dim=-1)
+
+
+class TaskHead(nn.Module):
+    """Dropout -> depth x [LN -> Linear -> GELU -> Dropout] -> LN -> Linear -> GELU -> Linear."""
+
+    def __init__(self, in_dim, hidden_dim, depth, dropout, n_classes):
+        super().__init__()
+        layers = [nn.Dropout(dropout)]
+        d = in_dim
+        for _ in range(depth):
+            layers += [nn.LayerNorm(d), nn.Linear(d, hidden_dim), nn.GELU(), nn.Dropout(dropout)]
+            d = hidden_dim
+        layers += [nn.LayerNorm(d), nn.Linear(d, hidden_dim), nn.GELU(),
+                   nn.Linear(hidden_dim, n_classes)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, f):
+        return self.net(f)  # (B, n_classes)
+
+
+class SimCLIPHead(nn.Module):
+    """Siamese projection + fusion + one head per task, over frozen CLIP embeddings."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        self.projector = SiameseProjector(config.embed_dim, config.proj_dim)
+        self.heads = nn.ModuleDict({
+            t.name: TaskHead(4 * config.proj_dim, config.hidden_dim, config.depth,
+                             config.dropout, len(t.labels))
+            for t in config.tasks
+        })
+
+    def forward(self, img_emb, txt_emb):
+        """(B, D) image and text embeddings -> {task: logits (B, n_classes)}."""
+        f = fuse(self.projector(img_emb), self.projector(txt_emb))  # (B, 4P)
+        return {name: head(f) for name, head in self.heads.items()}
+
+    @torch.no_grad()
+    def predict_proba(self, img_emb, txt_emb):
+        """{task: probabilities (B, n_classes)}: softmax for multiclass, sigmoid for multilabel."""
+        logits = self(img_emb, txt_emb)
+        return {t.name: (logits[t.name].softmax(-1) if t.kind == MULTICLASS
+                         else logits[t.name].sigmoid()) for t in self.config.tasks}
+
+
+def simclip_loss(logits, targets, tasks, class_weights=None):
+    """Sum of per-task losses, ignoring samples whose label for a task is missing.
+
+    Args:
+        logits: {task: (B, C)} from `SimCLIPHead`.
+        targets: {task: tensor}. Multiclass: (B,) long class index, -1 when missing.
+            Multilabel: (B, C) float in {0, 1}, NaN (any entry) when missing.
+        tasks: the TaskSpecs.
+        class_weights: optional {task: (C,)} weights (class-balanced; for multilabel the
+            positive-class weight of each label).
+
+    Returns:
+        A scalar tensor: 0 (with a gradient path) when no sample has any label.
+    """
+    total = sum(v.sum() * 0.0 for v in logits.values())
+    for t in tasks:
+        if t.name not in targets:
+            continue
+        y, z = targets[t.name], logits[t.name]
+        w = None if class_weights is None else class_weights.get(t.name)
+        if t.kind == MULTICLASS:
+            keep = y >= 0
+            if keep.any():
+                total = total + F.cross_entropy(z[keep], y[keep].long(), weight=w)
+        else:
+            keep = ~torch.isnan(y).any(dim=-1)
+            if keep.any():
+                total = total + F.binary_cross_entropy_with_logits(
+                    z[keep], y[keep].float(), pos_weight=w)
+    return total
