@@ -75,19 +75,32 @@ class RapidOCR:
 
     name = "rapidocr"
 
-    def __init__(self, threads=1):
+    def __init__(self, threads=1, det_side=736, det_limit="min", use_cls=1, text_score=0.5,
+                 box_thresh=0.5, unclip_ratio=1.6, rec_batch=6, min_side=0, max_side=2000):
         import numpy as np
         from rapidocr import RapidOCR as _Engine
 
         logging.getLogger("RapidOCR").setLevel(logging.WARNING)
         params = {"Global.log_level": "warning",
+                  "Global.use_cls": bool(use_cls),
+                  "Global.text_score": text_score,
+                  "Det.limit_side_len": det_side,
+                  "Det.limit_type": det_limit,
+                  "Det.box_thresh": box_thresh,
+                  "Det.unclip_ratio": unclip_ratio,
+                  "Rec.rec_batch_num": rec_batch,
                   "EngineConfig.onnxruntime.intra_op_num_threads": threads,
                   "EngineConfig.onnxruntime.inter_op_num_threads": 1}
         self._engine = _Engine(params=params)
         self._np = np
+        self.min_side = min_side
+        self.max_side = max_side
 
     def __call__(self, image):
-        result = self._engine(self._np.asarray(image.convert("RGB")))
+        image = image.convert("RGB")
+        if self.min_side:
+            image = upscale_small(image, self.min_side, self.max_side)
+        result = self._engine(self._np.asarray(image))
         return clean_text(result.txts or ())
 
 
