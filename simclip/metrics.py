@@ -1,0 +1,145 @@
+"""Classification metrics the papers report: macro-F1, accuracy, balanced accuracy, AUROC, weighted-F1.
+
+Plain numpy, so evaluation needs no scikit-learn; the definitions match scikit-learn's
+(`f1_score(average='macro'|'weighted')`, `balanced_accuracy_score`, `roc_auc_score` with
+one-vs-rest macro averaging for several classes).
+"""
+
+import numpy as np
+
+
+def confusion(y_true, y_pred, n_classes):
+    """(C, C) counts, rows = true class, columns = predicted class."""
+    m = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(m, (np.asarray(y_true, int), np.asarray(y_pred, int)), 1)
+    return m
+
+
+def per_class_f1(m):
+    """F1 of each class from a confusion matrix (0 where a class is never true nor predicted)."""
+    tp = np.diag(m).astype(float)
+    denom = m.sum(0) + m.sum(1)
+    return np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
+
+
+def macro_f1(y_true, y_pred, n_classes):
+    """Unweighted mean F1 over the classes that occur in the truth or the predictions."""
+    m = confusion(y_true, y_pred, n_classes)
+    present = (m.sum(0) + m.sum(1)) > 0
+    return float(per_class_f1(m)[present].mean()) if present.any() else 0.0
+
+
+def weighted_f1(y_true, y_pred, n_classes):
+    """F1 per class weighted by the class's support in the truth."""
+    m = confusion(y_true, y_pred, n_classes)
+    support = m.sum(1)
+    return float((per_class_f1(m) * support).sum() / max(support.sum(), 1))
+
+
+def accuracy(y_true, y_pred):
+    """Fraction of exact matches."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    return float((y_true == y_pred).mean()) if len(y_true) else 0.0
+
+
+def balanced_accuracy(y_true, y_pred, n_classes):
+    """Mean recall over the classes present in the truth."""
+    m = confusion(y_true, y_pred, n_classes)
+    support = m.sum(1)
+    present = support > 0
+    return float((np.diag(m)[present] / support[present]).mean()) if present.any() else 0.0
+
+
+def binary_auroc(y_true, scores):
+    """Area under the ROC curve (Mann-Whitney U with tie correction); NaN with one class only."""
+    y_true = np.asarray(y_true, bool)
+    scores = np.asarray(scores, float)
+    n_pos, n_neg = int(y_true.sum()), int((~y_true).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = np.argsort(scores, kind="mergesort")
+    ranks = np.empty(len(scores))
+    sorted_scores = scores[order]
+    i = 0
+    while i < len(scores):  # average ranks over ties
+        j = i
+        while j + 1 < len(scores) and sorted_scores[j + 1] == sorted_scores[i]:
+            j += 1
+        ranks[order[i:j + 1]] = (i + j) / 2.0 + 1.0
+        i = j + 1
+    return float((ranks[y_true].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def multiclass_auroc(y_true, probs):
+    """Macro one-vs-rest AUROC over the classes present in the truth (binary: positive class)."""
+    probs = np.asarray(probs, float)
+    y_true = np.asarray(y_true, int)
+    if probs.shape[1] == 2:
+        return binary_auroc(y_true == 1, probs[:, 1])
+    vals = [binary_auroc(y_true == c, probs[:, c]) for c in range(probs.shape[1])
+            if 0 < (y_true == c).sum() < len(y_true)]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+def multiclass_metrics(y_true, probs):
+    """Metrics of a multiclass task from (N,) true indices and (N, C) probabilities (argmax)."""
+    probs = np.asarray(probs, float)
+    n_classes = probs.shape[1]
+    y_pred = probs.argmax(1)
+    return {"n": int(len(y_true)),
+            "macro_f1": macro_f1(y_true, y_pred, n_classes),
+            "accuracy": accuracy(y_true, y_pred),
+            "balanced_accuracy": balanced_accuracy(y_true, y_pred, n_classes),
+            "weighted_f1": weighted_f1(y_true, y_pred, n_classes),
+            "auroc": multiclass_auroc(y_true, probs)}
+
+
+def multilabel_metrics(y_true, probs, threshold=0.5):
+    """Metrics of a multilabel task from (N, L) 0/1 truths and (N, L) probabilities.
+
+    F1 scores treat each label as one class, as the MAMI sub-task B scorer does: macro is the
+    mean of per-label F1, weighted is weighted by each label's positive count.
+    """
+    y_true = np.asarray(y_true, int)
+    y_pred = (np.asarray(probs, float) >= threshold).astype(int)
+    tp = (y_true & y_pred).sum(0).astype(float)
+    denom = y_true.sum(0) + y_pred.sum(0)
+    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
+    support = y_true.sum(0)
+    aucs = [binary_auroc(y_true[:, k], np.asarray(probs)[:, k]) for k in range(y_true.shape[1])]
+    aucs = [a for a in aucs if not np.isnan(a)]
+    bal = [balanced_accuracy(y_true[:, k], y_pred[:, k], 2) for k in range(y_true.shape[1])]
+    return {"n": int(len(y_true)),
+            "macro_f1": float(f1.mean()),
+            "weighted_f1": float((f1 * support).sum() / max(support.sum(), 1)),
+            "accuracy": float((y_true == y_pred).all(1).mean()) if len(y_true) else 0.0,
+            "balanced_accuracy": float(np.mean(bal)),
+            "auroc": float(np.mean(aucs)) if aucs else float("nan")}
+
+
+def binary_metrics(y_true, scores, threshold):
+    """Metrics of a yes/no decision `score >= threshold` (a warning category)."""
+    y_true = np.asarray(y_true, int)
+    y_pred = (np.asarray(scores, float) >= threshold).astype(int)
+    return {"n": int(len(y_true)), "threshold": float(threshold),
+            "macro_f1": macro_f1(y_true, y_pred, 2),
+            "accuracy": accuracy(y_true, y_pred),
+            "balanced_accuracy": balanced_accuracy(y_true, y_pred, 2),
+            "auroc": binary_auroc(y_true, scores)}
+
+
+def tune_threshold(y_true, scores):
+    """The threshold in [0, 1] maximising binary macro-F1 (ties: the one closest to 0.5).
+
+    Candidates are midpoints between consecutive distinct scores, plus 0.5.
+    """
+    scores = np.asarray(scores, float)
+    y_true = np.asarray(y_true, int)
+    s = np.unique(scores)
+    candidates = np.unique(np.concatenate([[0.5], (s[:-1] + s[1:]) / 2.0 if len(s) > 1 else []]))
+    best, best_key = 0.5, None
+    for t in candidates:
+        key = (macro_f1(y_true, (scores >= t).astype(int), 2), -abs(t - 0.5))
+        if best_key is None or key > best_key:
+            best, best_key = float(t), key
+    return min(max(best, 0.0), 1.0)
