@@ -1,0 +1,148 @@
+"""Who may call the server: loopback Host, extension Origin, pairing token (THREATS.md T1-T5).
+
+Every web page the user opens can send requests to 127.0.0.1. The checks run before routing,
+in this order, and a refused request never reaches a view:
+
+1. Host must be exactly 127.0.0.1, localhost or [::1] with our port (DNS rebinding, T1).
+2. Origin, when present, must be an allowed extension origin, compared as an exact string;
+   `null` and every web origin are refused (T2, T3). Fetch-Metadata cross-site/same-site too.
+3. Preflight OPTIONS from an allowed origin is answered here (it carries no token).
+4. X-Auth-Token must equal the paired token (hmac.compare_digest); a token in the query string
+   is ignored, so it never lands in URLs or logs (T4).
+CORS headers go only to allowed origins, only on requests that passed these checks (T5).
+"""
+
+import base64
+import hmac
+import logging
+import os
+import re
+import secrets
+import stat
+from pathlib import Path
+
+from flask import current_app, g, request
+
+from .errors import SECURITY_HEADERS, ApiError
+
+logger = logging.getLogger(__name__)
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+TOKEN_HEADER = "X-Auth-Token"
+TOKEN_BYTES = 32  # 256 bits -> 43 base64url characters
+PUBLIC_ENDPOINTS = {"api.openapi"}  # readable without a token (still Host/Origin checked)
+
+# Extension origins as the browsers write them: Chrome ids are 32 letters a-p, Firefox ids are
+# per-install UUIDs. Matched in full (re.fullmatch), never as a prefix (T3).
+EXTENSION_ORIGIN = re.compile(
+    r"chrome-extension://[a-p]{32}"
+    r"|moz-extension://[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+)
+
+
+def get_config_dir():
+    """The user's config dir for simclip: $XDG_CONFIG_HOME/simclip (default ~/.config/simclip)."""
+    base = os.environ.get("XDG_CONFIG_HOME") or (
+        os.environ.get("APPDATA") if os.name == "nt" else None) or Path.home() / ".config"
+    return Path(base) / "simclip"
+
+
+def create_token():
+    """32 random bytes, base64url without padding (43 characters)."""
+    return base64.urlsafe_b64encode(secrets.token_bytes(TOKEN_BYTES)).rstrip(b"=").decode()
+
+
+def is_valid_token(token):
+    """True for a 43-character base64url token as `create_token` makes."""
+    return re.fullmatch(r"[A-Za-z0-9_-]{43}", token or "") is not None
+
+
+def get_or_create_token(config_dir=None):
+    """Read the pairing token, creating it (mode 0600) on first start.
+
+    Returns:
+        (token, path of the token file)
+    """
+    config_dir = Path(config_dir) if config_dir else get_config_dir()
+    path = config_dir / "token"
+    config_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        if os.name != "nt" and stat.S_IMODE(path.stat().st_mode) & 0o077:
+            logger.warning("token file %s was readable by others; setting mode 0600", path)
+            path.chmod(0o600)
+        token = path.read_text().strip()
+        if not is_valid_token(token):
+            raise RuntimeError(f"the token file {path} is malformed; delete it and restart "
+                               "the server to create a new one (then pair the extension again)")
+        return token, path
+    token = create_token()
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    logger.info("created a new pairing token in %s", path)
+    return token, path
+
+
+def list_allowed_hosts(port, extra_hosts=()):
+    """The exact Host header values accepted: loopback names with our port, lowercased."""
+    return {f"{h}:{port}".lower() for h in (*LOOPBACK_HOSTS, *extra_hosts)}
+
+
+def is_origin_allowed(origin, allowed_origins=None):
+    """Exact match against the configured origins, else any well-formed extension origin."""
+    if allowed_origins:
+        return origin in allowed_origins
+    return EXTENSION_ORIGIN.fullmatch(origin) is not None
+
+
+def _check_request():
+    """before_request guard: Host, Origin, Fetch-Metadata, preflight, token."""
+    cfg = current_app.config
+    g.cors_origin = None
+    host = request.environ.get("HTTP_HOST", "").lower()
+    if host not in list_allowed_hosts(cfg["PORT"], cfg["EXTRA_HOSTS"]):
+        raise ApiError(403, "forbidden_host", "the Host header must be a loopback name with "
+                       "the server's port (DNS rebinding protection)")
+    origin = request.headers.get("Origin")
+    if origin is not None and not is_origin_allowed(origin, cfg["ALLOWED_ORIGINS"]):
+        raise ApiError(403, "forbidden_origin", "requests from web pages are not allowed")
+    if request.headers.get("Sec-Fetch-Site", "").lower() in ("cross-site", "same-site"):
+        raise ApiError(403, "forbidden_origin", "cross-site requests are not allowed")
+    if request.method == "OPTIONS":
+        g.cors_origin = origin
+        return current_app.response_class(status=204, headers={
+            "Access-Control-Allow-Methods": "GET, POST",
+            "Access-Control-Allow-Headers": f"{TOKEN_HEADER}, Content-Type",
+            "Access-Control-Max-Age": "600"})
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        g.cors_origin = origin
+        return None
+    token = request.headers.get(TOKEN_HEADER, "")
+    if not token:
+        raise ApiError(401, "missing_token", f"pair the extension: send the {TOKEN_HEADER} "
+                       "header (simclip-server --print-token shows the token)")
+    if not hmac.compare_digest(token.encode(), cfg["TOKEN"].encode()):
+        raise ApiError(401, "invalid_token", "the token does not match; pair the extension again")
+    g.cors_origin = origin
+    return None
+
+
+def _add_headers(response):
+    """after_request: nosniff, no-store, and CORS only for an allowed origin that passed."""
+    for key, value in SECURITY_HEADERS.items():
+        response.headers[key] = value
+    response.headers.add("Vary", "Origin")
+    origin = g.get("cors_origin")
+    if origin:
+        response.headers["Access-Control-Allow-Origin"] = origin
+    response.headers.pop("Server", None)
+    return response
+
+
+def init_app(app):
+    """Install the guard and the response headers; resolve the token."""
+    if not app.config.get("TOKEN"):
+        app.config["TOKEN"], _ = get_or_create_token(app.config.get("CONFIG_DIR"))
+    app.before_request(_check_request)
+    app.after_request(_add_headers)
