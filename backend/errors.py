@@ -53,8 +53,8 @@ def init_app(app):
 
     @app.errorhandler(HTTPException)
     def handle_http_exception(e):
-        return error_response(e.code, snake_case(e.name), e.description,
-                              dict(e.get_headers()) if e.code == 405 else None)
+        allow = {k: v for k, v in e.get_headers() if k == "Allow"}
+        return error_response(e.code, snake_case(e.name), e.description, allow)
 
     @app.errorhandler(Exception)
     def handle_unexpected(e):

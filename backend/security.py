@@ -9,7 +9,8 @@ in this order, and a refused request never reaches a view:
 3. Preflight OPTIONS from an allowed origin is answered here (it carries no token).
 4. X-Auth-Token must equal the paired token (hmac.compare_digest); a token in the query string
    is ignored, so it never lands in URLs or logs (T4).
-CORS headers go only to allowed origins, only on requests that passed these checks (T5).
+CORS headers go only to allowed origins, only on requests to a real route that passed these
+checks (T5).
 """
 
 import base64
@@ -134,7 +135,7 @@ def _add_headers(response):
         response.headers[key] = value
     response.headers.add("Vary", "Origin")
     origin = g.get("cors_origin")
-    if origin:
+    if origin and (request.url_rule is not None or request.method == "OPTIONS"):
         response.headers["Access-Control-Allow-Origin"] = origin
     response.headers.pop("Server", None)
     return response

@@ -1,16 +1,31 @@
 """Meme OCR: read the caption text of a meme image.
 
-Engines share one tiny interface, `engine(image: PIL.Image) -> str`. `get_ocr_engine(name)` builds
-one by name: 'rapidocr' (PP-OCR models through onnxruntime, shipped in the wheel), 'tesseract'
-(pytesseract, the required baseline), 'none' (no OCR: the text tower sees an empty string).
-The default, 'auto', is the engine that measures best on real memes (see docs/ocr.md) when it
-is installed, else tesseract.
+Engines share one tiny interface, `engine(image: PIL.Image) -> str`, plus a `.name`.
+`get_ocr_engine(name, **options)` builds one by name:
+
+- 'rapidocr': PP-OCR detection + recognition through onnxruntime (the models ship in the
+  rapidocr wheel), tuned for memes: small images upscaled, big ones downscaled, no angle
+  classifier, one crop per recognizer call, joined caps words split again with a word list.
+- 'tesseract': pytesseract (the Debian `tesseract-ocr` binary), with meme preprocessing:
+  upscaling, masks for white and black Impact-style captions, a chosen page segmentation mode,
+  and the passes merged.
+- 'none': no OCR, the text tower sees an empty string.
+
+'auto' is the engine that measures best on real memes (docs/ocr.md): rapidocr when it is
+installed, else tesseract. Engines are built once and may be called from several threads.
 """
 
+import gzip
 import logging
+import math
+import re
 import shutil
+import threading
+from collections import Counter
+from importlib.util import find_spec
+from pathlib import Path
 
-from PIL import Image
+from PIL import Image, ImageFilter
 
 logger = logging.getLogger(__name__)
 
@@ -27,16 +42,137 @@ def clean_text(lines):
     return "\n".join(out)
 
 
-def upscale_small(image, min_side=720, max_side=2000):
-    """Upscale small images so caption strokes are tall enough for the recognizer."""
+def fit_size(image, min_side=0, max_side=0):
+    """Resize so the short side reaches min_side and the long side stays within max_side.
+
+    Small memes (a 217 px short side is typical) have caption strokes too thin for the
+    recognizers; big screenshots cost time for no gain. 0 disables either bound.
+    """
     w, h = image.size
-    short = min(w, h)
-    if short >= min_side:
+    scale = 1.0
+    if min_side and min(w, h) < min_side:
+        scale = min_side / min(w, h)
+    if max_side and max(w, h) * scale > max_side:
+        scale = max_side / max(w, h)
+    if abs(scale - 1.0) < 0.02:
         return image
-    scale = min(min_side / short, max_side / max(w, h))
-    if scale <= 1.0:
-        return image
-    return image.resize((round(w * scale), round(h * scale)), Image.Resampling.LANCZOS)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return image.resize(size, Image.Resampling.BICUBIC if scale > 1 else Image.Resampling.BOX)
+
+
+def caption_masks(gray, white_level=200, black_level=60):
+    """Black-on-white masks of white captions (Impact with outline) and of black captions.
+
+    Args:
+        gray: an 'L' image.
+    Returns:
+        [white_text_mask, black_text_mask], 'L' images where the text is black on white.
+    """
+    white = gray.point(lambda v: 0 if v >= white_level else 255)
+    black = gray.point(lambda v: 0 if v <= black_level else 255)
+    return [white.filter(ImageFilter.MedianFilter(3)), black.filter(ImageFilter.MedianFilter(3))]
+
+
+def merge_passes(texts):
+    """First pass as is, then the words of later passes that it lacks (bag of words)."""
+    if not texts:
+        return ""
+    merged = [texts[0]]
+    have = Counter(w.lower() for w in texts[0].split())
+    for text in texts[1:]:
+        extra = []
+        for word in text.split():
+            key = word.lower()
+            if have[key] > 0:
+                have[key] -= 1
+            else:
+                extra.append(word)
+        if extra:
+            merged.append(" ".join(extra))
+        have = Counter(w.lower() for w in " ".join(merged).split())
+    return clean_text(merged)
+
+
+_CONTRACTION_TAILS = {"ll", "re", "ve", "s", "t", "d", "m"}  # from "we'll" etc., not words
+
+
+class WordSplitter:
+    """Splits caption words the recognizer glued together ('HAPPYBIRTHDAY' -> 'HAPPY BIRTHDAY').
+
+    PP-OCR often drops the spaces of all-caps Impact captions. A run of letters that is not
+    among the 100,000 most frequent English words (the unigram list shipped in the wordninja
+    wheel) is split by dynamic programming, cost log(rank), only if every piece is frequent
+    enough for its length: 1 letter 'a' or 'i', 2 letters top 3,500 (no contraction tails
+    such as 'll'), 3 letters top 10,000, 4 letters top 30,000, longer top 100,000. Runs under 5 letters are kept,
+    so are names the pieces cannot cover ('Lindell'). Tuned on HarMeme captions (docs/ocr.md).
+    """
+
+    def __init__(self, min_len=5, max_ranks=(3500, 10000, 30000), max_rank=100000):
+        self.min_len = min_len
+        self.max_ranks = max_ranks  # max rank of 2-letter, 3-letter, ... pieces
+        self.max_rank = max_rank  # max rank of longer pieces, and of words kept whole
+        self._rank = None
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def find_word_list():
+        """Path of the word list in the wordninja install (beside its module), or None."""
+        spec = find_spec("wordninja")
+        if spec is None or spec.origin is None:
+            return None
+        path = Path(spec.origin).parent / "wordninja" / "wordninja_words.txt.gz"
+        return path if path.is_file() else None
+
+    def _load(self):
+        """word -> frequency rank, read once (about 0.1 s)."""
+        with self._lock:
+            if self._rank is None:
+                words = gzip.decompress(self.find_word_list().read_bytes()).decode().split()
+                self._cost_base = math.log(len(words))
+                self._rank = {w: i for i, w in enumerate(words[:self.max_rank])
+                              if w not in _CONTRACTION_TAILS}
+        return self._rank
+
+    def _is_piece(self, piece, rank):
+        """Whether a dictionary word of this rank may be a piece of a split."""
+        if len(piece) == 1:
+            return piece in ("a", "i")
+        if len(piece) - 2 < len(self.max_ranks):
+            return rank < self.max_ranks[len(piece) - 2]
+        return True
+
+    def split_word(self, word):
+        """The pieces of one letter run, or None to keep it whole."""
+        rank = self._rank or self._load()
+        low = word.lower()
+        if len(low) < self.min_len or low in rank:
+            return None
+        n = len(low)
+        best = [(0.0, 0)] + [(math.inf, 0)] * n  # (cost, start of last piece) per prefix
+        for i in range(1, n + 1):
+            for j in range(max(0, i - 24), i):
+                r = rank.get(low[j:i])
+                if r is None or best[j][0] == math.inf:
+                    continue
+                if not self._is_piece(low[j:i], r):
+                    continue
+                cost = best[j][0] + math.log((r + 1) * self._cost_base)
+                if cost < best[i][0]:
+                    best[i] = (cost, j)
+        if best[n][0] == math.inf:
+            return None
+        pieces, i = [], n
+        while i > 0:
+            j = best[i][1]
+            pieces.append(word[j:i])
+            i = j
+        return pieces[::-1] if len(pieces) > 1 else None
+
+    def __call__(self, text):
+        def repl(m):
+            pieces = self.split_word(m.group(0))
+            return " ".join(pieces) if pieces else m.group(0)
+        return re.sub(r"[A-Za-z]+", repl, text)
 
 
 class NoOCR:
@@ -49,11 +185,18 @@ class NoOCR:
 
 
 class TesseractOCR:
-    """Tesseract through pytesseract, with meme preprocessing (upscaling, sparse-text layout)."""
+    """Tesseract through pytesseract, with meme preprocessing.
+
+    Args:
+        psm: page segmentation mode; 11 (sparse text) suits captions scattered over a picture.
+        min_side, max_side: resize bounds before recognition (see fit_size).
+        masks: also read the white-caption and black-caption masks, merged with the plain pass.
+        lang: tesseract language.
+    """
 
     name = "tesseract"
 
-    def __init__(self, psm=11, lang="eng"):
+    def __init__(self, psm=11, min_side=720, max_side=2000, masks=0, lang="eng"):
         import pytesseract
 
         if shutil.which(pytesseract.pytesseract.tesseract_cmd) is None:
@@ -62,26 +205,52 @@ class TesseractOCR:
                 "(Debian/Ubuntu), brew install tesseract (macOS), or use --ocr rapidocr")
         self._tess = pytesseract
         self.config = f"--psm {psm}"
+        self.min_side = min_side
+        self.max_side = max_side
+        self.masks = bool(masks)
         self.lang = lang
 
+    def _read(self, gray):
+        return clean_text(self._tess.image_to_string(gray, lang=self.lang,
+                                                     config=self.config).splitlines())
+
     def __call__(self, image):
-        gray = upscale_small(image.convert("L"))
-        text = self._tess.image_to_string(gray, lang=self.lang, config=self.config)
-        return clean_text(text.splitlines())
+        gray = fit_size(image.convert("L"), self.min_side, self.max_side)
+        texts = [self._read(gray)]
+        if self.masks:
+            texts += [self._read(m) for m in caption_masks(gray)]
+        return merge_passes(texts)
 
 
 class RapidOCR:
-    """PP-OCR detection + recognition through onnxruntime (models ship in the rapidocr wheel)."""
+    """PP-OCR (PP-OCRv6 small det + rec, shipped in the rapidocr wheel) through onnxruntime.
+
+    Args:
+        threads: onnxruntime intra-op threads per call (1: one core per image; a server runs
+            several images in parallel instead).
+        min_side, max_side: resize bounds before detection (see fit_size).
+        det_side, det_limit: rapidocr's detector resize ('min': short side up to det_side,
+            'max': long side down to det_side).
+        use_cls: run the 180-degree angle classifier (memes are upright: off).
+        text_score, box_thresh, unclip_ratio: recognition / detection thresholds.
+        rec_batch: crops per recognizer call; 1 avoids padding short words to the longest line.
+        rec_width: minimum recognizer input width (rapidocr pads every crop to at least this).
+        split_words: split glued caps words with WordSplitter (needs wordninja).
+
+    The onnxruntime sessions are thread-safe for run(), rapidocr loads them under a lock, and
+    a call mutates no shared state, so one engine serves a thread pool.
+    """
 
     name = "rapidocr"
 
-    def __init__(self, threads=1, det_side=736, det_limit="min", use_cls=1, text_score=0.5,
-                 box_thresh=0.5, unclip_ratio=1.6, rec_batch=6, min_side=0, max_side=2000):
+    def __init__(self, threads=1, min_side=0, max_side=1280, det_side=320, det_limit="min",
+                 use_cls=0, text_score=0.5, box_thresh=0.5, unclip_ratio=1.6, rec_batch=1,
+                 rec_width=96, split_words=1):
         import numpy as np
         from rapidocr import RapidOCR as _Engine
 
-        logging.getLogger("RapidOCR").setLevel(logging.WARNING)
-        params = {"Global.log_level": "warning",
+        logging.getLogger("RapidOCR").setLevel(logging.ERROR)
+        params = {"Global.log_level": "error",
                   "Global.use_cls": bool(use_cls),
                   "Global.text_score": text_score,
                   "Det.limit_side_len": det_side,
@@ -89,19 +258,26 @@ class RapidOCR:
                   "Det.box_thresh": box_thresh,
                   "Det.unclip_ratio": unclip_ratio,
                   "Rec.rec_batch_num": rec_batch,
+                  "Rec.rec_img_shape": [3, 48, rec_width],
                   "EngineConfig.onnxruntime.intra_op_num_threads": threads,
                   "EngineConfig.onnxruntime.inter_op_num_threads": 1}
         self._engine = _Engine(params=params)
         self._np = np
         self.min_side = min_side
         self.max_side = max_side
+        self._split = None
+        if split_words:
+            if WordSplitter.find_word_list():
+                self._split = WordSplitter()
+            else:
+                logger.warning("wordninja is not installed: glued caption words stay glued "
+                               "(pip install wordninja)")
 
     def __call__(self, image):
-        image = image.convert("RGB")
-        if self.min_side:
-            image = upscale_small(image, self.min_side, self.max_side)
+        image = fit_size(image.convert("RGB"), self.min_side, self.max_side)
         result = self._engine(self._np.asarray(image))
-        return clean_text(result.txts or ())
+        text = clean_text(result.txts or ())
+        return self._split(text) if self._split else text
 
 
 def is_rapidocr_available():
@@ -115,7 +291,7 @@ def is_rapidocr_available():
 
 
 def get_ocr_engine(name="auto", **kwargs):
-    """Build an OCR engine by name; see OCR_ENGINES."""
+    """Build an OCR engine by name (see OCR_ENGINES); keyword options go to its constructor."""
     if name == "auto":
         name = "rapidocr" if is_rapidocr_available() else "tesseract"
     if name == "rapidocr":

@@ -15,10 +15,10 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 SUBJECTS = ["my neighbour", "the new teacher", "your cousin", "that singer", "our mayor",
             "the bus driver", "his brother", "the team captain"]
-INSULTS = ["is a stupid idiot", "is a worthless loser", "is an ugly moron",
-           "is a disgusting pig", "is a pathetic clown", "is a dumb fool"]
-NEUTRAL = ["likes green tea", "went to the park", "reads books at night",
-           "plays the piano", "bakes fresh bread", "walks the dog daily"]
+INSULTS = ["a stupid idiot", "a worthless loser", "an ugly moron", "a disgusting pig",
+           "a pathetic clown", "a dumb fool"]
+NEUTRAL = ["likes green tea", "went to the park", "reads books at night", "plays the piano",
+           "bakes fresh bread", "walks the dog daily"]
 HARMFUL, NOT_HARMFUL = "harmful", "not harmful"
 # A renderer caption is drawn in one of these fonts (bold sans faces read best by OCR).
 FONT_CANDIDATES = ("DejaVuSans-Bold.ttf", "LiberationSans-Bold.ttf", "Arial Bold.ttf")
@@ -95,8 +95,10 @@ def render_meme(caption, background_seed=0, size=(480, 360)):
 
 
 def make_caption(rng, harmful):
-    """A random caption: a subject followed by an insult (harmful) or a neutral phrase."""
-    return f"{rng.choice(SUBJECTS)} {rng.choice(INSULTS if harmful else NEUTRAL)}"
+    """A random caption: a subject and two insults (harmful) or two neutral phrases."""
+    a, b = rng.sample(INSULTS if harmful else NEUTRAL, 2)
+    return f"{rng.choice(SUBJECTS)} is {a} and {b}" if harmful else \
+        f"{rng.choice(SUBJECTS)} {a} and {b}"
 
 
 def make_synthetic_dataset(root, n_train=64, n_val=24, n_test=32, seed=0, size=(480, 360)):

@@ -1,0 +1,75 @@
+"""HTTP API v1: health, labels, classify (raw image bytes), and its OpenAPI document."""
+
+from flask import Blueprint, current_app, jsonify, request
+
+from simclip import ImageError, __version__
+
+from .errors import ApiError
+from .model import get_classifier, get_pipeline
+from .openapi import create_openapi
+from .pipeline import Busy, PipelineError
+
+bp = Blueprint("api", __name__, url_prefix="/v1")
+
+ACCEPTED_TYPES = ("image/", "application/octet-stream")
+
+
+@bp.get("/health")
+def health():
+    """What the server serves, and how busy it is."""
+    classifier, pipeline = get_classifier(), get_pipeline()
+    return jsonify({"status": "ok", "model": classifier.backbone.info.id,
+                    "mode": classifier.mode, "device": classifier.device,
+                    "ocr": classifier.ocr.name, "queue_depth": pipeline.queue_depth,
+                    "version": __version__, "batching": pipeline.stats.as_dict(),
+                    "cache": pipeline.cache.stats(), "requests": pipeline.requests})
+
+
+@bp.get("/labels")
+def labels():
+    """The warning categories this model gives, for the popup's toggles."""
+    return jsonify({"labels": get_classifier().list_categories()})
+
+
+def _read_image_body():
+    """The raw body, refused by headers alone before reading where possible (T2, T6)."""
+    encoding = request.headers.get("Content-Encoding", "").strip().lower()
+    if encoding and encoding != "identity":
+        raise ApiError(415, "unsupported_encoding",
+                       "Content-Encoding is not accepted; send the image bytes as they are")
+    mimetype = request.mimetype
+    if not mimetype.startswith(ACCEPTED_TYPES[0]) and mimetype != ACCEPTED_TYPES[1]:
+        raise ApiError(415, "unsupported_media_type",
+                       "Content-Type must be image/* or application/octet-stream")
+    length = request.content_length
+    if length is None:
+        raise ApiError(411, "length_required", "Content-Length is required")
+    body_max = current_app.config["BODY_MAX"]
+    if length > body_max:
+        raise ApiError(413, "body_too_large", f"the body is over {body_max} bytes")
+    if length == 0:
+        raise ApiError(400, "empty_body", "the body is empty; send the image bytes")
+    data = request.get_data(cache=False)
+    if len(data) != length:
+        raise ApiError(400, "incomplete_body", "the body is shorter than its Content-Length")
+    return data
+
+
+@bp.post("/classify")
+def classify():
+    """Classify one image sent as the raw request body."""
+    data = _read_image_body()
+    try:
+        return jsonify(get_pipeline().classify(data))
+    except ImageError as e:
+        raise ApiError(e.status, e.code, str(e)) from None
+    except Busy as e:
+        raise ApiError(503, "busy", str(e), {"Retry-After": str(e.retry_after)}) from None
+    except PipelineError as e:
+        raise ApiError(500, "internal_error", str(e)) from None
+
+
+@bp.get("/openapi.json")
+def openapi():
+    """The OpenAPI 3.1 document of this API."""
+    return jsonify(create_openapi(current_app.config["PORT"]))

@@ -1,0 +1,132 @@
+"""The OpenAPI 3.1 document of API v1, served at /v1/openapi.json; tests keep it true."""
+
+from simclip import __version__
+
+
+def _error(description):
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+def _json(ref, description):
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}
+
+
+SCORES = {"type": "object", "additionalProperties": {"type": "number", "minimum": 0, "maximum": 1}}
+
+SCHEMAS = {
+    "Error": {
+        "type": "object", "required": ["error"], "additionalProperties": False,
+        "properties": {"error": {
+            "type": "object", "required": ["code", "message"], "additionalProperties": False,
+            "properties": {"code": {"type": "string", "pattern": "^[a-z0-9_]+$"},
+                           "message": {"type": "string"}}}},
+    },
+    "Health": {
+        "type": "object",
+        "required": ["status", "model", "mode", "device", "ocr", "queue_depth", "version",
+                     "batching", "cache", "requests"],
+        "properties": {
+            "status": {"const": "ok"},
+            "model": {"type": "string", "description": "backbone id, e.g. ViT-L-14-336/openai"},
+            "mode": {"enum": ["trained", "zero-shot"]},
+            "device": {"type": "string"},
+            "ocr": {"type": "string"},
+            "queue_depth": {"type": "integer", "minimum": 0},
+            "version": {"type": "string"},
+            "requests": {"type": "integer", "minimum": 0,
+                         "description": "classify requests that passed the HTTP checks"},
+            "batching": {
+                "type": "object", "required": ["batches", "images", "max_size", "mean_size"],
+                "properties": {"batches": {"type": "integer"}, "images": {"type": "integer"},
+                               "max_size": {"type": "integer"}, "mean_size": {"type": "number"},
+                               "sizes": {"type": "object",
+                                         "additionalProperties": {"type": "integer"}}}},
+            "cache": {
+                "type": "object", "required": ["memory_entries", "persistent", "hits", "misses"],
+                "properties": {"memory_entries": {"type": "integer"},
+                               "persistent": {"type": "boolean"},
+                               "hits": {"type": "integer"}, "misses": {"type": "integer"}}},
+        },
+    },
+    "Label": {
+        "type": "object", "required": ["id", "name", "description", "default_threshold"],
+        "properties": {"id": {"enum": ["harmful", "misogynous", "hateful", "offensive"]},
+                       "name": {"type": "string"}, "description": {"type": "string"},
+                       "default_threshold": {"type": "number", "minimum": 0, "maximum": 1}},
+    },
+    "Labels": {
+        "type": "object", "required": ["labels"],
+        "properties": {"labels": {"type": "array", "items": {"$ref": "#/components/schemas/Label"}}},
+    },
+    "Warning": {
+        "type": "object", "required": ["id", "name", "score", "threshold"],
+        "properties": {"id": {"type": "string"}, "name": {"type": "string"},
+                       "score": {"type": "number"}, "threshold": {"type": "number"}},
+    },
+    "ClassifyResult": {
+        "type": "object",
+        "required": ["sha256", "mode", "scores", "warnings", "text", "cached", "timings_ms"],
+        "properties": {
+            "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+            "mode": {"enum": ["trained", "zero-shot"]},
+            "scores": SCORES,
+            "warnings": {"type": "array", "items": {"$ref": "#/components/schemas/Warning"}},
+            "text": {"type": "string", "description": "OCR text of the image"},
+            "cached": {"type": "boolean",
+                       "description": "true when this request did not compute the result "
+                                      "(cache hit, or an identical image was in flight)"},
+            "timings_ms": {"type": "object", "required": ["total"],
+                           "additionalProperties": {"type": "number"}},
+        },
+    },
+}
+
+ERRORS = {"400": _error("malformed request or empty body"),
+          "401": _error("missing or wrong X-Auth-Token"),
+          "403": _error("Host is not a loopback name with our port, or a web Origin")}
+
+
+def create_openapi(port):
+    """The OpenAPI document (a dict) for a server on `port`."""
+    image_body = {"required": True, "description": "the raw image bytes (at most 10 MiB)",
+                  "content": {t: {"schema": {"type": "string", "format": "binary"}}
+                              for t in ("application/octet-stream", "image/*")}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "simclip meme shield", "version": __version__,
+                 "description": "Local meme classifier (SimCLIP). See docs/api.md."},
+        "servers": [{"url": f"http://127.0.0.1:{port}"}],
+        "security": [{"token": []}],
+        "paths": {
+            "/v1/health": {"get": {
+                "operationId": "health", "summary": "What the server serves, how busy it is",
+                "responses": {"200": _json("Health", "server status"), **ERRORS}}},
+            "/v1/labels": {"get": {
+                "operationId": "labels", "summary": "The warning categories of this model",
+                "responses": {"200": _json("Labels", "warning categories"), **ERRORS}}},
+            "/v1/classify": {"post": {
+                "operationId": "classify", "summary": "Classify one image (raw body)",
+                "requestBody": image_body,
+                "responses": {
+                    "200": _json("ClassifyResult", "scores and warnings"), **ERRORS,
+                    "411": _error("no Content-Length"),
+                    "413": _error("body over 10 MiB (decided from Content-Length)"),
+                    "415": _error("not an accepted Content-Type, Content-Encoding or format"),
+                    "422": _error("an image refused: too many pixels, truncated, malformed"),
+                    "431": _error("request headers over 16 KiB"),
+                    "503": {**_error("busy: retry after Retry-After seconds"),
+                            "headers": {"Retry-After": {"schema": {"type": "integer"}}}}}}},
+            "/v1/openapi.json": {"get": {
+                "operationId": "openapi", "summary": "This document", "security": [],
+                "responses": {"200": {"description": "OpenAPI 3.1 document",
+                                      "content": {"application/json": {"schema": {
+                                          "type": "object"}}}}, "403": ERRORS["403"]}}},
+        },
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {"token": {"type": "apiKey", "in": "header",
+                                          "name": "X-Auth-Token"}},
+        },
+    }

@@ -1,0 +1,238 @@
+"""The request pipeline: cache -> single-flight -> decode + OCR pool -> batched encoders.
+
+    request threads ──sha256──> ResultCache ──hit──> answer
+          │ miss (one leader per sha256; identical requests wait on the leader's future)
+          ▼ admission: at most `max_queue` images in the pipeline, else Busy (503)
+    OCR pool (threads): decode with the predictor's safe decoder, then OCR
+          ▼ ready queue
+    encoder thread: coalesce up to `max_batch` images, waiting at most `max_wait_ms`
+          after the first, run the encoders + head once per batch, fill the cache, answer.
+
+OCR (onnxruntime or the tesseract subprocess) releases the GIL, so the pool overlaps with the
+encoder thread; the GPU (or the CPU's BLAS) sees batches, not single images.
+"""
+
+import hashlib
+import logging
+import queue
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+
+from simclip import ImageError
+
+logger = logging.getLogger(__name__)
+
+
+class Busy(Exception):
+    """The pipeline is full; the caller should retry after `retry_after` seconds."""
+
+    def __init__(self, message, retry_after=1):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PipelineError(Exception):
+    """An internal failure while classifying (our bug, not the image's)."""
+
+
+def _ms(seconds):
+    return round(seconds * 1000.0, 2)
+
+
+class _Job:
+    """One image travelling through the pipeline."""
+
+    __slots__ = (
+        "data",
+        "future",
+        "image",
+        "sha256",
+        "t_admit",
+        "t_decode",
+        "t_ocr",
+        "t_ready",
+        "text",
+    )
+
+    def __init__(self, sha256, data):
+        self.sha256 = sha256
+        self.data = data
+        self.future = Future()
+        self.t_admit = time.perf_counter()
+        self.image = self.text = None
+        self.t_decode = self.t_ocr = 0.0
+        self.t_ready = 0.0
+
+
+class BatchStats:
+    """Counts of encoder batches by size (bounded: one counter per size up to max_batch)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.batches = 0
+        self.images = 0
+        self.max_size = 0
+        self.sizes = {}
+
+    def record(self, size):
+        with self._lock:
+            self.batches += 1
+            self.images += size
+            self.max_size = max(self.max_size, size)
+            self.sizes[size] = self.sizes.get(size, 0) + 1
+
+    def as_dict(self):
+        with self._lock:
+            mean = self.images / self.batches if self.batches else 0.0
+            return {"batches": self.batches, "images": self.images, "max_size": self.max_size,
+                    "mean_size": round(mean, 3),
+                    "sizes": {str(k): v for k, v in sorted(self.sizes.items())}}
+
+
+class Pipeline:
+    """Classifies image bytes for many concurrent callers with batching and a result cache."""
+
+    def __init__(self, predictor, cache, max_batch=16, max_wait_ms=5.0, max_queue=64,
+                 ocr_workers=2, timeout_s=60.0, retry_after_s=1):
+        self.predictor = predictor
+        self.cache = cache
+        self.max_batch = max_batch
+        self.max_wait_s = max_wait_ms / 1000.0
+        self.max_queue = max_queue
+        self.timeout_s = timeout_s
+        self.retry_after_s = retry_after_s
+        self.stats = BatchStats()
+        self.requests = 0  # classify calls that passed the HTTP checks
+        self._lock = threading.Lock()
+        self._inflight = {}  # sha256 -> _Job (single-flight)
+        self._depth = 0
+        self._ready = queue.Queue()  # bounded by admission (max_queue)
+        self._pool = ThreadPoolExecutor(ocr_workers, thread_name_prefix="simclip-ocr")
+        self._encoder = threading.Thread(target=self._encode_loop, name="simclip-encoder",
+                                         daemon=True)
+        self._encoder.start()
+
+    @property
+    def queue_depth(self):
+        """Images admitted and not answered yet."""
+        return self._depth
+
+    def classify(self, data):
+        """Image bytes -> result dict (sha256, mode, scores, warnings, text, cached, timings_ms).
+
+        Raises:
+            ImageError: the bytes are not an acceptable image (typed, with .status).
+            Busy: the pipeline is full.
+            PipelineError: an internal failure.
+        """
+        t0 = time.perf_counter()
+        with self._lock:
+            self.requests += 1
+        sha256 = hashlib.sha256(data).hexdigest()
+        hit = self.cache.get(sha256)
+        if hit is not None:
+            return {"sha256": sha256, **hit, "cached": True,
+                    "timings_ms": {"total": _ms(time.perf_counter() - t0)}}
+        with self._lock:
+            job = self._inflight.get(sha256)
+            leader = job is None
+            if leader:
+                if self._depth >= self.max_queue:
+                    raise Busy(f"{self._depth} images are queued; retry shortly",
+                               self.retry_after_s)
+                self._depth += 1
+                job = _Job(sha256, data)
+                self._inflight[sha256] = job
+        if leader:
+            self._pool.submit(self._prepare, job)
+        try:
+            result, timings = job.future.result(self.timeout_s)
+        except FutureTimeout as e:
+            raise Busy("classification timed out; retry shortly", self.retry_after_s) from e
+        timings = dict(timings, total=_ms(time.perf_counter() - t0))
+        return {"sha256": sha256, **result, "cached": not leader, "timings_ms": timings}
+
+    def _finish(self, job, result=None, error=None):
+        with self._lock:
+            self._inflight.pop(job.sha256, None)
+            self._depth -= 1
+        job.data = job.image = None
+        if error is not None:
+            job.future.set_exception(error)
+        else:
+            job.future.set_result(result)
+
+    def _prepare(self, job):
+        """Pool worker: decode with the safe decoder, then OCR."""
+        try:
+            t0 = time.perf_counter()
+            job.image = self.predictor.decode(job.data)
+            t1 = time.perf_counter()
+            job.text = self.predictor.read_text(job.image)
+            t2 = time.perf_counter()
+        except ImageError as e:
+            self._finish(job, error=e)
+            return
+        except Exception as e:  # an OCR engine failure is our problem, not the caller's
+            logger.exception("decode/OCR failed")
+            self._finish(job, error=PipelineError(f"OCR failed: {type(e).__name__}"))
+            return
+        job.t_decode, job.t_ocr, job.t_ready = t1 - t0, t2 - t1, t2
+        self._ready.put(job)
+
+    def _next_batch(self):
+        """Block for one job, then gather more until max_batch or max_wait after the first."""
+        first = self._ready.get()
+        if first is None:
+            return None
+        batch = [first]
+        deadline = time.perf_counter() + self.max_wait_s
+        while len(batch) < self.max_batch:
+            remaining = deadline - time.perf_counter()
+            try:
+                job = self._ready.get(timeout=remaining) if remaining > 0 else \
+                    self._ready.get_nowait()
+            except queue.Empty:
+                break
+            if job is None:
+                self._ready.put(None)  # stop after this batch
+                break
+            batch.append(job)
+        return batch
+
+    def _encode_loop(self):
+        while True:
+            batch = self._next_batch()
+            if batch is None:
+                return
+            t_start = time.perf_counter()
+            try:
+                results = self.predictor.classify([j.image for j in batch],
+                                                  [j.text for j in batch])
+            except Exception as e:
+                logger.exception("encoder batch of %d failed", len(batch))
+                for job in batch:
+                    self._finish(job, error=PipelineError(f"encoder failed: {type(e).__name__}"))
+                continue
+            self.stats.record(len(batch))
+            cached = []
+            for job, r in zip(batch, results):
+                result = {"mode": r["mode"], "scores": r["scores"], "warnings": r["warnings"],
+                          "text": r["text"]}
+                cached.append((job.sha256, result))
+            self.cache.put_many(cached)
+            for job, (_, result), r in zip(batch, cached, results):
+                timings = {"queue": _ms(job.t_ready - job.t_admit - job.t_decode - job.t_ocr
+                                        + t_start - job.t_ready),
+                           "decode": _ms(job.t_decode), "ocr": _ms(job.t_ocr),
+                           "encode": r["timings_ms"].get("encode", 0.0),
+                           "head": r["timings_ms"].get("head", 0.0)}
+                self._finish(job, result=(result, timings))
+
+    def close(self):
+        """Stop the encoder thread and the OCR pool (pending jobs are finished first)."""
+        self._pool.shutdown(wait=True)
+        self._ready.put(None)
+        self._encoder.join(timeout=10)

@@ -1,0 +1,174 @@
+"""`simclip-server`: load and warm the classifier, then serve the API with waitress on loopback.
+
+    simclip-server                          # zero-shot ViT-L-14-336, 127.0.0.1:8478
+    simclip-server --checkpoint head.safetensors --device cuda
+    simclip-server --print-token            # the pairing token for the extension
+"""
+
+import argparse
+import io
+import ipaddress
+import logging
+import os
+import socket
+import sys
+
+import waitress
+from PIL import Image
+
+from simclip import DEFAULT_PORT, OCR_ENGINES, SimCLIPError, load_classifier
+
+from . import BODY_MAX, HEADER_MAX, create_app
+from .errors import JSONErrorChannel
+from .model import close_app, get_classifier
+from .security import get_or_create_token
+
+logger = logging.getLogger("simclip.server")
+
+# waitress settings (THREATS.md T6-T8). waitress refuses bodies with Content-Length >= its limit.
+WAITRESS_SETTINGS = {
+    "max_request_body_size": BODY_MAX + 1,
+    "max_request_header_size": HEADER_MAX,
+    "channel_timeout": 30,
+    "cleanup_interval": 10,
+    "connection_limit": 100,
+    "channel_request_lookahead": 0,
+    "expose_tracebacks": False,
+    "ident": "",
+    "clear_untrusted_proxy_headers": True,
+}
+
+
+def parse_args(argv):
+    """Command-line options of simclip-server."""
+    p = argparse.ArgumentParser(prog="simclip-server", description=__doc__.split("\n")[0])
+    p.add_argument("--model", help="open_clip architecture or local dir (default: the "
+                   "checkpoint's backbone, else ViT-L-14-336)")
+    p.add_argument("--pretrained", help="weights tag or file; 'none' = random weights")
+    p.add_argument("--checkpoint", help="trained SimCLIP head (.safetensors); "
+                   "without it the server runs in zero-shot mode")
+    p.add_argument("--device", help="cuda, mps or cpu (default: automatic)")
+    p.add_argument("--ocr", default="auto", choices=OCR_ENGINES, help="OCR engine")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (loopback only unless "
+                   "--allow-non-loopback)")
+    p.add_argument("--allow-non-loopback", action="store_true",
+                   help="allow a non-loopback --host (exposes the server to the network)")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT)
+    p.add_argument("--cache-dir", help="result cache dir (default $XDG_CACHE_HOME/simclip)")
+    p.add_argument("--no-cache", action="store_true", help="keep results in memory only")
+    p.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                   help="exact extension origin to allow, e.g. chrome-extension://<id> "
+                   "(repeatable; default: any extension origin, the token still required)")
+    p.add_argument("--config-dir", help="where the pairing token lives "
+                   "(default $XDG_CONFIG_HOME/simclip)")
+    p.add_argument("--print-token", action="store_true",
+                   help="print the pairing token (creating it if needed) and exit")
+    p.add_argument("--threads", type=int, default=32, help="waitress request threads")
+    p.add_argument("--max-batch", type=int, default=16, help="images per encoder batch")
+    p.add_argument("--max-wait-ms", type=float, default=5.0,
+                   help="how long a batch waits to fill after its first image")
+    p.add_argument("--max-queue", type=int, default=64,
+                   help="images in flight before new requests get 503")
+    p.add_argument("--ocr-workers", type=int, default=2, help="decode + OCR threads")
+    return p.parse_args(argv)
+
+
+def is_loopback(host):
+    """True for 127.0.0.0/8, ::1 and 'localhost'."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def bind_socket(host="127.0.0.1", port=DEFAULT_PORT):
+    """Bind the listening socket first, so a busy port fails before the model loads."""
+    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    if os.name != "nt":  # a restart must not wait for TIME_WAIT; never shares a live port
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def create_server(app, host="127.0.0.1", port=DEFAULT_PORT, threads=32, sock=None):
+    """A waitress server for `app` with our limits; port 0 picks a free one (tests)."""
+    if sock is None:
+        sock = bind_socket(host, port)
+    server = waitress.create_server(app, sockets=[sock], threads=threads, **WAITRESS_SETTINGS)
+    server.channel_class = JSONErrorChannel
+    app.config["PORT"] = int(server.effective_port)
+    return server
+
+
+def _warm(predictor):
+    """One prediction end to end, so the first request pays no lazy initialisation."""
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 64), (255, 255, 255)).save(buf, "PNG")
+    predictor.predict([buf.getvalue()])
+
+
+def main(argv=None):
+    """Run the server until interrupted; returns the exit status."""
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if args.print_token:
+        token, path = get_or_create_token(args.config_dir)
+        print(token)
+        print(f"(stored in {path}; paste it into the extension's options page)", file=sys.stderr)
+        return 0
+    extra_hosts = ()
+    if not is_loopback(args.host):
+        if not args.allow_non_loopback:
+            print(f"simclip-server: refusing to bind {args.host}: not a loopback address "
+                  "(pass --allow-non-loopback to expose the server to your network)",
+                  file=sys.stderr)
+            return 2
+        logger.warning("binding %s: the server is reachable from the network; anyone who "
+                       "has the token can use it", args.host)
+        extra_hosts = (args.host.lower(),)
+    try:
+        sock = bind_socket(args.host, args.port)
+    except OSError as e:
+        print(f"simclip-server: cannot listen on {args.host}:{args.port}: {e} (is another "
+              "simclip-server running? pick another --port)", file=sys.stderr)
+        return 2
+    try:
+        token, token_path = get_or_create_token(args.config_dir)
+        predictor = load_classifier(checkpoint=args.checkpoint, model=args.model,
+                                    pretrained=args.pretrained, device=args.device, ocr=args.ocr)
+        _warm(predictor)
+    except (SimCLIPError, RuntimeError, ValueError, OSError) as e:
+        sock.close()
+        print(f"simclip-server: {e}", file=sys.stderr)
+        return 2
+    app = create_app({
+        "CLASSIFIER": predictor, "TOKEN": token, "PORT": args.port, "EXTRA_HOSTS": extra_hosts,
+        "ALLOWED_ORIGINS": set(args.allow_origin) or None,
+        "CACHE_DIR": "" if args.no_cache else args.cache_dir,
+        "MAX_BATCH": args.max_batch, "MAX_WAIT_MS": args.max_wait_ms,
+        "MAX_QUEUE": args.max_queue, "OCR_WORKERS": args.ocr_workers})
+    server = create_server(app, threads=args.threads, sock=sock)
+    with app.app_context():
+        p = get_classifier()
+        logger.info("serving %s, %s mode, device %s, OCR %s on http://%s:%d (token in %s)",
+                    p.backbone.info.id, p.mode, p.device, p.ocr.name, args.host,
+                    app.config["PORT"], token_path)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+        close_app(app)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

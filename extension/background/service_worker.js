@@ -1,0 +1,358 @@
+/**
+ * The service worker: the only context that talks HTTP. It fetches image bytes for the content
+ * scripts (host_permissions, no cookies), posts them to the local simclip-server with the pairing
+ * token, caches verdicts, watches the server's health and keeps the toolbar badge up to date.
+ *
+ * MV3 kills an idle worker after 30 s: every listener is registered synchronously below, state
+ * that must survive (health, labels, per-tab counts, reports) lives in chrome.storage, and the
+ * in-memory caches are only an optimisation.
+ */
+import { API_ERROR, ApiError, MAX_IMAGE_BYTES, createApiClient, diagnoseConnection } from '../shared/api.js';
+import { getBrowser } from '../shared/browser.js';
+import { LRUCache } from '../shared/lru.js';
+import { CORRECTION, MSG, VERDICT, createMessageRouter, listenForMessages } from '../shared/messages.js';
+import { QueueFullError, TaskQueue } from '../shared/queue.js';
+import { REPORTS_KEY, addReport, createReport } from '../shared/reports.js';
+import { SETTINGS_KEY, loadSettings } from '../shared/settings.js';
+import { checkImageUrl } from '../shared/urlsafety.js';
+import { listActiveWarnings } from '../shared/verdict.js';
+
+const ext = getBrowser();
+
+export const HEALTH_KEY = 'health'; // {state, message, server, checkedAt} in storage.local
+export const LABELS_KEY = 'labels'; // [{id, name, description, default_threshold}] in storage.local
+const TAB_COUNTS_KEY = 'tabCounts'; // {tabId: flagged} in storage.session
+const HEALTH_ALARM = 'simclip-health';
+const RECHECK_WHILE_DOWN_MS = 2000; // a new image may re-probe a down server this often
+const IMAGE_FETCH_TIMEOUT_MS = 15000;
+const BUSY_RETRIES = 2;
+const MENU_PARENT = 'simclip-report';
+const MENU_NOT_FLAGGED = 'simclip-report:not_flagged';
+const MENU_FLAG_PREFIX = 'simclip-report:flag:';
+
+const urlVerdicts = new LRUCache(2000); // image URL -> verdict sent to content scripts
+const shaResults = new LRUCache(2000); // sha256 of the bytes -> server classification
+const queue = new TaskQueue({ concurrency: 3, maxQueued: 2000 });
+
+let runtimePromise = null; // memoised {settings, client}; reset when settings change or on failure
+let health = null; // the last health record (mirrors storage.local[HEALTH_KEY])
+let healthPromise = null;
+let lastHealthCheck = 0;
+
+/** Settings and an API client, built once per worker life (or per settings change). */
+function getRuntime() {
+  if (!runtimePromise) {
+    runtimePromise = (async () => {
+      const settings = await loadSettings(ext.storage.local);
+      if (health === null) health = (await ext.storage.local.get(HEALTH_KEY))[HEALTH_KEY] ?? null;
+      return { settings, client: createApiClient({ serverUrl: settings.serverUrl, token: settings.token }) };
+    })();
+    runtimePromise.catch(() => {
+      runtimePromise = null;
+    });
+  }
+  return runtimePromise;
+}
+
+const isUp = () => health?.state === 'ok';
+const serverIdentity = (h) => (h?.server ? `${h.server.model}|${h.server.mode}|${h.server.version}` : '');
+
+async function setHealth(next) {
+  const previous = health;
+  health = { ...next, checkedAt: Date.now() };
+  if (serverIdentity(previous) !== serverIdentity(health) && health.state === 'ok') {
+    urlVerdicts.clear(); // another model gives other scores
+    shaResults.clear();
+  }
+  const changed = previous?.state !== health.state || previous?.message !== health.message
+    || serverIdentity(previous) !== serverIdentity(health);
+  if (changed) {
+    await ext.storage.local.set({ [HEALTH_KEY]: health });
+    await refreshBadges();
+  }
+  return health;
+}
+
+/** Probe /v1/health and /v1/labels; one probe at a time. */
+function checkHealth() {
+  if (!healthPromise) {
+    healthPromise = (async () => {
+      lastHealthCheck = Date.now();
+      const { settings } = await getRuntime();
+      const d = await diagnoseConnection({
+        serverUrl: settings.serverUrl,
+        token: settings.token,
+        extensionOrigin: ext.runtime.getURL('').replace(/\/$/, ''),
+      });
+      if (d.ok) await storeLabels(d.labels);
+      return setHealth({ state: d.kind, message: d.message, server: d.ok ? d.health : null });
+    })().finally(() => {
+      healthPromise = null;
+    });
+  }
+  return healthPromise;
+}
+
+async function storeLabels(labels) {
+  const stored = (await ext.storage.local.get(LABELS_KEY))[LABELS_KEY];
+  if (JSON.stringify(stored) !== JSON.stringify(labels)) {
+    await ext.storage.local.set({ [LABELS_KEY]: labels });
+    await createMenus(labels);
+  }
+}
+
+// ---------------------------------------------------------------- image checks
+
+class SkipImage extends Error {
+  constructor(reason) {
+    super(reason);
+    this.reason = reason;
+  }
+}
+
+/** The image bytes, refusing redirects (their target could be a private host), non-images and bodies over the limit. */
+async function fetchImageBytes(url) {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), IMAGE_FETCH_TIMEOUT_MS);
+  try {
+    let response;
+    try {
+      response = await fetch(url, {
+        credentials: 'omit',
+        redirect: 'manual',
+        referrerPolicy: 'no-referrer',
+        signal: controller.signal,
+      });
+    } catch {
+      throw new SkipImage(controller.signal.aborted ? 'fetch_timeout' : 'fetch_failed');
+    }
+    if (response.type === 'opaqueredirect') throw new SkipImage('redirect');
+    if (!response.ok) throw new SkipImage(`http_${response.status}`);
+    const type = response.headers.get('Content-Type') ?? '';
+    if (type && !/^(image\/|application\/octet-stream|binary\/octet-stream)/i.test(type)) throw new SkipImage('not_image');
+    const declared = Number(response.headers.get('Content-Length'));
+    if (declared > MAX_IMAGE_BYTES) throw new SkipImage('too_large');
+    const reader = response.body.getReader();
+    const chunks = [];
+    let total = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      total += value.byteLength;
+      if (total > MAX_IMAGE_BYTES) {
+        await reader.cancel();
+        throw new SkipImage('too_large');
+      }
+      chunks.push(value);
+    }
+    if (total === 0) throw new SkipImage('empty');
+    const bytes = new Uint8Array(total);
+    let offset = 0;
+    for (const c of chunks) {
+      bytes.set(c, offset);
+      offset += c.byteLength;
+    }
+    return bytes;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function sha256Hex(bytes) {
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+async function classifyBytes(client, bytes) {
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      return await client.classify(bytes);
+    } catch (e) {
+      if (!(e instanceof ApiError) || e.kind !== API_ERROR.BUSY || attempt >= BUSY_RETRIES) throw e;
+      await new Promise((r) => setTimeout(r, Math.min(Math.max(e.retryAfterS, 0.2), 2) * 1000));
+    }
+  }
+}
+
+async function fetchAndClassify(url, client) {
+  const bytes = await fetchImageBytes(url);
+  const sha = await sha256Hex(bytes);
+  let result = shaResults.get(sha);
+  if (!result) {
+    result = await classifyBytes(client, bytes);
+    shaResults.set(sha, result);
+  }
+  const verdict = { status: VERDICT.OK, sha256: result.sha256, scores: result.scores };
+  urlVerdicts.set(url, verdict);
+  return verdict;
+}
+
+async function verdictFromError(e) {
+  if (e instanceof SkipImage) return { status: VERDICT.SKIPPED, reason: e.reason };
+  if (e instanceof QueueFullError) return { status: VERDICT.UNAVAILABLE, reason: 'busy' };
+  if (e instanceof ApiError) {
+    if (e.kind === API_ERROR.REFUSED_IMAGE) return { status: VERDICT.SKIPPED, reason: e.code || 'refused' };
+    if (e.kind === API_ERROR.BUSY) return { status: VERDICT.UNAVAILABLE, reason: 'busy' };
+    if (e.kind === API_ERROR.UNREACHABLE || e.kind === API_ERROR.TIMEOUT) {
+      queue.clear(e); // everything waiting would fail the same way: answer now, fail open
+    }
+    await checkHealth();
+    return { status: VERDICT.UNAVAILABLE, reason: health?.state ?? e.kind };
+  }
+  return { status: VERDICT.SKIPPED, reason: 'error' };
+}
+
+/** The verdict for one image URL (see VERDICT in shared/messages.js). */
+async function classifyUrl(rawUrl) {
+  const check = checkImageUrl(rawUrl);
+  if (!check.ok) return { status: VERDICT.SKIPPED, reason: check.reason };
+  const cached = urlVerdicts.get(check.url);
+  if (cached) return cached;
+  const { client } = await getRuntime();
+  if (!isUp()) {
+    if (health === null || Date.now() - lastHealthCheck > RECHECK_WHILE_DOWN_MS) await checkHealth();
+    if (!isUp()) return { status: VERDICT.UNAVAILABLE, reason: health?.state ?? 'unknown' };
+  }
+  try {
+    return await queue.run(check.url, () => fetchAndClassify(check.url, client));
+  } catch (e) {
+    return verdictFromError(e);
+  }
+}
+
+// ---------------------------------------------------------------- badge and per-tab counts
+
+async function getTabCounts() {
+  return (await ext.storage.session.get(TAB_COUNTS_KEY))[TAB_COUNTS_KEY] ?? {};
+}
+
+async function setTabCount(tabId, flagged) {
+  const counts = await getTabCounts();
+  if (flagged > 0) counts[tabId] = flagged;
+  else delete counts[tabId];
+  await ext.storage.session.set({ [TAB_COUNTS_KEY]: counts });
+  await paintBadge(tabId, flagged);
+}
+
+async function paintBadge(tabId, flagged) {
+  const down = health !== null && !isUp();
+  const text = down ? '!' : flagged > 0 ? String(flagged) : '';
+  try {
+    await ext.action.setBadgeText({ tabId, text });
+    await ext.action.setBadgeBackgroundColor({ tabId, color: down ? '#b3261e' : '#5b2a86' });
+  } catch {
+    // the tab is gone
+  }
+}
+
+async function refreshBadges() {
+  const down = health !== null && !isUp();
+  await ext.action.setBadgeText({ text: down ? '!' : '' });
+  await ext.action.setBadgeBackgroundColor({ color: down ? '#b3261e' : '#5b2a86' });
+  await ext.action.setTitle({ title: down ? `SimCLIP Meme Shield: ${health.message}` : 'SimCLIP Meme Shield' });
+  const counts = await getTabCounts();
+  await Promise.all(Object.entries(counts).map(([tabId, n]) => paintBadge(Number(tabId), n)));
+}
+
+// ---------------------------------------------------------------- wrong-verdict reports
+
+async function createMenus(labels) {
+  if (!ext.contextMenus) return;
+  await ext.contextMenus.removeAll();
+  ext.contextMenus.create({ id: MENU_PARENT, title: 'Report a wrong verdict', contexts: ['image'] });
+  ext.contextMenus.create({ id: MENU_NOT_FLAGGED, parentId: MENU_PARENT, title: 'Should not be flagged (false alarm)', contexts: ['image'] });
+  for (const label of labels ?? []) {
+    ext.contextMenus.create({ id: MENU_FLAG_PREFIX + label.id, parentId: MENU_PARENT, title: `Should be flagged: ${label.name}`, contexts: ['image'] });
+  }
+}
+
+async function storeReport({ url, correction, categories }) {
+  const verdict = await classifyUrl(url);
+  const sha = verdict.sha256 ?? '';
+  const result = sha ? shaResults.get(sha) : null;
+  const report = createReport({
+    imageUrl: url,
+    sha256: sha,
+    correction,
+    categories,
+    scores: verdict.scores ?? {},
+    text: result?.text ?? '',
+  });
+  const reports = (await ext.storage.local.get(REPORTS_KEY))[REPORTS_KEY] ?? [];
+  await ext.storage.local.set({ [REPORTS_KEY]: addReport(reports, report) });
+  return report;
+}
+
+async function onMenuClicked(info) {
+  if (typeof info.menuItemId !== 'string' || !info.menuItemId.startsWith(MENU_PARENT) || !info.srcUrl) return;
+  if (info.menuItemId === MENU_NOT_FLAGGED) {
+    const verdict = await classifyUrl(info.srcUrl);
+    const { settings } = await getRuntime();
+    const labels = (await ext.storage.local.get(LABELS_KEY))[LABELS_KEY] ?? [];
+    const shown = listActiveWarnings(verdict.scores ?? {}, labels, settings).map((w) => w.id);
+    await storeReport({ url: info.srcUrl, correction: CORRECTION.NOT_FLAGGED, categories: shown });
+  } else if (info.menuItemId.startsWith(MENU_FLAG_PREFIX)) {
+    const category = info.menuItemId.slice(MENU_FLAG_PREFIX.length);
+    await storeReport({ url: info.srcUrl, correction: CORRECTION.FLAGGED, categories: [category] });
+  }
+}
+
+// ---------------------------------------------------------------- listeners (top level, synchronous)
+
+const router = createMessageRouter(
+  {
+    [MSG.CLASSIFY]: (msg) => classifyUrl(msg.url),
+    [MSG.PAGE_STATS]: async (msg, sender) => {
+      await getRuntime(); // loads the stored health the badge colour depends on
+      await setTabCount(sender.tab.id, msg.flagged);
+      return { ok: true };
+    },
+    [MSG.REPORT]: async (msg) => ({ ok: true, report: await storeReport(msg) }),
+    [MSG.CHECK_HEALTH]: () => checkHealth(),
+    [MSG.TEST_CONNECTION]: (msg) => diagnoseConnection({
+      serverUrl: msg.serverUrl,
+      token: msg.token,
+      extensionOrigin: ext.runtime.getURL('').replace(/\/$/, ''),
+    }),
+    [MSG.LIST_REPORTS]: async () => ({ reports: (await ext.storage.local.get(REPORTS_KEY))[REPORTS_KEY] ?? [] }),
+    [MSG.CLEAR_REPORTS]: async () => {
+      await ext.storage.local.set({ [REPORTS_KEY]: [] });
+      return { ok: true };
+    },
+  },
+  { extensionId: ext.runtime.id, extensionOrigin: ext.runtime.getURL('') },
+);
+listenForMessages(ext.runtime.onMessage, router);
+
+async function onStart() {
+  await ext.alarms.create(HEALTH_ALARM, { periodInMinutes: 1 });
+  await createMenus((await ext.storage.local.get(LABELS_KEY))[LABELS_KEY] ?? []);
+  await checkHealth();
+}
+
+ext.runtime.onInstalled.addListener((details) => {
+  onStart();
+  if (details.reason === 'install') ext.runtime.openOptionsPage();
+});
+ext.runtime.onStartup.addListener(onStart);
+ext.alarms.onAlarm.addListener((alarm) => {
+  if (alarm.name === HEALTH_ALARM) checkHealth();
+});
+ext.contextMenus?.onClicked.addListener(onMenuClicked);
+ext.storage.onChanged.addListener((changes, area) => {
+  if (area !== 'local' || !changes[SETTINGS_KEY]) return;
+  const before = changes[SETTINGS_KEY].oldValue ?? {};
+  const after = changes[SETTINGS_KEY].newValue ?? {};
+  runtimePromise = null;
+  if (before.serverUrl !== after.serverUrl || before.token !== after.token) {
+    urlVerdicts.clear();
+    shaResults.clear();
+    checkHealth();
+  }
+});
+ext.tabs.onRemoved.addListener((tabId) => {
+  setTabCount(tabId, 0);
+});
+ext.tabs.onUpdated.addListener((tabId, changeInfo) => {
+  if (changeInfo.status === 'loading' && changeInfo.url) setTabCount(tabId, 0);
+});

@@ -1,0 +1,92 @@
+/**
+ * DOMWatcher: finds the elements that may show an image, now and as the page changes (lazy
+ * loading, infinite scroll, scripts swapping `src`). It only *reports* elements; deciding and
+ * hiding are ImageFilter's job. Added subtrees are walked in time slices (shared/slicer.js), so a
+ * page inserting hundreds of posts at once does not block the main thread.
+ */
+import { TimeSlicer } from '../shared/slicer.js';
+
+const SYNC_BUDGET_MS = 4; // per mutation batch, before yielding to slices
+const SKIP_TAGS = new Set(['HTML', 'HEAD', 'BODY', 'SCRIPT', 'STYLE', 'LINK', 'META', 'TITLE', 'NOSCRIPT', 'TEMPLATE', 'BR', 'SOURCE', 'OPTION']);
+
+export class DOMWatcher {
+  /**
+   * @param {{onElement: (el) => void, onAttribute: (el, name) => void, onBatch: () => void,
+   *          isOwnNode: (node) => boolean, timed: (fn) => void}} callbacks
+   */
+  constructor({ onElement, onAttribute, onBatch, isOwnNode, timed }) {
+    this.onElement = onElement;
+    this.onAttribute = onAttribute;
+    this.onBatch = onBatch;
+    this.isOwnNode = isOwnNode;
+    this.timed = timed;
+    this.observer = null;
+    this.slicer = new TimeSlicer((item) => this.visit(item), { afterSlice: () => this.onBatch() });
+  }
+
+  /** What the observer listens to: added nodes anywhere, and the attributes that change an image. */
+  static getConfig() {
+    return { childList: true, subtree: true, attributes: true, attributeFilter: ['src', 'srcset', 'style', 'data-simclip'] };
+  }
+
+  /** Start observing and sweep what is already in the document (idempotent). */
+  watch() {
+    if (this.observer) return;
+    this.observer = new MutationObserver((records) => this.timed(() => this.onRecords(records)));
+    this.observer.observe(document, DOMWatcher.getConfig());
+    if (document.documentElement) this.slicer.push({ root: document.documentElement });
+  }
+
+  /** Stop observing (idempotent); queued work is dropped. */
+  unwatch() {
+    if (!this.observer) return;
+    this.observer.disconnect();
+    this.observer = null;
+    this.slicer.items = [];
+    this.slicer.head = 0;
+  }
+
+  onRecords(records) {
+    // Added nodes are visited right here, before the next paint (so a CSS background meme from a
+    // stylesheet never flashes), up to SYNC_BUDGET_MS; the rest goes to time slices.
+    const start = performance.now();
+    for (const r of records) {
+      if (r.type === 'childList') {
+        for (const node of r.addedNodes) {
+          if (node.nodeType !== Node.ELEMENT_NODE || this.isOwnNode(node)) continue;
+          if (this.slicer.pending === 0 && performance.now() - start < SYNC_BUDGET_MS) this.visitTree(node, start);
+          else this.slicer.push({ root: node });
+        }
+      } else if (!this.isOwnNode(r.target)) {
+        this.onAttribute(r.target, r.attributeName);
+      }
+    }
+    this.onBatch();
+  }
+
+  visitTree(root, start) {
+    this.visit({ el: root });
+    const all = root.firstElementChild ? root.getElementsByTagName('*') : [];
+    let i = 0;
+    for (; i < all.length && performance.now() - start < SYNC_BUDGET_MS; i += 1) this.visit({ el: all[i] });
+    if (i < all.length) {
+      const rest = [];
+      for (; i < all.length; i += 1) rest.push({ el: all[i] });
+      this.slicer.pushAll(rest);
+    }
+  }
+
+  visit({ root, el }) {
+    if (root) {
+      this.visitTree(root, performance.now());
+      return;
+    }
+    if (!el.isConnected || SKIP_TAGS.has(el.tagName)) return;
+    this.onElement(el);
+  }
+
+  /** Longest time-slice so far, in ms. */
+  get maxSliceMs() {
+    return this.slicer.maxSliceMs;
+  }
+}

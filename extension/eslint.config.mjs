@@ -1,0 +1,28 @@
+import js from '@eslint/js';
+import globals from 'globals';
+
+export default [
+  { ignores: ['node_modules/**', 'web-ext-artifacts/**'] },
+  js.configs.recommended,
+  {
+    files: ['**/*.js', '**/*.mjs'],
+    languageOptions: {
+      ecmaVersion: 2023,
+      sourceType: 'module',
+      globals: { ...globals.browser, ...globals.webextensions, ...globals.serviceworker },
+    },
+    rules: {
+      'no-unused-vars': 'error',
+      eqeqeq: 'error',
+      'prefer-const': 'error',
+    },
+  },
+  {
+    files: ['content/loader.js'],
+    languageOptions: { sourceType: 'script' },
+  },
+  {
+    files: ['test/**/*.js'],
+    languageOptions: { globals: { ...globals.node } },
+  },
+];

@@ -1,0 +1,125 @@
+/**
+ * The toolbar popup: server status, flagged count on the current page, pause on this site, one
+ * toggle per warning category (from the server's /v1/labels) and the sensitivity. Settings are
+ * written to storage; content scripts apply them to open pages at once.
+ * Opened as a page with `?tab=ID` it acts for that tab (keyboard users, tests).
+ */
+import { addSite, isHostAllowlisted, removeSite } from '../shared/allowlist.js';
+import { getBrowser } from '../shared/browser.js';
+import { MSG } from '../shared/messages.js';
+import { SETTINGS_KEY, isCategoryEnabled, loadSettings, saveSettings } from '../shared/settings.js';
+
+const ext = getBrowser();
+const $ = (id) => document.getElementById(id);
+const SENSITIVITY_TEXT = {
+  1: 'Lowest: only the clearest cases are blurred',
+  2: 'Low',
+  3: "Normal: the server's thresholds",
+  4: 'High',
+  5: 'Highest: blur anything that might be harmful',
+};
+const STATUS_TEXT = {
+  ok: 'Server running',
+  unreachable: 'Server not running',
+  timeout: 'Server not answering',
+  unauthorized: 'Not paired: wrong or missing token',
+  forbidden: 'Server refused this extension',
+  not_simclip: 'Wrong port: not a simclip server',
+  bad_url: 'Server URL is not valid',
+};
+
+let tab = null;
+
+async function getTargetTab() {
+  const fromQuery = Number(new URLSearchParams(location.search).get('tab'));
+  if (fromQuery) return ext.tabs.get(fromQuery);
+  const [active] = await ext.tabs.query({ active: true, currentWindow: true });
+  return active ?? null;
+}
+
+function renderHealth(health) {
+  const status = $('status');
+  status.dataset.state = health?.state ?? 'unknown';
+  $('status-text').textContent = health ? STATUS_TEXT[health.state] ?? 'Server error' : 'Checking the server…';
+  const s = health?.server;
+  $('server-info').textContent = s ? `${s.mode} mode · ${s.model} · ${s.device}` : health?.message ?? '';
+}
+
+function renderCategories(labels, settings) {
+  const box = $('categories');
+  if (!labels?.length) return;
+  box.replaceChildren(...labels.map((label) => {
+    const row = document.createElement('label');
+    row.title = label.description;
+    const input = document.createElement('input');
+    input.type = 'checkbox';
+    input.id = `category-${label.id}`;
+    input.checked = isCategoryEnabled(settings, label.id);
+    input.addEventListener('change', async () => {
+      const current = await loadSettings(ext.storage.local);
+      await saveSettings(ext.storage.local, { categories: { ...current.categories, [label.id]: input.checked } });
+    });
+    row.append(input, document.createTextNode(label.name));
+    return row;
+  }));
+}
+
+function renderSettings(settings) {
+  $('sensitivity').value = String(settings.sensitivity);
+  $('sensitivity-text').textContent = SENSITIVITY_TEXT[settings.sensitivity];
+  const host = tab?.url ? new URL(tab.url).hostname : '';
+  $('site').textContent = host || 'this site';
+  $('pause-site').disabled = !host;
+  $('pause-site').checked = Boolean(host) && isHostAllowlisted(host, settings.allowlist);
+}
+
+async function renderPageCount() {
+  if (!tab?.id) return;
+  try {
+    const state = await ext.tabs.sendMessage(tab.id, { type: MSG.GET_PAGE_STATE });
+    $('page-count').textContent = state.paused ? 'Paused on this page' : `Flagged on this page: ${state.flagged}`;
+  } catch {
+    $('page-count').textContent = 'Not active on this page';
+  }
+}
+
+async function init() {
+  tab = await getTargetTab().catch(() => null);
+  const stored = await ext.storage.local.get(['health', 'labels']);
+  let settings = await loadSettings(ext.storage.local);
+  renderHealth(stored.health ?? null);
+  renderCategories(stored.labels, settings);
+  renderSettings(settings);
+  renderPageCount();
+
+  $('sensitivity').addEventListener('input', async () => {
+    await saveSettings(ext.storage.local, { sensitivity: Number($('sensitivity').value) });
+  });
+  $('pause-site').addEventListener('change', async () => {
+    const host = new URL(tab.url).hostname;
+    const current = await loadSettings(ext.storage.local);
+    const allowlist = $('pause-site').checked ? addSite(current.allowlist, host) : removeSite(current.allowlist, host);
+    await saveSettings(ext.storage.local, { allowlist });
+  });
+  $('open-options').addEventListener('click', (e) => {
+    e.preventDefault();
+    ext.runtime.openOptionsPage();
+  });
+  ext.storage.onChanged.addListener(async (changes, area) => {
+    if (area !== 'local') return;
+    if (changes.health) renderHealth(changes.health.newValue);
+    if (changes[SETTINGS_KEY] || changes.labels) {
+      settings = await loadSettings(ext.storage.local);
+      const labels = changes.labels?.newValue ?? (await ext.storage.local.get('labels')).labels;
+      renderCategories(labels, settings);
+      renderSettings(settings);
+    }
+    setTimeout(renderPageCount, 400);
+  });
+  setInterval(renderPageCount, 2000);
+  const checkHealth = () => ext.runtime.sendMessage({ type: MSG.CHECK_HEALTH }).then(renderHealth, () => {});
+  checkHealth();
+  setInterval(checkHealth, 5000); // while the popup is open, the status follows the server
+}
+
+init();

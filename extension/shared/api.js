@@ -1,0 +1,197 @@
+/**
+ * The backend's HTTP contract (docs/api.md), and the only file that knows its paths and JSON
+ * field names. Every call carries the pairing token in `X-Auth-Token`, never cookies, and has a
+ * time limit. Responses are checked for shape, so a different program on the port is reported as
+ * "not a simclip server" rather than failing later.
+ */
+import { isTokenWellFormed, normalizeServerUrl } from './settings.js';
+
+export const API_PATHS = Object.freeze({
+  health: '/v1/health',
+  labels: '/v1/labels',
+  classify: '/v1/classify',
+});
+export const TOKEN_HEADER = 'X-Auth-Token';
+export const MAX_IMAGE_BYTES = 10 * 1024 * 1024; // the server's body limit (THREATS.md T6)
+export const TIMEOUTS_MS = Object.freeze({ health: 4000, labels: 4000, classify: 30000 });
+
+/** ApiError.kind values. */
+export const API_ERROR = Object.freeze({
+  UNREACHABLE: 'unreachable', // nothing listens there (connection refused)
+  TIMEOUT: 'timeout', // no answer in time
+  UNAUTHORIZED: 'unauthorized', // 401: missing or wrong token
+  FORBIDDEN: 'forbidden', // 403: Host or Origin refused
+  NOT_SIMCLIP: 'not_simclip', // an answer, but not in this API's shape
+  BUSY: 'busy', // 503 with Retry-After
+  REFUSED_IMAGE: 'refused_image', // 400/413/415/422: this image will never be accepted
+  SERVER_ERROR: 'server_error', // any other error status
+});
+
+export class ApiError extends Error {
+  constructor(kind, message, { status = 0, code = '', retryAfterS = 0 } = {}) {
+    super(message);
+    this.name = 'ApiError';
+    this.kind = kind;
+    this.status = status;
+    this.code = code;
+    this.retryAfterS = retryAfterS;
+  }
+}
+
+const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
+const notSimclip = (what) => new ApiError(API_ERROR.NOT_SIMCLIP, `the answer to ${what} is not a simclip server's`);
+
+/** GET /v1/health body -> {model, mode, device, ocr, version, queueDepth}. */
+export function parseHealth(body) {
+  if (!isObject(body) || body.status !== 'ok' || typeof body.mode !== 'string' || typeof body.model !== 'string') {
+    throw notSimclip(API_PATHS.health);
+  }
+  return {
+    model: body.model,
+    mode: body.mode,
+    device: String(body.device ?? ''),
+    ocr: String(body.ocr ?? ''),
+    version: String(body.version ?? ''),
+    queueDepth: Number(body.queue_depth ?? 0),
+  };
+}
+
+/** GET /v1/labels body -> [{id, name, description, default_threshold}]. */
+export function parseLabels(body) {
+  if (!isObject(body) || !Array.isArray(body.labels)) throw notSimclip(API_PATHS.labels);
+  return body.labels.map((l) => {
+    if (!isObject(l) || typeof l.id !== 'string' || typeof l.name !== 'string' || typeof l.default_threshold !== 'number') {
+      throw notSimclip(API_PATHS.labels);
+    }
+    return { id: l.id, name: l.name, description: String(l.description ?? ''), default_threshold: l.default_threshold };
+  });
+}
+
+/** POST /v1/classify body -> {sha256, mode, scores, text, cached}. */
+export function parseClassification(body) {
+  if (!isObject(body) || typeof body.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(body.sha256) || !isObject(body.scores)) {
+    throw notSimclip(API_PATHS.classify);
+  }
+  const scores = {};
+  for (const [id, s] of Object.entries(body.scores)) {
+    if (typeof s === 'number' && s >= 0 && s <= 1) scores[id] = s;
+  }
+  return { sha256: body.sha256, mode: String(body.mode ?? ''), scores, text: String(body.text ?? ''), cached: body.cached === true };
+}
+
+function errorFromResponse(status, body, retryAfter) {
+  const code = isObject(body) && isObject(body.error) && typeof body.error.code === 'string' ? body.error.code : null;
+  if (code === null) return new ApiError(API_ERROR.NOT_SIMCLIP, `HTTP ${status} without a simclip error body`, { status });
+  const message = String(body.error.message ?? code);
+  const kind =
+    status === 401 ? API_ERROR.UNAUTHORIZED
+      : status === 403 ? API_ERROR.FORBIDDEN
+        : status === 503 ? API_ERROR.BUSY
+          : [400, 411, 413, 415, 422].includes(status) ? API_ERROR.REFUSED_IMAGE
+            : API_ERROR.SERVER_ERROR;
+  return new ApiError(kind, message, { status, code, retryAfterS: Number(retryAfter) || 0 });
+}
+
+/**
+ * A client bound to one server and token.
+ *
+ * @param {{serverUrl: string, token: string, fetchFn?: Function}} options
+ * @returns {{health, labels, classify}} async methods; they throw ApiError
+ */
+export function createApiClient({ serverUrl, token, fetchFn = globalThis.fetch.bind(globalThis) }) {
+  const base = normalizeServerUrl(serverUrl);
+  if (!base) throw new TypeError(`server URL ${serverUrl} is not http on 127.0.0.1, localhost or [::1]`);
+
+  async function request(path, { method = 'GET', body, timeoutMs }) {
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), timeoutMs);
+    let response;
+    try {
+      response = await fetchFn(base + path, {
+        method,
+        body,
+        headers: body ? { [TOKEN_HEADER]: token, 'Content-Type': 'application/octet-stream' } : { [TOKEN_HEADER]: token },
+        credentials: 'omit',
+        cache: 'no-store',
+        redirect: 'error',
+        signal: controller.signal,
+      });
+    } catch (e) {
+      if (controller.signal.aborted) throw new ApiError(API_ERROR.TIMEOUT, `no answer from ${base} in ${timeoutMs} ms`);
+      throw new ApiError(API_ERROR.UNREACHABLE, `cannot connect to ${base} (${e?.message ?? e})`);
+    } finally {
+      clearTimeout(timer);
+    }
+    let json = null;
+    try {
+      json = await response.json();
+    } catch {
+      // not JSON: judged below
+    }
+    if (!response.ok) throw errorFromResponse(response.status, json, response.headers.get('Retry-After'));
+    if (json === null) throw notSimclip(path);
+    return json;
+  }
+
+  return {
+    serverUrl: base,
+    health: async () => parseHealth(await request(API_PATHS.health, { timeoutMs: TIMEOUTS_MS.health })),
+    labels: async () => parseLabels(await request(API_PATHS.labels, { timeoutMs: TIMEOUTS_MS.labels })),
+    classify: async (bytes) =>
+      parseClassification(await request(API_PATHS.classify, { method: 'POST', body: bytes, timeoutMs: TIMEOUTS_MS.classify })),
+  };
+}
+
+/**
+ * Test a server URL and token, and say exactly what is wrong in words a user can act on.
+ *
+ * @returns {Promise<{ok: boolean, kind: string, message: string, health?: object, labels?: object[]}>}
+ */
+export async function diagnoseConnection({ serverUrl, token, fetchFn, extensionOrigin = '' }) {
+  const base = normalizeServerUrl(serverUrl);
+  if (!base) {
+    return {
+      ok: false,
+      kind: 'bad_url',
+      message: 'The server URL must be http://127.0.0.1:PORT, http://localhost:PORT or http://[::1]:PORT (the server only listens on this computer).',
+    };
+  }
+  const client = createApiClient({ serverUrl: base, token: token ?? '', fetchFn });
+  try {
+    const health = await client.health();
+    const labels = await client.labels();
+    const names = labels.map((l) => l.name).join(', ') || 'no categories';
+    return {
+      ok: true,
+      kind: 'ok',
+      message: `Connected to simclip-server ${health.version} at ${base}: ${health.mode} mode, model ${health.model} on ${health.device}. Warns about: ${names}.`,
+      health,
+      labels,
+    };
+  } catch (e) {
+    const kind = e instanceof ApiError ? e.kind : API_ERROR.SERVER_ERROR;
+    return { ok: false, kind, message: explainConnectionError(kind, { base, token, extensionOrigin, detail: e?.message }) };
+  }
+}
+
+/** The sentence the options page and popup show for a failed connection. */
+export function explainConnectionError(kind, { base, token = '', extensionOrigin = '', detail = '' }) {
+  switch (kind) {
+    case API_ERROR.UNREACHABLE:
+      return `Server not running: nothing answers at ${base}. Start it with "simclip-server" and check the port it prints (default 8478).`;
+    case API_ERROR.TIMEOUT:
+      return `The server at ${base} did not answer in time. It may still be loading the model: wait a moment and test again.`;
+    case API_ERROR.NOT_SIMCLIP:
+      return `Wrong port: something answers at ${base}, but it is not a simclip server. Use the port simclip-server prints (default 8478).`;
+    case API_ERROR.UNAUTHORIZED:
+      if (!token) return `No token: the server at ${base} is running, but needs the pairing token. Run "simclip-server --print-token" and paste it here.`;
+      if (!isTokenWellFormed(token)) return 'Wrong token: a token is 43 letters, digits, "-" or "_". Run "simclip-server --print-token" and paste it again.';
+      return `Wrong token: the server at ${base} refused this token. Run "simclip-server --print-token" and paste it again.`;
+    case API_ERROR.FORBIDDEN:
+      return `The server at ${base} refused this extension (${detail}). If it was started with --allow-origin, add ${extensionOrigin || "this extension's origin"}.`;
+    case API_ERROR.BUSY:
+      return `The server at ${base} is busy; test again in a moment.`;
+    default:
+      return `The server at ${base} answered with an error: ${detail}`;
+  }
+}

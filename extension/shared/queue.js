@@ -1,0 +1,63 @@
+/**
+ * A task queue with bounded concurrency and in-flight dedupe: a key that is already queued or
+ * running returns the promise of that run instead of starting another (a feed shows the same
+ * image many times; the backend should see it once).
+ */
+export class QueueFullError extends Error {
+  constructor(limit) {
+    super(`queue is full (${limit} tasks waiting)`);
+    this.name = 'QueueFullError';
+  }
+}
+
+export class TaskQueue {
+  constructor({ concurrency = 3, maxQueued = 1000 } = {}) {
+    this.concurrency = concurrency;
+    this.maxQueued = maxQueued;
+    this.waiting = []; // [{key, fn, resolve, reject}]
+    this.byKey = new Map(); // key -> promise, while queued or running
+    this.active = 0;
+  }
+
+  get pending() {
+    return this.waiting.length;
+  }
+
+  /** Run `fn()` (async) under `key`; resolves or rejects with its result. */
+  run(key, fn) {
+    const existing = this.byKey.get(key);
+    if (existing) return existing;
+    if (this.waiting.length >= this.maxQueued) return Promise.reject(new QueueFullError(this.maxQueued));
+    const promise = new Promise((resolve, reject) => {
+      this.waiting.push({ key, fn, resolve, reject });
+    });
+    this.byKey.set(key, promise);
+    this.pump();
+    return promise;
+  }
+
+  /** Reject every task still waiting (running ones finish); used when the backend goes away. */
+  clear(error) {
+    const dropped = this.waiting.splice(0);
+    for (const task of dropped) {
+      this.byKey.delete(task.key);
+      task.reject(error);
+    }
+    return dropped.length;
+  }
+
+  pump() {
+    while (this.active < this.concurrency && this.waiting.length > 0) {
+      const task = this.waiting.shift();
+      this.active += 1;
+      Promise.resolve()
+        .then(task.fn)
+        .then(task.resolve, task.reject)
+        .finally(() => {
+          this.active -= 1;
+          this.byKey.delete(task.key);
+          this.pump();
+        });
+    }
+  }
+}

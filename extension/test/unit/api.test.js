@@ -1,0 +1,103 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import { API_ERROR, ApiError, createApiClient, diagnoseConnection } from '../../shared/api.js';
+
+const TOKEN = 'A'.repeat(43);
+const HEALTH = { status: 'ok', model: 'simclip-tiny/none', mode: 'trained', device: 'cpu', ocr: 'rapidocr', queue_depth: 0, version: '0.1.0' };
+const LABELS = { labels: [{ id: 'harmful', name: 'Harmful', description: 'd', default_threshold: 0.5 }] };
+const SHA = 'ab'.repeat(32);
+
+const json = (status, body, headers = {}) => new Response(JSON.stringify(body), { status, headers: { 'Content-Type': 'application/json', ...headers } });
+const error = (status, code) => json(status, { error: { code, message: `${code} happened` } });
+
+/** A fake simclip server: checks the token header like the real one. */
+function fakeServer({ token = TOKEN, routes = {} } = {}) {
+  const calls = [];
+  const fetchFn = async (url, init) => {
+    calls.push({ url, init });
+    if (init.headers['X-Auth-Token'] !== token) return error(401, 'unauthorized');
+    const path = new URL(url).pathname;
+    const route = routes[path] ?? { '/v1/health': () => json(200, HEALTH), '/v1/labels': () => json(200, LABELS) }[path];
+    return route ? route(init) : error(404, 'not_found');
+  };
+  return { fetchFn, calls };
+}
+
+test('sends the token header, no cookies, and the raw bytes to /v1/classify', async () => {
+  const server = fakeServer({
+    routes: { '/v1/classify': () => json(200, { sha256: SHA, mode: 'trained', scores: { harmful: 0.9, junk: 'x' }, warnings: [], text: 'hi', cached: false }) },
+  });
+  const client = createApiClient({ serverUrl: 'http://127.0.0.1:9999', token: TOKEN, fetchFn: server.fetchFn });
+  const bytes = new Uint8Array([1, 2, 3]);
+  const result = await client.classify(bytes);
+  assert.deepEqual(result, { sha256: SHA, mode: 'trained', scores: { harmful: 0.9 }, text: 'hi', cached: false });
+  const { url, init } = server.calls[0];
+  assert.equal(url, 'http://127.0.0.1:9999/v1/classify');
+  assert.equal(init.method, 'POST');
+  assert.equal(init.body, bytes);
+  assert.equal(init.credentials, 'omit');
+  assert.equal(init.headers['Content-Type'], 'application/octet-stream');
+});
+
+test('maps error statuses to kinds the worker acts on', async () => {
+  const cases = [[401, 'unauthorized', API_ERROR.UNAUTHORIZED], [403, 'forbidden_origin', API_ERROR.FORBIDDEN],
+    [413, 'too_large', API_ERROR.REFUSED_IMAGE], [415, 'unsupported_image', API_ERROR.REFUSED_IMAGE],
+    [422, 'too_many_pixels', API_ERROR.REFUSED_IMAGE], [503, 'busy', API_ERROR.BUSY], [500, 'internal', API_ERROR.SERVER_ERROR]];
+  for (const [status, code, kind] of cases) {
+    const client = createApiClient({ serverUrl: 'http://127.0.0.1:1', token: TOKEN, fetchFn: async () => error(status, code) });
+    await assert.rejects(client.classify(new Uint8Array([1])), (e) => e instanceof ApiError && e.kind === kind && e.code === code, `${status}`);
+  }
+});
+
+test('reads Retry-After from a busy answer', async () => {
+  const client = createApiClient({ serverUrl: 'http://127.0.0.1:1', token: TOKEN, fetchFn: async () => json(503, { error: { code: 'busy', message: 'm' } }, { 'Retry-After': '2' }) });
+  await assert.rejects(client.classify(new Uint8Array([1])), (e) => e.kind === API_ERROR.BUSY && e.retryAfterS === 2);
+});
+
+test('refuses a server URL that is not loopback http', () => {
+  assert.throws(() => createApiClient({ serverUrl: 'http://example.com:8478', token: TOKEN }), TypeError);
+});
+
+test('test connection says the server is not running when nothing listens', async () => {
+  const fetchFn = async () => {
+    throw new TypeError('Failed to fetch');
+  };
+  const d = await diagnoseConnection({ serverUrl: 'http://127.0.0.1:8478', token: TOKEN, fetchFn });
+  assert.equal(d.ok, false);
+  assert.equal(d.kind, API_ERROR.UNREACHABLE);
+  assert.match(d.message, /not running/);
+});
+
+test('test connection says the token is wrong, or missing, when the server answers 401', async () => {
+  const server = fakeServer();
+  const wrong = await diagnoseConnection({ serverUrl: 'http://127.0.0.1:8478', token: 'B'.repeat(43), fetchFn: server.fetchFn });
+  assert.equal(wrong.kind, API_ERROR.UNAUTHORIZED);
+  assert.match(wrong.message, /Wrong token/);
+  const missing = await diagnoseConnection({ serverUrl: 'http://127.0.0.1:8478', token: '', fetchFn: server.fetchFn });
+  assert.match(missing.message, /No token/);
+  const malformed = await diagnoseConnection({ serverUrl: 'http://127.0.0.1:8478', token: 'short', fetchFn: server.fetchFn });
+  assert.match(malformed.message, /43 letters/);
+});
+
+test('test connection says wrong port when another program answers', async () => {
+  for (const answer of [() => new Response('<html>hello</html>', { status: 200 }), () => new Response('nope', { status: 404 }), () => json(200, { hello: 'world' })]) {
+    const d = await diagnoseConnection({ serverUrl: 'http://127.0.0.1:3000', token: TOKEN, fetchFn: async () => answer() });
+    assert.equal(d.kind, API_ERROR.NOT_SIMCLIP);
+    assert.match(d.message, /Wrong port.*not a simclip server/);
+  }
+});
+
+test('test connection reports mode, model, device and the categories when all is well', async () => {
+  const d = await diagnoseConnection({ serverUrl: 'http://localhost:8478', token: TOKEN, fetchFn: fakeServer().fetchFn });
+  assert.equal(d.ok, true);
+  assert.match(d.message, /trained mode, model simclip-tiny\/none on cpu\. Warns about: Harmful\./);
+  assert.deepEqual(d.labels.map((l) => l.id), ['harmful']);
+});
+
+test('test connection rejects a non-loopback server URL before any request', async () => {
+  let called = false;
+  const d = await diagnoseConnection({ serverUrl: 'http://10.0.0.2:8478', token: TOKEN, fetchFn: async () => { called = true; } });
+  assert.equal(d.kind, 'bad_url');
+  assert.equal(called, false);
+});

@@ -1,0 +1,40 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import { CORRECTION } from '../../shared/messages.js';
+import { MAX_REPORTS, addReport, createReport, reportsToJsonl } from '../../shared/reports.js';
+
+const NOW = new Date('2025-01-02T03:04:05Z');
+
+test('a false-alarm report carries the fields training reads', () => {
+  const r = createReport({ imageUrl: 'https://x.com/a.png', sha256: 'ab', correction: CORRECTION.NOT_FLAGGED, categories: ['harmful'], scores: { harmful: 0.8 }, now: NOW });
+  assert.deepEqual(r, {
+    image_url: 'https://x.com/a.png', sha256: 'ab', correction: 'not_flagged', categories: ['harmful'],
+    labels: ['not harmful'], scores: { harmful: 0.8 }, text: '', timestamp: '2025-01-02T03:04:05.000Z',
+  });
+});
+
+test('a missed-meme report labels the image with the category', () => {
+  const r = createReport({ imageUrl: 'u', correction: CORRECTION.FLAGGED, categories: ['misogynous'], now: NOW });
+  assert.deepEqual(r.labels, ['misogynous']);
+  assert.throws(() => createReport({ imageUrl: 'u', correction: 'unsure' }), TypeError);
+});
+
+test('reporting the same image twice keeps the latest report only, and the list is bounded', () => {
+  const a = createReport({ imageUrl: 'u', sha256: 's', correction: CORRECTION.NOT_FLAGGED, now: NOW });
+  const b = { ...a, timestamp: 'later' };
+  assert.deepEqual(addReport([a], b), [b]);
+  let list = [];
+  for (let i = 0; i < MAX_REPORTS + 3; i += 1) list = addReport(list, { ...a, sha256: String(i) });
+  assert.equal(list.length, MAX_REPORTS);
+  assert.equal(list.at(-1).sha256, String(MAX_REPORTS + 2));
+});
+
+test('exports one JSON object per line', () => {
+  const a = createReport({ imageUrl: 'u1', correction: CORRECTION.NOT_FLAGGED, now: NOW });
+  const b = createReport({ imageUrl: 'u2', correction: CORRECTION.FLAGGED, categories: ['harmful'], now: NOW });
+  const text = reportsToJsonl([a, b]);
+  assert.ok(text.endsWith('\n'));
+  assert.deepEqual(text.trim().split('\n').map((l) => JSON.parse(l).image_url), ['u1', 'u2']);
+  assert.equal(reportsToJsonl([]), '');
+});

@@ -1,0 +1,402 @@
+"""Dataset readers: each dataset's official files -> examples (image path, text, labels per task).
+
+A dataset is named `NAME[:setting]` (e.g. `harmeme-c:3class`, `mami:b`). `get_dataset(name)`
+returns its `DatasetSpec`: the head tasks it trains, the warning categories those feed, and the
+reader. `read_split(name, root, split)` returns a list of `Example`; a label the dataset does not
+give for an example (e.g. the HarMeme target of a harmless meme) is None, which the loss skips.
+Malformed input raises `DatasetFormatError` naming the file and line.
+
+Layouts (the dataset folder is `DATA_DIR/<name>`, see docs/reproduce.md):
+    harmeme-c      {train,val,test}.jsonl + images/      (id, image, labels, text)
+    harmeme-p      {train,val,test}_v1.jsonl + images/   (V1, deduplicated; setting *-v0 reads
+                                                           {train,val,test}.jsonl)
+    mami           training.csv + training/, Test.csv + test_labels.txt + test/   (TSV)
+    hateful-memes  train.jsonl, dev_seen.jsonl, test_seen.jsonl (+ *_unseen) + img/
+    multioff       {Training,Validation,Testing}_meme_dataset.csv + img/
+    memotion       labels.csv + images/, 2000_testdata.csv + Meme_groundTruth.csv + 2000_data/
+"""
+
+import csv
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import SimCLIPError
+from .head import MULTICLASS, MULTILABEL, TaskSpec
+
+SPLITS = ("train", "val", "test")
+VAL_FRACTION = 0.1  # held-out share of the training file where a dataset has no validation split
+
+
+class DatasetFormatError(SimCLIPError, ValueError):
+    """A dataset file is missing or malformed; the message names the file and line."""
+
+    code = "bad_dataset"
+
+
+@dataclass
+class Example:
+    """One meme: where its image is, its text, and its label per task (None = not given)."""
+
+    id: str
+    image: Path
+    text: str
+    labels: dict = field(default_factory=dict)  # task -> class index, or list of 0/1, or None
+
+
+@dataclass
+class DatasetSpec:
+    """A dataset in one setting: its tasks, the warnings they feed, and its reader."""
+
+    name: str  # e.g. 'harmeme-c'
+    setting: str  # e.g. 'binary'
+    tasks: list  # TaskSpec list
+    warnings: list  # [{"category", "task", "labels"}]; the threshold is tuned in training
+    reader: object  # reader(root, split, spec) -> list[Example]
+    split_files: dict  # split -> file names (relative to the root) the split is read from
+    primary_metric: dict = field(default_factory=dict)  # task -> metric the papers report
+
+    @property
+    def key(self):
+        """'name:setting', the name a user types."""
+        return f"{self.name}:{self.setting}"
+
+
+def _fail(path, line, msg):
+    raise DatasetFormatError(f"{path}, line {line}: {msg}")
+
+
+def _need_file(path):
+    if not path.is_file():
+        raise DatasetFormatError(f"{path} not found; see `simclip datasets info` for the layout")
+    return path
+
+
+def _is_val(key):
+    """Deterministic held-out membership: the same ids are in validation on every machine."""
+    return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF < VAL_FRACTION
+
+
+def _read_jsonl(path):
+    """(line number, object) pairs of a JSON-lines file; blank lines are skipped."""
+    _need_file(path)
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                _fail(path, n, f"not valid JSON ({e.msg})")
+            if not isinstance(obj, dict):
+                _fail(path, n, "expected a JSON object")
+            yield n, obj
+
+
+def _read_table(path, delimiter, required, header=True, names=None):
+    """(line number, row dict) pairs of a CSV/TSV file with the `required` columns."""
+    _need_file(path)
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        reader = csv.reader(f, delimiter=delimiter)
+        if header:
+            names = next(reader, None)
+            if names is None:
+                _fail(path, 1, "empty file")
+            names = [c.strip() for c in names]
+            missing = [c for c in required if c not in names]
+            if missing:
+                _fail(path, 1, f"missing column(s) {missing}; header is {names}")
+        for row in reader:
+            n = reader.line_num
+            if not any(c.strip() for c in row):
+                continue
+            if len(row) < len(names):
+                _fail(path, n, f"expected {len(names)} fields, got {len(row)}")
+            yield n, dict(zip(names, row))
+
+
+def _label_index(path, line, value, labels, what):
+    if value not in labels:
+        _fail(path, line, f"unknown {what} {value!r}; expected one of {list(labels)}")
+    return labels[value]
+
+
+# ---------------------------------------------------------------- HarMeme (Harm-C, Harm-P)
+
+HARM_LEVELS = ["not harmful", "somewhat harmful", "very harmful"]
+HARM_TARGETS = ["individual", "community", "society", "organization"]
+
+
+def read_harmeme(root, split, spec):
+    """HarMeme jsonl: labels ["not harmful"] or [level, target]."""
+    path = root / spec.split_files[split][0]
+    three = spec.tasks[0].name == "harmfulness"
+    out = []
+    for n, obj in _read_jsonl(path):
+        for key in ("image", "labels"):
+            if key not in obj:
+                _fail(path, n, f"missing field {key!r}")
+        labels = obj["labels"]
+        if not isinstance(labels, list) or not labels or labels[0] not in HARM_LEVELS:
+            _fail(path, n, f"labels {labels!r} must start with one of {HARM_LEVELS}")
+        level = HARM_LEVELS.index(labels[0])
+        target = None
+        if level > 0:
+            if len(labels) < 2 or labels[1] not in HARM_TARGETS:
+                _fail(path, n, f"harmful meme needs a target in {HARM_TARGETS}, got {labels!r}")
+            target = HARM_TARGETS.index(labels[1])
+        task = {"harmfulness": level} if three else {"harmful": int(level > 0)}
+        out.append(Example(str(obj.get("id", Path(obj["image"]).stem)), root / "images" /
+                           obj["image"], str(obj.get("text", "")), {**task, "target": target}))
+    return out
+
+
+def _harmeme_spec(name, setting):
+    three = setting.startswith("3class")
+    version = "" if setting.endswith("-v0") or name == "harmeme-c" else "_v1"
+    level_task = (TaskSpec("harmfulness", MULTICLASS, HARM_LEVELS) if three
+                  else TaskSpec("harmful", MULTICLASS, ["not harmful", "harmful"]))
+    warn = ({"category": "harmful", "task": "harmfulness", "labels": HARM_LEVELS[1:]} if three
+            else {"category": "harmful", "task": "harmful", "labels": ["harmful"]})
+    return DatasetSpec(name, setting, [level_task, TaskSpec("target", MULTICLASS, HARM_TARGETS)],
+                       [warn], read_harmeme,
+                       {s: [f"{s}{version}.jsonl"] for s in SPLITS},
+                       {level_task.name: "macro_f1", "target": "macro_f1"})
+
+
+# ---------------------------------------------------------------- MAMI (SemEval-2022 Task 5)
+
+MAMI_TYPES = ["shaming", "stereotype", "objectification", "violence"]
+MAMI_COLUMNS = ["file_name", "misogynous", *MAMI_TYPES]
+
+
+def _binary_field(path, line, row, column):
+    value = row[column].strip()
+    if value not in ("0", "1"):
+        _fail(path, line, f"column {column!r} must be 0 or 1, got {value!r}")
+    return int(value)
+
+
+def _mami_labels(path, line, row, sub_b):
+    if sub_b:
+        return {"misogyny_type": [_binary_field(path, line, row, c) for c in MAMI_TYPES]}
+    return {"misogynous": _binary_field(path, line, row, "misogynous")}
+
+
+def read_mami(root, split, spec):
+    """MAMI TSV files: training.csv (train/val), Test.csv + test_labels.txt (test)."""
+    sub_b = spec.setting == "b"
+    out = []
+    if split in ("train", "val"):
+        path = root / "training.csv"
+        for n, row in _read_table(path, "\t", [*MAMI_COLUMNS, "Text Transcription"]):
+            if _is_val(row["file_name"]) != (split == "val"):
+                continue
+            out.append(Example(Path(row["file_name"]).stem, root / "training" / row["file_name"],
+                               row["Text Transcription"], _mami_labels(path, n, row, sub_b)))
+        return out
+    texts = {row["file_name"]: row["Text Transcription"] for _, row in
+             _read_table(root / "Test.csv", "\t", ["file_name", "Text Transcription"])}
+    path = root / "test_labels.txt"
+    for n, row in _read_table(path, "\t", MAMI_COLUMNS, header=False, names=MAMI_COLUMNS):
+        if row["file_name"] not in texts:
+            _fail(path, n, f"{row['file_name']!r} is not in {root / 'Test.csv'}")
+        out.append(Example(Path(row["file_name"]).stem, root / "test" / row["file_name"],
+                           texts[row["file_name"]], _mami_labels(path, n, row, sub_b)))
+    return out
+
+
+def _mami_spec(setting):
+    if setting == "b":
+        task = TaskSpec("misogyny_type", MULTILABEL, MAMI_TYPES)
+        warn = {"category": "misogynous", "task": "misogyny_type", "labels": MAMI_TYPES}
+        metric = "weighted_f1"
+    else:
+        task = TaskSpec("misogynous", MULTICLASS, ["not misogynous", "misogynous"])
+        warn = {"category": "misogynous", "task": "misogynous", "labels": ["misogynous"]}
+        metric = "macro_f1"
+    return DatasetSpec("mami", setting, [task], [warn], read_mami,
+                       {"train": ["training.csv"], "val": ["training.csv"],
+                        "test": ["Test.csv", "test_labels.txt"]}, {task.name: metric})
+
+
+# ---------------------------------------------------------------- Hateful Memes
+
+HATEFUL_FILES = {"train": "train.jsonl", "val": "dev_seen.jsonl", "test": "test_seen.jsonl",
+                 "dev_unseen": "dev_unseen.jsonl", "test_unseen": "test_unseen.jsonl"}
+
+
+def read_hateful(root, split, spec):
+    """Hateful Memes jsonl: id, img ('img/01235.png'), text, label (0/1)."""
+    path = root / spec.split_files[split][0]
+    out = []
+    for n, obj in _read_jsonl(path):
+        for key in ("img", "text"):
+            if key not in obj:
+                _fail(path, n, f"missing field {key!r}")
+        label = obj.get("label")
+        if label not in (0, 1, None):
+            _fail(path, n, f"label must be 0 or 1, got {label!r}")
+        out.append(Example(str(obj.get("id", Path(obj["img"]).stem)), root / obj["img"],
+                           str(obj["text"]), {"hateful": label}))
+    return out
+
+
+def _hateful_spec(setting):
+    task = TaskSpec("hateful", MULTICLASS, ["not hateful", "hateful"])
+    return DatasetSpec("hateful-memes", setting, [task],
+                       [{"category": "hateful", "task": "hateful", "labels": ["hateful"]}],
+                       read_hateful, {s: [f] for s, f in HATEFUL_FILES.items()},
+                       {"hateful": "auroc"})
+
+
+# ---------------------------------------------------------------- MultiOFF
+
+MULTIOFF_FILES = {"train": "Training_meme_dataset.csv", "val": "Validation_meme_dataset.csv",
+                  "test": "Testing_meme_dataset.csv"}
+MULTIOFF_LABELS = {"non-offensiv": 0, "non-offensive": 0, "offensive": 1}
+
+
+def read_multioff(root, split, spec):
+    """MultiOFF csv: image_name, sentence, label ('offensive' / 'Non-offensiv')."""
+    path = root / spec.split_files[split][0]
+    out = []
+    for n, row in _read_table(path, ",", ["image_name", "sentence", "label"]):
+        label = _label_index(path, n, row["label"].strip().lower(), MULTIOFF_LABELS, "label")
+        out.append(Example(Path(row["image_name"]).stem, root / "img" / row["image_name"],
+                           row["sentence"], {"offensive": label}))
+    return out
+
+
+def _multioff_spec(setting):
+    task = TaskSpec("offensive", MULTICLASS, ["not offensive", "offensive"])
+    return DatasetSpec("multioff", setting, [task],
+                       [{"category": "offensive", "task": "offensive", "labels": ["offensive"]}],
+                       read_multioff, {s: [f] for s, f in MULTIOFF_FILES.items()},
+                       {"offensive": "macro_f1"})
+
+
+# ---------------------------------------------------------------- Memotion 7k
+
+MEMOTION_LEVELS = {
+    "humour": ["not_funny", "funny", "very_funny", "hilarious"],
+    "sarcasm": ["not_sarcastic", "general", "twisted_meaning", "very_twisted"],
+    "offensive": ["not_offensive", "slight", "very_offensive", "hateful_offensive"],
+    "motivational": ["not_motivational", "motivational"],
+}
+SENTIMENT = ["negative", "neutral", "positive"]
+SENTIMENT_5_TO_3 = {"very_negative": 0, "negative": 0, "neutral": 1, "positive": 2,
+                    "very_positive": 2}
+
+
+def read_memotion(root, split, spec):
+    """Memotion 7k: labels.csv (train/val, 10% held out by id), official test files (test)."""
+    out = []
+    if split in ("train", "val"):
+        path = root / "labels.csv"
+        columns = ["image_name", "text_corrected", *MEMOTION_LEVELS, "overall_sentiment"]
+        for n, row in _read_table(path, ",", columns):
+            if _is_val(row["image_name"]) != (split == "val"):
+                continue
+            labels = {f"memotion_{k}": _label_index(path, n, row[k].strip(),
+                                                    {v: i for i, v in enumerate(levels)}, k)
+                      for k, levels in MEMOTION_LEVELS.items()}
+            labels["memotion_sentiment"] = _label_index(
+                path, n, row["overall_sentiment"].strip(), SENTIMENT_5_TO_3, "overall_sentiment")
+            text = row["text_corrected"].strip() or row.get("text_ocr", "")
+            out.append(Example(Path(row["image_name"]).stem, root / "images" / row["image_name"],
+                               text, labels))
+        return out
+    texts = {}
+    for _, row in _read_table(root / "2000_testdata.csv", ",", ["Image_name", "corrected_text"]):
+        texts[row["Image_name"]] = row["corrected_text"].strip() or row.get("OCR_extracted_text",
+                                                                             "")
+    path = root / "Meme_groundTruth.csv"
+    for n, row in _read_table(path, ",", ["Image_name", "Labels"]):
+        parts = row["Labels"].strip().split("_")  # sentiment(-1/0/1)_taskB(4 bits)_taskC(4 levels)
+        if (len(parts) != 3 or parts[0] not in ("-1", "0", "1") or len(parts[2]) != 4
+                or not parts[2].isdigit()):
+            _fail(path, n, f"Labels {row['Labels']!r} is not 'S_BBBB_CCCC'")
+        levels = [int(c) for c in parts[2]]
+        labels = {}
+        for (k, names), v in zip(MEMOTION_LEVELS.items(), levels):
+            if v >= len(names):
+                _fail(path, n, f"{k} level {v} out of range 0..{len(names) - 1}")
+            labels[f"memotion_{k}"] = v
+        labels["memotion_sentiment"] = int(parts[0]) + 1
+        name = row["Image_name"]
+        if name not in texts:
+            _fail(path, n, f"{name!r} is not in {root / '2000_testdata.csv'}")
+        out.append(Example(Path(name).stem, root / "2000_data" / name, texts[name], labels))
+    return out
+
+
+def _memotion_spec(setting):
+    tasks = [TaskSpec(f"memotion_{k}", MULTICLASS, v) for k, v in MEMOTION_LEVELS.items()]
+    tasks.append(TaskSpec("memotion_sentiment", MULTICLASS, SENTIMENT))
+    warn = {"category": "offensive", "task": "memotion_offensive",
+            "labels": MEMOTION_LEVELS["offensive"][1:]}
+    return DatasetSpec("memotion", setting, tasks, [warn], read_memotion,
+                       {"train": ["labels.csv"], "val": ["labels.csv"],
+                        "test": ["2000_testdata.csv", "Meme_groundTruth.csv"]},
+                       {t.name: "macro_f1" for t in tasks})
+
+
+# ---------------------------------------------------------------- registry
+
+DATASETS = {
+    "harmeme-c": (("binary", "3class"), lambda s: _harmeme_spec("harmeme-c", s)),
+    "harmeme-p": (("binary", "3class", "binary-v0", "3class-v0"),
+                  lambda s: _harmeme_spec("harmeme-p", s)),
+    "mami": (("a", "b"), _mami_spec),
+    "hateful-memes": (("seen",), _hateful_spec),
+    "multioff": (("binary",), _multioff_spec),
+    "memotion": (("c",), _memotion_spec),
+}
+
+
+def list_datasets():
+    """Every dataset name, each with its settings (the first is the default)."""
+    return {name: list(settings) for name, (settings, _) in DATASETS.items()}
+
+
+def get_dataset(name):
+    """The DatasetSpec of `NAME[:setting]` (default setting when none is given)."""
+    base, _, setting = name.partition(":")
+    if base not in DATASETS:
+        raise ValueError(f"unknown dataset {base!r}; available: {', '.join(DATASETS)}")
+    settings, build = DATASETS[base]
+    setting = setting or settings[0]
+    if setting not in settings:
+        raise ValueError(f"dataset {base!r} has no setting {setting!r}; "
+                         f"available: {', '.join(settings)}")
+    return build(setting)
+
+
+def get_dataset_root(data_dir, name):
+    """The folder of dataset `name`: DATA_DIR/<name>, or DATA_DIR itself if it holds the files."""
+    data_dir = Path(data_dir)
+    sub = data_dir / name.partition(":")[0]
+    return sub if sub.is_dir() else data_dir
+
+
+def read_split(name, root, split):
+    """Read one split of a dataset.
+
+    Args:
+        name: `NAME[:setting]`, see `list_datasets()`.
+        root: the dataset folder (see the module docstring for each layout).
+        split: 'train', 'val' or 'test' (Hateful Memes also 'dev_unseen', 'test_unseen').
+
+    Returns:
+        A list of `Example`, in file order.
+
+    Raises:
+        DatasetFormatError: a missing file, or a malformed line (named with its file and line).
+    """
+    spec = get_dataset(name)
+    if split not in spec.split_files:
+        raise ValueError(f"dataset {spec.name!r} has no split {split!r}; "
+                         f"available: {', '.join(spec.split_files)}")
+    return spec.reader(Path(root), split, spec)

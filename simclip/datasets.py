@@ -1,0 +1,285 @@
+"""`simclip datasets`: fetch the openly published meme datasets, explain how to get the others.
+
+    simclip datasets list
+    simclip datasets info NAME
+    simclip datasets fetch NAME --data-dir D [--base-url URL]
+
+Harm-C is public: its annotations and images are in the GitHub repository di-dimitrov/mmf
+(data/datasets/memes/defaults/), fetched here from raw.githubusercontent.com at a pinned commit.
+The download
+    * resumes: each file is written to `<file>.part` and continued with an HTTP Range request;
+    * checks every file's size against the server's Content-Length, that every image decodes,
+      and that the annotations parse; the sha256 of every file goes to MANIFEST.json;
+    * is atomic: everything lands in DATA_DIR/<name>.partial/ and the folder is renamed to
+      DATA_DIR/<name> only when complete, so a reader never sees half a dataset.
+The base URL can be overridden (--base-url or $SIMCLIP_DATASETS_BASE_URL), e.g. for a mirror;
+the tests point it at a local HTTP server.
+"""
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import shutil
+import sys
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from tqdm import tqdm
+
+from .data import SPLITS, DatasetFormatError, list_datasets, read_split
+from .errors import SimCLIPError
+from .images import decode_image
+
+logger = logging.getLogger(__name__)
+
+BASE_URL_ENV = "SIMCLIP_DATASETS_BASE_URL"
+MMF_COMMIT = "2c375fe162a64eb9b6a6eee08460efa511674743"
+HARMEME_C_URL = (f"https://raw.githubusercontent.com/di-dimitrov/mmf/{MMF_COMMIT}/"
+                 f"data/datasets/memes/defaults/")
+HARMEME_C_COUNTS = {"train": 3013, "val": 177, "test": 354}  # the paper's Table 1
+CHUNK = 1 << 16
+TIMEOUT_S = 60
+
+# How to get each dataset that cannot be downloaded without a form, a login or a manual step.
+INSTRUCTIONS = {
+    "harmeme-c": """Harm-C (HarMeme, COVID-19 memes; Pramanick et al., Findings of ACL 2021)
+  Public. `simclip datasets fetch harmeme-c --data-dir D` downloads it from
+  https://github.com/di-dimitrov/mmf (data/datasets/memes/defaults/, about 430 MB).
+  Layout: D/harmeme-c/{train,val,test}.jsonl, D/harmeme-c/images/covid_memes_*.png""",
+    "harmeme-p": """Harm-P (HarMeme, US-politics memes; Pramanick et al., EMNLP Findings 2021)
+  Annotations (V1, deduplicated): https://github.com/LCS2-IIITD/MOMENTA, folder
+  HarMeme_V1/Annotations/ (train_v1.jsonl, val_v1.jsonl, test_v1.jsonl).
+  Images: request them from the authors (links in the MOMENTA README).
+  Layout: D/harmeme-p/{train,val,test}_v1.jsonl, D/harmeme-p/images/memes_*.png
+  (the older V0 files {train,val,test}.jsonl are read with --dataset harmeme-p:binary-v0)""",
+    "mami": """MAMI (SemEval-2022 Task 5, Multimedia Automatic Misogyny Identification)
+  Request access with the form linked from
+  https://github.com/MIND-Lab/SemEval2022-Task-5-Multimedia-Automatic-Misogyny-Identification-MAMI-
+  (the organisers send the password of the zip files).
+  Layout: D/mami/training.csv + D/mami/training/*.jpg   (TSV: file_name, misogynous, shaming,
+          stereotype, objectification, violence, Text Transcription)
+          D/mami/Test.csv + D/mami/test_labels.txt + D/mami/test/*.jpg
+  Validation: a fixed 10% of training.csv, chosen by a hash of file_name.""",
+    "hateful-memes": """Hateful Memes (Kiela et al., NeurIPS 2020)
+  Accept the dataset licence and download it from the Hateful Memes Challenge page
+  (https://hatefulmemeschallenge.com, data hosted by DrivenData) or its licensed mirrors.
+  Layout: D/hateful-memes/{train,dev_seen,test_seen,dev_unseen,test_unseen}.jsonl
+          D/hateful-memes/img/*.png        (jsonl fields: id, img, text, label)
+  Splits: train, val = dev_seen, test = test_seen (also dev_unseen, test_unseen).""",
+    "multioff": """MultiOFF (Suryawanshi et al., TRAC 2020)
+  Download from the Google Drive link in
+  https://github.com/bharathichezhiyan/Multimodal-Meme-Classification-Identifying-Offensive-Content-in-Image-and-Text
+  Layout: D/multioff/{Training,Validation,Testing}_meme_dataset.csv
+          D/multioff/img/*  (the 'Labelled Images' folder, renamed)""",
+    "memotion": """Memotion 7k (SemEval-2020 Task 8; Sharma et al.)
+  Training set: Kaggle dataset williamscott701/memotion-dataset-7k (Kaggle login);
+  test set and ground truth: from the task organisers (SemEval-2020 Task 8 page).
+  Layout: D/memotion/labels.csv + D/memotion/images/*
+          D/memotion/2000_testdata.csv + D/memotion/Meme_groundTruth.csv + D/memotion/2000_data/*
+  Validation: a fixed 10% of labels.csv, chosen by a hash of image_name.""",
+}
+FETCHABLE = ("harmeme-c",)
+
+
+class DownloadError(SimCLIPError, RuntimeError):
+    """A download failed or its size did not match what the server announced."""
+
+    code = "download_failed"
+
+
+def sha256_file(path):
+    """Hex sha256 of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def download(url, dest, progress=None):
+    """Download `url` to `dest`, resuming `dest.part` with an HTTP Range request.
+
+    The server's Content-Length (or Content-Range total) must match the bytes received.
+
+    Returns:
+        The number of bytes fetched by this call (0 when `dest` already existed).
+
+    Raises:
+        DownloadError: HTTP errors (the 404 case has `.missing = True`), size mismatches.
+    """
+    dest = Path(dest)
+    if dest.is_file():
+        return 0
+    part = dest.with_name(dest.name + ".part")
+    have = part.stat().st_size if part.is_file() else 0
+    request = urllib.request.Request(url, headers={"User-Agent": "simclip-datasets"})
+    if have:
+        request.add_header("Range", f"bytes={have}-")
+    try:
+        response = urllib.request.urlopen(request, timeout=TIMEOUT_S)
+    except urllib.error.HTTPError as e:
+        if e.code == 416 and have:  # the part file is already complete
+            part.replace(dest)
+            return 0
+        err = DownloadError(f"{url}: HTTP {e.code} {e.reason}")
+        err.missing = e.code == 404
+        raise err from e
+    except (urllib.error.URLError, OSError) as e:
+        raise DownloadError(f"{url}: {getattr(e, 'reason', e)}") from e
+    with response:
+        if response.status == 206:
+            total = response.headers.get("Content-Range", "").rpartition("/")[2]
+            expected = int(total) if total.isdigit() else None
+            mode = "ab"
+        else:  # the server ignored Range: start over
+            length = response.headers.get("Content-Length")
+            expected = int(length) if length and length.isdigit() else None
+            have, mode = 0, "wb"
+        fetched = 0
+        with open(part, mode) as f:
+            for block in iter(lambda: response.read(CHUNK), b""):
+                f.write(block)
+                fetched += len(block)
+                if progress is not None:
+                    progress(len(block))
+    size = part.stat().st_size
+    if expected is not None and size != expected:
+        raise DownloadError(f"{url}: got {size} bytes, the server announced {expected}; "
+                            f"run the command again to resume")
+    part.replace(dest)
+    return fetched
+
+
+def get_base_url(name, base_url=None):
+    """The URL the files of `name` are fetched from: --base-url, $SIMCLIP_DATASETS_BASE_URL, or
+    the dataset's published location."""
+    url = base_url or os.environ.get(BASE_URL_ENV) or {"harmeme-c": HARMEME_C_URL}[name]
+    return url if url.endswith("/") else url + "/"
+
+
+def fetch_harmeme_c(data_dir, base_url=None, workers=8, force=False, progress=True):
+    """Download Harm-C into DATA_DIR/harmeme-c (see module docstring); return that folder."""
+    data_dir = Path(data_dir)
+    final = data_dir / "harmeme-c"
+    if (final / "MANIFEST.json").is_file() and not force:
+        logger.info("%s is already complete (MANIFEST.json); --force downloads it again", final)
+        return final
+    url = get_base_url("harmeme-c", base_url)
+    work = data_dir / "harmeme-c.partial"
+    (work / "annotations").mkdir(parents=True, exist_ok=True)
+    (work / "images").mkdir(exist_ok=True)
+
+    rows, images = {}, []
+    for split in SPLITS:
+        download(f"{url}annotations/{split}.jsonl", work / "annotations" / f"{split}.jsonl")
+        lines = (work / "annotations" / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()
+        rows[split] = [line for line in lines if line.strip()]
+        for n, line in enumerate(rows[split], 1):
+            try:
+                name = json.loads(line)["image"]
+            except (ValueError, KeyError, TypeError) as e:
+                raise DatasetFormatError(f"{url}annotations/{split}.jsonl, line {n}: "
+                                         f"no 'image' field ({e})") from e
+            if "/" in name or "\\" in name or name.startswith("."):
+                raise DatasetFormatError(f"{url}annotations/{split}.jsonl, line {n}: "
+                                         f"unsafe image name {name!r}")
+            images.append(name)
+        if url == HARMEME_C_URL and len(rows[split]) != HARMEME_C_COUNTS[split]:
+            logger.warning("%s has %d memes, the paper lists %d", split, len(rows[split]),
+                           HARMEME_C_COUNTS[split])
+    images = sorted(set(images))
+
+    missing = []
+    bar = tqdm(total=len(images), desc="harmeme-c images", unit="file", disable=not progress,
+               file=sys.stderr)
+
+    def get(name):
+        try:
+            download(f"{url}images/{name}", work / "images" / name)
+        except DownloadError as e:
+            if not getattr(e, "missing", False):
+                raise
+            missing.append(name)
+        bar.update(1)
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        list(pool.map(get, images))
+    bar.close()
+    if missing:
+        logger.warning("%d image(s) are not in the repository and their memes are left out: %s",
+                       len(missing), ", ".join(sorted(missing)[:10]))
+
+    manifest = {"source": url, "commit": MMF_COMMIT if url == HARMEME_C_URL else None,
+                "missing_images": sorted(missing), "files": {}}
+    for name in images:
+        if name in missing:
+            continue
+        path = work / "images" / name
+        try:
+            decode_image(path)
+        except (ValueError, OSError) as e:
+            path.unlink()
+            raise DownloadError(f"{url}images/{name} is not a readable image ({e}); "
+                                f"run the command again to fetch it anew") from e
+        manifest["files"][f"images/{name}"] = {"size": path.stat().st_size,
+                                               "sha256": sha256_file(path)}
+    for split in SPLITS:
+        kept = [line for line in rows[split] if json.loads(line)["image"] not in missing]
+        out = work / f"{split}.jsonl"
+        out.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+        manifest["files"][f"{split}.jsonl"] = {"size": out.stat().st_size,
+                                               "sha256": sha256_file(out), "memes": len(kept)}
+        read_split("harmeme-c", work, split)  # the annotations must parse
+    shutil.rmtree(work / "annotations")
+    (work / "MANIFEST.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    if final.exists():
+        shutil.rmtree(final)
+    work.rename(final)
+    return final
+
+
+def parse_args(argv):
+    """Arguments of `simclip datasets`."""
+    p = argparse.ArgumentParser(prog="simclip datasets",
+                                description="fetch public meme datasets / show how to get others")
+    sub = p.add_subparsers(dest="action", required=True)
+    sub.add_parser("list", help="list the datasets and their settings")
+    info = sub.add_parser("info", help="where a dataset is published and its layout")
+    info.add_argument("name", choices=sorted(INSTRUCTIONS))
+    fetch = sub.add_parser("fetch", help="download a public dataset")
+    fetch.add_argument("name", choices=sorted(INSTRUCTIONS))
+    fetch.add_argument("--data-dir", required=True, help="the dataset goes to DATA_DIR/NAME")
+    fetch.add_argument("--base-url", default=None,
+                       help=f"mirror to download from (default: ${BASE_URL_ENV} or the "
+                            f"published location)")
+    fetch.add_argument("--workers", type=int, default=8, help="parallel downloads (default 8)")
+    fetch.add_argument("--force", action="store_true", help="download again even if complete")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    """`simclip datasets list|info|fetch`."""
+    args = parse_args(argv)
+    if args.action == "list":
+        for name, settings in list_datasets().items():
+            how = "fetch" if name in FETCHABLE else "on request (see `simclip datasets info`)"
+            print(f"{name:<14} settings: {', '.join(settings):<32} {how}")
+        return 0
+    if args.action == "info":
+        print(INSTRUCTIONS[args.name])
+        return 0
+    if args.name not in FETCHABLE:
+        print(f"{args.name} cannot be downloaded automatically.\n\n{INSTRUCTIONS[args.name]}",
+              file=sys.stderr)
+        return 2
+    try:
+        root = fetch_harmeme_c(args.data_dir, args.base_url, args.workers, args.force)
+    except (SimCLIPError, OSError) as e:
+        print(f"simclip datasets fetch: {e}", file=sys.stderr)
+        return 1
+    print(f"harmeme-c ready in {root}")
+    return 0

@@ -1,0 +1,350 @@
+"""`simclip embed`: run the frozen encoders once over a dataset and cache the embeddings.
+
+One safetensors file per (dataset, backbone, text source, split[, augmentation]):
+
+    CACHE/<dataset>/<backbone id>/<text source>/<split>[-aug<N>].safetensors
+
+holding `image` (N, D), `text` (N, D) and, with augmentation, `image_aug` (N, A, D), plus
+metadata: the backbone, the example ids and texts, and a fingerprint of the split (size, mtime
+and sha256 of its annotation files, size and mtime of every image). A cache whose fingerprint
+no longer matches the dataset is recomputed, with a warning, never reused.
+
+Work is written in shards (CACHE/.../<split>.parts/shard-NNNNN.safetensors, each atomically),
+so a killed run resumes where it stopped; the shards are merged into the final file at the end.
+"""
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+
+from .backbone import _file_digest, get_default_pretrained, load_backbone
+from .constants import DEFAULT_MODEL
+from .data import get_dataset, get_dataset_root, read_split
+from .images import decode_image
+
+logger = logging.getLogger(__name__)
+
+CACHE_VERSION = 1
+TEXT_SOURCES = ("dataset", "ocr")
+
+
+def get_backbone_id(model=None, pretrained=None):
+    """The id `load_backbone(model, pretrained)` will report, without building the model."""
+    model = model or DEFAULT_MODEL
+    if os.path.isdir(str(model)):
+        return f"{Path(model).name}/local-dir"
+    if pretrained is None:
+        pretrained = get_default_pretrained(model)
+    if pretrained in ("", "none", "random"):
+        return f"{model}/random"
+    if os.path.isfile(str(pretrained)):
+        return f"{model}/file:{_file_digest(pretrained)}"
+    return f"{model}/{pretrained}"
+
+
+def _slug(text):
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
+
+
+def get_text_source(text, ocr_name=None):
+    """'dataset', or 'ocr-<engine>' (each OCR engine gets its own cache)."""
+    if text not in TEXT_SOURCES:
+        raise ValueError(f"unknown text source {text!r}; available: {', '.join(TEXT_SOURCES)}")
+    return "dataset" if text == "dataset" else f"ocr-{ocr_name}"
+
+
+def get_cache_path(cache_dir, dataset, backbone_id, text_source, split, augment=0):
+    """Where the embeddings of one split live."""
+    suffix = f"-aug{augment}" if augment else ""
+    return (Path(cache_dir) / _slug(dataset.partition(":")[0]) / _slug(backbone_id) /
+            _slug(text_source) / f"{split}{suffix}.safetensors")
+
+
+def fingerprint_split(spec, root, split, examples):
+    """A digest of everything the embeddings depend on: the split's files and its images."""
+    h = hashlib.sha256()
+    for name in spec.split_files[split]:
+        path = Path(root) / name
+        h.update(name.encode())
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    h.update(split.encode())
+    for ex in examples:
+        try:
+            st = ex.image.stat()
+            h.update(f"{ex.id}|{ex.image.name}|{st.st_size}|{st.st_mtime_ns}|{ex.text}\n".encode())
+        except OSError:
+            h.update(f"{ex.id}|{ex.image.name}|missing\n".encode())
+    return h.hexdigest()
+
+
+def read_cache_metadata(path):
+    """The metadata dict of a cache file (None when unreadable)."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return json.loads((f.metadata() or {}).get("simclip_cache", "null"))
+    except (OSError, ValueError):
+        return None
+
+
+def load_cache(path):
+    """Tensors and metadata of a cache file: {'image', 'text', ['image_aug'], 'meta'}."""
+    out = dict(load_file(str(path)))
+    out["meta"] = read_cache_metadata(path)
+    return out
+
+
+def _save_atomic(tensors, path, meta):
+    tmp = path.with_name(path.name + ".tmp")
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp),
+              metadata={"simclip_cache": json.dumps(meta, sort_keys=True)})
+    tmp.replace(path)
+
+
+def _augment_views(image, n, seed):
+    """`n` RandAugment views of a PIL image, seeded so a resumed run draws the same views."""
+    from torchvision.transforms import RandAugment
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        aug = RandAugment()
+        return [aug(image) for _ in range(n)]
+
+
+def embed_split(backbone, examples, path, fingerprint, text_source, ocr=None, batch_size=32,
+                shard_size=256, augment=0, seed=0, progress=True, on_shard=None):
+    """Embed `examples` into the cache file `path`, resuming from finished shards.
+
+    Args:
+        backbone: a loaded `Backbone`.
+        examples: the split's `Example` list.
+        path: the cache file to write.
+        fingerprint: `fingerprint_split(...)` of the split; shards of another fingerprint are
+            discarded.
+        text_source: 'dataset' (the examples' text) or 'ocr-<engine>' (`ocr(image)`).
+        ocr: the OCR engine when text_source is OCR.
+        augment: RandAugment views per image (0: none).
+        on_shard: optional callback(shard_index) after each shard is written (tests use it
+            to simulate an interruption).
+
+    Returns:
+        {'computed': examples encoded now, 'reused': examples taken from earlier shards}.
+    """
+    path = Path(path)
+    parts = path.with_name(path.name.removesuffix(".safetensors") + ".parts")
+    state = {"version": CACHE_VERSION, "fingerprint": fingerprint, "backbone": backbone.info.id,
+             "text_source": text_source, "augment": augment, "shard_size": shard_size,
+             "seed": seed}
+    progress_file = parts / "progress.json"
+    if parts.is_dir():
+        try:
+            old = json.loads(progress_file.read_text())
+        except (OSError, ValueError):
+            old = None
+        if old != state:
+            logger.warning("discarding partial embeddings in %s: made for another dataset "
+                           "version or settings", parts)
+            shutil.rmtree(parts)
+    parts.mkdir(parents=True, exist_ok=True)
+    tmp = progress_file.with_name("progress.json.tmp")
+    tmp.write_text(json.dumps(state, sort_keys=True))
+    tmp.replace(progress_file)
+
+    n_shards = (len(examples) + shard_size - 1) // shard_size
+    stats = {"computed": 0, "reused": 0}
+    bar = tqdm(total=len(examples), desc=f"embed {path.parent.name}/{path.stem}", unit="meme",
+               disable=not progress, file=sys.stderr)
+    for k in range(n_shards):
+        chunk = examples[k * shard_size:(k + 1) * shard_size]
+        shard = parts / f"shard-{k:05d}.safetensors"
+        if shard.is_file():
+            stats["reused"] += len(chunk)
+            bar.update(len(chunk))
+            continue
+        img, txt, aug, texts = [], [], [], []
+        for i in range(0, len(chunk), batch_size):
+            batch = chunk[i:i + batch_size]
+            images = [decode_image(ex.image) for ex in batch]
+            batch_texts = [ocr(im) if ocr is not None else ex.text
+                           for ex, im in zip(batch, images)]
+            img.append(backbone.encode_images(images))  # (b, D)
+            txt.append(backbone.encode_texts(batch_texts))  # (b, D)
+            if augment:
+                base = k * shard_size + i
+                views = [backbone.encode_images(_augment_views(im, augment, seed * 1_000_003 +
+                                                               base + j))
+                         for j, im in enumerate(images)]
+                aug.append(torch.stack(views))  # (b, A, D)
+            texts += batch_texts
+            bar.update(len(batch))
+        tensors = {"image": torch.cat(img), "text": torch.cat(txt)}
+        if augment:
+            tensors["image_aug"] = torch.cat(aug)
+        _save_atomic(tensors, shard, {"texts": texts})
+        stats["computed"] += len(chunk)
+        if on_shard is not None:
+            on_shard(k)
+    bar.close()
+
+    merged, texts = {}, []
+    for k in range(n_shards):
+        shard = parts / f"shard-{k:05d}.safetensors"
+        for key, value in load_file(str(shard)).items():
+            merged.setdefault(key, []).append(value)
+        texts += read_cache_metadata(shard)["texts"]
+    tensors = {key: torch.cat(v) for key, v in merged.items()}
+    if not tensors:
+        dim = backbone.info.embed_dim
+        tensors = {"image": torch.zeros(0, dim), "text": torch.zeros(0, dim)}
+    meta = {**state, "ids": [ex.id for ex in examples], "texts": texts,
+            "backbone_info": {"model": backbone.info.model, "pretrained": backbone.info.pretrained,
+                              "embed_dim": backbone.info.embed_dim}}
+    _save_atomic(tensors, path, meta)
+    shutil.rmtree(parts)
+    return stats
+
+
+class EmbeddingCache:
+    """Finds or computes the cached embeddings of dataset splits for one backbone and text source.
+
+    The backbone and OCR engine are built only if some split has to be (re)computed.
+    """
+
+    def __init__(self, cache_dir, data_dir, model=None, pretrained=None, device=None, ocr="auto",
+                 text="dataset", augment=0, batch_size=32, shard_size=256, seed=0,
+                 weights_cache_dir=None, progress=True):
+        self.cache_dir = Path(cache_dir)
+        self.data_dir = Path(data_dir)
+        self.model, self.pretrained, self.device = model, pretrained, device
+        self.weights_cache_dir = weights_cache_dir
+        self.backbone_id = get_backbone_id(model, pretrained)
+        self.text, self.ocr_name = text, ocr
+        self._ocr_engine = None
+        self.augment, self.batch_size, self.shard_size = augment, batch_size, shard_size
+        self.seed, self.progress = seed, progress
+        self._backbone = None
+
+    def get_backbone(self):
+        """The frozen backbone (built on first use)."""
+        if self._backbone is None:
+            self._backbone = load_backbone(self.model or DEFAULT_MODEL, self.pretrained,
+                                           device=self.device, cache_dir=self.weights_cache_dir)
+            if self._backbone.info.id != self.backbone_id:
+                self.backbone_id = self._backbone.info.id
+        return self._backbone
+
+    def get_ocr(self):
+        """The OCR engine (built on first use)."""
+        if self._ocr_engine is None:
+            from .ocr import get_ocr_engine
+
+            self._ocr_engine = get_ocr_engine(self.ocr_name)
+        return self._ocr_engine
+
+    @property
+    def text_source(self):
+        """The cache's text source name ('dataset' or 'ocr-<engine>')."""
+        if self.text == "dataset":
+            return "dataset"
+        name = self.ocr_name
+        if name == "auto":
+            from .ocr import is_rapidocr_available
+
+            name = "rapidocr" if is_rapidocr_available() else "tesseract"
+        return get_text_source("ocr", name)
+
+    def get(self, name, split, augment=None, force=False, on_shard=None):
+        """(examples, cache dict) of one split, computing the cache if missing or stale."""
+        augment = self.augment if augment is None else augment
+        if split != "train":
+            augment = 0
+        spec = get_dataset(name)
+        root = get_dataset_root(self.data_dir, name)
+        examples = read_split(name, root, split)
+        fp = fingerprint_split(spec, root, split, examples)
+        path = get_cache_path(self.cache_dir, spec.name, self.backbone_id, self.text_source,
+                              split, augment)
+        meta = read_cache_metadata(path) if path.is_file() else None
+        if meta is not None and not force:
+            if meta.get("fingerprint") == fp and meta.get("version") == CACHE_VERSION:
+                return examples, load_cache(path)
+            logger.warning("embedding cache %s is stale (the dataset files changed); "
+                           "recomputing", path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if force and path.is_file():
+            path.unlink()
+        ocr = self.get_ocr() if self.text == "ocr" else None
+        stats = embed_split(self.get_backbone(), examples, path, fp, self.text_source, ocr=ocr,
+                            batch_size=self.batch_size, shard_size=self.shard_size,
+                            augment=augment, seed=self.seed, progress=self.progress,
+                            on_shard=on_shard)
+        logger.info("%s %s: embedded %d, resumed %d -> %s", name, split, stats["computed"],
+                    stats["reused"], path)
+        cache = load_cache(path)
+        cache["stats"] = stats
+        return examples, cache
+
+
+def add_cache_args(parser):
+    """--data-dir, --cache-dir, --text, --augment, --batch-size: shared by embed/train/evaluate."""
+    parser.add_argument("--data-dir", required=True,
+                        help="folder holding one sub-folder per dataset (see docs/reproduce.md)")
+    parser.add_argument("--cache-dir", default=None,
+                        help="embedding cache (default: DATA_DIR/embeddings)")
+    parser.add_argument("--text", choices=TEXT_SOURCES, default="dataset",
+                        help="caption source: the dataset's transcription (default, as the paper) "
+                             "or our OCR (what the server sees)")
+    parser.add_argument("--augment", type=int, default=0,
+                        help="RandAugment views cached per training image (default 0)")
+    parser.add_argument("--batch-size", type=int, default=32, help="encoder batch size")
+
+
+def make_cache(args, seed=0, progress=True):
+    """An EmbeddingCache from parsed arguments (see add_cache_args and add_backbone_args)."""
+    return EmbeddingCache(args.cache_dir or Path(args.data_dir) / "embeddings", args.data_dir,
+                          model=args.model, pretrained=args.pretrained, device=args.device,
+                          ocr=args.ocr, text=args.text, augment=args.augment,
+                          batch_size=args.batch_size, shard_size=getattr(args, "shard_size", 256),
+                          seed=seed, weights_cache_dir=args.weights_cache_dir, progress=progress)
+
+
+def parse_args(argv):
+    """Arguments of `simclip embed`."""
+    from .cli import add_backbone_args
+
+    p = argparse.ArgumentParser(prog="simclip embed",
+                                description="cache frozen-encoder embeddings of a dataset")
+    p.add_argument("dataset", help="dataset name, e.g. harmeme-c (see `simclip datasets list`)")
+    p.add_argument("--splits", default="train,val,test", help="comma-separated splits")
+    p.add_argument("--shard-size", type=int, default=256,
+                   help="memes per resumable shard (default 256)")
+    p.add_argument("--force", action="store_true", help="recompute even a valid cache")
+    add_cache_args(p)
+    add_backbone_args(p)
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    """`simclip embed DATASET --data-dir D`: write the embedding cache of every split."""
+    args = parse_args(argv)
+    cache = make_cache(args)
+    for split in args.splits.split(","):
+        try:
+            _, c = cache.get(args.dataset, split, force=args.force)
+        except (ValueError, OSError) as e:
+            print(f"simclip embed: {e}", file=sys.stderr)
+            return 2
+        print(f"{args.dataset} {split}: {c['image'].shape[0]} memes, "
+              f"{cache.backbone_id}, text={cache.text_source}")
+    return 0

@@ -1,0 +1,346 @@
+"""`simclip train`: train a SimCLIP head on cached embeddings of one or several datasets.
+
+The protocol (arXiv 2409.05772 and the authors' code):
+    * frozen encoders: the head trains on the embedding cache (`simclip embed`, computed here
+      when missing), so it runs in minutes on a CPU;
+    * several datasets at once: their tasks share the projection and get one head each; batches
+      interleave the datasets round-robin, smaller ones cycled to the largest's length; a
+      sample's missing labels are ignored by `simclip_loss`;
+    * class-balanced loss weights (n / (C * n_c); for a multilabel task, pos_weight = neg/pos);
+    * AdamW (lr 1e-4, weight decay 1e-4), linear warm-up over the first 10% of the steps, then
+      a constant learning rate;
+    * early stopping on the validation mean macro-F1 over tasks (argmax decisions), ties
+      broken by the validation loss;
+    * per-warning thresholds tuned on validation (binary macro-F1), never on test: this
+      command does not read the test split at all.
+The head trains on the CPU (a few small matrices); only the encoders use --device.
+"""
+
+import argparse
+import copy
+import logging
+import math
+import sys
+
+import numpy as np
+import torch
+
+from .backbone import BackboneInfo
+from .checkpoint import make_metadata, save_checkpoint
+from .data import get_dataset
+from .embed import add_cache_args, make_cache
+from .head import MULTICLASS, HeadConfig, SimCLIPHead, simclip_loss
+from .metrics import binary_metrics, multiclass_metrics, multilabel_metrics, tune_threshold
+
+logger = logging.getLogger(__name__)
+
+
+def merge_tasks(specs):
+    """The union of the datasets' tasks; a task named twice must have the same labels."""
+    tasks = {}
+    for spec in specs:
+        for t in spec.tasks:
+            if t.name in tasks and (tasks[t.name].kind, tasks[t.name].labels) != (t.kind, t.labels):
+                raise ValueError(f"task {t.name!r} means different things in the datasets given "
+                                 f"({tasks[t.name].labels} vs {t.labels}); train them separately")
+            tasks.setdefault(t.name, t)
+    return list(tasks.values())
+
+
+def merge_warnings(specs):
+    """Each dataset's warning entries, once each."""
+    out = []
+    for spec in specs:
+        for w in spec.warnings:
+            if w not in out:
+                out.append(dict(w))
+    return out
+
+
+def build_targets(examples, tasks):
+    """{task: tensor} for `simclip_loss`: -1 (multiclass) or NaN rows (multilabel) when missing."""
+    out = {}
+    for t in tasks:
+        if t.kind == MULTICLASS:
+            out[t.name] = torch.tensor([ex.labels.get(t.name) if ex.labels.get(t.name) is not None
+                                        else -1 for ex in examples], dtype=torch.long)
+        else:
+            rows = [ex.labels.get(t.name) for ex in examples]
+            out[t.name] = torch.tensor([r if r is not None else [math.nan] * len(t.labels)
+                                        for r in rows], dtype=torch.float32).reshape(-1,
+                                                                                     len(t.labels))
+    return out
+
+
+def load_split(cache, spec, split, tasks):
+    """Embeddings and targets of one dataset split: {'image', 'text', 'image_aug'?, 'targets'}."""
+    examples, c = cache.get(spec.key, split)
+    ids = c["meta"]["ids"]
+    if ids != [ex.id for ex in examples]:
+        raise RuntimeError(f"embedding cache of {spec.key} {split} does not match the dataset; "
+                           f"rerun `simclip embed {spec.key} --force`")
+    out = {"image": c["image"], "text": c["text"], "targets": build_targets(examples, tasks),
+           "meta": c["meta"], "examples": examples}
+    if "image_aug" in c:
+        out["image_aug"] = c["image_aug"]
+    return out
+
+
+def concat_splits(parts, tasks):
+    """One split from several datasets' parts (targets of absent tasks stay missing)."""
+    return {"image": torch.cat([p["image"] for p in parts]),
+            "text": torch.cat([p["text"] for p in parts]),
+            "targets": {t.name: torch.cat([p["targets"][t.name] for p in parts]) for t in tasks}}
+
+
+def class_weights(targets, tasks):
+    """Class-balanced weights per task from the training targets."""
+    out = {}
+    for t in tasks:
+        y = targets[t.name]
+        if t.kind == MULTICLASS:
+            y = y[y >= 0]
+            counts = torch.bincount(y, minlength=len(t.labels)).float()
+            w = torch.where(counts > 0, len(y) / (len(t.labels) * counts.clamp(min=1)),
+                            torch.ones_like(counts))
+        else:
+            y = y[~torch.isnan(y).any(-1)]
+            pos = y.sum(0)
+            w = torch.where(pos > 0, (len(y) - pos) / pos.clamp(min=1), torch.ones_like(pos))
+        out[t.name] = w
+    return out
+
+
+def interleave(sizes, generator):
+    """One epoch of (dataset, row) pairs: datasets round-robin, each shuffled and cycled to the
+    largest dataset's length (the authors' BalancedInterleavedDataset)."""
+    longest = max(sizes)
+    perms = []
+    for n in sizes:
+        reps = [torch.randperm(n, generator=generator) for _ in range((longest + n - 1) // n)]
+        perms.append(torch.cat(reps)[:longest])
+    return [(d, int(perms[d][i])) for i in range(longest) for d in range(len(sizes))]
+
+
+@torch.no_grad()
+def predict_probs(head, image, text, batch_size=1024):
+    """{task: (N, C) probabilities} of the head in eval mode."""
+    head.eval()
+    outs = [head.predict_proba(image[i:i + batch_size], text[i:i + batch_size])
+            for i in range(0, len(image), batch_size)]
+    return {k: torch.cat([o[k] for o in outs]).numpy() for k in outs[0]} if outs else {}
+
+
+def task_metrics(probs, targets, tasks):
+    """{task: metrics} over the rows that have the task's label."""
+    out = {}
+    for t in tasks:
+        y = targets[t.name].numpy()
+        if t.kind == MULTICLASS:
+            keep = y >= 0
+            if keep.any():
+                out[t.name] = multiclass_metrics(y[keep], probs[t.name][keep])
+        else:
+            keep = ~np.isnan(y).any(-1)
+            if keep.any():
+                out[t.name] = multilabel_metrics(y[keep].astype(int), probs[t.name][keep])
+    return out
+
+
+def warning_truth_and_scores(probs, targets, task, warning):
+    """(y, score) of a warning over the rows labelled for its task: y = one of its labels holds."""
+    idx = [task.labels.index(lbl) for lbl in warning["labels"]]
+    y = targets[task.name].numpy()
+    if task.kind == MULTICLASS:
+        keep = y >= 0
+        truth = np.isin(y[keep], idx).astype(int)
+        score = probs[task.name][keep][:, idx].sum(1)
+    else:
+        keep = ~np.isnan(y).any(-1)
+        truth = (y[keep][:, idx].max(1) > 0).astype(int)
+        score = probs[task.name][keep][:, idx].max(1)
+    return truth, np.clip(score, 0.0, 1.0)
+
+
+def clean_floats(obj):
+    """Round floats and turn NaN into None, so metadata is strict JSON."""
+    if isinstance(obj, float):
+        return None if math.isnan(obj) else round(obj, 6)
+    if isinstance(obj, dict):
+        return {k: clean_floats(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [clean_floats(v) for v in obj]
+    return obj
+
+
+def _fit(args, config, tasks, train_parts, val, weights):
+    """The training loop with early stopping; returns (best head, score, epoch, history)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(args.seed)
+        gen = torch.Generator().manual_seed(args.seed)
+        head = SimCLIPHead(config)
+        opt = torch.optim.AdamW(head.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+        sizes = [len(p["image"]) for p in train_parts]
+        steps_per_epoch = math.ceil(max(sizes) * len(sizes) / args.train_batch_size)
+        warmup = max(1, round(args.warmup * steps_per_epoch * args.epochs))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup))
+        best, best_score, best_loss, best_epoch, bad, history = None, -1.0, math.inf, 0, 0, []
+        for epoch in range(1, args.epochs + 1):
+            head.train()
+            order = interleave(sizes, gen)
+            for i in range(0, len(order), args.train_batch_size):
+                batch = order[i:i + args.train_batch_size]
+                img, txt, tgt = [], [], {t.name: [] for t in tasks}
+                for d, r in batch:
+                    part = train_parts[d]
+                    if "image_aug" in part:  # view 0 is the original image
+                        v = int(torch.randint(part["image_aug"].shape[1] + 1, (1,),
+                                              generator=gen))
+                        img.append(part["image"][r] if v == 0 else part["image_aug"][r, v - 1])
+                    else:
+                        img.append(part["image"][r])
+                    txt.append(part["text"][r])
+                    for t in tasks:
+                        tgt[t.name].append(part["targets"][t.name][r])
+                logits = head(torch.stack(img), torch.stack(txt))  # {task: (B, C)}
+                loss = simclip_loss(logits, {k: torch.stack(v) for k, v in tgt.items()},
+                                    tasks, weights)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                sched.step()
+            metrics = task_metrics(predict_probs(head, val["image"], val["text"]),
+                                   val["targets"], tasks)
+            score = float(np.mean([m["macro_f1"] for m in metrics.values()])) if metrics else 0.0
+            with torch.no_grad():
+                val_loss = float(simclip_loss(head(val["image"], val["text"]), val["targets"],
+                                              tasks, weights))
+            history.append(round(score, 6))
+            if (score, -val_loss) > (best_score, -best_loss):
+                best, best_score, best_loss, best_epoch, bad = (copy.deepcopy(head.state_dict()),
+                                                                score, val_loss, epoch, 0)
+            else:
+                bad += 1
+                if bad >= args.patience:
+                    break
+    head.load_state_dict(best)
+    head.eval()
+    return head, best_score, best_epoch, history
+
+
+def train(args, cache=None, progress=True):
+    """Train a head as `args` says (see parse_args); return (head, metadata).
+
+    Reads only the train and validation splits.
+    """
+    specs = [get_dataset(name) for name in args.dataset]
+    tasks = merge_tasks(specs)
+    cache = cache or make_cache(args, seed=args.seed, progress=progress)
+    train_parts = [load_split(cache, s, "train", tasks) for s in specs]
+    val_parts = [load_split(cache, s, "val", tasks) for s in specs]
+    val = concat_splits(val_parts, tasks)
+    embed_dim = train_parts[0]["image"].shape[1]
+    backbone_info = train_parts[0]["meta"]["backbone_info"]
+    all_train_targets = concat_splits(train_parts, tasks)["targets"]
+    weights = class_weights(all_train_targets, tasks)
+
+    config = HeadConfig(embed_dim=embed_dim, proj_dim=args.proj_dim, hidden_dim=args.hidden_dim,
+                        depth=args.depth, dropout=args.dropout, tasks=tasks)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small matrices: one thread is fastest, and immune to contention
+    try:
+        head, best_score, best_epoch, history = _fit(args, config, tasks, train_parts, val,
+                                                     weights)
+    finally:
+        torch.set_num_threads(threads)
+    logger.info("best validation mean macro-F1 %.4f at epoch %d of %d", best_score,
+                best_epoch, len(history))
+
+    probs = predict_probs(head, val["image"], val["text"])
+    val_metrics = task_metrics(probs, val["targets"], tasks)
+    warnings, warning_metrics = [], {}
+    by_name = {t.name: t for t in tasks}
+    for w in merge_warnings(specs):
+        truth, score = warning_truth_and_scores(probs, val["targets"], by_name[w["task"]], w)
+        threshold = tune_threshold(truth, score) if len(truth) else 0.5
+        warnings.append({**w, "threshold": round(threshold, 6)})
+        warning_metrics[f"{w['category']}/{w['task']}"] = binary_metrics(truth, score, threshold)
+
+    training = {
+        "tool": "simclip train",
+        "datasets": [{"name": s.key,
+                      "train": {"n": len(p["image"]), "fingerprint": p["meta"]["fingerprint"]},
+                      "val": {"n": len(v["image"]), "fingerprint": v["meta"]["fingerprint"]}}
+                     for s, p, v in zip(specs, train_parts, val_parts)],
+        "text": cache.text_source, "augment": args.augment, "seed": args.seed,
+        "epochs": args.epochs, "epochs_run": len(history), "best_epoch": best_epoch,
+        "batch_size": args.train_batch_size, "lr": args.lr, "weight_decay": args.weight_decay,
+        "warmup": args.warmup, "patience": args.patience,
+        "early_stopping": "validation mean macro-F1, ties broken by validation loss", "thresholds": "tuned on validation",
+        "val_mean_macro_f1_history": history,
+    }
+    metrics = {"val": {"tasks": val_metrics, "mean_macro_f1": best_score,
+                       "warnings": warning_metrics}}
+    meta = make_metadata(config, BackboneInfo(**backbone_info), warnings, training=clean_floats(training),
+                         metrics=clean_floats(metrics))
+    return head, meta
+
+
+def add_train_args(p):
+    """Training hyper-parameters (defaults: the paper's)."""
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--epochs", type=int, default=30, help="maximum epochs (default 30)")
+    p.add_argument("--patience", type=int, default=5,
+                   help="stop after this many epochs without a better validation score")
+    p.add_argument("--train-batch-size", dest="train_batch_size", type=int, default=64,
+                   help="head training batch size (default 64)")
+    p.add_argument("--lr", type=float, default=1e-4, help="AdamW learning rate (default 1e-4)")
+    p.add_argument("--weight-decay", type=float, default=1e-4, help="AdamW weight decay")
+    p.add_argument("--warmup", type=float, default=0.1,
+                   help="fraction of steps with a linear warm-up (default 0.1)")
+    p.add_argument("--proj-dim", type=int, default=128, help="siamese projection size")
+    p.add_argument("--hidden-dim", type=int, default=512, help="task MLP width")
+    p.add_argument("--depth", type=int, default=2, help="task MLP blocks")
+    p.add_argument("--dropout", type=float, default=0.1, help="dropout")
+
+
+def parse_args(argv):
+    """Arguments of `simclip train`."""
+    from .cli import add_backbone_args
+
+    p = argparse.ArgumentParser(prog="simclip train",
+                                description="train a SimCLIP head on cached embeddings")
+    p.add_argument("--dataset", action="append", required=True,
+                   help="NAME[:setting], repeatable for multi-task training "
+                        "(e.g. --dataset harmeme-c --dataset mami:a)")
+    p.add_argument("--out", required=True, help="checkpoint to write (.safetensors)")
+    add_train_args(p)
+    add_cache_args(p)
+    add_backbone_args(p)
+    args = p.parse_args(argv)
+    args.shard_size = 256
+    return args
+
+
+def run(args, progress=True):
+    """Train and save the checkpoint; return (path, metadata)."""
+    head, meta = train(args, progress=progress)
+    return save_checkpoint(args.out, head, meta), meta
+
+
+def main(argv=None):
+    """`simclip train --dataset NAME --data-dir D --out CKPT`: train, tune, save."""
+    args = parse_args(argv)
+    try:
+        path, meta = run(args)
+    except (ValueError, RuntimeError, OSError) as e:
+        print(f"simclip train: {e}", file=sys.stderr)
+        return 2
+    val = meta["metrics"]["val"]
+    print(f"wrote {path}")
+    print(f"validation mean macro-F1 {val['mean_macro_f1']:.4f} "
+          f"(best epoch {meta['training']['best_epoch']} of {meta['training']['epochs_run']})")
+    for w in meta["warnings"]:
+        print(f"  {w['category']:<11} threshold {w['threshold']:.3f} (from {w['task']})")
+    print(f"use it: simclip-server --checkpoint {path}")
+    return 0

@@ -1,0 +1,288 @@
+"""Fixtures for the extension's end-to-end tests: a head trained here on synthetic memes, the real
+`simclip-server` as a subprocess, the feed fixture site, and Debian's Chromium with the unpacked
+extension loaded (Playwright, persistent context, headless), paired through the options page.
+
+Every wait is bounded. Screenshots and logs go to test-artifacts/e2e/ (gitignored).
+"""
+
+import io
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from feed_site import FEED_HOST, FeedSite
+
+REPO = Path(__file__).resolve().parents[2]
+EXTENSION_DIR = REPO / "extension"
+ARTIFACTS = REPO / "test-artifacts" / "e2e"
+CHROMIUM = os.environ.get("SIMCLIP_E2E_CHROMIUM", "/usr/bin/chromium")
+N_HARMFUL, N_NEUTRAL = 8, 16  # unique memes; the feed repeats them under distinct URLs
+SERVER_START_TIMEOUT_S = 120
+
+
+def pytest_collection_modifyitems(items):
+    """Every test in this folder is an e2e test."""
+    for item in items:
+        if "tests/e2e/" in str(item.fspath).replace(os.sep, "/"):
+            item.add_marker(pytest.mark.e2e)
+
+
+def wait_for(predicate, timeout_s, interval_s=0.2, message="condition"):
+    """Poll `predicate` until truthy or fail after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout_s} s waiting for {message}")
+        time.sleep(interval_s)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir():
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def chromium_path():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM}: install the Debian 'chromium' package "
+                    "or set SIMCLIP_E2E_CHROMIUM")
+    return CHROMIUM
+
+
+@pytest.fixture(scope="session")
+def synthetic_memes():
+    """(png_bytes, truth) for N_HARMFUL abusive-caption and N_NEUTRAL neutral-caption memes."""
+    from simclip.synthetic import make_caption, render_meme
+
+    rng = random.Random(5)
+    memes = []
+    for k in range(N_HARMFUL + N_NEUTRAL):
+        harmful = k < N_HARMFUL
+        img = render_meme(make_caption(rng, harmful), background_seed=7000 + k, size=(480, 360))
+        buf = io.BytesIO()
+        img.save(buf, "PNG", optimize=True)
+        memes.append((buf.getvalue(), "harmful" if harmful else "neutral"))
+    return memes
+
+
+@pytest.fixture(scope="session")
+def ocr_engine():
+    """The OCR engine both the head training and the server use (their texts must agree)."""
+    from simclip import get_ocr_engine
+
+    return get_ocr_engine("auto").name
+
+
+@pytest.fixture(scope="session")
+def head_checkpoint(tmp_path_factory, synthetic_memes, ocr_engine):
+    """A SimCLIP head on the tiny backbone that flags the abusive memes as 'harmful'.
+
+    It is trained on the server's own view of these images (its decoder, OCR and encoders), so
+    the verdicts in the browser are known in advance.
+    """
+    import torch
+
+    from simclip import (HeadConfig, SimCLIPHead, TaskSpec, load_classifier, make_metadata,
+                         save_checkpoint, simclip_loss)
+
+    predictor = load_classifier(model="simclip-tiny", pretrained="none", device="cpu", ocr=ocr_engine)
+    images = [predictor.decode(png) for png, _ in synthetic_memes]
+    texts = [predictor.read_text(img) for img in images]
+    img_emb, txt_emb = predictor.embed(images, texts)
+    y = torch.tensor([1 if truth == "harmful" else 0 for _, truth in synthetic_memes])
+    task = TaskSpec("harmful", "multiclass", ["not harmful", "harmful"])
+    config = HeadConfig(embed_dim=predictor.backbone.info.embed_dim, proj_dim=64, hidden_dim=128,
+                        depth=1, dropout=0.0, tasks=[task])
+    torch.manual_seed(0)
+    head = SimCLIPHead(config)
+    opt = torch.optim.AdamW(head.parameters(), lr=3e-3)
+    for _ in range(150):
+        head.train()
+        opt.zero_grad()
+        simclip_loss(head(img_emb, txt_emb), {"harmful": y}, config.tasks).backward()
+        opt.step()
+    head.eval()
+    with torch.no_grad():
+        p = head.predict_proba(img_emb, txt_emb)["harmful"][:, 1]
+    wrong = [(k, round(float(v), 3)) for k, v in enumerate(p) if (v >= 0.5) != bool(y[k])]
+    assert not wrong, f"the test head did not learn the synthetic memes: {wrong}, texts {texts}"
+    meta = make_metadata(config, predictor.backbone.info,
+                         warnings=[{"category": "harmful", "task": "harmful", "labels": ["harmful"],
+                                    "threshold": 0.5}],
+                         training={"data": "tests/e2e synthetic memes", "steps": 150})
+    path = tmp_path_factory.mktemp("head") / "e2e-head.safetensors"
+    save_checkpoint(path, head, meta)
+    return path
+
+
+class ServerProcess:
+    """The real `simclip-server` on a loopback port, started and stopped by the tests."""
+
+    def __init__(self, checkpoint, port, home, ocr, log_path):
+        self.port = port
+        self.log_path = log_path
+        self.env = {**os.environ, "XDG_CONFIG_HOME": str(home / "config"),
+                    "XDG_CACHE_HOME": str(home / "cache"), "HF_HUB_OFFLINE": "1"}
+        exe = shutil.which("simclip-server") or str(Path(sys.executable).parent / "simclip-server")
+        self.argv = [exe, "--model", "simclip-tiny", "--pretrained", "none", "--checkpoint", str(checkpoint),
+                     "--port", str(port), "--cache-dir", str(home / "results"), "--ocr", ocr, "--device", "cpu"]
+        self.proc = None
+        self.log = None
+        token = subprocess.run([exe, "--print-token"], env=self.env, capture_output=True, text=True,
+                               timeout=60, check=True).stdout.strip()
+        self.token = token
+        assert (home / "config" / "simclip" / "token").read_text().strip() == token
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def is_healthy(self):
+        try:
+            r = requests.get(f"{self.url}/v1/health", headers={"X-Auth-Token": self.token}, timeout=2)
+            return r.status_code == 200
+        except requests.RequestException:
+            return False
+
+    def start(self):
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.argv, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+        while not self.is_healthy():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                tail = Path(self.log_path).read_text(errors="replace")[-3000:]
+                pytest.fail(f"simclip-server did not become healthy on port {self.port}:\n{tail}")
+            time.sleep(0.25)
+        return self
+
+    def stop(self):
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+                try:
+                    self.proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait(timeout=10)
+            self.proc = None
+        if self.log is not None:
+            self.log.close()
+            self.log = None
+
+
+@pytest.fixture(scope="session")
+def simclip_server(tmp_path_factory, head_checkpoint, ocr_engine, artifacts_dir):
+    home = tmp_path_factory.mktemp("server-home")
+    server = ServerProcess(head_checkpoint, free_port(), home, ocr_engine, artifacts_dir / "server.log")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def feed_site(synthetic_memes):
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (48, 48), (120, 90, 200)).save(buf, "PNG")
+    site = FeedSite(synthetic_memes, buf.getvalue()).start()
+    yield site
+    site.stop()
+
+
+class Browser:
+    """A Chromium persistent context with the extension, and helpers that talk to it."""
+
+    def __init__(self, context, worker, artifacts):
+        self.context = context
+        self.artifacts = artifacts
+        self.worker = worker
+        self.extension_id = worker.url.split("/")[2]
+
+    def ext_url(self, path):
+        return f"chrome-extension://{self.extension_id}/{path}"
+
+    def sw_eval(self, expression, arg=None):
+        """Evaluate in the service worker (re-fetching it if Chromium restarted it)."""
+        workers = [w for w in self.context.service_workers if self.extension_id in w.url]
+        self.worker = workers[0] if workers else self.context.wait_for_event("serviceworker", timeout=10_000)
+        return self.worker.evaluate(expression, arg)
+
+    def tab_id(self, url_pattern):
+        return self.sw_eval("async (p) => (await chrome.tabs.query({url: p}))[0]?.id ?? null", url_pattern)
+
+    def page_state(self, tab_id):
+        return self.sw_eval("(id) => chrome.tabs.sendMessage(id, {type: 'simclip/get-page-state'})", tab_id)
+
+
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory, chromium_path, feed_site, simclip_server, artifacts_dir):
+    from playwright.sync_api import sync_playwright
+
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    args = [f"--disable-extensions-except={EXTENSION_DIR}", f"--load-extension={EXTENSION_DIR}",
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            f"--host-resolver-rules=MAP {FEED_HOST} 127.0.0.1"]
+    with sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            str(profile), headless=True, executable_path=chromium_path, args=args,
+            viewport={"width": 1200, "height": 1600}, timeout=60_000)
+        context.set_default_timeout(20_000)
+        try:
+            workers = context.service_workers
+            worker = workers[0] if workers else context.wait_for_event("serviceworker", timeout=30_000)
+            b = Browser(context, worker, artifacts_dir)
+            pair_through_options_page(b, simclip_server)
+            yield b
+        finally:
+            try:
+                for i, pg in enumerate(context.pages):
+                    pg.screenshot(path=str(artifacts_dir / f"final-page-{i}.png"))
+            except Exception:  # noqa: BLE001 - screenshots are best effort on teardown
+                pass
+            context.close()
+
+
+def pair_through_options_page(b, server):
+    """Pair like a user: paste the server URL and token into the options page and test."""
+    page = b.context.new_page()
+    page.goto(b.ext_url("options/options.html"))
+    page.wait_for_selector("body[data-ready='true']")
+    page.fill("#server-url", server.url)
+    page.fill("#token", server.token)
+    page.click("#save-test")
+    status = page.locator("#connection-status")
+    status.filter(has_text="Connected").wait_for(timeout=20_000)
+    # Verdicts must not be revealed by the time limit on a slow CI machine.
+    page.fill("#reveal-after", "60")
+    page.dispatch_event("#reveal-after", "change")
+    page.locator("#failure-status", has_text="Saved").wait_for()
+    page.close()
+    wait_for(lambda: (b.sw_eval("async () => (await chrome.storage.local.get('health')).health?.state") == "ok"),
+             20, message="the worker to see the server as healthy")
+
+
+def write_json(path, data):
+    Path(path).write_text(json.dumps(data, indent=2, sort_keys=True))

@@ -1,0 +1,176 @@
+"""The "social feed" fixture site for the extension's end-to-end tests.
+
+Served on 127.0.0.1 but opened as http://feed.test:PORT/ (Chromium maps the name with
+--host-resolver-rules), so the extension's rule that refuses loopback image hosts stays on.
+Each post shows one meme in one of six ways: <img>, <img loading=lazy>, a data-src lazy loader,
+<img srcset>, <picture>, an inline CSS background, or a stylesheet CSS background. The page
+loads more posts as it is scrolled (infinite scroll), adds a post at the top after load, and has
+one meme on a literal loopback URL. Every meme element carries `data-truth` (harmful / neutral /
+loopback) and `data-meme` (its image), which only the tests read.
+"""
+
+import html
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
+
+FEED_HOST = "feed.test"
+INITIAL_POSTS = 200
+PAGE_POSTS = 50
+MAX_POSTS = 500
+KINDS = ("img", "lazy", "datasrc", "srcset", "picture", "inline-bg", "sheet-bg")
+PIXEL_GIF = "data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7"
+
+PAGE_CSS = """
+body { font: 14px system-ui, sans-serif; margin: 0; background: #f3f1f5; }
+header.top { position: sticky; top: 0; background: #fff; padding: 8px 16px; z-index: 5; border-bottom: 1px solid #ddd; }
+#feed { display: grid; grid-template-columns: repeat(4, 260px); gap: 12px; padding: 12px; }
+.post { background: #fff; border-radius: 8px; padding: 8px; }
+.post .who { display: flex; align-items: center; gap: 6px; margin-bottom: 6px; }
+.post .who img { width: 24px; height: 24px; border-radius: 50%; }
+.meme { display: block; width: 240px; height: 180px; background-size: cover; }
+"""
+
+PAGE_JS = """
+const feed = document.getElementById('feed');
+let next = Number(feed.dataset.next), loading = false;
+const sentinel = document.getElementById('sentinel');
+new IntersectionObserver(async ([e]) => {
+  if (!e.isIntersecting || loading || next >= %(max)d) return;
+  loading = true;
+  const r = await fetch('/posts?from=' + next + '&count=%(page)d&s=' + (new URLSearchParams(location.search).get('s') ?? ''));
+  feed.insertAdjacentHTML('beforeend', await r.text());
+  next += %(page)d;
+  feed.dataset.next = String(next);
+  loading = false;
+}, { rootMargin: '400px' }).observe(sentinel);
+// a lazy loader library: data-src -> src when near the viewport
+const lazy = new IntersectionObserver((entries) => {
+  for (const e of entries) if (e.isIntersecting) { e.target.src = e.target.dataset.src; lazy.unobserve(e.target); }
+}, { rootMargin: '200px' });
+const watchLazy = (root) => root.querySelectorAll('img[data-src]').forEach((img) => lazy.observe(img));
+watchLazy(document);
+new MutationObserver((rs) => rs.forEach((r) => r.addedNodes.forEach((n) => n.nodeType === 1 && watchLazy(n))))
+  .observe(feed, { childList: true });
+// a post added after load, at the top
+window.addEventListener('load', () => setTimeout(() => {
+  fetch('/posts?late=1&s=' + (new URLSearchParams(location.search).get('s') ?? '')).then((r) => r.text()).then((t) => feed.insertAdjacentHTML('afterbegin', t));
+}, 300));
+"""
+
+
+class FeedSite:
+    """Serves the feed for `memes`: a list of (png_bytes, truth) with truth 'harmful'/'neutral'."""
+
+    def __init__(self, memes, icon_png):
+        self.memes = memes
+        self.icon_png = icon_png
+        self.harmful = [k for k, (_, t) in enumerate(memes) if t == "harmful"]
+        self.server = None
+        self.thread = None
+        self.requests = 0
+
+    @property
+    def port(self):
+        return self.server.server_address[1]
+
+    @property
+    def url(self):
+        return f"http://{FEED_HOST}:{self.port}/feed"
+
+    def meme_for(self, i):
+        """Post i shows meme k in way `kind`."""
+        return i % len(self.memes), KINDS[i % len(KINDS)]
+
+    def post_html(self, i, late=False, seed=""):
+        k, kind = self.meme_for(i)
+        truth = self.memes[k][1]
+        src = f"/m/{k}.png?p={i}&amp;s={seed}"
+        attrs = f'class="meme" data-truth="{truth}" data-meme="{k}" data-kind="{kind}" data-post="{i}"'
+        if late:
+            k = self.harmful[0]
+            src, truth = f"/m/{k}.png?p=late&amp;s={seed}", "harmful"
+            attrs = f'class="meme" id="late-meme" data-truth="harmful" data-meme="{k}" data-kind="img" data-post="late"'
+            meme = f'<img {attrs} src="{src}" width="240" height="180" alt="">'
+        elif kind == "img":
+            meme = f'<img {attrs} src="{src}" width="240" height="180" alt="">'
+        elif kind == "lazy":
+            meme = f'<img {attrs} loading="lazy" src="{src}" width="240" height="180" alt="">'
+        elif kind == "datasrc":
+            meme = f'<img {attrs} src="{PIXEL_GIF}" data-src="{src}" width="240" height="180" alt="">'
+        elif kind == "srcset":
+            meme = (f'<img {attrs} srcset="{src}&amp;w=480 480w, {src}&amp;w=960 960w" '
+                    f'sizes="240px" src="{src}" width="240" height="180" alt="">')
+        elif kind == "picture":
+            meme = (f'<picture><source srcset="{src}&amp;from=source" type="image/png">'
+                    f'<img {attrs} src="{src}&amp;from=fallback" width="240" height="180" alt=""></picture>')
+        elif kind == "inline-bg":
+            meme = f'<div {attrs} role="img" style="background-image: url(\'{src}\')"></div>'
+        else:  # sheet-bg: the URL is only in a stylesheet rule
+            raw = src.replace("&amp;", "&")  # <style> text is not entity-decoded
+            meme = (f'<style>.bg-post-{i} {{ background-image: url("{raw}"); }}</style>'
+                    f'<div {attrs} role="img"></div>')
+            meme = meme.replace('class="meme"', f'class="meme bg-post-{i}"')
+        who = f'<div class="who"><img src="/icon.png?u={i % 7}" alt=""> user{i % 7}</div>'
+        return f'<article class="post">{who}{meme}<p>post {html.escape(str(i))}</p></article>'
+
+    def page(self, seed=""):
+        """The feed; `seed` changes every image URL (a feed the extension has not seen yet)."""
+        posts = "".join(self.post_html(i, seed=seed) for i in range(INITIAL_POSTS))
+        loop_k = self.harmful[0]
+        loopback = (f'<img class="meme" id="loopback-meme" data-truth="loopback" data-meme="{loop_k}" '
+                    f'src="http://127.0.0.1:{self.port}/m/{loop_k}.png?p=loopback&amp;s={seed}" width="240" height="180" alt="">')
+        js = PAGE_JS % {"max": MAX_POSTS, "page": PAGE_POSTS}
+        return (f'<!doctype html><html><head><meta charset="utf-8"><title>feed.test</title>'
+                f'<style>{PAGE_CSS}</style></head><body>'
+                f'<header class="top">feed.test: a social feed fixture <span id="loop">{loopback}</span></header>'
+                f'<main id="feed" data-next="{INITIAL_POSTS}">{posts}</main><div id="sentinel"></div>'
+                f'<script>{js}</script></body></html>')
+
+    def start(self):
+        site = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def send(self, status, body, ctype):
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Cache-Control", "no-store")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):
+                site.requests += 1
+                url = urlparse(self.path)
+                q = parse_qs(url.query)
+                seed = html.escape(q.get("s", [""])[0])
+                if url.path == "/feed":
+                    self.send(200, site.page(seed).encode(), "text/html; charset=utf-8")
+                elif url.path == "/posts":
+                    if "late" in q:
+                        body = site.post_html(0, late=True, seed=seed)
+                    else:
+                        start, count = int(q["from"][0]), int(q["count"][0])
+                        body = "".join(site.post_html(i, seed=seed)
+                                       for i in range(start, min(start + count, MAX_POSTS)))
+                    self.send(200, body.encode(), "text/html; charset=utf-8")
+                elif url.path.startswith("/m/") and url.path.endswith(".png"):
+                    k = int(url.path[3:-4])
+                    self.send(200, site.memes[k][0], "image/png")
+                elif url.path == "/icon.png":
+                    self.send(200, site.icon_png, "image/png")
+                else:
+                    self.send(404, b"not found", "text/plain")
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        return self
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
