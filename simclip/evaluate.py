@@ -24,6 +24,7 @@ from .checkpoint import load_checkpoint, read_metadata
 from .data import get_dataset
 from .embed import TEXT_SOURCES, EmbeddingCache, get_backbone_id
 from .errors import SimCLIPError
+from .metrics import binary_metrics
 from .train import (
     build_targets,
     clean_floats,
@@ -32,7 +33,6 @@ from .train import (
     train,
     warning_truth_and_scores,
 )
-from .metrics import binary_metrics
 
 COLUMNS = [("macro_f1", "macro-F1"), ("accuracy", "accuracy"),
            ("balanced_accuracy", "balanced acc."), ("auroc", "AUROC"),
@@ -66,7 +66,7 @@ def aggregate(runs):
         out[group] = {}
         for row in runs[0][group]:
             out[group][row] = {}
-            for key, value in runs[0][group][row].items():
+            for key in runs[0][group][row]:
                 values = [r[group][row][key] for r in runs if row in r[group]]
                 values = [v for v in values if v is not None and not math.isnan(v)]
                 if not values:
@@ -104,7 +104,7 @@ def markdown_table(result):
     return "\n".join(lines)
 
 
-def _retrain_args(meta, args, seed):
+def _retrain_args(meta, seed):
     """A `train` namespace that repeats the checkpoint's recipe with another seed."""
     tr, hc = meta["training"], meta["head_config"]
     text = "dataset" if tr.get("text", "dataset") == "dataset" else "ocr"
@@ -169,7 +169,7 @@ def run(args, progress=True):
         runs.append(evaluate_head(head, meta, examples, c))
     else:
         for k in range(seeds):
-            head, run_meta = train(_retrain_args(meta, args, base_seed + k), cache=cache,
+            head, run_meta = train(_retrain_args(meta, base_seed + k), cache=cache,
                                    progress=progress)
             runs.append(evaluate_head(head, run_meta, examples, c))
     metrics = runs[0] if seeds == 1 else aggregate(runs)

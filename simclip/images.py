@@ -45,7 +45,9 @@ def _open(data):
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise ImageTooLargeError(f"image dimensions exceed the decoder's safety limit: {e}") from e
     except (OSError, SyntaxError, ValueError, EOFError, struct_error()) as e:
-        raise CorruptImageError(f"malformed image header: {e}") from e
+        # The magic bytes matched but no valid header follows (e.g. HTML behind a PNG
+        # signature): not an image at all, as far as any caller is concerned.
+        raise UnsupportedImageError(f"not a valid image: malformed header ({e})") from e
 
 
 def struct_error():

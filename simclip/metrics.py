@@ -86,7 +86,7 @@ def multiclass_metrics(y_true, probs):
     probs = np.asarray(probs, float)
     n_classes = probs.shape[1]
     y_pred = probs.argmax(1)
-    return {"n": int(len(y_true)),
+    return {"n": len(y_true),
             "macro_f1": macro_f1(y_true, y_pred, n_classes),
             "accuracy": accuracy(y_true, y_pred),
             "balanced_accuracy": balanced_accuracy(y_true, y_pred, n_classes),
@@ -109,7 +109,7 @@ def multilabel_metrics(y_true, probs, threshold=0.5):
     aucs = [binary_auroc(y_true[:, k], np.asarray(probs)[:, k]) for k in range(y_true.shape[1])]
     aucs = [a for a in aucs if not np.isnan(a)]
     bal = [balanced_accuracy(y_true[:, k], y_pred[:, k], 2) for k in range(y_true.shape[1])]
-    return {"n": int(len(y_true)),
+    return {"n": len(y_true),
             "macro_f1": float(f1.mean()),
             "weighted_f1": float((f1 * support).sum() / max(support.sum(), 1)),
             "accuracy": float((y_true == y_pred).all(1).mean()) if len(y_true) else 0.0,
@@ -121,7 +121,7 @@ def binary_metrics(y_true, scores, threshold):
     """Metrics of a yes/no decision `score >= threshold` (a warning category)."""
     y_true = np.asarray(y_true, int)
     y_pred = (np.asarray(scores, float) >= threshold).astype(int)
-    return {"n": int(len(y_true)), "threshold": float(threshold),
+    return {"n": len(y_true), "threshold": float(threshold),
             "macro_f1": macro_f1(y_true, y_pred, 2),
             "accuracy": accuracy(y_true, y_pred),
             "balanced_accuracy": balanced_accuracy(y_true, y_pred, 2),

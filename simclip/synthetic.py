@@ -129,6 +129,5 @@ def make_synthetic_dataset(root, n_train=64, n_val=24, n_test=32, seed=0, size=(
             index += 1
         rng.shuffle(rows)
         with open(root / f"{split}.jsonl", "w", encoding="utf-8") as f:
-            for row in rows:
-                f.write(json.dumps(row) + "\n")
+            f.writelines(json.dumps(row) + "\n" for row in rows)
     return root

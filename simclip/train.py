@@ -30,7 +30,12 @@ from .checkpoint import make_metadata, save_checkpoint
 from .data import get_dataset
 from .embed import add_cache_args, make_cache
 from .head import MULTICLASS, HeadConfig, SimCLIPHead, simclip_loss
-from .metrics import binary_metrics, multiclass_metrics, multilabel_metrics, tune_threshold
+from .metrics import (
+    binary_metrics,
+    multiclass_metrics,
+    multilabel_metrics,
+    tune_threshold,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -5,6 +5,7 @@ import json
 import shutil
 import threading
 from functools import partial
+from typing import ClassVar
 
 import pytest
 
@@ -15,7 +16,7 @@ from simclip.synthetic import make_synthetic_dataset
 class RangeHandler(http.server.SimpleHTTPRequestHandler):
     """Static files with HTTP Range support (as raw.githubusercontent.com has); logs requests."""
 
-    requests = []
+    requests: ClassVar[list] = []
 
     def log_message(self, *args):
         pass
@@ -69,7 +70,7 @@ def test_fetch_lays_out_harm_c_atomically_with_a_checked_manifest(tmp_path, mirr
     assert sorted(p.name for p in out.iterdir()) == ["MANIFEST.json", "images", "test.jsonl",
                                                     "train.jsonl", "val.jsonl"]
     manifest = json.loads((out / "MANIFEST.json").read_text())
-    name = sorted((root / "images").iterdir())[0].name
+    name = min((root / "images").iterdir()).name
     assert manifest["files"][f"images/{name}"]["sha256"] == datasets.sha256_file(
         root / "images" / name)
     assert manifest["files"]["train.jsonl"]["memes"] == 24
@@ -109,8 +110,11 @@ def test_download_refuses_a_file_shorter_than_announced(tmp_path, monkeypatch):
         def __exit__(self, *exc):
             return False
 
-        def read(self, n, _chunks=[b"abc"]):
-            return _chunks.pop() if _chunks else b""
+        def __init__(self):
+            self.chunks = [b"abc"]
+
+        def read(self, n):
+            return self.chunks.pop() if self.chunks else b""
 
     monkeypatch.setattr(datasets.urllib.request, "urlopen", lambda *a, **k: Short())
     with pytest.raises(datasets.DownloadError, match="got 3 bytes, the server announced 10"):
@@ -138,7 +142,7 @@ def test_quickstart_fetches_trains_and_prints_a_server_line_whose_checkpoint_pre
     out = capsys.readouterr().out.strip().splitlines()[-1]
     ckpt = tmp_path / "checkpoints" / "harmeme-c-binary.safetensors"
     assert out.startswith(f"simclip-server --checkpoint {ckpt}")
-    image = sorted((tmp_path / "harmeme-c" / "images").iterdir())[0]
+    image = min((tmp_path / "harmeme-c" / "images").iterdir())
     assert cli.main(["predict", str(image), "--checkpoint", str(ckpt), "--ocr", "none"]) == 0
     result = json.loads(capsys.readouterr().out)[0]
     assert result["mode"] == "trained" and "harmful" in result["scores"]

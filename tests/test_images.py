@@ -68,7 +68,8 @@ BAD = {
     "tiff": (_encode(_gradient(), "TIFF"), UnsupportedImageError),
     "png_header_50000x50000": (_png_header_claiming(50000, 50000), ImageTooLargeError),
     "png_header_zero_width": (_png_header_claiming(0, 10), ImageError),
-    "truncated_jpeg": (_encode(_gradient((200, 200)), "JPEG")[:600], CorruptImageError),
+    "truncated_jpeg": (_encode(_gradient((400, 400)), "JPEG", quality=95)[:4000], CorruptImageError),
+    "png_magic_then_html": (b"\x89PNG\r\n\x1a\n<!doctype html><html></html>", UnsupportedImageError),
     "truncated_png": (_encode(_gradient((200, 200)), "PNG")[:300], CorruptImageError),
 }
 

@@ -94,7 +94,7 @@ REFUSED = {
     "random_4k": (lambda: os.urandom(4096).replace(b"\xff\xd8", b"xx"), 415,
                   "unsupported_format"),
     "html": (lambda: HTML, 415, "unsupported_format"),
-    "html_with_png_magic": (lambda: b"\x89PNG\r\n\x1a\n" + HTML, 422, "corrupt_image"),
+    "html_with_png_magic": (lambda: b"\x89PNG\r\n\x1a\n" + HTML, 415, "unsupported_format"),
     "gif_js_polyglot": (lambda: b"GIF89a/*\x00\x00\x00\x00*/=1;alert(1);" + b"\x00" * 16, 415,
                         "unsupported_format"),
     "xxe_svg": (lambda: XXE_SVG, 415, "unsupported_format"),
@@ -106,7 +106,10 @@ REFUSED = {
     "pdf": (lambda: encode(meme(), "PDF"), 415, "unsupported_format"),
     "png_zero_width": (lambda: png_header_only(0, 10), 415, "unsupported_format"),
     "truncated_jpeg_half": (lambda: JPEG[:len(JPEG) // 2], 422, "corrupt_image"),
-    "truncated_jpeg_header_only": (lambda: JPEG[:200], 422, "corrupt_image"),
+    # every header up to the start of scan, no entropy-coded data
+    "truncated_jpeg_header_only": (lambda: JPEG[:JPEG.index(b"\xff\xda") + 14], 422,
+                                   "corrupt_image"),
+    "truncated_jpeg_inside_header": (lambda: JPEG[:200], 415, "unsupported_format"),
     "truncated_png": (lambda: PNG[:len(PNG) * 2 // 3], 422, "corrupt_image"),
 }
 BOMBS = {

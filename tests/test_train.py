@@ -11,13 +11,17 @@ from simclip import (
     BackboneInfo,
     HeadConfig,
     SimCLIPHead,
-    TaskSpec,
     cli,
     load_checkpoint,
     make_metadata,
     save_checkpoint,
 )
-from simclip.embed import EmbeddingCache, get_backbone_id, get_cache_path, read_cache_metadata
+from simclip.embed import (
+    EmbeddingCache,
+    get_backbone_id,
+    get_cache_path,
+    read_cache_metadata,
+)
 from simclip.synthetic import make_synthetic_dataset
 
 TINY = ["--model", "simclip-tiny", "--pretrained", "none", "--device", "cpu"]

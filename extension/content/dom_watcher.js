@@ -6,7 +6,7 @@
  */
 import { TimeSlicer } from '../shared/slicer.js';
 
-const SYNC_BUDGET_MS = 4; // per mutation batch, before yielding to slices
+const SYNC_BUDGET_MS = 15; // per mutation batch (style and layout it forces are due before the next paint anyway)
 const SKIP_TAGS = new Set(['HTML', 'HEAD', 'BODY', 'SCRIPT', 'STYLE', 'LINK', 'META', 'TITLE', 'NOSCRIPT', 'TEMPLATE', 'BR', 'SOURCE', 'OPTION']);
 
 export class DOMWatcher {

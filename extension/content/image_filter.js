@@ -33,6 +33,8 @@ const MIN_RENDERED_SIDE = 64; // px on screen: avatars and thumbnails below this
 const MIN_BACKGROUND_SIDE = 100; // px on screen for a CSS background image
 const MAX_REMEASURE = 5;
 const URL_MEMO_SIZE = 3000;
+const BACKLOG_INTERVAL_MS = 400;
+const BACKGROUND_IN_FLIGHT = 4; // background asks only while fewer verdicts than this are awaited
 
 export class ImageFilter {
   /**
@@ -47,6 +49,9 @@ export class ImageFilter {
     this.timed = timed;
     this.records = new Map(); // element -> record
     this.writes = []; // DOM writes queued by consider*(), applied by flush()
+    this.backlog = new Set(); // pending records away from the viewport, asked in the background
+    this.backlogTimer = 0;
+    this.inFlight = 0; // verdicts this page is waiting for
     this.verdicts = new Map(); // url -> Promise<verdict>: the same image is asked about once
     this.nextId = 1;
     this.lastCount = -1;
@@ -174,6 +179,7 @@ export class ImageFilter {
 
   forget(rec) {
     clearTimeout(rec.timer);
+    this.backlog.delete(rec);
     this.io.unobserve(rec.el);
     this.records.delete(rec.el);
     this.overlay.remove(rec);
@@ -205,9 +211,33 @@ export class ImageFilter {
       }
       if (entry.isIntersecting && !rec.asked) {
         this.io.unobserve(rec.el);
+        this.backlog.delete(rec);
         this.ask(rec);
+      } else if (!rec.asked) {
+        this.backlog.add(rec);
+        this.scheduleBacklog();
       }
     }
+  }
+
+  /**
+   * Images measured away from the viewport (scrolled past, or far below) are asked about in the
+   * background, a few at a time and only while nothing visible is waiting, so they are decided
+   * before the user scrolls to them without delaying what is on screen.
+   */
+  scheduleBacklog() {
+    if (this.backlogTimer || this.backlog.size === 0) return;
+    this.backlogTimer = setTimeout(() => {
+      this.backlogTimer = 0;
+      this.timed(() => {
+        for (const rec of this.backlog) {
+          if (this.inFlight >= BACKGROUND_IN_FLIGHT) break;
+          this.backlog.delete(rec);
+          if (this.records.get(rec.el) === rec && !rec.asked && rec.state === STATE.PENDING) this.ask(rec);
+        }
+      });
+      this.scheduleBacklog();
+    }, BACKLOG_INTERVAL_MS);
   }
 
   remeasureLater(rec) {
@@ -234,7 +264,11 @@ export class ImageFilter {
     const { settings } = this.getContext();
     clearTimeout(rec.timer);
     rec.timer = setTimeout(() => this.timed(() => this.onTimeout(rec)), settings.revealAfterSeconds * 1000);
-    this.getVerdict(rec.url).then((verdict) => this.timed(() => this.applyVerdict(rec, verdict)));
+    this.inFlight += 1;
+    this.getVerdict(rec.url).then((verdict) => {
+      this.inFlight -= 1;
+      this.timed(() => this.applyVerdict(rec, verdict));
+    });
   }
 
   onTimeout(rec) {
