@@ -245,8 +245,9 @@ class RapidOCR:
 
     def __init__(self, threads=1, min_side=0, max_side=1280, det_side=320, det_limit="min",
                  use_cls=0, text_score=0.5, box_thresh=0.5, unclip_ratio=1.6, rec_batch=1,
-                 rec_width=96, split_words=1):
+                 rec_width=96, split_words=1, runtime="onnxruntime"):
         import numpy as np
+        from rapidocr import EngineType
         from rapidocr import RapidOCR as _Engine
 
         logging.getLogger("RapidOCR").setLevel(logging.ERROR)
@@ -260,7 +261,12 @@ class RapidOCR:
                   "Rec.rec_batch_num": rec_batch,
                   "Rec.rec_img_shape": [3, 48, rec_width],
                   "EngineConfig.onnxruntime.intra_op_num_threads": threads,
-                  "EngineConfig.onnxruntime.inter_op_num_threads": 1}
+                  "EngineConfig.onnxruntime.inter_op_num_threads": 1,
+                  "EngineConfig.openvino.inference_num_threads": threads,
+                  "EngineConfig.openvino.performance_hint": "LATENCY",
+                  "Det.engine_type": EngineType(runtime),
+                  "Rec.engine_type": EngineType(runtime),
+                  "Cls.engine_type": EngineType(runtime)}
         self._engine = _Engine(params=params)
         self._np = np
         self.min_side = min_side

@@ -21,6 +21,7 @@ export class DOMWatcher {
     this.isOwnNode = isOwnNode;
     this.timed = timed;
     this.observer = null;
+    this.deferred = 0; // elements left to time slices because a mutation batch ran out of budget
     this.slicer = new TimeSlicer((item) => this.visit(item), { afterSlice: () => this.onBatch() });
   }
 
@@ -55,7 +56,10 @@ export class DOMWatcher {
         for (const node of r.addedNodes) {
           if (node.nodeType !== Node.ELEMENT_NODE || this.isOwnNode(node)) continue;
           if (this.slicer.pending === 0 && performance.now() - start < SYNC_BUDGET_MS) this.visitTree(node, start);
-          else this.slicer.push({ root: node });
+          else {
+            this.deferred += 1;
+            this.slicer.push({ root: node });
+          }
         }
       } else if (!this.isOwnNode(r.target)) {
         this.onAttribute(r.target, r.attributeName);
@@ -70,6 +74,7 @@ export class DOMWatcher {
     let i = 0;
     for (; i < all.length && performance.now() - start < SYNC_BUDGET_MS; i += 1) this.visit({ el: all[i] });
     if (i < all.length) {
+      this.deferred += all.length - i;
       const rest = [];
       for (; i < all.length; i += 1) rest.push({ el: all[i] });
       this.slicer.pushAll(rest);

@@ -126,7 +126,7 @@ export async function start({ stopEarlyWatch = () => {} } = {}) {
       paused,
       flagged: paused ? 0 : summary.flagged,
       byState: summary.byState,
-      stats: { maxTaskMs: Math.max(stats.maxTaskMs, watcher.maxSliceMs), tasks: stats.tasks },
+      stats: { maxTaskMs: Math.max(stats.maxTaskMs, watcher.maxSliceMs), tasks: stats.tasks, deferred: watcher.deferred },
     });
     return false;
   });

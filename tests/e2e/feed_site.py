@@ -106,11 +106,8 @@ class FeedSite:
                     f'<img {attrs} src="{src}&amp;from=fallback" width="240" height="180" alt=""></picture>')
         elif kind == "inline-bg":
             meme = f'<div {attrs} role="img" style="background-image: url(\'{src}\')"></div>'
-        else:  # sheet-bg: the URL is only in a stylesheet rule
-            raw = src.replace("&amp;", "&")  # <style> text is not entity-decoded
-            meme = (f'<style>.bg-post-{i} {{ background-image: url("{raw}"); }}</style>'
-                    f'<div {attrs} role="img"></div>')
-            meme = meme.replace('class="meme"', f'class="meme bg-post-{i}"')
+        else:  # sheet-bg: the URL is only in the page's stylesheet (a class per post)
+            meme = f'<div {attrs} role="img"></div>'.replace('class="meme"', f'class="meme bg-post-{i}"')
         who = f'<div class="who"><img src="/icon.png?u={i % 7}" alt=""> user{i % 7}</div>'
         return f'<article class="post">{who}{meme}<p>post {html.escape(str(i))}</p></article>'
 
@@ -121,8 +118,10 @@ class FeedSite:
         loopback = (f'<img class="meme" id="loopback-meme" data-truth="loopback" data-meme="{loop_k}" '
                     f'src="http://127.0.0.1:{self.port}/m/{loop_k}.png?p=loopback&amp;s={seed}" width="240" height="180" alt="">')
         js = PAGE_JS % {"max": MAX_POSTS, "page": PAGE_POSTS}
+        sheet = "".join(f'.bg-post-{i} {{ background-image: url("/m/{self.meme_for(i)[0]}.png?p={i}&s={seed}"); }}\n'
+                        for i in range(MAX_POSTS) if self.meme_for(i)[1] == "sheet-bg")
         return (f'<!doctype html><html><head><meta charset="utf-8"><title>feed.test</title>'
-                f'<style>{PAGE_CSS}</style></head><body>'
+                f'<style>{PAGE_CSS}</style><style>{sheet}</style></head><body>'
                 f'<header class="top">feed.test: a social feed fixture <span id="loop">{loopback}</span></header>'
                 f'<main id="feed" data-next="{INITIAL_POSTS}">{posts}</main><div id="sentinel"></div>'
                 f'<script>{js}</script></body></html>')
