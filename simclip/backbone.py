@@ -8,7 +8,6 @@ open_clip returns and never hard-code CLIP's mean and std.
 """
 
 import contextlib
-import hashlib
 import logging
 import os
 import socket
@@ -20,6 +19,7 @@ import torch
 
 from .constants import DEFAULT_MODEL, DEFAULT_PRETRAINED, RANDOM_INIT_SEED
 from .errors import BackboneUnavailableError
+from .fileutil import sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -48,15 +48,6 @@ def get_device(device=None):
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
-
-
-def _file_digest(path, n=16):
-    """Short sha256 of a weights file, so two local files never share an identity."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:n]
 
 
 def _hf_is_offline():
@@ -171,6 +162,33 @@ class Backbone:
         return self.model.encode_text(tokens, normalize=True).float().cpu()
 
 
+def _resolve(model, pretrained):
+    """(open_clip name, identity tag, weights to load or None, model id) for model/pretrained."""
+    pretrained = None if pretrained in (None, "", "none", "random") else str(pretrained)
+    if os.path.isdir(str(model)):
+        local_dir = Path(model)
+        return f"local-dir:{local_dir.resolve()}", "local-dir", None, local_dir.name
+    if model not in open_clip.list_models():
+        raise ValueError(
+            f"unknown backbone {model!r}: not a directory and not an open_clip architecture. "
+            f"Available: {', '.join(open_clip.list_models())}"
+        )
+    if pretrained is None:
+        return model, "random", None, model
+    if os.path.isfile(pretrained):
+        return model, f"file:{sha256_file(pretrained)[:16]}", pretrained, model
+    return model, pretrained, pretrained, model
+
+
+def get_backbone_id(model=None, pretrained=None):
+    """The id `load_backbone(model, pretrained)` reports (e.g. 'ViT-L-14-336/openai'), unbuilt."""
+    model = model or DEFAULT_MODEL
+    if pretrained is None and not os.path.isdir(str(model)):
+        pretrained = get_default_pretrained(model)
+    _, tag, _, model_id = _resolve(model, pretrained)
+    return f"{model_id}/{tag}"
+
+
 def load_backbone(model=DEFAULT_MODEL, pretrained=DEFAULT_PRETRAINED, device=None,
                   precision=None, cache_dir=None):
     """Build the frozen CLIP backbone.
@@ -195,26 +213,9 @@ def load_backbone(model=DEFAULT_MODEL, pretrained=DEFAULT_PRETRAINED, device=Non
     if precision is None:
         precision = "fp16" if dev.type == "cuda" else "fp32"
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[precision]
-    pretrained = None if pretrained in (None, "", "none", "random") else str(pretrained)
-
-    local_dir = Path(model) if os.path.isdir(str(model)) else None
-    if local_dir is None and model not in open_clip.list_models():
-        raise ValueError(
-            f"unknown backbone {model!r}: not a directory and not an open_clip architecture. "
-            f"Available: {', '.join(open_clip.list_models())}"
-        )
-
-    if local_dir is not None:
-        name, tag, checkpoint = f"local-dir:{local_dir.resolve()}", "local-dir", None
-        model_id = local_dir.name
-    elif pretrained is None:
-        name, tag, checkpoint, model_id = model, "random", None, model
-    elif os.path.isfile(pretrained):
-        name, checkpoint, model_id = model, pretrained, model
-        tag = f"file:{_file_digest(pretrained)}"
-    else:
+    name, tag, checkpoint, model_id = _resolve(model, pretrained)
+    if tag not in ("local-dir", "random") and not tag.startswith("file:"):
         _check_downloadable(model, pretrained, cache_dir)
-        name, tag, checkpoint, model_id = model, pretrained, pretrained, model
 
     # Random weights are seeded, so a head trained on a random test backbone in one process
     # still matches the backbone another process builds.

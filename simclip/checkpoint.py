@@ -13,7 +13,6 @@ Metadata (stored under the safetensors header key 'simclip'):
     metrics         free-form: validation and test metrics
 """
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from safetensors.torch import load_file, save_file
 
 from .constants import CHECKPOINT_FORMAT_VERSION, WARNING_CATEGORIES
 from .errors import CheckpointError
+from .fileutil import sha256_file
 from .head import MULTICLASS, HeadConfig, SimCLIPHead
 
 METADATA_KEY = "simclip"
@@ -116,11 +116,7 @@ def read_metadata(path):
 
 def checkpoint_digest(path):
     """sha256 of the checkpoint file: part of the result-cache key."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return sha256_file(path)
 
 
 def load_checkpoint(path, backbone_info=None):

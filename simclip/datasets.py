@@ -17,7 +17,6 @@ the tests point it at a local HTTP server.
 """
 
 import argparse
-import hashlib
 import json
 import logging
 import os
@@ -32,6 +31,7 @@ from tqdm import tqdm
 
 from .data import SPLITS, DatasetFormatError, list_datasets, read_split
 from .errors import SimCLIPError
+from .fileutil import sha256_file
 from .images import decode_image
 
 logger = logging.getLogger(__name__)
@@ -89,15 +89,6 @@ class DownloadError(SimCLIPError, RuntimeError):
     """A download failed or its size did not match what the server announced."""
 
     code = "download_failed"
-
-
-def sha256_file(path):
-    """Hex sha256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def download(url, dest, progress=None):

@@ -17,7 +17,6 @@ import argparse
 import hashlib
 import json
 import logging
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -27,7 +26,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
-from .backbone import _file_digest, get_default_pretrained, load_backbone
+from .backbone import get_backbone_id, load_backbone
 from .constants import DEFAULT_MODEL
 from .data import get_dataset, get_dataset_root, read_split
 from .images import decode_image
@@ -36,20 +35,6 @@ logger = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
 TEXT_SOURCES = ("dataset", "ocr")
-
-
-def get_backbone_id(model=None, pretrained=None):
-    """The id `load_backbone(model, pretrained)` will report, without building the model."""
-    model = model or DEFAULT_MODEL
-    if os.path.isdir(str(model)):
-        return f"{Path(model).name}/local-dir"
-    if pretrained is None:
-        pretrained = get_default_pretrained(model)
-    if pretrained in ("", "none", "random"):
-        return f"{model}/random"
-    if os.path.isfile(str(pretrained)):
-        return f"{model}/file:{_file_digest(pretrained)}"
-    return f"{model}/{pretrained}"
 
 
 def _slug(text):

@@ -191,12 +191,13 @@ class TesseractOCR:
         psm: page segmentation mode; 11 (sparse text) suits captions scattered over a picture.
         min_side, max_side: resize bounds before recognition (see fit_size).
         masks: also read the white-caption and black-caption masks, merged with the plain pass.
+        min_conf: drop words tesseract itself scores below this confidence (0-100; 0 keeps all).
         lang: tesseract language.
     """
 
     name = "tesseract"
 
-    def __init__(self, psm=11, min_side=720, max_side=2000, masks=0, lang="eng"):
+    def __init__(self, psm=11, min_side=720, max_side=2000, masks=0, min_conf=0, lang="eng"):
         import pytesseract
 
         if shutil.which(pytesseract.pytesseract.tesseract_cmd) is None:
@@ -208,11 +209,19 @@ class TesseractOCR:
         self.min_side = min_side
         self.max_side = max_side
         self.masks = bool(masks)
+        self.min_conf = min_conf
         self.lang = lang
 
     def _read(self, gray):
-        return clean_text(self._tess.image_to_string(gray, lang=self.lang,
-                                                     config=self.config).splitlines())
+        """One tesseract pass: its words with confidence >= min_conf, line by line."""
+        data = self._tess.image_to_data(gray, lang=self.lang, config=self.config,
+                                        output_type=self._tess.Output.DICT)
+        lines = {}
+        for i, word in enumerate(data["text"]):
+            if word.strip() and float(data["conf"][i]) >= self.min_conf:
+                key = (data["block_num"][i], data["par_num"][i], data["line_num"][i])
+                lines.setdefault(key, []).append(word)
+        return clean_text(" ".join(words) for words in lines.values())
 
     def __call__(self, image):
         gray = fit_size(image.convert("L"), self.min_side, self.max_side)
@@ -243,11 +252,10 @@ class RapidOCR:
 
     name = "rapidocr"
 
-    def __init__(self, threads=1, min_side=0, max_side=1280, det_side=320, det_limit="min",
+    def __init__(self, threads=1, min_side=0, max_side=1280, det_side=256, det_limit="min",
                  use_cls=0, text_score=0.5, box_thresh=0.5, unclip_ratio=1.6, rec_batch=1,
-                 rec_width=96, split_words=1, runtime="onnxruntime"):
+                 rec_width=96, split_words=1):
         import numpy as np
-        from rapidocr import EngineType
         from rapidocr import RapidOCR as _Engine
 
         logging.getLogger("RapidOCR").setLevel(logging.ERROR)
@@ -261,12 +269,7 @@ class RapidOCR:
                   "Rec.rec_batch_num": rec_batch,
                   "Rec.rec_img_shape": [3, 48, rec_width],
                   "EngineConfig.onnxruntime.intra_op_num_threads": threads,
-                  "EngineConfig.onnxruntime.inter_op_num_threads": 1,
-                  "EngineConfig.openvino.inference_num_threads": threads,
-                  "EngineConfig.openvino.performance_hint": "LATENCY",
-                  "Det.engine_type": EngineType(runtime),
-                  "Rec.engine_type": EngineType(runtime),
-                  "Cls.engine_type": EngineType(runtime)}
+                  "EngineConfig.onnxruntime.inter_op_num_threads": 1}
         self._engine = _Engine(params=params)
         self._np = np
         self.min_side = min_side
@@ -296,10 +299,16 @@ def is_rapidocr_available():
     return True
 
 
+def resolve_engine_name(name):
+    """'auto' -> the best installed engine's name; other names unchanged."""
+    if name == "auto":
+        return "rapidocr" if is_rapidocr_available() else "tesseract"
+    return name
+
+
 def get_ocr_engine(name="auto", **kwargs):
     """Build an OCR engine by name (see OCR_ENGINES); keyword options go to its constructor."""
-    if name == "auto":
-        name = "rapidocr" if is_rapidocr_available() else "tesseract"
+    name = resolve_engine_name(name)
     if name == "rapidocr":
         return RapidOCR(**kwargs)
     if name == "tesseract":

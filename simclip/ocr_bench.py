@@ -27,7 +27,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from .ocr import get_ocr_engine
+from .ocr import get_ocr_engine, resolve_engine_name
 
 _TOKEN = re.compile(r"[^\W_]+")
 
@@ -132,6 +132,7 @@ def evaluate_engine(engine, items, warmup=1):
             precisions.append(p)
     return {
         "images": len(images),
+        "scored": len(recalls),
         "recall": statistics.fmean(recalls) if recalls else float("nan"),
         "precision": statistics.fmean(precisions) if precisions else float("nan"),
         "median_ms": statistics.median(times) if times else float("nan"),
@@ -147,12 +148,12 @@ def format_table(rows, cores, threads):
         f"Machine: {cores} logical cores, engine threads {threads}, affinity "
         f"{len(os.sched_getaffinity(0))} core(s), load {os.getloadavg()[0]:.2f}",
         "",
-        "| engine / config | images | word recall (mean) | word precision (mean) "
+        "| engine / config | images (scored) | word recall (mean) | word precision (mean) "
         "| median ms | p90 ms | median CPU ms |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for label, r in rows:
-        lines.append(f"| `{label}` | {r['images']} | {r['recall']:.3f} | {r['precision']:.3f} "
+        lines.append(f"| `{label}` | {r['images']} ({r['scored']}) | {r['recall']:.3f} | {r['precision']:.3f} "
                      f"| {r['median_ms']:.0f} | {r['p90_ms']:.0f} | {r['median_cpu_ms']:.0f} |")
     return "\n".join(lines)
 
@@ -181,7 +182,7 @@ def main(argv=None):
     rows, dumps = [], []
     for spec in args.engine:
         name, kwargs = parse_engine_spec(spec)
-        if name in ("auto", "rapidocr"):
+        if resolve_engine_name(name) == "rapidocr":
             kwargs.setdefault("threads", args.threads)
         engine = get_ocr_engine(name, **kwargs)
         result = evaluate_engine(engine, items)

@@ -187,8 +187,8 @@ def test_bench_cli_prints_markdown_table(tmp_path, capsys):
         '{"id": "a", "image": "a.png", "labels": [], "text": "Nobody expected this"}\n')
     assert main([str(tmp_path), "--engine", "none", "--dump", str(tmp_path / "out.jsonl")]) == 0
     out = capsys.readouterr().out
-    assert "| engine / config | images | word recall (mean)" in out
-    assert "| `none` | 1 | 0.000 |" in out
+    assert "| engine / config | images (scored) | word recall (mean)" in out
+    assert "| `none` | 1 (1) | 0.000 |" in out
     assert (tmp_path / "out.jsonl").read_text().count("\n") == 1
 
 
