@@ -4,8 +4,8 @@ Engines share one tiny interface, `engine(image: PIL.Image) -> str`, plus a `.na
 `get_ocr_engine(name, **options)` builds one by name:
 
 - 'rapidocr': PP-OCR detection + recognition through onnxruntime (the models ship in the
-  rapidocr wheel), tuned for memes: small images upscaled, big ones downscaled, no angle
-  classifier, one crop per recognizer call, joined caps words split again with a word list.
+  rapidocr wheel), tuned for memes on one core: a small detector input, big images capped, no
+  angle classifier, one crop per recognizer call, glued caps words split again with a word list.
 - 'tesseract': pytesseract (the Debian `tesseract-ocr` binary), with meme preprocessing:
   upscaling, masks for white and black Impact-style captions, a chosen page segmentation mode,
   and the passes merged.
@@ -197,7 +197,7 @@ class TesseractOCR:
 
     name = "tesseract"
 
-    def __init__(self, psm=11, min_side=720, max_side=2000, masks=0, min_conf=0, lang="eng"):
+    def __init__(self, psm=11, min_side=720, max_side=2000, masks=1, min_conf=0, lang="eng"):
         import pytesseract
 
         if shutil.which(pytesseract.pytesseract.tesseract_cmd) is None:
@@ -205,6 +205,9 @@ class TesseractOCR:
                 "the tesseract binary is not installed: apt-get install tesseract-ocr "
                 "(Debian/Ubuntu), brew install tesseract (macOS), or use --ocr rapidocr")
         self._tess = pytesseract
+        # what the result depends on: part of the server's result-cache key
+        self.identity = (f"tesseract:{pytesseract.get_tesseract_version()}:psm={psm},"
+                         f"min={min_side},max={max_side},masks={masks},conf={min_conf},{lang}")
         self.config = f"--psm {psm}"
         self.min_side = min_side
         self.max_side = max_side
@@ -272,6 +275,10 @@ class RapidOCR:
                   "EngineConfig.onnxruntime.inter_op_num_threads": 1}
         self._engine = _Engine(params=params)
         self._np = np
+        # what the result depends on: part of the server's result-cache key
+        self.identity = "rapidocr:" + ",".join(
+            f"{k}={v}" for k, v in sorted({**params, "min_side": min_side, "max_side": max_side,
+                                           "split_words": split_words}.items()))
         self.min_side = min_side
         self.max_side = max_side
         self._split = None

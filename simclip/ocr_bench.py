@@ -5,8 +5,10 @@ alphanumeric tokens (maximal runs of Unicode letters and digits, so "Don't!" giv
 recall = sum over distinct reference words w of min(count_ref(w), count_ocr(w)) / number of
 reference tokens. A word said twice in the caption must be read twice to count twice. Images
 whose reference has no token are skipped, and so are the 3 HarMeme memes whose reference is the
-literal string "null" (a missing transcription, not a caption). The table reports the mean over images, and the
-median and 90th percentile of wall time per image (OCR call only, image already decoded).
+literal string "null" (a missing transcription, not a caption). Word precision is the same
+count over the OCR tokens. The table gives means over images, and per image the median and 90th
+percentile wall time of the engine call (image already decoded) and the median CPU time of the
+process and its children (tesseract), which leaves out time spent waiting for the core.
 
     python -m simclip.ocr_bench /work/shared/data/harmeme-c-val --engine rapidocr tesseract
     taskset -c 0 python -m simclip.ocr_bench DIR --engine auto --threads 1 --limit 50
@@ -144,14 +146,11 @@ def evaluate_engine(engine, items, warmup=1):
 
 def format_table(rows, cores, threads):
     """Markdown table of evaluate_engine results: [(label, result), ...]."""
-    lines = [
-        f"Machine: {cores} logical cores, engine threads {threads}, affinity "
-        f"{len(os.sched_getaffinity(0))} core(s), load {os.getloadavg()[0]:.2f}",
-        "",
-        "| engine / config | images (scored) | word recall (mean) | word precision (mean) "
-        "| median ms | p90 ms | median CPU ms |",
-        "|---|---:|---:|---:|---:|---:|---:|",
-    ]
+    machine = (f"Machine: {cores} logical cores, engine threads {threads}, affinity "
+               f"{len(os.sched_getaffinity(0))} core(s), load {os.getloadavg()[0]:.2f}")
+    header = ("| engine / config | images (scored) | word recall (mean) | word precision (mean) "
+              "| median ms | p90 ms | median CPU ms |")
+    lines = [machine, "", header, "|---|---:|---:|---:|---:|---:|---:|"]
     for label, r in rows:
         lines.append(f"| `{label}` | {r['images']} ({r['scored']}) | {r['recall']:.3f} | {r['precision']:.3f} "
                      f"| {r['median_ms']:.0f} | {r['p90_ms']:.0f} | {r['median_cpu_ms']:.0f} |")
@@ -193,8 +192,7 @@ def main(argv=None):
     print(format_table(rows, os.cpu_count(), args.threads))
     if args.dump:
         with open(args.dump, "w", encoding="utf-8") as f:
-            for row in dumps:
-                f.write(json.dumps(row) + "\n")
+            f.writelines(json.dumps(row) + "\n" for row in dumps)
     return 0
 
 

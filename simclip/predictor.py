@@ -48,7 +48,8 @@ class Predictor:
     @property
     def identity(self):
         """A string that changes whenever results could change (backbone, head, OCR engine)."""
-        raw = f"{self.backbone.info.id}|{self.checkpoint_id}|{self.ocr.name}"
+        ocr = getattr(self.ocr, "identity", self.ocr.name)  # engine settings change the text
+        raw = f"{self.backbone.info.id}|{self.checkpoint_id}|{ocr}"
         return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
     @property

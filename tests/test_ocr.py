@@ -22,7 +22,7 @@ from simclip.ocr_bench import (
 FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf")  # Debian fonts-dejavu-core
 WHITE_CAPTION = "WHEN THE VACCINE\nFINALLY ARRIVES"
 BLACK_CAPTION = "Nobody expected this\nto happen today"
-REAL_MEME_RECALL_FLOOR = 0.75  # measured 0.90 on these 10 memes with the default engine
+REAL_MEME_RECALL_FLOOR = 0.75  # the default engine measured 0.84 on these 10 memes (9 scored)
 
 
 def _font(size):
@@ -72,7 +72,7 @@ def rapidocr_engine():
 @pytest.fixture(scope="module")
 def tesseract_engine():
     """The tesseract engine with its caption masks."""
-    return get_ocr_engine("tesseract", masks=1)
+    return get_ocr_engine("tesseract")
 
 
 @pytest.mark.parametrize("engine_fixture", ["rapidocr_engine", "tesseract_engine"])
@@ -104,6 +104,13 @@ def test_missing_tesseract_binary_gives_install_hint(monkeypatch):
     monkeypatch.setattr("simclip.ocr.shutil.which", lambda cmd: None)
     with pytest.raises(RuntimeError, match="apt-get install tesseract-ocr"):
         get_ocr_engine("tesseract")
+
+
+def test_rapidocr_without_word_list_warns_and_still_reads(monkeypatch, caplog):
+    monkeypatch.setattr(WordSplitter, "find_word_list", staticmethod(lambda: None))
+    engine = get_ocr_engine("rapidocr")
+    assert "pip install wordninja" in caplog.text
+    assert word_recall(BLACK_CAPTION, engine(render_black_caption())) >= 0.8
 
 
 def test_rapidocr_engine_gives_same_text_from_many_threads(rapidocr_engine):

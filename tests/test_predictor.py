@@ -87,3 +87,11 @@ def test_cli_without_weights_fails_with_one_clear_line(capsys):
 def test_cli_lists_commands_and_rejects_unknown_ones(capsys):
     assert cli_main([]) == 0 and "predict" in capsys.readouterr().out
     assert cli_main(["frobnicate"]) == 2 and "unknown command" in capsys.readouterr().err
+
+
+def test_identity_changes_with_the_ocr_engine_settings():
+    from simclip import get_ocr_engine
+
+    a = get_ocr_engine("rapidocr")
+    b = get_ocr_engine("rapidocr", det_side=320)
+    assert a.identity != b.identity and a.name == b.name == "rapidocr"
