@@ -314,7 +314,6 @@ const router = createMessageRouter(
       token: msg.token,
       extensionOrigin: ext.runtime.getURL('').replace(/\/$/, ''),
     }),
-    [MSG.LIST_REPORTS]: async () => ({ reports: (await ext.storage.local.get(REPORTS_KEY))[REPORTS_KEY] ?? [] }),
     [MSG.CLEAR_REPORTS]: async () => {
       await ext.storage.local.set({ [REPORTS_KEY]: [] });
       return { ok: true };

@@ -6,23 +6,30 @@
  */
 import { TimeSlicer } from '../shared/slicer.js';
 
-const SYNC_BUDGET_MS = 15; // per mutation batch (style and layout it forces are due before the next paint anyway)
+const SYNC_BUDGET_MS = 12; // our own work per mutation batch
 const SKIP_TAGS = new Set(['HTML', 'HEAD', 'BODY', 'SCRIPT', 'STYLE', 'LINK', 'META', 'TITLE', 'NOSCRIPT', 'TEMPLATE', 'BR', 'SOURCE', 'OPTION']);
 
 export class DOMWatcher {
   /**
    * @param {{onElement: (el) => void, onAttribute: (el, name) => void, onBatch: () => void,
-   *          isOwnNode: (node) => boolean, timed: (fn) => void}} callbacks
+   *          isOwnNode: (node) => boolean, timed: (fn, kind) => void, forceStyle: (read) => void}} callbacks
    */
-  constructor({ onElement, onAttribute, onBatch, isOwnNode, timed }) {
+  constructor({ onElement, onAttribute, onBatch, isOwnNode, timed, forceStyle }) {
     this.onElement = onElement;
     this.onAttribute = onAttribute;
     this.onBatch = onBatch;
     this.isOwnNode = isOwnNode;
     this.timed = timed;
+    this.forceStyle = forceStyle;
     this.observer = null;
     this.deferred = 0; // elements left to time slices because a mutation batch ran out of budget
-    this.slicer = new TimeSlicer((item) => this.visit(item), { afterSlice: () => this.onBatch() });
+    this.slicer = new TimeSlicer((item) => this.visit(item), {
+      schedule: (fn) => setTimeout(() => this.timed(() => {
+        this.forceStyle(() => document.documentElement && getComputedStyle(document.documentElement).backgroundImage);
+        fn();
+      }, 'slice'), 0),
+      afterSlice: () => this.onBatch(),
+    });
   }
 
   /** What the observer listens to: added nodes anywhere, and the attributes that change an image. */
@@ -33,7 +40,7 @@ export class DOMWatcher {
   /** Start observing and sweep what is already in the document (idempotent). */
   watch() {
     if (this.observer) return;
-    this.observer = new MutationObserver((records) => this.timed(() => this.onRecords(records)));
+    this.observer = new MutationObserver((records) => this.timed(() => this.onRecords(records), 'mutations'));
     this.observer.observe(document, DOMWatcher.getConfig());
     if (document.documentElement) this.slicer.push({ root: document.documentElement });
   }
@@ -49,12 +56,18 @@ export class DOMWatcher {
 
   onRecords(records) {
     // Added nodes are visited right here, before the next paint (so a CSS background meme from a
-    // stylesheet never flashes), up to SYNC_BUDGET_MS; the rest goes to time slices.
-    const start = performance.now();
+    // stylesheet never flashes), up to SYNC_BUDGET_MS of our own work; the rest goes to time
+    // slices. The clock starts after one forced style pass: the browser owes that work before the
+    // next paint anyway, and after it every style read below is cheap (writes are queued).
+    let start = null;
     for (const r of records) {
       if (r.type === 'childList') {
         for (const node of r.addedNodes) {
           if (node.nodeType !== Node.ELEMENT_NODE || this.isOwnNode(node)) continue;
+          if (start === null) {
+            if (node.isConnected) this.forceStyle(() => getComputedStyle(node).backgroundImage);
+            start = performance.now();
+          }
           if (this.slicer.pending === 0 && performance.now() - start < SYNC_BUDGET_MS) this.visitTree(node, start);
           else {
             this.deferred += 1;

@@ -34,6 +34,7 @@ const MIN_BACKGROUND_SIDE = 100; // px on screen for a CSS background image
 const MAX_REMEASURE = 5;
 const URL_MEMO_SIZE = 3000;
 const BACKLOG_INTERVAL_MS = 400;
+const ENTRY_BUDGET_MS = 8;
 const BACKGROUND_IN_FLIGHT = 4; // background asks only while fewer verdicts than this are awaited
 
 export class ImageFilter {
@@ -55,7 +56,7 @@ export class ImageFilter {
     this.verdicts = new Map(); // url -> Promise<verdict>: the same image is asked about once
     this.nextId = 1;
     this.lastCount = -1;
-    this.io = new IntersectionObserver((entries) => this.timed(() => this.onIntersect(entries)), { rootMargin: '100% 0px' });
+    this.io = new IntersectionObserver((entries) => this.timed(() => this.onIntersect(entries), 'intersections'), { rootMargin: '100% 0px' });
   }
 
   /**
@@ -79,30 +80,12 @@ export class ImageFilter {
       if (hasInlineUrl || early !== null) this.later(() => this.mark(el, STATE.SKIP)); // e.g. a mask or cursor url
       return;
     }
-    const { width, height } = el.getBoundingClientRect();
     this.later(() => {
       if (this.records.has(el)) return;
-      const rec = this.track(el, 'bg', url);
-      if (width === 0 || height === 0) return; // not laid out yet: the IntersectionObserver measures it
-      if (Math.min(width, height) < MIN_BACKGROUND_SIDE) {
-        this.forget(rec);
-        this.mark(el, STATE.SKIP);
-        return;
-      }
-      this.setState(rec, STATE.PENDING);
+      // Hidden at once, measured by the IntersectionObserver (no forced layout here): a small
+      // element (an icon sprite) gets its background back one frame later.
+      this.setState(this.track(el, 'bg', url), STATE.PENDING);
     });
-  }
-
-  /** Decide a background element at once (its URL changed). */
-  measureBackground(rec) {
-    const { width, height } = rec.el.getBoundingClientRect();
-    if (width === 0 || height === 0) return;
-    if (Math.min(width, height) < MIN_BACKGROUND_SIDE) {
-      this.forget(rec);
-      this.mark(rec.el, STATE.SKIP);
-      return;
-    }
-    this.setState(rec, STATE.PENDING);
   }
 
   /** An <img> loaded (or was reported): measure it once its source is known (writes wait for flush). */
@@ -150,6 +133,11 @@ export class ImageFilter {
       return;
     }
     const rec = this.records.get(el);
+    if (rec && name === 'data-simclip') {
+      // Usually our own write echoing back: only a value the site changed needs restoring.
+      if (rec.state !== null && el.getAttribute('data-simclip') !== rec.state) el.setAttribute('data-simclip', rec.state);
+      return;
+    }
     if (!rec) {
       if (name === 'style' && el.tagName !== 'IMG' && (el.getAttribute('style') ?? '').includes('url(') && !el.hasAttribute('data-simclip')) {
         this.consider(el);
@@ -160,7 +148,7 @@ export class ImageFilter {
       const [url] = listCssImageUrls(el.style.backgroundImage || getComputedStyle(el).backgroundImage, document.baseURI);
       if (url && url !== rec.url) {
         this.forget(rec);
-        this.measureBackground(this.track(el, 'bg', url));
+        this.setState(this.track(el, 'bg', url), STATE.PENDING);
         return;
       }
     }
@@ -168,7 +156,7 @@ export class ImageFilter {
   }
 
   track(el, kind, url) {
-    const rec = { id: this.nextId++, el, kind, url, state: null, verdict: null, warnings: [], revealed: false, asked: false, timer: 0, measured: 0 };
+    const rec = { id: this.nextId++, el, kind, url, state: null, sized: false, verdict: null, warnings: [], revealed: false, asked: false, timer: 0, measured: 0 };
     this.records.set(el, rec);
     if (el.hasAttribute('data-simclip')) el.removeAttribute('data-simclip'); // e.g. a clone of a checked node
     el.setAttribute('data-simclip-id', String(rec.id));
@@ -191,11 +179,18 @@ export class ImageFilter {
     if (el.getAttribute('data-simclip') !== state) el.setAttribute('data-simclip', state);
   }
 
-  onIntersect(entries) {
-    for (const entry of entries) {
+  /** IntersectionObserver entries, handled in slices of ENTRY_BUDGET_MS (a feed reports hundreds at once). */
+  onIntersect(entries, from = 0) {
+    const start = performance.now();
+    for (let i = from; i < entries.length; i += 1) {
+      if (i > from && performance.now() - start > ENTRY_BUDGET_MS) {
+        setTimeout(() => this.timed(() => this.onIntersect(entries, i), 'intersections'), 0);
+        return;
+      }
+      const entry = entries[i];
       const rec = this.records.get(entry.target);
       if (!rec) continue;
-      if (rec.state === null) {
+      if (!rec.sized) {
         const { width, height } = entry.boundingClientRect;
         if (width === 0 || height === 0) {
           this.remeasureLater(rec);
@@ -207,7 +202,8 @@ export class ImageFilter {
           this.mark(rec.el, STATE.SKIP);
           continue;
         }
-        this.setState(rec, STATE.PENDING);
+        rec.sized = true;
+        if (rec.state === null) this.setState(rec, STATE.PENDING);
       }
       if (entry.isIntersecting && !rec.asked) {
         this.io.unobserve(rec.el);
@@ -235,7 +231,7 @@ export class ImageFilter {
           this.backlog.delete(rec);
           if (this.records.get(rec.el) === rec && !rec.asked && rec.state === STATE.PENDING) this.ask(rec);
         }
-      });
+      }, 'backlog');
       this.scheduleBacklog();
     }, BACKLOG_INTERVAL_MS);
   }
@@ -263,11 +259,11 @@ export class ImageFilter {
     rec.asked = true;
     const { settings } = this.getContext();
     clearTimeout(rec.timer);
-    rec.timer = setTimeout(() => this.timed(() => this.onTimeout(rec)), settings.revealAfterSeconds * 1000);
+    rec.timer = setTimeout(() => this.timed(() => this.onTimeout(rec), 'timeout'), settings.revealAfterSeconds * 1000);
     this.inFlight += 1;
     this.getVerdict(rec.url).then((verdict) => {
       this.inFlight -= 1;
-      this.timed(() => this.applyVerdict(rec, verdict));
+      this.timed(() => this.applyVerdict(rec, verdict), 'verdict');
     });
   }
 

@@ -27,8 +27,9 @@ button.secondary { background: transparent; }
 `;
 
 export class OverlayLayer {
-  /** @param {{onReveal: (rec) => void, onHide: (rec) => void, onReport: (rec) => void, timed: (fn) => void}} callbacks */
-  constructor({ onReveal, onHide, onReport, timed }) {
+  /** @param {{onReveal, onHide, onReport: (rec) => void, timed: (fn, kind) => void, forceStyle: (read) => void}} callbacks */
+  constructor({ onReveal, onHide, onReport, timed, forceStyle }) {
+    this.forceStyle = forceStyle;
     this.onReveal = onReveal;
     this.onHide = onHide;
     this.onReport = onReport;
@@ -130,7 +131,7 @@ export class OverlayLayer {
     if (this.frame || this.boxes.size === 0) return;
     this.frame = requestAnimationFrame(() => {
       this.frame = 0;
-      this.timed(() => this.position());
+      this.timed(() => this.position(), 'overlay');
     });
   }
 
@@ -139,6 +140,8 @@ export class OverlayLayer {
     const sx = window.scrollX;
     const sy = window.scrollY;
     const placed = [];
+    const [first] = this.boxes.keys();
+    if (first?.el.isConnected) this.forceStyle(() => first.el.getBoundingClientRect()); // one layout, booked apart
     for (const [rec, box] of this.boxes) {
       if (!rec.el.isConnected) {
         placed.push([box, null]);
@@ -147,7 +150,10 @@ export class OverlayLayer {
       placed.push([box, rec.el.getBoundingClientRect()]);
     }
     for (const [box, r] of placed) {
-      if (!r || r.width === 0 || r.height === 0) {
+      const place = !r || r.width === 0 || r.height === 0 ? 'none' : `${r.left + sx},${r.top + sy},${r.width},${r.height}`;
+      if (box.dataset.place === place) continue; // most boxes do not move: write only what changed
+      box.dataset.place = place;
+      if (place === 'none') {
         box.style.display = 'none';
         continue;
       }

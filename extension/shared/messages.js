@@ -8,7 +8,7 @@
  *   content -> worker   REPORT {url, correction, categories} -> {ok, report}
  *   page    -> worker   CHECK_HEALTH {}                -> Health
  *   page    -> worker   TEST_CONNECTION {serverUrl, token} -> Diagnosis (see api.js)
- *   page    -> worker   LIST_REPORTS {} / CLEAR_REPORTS {} -> {reports} / {ok}
+ *   page    -> worker   CLEAR_REPORTS {}               -> {ok}
  *   page    -> content  GET_PAGE_STATE {}              -> {host, paused, flagged, checked, stats}
  *
  * "page" means an extension page (popup, options); the worker refuses those types from tabs.
@@ -20,7 +20,6 @@ export const MSG = Object.freeze({
   REPORT: 'simclip/report',
   CHECK_HEALTH: 'simclip/check-health',
   TEST_CONNECTION: 'simclip/test-connection',
-  LIST_REPORTS: 'simclip/list-reports',
   CLEAR_REPORTS: 'simclip/clear-reports',
   GET_PAGE_STATE: 'simclip/get-page-state',
 });
@@ -53,7 +52,6 @@ const SCHEMAS = {
   },
   [MSG.CHECK_HEALTH]: { from: 'page', fields: {} },
   [MSG.TEST_CONNECTION]: { from: 'page', fields: { serverUrl: isString(200), token: (v) => typeof v === 'string' && v.length <= 200 } },
-  [MSG.LIST_REPORTS]: { from: 'page', fields: {} },
   [MSG.CLEAR_REPORTS]: { from: 'page', fields: {} },
   [MSG.GET_PAGE_STATE]: { from: 'page', fields: {} },
 };

@@ -19,14 +19,14 @@ from pathlib import Path
 
 import pytest
 import requests
-
+from e2e_support import wait_for
 from feed_site import FEED_HOST, FeedSite
 
 REPO = Path(__file__).resolve().parents[2]
 EXTENSION_DIR = REPO / "extension"
 ARTIFACTS = REPO / "test-artifacts" / "e2e"
 CHROMIUM = os.environ.get("SIMCLIP_E2E_CHROMIUM", "/usr/bin/chromium")
-N_HARMFUL, N_NEUTRAL = 8, 16  # unique memes; the feed repeats them under distinct URLs
+N_HARMFUL, N_NEUTRAL = 8, 16  # unique memes (every third is harmful); the feed repeats them under distinct URLs
 SERVER_START_TIMEOUT_S = 120
 
 
@@ -35,18 +35,6 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "tests/e2e/" in str(item.fspath).replace(os.sep, "/"):
             item.add_marker(pytest.mark.e2e)
-
-
-def wait_for(predicate, timeout_s, interval_s=0.2, message="condition"):
-    """Poll `predicate` until truthy or fail after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s} s waiting for {message}")
-        time.sleep(interval_s)
 
 
 def free_port():
@@ -77,7 +65,7 @@ def synthetic_memes():
     rng = random.Random(5)
     memes = []
     for k in range(N_HARMFUL + N_NEUTRAL):
-        harmful = k < N_HARMFUL
+        harmful = k % 3 == 0  # every third meme, so each feed row mixes both
         img = render_meme(make_caption(rng, harmful), background_seed=7000 + k, size=(480, 360))
         buf = io.BytesIO()
         img.save(buf, "PNG", optimize=True)
@@ -97,42 +85,28 @@ def ocr_engine():
 def head_checkpoint(tmp_path_factory, synthetic_memes, ocr_engine):
     """A SimCLIP head on the tiny backbone that flags the abusive memes as 'harmful'.
 
-    It is trained on the server's own view of these images (its decoder, OCR and encoders), so
-    the verdicts in the browser are known in advance.
+    `simclip train` learns it from the feed's own memes, written as a Harm-C dataset and read
+    through the same OCR engine as the server, so the verdicts in the browser are known.
     """
-    import torch
+    from simclip import train
 
-    from simclip import (HeadConfig, SimCLIPHead, TaskSpec, load_classifier, make_metadata,
-                         save_checkpoint, simclip_loss)
-
-    predictor = load_classifier(model="simclip-tiny", pretrained="none", device="cpu", ocr=ocr_engine)
-    images = [predictor.decode(png) for png, _ in synthetic_memes]
-    texts = [predictor.read_text(img) for img in images]
-    img_emb, txt_emb = predictor.embed(images, texts)
-    y = torch.tensor([1 if truth == "harmful" else 0 for _, truth in synthetic_memes])
-    task = TaskSpec("harmful", "multiclass", ["not harmful", "harmful"])
-    config = HeadConfig(embed_dim=predictor.backbone.info.embed_dim, proj_dim=64, hidden_dim=128,
-                        depth=1, dropout=0.0, tasks=[task])
-    torch.manual_seed(0)
-    head = SimCLIPHead(config)
-    opt = torch.optim.AdamW(head.parameters(), lr=3e-3)
-    for _ in range(150):
-        head.train()
-        opt.zero_grad()
-        simclip_loss(head(img_emb, txt_emb), {"harmful": y}, config.tasks).backward()
-        opt.step()
-    head.eval()
-    with torch.no_grad():
-        p = head.predict_proba(img_emb, txt_emb)["harmful"][:, 1]
-    wrong = [(k, round(float(v), 3)) for k, v in enumerate(p) if (v >= 0.5) != bool(y[k])]
-    assert not wrong, f"the test head did not learn the synthetic memes: {wrong}, texts {texts}"
-    meta = make_metadata(config, predictor.backbone.info,
-                         warnings=[{"category": "harmful", "task": "harmful", "labels": ["harmful"],
-                                    "threshold": 0.5}],
-                         training={"data": "tests/e2e synthetic memes", "steps": 150})
-    path = tmp_path_factory.mktemp("head") / "e2e-head.safetensors"
-    save_checkpoint(path, head, meta)
-    return path
+    data_dir = tmp_path_factory.mktemp("synthetic-data")
+    root = data_dir / "harmeme-c"
+    (root / "images").mkdir(parents=True)
+    rows = []
+    for k, (png, truth) in enumerate(synthetic_memes):
+        (root / "images" / f"meme_{k:02d}.png").write_bytes(png)
+        labels = ["very harmful", "individual"] if truth == "harmful" else ["not harmful"]
+        rows.append(json.dumps({"id": f"meme_{k:02d}", "image": f"meme_{k:02d}.png", "labels": labels, "text": ""}))
+    for split in ("train", "val"):  # the threshold is tuned on val: the same memes
+        (root / f"{split}.jsonl").write_text("\n".join(rows) + "\n")
+    out = data_dir / "e2e-head.safetensors"
+    rc = train.main(["--dataset", "harmeme-c", "--data-dir", str(data_dir), "--cache-dir", str(data_dir / "cache"),
+                     "--text", "ocr", "--ocr", ocr_engine, "--model", "simclip-tiny", "--pretrained", "none",
+                     "--device", "cpu", "--out", str(out), "--epochs", "60", "--patience", "60", "--lr", "3e-3",
+                     "--proj-dim", "64", "--hidden-dim", "128", "--depth", "1", "--dropout", "0"])
+    assert rc == 0 and out.is_file(), "simclip train failed"
+    return out
 
 
 class ServerProcess:
@@ -165,7 +139,7 @@ class ServerProcess:
             return False
 
     def start(self):
-        self.log = open(self.log_path, "ab")
+        self.log = open(self.log_path, "ab")  # noqa: SIM115 - held until stop(), across the process's life
         self.proc = subprocess.Popen(self.argv, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + SERVER_START_TIMEOUT_S
         while not self.is_healthy():
@@ -192,10 +166,21 @@ class ServerProcess:
 
 
 @pytest.fixture(scope="session")
-def simclip_server(tmp_path_factory, head_checkpoint, ocr_engine, artifacts_dir):
+def simclip_server(tmp_path_factory, head_checkpoint, ocr_engine, artifacts_dir, synthetic_memes):
     home = tmp_path_factory.mktemp("server-home")
     server = ServerProcess(head_checkpoint, free_port(), home, ocr_engine, artifacts_dir / "server.log")
     server.start()
+    wrong = []
+    for k, (png, truth) in enumerate(synthetic_memes):
+        r = requests.post(f"{server.url}/v1/classify", data=png, timeout=60,
+                          headers={"X-Auth-Token": server.token, "Content-Type": "image/png"})
+        assert r.status_code == 200, r.text
+        flagged = any(w["id"] == "harmful" for w in r.json()["warnings"])
+        if flagged != (truth == "harmful"):
+            wrong.append((k, truth, r.json()["scores"], r.json()["text"]))
+    if wrong:
+        server.stop()
+        pytest.fail(f"the trained head gets these memes wrong on the server, the browser tests would be moot: {wrong}")
     yield server
     server.stop()
 
@@ -257,18 +242,27 @@ def browser(tmp_path_factory, chromium_path, feed_site, simclip_server, artifact
             pair_through_options_page(b, simclip_server)
             yield b
         finally:
-            try:
-                for i, pg in enumerate(context.pages):
+            for i, pg in enumerate(context.pages):
+                if not pg.is_closed() and not pg.url.startswith("about:"):
                     pg.screenshot(path=str(artifacts_dir / f"final-page-{i}.png"))
-            except Exception:  # noqa: BLE001 - screenshots are best effort on teardown
-                pass
             context.close()
 
 
 def pair_through_options_page(b, server):
-    """Pair like a user: paste the server URL and token into the options page and test."""
+    """Pair like a user: paste the server URL and token into the options page and test it."""
+    from playwright.sync_api import Error as PlaywrightError
+
+    # The worker's install handler opens the options page, then probes the server: once the probe
+    # is stored, that page is open and cannot reload the tab used below.
+    wait_for(lambda: b.sw_eval("async () => Boolean((await chrome.storage.local.get('health')).health)"),
+             20, message="the worker's first health probe")
     page = b.context.new_page()
-    page.goto(b.ext_url("options/options.html"))
+    try:
+        page.goto(b.ext_url("options/options.html"))
+    except PlaywrightError as e:
+        # The extension opens its options page on install; Chromium may reuse this very tab.
+        if "interrupted by another navigation" not in str(e):
+            raise
     page.wait_for_selector("body[data-ready='true']")
     page.fill("#server-url", server.url)
     page.fill("#token", server.token)
@@ -282,7 +276,3 @@ def pair_through_options_page(b, server):
     page.close()
     wait_for(lambda: (b.sw_eval("async () => (await chrome.storage.local.get('health')).health?.state") == "ok"),
              20, message="the worker to see the server as healthy")
-
-
-def write_json(path, data):
-    Path(path).write_text(json.dumps(data, indent=2, sort_keys=True))

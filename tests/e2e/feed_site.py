@@ -10,9 +10,12 @@ loopback) and `data-meme` (its image), which only the tests read.
 """
 
 import html
+import io
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
+
+from PIL import Image, PngImagePlugin
 
 FEED_HOST = "feed.test"
 INITIAL_POSTS = 200
@@ -69,6 +72,22 @@ class FeedSite:
         self.server = None
         self.thread = None
         self.requests = 0
+        self.variants = {}  # (meme, seed) -> png bytes
+        self.lock = threading.Lock()
+
+    def meme_bytes(self, k, seed):
+        """Meme k; another `seed` gives the same pixels in other bytes (a new sha256 for every cache)."""
+        png = self.memes[k][0]
+        if not seed or seed == "main":
+            return png
+        with self.lock:
+            if (k, seed) not in self.variants:
+                info = PngImagePlugin.PngInfo()
+                info.add_text("seed", seed)
+                buf = io.BytesIO()
+                Image.open(io.BytesIO(png)).save(buf, "PNG", pnginfo=info)
+                self.variants[(k, seed)] = buf.getvalue()
+            return self.variants[(k, seed)]
 
     @property
     def port(self):
@@ -109,7 +128,8 @@ class FeedSite:
         else:  # sheet-bg: the URL is only in the page's stylesheet (a class per post)
             meme = f'<div {attrs} role="img"></div>'.replace('class="meme"', f'class="meme bg-post-{i}"')
         who = f'<div class="who"><img src="/icon.png?u={i % 7}" alt=""> user{i % 7}</div>'
-        return f'<article class="post">{who}{meme}<p>post {html.escape(str(i))}</p></article>'
+        caption = "a post added after load" if late else f"post {i}"
+        return f'<article class="post">{who}{meme}<p>{caption}</p></article>'
 
     def page(self, seed=""):
         """The feed; `seed` changes every image URL (a feed the extension has not seen yet)."""
@@ -158,7 +178,7 @@ class FeedSite:
                     self.send(200, body.encode(), "text/html; charset=utf-8")
                 elif url.path.startswith("/m/") and url.path.endswith(".png"):
                     k = int(url.path[3:-4])
-                    self.send(200, site.memes[k][0], "image/png")
+                    self.send(200, site.meme_bytes(k, q.get("s", [""])[0]), "image/png")
                 elif url.path == "/icon.png":
                     self.send(200, site.icon_png, "image/png")
                 else:
