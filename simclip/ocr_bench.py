@@ -10,7 +10,7 @@ count over the OCR tokens. The table gives means over images, and per image the 
 percentile wall time of the engine call (image already decoded) and the median CPU time of the
 process and its children (tesseract), which leaves out time spent waiting for the core.
 
-    python -m simclip.ocr_bench /work/shared/data/harmeme-c-val --engine rapidocr tesseract
+    python -m simclip.ocr_bench ../shared/data/harmeme-c-val --engine rapidocr tesseract
     taskset -c 0 python -m simclip.ocr_bench DIR --engine auto --threads 1 --limit 50
 
 An engine is a name from OCR_ENGINES, optionally with keyword options after a colon:
