@@ -5,7 +5,7 @@ import stat
 
 import jsonschema
 import pytest
-from conftest import TEST_TOKEN
+from server_support import TEST_TOKEN
 from PIL import Image
 
 from backend import create_app
@@ -112,7 +112,7 @@ def test_malformed_token_file_stops_startup_with_what_to_do(tmp_path):
 
 
 def test_app_without_a_token_reads_the_token_file(tmp_path):
-    from conftest import StubClassifier
+    from server_support import StubClassifier
 
     from backend.model import close_app
 

@@ -5,7 +5,7 @@ import logging
 import sqlite3
 
 import pytest
-from conftest import TEST_TOKEN
+from server_support import TEST_TOKEN
 from PIL import Image
 
 from backend.cache import CACHE_FILE, ResultCache

@@ -14,7 +14,7 @@ import zlib
 
 import pytest
 import requests
-from conftest import TEST_TOKEN
+from server_support import TEST_TOKEN
 from PIL import Image, features
 
 RED = (200, 30, 30)
@@ -136,7 +136,7 @@ VALID = {
 @pytest.fixture(scope="module")
 def corpus_server(tiny_predictor):
     """One real-decoder server for the module (tiny backbone, no OCR)."""
-    from conftest import LiveServer
+    from server_support import LiveServer
 
     from backend import create_app
     from backend.model import close_app

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from conftest import TEST_TOKEN, StubClassifier
+from server_support import TEST_TOKEN, StubClassifier
 from PIL import Image
 
 N_CLIENTS = 200
@@ -39,7 +39,7 @@ def health(server):
 
 @pytest.fixture(scope="module")
 def load_server(tiny_predictor):
-    from conftest import LiveServer
+    from server_support import LiveServer
 
     from backend import create_app
     from backend.model import close_app

@@ -10,7 +10,7 @@ import time
 import pytest
 import requests
 import waitress
-from conftest import TEST_TOKEN
+from server_support import TEST_TOKEN
 from PIL import Image
 
 from backend.serve import WAITRESS_SETTINGS, main

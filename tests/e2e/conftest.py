@@ -21,6 +21,7 @@ import pytest
 import requests
 from e2e_support import wait_for
 from feed_site import FEED_HOST, FeedSite
+from server_support import get_free_port
 
 REPO = Path(__file__).resolve().parents[2]
 EXTENSION_DIR = REPO / "extension"
@@ -35,12 +36,6 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "tests/e2e/" in str(item.fspath).replace(os.sep, "/"):
             item.add_marker(pytest.mark.e2e)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -168,7 +163,7 @@ class ServerProcess:
 @pytest.fixture(scope="session")
 def simclip_server(tmp_path_factory, head_checkpoint, ocr_engine, artifacts_dir, synthetic_memes):
     home = tmp_path_factory.mktemp("server-home")
-    server = ServerProcess(head_checkpoint, free_port(), home, ocr_engine, artifacts_dir / "server.log")
+    server = ServerProcess(head_checkpoint, get_free_port(), home, ocr_engine, artifacts_dir / "server.log")
     server.start()
     wrong = []
     for k, (png, truth) in enumerate(synthetic_memes):
