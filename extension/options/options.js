@@ -19,6 +19,7 @@ function showResult(id, ok, text) {
 async function saveAndTest() {
   const serverUrl = $('server-url').value.trim() || 'http://127.0.0.1:8478';
   const token = $('token').value.trim();
+  $('connection-status').dataset.kind = 'testing';
   showResult('connection-status', '', 'Testing…');
   if (normalizeServerUrl(serverUrl)) await saveSettings(ext.storage.local, { serverUrl, token });
   const result = await ext.runtime.sendMessage({ type: MSG.TEST_CONNECTION, serverUrl, token });

@@ -129,8 +129,11 @@ def test_options_page_says_exactly_what_is_wrong_with_the_connection(browser, si
             page.fill("#server-url", url)
             page.fill("#token", token)
             page.click("#save-test")
+            # kind and text together: two cases in a row share the kind 'unauthorized'
             page.wait_for_function(
-                "(k) => document.getElementById('connection-status').dataset.kind === k", arg=kind, timeout=15_000)
+                "([k, w]) => { const s = document.getElementById('connection-status');"
+                " return s.dataset.kind === k && s.textContent.includes(w); }",
+                arg=[kind, words], timeout=15_000)
             assert words in status.inner_text(), (url, token[:4], status.inner_text())
         page.screenshot(path=str(browser.artifacts / "options-connected.png"))
     finally:
