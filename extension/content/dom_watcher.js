@@ -9,6 +9,23 @@ import { TimeSlicer } from '../shared/slicer.js';
 const SYNC_BUDGET_MS = 12; // our own work per mutation batch
 const SKIP_TAGS = new Set(['HTML', 'HEAD', 'BODY', 'SCRIPT', 'STYLE', 'LINK', 'META', 'TITLE', 'NOSCRIPT', 'TEMPLATE', 'BR', 'SOURCE', 'OPTION']);
 
+/**
+ * Elements left for a later time slice could paint a stylesheet background meme before they are
+ * visited. Like the loader's stop-gap observer, mark the ones whose computed background has a
+ * url() with data-simclip-early (the pre-hide stylesheet then hides that background until
+ * ImageFilter decides). All reads come before all writes, so style is computed once; reads are
+ * cheap after the style pass the caller forced.
+ */
+function hideBackgroundsEarly(elements) {
+  const found = [];
+  for (const el of elements) {
+    if (el.tagName === 'IMG' || SKIP_TAGS.has(el.tagName) || el.hasAttribute('data-simclip')) continue;
+    const bg = getComputedStyle(el).backgroundImage;
+    if (bg && bg.includes('url(') && !(el.getAttribute('style') ?? '').includes('url(')) found.push([el, bg]);
+  }
+  for (const [el, bg] of found) el.setAttribute('data-simclip-early', bg);
+}
+
 export class DOMWatcher {
   /**
    * @param {{onElement: (el) => void, onAttribute: (el, name) => void, onBatch: () => void,
@@ -71,6 +88,7 @@ export class DOMWatcher {
           if (this.slicer.pending === 0 && performance.now() - start < SYNC_BUDGET_MS) this.visitTree(node, start);
           else {
             this.deferred += 1;
+            hideBackgroundsEarly([node, ...node.getElementsByTagName('*')]);
             this.slicer.push({ root: node });
           }
         }
@@ -90,6 +108,7 @@ export class DOMWatcher {
       this.deferred += all.length - i;
       const rest = [];
       for (; i < all.length; i += 1) rest.push({ el: all[i] });
+      hideBackgroundsEarly(rest.map((item) => item.el));
       this.slicer.pushAll(rest);
     }
   }
