@@ -55,6 +55,8 @@ def parse_args(argv):
                    help="allow a non-loopback --host (exposes the server to the network)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT)
     p.add_argument("--cache-dir", help="result cache dir (default $XDG_CACHE_HOME/simclip)")
+    p.add_argument("--weights-cache-dir", help="where downloaded CLIP weights go "
+                   "(default: the Hugging Face cache)")
     p.add_argument("--no-cache", action="store_true", help="keep results in memory only")
     p.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
                    help="exact extension origin to allow, e.g. chrome-extension://<id> "
@@ -142,7 +144,8 @@ def main(argv=None):
     try:
         token, token_path = get_or_create_token(args.config_dir)
         predictor = load_classifier(checkpoint=args.checkpoint, model=args.model,
-                                    pretrained=args.pretrained, device=args.device, ocr=args.ocr)
+                                    pretrained=args.pretrained, device=args.device, ocr=args.ocr,
+                                    cache_dir=args.weights_cache_dir)
         _warm(predictor)
     except (SimCLIPError, RuntimeError, ValueError, OSError) as e:
         sock.close()
