@@ -39,24 +39,24 @@ def tokenize(text):
     return _TOKEN.findall(text.lower())
 
 
-def word_recall(reference, hypothesis):
-    """Bag-of-words recall of reference tokens in the hypothesis; None when the reference has none."""
-    ref = Counter(tokenize(reference))
-    total = sum(ref.values())
+def _bag_overlap(of, within):
+    """Share of the tokens of `of` found in `within` (bag of words); None when `of` has none."""
+    bag = Counter(tokenize(of))
+    total = sum(bag.values())
     if total == 0:
         return None
-    hyp = Counter(tokenize(hypothesis))
-    return sum(min(n, hyp[w]) for w, n in ref.items()) / total
+    other = Counter(tokenize(within))
+    return sum(min(n, other[w]) for w, n in bag.items()) / total
+
+
+def word_recall(reference, hypothesis):
+    """Bag-of-words recall of reference tokens in the hypothesis; None when the reference has none."""
+    return _bag_overlap(reference, hypothesis)
 
 
 def word_precision(reference, hypothesis):
     """Bag-of-words precision: share of OCR tokens found in the reference; None when OCR gave none."""
-    hyp = Counter(tokenize(hypothesis))
-    total = sum(hyp.values())
-    if total == 0:
-        return None
-    ref = Counter(tokenize(reference))
-    return sum(min(n, ref[w]) for w, n in hyp.items()) / total
+    return _bag_overlap(hypothesis, reference)
 
 
 def read_dataset(data_dir, limit=None):
