@@ -16,11 +16,10 @@ import sys
 import waitress
 from PIL import Image
 
-from simclip import DEFAULT_PORT, OCR_ENGINES, SimCLIPError, load_classifier
+from simclip import DEFAULT_PORT, OCR_ENGINES, SimCLIPError
 
 from . import BODY_MAX, HEADER_MAX, create_app
 from .errors import JSONErrorChannel
-from .model import close_app, get_classifier
 from .security import get_or_create_token
 
 logger = logging.getLogger("simclip.server")
@@ -125,6 +124,11 @@ def main(argv=None):
         print(token)
         print(f"(stored in {path}; paste it into the extension's options page)", file=sys.stderr)
         return 0
+    # torch and open_clip load only from here on, so --print-token and --help answer at once
+    from simclip import load_classifier
+
+    from .model import close_app, get_classifier
+
     extra_hosts = ()
     if not is_loopback(args.host):
         if not args.allow_non_loopback:

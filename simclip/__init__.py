@@ -7,84 +7,72 @@ Public API (the server and the tools use only these names):
     save_checkpoint, load_checkpoint, make_metadata, read_metadata
     decode_image, get_ocr_engine
     errors: SimCLIPError, ImageError (+ subclasses), CheckpointError, BackboneUnavailableError
+
+Names load lazily (PEP 562): `from simclip import DEFAULT_PORT` or an error class does not
+import torch and open_clip, so `simclip --help` and `simclip-server --print-token` answer at
+once; the first model-related name pulls them in.
 """
 
-from .backbone import Backbone, BackboneInfo, get_device, list_backbones, load_backbone
-from .checkpoint import (
-    checkpoint_digest,
-    load_checkpoint,
-    make_metadata,
-    read_metadata,
-    save_checkpoint,
-    validate_metadata,
-)
-from .classifier import load_classifier
-from .constants import (
-    ALLOWED_IMAGE_FORMATS,
-    DEFAULT_MODEL,
-    DEFAULT_PORT,
-    DEFAULT_PRETRAINED,
-    MAX_IMAGE_PIXELS,
-    TINY_MODEL,
-    WARNING_CATEGORIES,
-)
-from .errors import (
-    BackboneUnavailableError,
-    CheckpointError,
-    CorruptImageError,
-    EmptyImageError,
-    ImageError,
-    ImageTooLargeError,
-    SimCLIPError,
-    UnsupportedImageError,
-)
-from .head import MULTICLASS, MULTILABEL, HeadConfig, SimCLIPHead, TaskSpec, fuse, simclip_loss
-from .images import decode_image, list_image_formats
-from .ocr import OCR_ENGINES, get_ocr_engine
-from .predictor import TRAINED, ZERO_SHOT, Predictor
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "Backbone",
-    "BackboneInfo",
-    "get_device",
-    "list_backbones",
-    "load_backbone",
-    "checkpoint_digest",
-    "load_checkpoint",
-    "make_metadata",
-    "read_metadata",
-    "save_checkpoint",
-    "validate_metadata",
-    "load_classifier",
-    "ALLOWED_IMAGE_FORMATS",
-    "DEFAULT_MODEL",
-    "DEFAULT_PORT",
-    "DEFAULT_PRETRAINED",
-    "MAX_IMAGE_PIXELS",
-    "TINY_MODEL",
-    "WARNING_CATEGORIES",
-    "BackboneUnavailableError",
-    "CheckpointError",
-    "CorruptImageError",
-    "EmptyImageError",
-    "ImageError",
-    "ImageTooLargeError",
-    "SimCLIPError",
-    "UnsupportedImageError",
-    "MULTICLASS",
-    "MULTILABEL",
-    "HeadConfig",
-    "SimCLIPHead",
-    "TaskSpec",
-    "fuse",
-    "simclip_loss",
-    "decode_image",
-    "list_image_formats",
-    "OCR_ENGINES",
-    "get_ocr_engine",
-    "TRAINED",
-    "ZERO_SHOT",
-    "Predictor",
-]
+# public name -> the submodule that defines it
+_EXPORTS = {
+    "Backbone": "backbone",
+    "BackboneInfo": "backbone",
+    "get_device": "backbone",
+    "list_backbones": "backbone",
+    "load_backbone": "backbone",
+    "checkpoint_digest": "checkpoint",
+    "load_checkpoint": "checkpoint",
+    "make_metadata": "checkpoint",
+    "read_metadata": "checkpoint",
+    "save_checkpoint": "checkpoint",
+    "validate_metadata": "checkpoint",
+    "load_classifier": "classifier",
+    "ALLOWED_IMAGE_FORMATS": "constants",
+    "DEFAULT_MODEL": "constants",
+    "DEFAULT_PORT": "constants",
+    "DEFAULT_PRETRAINED": "constants",
+    "MAX_IMAGE_PIXELS": "constants",
+    "TINY_MODEL": "constants",
+    "WARNING_CATEGORIES": "constants",
+    "BackboneUnavailableError": "errors",
+    "CheckpointError": "errors",
+    "CorruptImageError": "errors",
+    "EmptyImageError": "errors",
+    "ImageError": "errors",
+    "ImageTooLargeError": "errors",
+    "SimCLIPError": "errors",
+    "UnsupportedImageError": "errors",
+    "MULTICLASS": "head",
+    "MULTILABEL": "head",
+    "HeadConfig": "head",
+    "SimCLIPHead": "head",
+    "TaskSpec": "head",
+    "fuse": "head",
+    "simclip_loss": "head",
+    "decode_image": "images",
+    "list_image_formats": "images",
+    "OCR_ENGINES": "ocr",
+    "get_ocr_engine": "ocr",
+    "TRAINED": "predictor",
+    "ZERO_SHOT": "predictor",
+    "Predictor": "predictor",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'simclip' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))

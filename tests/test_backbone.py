@@ -117,3 +117,9 @@ def test_head_trained_on_another_backbone_is_refused_by_the_classifier(tmp_path,
 def test_importing_simclip_loads_no_server_code():
     code = "import sys, simclip; assert not {'flask', 'waitress', 'backend'} & set(sys.modules)"
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ})
+
+
+def test_importing_simclip_defers_torch_until_a_model_name_is_used():
+    code = ("import sys, simclip; assert simclip.DEFAULT_PORT and 'torch' not in sys.modules;"
+            "simclip.HeadConfig; assert 'torch' in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ})
