@@ -304,7 +304,8 @@ def test_a_dead_server_leaves_the_page_usable_and_a_restart_resumes(browser, fee
         popup = popup_for(browser, tab_id)
         popup.locator("#status[data-state='unreachable']").wait_for(timeout=15_000)
         assert "not running" in popup.inner_text("#status-text")
-        assert browser.sw_eval("(id) => chrome.action.getBadgeText({tabId: id})", tab_id) == "!"
+        wait_for(lambda: browser.sw_eval("(id) => chrome.action.getBadgeText({tabId: id})", tab_id) == "!",
+                 10, message="the toolbar badge to show the server is down")
         popup.screenshot(path=str(browser.artifacts / "popup-server-down.png"))
     finally:
         simclip_server.start()
@@ -317,3 +318,37 @@ def test_a_dead_server_leaves_the_page_usable_and_a_restart_resumes(browser, fee
     popup.close()
     page.close()
 
+
+
+def test_keep_hidden_when_down_keeps_waiting_images_hidden_until_the_server_returns(
+        browser, feed_site, simclip_server):
+    options = browser.context.new_page()
+    options.goto(browser.ext_url("options/options.html"))
+    options.wait_for_selector("body[data-ready='true']")
+    options.check("#keep-hidden")
+    wait_for(lambda: browser.sw_eval(
+        "async () => (await chrome.storage.local.get('settings')).settings?.keepHiddenWhenDown"),
+        10, message="the setting to be stored")
+    simclip_server.stop()
+    try:
+        page = open_feed(browser, feed_site, seed="down-hidden")
+        top = """() => Array.from(document.querySelectorAll('[data-truth="neutral"], [data-truth="harmful"]')).slice(0, 8)"""
+        page.wait_for_function(f"""() => {{
+            const els = ({top})();
+            return els.length === 8 && els.every((el) => el.getAttribute('data-simclip') === 'waiting');
+        }}""", timeout=30_000)
+        time.sleep(2)  # still hidden later: nothing reveals them while the server is down
+        hidden = page.evaluate(f"""() => ({top})().map((el) => {{
+            const s = getComputedStyle(el);
+            return el.getAttribute('data-simclip') === 'waiting' &&
+                   (s.visibility === 'hidden' || s.backgroundImage === 'none');
+        }})""")
+        assert all(hidden), hidden
+    finally:
+        options.uncheck("#keep-hidden")
+        simclip_server.start()
+    page.wait_for_function(f"""() => ({top})().every((el) =>
+        el.getAttribute('data-simclip') === (el.dataset.truth === 'harmful' ? 'flagged' : 'clean'))""",
+        timeout=60_000)
+    options.close()
+    page.close()
