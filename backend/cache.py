@@ -9,7 +9,6 @@ is an optimisation, never a reason to fail a request.
 
 import json
 import logging
-import os
 import sqlite3
 import threading
 import time
@@ -20,13 +19,6 @@ logger = logging.getLogger(__name__)
 
 CACHE_FILE = "results.sqlite3"
 RESULT_KEYS = {"mode", "scores", "warnings", "text"}  # what a cached result must hold
-
-
-def get_cache_dir():
-    """The user's cache dir for simclip: $XDG_CACHE_HOME/simclip (default ~/.cache/simclip)."""
-    base = os.environ.get("XDG_CACHE_HOME") or (
-        os.environ.get("LOCALAPPDATA") if os.name == "nt" else None) or Path.home() / ".cache"
-    return Path(base) / "simclip"
 
 
 class ResultCache:

@@ -9,9 +9,9 @@ import logging
 
 from flask import current_app
 
-from simclip import load_classifier
+from simclip import get_user_cache_dir, load_classifier
 
-from .cache import ResultCache, get_cache_dir
+from .cache import ResultCache
 from .pipeline import Pipeline
 
 logger = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ def init_app(app):
         classifier = load_classifier(**cfg["CLASSIFIER_OPTIONS"])
     cache_dir = cfg["CACHE_DIR"]
     if cache_dir is None:
-        cache_dir = get_cache_dir()
+        cache_dir = get_user_cache_dir()
     cache = ResultCache(classifier.identity, cache_dir or None,
                         memory_size=cfg["MEMORY_CACHE_SIZE"])
     pipeline = Pipeline(classifier, cache, max_batch=cfg["MAX_BATCH"],

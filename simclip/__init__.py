@@ -25,6 +25,7 @@ _EXPORTS = {
     "list_backbones": "backbone",
     "load_backbone": "backbone",
     "checkpoint_digest": "checkpoint",
+    "get_user_cache_dir": "fileutil",
     "load_checkpoint": "checkpoint",
     "make_metadata": "checkpoint",
     "read_metadata": "checkpoint",

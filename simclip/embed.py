@@ -204,13 +204,14 @@ class EmbeddingCache:
     """Finds or computes the cached embeddings of dataset splits for one backbone and text source.
 
     The backbone and OCR engine are built only if some split has to be (re)computed.
+    `cache_dir` None means DATA_DIR/embeddings.
     """
 
     def __init__(self, cache_dir, data_dir, model=None, pretrained=None, device=None, ocr="auto",
                  text="dataset", augment=0, batch_size=32, shard_size=256, seed=0,
                  weights_cache_dir=None, progress=True):
-        self.cache_dir = Path(cache_dir)
         self.data_dir = Path(data_dir)
+        self.cache_dir = Path(cache_dir) if cache_dir else self.data_dir / "embeddings"
         self.model, self.pretrained, self.device = model, pretrained, device
         self.weights_cache_dir = weights_cache_dir
         self.backbone_id = get_backbone_id(model, pretrained)
@@ -297,7 +298,7 @@ def add_cache_args(parser):
 
 def make_cache(args, seed=0, progress=True):
     """An EmbeddingCache from parsed arguments (see add_cache_args and add_backbone_args)."""
-    return EmbeddingCache(args.cache_dir or Path(args.data_dir) / "embeddings", args.data_dir,
+    return EmbeddingCache(args.cache_dir, args.data_dir,
                           model=args.model, pretrained=args.pretrained, device=args.device,
                           ocr=args.ocr, text=args.text, augment=args.augment,
                           batch_size=args.batch_size, shard_size=getattr(args, "shard_size", 256),

@@ -156,7 +156,7 @@ def run(args, progress=True):
                          f"not {backbone_id}; pass its --model/--pretrained")
     seeds = max(1, args.seeds)
     base_seed = int(meta.get("training", {}).get("seed", 0))
-    cache = EmbeddingCache(args.cache_dir or Path(args.data_dir) / "embeddings", args.data_dir,
+    cache = EmbeddingCache(args.cache_dir, args.data_dir,
                            model=model, pretrained=pretrained, device=args.device, ocr=ocr,
                            text=text, augment=meta.get("training", {}).get("augment", 0),
                            batch_size=args.batch_size, seed=base_seed,

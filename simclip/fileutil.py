@@ -1,6 +1,15 @@
-"""Small file helpers shared by the checkpoint, backbone and dataset code."""
+"""Small file helpers shared by the checkpoint, backbone, dataset and server code."""
 
 import hashlib
+import os
+from pathlib import Path
+
+
+def get_user_cache_dir():
+    """The user's cache dir for simclip: $XDG_CACHE_HOME/simclip (default ~/.cache/simclip)."""
+    base = os.environ.get("XDG_CACHE_HOME") or (
+        os.environ.get("LOCALAPPDATA") if os.name == "nt" else None) or Path.home() / ".cache"
+    return Path(base) / "simclip"
 
 
 def sha256_file(path):

@@ -12,10 +12,10 @@ from pathlib import Path
 
 from .datasets import fetch_harmeme_c
 from .errors import SimCLIPError
+from .fileutil import get_user_cache_dir
 from .train import add_train_args
 from .train import run as run_train
 
-DEFAULT_DATA_DIR = Path.home() / ".cache" / "simclip" / "data"
 
 
 def parse_args(argv):
@@ -25,8 +25,9 @@ def parse_args(argv):
     p = argparse.ArgumentParser(prog="simclip quickstart",
                                 description="fetch Harm-C, train the harmful head, print the "
                                             "server line")
-    p.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR),
-                   help=f"where datasets and embeddings go (default {DEFAULT_DATA_DIR})")
+    default_data_dir = get_user_cache_dir() / "data"
+    p.add_argument("--data-dir", default=str(default_data_dir),
+                   help=f"where datasets and embeddings go (default {default_data_dir})")
     p.add_argument("--out", default=None,
                    help="checkpoint to write (default DATA_DIR/checkpoints/harmeme-c-binary."
                         "safetensors)")
