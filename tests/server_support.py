@@ -103,6 +103,17 @@ class LiveServer:
 
 
 
+def stop_process(proc, sig=signal.SIGINT, timeout=15):
+    """Ask a server process to stop with `sig`, kill it if it does not within `timeout` s."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
 def get_free_port():
     """A free loopback TCP port (free when asked; good enough for tests)."""
     with socket.socket() as s:
@@ -147,13 +158,7 @@ class ServerProcess:
         return self.log_path.read_text()
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self._log.close()
 
 

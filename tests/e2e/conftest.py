@@ -20,7 +20,7 @@ import pytest
 import requests
 from e2e_support import wait_for
 from feed_site import FEED_HOST, FeedSite
-from server_support import get_free_port
+from server_support import get_free_port, stop_process
 
 REPO = Path(__file__).resolve().parents[2]
 EXTENSION_DIR = REPO / "extension"
@@ -146,13 +146,7 @@ class ServerProcess:
 
     def stop(self):
         if self.proc is not None:
-            if self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGTERM)
-                try:
-                    self.proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait(timeout=10)
+            stop_process(self.proc, signal.SIGTERM)
             self.proc = None
         if self.log is not None:
             self.log.close()
