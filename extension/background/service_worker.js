@@ -11,7 +11,7 @@ import { API_ERROR, ApiError, MAX_IMAGE_BYTES, createApiClient, diagnoseConnecti
 import { getBrowser } from '../shared/browser.js';
 import { LRUCache } from '../shared/lru.js';
 import { CORRECTION, MSG, VERDICT, createMessageRouter, listenForMessages } from '../shared/messages.js';
-import { QueueFullError, TaskQueue } from '../shared/queue.js';
+import { QueueFullError, TaskQueue, createSerialLane } from '../shared/queue.js';
 import { REPORTS_KEY, addReport, createReport } from '../shared/reports.js';
 import { SETTINGS_KEY, loadSettings } from '../shared/settings.js';
 import { checkImageUrl } from '../shared/urlsafety.js';
@@ -226,12 +226,20 @@ async function getTabCounts() {
   return (await ext.storage.session.get(TAB_COUNTS_KEY))[TAB_COUNTS_KEY] ?? {};
 }
 
-async function setTabCount(tabId, flagged) {
-  const counts = await getTabCounts();
-  if (flagged > 0) counts[tabId] = flagged;
-  else delete counts[tabId];
-  await ext.storage.session.set({ [TAB_COUNTS_KEY]: counts });
-  await paintBadge(tabId, flagged);
+// Count updates and badge repaints run one at a time, in the order they arrive: two overlapping
+// read-modify-writes of the stored counts would lose one, and a slower older update could paint
+// over a newer badge.
+const badgeLane = createSerialLane();
+
+function setTabCount(tabId, flagged) {
+  return badgeLane(async () => {
+    await getRuntime(); // loads the stored health the badge colour depends on
+    const counts = await getTabCounts();
+    if (flagged > 0) counts[tabId] = flagged;
+    else delete counts[tabId];
+    await ext.storage.session.set({ [TAB_COUNTS_KEY]: counts });
+    await paintBadge(tabId, flagged);
+  });
 }
 
 async function paintBadge(tabId, flagged) {
@@ -245,13 +253,15 @@ async function paintBadge(tabId, flagged) {
   }
 }
 
-async function refreshBadges() {
-  const down = health !== null && !isUp();
-  await ext.action.setBadgeText({ text: down ? '!' : '' });
-  await ext.action.setBadgeBackgroundColor({ color: down ? '#b3261e' : '#5b2a86' });
-  await ext.action.setTitle({ title: down ? `SimCLIP Meme Shield: ${health.message}` : 'SimCLIP Meme Shield' });
-  const counts = await getTabCounts();
-  await Promise.all(Object.entries(counts).map(([tabId, n]) => paintBadge(Number(tabId), n)));
+function refreshBadges() {
+  return badgeLane(async () => {
+    const down = health !== null && !isUp();
+    await ext.action.setBadgeText({ text: down ? '!' : '' });
+    await ext.action.setBadgeBackgroundColor({ color: down ? '#b3261e' : '#5b2a86' });
+    await ext.action.setTitle({ title: down ? `SimCLIP Meme Shield: ${health.message}` : 'SimCLIP Meme Shield' });
+    const counts = await getTabCounts();
+    await Promise.all(Object.entries(counts).map(([tabId, n]) => paintBadge(Number(tabId), n)));
+  });
 }
 
 // ---------------------------------------------------------------- wrong-verdict reports
@@ -303,7 +313,7 @@ const router = createMessageRouter(
   {
     [MSG.CLASSIFY]: (msg) => classifyUrl(msg.url),
     [MSG.PAGE_STATS]: async (msg, sender) => {
-      await getRuntime(); // loads the stored health the badge colour depends on
+      // Queued before any await, so updates from one tab keep the order they were sent in.
       await setTabCount(sender.tab.id, msg.flagged);
       return { ok: true };
     },

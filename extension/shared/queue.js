@@ -61,3 +61,16 @@ export class TaskQueue {
     }
   }
 }
+
+/**
+ * A lane that runs async functions one at a time, in call order, whatever each one awaits; a
+ * failure rejects its own call and does not stop the ones after it.
+ */
+export function createSerialLane() {
+  let tail = Promise.resolve();
+  return (fn) => {
+    const done = tail.then(fn, fn);
+    tail = done.catch(() => {});
+    return done;
+  };
+}

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { QueueFullError, TaskQueue } from '../../shared/queue.js';
+import { createSerialLane, QueueFullError, TaskQueue } from '../../shared/queue.js';
 
 const deferred = () => {
   let resolve;
@@ -81,4 +81,32 @@ test('clear rejects the waiting tasks but lets the running one finish', async ()
   await assert.rejects(waiting, /server down/);
   gate.resolve('done');
   assert.equal(await running, 'done');
+});
+
+test('a serial lane runs in call order even when an earlier call is slower', async () => {
+  const lane = createSerialLane();
+  const painted = [];
+  const slow = deferred();
+  const first = lane(async () => {
+    await slow.promise;
+    painted.push(164);
+  });
+  const second = lane(async () => {
+    painted.push(168);
+  });
+  await tick();
+  assert.deepEqual(painted, []); // the second waits for the first
+  slow.resolve();
+  await Promise.all([first, second]);
+  assert.deepEqual(painted, [164, 168]);
+});
+
+test('a failing call in a serial lane rejects alone and the lane goes on', async () => {
+  const lane = createSerialLane();
+  const failed = lane(async () => {
+    throw new Error('tab gone');
+  });
+  const next = lane(async () => 'painted');
+  await assert.rejects(failed, /tab gone/);
+  assert.equal(await next, 'painted');
 });
