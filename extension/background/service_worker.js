@@ -231,14 +231,19 @@ async function getTabCounts() {
 // over a newer badge.
 const badgeLane = createSerialLane();
 
+/**
+ * Store and paint a tab's flagged count; `null` forgets a closed tab. Every tab that reported is
+ * kept (zero too) and repainted on a health change: a tab-specific '' would otherwise hide the
+ * global '!' of a down server.
+ */
 function setTabCount(tabId, flagged) {
   return badgeLane(async () => {
     await getRuntime(); // loads the stored health the badge colour depends on
     const counts = await getTabCounts();
-    if (flagged > 0) counts[tabId] = flagged;
-    else delete counts[tabId];
+    if (flagged === null) delete counts[tabId];
+    else counts[tabId] = flagged;
     await ext.storage.session.set({ [TAB_COUNTS_KEY]: counts });
-    await paintBadge(tabId, flagged);
+    if (flagged !== null) await paintBadge(tabId, flagged);
   });
 }
 
@@ -360,7 +365,7 @@ ext.storage.onChanged.addListener((changes, area) => {
   }
 });
 ext.tabs.onRemoved.addListener((tabId) => {
-  setTabCount(tabId, 0);
+  setTabCount(tabId, null);
 });
 ext.tabs.onUpdated.addListener((tabId, changeInfo) => {
   if (changeInfo.status === 'loading' && changeInfo.url) setTabCount(tabId, 0);
