@@ -36,6 +36,10 @@ const URL_MEMO_SIZE = 3000;
 const BACKLOG_INTERVAL_MS = 400;
 const ENTRY_BUDGET_MS = 8;
 const BACKGROUND_IN_FLIGHT = 4; // background asks only while fewer verdicts than this are awaited
+// While the server is unavailable, one waiting image is asked again after 2, 4, 8, 16, then every
+// 30 s: the worker re-probes the server on that ask, and once it is back every waiting image is.
+const RECOVERY_FIRST_MS = 2000;
+const RECOVERY_MAX_MS = 30000;
 
 export class ImageFilter {
   /**
@@ -56,6 +60,8 @@ export class ImageFilter {
     this.verdicts = new Map(); // url -> Promise<verdict>: the same image is asked about once
     this.nextId = 1;
     this.lastCount = -1;
+    this.recoveryTimer = 0;
+    this.recoveryDelay = RECOVERY_FIRST_MS;
     this.io = new IntersectionObserver((entries) => this.timed(() => this.onIntersect(entries), 'intersections'), { rootMargin: '100% 0px' });
   }
 
@@ -278,6 +284,7 @@ export class ImageFilter {
     clearTimeout(rec.timer);
     rec.verdict = verdict;
     if (verdict?.status === VERDICT.OK) {
+      this.recoveryDelay = RECOVERY_FIRST_MS;
       this.render(rec);
     } else if (verdict?.status === VERDICT.SKIPPED) {
       this.setState(rec, STATE.SKIP);
@@ -285,8 +292,36 @@ export class ImageFilter {
       this.verdicts.delete(rec.url); // ask again once the server is back
       const { settings } = this.getContext();
       this.setState(rec, settings.keepHiddenWhenDown ? STATE.WAITING : STATE.UNCHECKED);
+      this.scheduleRecovery();
     }
     this.reportCount();
+  }
+
+  /**
+   * The worker learns that the server is back when it probes it, and it probes on an ask (or on
+   * its once-a-minute alarm). A page with images waiting for an unavailable server asks again
+   * about one of them, backing off, so a restarted server is noticed within seconds.
+   */
+  scheduleRecovery() {
+    if (this.recoveryTimer) return;
+    const delay = this.recoveryDelay;
+    this.recoveryDelay = Math.min(delay * 2, RECOVERY_MAX_MS);
+    this.recoveryTimer = setTimeout(() => this.timed(() => {
+      this.recoveryTimer = 0;
+      for (const rec of this.liveRecords()) {
+        if (this.isUnavailable(rec)) {
+          this.ask(rec); // an unavailable answer schedules the next try
+          return;
+        }
+      }
+      this.recoveryDelay = RECOVERY_FIRST_MS; // nothing waits any more
+    }, 'recovery'), delay);
+  }
+
+  isUnavailable(rec) {
+    const status = rec.verdict?.status;
+    return (rec.state === STATE.UNCHECKED || rec.state === STATE.WAITING)
+      && status !== undefined && status !== VERDICT.OK && status !== VERDICT.SKIPPED;
   }
 
   /** Decide flagged/clean from the scores with the current settings and labels. */
