@@ -22,7 +22,7 @@ export default [
     languageOptions: { sourceType: 'script' },
   },
   {
-    files: ['test/**/*.js'],
+    files: ['test/**/*.js', 'test/**/*.mjs'],
     languageOptions: { globals: { ...globals.node } },
   },
 ];

@@ -1,0 +1,92 @@
+/**
+ * Drive Firefox with the unpacked extension through WebDriver BiDi (puppeteer-core, no browser
+ * download): install it as a temporary add-on, pair it through its options page like a user, open
+ * a feed page and report what the extension did there. The pytest e2e suite
+ * (tests/e2e/test_firefox_e2e.py) starts the server and the feed site, passes the page-side
+ * scripts in, and asserts on the report.
+ *
+ *   node test/firefox/run_feed.mjs CONFIG.json
+ *
+ * CONFIG: {firefox, extension, serverUrl, token, feedUrl, feedHost, initScript, statesScript,
+ *          decided: [states], memes, timeoutMs, revealAfterSeconds, screenshot}
+ * Prints one JSON object on stdout: {browser, connection, states, shield, decidedInMs}.
+ */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+
+import puppeteer from 'puppeteer-core';
+
+const config = JSON.parse(await readFile(process.argv[2], 'utf8'));
+const manifest = JSON.parse(await readFile(path.join(config.extension, 'manifest.json'), 'utf8'));
+const addonId = manifest.browser_specific_settings.gecko.id;
+// A fixed internal UUID makes the moz-extension:// origin known before the install.
+const uuid = '5a1ec11b-0000-4000-8000-00000000e2e0';
+const log = (...args) => console.error('[firefox]', ...args);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+const browser = await puppeteer.launch({
+  browser: 'firefox',
+  executablePath: config.firefox,
+  headless: true,
+  // Firefox 153+ lets WebDriver open moz-extension:// pages only with system access.
+  args: ['--remote-allow-system-access'],
+  extraPrefsFirefox: {
+    'extensions.webextensions.uuids': JSON.stringify({ [addonId]: uuid }),
+    // The feed's made-up host name resolves to loopback, as Chromium's --host-resolver-rules does.
+    'network.dns.localDomains': config.feedHost,
+    // The feed is plain http on a made-up name: no HTTPS-First upgrade of the page itself.
+    'dom.security.https_first': false,
+    'dom.security.https_first_for_unknown_suffixes': false,
+  },
+  protocolTimeout: 60_000,
+});
+
+const report = { browser: await browser.version(), connection: null, states: [], shield: null, decidedInMs: null };
+try {
+  await browser.installExtension(config.extension);
+  log('installed', addonId, report.browser);
+
+  const options = await browser.newPage();
+  // BiDi reports no load event for extension pages: wait for the page's own ready flag instead.
+  await options.goto(`moz-extension://${uuid}/options/options.html`, { waitUntil: 'domcontentloaded', timeout: 5_000 })
+    .catch(() => {});
+  await options.waitForSelector("body[data-ready='true']", { timeout: 20_000 });
+  await options.$eval('#server-url', (el, v) => { el.value = v; }, config.serverUrl);
+  await options.$eval('#token', (el, v) => { el.value = v; }, config.token);
+  await options.click('#save-test');
+  await options.waitForFunction(() => {
+    const kind = document.querySelector('#connection-status')?.dataset.kind;
+    return kind && kind !== 'testing';
+  }, { timeout: 20_000 }).catch(() => {});
+  report.connection = await options.$eval('#connection-status', (el) => el.textContent.trim());
+  log('options page:', report.connection);
+  if (config.revealAfterSeconds) {
+    await options.$eval('#reveal-after', (el, v) => {
+      el.value = String(v);
+      el.dispatchEvent(new Event('change', { bubbles: true }));
+    }, config.revealAfterSeconds);
+    await options.waitForFunction(() => /Saved/.test(document.querySelector('#failure-status')?.textContent ?? ''), { timeout: 10_000 });
+  }
+
+  const feed = await browser.newPage();
+  await feed.setViewport({ width: 1200, height: 1600 });
+  await feed.evaluateOnNewDocument(config.initScript);
+  const t0 = Date.now();
+  await feed.goto(config.feedUrl, { waitUntil: 'domcontentloaded' });
+  const decided = new Set(config.decided);
+  const top = () => report.states.filter((s) => s.truth === 'harmful' || s.truth === 'neutral').slice(0, config.memes);
+  for (;;) {
+    report.states = await feed.evaluate(`(${config.statesScript})()`);
+    if (top().length === config.memes && top().every((s) => decided.has(s.state))) {
+      report.decidedInMs = Date.now() - t0;
+      break;
+    }
+    if (Date.now() - t0 > config.timeoutMs) break;
+    await sleep(250);
+  }
+  report.shield = await feed.evaluate('window.__shield');
+  if (config.screenshot) await feed.screenshot({ path: config.screenshot });
+} finally {
+  await browser.close();
+}
+process.stdout.write(`${JSON.stringify(report)}\n`);
