@@ -7,6 +7,7 @@ detected, logged once, and the server goes on with the memory cache alone: the p
 is an optimisation, never a reason to fail a request.
 """
 
+import contextlib
 import json
 import logging
 import sqlite3
@@ -66,10 +67,8 @@ class ResultCache:
     def _disable(self, error):
         """Go on without the persistent store, saying so once."""
         if self._db is not None:
-            try:
+            with contextlib.suppress(sqlite3.Error):
                 self._db.close()
-            except sqlite3.Error:
-                pass
         self._db = None
         logger.warning("result cache %s is unusable (%s); going on with the memory cache only",
                        self.path, error)
@@ -105,7 +104,7 @@ class ResultCache:
             result = json.loads(row[0])
         except ValueError:
             return None
-        return result if isinstance(result, dict) and RESULT_KEYS <= set(result) else None
+        return result if isinstance(result, dict) and set(result) >= RESULT_KEYS else None
 
     def _remember(self, sha256, result):
         self._memory[sha256] = result

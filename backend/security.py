@@ -76,7 +76,7 @@ def get_or_create_token(config_dir=None):
         token = path.read_text().strip()
         if not is_valid_token(token):
             raise RuntimeError(f"the token file {path} is malformed; delete it and restart "
-                               "the server to create a new one (then pair the extension again)")
+                               "the server to create a new one (then pair the extension again)") from None
         return token, path
     token = create_token()
     with os.fdopen(fd, "w") as f:

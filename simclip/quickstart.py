@@ -17,7 +17,6 @@ from .train import add_train_args
 from .train import run as run_train
 
 
-
 def parse_args(argv):
     """Arguments of `simclip quickstart`."""
     from .cli import add_backbone_args

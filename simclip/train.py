@@ -281,7 +281,8 @@ def train(args, cache=None, progress=True):
         "epochs": args.epochs, "epochs_run": len(history), "best_epoch": best_epoch,
         "batch_size": args.train_batch_size, "lr": args.lr, "weight_decay": args.weight_decay,
         "warmup": args.warmup, "patience": args.patience,
-        "early_stopping": "validation mean macro-F1, ties broken by validation loss", "thresholds": "tuned on validation",
+        "early_stopping": "validation mean macro-F1, ties broken by validation loss",
+        "thresholds": "tuned on validation",
         "val_mean_macro_f1_history": history,
     }
     metrics = {"val": {"tasks": val_metrics, "mean_macro_f1": best_score,

@@ -7,6 +7,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"  # before open_clip/huggingface_hub are impor
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
+
 from server_support import (  # noqa: E402
     TEST_PORT,
     TEST_TOKEN,

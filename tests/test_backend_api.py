@@ -5,12 +5,12 @@ import stat
 
 import jsonschema
 import pytest
-from server_support import TEST_TOKEN
 from PIL import Image
 
 from backend import create_app
 from backend.openapi import create_openapi
 from backend.security import create_token, get_or_create_token, is_origin_allowed
+from server_support import TEST_TOKEN
 
 CHROME_ORIGIN = "chrome-extension://" + "a" * 32
 
@@ -112,9 +112,8 @@ def test_malformed_token_file_stops_startup_with_what_to_do(tmp_path):
 
 
 def test_app_without_a_token_reads_the_token_file(tmp_path):
-    from server_support import StubClassifier
-
     from backend.model import close_app
+    from server_support import StubClassifier
 
     app = create_app({"CLASSIFIER": StubClassifier(), "CACHE_DIR": "",
                       "CONFIG_DIR": str(tmp_path)})

@@ -5,10 +5,10 @@ import logging
 import sqlite3
 
 import pytest
-from server_support import TEST_TOKEN
 from PIL import Image
 
 from backend.cache import CACHE_FILE, ResultCache
+from server_support import TEST_TOKEN
 
 RESULT = {"mode": "zero-shot", "scores": {"harmful": 0.7}, "warnings": [], "text": "hi"}
 

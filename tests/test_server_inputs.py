@@ -14,8 +14,9 @@ import zlib
 
 import pytest
 import requests
-from server_support import TEST_TOKEN
 from PIL import Image, features
+
+from server_support import TEST_TOKEN
 
 RED = (200, 30, 30)
 
@@ -136,10 +137,9 @@ VALID = {
 @pytest.fixture(scope="module")
 def corpus_server(tiny_predictor):
     """One real-decoder server for the module (tiny backbone, no OCR)."""
-    from server_support import LiveServer
-
     from backend import create_app
     from backend.model import close_app
+    from server_support import LiveServer
 
     app = create_app({"TESTING": True, "CLASSIFIER": tiny_predictor, "TOKEN": TEST_TOKEN,
                       "CACHE_DIR": ""})

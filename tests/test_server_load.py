@@ -8,8 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from server_support import TEST_TOKEN, StubClassifier
 from PIL import Image
+
+from server_support import TEST_TOKEN, StubClassifier
 
 N_CLIENTS = 200
 
@@ -39,10 +40,9 @@ def health(server):
 
 @pytest.fixture(scope="module")
 def load_server(tiny_predictor):
-    from server_support import LiveServer
-
     from backend import create_app
     from backend.model import close_app
+    from server_support import LiveServer
 
     app = create_app({"TESTING": True, "CLASSIFIER": tiny_predictor, "TOKEN": TEST_TOKEN,
                       "CACHE_DIR": "", "MAX_BATCH": 16, "MAX_WAIT_MS": 10,

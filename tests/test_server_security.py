@@ -10,10 +10,10 @@ import time
 import pytest
 import requests
 import waitress
-from server_support import TEST_TOKEN
 from PIL import Image
 
 from backend.serve import WAITRESS_SETTINGS, main
+from server_support import TEST_TOKEN
 
 CHROME_ORIGIN = "chrome-extension://" + "a" * 32
 FIREFOX_ORIGIN = "moz-extension://0f8e2a4b-1c3d-4e5f-8a9b-0c1d2e3f4a5b"

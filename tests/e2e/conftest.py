@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import requests
+
 from e2e_support import wait_for
 from feed_site import FEED_HOST, FeedSite
 from server_support import get_free_port, stop_process

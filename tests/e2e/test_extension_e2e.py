@@ -6,9 +6,9 @@ import json
 import time
 
 import pytest
+
 from e2e_support import DECIDED, MEME_STATES_JS, MONITOR_JS, wait_for, write_json
 from feed_site import MAX_POSTS
-
 
 
 def open_feed(browser, feed_site, seed=""):

@@ -15,6 +15,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from e2e_support import DECIDED, MEME_STATES_JS, MONITOR_JS, write_json
 from feed_site import FEED_HOST
 
