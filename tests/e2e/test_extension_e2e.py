@@ -65,6 +65,24 @@ def wait_decided(page, predicate_states, timeout_s, message):
     return last["s"]
 
 
+# The first 8 memes of the feed: on the first screen, asked about first.
+TOP_MEMES_JS = """() => Array.from(document.querySelectorAll('[data-truth="neutral"], [data-truth="harmful"]')).slice(0, 8)"""
+
+
+def wait_top_memes_in_state(page, state, timeout_ms):
+    page.wait_for_function(f"""() => {{
+        const els = ({TOP_MEMES_JS})();
+        return els.length === 8 && els.every((el) => el.getAttribute('data-simclip') === '{state}');
+    }}""", timeout=timeout_ms)
+
+
+def wait_top_memes_decided_truly(page, timeout_ms):
+    """Wait until the first memes are flagged exactly when harmful (clean otherwise)."""
+    page.wait_for_function(f"""() => ({TOP_MEMES_JS})().every((el) =>
+        el.getAttribute('data-simclip') === (el.dataset.truth === 'harmful' ? 'flagged' : 'clean'))""",
+        timeout=timeout_ms)
+
+
 def badge_text(browser, tab_id):
     return browser.sw_eval("(id) => chrome.action.getBadgeText({tabId: id})", tab_id)
 
@@ -263,10 +281,7 @@ def test_a_dead_server_leaves_the_page_usable_and_a_restart_resumes(browser, fee
         page = open_feed(browser, feed_site, seed="down")
         tab_id = wait_for(lambda: browser.tab_id(f"{feed_site.url}?s=down"), 10, message="the feed tab")
         # fail open: the memes on screen are shown unchecked, quickly, not hidden forever
-        page.wait_for_function("""() => {
-            const top = Array.from(document.querySelectorAll('[data-truth="neutral"], [data-truth="harmful"]')).slice(0, 8);
-            return top.length === 8 && top.every((el) => el.getAttribute('data-simclip') === 'unchecked');
-        }""", timeout=30_000)
+        wait_top_memes_in_state(page, "unchecked", 30_000)
         assert page.evaluate("getComputedStyle(document.querySelector('[data-truth=\"neutral\"]')).visibility") == "visible"
         page.evaluate("window.scrollBy(0, 2000)")  # the page still scrolls and loads
         popup = popup_for(browser, tab_id)
@@ -279,13 +294,9 @@ def test_a_dead_server_leaves_the_page_usable_and_a_restart_resumes(browser, fee
         simclip_server.start()
     popup.locator("#status[data-state='ok']").wait_for(timeout=30_000)
     page.evaluate("window.scrollTo(0, 0)")
-    page.wait_for_function("""() => {
-        const top = Array.from(document.querySelectorAll('[data-truth="neutral"], [data-truth="harmful"]')).slice(0, 8);
-        return top.every((el) => el.getAttribute('data-simclip') === (el.dataset.truth === 'harmful' ? 'flagged' : 'clean'));
-    }""", timeout=60_000)
+    wait_top_memes_decided_truly(page, 60_000)
     popup.close()
     page.close()
-
 
 
 def test_keep_hidden_when_down_keeps_waiting_images_hidden_until_the_server_returns(
@@ -300,13 +311,9 @@ def test_keep_hidden_when_down_keeps_waiting_images_hidden_until_the_server_retu
     simclip_server.stop()
     try:
         page = open_feed(browser, feed_site, seed="down-hidden")
-        top = """() => Array.from(document.querySelectorAll('[data-truth="neutral"], [data-truth="harmful"]')).slice(0, 8)"""
-        page.wait_for_function(f"""() => {{
-            const els = ({top})();
-            return els.length === 8 && els.every((el) => el.getAttribute('data-simclip') === 'waiting');
-        }}""", timeout=30_000)
+        wait_top_memes_in_state(page, "waiting", 30_000)
         time.sleep(2)  # still hidden later: nothing reveals them while the server is down
-        hidden = page.evaluate(f"""() => ({top})().map((el) => {{
+        hidden = page.evaluate(f"""() => ({TOP_MEMES_JS})().map((el) => {{
             const s = getComputedStyle(el);
             return el.getAttribute('data-simclip') === 'waiting' &&
                    (s.visibility === 'hidden' || s.backgroundImage === 'none');
@@ -315,8 +322,29 @@ def test_keep_hidden_when_down_keeps_waiting_images_hidden_until_the_server_retu
     finally:
         options.uncheck("#keep-hidden")
         simclip_server.start()
-    page.wait_for_function(f"""() => ({top})().every((el) =>
-        el.getAttribute('data-simclip') === (el.dataset.truth === 'harmful' ? 'flagged' : 'clean'))""",
-        timeout=60_000)
+    wait_top_memes_decided_truly(page, 60_000)
     options.close()
     page.close()
+
+
+def test_the_extension_keeps_working_after_chromium_stops_its_service_worker(browser, feed_site):
+    """MV3 kills an idle worker; everything it needs must come back from storage."""
+    page = open_feed(browser, feed_site, seed="main")
+    page.wait_for_function("() => document.getElementById('late-meme')?.getAttribute('data-simclip') === 'flagged'",
+                           timeout=30_000)
+    browser.sw_eval("() => { globalThis.__beforeRestart = true; }")
+    cdp = browser.context.new_cdp_session(page)
+    targets = cdp.send("Target.getTargets")["targetInfos"]
+    worker = next(t for t in targets if t["type"] == "service_worker" and browser.extension_id in t["url"])
+    cdp.send("Target.closeTarget", {"targetId": worker["targetId"]})  # what the idle timeout does
+    time.sleep(1)
+    # A new page wakes the worker through its content script's first message.
+    fresh = open_feed(browser, feed_site, seed="after-restart")
+    wait_top_memes_decided_truly(fresh, 60_000)
+    assert browser.sw_eval("() => globalThis.__beforeRestart ?? false") is False, "the worker was not restarted"
+    assert browser.sw_eval("async () => (await chrome.storage.local.get('health')).health?.state") == "ok"
+    tab_id = browser.tab_id(f"{feed_site.url}?s=after-restart")
+    wait_for(lambda: badge_text(browser, tab_id) == str(browser.page_state(tab_id)["flagged"]), 10,
+             message="the new worker to keep the toolbar badge count")
+    page.close()
+    fresh.close()
