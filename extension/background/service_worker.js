@@ -12,7 +12,7 @@ import { getBrowser } from '../shared/browser.js';
 import { LRUCache } from '../shared/lru.js';
 import { CORRECTION, MSG, VERDICT, createMessageRouter, listenForMessages } from '../shared/messages.js';
 import { QueueFullError, TaskQueue, createSerialLane } from '../shared/queue.js';
-import { REPORTS_KEY, addReport, createReport } from '../shared/reports.js';
+import { REPORTS_KEY, addReport, createReport, listReportMenuItems, parseReportMenuClick } from '../shared/reports.js';
 import { SETTINGS_KEY, loadSettings } from '../shared/settings.js';
 import { checkImageUrl } from '../shared/urlsafety.js';
 import { listActiveWarnings } from '../shared/verdict.js';
@@ -26,9 +26,6 @@ const HEALTH_ALARM = 'simclip-health';
 const RECHECK_WHILE_DOWN_MS = 2000; // a new image may re-probe a down server this often
 const IMAGE_FETCH_TIMEOUT_MS = 15000;
 const BUSY_RETRIES = 2;
-const MENU_PARENT = 'simclip-report';
-const MENU_NOT_FLAGGED = 'simclip-report:not_flagged';
-const MENU_FLAG_PREFIX = 'simclip-report:flag:';
 
 const urlVerdicts = new LRUCache(2000); // image URL -> verdict sent to content scripts
 const shaResults = new LRUCache(2000); // sha256 of the bytes -> server classification
@@ -274,11 +271,7 @@ function refreshBadges() {
 async function createMenus(labels) {
   if (!ext.contextMenus) return;
   await ext.contextMenus.removeAll();
-  ext.contextMenus.create({ id: MENU_PARENT, title: 'Report a wrong verdict', contexts: ['image'] });
-  ext.contextMenus.create({ id: MENU_NOT_FLAGGED, parentId: MENU_PARENT, title: 'Should not be flagged (false alarm)', contexts: ['image'] });
-  for (const label of labels ?? []) {
-    ext.contextMenus.create({ id: MENU_FLAG_PREFIX + label.id, parentId: MENU_PARENT, title: `Should be flagged: ${label.name}`, contexts: ['image'] });
-  }
+  for (const item of listReportMenuItems(labels)) ext.contextMenus.create({ ...item, contexts: ['image'] });
 }
 
 async function storeReport({ url, correction, categories }) {
@@ -299,17 +292,17 @@ async function storeReport({ url, correction, categories }) {
 }
 
 async function onMenuClicked(info) {
-  if (typeof info.menuItemId !== 'string' || !info.menuItemId.startsWith(MENU_PARENT) || !info.srcUrl) return;
-  if (info.menuItemId === MENU_NOT_FLAGGED) {
+  const click = parseReportMenuClick(info.menuItemId);
+  if (!click || !info.srcUrl) return;
+  let { categories } = click;
+  if (click.correction === CORRECTION.NOT_FLAGGED) {
+    // A false alarm names the categories the image was flagged for, with the user's settings.
     const verdict = await classifyUrl(info.srcUrl);
     const { settings } = await getRuntime();
     const labels = (await ext.storage.local.get(LABELS_KEY))[LABELS_KEY] ?? [];
-    const shown = listActiveWarnings(verdict.scores ?? {}, labels, settings).map((w) => w.id);
-    await storeReport({ url: info.srcUrl, correction: CORRECTION.NOT_FLAGGED, categories: shown });
-  } else if (info.menuItemId.startsWith(MENU_FLAG_PREFIX)) {
-    const category = info.menuItemId.slice(MENU_FLAG_PREFIX.length);
-    await storeReport({ url: info.srcUrl, correction: CORRECTION.FLAGGED, categories: [category] });
+    categories = listActiveWarnings(verdict.scores ?? {}, labels, settings).map((w) => w.id);
   }
+  await storeReport({ url: info.srcUrl, correction: click.correction, categories });
 }
 
 // ---------------------------------------------------------------- listeners (top level, synchronous)

@@ -39,3 +39,29 @@ export function addReport(reports, report) {
 export function reportsToJsonl(reports) {
   return (reports ?? []).map((r) => JSON.stringify(r)).join('\n') + ((reports ?? []).length ? '\n' : '');
 }
+
+/** The right-click menu on images: "Report a wrong verdict" with one entry per correction. */
+const MENU_PARENT = 'simclip-report';
+const MENU_NOT_FLAGGED = `${MENU_PARENT}:not_flagged`;
+const MENU_FLAG_PREFIX = `${MENU_PARENT}:flag:`;
+
+/** The menu entries for the server's warning categories (`/v1/labels`), parent first. */
+export function listReportMenuItems(labels) {
+  return [
+    { id: MENU_PARENT, title: 'Report a wrong verdict' },
+    { id: MENU_NOT_FLAGGED, parentId: MENU_PARENT, title: 'Should not be flagged (false alarm)' },
+    ...(labels ?? []).map((label) => ({ id: MENU_FLAG_PREFIX + label.id, parentId: MENU_PARENT, title: `Should be flagged: ${label.name}` })),
+  ];
+}
+
+/**
+ * What a click on a menu entry reports: {correction: NOT_FLAGGED} (the categories are the ones
+ * shown for the image), {correction: FLAGGED, categories: [id]}, or null for another menu's entry.
+ */
+export function parseReportMenuClick(menuItemId) {
+  if (menuItemId === MENU_NOT_FLAGGED) return { correction: CORRECTION.NOT_FLAGGED };
+  if (typeof menuItemId === 'string' && menuItemId.startsWith(MENU_FLAG_PREFIX) && menuItemId.length > MENU_FLAG_PREFIX.length) {
+    return { correction: CORRECTION.FLAGGED, categories: [menuItemId.slice(MENU_FLAG_PREFIX.length)] };
+  }
+  return null;
+}

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { CORRECTION } from '../../shared/messages.js';
-import { MAX_REPORTS, addReport, createReport, reportsToJsonl } from '../../shared/reports.js';
+import { MAX_REPORTS, addReport, createReport, listReportMenuItems, parseReportMenuClick, reportsToJsonl } from '../../shared/reports.js';
 
 const NOW = new Date('2025-01-02T03:04:05Z');
 
@@ -37,4 +37,23 @@ test('exports one JSON object per line', () => {
   assert.ok(text.endsWith('\n'));
   assert.deepEqual(text.trim().split('\n').map((l) => JSON.parse(l).image_url), ['u1', 'u2']);
   assert.equal(reportsToJsonl([]), '');
+});
+
+test('the report menu has a false-alarm entry and one "should be flagged" entry per server category', () => {
+  const items = listReportMenuItems([{ id: 'harmful', name: 'Harmful' }, { id: 'misogynous', name: 'Misogyny' }]);
+  assert.deepEqual(items.map((i) => i.title), [
+    'Report a wrong verdict', 'Should not be flagged (false alarm)', 'Should be flagged: Harmful', 'Should be flagged: Misogyny',
+  ]);
+  assert.ok(items.slice(1).every((i) => i.parentId === items[0].id));
+  assert.equal(new Set(items.map((i) => i.id)).size, items.length);
+  assert.equal(listReportMenuItems(undefined).length, 2); // before the server's labels are known
+});
+
+test('a menu click maps to the correction it reports, and other menus are ignored', () => {
+  const [, notFlagged, harmful] = listReportMenuItems([{ id: 'harmful', name: 'Harmful' }]);
+  assert.deepEqual(parseReportMenuClick(notFlagged.id), { correction: CORRECTION.NOT_FLAGGED });
+  assert.deepEqual(parseReportMenuClick(harmful.id), { correction: CORRECTION.FLAGGED, categories: ['harmful'] });
+  for (const other of ['simclip-report', 'simclip-report:flag:', 'another-extension-item', 42, undefined]) {
+    assert.equal(parseReportMenuClick(other), null, String(other));
+  }
 });
