@@ -69,6 +69,12 @@ def wait_decided(page, predicate_states, timeout_s, message):
 TOP_MEMES_JS = """() => Array.from(document.querySelectorAll('[data-truth="neutral"], [data-truth="harmful"]')).slice(0, 8)"""
 
 
+def wait_late_meme_flagged(page, timeout_ms=30_000):
+    """Wait for the post added after load (a harmful meme at the top of the feed) to be flagged."""
+    page.wait_for_function("() => document.getElementById('late-meme')?.getAttribute('data-simclip') === 'flagged'",
+                           timeout=timeout_ms)
+
+
 def wait_top_memes_in_state(page, state, timeout_ms):
     page.wait_for_function(f"""() => {{
         const els = ({TOP_MEMES_JS})();
@@ -182,8 +188,7 @@ def test_flags_exactly_the_abusive_memes_in_a_500_image_feed(browser, feed_site)
 def test_clicking_a_warning_reveals_the_image_and_hide_covers_it_again(browser, feed_site):
     page = open_feed(browser, feed_site, seed="main")
     meme = page.locator("#late-meme")
-    page.wait_for_function("() => document.getElementById('late-meme')?.getAttribute('data-simclip') === 'flagged'",
-                           timeout=30_000)
+    wait_late_meme_flagged(page)
     meme_id = meme.get_attribute("data-simclip-id")
     box = page.locator(f'simclip-shield-layer .box[data-target="{meme_id}"]')
     assert "Harmful" in box.inner_text()
@@ -205,8 +210,7 @@ def test_clicking_a_warning_reveals_the_image_and_hide_covers_it_again(browser, 
 
 def test_a_popup_toggle_switches_a_category_off_and_on_in_the_open_page(browser, feed_site):
     page = open_feed(browser, feed_site, seed="main")
-    page.wait_for_function("() => document.getElementById('late-meme')?.getAttribute('data-simclip') === 'flagged'",
-                           timeout=30_000)
+    wait_late_meme_flagged(page)
     tab_id = browser.tab_id(f"{feed_site.url}?s=main")
     popup = popup_for(browser, tab_id)
     toggle = popup.locator("#category-harmful")
@@ -231,8 +235,7 @@ def test_a_popup_toggle_switches_a_category_off_and_on_in_the_open_page(browser,
 
 def test_pause_on_this_site_shows_every_image_and_unpausing_blurs_again(browser, feed_site):
     page = open_feed(browser, feed_site, seed="main")
-    page.wait_for_function("() => document.getElementById('late-meme')?.getAttribute('data-simclip') === 'flagged'",
-                           timeout=30_000)
+    wait_late_meme_flagged(page)
     popup = popup_for(browser, browser.tab_id(f"{feed_site.url}?s=main"))
     pause = popup.locator("#pause-site")
     pause.wait_for()
@@ -251,8 +254,7 @@ def test_pause_on_this_site_shows_every_image_and_unpausing_blurs_again(browser,
 
 def test_a_wrong_verdict_report_is_kept_locally_and_exports_as_jsonl(browser, feed_site, tmp_path):
     page = open_feed(browser, feed_site, seed="main")
-    page.wait_for_function("() => document.getElementById('late-meme')?.getAttribute('data-simclip') === 'flagged'",
-                           timeout=30_000)
+    wait_late_meme_flagged(page)
     meme_id = page.locator("#late-meme").get_attribute("data-simclip-id")
     page.locator(f'simclip-shield-layer .box[data-target="{meme_id}"] button[data-action="report"]').click()
     options = browser.context.new_page()
@@ -330,8 +332,7 @@ def test_keep_hidden_when_down_keeps_waiting_images_hidden_until_the_server_retu
 def test_the_extension_keeps_working_after_chromium_stops_its_service_worker(browser, feed_site):
     """MV3 kills an idle worker; everything it needs must come back from storage."""
     page = open_feed(browser, feed_site, seed="main")
-    page.wait_for_function("() => document.getElementById('late-meme')?.getAttribute('data-simclip') === 'flagged'",
-                           timeout=30_000)
+    wait_late_meme_flagged(page)
     browser.sw_eval("() => { globalThis.__beforeRestart = true; }")
     cdp = browser.context.new_cdp_session(page)
     targets = cdp.send("Target.getTargets")["targetInfos"]
