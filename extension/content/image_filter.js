@@ -318,10 +318,11 @@ export class ImageFilter {
     }, 'recovery'), delay);
   }
 
+  /** Shown unchecked or kept waiting because the last answer was neither scores nor a skip (see applyVerdict). */
   isUnavailable(rec) {
     const status = rec.verdict?.status;
     return (rec.state === STATE.UNCHECKED || rec.state === STATE.WAITING)
-      && status !== undefined && status !== VERDICT.OK && status !== VERDICT.SKIPPED;
+      && Boolean(rec.verdict) && status !== VERDICT.OK && status !== VERDICT.SKIPPED;
   }
 
   /** Decide flagged/clean from the scores with the current settings and labels. */
