@@ -244,12 +244,16 @@ function setTabCount(tabId, flagged) {
   });
 }
 
+// A known, failed health check (not one still to come) turns the badge into a red '!'.
+const isKnownDown = () => health !== null && !isUp();
+const badgeColor = (down) => (down ? '#b3261e' : '#5b2a86');
+
 async function paintBadge(tabId, flagged) {
-  const down = health !== null && !isUp();
+  const down = isKnownDown();
   const text = down ? '!' : flagged > 0 ? String(flagged) : '';
   try {
     await ext.action.setBadgeText({ tabId, text });
-    await ext.action.setBadgeBackgroundColor({ tabId, color: down ? '#b3261e' : '#5b2a86' });
+    await ext.action.setBadgeBackgroundColor({ tabId, color: badgeColor(down) });
   } catch {
     // the tab is gone
   }
@@ -257,9 +261,9 @@ async function paintBadge(tabId, flagged) {
 
 function refreshBadges() {
   return badgeLane(async () => {
-    const down = health !== null && !isUp();
+    const down = isKnownDown();
     await ext.action.setBadgeText({ text: down ? '!' : '' });
-    await ext.action.setBadgeBackgroundColor({ color: down ? '#b3261e' : '#5b2a86' });
+    await ext.action.setBadgeBackgroundColor({ color: badgeColor(down) });
     await ext.action.setTitle({ title: down ? `SimCLIP Meme Shield: ${health.message}` : 'SimCLIP Meme Shield' });
     const counts = await getTabCounts();
     await Promise.all(Object.entries(counts).map(([tabId, n]) => paintBadge(Number(tabId), n)));

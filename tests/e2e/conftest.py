@@ -19,12 +19,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from e2e_support import wait_for
+from e2e_support import EXTENSION_DIR, REPO, wait_for
 from feed_site import FEED_HOST, FeedSite
 from server_support import get_free_port, stop_process
 
-REPO = Path(__file__).resolve().parents[2]
-EXTENSION_DIR = REPO / "extension"
 ARTIFACTS = REPO / "test-artifacts" / "e2e"
 CHROMIUM = os.environ.get("SIMCLIP_E2E_CHROMIUM", "/usr/bin/chromium")
 N_HARMFUL, N_NEUTRAL = 8, 16  # unique memes (every third is harmful); the feed repeats them under distinct URLs

@@ -6,6 +6,9 @@ from pathlib import Path
 
 import pytest
 
+REPO = Path(__file__).resolve().parents[2]
+EXTENSION_DIR = REPO / "extension"
+
 # Runs in the page (main world) from document start: records every frame in which a harmful meme
 # is visible without a verdict, and the page's long tasks.
 MONITOR_JS = """

@@ -16,11 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from e2e_support import DECIDED, MEME_STATES_JS, MONITOR_JS, write_json
+from e2e_support import DECIDED, EXTENSION_DIR, MEME_STATES_JS, MONITOR_JS, write_json
 from feed_site import FEED_HOST
 
-REPO = Path(__file__).resolve().parents[2]
-EXTENSION_DIR = REPO / "extension"
 DRIVER = EXTENSION_DIR / "test" / "firefox" / "run_feed.mjs"
 FIREFOX_CANDIDATES = ("/usr/bin/firefox-esr", "/usr/bin/firefox")
 N_MEMES = 12  # the first posts of the feed, all in the first screens
@@ -57,7 +55,7 @@ def run_firefox_feed(firefox, server, feed_url, artifacts, tmp_path):
     config_path = tmp_path / "firefox-config.json"
     config_path.write_text(json.dumps(config))
     proc = subprocess.run(["node", str(DRIVER), str(config_path)], cwd=EXTENSION_DIR, capture_output=True,
-                          text=True, timeout=240, env={**os.environ, "MOZ_HEADLESS": "1"})
+                          text=True, timeout=240)
     (artifacts / "firefox.log").write_text(proc.stderr)
     if proc.returncode != 0:
         pytest.fail(f"the Firefox driver failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
