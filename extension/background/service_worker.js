@@ -4,7 +4,8 @@
  * token, caches verdicts, watches the server's health and keeps the toolbar badge up to date.
  *
  * MV3 kills an idle worker after 30 s: every listener is registered synchronously below, state
- * that must survive (health, labels, per-tab counts, reports) lives in chrome.storage, and the
+ * that must survive (health, warning categories, per-tab counts, reports) lives in chrome.storage
+ * (keys in shared/storage_keys.js), and the
  * in-memory caches are only an optimisation.
  */
 import { API_ERROR, ApiError, MAX_IMAGE_BYTES, createApiClient, diagnoseConnection } from '../shared/api.js';
@@ -12,16 +13,14 @@ import { getBrowser } from '../shared/browser.js';
 import { LRUCache } from '../shared/lru.js';
 import { CORRECTION, MSG, VERDICT, createMessageRouter, listenForMessages } from '../shared/messages.js';
 import { QueueFullError, TaskQueue, createSerialLane } from '../shared/queue.js';
-import { REPORTS_KEY, addReport, createReport, listReportMenuItems, parseReportMenuClick } from '../shared/reports.js';
-import { SETTINGS_KEY, loadSettings } from '../shared/settings.js';
+import { addReport, createReport, listReportMenuItems, parseReportMenuClick } from '../shared/reports.js';
+import { loadSettings } from '../shared/settings.js';
+import { CATEGORIES_KEY, HEALTH_KEY, REPORTS_KEY, SETTINGS_KEY, TAB_COUNTS_KEY } from '../shared/storage_keys.js';
 import { checkImageUrl } from '../shared/urlsafety.js';
 import { listActiveWarnings } from '../shared/verdict.js';
 
 const ext = getBrowser();
 
-export const HEALTH_KEY = 'health'; // {state, message, server, checkedAt} in storage.local
-export const LABELS_KEY = 'labels'; // [{id, name, description, default_threshold}] in storage.local
-const TAB_COUNTS_KEY = 'tabCounts'; // {tabId: flagged} in storage.session
 const HEALTH_ALARM = 'simclip-health';
 const RECHECK_WHILE_DOWN_MS = 2000; // a new image may re-probe a down server this often
 const IMAGE_FETCH_TIMEOUT_MS = 15000;
@@ -70,7 +69,7 @@ async function setHealth(next) {
   return health;
 }
 
-/** Probe /v1/health and /v1/labels; one probe at a time. */
+/** Probe /v1/health and the warning categories (/v1/labels); one probe at a time. */
 function checkHealth() {
   if (!healthPromise) {
     healthPromise = (async () => {
@@ -81,7 +80,7 @@ function checkHealth() {
         token: settings.token,
         extensionOrigin: ext.runtime.getURL('').replace(/\/$/, ''),
       });
-      if (d.ok) await storeLabels(d.labels);
+      if (d.ok) await storeCategories(d.categories);
       return setHealth({ state: d.kind, message: d.message, server: d.ok ? d.health : null });
     })().finally(() => {
       healthPromise = null;
@@ -90,12 +89,17 @@ function checkHealth() {
   return healthPromise;
 }
 
-async function storeLabels(labels) {
-  const stored = (await ext.storage.local.get(LABELS_KEY))[LABELS_KEY];
-  if (JSON.stringify(stored) !== JSON.stringify(labels)) {
-    await ext.storage.local.set({ [LABELS_KEY]: labels });
-    await createMenus(labels);
+async function storeCategories(categories) {
+  const stored = (await ext.storage.local.get(CATEGORIES_KEY))[CATEGORIES_KEY];
+  if (JSON.stringify(stored) !== JSON.stringify(categories)) {
+    await ext.storage.local.set({ [CATEGORIES_KEY]: categories });
+    await createMenus(categories);
   }
+}
+
+/** The server's warning categories as last stored (an empty list before the first health check). */
+async function loadCategories() {
+  return (await ext.storage.local.get(CATEGORIES_KEY))[CATEGORIES_KEY] ?? [];
 }
 
 // ---------------------------------------------------------------- image checks
@@ -272,10 +276,10 @@ function refreshBadges() {
 
 // ---------------------------------------------------------------- wrong-verdict reports
 
-async function createMenus(labels) {
+async function createMenus(categories) {
   if (!ext.contextMenus) return;
   await ext.contextMenus.removeAll();
-  for (const item of listReportMenuItems(labels)) ext.contextMenus.create({ ...item, contexts: ['image'] });
+  for (const item of listReportMenuItems(categories)) ext.contextMenus.create({ ...item, contexts: ['image'] });
 }
 
 async function storeReport({ url, correction, categories }) {
@@ -303,8 +307,7 @@ async function onMenuClicked(info) {
     // A false alarm names the categories the image was flagged for, with the user's settings.
     const verdict = await classifyUrl(info.srcUrl);
     const { settings } = await getRuntime();
-    const labels = (await ext.storage.local.get(LABELS_KEY))[LABELS_KEY] ?? [];
-    categories = listActiveWarnings(verdict.scores ?? {}, labels, settings).map((w) => w.id);
+    categories = listActiveWarnings(verdict.scores ?? {}, await loadCategories(), settings).map((w) => w.id);
   }
   await storeReport({ url: info.srcUrl, correction: click.correction, categories });
 }
@@ -337,7 +340,7 @@ listenForMessages(ext.runtime.onMessage, router);
 
 async function onStart() {
   await ext.alarms.create(HEALTH_ALARM, { periodInMinutes: 1 });
-  await createMenus((await ext.storage.local.get(LABELS_KEY))[LABELS_KEY] ?? []);
+  await createMenus(await loadCategories());
   await checkHealth();
 }
 

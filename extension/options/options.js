@@ -4,8 +4,9 @@
  */
 import { getBrowser } from '../shared/browser.js';
 import { MSG } from '../shared/messages.js';
-import { REPORTS_KEY, reportsToJsonl } from '../shared/reports.js';
+import { reportsToJsonl } from '../shared/reports.js';
 import { loadSettings, normalizeServerUrl, saveSettings } from '../shared/settings.js';
+import { REPORTS_KEY } from '../shared/storage_keys.js';
 
 const ext = getBrowser();
 const $ = (id) => document.getElementById(id);
@@ -46,7 +47,7 @@ async function saveAllowlist() {
 }
 
 async function renderReports() {
-  const { reports = [] } = await ext.storage.local.get(REPORTS_KEY);
+  const reports = (await ext.storage.local.get(REPORTS_KEY))[REPORTS_KEY] ?? [];
   $('report-count').textContent = reports.length ? `${reports.length} report(s).` : 'No reports.';
   $('report-list').replaceChildren(...reports.slice(-20).reverse().map((r) => {
     const li = document.createElement('li');
@@ -57,7 +58,7 @@ async function renderReports() {
 }
 
 async function exportReports() {
-  const { reports = [] } = await ext.storage.local.get(REPORTS_KEY);
+  const reports = (await ext.storage.local.get(REPORTS_KEY))[REPORTS_KEY] ?? [];
   const blob = new Blob([reportsToJsonl(reports)], { type: 'application/x-ndjson' });
   const a = document.createElement('a');
   a.href = URL.createObjectURL(blob);

@@ -1,13 +1,14 @@
 /**
  * The toolbar popup: server status, flagged count on the current page, pause on this site, one
- * toggle per warning category (from the server's /v1/labels) and the sensitivity. Settings are
+ * toggle per warning category (the server's, from /v1/labels) and the sensitivity. Settings are
  * written to storage; content scripts apply them to open pages at once.
  * Opened as a page with `?tab=ID` it acts for that tab (keyboard users, tests).
  */
 import { addSite, isHostAllowlisted, removeSite } from '../shared/allowlist.js';
 import { getBrowser } from '../shared/browser.js';
 import { MSG } from '../shared/messages.js';
-import { SETTINGS_KEY, isCategoryEnabled, loadSettings, saveSettings } from '../shared/settings.js';
+import { isCategoryEnabled, loadSettings, saveSettings } from '../shared/settings.js';
+import { CATEGORIES_KEY, HEALTH_KEY, SETTINGS_KEY } from '../shared/storage_keys.js';
 
 const ext = getBrowser();
 const $ = (id) => document.getElementById(id);
@@ -45,21 +46,21 @@ function renderHealth(health) {
   $('server-info').textContent = s ? `${s.mode} mode · ${s.model} · ${s.device}` : health?.message ?? '';
 }
 
-function renderCategories(labels, settings) {
+function renderCategories(categories, settings) {
   const box = $('categories');
-  if (!labels?.length) return;
-  box.replaceChildren(...labels.map((label) => {
+  if (!categories?.length) return;
+  box.replaceChildren(...categories.map((category) => {
     const row = document.createElement('label');
-    row.title = label.description;
+    row.title = category.description;
     const input = document.createElement('input');
     input.type = 'checkbox';
-    input.id = `category-${label.id}`;
-    input.checked = isCategoryEnabled(settings, label.id);
+    input.id = `category-${category.id}`;
+    input.checked = isCategoryEnabled(settings, category.id);
     input.addEventListener('change', async () => {
       const current = await loadSettings(ext.storage.local);
-      await saveSettings(ext.storage.local, { categories: { ...current.categories, [label.id]: input.checked } });
+      await saveSettings(ext.storage.local, { categories: { ...current.categories, [category.id]: input.checked } });
     });
-    row.append(input, document.createTextNode(label.name));
+    row.append(input, document.createTextNode(category.name));
     return row;
   }));
 }
@@ -85,10 +86,10 @@ async function renderPageCount() {
 
 async function init() {
   tab = await getTargetTab().catch(() => null);
-  const stored = await ext.storage.local.get(['health', 'labels']);
+  const stored = await ext.storage.local.get([HEALTH_KEY, CATEGORIES_KEY]);
   let settings = await loadSettings(ext.storage.local);
-  renderHealth(stored.health ?? null);
-  renderCategories(stored.labels, settings);
+  renderHealth(stored[HEALTH_KEY] ?? null);
+  renderCategories(stored[CATEGORIES_KEY], settings);
   renderSettings(settings);
   renderPageCount();
 
@@ -107,11 +108,11 @@ async function init() {
   });
   ext.storage.onChanged.addListener(async (changes, area) => {
     if (area !== 'local') return;
-    if (changes.health) renderHealth(changes.health.newValue);
-    if (changes[SETTINGS_KEY] || changes.labels) {
+    if (changes[HEALTH_KEY]) renderHealth(changes[HEALTH_KEY].newValue);
+    if (changes[SETTINGS_KEY] || changes[CATEGORIES_KEY]) {
       settings = await loadSettings(ext.storage.local);
-      const labels = changes.labels?.newValue ?? (await ext.storage.local.get('labels')).labels;
-      renderCategories(labels, settings);
+      const categories = changes[CATEGORIES_KEY]?.newValue ?? (await ext.storage.local.get(CATEGORIES_KEY))[CATEGORIES_KEY];
+      renderCategories(categories, settings);
       renderSettings(settings);
     }
     setTimeout(renderPageCount, 400);

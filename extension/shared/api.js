@@ -8,12 +8,12 @@ import { isTokenWellFormed, normalizeServerUrl } from './settings.js';
 
 export const API_PATHS = Object.freeze({
   health: '/v1/health',
-  labels: '/v1/labels',
+  categories: '/v1/labels', // the warning categories; the path keeps its v1 name
   classify: '/v1/classify',
 });
 export const TOKEN_HEADER = 'X-Auth-Token';
 export const MAX_IMAGE_BYTES = 10 * 1024 * 1024; // the server's body limit (THREATS.md T6)
-export const TIMEOUTS_MS = Object.freeze({ health: 4000, labels: 4000, classify: 30000 });
+export const TIMEOUTS_MS = Object.freeze({ health: 4000, categories: 4000, classify: 30000 });
 
 /** ApiError.kind values. */
 export const API_ERROR = Object.freeze({
@@ -56,14 +56,19 @@ export function parseHealth(body) {
   };
 }
 
-/** GET /v1/labels body -> [{id, name, description, default_threshold}]. */
-export function parseLabels(body) {
-  if (!isObject(body) || !Array.isArray(body.labels)) throw notSimclip(API_PATHS.labels);
-  return body.labels.map((l) => {
-    if (!isObject(l) || typeof l.id !== 'string' || typeof l.name !== 'string' || typeof l.default_threshold !== 'number') {
-      throw notSimclip(API_PATHS.labels);
+/**
+ * GET /v1/labels body -> the warning categories [{id, name, description, default_threshold}].
+ * The list is under `categories`, or under `labels` (its v1 name, which servers keep sending);
+ * `categories` wins when both are there.
+ */
+export function parseCategories(body) {
+  const list = isObject(body) ? (Array.isArray(body.categories) ? body.categories : body.labels) : null;
+  if (!Array.isArray(list)) throw notSimclip(API_PATHS.categories);
+  return list.map((c) => {
+    if (!isObject(c) || typeof c.id !== 'string' || typeof c.name !== 'string' || typeof c.default_threshold !== 'number') {
+      throw notSimclip(API_PATHS.categories);
     }
-    return { id: l.id, name: l.name, description: String(l.description ?? ''), default_threshold: l.default_threshold };
+    return { id: c.id, name: c.name, description: String(c.description ?? ''), default_threshold: c.default_threshold };
   });
 }
 
@@ -96,7 +101,7 @@ function errorFromResponse(status, body, retryAfter) {
  * A client bound to one server and token.
  *
  * @param {{serverUrl: string, token: string, fetchFn?: Function}} options
- * @returns {{health, labels, classify}} async methods; they throw ApiError
+ * @returns {{health, categories, classify}} async methods; they throw ApiError
  */
 export function createApiClient({ serverUrl, token, fetchFn = globalThis.fetch.bind(globalThis) }) {
   const base = normalizeServerUrl(serverUrl);
@@ -136,7 +141,7 @@ export function createApiClient({ serverUrl, token, fetchFn = globalThis.fetch.b
   return {
     serverUrl: base,
     health: async () => parseHealth(await request(API_PATHS.health, { timeoutMs: TIMEOUTS_MS.health })),
-    labels: async () => parseLabels(await request(API_PATHS.labels, { timeoutMs: TIMEOUTS_MS.labels })),
+    categories: async () => parseCategories(await request(API_PATHS.categories, { timeoutMs: TIMEOUTS_MS.categories })),
     classify: async (bytes) =>
       parseClassification(await request(API_PATHS.classify, { method: 'POST', body: bytes, timeoutMs: TIMEOUTS_MS.classify })),
   };
@@ -145,7 +150,7 @@ export function createApiClient({ serverUrl, token, fetchFn = globalThis.fetch.b
 /**
  * Test a server URL and token, and say exactly what is wrong in words a user can act on.
  *
- * @returns {Promise<{ok: boolean, kind: string, message: string, health?: object, labels?: object[]}>}
+ * @returns {Promise<{ok: boolean, kind: string, message: string, health?: object, categories?: object[]}>}
  */
 export async function diagnoseConnection({ serverUrl, token, fetchFn, extensionOrigin = '' }) {
   const base = normalizeServerUrl(serverUrl);
@@ -159,14 +164,14 @@ export async function diagnoseConnection({ serverUrl, token, fetchFn, extensionO
   const client = createApiClient({ serverUrl: base, token: token ?? '', fetchFn });
   try {
     const health = await client.health();
-    const labels = await client.labels();
-    const names = labels.map((l) => l.name).join(', ') || 'no categories';
+    const categories = await client.categories();
+    const names = categories.map((c) => c.name).join(', ') || 'no categories';
     return {
       ok: true,
       kind: 'ok',
       message: `Connected to simclip-server ${health.version} at ${base}: ${health.mode} mode, model ${health.model} on ${health.device}. Warns about: ${names}.`,
       health,
-      labels,
+      categories,
     };
   } catch (e) {
     const kind = e instanceof ApiError ? e.kind : API_ERROR.SERVER_ERROR;

@@ -2,13 +2,12 @@
  * "Report a wrong verdict": corrections kept in storage.local only, never sent anywhere, and
  * exported as JSON Lines for training. One object per line:
  *   {"image_url", "sha256", "correction": "not_flagged"|"flagged", "categories": [...],
- *    "labels": HarMeme-style labels after the correction, "scores", "text", "timestamp"}
- * `labels` uses the HarMeme words ("not harmful" / the category ids), so the Harm-C reader can
- * take the file once the images are downloaded next to it (named by sha256).
+ *    "labels": the image's class labels after the correction, "scores", "text", "timestamp"}
+ * `labels` are class labels in HarMeme's words ("not harmful" / the category ids), so the Harm-C
+ * reader can take the file once the images are downloaded next to it (named by sha256).
  */
 import { CORRECTION } from './messages.js';
 
-export const REPORTS_KEY = 'reports';
 export const MAX_REPORTS = 5000;
 
 /** One report record. `categories`: the categories the user says were wrong (not_flagged) or missing (flagged). */
@@ -46,11 +45,11 @@ const MENU_NOT_FLAGGED = `${MENU_PARENT}:not_flagged`;
 const MENU_FLAG_PREFIX = `${MENU_PARENT}:flag:`;
 
 /** The menu entries for the server's warning categories (`/v1/labels`), parent first. */
-export function listReportMenuItems(labels) {
+export function listReportMenuItems(categories) {
   return [
     { id: MENU_PARENT, title: 'Report a wrong verdict' },
     { id: MENU_NOT_FLAGGED, parentId: MENU_PARENT, title: 'Should not be flagged (false alarm)' },
-    ...(labels ?? []).map((label) => ({ id: MENU_FLAG_PREFIX + label.id, parentId: MENU_PARENT, title: `Should be flagged: ${label.name}` })),
+    ...(categories ?? []).map((category) => ({ id: MENU_FLAG_PREFIX + category.id, parentId: MENU_PARENT, title: `Should be flagged: ${category.name}` })),
   ];
 }
 

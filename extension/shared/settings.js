@@ -1,10 +1,10 @@
 /**
- * User settings: one object under the `settings` key of storage.local, always read through
+ * User settings: one object under SETTINGS_KEY of storage.local (storage_keys.js), always read through
  * `normalizeSettings`, so a missing, old or hand-edited value falls back to the default.
  */
 import { normalizeSiteEntry } from './allowlist.js';
+import { SETTINGS_KEY } from './storage_keys.js';
 
-export const SETTINGS_KEY = 'settings';
 export const DEFAULT_PORT = 8478;
 export const SENSITIVITY = Object.freeze({ min: 1, max: 5, default: 3 });
 export const REVEAL_AFTER = Object.freeze({ min: 3, max: 120, default: 15 }); // seconds

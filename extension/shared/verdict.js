@@ -23,17 +23,17 @@ export function thresholdFor(defaultThreshold, sensitivity) {
  * The warnings to show for one image: enabled categories whose score reaches the adjusted threshold.
  *
  * @param {Object<string, number>} scores category id -> score in [0, 1] (from /v1/classify)
- * @param {Array<{id, name, default_threshold}>} labels from /v1/labels
+ * @param {Array<{id, name, default_threshold}>} categories the server's warning categories (from /v1/labels)
  * @param {Object} settings normalised settings
  * @returns {Array<{id, name, score, threshold}>} highest score first
  */
-export function listActiveWarnings(scores, labels, settings) {
+export function listActiveWarnings(scores, categories, settings) {
   const out = [];
-  for (const label of labels ?? []) {
-    const score = scores?.[label.id];
-    if (typeof score !== 'number' || !isCategoryEnabled(settings, label.id)) continue;
-    const threshold = thresholdFor(label.default_threshold, settings.sensitivity);
-    if (score >= threshold) out.push({ id: label.id, name: label.name, score, threshold });
+  for (const category of categories ?? []) {
+    const score = scores?.[category.id];
+    if (typeof score !== 'number' || !isCategoryEnabled(settings, category.id)) continue;
+    const threshold = thresholdFor(category.default_threshold, settings.sensitivity);
+    if (score >= threshold) out.push({ id: category.id, name: category.name, score, threshold });
   }
   return out.sort((a, b) => b.score - a.score);
 }

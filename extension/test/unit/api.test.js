@@ -5,7 +5,8 @@ import { API_ERROR, ApiError, createApiClient, diagnoseConnection } from '../../
 
 const TOKEN = 'A'.repeat(43);
 const HEALTH = { status: 'ok', model: 'simclip-tiny/none', mode: 'trained', device: 'cpu', ocr: 'rapidocr', queue_depth: 0, version: '0.1.0' };
-const LABELS = { labels: [{ id: 'harmful', name: 'Harmful', description: 'd', default_threshold: 0.5 }] };
+const HARMFUL = { id: 'harmful', name: 'Harmful', description: 'd', default_threshold: 0.5 };
+const CATEGORIES = { labels: [HARMFUL] }; // /v1/labels as v1 servers send it
 const SHA = 'ab'.repeat(32);
 
 const json = (status, body, headers = {}) => new Response(JSON.stringify(body), { status, headers: { 'Content-Type': 'application/json', ...headers } });
@@ -18,7 +19,7 @@ function fakeServer({ token = TOKEN, routes = {} } = {}) {
     calls.push({ url, init });
     if (init.headers['X-Auth-Token'] !== token) return error(401, 'unauthorized');
     const path = new URL(url).pathname;
-    const route = routes[path] ?? { '/v1/health': () => json(200, HEALTH), '/v1/labels': () => json(200, LABELS) }[path];
+    const route = routes[path] ?? { '/v1/health': () => json(200, HEALTH), '/v1/labels': () => json(200, CATEGORIES) }[path];
     return route ? route(init) : error(404, 'not_found');
   };
   return { fetchFn, calls };
@@ -92,7 +93,7 @@ test('test connection reports mode, model, device and the categories when all is
   const d = await diagnoseConnection({ serverUrl: 'http://localhost:8478', token: TOKEN, fetchFn: fakeServer().fetchFn });
   assert.equal(d.ok, true);
   assert.match(d.message, /trained mode, model simclip-tiny\/none on cpu\. Warns about: Harmful\./);
-  assert.deepEqual(d.labels.map((l) => l.id), ['harmful']);
+  assert.deepEqual(d.categories.map((c) => c.id), ['harmful']);
 });
 
 test('test connection rejects a non-loopback server URL before any request', async () => {
@@ -100,4 +101,28 @@ test('test connection rejects a non-loopback server URL before any request', asy
   const d = await diagnoseConnection({ serverUrl: 'http://10.0.0.2:8478', token: TOKEN, fetchFn: async () => { called = true; } });
   assert.equal(d.kind, 'bad_url');
   assert.equal(called, false);
+});
+
+test('reads the warning categories from /v1/labels under its v1 key `labels`', async () => {
+  const client = createApiClient({ serverUrl: 'http://127.0.0.1:9999', token: TOKEN, fetchFn: fakeServer().fetchFn });
+  assert.deepEqual(await client.categories(), [HARMFUL]);
+});
+
+test('prefers the `categories` key of /v1/labels when a server sends both', async () => {
+  const misogyny = { id: 'misogynous', name: 'Misogyny', description: '', default_threshold: 0.4 };
+  const both = { categories: [misogyny], labels: [HARMFUL] };
+  const server = fakeServer({ routes: { '/v1/labels': () => json(200, both) } });
+  const client = createApiClient({ serverUrl: 'http://127.0.0.1:9999', token: TOKEN, fetchFn: server.fetchFn });
+  assert.deepEqual(await client.categories(), [misogyny]);
+  assert.equal(server.calls[0].url, 'http://127.0.0.1:9999/v1/labels');
+  const onlyNew = fakeServer({ routes: { '/v1/labels': () => json(200, { categories: [HARMFUL] }) } });
+  assert.deepEqual(await createApiClient({ serverUrl: 'http://127.0.0.1:9999', token: TOKEN, fetchFn: onlyNew.fetchFn }).categories(), [HARMFUL]);
+});
+
+test('a /v1/labels answer without a category list is not a simclip server', async () => {
+  for (const body of [{}, { categories: 'harmful' }, { labels: [{ id: 'harmful' }] }]) {
+    const server = fakeServer({ routes: { '/v1/labels': () => json(200, body) } });
+    const client = createApiClient({ serverUrl: 'http://127.0.0.1:9999', token: TOKEN, fetchFn: server.fetchFn });
+    await assert.rejects(client.categories(), (e) => e instanceof ApiError && e.kind === API_ERROR.NOT_SIMCLIP);
+  }
 });

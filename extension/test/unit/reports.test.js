@@ -46,7 +46,7 @@ test('the report menu has a false-alarm entry and one "should be flagged" entry 
   ]);
   assert.ok(items.slice(1).every((i) => i.parentId === items[0].id));
   assert.equal(new Set(items.map((i) => i.id)).size, items.length);
-  assert.equal(listReportMenuItems(undefined).length, 2); // before the server's labels are known
+  assert.equal(listReportMenuItems(undefined).length, 2); // before the server's categories are known
 });
 
 test('a menu click maps to the correction it reports, and other menus are ignored', () => {

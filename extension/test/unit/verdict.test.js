@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import { normalizeSettings } from '../../shared/settings.js';
 import { describeWarnings, listActiveWarnings, thresholdFor } from '../../shared/verdict.js';
 
-const LABELS = [
+const CATEGORIES = [
   { id: 'harmful', name: 'Harmful', default_threshold: 0.5 },
   { id: 'misogynous', name: 'Misogyny', default_threshold: 0.42 },
 ];
@@ -27,23 +27,23 @@ test('higher sensitivity lowers the threshold, lower raises it, staying inside (
 
 test('flags the enabled categories whose score reaches the threshold, highest first', () => {
   const s = normalizeSettings({});
-  const w = listActiveWarnings({ harmful: 0.91, misogynous: 0.6 }, LABELS, s);
+  const w = listActiveWarnings({ harmful: 0.91, misogynous: 0.6 }, CATEGORIES, s);
   assert.deepEqual(w.map((x) => x.id), ['harmful', 'misogynous']);
   assert.equal(describeWarnings(w), 'Harmful 91% · Misogyny 60%');
-  assert.deepEqual(listActiveWarnings({ harmful: 0.49, misogynous: 0.1 }, LABELS, s), []);
+  assert.deepEqual(listActiveWarnings({ harmful: 0.49, misogynous: 0.1 }, CATEGORIES, s), []);
 });
 
 test('a category the user turned off is never flagged', () => {
   const s = normalizeSettings({ categories: { harmful: false } });
-  assert.deepEqual(listActiveWarnings({ harmful: 0.99 }, LABELS, s), []);
+  assert.deepEqual(listActiveWarnings({ harmful: 0.99 }, CATEGORIES, s), []);
 });
 
 test('sensitivity changes which scores are flagged', () => {
-  assert.equal(listActiveWarnings({ harmful: 0.4 }, LABELS, normalizeSettings({ sensitivity: 3 })).length, 0);
-  assert.equal(listActiveWarnings({ harmful: 0.4 }, LABELS, normalizeSettings({ sensitivity: 5 })).length, 1);
-  assert.equal(listActiveWarnings({ harmful: 0.6 }, LABELS, normalizeSettings({ sensitivity: 1 })).length, 0);
+  assert.equal(listActiveWarnings({ harmful: 0.4 }, CATEGORIES, normalizeSettings({ sensitivity: 3 })).length, 0);
+  assert.equal(listActiveWarnings({ harmful: 0.4 }, CATEGORIES, normalizeSettings({ sensitivity: 5 })).length, 1);
+  assert.equal(listActiveWarnings({ harmful: 0.6 }, CATEGORIES, normalizeSettings({ sensitivity: 1 })).length, 0);
 });
 
 test('scores for categories the server does not list are ignored', () => {
-  assert.deepEqual(listActiveWarnings({ offensive: 0.99 }, LABELS, normalizeSettings({})), []);
+  assert.deepEqual(listActiveWarnings({ offensive: 0.99 }, CATEGORIES, normalizeSettings({})), []);
 });
