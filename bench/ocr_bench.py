@@ -10,8 +10,8 @@ count over the OCR tokens. The table gives means over images, and per image the 
 percentile wall time of the engine call (image already decoded) and the median CPU time of the
 process and its children (tesseract), which leaves out time spent waiting for the core.
 
-    python -m simclip.ocr_bench ../shared/data/harmeme-c-val --engine rapidocr tesseract
-    taskset -c 0 python -m simclip.ocr_bench DIR --engine auto --threads 1 --limit 50
+    python -m bench.ocr_bench ../shared/data/harmeme-c-val --engine rapidocr tesseract
+    taskset -c 0 python -m bench.ocr_bench DIR --engine auto --threads 1 --limit 50
 
 An engine is a name from OCR_ENGINES, optionally with keyword options after a colon:
 `rapidocr:det_side=640,use_cls=1` or `tesseract:psm=3,masks=0`.
@@ -20,58 +20,15 @@ An engine is a name from OCR_ENGINES, optionally with keyword options after a co
 import argparse
 import json
 import os
-import re
 import resource
 import statistics
 import time
-from collections import Counter
-from pathlib import Path
 
 from PIL import Image
 
-from .ocr import get_ocr_engine, resolve_engine_name
-
-_TOKEN = re.compile(r"[^\W_]+")
-
-
-def tokenize(text):
-    """Lowercased alphanumeric tokens of a text, in order."""
-    return _TOKEN.findall(text.lower())
-
-
-def _bag_overlap(of, within):
-    """Share of the tokens of `of` found in `within` (bag of words); None when `of` has none."""
-    bag = Counter(tokenize(of))
-    total = sum(bag.values())
-    if total == 0:
-        return None
-    other = Counter(tokenize(within))
-    return sum(min(n, other[w]) for w, n in bag.items()) / total
-
-
-def word_recall(reference, hypothesis):
-    """Bag-of-words recall of reference tokens in the hypothesis; None when the reference has none."""
-    return _bag_overlap(reference, hypothesis)
-
-
-def word_precision(reference, hypothesis):
-    """Bag-of-words precision: share of OCR tokens found in the reference; None when OCR gave none."""
-    return _bag_overlap(hypothesis, reference)
-
-
-def read_dataset(data_dir, limit=None):
-    """(image path, reference text) pairs from DIR/val.jsonl (fields image, text) and DIR/images/."""
-    data_dir = Path(data_dir)
-    items = []
-    with open(data_dir / "val.jsonl", encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
-                row = json.loads(line)
-                text = row.get("text") or ""
-                if text.strip() == "null":  # a missing transcription in HarMeme
-                    text = ""
-                items.append((data_dir / "images" / row["image"], text))
-    return items[:limit] if limit else items
+from simclip.ocr import get_ocr_engine, resolve_engine_name
+from simclip_train.datasets import read_transcriptions
+from simclip_train.metrics import word_precision, word_recall
 
 
 def parse_engine_spec(spec):
@@ -159,7 +116,7 @@ def format_table(rows, cores, threads):
 
 def parse_args(argv):
     """Command-line options."""
-    parser = argparse.ArgumentParser(prog="python -m simclip.ocr_bench", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m bench.ocr_bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("data_dir", help="folder with val.jsonl (image, text) and images/")
     parser.add_argument("--engine", nargs="+", default=["auto"],
@@ -177,7 +134,7 @@ def main(argv=None):
     """Evaluate each engine and print a Markdown table."""
     args = parse_args(argv)
     os.environ.setdefault("OMP_THREAD_LIMIT", str(args.threads))  # tesseract's OpenMP threads
-    items = read_dataset(args.data_dir, args.limit)
+    items = read_transcriptions(args.data_dir, args.limit)
     rows, dumps = [], []
     for spec in args.engine:
         name, kwargs = parse_engine_spec(spec)

@@ -4,6 +4,7 @@ Public API (the server and the tools use only these names):
     load_classifier, Predictor             ready-to-use classifier
     load_backbone, Backbone, list_backbones, get_device
     HeadConfig, TaskSpec, SimCLIPHead, simclip_loss, fuse
+    score_warning_rule, warning_scores   the one warning-score rule (training and serving)
     save_checkpoint, load_checkpoint, make_metadata, read_metadata
     decode_image, get_ocr_engine
     errors: SimCLIPError, ImageError (+ subclasses), CheckpointError, BackboneUnavailableError
@@ -11,6 +12,9 @@ Public API (the server and the tools use only these names):
 Names load lazily (PEP 562): `from simclip import DEFAULT_PORT` or an error class does not
 import torch and open_clip, so `simclip --help` and `simclip-server --print-token` answer at
 once; the first model-related name pulls them in.
+
+Training, evaluation and dataset tools live in the separate `simclip_train` package
+(`pip install 'simclip[train]'`); `import simclip` never loads them.
 """
 
 import importlib
@@ -36,6 +40,7 @@ _EXPORTS = {
     "DEFAULT_MODEL": "constants",
     "DEFAULT_PORT": "constants",
     "DEFAULT_PRETRAINED": "constants",
+    "DEFAULT_THRESHOLD": "constants",
     "MAX_IMAGE_PIXELS": "constants",
     "TINY_MODEL": "constants",
     "WARNING_CATEGORIES": "constants",
@@ -53,7 +58,9 @@ _EXPORTS = {
     "SimCLIPHead": "head",
     "TaskSpec": "head",
     "fuse": "head",
+    "score_warning_rule": "head",
     "simclip_loss": "head",
+    "warning_scores": "head",
     "decode_image": "images",
     "list_image_formats": "images",
     "OCR_ENGINES": "ocr",

@@ -5,10 +5,10 @@ Metadata (stored under the safetensors header key 'simclip'):
     format_version  int, CHECKPOINT_FORMAT_VERSION
     backbone        {"model", "pretrained", "embed_dim"}: the head only fits this backbone
     head_config     HeadConfig fields, tasks with their label names
-    warnings        [{"category", "task", "labels", "threshold"}]: which labels feed which
-                    warning category, and the decision threshold (tuned on validation).
-                    The score is the summed probability of `labels` for a multiclass task,
-                    the max for a multilabel one.
+    warnings        the warning rules, [{"category", "task", "labels", "threshold"}]: which
+                    class labels of which task feed which warning category, and its decision
+                    threshold (tuned on validation); `simclip.head.score_warning_rule` is the
+                    score (docs/glossary.md).
     training        free-form: datasets, seed, epochs ...
     metrics         free-form: validation and test metrics
 """
@@ -16,14 +16,13 @@ Metadata (stored under the safetensors header key 'simclip'):
 import json
 from pathlib import Path
 
-import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .constants import CHECKPOINT_FORMAT_VERSION, WARNING_CATEGORIES
 from .errors import CheckpointError
 from .fileutil import sha256_file
-from .head import MULTICLASS, HeadConfig, SimCLIPHead
+from .head import HeadConfig, SimCLIPHead
 
 METADATA_KEY = "simclip"
 
@@ -148,29 +147,3 @@ def load_checkpoint(path, backbone_info=None):
         raise CheckpointError(f"{path}: weights do not match the head config ({e})") from e
     head.eval()
     return head, meta
-
-
-def warning_scores(probs, config, warnings):
-    """Per-category scores from head probabilities.
-
-    Args:
-        probs: {task: (B, C) tensor} from `SimCLIPHead.predict_proba`.
-        config: the HeadConfig.
-        warnings: the checkpoint's warning entries.
-
-    Returns:
-        A list (one per image) of {category: (score, threshold)}; a category fed by several
-        entries keeps the entry with the highest score relative to its threshold.
-    """
-    batch = next(iter(probs.values())).shape[0]
-    out = [{} for _ in range(batch)]
-    for w in warnings:
-        task = config.get_task(w["task"])
-        idx = torch.tensor([task.labels.index(lbl) for lbl in w["labels"]])
-        p = probs[w["task"]][:, idx]  # (B, k)
-        score = p.sum(-1) if task.kind == MULTICLASS else p.max(-1).values  # (B,)
-        for i, s in enumerate(score.clamp(0, 1).tolist()):
-            prev = out[i].get(w["category"])
-            if prev is None or s - w["threshold"] > prev[0] - prev[1]:
-                out[i][w["category"]] = (s, float(w["threshold"]))
-    return out

@@ -7,15 +7,16 @@ import logging
 import sys
 
 # command -> (module, one-line help). Modules load lazily so `simclip predict` never imports
-# the training code, and each module keeps its own `parse_args`/`main(argv)` for tests.
+# the training package, and each module keeps its own `parse_args`/`main(argv)` for tests.
 COMMANDS = {
     "predict": ("simclip.cli", "classify meme images and print JSON"),
-    "embed": ("simclip.embed", "cache frozen-encoder embeddings of a dataset"),
-    "train": ("simclip.train", "train a SimCLIP head on cached embeddings"),
-    "evaluate": ("simclip.evaluate", "evaluate a trained head on a dataset split"),
-    "datasets": ("simclip.datasets", "fetch public meme datasets / show how to get the others"),
-    "quickstart": ("simclip.quickstart", "fetch Harm-C, train the harmful head, print the server line"),
+    "embed": ("simclip_train.embed", "cache frozen-encoder embeddings of a dataset"),
+    "train": ("simclip_train.train", "train a SimCLIP head on cached embeddings"),
+    "evaluate": ("simclip_train.evaluate", "evaluate a trained head on a dataset split"),
+    "datasets": ("simclip_train.download", "fetch public meme datasets / show how to get the others"),
+    "quickstart": ("simclip_train.quickstart", "fetch Harm-C, train the harmful head, print the server line"),
 }
+TRAIN_EXTRA = "train"  # the pyproject extra that the simclip_train commands need
 
 
 def add_backbone_args(parser):
@@ -86,7 +87,14 @@ def main(argv=None):
     name, rest = argv[0], argv[1:]
     if name == "predict":
         return predict_main(rest)
-    module = importlib.import_module(COMMANDS[name][0])
+    try:
+        module = importlib.import_module(COMMANDS[name][0])
+    except ModuleNotFoundError as e:
+        if e.name and e.name.split(".")[0] in ("simclip", "torch"):
+            raise  # a broken install of simclip itself, not a missing extra
+        print(f"simclip {name}: needs the '{TRAIN_EXTRA}' extra ({e.name} is not installed): "
+              f"pip install 'simclip[{TRAIN_EXTRA}]'", file=sys.stderr)
+        return 2
     return module.main(rest)
 
 

@@ -155,3 +155,45 @@ def simclip_loss(logits, targets, tasks, class_weights=None):
                 total = total + F.binary_cross_entropy_with_logits(
                     z[keep], y[keep].float(), pos_weight=w)
     return total
+
+
+def score_warning_rule(probs, task, labels):
+    """The score of one warning rule: how strongly a task's output says "one of `labels`".
+
+    Args:
+        probs: (B, C) probabilities of `task` (softmax for multiclass, sigmoid for multilabel).
+        task: the TaskSpec.
+        labels: the rule's class labels, a subset of `task.labels`.
+
+    Returns:
+        (B,) tensor in [0, 1]: the summed probability of `labels` for a multiclass task (the
+        classes are exclusive), their max for a multilabel one. Training tunes thresholds on this
+        score and the server applies them to it, so it is the only place the rule is written.
+    """
+    idx = torch.tensor([task.labels.index(lbl) for lbl in labels])
+    p = probs[:, idx]  # (B, k)
+    score = p.sum(-1) if task.kind == MULTICLASS else p.max(-1).values  # (B,)
+    return score.clamp(0.0, 1.0)
+
+
+def warning_scores(probs, config, rules):
+    """Per-category scores of a batch from head probabilities.
+
+    Args:
+        probs: {task: (B, C) tensor} from `SimCLIPHead.predict_proba`.
+        config: the HeadConfig.
+        rules: the checkpoint's warning rules, [{"category", "task", "labels", "threshold"}].
+
+    Returns:
+        A list (one per image) of {category: (score, threshold)}; a category fed by several
+        rules keeps the rule with the highest score relative to its threshold.
+    """
+    batch = next(iter(probs.values())).shape[0]
+    out = [{} for _ in range(batch)]
+    for w in rules:
+        score = score_warning_rule(probs[w["task"]], config.get_task(w["task"]), w["labels"])
+        for i, s in enumerate(score.tolist()):
+            prev = out[i].get(w["category"])
+            if prev is None or s - w["threshold"] > prev[0] - prev[1]:
+                out[i][w["category"]] = (s, float(w["threshold"]))
+    return out

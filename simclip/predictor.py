@@ -9,8 +9,8 @@ import time
 
 import torch
 
-from .checkpoint import warning_scores
 from .constants import MAX_IMAGE_PIXELS, WARNING_CATEGORIES
+from .head import warning_scores
 from .images import decode_image
 from .zeroshot import ZERO_SHOT_THRESHOLD, ZeroShotScorer
 
@@ -35,8 +35,8 @@ class Predictor:
         self.max_pixels = max_pixels
         if head is not None:
             self.mode = TRAINED
-            self._warnings = self.metadata["warnings"]
-            cats = {w["category"]: w["threshold"] for w in reversed(self._warnings)}
+            self._rules = self.metadata["warnings"]  # the checkpoint's warning rules
+            cats = {w["category"]: w["threshold"] for w in reversed(self._rules)}
             self._zero_shot = None
         else:
             self.mode = ZERO_SHOT
@@ -90,7 +90,7 @@ class Predictor:
             probs = [{} for _ in texts]
         else:
             p = self.head.predict_proba(img_emb, txt_emb)
-            per_image = warning_scores(p, self.head.config, self._warnings)
+            per_image = warning_scores(p, self.head.config, self._rules)
             probs = [{t.name: dict(zip(t.labels, [round(v, 6) for v in p[t.name][i].tolist()]))
                       for t in self.head.config.tasks} for i in range(len(texts))]
         out = []

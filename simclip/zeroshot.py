@@ -7,8 +7,10 @@ probability of the positive side, averaged over the two modalities (image only w
 
 import torch
 
-POSITIVE_TEMPLATES = ("a meme that is {}.", "a {} meme.", "an image with a {} joke.")
-NEGATIVE_TEMPLATES = ("a meme that is {}.", "a {} meme.", "an image with a {} joke.")
+from .constants import DEFAULT_THRESHOLD
+
+# Each template is filled with every positive and every negative description of a category.
+PROMPT_TEMPLATES = ("a meme that is {}.", "a {} meme.", "an image with a {} joke.")
 
 ZERO_SHOT_PROMPTS = {
     "harmful": (("harmful", "hurtful and abusive", "spreading dangerous lies"),
@@ -20,11 +22,11 @@ ZERO_SHOT_PROMPTS = {
     "offensive": (("offensive", "vulgar and insulting", "rude"),
                   ("inoffensive", "polite", "wholesome")),
 }
-ZERO_SHOT_THRESHOLD = 0.5
+ZERO_SHOT_THRESHOLD = DEFAULT_THRESHOLD  # the prompts are symmetric, so even odds decide
 
 
-def _prompts(words, templates):
-    return [t.format(w) for w in words for t in templates]
+def _prompts(words):
+    return [t.format(w) for w in words for t in PROMPT_TEMPLATES]
 
 
 class ZeroShotScorer:
@@ -36,8 +38,8 @@ class ZeroShotScorer:
         anchors = []
         for cat in self.categories:
             pos, neg = ZERO_SHOT_PROMPTS[cat]
-            e_pos = backbone.encode_texts(_prompts(pos, POSITIVE_TEMPLATES)).mean(0)
-            e_neg = backbone.encode_texts(_prompts(neg, NEGATIVE_TEMPLATES)).mean(0)
+            e_pos = backbone.encode_texts(_prompts(pos)).mean(0)
+            e_neg = backbone.encode_texts(_prompts(neg)).mean(0)
             anchors.append(torch.stack([e_pos, e_neg]))
         self.anchors = torch.nn.functional.normalize(torch.stack(anchors), dim=-1)  # (K, 2, D)
 

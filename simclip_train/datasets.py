@@ -22,8 +22,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import SimCLIPError
-from .head import MULTICLASS, MULTILABEL, TaskSpec
+from simclip import MULTICLASS, MULTILABEL, SimCLIPError, TaskSpec
 
 SPLITS = ("train", "val", "test")
 VAL_FRACTION = 0.1  # held-out share of the training file where a dataset has no validation split
@@ -47,12 +46,12 @@ class Example:
 
 @dataclass
 class DatasetSpec:
-    """A dataset in one setting: its tasks, the warnings they feed, and its reader."""
+    """A dataset in one setting: its tasks, the warning rules they feed, and its reader."""
 
     name: str  # e.g. 'harmeme-c'
     setting: str  # e.g. 'binary'
     tasks: list  # TaskSpec list
-    warnings: list  # [{"category", "task", "labels"}]; the threshold is tuned in training
+    warning_rules: list  # [{"category", "task", "labels"}]; the threshold is tuned in training
     reader: object  # reader(root, split, spec) -> list[Example]
     split_files: dict  # split -> file names (relative to the root) the split is read from
     primary_metric: dict = field(default_factory=dict)  # task -> metric the papers report
@@ -400,3 +399,19 @@ def read_split(name, root, split):
         raise ValueError(f"dataset {spec.name!r} has no split {split!r}; "
                          f"available: {', '.join(spec.split_files)}")
     return spec.reader(Path(root), split, spec)
+
+
+def read_transcriptions(data_dir, limit=None, annotations="val.jsonl"):
+    """(image path, reference text) pairs from DIR/<annotations> (fields image, text) and
+    DIR/images/, for OCR benchmarks: the HarMeme folders in ../shared/data have this layout."""
+    data_dir = Path(data_dir)
+    items = []
+    with open(data_dir / annotations, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                row = json.loads(line)
+                text = row.get("text") or ""
+                if text.strip() == "null":  # a missing transcription in HarMeme
+                    text = ""
+                items.append((data_dir / "images" / row["image"], text))
+    return items[:limit] if limit else items

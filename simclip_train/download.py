@@ -29,10 +29,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .data import SPLITS, DatasetFormatError, list_datasets, read_split
-from .errors import SimCLIPError
-from .fileutil import sha256_file
-from .images import decode_image
+from simclip import SimCLIPError, decode_image
+from simclip.fileutil import sha256_file
+
+from .datasets import SPLITS, DatasetFormatError, list_datasets, read_split
 
 logger = logging.getLogger(__name__)
 

@@ -26,15 +26,17 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
-from .backbone import get_backbone_id, load_backbone
-from .constants import DEFAULT_MODEL
-from .data import get_dataset, get_dataset_root, read_split
-from .images import decode_image
+from simclip import DEFAULT_MODEL, decode_image, get_ocr_engine, load_backbone
+from simclip.backbone import get_backbone_id
+from simclip.cli import add_backbone_args
+from simclip.ocr import is_rapidocr_available
+
+from .config import TEXT_SOURCES, EmbedConfig, embed_config_from_args
+from .datasets import get_dataset, get_dataset_root, read_split
 
 logger = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
-TEXT_SOURCES = ("dataset", "ocr")
 
 
 def _slug(text):
@@ -107,8 +109,9 @@ def _augment_views(image, n, seed):
         return [aug(image) for _ in range(n)]
 
 
-def embed_split(backbone, examples, path, fingerprint, text_source, ocr=None, batch_size=32,
-                shard_size=256, augment=0, seed=0, progress=True, on_shard=None):
+def embed_split(backbone, examples, path, fingerprint, text_source, ocr=None,
+                batch_size=EmbedConfig.batch_size, shard_size=EmbedConfig.shard_size, augment=0,
+                seed=0, progress=True, on_shard=None):
     """Embed `examples` into the cache file `path`, resuming from finished shards.
 
     Args:
@@ -207,8 +210,9 @@ class EmbeddingCache:
     `cache_dir` None means DATA_DIR/embeddings.
     """
 
-    def __init__(self, cache_dir, data_dir, model=None, pretrained=None, device=None, ocr="auto",
-                 text="dataset", augment=0, batch_size=32, shard_size=256, seed=0,
+    def __init__(self, cache_dir, data_dir, model=None, pretrained=None, device=None,
+                 ocr=EmbedConfig.ocr, text=EmbedConfig.text, augment=EmbedConfig.augment,
+                 batch_size=EmbedConfig.batch_size, shard_size=EmbedConfig.shard_size, seed=0,
                  weights_cache_dir=None, progress=True):
         self.data_dir = Path(data_dir)
         self.cache_dir = Path(cache_dir) if cache_dir else self.data_dir / "embeddings"
@@ -220,6 +224,14 @@ class EmbeddingCache:
         self.augment, self.batch_size, self.shard_size = augment, batch_size, shard_size
         self.seed, self.progress = seed, progress
         self._backbone = None
+
+    @classmethod
+    def from_config(cls, cfg: EmbedConfig, seed=0, progress=True):
+        """The cache an EmbedConfig describes; `seed` picks the augmentation views."""
+        return cls(cfg.cache_dir, cfg.data_dir, model=cfg.model, pretrained=cfg.pretrained,
+                   device=cfg.device, ocr=cfg.ocr, text=cfg.text, augment=cfg.augment,
+                   batch_size=cfg.batch_size, shard_size=cfg.shard_size, seed=seed,
+                   weights_cache_dir=cfg.weights_cache_dir, progress=progress)
 
     def get_backbone(self):
         """The frozen backbone (built on first use)."""
@@ -233,8 +245,6 @@ class EmbeddingCache:
     def get_ocr(self):
         """The OCR engine (built on first use)."""
         if self._ocr_engine is None:
-            from .ocr import get_ocr_engine
-
             self._ocr_engine = get_ocr_engine(self.ocr_name)
         return self._ocr_engine
 
@@ -245,8 +255,6 @@ class EmbeddingCache:
             return "dataset"
         name = self.ocr_name
         if name == "auto":
-            from .ocr import is_rapidocr_available
-
             name = "rapidocr" if is_rapidocr_available() else "tesseract"
         return get_text_source("ocr", name)
 
@@ -283,38 +291,30 @@ class EmbeddingCache:
 
 
 def add_cache_args(parser):
-    """--data-dir, --cache-dir, --text, --augment, --batch-size: shared by embed/train/evaluate."""
+    """--data-dir, --cache-dir, --text, --augment, --batch-size: shared by embed, train and
+    quickstart; defaults from `EmbedConfig`."""
+    d = EmbedConfig
     parser.add_argument("--data-dir", required=True,
                         help="folder holding one sub-folder per dataset (see docs/reproduce.md)")
-    parser.add_argument("--cache-dir", default=None,
+    parser.add_argument("--cache-dir", default=d.cache_dir,
                         help="embedding cache (default: DATA_DIR/embeddings)")
-    parser.add_argument("--text", choices=TEXT_SOURCES, default="dataset",
+    parser.add_argument("--text", choices=TEXT_SOURCES, default=d.text,
                         help="caption source: the dataset's transcription (default, as the paper) "
                              "or our OCR (what the server sees)")
-    parser.add_argument("--augment", type=int, default=0,
-                        help="RandAugment views cached per training image (default 0)")
-    parser.add_argument("--batch-size", type=int, default=32, help="encoder batch size")
-
-
-def make_cache(args, seed=0, progress=True):
-    """An EmbeddingCache from parsed arguments (see add_cache_args and add_backbone_args)."""
-    return EmbeddingCache(args.cache_dir, args.data_dir,
-                          model=args.model, pretrained=args.pretrained, device=args.device,
-                          ocr=args.ocr, text=args.text, augment=args.augment,
-                          batch_size=args.batch_size, shard_size=getattr(args, "shard_size", 256),
-                          seed=seed, weights_cache_dir=args.weights_cache_dir, progress=progress)
+    parser.add_argument("--augment", type=int, default=d.augment,
+                        help=f"RandAugment views cached per training image (default {d.augment})")
+    parser.add_argument("--batch-size", type=int, default=d.batch_size,
+                        help=f"encoder batch size (default {d.batch_size})")
 
 
 def parse_args(argv):
     """Arguments of `simclip embed`."""
-    from .cli import add_backbone_args
-
     p = argparse.ArgumentParser(prog="simclip embed",
                                 description="cache frozen-encoder embeddings of a dataset")
     p.add_argument("dataset", help="dataset name, e.g. harmeme-c (see `simclip datasets list`)")
     p.add_argument("--splits", default="train,val,test", help="comma-separated splits")
-    p.add_argument("--shard-size", type=int, default=256,
-                   help="memes per resumable shard (default 256)")
+    p.add_argument("--shard-size", type=int, default=EmbedConfig.shard_size,
+                   help=f"memes per resumable shard (default {EmbedConfig.shard_size})")
     p.add_argument("--force", action="store_true", help="recompute even a valid cache")
     add_cache_args(p)
     add_backbone_args(p)
@@ -324,7 +324,7 @@ def parse_args(argv):
 def main(argv=None):
     """`simclip embed DATASET --data-dir D`: write the embedding cache of every split."""
     args = parse_args(argv)
-    cache = make_cache(args)
+    cache = EmbeddingCache.from_config(embed_config_from_args(args))
     for split in args.splits.split(","):
         try:
             _, c = cache.get(args.dataset, split, force=args.force)

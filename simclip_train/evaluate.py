@@ -20,10 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import load_checkpoint, read_metadata
-from .data import get_dataset
-from .embed import TEXT_SOURCES, EmbeddingCache, get_backbone_id
-from .errors import SimCLIPError
+from simclip import SimCLIPError, load_checkpoint, read_metadata
+from simclip.backbone import get_backbone_id
+
+from .config import TEXT_SOURCES, EmbedConfig, TrainConfig
+from .datasets import get_dataset
+from .embed import EmbeddingCache
 from .metrics import binary_metrics
 from .train import (
     build_targets,
@@ -104,16 +106,15 @@ def markdown_table(result):
     return "\n".join(lines)
 
 
-def _retrain_args(meta, seed):
-    """A `train` namespace that repeats the checkpoint's recipe with another seed."""
+def train_config_from_metadata(meta, embed, seed):
+    """The TrainConfig that repeats a checkpoint's recipe with another seed, on `embed`."""
     tr, hc = meta["training"], meta["head_config"]
-    text = "dataset" if tr.get("text", "dataset") == "dataset" else "ocr"
-    return argparse.Namespace(
-        dataset=[d["name"] for d in tr["datasets"]], seed=seed, epochs=tr["epochs"],
-        patience=tr["patience"], train_batch_size=tr["batch_size"], lr=tr["lr"],
-        weight_decay=tr["weight_decay"], warmup=tr["warmup"], augment=tr.get("augment", 0),
+    return TrainConfig(
+        datasets=[d["name"] for d in tr["datasets"]], embed=embed, seed=seed,
+        epochs=tr["epochs"], patience=tr["patience"], train_batch_size=tr["batch_size"],
+        lr=tr["lr"], weight_decay=tr["weight_decay"], warmup=tr["warmup"],
         proj_dim=hc["proj_dim"], hidden_dim=hc["hidden_dim"], depth=hc["depth"],
-        dropout=hc["dropout"], text=text)
+        dropout=hc["dropout"])
 
 
 def parse_args(argv):
@@ -136,7 +137,8 @@ def parse_args(argv):
     p.add_argument("--device", default=None, help="device for the encoders")
     p.add_argument("--ocr", default=None, help="OCR engine for --text ocr "
                                                "(default: the one the head was trained with)")
-    p.add_argument("--batch-size", type=int, default=32, help="encoder batch size")
+    p.add_argument("--batch-size", type=int, default=EmbedConfig.batch_size,
+                   help="encoder batch size")
     p.add_argument("--weights-cache-dir", default=None, help="where CLIP weights are cached")
     return p.parse_args(argv)
 
@@ -156,11 +158,11 @@ def run(args, progress=True):
                          f"not {backbone_id}; pass its --model/--pretrained")
     seeds = max(1, args.seeds)
     base_seed = int(meta.get("training", {}).get("seed", 0))
-    cache = EmbeddingCache(args.cache_dir, args.data_dir,
-                           model=model, pretrained=pretrained, device=args.device, ocr=ocr,
-                           text=text, augment=meta.get("training", {}).get("augment", 0),
-                           batch_size=args.batch_size, seed=base_seed,
-                           weights_cache_dir=args.weights_cache_dir, progress=progress)
+    embed = EmbedConfig(data_dir=args.data_dir, cache_dir=args.cache_dir, text=text,
+                        augment=meta.get("training", {}).get("augment", 0),
+                        batch_size=args.batch_size, model=model, pretrained=pretrained,
+                        device=args.device, ocr=ocr, weights_cache_dir=args.weights_cache_dir)
+    cache = EmbeddingCache.from_config(embed, seed=base_seed, progress=progress)
     examples, c = cache.get(args.dataset, args.split)
     c["dataset"] = args.dataset
     runs = []
@@ -169,8 +171,8 @@ def run(args, progress=True):
         runs.append(evaluate_head(head, meta, examples, c))
     else:
         for k in range(seeds):
-            head, run_meta = train(_retrain_args(meta, base_seed + k), cache=cache,
-                                   progress=progress)
+            cfg = train_config_from_metadata(meta, embed, base_seed + k)
+            head, run_meta = train(cfg, cache=cache, progress=progress)
             runs.append(evaluate_head(head, run_meta, examples, c))
     metrics = runs[0] if seeds == 1 else aggregate(runs)
     return clean_floats({

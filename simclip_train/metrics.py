@@ -5,7 +5,12 @@ Plain numpy, so evaluation needs no scikit-learn; the definitions match scikit-l
 one-vs-rest macro averaging for several classes).
 """
 
+import re
+from collections import Counter
+
 import numpy as np
+
+from simclip.constants import DEFAULT_THRESHOLD
 
 
 def confusion(y_true, y_pred, n_classes):
@@ -129,17 +134,49 @@ def binary_metrics(y_true, scores, threshold):
 
 
 def tune_threshold(y_true, scores):
-    """The threshold in [0, 1] maximising binary macro-F1 (ties: the one closest to 0.5).
+    """The threshold in [0, 1] maximising binary macro-F1 (ties: the one closest to
+    DEFAULT_THRESHOLD, 0.5).
 
-    Candidates are midpoints between consecutive distinct scores, plus 0.5.
+    Candidates are midpoints between consecutive distinct scores, plus DEFAULT_THRESHOLD.
     """
     scores = np.asarray(scores, float)
     y_true = np.asarray(y_true, int)
     s = np.unique(scores)
-    candidates = np.unique(np.concatenate([[0.5], (s[:-1] + s[1:]) / 2.0 if len(s) > 1 else []]))
-    best, best_key = 0.5, None
+    midpoints = (s[:-1] + s[1:]) / 2.0 if len(s) > 1 else []
+    candidates = np.unique(np.concatenate([[DEFAULT_THRESHOLD], midpoints]))
+    best, best_key = DEFAULT_THRESHOLD, None
     for t in candidates:
-        key = (macro_f1(y_true, (scores >= t).astype(int), 2), -abs(t - 0.5))
+        key = (macro_f1(y_true, (scores >= t).astype(int), 2), -abs(t - DEFAULT_THRESHOLD))
         if best_key is None or key > best_key:
             best, best_key = float(t), key
     return min(max(best, 0.0), 1.0)
+
+
+# ---------------------------------------------------------------- OCR word metrics (docs/ocr.md)
+
+_TOKEN = re.compile(r"[^\W_]+")
+
+
+def tokenize(text):
+    """Lowercased alphanumeric tokens of a text, in order."""
+    return _TOKEN.findall(text.lower())
+
+
+def _bag_overlap(of, within):
+    """Share of the tokens of `of` found in `within` (bag of words); None when `of` has none."""
+    bag = Counter(tokenize(of))
+    total = sum(bag.values())
+    if total == 0:
+        return None
+    other = Counter(tokenize(within))
+    return sum(min(n, other[w]) for w, n in bag.items()) / total
+
+
+def word_recall(reference, hypothesis):
+    """Bag-of-words recall of reference tokens in the hypothesis; None when the reference has none."""
+    return _bag_overlap(reference, hypothesis)
+
+
+def word_precision(reference, hypothesis):
+    """Bag-of-words precision: share of OCR tokens found in the reference; None when OCR gave none."""
+    return _bag_overlap(hypothesis, reference)

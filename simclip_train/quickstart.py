@@ -10,17 +10,19 @@ import argparse
 import sys
 from pathlib import Path
 
-from .datasets import fetch_harmeme_c
-from .errors import SimCLIPError
-from .fileutil import get_user_cache_dir
+from simclip import SimCLIPError, get_user_cache_dir
+from simclip.cli import add_backbone_args
+
+from .config import TEXT_SOURCES, EmbedConfig, train_config_from_args
+from .download import fetch_harmeme_c
 from .train import add_train_args
 from .train import run as run_train
+
+DATASET = "harmeme-c:binary"  # the binary harmful head: the server's "Harmful" warning
 
 
 def parse_args(argv):
     """Arguments of `simclip quickstart`."""
-    from .cli import add_backbone_args
-
     p = argparse.ArgumentParser(prog="simclip quickstart",
                                 description="fetch Harm-C, train the harmful head, print the "
                                             "server line")
@@ -31,9 +33,10 @@ def parse_args(argv):
                    help="checkpoint to write (default DATA_DIR/checkpoints/harmeme-c-binary."
                         "safetensors)")
     p.add_argument("--base-url", default=None, help="Harm-C mirror (default: GitHub)")
-    p.add_argument("--text", choices=("dataset", "ocr"), default="dataset",
+    p.add_argument("--text", choices=TEXT_SOURCES, default=EmbedConfig.text,
                    help="caption source for training (default: the dataset's transcription)")
-    p.add_argument("--batch-size", type=int, default=32, help="encoder batch size")
+    p.add_argument("--batch-size", type=int, default=EmbedConfig.batch_size,
+                   help="encoder batch size")
     add_train_args(p)
     add_backbone_args(p)
     args = p.parse_args(argv)
@@ -48,10 +51,8 @@ def main(argv=None):
     try:
         print(f"[1/3] fetching Harm-C into {args.data_dir}", file=sys.stderr)
         fetch_harmeme_c(args.data_dir, base_url=args.base_url)
-        print("[2/3] embedding and training the binary harmful head", file=sys.stderr)
-        train_args = argparse.Namespace(**vars(args), dataset=["harmeme-c:binary"],
-                                        cache_dir=None, augment=0, shard_size=256)
-        path, meta = run_train(train_args)
+        print(f"[2/3] embedding and training the binary harmful head ({DATASET})", file=sys.stderr)
+        path, meta = run_train(train_config_from_args(args, datasets=[DATASET]), args.out)
     except (SimCLIPError, ValueError, RuntimeError, OSError) as e:
         print(f"simclip quickstart: {e}", file=sys.stderr)
         return 1

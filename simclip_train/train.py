@@ -25,11 +25,22 @@ import sys
 import numpy as np
 import torch
 
-from .backbone import BackboneInfo
-from .checkpoint import make_metadata, save_checkpoint
-from .data import get_dataset
-from .embed import add_cache_args, make_cache
-from .head import MULTICLASS, HeadConfig, SimCLIPHead, simclip_loss
+from simclip import (
+    DEFAULT_THRESHOLD,
+    MULTICLASS,
+    BackboneInfo,
+    HeadConfig,
+    SimCLIPHead,
+    make_metadata,
+    save_checkpoint,
+    score_warning_rule,
+    simclip_loss,
+)
+from simclip.cli import add_backbone_args
+
+from .config import TrainConfig, train_config_from_args
+from .datasets import get_dataset
+from .embed import EmbeddingCache, add_cache_args
 from .metrics import (
     binary_metrics,
     multiclass_metrics,
@@ -52,11 +63,11 @@ def merge_tasks(specs):
     return list(tasks.values())
 
 
-def merge_warnings(specs):
-    """Each dataset's warning entries, once each."""
+def merge_warning_rules(specs):
+    """Each dataset's warning rules, once each."""
     out = []
     for spec in specs:
-        for w in spec.warnings:
+        for w in spec.warning_rules:
             if w not in out:
                 out.append(dict(w))
     return out
@@ -152,19 +163,19 @@ def task_metrics(probs, targets, tasks):
     return out
 
 
-def warning_truth_and_scores(probs, targets, task, warning):
-    """(y, score) of a warning over the rows labelled for its task: y = one of its labels holds."""
-    idx = [task.labels.index(lbl) for lbl in warning["labels"]]
+def warning_truth_and_scores(probs, targets, task, rule):
+    """(y, score) of a warning rule over the rows labelled for its task: y = one of its labels
+    holds; the score is `simclip.score_warning_rule`'s, the one the server applies."""
+    idx = [task.labels.index(lbl) for lbl in rule["labels"]]
     y = targets[task.name].numpy()
     if task.kind == MULTICLASS:
         keep = y >= 0
         truth = np.isin(y[keep], idx).astype(int)
-        score = probs[task.name][keep][:, idx].sum(1)
     else:
         keep = ~np.isnan(y).any(-1)
         truth = (y[keep][:, idx].max(1) > 0).astype(int)
-        score = probs[task.name][keep][:, idx].max(1)
-    return truth, np.clip(score, 0.0, 1.0)
+    score = score_warning_rule(torch.from_numpy(probs[task.name][keep]), task, rule["labels"])
+    return truth, score.numpy()
 
 
 def clean_floats(obj):
@@ -178,23 +189,23 @@ def clean_floats(obj):
     return obj
 
 
-def _fit(args, config, tasks, train_parts, val, weights):
+def _fit(cfg, config, tasks, train_parts, val, weights):
     """The training loop with early stopping; returns (best head, score, epoch, history)."""
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(args.seed)
-        gen = torch.Generator().manual_seed(args.seed)
+        torch.manual_seed(cfg.seed)
+        gen = torch.Generator().manual_seed(cfg.seed)
         head = SimCLIPHead(config)
-        opt = torch.optim.AdamW(head.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+        opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         sizes = [len(p["image"]) for p in train_parts]
-        steps_per_epoch = math.ceil(max(sizes) * len(sizes) / args.train_batch_size)
-        warmup = max(1, round(args.warmup * steps_per_epoch * args.epochs))
+        steps_per_epoch = math.ceil(max(sizes) * len(sizes) / cfg.train_batch_size)
+        warmup = max(1, round(cfg.warmup * steps_per_epoch * cfg.epochs))
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup))
         best, best_score, best_loss, best_epoch, bad, history = None, -1.0, math.inf, 0, 0, []
-        for epoch in range(1, args.epochs + 1):
+        for epoch in range(1, cfg.epochs + 1):
             head.train()
             order = interleave(sizes, gen)
-            for i in range(0, len(order), args.train_batch_size):
-                batch = order[i:i + args.train_batch_size]
+            for i in range(0, len(order), cfg.train_batch_size):
+                batch = order[i:i + cfg.train_batch_size]
                 img, txt, tgt = [], [], {t.name: [] for t in tasks}
                 for d, r in batch:
                     part = train_parts[d]
@@ -226,21 +237,23 @@ def _fit(args, config, tasks, train_parts, val, weights):
                                                                 score, val_loss, epoch, 0)
             else:
                 bad += 1
-                if bad >= args.patience:
+                if bad >= cfg.patience:
                     break
     head.load_state_dict(best)
     head.eval()
     return head, best_score, best_epoch, history
 
 
-def train(args, cache=None, progress=True):
-    """Train a head as `args` says (see parse_args); return (head, metadata).
+def train(cfg: TrainConfig, cache: EmbeddingCache | None = None, progress: bool = True):
+    """Train a head as `cfg` says; return (SimCLIPHead in eval mode, checkpoint metadata).
 
-    Reads only the train and validation splits.
+    Reads only the train and validation splits. `cache` defaults to one built from `cfg.embed`.
+    Raises ValueError for unknown datasets or tasks that conflict, DatasetFormatError for bad
+    dataset files.
     """
-    specs = [get_dataset(name) for name in args.dataset]
+    specs = [get_dataset(name) for name in cfg.datasets]
     tasks = merge_tasks(specs)
-    cache = cache or make_cache(args, seed=args.seed, progress=progress)
+    cache = cache or EmbeddingCache.from_config(cfg.embed, seed=cfg.seed, progress=progress)
     train_parts = [load_split(cache, s, "train", tasks) for s in specs]
     val_parts = [load_split(cache, s, "val", tasks) for s in specs]
     val = concat_splits(val_parts, tasks)
@@ -249,12 +262,12 @@ def train(args, cache=None, progress=True):
     all_train_targets = concat_splits(train_parts, tasks)["targets"]
     weights = class_weights(all_train_targets, tasks)
 
-    config = HeadConfig(embed_dim=embed_dim, proj_dim=args.proj_dim, hidden_dim=args.hidden_dim,
-                        depth=args.depth, dropout=args.dropout, tasks=tasks)
+    config = HeadConfig(embed_dim=embed_dim, proj_dim=cfg.proj_dim, hidden_dim=cfg.hidden_dim,
+                        depth=cfg.depth, dropout=cfg.dropout, tasks=tasks)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small matrices: one thread is fastest, and immune to contention
     try:
-        head, best_score, best_epoch, history = _fit(args, config, tasks, train_parts, val,
+        head, best_score, best_epoch, history = _fit(cfg, config, tasks, train_parts, val,
                                                      weights)
     finally:
         torch.set_num_threads(threads)
@@ -263,13 +276,13 @@ def train(args, cache=None, progress=True):
 
     probs = predict_probs(head, val["image"], val["text"])
     val_metrics = task_metrics(probs, val["targets"], tasks)
-    warnings, warning_metrics = [], {}
+    rules, rule_metrics = [], {}
     by_name = {t.name: t for t in tasks}
-    for w in merge_warnings(specs):
+    for w in merge_warning_rules(specs):
         truth, score = warning_truth_and_scores(probs, val["targets"], by_name[w["task"]], w)
-        threshold = tune_threshold(truth, score) if len(truth) else 0.5
-        warnings.append({**w, "threshold": round(threshold, 6)})
-        warning_metrics[f"{w['category']}/{w['task']}"] = binary_metrics(truth, score, threshold)
+        threshold = tune_threshold(truth, score) if len(truth) else DEFAULT_THRESHOLD
+        rules.append({**w, "threshold": round(threshold, 6)})
+        rule_metrics[f"{w['category']}/{w['task']}"] = binary_metrics(truth, score, threshold)
 
     training = {
         "tool": "simclip train",
@@ -277,43 +290,43 @@ def train(args, cache=None, progress=True):
                       "train": {"n": len(p["image"]), "fingerprint": p["meta"]["fingerprint"]},
                       "val": {"n": len(v["image"]), "fingerprint": v["meta"]["fingerprint"]}}
                      for s, p, v in zip(specs, train_parts, val_parts)],
-        "text": cache.text_source, "augment": args.augment, "seed": args.seed,
-        "epochs": args.epochs, "epochs_run": len(history), "best_epoch": best_epoch,
-        "batch_size": args.train_batch_size, "lr": args.lr, "weight_decay": args.weight_decay,
-        "warmup": args.warmup, "patience": args.patience,
+        "text": cache.text_source, "augment": cache.augment, "seed": cfg.seed,
+        "epochs": cfg.epochs, "epochs_run": len(history), "best_epoch": best_epoch,
+        "batch_size": cfg.train_batch_size, "lr": cfg.lr, "weight_decay": cfg.weight_decay,
+        "warmup": cfg.warmup, "patience": cfg.patience,
         "early_stopping": "validation mean macro-F1, ties broken by validation loss",
         "thresholds": "tuned on validation",
         "val_mean_macro_f1_history": history,
     }
     metrics = {"val": {"tasks": val_metrics, "mean_macro_f1": best_score,
-                       "warnings": warning_metrics}}
-    meta = make_metadata(config, BackboneInfo(**backbone_info), warnings, training=clean_floats(training),
-                         metrics=clean_floats(metrics))
+                       "warnings": rule_metrics}}
+    meta = make_metadata(config, BackboneInfo(**backbone_info), rules,
+                         training=clean_floats(training), metrics=clean_floats(metrics))
     return head, meta
 
 
 def add_train_args(p):
-    """Training hyper-parameters (defaults: the paper's)."""
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--epochs", type=int, default=30, help="maximum epochs (default 30)")
-    p.add_argument("--patience", type=int, default=5,
+    """Training hyper-parameters; defaults from `TrainConfig` (the paper's)."""
+    d = TrainConfig
+    p.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
+    p.add_argument("--epochs", type=int, default=d.epochs, help=f"maximum epochs (default {d.epochs})")
+    p.add_argument("--patience", type=int, default=d.patience,
                    help="stop after this many epochs without a better validation score")
-    p.add_argument("--train-batch-size", dest="train_batch_size", type=int, default=64,
-                   help="head training batch size (default 64)")
-    p.add_argument("--lr", type=float, default=1e-4, help="AdamW learning rate (default 1e-4)")
-    p.add_argument("--weight-decay", type=float, default=1e-4, help="AdamW weight decay")
-    p.add_argument("--warmup", type=float, default=0.1,
-                   help="fraction of steps with a linear warm-up (default 0.1)")
-    p.add_argument("--proj-dim", type=int, default=128, help="siamese projection size")
-    p.add_argument("--hidden-dim", type=int, default=512, help="task MLP width")
-    p.add_argument("--depth", type=int, default=2, help="task MLP blocks")
-    p.add_argument("--dropout", type=float, default=0.1, help="dropout")
+    p.add_argument("--train-batch-size", dest="train_batch_size", type=int,
+                   default=d.train_batch_size,
+                   help=f"head training batch size (default {d.train_batch_size})")
+    p.add_argument("--lr", type=float, default=d.lr, help=f"AdamW learning rate (default {d.lr})")
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay, help="AdamW weight decay")
+    p.add_argument("--warmup", type=float, default=d.warmup,
+                   help=f"fraction of steps with a linear warm-up (default {d.warmup})")
+    p.add_argument("--proj-dim", type=int, default=d.proj_dim, help="siamese projection size")
+    p.add_argument("--hidden-dim", type=int, default=d.hidden_dim, help="task MLP width")
+    p.add_argument("--depth", type=int, default=d.depth, help="task MLP blocks")
+    p.add_argument("--dropout", type=float, default=d.dropout, help="dropout")
 
 
 def parse_args(argv):
     """Arguments of `simclip train`."""
-    from .cli import add_backbone_args
-
     p = argparse.ArgumentParser(prog="simclip train",
                                 description="train a SimCLIP head on cached embeddings")
     p.add_argument("--dataset", action="append", required=True,
@@ -323,22 +336,20 @@ def parse_args(argv):
     add_train_args(p)
     add_cache_args(p)
     add_backbone_args(p)
-    args = p.parse_args(argv)
-    args.shard_size = 256
-    return args
+    return p.parse_args(argv)
 
 
-def run(args, progress=True):
-    """Train and save the checkpoint; return (path, metadata)."""
-    head, meta = train(args, progress=progress)
-    return save_checkpoint(args.out, head, meta), meta
+def run(cfg: TrainConfig, out, progress: bool = True):
+    """Train and save the checkpoint to `out`; return (path, metadata)."""
+    head, meta = train(cfg, progress=progress)
+    return save_checkpoint(out, head, meta), meta
 
 
 def main(argv=None):
     """`simclip train --dataset NAME --data-dir D --out CKPT`: train, tune, save."""
     args = parse_args(argv)
     try:
-        path, meta = run(args)
+        path, meta = run(train_config_from_args(args), args.out)
     except (ValueError, RuntimeError, OSError) as e:
         print(f"simclip train: {e}", file=sys.stderr)
         return 2

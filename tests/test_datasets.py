@@ -1,148 +1,156 @@
-"""`simclip datasets fetch` and `simclip quickstart` against a local fixture HTTP server."""
+"""Dataset readers: each official format parses, and a malformed line is named by file and line."""
 
-import http.server
 import json
-import shutil
-import threading
-from functools import partial
-from typing import ClassVar
 
 import pytest
 
-from simclip import cli, datasets
-from simclip.synthetic import make_synthetic_dataset
+from simclip_train.datasets import DatasetFormatError, get_dataset, list_datasets, read_split
 
 
-class RangeHandler(http.server.SimpleHTTPRequestHandler):
-    """Static files with HTTP Range support (as raw.githubusercontent.com has); logs requests."""
-
-    requests: ClassVar[list] = []
-
-    def log_message(self, *args):
-        pass
-
-    def do_GET(self):
-        RangeHandler.requests.append((self.path, self.headers.get("Range")))
-        path = self.translate_path(self.path)
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except OSError:
-            self.send_error(404)
-            return
-        start = 0
-        if self.headers.get("Range", "").startswith("bytes="):
-            start = int(self.headers["Range"][6:].split("-")[0])
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-        else:
-            self.send_response(200)
-        self.send_header("Content-Length", str(len(data) - start))
-        self.end_headers()
-        self.wfile.write(data[start:])
+def write(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
 
 
-@pytest.fixture(scope="module")
-def mirror(tmp_path_factory):
-    """A Harm-C-shaped mirror (annotations/ + images/) of synthetic memes on 127.0.0.1."""
-    root = tmp_path_factory.mktemp("mirror")
-    src = make_synthetic_dataset(root / "src", n_train=24, n_val=12, n_test=6, seed=3,
-                                 size=(160, 120))
-    (root / "annotations").mkdir()
-    for split in ("train", "val", "test"):
-        shutil.copy(src / f"{split}.jsonl", root / "annotations" / f"{split}.jsonl")
-    shutil.copytree(src / "images", root / "images")
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
-                                             partial(RangeHandler, directory=str(root)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
+HARMEME = "\n".join(json.dumps(r) for r in [
+    {"id": "covid_memes_1", "image": "covid_memes_1.png", "labels": ["not harmful"],
+     "text": "stay home\n"},
+    {"id": "covid_memes_2", "image": "covid_memes_2.png",
+     "labels": ["somewhat harmful", "individual"], "text": "a joke\n"},
+    {"id": "covid_memes_3", "image": "covid_memes_3.png", "labels": ["very harmful", "society"],
+     "text": "an attack\n"},
+]) + "\n"
+
+MAMI_TRAIN = ("file_name\tmisogynous\tshaming\tstereotype\tobjectification\tviolence\t"
+              "Text Transcription\n" +
+              "".join(f"{i}.jpg\t{i % 2}\t0\t{i % 2}\t0\t0\tcaption {i}\n" for i in range(1, 41)))
+MAMI_TEST = "file_name\tText Transcription\n15001.jpg\tsome text\n15002.jpg\tother text\n"
+MAMI_TEST_LABELS = "15001.jpg\t1\t1\t0\t0\t1\n15002.jpg\t0\t0\t0\t0\t0\n"
+
+HATEFUL = "\n".join(json.dumps(r) for r in [
+    {"id": 42953, "img": "img/42953.png", "label": 0, "text": "its their character"},
+    {"id": 23058, "img": "img/23058.png", "label": 1, "text": "don't be afraid"},
+]) + "\n"
+
+MULTIOFF = ("image_name,sentence,label\n"
+            "src_1.jpg,\"a meme, with a comma\",offensive\n"
+            "src_2.jpg,a calm meme,Non-offensiv\n")
+
+MEMOTION_LABELS = (
+    ",image_name,text_ocr,text_corrected,humour,sarcasm,offensive,motivational,"
+    "overall_sentiment\n" +
+    "".join(f"{i},image_{i}.jpg,ocr {i},text {i},funny,general,slight,not_motivational,"
+            f"very_positive\n" for i in range(1, 31)))
+MEMOTION_TEST = ("Image_name,Image_URL,OCR_extracted_text,corrected_text\n"
+                 "1.jpg,http://x,ocr a,text a\n2.jpg,http://y,ocr b,text b\n")
+MEMOTION_GT = "Image_name,Labels\n1.jpg,1_1110_1230\n2.jpg,-1_0000_0000\n"
 
 
-def test_fetch_lays_out_harm_c_atomically_with_a_checked_manifest(tmp_path, mirror, capsys):
-    root, url = mirror
-    assert cli.main(["datasets", "fetch", "harmeme-c", "--data-dir", str(tmp_path),
-                     "--base-url", url]) == 0
-    out = tmp_path / "harmeme-c"
-    assert not (tmp_path / "harmeme-c.partial").exists()
-    assert sorted(p.name for p in out.iterdir()) == ["MANIFEST.json", "images", "test.jsonl",
-                                                    "train.jsonl", "val.jsonl"]
-    manifest = json.loads((out / "MANIFEST.json").read_text())
-    name = min((root / "images").iterdir()).name
-    assert manifest["files"][f"images/{name}"]["sha256"] == datasets.sha256_file(
-        root / "images" / name)
-    assert manifest["files"]["train.jsonl"]["memes"] == 24
-    assert "harmeme-c ready" in capsys.readouterr().out
+def test_harmeme_binary_merges_somewhat_and_very_into_harmful_and_keeps_targets(tmp_path):
+    write(tmp_path / "train.jsonl", HARMEME)
+    rows = read_split("harmeme-c", tmp_path, "train")
+    assert [r.labels["harmful"] for r in rows] == [0, 1, 1]
+    assert [r.labels["target"] for r in rows] == [None, 0, 2]
+    assert rows[1].image == tmp_path / "images" / "covid_memes_2.png"
+    assert rows[0].text == "stay home\n"
 
 
-def test_fetch_resumes_a_partial_file_with_a_range_request(tmp_path, mirror):
-    root, url = mirror
-    name = sorted((root / "images").iterdir())[1].name
-    data = (root / "images" / name).read_bytes()
-    part = tmp_path / "harmeme-c.partial" / "images" / f"{name}.part"
-    part.parent.mkdir(parents=True)
-    part.write_bytes(data[: len(data) // 2])
-    RangeHandler.requests.clear()
-    datasets.fetch_harmeme_c(tmp_path, base_url=url, progress=False)
-    assert (f"/images/{name}", f"bytes={len(data) // 2}-") in RangeHandler.requests
-    assert (tmp_path / "harmeme-c" / "images" / name).read_bytes() == data
+def test_harmeme_three_class_setting_keeps_the_three_levels(tmp_path):
+    write(tmp_path / "val.jsonl", HARMEME)
+    rows = read_split("harmeme-c:3class", tmp_path, "val")
+    assert [r.labels["harmfulness"] for r in rows] == [0, 1, 2]
 
 
-def test_fetch_base_url_comes_from_the_environment_and_a_complete_dataset_is_not_refetched(
-        tmp_path, mirror, monkeypatch):
-    _, url = mirror
-    monkeypatch.setenv(datasets.BASE_URL_ENV, url)
-    datasets.fetch_harmeme_c(tmp_path, progress=False)
-    RangeHandler.requests.clear()
-    datasets.fetch_harmeme_c(tmp_path, progress=False)
-    assert RangeHandler.requests == []
+def test_harm_p_reads_the_deduplicated_v1_files_by_default(tmp_path):
+    write(tmp_path / "test_v1.jsonl", HARMEME)
+    write(tmp_path / "test.jsonl", HARMEME.splitlines()[0] + "\n")
+    assert len(read_split("harmeme-p", tmp_path, "test")) == 3
+    assert len(read_split("harmeme-p:binary-v0", tmp_path, "test")) == 1
 
 
-def test_download_refuses_a_file_shorter_than_announced(tmp_path, monkeypatch):
-    class Short:
-        status, headers = 200, {"Content-Length": "10"}
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            return False
-
-        def __init__(self):
-            self.chunks = [b"abc"]
-
-        def read(self, n):
-            return self.chunks.pop() if self.chunks else b""
-
-    monkeypatch.setattr(datasets.urllib.request, "urlopen", lambda *a, **k: Short())
-    with pytest.raises(datasets.DownloadError, match="got 3 bytes, the server announced 10"):
-        datasets.download("http://127.0.0.1/x", tmp_path / "x")
-    assert not (tmp_path / "x").exists() and (tmp_path / "x.part").is_file()
+def test_mami_sub_task_a_is_binary_and_b_multilabel_with_a_fixed_validation_share(tmp_path):
+    write(tmp_path / "training.csv", MAMI_TRAIN)
+    write(tmp_path / "Test.csv", MAMI_TEST)
+    write(tmp_path / "test_labels.txt", MAMI_TEST_LABELS)
+    train, val = read_split("mami", tmp_path, "train"), read_split("mami", tmp_path, "val")
+    assert len(train) + len(val) == 40 and not {r.id for r in train} & {r.id for r in val}
+    assert train[0].labels == {"misogynous": int(train[0].id) % 2}
+    test_b = read_split("mami:b", tmp_path, "test")
+    assert test_b[0].labels == {"misogyny_type": [1, 0, 0, 1]}
+    assert test_b[0].text == "some text" and test_b[0].image == tmp_path / "test" / "15001.jpg"
 
 
-@pytest.mark.parametrize("name,where", [("mami", "MIND-Lab"), ("hateful-memes", "hatefulmemes"),
-                                        ("memotion", "memotion-dataset-7k"),
-                                        ("multioff", "bharathichezhiyan"),
-                                        ("harmeme-p", "LCS2-IIITD/MOMENTA")])
-def test_gated_dataset_fetch_says_where_to_request_it_and_the_layout(tmp_path, capsys, name,
-                                                                     where):
-    assert cli.main(["datasets", "fetch", name, "--data-dir", str(tmp_path)]) == 2
-    err = capsys.readouterr().err
-    assert where in err and "Layout:" in err
+def test_hateful_memes_maps_dev_seen_and_test_seen_to_val_and_test(tmp_path):
+    write(tmp_path / "dev_seen.jsonl", HATEFUL)
+    rows = read_split("hateful-memes", tmp_path, "val")
+    assert [r.labels["hateful"] for r in rows] == [0, 1]
+    assert rows[0].image == tmp_path / "img" / "42953.png"
 
 
-def test_quickstart_fetches_trains_and_prints_a_server_line_whose_checkpoint_predicts(
-        tmp_path, mirror, capsys):
-    _, url = mirror
-    assert cli.main(["quickstart", "--data-dir", str(tmp_path), "--base-url", url,
-                     "--model", "simclip-tiny", "--pretrained", "none", "--device", "cpu",
-                     "--epochs", "3"]) == 0
-    out = capsys.readouterr().out.strip().splitlines()[-1]
-    ckpt = tmp_path / "checkpoints" / "harmeme-c-binary.safetensors"
-    assert out.startswith(f"simclip-server --checkpoint {ckpt}")
-    image = min((tmp_path / "harmeme-c" / "images").iterdir())
-    assert cli.main(["predict", str(image), "--checkpoint", str(ckpt), "--ocr", "none"]) == 0
-    result = json.loads(capsys.readouterr().out)[0]
-    assert result["mode"] == "trained" and "harmful" in result["scores"]
+def test_multioff_reads_quoted_sentences_and_the_non_offensiv_spelling(tmp_path):
+    write(tmp_path / "Testing_meme_dataset.csv", MULTIOFF)
+    rows = read_split("multioff", tmp_path, "test")
+    assert [r.labels["offensive"] for r in rows] == [1, 0]
+    assert rows[0].text == "a meme, with a comma"
+
+
+def test_memotion_has_five_heads_and_merges_sentiment_to_three_levels(tmp_path):
+    write(tmp_path / "labels.csv", MEMOTION_LABELS)
+    write(tmp_path / "2000_testdata.csv", MEMOTION_TEST)
+    write(tmp_path / "Meme_groundTruth.csv", MEMOTION_GT)
+    assert len(get_dataset("memotion").tasks) == 5
+    train = read_split("memotion", tmp_path, "train")
+    assert train[0].labels == {"memotion_humour": 1, "memotion_sarcasm": 1,
+                               "memotion_offensive": 1, "memotion_motivational": 0,
+                               "memotion_sentiment": 2}
+    test = read_split("memotion", tmp_path, "test")
+    assert test[0].labels == {"memotion_humour": 1, "memotion_sarcasm": 2,
+                              "memotion_offensive": 3, "memotion_motivational": 0,
+                              "memotion_sentiment": 2}
+    assert test[1].labels["memotion_sentiment"] == 0 and test[1].text == "text b"
+
+
+MALFORMED = [
+    ("harmeme-c", "train", "train.jsonl", HARMEME + "{not json\n", 4),
+    ("harmeme-c", "train", "train.jsonl",
+     HARMEME + json.dumps({"image": "x.png", "labels": ["very harmful"]}) + "\n", 4),
+    ("mami", "train", "training.csv", MAMI_TRAIN + "41.jpg\tyes\t0\t0\t0\t0\ttext\n", 42),
+    ("hateful-memes", "train", "train.jsonl", HATEFUL + json.dumps({"img": "img/1.png"}) + "\n",
+     3),
+    ("multioff", "val", "Validation_meme_dataset.csv", MULTIOFF + "src_3.jpg,text,maybe\n", 4),
+    ("memotion", "train", "labels.csv", MEMOTION_LABELS.replace(
+        "funny,general,slight", "funny,general,rude", 1), 2),
+]
+
+
+@pytest.mark.parametrize("name,split,filename,text,line", MALFORMED,
+                         ids=[f"{m[0]}-{i}" for i, m in enumerate(MALFORMED)])
+def test_malformed_line_raises_naming_the_file_and_line(tmp_path, name, split, filename, text,
+                                                        line):
+    write(tmp_path / filename, text)
+    with pytest.raises(DatasetFormatError, match=rf"{filename}, line {line}:"):
+        read_split(name, tmp_path, split)
+
+
+def test_missing_split_file_says_where_it_was_looked_for(tmp_path):
+    with pytest.raises(DatasetFormatError, match="val.jsonl not found"):
+        read_split("harmeme-c", tmp_path, "val")
+
+
+def test_unknown_dataset_or_setting_names_the_available_ones():
+    with pytest.raises(ValueError, match="available: .*harmeme-c"):
+        get_dataset("harmeme-x")
+    with pytest.raises(ValueError, match="available: a, b"):
+        get_dataset("mami:c")
+    assert list_datasets()["harmeme-p"][0] == "binary"
+
+
+def test_harmeme_reader_on_the_real_validation_split_gives_177_memes_116_not_harmful(
+        harmeme_val_dir):
+    rows = read_split("harmeme-c", harmeme_val_dir, "val")
+    assert len(rows) == 177
+    assert sum(r.labels["harmful"] == 0 for r in rows) == 116
+    assert all(r.image.is_file() for r in rows)
+    three = read_split("harmeme-c:3class", harmeme_val_dir, "val")
+    assert [sum(r.labels["harmfulness"] == k for r in three) for k in range(3)] == [116, 51, 10]

@@ -7,17 +7,11 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
+from bench.ocr_bench import evaluate_engine, main, parse_engine_spec
 from simclip import OCR_ENGINES, get_ocr_engine
 from simclip.ocr import WordSplitter, caption_masks, fit_size, merge_passes
-from simclip.ocr_bench import (
-    evaluate_engine,
-    main,
-    parse_engine_spec,
-    read_dataset,
-    tokenize,
-    word_precision,
-    word_recall,
-)
+from simclip_train.datasets import read_transcriptions
+from simclip_train.metrics import tokenize, word_precision, word_recall
 
 FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf")  # Debian fonts-dejavu-core
 WHITE_CAPTION = "WHEN THE VACCINE\nFINALLY ARRIVES"
@@ -200,6 +194,6 @@ def test_bench_cli_prints_markdown_table(tmp_path, capsys):
 
 
 def test_default_engine_reads_real_memes(harmeme_val_dir):
-    items = read_dataset(harmeme_val_dir)[::18][:10]  # 10 memes spread over the set
+    items = read_transcriptions(harmeme_val_dir)[::18][:10]  # 10 memes spread over the set
     result = evaluate_engine(get_ocr_engine("auto"), items, warmup=0)
     assert result["recall"] >= REAL_MEME_RECALL_FLOOR

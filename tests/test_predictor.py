@@ -98,9 +98,10 @@ def test_identity_changes_with_the_ocr_engine_settings():
 
 
 def test_predictor_reads_real_memes_at_the_measured_ocr_quality(harmeme_val_dir):
-    from simclip.ocr_bench import read_dataset, word_recall
+    from simclip_train.datasets import read_transcriptions
+    from simclip_train.metrics import word_recall
 
-    items = [(p, ref) for p, ref in read_dataset(harmeme_val_dir)[5::30] if ref.strip()][:6]
+    items = [(p, ref) for p, ref in read_transcriptions(harmeme_val_dir)[5::30] if ref.strip()][:6]
     predictor = load_classifier(model="simclip-tiny", pretrained="none", device="cpu")
     results = predictor.predict([p.read_bytes() for p, _ in items])
     recalls = [word_recall(ref, r["text"]) for (_, ref), r in zip(items, results)]

@@ -16,13 +16,13 @@ from simclip import (
     make_metadata,
     save_checkpoint,
 )
-from simclip.embed import (
+from simclip_train.embed import (
     EmbeddingCache,
     get_backbone_id,
     get_cache_path,
     read_cache_metadata,
 )
-from simclip.synthetic import make_synthetic_dataset
+from simclip_train.synthetic import make_synthetic_dataset
 
 TINY = ["--model", "simclip-tiny", "--pretrained", "none", "--device", "cpu"]
 # lr 3e-4: 48 training memes give only 3 steps an epoch; the paper's 1e-4 needs more data.
@@ -149,7 +149,7 @@ def test_a_changed_dataset_file_makes_the_cache_stale_and_recomputed_with_a_warn
     assert "stats" not in reused
     lines = (data / "harmeme-c" / "val.jsonl").read_text().splitlines()
     (data / "harmeme-c" / "val.jsonl").write_text("\n".join(lines[:-1]) + "\n")
-    with caplog.at_level(logging.WARNING, logger="simclip.embed"):
+    with caplog.at_level(logging.WARNING, logger="simclip_train.embed"):
         _, redone = cache.get("harmeme-c", "val")
     assert "stale" in caplog.text
     assert redone["stats"]["computed"] == 15 and redone["image"].shape[0] == 15

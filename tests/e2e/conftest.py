@@ -53,7 +53,7 @@ def chromium_path():
 @pytest.fixture(scope="session")
 def synthetic_memes():
     """(png_bytes, truth) for N_HARMFUL abusive-caption and N_NEUTRAL neutral-caption memes."""
-    from simclip.synthetic import make_caption, render_meme
+    from simclip_train.synthetic import make_caption, render_meme
 
     rng = random.Random(5)
     memes = []
