@@ -16,6 +16,8 @@ import time
 from collections import OrderedDict
 from pathlib import Path
 
+from .config import DEFAULT_CONFIG
+
 logger = logging.getLogger(__name__)
 
 CACHE_FILE = "results.sqlite3"
@@ -25,8 +27,8 @@ RESULT_KEYS = {"mode", "scores", "warnings", "text"}  # what a cached result mus
 class ResultCache:
     """Thread-safe two-level cache of classification results for one predictor identity."""
 
-    def __init__(self, identity, cache_dir=None, memory_size=4096, max_rows=200_000,
-                 lock_timeout_s=0.2):
+    def __init__(self, identity, cache_dir=None, memory_size=DEFAULT_CONFIG["MEMORY_CACHE_SIZE"],
+                 max_rows=200_000, lock_timeout_s=0.2):
         self.identity = identity
         self.memory_size = memory_size
         self.max_rows = max_rows

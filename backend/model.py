@@ -42,7 +42,8 @@ def init_app(app):
                         memory_size=cfg["MEMORY_CACHE_SIZE"])
     pipeline = Pipeline(classifier, cache, max_batch=cfg["MAX_BATCH"],
                         max_wait_ms=cfg["MAX_WAIT_MS"], max_queue=cfg["MAX_QUEUE"],
-                        ocr_workers=cfg["OCR_WORKERS"], timeout_s=cfg["CLASSIFY_TIMEOUT_S"])
+                        ocr_workers=cfg["OCR_WORKERS"], timeout_s=cfg["CLASSIFY_TIMEOUT_S"],
+                        retry_after_s=cfg["RETRY_AFTER_S"])
     app.extensions[EXTENSION_KEY] = {"classifier": classifier, "pipeline": pipeline,
                                      "cache": cache}
 

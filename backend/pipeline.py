@@ -22,13 +22,15 @@ from concurrent.futures import TimeoutError as FutureTimeout
 
 from simclip import ImageError
 
+from .config import DEFAULT_CONFIG
+
 logger = logging.getLogger(__name__)
 
 
 class Busy(Exception):
     """The pipeline is full; the caller should retry after `retry_after` seconds."""
 
-    def __init__(self, message, retry_after=1):
+    def __init__(self, message, retry_after):
         super().__init__(message)
         self.retry_after = retry_after
 
@@ -94,8 +96,11 @@ class BatchStats:
 class Pipeline:
     """Classifies image bytes for many concurrent callers with batching and a result cache."""
 
-    def __init__(self, predictor, cache, max_batch=16, max_wait_ms=5.0, max_queue=64,
-                 ocr_workers=2, timeout_s=60.0, retry_after_s=1):
+    def __init__(self, predictor, cache, max_batch=DEFAULT_CONFIG["MAX_BATCH"],
+                 max_wait_ms=DEFAULT_CONFIG["MAX_WAIT_MS"], max_queue=DEFAULT_CONFIG["MAX_QUEUE"],
+                 ocr_workers=DEFAULT_CONFIG["OCR_WORKERS"],
+                 timeout_s=DEFAULT_CONFIG["CLASSIFY_TIMEOUT_S"],
+                 retry_after_s=DEFAULT_CONFIG["RETRY_AFTER_S"]):
         self.predictor = predictor
         self.cache = cache
         self.max_batch = max_batch

@@ -16,9 +16,10 @@ import sys
 import waitress
 from PIL import Image
 
-from simclip import DEFAULT_PORT, OCR_ENGINES, SimCLIPError
+from simclip import OCR_ENGINES, SimCLIPError
 
-from . import BODY_MAX, HEADER_MAX, create_app
+from . import create_app
+from .config import BODY_MAX, DEFAULT_CONFIG, HEADER_MAX
 from .errors import JSONErrorChannel
 from .security import get_or_create_token
 
@@ -47,12 +48,13 @@ def parse_args(argv):
     p.add_argument("--checkpoint", help="trained SimCLIP head (.safetensors); "
                    "without it the server runs in zero-shot mode")
     p.add_argument("--device", help="cuda, mps or cpu (default: automatic)")
-    p.add_argument("--ocr", default="auto", choices=OCR_ENGINES, help="OCR engine")
+    p.add_argument("--ocr", default=DEFAULT_CONFIG["CLASSIFIER_OPTIONS"]["ocr"], choices=OCR_ENGINES,
+                   help="OCR engine")
     p.add_argument("--host", default="127.0.0.1", help="bind address (loopback only unless "
                    "--allow-non-loopback)")
     p.add_argument("--allow-non-loopback", action="store_true",
                    help="allow a non-loopback --host (exposes the server to the network)")
-    p.add_argument("--port", type=int, default=DEFAULT_PORT)
+    p.add_argument("--port", type=int, default=DEFAULT_CONFIG["PORT"])
     p.add_argument("--cache-dir", help="result cache dir (default $XDG_CACHE_HOME/simclip)")
     p.add_argument("--weights-cache-dir", help="where downloaded CLIP weights go "
                    "(default: the Hugging Face cache)")
@@ -64,13 +66,16 @@ def parse_args(argv):
                    "(default $XDG_CONFIG_HOME/simclip)")
     p.add_argument("--print-token", action="store_true",
                    help="print the pairing token (creating it if needed) and exit")
-    p.add_argument("--threads", type=int, default=32, help="waitress request threads")
-    p.add_argument("--max-batch", type=int, default=16, help="images per encoder batch")
-    p.add_argument("--max-wait-ms", type=float, default=5.0,
+    p.add_argument("--threads", type=int, default=DEFAULT_CONFIG["THREADS"],
+                   help="waitress request threads")
+    p.add_argument("--max-batch", type=int, default=DEFAULT_CONFIG["MAX_BATCH"],
+                   help="images per encoder batch")
+    p.add_argument("--max-wait-ms", type=float, default=DEFAULT_CONFIG["MAX_WAIT_MS"],
                    help="how long a batch waits to fill after its first image")
-    p.add_argument("--max-queue", type=int, default=64,
+    p.add_argument("--max-queue", type=int, default=DEFAULT_CONFIG["MAX_QUEUE"],
                    help="images in flight before new requests get 503")
-    p.add_argument("--ocr-workers", type=int, default=2, help="decode + OCR threads")
+    p.add_argument("--ocr-workers", type=int, default=DEFAULT_CONFIG["OCR_WORKERS"],
+                   help="decode + OCR threads")
     return p.parse_args(argv)
 
 
@@ -84,7 +89,7 @@ def is_loopback(host):
         return False
 
 
-def bind_socket(host="127.0.0.1", port=DEFAULT_PORT):
+def bind_socket(host="127.0.0.1", port=DEFAULT_CONFIG["PORT"]):
     """Bind the listening socket first, so a busy port fails before the model loads."""
     family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -98,10 +103,15 @@ def bind_socket(host="127.0.0.1", port=DEFAULT_PORT):
     return sock
 
 
-def create_server(app, host="127.0.0.1", port=DEFAULT_PORT, threads=32, sock=None):
-    """A waitress server for `app` with our limits; port 0 picks a free one (tests)."""
+def create_server(app, host="127.0.0.1", port=DEFAULT_CONFIG["PORT"], threads=None, sock=None):
+    """A waitress server for `app` with our limits; port 0 picks a free one (tests).
+
+    `threads` defaults to the app's THREADS.
+    """
     if sock is None:
         sock = bind_socket(host, port)
+    if threads is None:
+        threads = app.config["THREADS"]
     server = waitress.create_server(app, sockets=[sock], threads=threads, **WAITRESS_SETTINGS)
     server.channel_class = JSONErrorChannel
     app.config["PORT"] = int(server.effective_port)
@@ -160,8 +170,8 @@ def main(argv=None):
         "ALLOWED_ORIGINS": set(args.allow_origin) or None,
         "CACHE_DIR": "" if args.no_cache else args.cache_dir,
         "MAX_BATCH": args.max_batch, "MAX_WAIT_MS": args.max_wait_ms,
-        "MAX_QUEUE": args.max_queue, "OCR_WORKERS": args.ocr_workers})
-    server = create_server(app, threads=args.threads, sock=sock)
+        "MAX_QUEUE": args.max_queue, "OCR_WORKERS": args.ocr_workers, "THREADS": args.threads})
+    server = create_server(app, sock=sock)
     with app.app_context():
         p = get_classifier()
         logger.info("serving %s, %s mode, device %s, OCR %s on http://%s:%d (token in %s)",

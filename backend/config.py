@@ -1,0 +1,33 @@
+"""The server's options and their defaults, defined once.
+
+`create_app` starts from DEFAULT_CONFIG (then the instance folder's config.py, then the caller's
+mapping); `simclip-server`'s flags default to the same values, and `Pipeline`/`ResultCache` take
+theirs from here, so a default changes in one place.
+"""
+
+from simclip import DEFAULT_PORT
+
+BODY_MAX = 10 * 1024 * 1024  # bytes; THREATS.md T6 (waitress gets BODY_MAX + 1: it refuses >=)
+HEADER_MAX = 16 * 1024  # bytes of request line + headers; over it waitress answers 431
+
+DEFAULT_CONFIG = {
+    "PORT": DEFAULT_PORT,  # the Host header must carry this port
+    "EXTRA_HOSTS": (),  # more exact Host names (only for a deliberate non-loopback bind)
+    "ALLOWED_ORIGINS": None,  # exact extension origins; None: any well-formed extension origin
+    "TOKEN": None,  # None: read or create the token file in CONFIG_DIR
+    "CONFIG_DIR": None,  # None: $XDG_CONFIG_HOME/simclip
+    "CLASSIFIER": None,  # a ready Predictor; None: load one with CLASSIFIER_OPTIONS
+    "CLASSIFIER_OPTIONS": {"model": None, "pretrained": None, "checkpoint": None,
+                           "device": None, "ocr": "auto"},  # load_classifier's arguments
+    "CACHE_DIR": None,  # result cache dir; None: $XDG_CACHE_HOME/simclip; "": memory only
+    "MEMORY_CACHE_SIZE": 4096,  # results kept in the in-memory LRU
+    "MAX_BATCH": 16,  # images per encoder batch
+    "MAX_WAIT_MS": 5.0,  # how long the encoder waits for a batch to fill after its first image
+    "MAX_QUEUE": 64,  # images in the pipeline before new ones get 503
+    "OCR_WORKERS": 2,  # decode + OCR threads
+    "CLASSIFY_TIMEOUT_S": 60.0,  # a request waiting longer gets 503
+    "RETRY_AFTER_S": 1,  # the Retry-After of a 503 busy answer
+    "THREADS": 32,  # waitress request threads
+    "MAX_CONTENT_LENGTH": BODY_MAX,  # Flask's own cap (waitress refuses larger bodies first)
+    "BODY_MAX": BODY_MAX,  # the classify body limit the API checks from Content-Length
+}
