@@ -133,30 +133,35 @@ async function fetchImageBytes(url) {
     if (type && !/^(image\/|application\/octet-stream|binary\/octet-stream)/i.test(type)) throw new SkipImage('not_image');
     const declared = Number(response.headers.get('Content-Length'));
     if (declared > MAX_IMAGE_BYTES) throw new SkipImage('too_large');
-    const reader = response.body.getReader();
-    const chunks = [];
-    let total = 0;
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      total += value.byteLength;
-      if (total > MAX_IMAGE_BYTES) {
-        await reader.cancel();
-        throw new SkipImage('too_large');
-      }
-      chunks.push(value);
-    }
-    if (total === 0) throw new SkipImage('empty');
-    const bytes = new Uint8Array(total);
-    let offset = 0;
-    for (const c of chunks) {
-      bytes.set(c, offset);
-      offset += c.byteLength;
-    }
-    return bytes;
+    return await readBodyCapped(response.body);
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** A response body as bytes, cut off (SkipImage) once it passes MAX_IMAGE_BYTES. */
+async function readBodyCapped(body) {
+  const reader = body.getReader();
+  const chunks = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > MAX_IMAGE_BYTES) {
+      await reader.cancel();
+      throw new SkipImage('too_large');
+    }
+    chunks.push(value);
+  }
+  if (total === 0) throw new SkipImage('empty');
+  const bytes = new Uint8Array(total);
+  let offset = 0;
+  for (const c of chunks) {
+    bytes.set(c, offset);
+    offset += c.byteLength;
+  }
+  return bytes;
 }
 
 async function sha256Hex(bytes) {

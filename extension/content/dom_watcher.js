@@ -1,38 +1,26 @@
 /**
  * DOMWatcher: finds the elements that may show an image, now and as the page changes (lazy
- * loading, infinite scroll, scripts swapping `src`). It only *reports* elements; deciding and
- * hiding are ImageFilter's job. Added subtrees are walked in time slices (shared/slicer.js), so a
- * page inserting hundreds of posts at once does not block the main thread.
+ * loading, infinite scroll, scripts swapping `src`). It only *reports* them: found now, found but
+ * left for a later time slice, an attribute changed. It never writes to the page; deciding and
+ * hiding are ImageFilter's job (with hiding.js). Added subtrees are walked in time slices
+ * (shared/slicer.js), so a page inserting hundreds of posts at once does not block the main thread.
  */
 import { TimeSlicer } from '../shared/slicer.js';
 
 const SYNC_BUDGET_MS = 12; // our own work per mutation batch
 const SKIP_TAGS = new Set(['HTML', 'HEAD', 'BODY', 'SCRIPT', 'STYLE', 'LINK', 'META', 'TITLE', 'NOSCRIPT', 'TEMPLATE', 'BR', 'SOURCE', 'OPTION']);
 
-/**
- * Elements left for a later time slice could paint a stylesheet background meme before they are
- * visited. Like the loader's stop-gap observer, mark the ones whose computed background has a
- * url() with data-simclip-early (the pre-hide stylesheet then hides that background until
- * ImageFilter decides). All reads come before all writes, so style is computed once; reads are
- * cheap after the style pass the caller forced.
- */
-function hideBackgroundsEarly(elements) {
-  const found = [];
-  for (const el of elements) {
-    if (el.tagName === 'IMG' || SKIP_TAGS.has(el.tagName) || el.hasAttribute('data-simclip')) continue;
-    const bg = getComputedStyle(el).backgroundImage;
-    if (bg && bg.includes('url(') && !(el.getAttribute('style') ?? '').includes('url(')) found.push([el, bg]);
-  }
-  for (const [el, bg] of found) el.setAttribute('data-simclip-early', bg);
-}
-
 export class DOMWatcher {
   /**
-   * @param {{onElement: (el) => void, onAttribute: (el, name) => void, onBatch: () => void,
-   *          isOwnNode: (node) => boolean, timed: (fn, kind) => void, forceStyle: (read) => void}} callbacks
+   * @param {{onElement: (el) => void, onDeferred: (elements) => void, onAttribute: (el, name) => void,
+   *          onBatch: () => void, isOwnNode: (node) => boolean, timed: (fn, kind) => void,
+   *          forceStyle: (read) => void}} callbacks
+   *   `onElement`: an element to consider now; `onDeferred`: elements found in this mutation batch
+   *   but left for a later slice (each is reported to onElement then), before the next paint.
    */
-  constructor({ onElement, onAttribute, onBatch, isOwnNode, timed, forceStyle }) {
+  constructor({ onElement, onDeferred, onAttribute, onBatch, isOwnNode, timed, forceStyle }) {
     this.onElement = onElement;
+    this.onDeferred = onDeferred;
     this.onAttribute = onAttribute;
     this.onBatch = onBatch;
     this.isOwnNode = isOwnNode;
@@ -88,7 +76,7 @@ export class DOMWatcher {
           if (this.slicer.pending === 0 && performance.now() - start < SYNC_BUDGET_MS) this.visitTree(node, start);
           else {
             this.deferred += 1;
-            hideBackgroundsEarly([node, ...node.getElementsByTagName('*')]);
+            this.reportDeferred([node, ...node.getElementsByTagName('*')]);
             this.slicer.push({ root: node });
           }
         }
@@ -108,9 +96,13 @@ export class DOMWatcher {
       this.deferred += all.length - i;
       const rest = [];
       for (; i < all.length; i += 1) rest.push({ el: all[i] });
-      hideBackgroundsEarly(rest.map((item) => item.el));
+      this.reportDeferred(rest.map((item) => item.el));
       this.slicer.pushAll(rest);
     }
+  }
+
+  reportDeferred(elements) {
+    this.onDeferred(elements.filter((el) => !SKIP_TAGS.has(el.tagName)));
   }
 
   visit({ root, el }) {

@@ -63,23 +63,7 @@ export class OverlayLayer {
 
   /** Create or update the box for a flagged or revealed record. */
   sync(rec) {
-    let box = this.boxes.get(rec);
-    if (!box) {
-      box = document.createElement('div');
-      box.className = 'box';
-      box.dataset.target = String(rec.id);
-      box.addEventListener('click', (e) => {
-        e.preventDefault();
-        e.stopPropagation();
-        const action = e.target.closest?.('button')?.dataset.action ?? (box.dataset.state === 'flagged' ? 'show' : null);
-        if (action === 'show') this.onReveal(rec);
-        else if (action === 'hide') this.onHide(rec);
-        else if (action === 'report') this.onReport(rec);
-      });
-      this.boxes.set(rec, box);
-      this.root.append(box);
-      this.resizeObserver.observe(rec.el);
-    }
+    const box = this.boxes.get(rec) ?? this.createBox(rec);
     const text = describeWarnings(rec.warnings);
     const state = rec.state;
     if (box.dataset.state !== state || box.dataset.text !== text) {
@@ -89,6 +73,24 @@ export class OverlayLayer {
     }
     this.ensureAttached();
     this.schedulePosition();
+  }
+
+  createBox(rec) {
+    const box = document.createElement('div');
+    box.className = 'box';
+    box.dataset.target = String(rec.id);
+    box.addEventListener('click', (e) => {
+      e.preventDefault();
+      e.stopPropagation();
+      const action = e.target.closest?.('button')?.dataset.action ?? (box.dataset.state === 'flagged' ? 'show' : null);
+      if (action === 'show') this.onReveal(rec);
+      else if (action === 'hide') this.onHide(rec);
+      else if (action === 'report') this.onReport(rec);
+    });
+    this.boxes.set(rec, box);
+    this.root.append(box);
+    this.resizeObserver.observe(rec.el);
+    return box;
   }
 
   makeBadge(text) {
@@ -135,33 +137,35 @@ export class OverlayLayer {
     });
   }
 
+  /** Place every box over its element: all reads (one forced layout), then only the writes that change something. */
   position() {
     this.ensureAttached();
     const sx = window.scrollX;
     const sy = window.scrollY;
+    for (const [box, r] of this.measureAll()) placeBox(box, r, sx, sy);
+  }
+
+  /** [box, the element's client rect (null once it left the document)] for every box. */
+  measureAll() {
     const placed = [];
     const [first] = this.boxes.keys();
     if (first?.el.isConnected) this.forceStyle(() => first.el.getBoundingClientRect()); // one layout, booked apart
-    for (const [rec, box] of this.boxes) {
-      if (!rec.el.isConnected) {
-        placed.push([box, null]);
-        continue;
-      }
-      placed.push([box, rec.el.getBoundingClientRect()]);
-    }
-    for (const [box, r] of placed) {
-      const place = !r || r.width === 0 || r.height === 0 ? 'none' : `${r.left + sx},${r.top + sy},${r.width},${r.height}`;
-      if (box.dataset.place === place) continue; // most boxes do not move: write only what changed
-      box.dataset.place = place;
-      if (place === 'none') {
-        box.style.display = 'none';
-        continue;
-      }
-      box.style.display = '';
-      box.style.left = `${r.left + sx}px`;
-      box.style.top = `${r.top + sy}px`;
-      box.style.width = `${r.width}px`;
-      box.style.height = `${r.height}px`;
-    }
+    for (const [rec, box] of this.boxes) placed.push([box, rec.el.isConnected ? rec.el.getBoundingClientRect() : null]);
+    return placed;
   }
+}
+
+function placeBox(box, r, sx, sy) {
+  const place = !r || r.width === 0 || r.height === 0 ? 'none' : `${r.left + sx},${r.top + sy},${r.width},${r.height}`;
+  if (box.dataset.place === place) return; // most boxes do not move: write only what changed
+  box.dataset.place = place;
+  if (place === 'none') {
+    box.style.display = 'none';
+    return;
+  }
+  box.style.display = '';
+  box.style.left = `${r.left + sx}px`;
+  box.style.top = `${r.top + sy}px`;
+  box.style.width = `${r.width}px`;
+  box.style.height = `${r.height}px`;
 }

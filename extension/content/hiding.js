@@ -1,0 +1,87 @@
+/**
+ * Hiding: the only code that writes what the pre-hide stylesheet (prehide.css) keys on, and the
+ * inline overrides against sites that fight it. DOMWatcher only reports elements and ImageFilter
+ * decides; this module puts the decision into the page.
+ *
+ *   data-simclip="<state>"   an image's state (image_state.js): hidden, blurred or shown
+ *   data-simclip-id, -bg     a tracked element (the overlay box names it), a CSS background one
+ *   data-simclip-early       a stylesheet background hidden before it could be checked
+ *   <html data-simclip-off>  the extension is paused on this site: every rule off
+ */
+import { listInlineOverrides, needsStyleCheck } from './image_state.js';
+
+const STATE_ATTR = 'data-simclip';
+const OVERRIDABLE = ['filter', 'clip-path', 'visibility', 'background-image'];
+
+/** Write `state` into the element (only when it differs: a write is a style invalidation). */
+export function writeState(el, state) {
+  if (el.getAttribute(STATE_ATTR) !== state) el.setAttribute(STATE_ATTR, state);
+}
+
+/** Drop the element's state: an <img> is hidden again by the stylesheet until it is checked. */
+export function clearState(el) {
+  if (el.hasAttribute(STATE_ATTR)) el.removeAttribute(STATE_ATTR);
+}
+
+/** Mark a new record's element as tracked (a clone of a checked node loses the state it copied). */
+export function tagTracked(rec) {
+  clearState(rec.el);
+  rec.el.setAttribute('data-simclip-id', String(rec.id));
+  if (rec.kind === 'bg') rec.el.setAttribute('data-simclip-bg', '');
+}
+
+/** Show the record's state: its attribute, and none of our inline overrides. */
+export function showState(rec) {
+  writeState(rec.el, rec.state);
+  clearInlineOverrides(rec);
+}
+
+/**
+ * Re-apply a record's state after the site touched the element: restore a removed or changed
+ * data-simclip, and beat an inline `!important` style with our own inline `!important`.
+ */
+export function reassertState(rec) {
+  if (rec.state === null) return;
+  writeState(rec.el, rec.state);
+  if (!needsStyleCheck(rec.state)) return;
+  const overrides = listInlineOverrides(rec, getComputedStyle(rec.el));
+  for (const [prop, value] of overrides) rec.el.style.setProperty(prop, value, 'important');
+  if (overrides.length > 0) rec.inline = true;
+}
+
+/** Remove the inline overrides reassertState added. */
+export function clearInlineOverrides(rec) {
+  if (!rec.inline) return;
+  rec.inline = false;
+  for (const prop of OVERRIDABLE) {
+    if (rec.el.style.getPropertyPriority(prop) === 'important') rec.el.style.removeProperty(prop);
+  }
+}
+
+/**
+ * Elements left for a later time slice could paint a stylesheet background meme before they are
+ * visited. Like the loader's stop-gap observer, mark the ones whose computed background has a
+ * url() with data-simclip-early (the pre-hide stylesheet then hides that background until it is
+ * decided). All reads come before all writes, so style is computed once; reads are cheap after
+ * the style pass the caller forced.
+ */
+export function hideBackgroundsEarly(elements) {
+  const found = [];
+  for (const el of elements) {
+    if (el.tagName === 'IMG' || el.hasAttribute(STATE_ATTR)) continue;
+    const bg = getComputedStyle(el).backgroundImage;
+    if (bg && bg.includes('url(') && !(el.getAttribute('style') ?? '').includes('url(')) found.push([el, bg]);
+  }
+  for (const [el, bg] of found) el.setAttribute('data-simclip-early', bg);
+}
+
+/** Switch every pre-hide rule off (paused on this site) or on again. */
+export function setPausedFlag(paused) {
+  const apply = () => {
+    const root = document.documentElement;
+    if (paused) root.setAttribute('data-simclip-off', 'paused');
+    else root.removeAttribute('data-simclip-off');
+  };
+  if (document.documentElement) apply();
+  else document.addEventListener('readystatechange', apply, { once: true });
+}

@@ -1,0 +1,265 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import {
+  ANSWER, Backoff, MAX_REMEASURE, MEASURED, RECOVERY_MS, STATE, createRecord, hasOverlay, hideAgain, holdPending,
+  isAwaitingAsk, isCountedFlagged, isHiddenState, isTooSmallFile, isUnavailable, listInlineOverrides, measure,
+  needsRetry, needsStyleCheck, nextRemeasureDelay, receiveVerdict, redecide, reveal, summaryState, timeOut,
+} from '../../content/image_state.js';
+import { VERDICT } from '../../shared/messages.js';
+import { normalizeSettings } from '../../shared/settings.js';
+
+const CATEGORIES = [
+  { id: 'harmful', name: 'Harmful', default_threshold: 0.5 },
+  { id: 'misogynous', name: 'Misogyny', default_threshold: 0.42 },
+];
+const context = (settings = {}) => ({ settings: normalizeSettings(settings), categories: CATEGORIES });
+const img = () => createRecord({ id: 1, el: {}, kind: 'img', url: 'https://x.test/a.png' });
+const bg = () => createRecord({ id: 2, el: {}, kind: 'bg', url: 'https://x.test/b.png' });
+const ok = (scores) => ({ status: VERDICT.OK, sha256: 'ab', scores });
+const HARMFUL = ok({ harmful: 0.9, misogynous: 0.1 });
+const HARMLESS = ok({ harmful: 0.1, misogynous: 0.1 });
+const UNAVAILABLE = { status: VERDICT.UNAVAILABLE, reason: 'unreachable' };
+
+/** A record measured on screen and waiting for its verdict. */
+function pendingImage() {
+  const rec = img();
+  measure(rec, { width: 400, height: 300 });
+  rec.asked = true;
+  return rec;
+}
+
+test('a new image has no state yet (the stylesheet hides it), is unmeasured and not asked about', () => {
+  const rec = img();
+  assert.equal(rec.state, null);
+  assert.equal(rec.sized, false);
+  assert.equal(rec.asked, false);
+  assert.equal(summaryState(rec), 'measuring');
+});
+
+test('an image file that is broken, empty or under 100 px is skipped; a large one is checked', () => {
+  assert.equal(isTooSmallFile({ url: '', width: 500, height: 500 }), true);
+  assert.equal(isTooSmallFile({ url: 'u', width: 0, height: 0 }), true);
+  assert.equal(isTooSmallFile({ url: 'u', width: 500, height: 99 }), true);
+  assert.equal(isTooSmallFile({ url: 'u', width: 100, height: 100 }), false);
+});
+
+test('an image measured on screen becomes pending, hidden until its verdict', () => {
+  const rec = img();
+  assert.equal(measure(rec, { width: 300, height: 200 }), MEASURED.PENDING);
+  assert.equal(rec.state, STATE.PENDING);
+  assert.equal(rec.sized, true);
+  assert.equal(isHiddenState(rec.state), true);
+  assert.equal(isAwaitingAsk(rec), true);
+});
+
+test('an image under 64 px on screen is too small, a background under 100 px too', () => {
+  assert.equal(measure(img(), { width: 63, height: 300 }), MEASURED.TOO_SMALL);
+  assert.equal(measure(img(), { width: 64, height: 64 }), MEASURED.PENDING);
+  const small = bg();
+  assert.equal(measure(small, { width: 99, height: 300 }), MEASURED.TOO_SMALL);
+  assert.equal(small.sized, false);
+});
+
+test('a background hidden as soon as it was found stays pending when it is measured', () => {
+  const rec = bg();
+  holdPending(rec);
+  assert.equal(rec.state, STATE.PENDING);
+  assert.equal(measure(rec, { width: 300, height: 300 }), MEASURED.SIZED);
+  assert.equal(rec.state, STATE.PENDING);
+});
+
+test('an element without a box is measured again later, waiting longer each time, then given up', () => {
+  const rec = img();
+  assert.equal(measure(rec, { width: 0, height: 200 }), MEASURED.LATER);
+  assert.equal(rec.state, null);
+  const delays = [];
+  for (let i = 0; i <= MAX_REMEASURE; i += 1) delays.push(nextRemeasureDelay(rec));
+  assert.deepEqual(delays, [500, 1000, 1500, 2000, 2500, null]);
+});
+
+test('a verdict over a threshold flags the image with its warnings, highest score first', () => {
+  const rec = pendingImage();
+  assert.equal(receiveVerdict(rec, ok({ harmful: 0.6, misogynous: 0.9 }), context()), ANSWER.DECIDED);
+  assert.equal(rec.state, STATE.FLAGGED);
+  assert.deepEqual(rec.warnings.map((w) => w.id), ['misogynous', 'harmful']);
+  assert.equal(hasOverlay(rec.state), true);
+  assert.equal(isCountedFlagged(rec), true);
+});
+
+test('a verdict below every threshold shows the image as clean', () => {
+  const rec = pendingImage();
+  receiveVerdict(rec, HARMLESS, context());
+  assert.equal(rec.state, STATE.CLEAN);
+  assert.deepEqual(rec.warnings, []);
+  assert.equal(hasOverlay(rec.state), false);
+  assert.equal(isCountedFlagged(rec), false);
+});
+
+test('a warning category the user switched off does not flag the image', () => {
+  const rec = pendingImage();
+  receiveVerdict(rec, HARMFUL, context({ categories: { harmful: false } }));
+  assert.equal(rec.state, STATE.CLEAN);
+});
+
+test('a skipped image (private host, not an image) is shown unchecked and never retried', () => {
+  const rec = pendingImage();
+  assert.equal(receiveVerdict(rec, { status: VERDICT.SKIPPED, reason: 'not_image' }, context()), ANSWER.SKIPPED);
+  assert.equal(rec.state, STATE.SKIP);
+  assert.equal(isUnavailable(rec), false);
+  assert.equal(needsRetry(rec), false);
+});
+
+test('an image the server could not check is shown unchecked, and kept waiting if the user keeps images hidden', () => {
+  const shown = pendingImage();
+  assert.equal(receiveVerdict(shown, UNAVAILABLE, context()), ANSWER.UNAVAILABLE);
+  assert.equal(shown.state, STATE.UNCHECKED);
+  assert.equal(isHiddenState(shown.state), false);
+  const held = pendingImage();
+  receiveVerdict(held, UNAVAILABLE, context({ keepHiddenWhenDown: true }));
+  assert.equal(held.state, STATE.WAITING);
+  assert.equal(isHiddenState(held.state), true);
+});
+
+test('a worker error without a status counts as unavailable, and recovery asks about it again', () => {
+  const rec = pendingImage();
+  assert.equal(receiveVerdict(rec, { error: 'simclip/classify is not handled here' }, context()), ANSWER.UNAVAILABLE);
+  assert.equal(rec.state, STATE.UNCHECKED);
+  assert.equal(isUnavailable(rec), true);
+});
+
+test('no answer object at all shows the image unchecked, asked again only once the server is back', () => {
+  const rec = pendingImage();
+  assert.equal(receiveVerdict(rec, null, context()), ANSWER.UNAVAILABLE);
+  assert.equal(rec.state, STATE.UNCHECKED);
+  assert.equal(isUnavailable(rec), false);
+  assert.equal(needsRetry(rec), true);
+});
+
+test('an image without a verdict in time is shown unchecked, or kept waiting while the server is known down', () => {
+  const shown = pendingImage();
+  assert.equal(timeOut(shown, { settings: normalizeSettings({}), healthOk: false }), true);
+  assert.equal(shown.state, STATE.UNCHECKED);
+  const held = pendingImage();
+  timeOut(held, { settings: normalizeSettings({ keepHiddenWhenDown: true }), healthOk: false });
+  assert.equal(held.state, STATE.WAITING);
+  const upButSlow = pendingImage();
+  timeOut(upButSlow, { settings: normalizeSettings({ keepHiddenWhenDown: true }), healthOk: true });
+  assert.equal(upButSlow.state, STATE.UNCHECKED);
+});
+
+test('a time limit that runs out after the verdict changes nothing', () => {
+  const rec = pendingImage();
+  receiveVerdict(rec, HARMFUL, context());
+  assert.equal(timeOut(rec, { settings: normalizeSettings({}), healthOk: false }), false);
+  assert.equal(rec.state, STATE.FLAGGED);
+});
+
+test('a verdict arriving after the time limit still decides the image', () => {
+  const rec = pendingImage();
+  timeOut(rec, { settings: normalizeSettings({}), healthOk: true });
+  receiveVerdict(rec, HARMFUL, context());
+  assert.equal(rec.state, STATE.FLAGGED);
+});
+
+test('an image answered "unavailable" is asked again by recovery; one still waiting for its first answer is not', () => {
+  const answered = pendingImage();
+  receiveVerdict(answered, UNAVAILABLE, context());
+  assert.equal(isUnavailable(answered), true);
+  assert.equal(needsRetry(answered), true);
+  const timedOut = pendingImage();
+  timeOut(timedOut, { settings: normalizeSettings({}), healthOk: false });
+  assert.equal(isUnavailable(timedOut), false);
+  assert.equal(needsRetry(timedOut), true); // but asked again once the server is back
+});
+
+test('a decided image is neither unavailable nor retried', () => {
+  const rec = pendingImage();
+  receiveVerdict(rec, HARMLESS, context());
+  assert.equal(isUnavailable(rec), false);
+  assert.equal(needsRetry(rec), false);
+});
+
+test('showing a flagged image reveals it, hiding it blurs it again', () => {
+  const rec = pendingImage();
+  receiveVerdict(rec, HARMFUL, context());
+  assert.equal(reveal(rec), true);
+  assert.equal(rec.state, STATE.REVEALED);
+  assert.equal(hasOverlay(rec.state), true); // the "Hide" button
+  assert.equal(isCountedFlagged(rec), true); // still counted on the badge
+  assert.equal(hideAgain(rec), true);
+  assert.equal(rec.state, STATE.FLAGGED);
+  assert.equal(hideAgain(rec), false);
+});
+
+test('a flagged image the user revealed stays revealed when the same verdict arrives again', () => {
+  const rec = pendingImage();
+  receiveVerdict(rec, HARMFUL, context());
+  reveal(rec);
+  receiveVerdict(rec, HARMFUL, context());
+  assert.equal(rec.state, STATE.REVEALED);
+});
+
+test('a revealed image that a settings change made clean comes back revealed, not blurred, when flagged again', () => {
+  const rec = pendingImage();
+  receiveVerdict(rec, HARMFUL, context());
+  reveal(rec);
+  assert.equal(redecide(rec, context({ categories: { harmful: false } })), true);
+  assert.equal(rec.state, STATE.CLEAN);
+  redecide(rec, context());
+  assert.equal(rec.state, STATE.REVEALED);
+});
+
+test('revealing or hiding an image that is not flagged changes nothing on screen', () => {
+  const rec = pendingImage();
+  receiveVerdict(rec, HARMLESS, context());
+  assert.equal(reveal(rec), false);
+  assert.equal(rec.state, STATE.CLEAN);
+  assert.equal(hideAgain(rec), false);
+  assert.equal(rec.state, STATE.CLEAN);
+});
+
+test('a higher sensitivity flags a clean image from the scores it already has', () => {
+  const rec = pendingImage();
+  receiveVerdict(rec, ok({ harmful: 0.4 }), context());
+  assert.equal(rec.state, STATE.CLEAN);
+  redecide(rec, context({ sensitivity: 5 }));
+  assert.equal(rec.state, STATE.FLAGGED);
+});
+
+test('an image without scores is not decided again when the settings change', () => {
+  const rec = pendingImage();
+  receiveVerdict(rec, UNAVAILABLE, context());
+  assert.equal(redecide(rec, context()), false);
+  assert.equal(rec.state, STATE.UNCHECKED);
+});
+
+test('a site that removed the blur of a flagged image gets it back inline; a blurred one is left alone', () => {
+  const rec = pendingImage();
+  receiveVerdict(rec, HARMFUL, context());
+  assert.equal(needsStyleCheck(rec.state), true);
+  assert.deepEqual(listInlineOverrides(rec, { filter: 'none' }), [['filter', 'blur(28px) saturate(0.5)'], ['clip-path', 'inset(0)']]);
+  assert.deepEqual(listInlineOverrides(rec, { filter: 'blur(28px) saturate(0.5)' }), []);
+});
+
+test('a site that shows a pending image or background gets it hidden again inline', () => {
+  const image = pendingImage();
+  assert.deepEqual(listInlineOverrides(image, { visibility: 'visible' }), [['visibility', 'hidden']]);
+  assert.deepEqual(listInlineOverrides(image, { visibility: 'hidden' }), []);
+  const back = bg();
+  holdPending(back);
+  assert.deepEqual(listInlineOverrides(back, { backgroundImage: 'url("b.png")' }), [['background-image', 'none']]);
+  assert.deepEqual(listInlineOverrides(back, { backgroundImage: 'none' }), []);
+});
+
+test('shown images (clean, revealed, unchecked, skipped) need no style check', () => {
+  for (const state of [STATE.CLEAN, STATE.REVEALED, STATE.UNCHECKED, STATE.SKIP]) assert.equal(needsStyleCheck(state), false, state);
+  for (const state of [STATE.PENDING, STATE.WAITING, STATE.FLAGGED]) assert.equal(needsStyleCheck(state), true, state);
+});
+
+test('recovery waits 2, 4, 8, 16, then every 30 seconds, and starts afresh after a reset', () => {
+  const backoff = new Backoff(RECOVERY_MS);
+  assert.deepEqual([1, 2, 3, 4, 5, 6].map(() => backoff.next()), [2000, 4000, 8000, 16000, 30000, 30000]);
+  backoff.reset();
+  assert.equal(backoff.next(), 2000);
+});
