@@ -4,13 +4,19 @@ Every web page the user opens can send requests to 127.0.0.1. The checks run bef
 in this order, and a refused request never reaches a view:
 
 1. Host must be exactly 127.0.0.1, localhost or [::1] with our port (DNS rebinding, T1).
-2. Origin, when present, must be an allowed extension origin, compared as an exact string;
-   `null` and every web origin are refused (T2, T3). Fetch-Metadata cross-site/same-site too.
+2. Origin, when present, must be an allowed extension origin, matched in full and case-
+   sensitively; `null` and every web origin are refused (T2, T3). Fetch-Metadata cross-site/
+   same-site too.
 3. Preflight OPTIONS from an allowed origin is answered here (it carries no token).
 4. X-Auth-Token must equal the paired token (hmac.compare_digest); a token in the query string
    is ignored, so it never lands in URLs or logs (T4).
-CORS headers go only to allowed origins, only on requests to a real route that passed these
-checks (T5).
+
+flask-cors writes the CORS response headers (T5), matching the same anchored, case-sensitive
+origin patterns as step 2. Its matching of plain strings is loose (`casefold` equality, and a
+`re.match` prefix match for anything that looks like a regex), so it only ever gets compiled
+patterns anchored at both ends, with every option passed explicitly so no CORS_* config key can
+loosen it. This module stays the gate: its after_request runs last and removes every
+Access-Control-* header from the answer to a request it refused or that matched no route.
 """
 
 import base64
@@ -23,6 +29,7 @@ import stat
 from pathlib import Path
 
 from flask import current_app, g, request
+from flask_cors import CORS
 
 from .errors import SECURITY_HEADERS, ApiError
 
@@ -32,12 +39,16 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 TOKEN_HEADER = "X-Auth-Token"
 TOKEN_BYTES = 32  # 256 bits -> 43 base64url characters
 PUBLIC_ENDPOINTS = {"api.openapi"}  # readable without a token (still Host/Origin checked)
+CORS_METHODS = ("GET", "POST")
+CORS_HEADERS = (TOKEN_HEADER, "Content-Type")  # what a preflight may ask to send
+CORS_MAX_AGE_S = 600  # how long a browser may cache a preflight answer
 
 # Extension origins as the browsers write them: Chrome ids are 32 letters a-p, Firefox ids are
-# per-install UUIDs. Matched in full (re.fullmatch), never as a prefix (T3).
+# per-install UUIDs. Anchored with \A...\Z and compiled without IGNORECASE, so even a prefix
+# match (`Pattern.match`, as flask-cors uses) matches only the whole origin, in lower case (T3).
 EXTENSION_ORIGIN = re.compile(
-    r"chrome-extension://[a-p]{32}"
-    r"|moz-extension://[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+    r"\A(?:chrome-extension://[a-p]{32}"
+    r"|moz-extension://[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\Z"
 )
 
 
@@ -90,11 +101,17 @@ def list_allowed_hosts(port, extra_hosts=()):
     return {f"{h}:{port}".lower() for h in (*LOOPBACK_HOSTS, *extra_hosts)}
 
 
+def list_origin_patterns(allowed_origins=None):
+    """The allowed origins as anchored, case-sensitive patterns: one per configured origin
+    (escaped, so it matches only that exact string), else the extension-origin shapes."""
+    if allowed_origins:
+        return [re.compile(rf"\A{re.escape(origin)}\Z") for origin in sorted(allowed_origins)]
+    return [EXTENSION_ORIGIN]
+
+
 def is_origin_allowed(origin, allowed_origins=None):
     """Exact match against the configured origins, else any well-formed extension origin."""
-    if allowed_origins:
-        return origin in allowed_origins
-    return EXTENSION_ORIGIN.fullmatch(origin) is not None
+    return any(p.match(origin) for p in list_origin_patterns(allowed_origins))
 
 
 def _check_request():
@@ -111,11 +128,11 @@ def _check_request():
     if request.headers.get("Sec-Fetch-Site", "").lower() in ("cross-site", "same-site"):
         raise ApiError(403, "forbidden_origin", "cross-site requests are not allowed")
     if request.method == "OPTIONS":
+        # flask-cors adds Allow-Origin, Allow-Methods and Max-Age; it can only echo the header
+        # names a preflight asks for, in the caller's spelling, so the fixed list is set here.
         g.cors_origin = origin
         return current_app.response_class(status=204, headers={
-            "Access-Control-Allow-Methods": "GET, POST",
-            "Access-Control-Allow-Headers": f"{TOKEN_HEADER}, Content-Type",
-            "Access-Control-Max-Age": "600"})
+            "Access-Control-Allow-Headers": ", ".join(CORS_HEADERS)})
     if request.endpoint in PUBLIC_ENDPOINTS:
         g.cors_origin = origin
         return None
@@ -130,20 +147,34 @@ def _check_request():
 
 
 def _add_headers(response):
-    """after_request: nosniff, no-store, and CORS only for an allowed origin that passed."""
+    """after_request, after flask-cors's: nosniff, no-store, Vary: Origin, and CORS headers
+    kept only for an allowed origin whose request passed `_check_request` and hit a route."""
     for key, value in SECURITY_HEADERS.items():
         response.headers[key] = value
-    response.headers.add("Vary", "Origin")
+    response.vary.add("Origin")
     origin = g.get("cors_origin")
-    if origin and (request.url_rule is not None or request.method == "OPTIONS"):
-        response.headers["Access-Control-Allow-Origin"] = origin
+    passed = origin and (request.url_rule is not None or request.method == "OPTIONS")
+    if not passed or response.headers.get("Access-Control-Allow-Origin") != origin:
+        for key in {k for k, _ in response.headers if k.lower().startswith("access-control-")}:
+            del response.headers[key]
     response.headers.pop("Server", None)
     return response
 
 
+def init_cors(app):
+    """flask-cors with exact origins (see the module docstring), every option explicit."""
+    CORS(app, origins=list_origin_patterns(app.config["ALLOWED_ORIGINS"]), resources=r"/*",
+         methods=list(CORS_METHODS), allow_headers=[], expose_headers=None,
+         max_age=CORS_MAX_AGE_S, supports_credentials=False, send_wildcard=False,
+         always_send=False, vary_header=True, automatic_options=False,
+         intercept_exceptions=False, allow_private_network=False)
+
+
 def init_app(app):
-    """Install the guard and the response headers; resolve the token."""
+    """Install the guard, flask-cors and the response headers; resolve the token."""
     if not app.config.get("TOKEN"):
         app.config["TOKEN"], _ = get_or_create_token(app.config.get("CONFIG_DIR"))
     app.before_request(_check_request)
+    # Flask calls after_request functions in reverse order: _add_headers runs after flask-cors's.
     app.after_request(_add_headers)
+    init_cors(app)

@@ -143,6 +143,57 @@ def test_configured_origins_are_compared_exactly():
     assert not is_origin_allowed("chrome-extension://" + "b" * 32, paired)
 
 
+# --- CORS headers: written by flask-cors, from patterns that only match a whole origin ---------
+
+def _acao(client, origin):
+    return client.get("/v1/labels", headers={"Origin": origin}).headers.get(
+        "Access-Control-Allow-Origin")
+
+
+def test_flask_cors_is_what_writes_the_cors_headers(app, client):
+    hooks = app.after_request_funcs[None]
+    cors_hooks = [f for f in hooks if f.__module__.startswith("flask_cors.")]
+    assert cors_hooks, "flask-cors is not installed on the app"
+    assert _acao(client, CHROME_ORIGIN) == CHROME_ORIGIN
+    for hook in cors_hooks:
+        hooks.remove(hook)
+    r = client.get("/v1/labels", headers={"Origin": CHROME_ORIGIN})
+    assert r.status_code == 200
+    assert "Access-Control-Allow-Origin" not in r.headers  # security.py never writes it
+
+
+@pytest.mark.parametrize("allowed_origins", [None, {CHROME_ORIGIN}], ids=["any", "pinned"])
+@pytest.mark.parametrize("origin", [
+    "https://evil.example", "null", CHROME_ORIGIN + ".evil", CHROME_ORIGIN + "a",
+    "https://evil.example/" + CHROME_ORIGIN, "chrome-extension://b" + "a" * 32,
+    "CHROME-EXTENSION://" + "a" * 32, "chrome-extension://" + "A" * 32,
+])
+def test_flask_cors_alone_echoes_only_a_whole_exact_origin(allowed_origins, origin):
+    """The patterns given to flask-cors are strict by themselves, without security.py's gate."""
+    from flask import Flask
+
+    from backend.security import init_cors
+
+    bare = Flask(__name__)
+    bare.config["ALLOWED_ORIGINS"] = allowed_origins
+    bare.add_url_rule("/v1/labels", "labels", lambda: {"labels": []})
+    init_cors(bare)
+    client = bare.test_client()
+    assert _acao(client, CHROME_ORIGIN) == CHROME_ORIGIN
+    assert _acao(client, origin) is None
+    assert "Access-Control-Allow-Origin" not in client.get("/v1/labels").headers  # no Origin
+
+
+def test_cors_config_keys_cannot_loosen_the_cors_headers(make_app):
+    client = make_app(CORS_ORIGINS="*", CORS_SEND_WILDCARD=True, CORS_ALWAYS_SEND=True,
+                      CORS_SUPPORTS_CREDENTIALS=True, CORS_EXPOSE_HEADERS="X-Auth-Token").test_client()
+    r = client.get("/v1/labels", headers={"Origin": CHROME_ORIGIN})
+    assert r.headers["Access-Control-Allow-Origin"] == CHROME_ORIGIN
+    assert "Access-Control-Allow-Credentials" not in r.headers
+    assert "Access-Control-Expose-Headers" not in r.headers
+    assert "Access-Control-Allow-Origin" not in client.get("/v1/labels").headers
+
+
 # --- OpenAPI: the document matches the routes, and real responses match its schemas ---------
 
 def _routes(app):

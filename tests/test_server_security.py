@@ -135,6 +135,54 @@ def test_only_configured_extension_ids_pass_when_origins_are_pinned(live_server)
     assert post(server, headers={"Origin": FIREFOX_ORIGIN}).status_code == 403
 
 
+ID = "a" * 32
+ORIGIN_TRICKS = [
+    "https://evil.example",  # a web page
+    "null",  # sandboxed iframes, file: pages
+    CHROME_ORIGIN + ".evil.example",  # our origin as a prefix
+    "https://evil.example/" + CHROME_ORIGIN,  # our origin as a suffix
+    "chrome-extension://b" + ID,  # our id as a suffix of a longer id
+    "CHROME-EXTENSION://" + ID,  # case tricks
+    "Chrome-Extension://" + ID,
+    "chrome-extension://" + ID.upper(),
+    FIREFOX_ORIGIN.upper(),
+]
+
+
+@pytest.mark.parametrize("pinned", [False, True], ids=["any-extension", "pinned"])
+@pytest.mark.parametrize("origin", ORIGIN_TRICKS)
+def test_origin_tricks_get_403_without_cors_headers(live_server, pinned, origin):
+    server = live_server(ALLOWED_ORIGINS={CHROME_ORIGIN, FIREFOX_ORIGIN} if pinned else None)
+    before = handled(server)
+    for r in (post(server, headers={"Origin": origin}), _preflight(server, origin)):
+        assert r.status_code == 403
+        assert r.json()["error"]["code"] == "forbidden_origin"
+        assert not [k for k in r.headers if k.lower().startswith("access-control-")]
+    assert handled(server) == before
+
+
+def test_pinned_origin_gets_exactly_its_origin_echoed_and_vary_origin(live_server):
+    server = live_server(ALLOWED_ORIGINS={FIREFOX_ORIGIN})
+    r = post(server, headers={"Origin": FIREFOX_ORIGIN})
+    assert r.status_code == 200
+    assert r.headers["Access-Control-Allow-Origin"] == FIREFOX_ORIGIN
+    assert r.headers["Vary"] == "Origin"
+    assert "Access-Control-Allow-Credentials" not in r.headers
+    preflight = _preflight(server, FIREFOX_ORIGIN)
+    assert preflight.status_code == 204
+    assert preflight.headers["Access-Control-Allow-Origin"] == FIREFOX_ORIGIN
+    assert _preflight(server, CHROME_ORIGIN).status_code == 403  # well-formed, but not pinned
+
+
+def test_a_pinned_origin_is_matched_as_a_literal_not_a_pattern(live_server):
+    server = live_server(ALLOWED_ORIGINS={"http://127.0.0.1:9999"})
+    assert post(server, headers={"Origin": "http://127.0.0.1:9999"}).status_code == 200
+    for origin in ("http://127a0a0a1:9999", "http://127.0.0.1:99999", "HTTP://127.0.0.1:9999"):
+        r = post(server, headers={"Origin": origin})
+        assert r.status_code == 403
+        assert "Access-Control-Allow-Origin" not in r.headers
+
+
 @pytest.mark.parametrize("site", ["cross-site", "same-site"])
 def test_cross_site_fetch_metadata_is_refused(server, site):
     assert post(server, headers={"Sec-Fetch-Site": site}).status_code == 403
@@ -162,6 +210,17 @@ def test_preflight_from_the_extension_gets_204_and_its_origin(server):
     assert r.status_code == 204
     assert r.headers["Access-Control-Allow-Origin"] == CHROME_ORIGIN
     assert "X-Auth-Token" in r.headers["Access-Control-Allow-Headers"]
+
+
+def test_preflight_answer_lists_methods_headers_and_max_age_once(server):
+    r = _preflight(server, FIREFOX_ORIGIN)
+    assert r.status_code == 204
+    assert r.headers["Access-Control-Allow-Origin"] == FIREFOX_ORIGIN
+    assert r.headers["Access-Control-Allow-Methods"] == "GET, POST"
+    assert r.headers["Access-Control-Allow-Headers"] == "X-Auth-Token, Content-Type"
+    assert r.headers["Access-Control-Max-Age"] == "600"
+    assert r.headers["Vary"] == "Origin"
+    assert "Access-Control-Allow-Credentials" not in r.headers
 
 
 # --- T4 token -----------------------------------------------------------------------------------
