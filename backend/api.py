@@ -1,4 +1,4 @@
-"""HTTP API v1: health, labels, classify (raw image bytes), and its OpenAPI document."""
+"""HTTP API v1: health, warning categories, classify (raw image bytes), and its OpenAPI document."""
 
 from flask import Blueprint, current_app, jsonify, request
 
@@ -26,9 +26,13 @@ def health():
 
 
 @bp.get("/labels")
-def labels():
-    """The warning categories this model gives, for the popup's toggles."""
-    return jsonify({"labels": get_classifier().list_categories()})
+def categories():
+    """The warning categories this model gives, for the popup's toggles.
+
+    Under `categories`, and under `labels` as well: the v1 name, kept for compatibility.
+    """
+    categories = get_classifier().list_categories()
+    return jsonify({"categories": categories, "labels": categories})
 
 
 def _read_image_body():

@@ -1,6 +1,6 @@
 """The OpenAPI 3.1 document of API v1, served at /v1/openapi.json; tests keep it true."""
 
-from simclip import __version__
+from simclip import WARNING_CATEGORIES, __version__
 
 
 def _error(description):
@@ -50,15 +50,20 @@ SCHEMAS = {
                                "hits": {"type": "integer"}, "misses": {"type": "integer"}}},
         },
     },
-    "Label": {
+    "Category": {
         "type": "object", "required": ["id", "name", "description", "default_threshold"],
-        "properties": {"id": {"enum": ["harmful", "misogynous", "hateful", "offensive"]},
+        "properties": {"id": {"enum": list(WARNING_CATEGORIES)},
                        "name": {"type": "string"}, "description": {"type": "string"},
                        "default_threshold": {"type": "number", "minimum": 0, "maximum": 1}},
     },
     "Labels": {
-        "type": "object", "required": ["labels"],
-        "properties": {"labels": {"type": "array", "items": {"$ref": "#/components/schemas/Label"}}},
+        "type": "object", "required": ["categories", "labels"],
+        "properties": {
+            "categories": {"type": "array", "items": {"$ref": "#/components/schemas/Category"},
+                           "description": "the warning categories this model gives"},
+            "labels": {"type": "array", "items": {"$ref": "#/components/schemas/Category"},
+                       "description": "the same list under its v1 name, kept for compatibility"},
+        },
     },
     "Warning": {
         "type": "object", "required": ["id", "name", "score", "threshold"],

@@ -53,6 +53,19 @@ def test_labels_lists_the_models_categories_with_default_thresholds(client):
                                          "description": "stub", "default_threshold": 0.5}
 
 
+def test_labels_lists_the_same_categories_under_categories_and_the_v1_labels_key(client):
+    body = client.get("/v1/labels").get_json()
+    assert set(body) == {"categories", "labels"}
+    assert body["categories"] == body["labels"] == [
+        {"id": "harmful", "name": "Harmful", "description": "stub", "default_threshold": 0.5}]
+
+
+def test_openapi_documents_both_keys_of_the_labels_answer():
+    schema = create_openapi(8478)["components"]["schemas"]["Labels"]
+    assert set(schema["required"]) == {"categories", "labels"}
+    assert schema["properties"]["categories"]["items"] == {"$ref": "#/components/schemas/Category"}
+
+
 def test_classify_returns_sha256_scores_and_timings_then_a_cache_hit(client):
     import hashlib
 
