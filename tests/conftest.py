@@ -99,6 +99,6 @@ def live_server(make_app):
 @pytest.fixture(scope="session")
 def server_process(tmp_path_factory):
     """The real simclip-server (tiny backbone, no OCR) on a free loopback port, for the session."""
-    server = ServerProcess(tmp_path_factory.mktemp("server"))
+    server = ServerProcess(tmp_path_factory.mktemp("server")).start()
     yield server
     server.stop()

@@ -1,5 +1,6 @@
 """Backend test support shared by tests/conftest.py and the server tests: the test token, a stub
-classifier (API tests never load CLIP), an in-process waitress server and the real server process.
+classifier (API tests never load CLIP), an in-process waitress server and the real server process
+(used by the e2e tests too).
 
 A plain module rather than conftest attributes: tests/ and tests/e2e/ each have a conftest.py,
 and `from conftest import ...` would pick whichever was imported first.
@@ -14,6 +15,10 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
 TEST_TOKEN = "T" * 43  # a well-formed pairing token, used by every backend test
 TEST_PORT = 8478
 
@@ -122,43 +127,82 @@ def get_free_port():
 
 
 class ServerProcess:
-    """The real `simclip-server` in a subprocess, with its own config and cache dirs."""
+    """The real `simclip-server` (tiny backbone, CPU) in a subprocess on a loopback port, with its
+    own config and cache dirs under `root`; `start()` waits until it answers /v1/health, and it can
+    be stopped and started again on the same port, token and result cache.
 
-    def __init__(self, root, *args):
-        self.port = get_free_port()
+    Args:
+        root: a folder for its config (token), caches and, by default, its log.
+        checkpoint: a trained head; None serves zero-shot.
+        ocr: the OCR engine ("none" keeps the backend tests fast).
+        port: None picks a free one.
+        nice: added to the process's niceness, to keep it below a browser under test.
+        log_path: where stdout and stderr go (appended across restarts).
+        env: extra environment variables.
+        args: more simclip-server options.
+        stop_signal: SIGINT stops it as Ctrl-C does; SIGTERM ends it at once, like a crash.
+    """
+
+    def __init__(self, root, *, checkpoint=None, ocr="none", port=None, nice=0, log_path=None,
+                 env=None, args=(), stop_signal=signal.SIGINT):
+        root = Path(root)
+        self.port = port or get_free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.config_dir = root / "config" / "simclip"
         self.cache_dir = root / "cache"
-        self.log_path = root / "server.log"
+        self.log_path = Path(log_path or root / "server.log")
+        self.nice = nice
+        self.stop_signal = stop_signal
         self.env = {**os.environ, "XDG_CONFIG_HOME": str(root / "config"),
-                    "XDG_CACHE_HOME": str(root / "xdg-cache"), "HF_HUB_OFFLINE": "1"}
-        cmd = [sys.executable, "-m", "backend.serve", "--model", "simclip-tiny", "--pretrained",
-               "none", "--device", "cpu", "--ocr", "none", "--port", str(self.port),
-               "--cache-dir", str(self.cache_dir), *args]
-        self._log = open(self.log_path, "w")  # noqa: SIM115 (open for the process lifetime)
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
-                                     env=self.env, cwd=Path(__file__).resolve().parents[1])
-        self._wait_ready()
-        self.token = (self.config_dir / "token").read_text().strip()
+                    "XDG_CACHE_HOME": str(root / "xdg-cache"), "HF_HUB_OFFLINE": "1", **(env or {})}
+        command = [sys.executable, "-m", "backend.serve"]  # this checkout's code, from the repo
+        self.argv = [*command, "--model", "simclip-tiny", "--pretrained", "none",
+                     "--device", "cpu", "--ocr", ocr, "--port", str(self.port),
+                     "--cache-dir", str(self.cache_dir), *args]
+        if checkpoint is not None:
+            self.argv += ["--checkpoint", str(checkpoint)]
+        self.proc = None
+        self._log = None
+        self.log_path.write_bytes(b"")
+        # Pair as a user does: --print-token creates the token file on first use.
+        self.token = subprocess.run([*command, "--print-token"], env=self.env, cwd=REPO,
+                                    capture_output=True, text=True, timeout=60,
+                                    check=True).stdout.strip()
+        assert (self.config_dir / "token").read_text().strip() == self.token
         self.headers = {"X-Auth-Token": self.token}
 
-    def _wait_ready(self, timeout=120):
+    def is_healthy(self):
+        """True when /v1/health answers 200 to the token."""
+        try:
+            return requests.get(f"{self.url}/v1/health", headers=self.headers,
+                                timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def start(self, timeout=120):
+        """Start the process and wait until it is healthy; returns self."""
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 (held until stop())
+        preexec = (lambda: os.nice(self.nice)) if self.nice else None
+        self.proc = subprocess.Popen(self.argv, stdout=self._log, stderr=subprocess.STDOUT,
+                                     env=self.env, cwd=REPO, preexec_fn=preexec)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"simclip-server exited: {self.log_path.read_text()}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return
-            except OSError:
-                time.sleep(0.2)
-        raise RuntimeError(f"simclip-server did not start: {self.log_path.read_text()}")
+        while not self.is_healthy():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                pytest.fail(f"simclip-server did not become healthy on port {self.port}:\n"
+                            f"{self.log()[-3000:]}")
+            time.sleep(0.2)
+        return self
 
     def log(self):
-        return self.log_path.read_text()
+        """Everything the process wrote so far."""
+        return self.log_path.read_text(errors="replace")
 
     def stop(self):
-        stop_process(self.proc)
-        self._log.close()
-
-
+        """Stop the process with `stop_signal` (idempotent)."""
+        if self.proc is not None:
+            stop_process(self.proc, self.stop_signal)
+            self.proc = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None

@@ -9,11 +9,7 @@ import io
 import json
 import os
 import random
-import shutil
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -21,7 +17,7 @@ import requests
 
 from e2e_support import EXTENSION_DIR, REPO, wait_for
 from feed_site import FEED_HOST, FeedSite
-from server_support import get_free_port, stop_process
+from server_support import ServerProcess
 
 ARTIFACTS = REPO / "test-artifacts" / "e2e"
 CHROMIUM = os.environ.get("SIMCLIP_E2E_CHROMIUM", "/usr/bin/chromium")
@@ -102,64 +98,14 @@ def head_checkpoint(tmp_path_factory, synthetic_memes, ocr_engine):
     return out
 
 
-class ServerProcess:
-    """The real `simclip-server` on a loopback port, started and stopped by the tests."""
-
-    def __init__(self, checkpoint, port, home, ocr, log_path):
-        self.port = port
-        self.log_path = log_path
-        self.env = {**os.environ, "XDG_CONFIG_HOME": str(home / "config"),
-                    "XDG_CACHE_HOME": str(home / "cache"), "HF_HUB_OFFLINE": "1"}
-        exe = shutil.which("simclip-server") or str(Path(sys.executable).parent / "simclip-server")
-        self.argv = [exe, "--model", "simclip-tiny", "--pretrained", "none", "--checkpoint", str(checkpoint),
-                     "--port", str(port), "--cache-dir", str(home / "results"), "--ocr", ocr, "--device", "cpu"]
-        self.proc = None
-        self.log = None
-        token = subprocess.run([exe, "--print-token"], env=self.env, capture_output=True, text=True,
-                               timeout=60, check=True).stdout.strip()
-        self.token = token
-        assert (home / "config" / "simclip" / "token").read_text().strip() == token
-
-    @property
-    def url(self):
-        return f"http://127.0.0.1:{self.port}"
-
-    def is_healthy(self):
-        try:
-            r = requests.get(f"{self.url}/v1/health", headers={"X-Auth-Token": self.token}, timeout=2)
-            return r.status_code == 200
-        except requests.RequestException:
-            return False
-
-    def start(self):
-        self.log = open(self.log_path, "ab")  # noqa: SIM115 - held until stop(), across the process's life
-        # Below the browser's priority: the feed test measures the content script's main-thread
-        # tasks, and on a 2-core machine the server's OCR threads would otherwise preempt the page.
-        self.proc = subprocess.Popen(self.argv, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
-                                     preexec_fn=lambda: os.nice(10))
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-        while not self.is_healthy():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                tail = Path(self.log_path).read_text(errors="replace")[-3000:]
-                pytest.fail(f"simclip-server did not become healthy on port {self.port}:\n{tail}")
-            time.sleep(0.25)
-        return self
-
-    def stop(self):
-        if self.proc is not None:
-            stop_process(self.proc, signal.SIGTERM)
-            self.proc = None
-        if self.log is not None:
-            self.log.close()
-            self.log = None
-
-
 @pytest.fixture(scope="session")
 def simclip_server(tmp_path_factory, head_checkpoint, ocr_engine, artifacts_dir, synthetic_memes):
-    home = tmp_path_factory.mktemp("server-home")
-    server = ServerProcess(head_checkpoint, get_free_port(), home, ocr_engine, artifacts_dir / "server.log")
-    server.start()
+    # Below the browser's priority: the feed test measures the content script's main-thread
+    # tasks, and on a 2-core machine the server's OCR threads would otherwise preempt the page.
+    # SIGTERM ends it at once, without draining its queue: the tests that stop it see it gone at once.
+    server = ServerProcess(tmp_path_factory.mktemp("server-home"), checkpoint=head_checkpoint, ocr=ocr_engine,
+                           nice=10, log_path=artifacts_dir / "server.log", stop_signal=signal.SIGTERM)
+    server.start(timeout=SERVER_START_TIMEOUT_S)
     wrong = []
     for k, (png, truth) in enumerate(synthetic_memes):
         r = requests.post(f"{server.url}/v1/classify", data=png, timeout=60,
