@@ -4,8 +4,6 @@ import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # before open_clip/huggingface_hub are imported
 
-from pathlib import Path  # noqa: E402
-
 import pytest  # noqa: E402
 
 from server_support import (  # noqa: E402
@@ -16,16 +14,13 @@ from server_support import (  # noqa: E402
     StubClassifier,
     _loopback_client_class,
 )
-
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "harmeme-c-val"
+from shared_data import get_shared_data  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def harmeme_val_dir():
     """The 177 real Harm-C validation memes (../shared/data/harmeme-c-val)."""
-    if not (SHARED_DATA / "val.jsonl").is_file():
-        pytest.fail(f"real meme data missing at {SHARED_DATA}")
-    return SHARED_DATA
+    return get_shared_data("harmeme-c-val", "val.jsonl")
 
 
 @pytest.fixture(scope="session")

@@ -51,7 +51,7 @@ class StubClassifier:
         self.batches.append(len(images))
         out = []
         for image, text in zip(images, texts):
-            score = round(sum(image.resize((8, 8)).getdata(0)) / (64 * 255), 6)
+            score = round(sum(image.resize((8, 8)).getchannel(0).tobytes()) / (64 * 255), 6)
             warnings = [{"id": "harmful", "name": "Harmful", "score": score, "threshold": 0.5}]
             out.append({"mode": self.mode, "scores": {"harmful": score},
                         "warnings": warnings if score >= 0.5 else [], "text": text,

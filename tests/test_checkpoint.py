@@ -114,3 +114,34 @@ def _png_bytes():
     buf = io.BytesIO()
     Image.new("RGB", (80, 60), (200, 30, 30)).save(buf, "PNG")
     return buf.getvalue()
+
+
+def test_training_time_and_serving_time_warning_scores_are_identical_for_the_same_logits():
+    """One rule (simclip.score_warning_rule): the scores training tunes thresholds on are the
+    scores the server compares with them, bit for bit, for multiclass and multilabel tasks."""
+    from simclip import score_warning_rule, warning_scores
+    from simclip_train.train import warning_truth_and_scores
+
+    torch.manual_seed(0)
+    tasks = [TaskSpec("level", "multiclass", ["none", "some", "very"]),
+             TaskSpec("types", "multilabel", ["shaming", "stereotype", "violence"])]
+    config = HeadConfig(embed_dim=64, tasks=tasks)
+    rules = [{"category": "harmful", "task": "level", "labels": ["some", "very"], "threshold": 0.4},
+             {"category": "misogynous", "task": "types", "labels": ["shaming", "violence"],
+              "threshold": 0.3}]
+    logits = {"level": torch.randn(16, 3) * 3, "types": torch.randn(16, 3) * 3}
+    probs = {"level": logits["level"].softmax(-1), "types": logits["types"].sigmoid()}
+    targets = {"level": torch.randint(0, 3, (16,)), "types": torch.randint(0, 2, (16, 3)).float()}
+
+    served = warning_scores(probs, config, rules)  # what the Predictor applies
+    numpy_probs = {k: v.numpy() for k, v in probs.items()}  # what training tunes on
+    for rule, task in zip(rules, tasks):
+        _, trained = warning_truth_and_scores(numpy_probs, targets, task, rule)
+        assert [row[rule["category"]][0] for row in served] == trained.tolist()
+        direct = score_warning_rule(probs[task.name], task, rule["labels"])
+        assert direct.tolist() == trained.tolist()
+    # the rule itself: summed probability (multiclass), max (multilabel)
+    torch.testing.assert_close(torch.tensor([row["harmful"][0] for row in served]),
+                               probs["level"][:, 1:].sum(-1))
+    torch.testing.assert_close(torch.tensor([row["misogynous"][0] for row in served]),
+                               probs["types"][:, [0, 2]].max(-1).values)

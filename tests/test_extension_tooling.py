@@ -32,6 +32,7 @@ def test_extension_unit_tests_pass(npm):
     assert "# fail 0" in out and "# pass" in out
 
 
+@pytest.mark.lint
 def test_extension_passes_eslint_and_web_ext_lint(npm):
     out = _run(npm, "lint")
     assert re.search(r"^errors\s+0\s*$", out, re.M), out  # web-ext's summary table
