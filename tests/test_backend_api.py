@@ -37,6 +37,29 @@ def test_factory_without_test_config_is_not_testing(make_app):
     assert not make_app(TESTING=False).testing
 
 
+def test_server_flags_and_the_pipeline_default_to_the_app_config_defaults(app):
+    import inspect
+
+    from backend.config import DEFAULT_CONFIG
+    from backend.pipeline import Pipeline
+    from backend.serve import parse_args
+
+    args = parse_args([])
+    pipeline_defaults = inspect.signature(Pipeline).parameters
+    for key, flag, param in [("MAX_BATCH", "max_batch", "max_batch"),
+                             ("MAX_WAIT_MS", "max_wait_ms", "max_wait_ms"),
+                             ("MAX_QUEUE", "max_queue", "max_queue"),
+                             ("OCR_WORKERS", "ocr_workers", "ocr_workers"),
+                             ("CLASSIFY_TIMEOUT_S", None, "timeout_s"),
+                             ("THREADS", "threads", None), ("PORT", "port", None)]:
+        if key != "PORT":  # the test app pins its own port
+            assert app.config[key] == DEFAULT_CONFIG[key], key
+        if flag:
+            assert getattr(args, flag) == DEFAULT_CONFIG[key], flag
+        if param:
+            assert pipeline_defaults[param].default == DEFAULT_CONFIG[key], param
+
+
 def test_health_names_model_mode_device_and_queue_depth(client):
     r = client.get("/v1/health")
     assert r.status_code == 200
