@@ -1,13 +1,17 @@
 """The package boundaries (CONTRIBUTING.md): the inference library loads no training, web or
 benchmark code, and the training commands say which extra they need."""
 
+import ast
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from simclip import cli
 
+REPO = Path(__file__).resolve().parents[1]
 FORBIDDEN = ("simclip_train", "bench", "flask", "flask_cors", "waitress", "backend")
 
 
@@ -68,3 +72,55 @@ def test_tests_that_need_the_shared_data_skip_with_the_reason_when_it_is_absent(
     monkeypatch.setattr(shared_data, "REQUIRE_SHARED_DATA", True)
     with pytest.raises(pytest.fail.Exception, match="SIMCLIP_REQUIRE_SHARED_DATA=1 requires them"):
         shared_data.get_shared_data("no-such-set", "val.jsonl")
+
+
+def test_the_version_is_defined_once_and_every_artefact_carries_it():
+    import json
+    import tomllib
+
+    import simclip
+
+    repo = REPO
+    project = tomllib.loads((repo / "pyproject.toml").read_text())["project"]
+    assert "version" not in project and "version" in project["dynamic"]  # read from simclip
+    for manifest in ("manifest.json", "package.json"):
+        assert json.loads((repo / "extension" / manifest).read_text())["version"] == simclip.__version__
+    released = re.findall(r"^## \[(\d+\.\d+\.\d+)\]", (repo / "CHANGELOG.md").read_text(), re.M)
+    assert released[0] == simclip.__version__
+
+
+
+def _imports(package):
+    """(file, module, names) of every import statement in a package's Python files."""
+    for path in sorted((REPO / package).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.level == 0:
+                yield path.name, node.module, [a.name for a in node.names]
+            elif isinstance(node, ast.Import):
+                for a in node.names:
+                    yield path.name, a.name, []
+
+
+def test_the_server_uses_only_the_public_names_of_simclip():
+    import simclip
+
+    for file, module, names in _imports("backend"):
+        assert not module.startswith("simclip_train"), f"backend/{file} imports {module}"
+        if module.split(".")[0] == "simclip":
+            assert module == "simclip", f"backend/{file} imports the private module {module}"
+            assert set(names) <= set(simclip.__all__) | {"__version__"}, (file, names)
+
+
+def test_the_inference_library_never_imports_the_training_side_or_the_server():
+    for file, module, _ in _imports("simclip"):
+        top = module.split(".")[0]
+        assert top not in FORBIDDEN, f"simclip/{file} imports {module}"
+
+
+def test_every_top_level_folder_is_in_the_contributing_map():
+    tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True,
+                             check=True).stdout.split()
+    folders = {p.split("/")[0] for p in tracked if "/" in p and not p.startswith(".")}
+    table = (REPO / "CONTRIBUTING.md").read_text().split("## Layout", 1)[1].split("\n## ", 1)[0]
+    mapped = set(re.findall(r"^\| `([\w.-]+)/`", table, re.M))
+    assert folders == mapped, f"in the tree only: {folders - mapped}; in the map only: {mapped - folders}"
