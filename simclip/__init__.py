@@ -42,7 +42,6 @@ _EXPORTS = {
     "DEFAULT_PRETRAINED": "constants",
     "DEFAULT_THRESHOLD": "constants",
     "MAX_IMAGE_PIXELS": "constants",
-    "TINY_MODEL": "constants",
     "WARNING_CATEGORIES": "constants",
     "BackboneUnavailableError": "errors",
     "CheckpointError": "errors",

@@ -2,7 +2,6 @@
 
 DEFAULT_MODEL = "ViT-L-14-336"  # the paper's backbone (arXiv 2409.05772)
 DEFAULT_PRETRAINED = "openai"
-TINY_MODEL = "simclip-tiny"  # random-weight architecture for tests and demos, a few MB
 RANDOM_INIT_SEED = 0  # random-weight backbones are seeded so every process builds the same one
 
 DEFAULT_PORT = 8478
