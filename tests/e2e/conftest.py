@@ -77,7 +77,7 @@ def head_checkpoint(tmp_path_factory, synthetic_memes, ocr_engine):
     `simclip train` learns it from the feed's own memes, written as a Harm-C dataset and read
     through the same OCR engine as the server, so the verdicts in the browser are known.
     """
-    from simclip import train
+    from simclip_train import train
 
     data_dir = tmp_path_factory.mktemp("synthetic-data")
     root = data_dir / "harmeme-c"
