@@ -162,7 +162,10 @@ def _add_headers(response):
 
 
 def init_cors(app):
-    """flask-cors with exact origins (see the module docstring), every option explicit."""
+    """flask-cors with exact origins (see the module docstring), every option explicit.
+
+    allow_headers is empty because `_check_request` writes the preflight's fixed list itself.
+    """
     CORS(app, origins=list_origin_patterns(app.config["ALLOWED_ORIGINS"]), resources=r"/*",
          methods=list(CORS_METHODS), allow_headers=[], expose_headers=None,
          max_age=CORS_MAX_AGE_S, supports_credentials=False, send_wildcard=False,
