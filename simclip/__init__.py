@@ -18,6 +18,54 @@ Training, evaluation and dataset tools live in the separate `simclip_train` pack
 """
 
 import importlib
+import typing
+
+if typing.TYPE_CHECKING:  # what type checkers and IDEs see; at runtime the names load lazily below
+    from .backbone import Backbone as Backbone
+    from .backbone import BackboneInfo as BackboneInfo
+    from .backbone import get_device as get_device
+    from .backbone import list_backbones as list_backbones
+    from .backbone import load_backbone as load_backbone
+    from .checkpoint import checkpoint_digest as checkpoint_digest
+    from .checkpoint import load_checkpoint as load_checkpoint
+    from .checkpoint import make_metadata as make_metadata
+    from .checkpoint import read_metadata as read_metadata
+    from .checkpoint import save_checkpoint as save_checkpoint
+    from .checkpoint import validate_metadata as validate_metadata
+    from .classifier import load_classifier as load_classifier
+    from .constants import ALLOWED_IMAGE_FORMATS as ALLOWED_IMAGE_FORMATS
+    from .constants import DEFAULT_MODEL as DEFAULT_MODEL
+    from .constants import DEFAULT_PORT as DEFAULT_PORT
+    from .constants import DEFAULT_PRETRAINED as DEFAULT_PRETRAINED
+    from .constants import DEFAULT_THRESHOLD as DEFAULT_THRESHOLD
+    from .constants import MAX_IMAGE_PIXELS as MAX_IMAGE_PIXELS
+    from .constants import WARNING_CATEGORIES as WARNING_CATEGORIES
+    from .errors import BackboneUnavailableError as BackboneUnavailableError
+    from .errors import CheckpointError as CheckpointError
+    from .errors import CorruptImageError as CorruptImageError
+    from .errors import EmptyImageError as EmptyImageError
+    from .errors import ImageError as ImageError
+    from .errors import ImageTooLargeError as ImageTooLargeError
+    from .errors import SimCLIPError as SimCLIPError
+    from .errors import UnsupportedImageError as UnsupportedImageError
+    from .fileutil import get_user_cache_dir as get_user_cache_dir
+    from .head import MULTICLASS as MULTICLASS
+    from .head import MULTILABEL as MULTILABEL
+    from .head import HeadConfig as HeadConfig
+    from .head import SimCLIPHead as SimCLIPHead
+    from .head import TaskSpec as TaskSpec
+    from .head import fuse as fuse
+    from .head import score_warning_rule as score_warning_rule
+    from .head import simclip_loss as simclip_loss
+    from .head import warning_scores as warning_scores
+    from .images import decode_image as decode_image
+    from .images import list_image_formats as list_image_formats
+    from .ocr import OCR_ENGINES as OCR_ENGINES
+    from .ocr import get_ocr_engine as get_ocr_engine
+    from .predictor import TRAINED as TRAINED
+    from .predictor import ZERO_SHOT as ZERO_SHOT
+    from .predictor import Predictor as Predictor
+
 
 __version__ = "0.1.0"
 
@@ -72,7 +120,7 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> typing.Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'simclip' has no attribute {name!r}")
@@ -81,5 +129,5 @@ def __getattr__(name):
     return value
 
 
-def __dir__():
+def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_EXPORTS))

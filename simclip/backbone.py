@@ -5,17 +5,23 @@ downloaded on first use into the Hugging Face cache (with a progress bar) and re
 a local file path loads that checkpoint; `None` builds seeded random weights, which is what the
 tiny test architecture uses. The preprocessing travels with the weights: we use the transform
 open_clip returns and never hard-code CLIP's mean and std.
+
+open_clip: https://github.com/mlfoundations/open_clip
 """
+
+from __future__ import annotations
 
 import contextlib
 import logging
 import os
 import socket
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import open_clip
 import torch
+from PIL import Image
 
 from .constants import DEFAULT_MODEL, DEFAULT_PRETRAINED, RANDOM_INIT_SEED
 from .errors import BackboneUnavailableError
@@ -26,12 +32,12 @@ logger = logging.getLogger(__name__)
 open_clip.add_model_config(Path(__file__).parent / "model_configs")
 
 
-def list_backbones():
-    """Every architecture name open_clip knows, our tiny test one included."""
+def list_backbones() -> list[str]:
+    """Every architecture name open_clip knows (e.g. 'ViT-L-14-336'), our 'simclip-tiny' included."""
     return open_clip.list_models()
 
 
-def get_default_pretrained(model):
+def get_default_pretrained(model: str | os.PathLike[str]) -> str:
     """The weights tag used when none is given: 'openai' where it exists, else the first tag."""
     tags = open_clip.list_pretrained_tags_by_model(model) if model in open_clip.list_models() else []
     if DEFAULT_PRETRAINED in tags:
@@ -39,8 +45,12 @@ def get_default_pretrained(model):
     return tags[0] if tags else "none"
 
 
-def get_device(device=None):
-    """Pick the device: the one asked for, else CUDA, then MPS, then CPU."""
+def get_device(device: str | torch.device | None = None) -> torch.device:
+    """Pick the device: the one asked for, else CUDA, then MPS, then CPU.
+
+    `None`, '' and 'auto' pick automatically; anything else goes to `torch.device`, which
+    raises RuntimeError for a malformed name.
+    """
     if device not in (None, "", "auto"):
         return torch.device(device)
     if torch.cuda.is_available():
@@ -113,15 +123,22 @@ class BackboneInfo:
     embed_dim: int  # dimension of the projected, L2-normalized embeddings
 
     @property
-    def id(self):
+    def id(self) -> str:
         """One string naming the backbone, e.g. 'ViT-L-14-336/openai'."""
         return f"{self.model}/{self.pretrained}"
 
 
 class Backbone:
-    """Frozen CLIP image and text towers with their preprocessing and tokenizer."""
+    """Frozen CLIP image and text towers with their preprocessing and tokenizer (open_clip).
 
-    def __init__(self, model, preprocess, tokenizer, info, device, dtype):
+    Built by `load_backbone`. Encoders run on `device` in `dtype` under no_grad and return
+    L2-normalized float32 CPU tensors (B, D), D = `embed_dim`.
+    """
+
+    def __init__(self, model: open_clip.CLIP | open_clip.CustomTextCLIP,
+                 preprocess: Callable[[Image.Image], torch.Tensor],
+                 tokenizer: Callable[[list[str]], torch.Tensor], info: BackboneInfo,
+                 device: torch.device, dtype: torch.dtype) -> None:
         self.model = model
         self.preprocess = preprocess
         self.tokenizer = tokenizer
@@ -130,34 +147,41 @@ class Backbone:
         self.dtype = dtype
 
     @property
-    def embed_dim(self):
+    def embed_dim(self) -> int:
         """Dimension of the embeddings the encoders return."""
         return self.info.embed_dim
 
     @property
-    def image_size(self):
+    def image_size(self) -> int:
         """Input side in pixels, from the model's own preprocessing config."""
         size = self.model.visual.image_size
         return size[0] if isinstance(size, (tuple, list)) else size
 
-    def preprocess_images(self, images):
-        """PIL images -> one float tensor batch (B, 3, H, W) on the CPU."""
+    def preprocess_images(self, images: Iterable[Image.Image]) -> torch.Tensor:
+        """PIL images -> one float32 batch (B, 3, H, W) on the CPU, H = W = `image_size` pixels.
+
+        Resized, cropped and normalized by the transform open_clip ships with the weights.
+        RuntimeError for an empty batch (torch.stack of nothing).
+        """
         return torch.stack([self.preprocess(im) for im in images])
 
     @torch.no_grad()
-    def encode_pixels(self, pixels):
-        """Preprocessed pixels (B, 3, H, W) -> L2-normalized float32 embeddings (B, D)."""
+    def encode_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Preprocessed pixels (B, 3, H, W) -> L2-normalized float32 CPU embeddings (B, D)."""
         x = pixels.to(self.device, dtype=self.dtype, non_blocking=True)
         return self.model.encode_image(x, normalize=True).float().cpu()
 
     @torch.no_grad()
-    def encode_images(self, images):
-        """PIL images -> L2-normalized float32 embeddings (B, D)."""
+    def encode_images(self, images: Iterable[Image.Image]) -> torch.Tensor:
+        """PIL images (RGB, any size) -> L2-normalized float32 CPU embeddings (B, D)."""
         return self.encode_pixels(self.preprocess_images(images))
 
     @torch.no_grad()
-    def encode_texts(self, texts):
-        """Strings -> L2-normalized float32 embeddings (B, D); long texts are truncated."""
+    def encode_texts(self, texts: Iterable[str]) -> torch.Tensor:
+        """Strings -> L2-normalized float32 CPU embeddings (B, D).
+
+        Texts longer than the tokenizer's context (77 tokens for OpenAI CLIP) are truncated.
+        """
         tokens = self.tokenizer(list(texts)).to(self.device)  # (B, context_length)
         return self.model.encode_text(tokens, normalize=True).float().cpu()
 
@@ -180,7 +204,8 @@ def _resolve(model, pretrained):
     return model, pretrained, pretrained, model
 
 
-def get_backbone_id(model=None, pretrained=None):
+def get_backbone_id(model: str | os.PathLike[str] | None = None,
+                    pretrained: str | os.PathLike[str] | None = None) -> str:
     """The id `load_backbone(model, pretrained)` reports (e.g. 'ViT-L-14-336/openai'), unbuilt."""
     model = model or DEFAULT_MODEL
     if pretrained is None and not os.path.isdir(str(model)):
@@ -189,16 +214,19 @@ def get_backbone_id(model=None, pretrained=None):
     return f"{model_id}/{tag}"
 
 
-def load_backbone(model=DEFAULT_MODEL, pretrained=DEFAULT_PRETRAINED, device=None,
-                  precision=None, cache_dir=None):
-    """Build the frozen CLIP backbone.
+def load_backbone(model: str | os.PathLike[str] = DEFAULT_MODEL,
+                  pretrained: str | os.PathLike[str] | None = DEFAULT_PRETRAINED,
+                  device: str | torch.device | None = None, precision: str | None = None,
+                  cache_dir: str | None = None) -> Backbone:
+    """Build the frozen CLIP backbone with open_clip (github.com/mlfoundations/open_clip).
 
     Args:
         model: an open_clip architecture name (see `list_backbones()`), or a local directory
             holding `open_clip_config.json` and weights (loaded through open_clip's `local-dir:`).
         pretrained: a pretrained tag (e.g. 'openai'), a local weights file, or None / 'none'
             for seeded random weights.
-        device: 'cuda', 'mps', 'cpu' or None for automatic (CUDA, then MPS, then CPU).
+        device: 'cuda', 'mps', 'cpu' (or a torch.device) or None for automatic (CUDA, then
+            MPS, then CPU).
         precision: 'fp16', 'bf16' or 'fp32'; None means fp16 on CUDA and fp32 elsewhere.
         cache_dir: where downloaded weights go; None means the Hugging Face cache.
 
@@ -208,6 +236,8 @@ def load_backbone(model=DEFAULT_MODEL, pretrained=DEFAULT_PRETRAINED, device=Non
     Raises:
         BackboneUnavailableError: weights missing and not downloadable, with what to do.
         ValueError: an unknown architecture, naming the known ones.
+        KeyError: a precision other than 'fp16', 'bf16' and 'fp32'.
+        RuntimeError: a malformed device name, or open_clip failing to build the model.
     """
     dev = get_device(device)
     if precision is None:

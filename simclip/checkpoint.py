@@ -13,8 +13,13 @@ Metadata (stored under the safetensors header key 'simclip'):
     metrics         free-form: validation and test metrics
 """
 
+from __future__ import annotations
+
 import json
+import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
@@ -24,11 +29,29 @@ from .errors import CheckpointError
 from .fileutil import sha256_file
 from .head import HeadConfig, SimCLIPHead
 
+if TYPE_CHECKING:
+    from .backbone import BackboneInfo
+
 METADATA_KEY = "simclip"
 
 
-def make_metadata(head_config, backbone_info, warnings, training=None, metrics=None):
-    """Assemble (and validate) the metadata dict for `save_checkpoint`."""
+def make_metadata(head_config: HeadConfig, backbone_info: BackboneInfo,
+                  warnings: Iterable[Mapping[str, Any]], training: dict[str, Any] | None = None,
+                  metrics: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Assemble (and validate) the metadata dict for `save_checkpoint`.
+
+    Args:
+        head_config: the head's sizes and tasks.
+        backbone_info: the backbone the head was trained on (`Backbone.info`).
+        warnings: the warning rules, {"category", "task", "labels", "threshold"} each.
+        training, metrics: free-form JSON-able dicts (datasets, seed; validation metrics).
+
+    Returns:
+        The metadata dict (see the module docstring for its keys).
+
+    Raises:
+        CheckpointError: the first problem `validate_metadata` finds.
+    """
     meta = {
         "format_version": CHECKPOINT_FORMAT_VERSION,
         "backbone": {"model": backbone_info.model, "pretrained": backbone_info.pretrained,
@@ -42,8 +65,12 @@ def make_metadata(head_config, backbone_info, warnings, training=None, metrics=N
     return meta
 
 
-def validate_metadata(meta):
-    """Raise CheckpointError naming the first problem in a metadata dict; return the HeadConfig."""
+def validate_metadata(meta: dict[str, Any]) -> HeadConfig:
+    """Raise CheckpointError naming the first problem in a metadata dict; return the HeadConfig.
+
+    Checks the format version, the backbone, the head config and every warning rule (known
+    category and task, labels of that task, threshold in [0, 1]).
+    """
     if not isinstance(meta, dict):
         raise CheckpointError("checkpoint metadata is not a JSON object")
     version = meta.get("format_version")
@@ -84,8 +111,22 @@ def validate_metadata(meta):
     return config
 
 
-def save_checkpoint(path, head, metadata):
-    """Write the head weights and metadata to one safetensors file (atomically)."""
+def save_checkpoint(path: str | os.PathLike[str], head: SimCLIPHead,
+                    metadata: dict[str, Any]) -> Path:
+    """Write the head weights and metadata to one safetensors file (atomically).
+
+    Args:
+        path: the .safetensors file to write; missing parent directories are created.
+        head: the trained head; its weights are copied to the CPU.
+        metadata: from `make_metadata`.
+
+    Returns:
+        `path` as a Path.
+
+    Raises:
+        CheckpointError: invalid metadata (nothing is written).
+        OSError: the file cannot be written.
+    """
     validate_metadata(metadata)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -96,8 +137,12 @@ def save_checkpoint(path, head, metadata):
     return path
 
 
-def read_metadata(path):
-    """The metadata dict of a checkpoint, without loading its weights."""
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The metadata dict of a checkpoint, without loading its weights (unvalidated).
+
+    Raises:
+        CheckpointError: not a readable safetensors file, no simclip metadata, or invalid JSON.
+    """
     from safetensors import safe_open
 
     try:
@@ -113,16 +158,28 @@ def read_metadata(path):
         raise CheckpointError(f"{path}: metadata is not valid JSON ({e})") from e
 
 
-def checkpoint_digest(path):
-    """sha256 of the checkpoint file: part of the result-cache key."""
+def checkpoint_digest(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 (64 characters) of the checkpoint file: part of the result-cache key.
+
+    Raises OSError when the file cannot be read.
+    """
     return sha256_file(path)
 
 
-def load_checkpoint(path, backbone_info=None):
+def load_checkpoint(path: str | os.PathLike[str],
+                    backbone_info: BackboneInfo | None = None) -> tuple[SimCLIPHead, dict[str, Any]]:
     """Load a head checkpoint; refuse one that does not match `backbone_info` if given.
 
+    Args:
+        path: a .safetensors file written by `save_checkpoint`.
+        backbone_info: the loaded backbone's `Backbone.info`; None skips the check.
+
     Returns:
-        (SimCLIPHead in eval mode, metadata dict)
+        (SimCLIPHead in eval mode on the CPU, metadata dict)
+
+    Raises:
+        CheckpointError: a missing or unreadable file, invalid metadata, weights that do not fit
+            the head config, or a head trained on another backbone (saying which to load).
     """
     path = Path(path)
     if not path.is_file():

@@ -1,19 +1,28 @@
 """`load_classifier`: the single builder of a ready Predictor (backbone + head or zero-shot + OCR)."""
 
+from __future__ import annotations
+
 import logging
+import os
+
+import torch
 
 from .backbone import get_default_pretrained, load_backbone
 from .checkpoint import checkpoint_digest, load_checkpoint, read_metadata, validate_metadata
 from .constants import DEFAULT_MODEL
 from .errors import CheckpointError
-from .ocr import get_ocr_engine
+from .ocr import OCREngine, get_ocr_engine
 from .predictor import Predictor
 
 logger = logging.getLogger(__name__)
 
 
-def load_classifier(checkpoint=None, model=None, pretrained=None, device=None, ocr="auto",
-                    cache_dir=None, precision=None, batch_size=32):
+def load_classifier(checkpoint: str | os.PathLike[str] | None = None,
+                    model: str | os.PathLike[str] | None = None,
+                    pretrained: str | os.PathLike[str] | None = None,
+                    device: str | torch.device | None = None, ocr: str | OCREngine = "auto",
+                    cache_dir: str | None = None, precision: str | None = None,
+                    batch_size: int = 32) -> Predictor:
     """Build the Predictor the server and the CLI use.
 
     Args:
@@ -26,9 +35,18 @@ def load_classifier(checkpoint=None, model=None, pretrained=None, device=None, o
         device: 'cuda', 'mps', 'cpu' or None for automatic.
         ocr: OCR engine name ('auto', 'rapidocr', 'tesseract', 'none') or an engine object.
         cache_dir: where downloaded backbone weights go (default: the Hugging Face cache).
+        precision: encoder precision 'fp16', 'bf16' or 'fp32'; None: fp16 on CUDA, else fp32.
+        batch_size: images per encoder call.
 
     Returns:
-        A ready `Predictor`.
+        A ready `Predictor`: trained mode with a checkpoint, zero-shot mode without.
+
+    Raises:
+        CheckpointError: an unreadable or invalid checkpoint, one trained on another backbone
+            than `model`/`pretrained`, or one trained on a local backbone not given again.
+        BackboneUnavailableError: the CLIP weights are neither cached nor downloadable.
+        ValueError: an unknown architecture or OCR engine.
+        ImportError, RuntimeError: the OCR engine asked for is not installed.
 
     Example:
         >>> p = load_classifier(model="simclip-tiny", pretrained="none", device="cpu")
@@ -42,8 +60,9 @@ def load_classifier(checkpoint=None, model=None, pretrained=None, device=None, o
         if model is None:
             model = bb["model"]
         if pretrained is None:
-            pretrained = bb["pretrained"]
-            if pretrained.startswith("file:") or pretrained == "local-dir":
+            tag: str = bb["pretrained"]
+            pretrained = tag
+            if tag.startswith("file:") or tag == "local-dir":
                 raise CheckpointError(
                     f"{checkpoint} was trained on a local backbone ({model}, {pretrained}); "
                     f"pass the same weights with --model/--pretrained")

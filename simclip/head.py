@@ -6,7 +6,11 @@
            -> LayerNorm -> Linear -> GELU -> Linear(n_classes)
 """
 
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any, cast
 
 import torch
 import torch.nn as nn
@@ -18,13 +22,18 @@ MULTILABEL = "multilabel"
 
 @dataclass
 class TaskSpec:
-    """One classification task of the head."""
+    """One classification task of the head.
+
+    Raises:
+        ValueError: an unknown `kind`, too few labels (2 for multiclass, 1 for multilabel) or
+            duplicate labels.
+    """
 
     name: str  # e.g. 'harmful'
     kind: str  # 'multiclass' (softmax, cross-entropy) or 'multilabel' (sigmoid, BCE)
-    labels: list = field(default_factory=list)  # label names, in logit order
+    labels: list[str] = field(default_factory=list)  # label names, in logit order
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.kind not in (MULTICLASS, MULTILABEL):
             raise ValueError(f"task {self.name!r}: kind must be {MULTICLASS!r} or {MULTILABEL!r}")
         if len(self.labels) < (2 if self.kind == MULTICLASS else 1):
@@ -36,16 +45,22 @@ class TaskSpec:
 
 @dataclass
 class HeadConfig:
-    """Sizes of the SimCLIP head; the defaults are the authors'."""
+    """Sizes of the SimCLIP head; the defaults are the authors' (arXiv 2409.05772).
+
+    `tasks` may also be given as dicts of TaskSpec fields (as stored in a checkpoint).
+
+    Raises:
+        ValueError: no task, duplicate task names, or an invalid task (see TaskSpec).
+    """
 
     embed_dim: int = 768  # CLIP embedding dim (768 for ViT-L/14-336)
     proj_dim: int = 128  # siamese projection output
     hidden_dim: int = 512  # width of the per-task MLP
     depth: int = 2  # number of [LayerNorm -> Linear -> GELU -> Dropout] blocks
     dropout: float = 0.1  # the authors' newest code uses 0.1
-    tasks: list = field(default_factory=list)  # list of TaskSpec
+    tasks: list[TaskSpec] = field(default_factory=list)  # TaskSpecs (or their dicts)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.tasks = [t if isinstance(t, TaskSpec) else TaskSpec(**t) for t in self.tasks]
         if not self.tasks:
             raise ValueError("a head needs at least one task")
@@ -53,12 +68,12 @@ class HeadConfig:
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate task names {names!r}")
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict; `HeadConfig(**d)` rebuilds it."""
         return asdict(self)
 
-    def get_task(self, name):
-        """The TaskSpec called `name`."""
+    def get_task(self, name: str) -> TaskSpec:
+        """The TaskSpec called `name`; KeyError naming the tasks if there is none."""
         for t in self.tasks:
             if t.name == name:
                 return t
@@ -68,25 +83,26 @@ class HeadConfig:
 class SiameseProjector(nn.Module):
     """One projection shared by both modalities: L2normalize(Linear(GELU(e)))."""
 
-    def __init__(self, embed_dim, proj_dim):
+    def __init__(self, embed_dim: int, proj_dim: int) -> None:
         super().__init__()
         self.proj = nn.Linear(embed_dim, proj_dim)
 
-    def forward(self, e):
+    def forward(self, e: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.proj(F.gelu(e)), dim=-1)  # (B, P)
 
 
-def fuse(p_img, p_txt):
-    """[p_img, p_txt, |p_img - p_txt|, p_img * p_txt]: (B, P) x 2 -> (B, 4P)."""
+def fuse(p_img: torch.Tensor, p_txt: torch.Tensor) -> torch.Tensor:
+    """[p_img, p_txt, |p_img - p_txt|, p_img * p_txt]: (B, P) x 2 -> (B, 4P) (arXiv 2409.05772)."""
     return torch.cat([p_img, p_txt, (p_img - p_txt).abs(), p_img * p_txt], dim=-1)
 
 
 class TaskHead(nn.Module):
     """Dropout -> depth x [LN -> Linear -> GELU -> Dropout] -> LN -> Linear -> GELU -> Linear."""
 
-    def __init__(self, in_dim, hidden_dim, depth, dropout, n_classes):
+    def __init__(self, in_dim: int, hidden_dim: int, depth: int, dropout: float,
+                 n_classes: int) -> None:
         super().__init__()
-        layers = [nn.Dropout(dropout)]
+        layers: list[nn.Module] = [nn.Dropout(dropout)]
         d = in_dim
         for _ in range(depth):
             layers += [nn.LayerNorm(d), nn.Linear(d, hidden_dim), nn.GELU(), nn.Dropout(dropout)]
@@ -95,14 +111,17 @@ class TaskHead(nn.Module):
                    nn.Linear(hidden_dim, n_classes)]
         self.net = nn.Sequential(*layers)
 
-    def forward(self, f):
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
         return self.net(f)  # (B, n_classes)
 
 
 class SimCLIPHead(nn.Module):
-    """Siamese projection + fusion + one head per task, over frozen CLIP embeddings."""
+    """Siamese projection + fusion + one head per task, over frozen CLIP embeddings.
 
-    def __init__(self, config):
+    The architecture of SimCLIP (arXiv 2409.05772), sized by `config`; see the module docstring.
+    """
+
+    def __init__(self, config: HeadConfig) -> None:
         super().__init__()
         self.config = config
         self.projector = SiameseProjector(config.embed_dim, config.proj_dim)
@@ -112,21 +131,27 @@ class SimCLIPHead(nn.Module):
             for t in config.tasks
         })
 
-    def forward(self, img_emb, txt_emb):
+    def forward(self, img_emb: torch.Tensor, txt_emb: torch.Tensor) -> dict[str, torch.Tensor]:
         """(B, D) image and text embeddings -> {task: logits (B, n_classes)}."""
         f = fuse(self.projector(img_emb), self.projector(txt_emb))  # (B, 4P)
         return {name: head(f) for name, head in self.heads.items()}
 
     @torch.no_grad()
-    def predict_proba(self, img_emb, txt_emb):
+    def predict_proba(self, img_emb: torch.Tensor,
+                      txt_emb: torch.Tensor) -> dict[str, torch.Tensor]:
         """{task: probabilities (B, n_classes)}: softmax for multiclass, sigmoid for multilabel."""
         logits = self(img_emb, txt_emb)
         return {t.name: (logits[t.name].softmax(-1) if t.kind == MULTICLASS
                          else logits[t.name].sigmoid()) for t in self.config.tasks}
 
 
-def simclip_loss(logits, targets, tasks, class_weights=None):
+def simclip_loss(logits: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor],
+                 tasks: Iterable[TaskSpec],
+                 class_weights: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
     """Sum of per-task losses, ignoring samples whose label for a task is missing.
+
+    Cross-entropy for multiclass tasks, binary cross-entropy with logits for multilabel ones,
+    as in SimCLIP (arXiv 2409.05772). A task absent from `targets` is skipped.
 
     Args:
         logits: {task: (B, C)} from `SimCLIPHead`.
@@ -139,7 +164,7 @@ def simclip_loss(logits, targets, tasks, class_weights=None):
     Returns:
         A scalar tensor: 0 (with a gradient path) when no sample has any label.
     """
-    total = sum(v.sum() * 0.0 for v in logits.values())
+    total = cast(torch.Tensor, sum(v.sum() * 0.0 for v in logits.values()))
     for t in tasks:
         if t.name not in targets:
             continue
@@ -157,7 +182,8 @@ def simclip_loss(logits, targets, tasks, class_weights=None):
     return total
 
 
-def score_warning_rule(probs, task, labels):
+def score_warning_rule(probs: torch.Tensor, task: TaskSpec,
+                       labels: Sequence[str]) -> torch.Tensor:
     """The score of one warning rule: how strongly a task's output says "one of `labels`".
 
     Args:
@@ -169,6 +195,9 @@ def score_warning_rule(probs, task, labels):
         (B,) tensor in [0, 1]: the summed probability of `labels` for a multiclass task (the
         classes are exclusive), their max for a multilabel one. Training tunes thresholds on this
         score and the server applies them to it, so it is the only place the rule is written.
+
+    Raises:
+        ValueError: a label that is not one of `task.labels`.
     """
     idx = torch.tensor([task.labels.index(lbl) for lbl in labels])
     p = probs[:, idx]  # (B, k)
@@ -176,7 +205,8 @@ def score_warning_rule(probs, task, labels):
     return score.clamp(0.0, 1.0)
 
 
-def warning_scores(probs, config, rules):
+def warning_scores(probs: Mapping[str, torch.Tensor], config: HeadConfig,
+                   rules: Iterable[Mapping[str, Any]]) -> list[dict[str, tuple[float, float]]]:
     """Per-category scores of a batch from head probabilities.
 
     Args:
@@ -187,9 +217,13 @@ def warning_scores(probs, config, rules):
     Returns:
         A list (one per image) of {category: (score, threshold)}; a category fed by several
         rules keeps the rule with the highest score relative to its threshold.
+
+    Raises:
+        KeyError: a rule names a task the config or `probs` lacks.
+        ValueError: a rule names a label its task lacks.
     """
     batch = next(iter(probs.values())).shape[0]
-    out = [{} for _ in range(batch)]
+    out: list[dict[str, tuple[float, float]]] = [{} for _ in range(batch)]
     for w in rules:
         score = score_warning_rule(probs[w["task"]], config.get_task(w["task"]), w["labels"])
         for i, s in enumerate(score.tolist()):

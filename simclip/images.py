@@ -5,9 +5,12 @@ image reaching this module comes from an arbitrary web page, so only the formats
 opened (THREATS.md T9 to T11).
 """
 
+from __future__ import annotations
+
 import io
 import warnings
 from pathlib import Path
+from typing import TypeAlias
 
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError, features
 
@@ -22,16 +25,22 @@ from .errors import (
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is refused, never half-decoded
 
+# What decode_image accepts: encoded bytes, a filesystem path, or an opened PIL image.
+ImageSource: TypeAlias = bytes | bytearray | memoryview | str | Path | Image.Image
 
-def list_image_formats():
-    """The allowed formats this Pillow build can actually decode (AVIF depends on the build)."""
+
+def list_image_formats() -> list[str]:
+    """The allowed formats this Pillow build can decode, as Pillow names them ('JPEG', 'PNG', ...).
+
+    A subset of ALLOWED_IMAGE_FORMATS: AVIF only when this Pillow build has the AVIF plugin.
+    """
     formats = [f for f in ALLOWED_IMAGE_FORMATS if f != "AVIF"]
     if features.check("avif"):
         formats.append("AVIF")
     return formats
 
 
-def _open(data):
+def _open(data: bytes) -> Image.Image:
     """Open lazily (header only) with the format allowlist."""
     fp = io.BytesIO(data)
     try:
@@ -57,8 +66,8 @@ def struct_error():
     return struct.error
 
 
-def check_dimensions(width, height, max_pixels=MAX_IMAGE_PIXELS):
-    """Refuse zero, oversized or bomb-like dimensions before any pixel is decoded."""
+def check_dimensions(width: int, height: int, max_pixels: int = MAX_IMAGE_PIXELS) -> None:
+    """Refuse zero (UnsupportedImageError), oversized or bomb-like (ImageTooLargeError) sizes."""
     if width <= 0 or height <= 0:
         raise UnsupportedImageError(f"image has an invalid size {width}x{height}")
     if width > MAX_IMAGE_SIDE or height > MAX_IMAGE_SIDE:
@@ -71,7 +80,7 @@ def check_dimensions(width, height, max_pixels=MAX_IMAGE_PIXELS):
         )
 
 
-def _to_rgb(img):
+def _to_rgb(img: Image.Image) -> Image.Image:
     """Convert any mode (RGBA, LA, P, CMYK, I;16, 1, ...) to RGB, compositing alpha on white."""
     if img.mode == "RGB":
         return img
@@ -87,18 +96,27 @@ def _to_rgb(img):
     return img.convert("RGB")
 
 
-def decode_image(data, max_pixels=MAX_IMAGE_PIXELS):
+def decode_image(data: ImageSource, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:
     """Decode bytes (or a path, or a PIL image) into one upright RGB PIL image.
 
+    Only the formats of `list_image_formats()` are opened (THREATS.md T9 to T11).
+
     Args:
-        data: encoded image bytes, a filesystem path, or an already opened PIL image.
-        max_pixels: width x height cap, checked from the header before decoding.
+        data: encoded image bytes, a filesystem path (str or Path), or an opened PIL image.
+        max_pixels: width x height cap in pixels, checked from the header before decoding;
+            each side is also capped at MAX_IMAGE_SIDE (16,384 pixels).
 
     Returns:
-        An RGB `PIL.Image.Image`: the first frame, EXIF orientation applied.
+        An RGB `PIL.Image.Image`: the first frame, EXIF orientation applied, alpha composited
+        on white.
 
     Raises:
-        ImageError: a subclass naming the problem (empty, unsupported, too large, corrupt).
+        EmptyImageError: zero bytes.
+        UnsupportedImageError: not an allowed format, a malformed header, or a zero size.
+        ImageTooLargeError: over `max_pixels` or the side cap, or a decompression bomb.
+        CorruptImageError: an allowed format whose data is truncated or malformed.
+        TypeError: `data` is none of the accepted types.
+        OSError: a path that cannot be read.
     """
     if isinstance(data, Image.Image):
         check_dimensions(*data.size, max_pixels=max_pixels)

@@ -15,6 +15,8 @@ Engines share one tiny interface, `engine(image: PIL.Image) -> str`, plus a `.na
 installed, else tesseract. Engines are built once and may be called from several threads.
 """
 
+from __future__ import annotations
+
 import gzip
 import logging
 import math
@@ -24,12 +26,24 @@ import threading
 from collections import Counter
 from importlib.util import find_spec
 from pathlib import Path
+from typing import Any, Protocol
 
 from PIL import Image, ImageFilter
 
 logger = logging.getLogger(__name__)
 
 OCR_ENGINES = ("auto", "rapidocr", "tesseract", "none")
+
+
+class OCREngine(Protocol):
+    """What every engine is: `engine(image) -> caption text`, with a `name`.
+
+    Engines may also have an `identity` string (name and settings) that the result cache keys on.
+    """
+
+    name: str
+
+    def __call__(self, image: Image.Image) -> str: ...
 
 
 def clean_text(lines):
@@ -215,11 +229,11 @@ class TesseractOCR:
         self.min_conf = min_conf
         self.lang = lang
 
-    def _read(self, gray):
+    def _read(self, gray: Image.Image) -> str:
         """One tesseract pass: its words with confidence >= min_conf, line by line."""
         data = self._tess.image_to_data(gray, lang=self.lang, config=self.config,
                                         output_type=self._tess.Output.DICT)
-        lines = {}
+        lines: dict[tuple[int, int, int], list[str]] = {}
         for i, word in enumerate(data["text"]):
             if word.strip() and float(data["conf"][i]) >= self.min_conf:
                 key = (data["block_num"][i], data["par_num"][i], data["line_num"][i])
@@ -313,8 +327,23 @@ def resolve_engine_name(name):
     return name
 
 
-def get_ocr_engine(name="auto", **kwargs):
-    """Build an OCR engine by name (see OCR_ENGINES); keyword options go to its constructor."""
+def get_ocr_engine(name: str = "auto", **kwargs: Any) -> OCREngine:
+    """Build an OCR engine by name; keyword options go to its constructor.
+
+    Args:
+        name: one of OCR_ENGINES: 'auto' (rapidocr if installed, else tesseract), 'rapidocr',
+            'tesseract' or 'none'.
+        **kwargs: options of RapidOCR or TesseractOCR (e.g. threads, min_side in pixels).
+
+    Returns:
+        An engine: `engine(image: PIL.Image.Image) -> str`, safe to call from several threads.
+
+    Raises:
+        ValueError: an unknown engine name.
+        ImportError: the engine's package (rapidocr, pytesseract) is not installed.
+        RuntimeError: tesseract was chosen but its binary is not installed.
+        TypeError: an option the engine does not take.
+    """
     name = resolve_engine_name(name)
     if name == "rapidocr":
         return RapidOCR(**kwargs)
