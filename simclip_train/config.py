@@ -11,6 +11,19 @@ from dataclasses import asdict, dataclass, field, fields
 from simclip import HeadConfig
 
 TEXT_SOURCES = ("dataset", "ocr")  # caption source: the dataset's transcription, or our OCR
+# Where the warning thresholds are tuned: on validation embeddings of the training text ('same'),
+# or of one source ('ocr': what the server sees, so the thresholds fit served scores).
+THRESHOLD_TEXTS = ("same", *TEXT_SOURCES)
+
+# The authors' augmentation (their code: torchvision RandAugment, 6 operations at magnitude 9,
+# on every training image at every step). Cached views use the same recipe; it is part of the
+# cache identity (embed.get_augment_recipe), so views made another way are recomputed.
+RANDAUGMENT = {"num_ops": 6, "magnitude": 9}
+# Views per training image we recommend, and quickstart caches: with early stopping a head
+# trains for about 10 to 20 epochs; drawing one of 8 views + the original per epoch, a meme is
+# seen in about 6 (10 epochs) to 8 (20 epochs) different versions, close to the authors' fresh
+# view at every step, while the image encoder runs 9x, not once per step.
+RECOMMENDED_AUGMENT = 8
 
 
 @dataclass
@@ -53,8 +66,13 @@ class TrainConfig:
     hidden_dim: int = HeadConfig.hidden_dim  # task MLP width
     depth: int = HeadConfig.depth  # task MLP blocks
     dropout: float = HeadConfig.dropout  # dropout
+    # text source of the validation embeddings the warning thresholds are tuned on (THRESHOLD_TEXTS)
+    threshold_text: str = "same"
 
     def __post_init__(self):
+        if self.threshold_text not in THRESHOLD_TEXTS:
+            raise ValueError(f"unknown threshold text {self.threshold_text!r}; available: "
+                             f"{', '.join(THRESHOLD_TEXTS)}")
         if isinstance(self.embed, dict):
             self.embed = EmbedConfig(**self.embed)
         if isinstance(self.datasets, str):

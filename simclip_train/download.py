@@ -9,7 +9,9 @@ Harm-C is public: its annotations and images are in the GitHub repository di-dim
 The download
     * resumes: each file is written to `<file>.part` and continued with an HTTP Range request;
     * checks every file's size against the server's Content-Length, that every image decodes,
-      and that the annotations parse; the sha256 of every file goes to MANIFEST.json;
+      and that the annotations parse; the sha256 of every file goes to MANIFEST.json; an image
+      that arrives whole (its size matches) but is truncated at the source decodes leniently
+      for training (`datasets.decode_dataset_image`) and is listed under `truncated_images`;
     * is atomic: everything lands in DATA_DIR/<name>.partial/ and the folder is renamed to
       DATA_DIR/<name> only when complete, so a reader never sees half a dataset.
 The base URL can be overridden (--base-url or $SIMCLIP_DATASETS_BASE_URL), e.g. for a mirror;
@@ -29,10 +31,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from simclip import SimCLIPError, decode_image
+from simclip import ImageError, SimCLIPError
 from simclip.fileutil import sha256_file
 
-from .datasets import SPLITS, DatasetFormatError, list_datasets, read_split
+from .datasets import SPLITS, DatasetFormatError, decode_dataset_image, list_datasets, read_split
 
 logger = logging.getLogger(__name__)
 
@@ -205,17 +207,20 @@ def fetch_harmeme_c(data_dir, base_url=None, workers=8, force=False, progress=Tr
                        len(missing), ", ".join(sorted(missing)[:10]))
 
     manifest = {"source": url, "commit": MMF_COMMIT if url == HARMEME_C_URL else None,
-                "missing_images": sorted(missing), "files": {}}
+                "missing_images": sorted(missing), "truncated_images": [], "files": {}}
     for name in images:
         if name in missing:
             continue
         path = work / "images" / name
         try:
-            decode_image(path)
-        except (ValueError, OSError) as e:
+            _, truncated = decode_dataset_image(path)
+        except (ImageError, ValueError, OSError) as e:
             path.unlink()
             raise DownloadError(f"{url}images/{name} is not a readable image ({e}); "
                                 f"run the command again to fetch it anew") from e
+        if truncated:
+            logger.warning("%s is truncated at the source; it decodes leniently", name)
+            manifest["truncated_images"].append(name)
         manifest["files"][f"images/{name}"] = {"size": path.stat().st_size,
                                                "sha256": sha256_file(path)}
     for split in SPLITS:

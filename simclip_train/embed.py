@@ -5,9 +5,18 @@ One safetensors file per (dataset, backbone, text source, split[, augmentation])
     CACHE/<dataset>/<backbone id>/<text source>/<split>[-aug<N>].safetensors
 
 holding `image` (N, D), `text` (N, D) and, with augmentation, `image_aug` (N, A, D), plus
-metadata: the backbone, the example ids and texts, and a fingerprint of the split (size, mtime
-and sha256 of its annotation files, size and mtime of every image). A cache whose fingerprint
-no longer matches the dataset is recomputed, with a warning, never reused.
+metadata: the backbone, the example ids and texts, a fingerprint of the split (size, mtime
+and sha256 of its annotation files, size and mtime of every image) and, with augmentation, the
+RandAugment recipe. A cache whose fingerprint or recipe no longer matches is recomputed, with a
+warning, never reused.
+
+Augmentation views follow the authors' recipe: torchvision's RandAugment with 6 operations at
+magnitude 9 (`RANDAUGMENT` in config.py); view 0 is always the original image.
+
+Dataset images are local files, decoded leniently as the authors did (PIL's
+LOAD_TRUNCATED_IMAGES): a truncated file is decoded as far as it goes and counted
+(`truncated_images` in the cache metadata, and the log); a file that does not decode even so is
+left out of the cache and counted (`skipped_images`), so one bad file never aborts a run.
 
 Work is written in shards (CACHE/.../<split>.parts/shard-NNNNN.safetensors, each atomically),
 so a killed run resumes where it stopped; the shards are merged into the final file at the end.
@@ -26,13 +35,20 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
-from simclip import DEFAULT_MODEL, decode_image, get_ocr_engine, load_backbone
+from simclip import DEFAULT_MODEL, ImageError, get_ocr_engine, load_backbone
 from simclip.backbone import get_backbone_id
 from simclip.cli import add_backbone_args
 from simclip.ocr import is_rapidocr_available
 
-from .config import TEXT_SOURCES, EmbedConfig, embed_config_from_args
-from .datasets import get_dataset, get_dataset_root, read_split
+from .config import RANDAUGMENT, RECOMMENDED_AUGMENT, TEXT_SOURCES, EmbedConfig, embed_config_from_args
+from .datasets import (
+    ReadStats,
+    decode_dataset_image,
+    get_dataset,
+    get_dataset_root,
+    get_split_paths,
+    read_split,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -57,12 +73,20 @@ def get_cache_path(cache_dir, dataset, backbone_id, text_source, split, augment=
             _slug(text_source) / f"{split}{suffix}.safetensors")
 
 
+def get_augment_recipe(augment):
+    """The augmentation recipe a cache with `augment` views is made with (None without views);
+    part of the cache identity, so views made another way are never reused."""
+    if not augment:
+        return None
+    return f"torchvision.RandAugment(num_ops={RANDAUGMENT['num_ops']}, " \
+           f"magnitude={RANDAUGMENT['magnitude']})"
+
+
 def fingerprint_split(spec, root, split, examples):
     """A digest of everything the embeddings depend on: the split's files and its images."""
     h = hashlib.sha256()
-    for name in spec.split_files[split]:
-        path = Path(root) / name
-        h.update(name.encode())
+    for path in get_split_paths(spec, root, split):
+        h.update(path.name.encode())
         with open(path, "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
                 h.update(block)
@@ -100,12 +124,13 @@ def _save_atomic(tensors, path, meta):
 
 
 def _augment_views(image, n, seed):
-    """`n` RandAugment views of a PIL image, seeded so a resumed run draws the same views."""
+    """`n` RandAugment views of a PIL image (the authors' recipe, `RANDAUGMENT`), seeded so a
+    resumed run draws the same views."""
     from torchvision.transforms import RandAugment
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        aug = RandAugment()
+        aug = RandAugment(**RANDAUGMENT)
         return [aug(image) for _ in range(n)]
 
 
@@ -126,13 +151,18 @@ def embed_split(backbone, examples, path, fingerprint, text_source, ocr=None,
         on_shard: optional callback(shard_index) after each shard is written (tests use it
             to simulate an interruption).
 
+    An image that decodes only leniently is embedded and listed in the metadata's
+    `truncated_images`; one that does not decode is left out (`skipped_images`, with the
+    error), so the cache's `ids` are the examples it holds, in order.
+
     Returns:
         {'computed': examples encoded now, 'reused': examples taken from earlier shards}.
     """
     path = Path(path)
     parts = path.with_name(path.name.removesuffix(".safetensors") + ".parts")
     state = {"version": CACHE_VERSION, "fingerprint": fingerprint, "backbone": backbone.info.id,
-             "text_source": text_source, "augment": augment, "shard_size": shard_size,
+             "text_source": text_source, "augment": augment,
+             "augment_recipe": get_augment_recipe(augment), "shard_size": shard_size,
              "seed": seed}
     progress_file = parts / "progress.json"
     if parts.is_dir():
@@ -160,46 +190,71 @@ def embed_split(backbone, examples, path, fingerprint, text_source, ocr=None,
             stats["reused"] += len(chunk)
             bar.update(len(chunk))
             continue
-        img, txt, aug, texts = [], [], [], []
+        img, txt, aug, texts, ids = [], [], [], [], []
+        truncated, skipped = [], []
         for i in range(0, len(chunk), batch_size):
-            batch = chunk[i:i + batch_size]
-            images = [decode_image(ex.image) for ex in batch]
+            batch, images, positions = [], [], []
+            for j, ex in enumerate(chunk[i:i + batch_size]):
+                try:
+                    image, was_truncated = decode_dataset_image(ex.image)
+                except (ImageError, OSError) as e:
+                    logger.warning("%s: left out, the image does not decode (%s)", ex.image, e)
+                    skipped.append({"id": ex.id, "image": ex.image.name, "error": str(e)})
+                    continue
+                if was_truncated:
+                    logger.warning("%s: truncated file, decoded leniently", ex.image)
+                    truncated.append(ex.id)
+                batch.append(ex)
+                images.append(image)
+                positions.append(k * shard_size + i + j)
+            bar.update(len(chunk[i:i + batch_size]))
+            if not batch:
+                continue
             batch_texts = [ocr(im) if ocr is not None else ex.text
                            for ex, im in zip(batch, images)]
             img.append(backbone.encode_images(images))  # (b, D)
             txt.append(backbone.encode_texts(batch_texts))  # (b, D)
             if augment:
-                base = k * shard_size + i
-                views = [backbone.encode_images(_augment_views(im, augment, seed * 1_000_003 +
-                                                               base + j))
-                         for j, im in enumerate(images)]
+                views = [backbone.encode_images(_augment_views(im, augment, seed * 1_000_003 + pos))
+                         for pos, im in zip(positions, images)]
                 aug.append(torch.stack(views))  # (b, A, D)
             texts += batch_texts
-            bar.update(len(batch))
-        tensors = {"image": torch.cat(img), "text": torch.cat(txt)}
+            ids += [ex.id for ex in batch]
+        dim = backbone.info.embed_dim
+        tensors = {"image": torch.cat(img) if img else torch.zeros(0, dim),
+                   "text": torch.cat(txt) if txt else torch.zeros(0, dim)}
         if augment:
-            tensors["image_aug"] = torch.cat(aug)
-        _save_atomic(tensors, shard, {"texts": texts})
+            tensors["image_aug"] = torch.cat(aug) if aug else torch.zeros(0, augment, dim)
+        _save_atomic(tensors, shard, {"texts": texts, "ids": ids, "truncated": truncated,
+                                      "skipped": skipped})
         stats["computed"] += len(chunk)
         if on_shard is not None:
             on_shard(k)
     bar.close()
 
-    merged, texts = {}, []
+    merged, texts, ids, truncated, skipped = {}, [], [], [], []
     for k in range(n_shards):
         shard = parts / f"shard-{k:05d}.safetensors"
         for key, value in load_file(str(shard)).items():
             merged.setdefault(key, []).append(value)
-        texts += read_cache_metadata(shard)["texts"]
+        shard_meta = read_cache_metadata(shard)
+        texts += shard_meta["texts"]
+        ids += shard_meta["ids"]
+        truncated += shard_meta["truncated"]
+        skipped += shard_meta["skipped"]
     tensors = {key: torch.cat(v) for key, v in merged.items()}
     if not tensors:
         dim = backbone.info.embed_dim
         tensors = {"image": torch.zeros(0, dim), "text": torch.zeros(0, dim)}
-    meta = {**state, "ids": [ex.id for ex in examples], "texts": texts,
+    meta = {**state, "ids": ids, "texts": texts, "truncated_images": truncated,
+            "skipped_images": skipped,
             "backbone_info": {"model": backbone.info.model, "pretrained": backbone.info.pretrained,
                               "embed_dim": backbone.info.embed_dim}}
     _save_atomic(tensors, path, meta)
     shutil.rmtree(parts)
+    if truncated or skipped:
+        logger.warning("%s: %d truncated image(s) decoded leniently, %d undecodable image(s) "
+                       "left out", path, len(truncated), len(skipped))
     return stats
 
 
@@ -259,22 +314,30 @@ class EmbeddingCache:
         return get_text_source("ocr", name)
 
     def get(self, name, split, augment=None, force=False, on_shard=None):
-        """(examples, cache dict) of one split, computing the cache if missing or stale."""
+        """(examples, cache dict) of one split, computing the cache if missing or stale.
+
+        The examples are those the cache holds (an image that does not decode is left out);
+        the cache dict's 'read_stats' is the reader's `ReadStats.to_dict()` (rows read,
+        skipped, adjusted) and its 'meta' lists truncated and skipped images.
+        """
         augment = self.augment if augment is None else augment
         if split != "train":
             augment = 0
         spec = get_dataset(name)
         root = get_dataset_root(self.data_dir, name)
-        examples = read_split(name, root, split)
+        read_stats = ReadStats()
+        examples = read_split(name, root, split, stats=read_stats)
         fp = fingerprint_split(spec, root, split, examples)
         path = get_cache_path(self.cache_dir, spec.name, self.backbone_id, self.text_source,
                               split, augment)
         meta = read_cache_metadata(path) if path.is_file() else None
         if meta is not None and not force:
-            if meta.get("fingerprint") == fp and meta.get("version") == CACHE_VERSION:
-                return examples, load_cache(path)
-            logger.warning("embedding cache %s is stale (the dataset files changed); "
-                           "recomputing", path)
+            why = self._stale_reason(meta, fp, augment)
+            if why is None:
+                cache = load_cache(path)
+                cache["read_stats"] = read_stats.to_dict()
+                return self._held(examples, cache), cache
+            logger.warning("embedding cache %s is stale (%s); recomputing", path, why)
         path.parent.mkdir(parents=True, exist_ok=True)
         if force and path.is_file():
             path.unlink()
@@ -287,7 +350,29 @@ class EmbeddingCache:
                     stats["reused"], path)
         cache = load_cache(path)
         cache["stats"] = stats
-        return examples, cache
+        cache["read_stats"] = read_stats.to_dict()
+        return self._held(examples, cache), cache
+
+    @staticmethod
+    def _stale_reason(meta, fingerprint, augment):
+        """Why a cache file cannot be reused (None: it can)."""
+        if meta.get("version") != CACHE_VERSION:
+            return f"cache format {meta.get('version')}, this version writes {CACHE_VERSION}"
+        if meta.get("fingerprint") != fingerprint:
+            return "the dataset files changed"
+        if meta.get("augment_recipe") != get_augment_recipe(augment):
+            return (f"augmentation views made with {meta.get('augment_recipe') or 'an older recipe'}"
+                    f", the recipe is now {get_augment_recipe(augment)}")
+        return None
+
+    @staticmethod
+    def _held(examples, cache):
+        """The examples the cache holds, in its order (undecodable images are left out)."""
+        ids = cache["meta"]["ids"]
+        if len(ids) == len(examples):
+            return examples
+        by_id = {ex.id: ex for ex in examples}
+        return [by_id[i] for i in ids if i in by_id]
 
 
 def add_cache_args(parser):
@@ -302,7 +387,9 @@ def add_cache_args(parser):
                         help="caption source: the dataset's transcription (default, as the paper) "
                              "or our OCR (what the server sees)")
     parser.add_argument("--augment", type=int, default=d.augment,
-                        help=f"RandAugment views cached per training image (default {d.augment})")
+                        help=f"RandAugment views (6 ops, magnitude 9, as the authors) cached per "
+                             f"training image (default {d.augment}; {RECOMMENDED_AUGMENT} "
+                             f"recommended, see docs/reproduce.md)")
     parser.add_argument("--batch-size", type=int, default=d.batch_size,
                         help=f"encoder batch size (default {d.batch_size})")
 
@@ -333,4 +420,24 @@ def main(argv=None):
             return 2
         print(f"{args.dataset} {split}: {c['image'].shape[0]} memes, "
               f"{cache.backbone_id}, text={cache.text_source}")
+        for line in describe_losses(c):
+            print(f"  {line}")
     return 0
+
+
+def describe_losses(cache):
+    """Lines saying which rows the reader skipped or adjusted and which images were truncated
+    or left out (nothing when every row and image was used as is)."""
+    read, meta = cache.get("read_stats") or {}, cache.get("meta") or {}
+    lines = []
+    for why, n in (read.get("skipped") or {}).items():
+        lines.append(f"skipped {n} row(s): {why} ({', '.join(read['skipped_lines'][:10])})")
+    for what, n in (read.get("adjusted") or {}).items():
+        lines.append(f"read {n} row(s) with an adjustment: {what}")
+    if meta.get("truncated_images"):
+        lines.append(f"{len(meta['truncated_images'])} truncated image(s) decoded leniently: "
+                     f"{', '.join(meta['truncated_images'][:10])}")
+    if meta.get("skipped_images"):
+        lines.append(f"{len(meta['skipped_images'])} image(s) left out, they do not decode: "
+                     f"{', '.join(s['image'] for s in meta['skipped_images'][:10])}")
+    return lines

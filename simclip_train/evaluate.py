@@ -1,9 +1,20 @@
 """`simclip evaluate CHECKPOINT DATASET --split test`: the paper's metrics, as JSON and Markdown.
 
-Per task of the dataset that the head has: macro-F1, accuracy, balanced accuracy, AUROC
-(argmax decisions; for a multilabel task, 0.5 per label) and weighted-F1 (the official MAMI
-sub-task B metric). Per warning category: the same at the checkpoint's threshold (tuned on
-validation when the head was trained).
+Per task of the dataset setting: macro-F1, accuracy, balanced accuracy, AUROC (argmax
+decisions; for a multilabel task, 0.5 per label), weighted-F1 (multiclass) and, for a multilabel
+task, the official MAMI sub-task B score (`metrics.mami_subtask_b_f1`). Per warning category:
+the same at the checkpoint's threshold (tuned on validation when the head was trained).
+`paper_metrics` names, per primary task, the metric the papers report, and `aggregates` the
+official combined scores (Memotion Task A/B/C).
+
+Binary and 3-class HarMeme: a 3-class head (`harmfulness`) also gives the binary `harmful` task
+(P(harmful) = P(somewhat) + P(very); `datasets.DERIVED_TASKS`), so evaluating it on
+`harmeme-c:3class` reports both, and on `harmeme-c` (binary) reports the binary task. A binary
+head cannot give three levels.
+
+Every task of the dataset setting must come from the head: when the head has none of them,
+or only some, evaluate stops with an error naming the missing ones; `--only-shared-tasks`
+reports the shared ones and lists the others under `missing_tasks`.
 
 `--seeds N` measures the spread over training seeds: it retrains the checkpoint's recipe
 (datasets, hyper-parameters, backbone, text source, all read from its metadata) with seeds
@@ -24,8 +35,8 @@ from simclip import SimCLIPError, load_checkpoint, read_metadata
 from simclip.backbone import get_backbone_id
 
 from .config import TEXT_SOURCES, EmbedConfig, TrainConfig
-from .datasets import get_dataset
-from .embed import EmbeddingCache
+from .datasets import DERIVED_TASKS, get_dataset
+from .embed import EmbeddingCache, describe_losses
 from .metrics import binary_metrics
 from .train import (
     build_targets,
@@ -38,33 +49,112 @@ from .train import (
 
 COLUMNS = [("macro_f1", "macro-F1"), ("accuracy", "accuracy"),
            ("balanced_accuracy", "balanced acc."), ("auroc", "AUROC"),
-           ("weighted_f1", "weighted-F1")]
+           ("weighted_f1", "weighted-F1"), ("mami_b_f1", "MAMI-B F1")]
 
 
-def evaluate_head(head, meta, examples, cache):
-    """{'tasks': {task: metrics}, 'warnings': {category/task: metrics}} of a head on a split."""
+def merge_classes(probs, groups):
+    """(N, G) probabilities of a derived task: per group, the sum of its source classes'."""
+    return np.stack([probs[:, list(g)].sum(1) for g in groups], axis=1)
+
+
+def derive_targets(source_targets, groups):
+    """A derived task's class indices from its source task's (-1, missing, stays -1)."""
+    index = {c: k for k, g in enumerate(groups) for c in g}
+    return source_targets.clone().apply_(lambda c: index.get(c, -1))
+
+
+def match_tasks(head_tasks, spec):
+    """How the head gives each task of the dataset setting.
+
+    Returns:
+        (matched, missing): matched is [(dataset TaskSpec, source)] where source is None (the
+        head has the task itself) or a DerivedTask; missing is [(task name, why)].
+    """
+    matched, missing = [], []
+    for t in spec.tasks:
+        own = head_tasks.get(t.name)
+        derived = DERIVED_TASKS.get(t.name)
+        if own is not None and (own.kind, list(own.labels)) == (t.kind, list(t.labels)):
+            matched.append((t, None))
+        elif derived is not None and derived.source in head_tasks:
+            matched.append((t, derived))
+        elif own is not None:
+            missing.append((t.name, f"the head's {t.name!r} is {own.kind} {list(own.labels)}, "
+                                    f"the dataset's {t.kind} {list(t.labels)}"))
+        else:
+            missing.append((t.name, "not in the head"))
+    return matched, missing
+
+
+def evaluate_head(head, meta, examples, cache, only_shared=False):
+    """{'tasks': {task: metrics}, 'warnings': {category/task: metrics}, 'aggregates': {...},
+    'missing_tasks': [...]} of a head on a split.
+
+    Raises:
+        ValueError: the head gives none of the dataset setting's tasks, or only some of them
+            and `only_shared` is False (the message names the missing ones).
+    """
     config = head.config
-    spec_tasks = {t.name for t in get_dataset(cache["dataset"]).tasks}
-    tasks = [t for t in config.tasks if t.name in spec_tasks]
-    if not tasks:
-        raise ValueError(f"the checkpoint has no task of dataset {cache['dataset']!r} "
-                         f"(its tasks: {[t.name for t in config.tasks]})")
-    targets = build_targets(examples, tasks)
-    probs = predict_probs(head, cache["image"], cache["text"])
-    out = {"tasks": task_metrics(probs, targets, tasks), "warnings": {}}
-    by_name = {t.name: t for t in tasks}
+    spec = get_dataset(cache["dataset"])
+    head_tasks = {t.name: t for t in config.tasks}
+    matched, missing = match_tasks(head_tasks, spec)
+    head_names = ", ".join(head_tasks)
+    if not matched:
+        raise ValueError(f"the checkpoint gives no task of dataset setting {spec.key!r} (it needs "
+                         f"{', '.join(t.name for t in spec.tasks)}; the checkpoint has "
+                         f"{head_names}); evaluate it on the setting it was trained for")
+    if missing and not only_shared:
+        raise ValueError(f"the checkpoint lacks task(s) of dataset setting {spec.key!r}: "
+                         + "; ".join(f"{name} ({why})" for name, why in missing)
+                         + f" (the checkpoint has {head_names}). Evaluate another setting, or "
+                           "pass --only-shared-tasks to report the shared tasks only")
+    head_probs = predict_probs(head, cache["image"], cache["text"])
+    tasks, probs, targets = [], {}, {}
+    for t, derived in matched:
+        tasks.append(t)
+        targets[t.name] = build_targets(examples, [t])[t.name]
+        probs[t.name] = (head_probs[t.name] if derived is None
+                         else merge_classes(head_probs[derived.source], derived.groups))
+    for name in spec.report_tasks:  # e.g. binary harmful from a 3-class head
+        derived = DERIVED_TASKS[name]
+        if name in probs or derived.source not in head_tasks or derived.source not in targets:
+            continue
+        tasks.append(derived.task)
+        targets[name] = derive_targets(targets[derived.source], derived.groups)
+        probs[name] = merge_classes(head_probs[derived.source], derived.groups)
+    out = {"tasks": task_metrics(probs, targets, tasks), "warnings": {}, "aggregates": {},
+           "missing_tasks": [name for name, _ in missing]}
+    own = {t.name: t for t, derived in matched if derived is None}
     for w in meta["warnings"]:
-        if w["task"] in by_name:
-            truth, score = warning_truth_and_scores(probs, targets, by_name[w["task"]], w)
+        if w["task"] in own:
+            truth, score = warning_truth_and_scores(probs, targets, own[w["task"]], w)
             out["warnings"][f"{w['category']}/{w['task']}"] = binary_metrics(truth, score,
                                                                               w["threshold"])
+    for name, (metric, parts) in spec.aggregates.items():
+        if all(p in out["tasks"] for p in parts):
+            out["aggregates"][name] = {metric: float(np.mean([out["tasks"][p][metric]
+                                                              for p in parts])),
+                                       "tasks": len(parts)}
+    return out
+
+
+def paper_metrics(spec, metrics):
+    """{task or aggregate: {'metric', 'value'}}: the numbers the papers report."""
+    out = {}
+    for task, metric in spec.primary_metric.items():
+        if task in metrics["tasks"] and metric in metrics["tasks"][task]:
+            out[task] = {"metric": metric, "value": metrics["tasks"][task][metric]}
+    for name, (metric, _) in spec.aggregates.items():
+        if name in metrics.get("aggregates", {}):
+            out[name] = {"metric": f"mean {metric}",
+                         "value": metrics["aggregates"][name][metric]}
     return out
 
 
 def aggregate(runs):
     """Mean and sample sd of every metric over runs: {group: {row: {metric: [mean, sd]}}}."""
-    out = {}
-    for group in ("tasks", "warnings"):
+    out = {"missing_tasks": runs[0].get("missing_tasks", [])}
+    for group in ("tasks", "warnings", "aggregates"):
         out[group] = {}
         for row in runs[0][group]:
             out[group][row] = {}
@@ -94,15 +184,19 @@ def markdown_table(result):
     """The metrics as a Markdown table (percentages)."""
     lines = ["| task | n | " + " | ".join(name for _, name in COLUMNS) + " |",
              "|---|---:|" + "---:|" * len(COLUMNS)]
-    for group, prefix in (("tasks", ""), ("warnings", "warning ")):
-        for row, m in result["metrics"][group].items():
-            n = m["n"][0] if isinstance(m["n"], list) else m["n"]
+    for group, prefix in (("tasks", ""), ("warnings", "warning "), ("aggregates", "")):
+        for row, m in result["metrics"].get(group, {}).items():
             label = prefix + row
             if group == "warnings":
                 t = m["threshold"][0] if isinstance(m["threshold"], list) else m["threshold"]
                 label += f" (threshold {t:.3f})"
+            if group == "aggregates":
+                n = ""
+                label += " (mean of its tasks)"
+            else:
+                n = int(m["n"][0] if isinstance(m["n"], list) else m["n"])
             cells = [_cell(m.get(key)) if key in m else "" for key, _ in COLUMNS]
-            lines.append(f"| {label} | {int(n)} | " + " | ".join(cells) + " |")
+            lines.append(f"| {label} | {n} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -114,7 +208,15 @@ def train_config_from_metadata(meta, embed, seed):
         epochs=tr["epochs"], patience=tr["patience"], train_batch_size=tr["batch_size"],
         lr=tr["lr"], weight_decay=tr["weight_decay"], warmup=tr["warmup"],
         proj_dim=hc["proj_dim"], hidden_dim=hc["hidden_dim"], depth=hc["depth"],
-        dropout=hc["dropout"])
+        dropout=hc["dropout"], threshold_text=_threshold_option(tr))
+
+
+def _threshold_option(training):
+    """The --threshold-text a checkpoint was trained with, from its recorded sources."""
+    source = training.get("threshold_text", training.get("text", "dataset"))
+    if source == training.get("text", "dataset"):
+        return "same"
+    return "dataset" if source == "dataset" else "ocr"
 
 
 def parse_args(argv):
@@ -132,6 +234,9 @@ def parse_args(argv):
     p.add_argument("--seeds", type=int, default=1,
                    help="retrain the checkpoint's recipe with N seeds and report mean ± sd")
     p.add_argument("--json", default=None, help="also write the JSON result to this file")
+    p.add_argument("--only-shared-tasks", action="store_true",
+                   help="when the head lacks some tasks of the dataset setting, report the "
+                        "shared ones instead of stopping (the others are listed)")
     p.add_argument("--model", default=None, help="backbone (default: the checkpoint's)")
     p.add_argument("--pretrained", default=None, help="weights (default: the checkpoint's)")
     p.add_argument("--device", default=None, help="device for the encoders")
@@ -166,21 +271,27 @@ def run(args, progress=True):
     examples, c = cache.get(args.dataset, args.split)
     c["dataset"] = args.dataset
     runs = []
+    only_shared = getattr(args, "only_shared_tasks", False)
+    head, head_meta = load_checkpoint(args.checkpoint)
+    first = evaluate_head(head, head_meta, examples, c, only_shared)  # refuses before retraining
     if seeds == 1:
-        head, meta = load_checkpoint(args.checkpoint)
-        runs.append(evaluate_head(head, meta, examples, c))
+        runs.append(first)
     else:
         for k in range(seeds):
             cfg = train_config_from_metadata(meta, embed, base_seed + k)
             head, run_meta = train(cfg, cache=cache, progress=progress)
-            runs.append(evaluate_head(head, run_meta, examples, c))
+            runs.append(evaluate_head(head, run_meta, examples, c, only_shared))
     metrics = runs[0] if seeds == 1 else aggregate(runs)
+    spec = get_dataset(args.dataset)
     return clean_floats({
-        "checkpoint": str(args.checkpoint), "dataset": get_dataset(args.dataset).key,
+        "checkpoint": str(args.checkpoint), "dataset": spec.key,
         "split": args.split, "n": len(examples), "backbone": backbone_id,
         "text": cache.text_source, "seeds": [base_seed + k for k in range(seeds)],
         "aggregate": "mean ± sample sd over seeds" if seeds > 1 else None,
-        "metrics": metrics, "runs": runs if seeds > 1 else None,
+        "metrics": metrics, "paper_metrics": paper_metrics(spec, metrics),
+        "missing_tasks": metrics.get("missing_tasks", []),
+        "data": describe_losses(c),
+        "runs": runs if seeds > 1 else None,
     })
 
 
@@ -196,6 +307,16 @@ def main(argv=None):
     print(f"{result['dataset']} {result['split']} (n={result['n']}, {result['backbone']}, "
           f"text={result['text']}{seeds})\n")
     print(markdown_table(result))
+    print()
+    for name, m in result["paper_metrics"].items():
+        value = m["value"]
+        shown = (f"{100 * value[0]:.1f} ± {100 * value[1]:.1f}" if isinstance(value, list)
+                 else "n/a" if value is None else f"{100 * value:.1f}")
+        print(f"paper metric: {name} {m['metric']} = {shown}")
+    if result["missing_tasks"]:
+        print(f"not evaluated (not in the head): {', '.join(result['missing_tasks'])}")
+    for line in result["data"]:
+        print(f"data: {line}")
     print()
     print(json.dumps(result, sort_keys=True))
     if args.json:

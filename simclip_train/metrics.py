@@ -1,4 +1,5 @@
-"""Classification metrics the papers report: macro-F1, accuracy, balanced accuracy, AUROC, weighted-F1.
+"""Classification metrics the papers report: macro-F1, accuracy, balanced accuracy, AUROC,
+weighted-F1, and the official MAMI sub-task B score (`mami_subtask_b_f1`).
 
 Plain numpy, so evaluation needs no scikit-learn; the definitions match scikit-learn's
 (`f1_score(average='macro'|'weighted')`, `balanced_accuracy_score`, `roc_auc_score` with
@@ -99,24 +100,53 @@ def multiclass_metrics(y_true, probs):
             "auroc": multiclass_auroc(y_true, probs)}
 
 
+def mami_subtask_b_f1(y_true, y_pred):
+    """The official MAMI sub-task B score (SemEval-2022 Task 5).
+
+    For each type (shaming, stereotype, objectification, violence: the columns), the binary
+    macro-F1 of that column (the mean of the positive-class and the negative-class F1, over the
+    classes that occur in its truth or predictions); then the mean of the columns weighted by
+    their gold positive counts.
+
+    Args:
+        y_true: (n, L) array of 0/1 gold labels (L = 4 for MAMI).
+        y_pred: (n, L) array of 0/1 predictions.
+
+    Returns:
+        The score in [0, 1]; NaN when no column has a gold positive (the weights are all 0).
+    """
+    y_true = np.asarray(y_true, int)
+    y_pred = np.asarray(y_pred, int)
+    if y_true.ndim != 2 or y_true.shape != y_pred.shape:
+        raise ValueError(f"expected two (n, L) arrays of the same shape, got {y_true.shape} "
+                         f"and {y_pred.shape}")
+    positives = y_true.sum(0).astype(float)
+    if positives.sum() == 0:
+        return float("nan")
+    per_type = np.array([macro_f1(y_true[:, k], y_pred[:, k], 2) for k in range(y_true.shape[1])])
+    return float((per_type * positives).sum() / positives.sum())
+
+
 def multilabel_metrics(y_true, probs, threshold=0.5):
     """Metrics of a multilabel task from (N, L) 0/1 truths and (N, L) probabilities.
 
-    F1 scores treat each label as one class, as the MAMI sub-task B scorer does: macro is the
-    mean of per-label F1, weighted is weighted by each label's positive count.
+    Decisions are `prob >= threshold` per label. macro_f1 is the mean over labels of each
+    label's positive-class F1 (scikit-learn's f1_score(average='macro') on multilabel input);
+    `mami_b_f1` is the official MAMI sub-task B score (`mami_subtask_b_f1`: each label's binary
+    macro-F1, weighted by its gold positives). It replaces the positive-class weighted-F1
+    reported before, which read about 10 points lower than the official score.
     """
     y_true = np.asarray(y_true, int)
     y_pred = (np.asarray(probs, float) >= threshold).astype(int)
     tp = (y_true & y_pred).sum(0).astype(float)
     denom = y_true.sum(0) + y_pred.sum(0)
     f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
-    support = y_true.sum(0)
     aucs = [binary_auroc(y_true[:, k], np.asarray(probs)[:, k]) for k in range(y_true.shape[1])]
     aucs = [a for a in aucs if not np.isnan(a)]
     bal = [balanced_accuracy(y_true[:, k], y_pred[:, k], 2) for k in range(y_true.shape[1])]
     return {"n": len(y_true),
             "macro_f1": float(f1.mean()),
-            "weighted_f1": float((f1 * support).sum() / max(support.sum(), 1)),
+            "mami_b_f1": mami_subtask_b_f1(y_true, y_pred),
             "accuracy": float((y_true == y_pred).all(1).mean()) if len(y_true) else 0.0,
             "balanced_accuracy": float(np.mean(bal)),
             "auroc": float(np.mean(aucs)) if aucs else float("nan")}

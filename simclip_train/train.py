@@ -9,15 +9,19 @@ The protocol (arXiv 2409.05772 and the authors' code):
     * class-balanced loss weights (n / (C * n_c); for a multilabel task, pos_weight = neg/pos);
     * AdamW (lr 1e-4, weight decay 1e-4), linear warm-up over the first 10% of the steps, then
       a constant learning rate;
-    * early stopping on the validation mean macro-F1 over tasks (argmax decisions), ties
-      broken by the validation loss;
+    * early stopping on the validation mean macro-F1 over the datasets' PRIMARY tasks (the ones
+      their papers report, `DatasetSpec.primary_tasks`; argmax decisions), ties broken by the
+      validation loss: an auxiliary task (HarMeme's opt-in `target`) trains but never selects;
     * per-warning thresholds tuned on validation (binary macro-F1), never on test: this
-      command does not read the test split at all.
+      command does not read the test split at all. `--threshold-text ocr` tunes them on
+      validation embeddings of our OCR text (what the server sees) whatever the training text;
+      the checkpoint's `training` metadata records both sources.
 The head trains on the CPU (a few small matrices); only the encoders use --device.
 """
 
 import argparse
 import copy
+import dataclasses
 import logging
 import math
 import sys
@@ -38,9 +42,9 @@ from simclip import (
 )
 from simclip.cli import add_backbone_args
 
-from .config import TrainConfig, train_config_from_args
+from .config import THRESHOLD_TEXTS, TrainConfig, train_config_from_args
 from .datasets import get_dataset
-from .embed import EmbeddingCache, add_cache_args
+from .embed import EmbeddingCache, add_cache_args, get_augment_recipe
 from .metrics import (
     binary_metrics,
     multiclass_metrics,
@@ -96,7 +100,7 @@ def load_split(cache, spec, split, tasks):
         raise RuntimeError(f"embedding cache of {spec.key} {split} does not match the dataset; "
                            f"rerun `simclip embed {spec.key} --force`")
     out = {"image": c["image"], "text": c["text"], "targets": build_targets(examples, tasks),
-           "meta": c["meta"], "examples": examples}
+           "meta": c["meta"], "examples": examples, "read_stats": c.get("read_stats")}
     if "image_aug" in c:
         out["image_aug"] = c["image_aug"]
     return out
@@ -189,8 +193,24 @@ def clean_floats(obj):
     return obj
 
 
-def _fit(cfg, config, tasks, train_parts, val, weights):
-    """The training loop with early stopping; returns (best head, score, epoch, history)."""
+def selection_score(metrics, selection_tasks):
+    """The early-stopping score: mean macro-F1 over the selection (primary) tasks that have
+    validation labels (0 when none has)."""
+    values = [metrics[t]["macro_f1"] for t in selection_tasks if t in metrics]
+    return float(np.mean(values)) if values else 0.0
+
+
+def get_selection_tasks(specs):
+    """The datasets' primary tasks, each once, in order."""
+    out = []
+    for spec in specs:
+        out += [t for t in spec.primary_tasks if t not in out]
+    return out
+
+
+def _fit(cfg, config, tasks, train_parts, val, weights, selection_tasks):
+    """The training loop with early stopping on `selection_tasks`; returns (best head, score,
+    epoch, history)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         gen = torch.Generator().manual_seed(cfg.seed)
@@ -227,7 +247,7 @@ def _fit(cfg, config, tasks, train_parts, val, weights):
                 sched.step()
             metrics = task_metrics(predict_probs(head, val["image"], val["text"]),
                                    val["targets"], tasks)
-            score = float(np.mean([m["macro_f1"] for m in metrics.values()])) if metrics else 0.0
+            score = selection_score(metrics, selection_tasks)
             with torch.no_grad():
                 val_loss = float(simclip_loss(head(val["image"], val["text"]), val["targets"],
                                               tasks, weights))
@@ -244,6 +264,31 @@ def _fit(cfg, config, tasks, train_parts, val, weights):
     return head, best_score, best_epoch, history
 
 
+def _threshold_cache(cfg, cache, progress):
+    """The cache of the validation embeddings the thresholds are tuned on: `cache` itself, or
+    one of another text source (`cfg.threshold_text`)."""
+    text = cfg.embed.text if cfg.threshold_text == "same" else cfg.threshold_text
+    if text == cache.text:
+        return cache
+    embed = dataclasses.replace(cfg.embed, text=text, augment=0)
+    return EmbeddingCache.from_config(embed, seed=cfg.seed, progress=progress)
+
+
+def _split_record(part):
+    """What the checkpoint metadata says about one dataset split: size, fingerprint, and what
+    the reader and the decoder left out or adjusted."""
+    meta = part["meta"]
+    out = {"n": len(part["image"]), "fingerprint": meta["fingerprint"]}
+    read = part.get("read_stats") or {}
+    if read.get("skipped") or read.get("adjusted"):
+        out["read"] = {k: read[k] for k in ("rows", "read", "skipped", "adjusted")}
+    if meta.get("truncated_images"):
+        out["truncated_images"] = len(meta["truncated_images"])
+    if meta.get("skipped_images"):
+        out["skipped_images"] = len(meta["skipped_images"])
+    return out
+
+
 def train(cfg: TrainConfig, cache: EmbeddingCache | None = None, progress: bool = True):
     """Train a head as `cfg` says; return (SimCLIPHead in eval mode, checkpoint metadata).
 
@@ -253,6 +298,7 @@ def train(cfg: TrainConfig, cache: EmbeddingCache | None = None, progress: bool 
     """
     specs = [get_dataset(name) for name in cfg.datasets]
     tasks = merge_tasks(specs)
+    selection_tasks = get_selection_tasks(specs)
     cache = cache or EmbeddingCache.from_config(cfg.embed, seed=cfg.seed, progress=progress)
     train_parts = [load_split(cache, s, "train", tasks) for s in specs]
     val_parts = [load_split(cache, s, "val", tasks) for s in specs]
@@ -268,38 +314,48 @@ def train(cfg: TrainConfig, cache: EmbeddingCache | None = None, progress: bool 
     torch.set_num_threads(1)  # small matrices: one thread is fastest, and immune to contention
     try:
         head, best_score, best_epoch, history = _fit(cfg, config, tasks, train_parts, val,
-                                                     weights)
+                                                     weights, selection_tasks)
     finally:
         torch.set_num_threads(threads)
-    logger.info("best validation mean macro-F1 %.4f at epoch %d of %d", best_score,
-                best_epoch, len(history))
+    logger.info("best validation mean macro-F1 over %s: %.4f at epoch %d of %d",
+                ", ".join(selection_tasks), best_score, best_epoch, len(history))
 
     probs = predict_probs(head, val["image"], val["text"])
     val_metrics = task_metrics(probs, val["targets"], tasks)
+    tcache = _threshold_cache(cfg, cache, progress)
+    if tcache is cache:
+        tval, tprobs = val, probs
+    else:
+        tval = concat_splits([load_split(tcache, s, "val", tasks) for s in specs], tasks)
+        tprobs = predict_probs(head, tval["image"], tval["text"])
     rules, rule_metrics = [], {}
     by_name = {t.name: t for t in tasks}
     for w in merge_warning_rules(specs):
-        truth, score = warning_truth_and_scores(probs, val["targets"], by_name[w["task"]], w)
+        truth, score = warning_truth_and_scores(tprobs, tval["targets"], by_name[w["task"]], w)
         threshold = tune_threshold(truth, score) if len(truth) else DEFAULT_THRESHOLD
         rules.append({**w, "threshold": round(threshold, 6)})
         rule_metrics[f"{w['category']}/{w['task']}"] = binary_metrics(truth, score, threshold)
 
     training = {
         "tool": "simclip train",
-        "datasets": [{"name": s.key,
-                      "train": {"n": len(p["image"]), "fingerprint": p["meta"]["fingerprint"]},
-                      "val": {"n": len(v["image"]), "fingerprint": v["meta"]["fingerprint"]}}
+        "datasets": [{"name": s.key, "train": _split_record(p), "val": _split_record(v)}
                      for s, p, v in zip(specs, train_parts, val_parts)],
-        "text": cache.text_source, "augment": cache.augment, "seed": cfg.seed,
+        "text": cache.text_source, "threshold_text": tcache.text_source,
+        "augment": cache.augment, "seed": cfg.seed,
         "epochs": cfg.epochs, "epochs_run": len(history), "best_epoch": best_epoch,
         "batch_size": cfg.train_batch_size, "lr": cfg.lr, "weight_decay": cfg.weight_decay,
         "warmup": cfg.warmup, "patience": cfg.patience,
-        "early_stopping": "validation mean macro-F1, ties broken by validation loss",
-        "thresholds": "tuned on validation",
+        "selection_tasks": selection_tasks,
+        "early_stopping": "validation mean macro-F1 over the primary tasks "
+                          f"({', '.join(selection_tasks)}), ties broken by validation loss",
+        "thresholds": f"tuned on validation, {tcache.text_source} text",
         "val_mean_macro_f1_history": history,
     }
+    if cache.augment:
+        training["augment_recipe"] = get_augment_recipe(cache.augment)
     metrics = {"val": {"tasks": val_metrics, "mean_macro_f1": best_score,
-                       "warnings": rule_metrics}}
+                       "selection_tasks": selection_tasks, "warnings": rule_metrics,
+                       "warnings_text": tcache.text_source}}
     meta = make_metadata(config, BackboneInfo(**backbone_info), rules,
                          training=clean_floats(training), metrics=clean_floats(metrics))
     return head, meta
@@ -323,6 +379,11 @@ def add_train_args(p):
     p.add_argument("--hidden-dim", type=int, default=d.hidden_dim, help="task MLP width")
     p.add_argument("--depth", type=int, default=d.depth, help="task MLP blocks")
     p.add_argument("--dropout", type=float, default=d.dropout, help="dropout")
+    p.add_argument("--threshold-text", dest="threshold_text", choices=THRESHOLD_TEXTS,
+                   default=d.threshold_text,
+                   help="tune the warning thresholds on validation embeddings of this caption "
+                        "source: 'same' as training, or 'ocr' (what the server sees) "
+                        "(default %(default)s)")
 
 
 def parse_args(argv):
@@ -355,9 +416,11 @@ def main(argv=None):
         return 2
     val = meta["metrics"]["val"]
     print(f"wrote {path}")
-    print(f"validation mean macro-F1 {val['mean_macro_f1']:.4f} "
+    print(f"validation mean macro-F1 of {', '.join(val['selection_tasks'])} "
+          f"{val['mean_macro_f1']:.4f} "
           f"(best epoch {meta['training']['best_epoch']} of {meta['training']['epochs_run']})")
     for w in meta["warnings"]:
-        print(f"  {w['category']:<11} threshold {w['threshold']:.3f} (from {w['task']})")
+        print(f"  {w['category']:<11} threshold {w['threshold']:.3f} (from {w['task']}, tuned "
+              f"on {meta['training']['threshold_text']} text)")
     print(f"use it: simclip-server --checkpoint {path}")
     return 0

@@ -1,10 +1,17 @@
 """Dataset readers: each official format parses, and a malformed line is named by file and line."""
 
 import json
+import logging
 
 import pytest
 
-from simclip_train.datasets import DatasetFormatError, get_dataset, list_datasets, read_split
+from simclip_train.datasets import (
+    DatasetFormatError,
+    ReadStats,
+    get_dataset,
+    list_datasets,
+    read_split,
+)
 
 
 def write(path, text):
@@ -47,13 +54,60 @@ MEMOTION_TEST = ("Image_name,Image_URL,OCR_extracted_text,corrected_text\n"
 MEMOTION_GT = "Image_name,Labels\n1.jpg,1_1110_1230\n2.jpg,-1_0000_0000\n"
 
 
-def test_harmeme_binary_merges_somewhat_and_very_into_harmful_and_keeps_targets(tmp_path):
+def test_harmeme_binary_merges_somewhat_and_very_into_harmful_and_the_target_is_opt_in(tmp_path):
     write(tmp_path / "train.jsonl", HARMEME)
     rows = read_split("harmeme-c", tmp_path, "train")
     assert [r.labels["harmful"] for r in rows] == [0, 1, 1]
-    assert [r.labels["target"] for r in rows] == [None, 0, 2]
+    assert all("target" not in r.labels for r in rows)  # the authors train the harm level only
+    assert [t.name for t in get_dataset("harmeme-c").tasks] == ["harmful"]
     assert rows[1].image == tmp_path / "images" / "covid_memes_2.png"
     assert rows[0].text == "stay home\n"
+    with_target = read_split("harmeme-c:binary+target", tmp_path, "train")
+    # multilabel over individual, community, society, organization; unlabelled when not harmful
+    assert [r.labels["target"] for r in with_target] == [None, [1, 0, 0, 0], [0, 0, 1, 0]]
+    spec = get_dataset("harmeme-c:3class+target")
+    assert [(t.name, t.kind) for t in spec.tasks] == [("harmfulness", "multiclass"),
+                                                       ("target", "multilabel")]
+    assert spec.primary_tasks == ["harmfulness"]  # target trains but never selects epochs
+
+
+def test_harmeme_rows_with_a_missing_level_or_odd_targets_are_skipped_or_adjusted_and_counted(
+        tmp_path, caplog):
+    rows = [["somewhat harmful"], ["", "individual", "organization"], ["not harmful", "society"],
+            ["very harmful", "organization", "community"], ["not harmful"], ["harmless"],
+            ["somewhat harmful", "individual", "aliens"]]
+    write(tmp_path / "train_v1.jsonl", "".join(
+        json.dumps({"id": f"memes_{i}", "image": f"memes_{i}.png", "labels": labels, "text": "t"})
+        + "\n" for i, labels in enumerate(rows)))
+    stats = ReadStats()
+    with caplog.at_level(logging.WARNING, logger="simclip_train.datasets"):
+        out = read_split("harmeme-p:3class+target", tmp_path, "train", stats=stats)
+    assert [r.id for r in out] == ["memes_0", "memes_2", "memes_3", "memes_4", "memes_6"]
+    assert [r.labels["harmfulness"] for r in out] == [1, 0, 2, 0, 1]
+    assert [r.labels["target"] for r in out] == [None, None, [0, 1, 0, 1], None, [1, 0, 0, 0]]
+    assert (stats.rows, stats.read) == (7, 5)
+    assert dict(stats.skipped) == {"empty or unknown harm level": 2}
+    assert stats.skipped_lines == ["train_v1.jsonl:2", "train_v1.jsonl:6"]
+    assert dict(stats.adjusted) == {
+        "harmful meme without a target (target unlabelled)": 1,
+        "not harmful meme naming a target (target ignored)": 1,
+        "harmful meme with two targets (both labelled)": 1,
+        "unknown target name (ignored)": 1}
+    assert "harmeme-p:3class+target train: 5 of 7 rows read; skipped 2" in caplog.text
+    assert "train_v1.jsonl:2, train_v1.jsonl:6" in caplog.text
+
+
+def test_harm_p_v0_settings_read_the_v0_files_in_both_settings_and_with_target(tmp_path):
+    write(tmp_path / "val.jsonl", HARMEME)
+    write(tmp_path / "val_v1.jsonl", HARMEME.splitlines()[0] + "\n")
+    assert [r.labels["harmful"] for r in read_split("harmeme-p:binary-v0", tmp_path, "val")] == \
+        [0, 1, 1]
+    assert [r.labels["harmfulness"] for r in read_split("harmeme-p:3class-v0", tmp_path,
+                                                        "val")] == [0, 1, 2]
+    assert [r.labels["target"] for r in read_split("harmeme-p:3class-v0+target", tmp_path,
+                                                   "val")] == [None, [1, 0, 0, 0], [0, 0, 1, 0]]
+    assert get_dataset("harmeme-p:binary-v0").split_files["train"] == ["train.jsonl"]
+    assert get_dataset("harmeme-p:binary").split_files["train"] == ["train_v1.jsonl"]
 
 
 def test_harmeme_three_class_setting_keeps_the_three_levels(tmp_path):
@@ -111,10 +165,40 @@ def test_memotion_has_five_heads_and_merges_sentiment_to_three_levels(tmp_path):
     assert test[1].labels["memotion_sentiment"] == 0 and test[1].text == "text b"
 
 
+def test_memotion_reads_the_ground_truth_also_under_its_name_with_a_space_before_csv(tmp_path):
+    from simclip_train.embed import fingerprint_split
+
+    write(tmp_path / "2000_testdata.csv", MEMOTION_TEST)
+    # the second row's Task B bits (1000) disagree with its Task C levels (0000): counted
+    write(tmp_path / "Meme_groundTruth .csv", MEMOTION_GT.replace("-1_0000_0000", "-1_1000_0000"))
+    stats = ReadStats()
+    test = read_split("memotion", tmp_path, "test", stats=stats)
+    assert [r.labels["memotion_offensive"] for r in test] == [3, 0]
+    assert dict(stats.adjusted) == {
+        "Task B bits disagree with the Task C levels (the levels are read)": 1}
+    spec = get_dataset("memotion")
+    before = fingerprint_split(spec, tmp_path, "test", test)
+    write(tmp_path / "Meme_groundTruth .csv", MEMOTION_GT)
+    assert fingerprint_split(spec, tmp_path, "test", test) != before  # the file is fingerprinted
+    (tmp_path / "Meme_groundTruth .csv").unlink()
+    with pytest.raises(DatasetFormatError, match="Meme_groundTruth.csv not found"):
+        read_split("memotion", tmp_path, "test")
+
+
+def test_memotion_reports_the_official_task_a_b_c_aggregates():
+    spec = get_dataset("memotion")
+    assert spec.aggregates == {
+        "memotion_task_a": ("macro_f1", ["memotion_sentiment"]),
+        "memotion_task_b": ("macro_f1", ["memotion_humour_binary", "memotion_sarcasm_binary",
+                                         "memotion_offensive_binary", "memotion_motivational"]),
+        "memotion_task_c": ("macro_f1", ["memotion_humour", "memotion_sarcasm",
+                                         "memotion_offensive", "memotion_motivational"])}
+
+
 MALFORMED = [
     ("harmeme-c", "train", "train.jsonl", HARMEME + "{not json\n", 4),
     ("harmeme-c", "train", "train.jsonl",
-     HARMEME + json.dumps({"image": "x.png", "labels": ["very harmful"]}) + "\n", 4),
+     HARMEME + json.dumps({"image": "x.png", "labels": "very harmful"}) + "\n", 4),
     ("mami", "train", "training.csv", MAMI_TRAIN + "41.jpg\tyes\t0\t0\t0\t0\ttext\n", 42),
     ("hateful-memes", "train", "train.jsonl", HATEFUL + json.dumps({"img": "img/1.png"}) + "\n",
      3),
@@ -144,6 +228,8 @@ def test_unknown_dataset_or_setting_names_the_available_ones():
     with pytest.raises(ValueError, match="available: a, b"):
         get_dataset("mami:c")
     assert list_datasets()["harmeme-p"][0] == "binary"
+    assert {"binary+target", "3class+target", "binary-v0", "3class-v0"} <= set(
+        list_datasets()["harmeme-p"])
 
 
 def test_harmeme_reader_on_the_real_validation_split_gives_177_memes_116_not_harmful(
