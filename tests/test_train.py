@@ -14,6 +14,7 @@ from simclip import (
     cli,
     load_checkpoint,
     make_metadata,
+    read_metadata,
     save_checkpoint,
 )
 from simclip_train.embed import (
@@ -211,3 +212,199 @@ def test_evaluate_with_seeds_retrains_the_recipe_and_reports_mean_and_sd(synth, 
     assert single == 0
     seed5 = last_json(capsys.readouterr().out)["metrics"]["tasks"]["harmful"]["macro_f1"]
     assert result["runs"][0]["tasks"]["harmful"]["macro_f1"] == pytest.approx(seed5, abs=1e-6)
+
+
+def copy_dataset(synth, tmp_path, name="harmeme-c"):
+    """A private copy of the synthetic Harm-C memes as DATA/<name>."""
+    data = tmp_path / "data"
+    shutil.copytree(synth / "harmeme-c", data / name)
+    return data
+
+
+def test_thresholds_tuned_on_ocr_text_are_recorded_and_fit_the_ocr_validation_scores(
+        synth, tmp_path):
+    from simclip_train.metrics import tune_threshold
+    from simclip_train.train import predict_probs, warning_truth_and_scores
+
+    data = copy_dataset(synth, tmp_path)
+    ckpt = tmp_path / "served.safetensors"
+    assert cli.main(["train", "--dataset", "harmeme-c", "--data-dir", str(data), "--out",
+                     str(ckpt), "--threshold-text", "ocr", "--ocr", "rapidocr", "--epochs", "6",
+                     *TINY]) == 0
+    head, meta = load_checkpoint(ckpt)
+    assert meta["training"]["text"] == "dataset"  # trained on the transcriptions, as the paper
+    assert meta["training"]["threshold_text"] == "ocr-rapidocr"
+    assert meta["training"]["thresholds"] == "tuned on validation, ocr-rapidocr text"
+    caches = data / "embeddings" / "harmeme-c" / "simclip-tiny_random"
+    assert sorted(p.name for p in (caches / "ocr-rapidocr").iterdir()) == ["val.safetensors"]
+    ocr_val = load_cache_file(caches / "ocr-rapidocr" / "val.safetensors")
+    dataset_val = load_cache_file(caches / "dataset" / "val.safetensors")
+    assert ocr_val["meta"]["texts"] != dataset_val["meta"]["texts"]  # OCR read the pictures
+    rows = [json.loads(line) for line in (data / "harmeme-c" / "val.jsonl").read_text().splitlines()]
+    truth = torch.tensor([int(r["labels"][0] != "not harmful") for r in rows])
+    rule = meta["warnings"][0]
+    task = head.config.tasks[0]
+    probs = predict_probs(head, ocr_val["image"], ocr_val["text"])
+    y, score = warning_truth_and_scores(probs, {"harmful": truth}, task, rule)
+    assert tune_threshold(y, score) == pytest.approx(rule["threshold"], abs=1e-5)
+    same = tmp_path / "same.safetensors"
+    assert cli.main(["train", "--dataset", "harmeme-c", "--data-dir", str(data), "--out",
+                     str(same), "--epochs", "6", *TINY]) == 0
+    assert read_metadata(same)["training"]["threshold_text"] == "dataset"
+
+
+def test_quickstart_defaults_serve_ocr_tuned_thresholds_and_the_authors_augmentation():
+    from simclip_train import quickstart
+    from simclip_train.config import RECOMMENDED_AUGMENT, train_config_from_args
+
+    args = quickstart.parse_args([])
+    assert (args.threshold_text, args.augment) == ("ocr", RECOMMENDED_AUGMENT) == ("ocr", 8)
+    cfg = train_config_from_args(args, datasets=[quickstart.DATASET])
+    assert (cfg.threshold_text, cfg.embed.augment) == ("ocr", 8)
+    assert train_parse(["--dataset", "harmeme-c", "--data-dir", "D", "--out", "o"]
+                       ).threshold_text == "same"
+
+
+def train_parse(argv):
+    from simclip_train.train import parse_args
+
+    return parse_args(argv)
+
+
+def load_cache_file(path):
+    from simclip_train.embed import load_cache
+
+    return load_cache(path)
+
+
+def test_a_truncated_or_broken_image_never_aborts_embed_and_is_counted(synth, tmp_path, capsys):
+    import io
+
+    from PIL import Image
+
+    data = copy_dataset(synth, tmp_path)
+    root = data / "harmeme-c"
+    rows = [json.loads(line) for line in (root / "train.jsonl").read_text().splitlines()]
+    png = root / "images" / rows[0]["image"]
+    png.write_bytes(png.read_bytes()[: png.stat().st_size * 2 // 3])  # a truncated PNG
+    buf = io.BytesIO()
+    Image.open(root / "images" / rows[1]["image"]).convert("RGB").save(buf, "JPEG")
+    (root / "images" / "cut.jpg").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    rows[1]["image"] = "cut.jpg"  # a truncated JPEG
+    (root / "images" / "junk.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+    rows[2]["image"] = "junk.png"  # not decodable at all
+    (root / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    capsys.readouterr()
+    assert cli.main(["embed", "harmeme-c", "--data-dir", str(data), "--splits", "train",
+                     *TINY]) == 0
+    out = capsys.readouterr().out
+    assert "harmeme-c train: 47 memes" in out
+    assert f"2 truncated image(s) decoded leniently: {rows[0]['id']}, {rows[1]['id']}" in out
+    assert "1 image(s) left out, they do not decode: junk.png" in out
+    meta = read_cache_metadata(next((data / "embeddings").rglob("train.safetensors")))
+    assert meta["truncated_images"] == [rows[0]["id"], rows[1]["id"]]
+    assert [s["id"] for s in meta["skipped_images"]] == [rows[2]["id"]]
+    assert rows[2]["id"] not in meta["ids"] and len(meta["ids"]) == 47
+    ckpt = tmp_path / "c.safetensors"
+    assert cli.main(["train", "--dataset", "harmeme-c", "--data-dir", str(data), "--out",
+                     str(ckpt), "--epochs", "2", *TINY]) == 0
+    record = read_metadata(ckpt)["training"]["datasets"][0]["train"]
+    assert (record["n"], record["truncated_images"], record["skipped_images"]) == (47, 2, 1)
+
+
+def test_augmentation_views_use_randaugment_6_ops_magnitude_9_and_an_old_recipe_is_recomputed(
+        synth, tmp_path, monkeypatch, caplog):
+    import torchvision.transforms
+    from safetensors.torch import load_file, save_file
+
+    made = []
+    real = torchvision.transforms.RandAugment
+
+    def recording(**kwargs):
+        made.append(kwargs)
+        return real(**kwargs)
+
+    monkeypatch.setattr(torchvision.transforms, "RandAugment", recording)
+    data = copy_dataset(synth, tmp_path)
+    cache = EmbeddingCache(tmp_path / "cache", data, model="simclip-tiny", pretrained="none",
+                           device="cpu", augment=2, progress=False)
+    _, first = cache.get("harmeme-c", "train")
+    assert made and all(kw == {"num_ops": 6, "magnitude": 9} for kw in made)
+    assert first["image_aug"].shape == (48, 2, 64)
+    assert first["meta"]["augment_recipe"] == "torchvision.RandAugment(num_ops=6, magnitude=9)"
+    _, again = cache.get("harmeme-c", "train")
+    assert "stats" not in again  # same recipe: reused
+    path = get_cache_path(tmp_path / "cache", "harmeme-c", "simclip-tiny/random", "dataset",
+                          "train", 2)
+    old = {k: v for k, v in read_cache_metadata(path).items() if k != "augment_recipe"}
+    save_file(load_file(str(path)), str(path), metadata={"simclip_cache": json.dumps(old)})
+    with caplog.at_level(logging.WARNING, logger="simclip_train.embed"):
+        _, redone = cache.get("harmeme-c", "train")
+    assert "stale (augmentation views made with an older recipe" in caplog.text
+    assert redone["stats"]["computed"] == 48
+
+
+def test_target_is_opt_in_and_epochs_are_selected_on_the_harm_level_only(synth, tmp_path):
+    data = copy_dataset(synth, tmp_path)
+    ckpt = tmp_path / "t.safetensors"
+    assert cli.main(["train", "--dataset", "harmeme-c:binary+target", "--data-dir", str(data),
+                     "--out", str(ckpt), "--epochs", "4", *TINY]) == 0
+    meta = read_metadata(ckpt)
+    assert [(t["name"], t["kind"]) for t in meta["head_config"]["tasks"]] == [
+        ("harmful", "multiclass"), ("target", "multilabel")]
+    val = meta["metrics"]["val"]
+    assert meta["training"]["selection_tasks"] == val["selection_tasks"] == ["harmful"]
+    assert "target" in val["tasks"]
+    # the selected score is the harm level's macro-F1 alone, not averaged with the target's
+    assert val["mean_macro_f1"] == pytest.approx(val["tasks"]["harmful"]["macro_f1"], abs=1e-6)
+    assert max(meta["training"]["val_mean_macro_f1_history"]) == pytest.approx(
+        val["mean_macro_f1"], abs=1e-6)
+
+
+def test_a_three_class_head_reports_three_class_and_binary_and_refuses_missing_tasks(
+        synth, tmp_path, capsys):
+    data = copy_dataset(synth, tmp_path)
+    three = tmp_path / "three.safetensors"
+    binary = tmp_path / "binary.safetensors"
+    assert cli.main(["train", "--dataset", "harmeme-c:3class", "--data-dir", str(data), "--out",
+                     str(three), "--epochs", "4", *TINY]) == 0
+    assert cli.main(["train", "--dataset", "harmeme-c", "--data-dir", str(data), "--out",
+                     str(binary), "--epochs", "4", *TINY]) == 0
+    capsys.readouterr()
+    assert cli.main(["evaluate", str(three), "harmeme-c:3class", "--data-dir", str(data)]) == 0
+    out = capsys.readouterr().out
+    both = last_json(out)
+    assert set(both["metrics"]["tasks"]) == {"harmfulness", "harmful"}
+    assert "paper metric: harmfulness macro_f1 = " in out
+    assert cli.main(["evaluate", str(three), "harmeme-c", "--data-dir", str(data)]) == 0
+    as_binary = last_json(capsys.readouterr().out)
+    assert as_binary["metrics"]["tasks"]["harmful"] == both["metrics"]["tasks"]["harmful"]
+    # a binary head has no three levels: shares no task with harmeme-c:3class
+    assert cli.main(["evaluate", str(binary), "harmeme-c:3class", "--data-dir", str(data)]) == 2
+    assert "gives no task of dataset setting 'harmeme-c:3class'" in capsys.readouterr().err
+    # it shares only some tasks with harmeme-c:binary+target: refused, unless told
+    assert cli.main(["evaluate", str(binary), "harmeme-c:binary+target", "--data-dir",
+                     str(data)]) == 2
+    err = capsys.readouterr().err
+    assert "lacks task(s)" in err and "target (not in the head)" in err
+    assert "--only-shared-tasks" in err
+    assert cli.main(["evaluate", str(binary), "harmeme-c:binary+target", "--data-dir", str(data),
+                     "--only-shared-tasks"]) == 0
+    out = capsys.readouterr().out
+    partial = last_json(out)
+    assert partial["missing_tasks"] == ["target"] and set(partial["metrics"]["tasks"]) == {
+        "harmful"}
+    assert "not evaluated (not in the head): target" in out
+
+
+def test_the_harm_p_v0_settings_still_train(synth, tmp_path):
+    data = tmp_path / "data"
+    (data / "harmeme-p").mkdir(parents=True)
+    shutil.copytree(synth / "harmeme-c" / "images", data / "harmeme-p" / "images")
+    for split in ("train", "val", "test"):  # V0 names: {split}.jsonl
+        shutil.copy(synth / "harmeme-c" / f"{split}.jsonl", data / "harmeme-p" / f"{split}.jsonl")
+    for setting in ("harmeme-p:binary-v0", "harmeme-p:3class-v0"):
+        ckpt = tmp_path / f"{setting.split(':')[1]}.safetensors"
+        assert cli.main(["train", "--dataset", setting, "--data-dir", str(data), "--out",
+                         str(ckpt), "--epochs", "2", *TINY]) == 0
+        assert read_metadata(ckpt)["training"]["datasets"][0]["train"]["n"] == 48
