@@ -1,5 +1,6 @@
 """`simclip datasets fetch` and `simclip quickstart` against a local fixture HTTP server."""
 
+import contextlib
 import http.server
 import json
 import shutil
@@ -9,7 +10,7 @@ from typing import ClassVar
 
 import pytest
 
-from simclip import cli
+from simclip import cli, read_metadata
 from simclip_train import download
 from simclip_train.synthetic import make_synthetic_dataset
 
@@ -43,23 +44,37 @@ class RangeHandler(http.server.SimpleHTTPRequestHandler):
         self.wfile.write(data[start:])
 
 
-@pytest.fixture(scope="module")
-def mirror(tmp_path_factory):
-    """A Harm-C-shaped mirror (annotations/ + images/) of synthetic memes on 127.0.0.1."""
-    root = tmp_path_factory.mktemp("mirror")
+def make_mirror(root):
+    """Write a Harm-C-shaped mirror (annotations/ + images/) of synthetic memes under `root`."""
     src = make_synthetic_dataset(root / "src", n_train=24, n_val=12, n_test=6, seed=3,
                                  size=(160, 120))
     (root / "annotations").mkdir()
     for split in ("train", "val", "test"):
         shutil.copy(src / f"{split}.jsonl", root / "annotations" / f"{split}.jsonl")
     shutil.copytree(src / "images", root / "images")
+    return root
+
+
+@contextlib.contextmanager
+def serving(root):
+    """`root` over HTTP on 127.0.0.1 (with Range support); yields the base URL."""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
                                              partial(RangeHandler, directory=str(root)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="module")
+def mirror(tmp_path_factory):
+    """A Harm-C-shaped mirror of synthetic memes on 127.0.0.1: (root, base URL)."""
+    root = make_mirror(tmp_path_factory.mktemp("mirror"))
+    with serving(root) as url:
+        yield root, url
 
 
 def test_fetch_lays_out_harm_c_atomically_with_a_checked_manifest(tmp_path, mirror, capsys):
@@ -76,6 +91,19 @@ def test_fetch_lays_out_harm_c_atomically_with_a_checked_manifest(tmp_path, mirr
         root / "images" / name)
     assert manifest["files"]["train.jsonl"]["memes"] == 24
     assert "harmeme-c ready" in capsys.readouterr().out
+    assert manifest["truncated_images"] == []
+
+
+def test_fetch_keeps_an_image_truncated_at_the_source_and_lists_it_in_the_manifest(tmp_path):
+    root = make_mirror(tmp_path / "mirror")
+    name = min((root / "images").iterdir()).name
+    image = root / "images" / name
+    image.write_bytes(image.read_bytes()[: image.stat().st_size // 2])
+    with serving(root) as url:
+        out = download.fetch_harmeme_c(tmp_path / "data", base_url=url, progress=False)
+    manifest = json.loads((out / "MANIFEST.json").read_text())
+    assert manifest["truncated_images"] == [name]
+    assert f"images/{name}" in manifest["files"]
 
 
 def test_fetch_resumes_a_partial_file_with_a_range_request(tmp_path, mirror):
@@ -143,6 +171,10 @@ def test_quickstart_fetches_trains_and_prints_a_server_line_whose_checkpoint_pre
     out = capsys.readouterr().out.strip().splitlines()[-1]
     ckpt = tmp_path / "checkpoints" / "harmeme-c-binary.safetensors"
     assert out.startswith(f"simclip-server --checkpoint {ckpt}")
+    training = read_metadata(ckpt)["training"]
+    assert training["text"] == "dataset" and training["threshold_text"].startswith("ocr-")
+    assert (training["augment"], training["augment_recipe"]) == (
+        8, "torchvision.RandAugment(num_ops=6, magnitude=9)")
     image = min((tmp_path / "harmeme-c" / "images").iterdir())
     assert cli.main(["predict", str(image), "--checkpoint", str(ckpt), "--ocr", "none"]) == 0
     result = json.loads(capsys.readouterr().out)[0]
