@@ -114,6 +114,10 @@ def _check_downloadable(model, pretrained, cache_dir):
     logger.info("downloading %s/%s weights (first use only)", model, pretrained)
 
 
+GELU = "gelu"
+QUICK_GELU = "quick_gelu"  # x * sigmoid(1.702 x): the activation OpenAI trained CLIP with
+
+
 @dataclass
 class BackboneInfo:
     """What identifies a backbone: a head trained on one must not be used on another."""
@@ -121,11 +125,18 @@ class BackboneInfo:
     model: str  # open_clip architecture name
     pretrained: str  # tag, 'file:<sha256 prefix>', 'local-dir' or 'random'
     embed_dim: int  # dimension of the projected, L2-normalized embeddings
+    activation: str = GELU  # the towers' MLP activation: 'gelu' or 'quick_gelu'
 
     @property
     def id(self) -> str:
-        """One string naming the backbone, e.g. 'ViT-L-14-336/openai'."""
-        return f"{self.model}/{self.pretrained}"
+        """One string naming the backbone: 'ViT-L-14-336/openai/quickgelu' for a QuickGELU build
+        (OpenAI's weights), 'ViT-B-32/laion2b_s34b_b79k' for a GELU one. The same weights built
+        with the other activation give other embeddings, so the activation is part of the id
+        (and of every embedding cache path and checkpoint made with it)."""
+        base = f"{self.model}/{self.pretrained}"
+        if self.activation == QUICK_GELU and not self.model.endswith("-quickgelu"):
+            return f"{base}/quickgelu"
+        return base
 
 
 class Backbone:
@@ -186,38 +197,101 @@ class Backbone:
         return self.model.encode_text(tokens, normalize=True).float().cpu()
 
 
-def _resolve(model, pretrained):
-    """(open_clip name, identity tag, weights to load or None, model id) for model/pretrained."""
+def _list_quick_gelu_weights():
+    """(sha256s, Hugging Face repo ids) of every open_clip weights tag trained with QuickGELU.
+
+    OpenAI's own files are named by their sha256 in open_clip's registry
+    (openaipublic.azureedge.net/clip/models/<sha256>/ViT-L-14-336px.pt); the Hugging Face copies
+    by their repo (timm/vit_large_patch14_clip_336.openai).
+    """
+    digests, repos = set(), set()
+    for name, tag in open_clip.list_pretrained():
+        cfg = open_clip.get_pretrained_cfg(name, tag)
+        if not cfg.get("quick_gelu"):
+            continue
+        parts = cfg.get("url", "").split("/")
+        digests.update(p for p in parts if len(p) == 64 and all(c in "0123456789abcdef" for c in p))
+        if cfg.get("hf_hub"):
+            repos.add(cfg["hf_hub"].strip("/").split("/")[0] + "--" +
+                      cfg["hf_hub"].strip("/").split("/")[1])
+    return digests, repos
+
+
+def is_quick_gelu_weights_file(path: str | os.PathLike[str], digest: str | None = None) -> bool:
+    """True when a local weights file is one that open_clip's registry says was trained with
+    QuickGELU (OpenAI's CLIP): its sha256 is an OpenAI release's, or it sits in the Hugging Face
+    cache folder of such a tag's repo. Other files (fine-tunes, renamed copies) can't be told
+    apart by their bytes: pass `quick_gelu=True` (`--quick-gelu`) for those."""
+    digests, repos = _list_quick_gelu_weights()
+    if (digest or sha256_file(path)) in digests:
+        return True
+    resolved = str(Path(path).resolve()).replace("/", "--")
+    return any(f"models--{repo}--" in resolved for repo in repos)
+
+
+def _resolve(model, pretrained, quick_gelu=None):
+    """(open_clip name, identity tag, weights to load or None, model id, force QuickGELU) for
+    model/pretrained. `quick_gelu` None decides from the weights: a tag's own `quick_gelu`
+    (open_clip's registry), or a local file recognised by `is_quick_gelu_weights_file`."""
     pretrained = None if pretrained in (None, "", "none", "random") else str(pretrained)
     if os.path.isdir(str(model)):
         local_dir = Path(model)
-        return f"local-dir:{local_dir.resolve()}", "local-dir", None, local_dir.name
+        return f"local-dir:{local_dir.resolve()}", "local-dir", None, local_dir.name, bool(quick_gelu)
     if model not in open_clip.list_models():
         raise ValueError(
             f"unknown backbone {model!r}: not a directory and not an open_clip architecture. "
             f"Available: {', '.join(open_clip.list_models())}"
         )
     if pretrained is None:
-        return model, "random", None, model
+        return model, "random", None, model, bool(quick_gelu)
     if os.path.isfile(pretrained):
-        return model, f"file:{sha256_file(pretrained)[:16]}", pretrained, model
-    return model, pretrained, pretrained, model
+        digest = sha256_file(pretrained)
+        if quick_gelu is None:
+            quick_gelu = is_quick_gelu_weights_file(pretrained, digest)
+        return model, f"file:{digest[:16]}", pretrained, model, quick_gelu
+    if quick_gelu is None:
+        quick_gelu = bool((open_clip.get_pretrained_cfg(model, pretrained) or {}).get("quick_gelu"))
+    return model, pretrained, pretrained, model, quick_gelu
+
+
+def _config_activation(name, force_quick_gelu):
+    """The activation open_clip builds for architecture `name` (a local dir reads its config)."""
+    if force_quick_gelu:
+        return QUICK_GELU
+    if name.startswith("local-dir:"):
+        import json
+
+        config = Path(name.removeprefix("local-dir:")) / "open_clip_config.json"
+        cfg = json.loads(config.read_text()).get("model_cfg", {}) if config.is_file() else {}
+    else:
+        cfg = open_clip.get_model_config(name) or {}
+    return QUICK_GELU if cfg.get("quick_gelu") else GELU
+
+
+def get_activation(model: torch.nn.Module) -> str:
+    """The MLP activation a built CLIP really uses: 'quick_gelu' if any QuickGELU module is in
+    it, else 'gelu'. Read from the modules, so it is true whatever decided it."""
+    from open_clip.transformer import QuickGELU
+
+    return QUICK_GELU if any(isinstance(m, QuickGELU) for m in model.modules()) else GELU
 
 
 def get_backbone_id(model: str | os.PathLike[str] | None = None,
-                    pretrained: str | os.PathLike[str] | None = None) -> str:
-    """The id `load_backbone(model, pretrained)` reports (e.g. 'ViT-L-14-336/openai'), unbuilt."""
+                    pretrained: str | os.PathLike[str] | None = None,
+                    quick_gelu: bool | None = None) -> str:
+    """The id `load_backbone(model, pretrained, quick_gelu=...)` reports, without building it
+    (e.g. 'ViT-L-14-336/openai/quickgelu')."""
     model = model or DEFAULT_MODEL
     if pretrained is None and not os.path.isdir(str(model)):
         pretrained = get_default_pretrained(model)
-    _, tag, _, model_id = _resolve(model, pretrained)
-    return f"{model_id}/{tag}"
+    name, tag, _, model_id, force = _resolve(model, pretrained, quick_gelu)
+    return BackboneInfo(model_id, tag, 0, _config_activation(name, force)).id
 
 
 def load_backbone(model: str | os.PathLike[str] = DEFAULT_MODEL,
                   pretrained: str | os.PathLike[str] | None = DEFAULT_PRETRAINED,
                   device: str | torch.device | None = None, precision: str | None = None,
-                  cache_dir: str | None = None) -> Backbone:
+                  cache_dir: str | None = None, quick_gelu: bool | None = None) -> Backbone:
     """Build the frozen CLIP backbone with open_clip (github.com/mlfoundations/open_clip).
 
     Args:
@@ -229,9 +303,15 @@ def load_backbone(model: str | os.PathLike[str] = DEFAULT_MODEL,
             MPS, then CPU).
         precision: 'fp16', 'bf16' or 'fp32'; None means fp16 on CUDA and fp32 elsewhere.
         cache_dir: where downloaded weights go; None means the Hugging Face cache.
+        quick_gelu: build the towers with QuickGELU, the activation OpenAI trained CLIP with.
+            None decides from the weights: a tag's own setting in open_clip's registry
+            (True for 'openai'), or, for a local file, whether it is a known OpenAI release
+            (`is_quick_gelu_weights_file`). open_clip 3.x otherwise builds every
+            non-'-quickgelu' architecture with GELU and only warns.
 
     Returns:
-        A `Backbone` in eval mode with every parameter frozen.
+        A `Backbone` in eval mode with every parameter frozen; `info.activation` says which
+        activation it was built with, and `info.id` carries it.
 
     Raises:
         BackboneUnavailableError: weights missing and not downloadable, with what to do.
@@ -243,7 +323,7 @@ def load_backbone(model: str | os.PathLike[str] = DEFAULT_MODEL,
     if precision is None:
         precision = "fp16" if dev.type == "cuda" else "fp32"
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[precision]
-    name, tag, checkpoint, model_id = _resolve(model, pretrained)
+    name, tag, checkpoint, model_id, force_quick_gelu = _resolve(model, pretrained, quick_gelu)
     if tag not in ("local-dir", "random") and not tag.startswith("file:"):
         _check_downloadable(model, pretrained, cache_dir)
 
@@ -255,7 +335,8 @@ def load_backbone(model: str | os.PathLike[str] = DEFAULT_MODEL,
             if checkpoint is None:
                 torch.manual_seed(RANDOM_INIT_SEED)
             clip, _, preprocess = open_clip.create_model_and_transforms(
-                name, pretrained=checkpoint, cache_dir=cache_dir
+                name, pretrained=checkpoint, cache_dir=cache_dir,
+                force_quick_gelu=force_quick_gelu,
             )
     except BackboneUnavailableError:
         raise
@@ -272,6 +353,7 @@ def load_backbone(model: str | os.PathLike[str] = DEFAULT_MODEL,
     clip.to(device=dev, dtype=dtype)
     embed_dim = int(clip.text_projection.shape[1]) if getattr(clip, "text_projection", None) \
         is not None and clip.text_projection.ndim == 2 else int(clip.visual.output_dim)
-    info = BackboneInfo(model=model_id, pretrained=tag, embed_dim=embed_dim)
+    info = BackboneInfo(model=model_id, pretrained=tag, embed_dim=embed_dim,
+                        activation=get_activation(clip))
     logger.info("backbone %s on %s (%s)", info.id, dev, precision)
     return Backbone(clip, preprocess, tokenizer, info, dev, dtype)

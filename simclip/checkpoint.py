@@ -55,7 +55,8 @@ def make_metadata(head_config: HeadConfig, backbone_info: BackboneInfo,
     meta = {
         "format_version": CHECKPOINT_FORMAT_VERSION,
         "backbone": {"model": backbone_info.model, "pretrained": backbone_info.pretrained,
-                     "embed_dim": backbone_info.embed_dim},
+                     "embed_dim": backbone_info.embed_dim,
+                     "activation": backbone_info.activation},
         "head_config": head_config.to_dict(),
         "warnings": [dict(w) for w in warnings],
         "training": training or {},
@@ -88,6 +89,9 @@ def validate_metadata(meta: dict[str, Any]) -> HeadConfig:
         config = HeadConfig(**meta["head_config"])
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"checkpoint 'head_config' is invalid: {e}") from e
+    if bb.get("activation", "gelu") not in ("gelu", "quick_gelu"):
+        raise CheckpointError(f"checkpoint backbone activation {bb['activation']!r} is not "
+                              "'gelu' or 'quick_gelu'")
     if config.embed_dim != bb["embed_dim"]:
         raise CheckpointError(
             f"head embed_dim {config.embed_dim} != backbone embed_dim {bb['embed_dim']}")
@@ -158,6 +162,25 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise CheckpointError(f"{path}: metadata is not valid JSON ({e})") from e
 
 
+def get_trained_backbone(meta: dict[str, Any]) -> BackboneInfo:
+    """The BackboneInfo a head was trained on, from its (validated) metadata.
+
+    A checkpoint written before the activation was recorded (simclip 0.1.0) was trained on what
+    open_clip builds by default for its architecture, which is GELU for every architecture whose
+    name does not end in '-quickgelu', whatever the weights.
+    """
+    from .backbone import GELU, BackboneInfo, _config_activation
+
+    bb = meta["backbone"]
+    activation = bb.get("activation")
+    if activation is None:
+        try:
+            activation = _config_activation(bb["model"], False)
+        except (OSError, ValueError):
+            activation = GELU
+    return BackboneInfo(bb["model"], bb["pretrained"], int(bb["embed_dim"]), activation)
+
+
 def checkpoint_digest(path: str | os.PathLike[str]) -> str:
     """Hex sha256 (64 characters) of the checkpoint file: part of the result-cache key.
 
@@ -187,15 +210,25 @@ def load_checkpoint(path: str | os.PathLike[str],
     meta = read_metadata(path)
     config = validate_metadata(meta)
     if backbone_info is not None:
-        bb = meta["backbone"]
-        want = (bb["model"], bb["pretrained"], bb["embed_dim"])
-        have = (backbone_info.model, backbone_info.pretrained, backbone_info.embed_dim)
-        if want != have:
+        trained_on = get_trained_backbone(meta)
+        have = backbone_info
+        if (trained_on.model, trained_on.pretrained, trained_on.embed_dim) != \
+                (have.model, have.pretrained, have.embed_dim):
             raise CheckpointError(
-                f"{path} was trained on backbone {bb['model']}/{bb['pretrained']} "
-                f"(dim {bb['embed_dim']}) but the loaded backbone is {backbone_info.id} "
-                f"(dim {backbone_info.embed_dim}); start with --model {bb['model']} "
-                f"--pretrained {bb['pretrained']}, or use a head trained on this backbone")
+                f"{path} was trained on backbone {trained_on.id} (dim {trained_on.embed_dim}) "
+                f"but the loaded backbone is {have.id} (dim {have.embed_dim}); start with "
+                f"--model {trained_on.model} --pretrained {trained_on.pretrained}, or use a head "
+                f"trained on this backbone")
+        if trained_on.activation != have.activation:
+            raise CheckpointError(
+                f"{path} was trained on {trained_on.model}/{trained_on.pretrained} built with "
+                f"{trained_on.activation}, but the backbone is now built with {have.activation}"
+                + (" (the activation OpenAI trained CLIP with; simclip 0.1 built it with GELU, "
+                   "which gives other embeddings)" if have.activation == "quick_gelu" else "")
+                + ". The head does not fit these embeddings: retrain it (`simclip embed` then "
+                f"recomputes the embedding cache, `simclip train` the head), or pass "
+                f"{'--no-quick-gelu' if have.activation == 'quick_gelu' else '--quick-gelu'} to "
+                f"build the backbone it was trained on")
     head = SimCLIPHead(config)
     try:
         state = load_file(str(path))

@@ -22,7 +22,7 @@ def load_classifier(checkpoint: str | os.PathLike[str] | None = None,
                     pretrained: str | os.PathLike[str] | None = None,
                     device: str | torch.device | None = None, ocr: str | OCREngine = "auto",
                     cache_dir: str | None = None, precision: str | None = None,
-                    batch_size: int = 32) -> Predictor:
+                    batch_size: int = 32, quick_gelu: bool | None = None) -> Predictor:
     """Build the Predictor the server and the CLI use.
 
     Args:
@@ -37,6 +37,9 @@ def load_classifier(checkpoint: str | os.PathLike[str] | None = None,
         cache_dir: where downloaded backbone weights go (default: the Hugging Face cache).
         precision: encoder precision 'fp16', 'bf16' or 'fp32'; None: fp16 on CUDA, else fp32.
         batch_size: images per encoder call.
+        quick_gelu: build the backbone with QuickGELU (see `load_backbone`). None: the
+            activation the checkpoint records, else decided from the weights (True for
+            OpenAI's).
 
     Returns:
         A ready `Predictor`: trained mode with a checkpoint, zero-shot mode without.
@@ -66,11 +69,13 @@ def load_classifier(checkpoint: str | os.PathLike[str] | None = None,
                 raise CheckpointError(
                     f"{checkpoint} was trained on a local backbone ({model}, {pretrained}); "
                     f"pass the same weights with --model/--pretrained")
+        if quick_gelu is None and "activation" in bb:  # else decided from the weights
+            quick_gelu = bb["activation"] == "quick_gelu"
     model = model or DEFAULT_MODEL
     if pretrained is None:
         pretrained = get_default_pretrained(model)
     backbone = load_backbone(model, pretrained, device=device, precision=precision,
-                             cache_dir=cache_dir)
+                             cache_dir=cache_dir, quick_gelu=quick_gelu)
     head, checkpoint_id = None, None
     if checkpoint is not None:
         head, meta = load_checkpoint(checkpoint, backbone.info)

@@ -32,6 +32,10 @@ def add_backbone_args(parser):
                         help="OCR engine: auto, rapidocr, tesseract or none (default: auto)")
     parser.add_argument("--weights-cache-dir", default=None,
                         help="where downloaded CLIP weights go (default: Hugging Face cache)")
+    parser.add_argument("--quick-gelu", action=argparse.BooleanOptionalAction, default=None,
+                        help="build CLIP with QuickGELU, the activation OpenAI trained it with "
+                             "(default: from the weights: on for 'openai' and OpenAI's own "
+                             "files; pass it for other copies of OpenAI's weights)")
 
 
 def parse_predict_args(argv):
@@ -51,7 +55,7 @@ def predict_main(argv=None):
     try:
         predictor = load_classifier(args.checkpoint, model=args.model, pretrained=args.pretrained,
                                     device=args.device, ocr=args.ocr,
-                                    cache_dir=args.weights_cache_dir)
+                                    cache_dir=args.weights_cache_dir, quick_gelu=args.quick_gelu)
     except (SimCLIPError, ValueError, RuntimeError) as e:
         print(f"simclip predict: {e}", file=sys.stderr)
         return 2

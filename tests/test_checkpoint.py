@@ -44,7 +44,8 @@ def test_round_trip_gives_identical_outputs(tmp_path):
     x, y = torch.randn(5, 64), torch.randn(5, 64)
     torch.testing.assert_close(loaded(x, y)["harm"], head(x, y)["harm"], rtol=0, atol=0)
     assert meta["warnings"] == WARNINGS
-    assert meta["backbone"] == {"model": "simclip-tiny", "pretrained": "random", "embed_dim": 64}
+    assert meta["backbone"] == {"model": "simclip-tiny", "pretrained": "random", "embed_dim": 64,
+                                "activation": "gelu"}  # issue 9: the activation is recorded
     assert meta["training"] == {"data": ["synthetic"]}
     assert meta["format_version"] == 1
 
