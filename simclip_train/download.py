@@ -57,7 +57,8 @@ INSTRUCTIONS = {
   HarMeme_V1/Annotations/ (train_v1.jsonl, val_v1.jsonl, test_v1.jsonl).
   Images: request them from the authors (links in the MOMENTA README).
   Layout: D/harmeme-p/{train,val,test}_v1.jsonl, D/harmeme-p/images/memes_*.png
-  (the older V0 files {train,val,test}.jsonl are read with --dataset harmeme-p:binary-v0)""",
+  (the older V0 files {train,val,test}.jsonl are read with --dataset harmeme-p:binary-v0;
+  the paper's Harm-P numbers are on V0, so V1 numbers are not comparable with them)""",
     "mami": """MAMI (SemEval-2022 Task 5, Multimedia Automatic Misogyny Identification)
   Request access with the form linked from
   https://github.com/MIND-Lab/SemEval2022-Task-5-Multimedia-Automatic-Misogyny-Identification-MAMI-
