@@ -313,7 +313,7 @@ def test_a_truncated_or_broken_image_never_aborts_embed_and_is_counted(synth, tm
 
 
 def test_augmentation_views_use_randaugment_6_ops_magnitude_9_and_an_old_recipe_is_recomputed(
-        synth, tmp_path, monkeypatch, caplog):
+        tmp_path, monkeypatch, caplog):
     import torchvision.transforms
     from safetensors.torch import load_file, save_file
 
@@ -325,12 +325,13 @@ def test_augmentation_views_use_randaugment_6_ops_magnitude_9_and_an_old_recipe_
         return real(**kwargs)
 
     monkeypatch.setattr(torchvision.transforms, "RandAugment", recording)
-    data = copy_dataset(synth, tmp_path)
+    data = tmp_path / "data"
+    make_synthetic_dataset(data / "harmeme-c", n_train=12, n_val=2, n_test=2, size=(96, 72))
     cache = EmbeddingCache(tmp_path / "cache", data, model="simclip-tiny", pretrained="none",
                            device="cpu", augment=2, progress=False)
     _, first = cache.get("harmeme-c", "train")
     assert made and all(kw == {"num_ops": 6, "magnitude": 9} for kw in made)
-    assert first["image_aug"].shape == (48, 2, 64)
+    assert first["image_aug"].shape == (12, 2, 64)
     assert first["meta"]["augment_recipe"] == "torchvision.RandAugment(num_ops=6, magnitude=9)"
     _, again = cache.get("harmeme-c", "train")
     assert "stats" not in again  # same recipe: reused
@@ -341,7 +342,7 @@ def test_augmentation_views_use_randaugment_6_ops_magnitude_9_and_an_old_recipe_
     with caplog.at_level(logging.WARNING, logger="simclip_train.embed"):
         _, redone = cache.get("harmeme-c", "train")
     assert "stale (augmentation views made with an older recipe" in caplog.text
-    assert redone["stats"]["computed"] == 48
+    assert redone["stats"]["computed"] == 12
 
 
 def test_target_is_opt_in_and_epochs_are_selected_on_the_harm_level_only(synth, tmp_path):
