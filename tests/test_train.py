@@ -251,6 +251,13 @@ def test_thresholds_tuned_on_ocr_text_are_recorded_and_fit_the_ocr_validation_sc
     assert cli.main(["train", "--dataset", "harmeme-c", "--data-dir", str(data), "--out",
                      str(same), "--epochs", "6", *TINY]) == 0
     assert read_metadata(same)["training"]["threshold_text"] == "dataset"
+    # `evaluate --seeds` retrains each recipe with its own threshold source
+    from simclip_train.config import EmbedConfig
+    from simclip_train.evaluate import train_config_from_metadata
+
+    assert train_config_from_metadata(meta, EmbedConfig(), 1).threshold_text == "ocr"
+    assert train_config_from_metadata(read_metadata(same), EmbedConfig(), 1).threshold_text == \
+        "same"
 
 
 def test_quickstart_defaults_serve_ocr_tuned_thresholds_and_the_authors_augmentation():
