@@ -41,6 +41,9 @@ class EmbedConfig:
     device: str | None = None  # 'cuda', 'mps', 'cpu'; None: automatic
     ocr: str = "auto"  # OCR engine for text='ocr'
     weights_cache_dir: str | None = None  # where downloaded CLIP weights go
+    # build CLIP with QuickGELU (True), GELU (False), or as the weights say (None: on for OpenAI's);
+    # the activation is part of the backbone id, so of every cache path and checkpoint
+    quick_gelu: bool | None = None
 
     def __post_init__(self):
         if self.text not in TEXT_SOURCES:

@@ -249,7 +249,8 @@ def embed_split(backbone, examples, path, fingerprint, text_source, ocr=None,
     meta = {**state, "ids": ids, "texts": texts, "truncated_images": truncated,
             "skipped_images": skipped,
             "backbone_info": {"model": backbone.info.model, "pretrained": backbone.info.pretrained,
-                              "embed_dim": backbone.info.embed_dim}}
+                              "embed_dim": backbone.info.embed_dim,
+                              "activation": backbone.info.activation}}
     _save_atomic(tensors, path, meta)
     shutil.rmtree(parts)
     if truncated or skipped:
@@ -268,12 +269,13 @@ class EmbeddingCache:
     def __init__(self, cache_dir, data_dir, model=None, pretrained=None, device=None,
                  ocr=EmbedConfig.ocr, text=EmbedConfig.text, augment=EmbedConfig.augment,
                  batch_size=EmbedConfig.batch_size, shard_size=EmbedConfig.shard_size, seed=0,
-                 weights_cache_dir=None, progress=True):
+                 weights_cache_dir=None, progress=True, quick_gelu=EmbedConfig.quick_gelu):
         self.data_dir = Path(data_dir)
         self.cache_dir = Path(cache_dir) if cache_dir else self.data_dir / "embeddings"
         self.model, self.pretrained, self.device = model, pretrained, device
         self.weights_cache_dir = weights_cache_dir
-        self.backbone_id = get_backbone_id(model, pretrained)
+        self.quick_gelu = quick_gelu
+        self.backbone_id = get_backbone_id(model, pretrained, quick_gelu=quick_gelu)
         self.text, self.ocr_name = text, ocr
         self._ocr_engine = None
         self.augment, self.batch_size, self.shard_size = augment, batch_size, shard_size
@@ -286,13 +288,15 @@ class EmbeddingCache:
         return cls(cfg.cache_dir, cfg.data_dir, model=cfg.model, pretrained=cfg.pretrained,
                    device=cfg.device, ocr=cfg.ocr, text=cfg.text, augment=cfg.augment,
                    batch_size=cfg.batch_size, shard_size=cfg.shard_size, seed=seed,
-                   weights_cache_dir=cfg.weights_cache_dir, progress=progress)
+                   weights_cache_dir=cfg.weights_cache_dir, progress=progress,
+                   quick_gelu=cfg.quick_gelu)
 
     def get_backbone(self):
         """The frozen backbone (built on first use)."""
         if self._backbone is None:
             self._backbone = load_backbone(self.model or DEFAULT_MODEL, self.pretrained,
-                                           device=self.device, cache_dir=self.weights_cache_dir)
+                                           device=self.device, cache_dir=self.weights_cache_dir,
+                                           quick_gelu=self.quick_gelu)
             if self._backbone.info.id != self.backbone_id:
                 self.backbone_id = self._backbone.info.id
         return self._backbone

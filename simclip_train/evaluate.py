@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from simclip import SimCLIPError, load_checkpoint, read_metadata
+from simclip import BackboneInfo, SimCLIPError, load_checkpoint, read_metadata
 from simclip.backbone import get_backbone_id
 
 from .config import TEXT_SOURCES, EmbedConfig, TrainConfig
@@ -245,6 +245,8 @@ def parse_args(argv):
     p.add_argument("--batch-size", type=int, default=EmbedConfig.batch_size,
                    help="encoder batch size")
     p.add_argument("--weights-cache-dir", default=None, help="where CLIP weights are cached")
+    p.add_argument("--quick-gelu", action=argparse.BooleanOptionalAction, default=None,
+                   help="build CLIP with QuickGELU or not (default: as the head was trained)")
     return p.parse_args(argv)
 
 
@@ -257,16 +259,23 @@ def run(args, progress=True):
     ocr = args.ocr or (trained_text.removeprefix("ocr-") if trained_text != "dataset" else "auto")
     model = args.model or bb["model"]
     pretrained = args.pretrained or bb["pretrained"]
-    backbone_id = get_backbone_id(model, pretrained)
-    if backbone_id != f"{bb['model']}/{bb['pretrained']}":
-        raise ValueError(f"{args.checkpoint} was trained on {bb['model']}/{bb['pretrained']}, "
-                         f"not {backbone_id}; pass its --model/--pretrained")
+    # a checkpoint from before the activation was recorded was trained on a GELU build
+    trained = BackboneInfo(bb["model"], bb["pretrained"], int(bb["embed_dim"]),
+                           bb.get("activation", "gelu"))
+    quick_gelu = getattr(args, "quick_gelu", None)
+    if quick_gelu is None:
+        quick_gelu = trained.activation == "quick_gelu"  # build what the head was trained on
+    backbone_id = get_backbone_id(model, pretrained, quick_gelu=quick_gelu)
+    if backbone_id != trained.id:
+        raise ValueError(f"{args.checkpoint} was trained on {trained.id}, not {backbone_id}; "
+                         f"pass its --model/--pretrained (and --quick-gelu/--no-quick-gelu)")
     seeds = max(1, args.seeds)
     base_seed = int(meta.get("training", {}).get("seed", 0))
     embed = EmbedConfig(data_dir=args.data_dir, cache_dir=args.cache_dir, text=text,
                         augment=meta.get("training", {}).get("augment", 0),
                         batch_size=args.batch_size, model=model, pretrained=pretrained,
-                        device=args.device, ocr=ocr, weights_cache_dir=args.weights_cache_dir)
+                        device=args.device, ocr=ocr, weights_cache_dir=args.weights_cache_dir,
+                        quick_gelu=quick_gelu)
     cache = EmbeddingCache.from_config(embed, seed=base_seed, progress=progress)
     examples, c = cache.get(args.dataset, args.split)
     c["dataset"] = args.dataset

@@ -416,3 +416,26 @@ def test_the_harm_p_v0_settings_still_train(synth, tmp_path):
         assert cli.main(["train", "--dataset", setting, "--data-dir", str(data), "--out",
                          str(ckpt), "--epochs", "2", *TINY]) == 0
         assert read_metadata(ckpt)["training"]["datasets"][0]["train"]["n"] == 48
+
+
+def test_the_quickgelu_build_is_part_of_the_cache_the_checkpoint_and_what_evaluate_rebuilds(
+        synth, tmp_path, capsys):
+    data = copy_dataset(synth, tmp_path)
+    ckpt = tmp_path / "qg.safetensors"
+    assert cli.main(["train", "--dataset", "harmeme-c", "--data-dir", str(data), "--out",
+                     str(ckpt), "--epochs", "2", "--quick-gelu", *TINY]) == 0
+    assert read_metadata(ckpt)["backbone"]["activation"] == "quick_gelu"
+    cache = data / "embeddings" / "harmeme-c" / "simclip-tiny_random_quickgelu" / "dataset"
+    meta = read_cache_metadata(cache / "train.safetensors")
+    assert meta["backbone_info"]["activation"] == "quick_gelu"
+    capsys.readouterr()
+    assert cli.main(["evaluate", str(ckpt), "harmeme-c", "--data-dir", str(data)]) == 0
+    assert last_json(capsys.readouterr().out)["backbone"] == "simclip-tiny/random/quickgelu"
+    assert cli.main(["evaluate", str(ckpt), "harmeme-c", "--data-dir", str(data),
+                     "--no-quick-gelu"]) == 2
+    assert "was trained on simclip-tiny/random/quickgelu, not simclip-tiny/random" in \
+        capsys.readouterr().err
+    gelu = tmp_path / "gelu.safetensors"
+    assert cli.main(["train", "--dataset", "harmeme-c", "--data-dir", str(data), "--out",
+                     str(gelu), "--epochs", "2", *TINY]) == 0
+    assert read_metadata(gelu)["backbone"]["activation"] == "gelu"
