@@ -31,6 +31,7 @@ Layouts (the dataset folder is `DATA_DIR/<name>`, see docs/reproduce.md):
 
 import csv
 import hashlib
+import io
 import json
 import logging
 from collections import Counter
@@ -232,31 +233,46 @@ def _label_index(path, line, value, labels, what):
     return labels[value]
 
 
+def is_truncated(data):
+    """True when JPEG or PNG data lacks its end (the EOI marker, the IEND chunk): the file was
+    cut short. Other formats: False (a cut one fails to decode instead)."""
+    tail = data[-64:]
+    if data[:2] == b"\xff\xd8":
+        return b"\xff\xd9" not in tail
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return b"IEND" not in tail
+    return False
+
+
 def decode_dataset_image(path):
     """(RGB image, truncated) of a local dataset image, decoded leniently.
 
-    `simclip.decode_image` first (format allowlist, size caps); if it finds the data truncated,
-    the file is decoded again with PIL's LOAD_TRUNCATED_IMAGES, as the authors' code did (the
-    missing part is left blank) and `truncated` is True.
+    `simclip.decode_image` first (format allowlist, size caps). If it refuses the data as
+    corrupt, the file is decoded again with PIL's LOAD_TRUNCATED_IMAGES, as the authors' code
+    did: what the file holds is decoded, the rest left blank. `truncated` says the file was cut
+    short (`is_truncated`) or needed that second decode, whichever decoder painted it.
 
     Raises:
         ImageError, OSError: the file does not decode even leniently.
     """
+    data = Path(path).read_bytes()
+    truncated = is_truncated(data)
     try:
-        return decode_image(path), False
+        return decode_image(data), truncated
     except CorruptImageError:
         pass
+    # The flag is global to Pillow: set only around this one decode, in the single thread
+    # that embeds a dataset (the server never decodes this way).
     before = ImageFile.LOAD_TRUNCATED_IMAGES
-    ImageFile.LOAD_TRUNCATED_IMAGES = True  # only here, for a local dataset file
+    ImageFile.LOAD_TRUNCATED_IMAGES = True
     try:
-        with Image.open(path, formats=list(ALLOWED_IMAGE_FORMATS)) as img:
+        with Image.open(io.BytesIO(data), formats=list(ALLOWED_IMAGE_FORMATS)) as img:
             img.load()
             return decode_image(img), True
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         raise CorruptImageError(f"{path}: does not decode even leniently ({e})") from e
     finally:
         ImageFile.LOAD_TRUNCATED_IMAGES = before
-
 
 
 # ---------------------------------------------------------------- HarMeme (Harm-C, Harm-P)
