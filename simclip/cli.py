@@ -13,6 +13,7 @@ COMMANDS = {
     "embed": ("simclip_train.embed", "cache frozen-encoder embeddings of a dataset"),
     "train": ("simclip_train.train", "train a SimCLIP head on cached embeddings"),
     "evaluate": ("simclip_train.evaluate", "evaluate a trained head on a dataset split"),
+    "calibrate": ("simclip_train.calibrate", "fit the zero-shot scores on labelled validation memes"),
     "datasets": ("simclip_train.download", "fetch public meme datasets / show how to get the others"),
     "quickstart": ("simclip_train.quickstart", "fetch Harm-C, train the harmful head, print the server line"),
 }

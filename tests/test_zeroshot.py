@@ -1,0 +1,118 @@
+"""Zero-shot, honestly (issue 9 C): grammatical prompts, a fitted calibration tied to its
+backbone and prompts, and uncalibrated scores marked as such."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from simclip import CheckpointError, cli
+from simclip.zeroshot import (
+    PROMPT_TEMPLATES,
+    ZERO_SHOT_PROMPTS,
+    ZeroShotScorer,
+    get_calibration_path,
+    list_prompts,
+    load_calibration,
+)
+from simclip_train.calibrate import fit_logistic
+from simclip_train.synthetic import make_synthetic_dataset
+
+TINY = ["--model", "simclip-tiny", "--pretrained", "none", "--device", "cpu"]
+
+
+def test_every_prompt_is_a_sentence_without_a_wrong_article():
+    for positives, negatives in ZERO_SHOT_PROMPTS.values():
+        for prompt in list_prompts(positives) + list_prompts(negatives):
+            assert prompt.endswith(".") and "  " not in prompt
+            words = prompt.lower().split()
+            for article, word in zip(words, words[1:]):
+                if article == "a":
+                    assert word[0] not in "aeiou", prompt  # "a offensive meme"
+    assert len(PROMPT_TEMPLATES) >= 3
+
+
+def test_positive_and_negative_descriptions_never_share_a_phrase():
+    for category, (positives, negatives) in ZERO_SHOT_PROMPTS.items():
+        assert not set(positives) & set(negatives), category
+
+
+def test_logistic_fit_separates_a_separable_feature_and_is_deterministic():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 3))
+    y = (x[:, 1] > 0.2).astype(int)
+    w1, b1 = fit_logistic(x, y)
+    w2, b2 = fit_logistic(x, y)
+    assert (w1, b1) == (w2, b2)
+    assert w1[1] > 5 * max(abs(w1[0]), abs(w1[2]))
+    assert fit_logistic(x, np.ones(200, int))[0] == [0.0, 0.0, 0.0]
+
+
+@pytest.fixture(scope="module")
+def calibrated(tmp_path_factory):
+    """`simclip calibrate` on synthetic memes with the tiny backbone: (data dir, calibration path)."""
+    data = tmp_path_factory.mktemp("zs")
+    make_synthetic_dataset(data / "harmeme-c", n_train=8, n_val=40, n_test=8, seed=3)
+    out = data / "calibration.json"
+    assert cli.main(["calibrate", "--dataset", "harmeme-c", "--data-dir", str(data), "--text",
+                     "dataset", "--out", str(out), *TINY]) == 0
+    return data, out
+
+
+def test_calibrate_fits_the_harmful_category_on_validation_and_says_what_it_used(calibrated, capsys):
+    _, out = calibrated
+    raw = json.loads(out.read_text())
+    assert raw["backbone"] == "simclip-tiny/random"
+    assert raw["data"] == {"datasets": ["harmeme-c:binary"], "split": "val", "text": "dataset"}
+    harmful = raw["categories"]["harmful"]
+    assert set(raw["categories"]) == {"harmful"}  # Harm-C labels only this category
+    assert harmful["metrics"]["n"] == 40 and 0.0 <= harmful["threshold"] <= 1.0
+    assert len(harmful["weights"]) == 3
+
+
+def test_calibrate_refuses_the_test_split(calibrated, capsys):
+    data, _ = calibrated
+    assert cli.main(["calibrate", "--dataset", "harmeme-c", "--data-dir", str(data), "--split",
+                     "test", *TINY]) == 2
+    assert "refusing to fit on the test split" in capsys.readouterr().err
+
+
+def test_a_calibrated_scorer_uses_the_fit_for_its_categories_only(calibrated, tiny_backbone):
+    _, out = calibrated
+    cal = load_calibration(out, tiny_backbone.info.id)
+    scorer = ZeroShotScorer(tiny_backbone, cal)
+    assert scorer.is_calibrated("harmful") and not scorer.is_calibrated("misogynous")
+    assert scorer.thresholds["harmful"] == cal.categories["harmful"].threshold
+    assert scorer.thresholds["misogynous"] == 0.5
+    img, txt = tiny_backbone.encode_texts(["a", "b"]), tiny_backbone.encode_texts(["c", ""])
+    has_text = torch.tensor([True, False])
+    feats = scorer.margins(img, txt, has_text)
+    c = cal.categories["harmful"]
+    k = scorer.categories.index("harmful")
+    want = torch.sigmoid((feats[:, k, :] * torch.tensor(c.weights)).sum(-1) + c.bias)
+    got = torch.tensor([row["harmful"] for row in scorer(img, txt, has_text)])
+    torch.testing.assert_close(got, want.float())
+    plain = ZeroShotScorer(tiny_backbone)
+    assert [r["misogynous"] for r in plain(img, txt, has_text)] == \
+           [r["misogynous"] for r in scorer(img, txt, has_text)]
+
+
+def test_a_calibration_for_another_backbone_or_other_prompts_is_refused(calibrated, monkeypatch,
+                                                                        tmp_path):
+    _, out = calibrated
+    with pytest.raises(CheckpointError, match="calibrates backbone simclip-tiny/random, not ViT-B-32"):
+        load_calibration(out, "ViT-B-32/openai/quickgelu")
+    monkeypatch.setitem(ZERO_SHOT_PROMPTS, "harmful", (("mean",), ("nice",)))
+    with pytest.raises(CheckpointError, match="other zero-shot prompts; rerun `simclip calibrate`"):
+        load_calibration(out, "simclip-tiny/random")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{\"backbone\": 3}")
+    with pytest.raises(CheckpointError, match="not a valid zero-shot calibration"):
+        load_calibration(bad, "simclip-tiny/random")
+
+
+def test_the_default_calibration_path_is_per_backbone_in_the_user_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    path = get_calibration_path("ViT-L-14-336/openai/quickgelu")
+    assert path == tmp_path / "simclip" / "calibration" / "ViT-L-14-336__openai__quickgelu.json"
