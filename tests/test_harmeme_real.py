@@ -113,6 +113,7 @@ def harm_p_with_images(annotations, tmp_path_factory):
     return data
 
 
+@pytest.mark.slow  # 9 s alone, up to about 40 s on a loaded machine
 def test_the_real_harm_p_v1_files_embed_and_train_with_the_tiny_backbone(harm_p_with_images,
                                                                         tmp_path, capsys):
     data = harm_p_with_images
