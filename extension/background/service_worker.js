@@ -11,7 +11,7 @@
 import { API_ERROR, ApiError, MAX_IMAGE_BYTES, createApiClient, diagnoseConnection } from '../shared/api.js';
 import { getBrowser } from '../shared/browser.js';
 import { LRUCache } from '../shared/lru.js';
-import { CORRECTION, MSG, VERDICT, createMessageRouter, listenForMessages } from '../shared/messages.js';
+import { BUSY_REASON, CORRECTION, MSG, VERDICT, createMessageRouter, listenForMessages } from '../shared/messages.js';
 import { QueueFullError, TaskQueue, createSerialLane } from '../shared/queue.js';
 import { addReport, createReport, listReportMenuItems, parseReportMenuClick } from '../shared/reports.js';
 import { loadSettings } from '../shared/settings.js';
@@ -104,7 +104,8 @@ async function loadCategories() {
 
 // ---------------------------------------------------------------- image checks
 
-class SkipImage extends Error {
+/** A picture that cannot be read (fetch failed, HTTP error, not an image, too large): answered FAILED. */
+class UnreadableImage extends Error {
   constructor(reason) {
     super(reason);
     this.reason = reason;
@@ -125,21 +126,21 @@ async function fetchImageBytes(url) {
         signal: controller.signal,
       });
     } catch {
-      throw new SkipImage(controller.signal.aborted ? 'fetch_timeout' : 'fetch_failed');
+      throw new UnreadableImage(controller.signal.aborted ? 'fetch_timeout' : 'fetch_failed');
     }
-    if (response.type === 'opaqueredirect') throw new SkipImage('redirect');
-    if (!response.ok) throw new SkipImage(`http_${response.status}`);
+    if (response.type === 'opaqueredirect') throw new UnreadableImage('redirect');
+    if (!response.ok) throw new UnreadableImage(`http_${response.status}`);
     const type = response.headers.get('Content-Type') ?? '';
-    if (type && !/^(image\/|application\/octet-stream|binary\/octet-stream)/i.test(type)) throw new SkipImage('not_image');
+    if (type && !/^(image\/|application\/octet-stream|binary\/octet-stream)/i.test(type)) throw new UnreadableImage('not_image');
     const declared = Number(response.headers.get('Content-Length'));
-    if (declared > MAX_IMAGE_BYTES) throw new SkipImage('too_large');
+    if (declared > MAX_IMAGE_BYTES) throw new UnreadableImage('too_large');
     return await readBodyCapped(response.body);
   } finally {
     clearTimeout(timer);
   }
 }
 
-/** A response body as bytes, cut off (SkipImage) once it passes MAX_IMAGE_BYTES. */
+/** A response body as bytes, cut off (UnreadableImage) once it passes MAX_IMAGE_BYTES. */
 async function readBodyCapped(body) {
   const reader = body.getReader();
   const chunks = [];
@@ -150,11 +151,11 @@ async function readBodyCapped(body) {
     total += value.byteLength;
     if (total > MAX_IMAGE_BYTES) {
       await reader.cancel();
-      throw new SkipImage('too_large');
+      throw new UnreadableImage('too_large');
     }
     chunks.push(value);
   }
-  if (total === 0) throw new SkipImage('empty');
+  if (total === 0) throw new UnreadableImage('empty');
   const bytes = new Uint8Array(total);
   let offset = 0;
   for (const c of chunks) {
@@ -181,46 +182,82 @@ async function classifyBytes(client, bytes) {
 }
 
 async function fetchAndClassify(url, client) {
-  const bytes = await fetchImageBytes(url);
+  const verdict = await classifyKnownBytes(client, await fetchImageBytes(url));
+  urlVerdicts.set(url, verdict);
+  return verdict;
+}
+
+/** The verdict for bytes in hand, from the sha256 cache or the server. */
+async function classifyKnownBytes(client, bytes) {
   const sha = await sha256Hex(bytes);
   let result = shaResults.get(sha);
   if (!result) {
     result = await classifyBytes(client, bytes);
     shaResults.set(sha, result);
   }
-  const verdict = { status: VERDICT.OK, sha256: result.sha256, scores: result.scores };
-  urlVerdicts.set(url, verdict);
-  return verdict;
+  return { status: VERDICT.OK, sha256: result.sha256, scores: result.scores };
 }
 
 async function verdictFromError(e) {
-  if (e instanceof SkipImage) return { status: VERDICT.SKIPPED, reason: e.reason };
-  if (e instanceof QueueFullError) return { status: VERDICT.UNAVAILABLE, reason: 'busy' };
+  if (e instanceof UnreadableImage) return { status: VERDICT.FAILED, reason: e.reason };
+  if (e instanceof QueueFullError) return { status: VERDICT.UNAVAILABLE, reason: BUSY_REASON };
   if (e instanceof ApiError) {
-    if (e.kind === API_ERROR.REFUSED_IMAGE) return { status: VERDICT.SKIPPED, reason: e.code || 'refused' };
-    if (e.kind === API_ERROR.BUSY) return { status: VERDICT.UNAVAILABLE, reason: 'busy' };
+    if (e.kind === API_ERROR.REFUSED_IMAGE) return { status: VERDICT.FAILED, reason: e.code || 'refused' };
+    if (e.kind === API_ERROR.BUSY) return { status: VERDICT.UNAVAILABLE, reason: BUSY_REASON };
     if (e.kind === API_ERROR.UNREACHABLE || e.kind === API_ERROR.TIMEOUT) {
       queue.clear(e); // everything waiting would fail the same way: answer now, fail open
     }
     await checkHealth();
     return { status: VERDICT.UNAVAILABLE, reason: health?.state ?? e.kind };
   }
-  return { status: VERDICT.SKIPPED, reason: 'error' };
+  return { status: VERDICT.FAILED, reason: 'error' };
 }
 
-/** The verdict for one image URL (see VERDICT in shared/messages.js). */
-async function classifyUrl(rawUrl) {
+/** null when the server is up (probing it again if it was down a while ago), else the UNAVAILABLE verdict. */
+async function checkServerUp() {
+  if (isUp()) return null;
+  if (health === null || Date.now() - lastHealthCheck > RECHECK_WHILE_DOWN_MS) await checkHealth();
+  return isUp() ? null : { status: VERDICT.UNAVAILABLE, reason: health?.state ?? 'unknown' };
+}
+
+/** The verdict for one image URL (see VERDICT in shared/messages.js); `priority` 0 (on screen) goes first. */
+async function classifyUrl(rawUrl, priority = 1) {
   const check = checkImageUrl(rawUrl);
   if (!check.ok) return { status: VERDICT.SKIPPED, reason: check.reason };
   const cached = urlVerdicts.get(check.url);
   if (cached) return cached;
   const { client } = await getRuntime();
-  if (!isUp()) {
-    if (health === null || Date.now() - lastHealthCheck > RECHECK_WHILE_DOWN_MS) await checkHealth();
-    if (!isUp()) return { status: VERDICT.UNAVAILABLE, reason: health?.state ?? 'unknown' };
-  }
+  const down = await checkServerUp();
+  if (down) return down;
   try {
-    return await queue.run(check.url, () => fetchAndClassify(check.url, client));
+    return await queue.run(check.url, () => fetchAndClassify(check.url, client), { priority });
+  } catch (e) {
+    return verdictFromError(e);
+  }
+}
+
+/** base64 -> bytes (the content script checked the alphabet; the router the length). */
+function decodeBase64(base64) {
+  const binary = atob(base64);
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i += 1) bytes[i] = binary.charCodeAt(i);
+  return bytes;
+}
+
+/** The verdict for a picture the content script read in the page (data:, blob:). */
+async function classifyPageBytes(base64, priority = 1) {
+  let bytes;
+  try {
+    bytes = decodeBase64(base64);
+  } catch {
+    return { status: VERDICT.FAILED, reason: 'not_base64' };
+  }
+  const { client } = await getRuntime();
+  const down = await checkServerUp();
+  if (down) return down;
+  const key = `bytes:${await sha256Hex(bytes)}`;
+  try {
+    return await queue.run(key, () => classifyKnownBytes(client, bytes), { priority });
   } catch (e) {
     return verdictFromError(e);
   }
@@ -321,7 +358,8 @@ async function onMenuClicked(info) {
 
 const router = createMessageRouter(
   {
-    [MSG.CLASSIFY]: (msg) => classifyUrl(msg.url),
+    [MSG.CLASSIFY]: (msg) => classifyUrl(msg.url, msg.priority),
+    [MSG.CLASSIFY_BYTES]: (msg) => classifyPageBytes(msg.base64, msg.priority),
     [MSG.PAGE_STATS]: async (msg, sender) => {
       // Queued before any await, so updates from one tab keep the order they were sent in.
       await setTabCount(sender.tab.id, msg.flagged);

@@ -1,18 +1,22 @@
 /**
  * ImageFilter decides: it takes the elements DOMWatcher reports, keeps one record per image
- * element (image_state.js: the state machine), measures them when they come near the viewport
- * (IntersectionObserver, so visible images go first and a long feed costs nothing until it is
- * scrolled), has VerdictAsker ask the worker about them, and puts each state into the page
- * (hiding.js) and into the overlay (badges, overlay.js).
+ * element (image_state.js: the state machine), follows where each one is through the browser's
+ * own signals, has VerdictAsker ask the worker about them (on screen first), and puts each state
+ * into the page (hiding.js) and into the overlay (badges, overlay.js).
+ *
+ * Where a record is: an IntersectionObserver a screen beyond the viewport (`near`: measured and
+ * queued before the user gets there) and one on the viewport itself (`onScreen`: asked first, and
+ * its time limit starts). An element without a box (inside display: none, a closed <details>, an
+ * inactive tab, a collapsed comment) is watched by a ResizeObserver, which fires the moment the
+ * page gives it one, however late; there is no retry counter to run out.
  *
  * DOM reads happen when an element is reported; writes are queued and applied by `flush()`, so a
  * batch of new elements costs one style recalculation and one layout, not one per element.
  */
 import { listCssImageUrls } from '../shared/cssurls.js';
 import {
-  ANSWER, MEASURED, STATE, createRecord, hasOverlay, hideAgain, holdPending, isAwaitingAsk, isCountedFlagged,
-  isTooSmallFile, isUnavailable, measure, needsRetry, nextRemeasureDelay, receiveVerdict, redecide, reveal,
-  summaryState, timeOut,
+  ANSWER, SEEN, STATE, createRecord, hasOverlay, hideAgain, holdPending, isCountedFlagged, isHidden, isTooSmallFile,
+  isUnavailable, needsRetry, receiveVerdict, redecide, reveal, seeBox, serverBack, summaryState, timeOut,
 } from './image_state.js';
 import {
   clearInlineOverrides, clearState, hideBackgroundsEarly, reassertState, showState, tagTracked, writeState,
@@ -40,13 +44,14 @@ export class ImageFilter {
     this.asker = new VerdictAsker({
       requestVerdict,
       timed,
-      revealAfterMs: () => this.getContext().settings.revealAfterSeconds * 1000,
       onVerdict: (rec, verdict) => this.applyVerdict(rec, verdict),
-      onTimeout: (rec) => this.onTimeout(rec),
-      isAskable: (rec) => this.isTracked(rec) && isAwaitingAsk(rec),
       findUnavailable: () => this.findUnavailable(),
     });
-    this.io = new IntersectionObserver((entries) => this.timed(() => this.onIntersect(entries), 'intersections'), { rootMargin: '100% 0px' });
+    const observe = (near) => (entries) => this.timed(() => this.onIntersect(entries, near), 'intersections');
+    this.nearIO = new IntersectionObserver(observe(true), { rootMargin: '100% 0px' });
+    this.screenIO = new IntersectionObserver(observe(false));
+    this.sizeWatch = new ResizeObserver((entries) => this.timed(() => this.onResize(entries), 'resize'));
+    this.watchingSize = new Set(); // elements sizeWatch observes
   }
 
   // ------------------------------------------------------------ elements the watcher reports
@@ -153,8 +158,31 @@ export class ImageFilter {
     const rec = createRecord({ id: this.nextId++, el, kind, url });
     this.records.set(el, rec);
     tagTracked(rec);
-    this.io.observe(el);
+    this.follow(rec);
     return rec;
+  }
+
+  /** Follow where the record's element is (both intersection observers report it at once). */
+  follow(rec) {
+    this.nearIO.observe(rec.el);
+    this.screenIO.observe(rec.el);
+  }
+
+  /** Stop following a record that needs nothing more (decided, skipped, unreadable). */
+  unfollow(rec) {
+    this.nearIO.unobserve(rec.el);
+    this.screenIO.unobserve(rec.el);
+    this.unwatchSize(rec.el);
+  }
+
+  watchSize(el) {
+    if (this.watchingSize.has(el)) return; // observing again would report the same size again
+    this.watchingSize.add(el);
+    this.sizeWatch.observe(el);
+  }
+
+  unwatchSize(el) {
+    if (this.watchingSize.delete(el)) this.sizeWatch.unobserve(el);
   }
 
   /** A background element: tracked and hidden at once, before it is measured. */
@@ -166,7 +194,8 @@ export class ImageFilter {
 
   forget(rec) {
     this.asker.drop(rec);
-    this.io.unobserve(rec.el);
+    clearTimeout(rec.timer);
+    this.unfollow(rec);
     this.records.delete(rec.el);
     this.overlay.remove(rec);
     clearInlineOverrides(rec);
@@ -191,73 +220,92 @@ export class ImageFilter {
     else this.overlay.remove(rec);
   }
 
-  // ------------------------------------------------------------ measuring and asking
+  // ------------------------------------------------------------ where each record is, and asking
 
   /** IntersectionObserver entries, handled in slices of ENTRY_BUDGET_MS (a feed reports hundreds at once). */
-  onIntersect(entries, from = 0) {
+  onIntersect(entries, near, from = 0) {
     const start = performance.now();
     for (let i = from; i < entries.length; i += 1) {
       if (i > from && performance.now() - start > ENTRY_BUDGET_MS) {
-        setTimeout(() => this.timed(() => this.onIntersect(entries, i), 'intersections'), 0);
+        setTimeout(() => this.timed(() => this.onIntersect(entries, near, i), 'intersections'), 0);
         return;
       }
       const rec = this.records.get(entries[i].target);
-      if (rec) this.onEntry(rec, entries[i]);
+      if (rec) this.onEntry(rec, entries[i], near);
     }
   }
 
-  onEntry(rec, entry) {
-    if (!rec.sized && !this.measureEntry(rec, entry.boundingClientRect)) return;
-    if (rec.asked) return;
-    if (entry.isIntersecting) {
-      this.io.unobserve(rec.el);
-      this.asker.askVisible(rec);
+  onEntry(rec, entry, near) {
+    const { width, height } = entry.boundingClientRect;
+    const view = near
+      ? { width, height, near: entry.isIntersecting, onScreen: entry.isIntersecting && rec.onScreen }
+      : { width, height, near: rec.near || entry.isIntersecting, onScreen: entry.isIntersecting };
+    this.see(rec, view);
+  }
+
+  /** The record's element has box `view`: measure it, arm its time limit, file it for asking. */
+  see(rec, view) {
+    const { seen, painted, armed } = seeBox(rec, view, { now: performance.now(), limitMs: this.limitMs() });
+    if (painted) this.paint(rec);
+    if (seen === SEEN.READY) {
+      this.unwatchSize(rec.el);
     } else {
-      this.asker.askInBackground(rec);
+      this.watchSize(rec.el); // no box yet, or too small: seen again when its size changes
+      if (seen === SEEN.TOO_SMALL) {
+        this.nearIO.unobserve(rec.el);
+        this.screenIO.unobserve(rec.el);
+      }
+    }
+    if (armed) this.armTimer(rec);
+    this.asker.update(rec);
+  }
+
+  /** The element got a box (or another size): both observers report it afresh. */
+  onResize(entries) {
+    for (const entry of entries) {
+      const rec = this.records.get(entry.target);
+      if (!rec) {
+        this.unwatchSize(entry.target);
+        continue;
+      }
+      const { width, height } = entry.contentRect;
+      if (width > 0 && height > 0) {
+        this.nearIO.unobserve(rec.el);
+        this.screenIO.unobserve(rec.el);
+        this.follow(rec);
+      }
     }
   }
 
-  /** False when the record is not ready to be asked about (no box yet, or too small and forgotten). */
-  measureEntry(rec, box) {
-    const outcome = measure(rec, box);
-    if (outcome === MEASURED.LATER) {
-      this.remeasureLater(rec);
-      return false;
-    }
-    if (outcome === MEASURED.TOO_SMALL) {
-      this.forget(rec);
-      writeState(rec.el, STATE.SKIP);
-      return false;
-    }
-    if (outcome === MEASURED.PENDING) this.paint(rec);
-    return true;
+  limitMs() {
+    return this.getContext().settings.revealAfterSeconds * 1000;
   }
 
-  remeasureLater(rec) {
-    const delay = nextRemeasureDelay(rec);
-    this.io.unobserve(rec.el);
-    if (delay === null) return; // never laid out: stays as it is until it changes
-    setTimeout(() => {
-      if (this.isTracked(rec) && rec.el.isConnected) this.io.observe(rec.el);
-    }, delay);
+  armTimer(rec) {
+    clearTimeout(rec.timer);
+    rec.timer = setTimeout(() => this.timed(() => this.onTimeout(rec), 'timeout'), Math.max(0, rec.deadline - performance.now()));
   }
 
   onTimeout(rec) {
     if (!this.isTracked(rec)) return;
     const { settings, healthOk } = this.getContext();
-    if (timeOut(rec, { settings, healthOk })) this.paint(rec);
+    if (rec.deadline !== null && performance.now() < rec.deadline) {
+      this.armTimer(rec); // a timer that fired early
+      return;
+    }
+    if (timeOut(rec, { settings, healthOk }, performance.now())) this.paint(rec);
   }
 
   applyVerdict(rec, verdict) {
     if (!this.isTracked(rec)) return;
-    this.asker.stopTimer(rec);
+    clearTimeout(rec.timer);
     const answer = receiveVerdict(rec, verdict, this.getContext());
     if (answer === ANSWER.DECIDED) this.asker.serverAnswered();
+    if (isHidden(rec) && rec.deadline !== null) this.armTimer(rec); // waiting: the time limit runs on
     this.paint(rec);
-    if (answer === ANSWER.UNAVAILABLE) {
-      this.asker.forgetAnswer(rec.url); // ask again once the server is back
-      this.asker.scheduleRecovery();
-    }
+    if (answer === ANSWER.UNAVAILABLE || answer === ANSWER.NO_ANSWER) this.asker.forgetAnswer(rec.url); // ask again once the server is back
+    if (answer === ANSWER.UNAVAILABLE) this.asker.scheduleRecovery();
+    if (!isHidden(rec) && !needsRetry(rec)) this.unfollow(rec);
     this.reportCount();
   }
 
@@ -287,7 +335,15 @@ export class ImageFilter {
 
   /** The server is back: ask again about images shown or held without a verdict. */
   retryUnavailable() {
-    for (const rec of this.liveRecords()) if (needsRetry(rec)) this.asker.askAgain(rec);
+    const now = performance.now();
+    for (const rec of this.liveRecords()) {
+      const wasState = rec.state;
+      if (!serverBack(rec, now, this.limitMs())) continue;
+      if (rec.state !== wasState) this.paint(rec);
+      if (rec.deadline !== null) this.armTimer(rec);
+      this.asker.forgetAnswer(rec.url);
+      this.asker.update(rec);
+    }
   }
 
   // ------------------------------------------------------------ counts

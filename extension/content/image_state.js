@@ -2,23 +2,30 @@
  * The per-image state machine, as pure logic: no DOM, no timers, so it runs (and is tested) in
  * node. A record holds what is known about one image element; each transition below changes the
  * record and says what the page side (image_filter.js) has to do: write the new state into the
- * element (hiding.js), start a timer, ask again. `state` is also the value of the element's
- * `data-simclip` attribute, which the pre-hide stylesheet keys on.
+ * element (hiding.js), arm the time limit, ask, ask again. `state` is also the value of the
+ * element's `data-simclip` attribute, which the pre-hide stylesheet keys on.
  *
  *   (null)     seen, not measured yet: an <img> stays hidden by the pre-hide stylesheet
  *   pending    measured, waiting for its verdict: hidden
- *   flagged    over a threshold: blurred, with a badge naming the categories
+ *   flagged    over a threshold: blurred, with a warning naming the categories
  *   revealed   flagged, but the user clicked "Show"
  *   clean      checked, below every threshold: shown
- *   skip       not checked (too small, private host, not an image...): shown
- *   unchecked  no verdict in time, or the server unavailable: shown (fail open)
- *   waiting    the server unavailable and the user chose to keep images hidden
+ *   skip       not checked by rule (too small, private host, not http): shown
+ *   unchecked  no verdict in time, the server unavailable, or the picture could not be read
+ *              (`why` says which): shown (fail open)
+ *   waiting    the server is down and the user chose to keep images hidden
  *
- *   null -measure-> pending -verdict-> clean | flagged <-show/hide-> revealed
- *                           -skipped-> skip
- *                           -time out, unavailable-> unchecked | waiting -asked again-> ...
+ *   null -box-> pending -verdict-> clean | flagged <-show/hide-> revealed
+ *                       -skipped-> skip
+ *                       -time limit, unavailable, unreadable-> unchecked | waiting -server back-> ...
+ *
+ * Never stuck: an element without a box (display: none, a closed <details>, an inactive tab) is
+ * neither measured nor timed; the browser tells the page side when it gets one (ResizeObserver,
+ * IntersectionObserver), with no retry counter to run out. The time limit starts when a hidden
+ * picture is on screen (`rec.deadline`), however late that is; only "keep images hidden while the
+ * server is down", with the server down, holds a picture past it.
  */
-import { VERDICT } from '../shared/messages.js';
+import { VERDICT, isServerDown } from '../shared/messages.js';
 import { listActiveWarnings } from '../shared/verdict.js';
 
 export const STATE = Object.freeze({
@@ -37,58 +44,88 @@ export const MIN_SIDE = Object.freeze({
   image: 64, // px on screen: avatars and thumbnails below this are skipped
   background: 100, // px on screen for a CSS background image
 });
-export const MAX_REMEASURE = 5; // an element never laid out is measured this often, then left alone
-const REMEASURE_STEP_MS = 500;
 // While the server is unavailable, one waiting image is asked again after 2, 4, 8, 16, then every
 // 30 s: the worker re-probes the server on that ask, and once it is back every waiting image is.
 export const RECOVERY_MS = Object.freeze({ first: 2000, max: 30000 });
 
+/** How soon a picture is wanted: on screen, near it (about a screen away), or far. */
+export const PRIORITY = Object.freeze({ ON_SCREEN: 0, NEAR: 1, FAR: 2 });
+
 /** Hidden until decided: pending, or waiting for a server that is down. */
 export const isHiddenState = (state) => HIDDEN_STATES.has(state);
-/** Flagged and revealed images carry an overlay box (a badge, or a "Hide" button). */
+/** Flagged and revealed images carry a warning (a label, or a way to hide it again). */
 export const hasOverlay = (state) => state === STATE.FLAGGED || state === STATE.REVEALED;
 
 /**
- * A new record for an element showing `url`; `kind` is 'img' or 'bg' (a CSS background image).
- * `timer` and `inline` belong to the page side (the reveal timer, our inline style overrides).
+ * A new record for an element showing `url`; `kind` is 'img', 'bg' (a CSS background image),
+ * 'svg' (an SVG <image>) or 'video' (a poster or frames). `timer` and `inline` belong to the page
+ * side (the time-limit timer, our inline style overrides).
  */
 export function createRecord({ id, el, kind, url }) {
   return {
     id, el, kind, url,
-    state: null, sized: false, measured: 0, asked: false,
-    verdict: null, warnings: [], revealed: false,
+    state: null, sized: false, asked: false,
+    near: false, onScreen: false, deadline: null,
+    verdict: null, warnings: [], revealed: false, why: '',
     timer: 0, inline: false,
   };
 }
+
+/** True while the element hides its picture: not decided yet (null, pending) or waiting for the server. */
+export const isHidden = (rec) => rec.state === null || isHiddenState(rec.state);
 
 /** True for an <img> file that is broken, empty or too small to be a meme (it is skipped). */
 export function isTooSmallFile({ url, width, height }) {
   return !url || width === 0 || Math.min(width, height) < MIN_SIDE.file;
 }
 
-/** What measuring an element's box on screen found (see measure). */
-export const MEASURED = Object.freeze({
-  LATER: 'later', // no box yet (not laid out): measure again later
-  TOO_SMALL: 'too_small', // below the minimum size: forget it, show it (skip)
-  PENDING: 'pending', // sized, and now pending: hide it until its verdict
-  SIZED: 'sized', // sized, already pending (a background is hidden as soon as it is found)
+/** What seeing an element's box found (see seeBox). */
+export const SEEN = Object.freeze({
+  NO_BOX: 'no_box', // no box (not laid out): wait until the browser gives it one
+  TOO_SMALL: 'too_small', // below the minimum size: shown (skip); checked if it grows
+  READY: 'ready', // sized and tracked: ask by askPriority
 });
 
-/** The first box an element gets on screen decides whether it is checked at all. */
-export function measure(rec, { width, height }) {
-  if (width === 0 || height === 0) return MEASURED.LATER;
-  const min = rec.kind === 'bg' ? MIN_SIDE.background : MIN_SIDE.image;
-  if (Math.min(width, height) < min) return MEASURED.TOO_SMALL;
-  rec.sized = true;
-  if (rec.state !== null) return MEASURED.SIZED;
-  rec.state = STATE.PENDING;
-  return MEASURED.PENDING;
+/**
+ * The element's box and where it is: `near` within about a screen of the viewport, `onScreen` in
+ * it. The first box big enough makes a new record pending (hidden until its verdict); a hidden
+ * record on screen gets its time limit (`rec.deadline`, ms on the `now` clock) if it has none.
+ *
+ * @returns {{seen: string, painted: boolean, armed: boolean}} `painted`: the state changed, write
+ *   it; `armed`: a deadline was set now, start its timer.
+ */
+export function seeBox(rec, { width, height, near, onScreen }, { now, limitMs }) {
+  if (!(width > 0 && height > 0)) {
+    rec.near = false;
+    rec.onScreen = false;
+    return { seen: SEEN.NO_BOX, painted: false, armed: false };
+  }
+  let painted = false;
+  if (!rec.sized) {
+    const min = rec.kind === 'img' || rec.kind === 'video' ? MIN_SIDE.image : MIN_SIDE.background;
+    if (Math.min(width, height) < min) {
+      painted = rec.state !== STATE.SKIP;
+      rec.state = STATE.SKIP;
+      rec.why = 'small';
+      return { seen: SEEN.TOO_SMALL, painted, armed: false };
+    }
+    rec.sized = true;
+    if (rec.state === null || rec.state === STATE.SKIP) {
+      rec.state = STATE.PENDING;
+      rec.why = '';
+      painted = true;
+    }
+  }
+  rec.onScreen = Boolean(onScreen);
+  rec.near = Boolean(near) || rec.onScreen;
+  return { seen: SEEN.READY, painted, armed: armDeadline(rec, now, limitMs) };
 }
 
-/** ms until an element without a box is measured again, longer each time; null once given up. */
-export function nextRemeasureDelay(rec) {
-  rec.measured += 1;
-  return rec.measured > MAX_REMEASURE ? null : REMEASURE_STEP_MS * rec.measured;
+/** Start the time limit of a hidden record that is on screen and has none. True when set now. */
+export function armDeadline(rec, now, limitMs) {
+  if (!rec.onScreen || !rec.sized || !isHidden(rec) || rec.deadline !== null) return false;
+  rec.deadline = now + limitMs;
+  return true;
 }
 
 /** A background image is hidden as soon as it is found, before it is measured. */
@@ -96,55 +133,102 @@ export function holdPending(rec) {
   rec.state = STATE.PENDING;
 }
 
-/** True while a record is pending and nobody asked about it yet (the background backlog asks it). */
-export const isAwaitingAsk = (rec) => !rec.asked && rec.state === STATE.PENDING;
+/** True while a measured record waits for its first ask, or for another one after the server came back. */
+export const wantsAsk = (rec) => !rec.asked && rec.sized && (rec.state === STATE.PENDING || needsRetry(rec));
+
+/** The priority to ask about `rec` with (PRIORITY), or null when it needs no ask now. */
+export function askPriority(rec) {
+  if (!wantsAsk(rec)) return null;
+  return rec.onScreen ? PRIORITY.ON_SCREEN : rec.near ? PRIORITY.NEAR : PRIORITY.FAR;
+}
 
 /**
- * No verdict within the user's time limit: show the image unchecked, or keep it waiting if the
- * user keeps images hidden and the server is known to be down. False when already decided.
+ * The time limit ran out (`now` >= `rec.deadline`): show the picture unchecked, or keep it
+ * waiting if the user keeps images hidden and the server is known to be down. A waiting picture
+ * whose server is back (or whose user no longer keeps pictures hidden) is released. False when
+ * nothing changed (decided already, or a stale timer).
  */
-export function timeOut(rec, { settings, healthOk }) {
-  if (rec.state !== STATE.PENDING) return false;
-  rec.state = settings.keepHiddenWhenDown && !healthOk ? STATE.WAITING : STATE.UNCHECKED;
-  return true;
+export function timeOut(rec, { settings, healthOk }, now) {
+  if (rec.deadline === null || now < rec.deadline) return false;
+  rec.deadline = null;
+  const holdBack = settings.keepHiddenWhenDown && !healthOk;
+  if (rec.state === STATE.PENDING || (rec.state === STATE.WAITING && !holdBack)) {
+    rec.state = holdBack ? STATE.WAITING : STATE.UNCHECKED;
+    rec.why = holdBack ? 'server_down' : 'timeout';
+    return true;
+  }
+  return false;
 }
 
 /** What kind of answer a verdict was (see receiveVerdict). */
-export const ANSWER = Object.freeze({ DECIDED: 'decided', SKIPPED: 'skipped', UNAVAILABLE: 'unavailable' });
+export const ANSWER = Object.freeze({
+  DECIDED: 'decided', // scores
+  SKIPPED: 'skipped', // not checked by rule
+  FAILED: 'failed', // this picture could not be read, or the message was refused: never "server down"
+  UNAVAILABLE: 'unavailable', // the server is down, unpaired or busy: recovery asks again
+  NO_ANSWER: 'no_answer', // the worker did not answer at all: asked again when the server is back
+});
 
 /**
  * The worker's answer for the record's image: scores (decided with the current settings and
- * categories), a skip, or anything else (unavailable: shown unchecked, or kept waiting if the
- * user keeps images hidden; it is asked again once the server is back).
+ * categories), a skip, a picture that could not be read (shown unchecked, `why` says why), the
+ * server unavailable (shown unchecked; a picture still hidden is kept waiting if the user keeps
+ * images hidden and the server is down, not merely busy), or anything else: a refused message or
+ * no answer, which are never taken for a server that is down. The time limit keeps running: a
+ * waiting picture is released when it runs out unless the server is known down then.
  */
 export function receiveVerdict(rec, verdict, context) {
   rec.verdict = verdict;
-  if (verdict?.status === VERDICT.OK) {
+  const status = verdict?.status;
+  if (status === VERDICT.OK) {
     decide(rec, context);
     return ANSWER.DECIDED;
   }
-  if (verdict?.status === VERDICT.SKIPPED) {
+  if (status === VERDICT.SKIPPED) {
     rec.state = STATE.SKIP;
+    rec.why = String(verdict.reason ?? 'skipped');
     return ANSWER.SKIPPED;
   }
-  rec.state = context.settings.keepHiddenWhenDown ? STATE.WAITING : STATE.UNCHECKED;
-  return ANSWER.UNAVAILABLE;
+  if (status === VERDICT.UNAVAILABLE) {
+    const holdBack = context.settings.keepHiddenWhenDown && isServerDown(verdict) && isHidden(rec);
+    rec.state = holdBack ? STATE.WAITING : STATE.UNCHECKED;
+    rec.why = String(verdict.reason ?? 'unavailable');
+    return ANSWER.UNAVAILABLE;
+  }
+  rec.state = STATE.UNCHECKED;
+  if (verdict) {
+    rec.why = String(verdict.reason ?? verdict.error ?? 'failed');
+    return ANSWER.FAILED;
+  }
+  rec.why = 'no_answer';
+  return ANSWER.NO_ANSWER;
 }
 
 /** Flagged (or revealed, if the user asked to see it), or clean, from the scores. */
 function decide(rec, { settings, categories }) {
   rec.warnings = listActiveWarnings(rec.verdict.scores, categories, settings);
   rec.state = rec.warnings.length === 0 ? STATE.CLEAN : rec.revealed ? STATE.REVEALED : STATE.FLAGGED;
+  rec.why = '';
 }
 
 /** True once the record has scores from the server. */
 export const hasScores = (rec) => rec.verdict?.status === VERDICT.OK;
 
-/** Settings or categories changed: decide again from the same scores. False without scores. */
+/**
+ * Settings or categories changed: decide again from the same scores (no new request); a picture
+ * held back for a down server is released when the user no longer keeps pictures hidden. False
+ * when nothing changed.
+ */
 export function redecide(rec, context) {
-  if (!hasScores(rec)) return false;
-  decide(rec, context);
-  return true;
+  if (hasScores(rec)) {
+    decide(rec, context);
+    return true;
+  }
+  if (rec.state === STATE.WAITING && !context.settings.keepHiddenWhenDown) {
+    rec.state = STATE.UNCHECKED;
+    return true;
+  }
+  return false;
 }
 
 /** The user clicked "Show": remembered, so a later verdict does not blur it again. True when shown now. */
@@ -163,16 +247,33 @@ export function hideAgain(rec) {
   return true;
 }
 
-/** Shown unchecked or kept waiting because the last answer was neither scores nor a skip (recovery asks these). */
+/** Shown unchecked or kept waiting because the server was unavailable (recovery asks these again). */
 export function isUnavailable(rec) {
-  const status = rec.verdict?.status;
-  return (rec.state === STATE.UNCHECKED || rec.state === STATE.WAITING)
-    && Boolean(rec.verdict) && status !== VERDICT.OK && status !== VERDICT.SKIPPED;
+  return (rec.state === STATE.UNCHECKED || rec.state === STATE.WAITING) && rec.verdict?.status === VERDICT.UNAVAILABLE;
 }
 
-/** Shown or held without scores (timed out or unavailable): asked again when the server is back. */
+/**
+ * Shown or held without scores because of the server (timed out, unavailable, no answer): asked
+ * again when the server is back. A picture that could not be read is not.
+ */
 export function needsRetry(rec) {
-  return (rec.state === STATE.UNCHECKED || rec.state === STATE.WAITING) && !hasScores(rec);
+  if (rec.state !== STATE.UNCHECKED && rec.state !== STATE.WAITING) return false;
+  return rec.verdict === null || rec.verdict.status === VERDICT.UNAVAILABLE;
+}
+
+/**
+ * The server is back: a record that needs a retry is to be asked again (true); a waiting one
+ * gets a fresh time limit from `now` if it is on screen (else when it comes on screen).
+ */
+export function serverBack(rec, now, limitMs) {
+  if (!needsRetry(rec)) return false;
+  rec.asked = false;
+  if (rec.state === STATE.WAITING) {
+    rec.state = STATE.PENDING;
+    rec.deadline = null;
+    armDeadline(rec, now, limitMs);
+  }
+  return true;
 }
 
 /** Counted on the badge: decided from scores and over a threshold (revealed ones too). */

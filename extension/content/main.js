@@ -6,13 +6,14 @@
  */
 import { isHostAllowlisted } from '../shared/allowlist.js';
 import { getBrowser } from '../shared/browser.js';
-import { MSG, VERDICT, CORRECTION, sendWithRetry } from '../shared/messages.js';
+import { MAX_URL_CHARS, MSG, VERDICT, CORRECTION, sendWithRetry } from '../shared/messages.js';
 import { normalizeSettings } from '../shared/settings.js';
 import { CATEGORIES_KEY, HEALTH_KEY, SETTINGS_KEY } from '../shared/storage_keys.js';
 import { DOMWatcher } from './dom_watcher.js';
 import { setPausedFlag } from './hiding.js';
 import { ImageFilter } from './image_filter.js';
 import { OverlayLayer } from './overlay.js';
+import { isPageOnlyUrl, readPageBytes } from './page_bytes.js';
 import { createPerf } from './perf.js';
 
 /**
@@ -58,7 +59,7 @@ function createParts({ page, perf, send }) {
     timed,
   });
   const filter = new ImageFilter({
-    requestVerdict: async (url) => (await send({ type: MSG.CLASSIFY, url })) ?? { status: VERDICT.UNAVAILABLE, reason: 'no_worker' },
+    requestVerdict: (rec, priority) => askWorker(send, rec, priority),
     overlay,
     getContext: () => ({ settings: page.settings, categories: page.categories, healthOk: page.health?.state === 'ok' }),
     onCountChange: (flagged) => send({ type: MSG.PAGE_STATS, flagged }),
@@ -66,6 +67,20 @@ function createParts({ page, perf, send }) {
   });
   const watcher = createWatcher({ filter, overlay, perf });
   return { overlay, filter, watcher };
+}
+
+/**
+ * The worker's verdict for a record's picture: by URL, or, for a picture only the page can read
+ * (data:, blob:), by its bytes. null when the worker did not answer at all.
+ */
+async function askWorker(send, rec, priority) {
+  if (isPageOnlyUrl(rec.url)) {
+    const read = await readPageBytes(rec.url, rec.el);
+    if (read.status) return read; // could not be read here: FAILED, no message
+    return send({ type: MSG.CLASSIFY_BYTES, base64: read.base64, mime: read.mime, priority });
+  }
+  if (rec.url.length > MAX_URL_CHARS) return { status: VERDICT.FAILED, reason: 'url_too_long' };
+  return send({ type: MSG.CLASSIFY, url: rec.url, priority });
 }
 
 function createWatcher({ filter, overlay, perf }) {

@@ -1,109 +1,117 @@
 /**
- * When ImageFilter's records are asked about: a visible image at once, with a time limit; images
- * away from the viewport in the background, a few at a time; and, while the server is
- * unavailable, one image again after a backoff, so a restarted server is noticed within seconds.
- * The same URL is asked about once (the promise is kept), until its answer says "unavailable".
+ * When ImageFilter's records are asked about, and in what order: what the user sees first is
+ * decided first. Records wait in three queues by priority (image_state.js `askPriority`: on
+ * screen, near the screen, far), and this frame keeps only a few requests open at a time, so a
+ * picture scrolled onto the screen overtakes every one left behind: a record scrolled far away
+ * moves to the far queue, one removed from the page leaves it (`drop`), and neither costs the
+ * server anything while it waits there. The same URL is asked about once (its promise is kept),
+ * until its answer says the server was unavailable. While the server is unavailable, one image is
+ * asked again after a backoff, so a restarted server is noticed within seconds.
+ *
+ * No DOM: timers and the clock are injected, so the unit tests drive it with a fake clock.
  */
-import { Backoff, RECOVERY_MS } from './image_state.js';
+import { Backoff, PRIORITY, RECOVERY_MS, askPriority } from './image_state.js';
 
 const URL_MEMO_SIZE = 3000;
-const BACKLOG_INTERVAL_MS = 400;
-const BACKGROUND_IN_FLIGHT = 4; // background asks only while fewer verdicts than this are awaited
+export const IN_FLIGHT = 4; // requests kept open for pictures on or near the screen
+export const FAR_IN_FLIGHT = 2; // for far ones, only while nothing nearer waits
+const PRIORITIES = [PRIORITY.ON_SCREEN, PRIORITY.NEAR, PRIORITY.FAR];
 
 export class VerdictAsker {
   /**
-   * @param {{requestVerdict: (url) => Promise<object|null>, timed: (fn, kind) => void,
-   *          revealAfterMs: () => number, onVerdict: (rec, verdict) => void, onTimeout: (rec) => void,
-   *          isAskable: (rec) => boolean, findUnavailable: () => object|undefined}} deps
-   *   `isAskable`: the record is still tracked, pending and not asked yet (the backlog skips others);
+   * @param {{requestVerdict: (rec, priority) => Promise<object|null>, onVerdict: (rec, verdict) => void,
+   *          findUnavailable: () => object|undefined, timed?: (fn, kind) => void,
+   *          timers?: {set: Function, clear: Function}}} deps
+   *   `requestVerdict` asks the worker about the record's picture (`rec.url` is the dedupe key);
    *   `findUnavailable`: a record whose last answer was "unavailable" (recovery asks it again).
    */
-  constructor({ requestVerdict, timed, revealAfterMs, onVerdict, onTimeout, isAskable, findUnavailable }) {
-    Object.assign(this, { requestVerdict, timed, revealAfterMs, onVerdict, onTimeout, isAskable, findUnavailable });
-    this.verdicts = new Map(); // url -> Promise<verdict>
-    this.inFlight = 0; // verdicts this page is waiting for
-    this.backlog = new Set(); // pending records away from the viewport
-    this.backlogTimer = 0;
+  constructor({ requestVerdict, onVerdict, findUnavailable, timed = (fn) => fn(), timers }) {
+    Object.assign(this, { requestVerdict, onVerdict, findUnavailable, timed });
+    this.timers = timers ?? { set: (fn, ms) => setTimeout(fn, ms), clear: (id) => clearTimeout(id) };
+    this.verdicts = new Map(); // url -> Promise<verdict>, in flight or answered
+    this.queues = PRIORITIES.map(() => new Set()); // records waiting for an ask, by priority
+    this.filed = new Map(); // record -> the priority it waits under
+    this.inFlight = 0; // requests this frame has open
+    this.pumpQueued = false;
     this.recoveryTimer = 0;
     this.recovery = new Backoff(RECOVERY_MS);
   }
 
-  /** Ask about `rec` now; `onTimeout(rec)` runs if no answer comes within the user's time limit. */
-  ask(rec) {
-    rec.asked = true;
-    clearTimeout(rec.timer);
-    rec.timer = setTimeout(() => this.timed(() => this.onTimeout(rec), 'timeout'), this.revealAfterMs());
-    this.inFlight += 1;
-    this.getVerdict(rec.url).then((verdict) => {
-      this.inFlight -= 1;
-      this.timed(() => this.onVerdict(rec, verdict), 'verdict');
+  /** File `rec` under its current priority (new, moved on or off screen, or to be asked again). */
+  update(rec) {
+    const priority = askPriority(rec);
+    const filed = this.filed.get(rec);
+    if (filed === priority) return;
+    if (filed !== undefined) this.queues[filed].delete(rec);
+    if (priority === null) {
+      this.filed.delete(rec);
+      return;
+    }
+    this.queues[priority].add(rec);
+    this.filed.set(rec, priority);
+    this.schedulePump();
+  }
+
+  /** `rec` left the page (or was replaced): it is never asked about. */
+  drop(rec) {
+    const filed = this.filed.get(rec);
+    if (filed !== undefined) this.queues[filed].delete(rec);
+    this.filed.delete(rec);
+  }
+
+  /** Records waiting per priority, and requests open (for tests and the popup). */
+  get waiting() {
+    return { onScreen: this.queues[0].size, near: this.queues[1].size, far: this.queues[2].size, inFlight: this.inFlight };
+  }
+
+  schedulePump() {
+    if (this.pumpQueued) return;
+    this.pumpQueued = true;
+    queueMicrotask(() => {
+      this.pumpQueued = false;
+      this.timed(() => this.pump(), 'ask');
     });
   }
 
-  /** Ask again about a record shown without scores (the server is back): a new request. */
-  askAgain(rec) {
-    this.forgetAnswer(rec.url);
-    this.ask(rec);
+  /** Start asks, nearest first: a lower priority starts only once every nearer record is asked. */
+  pump() {
+    for (const priority of PRIORITIES) {
+      const limit = priority === PRIORITY.FAR ? FAR_IN_FLIGHT : IN_FLIGHT;
+      const queue = this.queues[priority];
+      for (const rec of queue) {
+        if (this.inFlight >= limit && !this.verdicts.has(rec.url)) break;
+        this.ask(rec, priority);
+      }
+      if (queue.size > 0) return;
+    }
   }
 
-  /** The answer for `url` said "unavailable": the next ask sends a new request. */
-  forgetAnswer(url) {
-    this.verdicts.delete(url);
+  ask(rec, priority) {
+    this.drop(rec);
+    rec.asked = true;
+    this.getVerdict(rec, priority).then((verdict) => this.timed(() => this.onVerdict(rec, verdict), 'verdict'));
   }
 
-  getVerdict(url) {
-    let promise = this.verdicts.get(url);
+  getVerdict(rec, priority) {
+    let promise = this.verdicts.get(rec.url);
     if (!promise) {
-      promise = this.requestVerdict(url);
-      this.verdicts.set(url, promise);
+      this.inFlight += 1;
+      promise = Promise.resolve()
+        .then(() => this.requestVerdict(rec, priority))
+        .catch(() => null)
+        .finally(() => {
+          this.inFlight -= 1;
+          this.schedulePump();
+        });
+      this.verdicts.set(rec.url, promise);
       if (this.verdicts.size > URL_MEMO_SIZE) this.verdicts.delete(this.verdicts.keys().next().value);
     }
     return promise;
   }
 
-  /** The answer came (or the record is forgotten): no time-out any more. */
-  stopTimer(rec) {
-    clearTimeout(rec.timer);
-  }
-
-  /** Drop every plan for a forgotten record. */
-  drop(rec) {
-    clearTimeout(rec.timer);
-    this.backlog.delete(rec);
-  }
-
-  /** `rec` was measured away from the viewport: ask about it in the background. */
-  askInBackground(rec) {
-    this.backlog.add(rec);
-    this.scheduleBacklog();
-  }
-
-  /** `rec` came near the viewport: ask now, ahead of the backlog. */
-  askVisible(rec) {
-    this.backlog.delete(rec);
-    this.ask(rec);
-  }
-
-  /**
-   * Images measured away from the viewport (scrolled past, or far below) are asked about in the
-   * background, a few at a time and only while nothing visible is waiting, so they are decided
-   * before the user scrolls to them without delaying what is on screen.
-   */
-  scheduleBacklog() {
-    if (this.backlogTimer || this.backlog.size === 0) return;
-    this.backlogTimer = setTimeout(() => {
-      this.backlogTimer = 0;
-      this.timed(() => this.drainBacklog(), 'backlog');
-      this.scheduleBacklog();
-    }, BACKLOG_INTERVAL_MS);
-  }
-
-  drainBacklog() {
-    for (const rec of this.backlog) {
-      if (this.inFlight >= BACKGROUND_IN_FLIGHT) break;
-      this.backlog.delete(rec);
-      if (this.isAskable(rec)) this.ask(rec);
-    }
+  /** The answer for `url` said "unavailable" (or never came): the next ask sends a new request. */
+  forgetAnswer(url) {
+    this.verdicts.delete(url);
   }
 
   /** An answer came with scores: the server is up, the next outage starts the backoff afresh. */
@@ -118,11 +126,16 @@ export class VerdictAsker {
    */
   scheduleRecovery() {
     if (this.recoveryTimer) return;
-    this.recoveryTimer = setTimeout(() => this.timed(() => {
+    this.recoveryTimer = this.timers.set(() => this.timed(() => {
       this.recoveryTimer = 0;
       const rec = this.findUnavailable();
-      if (rec) this.ask(rec); // an unavailable answer schedules the next try
-      else this.recovery.reset(); // nothing waits any more
+      if (!rec) {
+        this.recovery.reset(); // nothing waits any more
+        return;
+      }
+      this.forgetAnswer(rec.url); // an unavailable answer schedules the next try
+      rec.asked = false;
+      this.update(rec);
     }, 'recovery'), this.recovery.next());
   }
 }

@@ -1,17 +1,107 @@
-/** The http(s) URLs in a CSS `background-image` value (`url("a"), linear-gradient(...), url(b)`), resolved against `base`. */
-export function listCssImageUrls(value, base) {
-  if (typeof value !== 'string' || !value.includes('url(')) return [];
+/**
+ * The pictures a CSS `background-image` (or `content`) value shows. Each `url(...)` layer counts;
+ * an `image-set()` (or `-webkit-image-set()`) shows one of its candidates, the one the browser
+ * picks for the screen's pixel ratio: the smallest resolution at or above it, else the largest.
+ */
+
+// Raster types the server decodes; a data: URL of another type (an SVG icon) is not a picture we check.
+const DATA_IMAGE = /^data:image\/(jpeg|jpg|pjpeg|png|apng|gif|webp|bmp|avif)[;,]/i;
+const URL_RE = /url\(\s*(?:"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)'|([^)\s]*))\s*\)/g;
+const IMAGE_SET = /(?:-webkit-)?image-set\(/gi;
+
+/** True for a URL the extension can check: http(s), a page's blob:, or a raster data: image. */
+export function isCheckableUrl(url) {
+  return /^https?:/i.test(url) || /^blob:/i.test(url) || DATA_IMAGE.test(url);
+}
+
+/** The checkable URLs in a CSS image value (`url("a"), linear-gradient(...), url(b)`), resolved against `base`. */
+export function listCssImageUrls(value, base, dpr = globalThis.devicePixelRatio ?? 1) {
+  if (typeof value !== 'string' || !(value.includes('url(') || /image-set\(/i.test(value))) return [];
   const out = [];
-  const re = /url\(\s*(?:"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)'|([^)\s]*))\s*\)/g;
-  for (const m of value.matchAll(re)) {
+  for (const m of pickImageSets(value, dpr).matchAll(URL_RE)) {
     const raw = (m[1] ?? m[2] ?? m[3] ?? '').replace(/\\(.)/g, '$1');
     if (!raw) continue;
+    if (/^data:/i.test(raw)) {
+      if (DATA_IMAGE.test(raw)) out.push(raw);
+      continue;
+    }
     try {
       const url = new URL(raw, base);
-      if (url.protocol === 'http:' || url.protocol === 'https:') out.push(url.href);
+      if (isCheckableUrl(url.href)) out.push(url.href);
     } catch {
       // not a URL
     }
   }
   return out;
+}
+
+/** `value` with each image-set() replaced by the url() of the candidate shown at `dpr`. */
+function pickImageSets(value, dpr) {
+  if (!/image-set\(/i.test(value)) return value;
+  let out = '';
+  let from = 0;
+  for (const m of value.matchAll(IMAGE_SET)) {
+    if (m.index < from) continue; // nested inside a set already replaced
+    const open = m.index + m[0].length;
+    const close = findClosingParen(value, open);
+    const candidates = splitTopLevel(value.slice(open, close)).map(readCandidate).filter((c) => c.url);
+    out += value.slice(from, m.index) + (candidates.length ? `url(${JSON.stringify(chooseCandidate(candidates, dpr).url)})` : 'none');
+    from = close + 1;
+  }
+  return out + value.slice(from);
+}
+
+function findClosingParen(text, open) {
+  let depth = 1;
+  let quote = '';
+  for (let i = open; i < text.length; i += 1) {
+    const c = text[i];
+    if (quote) {
+      if (c === '\\') i += 1;
+      else if (c === quote) quote = '';
+    } else if (c === '"' || c === "'") quote = c;
+    else if (c === '(') depth += 1;
+    else if (c === ')' && --depth === 0) return i;
+  }
+  return text.length;
+}
+
+function splitTopLevel(text) {
+  const parts = [];
+  let depth = 0;
+  let quote = '';
+  let start = 0;
+  for (let i = 0; i < text.length; i += 1) {
+    const c = text[i];
+    if (quote) {
+      if (c === '\\') i += 1;
+      else if (c === quote) quote = '';
+    } else if (c === '"' || c === "'") quote = c;
+    else if (c === '(') depth += 1;
+    else if (c === ')') depth -= 1;
+    else if (c === ',' && depth === 0) {
+      parts.push(text.slice(start, i));
+      start = i + 1;
+    }
+  }
+  parts.push(text.slice(start));
+  return parts;
+}
+
+const RESOLUTION_PER_X = { x: 1, dppx: 1, dpi: 1 / 96, dpcm: 2.54 / 96 };
+
+/** One image-set() candidate: `url(a.png) 2x`, `"a.png" 1x`, `url(a.avif) type("image/avif")`. */
+function readCandidate(text) {
+  const url = /url\(\s*(?:"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)'|([^)\s]*))\s*\)/.exec(text)
+    ?? /^\s*(?:"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)')/.exec(text);
+  const res = /(\d*\.?\d+)(x|dppx|dpi|dpcm)\b/i.exec(text.replace(/url\([^)]*\)|"[^"]*"|'[^']*'/g, ''));
+  return {
+    url: url ? (url[1] ?? url[2] ?? url[3] ?? '').replace(/\\(.)/g, '$1') : '',
+    x: res ? Number(res[1]) * RESOLUTION_PER_X[res[2].toLowerCase()] : 1,
+  };
+}
+
+function chooseCandidate(candidates, dpr) {
+  const sorted = [...candidates].sort((a, b) => a.x - b.x);
+  return sorted.find((c) => c.x >= dpr) ?? sorted[sorted.length - 1];
 }

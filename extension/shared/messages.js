@@ -3,7 +3,8 @@
  * send it, and the router the receiving side uses. Content scripts and extension pages import
  * this module; nothing else spells a message type.
  *
- *   content -> worker   CLASSIFY {url}                 -> Verdict
+ *   content -> worker   CLASSIFY {url, priority}       -> Verdict
+ *   content -> worker   CLASSIFY_BYTES {base64, mime, priority} -> Verdict (a picture read in the page)
  *   content -> worker   PAGE_STATS {flagged}           -> {ok}
  *   content -> worker   REPORT {url, correction, categories} -> {ok, report}
  *   page    -> worker   CHECK_HEALTH {}                -> Health
@@ -16,6 +17,7 @@
 
 export const MSG = Object.freeze({
   CLASSIFY: 'simclip/classify',
+  CLASSIFY_BYTES: 'simclip/classify-bytes',
   PAGE_STATS: 'simclip/page-stats',
   REPORT: 'simclip/report',
   CHECK_HEALTH: 'simclip/check-health',
@@ -27,9 +29,18 @@ export const MSG = Object.freeze({
 /** Verdict.status values the worker answers CLASSIFY with. */
 export const VERDICT = Object.freeze({
   OK: 'ok', // scores are in; the content script decides with the user's settings
-  SKIPPED: 'skipped', // this image is not checked (private host, too big, not an image...): show it
-  UNAVAILABLE: 'unavailable', // the server is down or unpaired: fail open unless keepHiddenWhenDown
+  SKIPPED: 'skipped', // not checked by rule (private host, not http, too small): show it
+  FAILED: 'failed', // this picture could not be read or checked (fetch failed, HTTP error, too large, undecodable): shown, marked unchecked, never "server down"
+  UNAVAILABLE: 'unavailable', // the server is down, unpaired or busy: fail open unless keepHiddenWhenDown (down only)
 });
+
+/** `reason` of an UNAVAILABLE verdict when the server is up but its queue is full (not "down"). */
+export const BUSY_REASON = 'busy';
+
+/** True when a verdict says the server itself is down or unpaired (not busy, not this picture's fault). */
+export function isServerDown(verdict) {
+  return verdict?.status === VERDICT.UNAVAILABLE && verdict.reason !== BUSY_REASON;
+}
 
 /** Report.correction values. */
 export const CORRECTION = Object.freeze({ NOT_FLAGGED: 'not_flagged', FLAGGED: 'flagged' });
@@ -37,15 +48,28 @@ export const CORRECTION = Object.freeze({ NOT_FLAGGED: 'not_flagged', FLAGGED: '
 const isString = (max) => (v) => typeof v === 'string' && v.length > 0 && v.length <= max;
 const isCount = (v) => Number.isInteger(v) && v >= 0 && v < 1e6;
 const isCategoryList = (v) => Array.isArray(v) && v.length <= 16 && v.every(isString(40));
+const isPriority = (v) => v === undefined || (Number.isInteger(v) && v >= 0 && v <= 2);
+const isBase64 = (max) => (v) => isString(max)(v) && /^[A-Za-z0-9+/]+={0,2}$/.test(v);
+
+/** The longest URL a CLASSIFY message carries; a longer one is read in the page or not checked. */
+export const MAX_URL_CHARS = 8192;
+/** The most bytes of a picture read in the page (content/page_bytes.js); memes are far smaller. */
+export const MAX_PAGE_BYTES = 4 * 1024 * 1024;
+/** The most base64 characters a CLASSIFY_BYTES message carries. */
+export const MAX_BASE64_CHARS = Math.ceil(MAX_PAGE_BYTES / 3) * 4;
 
 // type -> {from: 'content' | 'page', fields: {name: predicate}}
 const SCHEMAS = {
-  [MSG.CLASSIFY]: { from: 'content', fields: { url: isString(8192) } },
+  [MSG.CLASSIFY]: { from: 'content', fields: { url: isString(MAX_URL_CHARS), priority: isPriority } },
+  [MSG.CLASSIFY_BYTES]: {
+    from: 'content',
+    fields: { base64: isBase64(MAX_BASE64_CHARS), mime: isString(100), priority: isPriority },
+  },
   [MSG.PAGE_STATS]: { from: 'content', fields: { flagged: isCount } },
   [MSG.REPORT]: {
     from: 'any',
     fields: {
-      url: isString(8192),
+      url: isString(MAX_URL_CHARS),
       correction: (v) => Object.values(CORRECTION).includes(v),
       categories: isCategoryList,
     },

@@ -17,6 +17,8 @@ from urllib.parse import parse_qs, urlparse
 
 from PIL import Image, PngImagePlugin
 
+from case_pages import CasePages
+
 FEED_HOST = "feed.test"
 INITIAL_POSTS = 200
 PAGE_POSTS = 50
@@ -74,6 +76,7 @@ class FeedSite:
         self.requests = 0
         self.variants = {}  # (meme, seed) -> png bytes
         self.lock = threading.Lock()
+        self.cases = CasePages(self)
 
     def meme_bytes(self, k, seed):
         """Meme k; another `seed` gives the same pixels in other bytes (a new sha256 for every cache)."""
@@ -96,6 +99,10 @@ class FeedSite:
     @property
     def url(self):
         return f"http://{FEED_HOST}:{self.port}/feed"
+
+    def case_url(self, name, seed="main"):
+        """The URL of case page `name` (case_pages.py)."""
+        return f"http://{FEED_HOST}:{self.port}/case/{name}?s={seed}"
 
     def meme_for(self, i):
         """Post i shows meme k in way `kind`."""
@@ -176,6 +183,12 @@ class FeedSite:
                         body = "".join(site.post_html(i, seed=seed)
                                        for i in range(start, min(start + count, MAX_POSTS)))
                     self.send(200, body.encode(), "text/html; charset=utf-8")
+                elif url.path.startswith("/case/"):
+                    page = site.cases.render(url.path[len("/case/"):], q.get("s", [""])[0])
+                    if page is None:
+                        self.send(404, b"no such case", "text/plain")
+                    else:
+                        self.send(200, page.encode(), "text/html; charset=utf-8")
                 elif url.path.startswith("/m/") and url.path.endswith(".png"):
                     k = int(url.path[3:-4])
                     self.send(200, site.meme_bytes(k, q.get("s", [""])[0]), "image/png")

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from e2e_support import DECIDED, MEME_STATES_JS, MONITOR_JS, wait_for, write_json
+from e2e_support import MONITOR_JS, summarize, wait_decided, wait_for, write_json
 from feed_site import MAX_POSTS
 
 
@@ -16,18 +16,6 @@ def open_feed(browser, feed_site, seed=""):
     page.add_init_script(MONITOR_JS)
     page.goto(f"{feed_site.url}?s={seed}")
     return page
-
-
-def meme_states(page):
-    return page.evaluate(MEME_STATES_JS)
-
-
-def summarize(states):
-    out = {}
-    for s in states:
-        key = f"{s['truth']}/{s['state']}"
-        out[key] = out.get(key, 0) + 1
-    return out
 
 
 def scroll_through(page, timeout_s=150):
@@ -44,25 +32,6 @@ def scroll_through(page, timeout_s=150):
         if time.monotonic() > deadline:
             pytest.fail(f"could not scroll through the feed in {timeout_s} s")
         page.wait_for_timeout(120)
-
-
-def wait_decided(page, predicate_states, timeout_s, message):
-    """Wait until every meme element passing `predicate_states` has a final state."""
-    last = {}
-
-    def check():
-        states = meme_states(page)
-        last["s"] = states
-        return all(s["state"] in DECIDED for s in states if predicate_states(s))
-
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > deadline:
-            stuck = [s for s in last["s"] if predicate_states(s) and s["state"] not in DECIDED][:10]
-            pytest.fail(f"timed out after {timeout_s} s waiting for {message}: {summarize(last['s'])}; "
-                        f"undecided: {stuck}")
-        page.wait_for_timeout(250)
-    return last["s"]
 
 
 # The first 8 memes of the feed: on the first screen, asked about first.

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import {
-  ANSWER, Backoff, MAX_REMEASURE, MEASURED, RECOVERY_MS, STATE, createRecord, hasOverlay, hideAgain, holdPending,
-  isAwaitingAsk, isCountedFlagged, isHiddenState, isTooSmallFile, isUnavailable, listInlineOverrides, measure,
-  needsRetry, needsStyleCheck, nextRemeasureDelay, receiveVerdict, redecide, reveal, summaryState, timeOut,
+  ANSWER, Backoff, PRIORITY, RECOVERY_MS, SEEN, STATE, askPriority, createRecord, hasOverlay, hideAgain, holdPending,
+  isCountedFlagged, isHidden, isHiddenState, isTooSmallFile, isUnavailable, listInlineOverrides, needsRetry,
+  needsStyleCheck, receiveVerdict, redecide, reveal, seeBox, serverBack, summaryState, timeOut, wantsAsk,
 } from '../../content/image_state.js';
 import { VERDICT } from '../../shared/messages.js';
 import { normalizeSettings } from '../../shared/settings.js';
@@ -20,11 +20,15 @@ const ok = (scores) => ({ status: VERDICT.OK, sha256: 'ab', scores });
 const HARMFUL = ok({ harmful: 0.9, misogynous: 0.1 });
 const HARMLESS = ok({ harmful: 0.1, misogynous: 0.1 });
 const UNAVAILABLE = { status: VERDICT.UNAVAILABLE, reason: 'unreachable' };
+const LIMIT = 15000;
+const at = (now) => ({ now, limitMs: LIMIT });
+const onScreen = (width = 400, height = 300) => ({ width, height, near: true, onScreen: true });
+const up = { settings: normalizeSettings({}), healthOk: true };
 
-/** A record measured on screen and waiting for its verdict. */
+/** A record measured on screen at time 0 and waiting for its verdict (its limit runs out at LIMIT). */
 function pendingImage() {
   const rec = img();
-  measure(rec, { width: 400, height: 300 });
+  seeBox(rec, onScreen(), at(0));
   rec.asked = true;
   return rec;
 }
@@ -32,8 +36,10 @@ function pendingImage() {
 test('a new image has no state yet (the stylesheet hides it), is unmeasured and not asked about', () => {
   const rec = img();
   assert.equal(rec.state, null);
+  assert.equal(isHidden(rec), true);
   assert.equal(rec.sized, false);
   assert.equal(rec.asked, false);
+  assert.equal(askPriority(rec), null);
   assert.equal(summaryState(rec), 'measuring');
 });
 
@@ -44,38 +50,72 @@ test('an image file that is broken, empty or under 100 px is skipped; a large on
   assert.equal(isTooSmallFile({ url: 'u', width: 100, height: 100 }), false);
 });
 
-test('an image measured on screen becomes pending, hidden until its verdict', () => {
+test('an image measured on screen becomes pending, hidden until its verdict, and its time limit starts', () => {
   const rec = img();
-  assert.equal(measure(rec, { width: 300, height: 200 }), MEASURED.PENDING);
+  assert.deepEqual(seeBox(rec, onScreen(300, 200), at(1000)), { seen: SEEN.READY, painted: true, armed: true });
   assert.equal(rec.state, STATE.PENDING);
   assert.equal(rec.sized, true);
   assert.equal(isHiddenState(rec.state), true);
-  assert.equal(isAwaitingAsk(rec), true);
+  assert.equal(rec.deadline, 1000 + LIMIT);
+  assert.equal(askPriority(rec), PRIORITY.ON_SCREEN);
 });
 
-test('an image under 64 px on screen is too small, a background under 100 px too', () => {
-  assert.equal(measure(img(), { width: 63, height: 300 }), MEASURED.TOO_SMALL);
-  assert.equal(measure(img(), { width: 64, height: 64 }), MEASURED.PENDING);
-  const small = bg();
-  assert.equal(measure(small, { width: 99, height: 300 }), MEASURED.TOO_SMALL);
-  assert.equal(small.sized, false);
+test('an image measured away from the screen is pending without a time limit, asked by distance', () => {
+  const near = img();
+  seeBox(near, { width: 300, height: 200, near: true, onScreen: false }, at(0));
+  assert.equal(near.state, STATE.PENDING);
+  assert.equal(near.deadline, null);
+  assert.equal(askPriority(near), PRIORITY.NEAR);
+  const far = img();
+  seeBox(far, { width: 300, height: 200, near: false, onScreen: false }, at(0));
+  assert.equal(askPriority(far), PRIORITY.FAR);
+  seeBox(far, onScreen(300, 200), at(5000)); // scrolled to
+  assert.equal(far.deadline, 5000 + LIMIT);
+  assert.equal(askPriority(far), PRIORITY.ON_SCREEN);
+});
+
+test('an image under 64 px on screen is shown unchecked as too small, a background under 100 px too; either is checked if it grows', () => {
+  const small = img();
+  assert.equal(seeBox(small, onScreen(63, 300), at(0)).seen, SEEN.TOO_SMALL);
+  assert.equal(small.state, STATE.SKIP);
+  assert.equal(askPriority(small), null);
+  assert.equal(seeBox(img(), onScreen(64, 64), at(0)).seen, SEEN.READY);
+  const back = bg();
+  holdPending(back);
+  assert.equal(seeBox(back, onScreen(99, 300), at(0)).seen, SEEN.TOO_SMALL);
+  assert.equal(back.state, STATE.SKIP);
+  assert.equal(back.sized, false);
+  assert.deepEqual(seeBox(small, onScreen(300, 300), at(10)), { seen: SEEN.READY, painted: true, armed: true });
+  assert.equal(small.state, STATE.PENDING);
 });
 
 test('a background hidden as soon as it was found stays pending when it is measured', () => {
   const rec = bg();
   holdPending(rec);
   assert.equal(rec.state, STATE.PENDING);
-  assert.equal(measure(rec, { width: 300, height: 300 }), MEASURED.SIZED);
+  assert.equal(seeBox(rec, onScreen(300, 300), at(0)).painted, false);
   assert.equal(rec.state, STATE.PENDING);
 });
 
-test('an element without a box is measured again later, waiting longer each time, then given up', () => {
+test('an element without a box is neither measured nor timed, however long it waits; a box later starts both', () => {
   const rec = img();
-  assert.equal(measure(rec, { width: 0, height: 200 }), MEASURED.LATER);
+  for (const t of [0, 1000, 60000, 3600000]) {
+    assert.equal(seeBox(rec, { width: 0, height: 0, near: false, onScreen: false }, at(t)).seen, SEEN.NO_BOX);
+  }
   assert.equal(rec.state, null);
-  const delays = [];
-  for (let i = 0; i <= MAX_REMEASURE; i += 1) delays.push(nextRemeasureDelay(rec));
-  assert.deepEqual(delays, [500, 1000, 1500, 2000, 2500, null]);
+  assert.equal(rec.deadline, null);
+  assert.equal(askPriority(rec), null);
+  seeBox(rec, onScreen(), at(3600000));
+  assert.equal(rec.state, STATE.PENDING);
+  assert.equal(rec.deadline, 3600000 + LIMIT);
+});
+
+test('a measured image that loses its box (its tab closed) is no longer on screen or near', () => {
+  const rec = pendingImage();
+  seeBox(rec, { width: 0, height: 0, near: false, onScreen: false }, at(10));
+  assert.equal(rec.onScreen, false);
+  assert.equal(rec.near, false);
+  assert.equal(rec.state, STATE.PENDING);
 });
 
 test('a verdict over a threshold flags the image with its warnings, highest score first', () => {
@@ -121,16 +161,33 @@ test('an image the server could not check is shown unchecked, and kept waiting i
   assert.equal(isHiddenState(held.state), true);
 });
 
-test('a worker error without a status counts as unavailable, and recovery asks about it again', () => {
+test('a refused message is a failure of this picture, never a server that is down: shown, not held, not retried', () => {
   const rec = pendingImage();
-  assert.equal(receiveVerdict(rec, { error: 'simclip/classify is not handled here' }, context()), ANSWER.UNAVAILABLE);
+  const refused = { error: 'simclip/classify: field url is missing or invalid' };
+  assert.equal(receiveVerdict(rec, refused, context({ keepHiddenWhenDown: true })), ANSWER.FAILED);
+  assert.equal(rec.state, STATE.UNCHECKED);
+  assert.equal(isUnavailable(rec), false);
+  assert.equal(needsRetry(rec), false);
+});
+
+test('a picture the worker could not read (fetch failed, HTTP error, too large) is marked unchecked with the reason, never clean', () => {
+  const rec = pendingImage();
+  assert.equal(receiveVerdict(rec, { status: VERDICT.FAILED, reason: 'http_403' }, context({ keepHiddenWhenDown: true })), ANSWER.FAILED);
+  assert.equal(rec.state, STATE.UNCHECKED);
+  assert.equal(rec.why, 'http_403');
+  assert.equal(needsRetry(rec), false);
+});
+
+test('a busy server is not a down server: a busy answer is shown even when the user keeps images hidden, and retried', () => {
+  const rec = pendingImage();
+  assert.equal(receiveVerdict(rec, { status: VERDICT.UNAVAILABLE, reason: 'busy' }, context({ keepHiddenWhenDown: true })), ANSWER.UNAVAILABLE);
   assert.equal(rec.state, STATE.UNCHECKED);
   assert.equal(isUnavailable(rec), true);
 });
 
 test('no answer object at all shows the image unchecked, asked again only once the server is back', () => {
   const rec = pendingImage();
-  assert.equal(receiveVerdict(rec, null, context()), ANSWER.UNAVAILABLE);
+  assert.equal(receiveVerdict(rec, null, context({ keepHiddenWhenDown: true })), ANSWER.NO_ANSWER);
   assert.equal(rec.state, STATE.UNCHECKED);
   assert.equal(isUnavailable(rec), false);
   assert.equal(needsRetry(rec), true);
@@ -138,26 +195,32 @@ test('no answer object at all shows the image unchecked, asked again only once t
 
 test('an image without a verdict in time is shown unchecked, or kept waiting while the server is known down', () => {
   const shown = pendingImage();
-  assert.equal(timeOut(shown, { settings: normalizeSettings({}), healthOk: false }), true);
+  assert.equal(timeOut(shown, { settings: normalizeSettings({}), healthOk: false }, LIMIT), true);
   assert.equal(shown.state, STATE.UNCHECKED);
   const held = pendingImage();
-  timeOut(held, { settings: normalizeSettings({ keepHiddenWhenDown: true }), healthOk: false });
+  timeOut(held, { settings: normalizeSettings({ keepHiddenWhenDown: true }), healthOk: false }, LIMIT);
   assert.equal(held.state, STATE.WAITING);
   const upButSlow = pendingImage();
-  timeOut(upButSlow, { settings: normalizeSettings({ keepHiddenWhenDown: true }), healthOk: true });
+  timeOut(upButSlow, { settings: normalizeSettings({ keepHiddenWhenDown: true }), healthOk: true }, LIMIT);
   assert.equal(upButSlow.state, STATE.UNCHECKED);
+});
+
+test('a timer that fires before the deadline changes nothing', () => {
+  const rec = pendingImage();
+  assert.equal(timeOut(rec, up, LIMIT - 1), false);
+  assert.equal(rec.state, STATE.PENDING);
 });
 
 test('a time limit that runs out after the verdict changes nothing', () => {
   const rec = pendingImage();
   receiveVerdict(rec, HARMFUL, context());
-  assert.equal(timeOut(rec, { settings: normalizeSettings({}), healthOk: false }), false);
+  assert.equal(timeOut(rec, { settings: normalizeSettings({}), healthOk: false }, LIMIT), false);
   assert.equal(rec.state, STATE.FLAGGED);
 });
 
 test('a verdict arriving after the time limit still decides the image', () => {
   const rec = pendingImage();
-  timeOut(rec, { settings: normalizeSettings({}), healthOk: true });
+  timeOut(rec, up, LIMIT);
   receiveVerdict(rec, HARMFUL, context());
   assert.equal(rec.state, STATE.FLAGGED);
 });
@@ -168,9 +231,30 @@ test('an image answered "unavailable" is asked again by recovery; one still wait
   assert.equal(isUnavailable(answered), true);
   assert.equal(needsRetry(answered), true);
   const timedOut = pendingImage();
-  timeOut(timedOut, { settings: normalizeSettings({}), healthOk: false });
+  timeOut(timedOut, { settings: normalizeSettings({}), healthOk: false }, LIMIT);
   assert.equal(isUnavailable(timedOut), false);
   assert.equal(needsRetry(timedOut), true); // but asked again once the server is back
+});
+
+test('when the server is back, a waiting picture is hidden and asked again with a fresh time limit', () => {
+  const rec = pendingImage();
+  receiveVerdict(rec, UNAVAILABLE, context({ keepHiddenWhenDown: true }));
+  assert.equal(rec.state, STATE.WAITING);
+  assert.equal(wantsAsk(rec), false);
+  assert.equal(serverBack(rec, 90000, LIMIT), true);
+  assert.equal(rec.state, STATE.PENDING);
+  assert.equal(rec.deadline, 90000 + LIMIT);
+  assert.equal(askPriority(rec), PRIORITY.ON_SCREEN);
+  assert.equal(timeOut(rec, { settings: normalizeSettings({ keepHiddenWhenDown: true }), healthOk: true }, 90000 + LIMIT), true);
+  assert.equal(rec.state, STATE.UNCHECKED);
+});
+
+test('a picture held for a down server is released when the user stops keeping pictures hidden', () => {
+  const rec = pendingImage();
+  receiveVerdict(rec, UNAVAILABLE, context({ keepHiddenWhenDown: true }));
+  assert.equal(redecide(rec, context({ keepHiddenWhenDown: false })), true);
+  assert.equal(rec.state, STATE.UNCHECKED);
+  assert.equal(isHidden(rec), false);
 });
 
 test('a decided image is neither unavailable nor retried', () => {

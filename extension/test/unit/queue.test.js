@@ -110,3 +110,22 @@ test('a failing call in a serial lane rejects alone and the lane goes on', async
   await assert.rejects(failed, /tab gone/);
   assert.equal(await next, 'painted');
 });
+
+test('starts waiting tasks by priority, in arrival order within one, and moves a key asked for again more urgently', async () => {
+  const q = new TaskQueue({ concurrency: 1 });
+  const started = [];
+  const gate = deferred();
+  const task = (name) => async () => {
+    started.push(name);
+    if (name === 'running') await gate.promise;
+  };
+  q.run('running', task('running'), { priority: 0 });
+  q.run('far', task('far'), { priority: 2 });
+  q.run('near-1', task('near-1'), { priority: 1 });
+  q.run('near-2', task('near-2'), { priority: 1 });
+  q.run('later-on-screen', task('later-on-screen'), { priority: 2 });
+  q.run('later-on-screen', task('later-on-screen'), { priority: 0 });
+  gate.resolve();
+  for (let i = 0; i < 10; i += 1) await tick();
+  assert.deepEqual(started, ['running', 'later-on-screen', 'near-1', 'near-2', 'far']);
+});

@@ -29,5 +29,21 @@ test('reads http(s) URLs out of a CSS background-image value', () => {
   assert.deepEqual(listCssImageUrls('url("a.png"), linear-gradient(red, blue), url(\'/b.jpg\'), url(c.webp)', base),
     ['https://feed.example/posts/a.png', 'https://feed.example/b.jpg', 'https://feed.example/posts/c.webp']);
   assert.deepEqual(listCssImageUrls('none', base), []);
-  assert.deepEqual(listCssImageUrls('url("data:image/png;base64,AAAA")', base), []);
+});
+
+test('a raster data: image and a blob: image are pictures to check; an SVG data: icon is not', () => {
+  const base = 'https://feed.example/';
+  assert.deepEqual(listCssImageUrls('url("data:image/png;base64,AAAA"), url("data:image/svg+xml,%3Csvg%3E")', base),
+    ['data:image/png;base64,AAAA']);
+  assert.deepEqual(listCssImageUrls('url(blob:https://feed.example/7f3a)', base), ['blob:https://feed.example/7f3a']);
+});
+
+test('an image-set() shows the candidate for the screen: the smallest at or above its pixel ratio', () => {
+  const base = 'https://feed.example/';
+  const set = 'image-set(url("a1.png") 1x, url("a2.png") 2x, url("a3.png") 3x)';
+  assert.deepEqual(listCssImageUrls(set, base, 1), ['https://feed.example/a1.png']);
+  assert.deepEqual(listCssImageUrls(set, base, 1.5), ['https://feed.example/a2.png']);
+  assert.deepEqual(listCssImageUrls(set, base, 4), ['https://feed.example/a3.png']);
+  assert.deepEqual(listCssImageUrls('-webkit-image-set("s1.png" 1x, "s2.png" 192dpi), url(z.png)', base, 2),
+    ['https://feed.example/s2.png', 'https://feed.example/z.png']);
 });

@@ -1,0 +1,79 @@
+/**
+ * Pictures the worker cannot fetch, read here in the page's context: `data:` URLs (the bytes are
+ * in the URL) and `blob:` URLs (they exist only in this page: Telegram Web, WhatsApp Web). The
+ * bytes go to the worker as base64 (CLASSIFY_BYTES), capped at MAX_PAGE_BYTES, and are never
+ * sent as a URL: a data: URL longer than the message's URL field would be refused, and a refused
+ * message must never look like a server that is down. A picture over the cap, or not an image,
+ * is answered FAILED at once, without a message.
+ */
+import { MAX_PAGE_BYTES, VERDICT } from '../shared/messages.js';
+
+const DATA_IMAGE = /^data:(image\/[a-z0-9.+-]+)?[^,]*?(;base64)?,/i;
+const SERVER_FORMATS = /^image\/(jpeg|jpg|pjpeg|png|apng|gif|webp|bmp|avif)$/i; // what the server decodes
+
+/** True for a URL whose bytes only the page can read. */
+export const isPageOnlyUrl = (url) => /^(data|blob):/i.test(url);
+
+const failed = (reason) => ({ status: VERDICT.FAILED, reason });
+
+/**
+ * The picture at `url` (data: or blob:) as {base64, mime}, or a FAILED verdict. `el` is the
+ * element showing it: a blob: URL the page has already revoked is read back from the decoded
+ * <img> through a canvas (a blob: picture is same-origin, so the canvas is never tainted).
+ */
+export async function readPageBytes(url, el = null) {
+  if (/^data:/i.test(url)) return readDataUrl(url);
+  let blob = await pageFetch(url).then((r) => (r.ok ? r.blob() : null), () => null); // null: revoked, or another context's
+  if (!blob && el?.tagName === 'IMG') blob = await drawToBlob(el);
+  if (!blob) return failed('blob_unreadable');
+  return readBlob(blob);
+}
+
+/** The base64 part of a data: URL, checked for type and size without decoding it. */
+function readDataUrl(url) {
+  const head = DATA_IMAGE.exec(url.slice(0, 256));
+  if (!head || !head[1]) return failed('not_image');
+  if (!SERVER_FORMATS.test(head[1])) return failed('unsupported_format');
+  if (!head[2]) return failed('not_base64'); // a percent-encoded raster image does not occur in practice
+  if (((url.length - head[0].length) * 3) / 4 > MAX_PAGE_BYTES * 1.05) return failed('too_large'); // before copying it
+  const base64 = url.slice(head[0].length).replace(/\s+/g, '').replace(/-/g, '+').replace(/_/g, '/');
+  if (base64.length === 0) return failed('empty');
+  if ((base64.length * 3) / 4 > MAX_PAGE_BYTES) return failed('too_large');
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(base64)) return failed('not_base64');
+  return { base64, mime: head[1].toLowerCase() };
+}
+
+async function readBlob(blob) {
+  if (blob.size === 0) return failed('empty');
+  if (blob.size > MAX_PAGE_BYTES) return failed('too_large');
+  if (blob.type && !blob.type.startsWith('image/') && blob.type !== 'application/octet-stream') return failed('not_image');
+  const dataUrl = await new Promise((resolve) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(String(reader.result));
+    reader.onerror = () => resolve('');
+    reader.readAsDataURL(blob); // encodes off the main thread
+  });
+  const comma = dataUrl.indexOf(',');
+  if (comma < 0) return failed('blob_unreadable');
+  return { base64: dataUrl.slice(comma + 1), mime: blob.type || 'application/octet-stream' };
+}
+
+/** fetch as the page: Firefox's content-script fetch is the extension's, `content.fetch` the page's. */
+function pageFetch(url) {
+  const asPage = globalThis.content?.fetch;
+  return typeof asPage === 'function' ? asPage.call(globalThis.content, url) : fetch(url);
+}
+
+/** A decoded <img> re-encoded as PNG through a canvas, or null (not decoded, or a tainted canvas). */
+async function drawToBlob(img) {
+  if (!img.complete || img.naturalWidth === 0) return null;
+  try {
+    const canvas = document.createElement('canvas');
+    canvas.width = img.naturalWidth;
+    canvas.height = img.naturalHeight;
+    canvas.getContext('2d').drawImage(img, 0, 0);
+    return await new Promise((resolve) => canvas.toBlob(resolve, 'image/png'));
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,101 @@
+"""Fixture pages for the ways real sites show pictures (issue 10), served by FeedSite at /case/NAME.
+
+Each page marks every picture element with `data-truth` (harmful / neutral) and `data-post` (a
+unique name), which only the tests read; `data-kind` says how it is shown. Pictures are the
+feed's synthetic memes (/m/K.png), under URLs no other page uses (`?p=<case>-<name>&s=<seed>`).
+Structure only: no real content, no real site's code.
+"""
+
+import base64
+import html
+
+REVEAL_AFTER_MS = 9000  # later than the old re-measure budget (about 7.5 s)
+
+BASE_CSS = """
+body { font: 14px system-ui, sans-serif; margin: 0; background: #f6f5f8; }
+.meme { display: block; width: 240px; height: 180px; background-size: cover; }
+section { margin: 8px; padding: 8px; background: #fff; }
+"""
+
+
+class CasePages:
+    """Builds the case pages for a FeedSite (which gives meme bytes and the harmful/neutral lists)."""
+
+    def __init__(self, site):
+        self.site = site
+
+    def harmful(self, n):
+        return self.site.harmful[n % len(self.site.harmful)]
+
+    def neutral(self, n):
+        neutral = [k for k, (_, t) in enumerate(self.site.memes) if t == "neutral"]
+        return neutral[n % len(neutral)]
+
+    def src(self, k, name, seed):
+        return f"/m/{k}.png?p={html.escape(name)}&amp;s={html.escape(seed)}"
+
+    def attrs(self, k, name, kind, extra=""):
+        truth = self.site.memes[k][1]
+        return f'data-truth="{truth}" data-meme="{k}" data-post="{name}" data-kind="{kind}" {extra}'.strip()
+
+    def img(self, k, name, seed, extra="", kind="img"):
+        return f'<img class="meme" {self.attrs(k, name, kind, extra)} src="{self.src(k, name, seed)}" alt="">'
+
+    def bg(self, k, name, seed, extra=""):
+        url = self.src(k, name, seed).replace("&amp;", "&")
+        return (f'<div class="meme" role="img" {self.attrs(k, name, "inline-bg", extra)} '
+                f'style="background-image: url(&quot;{url}&quot;)"></div>')
+
+    def data_url(self, k, seed):
+        return "data:image/png;base64," + base64.b64encode(self.site.meme_bytes(k, f"data-{seed}")).decode()
+
+    def page(self, title, body, script="", css=""):
+        return (f'<!doctype html><html><head><meta charset="utf-8"><title>{title}</title>'
+                f'<style>{BASE_CSS}{css}</style></head><body>{body}<script>{script}</script></body></html>')
+
+    # ------------------------------------------------------------------ pages
+
+    def stuck(self, seed):
+        """Pictures that load inside hidden containers and are shown REVEAL_AFTER_MS later."""
+        h, n = self.harmful, self.neutral
+        big_data = self.data_url(h(1), seed)
+        assert len(big_data) > 8192, "the data: meme must be longer than the message's URL limit"
+        body = f"""
+<section id="tabs"><button>Tab 1</button><button>Tab 2</button>
+  <div class="panel">first tab</div>
+  <div class="panel" id="tab-2" hidden>{self.img(h(0), "tab-img", seed)}{self.bg(n(0), "tab-bg", seed)}
+    {self.img(n(1), "tab-lazy", seed, 'loading="lazy"', kind="lazy")}</div></section>
+<section id="carousel" style="width: 260px; overflow: hidden">
+  <div id="track" style="display: flex; transition: none">
+    <div style="flex: 0 0 260px">{self.img(n(2), "slide-1", seed)}</div>
+    <div style="flex: 0 0 260px">{self.img(h(2), "slide-2", seed)}</div></div></section>
+<section><details id="details"><summary>Spoiler: open me</summary>{self.img(h(3), "details-img", seed)}</details></section>
+<section id="spoiler" style="position: relative; width: 240px">{self.img(h(4), "spoiler-img", seed, 'style="filter: blur(24px)"')}
+  <div id="cover" style="position: absolute; inset: 0; background: rgba(0,0,0,.6); color: #fff">NSFW: click to see</div></section>
+<section class="comment"><a href="#" id="expand">[+] 1 reply</a>
+  <div id="reply" style="display: none">{self.img(n(3), "comment-img", seed)}</div></section>
+<section id="late-data" style="display: none"><img class="meme" {self.attrs(h(1), "data-img", "data")} src="{big_data}" alt="">
+  <div class="meme" role="img" {self.attrs(h(1), "data-bg", "data-bg")} style="background-image: url(&quot;{big_data}&quot;)"></div></section>
+<section id="blob-box"><img class="meme" id="blob-img" {self.attrs(h(5), "blob-img", "blob")} alt=""></section>
+"""
+        script = f"""
+fetch('/m/{h(5)}.png?p=blob&s={seed}').then((r) => r.blob()).then((b) => {{
+  document.getElementById('blob-img').src = URL.createObjectURL(b);
+}});
+setTimeout(() => {{
+  document.getElementById('tab-2').hidden = false;
+  document.getElementById('track').style.transform = 'translateX(-260px)';
+  document.getElementById('details').open = true;
+  document.getElementById('cover').remove();
+  document.querySelector('[data-post="spoiler-img"]').style.filter = 'none';
+  document.getElementById('reply').style.display = 'block';
+  document.getElementById('late-data').style.display = 'block';
+  document.body.dataset.revealed = 'true';
+}}, {REVEAL_AFTER_MS});
+"""
+        return self.page("stuck cases", body, script)
+
+    def render(self, name, seed):
+        """The page `name`, or None."""
+        builder = {"stuck": self.stuck}.get(name)
+        return builder(seed) if builder else None

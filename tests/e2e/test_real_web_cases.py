@@ -1,0 +1,27 @@
+"""The ways real sites show pictures (issue 10), in Chromium with the extension and the real server:
+fixture pages from case_pages.py, each asserting that every harmful picture is flagged, no neutral
+one is flagged or stuck, and no harmful picture is visible before its verdict.
+"""
+
+from case_pages import REVEAL_AFTER_MS
+from e2e_support import MONITOR_JS, assert_flagged_exactly_the_harmful, wait_decided
+
+
+def open_case(browser, feed_site, name, seed):
+    page = browser.context.new_page()
+    page.add_init_script(MONITOR_JS)
+    page.goto(feed_site.case_url(name, seed))
+    return page
+
+
+def test_pictures_shown_late_inside_hidden_containers_are_decided_never_stuck(browser, feed_site):
+    """A hidden tab, a carousel slide, a closed <details>, a spoiler cover, a collapsed comment and
+    data: memes longer than a message's URL limit, all shown 9 s after load; and a blob: meme."""
+    page = open_case(browser, feed_site, "stuck", "stuck")
+    page.wait_for_function("() => document.body.dataset.revealed === 'true'", timeout=REVEAL_AFTER_MS + 15_000)
+    states = wait_decided(page, lambda s: True, 30, "a verdict for every picture shown late")
+    assert len(states) == 11, states
+    assert_flagged_exactly_the_harmful(states)
+    shield = page.evaluate("window.__shield")
+    assert shield["violations"] == {}, f"harmful pictures visible before their verdict: {shield['violations']}"
+    page.close()
