@@ -32,3 +32,24 @@ WARNING_CATEGORIES = {
     },
 }
 DEFAULT_THRESHOLD = 0.5
+
+# Transparency (images.py): alpha is composited on black when the visible content is light (mean
+# luminance of the opaque pixels over this level), else on white, so white captions on a
+# transparent sticker stay readable.
+LIGHT_CONTENT_LUMINANCE = 128
+
+# Animations (GIF, APNG, animated WebP and AVIF): judged on up to MAX_ANIMATION_FRAMES frames a
+# viewer sees, spread over the animation (the APNG default image and blank frames skipped). At
+# most MAX_ANIMATION_FRAMES_SCANNED frames are decoded, and scanning stops early once
+# MAX_ANIMATION_DECODE_PIXELS canvas pixels were decoded or MAX_ANIMATION_DECODE_S seconds passed.
+MAX_ANIMATION_FRAMES = 4
+MAX_ANIMATION_FRAMES_SCANNED = 100
+MAX_ANIMATION_DECODE_PIXELS = 2 * MAX_IMAGE_PIXELS
+MAX_ANIMATION_DECODE_S = 1.0
+
+# Extreme aspect ratios (images.split_tiles): a picture longer than TILE_MIN_ASPECT times its
+# short side is seen by CLIP as up to MAX_TILES square tiles (centre crop only under that), and
+# one picture gives the encoder at most MAX_VIEWS inputs (frames x tiles).
+TILE_MIN_ASPECT = 2.0
+MAX_TILES = 8
+MAX_VIEWS = 8

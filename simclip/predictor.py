@@ -2,11 +2,17 @@
 
 It is the one entry point for the server and the CLI. The stages are public too
 (`decode`, `read_text`, `classify`), so a server can run OCR in a pool and batch the encoders.
+
+A picture is judged on every view a viewer gets of it: each frame of an animation that is shown
+(`decode` returns `Frames`), and, for an extreme aspect ratio, square tiles of each frame
+(`split_tiles`). Every view is scored with the picture's (merged) OCR text, and the picture's
+score per category is the highest over its views, so it is flagged when any view is.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, cast
@@ -14,9 +20,9 @@ from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, cast
 import torch
 from PIL import Image
 
-from .constants import MAX_IMAGE_PIXELS, WARNING_CATEGORIES
+from .constants import MAX_ANIMATION_FRAMES, MAX_IMAGE_PIXELS, MAX_TILES, MAX_VIEWS, WARNING_CATEGORIES
 from .head import SimCLIPHead, warning_scores
-from .images import ImageSource, decode_image
+from .images import Frames, ImageSource, decode_frames, split_tiles
 from .ocr import OCREngine
 from .zeroshot import ZERO_SHOT_THRESHOLD, ZeroShotScorer
 
@@ -43,7 +49,8 @@ class Prediction(TypedDict):
     probabilities: dict[str, dict[str, float]]  # {task: {label: p}}; empty in zero-shot mode
     scores: dict[str, float]  # {category: score in [0, 1]}
     warnings: list[WarningHit]  # categories at or over threshold, highest score first
-    text: NotRequired[str]  # OCR text (set by classify and predict)
+    text: NotRequired[str]  # OCR text (set by classify and predict); merged over frames
+    frames: NotRequired[int]  # frames judged: 1 for a still image (classify and predict)
     timings_ms: NotRequired[dict[str, float]]  # stage -> milliseconds (classify and predict)
 
 
@@ -60,6 +67,20 @@ def _ms(t0: float) -> float:
     return round((time.perf_counter() - t0) * 1000.0, 2)
 
 
+def merge_texts(texts: Iterable[str]) -> str:
+    """The OCR texts of an animation's frames as one text: their lines in order of first
+    appearance, each line once (compared without case, spacing and punctuation)."""
+    seen: set[str] = set()
+    lines = []
+    for text in texts:
+        for line in text.splitlines():
+            key = re.sub(r"[\W_]+", "", line.lower())
+            if key and key not in seen:
+                seen.add(key)
+                lines.append(line.strip())
+    return "\n".join(lines)
+
+
 class Predictor:
     """Classifies meme images into warning categories with a frozen CLIP and a SimCLIP head.
 
@@ -72,8 +93,10 @@ class Predictor:
         head: a trained SimCLIPHead, or None for zero-shot.
         metadata: the checkpoint metadata (needs its 'warnings' rules when `head` is given).
         checkpoint_id: identifies the head in `identity` (the checkpoint's sha256).
-        batch_size: images per encoder call.
+        batch_size: images (views) per encoder call.
         max_pixels: the decode cap in pixels (width x height).
+        max_frames: frames of an animation judged at most (`decode_frames`).
+        max_views: encoder inputs per picture at most (frames x tiles, `split_tiles`).
 
     Raises:
         KeyError: a head without metadata 'warnings'.
@@ -81,13 +104,16 @@ class Predictor:
 
     def __init__(self, backbone: Backbone, ocr: OCREngine, head: SimCLIPHead | None = None,
                  metadata: dict[str, Any] | None = None, checkpoint_id: str | None = None,
-                 batch_size: int = 32, max_pixels: int = MAX_IMAGE_PIXELS) -> None:
+                 batch_size: int = 32, max_pixels: int = MAX_IMAGE_PIXELS,
+                 max_frames: int = MAX_ANIMATION_FRAMES, max_views: int = MAX_VIEWS) -> None:
         self.backbone = backbone
         self.ocr = ocr
         self.head = head
         self.metadata: dict[str, Any] = metadata or {}
         self.batch_size = batch_size
         self.max_pixels = max_pixels
+        self.max_frames = max_frames
+        self.max_views = max_views
         cats: dict[str, float]
         self._zero_shot: ZeroShotScorer | None
         if head is not None:
@@ -120,13 +146,27 @@ class Predictor:
                  "description": WARNING_CATEGORIES[c]["description"],
                  "default_threshold": round(float(t), 4)} for c, t in self._thresholds.items()]
 
-    def decode(self, data: ImageSource) -> Image.Image:
-        """Bytes, path or PIL -> RGB PIL image (`decode_image`); raises a typed ImageError."""
-        return decode_image(data, max_pixels=self.max_pixels)
+    def decode(self, data: ImageSource) -> Image.Image | Frames:
+        """Bytes, path or PIL -> what a viewer sees (`decode_frames`): one RGB PIL image, or
+        `Frames` for an animation with several visible frames. Raises a typed ImageError."""
+        frames = decode_frames(data, max_pixels=self.max_pixels, max_frames=self.max_frames)
+        return frames[0] if len(frames) == 1 else Frames(frames)
 
-    def read_text(self, image: Image.Image) -> str:
-        """OCR text of a decoded image ('' when the engine is 'none' or finds nothing)."""
+    def read_text(self, image: Image.Image | Frames) -> str:
+        """OCR text of a decoded image ('' when the engine is 'none' or finds nothing); for
+        `Frames`, every frame is read and the texts merged (`merge_texts`)."""
+        if isinstance(image, Frames):
+            return merge_texts(self.ocr(frame) for frame in image)
         return self.ocr(image)
+
+    def views(self, image: Image.Image | Frames) -> list[Image.Image]:
+        """What the image encoder sees of one decoded picture: each frame, or its square tiles
+        when it is over TILE_MIN_ASPECT times longer than wide (`split_tiles`); at most
+        `max_views` inputs, so an animation's frames get fewer tiles each."""
+        frames = list(image) if isinstance(image, Frames) else [image]
+        frames = frames[:max(1, self.max_views)]
+        tiles = max(1, min(MAX_TILES, self.max_views // len(frames)))
+        return [view for frame in frames for view in split_tiles(frame, max_tiles=tiles)]
 
     @torch.no_grad()
     def embed(self, images: Sequence[Image.Image],
@@ -173,21 +213,62 @@ class Predictor:
                         "warnings": warnings})
         return out
 
-    def classify(self, images: Sequence[Image.Image], texts: Sequence[str]) -> list[Prediction]:
-        """Decoded images and their OCR texts -> per-image results, encoders run in batches.
+    def classify(self, images: Sequence[Image.Image | Frames],
+                 texts: Sequence[str]) -> list[Prediction]:
+        """Decoded pictures and their OCR texts -> per-picture results, encoders run in batches.
 
-        Each result has "text" and "timings_ms" {"encode", "head"}: the batch's totals in ms.
+        Every view of a picture (`views`: frames, tiles) is scored with the picture's text; the
+        picture's score per category is the highest over its views, its warnings are the
+        categories that reach their threshold with it (flagged when any view is flagged), and
+        its probabilities are those of its view with the highest score over threshold.
+        Each result has "text", "frames" and "timings_ms" {"encode", "head"}: the batch's totals
+        in ms.
         """
+        if not images:
+            return []
         t0 = time.perf_counter()
-        img_emb, txt_emb = self.embed(images, texts)
+        views: list[Image.Image] = []
+        owner: list[int] = []
+        for i, image in enumerate(images):
+            for view in self.views(image):
+                views.append(view)
+                owner.append(i)
+        with torch.no_grad():
+            img_emb = torch.cat([self.backbone.encode_images(views[i:i + self.batch_size])
+                                 for i in range(0, len(views), self.batch_size)])
+            txt_emb = torch.cat([self.backbone.encode_texts(texts[i:i + self.batch_size])
+                                 for i in range(0, len(texts), self.batch_size)])
         t_enc = _ms(t0)
         t1 = time.perf_counter()
-        results = self.score(img_emb, txt_emb, texts)
+        per_view = self.score(img_emb, txt_emb[owner], [texts[i] for i in owner])
+        results = self._combine(per_view, owner, len(images))
         t_head = _ms(t1)
-        for r, text in zip(results, texts):
+        for r, image, text in zip(results, images, texts):
             r["text"] = text
+            r["frames"] = len(image) if isinstance(image, Frames) else 1
             r["timings_ms"] = {"encode": t_enc, "head": t_head}
         return results
+
+    def _combine(self, per_view: list[Prediction], owner: list[int], n: int) -> list[Prediction]:
+        """Per-view results -> per-picture results (max score per category over the views)."""
+        out: list[Prediction] = []
+        for i in range(n):
+            rows = [r for r, o in zip(per_view, owner) if o == i]
+            if len(rows) == 1:
+                out.append(rows[0])
+                continue
+            scores = {c: max(r["scores"][c] for r in rows) for c in rows[0]["scores"]}
+            hits: dict[str, WarningHit] = {}
+            for r in rows:  # a category's threshold is the same in every view
+                for w in r["warnings"]:
+                    if w["id"] not in hits or w["score"] > hits[w["id"]]["score"]:
+                        hits[w["id"]] = w
+            warnings = sorted(hits.values(), key=lambda w: -w["score"])
+            worst = max(rows, key=lambda r: max(
+                (s - self._thresholds.get(c, 0.5) for c, s in r["scores"].items()), default=0.0))
+            out.append({"mode": self.mode, "probabilities": worst["probabilities"],
+                        "scores": scores, "warnings": warnings})
+        return out
 
     def predict(self, images: Iterable[ImageSource]) -> list[Prediction]:
         """Classify a list of images (bytes, paths or PIL): decode, OCR, encode, score.
@@ -197,7 +278,8 @@ class Predictor:
 
         Returns:
             One dict per image, in order: mode, probabilities per task and label (trained mode),
-            scores per warning category, warnings over threshold, OCR text, and timings_ms
+            scores per warning category, warnings over threshold, OCR text, frames judged (an
+            animation's frames a viewer sees, `decode`), and timings_ms
             {"decode", "ocr", "encode", "head"} in milliseconds.
 
         Raises:
@@ -205,7 +287,7 @@ class Predictor:
                 ImageTooLargeError, CorruptImageError) for the first image that cannot be
                 decoded; no image is classified then.
         """
-        decoded: list[Image.Image] = []
+        decoded: list[Image.Image | Frames] = []
         texts: list[str] = []
         t_dec: list[float] = []
         t_ocr: list[float] = []

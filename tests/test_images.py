@@ -1,11 +1,14 @@
-"""Safe decoding: every file of a bad-image corpus gets a typed error or a valid RGB result."""
+"""Safe decoding: every file of a bad-image corpus gets a typed error or a valid RGB result;
+transparency, animations, truncated data and long pictures give what a viewer sees."""
 
+import contextlib
 import io
 import struct
+import time
 import zlib
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFile, ImageFont, ImageStat
 
 from simclip import (
     CorruptImageError,
@@ -16,6 +19,8 @@ from simclip import (
     decode_image,
     list_image_formats,
 )
+from simclip import images as images_module
+from simclip.images import choose_background, decode_frames, split_tiles
 
 
 def _encode(img, fmt, **kw):
@@ -68,9 +73,16 @@ BAD = {
     "tiff": (_encode(_gradient(), "TIFF"), UnsupportedImageError),
     "png_header_50000x50000": (_png_header_claiming(50000, 50000), ImageTooLargeError),
     "png_header_zero_width": (_png_header_claiming(0, 10), ImageError),
-    "truncated_jpeg": (_encode(_gradient((400, 400)), "JPEG", quality=95)[:4000], CorruptImageError),
+    # cut in its header: browsers show a broken image
+    "truncated_jpeg_in_header": (_encode(_gradient((400, 400)), "JPEG", quality=95)[:200],
+                                 CorruptImageError),
+    # every header, no scan data: browsers paint nothing
+    "truncated_jpeg_header_only": ((lambda d: d[:d.index(b"\xff\xda") + 14])(
+        _encode(_gradient((400, 400)), "JPEG", quality=95)), CorruptImageError),
     "png_magic_then_html": (b"\x89PNG\r\n\x1a\n<!doctype html><html></html>", UnsupportedImageError),
-    "truncated_png": (_encode(_gradient((200, 200)), "PNG")[:300], CorruptImageError),
+    # cut before the first scanline's bytes
+    "truncated_png_before_rows": ((lambda d: d[:d.index(b"IDAT") + 8])(
+        _encode(_gradient((200, 200)), "PNG")), CorruptImageError),
 }
 
 VALID = {
@@ -111,13 +123,103 @@ def test_transparent_pixels_are_composited_on_white():
     assert decode_image(VALID["rgba_png"]).getpixel((5, 5)) == (255, 255, 255)
 
 
+FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
+CAPTION = "STAY HOME SAVE LIVES"
+
+
+def _caption_mask(size=(640, 160)):
+    """An 'L' mask of a bold caption: 255 on the letters."""
+    mask = Image.new("L", size, 0)
+    ImageDraw.Draw(mask).text((20, 45), CAPTION, fill=255, font=ImageFont.truetype(FONT, 56))
+    return mask
+
+
+def _sticker(mode, ink):
+    """A caption in `ink` (0 black or 255 white) on a transparent background, in `mode`. The
+    transparent pixels hold the other colour, as sticker exporters leave them."""
+    mask = _caption_mask()
+    paper = 255 - ink
+    if mode in ("RGBA", "LA", "PA", "webp_RGBA"):
+        rgba = Image.new("RGBA", mask.size, (paper, paper, paper, 0))
+        rgba.paste((ink, ink, ink, 255), mask=mask)
+        if mode == "PA":
+            return rgba.convert("PA")  # Pillow cannot write PA: the decoder gets the PIL image
+        if mode == "webp_RGBA":
+            return _encode(rgba, "WEBP", lossless=True)
+        return _encode(rgba.convert(mode), "PNG")
+    if mode in ("P_png", "P_gif"):
+        img = Image.new("P", mask.size, 0)
+        img.putpalette([paper] * 3 + [ink] * 3 + [0] * 762)
+        img.paste(1, mask=mask.point(lambda v: 255 if v > 127 else 0))
+        return _encode(img, "PNG" if mode == "P_png" else "GIF", transparency=0)
+    if mode == "RGB_tRNS":
+        img = Image.new("RGB", mask.size, (paper, paper, paper))
+        img.paste((ink, ink, ink), mask=mask.point(lambda v: 255 if v > 127 else 0))
+        return _encode(img, "PNG", transparency=(paper, paper, paper))
+    if mode == "I16_tRNS":
+        img = Image.new("I;16", mask.size, paper * 257)
+        img.paste(ink * 257, mask=mask.point(lambda v: 255 if v > 127 else 0))
+        return _encode(img, "PNG", transparency=paper * 257)
+    raise ValueError(mode)
+
+
+STICKER_MODES = ["RGBA", "LA", "PA", "P_png", "P_gif", "RGB_tRNS", "I16_tRNS", "webp_RGBA"]
+
+
+def _contrast(img):
+    """Mean luminance on the letters minus off them."""
+    mask = _caption_mask().point(lambda v: 255 if v > 200 else 0)
+    lum = img.convert("L")
+    return (ImageStat.Stat(lum, mask).mean[0]
+            - ImageStat.Stat(lum, mask.point(lambda v: 255 - v)).mean[0])
+
+
+@pytest.mark.parametrize("mode", STICKER_MODES)
+def test_white_caption_on_transparent_background_stays_visible(mode):
+    img = decode_image(_sticker(mode, ink=255))
+    assert _contrast(img) > 200  # white letters on black; on white (before) the contrast was 0
+    assert img.getpixel((2, 2)) == (0, 0, 0)
+
+
+@pytest.mark.parametrize("mode", STICKER_MODES)
+def test_black_caption_on_transparent_background_stays_on_white(mode):
+    img = decode_image(_sticker(mode, ink=0))
+    assert _contrast(img) < -200
+    assert img.getpixel((2, 2)) == (255, 255, 255)
+
+
+def test_background_follows_the_luminance_of_the_visible_pixels():
+    light = Image.new("RGBA", (50, 50), (0, 0, 0, 0))
+    light.paste((230, 220, 40, 255), (10, 10, 40, 40))  # yellow caption colour
+    dark = Image.new("RGBA", (50, 50), (255, 255, 255, 0))
+    dark.paste((20, 30, 120, 255), (10, 10, 40, 40))
+    assert choose_background(light) == (0, 0, 0)
+    assert choose_background(dark) == (255, 255, 255)
+    assert choose_background(Image.new("RGBA", (5, 5), (255, 255, 255, 0))) == (255, 255, 255)
+
+
+def test_semi_transparent_pixels_are_blended_on_the_chosen_background():
+    img = Image.new("RGBA", (40, 40), (255, 255, 255, 0))
+    img.paste((255, 255, 255, 128), (0, 0, 40, 20))
+    out = decode_image(_encode(img, "PNG"))
+    assert out.getpixel((5, 5))[0] == pytest.approx(128, abs=2) and out.getpixel((5, 30)) == (0, 0, 0)
+
+
+def test_ocr_reads_a_white_caption_on_a_transparent_sticker():
+    from simclip import get_ocr_engine
+
+    text = get_ocr_engine("auto")(decode_image(_sticker("RGBA", ink=255)))
+    words = set(text.upper().split())
+    assert len(words & set(CAPTION.split())) >= 3, text
+
+
 def test_16bit_greyscale_keeps_its_range():
     img = decode_image(VALID["png_16bit"])
     values = [img.getpixel((x, 31))[0] for x in range(32)]
     assert 0 < min(values) < max(values) < 255
 
 
-def test_animated_gif_gives_its_first_frame():
+def test_animated_gif_of_blank_frames_gives_its_first_frame():
     assert decode_image(VALID["animated_gif"]).getpixel((0, 0)) == decode_image(
         _encode(Image.new("P", (40, 30), 0), "GIF")).getpixel((0, 0))
 
@@ -148,3 +250,138 @@ def test_avif_decodes_where_pillow_supports_it():
 def test_non_bytes_input_is_a_type_error():
     with pytest.raises(TypeError):
         decode_image(12345)
+
+
+# ------------------------------------------------------------------------------ animations
+
+def _frame(i, size=(48, 32)):
+    """A frame with structure whose colour encodes i (so frames are neither blank nor equal)."""
+    img = Image.new("RGB", size, (i * 7 % 256, 255 - i * 5 % 256, i * 13 % 256))
+    img.paste((255 - i * 7 % 256, 0, 0), (4, 4, size[0] // 2, size[1] // 2))
+    return img
+
+
+def _frame_index(img):
+    return next(i for i in range(256) if img.getpixel((40, 28)) == _frame(i).getpixel((40, 28)))
+
+
+def _apng(frames, **kw):
+    return _encode(frames[0], "PNG", save_all=True, append_images=frames[1:], duration=50, **kw)
+
+
+def test_animation_frames_are_sampled_over_the_whole_animation():
+    frames = decode_frames(_apng([_frame(i) for i in range(40)]), max_frames=4)
+    seen = [_frame_index(f) for f in frames]
+    assert len(seen) == 4 and seen[0] == 0 and seen[-1] == 39, seen
+    assert all(b - a >= 10 for a, b in zip(seen, seen[1:])), seen
+
+
+def test_blank_and_repeated_frames_are_skipped():
+    white, black = Image.new("RGB", (48, 32), "white"), Image.new("RGB", (48, 32), "black")
+    seq = [white, _frame(1), _frame(1), black, _frame(2), white]
+    frames = decode_frames(_apng(seq), max_frames=8)
+    assert [_frame_index(f) for f in frames] == [1, 2]
+    assert decode_image(_apng(seq)).getpixel((40, 28)) == _frame(1).getpixel((40, 28))
+
+
+def test_an_animation_of_blank_frames_gives_one_frame():
+    seq = [Image.new("RGB", (48, 32), c) for c in ("white", "black", "red")]
+    assert len(decode_frames(_apng(seq))) == 1
+
+
+def test_frames_scanned_are_bounded(monkeypatch):
+    monkeypatch.setattr(images_module, "MAX_ANIMATION_FRAMES_SCANNED", 10)
+    frames = decode_frames(_apng([_frame(i) for i in range(40)]), max_frames=4)
+    assert max(_frame_index(f) for f in frames) <= 9
+
+
+def test_decoded_pixels_across_frames_are_bounded(monkeypatch):
+    monkeypatch.setattr(images_module, "MAX_ANIMATION_DECODE_PIXELS", 48 * 32 * 5)
+    frames = decode_frames(_apng([_frame(i) for i in range(40)]), max_frames=4)
+    assert max(_frame_index(f) for f in frames) == 4
+
+
+def test_decode_time_across_frames_is_bounded(monkeypatch):
+    monkeypatch.setattr(images_module, "MAX_ANIMATION_DECODE_S", 0.0)
+    assert len(decode_frames(_apng([_frame(i) for i in range(40)]))) == 1
+
+
+def test_a_gif_with_thousands_of_frames_decodes_quickly():
+    data = _animated_gif(3000)
+    t0 = time.perf_counter()
+    frames = decode_frames(data)
+    assert time.perf_counter() - t0 < 1.0 and 1 <= len(frames) <= 4
+
+
+def test_a_frame_that_fails_to_decode_ends_the_animation():
+    data = _apng([_frame(i) for i in range(6)])
+    cut = data[:data.rindex(b"fdAT") + 20]  # the last frame's data stops short
+    frames = decode_frames(cut, max_frames=8)
+    assert 1 <= len(frames) <= 5 and _frame_index(frames[0]) == 0
+
+
+# ------------------------------------------------------------------------- truncated data
+
+def test_truncated_jpeg_decodes_what_arrived_without_the_global_flag():
+    data = _encode(_gradient((400, 400)), "JPEG", quality=95)
+    img = decode_image(data[:len(data) // 2])
+    assert img.size == (400, 400) and img.getpixel((399, 399)) == (128, 128, 128)
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is False
+
+
+def _adam7_png(img):
+    """An interlaced (Adam7) 8-bit RGB PNG of `img`; Pillow writes only progressive-free PNGs."""
+    raw = bytearray()
+    for x0, y0, dx, dy in ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4),
+                           (1, 0, 2, 2), (0, 1, 1, 2)):
+        for y in range(y0, img.height, dy):
+            raw += b"\0" + b"".join(bytes(img.getpixel((x, y))) for x in range(x0, img.width, dx))
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(
+            ">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+    ihdr = struct.pack(">IIBBBBB", img.width, img.height, 8, 2, 0, 0, 1)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(bytes(raw)))
+            + chunk(b"IEND", b""))
+
+
+def test_truncated_interlaced_png_decodes_its_early_passes():
+    src = _gradient((64, 48))
+    data = _adam7_png(src)
+    assert Image.open(io.BytesIO(data)).info.get("interlace") == 1
+    assert decode_image(data).tobytes() == src.tobytes()
+    img = decode_image(data[:len(data) * 3 // 4])  # the last pass (every odd row) is cut
+    assert img.size == src.size and img.getpixel((0, 0)) == src.getpixel((0, 0))
+
+
+def test_truncated_png_repair_is_bounded_by_the_header_size():
+    # a zlib bomb behind a 10x10 header inflates only to what 10x10 needs
+    ihdr = struct.pack(">IIBBBBB", 10, 10, 8, 2, 0, 0, 0)
+    comp = zlib.compressobj(9)
+    idat = comp.compress(b"\0" * 50_000_000) + comp.flush()
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(
+            ">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+    data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat)[:-4]
+    t0 = time.perf_counter()
+    with contextlib.suppress(ImageError):
+        decode_image(data)
+    assert time.perf_counter() - t0 < 1.0
+
+
+# ----------------------------------------------------------------------- aspect ratios
+
+def test_tiles_cover_every_pixel_of_a_long_picture_once_square():
+    img = Image.new("RGB", (300, 1000))
+    img.putdata([(y % 256, y // 256, 0) for y in range(1000) for _ in range(300)])
+    tiles = split_tiles(img)
+    assert len(tiles) == 4 and all(t.size == (300, 300) for t in tiles)
+    rows = {t.getpixel((0, y))[0] + 256 * t.getpixel((0, y))[1] for t in tiles for y in range(300)}
+    assert rows == set(range(1000))
+
+
+def test_a_picture_longer_than_the_tile_cap_is_letterboxed_per_tile():
+    tiles = split_tiles(Image.new("RGB", (100, 2000), "white"), max_tiles=4)
+    assert len(tiles) == 4 and all(t.size == (500, 500) for t in tiles)
+    assert tiles[0].getpixel((0, 0)) == (0, 0, 0) and tiles[0].getpixel((250, 250)) == (255, 255, 255)

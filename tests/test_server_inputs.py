@@ -106,12 +106,12 @@ REFUSED = {
     "psd_magic": (lambda: b"8BPS\x00\x01" + b"\x00" * 64, 415, "unsupported_format"),
     "pdf": (lambda: encode(meme(), "PDF"), 415, "unsupported_format"),
     "png_zero_width": (lambda: png_header_only(0, 10), 415, "unsupported_format"),
-    "truncated_jpeg_half": (lambda: JPEG[:len(JPEG) // 2], 422, "corrupt_image"),
-    # every header up to the start of scan, no entropy-coded data
+    # every header up to the start of scan, no entropy-coded data: browsers paint nothing
     "truncated_jpeg_header_only": (lambda: JPEG[:JPEG.index(b"\xff\xda") + 14], 422,
                                    "corrupt_image"),
-    "truncated_jpeg_inside_header": (lambda: JPEG[:200], 415, "unsupported_format"),
-    "truncated_png": (lambda: PNG[:len(PNG) * 2 // 3], 422, "corrupt_image"),
+    # a JPEG cut in its header is a truncated JPEG (422), not another format (415)
+    "truncated_jpeg_inside_header": (lambda: JPEG[:200], 422, "corrupt_image"),
+    "truncated_png_before_rows": (lambda: PNG[:PNG.index(b"IDAT") + 8], 422, "corrupt_image"),
 }
 BOMBS = {
     "png_header_100k_x_100k": (lambda: png_header_only(100_000, 100_000), 422),
@@ -131,6 +131,10 @@ VALID = {
     "bmp": lambda: encode(meme(), "BMP"),
     "gif": lambda: encode(meme().convert("P"), "GIF"),
     "jpeg_then_zip": lambda: JPEG + b"PK\x03\x04" + b"\x00" * 100,
+    # truncated downloads that browsers paint as far as the data goes (docs/api.md)
+    "truncated_jpeg_without_end_marker": lambda: JPEG[:-2],
+    "truncated_jpeg_half": lambda: JPEG[:len(JPEG) // 2],
+    "truncated_png_two_thirds": lambda: PNG[:len(PNG) * 2 // 3],
 }
 
 
