@@ -107,3 +107,69 @@ def test_predictor_reads_real_memes_at_the_measured_ocr_quality(harmeme_val_dir)
     recalls = [word_recall(ref, r["text"]) for (_, ref), r in zip(items, results)]
     # 0.860 measured over all 177 memes (docs/ocr.md); a margin for a 6-meme sample
     assert sum(recalls) / len(recalls) >= 0.7, recalls
+
+
+class FrameOCR:
+    """Reads a caption from the frame's colour, so every frame has its own text."""
+
+    name = "frame-colour"
+
+    def __call__(self, image):
+        r = image.getpixel((0, 0))[0]
+        return f"caption {r}\nshared line"
+
+
+def _apng(colours, size=(90, 70)):
+    frames = []
+    for c in colours:
+        im = Image.new("RGB", size, c)
+        im.paste((255 - c[0], 20, 20), (10, 10, 50, 40))  # not a blank frame
+        frames.append(im)
+    buf = io.BytesIO()
+    frames[0].save(buf, "PNG", save_all=True, append_images=frames[1:], duration=100)
+    return buf.getvalue()
+
+
+def test_merge_texts_keeps_each_line_once_in_order_of_first_appearance():
+    from simclip.predictor import merge_texts
+
+    merged = merge_texts(["Hello world\nBUY NOW", "hello  world!\nsecond frame", "", "buy now"])
+    assert merged.splitlines() == ["Hello world", "BUY NOW", "second frame"]
+
+
+def test_an_animation_is_read_and_scored_frame_by_frame(tiny_backbone):
+    from simclip import Predictor
+    from simclip.images import Frames
+
+    predictor = Predictor(tiny_backbone, FrameOCR())
+    data = _apng([(10, 0, 0), (120, 0, 0), (230, 0, 0)])
+    decoded = predictor.decode(data)
+    assert isinstance(decoded, Frames) and len(decoded) == 3
+    out = predictor.predict([data])[0]
+    assert out["frames"] == 3
+    assert out["text"].splitlines() == ["caption 10", "shared line", "caption 120", "caption 230"]
+    alone = [predictor.classify([f], [out["text"]])[0]["scores"] for f in decoded]
+    for c, s in out["scores"].items():
+        assert s == pytest.approx(max(a[c] for a in alone), abs=1e-5)
+    assert predictor.predict([_png()])[0]["frames"] == 1
+
+
+def test_views_per_picture_are_bounded(tiny_backbone):
+    from simclip import Predictor
+    from simclip.images import Frames
+
+    predictor = Predictor(tiny_backbone, FakeOCR())
+    tall = Image.new("RGB", (100, 1000))
+    assert len(predictor.views(tall)) == 8
+    assert len(predictor.views(Frames([tall] * 4))) == 8  # 4 frames x 2 tiles
+    assert len(predictor.views(Frames([tall] * 9))) == 8  # 8 frames x 1 tile
+    assert len(predictor.views(Image.new("RGB", (200, 100)))) == 1
+
+
+def test_batched_results_with_tiles_equal_one_by_one_results(zero_shot):
+    images = [_png(size=(60, 400)), _png((200, 10, 10)), _png((5, 5, 5), size=(500, 90))]
+    together = zero_shot.predict(images)
+    for data, a in zip(images, together):
+        b = zero_shot.predict([data])[0]
+        for c in a["scores"]:
+            assert a["scores"][c] == pytest.approx(b["scores"][c], abs=1e-5)
