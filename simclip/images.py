@@ -59,6 +59,7 @@ ImageSource: TypeAlias = bytes | bytearray | memoryview | str | Path | Image.Ima
 # Pillow's decoders signal malformed or truncated data with these (its fuzzers' expected set).
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, struct.error)
 _BOMB_ERRORS = (Image.DecompressionBombError, Image.DecompressionBombWarning)
+_ANIMATED_FORMATS = ("GIF", "PNG", "WEBP", "AVIF")
 _WIDE_GREY = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 _BLANK_STDDEV = 1.0  # a frame whose 64x64 thumbnail varies less than this in each band is blank
@@ -305,7 +306,7 @@ def _truncation_repairs(data: bytes, fmt: str | None) -> Iterator[bytes]:
     its reader), so libjpeg fills what never arrived with grey; when the cut fell inside a
     marker segment between progressive scans, the segment is dropped first.
     """
-    if fmt == "JPEG":
+    if fmt in ("JPEG", "MPO"):
         yield data + b"\xff\xd9"
         last = data.rfind(b"\xff", 0, len(data) - 1)
         while last > 2 and (data[last + 1] == 0 or 0xD0 <= data[last + 1] <= 0xD7
@@ -355,8 +356,9 @@ def _open_loaded(data: bytes, max_pixels: int) -> tuple[Image.Image, bool]:
     """
     img = _open(data)
     check_dimensions(*img.size, max_pixels=max_pixels)
-    try:
-        animated = bool(getattr(img, "is_animated", False))  # before load: GIF seeks to tell
+    try:  # before load: GIF seeks to tell. An MPO (JPEG with a stereo view or a preview
+        # after it) shows its first picture in browsers: only these formats animate.
+        animated = img.format in _ANIMATED_FORMATS and bool(getattr(img, "is_animated", False))
     except (*_DECODE_ERRORS, *_BOMB_ERRORS):
         animated = False
     try:

@@ -385,3 +385,12 @@ def test_a_picture_longer_than_the_tile_cap_is_letterboxed_per_tile():
     tiles = split_tiles(Image.new("RGB", (100, 2000), "white"), max_tiles=4)
     assert len(tiles) == 4 and all(t.size == (500, 500) for t in tiles)
     assert tiles[0].getpixel((0, 0)) == (0, 0, 0) and tiles[0].getpixel((250, 250)) == (255, 255, 255)
+
+
+def test_an_mpo_jpeg_gives_its_first_picture_only():
+    # browsers show the first picture of a multi-picture JPEG, not its stereo view or preview
+    first, second = Image.new("RGB", (40, 30), (255, 0, 0)), Image.new("RGB", (40, 30), (0, 0, 255))
+    data = _encode(first, "MPO", save_all=True, append_images=[second])
+    assert Image.open(io.BytesIO(data)).format == "MPO"
+    frames = decode_frames(data)
+    assert len(frames) == 1 and frames[0].getpixel((5, 5))[0] > 240
