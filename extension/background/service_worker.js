@@ -15,7 +15,7 @@ import { BUSY_REASON, CORRECTION, MSG, VERDICT, createMessageRouter, listenForMe
 import { QueueFullError, TaskQueue, createSerialLane } from '../shared/queue.js';
 import { addReport, createReport, listReportMenuItems, parseReportMenuClick } from '../shared/reports.js';
 import { loadSettings } from '../shared/settings.js';
-import { CATEGORIES_KEY, HEALTH_KEY, REPORTS_KEY, SETTINGS_KEY, TAB_COUNTS_KEY } from '../shared/storage_keys.js';
+import { CATEGORIES_KEY, HEALTH_KEY, REPORTS_KEY, SETTINGS_KEY, TAB_COUNTS_KEY, sumTabCount } from '../shared/storage_keys.js';
 import { checkImageUrl } from '../shared/urlsafety.js';
 import { listActiveWarnings } from '../shared/verdict.js';
 
@@ -275,18 +275,26 @@ async function getTabCounts() {
 const badgeLane = createSerialLane();
 
 /**
- * Store and paint a tab's flagged count; `null` forgets a closed tab. Every tab that reported is
- * kept (zero too) and repainted on a health change: a tab-specific '' would otherwise hide the
- * global '!' of a down server.
+ * Store and paint a tab's flagged count: each frame (the page, its iframes) reports its own, and
+ * the badge shows their sum. `null` forgets a frame (`frameId`) or, without one, a closed or
+ * reloaded tab. Every tab that reported is kept (zero too) and repainted on a health change: a
+ * tab-specific '' would otherwise hide the global '!' of a down server.
  */
-function setTabCount(tabId, flagged) {
+function setTabCount(tabId, flagged, frameId = null) {
   return badgeLane(async () => {
     await getRuntime(); // loads the stored health the badge colour depends on
     const counts = await getTabCounts();
-    if (flagged === null) delete counts[tabId];
-    else counts[tabId] = flagged;
+    if (frameId === null) {
+      if (flagged === null) delete counts[tabId];
+      else counts[tabId] = { 0: flagged };
+    } else {
+      const frames = typeof counts[tabId] === 'object' && counts[tabId] !== null ? counts[tabId] : {};
+      if (flagged === null) delete frames[frameId];
+      else frames[frameId] = flagged;
+      counts[tabId] = frames;
+    }
     await ext.storage.session.set({ [TAB_COUNTS_KEY]: counts });
-    if (flagged !== null) await paintBadge(tabId, flagged);
+    if (counts[tabId] !== undefined) await paintBadge(tabId, sumTabCount(counts[tabId]));
   });
 }
 
@@ -312,7 +320,7 @@ function refreshBadges() {
     await ext.action.setBadgeBackgroundColor({ color: badgeColor(down) });
     await ext.action.setTitle({ title: down ? `SimCLIP Meme Shield: ${health.message}` : 'SimCLIP Meme Shield' });
     const counts = await getTabCounts();
-    await Promise.all(Object.entries(counts).map(([tabId, n]) => paintBadge(Number(tabId), n)));
+    await Promise.all(Object.entries(counts).map(([tabId, frames]) => paintBadge(Number(tabId), sumTabCount(frames))));
   });
 }
 
@@ -362,7 +370,7 @@ const router = createMessageRouter(
     [MSG.CLASSIFY_BYTES]: (msg) => classifyPageBytes(msg.base64, msg.priority),
     [MSG.PAGE_STATS]: async (msg, sender) => {
       // Queued before any await, so updates from one tab keep the order they were sent in.
-      await setTabCount(sender.tab.id, msg.flagged);
+      await setTabCount(sender.tab.id, msg.flagged, sender.frameId ?? 0);
       return { ok: true };
     },
     [MSG.REPORT]: async (msg) => ({ ok: true, report: await storeReport(msg) }),

@@ -32,18 +32,28 @@ export async function start({ stopEarlyWatch = () => {} } = {}) {
   answerPageState(ext, { page, parts, perf });
   applyPause();
   stopEarlyWatch();
+  // A frame that goes away (an iframe removed, a navigation) takes its count off the tab's badge.
+  addEventListener('pagehide', () => send({ type: MSG.PAGE_STATS, flagged: 0 }));
 }
 
 /** What the content script knows about this page; `paused` is null until first decided. */
 async function loadPage(ext) {
   const stored = await ext.storage.local.get([SETTINGS_KEY, CATEGORIES_KEY, HEALTH_KEY]);
   return {
-    host: location.hostname,
+    host: location.hostname || hostOfOrigin(), // about:blank and srcdoc frames: their creator's
     settings: normalizeSettings(stored[SETTINGS_KEY]),
     categories: stored[CATEGORIES_KEY] ?? [],
     health: stored[HEALTH_KEY] ?? null,
     paused: null,
   };
+}
+
+function hostOfOrigin() {
+  try {
+    return new URL(globalThis.origin).hostname;
+  } catch {
+    return '';
+  }
 }
 
 function createParts({ page, perf, send }) {

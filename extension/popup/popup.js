@@ -8,7 +8,7 @@ import { addSite, isHostAllowlisted, removeSite } from '../shared/allowlist.js';
 import { getBrowser } from '../shared/browser.js';
 import { MSG } from '../shared/messages.js';
 import { isCategoryEnabled, loadSettings, saveSettings } from '../shared/settings.js';
-import { CATEGORIES_KEY, HEALTH_KEY, SETTINGS_KEY } from '../shared/storage_keys.js';
+import { CATEGORIES_KEY, HEALTH_KEY, SETTINGS_KEY, TAB_COUNTS_KEY, sumTabCount } from '../shared/storage_keys.js';
 
 const ext = getBrowser();
 const $ = (id) => document.getElementById(id);
@@ -77,8 +77,11 @@ function renderSettings(settings) {
 async function renderPageCount() {
   if (!tab?.id) return;
   try {
-    const state = await ext.tabs.sendMessage(tab.id, { type: MSG.GET_PAGE_STATE });
-    $('page-count').textContent = state.paused ? 'Paused on this page' : `Flagged on this page: ${state.flagged}`;
+    const state = await ext.tabs.sendMessage(tab.id, { type: MSG.GET_PAGE_STATE }, { frameId: 0 });
+    // Each frame (the page and its iframes) counts its own pictures; the worker keeps the sum.
+    const counts = (await ext.storage.session.get(TAB_COUNTS_KEY))[TAB_COUNTS_KEY] ?? {};
+    const flagged = counts[tab.id] === undefined ? state.flagged : sumTabCount(counts[tab.id]);
+    $('page-count').textContent = state.paused ? 'Paused on this page' : `Flagged on this page: ${flagged}`;
   } catch {
     $('page-count').textContent = 'Not active on this page';
   }

@@ -11,4 +11,10 @@ export const CATEGORIES_KEY = 'labels'; // [{id, name, description, default_thre
 export const REPORTS_KEY = 'reports'; // the wrong-verdict reports (reports.js)
 
 // storage.session
-export const TAB_COUNTS_KEY = 'tabCounts'; // {tabId: flagged}: what each tab's badge shows
+export const TAB_COUNTS_KEY = 'tabCounts'; // {tabId: {frameId: flagged}}: each frame's count; a tab's badge shows their sum
+
+/** A tab's flagged count under TAB_COUNTS_KEY: the sum over its frames (a plain number, as an older worker stored it, counts as is). */
+export function sumTabCount(entry) {
+  if (typeof entry === 'number') return entry;
+  return Object.values(entry ?? {}).reduce((a, b) => a + b, 0);
+}

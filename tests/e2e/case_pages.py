@@ -95,7 +95,55 @@ setTimeout(() => {{
 """
         return self.page("stuck cases", body, script)
 
-    def render(self, name, seed):
+    def embed(self, seed, query):
+        """An embedded post (an iframe's page): a picture as <img> and one as a background."""
+        who = html.escape(query.get("who", "embed"))
+        k = self.harmful(int(query.get("k", "0"))) if query.get("harm") == "1" else self.neutral(int(query.get("k", "0")))
+        nested = ""
+        if query.get("nest") == "1":
+            nested = (f'<iframe src="http://embed.test:{self.site.port}/case/embed?s={seed}&amp;who={who}-inner'
+                      f'&amp;harm=1&amp;k=6" width="280" height="420" style="border: 0"></iframe>')
+        return self.page(f"embed {who}", f"""<article class="post">@someone wrote:
+  {self.img(k, f"{who}-img", seed)}{self.bg(self.harmful(7), f"{who}-bg", seed)}{nested}</article>""")
+
+    def frames(self, seed):
+        """Pictures inside iframes: same-origin, cross-origin (an embedded post), srcdoc, about:blank
+        filled by a script at once and later, and a frame inside a cross-origin frame."""
+        port = self.site.port
+        src_doc = html.escape(f"<style>{BASE_CSS}</style>" + self.img(self.harmful(2), "srcdoc-img", seed)
+                              + self.img(self.neutral(2), "srcdoc-neutral", seed))
+        fill = lambda name, k: self.img(k, name, seed).replace("&amp;", "&").replace("'", "\\'")  # noqa: E731
+        body = f"""
+<section><iframe id="same" src="/case/embed?s={seed}&amp;who=same&amp;harm=1&amp;k=0" width="300" height="420"></iframe></section>
+<section><iframe id="cross" src="http://embed.test:{port}/case/embed?s={seed}&amp;who=cross&amp;harm=0&amp;k=1" width="300" height="420"></iframe></section>
+<section><iframe id="srcdoc" srcdoc="{src_doc}" width="300" height="420"></iframe></section>
+<section id="blank-now"></section><section id="blank-late"></section>
+<section><iframe id="nest" src="http://embed.test:{port}/case/embed?s={seed}&amp;who=nest&amp;harm=0&amp;k=3&amp;nest=1" width="320" height="900"></iframe></section>
+"""
+        script = f"""
+const blank = (box, html) => {{
+  const frame = document.createElement('iframe');
+  frame.width = 300; frame.height = 420;
+  document.getElementById(box).append(frame);
+  const fill = () => {{
+    const doc = frame.contentDocument;
+    doc.head.innerHTML = '<style>{BASE_CSS.replace(chr(10), ' ')}</style>';
+    doc.body.innerHTML = html;
+  }};
+  return fill;
+}};
+blank('blank-now', '{fill("blank-now-img", self.harmful(3))}')();
+const later = blank('blank-late', '{fill("blank-late-img", self.harmful(4))}{fill("blank-late-neutral", self.neutral(4))}');
+setTimeout(later, 600);
+"""
+        return self.page("frames", body, script)
+
+    def render(self, name, seed, query=None):
         """The page `name`, or None."""
-        builder = {"stuck": self.stuck}.get(name)
-        return builder(seed) if builder else None
+        query = query or {}
+        builders = {
+            "stuck": lambda: self.stuck(seed),
+            "frames": lambda: self.frames(seed),
+            "embed": lambda: self.embed(seed, query),
+        }
+        return builders[name]() if name in builders else None

@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from e2e_support import EXTENSION_DIR, REPO, wait_for
-from feed_site import FEED_HOST, FeedSite
+from feed_site import EMBED_HOST, FEED_HOST, FeedSite
 from server_support import ServerProcess
 
 ARTIFACTS = REPO / "test-artifacts" / "e2e"
@@ -154,7 +154,7 @@ class Browser:
         return self.sw_eval("async (p) => (await chrome.tabs.query({url: p}))[0]?.id ?? null", url_pattern)
 
     def page_state(self, tab_id):
-        return self.sw_eval("(id) => chrome.tabs.sendMessage(id, {type: 'simclip/get-page-state'})", tab_id)
+        return self.sw_eval("(id) => chrome.tabs.sendMessage(id, {type: 'simclip/get-page-state'}, {frameId: 0})", tab_id)
 
 
 @pytest.fixture(scope="session")
@@ -165,7 +165,7 @@ def browser(tmp_path_factory, chromium_path, feed_site, simclip_server, artifact
     args = [f"--disable-extensions-except={EXTENSION_DIR}", f"--load-extension={EXTENSION_DIR}",
             "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            f"--host-resolver-rules=MAP {FEED_HOST} 127.0.0.1"]
+            f"--host-resolver-rules=MAP {FEED_HOST} 127.0.0.1, MAP {EMBED_HOST} 127.0.0.1"]
     with sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
             str(profile), headless=True, executable_path=chromium_path, args=args,

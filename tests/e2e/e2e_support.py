@@ -11,36 +11,60 @@ REPO = Path(__file__).resolve().parents[2]
 # SIMCLIP_E2E_EXTENSION loads another copy of the extension (e.g. an older commit's, for a before/after measurement).
 EXTENSION_DIR = Path(os.environ.get("SIMCLIP_E2E_EXTENSION") or REPO / "extension")
 
+# The meme elements of a document: its own, and those in the shadow roots a fixture page lists in
+# window.__fixtureRoots (open, closed or declarative: the page's main world cannot find closed ones).
+LIST_MEMES_JS = r"""
+(doc, selector) => {
+  const roots = [doc, ...((doc.defaultView && doc.defaultView.__fixtureRoots) || [])];
+  return roots.flatMap((root) => Array.from(root.querySelectorAll(selector)));
+}
+"""
+
 # Runs in the page (main world) from document start: records every frame in which a harmful meme
-# is visible without a verdict, and the page's long tasks.
+# is visible without a verdict, and the page's long tasks. Same-origin child frames without their
+# own monitor (about:blank ones a script filled) are checked from their parent.
 MONITOR_JS = r"""
 window.__shield = { violations: {}, longTasks: [] };
 try {
   new PerformanceObserver((list) => { for (const e of list.getEntries()) window.__shield.longTasks.push(Math.round(e.duration)); })
     .observe({ type: 'longtask', buffered: true });
 } catch (e) {}
-const checkFrame = () => {
-  for (const el of document.querySelectorAll('[data-truth="harmful"]')) {
+const listMemes = """ + LIST_MEMES_JS.strip() + r""";
+const isShowing = (el, cs) => {
+  // a meme (not a 1 px lazy placeholder): a /m/ URL, or a data: or blob: copy of one
+  if (el.tagName === 'IMG') return el.complete && el.naturalWidth > 1 && /\/m\/|^data:image\/png|^blob:/.test(el.currentSrc || el.src);
+  if (el.tagName === 'image') return /\/m\//.test(el.href.baseVal);
+  if (el.tagName === 'VIDEO') return el.readyState >= 2 || (el.poster && /\/m\//.test(el.poster));
+  return /\/m\/|data:image\/png|blob:/.test(cs.backgroundImage);
+};
+const checkDoc = (doc) => {
+  const view = doc.defaultView;
+  for (const el of listMemes(doc, '[data-truth="harmful"]')) {
     const state = el.getAttribute('data-simclip');
     if (state === 'flagged' || state === 'revealed') continue;
-    const cs = getComputedStyle(el);
+    const cs = view.getComputedStyle(el);
     if (cs.filter.includes('blur') || cs.visibility !== 'visible' || el.getClientRects().length === 0) continue;
-    // a meme (not a 1 px lazy placeholder): a /m/ URL, or a data: or blob: copy of one
-    const showing = el.tagName === 'IMG'
-      ? el.complete && el.naturalWidth > 1 && /\/m\/|^data:image\/png|^blob:/.test(el.currentSrc || el.src)
-      : /\/m\/|data:image\/png|blob:/.test(cs.backgroundImage);
-    if (showing) {
+    if (isShowing(el, cs)) {
       const key = el.dataset.post;
       window.__shield.violations[key] ??= { post: key, kind: el.dataset.kind, state, t: Math.round(performance.now()) };
     }
   }
+  for (const frame of doc.querySelectorAll('iframe')) {
+    try {
+      const inner = frame.contentDocument;
+      if (inner && !(inner.defaultView && inner.defaultView.__shield)) checkDoc(inner);
+    } catch (e) {} // cross-origin: it has its own monitor
+  }
+};
+const checkFrame = () => {
+  checkDoc(document);
   requestAnimationFrame(checkFrame);
 };
 requestAnimationFrame(checkFrame);
 """
 
 MEME_STATES_JS = """
-() => Array.from(document.querySelectorAll('[data-truth]'), (el) => ({
+() => (""" + LIST_MEMES_JS.strip() + """)(document, '[data-truth]').map((el) => ({
   post: el.dataset.post, truth: el.dataset.truth, kind: el.dataset.kind, state: el.getAttribute('data-simclip'),
   src: el.currentSrc ?? null, top: Math.round(el.getBoundingClientRect().top + scrollY),
   id: el.getAttribute('data-simclip-id'),
@@ -71,7 +95,29 @@ def write_json(path, data):
 
 
 def meme_states(page):
-    return page.evaluate(MEME_STATES_JS)
+    """The meme elements' states in every frame of `page` (a frame that went away is skipped)."""
+    from playwright.sync_api import Error as PlaywrightError
+
+    states = []
+    for frame in page.frames:
+        try:
+            states += [{**s, "frame": frame.url[:80]} for s in frame.evaluate(MEME_STATES_JS)]
+        except PlaywrightError:
+            pass
+    return states
+
+
+def violations(page):
+    """Harmful memes seen without a verdict, by every frame's monitor."""
+    from playwright.sync_api import Error as PlaywrightError
+
+    found = {}
+    for frame in page.frames:
+        try:
+            found.update(frame.evaluate("() => (window.__shield || {}).violations || {}"))
+        except PlaywrightError:
+            pass
+    return found
 
 
 def summarize(states):

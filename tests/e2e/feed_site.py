@@ -20,6 +20,7 @@ from PIL import Image, PngImagePlugin
 from case_pages import CasePages
 
 FEED_HOST = "feed.test"
+EMBED_HOST = "embed.test"  # another site on the same server: cross-origin embedded posts
 INITIAL_POSTS = 200
 PAGE_POSTS = 50
 MAX_POSTS = 500
@@ -100,9 +101,9 @@ class FeedSite:
     def url(self):
         return f"http://{FEED_HOST}:{self.port}/feed"
 
-    def case_url(self, name, seed="main"):
+    def case_url(self, name, seed="main", host=FEED_HOST):
         """The URL of case page `name` (case_pages.py)."""
-        return f"http://{FEED_HOST}:{self.port}/case/{name}?s={seed}"
+        return f"http://{host}:{self.port}/case/{name}?s={seed}"
 
     def meme_for(self, i):
         """Post i shows meme k in way `kind`."""
@@ -184,7 +185,8 @@ class FeedSite:
                                        for i in range(start, min(start + count, MAX_POSTS)))
                     self.send(200, body.encode(), "text/html; charset=utf-8")
                 elif url.path.startswith("/case/"):
-                    page = site.cases.render(url.path[len("/case/"):], q.get("s", [""])[0])
+                    page = site.cases.render(url.path[len("/case/"):], q.get("s", [""])[0],
+                                             {k: v[0] for k, v in q.items()})
                     if page is None:
                         self.send(404, b"no such case", "text/plain")
                     else:

@@ -4,7 +4,7 @@ one is flagged or stuck, and no harmful picture is visible before its verdict.
 """
 
 from case_pages import REVEAL_AFTER_MS
-from e2e_support import MONITOR_JS, assert_flagged_exactly_the_harmful, wait_decided
+from e2e_support import MONITOR_JS, assert_flagged_exactly_the_harmful, violations, wait_decided
 
 
 def open_case(browser, feed_site, name, seed):
@@ -24,4 +24,18 @@ def test_pictures_shown_late_inside_hidden_containers_are_decided_never_stuck(br
     assert_flagged_exactly_the_harmful(states)
     shield = page.evaluate("window.__shield")
     assert shield["violations"] == {}, f"harmful pictures visible before their verdict: {shield['violations']}"
+    page.close()
+
+
+def test_pictures_in_iframes_are_hidden_first_and_checked(browser, feed_site):
+    """Same-origin and cross-origin (embedded post) frames, srcdoc, about:blank filled at once and
+    later by a script, and a frame inside a cross-origin frame."""
+    page = open_case(browser, feed_site, "frames", "frames")
+    page.wait_for_timeout(1500)
+    states = wait_decided(page, lambda s: True, 40, "a verdict for every picture in a frame")
+    posts = {s["post"] for s in states}
+    assert posts >= {"same-img", "same-bg", "cross-img", "cross-bg", "srcdoc-img", "srcdoc-neutral", "blank-now-img",
+                     "blank-late-img", "blank-late-neutral", "nest-img", "nest-bg", "nest-inner-img", "nest-inner-bg"}, posts
+    assert_flagged_exactly_the_harmful(states)
+    assert violations(page) == {}, violations(page)
     page.close()
