@@ -136,7 +136,8 @@ def _caption_mask(size=(640, 160)):
 
 def _sticker(mode, ink):
     """A caption in `ink` (0 black or 255 white) on a transparent background, in `mode`. The
-    transparent pixels hold the other colour, as sticker exporters leave them."""
+    transparent pixels hold the other colour, as sticker exporters leave them (a colour key
+    format: a colour that is neither)."""
     mask = _caption_mask()
     paper = 255 - ink
     if mode in ("RGBA", "LA", "PA", "webp_RGBA"):
@@ -152,14 +153,15 @@ def _sticker(mode, ink):
         img.putpalette([paper] * 3 + [ink] * 3 + [0] * 762)
         img.paste(1, mask=mask.point(lambda v: 255 if v > 127 else 0))
         return _encode(img, "PNG" if mode == "P_png" else "GIF", transparency=0)
-    if mode == "RGB_tRNS":
-        img = Image.new("RGB", mask.size, (paper, paper, paper))
+    if mode == "RGB_tRNS":  # a colour key: magenta (for white ink) or green is transparent
+        key = (255, 0, 255) if ink else (0, 255, 0)
+        img = Image.new("RGB", mask.size, key)
         img.paste((ink, ink, ink), mask=mask.point(lambda v: 255 if v > 127 else 0))
-        return _encode(img, "PNG", transparency=(paper, paper, paper))
-    if mode == "I16_tRNS":
-        img = Image.new("I;16", mask.size, paper * 257)
+        return _encode(img, "PNG", transparency=key)
+    if mode == "I16_tRNS":  # a 16-bit grey key: mid grey is transparent
+        img = Image.new("I;16", mask.size, 128 * 257)
         img.paste(ink * 257, mask=mask.point(lambda v: 255 if v > 127 else 0))
-        return _encode(img, "PNG", transparency=paper * 257)
+        return _encode(img, "PNG", transparency=128 * 257)
     raise ValueError(mode)
 
 
