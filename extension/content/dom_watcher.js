@@ -1,32 +1,39 @@
 /**
  * DOMWatcher: finds the elements that may show an image, now and as the page changes (lazy
- * loading, infinite scroll, scripts swapping `src`). It only *reports* them: found now, found but
- * left for a later time slice, an attribute changed. It never writes to the page; deciding and
- * hiding are ImageFilter's job (with hiding.js). Added subtrees are walked in time slices
- * (shared/slicer.js), so a page inserting hundreds of posts at once does not block the main thread.
+ * loading, infinite scroll, scripts swapping `src`), in the document and in every shadow root
+ * under it: open ones, closed ones (announced by shadow_hook.js in the page's main world and read
+ * through the extension's openOrClosedShadowRoot) and declarative ones (met when their host is
+ * visited). It only *reports* them: found now, found but left for a later time slice, an
+ * attribute changed, a picture loaded. It never writes to the page's elements; deciding and
+ * hiding are ImageFilter's job (with hiding.js). The one thing it puts into a shadow root is the
+ * pre-hide sheet (loader.js `shadow.adopt`), because the document's stylesheet does not reach
+ * there. Added subtrees are walked in time slices (shared/slicer.js), so a page inserting hundreds
+ * of posts at once does not block the main thread.
  */
 import { TimeSlicer } from '../shared/slicer.js';
 
 const SYNC_BUDGET_MS = 12; // our own work per mutation batch
 const SKIP_TAGS = new Set(['HTML', 'HEAD', 'BODY', 'SCRIPT', 'STYLE', 'LINK', 'META', 'TITLE', 'NOSCRIPT', 'TEMPLATE', 'BR', 'SOURCE', 'OPTION']);
+const SHADOW_EVENT = 'simclip-shadow-root'; // dispatched by shadow_hook.js on a host that just got a root
+const LOAD_EVENTS = ['load', 'error', 'loadeddata'];
+
+/** Without the loader's helper (node tests), only open roots are found and nothing is adopted. */
+const NO_SHADOW = { getRoot: (el) => el.shadowRoot ?? null, adopt: () => {}, roots: new Set() };
 
 export class DOMWatcher {
   /**
    * @param {{onElement: (el) => void, onDeferred: (elements) => void, onAttribute: (el, name) => void,
-   *          onBatch: () => void, isOwnNode: (node) => boolean, timed: (fn, kind) => void,
-   *          forceStyle: (read) => void}} callbacks
+   *          onLoad: (el) => void, onBatch: () => void, isOwnNode: (node) => boolean,
+   *          timed: (fn, kind) => void, forceStyle: (read) => void, shadow?: object}} callbacks
    *   `onElement`: an element to consider now; `onDeferred`: elements found in this mutation batch
-   *   but left for a later slice (each is reported to onElement then), before the next paint.
+   *   but left for a later slice (each is reported to onElement then), before the next paint;
+   *   `onLoad`: an <img>, SVG <image> or <video> loaded (or failed); `shadow`: loader.js's helper.
    */
-  constructor({ onElement, onDeferred, onAttribute, onBatch, isOwnNode, timed, forceStyle }) {
-    this.onElement = onElement;
-    this.onDeferred = onDeferred;
-    this.onAttribute = onAttribute;
-    this.onBatch = onBatch;
-    this.isOwnNode = isOwnNode;
-    this.timed = timed;
-    this.forceStyle = forceStyle;
+  constructor({ onElement, onDeferred, onAttribute, onLoad, onBatch, isOwnNode, timed, forceStyle, shadow }) {
+    Object.assign(this, { onElement, onDeferred, onAttribute, onLoad, onBatch, isOwnNode, timed, forceStyle });
+    this.shadow = shadow ?? NO_SHADOW;
     this.observer = null;
+    this.roots = new Set(); // shadow roots observed
     this.deferred = 0; // elements left to time slices because a mutation batch ran out of budget
     this.slicer = new TimeSlicer((item) => this.visit(item), {
       schedule: (fn) => setTimeout(() => this.timed(() => {
@@ -35,11 +42,26 @@ export class DOMWatcher {
       }, 'slice'), 0),
       afterSlice: () => this.onBatch(),
     });
+    this.onShadowEvent = (e) => {
+      if (this.observer) this.timed(() => this.watchHost(e.target), 'shadow');
+    };
+    this.onLoadEvent = (e) => {
+      const el = e.target;
+      if (this.observer && (el.tagName === 'IMG' || el.tagName === 'image' || el.tagName === 'VIDEO')) {
+        this.timed(() => this.onLoad(el), 'load');
+      }
+    };
+    this.listenOn(document);
   }
 
   /** What the observer listens to: added nodes anywhere, and the attributes that change an image. */
   static getConfig() {
-    return { childList: true, subtree: true, attributes: true, attributeFilter: ['src', 'srcset', 'style', 'data-simclip'] };
+    return {
+      childList: true,
+      subtree: true,
+      attributes: true,
+      attributeFilter: ['src', 'srcset', 'style', 'data-simclip', 'href', 'poster'],
+    };
   }
 
   /** Start observing and sweep what is already in the document (idempotent). */
@@ -47,6 +69,7 @@ export class DOMWatcher {
     if (this.observer) return;
     this.observer = new MutationObserver((records) => this.timed(() => this.onRecords(records), 'mutations'));
     this.observer.observe(document, DOMWatcher.getConfig());
+    for (const root of this.shadow.roots) this.watchRoot(root); // found by the loader before we ran
     if (document.documentElement) this.slicer.push({ root: document.documentElement });
   }
 
@@ -55,8 +78,37 @@ export class DOMWatcher {
     if (!this.observer) return;
     this.observer.disconnect();
     this.observer = null;
+    this.roots.clear();
     this.slicer.items = [];
     this.slicer.head = 0;
+  }
+
+  /** Load and shadow-root events do not leave a shadow tree: listen on the document and on each root. */
+  listenOn(target) {
+    target.addEventListener(SHADOW_EVENT, this.onShadowEvent, true);
+    for (const type of LOAD_EVENTS) target.addEventListener(type, this.onLoadEvent, true);
+  }
+
+  /** `el` may host a shadow root (open, closed or declarative): observe it. */
+  watchHost(el) {
+    const root = this.shadow.getRoot(el);
+    if (root) this.watchRoot(root);
+  }
+
+  watchRoot(root) {
+    this.shadow.adopt(root); // again if the page replaced the root's adopted sheets
+    if (this.roots.has(root) || !this.observer) return;
+    this.roots.add(root);
+    this.listenOnce(root);
+    this.observer.observe(root, DOMWatcher.getConfig());
+    this.slicer.push({ root });
+  }
+
+  listenOnce(root) {
+    if (this.listened?.has(root)) return;
+    this.listened ??= new WeakSet();
+    this.listened.add(root);
+    this.listenOn(root);
   }
 
   onRecords(records) {
@@ -65,7 +117,11 @@ export class DOMWatcher {
     // slices. The clock starts after one forced style pass: the browser owes that work before the
     // next paint anyway, and after it every style read below is cheap (writes are queued).
     let start = null;
+    let lastRoot = null;
     for (const r of records) {
+      const root = r.target.getRootNode();
+      if (root !== document && root !== lastRoot && this.roots.has(root)) this.shadow.adopt(root); // a page that reset its sheets
+      lastRoot = root;
       if (r.type === 'childList') {
         for (const node of r.addedNodes) {
           if (node.nodeType !== Node.ELEMENT_NODE || this.isOwnNode(node)) continue;
@@ -87,9 +143,11 @@ export class DOMWatcher {
     this.onBatch();
   }
 
+  /** Visit `root` (an element, or a shadow root) and everything under it, within the batch budget. */
   visitTree(root, start) {
-    this.visit({ el: root });
-    const all = root.firstElementChild ? root.getElementsByTagName('*') : [];
+    const isShadowRoot = root.nodeType === Node.DOCUMENT_FRAGMENT_NODE;
+    if (!isShadowRoot) this.visit({ el: root });
+    const all = isShadowRoot ? root.querySelectorAll('*') : root.firstElementChild ? root.getElementsByTagName('*') : [];
     let i = 0;
     for (; i < all.length && performance.now() - start < SYNC_BUDGET_MS; i += 1) this.visit({ el: all[i] });
     if (i < all.length) {
@@ -111,6 +169,7 @@ export class DOMWatcher {
       return;
     }
     if (!el.isConnected || SKIP_TAGS.has(el.tagName)) return;
+    this.watchHost(el);
     this.onElement(el);
   }
 

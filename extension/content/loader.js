@@ -2,12 +2,64 @@
 //
 // Until it has loaded, a stop-gap observer hides CSS background images set by stylesheets (the
 // pre-hide stylesheet covers <img> and inline styles, but cannot know which rules set a
-// background). It keeps the value it saw in data-simclip-early for the real watcher.
+// background). It keeps the value it saw in data-simclip-early for the real watcher. The
+// pre-hide stylesheet does not reach into shadow roots: each root found (announced by
+// shadow_hook.js, or met under an added node) adopts SHADOW_CSS, the same rules, at once.
 // If loading fails, every pre-hide rule is switched off so the page never loses its images.
 (() => {
   const ext = globalThis.browser ?? globalThis.chrome;
+  const SHADOW_EVENT = 'simclip-shadow-root'; // dispatched by shadow_hook.js on a host that just got a root
+  // prehide.css for shadow roots (the document's `html:not([data-simclip-off])` becomes the sheet's `disabled`).
+  const SHADOW_CSS = `
+img:not([data-simclip]), img[data-simclip="pending"], img[data-simclip="waiting"],
+image:not([data-simclip]), image[data-simclip="pending"], image[data-simclip="waiting"] { visibility: hidden !important; }
+[style*="url("]:not(img):not([data-simclip]), [data-simclip-bg][data-simclip="pending"], [data-simclip-bg][data-simclip="waiting"],
+[data-simclip-early]:not([data-simclip]) { background-image: none !important; }
+[data-simclip="flagged"] { filter: blur(28px) saturate(0.5) !important; clip-path: inset(0) !important; }`;
+  const shadow = { sheet: null, styles: [], roots: new Set(), getRoot: null, adopt: null, setDisabled: null };
+  shadow.getRoot = (el) => {
+    try {
+      return ext.dom?.openOrClosedShadowRoot?.(el) ?? el.openOrClosedShadowRoot ?? el.shadowRoot ?? null;
+    } catch {
+      return el.shadowRoot ?? null;
+    }
+  };
+  /** Put the hiding rules into `root` (again, if the page replaced its adopted sheets). */
+  shadow.adopt = (root) => {
+    shadow.roots.add(root);
+    try {
+      if (!shadow.sheet) {
+        shadow.sheet = new CSSStyleSheet();
+        shadow.sheet.replaceSync(SHADOW_CSS);
+      }
+      if (!Array.from(root.adoptedStyleSheets).includes(shadow.sheet)) {
+        root.adoptedStyleSheets = [...root.adoptedStyleSheets, shadow.sheet];
+      }
+    } catch {
+      if (!root.querySelector('style[data-simclip-style]')) { // no constructable sheets here: a <style> child
+        const style = document.createElement('style');
+        style.setAttribute('data-simclip-style', '');
+        style.textContent = SHADOW_CSS;
+        root.prepend(style);
+        shadow.styles.push(style);
+      }
+    }
+  };
+  /** Switch the rules off in every shadow root (paused on this site, or the script failed), or on. */
+  shadow.setDisabled = (disabled) => {
+    if (shadow.sheet) shadow.sheet.disabled = disabled;
+    for (const style of shadow.styles) style.disabled = disabled;
+  };
+  const onShadowRoot = (e) => {
+    const root = shadow.getRoot(e.target);
+    if (root) shadow.adopt(root);
+  };
+  document.addEventListener(SHADOW_EVENT, onShadowRoot, true);
+
   const found = [];
   const look = (el) => {
+    const root = shadow.getRoot(el);
+    if (root) shadow.adopt(root);
     const bg = getComputedStyle(el).backgroundImage;
     if (bg && bg.includes('url(') && !(el.getAttribute('style') ?? '').includes('url(')) found.push([el, bg]);
   };
@@ -23,11 +75,19 @@
   });
   early.observe(document, { childList: true, subtree: true });
   import(ext.runtime.getURL('content/main.js'))
-    .then((m) => m.start({ stopEarlyWatch: () => early.disconnect() }))
+    .then((m) => m.start({
+      stopEarlyWatch: () => {
+        early.disconnect();
+        document.removeEventListener(SHADOW_EVENT, onShadowRoot, true);
+      },
+      shadow,
+    }))
     .catch((e) => {
       early.disconnect();
+      document.removeEventListener(SHADOW_EVENT, onShadowRoot, true);
       const root = document.documentElement;
       if (root) root.setAttribute('data-simclip-off', 'error');
+      shadow.setDisabled(true);
       console.warn('SimCLIP Meme Shield: content script failed, images are shown unchecked', e);
     });
 })();

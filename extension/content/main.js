@@ -17,17 +17,17 @@ import { isPageOnlyUrl, readPageBytes } from './page_bytes.js';
 import { createPerf } from './perf.js';
 
 /**
- * @param {{stopEarlyWatch?: () => void}} options `stopEarlyWatch` ends the loader's stop-gap
- *   observer once the real watcher runs.
+ * @param {{stopEarlyWatch?: () => void, shadow?: object}} options `stopEarlyWatch` ends the
+ *   loader's stop-gap observer once the real watcher runs; `shadow` is the loader's helper for
+ *   shadow roots (finding closed ones, adopting the pre-hide rules, switching them off).
  */
-export async function start({ stopEarlyWatch = () => {} } = {}) {
+export async function start({ stopEarlyWatch = () => {}, shadow } = {}) {
   const ext = getBrowser();
   const perf = createPerf();
   const page = await loadPage(ext);
   const send = (message) => sendWithRetry((m) => ext.runtime.sendMessage(m), message);
-  const parts = createParts({ page, perf, send });
-  listenForImageLoads(page, parts.filter, perf.timed);
-  const applyPause = () => switchPause(page, parts, send);
+  const parts = createParts({ page, perf, send, shadow });
+  const applyPause = () => switchPause(page, parts, send, shadow);
   listenForStorage(ext, { page, filter: parts.filter, applyPause, timed: perf.timed });
   answerPageState(ext, { page, parts, perf });
   applyPause();
@@ -56,7 +56,7 @@ function hostOfOrigin() {
   }
 }
 
-function createParts({ page, perf, send }) {
+function createParts({ page, perf, send, shadow }) {
   const { timed, forceStyle } = perf;
   const overlay = new OverlayLayer({
     forceStyle,
@@ -75,7 +75,7 @@ function createParts({ page, perf, send }) {
     onCountChange: (flagged) => send({ type: MSG.PAGE_STATS, flagged }),
     timed,
   });
-  const watcher = createWatcher({ filter, overlay, perf });
+  const watcher = createWatcher({ filter, overlay, perf, shadow });
   return { overlay, filter, watcher };
 }
 
@@ -93,11 +93,17 @@ async function askWorker(send, rec, priority) {
   return send({ type: MSG.CLASSIFY, url: rec.url, priority });
 }
 
-function createWatcher({ filter, overlay, perf }) {
+function createWatcher({ filter, overlay, perf, shadow }) {
   return new DOMWatcher({
     onElement: (el) => filter.consider(el),
     onDeferred: (elements) => filter.holdBack(elements),
     onAttribute: (el, name) => filter.onAttribute(el, name),
+    // load does not bubble: the watcher listens in the capture phase (lazy loads, srcset switches).
+    onLoad: (el) => {
+      filter.consider(el);
+      filter.flush();
+    },
+    shadow,
     onBatch: () => {
       filter.flush();
       overlay.schedulePosition();
@@ -108,25 +114,13 @@ function createWatcher({ filter, overlay, perf }) {
   });
 }
 
-/** load does not bubble: one capturing listener sees every image load (lazy, srcset switches). */
-function listenForImageLoads(page, filter, timed) {
-  const onImageEvent = (e) => {
-    if (page.paused !== false || e.target?.tagName !== 'IMG') return;
-    timed(() => {
-      filter.considerImage(e.target);
-      filter.flush();
-    }, 'load');
-  };
-  document.addEventListener('load', onImageEvent, true);
-  document.addEventListener('error', onImageEvent, true);
-}
-
 /** Pause on an allowlisted site (every pre-hide rule off, no watching), resume when it leaves the list. */
-function switchPause(page, { overlay, filter, watcher }, send) {
+function switchPause(page, { overlay, filter, watcher }, send, shadow) {
   const paused = isHostAllowlisted(page.host, page.settings.allowlist);
   if (paused === page.paused) return;
   page.paused = paused;
   setPausedFlag(paused);
+  shadow?.setDisabled(paused);
   overlay.setHidden(paused);
   if (paused) {
     watcher.unwatch();

@@ -138,6 +138,76 @@ setTimeout(later, 600);
 """
         return self.page("frames", body, script)
 
+    def shadow(self, seed):
+        """Pictures in shadow roots: open, closed, closed on an element upgraded after it was in the
+        page, nested, declarative (open and closed), a Lit-like element that replaces its adopted
+        sheets and renders a microtask later, and a src swapped later inside a root."""
+        h, n = self.harmful, self.neutral
+        lit = lambda name, k: self.img(k, name, seed).replace("&amp;", "&")  # noqa: E731
+        style = f"<style>{BASE_CSS}</style>"
+        body = f"""
+<section><x-open-post id="open-post"></x-open-post></section>
+<section><x-closed-post id="closed-post"></x-closed-post></section>
+<section><x-late-post id="late-post"></x-late-post></section>
+<section><x-nest-post id="nest-post"></x-nest-post></section>
+<section><div id="dsd-open"><template shadowrootmode="open">{style}{self.img(h(4), "dsd-open-img", seed)}</template></div></section>
+<section><x-dsd-closed id="dsd-closed"><template shadowrootmode="closed">{style}{self.img(h(5), "dsd-closed-img", seed)}
+  {self.img(n(5), "dsd-closed-neutral", seed)}</template></x-dsd-closed></section>
+<section><x-lit-post id="lit-post"></x-lit-post></section>
+<section><x-swap-post id="swap-post"></x-swap-post></section>
+"""
+        script = f"""
+window.__fixtureRoots = window.__fixtureRoots || [];
+const keep = (root) => {{ window.__fixtureRoots.push(root); return root; }};
+keep(document.getElementById('dsd-open').shadowRoot);
+const fill = (root, html) => {{ root.innerHTML = '<style>{BASE_CSS.replace(chr(10), ' ')}</style>' + html; }};
+customElements.define('x-open-post', class extends HTMLElement {{
+  constructor() {{ super(); fill(keep(this.attachShadow({{ mode: 'open' }})), '{lit("open-img", h(0))}{lit("open-neutral", n(0))}'); }}
+}});
+customElements.define('x-closed-post', class extends HTMLElement {{
+  constructor() {{ super(); fill(keep(this.attachShadow({{ mode: 'closed' }})), '{lit("closed-img", h(1))}{lit("closed-neutral", n(1))}'); }}
+}});
+customElements.define('x-nest-post', class extends HTMLElement {{
+  constructor() {{
+    super();
+    const root = keep(this.attachShadow({{ mode: 'closed' }}));
+    const inner = document.createElement('div');
+    root.append(inner);
+    fill(keep(inner.attachShadow({{ mode: 'closed' }})), '{lit("nest-img", h(3))}');
+  }}
+}});
+customElements.define('x-dsd-closed', class extends HTMLElement {{
+  constructor() {{ super(); const root = this.attachInternals().shadowRoot; if (root) keep(root); }}
+}});
+const litSheet = new CSSStyleSheet();
+litSheet.replaceSync(':host {{ display: block; }}');
+customElements.define('x-lit-post', class extends HTMLElement {{
+  constructor() {{
+    super();
+    const root = keep(this.attachShadow({{ mode: 'open' }}));
+    root.adoptedStyleSheets = [litSheet]; // what Lit's adoptStyles does right after attachShadow
+    queueMicrotask(() => {{ root.innerHTML = '{lit("lit-img", h(6))}'; }});
+  }}
+}});
+customElements.define('x-swap-post', class extends HTMLElement {{
+  constructor() {{
+    super();
+    const root = keep(this.attachShadow({{ mode: 'closed' }}));
+    fill(root, '{lit("swap-img", n(6))}');
+    setTimeout(() => {{
+      const img = root.querySelector('img');
+      img.dataset.truth = 'harmful';
+      img.src = '/m/{h(7)}.png?p=swap-img-2&s={seed}';
+    }}, 1500);
+  }}
+}});
+// defined after its element is in the page: the closed root is attached to a connected element
+setTimeout(() => customElements.define('x-late-post', class extends HTMLElement {{
+  constructor() {{ super(); fill(keep(this.attachShadow({{ mode: 'closed' }})), '{lit("late-img", h(2))}'); }}
+}}), 300);
+"""
+        return self.page("shadow roots", body, script)
+
     def render(self, name, seed, query=None):
         """The page `name`, or None."""
         query = query or {}
@@ -145,5 +215,6 @@ setTimeout(later, 600);
             "stuck": lambda: self.stuck(seed),
             "frames": lambda: self.frames(seed),
             "embed": lambda: self.embed(seed, query),
+            "shadow": lambda: self.shadow(seed),
         }
         return builders[name]() if name in builders else None

@@ -6,6 +6,9 @@ It checks what differs between the browsers: the manifest installs (background s
 a service worker, the gecko id), pairing through the options page works from a moz-extension://
 origin, the background fetches the images (Firefox's default extension CSP would upgrade them to
 https), and the overlay flags exactly the abusive memes with nothing shown before its verdict.
+One Firefox run also visits the case pages whose mechanics differ most between the browsers
+(case_pages.py): iframes (about:blank, srcdoc, cross-origin), shadow roots (the main-world hook,
+Element.openOrClosedShadowRoot) and pictures shown late in hidden containers.
 """
 
 import json
@@ -16,8 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from e2e_support import DECIDED, EXTENSION_DIR, MEME_STATES_JS, MONITOR_JS, write_json
-from feed_site import FEED_HOST
+from case_pages import REVEAL_AFTER_MS
+from e2e_support import (DECIDED, EXTENSION_DIR, MEME_STATES_JS, MONITOR_JS, assert_flagged_exactly_the_harmful,
+                         summarize, write_json)
+from feed_site import EMBED_HOST, FEED_HOST
 
 DRIVER = EXTENSION_DIR / "test" / "firefox" / "run_feed.mjs"
 FIREFOX_CANDIDATES = ("/usr/bin/firefox-esr", "/usr/bin/firefox")
@@ -36,14 +41,14 @@ def firefox_path():
     return path
 
 
-def run_firefox_feed(firefox, server, feed_url, artifacts, tmp_path):
+def run_firefox_feed(firefox, server, feed_url, artifacts, tmp_path, cases=()):
     config = {
         "firefox": firefox,
         "extension": str(EXTENSION_DIR),
         "serverUrl": server.url,
         "token": server.token,
         "feedUrl": feed_url,
-        "feedHost": FEED_HOST,
+        "feedHosts": [FEED_HOST, EMBED_HOST],
         "initScript": MONITOR_JS,
         "statesScript": MEME_STATES_JS.strip(),
         "decided": sorted(DECIDED),
@@ -51,22 +56,34 @@ def run_firefox_feed(firefox, server, feed_url, artifacts, tmp_path):
         "timeoutMs": 90_000,
         "revealAfterSeconds": 60,  # a slow CI machine must not reveal by the time limit
         "screenshot": str(artifacts / "firefox-feed.png"),
+        "cases": list(cases),
     }
     config_path = tmp_path / "firefox-config.json"
     config_path.write_text(json.dumps(config))
     proc = subprocess.run(["node", str(DRIVER), str(config_path)], cwd=EXTENSION_DIR, capture_output=True,
-                          text=True, timeout=240)
+                          text=True, timeout=480)
     (artifacts / "firefox.log").write_text(proc.stderr)
     if proc.returncode != 0:
         pytest.fail(f"the Firefox driver failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def test_firefox_pairs_and_flags_exactly_the_abusive_memes(firefox_path, simclip_server, feed_site,
-                                                           artifacts_dir, tmp_path):
-    report = run_firefox_feed(firefox_path, simclip_server, f"{feed_site.url}?s=firefox", artifacts_dir, tmp_path)
+@pytest.fixture(scope="module")
+def firefox_report(firefox_path, simclip_server, feed_site, artifacts_dir, tmp_path_factory):
+    """One Firefox run: the feed, then the case pages."""
+    cases = [
+        {"name": "frames", "url": feed_site.case_url("frames", "ff-frames"), "settleMs": 1500},
+        {"name": "shadow", "url": feed_site.case_url("shadow", "ff-shadow"), "settleMs": 2500},
+        {"name": "stuck", "url": feed_site.case_url("stuck", "ff-stuck"), "settleMs": REVEAL_AFTER_MS + 1000},
+    ]
+    report = run_firefox_feed(firefox_path, simclip_server, f"{feed_site.url}?s=firefox", artifacts_dir,
+                              tmp_path_factory.mktemp("firefox"), cases)
     write_json(artifacts_dir / "firefox-report.json", {k: v for k, v in report.items() if k != "states"})
+    return report
 
+
+def test_firefox_pairs_and_flags_exactly_the_abusive_memes(firefox_report):
+    report = firefox_report
     assert report["browser"].startswith("firefox/"), report["browser"]
     assert report["connection"].startswith("Connected"), report["connection"]
     memes = [s for s in report["states"] if s["truth"] in ("harmful", "neutral")][:N_MEMES]
@@ -79,3 +96,27 @@ def test_firefox_pairs_and_flags_exactly_the_abusive_memes(firefox_path, simclip
         else:
             assert s["state"] == "clean" and s["box"] is None, s
     assert report["shield"]["violations"] == {}, f"harmful memes visible before their verdict: {report['shield']}"
+
+
+def check_case(report, name, expected_posts):
+    case = report["cases"][name]
+    posts = {s["post"] for s in case["states"]}
+    assert posts >= expected_posts, (name, sorted(expected_posts - posts))
+    assert case["decidedInMs"] is not None, (name, summarize(case["states"]),
+                                             [s for s in case["states"] if s["state"] not in DECIDED][:8])
+    assert_flagged_exactly_the_harmful(case["states"])
+    assert case["violations"] == {}, (name, case["violations"])
+
+
+def test_firefox_checks_pictures_in_iframes(firefox_report):
+    check_case(firefox_report, "frames", {"same-img", "cross-img", "srcdoc-img", "blank-now-img", "blank-late-img",
+                                          "nest-inner-img"})
+
+
+def test_firefox_checks_pictures_in_open_closed_and_declarative_shadow_roots(firefox_report):
+    check_case(firefox_report, "shadow", {"open-img", "closed-img", "late-img", "nest-img", "dsd-open-img",
+                                          "dsd-closed-img", "lit-img", "swap-img"})
+
+
+def test_firefox_decides_pictures_shown_late_in_hidden_containers(firefox_report):
+    check_case(firefox_report, "stuck", {"tab-img", "slide-2", "details-img", "comment-img", "data-img", "blob-img"})

@@ -7,9 +7,11 @@
  *
  *   node test/firefox/run_feed.mjs CONFIG.json
  *
- * CONFIG: {firefox, extension, serverUrl, token, feedUrl, feedHost, initScript, statesScript,
- *          decided: [states], memes, timeoutMs, revealAfterSeconds, screenshot}
- * Prints one JSON object on stdout: {browser, connection, states, shield, decidedInMs}.
+ * CONFIG: {firefox, extension, serverUrl, token, feedUrl, feedHosts, initScript, statesScript,
+ *          decided: [states], memes, timeoutMs, revealAfterSeconds, screenshot,
+ *          cases: [{name, url, settleMs, timeoutMs}]}
+ * Prints one JSON object on stdout: {browser, connection, states, shield, decidedInMs,
+ *   cases: {name: {states, violations, decidedInMs}}}. Case pages are read in every frame.
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -33,7 +35,7 @@ const browser = await puppeteer.launch({
   extraPrefsFirefox: {
     'extensions.webextensions.uuids': JSON.stringify({ [addonId]: uuid }),
     // The feed's made-up host name resolves to loopback, as Chromium's --host-resolver-rules does.
-    'network.dns.localDomains': config.feedHost,
+    'network.dns.localDomains': config.feedHosts.join(','),
     // The feed is plain http on a made-up name: no HTTPS-First upgrade of the page itself.
     'dom.security.https_first': false,
     'dom.security.https_first_for_unknown_suffixes': false,
@@ -41,7 +43,50 @@ const browser = await puppeteer.launch({
   protocolTimeout: 60_000,
 });
 
-const report = { browser: await browser.version(), connection: null, states: [], shield: null, decidedInMs: null };
+const report = { browser: await browser.version(), connection: null, states: [], shield: null, decidedInMs: null, cases: {} };
+
+/** The meme states and the monitor's violations in every frame of `page`. */
+async function readFrames(page) {
+  const states = [];
+  const violations = {};
+  for (const frame of page.frames()) {
+    try {
+      const url = frame.url().slice(0, 80);
+      states.push(...(await frame.evaluate(`(${config.statesScript})()`)).map((s) => ({ ...s, frame: url })));
+      Object.assign(violations, await frame.evaluate('(window.__shield || {}).violations || {}'));
+    } catch (e) {
+      log('frame not readable:', frame.url(), String(e).slice(0, 120));
+    }
+  }
+  return { states, violations };
+}
+
+/** Open a case page and wait until every meme in every frame is decided (or the time is up). */
+async function runCase({ name, url, settleMs = 1000, timeoutMs = 60_000 }) {
+  const page = await browser.newPage();
+  await page.setViewport({ width: 1200, height: 1600 });
+  await page.evaluateOnNewDocument(config.initScript);
+  const t0 = Date.now();
+  await page.goto(url, { waitUntil: 'domcontentloaded' });
+  await sleep(settleMs);
+  const decided = new Set(config.decided);
+  let result;
+  for (;;) {
+    result = await readFrames(page);
+    if (result.states.length > 0 && result.states.every((s) => decided.has(s.state))) {
+      result.decidedInMs = Date.now() - t0;
+      break;
+    }
+    if (Date.now() - t0 > timeoutMs) {
+      result.decidedInMs = null;
+      break;
+    }
+    await sleep(300);
+  }
+  log(`case ${name}:`, result.decidedInMs === null ? 'NOT decided' : `decided in ${result.decidedInMs} ms`);
+  report.cases[name] = result;
+  await page.close();
+}
 try {
   await browser.installExtension(config.extension);
   log('installed', addonId, report.browser);
@@ -86,6 +131,7 @@ try {
   }
   report.shield = await feed.evaluate('window.__shield');
   if (config.screenshot) await feed.screenshot({ path: config.screenshot });
+  for (const c of config.cases ?? []) await runCase(c);
 } finally {
   await browser.close();
 }
