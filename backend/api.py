@@ -19,7 +19,8 @@ def health():
     """What the server serves, and how busy it is."""
     classifier, pipeline = get_classifier(), get_pipeline()
     return jsonify({"status": "ok", "model": classifier.backbone.info.id,
-                    "mode": classifier.mode, "device": classifier.device,
+                    "mode": classifier.mode, "calibrated": classifier.calibrated,
+                    "device": classifier.device,
                     "ocr": classifier.ocr.name, "queue_depth": pipeline.queue_depth,
                     "version": __version__, "batching": pipeline.stats.as_dict(),
                     "cache": pipeline.cache.stats(), "requests": pipeline.requests})

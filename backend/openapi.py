@@ -31,6 +31,10 @@ SCHEMAS = {
             "status": {"const": "ok"},
             "model": {"type": "string", "description": "backbone id, e.g. ViT-L-14-336/openai"},
             "mode": {"enum": ["trained", "zero-shot"]},
+            "calibrated": {"type": "boolean",
+                           "description": "false: zero-shot scores not fitted on labelled memes "
+                                          "(`simclip calibrate`); they rank pictures but are "
+                                          "not probabilities"},
             "device": {"type": "string"},
             "ocr": {"type": "string"},
             "queue_depth": {"type": "integer", "minimum": 0},
@@ -54,7 +58,10 @@ SCHEMAS = {
         "type": "object", "required": ["id", "name", "description", "default_threshold"],
         "properties": {"id": {"enum": list(WARNING_CATEGORIES)},
                        "name": {"type": "string"}, "description": {"type": "string"},
-                       "default_threshold": {"type": "number", "minimum": 0, "maximum": 1}},
+                       "default_threshold": {"type": "number", "minimum": 0, "maximum": 1},
+                       "calibrated": {"type": "boolean",
+                                      "description": "the threshold comes from a trained head "
+                                                     "or a fitted zero-shot calibration"}},
     },
     "Labels": {
         "type": "object", "required": ["categories", "labels"],
@@ -78,7 +85,12 @@ SCHEMAS = {
             "mode": {"enum": ["trained", "zero-shot"]},
             "scores": SCORES,
             "warnings": {"type": "array", "items": {"$ref": "#/components/schemas/Warning"}},
-            "text": {"type": "string", "description": "OCR text of the image"},
+            "text": {"type": "string", "description": "OCR text of the image (an animation's "
+                                                      "frames merged)"},
+            "calibrated": {"type": "boolean", "description": "as in /v1/health"},
+            "frames": {"type": "integer", "minimum": 1,
+                       "description": "frames judged: 1 for a still image, up to 4 sampled "
+                                      "visible frames of an animation"},
             "cached": {"type": "boolean",
                        "description": "true when this request did not compute the result "
                                       "(cache hit, or an identical image was in flight)"},

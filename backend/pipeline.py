@@ -225,7 +225,7 @@ class Pipeline:
             cached = []
             for job, r in zip(batch, results):
                 result = {"mode": r["mode"], "scores": r["scores"], "warnings": r["warnings"],
-                          "text": r["text"]}
+                          "text": r["text"], "calibrated": r["calibrated"], "frames": r["frames"]}
                 cached.append((job.sha256, result))
             self.cache.put_many(cached)
             for job, (_, result), r in zip(batch, cached, results):

@@ -58,6 +58,8 @@ def parse_args(argv):
     p.add_argument("--cache-dir", help="result cache dir (default $XDG_CACHE_HOME/simclip)")
     p.add_argument("--weights-cache-dir", help="where downloaded CLIP weights go "
                    "(default: the Hugging Face cache)")
+    p.add_argument("--calibration", help="zero-shot calibration file from `simclip calibrate`, "
+                   "or 'none' (default: the one stored for this backbone, if any)")
     p.add_argument("--quick-gelu", action=argparse.BooleanOptionalAction, default=None,
                    help="build CLIP with QuickGELU, the activation OpenAI trained it with "
                    "(default: from the checkpoint, else the weights: on for 'openai')")
@@ -162,7 +164,8 @@ def main(argv=None):
         token, token_path = get_or_create_token(args.config_dir)
         predictor = load_classifier(checkpoint=args.checkpoint, model=args.model,
                                     pretrained=args.pretrained, device=args.device, ocr=args.ocr,
-                                    cache_dir=args.weights_cache_dir, quick_gelu=args.quick_gelu)
+                                    cache_dir=args.weights_cache_dir, quick_gelu=args.quick_gelu,
+                                    calibration=args.calibration)
         _warm(predictor)
     except (SimCLIPError, RuntimeError, ValueError, OSError) as e:
         sock.close()

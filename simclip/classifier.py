@@ -13,6 +13,7 @@ from .constants import DEFAULT_MODEL
 from .errors import CheckpointError
 from .ocr import OCREngine, get_ocr_engine
 from .predictor import Predictor
+from .zeroshot import Calibration, get_calibration_path, load_calibration
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +23,8 @@ def load_classifier(checkpoint: str | os.PathLike[str] | None = None,
                     pretrained: str | os.PathLike[str] | None = None,
                     device: str | torch.device | None = None, ocr: str | OCREngine = "auto",
                     cache_dir: str | None = None, precision: str | None = None,
-                    batch_size: int = 32, quick_gelu: bool | None = None) -> Predictor:
+                    batch_size: int = 32, quick_gelu: bool | None = None,
+                    calibration: str | os.PathLike[str] | None = None) -> Predictor:
     """Build the Predictor the server and the CLI use.
 
     Args:
@@ -40,6 +42,11 @@ def load_classifier(checkpoint: str | os.PathLike[str] | None = None,
         quick_gelu: build the backbone with QuickGELU (see `load_backbone`). None: the
             activation the checkpoint records, else decided from the weights (True for
             OpenAI's).
+        calibration: zero-shot mode only: a calibration file from `simclip calibrate`, or
+            'none' for uncalibrated scores. None looks in the default place for this backbone
+            (`simclip.zeroshot.get_calibration_path`); one there that no longer fits (other
+            prompts, a damaged file) is skipped with a warning, while a file given explicitly
+            must fit.
 
     Returns:
         A ready `Predictor`: trained mode with a checkpoint, zero-shot mode without.
@@ -80,9 +87,26 @@ def load_classifier(checkpoint: str | os.PathLike[str] | None = None,
     if checkpoint is not None:
         head, meta = load_checkpoint(checkpoint, backbone.info)
         checkpoint_id = checkpoint_digest(checkpoint)
+    fitted = None if head is not None else _find_calibration(calibration, backbone.info.id)
     engine = get_ocr_engine(ocr) if isinstance(ocr, str) else ocr
     predictor = Predictor(backbone, engine, head=head, metadata=meta,
-                          checkpoint_id=checkpoint_id, batch_size=batch_size)
-    logger.info("classifier ready: %s, %s mode, device %s, OCR %s",
-                backbone.info.id, predictor.mode, backbone.device, engine.name)
+                          checkpoint_id=checkpoint_id, batch_size=batch_size, calibration=fitted)
+    logger.info("classifier ready: %s, %s mode%s, device %s, OCR %s",
+                backbone.info.id, predictor.mode,
+                "" if predictor.calibrated else " (uncalibrated: run `simclip calibrate`)",
+                backbone.device, engine.name)
     return predictor
+
+
+def _find_calibration(calibration: str | os.PathLike[str] | None, backbone_id: str) -> Calibration | None:
+    """The zero-shot calibration to use (see `load_classifier`), or None."""
+    if calibration is not None:
+        return None if str(calibration) == "none" else load_calibration(calibration, backbone_id)
+    path = get_calibration_path(backbone_id)
+    if not path.is_file():
+        return None
+    try:
+        return load_calibration(path, backbone_id)
+    except CheckpointError as e:
+        logger.warning("ignoring the zero-shot calibration: %s", e)
+        return None

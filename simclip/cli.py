@@ -44,6 +44,9 @@ def parse_predict_args(argv):
     p = argparse.ArgumentParser(prog="simclip predict", description=COMMANDS["predict"][1])
     p.add_argument("images", nargs="+", help="image files")
     p.add_argument("--checkpoint", default=None, help="trained head (zero-shot without one)")
+    p.add_argument("--calibration", default=None,
+                   help="zero-shot calibration file from `simclip calibrate`, or 'none' "
+                        "(default: the one calibrate stored for this backbone, if any)")
     add_backbone_args(p)
     return p.parse_args(argv)
 
@@ -56,7 +59,8 @@ def predict_main(argv=None):
     try:
         predictor = load_classifier(args.checkpoint, model=args.model, pretrained=args.pretrained,
                                     device=args.device, ocr=args.ocr,
-                                    cache_dir=args.weights_cache_dir, quick_gelu=args.quick_gelu)
+                                    cache_dir=args.weights_cache_dir, quick_gelu=args.quick_gelu,
+                                    calibration=args.calibration)
     except (SimCLIPError, ValueError, RuntimeError) as e:
         print(f"simclip predict: {e}", file=sys.stderr)
         return 2

@@ -12,9 +12,11 @@ score per category is the highest over its views, so it is flagged when any view
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, cast
 
 import torch
@@ -24,7 +26,7 @@ from .constants import MAX_ANIMATION_FRAMES, MAX_IMAGE_PIXELS, MAX_TILES, MAX_VI
 from .head import SimCLIPHead, warning_scores
 from .images import Frames, ImageSource, decode_frames, split_tiles
 from .ocr import OCREngine
-from .zeroshot import ZERO_SHOT_THRESHOLD, ZeroShotScorer
+from .zeroshot import Calibration, ZeroShotScorer, get_prompts_digest
 
 if TYPE_CHECKING:
     from .backbone import Backbone
@@ -49,6 +51,7 @@ class Prediction(TypedDict):
     probabilities: dict[str, dict[str, float]]  # {task: {label: p}}; empty in zero-shot mode
     scores: dict[str, float]  # {category: score in [0, 1]}
     warnings: list[WarningHit]  # categories at or over threshold, highest score first
+    calibrated: bool  # False: zero-shot scores not fitted on labelled memes (rough, see zeroshot.py)
     text: NotRequired[str]  # OCR text (set by classify and predict); merged over frames
     frames: NotRequired[int]  # frames judged: 1 for a still image (classify and predict)
     timings_ms: NotRequired[dict[str, float]]  # stage -> milliseconds (classify and predict)
@@ -61,6 +64,7 @@ class CategoryInfo(TypedDict):
     name: str
     description: str
     default_threshold: float
+    calibrated: bool  # a trained head's or a fitted zero-shot calibration's threshold
 
 
 def _ms(t0: float) -> float:
@@ -97,6 +101,8 @@ class Predictor:
         max_pixels: the decode cap in pixels (width x height).
         max_frames: frames of an animation judged at most (`decode_frames`).
         max_views: encoder inputs per picture at most (frames x tiles, `split_tiles`).
+        calibration: zero-shot mode only: a fitted `simclip.zeroshot.Calibration` for this
+            backbone; None scores uncalibrated (and says so in every result).
 
     Raises:
         KeyError: a head without metadata 'warnings'.
@@ -105,7 +111,8 @@ class Predictor:
     def __init__(self, backbone: Backbone, ocr: OCREngine, head: SimCLIPHead | None = None,
                  metadata: dict[str, Any] | None = None, checkpoint_id: str | None = None,
                  batch_size: int = 32, max_pixels: int = MAX_IMAGE_PIXELS,
-                 max_frames: int = MAX_ANIMATION_FRAMES, max_views: int = MAX_VIEWS) -> None:
+                 max_frames: int = MAX_ANIMATION_FRAMES, max_views: int = MAX_VIEWS,
+                 calibration: Calibration | None = None) -> None:
         self.backbone = backbone
         self.ocr = ocr
         self.head = head
@@ -121,12 +128,19 @@ class Predictor:
             self._rules: list[dict[str, Any]] = self.metadata["warnings"]  # the warning rules
             cats = {w["category"]: w["threshold"] for w in reversed(self._rules)}
             self._zero_shot = None
+            calibrated = set(cats)
         else:
             self.mode = ZERO_SHOT
-            self._zero_shot = ZeroShotScorer(backbone)
-            cats = {c: ZERO_SHOT_THRESHOLD for c in self._zero_shot.categories}
+            self._zero_shot = ZeroShotScorer(backbone, calibration)
+            cats = self._zero_shot.thresholds
+            calibrated = {c for c in cats if self._zero_shot.is_calibrated(c)}
         self._thresholds = {c: cats[c] for c in WARNING_CATEGORIES if c in cats}
-        self.checkpoint_id = checkpoint_id or "zero-shot"
+        self._calibrated = {c: c in calibrated for c in self._thresholds}
+        if checkpoint_id is None:  # zero-shot: the prompts and the fit change every result
+            raw = json.dumps([get_prompts_digest(), asdict(calibration) if calibration else None],
+                             sort_keys=True).encode()
+            checkpoint_id = "zero-shot:" + hashlib.sha256(raw).hexdigest()[:16]
+        self.checkpoint_id = checkpoint_id
 
     @property
     def identity(self) -> str:
@@ -140,11 +154,19 @@ class Predictor:
         """The torch device the encoders run on, as a string ('cpu', 'cuda', 'cuda:1', 'mps')."""
         return str(self.backbone.device)
 
+    @property
+    def calibrated(self) -> bool:
+        """True when every category's score is calibrated: a trained head, or zero-shot with a
+        calibration fitted for every category. False means the scores only rank pictures."""
+        return all(self._calibrated.values())
+
     def list_categories(self) -> list[CategoryInfo]:
-        """The warning categories this model gives: id, name, description, default threshold."""
+        """The warning categories this model gives: id, name, description, default threshold,
+        and whether that threshold is calibrated."""
         return [{"id": c, "name": WARNING_CATEGORIES[c]["name"],
                  "description": WARNING_CATEGORIES[c]["description"],
-                 "default_threshold": round(float(t), 4)} for c, t in self._thresholds.items()]
+                 "default_threshold": round(float(t), 4), "calibrated": self._calibrated[c]}
+                for c, t in self._thresholds.items()]
 
     def decode(self, data: ImageSource) -> Image.Image | Frames:
         """Bytes, path or PIL -> what a viewer sees (`decode_frames`): one RGB PIL image, or
@@ -210,7 +232,7 @@ class Predictor:
                 for c, (s, t) in row.items() if s >= t]
             warnings.sort(key=lambda w: -w["score"])
             out.append({"mode": self.mode, "probabilities": pr, "scores": scores,
-                        "warnings": warnings})
+                        "warnings": warnings, "calibrated": self.calibrated})
         return out
 
     def classify(self, images: Sequence[Image.Image | Frames],
@@ -265,9 +287,9 @@ class Predictor:
                         hits[w["id"]] = w
             warnings = sorted(hits.values(), key=lambda w: -w["score"])
             worst = max(rows, key=lambda r: max(
-                (s - self._thresholds.get(c, 0.5) for c, s in r["scores"].items()), default=0.0))
+                (s - self._thresholds[c] for c, s in r["scores"].items()), default=0.0))
             out.append({"mode": self.mode, "probabilities": worst["probabilities"],
-                        "scores": scores, "warnings": warnings})
+                        "scores": scores, "warnings": warnings, "calibrated": self.calibrated})
         return out
 
     def predict(self, images: Iterable[ImageSource]) -> list[Prediction]:

@@ -27,6 +27,7 @@ class StubClassifier:
     """Stands in for simclip.Predictor: real safe decoding, fake encoders (score = mean red)."""
 
     mode = "zero-shot"
+    calibrated = False
     device = "cpu"
     identity = "stub-identity"
     backbone = type("StubBackbone", (), {"info": type("Info", (), {"id": "stub/none"})()})()
@@ -37,7 +38,7 @@ class StubClassifier:
 
     def list_categories(self):
         return [{"id": "harmful", "name": "Harmful", "description": "stub",
-                 "default_threshold": 0.5}]
+                 "default_threshold": 0.5, "calibrated": False}]
 
     def decode(self, data):
         from simclip import decode_image
@@ -55,6 +56,7 @@ class StubClassifier:
             warnings = [{"id": "harmful", "name": "Harmful", "score": score, "threshold": 0.5}]
             out.append({"mode": self.mode, "scores": {"harmful": score},
                         "warnings": warnings if score >= 0.5 else [], "text": text,
+                        "calibrated": False, "frames": 1,
                         "timings_ms": {"encode": 0.0, "head": 0.0}})
         return out
 

@@ -73,14 +73,16 @@ def test_labels_lists_the_models_categories_with_default_thresholds(client):
     r = client.get("/v1/labels")
     assert r.status_code == 200
     assert r.get_json()["labels"][0] == {"id": "harmful", "name": "Harmful",
-                                         "description": "stub", "default_threshold": 0.5}
+                                         "description": "stub", "default_threshold": 0.5,
+                                         "calibrated": False}  # issue 9: says what 0.5 means
 
 
 def test_labels_lists_the_same_categories_under_categories_and_the_v1_labels_key(client):
     body = client.get("/v1/labels").get_json()
     assert set(body) == {"categories", "labels"}
     assert body["categories"] == body["labels"] == [
-        {"id": "harmful", "name": "Harmful", "description": "stub", "default_threshold": 0.5}]
+        {"id": "harmful", "name": "Harmful", "description": "stub", "default_threshold": 0.5,
+         "calibrated": False}]
 
 
 def test_openapi_documents_both_keys_of_the_labels_answer():

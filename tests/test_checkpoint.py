@@ -99,7 +99,7 @@ def test_trained_predictor_reports_checkpoint_categories_and_thresholds(tmp_path
     assert p.mode == "trained"
     assert p.list_categories() == [{"id": "harmful", "name": "Harmful",
                                     "description": p.list_categories()[0]["description"],
-                                    "default_threshold": 0.4}]
+                                    "default_threshold": 0.4, "calibrated": True}]
     out = p.predict([_png_bytes()])[0]
     assert set(out["scores"]) == {"harmful"}
     assert abs(sum(out["probabilities"]["harm"].values()) - 1.0) < 1e-5

@@ -127,7 +127,7 @@ class FlagsOneLook(Predictor):
             warnings = [{"id": "harmful", "name": "Harmful", "score": s, "threshold": 0.5}] \
                 if s >= 0.5 else []
             out.append({"mode": self.mode, "probabilities": {}, "scores": scores,
-                        "warnings": warnings})
+                        "warnings": warnings, "calibrated": self.calibrated})
         return out
 
 

@@ -116,3 +116,50 @@ def test_the_default_calibration_path_is_per_backbone_in_the_user_cache(monkeypa
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     path = get_calibration_path("ViT-L-14-336/openai/quickgelu")
     assert path == tmp_path / "simclip" / "calibration" / "ViT-L-14-336__openai__quickgelu.json"
+
+
+def _png():
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), (30, 200, 30)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_uncalibrated_zero_shot_output_says_so_everywhere(monkeypatch, tmp_path):
+    from simclip import load_classifier
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # no stored calibration
+    p = load_classifier(model="simclip-tiny", pretrained="none", device="cpu", ocr="none")
+    assert p.calibrated is False
+    assert {c["calibrated"] for c in p.list_categories()} == {False}
+    assert p.predict([_png()])[0]["calibrated"] is False
+
+
+def test_the_stored_calibration_for_the_backbone_is_found_and_changes_the_identity(
+        calibrated, monkeypatch, tmp_path, caplog):
+    from simclip import load_classifier
+
+    _, out = calibrated
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    kwargs = {"model": "simclip-tiny", "pretrained": "none", "device": "cpu", "ocr": "none"}
+    plain = load_classifier(**kwargs)
+    stored = get_calibration_path("simclip-tiny/random")
+    stored.parent.mkdir(parents=True)
+    stored.write_text(out.read_text())
+    p = load_classifier(**kwargs)
+    cats = {c["id"]: c for c in p.list_categories()}
+    fitted = json.loads(out.read_text())["categories"]["harmful"]
+    assert cats["harmful"]["calibrated"] and cats["harmful"]["default_threshold"] == round(fitted["threshold"], 4)
+    assert not cats["misogynous"]["calibrated"]
+    assert p.identity != plain.identity  # cached results of the uncalibrated scorer are not reused
+    assert load_classifier(**kwargs, calibration="none").identity == plain.identity
+    # a stored file that no longer fits is skipped with a warning; an explicit one must fit
+    stored.write_text(out.read_text().replace('"prompts": "', '"prompts": "x'))
+    with caplog.at_level("WARNING", logger="simclip.classifier"):
+        assert load_classifier(**kwargs).calibrated is False
+    assert "ignoring the zero-shot calibration" in caplog.text
+    with pytest.raises(CheckpointError, match="other zero-shot prompts"):
+        load_classifier(**kwargs, calibration=stored)
