@@ -13,7 +13,7 @@ from .constants import DEFAULT_MODEL
 from .errors import CheckpointError
 from .ocr import OCREngine, get_ocr_engine
 from .predictor import Predictor
-from .zeroshot import Calibration, get_calibration_path, load_calibration
+from .zeroshot import find_calibration
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def load_classifier(checkpoint: str | os.PathLike[str] | None = None,
     if checkpoint is not None:
         head, meta = load_checkpoint(checkpoint, backbone.info)
         checkpoint_id = checkpoint_digest(checkpoint)
-    fitted = None if head is not None else _find_calibration(calibration, backbone.info.id)
+    fitted = None if head is not None else find_calibration(calibration, backbone.info.id)
     engine = get_ocr_engine(ocr) if isinstance(ocr, str) else ocr
     predictor = Predictor(backbone, engine, head=head, metadata=meta,
                           checkpoint_id=checkpoint_id, batch_size=batch_size, calibration=fitted)
@@ -97,16 +97,3 @@ def load_classifier(checkpoint: str | os.PathLike[str] | None = None,
                 backbone.device, engine.name)
     return predictor
 
-
-def _find_calibration(calibration: str | os.PathLike[str] | None, backbone_id: str) -> Calibration | None:
-    """The zero-shot calibration to use (see `load_classifier`), or None."""
-    if calibration is not None:
-        return None if str(calibration) == "none" else load_calibration(calibration, backbone_id)
-    path = get_calibration_path(backbone_id)
-    if not path.is_file():
-        return None
-    try:
-        return load_calibration(path, backbone_id)
-    except CheckpointError as e:
-        logger.warning("ignoring the zero-shot calibration: %s", e)
-        return None

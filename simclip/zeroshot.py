@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 from dataclasses import asdict, dataclass, field
@@ -37,6 +38,8 @@ from .fileutil import get_user_cache_dir
 
 if TYPE_CHECKING:
     from .backbone import Backbone
+
+logger = logging.getLogger(__name__)
 
 # Each template is filled with every positive and every negative description of a category; each
 # description reads as the end of "a meme that is ...", so every prompt is a grammatical sentence.
@@ -170,6 +173,26 @@ def load_calibration(path: str | os.PathLike[str], backbone_id: str) -> Calibrat
     return cal
 
 
+def find_calibration(calibration: str | os.PathLike[str] | None,
+                     backbone_id: str) -> Calibration | None:
+    """The zero-shot calibration to use for `backbone_id`, or None for uncalibrated scores.
+
+    `calibration` is a file (it must fit: `load_calibration` raises CheckpointError), 'none', or
+    None: the file stored for this backbone (`get_calibration_path`) if there is one; a stored
+    file that no longer fits (other prompts, a damaged file) is skipped with a warning.
+    """
+    if calibration is not None:
+        return None if str(calibration) == "none" else load_calibration(calibration, backbone_id)
+    path = get_calibration_path(backbone_id)
+    if not path.is_file():
+        return None
+    try:
+        return load_calibration(path, backbone_id)
+    except CheckpointError as e:
+        logger.warning("ignoring the zero-shot calibration: %s", e)
+        return None
+
+
 class ZeroShotScorer:
     """Scores images and texts against the prompt ensembles of every warning category; the
     categories a calibration covers are scored by it, the others uncalibrated."""
@@ -222,6 +245,14 @@ class ZeroShotScorer:
         p_img = torch.sigmoid(self.logit_scale * m_img)  # = 2-way softmax at the learned scale
         p_txt = torch.sigmoid(self.logit_scale * m_txt)
         return (p_img + w * p_txt) / (1.0 + w)
+
+    def category_scores(self, features: torch.Tensor, category: str) -> torch.Tensor:
+        """(N, 3) margins of one category -> (N,) scores, calibrated where the fit covers it."""
+        if not self.is_calibrated(category):
+            return self.uncalibrated_scores(features)
+        fit = self.calibration.categories[category]  # type: ignore[union-attr]
+        return torch.sigmoid(features.double() @ torch.tensor(fit.weights, dtype=torch.float64)
+                             + fit.bias).to(features.dtype)
 
     def scores(self, features: torch.Tensor) -> torch.Tensor:
         """(B, K, 3) margins -> (B, K) scores in [0, 1] (see the module docstring)."""

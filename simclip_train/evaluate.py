@@ -30,14 +30,17 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from simclip import BackboneInfo, SimCLIPError, load_checkpoint, read_metadata
 from simclip.backbone import get_backbone_id
+from simclip.zeroshot import ZeroShotScorer, find_calibration
 
+from .calibrate import collect
 from .config import TEXT_SOURCES, EmbedConfig, TrainConfig
 from .datasets import DERIVED_TASKS, get_dataset
 from .embed import EmbeddingCache, describe_losses
-from .metrics import binary_metrics
+from .metrics import binary_auroc, binary_metrics
 from .train import (
     build_targets,
     clean_floats,
@@ -223,7 +226,8 @@ def parse_args(argv):
     """Arguments of `simclip evaluate`."""
     p = argparse.ArgumentParser(prog="simclip evaluate",
                                 description="evaluate a trained head on a dataset split")
-    p.add_argument("checkpoint", help="trained head (.safetensors)")
+    p.add_argument("checkpoint", help="trained head (.safetensors), or 'zero-shot' for the "
+                   "prompt-ensemble scores (calibrated by --calibration or the stored fit)")
     p.add_argument("dataset", help="NAME[:setting], e.g. harmeme-c or mami:b")
     p.add_argument("--split", default="test", help="split to evaluate (default test)")
     p.add_argument("--data-dir", required=True, help="folder holding one sub-folder per dataset")
@@ -233,6 +237,8 @@ def parse_args(argv):
                    help="caption source (default: the one the head was trained with)")
     p.add_argument("--seeds", type=int, default=1,
                    help="retrain the checkpoint's recipe with N seeds and report mean ± sd")
+    p.add_argument("--calibration", default=None,
+                   help="zero-shot only: calibration file, or 'none' (default: the stored one)")
     p.add_argument("--json", default=None, help="also write the JSON result to this file")
     p.add_argument("--only-shared-tasks", action="store_true",
                    help="when the head lacks some tasks of the dataset setting, report the "
@@ -304,11 +310,43 @@ def run(args, progress=True):
     })
 
 
+def run_zero_shot(args, progress=True):
+    """Evaluate the zero-shot scorer (CHECKPOINT 'zero-shot'): per warning category the AUROC,
+    and macro-F1 and accuracy at its threshold, calibrated where a calibration is found (as the
+    server would be), with the uncalibrated AUROC beside it."""
+    text = args.text or "ocr"  # what the server sees
+    embed = EmbedConfig(data_dir=args.data_dir, cache_dir=args.cache_dir, text=text,
+                        batch_size=args.batch_size, model=args.model, pretrained=args.pretrained,
+                        device=args.device, ocr=args.ocr or "auto",
+                        weights_cache_dir=args.weights_cache_dir,
+                        quick_gelu=getattr(args, "quick_gelu", None))
+    cache = EmbeddingCache.from_config(embed, progress=progress)
+    backbone = cache.get_backbone()
+    calibration = find_calibration(getattr(args, "calibration", None), backbone.info.id)
+    scorer = ZeroShotScorer(backbone, calibration)
+    examples, c = cache.get(args.dataset, args.split)
+    warnings = {}
+    for category, (features, truth) in collect(cache, [args.dataset], args.split, scorer).items():
+        f = torch.from_numpy(features).float()
+        score = scorer.category_scores(f, category).numpy()
+        m = binary_metrics(truth, score, scorer.thresholds[category])
+        m["auroc_uncalibrated"] = binary_auroc(truth, scorer.uncalibrated_scores(f).numpy())
+        m["calibrated"] = scorer.is_calibrated(category)
+        warnings[category] = m
+    return clean_floats({
+        "checkpoint": "zero-shot", "dataset": get_dataset(args.dataset).key, "split": args.split,
+        "n": len(examples), "backbone": backbone.info.id, "text": cache.text_source,
+        "seeds": [0], "calibration": calibration.data if calibration else None,
+        "metrics": {"tasks": {}, "warnings": warnings}, "paper_metrics": {},
+        "missing_tasks": [], "data": describe_losses(c),
+    })
+
+
 def main(argv=None):
     """`simclip evaluate CHECKPOINT DATASET`: print a Markdown table, then the JSON result."""
     args = parse_args(argv)
     try:
-        result = run(args)
+        result = run_zero_shot(args) if args.checkpoint == "zero-shot" else run(args)
     except (SimCLIPError, ValueError, RuntimeError, OSError) as e:
         print(f"simclip evaluate: {e}", file=sys.stderr)
         return 2

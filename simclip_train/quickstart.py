@@ -1,9 +1,10 @@
 """`simclip quickstart`: from nothing to a trained harmful-meme head in one command.
 
 Fetches Harm-C (public), embeds it with the backbone (the paper's ViT-L/14-336 by default),
-trains the binary harmful head with the paper's protocol, writes the checkpoint and prints the
-`simclip-server` line that serves it. Each step reuses what an earlier run left (a complete
-download, a valid embedding cache), so running it again is cheap.
+trains the binary harmful head with the paper's protocol, writes the checkpoint, calibrates the
+zero-shot scores on the validation memes' OCR text (`simclip calibrate`, used when the server runs
+without a head) and prints the `simclip-server` line that serves the head. Each step reuses what
+an earlier run left (a complete download, a valid embedding cache), so running it again is cheap.
 
 Its head is meant for the server, so two defaults differ from `simclip train`'s:
     * `--threshold-text ocr`: the warning threshold is tuned on validation embeddings of our
@@ -16,13 +17,17 @@ Its head is meant for the server, so two defaults differ from `simclip train`'s:
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from simclip import SimCLIPError, get_user_cache_dir
 from simclip.cli import add_backbone_args
+from simclip.zeroshot import get_calibration_path
 
+from .calibrate import calibrate
 from .config import RECOMMENDED_AUGMENT, TEXT_SOURCES, EmbedConfig, train_config_from_args
 from .download import fetch_harmeme_c
+from .embed import EmbeddingCache
 from .train import add_train_args
 from .train import run as run_train
 
@@ -61,16 +66,23 @@ def main(argv=None):
     """Fetch, embed, train, and print how to serve the checkpoint."""
     args = parse_args(argv)
     try:
-        print(f"[1/3] fetching Harm-C into {args.data_dir}", file=sys.stderr)
+        print(f"[1/4] fetching Harm-C into {args.data_dir}", file=sys.stderr)
         fetch_harmeme_c(args.data_dir, base_url=args.base_url)
-        print(f"[2/3] embedding and training the binary harmful head ({DATASET})", file=sys.stderr)
-        path, meta = run_train(train_config_from_args(args, datasets=[DATASET]), args.out)
+        print(f"[2/4] embedding and training the binary harmful head ({DATASET})", file=sys.stderr)
+        cfg = train_config_from_args(args, datasets=[DATASET])
+        path, meta = run_train(cfg, args.out)
+        print("[3/4] calibrating the zero-shot scores on the validation memes' OCR text",
+              file=sys.stderr)
+        ocr_cache = EmbeddingCache.from_config(replace(cfg.embed, text="ocr", augment=0))
+        calibration = calibrate(ocr_cache, [DATASET], "val")
+        calibration_path = calibration.save(get_calibration_path(calibration.backbone))
     except (SimCLIPError, ValueError, RuntimeError, OSError) as e:
         print(f"simclip quickstart: {e}", file=sys.stderr)
         return 1
     val = meta["metrics"]["val"]
-    print(f"[3/3] wrote {path} (validation mean macro-F1 {val['mean_macro_f1']:.3f}; threshold "
-          f"tuned on {meta['training']['threshold_text']} text)", file=sys.stderr)
+    print(f"[4/4] wrote {path} (validation mean macro-F1 {val['mean_macro_f1']:.3f}; threshold "
+          f"tuned on {meta['training']['threshold_text']} text) and the zero-shot calibration "
+          f"{calibration_path}", file=sys.stderr)
     extra = ""
     if args.model or args.pretrained:
         extra = "".join(f" --{k} {v}" for k, v in (("model", args.model),

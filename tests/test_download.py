@@ -163,8 +163,9 @@ def test_gated_dataset_fetch_says_where_to_request_it_and_the_layout(tmp_path, c
 
 
 def test_quickstart_fetches_trains_and_prints_a_server_line_whose_checkpoint_predicts(
-        tmp_path, mirror, capsys):
+        tmp_path, mirror, capsys, monkeypatch):
     _, url = mirror
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     assert cli.main(["quickstart", "--data-dir", str(tmp_path), "--base-url", url,
                      "--model", "simclip-tiny", "--pretrained", "none", "--device", "cpu",
                      "--epochs", "3"]) == 0
@@ -179,3 +180,11 @@ def test_quickstart_fetches_trains_and_prints_a_server_line_whose_checkpoint_pre
     assert cli.main(["predict", str(image), "--checkpoint", str(ckpt), "--ocr", "none"]) == 0
     result = json.loads(capsys.readouterr().out)[0]
     assert result["mode"] == "trained" and "harmful" in result["scores"]
+    # issue 9: quickstart also calibrates the zero-shot scores, on the validation memes' OCR text
+    calibration = json.loads((tmp_path / "cache" / "simclip" / "calibration" /
+                              "simclip-tiny__random.json").read_text())
+    assert calibration["data"]["split"] == "val" and calibration["data"]["text"].startswith("ocr-")
+    assert cli.main(["predict", str(image), "--ocr", "none", "--model", "simclip-tiny",
+                     "--pretrained", "none", "--device", "cpu"]) == 0
+    result = json.loads(capsys.readouterr().out)[0]
+    assert result["mode"] == "zero-shot" and not result["calibrated"]  # only 'harmful' is fitted

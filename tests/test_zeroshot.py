@@ -158,8 +158,26 @@ def test_the_stored_calibration_for_the_backbone_is_found_and_changes_the_identi
     assert load_classifier(**kwargs, calibration="none").identity == plain.identity
     # a stored file that no longer fits is skipped with a warning; an explicit one must fit
     stored.write_text(out.read_text().replace('"prompts": "', '"prompts": "x'))
-    with caplog.at_level("WARNING", logger="simclip.classifier"):
+    with caplog.at_level("WARNING", logger="simclip.zeroshot"):
         assert load_classifier(**kwargs).calibrated is False
     assert "ignoring the zero-shot calibration" in caplog.text
     with pytest.raises(CheckpointError, match="other zero-shot prompts"):
         load_classifier(**kwargs, calibration=stored)
+
+
+def test_evaluate_reports_zero_shot_auroc_per_category_calibrated_or_not(calibrated, capsys,
+                                                                        monkeypatch, tmp_path):
+    data, out = calibrated
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    base = ["evaluate", "zero-shot", "harmeme-c", "--data-dir", str(data), "--split", "test",
+            "--text", "dataset", "--model", "simclip-tiny", "--pretrained", "none", "--device", "cpu"]
+    assert cli.main([*base, "--calibration", "none"]) == 0
+    plain = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    harmful = plain["metrics"]["warnings"]["harmful"]
+    assert harmful["calibrated"] is False and harmful["threshold"] == 0.5 and harmful["n"] == 8
+    assert harmful["auroc"] == harmful["auroc_uncalibrated"]
+    assert cli.main([*base, "--calibration", str(out)]) == 0
+    fitted = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["metrics"]["warnings"]["harmful"]
+    assert fitted["calibrated"] is True
+    assert fitted["threshold"] == round(json.loads(out.read_text())["categories"]["harmful"]["threshold"], 6)
+    assert fitted["auroc_uncalibrated"] == harmful["auroc_uncalibrated"]
