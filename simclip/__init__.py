@@ -27,6 +27,7 @@ if typing.TYPE_CHECKING:  # what type checkers and IDEs see; at runtime the name
     from .backbone import list_backbones as list_backbones
     from .backbone import load_backbone as load_backbone
     from .checkpoint import checkpoint_digest as checkpoint_digest
+    from .checkpoint import get_trained_backbone as get_trained_backbone
     from .checkpoint import load_checkpoint as load_checkpoint
     from .checkpoint import make_metadata as make_metadata
     from .checkpoint import read_metadata as read_metadata
@@ -58,6 +59,8 @@ if typing.TYPE_CHECKING:  # what type checkers and IDEs see; at runtime the name
     from .head import score_warning_rule as score_warning_rule
     from .head import simclip_loss as simclip_loss
     from .head import warning_scores as warning_scores
+    from .images import Frames as Frames
+    from .images import decode_frames as decode_frames
     from .images import decode_image as decode_image
     from .images import list_image_formats as list_image_formats
     from .ocr import OCR_ENGINES as OCR_ENGINES
@@ -77,6 +80,7 @@ _EXPORTS = {
     "list_backbones": "backbone",
     "load_backbone": "backbone",
     "checkpoint_digest": "checkpoint",
+    "get_trained_backbone": "checkpoint",
     "get_user_cache_dir": "fileutil",
     "load_checkpoint": "checkpoint",
     "make_metadata": "checkpoint",
@@ -108,6 +112,8 @@ _EXPORTS = {
     "score_warning_rule": "head",
     "simclip_loss": "head",
     "warning_scores": "head",
+    "Frames": "images",
+    "decode_frames": "images",
     "decode_image": "images",
     "list_image_formats": "images",
     "OCR_ENGINES": "ocr",

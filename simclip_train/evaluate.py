@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from simclip import BackboneInfo, SimCLIPError, load_checkpoint, read_metadata
+from simclip import SimCLIPError, get_trained_backbone, load_checkpoint, read_metadata
 from simclip.backbone import get_backbone_id
 from simclip.zeroshot import ZeroShotScorer, find_calibration
 
@@ -265,9 +265,7 @@ def run(args, progress=True):
     ocr = args.ocr or (trained_text.removeprefix("ocr-") if trained_text != "dataset" else "auto")
     model = args.model or bb["model"]
     pretrained = args.pretrained or bb["pretrained"]
-    # a checkpoint from before the activation was recorded was trained on a GELU build
-    trained = BackboneInfo(bb["model"], bb["pretrained"], int(bb["embed_dim"]),
-                           bb.get("activation", "gelu"))
+    trained = get_trained_backbone(meta)  # a checkpoint of simclip 0.1: the GELU build
     quick_gelu = getattr(args, "quick_gelu", None)
     if quick_gelu is None:
         quick_gelu = trained.activation == "quick_gelu"  # build what the head was trained on
