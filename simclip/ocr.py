@@ -113,20 +113,34 @@ _CONTRACTION_TAILS = {"ll", "re", "ve", "s", "t", "d", "m"}  # from "we'll" etc.
 class WordSplitter:
     """Splits caption words the recognizer glued together ('HAPPYBIRTHDAY' -> 'HAPPY BIRTHDAY').
 
-    PP-OCR often drops the spaces of all-caps Impact captions. A run of letters that is not
-    among the 100,000 most frequent English words (the unigram list shipped in the wordninja
+    PP-OCR often drops the spaces of all-caps Impact captions. A run of capital letters that is
+    not among the 100,000 most frequent English words (the unigram list shipped in the wordninja
     wheel) is split by dynamic programming, cost log(rank), only if every piece is frequent
-    enough for its length: 1 letter 'a' or 'i', 2 letters top 3,500 (no contraction tails
-    such as 'll'), 3 letters top 10,000, 4 letters top 30,000, longer top 100,000. Runs under 5 letters are kept,
-    so are names the pieces cannot cover ('Lindell'). Tuned on HarMeme captions (docs/ocr.md).
+    enough for its length: 1 letter 'a' or 'i', 2 letters top 1,000 (no contraction tails such
+    as 'll'), 3 and 4 letters top 10,000, longer top 100,000. Runs under 5 letters are kept, so
+    are names the pieces cannot cover ('LINDELL'), words with a lower-case letter ('Instagram',
+    'WorkFromHome': the recognizer keeps the spaces of mixed-case text, and such words are names
+    more often than glued words) and hashtags and handles ('#WUHANVIRUS', '@SCOTTADAMS').
+    Thresholds chosen on the 400 HarMeme training memes of ../shared/data/harmeme-c-train-400,
+    not on the validation set (docs/ocr.md).
     """
 
-    def __init__(self, min_len=5, max_ranks=(3500, 10000, 30000), max_rank=100000):
+    def __init__(self, min_len=5, max_ranks=(1000, 10000, 10000), max_rank=100000,
+                 upper_only=True, skip_tags=True):
         self.min_len = min_len
         self.max_ranks = max_ranks  # max rank of 2-letter, 3-letter, ... pieces
         self.max_rank = max_rank  # max rank of longer pieces, and of words kept whole
+        self.upper_only = upper_only
+        self.skip_tags = skip_tags
         self._rank = None
         self._lock = threading.Lock()
+
+    @property
+    def identity(self):
+        """The settings the split depends on (part of the engine's identity)."""
+        return (f"wordninja(min_len={self.min_len},ranks={'/'.join(map(str, self.max_ranks))},"
+                f"max_rank={self.max_rank},upper_only={int(self.upper_only)},"
+                f"skip_tags={int(self.skip_tags)})")
 
     @staticmethod
     def find_word_list():
@@ -184,8 +198,13 @@ class WordSplitter:
 
     def __call__(self, text):
         def repl(m):
-            pieces = self.split_word(m.group(0))
-            return " ".join(pieces) if pieces else m.group(0)
+            word = m.group(0)
+            if self.upper_only and not word.isupper():
+                return word
+            if self.skip_tags and m.start() and text[m.start() - 1] in "#@":
+                return word
+            pieces = self.split_word(word)
+            return " ".join(pieces) if pieces else word
         return re.sub(r"[A-Za-z]+", repl, text)
 
 
@@ -248,13 +267,80 @@ class TesseractOCR:
         return merge_passes(texts)
 
 
+def plan_tiles(width, height, max_side, min_aspect=2.0, max_aspect=4.0, overlap=0.15,
+               max_tiles=8):
+    """Crop boxes that cut a long picture along its long side so each piece is read legibly.
+
+    A stacked meme of 800 x 6400 capped at `max_side` = 1280 px on its long side would be read
+    at 160 px wide, with captions a few pixels high. Instead it is cut into overlapping tiles,
+    each as wide as the picture and at most max(short side, max_side) long (and at most
+    `max_aspect` times its short side), so a tile needs no more shrinking than an ordinary meme
+    of that width. The tiles are spread evenly, consecutive ones overlapping by at least
+    `overlap` of a tile's length, so every caption line lies whole in one tile. At most
+    `max_tiles` tiles: a longer picture gets longer tiles (shrunk more), so a 1 x 16384 strip
+    costs `max_tiles` small reads, not a hundred.
+
+    Args:
+        width, height: the picture's size in pixels.
+        max_side: the long side a tile is shrunk to at most (RapidOCR's max_side).
+        min_aspect: pictures up to this long/short ratio are not cut, nor any picture whose long
+            side fits within max_side (it is read at full scale anyway).
+        max_aspect: the longest tile, in short sides.
+        overlap: the least overlap of consecutive tiles, as a fraction of a tile's length.
+        max_tiles: the most tiles (1: never cut).
+
+    Returns:
+        [(left, top, right, bottom), ...]: the whole picture, or 2..max_tiles boxes in reading
+        order (top to bottom, or left to right for a wide picture).
+    """
+    long_side, short_side = max(width, height), min(width, height)
+    whole = [(0, 0, width, height)]
+    if max_tiles < 2 or long_side <= max_side or long_side <= min_aspect * short_side:
+        return whole
+    length = min(max(short_side, max_side), max_aspect * short_side)
+    n = math.ceil((long_side - overlap * length) / ((1 - overlap) * length))
+    if n > max_tiles:
+        n = max_tiles
+        length = long_side / (n - (n - 1) * overlap)
+    length = min(long_side, math.ceil(length))
+    if n < 2:
+        return whole
+    step = (long_side - length) / (n - 1)
+    spans = [(round(i * step), round(i * step) + length) for i in range(n)]
+    if width > height:
+        return [(a, 0, b, height) for a, b in spans]
+    return [(0, a, width, b) for a, b in spans]
+
+
+def pad_to_aspect(array, max_aspect):
+    """Pad an HxWxC array on its right or bottom with its mean edge colour so that its long side
+    is at most max_aspect times its short side (0: unchanged).
+
+    The detector scales a picture's short side up to its input size, so a thin strip would
+    become a huge input (a 40 x 16384 strip took 40 s); padded, the input stays bounded.
+    """
+    import numpy as np
+
+    h, w = array.shape[:2]
+    if not max_aspect or max(h, w) <= max_aspect * min(h, w):
+        return array
+    if h > w:
+        edge, shape = array[:, -1], (h, math.ceil(h / max_aspect) - w) + array.shape[2:]
+        axis = 1
+    else:
+        edge, shape = array[-1], (math.ceil(w / max_aspect) - h, w) + array.shape[2:]
+        axis = 0
+    fill = np.broadcast_to(edge.mean(axis=0).astype(array.dtype), shape)
+    return np.concatenate([array, fill], axis=axis)
+
+
 class RapidOCR:
     """PP-OCR (PP-OCRv6 small det + rec, shipped in the rapidocr wheel) through onnxruntime.
 
     Args:
         threads: onnxruntime intra-op threads per call (1: one core per image; a server runs
             several images in parallel instead).
-        min_side, max_side: resize bounds before detection (see fit_size).
+        min_side, max_side: resize bounds before detection (see fit_size), per tile.
         det_side, det_limit: rapidocr's detector resize ('min': short side up to det_side,
             'max': long side down to det_side).
         use_cls: run the 180-degree angle classifier (memes are upright: off).
@@ -262,6 +348,11 @@ class RapidOCR:
         rec_batch: crops per recognizer call; 1 avoids padding short words to the longest line.
         rec_width: minimum recognizer input width (rapidocr pads every crop to at least this).
         split_words: split glued caps words with WordSplitter (needs wordninja).
+        tile_aspect, max_tiles: a picture longer than max_side and than tile_aspect times its
+            short side is read in up to max_tiles overlapping tiles (plan_tiles), the lines
+            merged in reading order; max_tiles=1 never cuts.
+        max_aspect: a (tile) longer than this many short sides is padded (pad_to_aspect) so the
+            detector's input stays bounded; 0 never pads.
 
     The onnxruntime sessions are thread-safe for run(), rapidocr loads them under a lock, and
     a call mutates no shared state, so one engine serves a thread pool.
@@ -271,7 +362,9 @@ class RapidOCR:
 
     def __init__(self, threads=1, min_side=0, max_side=1280, det_side=256, det_limit="min",
                  use_cls=0, text_score=0.5, box_thresh=0.5, unclip_ratio=1.6, rec_batch=1,
-                 rec_width=96, split_words=1):
+                 rec_width=96, split_words=1, tile_aspect=2.0, max_tiles=8, max_aspect=4.0):
+        from importlib.metadata import version
+
         import numpy as np
         from rapidocr import RapidOCR as _Engine
 
@@ -289,12 +382,11 @@ class RapidOCR:
                   "EngineConfig.onnxruntime.inter_op_num_threads": 1}
         self._engine = _Engine(params=params)
         self._np = np
-        # what the result depends on: part of the server's result-cache key
-        self.identity = "rapidocr:" + ",".join(
-            f"{k}={v}" for k, v in sorted({**params, "min_side": min_side, "max_side": max_side,
-                                           "split_words": split_words}.items()))
         self.min_side = min_side
         self.max_side = max_side
+        self.tile_aspect = tile_aspect
+        self.max_tiles = max_tiles
+        self.max_aspect = max_aspect
         self._split = None
         if split_words:
             if WordSplitter.find_word_list():
@@ -302,11 +394,61 @@ class RapidOCR:
             else:
                 logger.warning("wordninja is not installed: glued caption words stay glued "
                                "(pip install wordninja)")
+        # what the result depends on: part of the server's result-cache key
+        settings = {**params, "min_side": min_side, "max_side": max_side,
+                    "tile_aspect": tile_aspect, "max_tiles": max_tiles, "max_aspect": max_aspect,
+                    "split_words": self._split.identity if self._split else 0}
+        settings.pop("EngineConfig.onnxruntime.intra_op_num_threads")  # speed, not text
+        self.identity = f"rapidocr:{version('rapidocr')}:" + ",".join(
+            f"{k}={v}" for k, v in sorted(settings.items()))
+
+    def read_lines(self, image):
+        """The text lines of a PIL image, in reading order, with their boxes.
+
+        Returns:
+            [(text, (x0, y0, x1, y1)), ...]: each line with its bounding box in the image's
+            pixels. A long picture is read tile by tile (plan_tiles), and each tile keeps the
+            lines whose centre lies in its share of the picture: up to the middle of its
+            overlaps with its neighbours. A line shorter than the overlap is then kept once,
+            from the tile that holds it whole (the other one sees it cut, centre outside).
+        """
+        image = image.convert("RGB")
+        tiles = plan_tiles(image.width, image.height, self.max_side, self.tile_aspect,
+                           self.max_aspect, max_tiles=self.max_tiles)
+        if len(tiles) == 1:
+            return self._read_tile(image)
+        axis = 0 if image.width > image.height else 1  # the axis the tiles follow
+        lines = []
+        for i, box in enumerate(tiles):
+            start, end = box[axis], box[axis + 2]
+            prev_end = tiles[i - 1][axis + 2] if i else start
+            next_start = tiles[i + 1][axis] if i + 1 < len(tiles) else end
+            # this tile's share of the picture: up to the middle of each overlap
+            lo = (start + prev_end) / 2 if i else -math.inf
+            hi = (next_start + end) / 2 if i + 1 < len(tiles) else math.inf
+            for text, (x0, y0, x1, y1) in self._read_tile(image.crop(box)):
+                centre = start + ((x0 + x1) if axis == 0 else (y0 + y1)) / 2
+                if lo <= centre < hi:
+                    dx, dy = (start, 0) if axis == 0 else (0, start)
+                    lines.append((text, (x0 + dx, y0 + dy, x1 + dx, y1 + dy)))
+        return lines
+
+    def _read_tile(self, image):
+        """[(text, box)] of one picture or tile, box in its own pixels."""
+        fitted = fit_size(image, self.min_side, self.max_side)
+        sx, sy = fitted.width / image.width, fitted.height / image.height
+        result = self._engine(pad_to_aspect(self._np.asarray(fitted), self.max_aspect))
+        if not result.txts:
+            return []
+        lines = []
+        for box, text in zip(result.boxes, result.txts):
+            xs, ys = box[:, 0] / sx, box[:, 1] / sy
+            lines.append((text, (float(xs.min()), float(ys.min()),
+                                 float(xs.max()), float(ys.max()))))
+        return lines
 
     def __call__(self, image):
-        image = fit_size(image.convert("RGB"), self.min_side, self.max_side)
-        result = self._engine(self._np.asarray(image))
-        text = clean_text(result.txts or ())
+        text = clean_text(text for text, _ in self.read_lines(image))
         return self._split(text) if self._split else text
 
 
