@@ -10,12 +10,14 @@
  * there. Added subtrees are walked in time slices (shared/slicer.js), so a page inserting hundreds
  * of posts at once does not block the main thread.
  */
+import { listPictureSelectors } from '../shared/cssurls.js';
 import { TimeSlicer } from '../shared/slicer.js';
 
 const SYNC_BUDGET_MS = 12; // our own work per mutation batch
 const SKIP_TAGS = new Set(['HTML', 'HEAD', 'BODY', 'SCRIPT', 'STYLE', 'LINK', 'META', 'TITLE', 'NOSCRIPT', 'TEMPLATE', 'BR', 'SOURCE', 'OPTION']);
 const SHADOW_EVENT = 'simclip-shadow-root'; // dispatched by shadow_hook.js on a host that just got a root
 const LOAD_EVENTS = ['load', 'error', 'loadeddata'];
+const RESWEEP_MIN_INTERVAL_MS = 1000; // a stylesheet added or loaded: everything is looked at again, at most this often
 
 /** Without the loader's helper (node tests), only open roots are found and nothing is adopted. */
 const NO_SHADOW = { getRoot: (el) => el.shadowRoot ?? null, adopt: () => {}, roots: new Set() };
@@ -47,10 +49,12 @@ export class DOMWatcher {
     };
     this.onLoadEvent = (e) => {
       const el = e.target;
-      if (this.observer && (el.tagName === 'IMG' || el.tagName === 'image' || el.tagName === 'VIDEO')) {
-        this.timed(() => this.onLoad(el), 'load');
-      }
+      if (!this.observer) return;
+      if (el.tagName === 'IMG' || el.tagName === 'image' || el.tagName === 'VIDEO') this.timed(() => this.onLoad(el), 'load');
+      else if (el.tagName === 'LINK') this.timed(() => this.onStylesheet(el), 'stylesheet'); // backgrounds may have changed
     };
+    this.resweepTimer = 0;
+    this.lastResweep = 0;
     this.listenOn(document);
   }
 
@@ -60,7 +64,7 @@ export class DOMWatcher {
       childList: true,
       subtree: true,
       attributes: true,
-      attributeFilter: ['src', 'srcset', 'style', 'data-simclip', 'href', 'poster'],
+      attributeFilter: ['src', 'srcset', 'style', 'class', 'data-simclip', 'href', 'poster'],
     };
   }
 
@@ -123,24 +127,86 @@ export class DOMWatcher {
       if (root !== document && root !== lastRoot && this.roots.has(root)) this.shadow.adopt(root); // a page that reset its sheets
       lastRoot = root;
       if (r.type === 'childList') {
+        if (r.target.nodeName === 'STYLE') start = this.onStylesheet(r.target, start); // its text changed
         for (const node of r.addedNodes) {
           if (node.nodeType !== Node.ELEMENT_NODE || this.isOwnNode(node)) continue;
-          if (start === null) {
-            if (node.isConnected) this.forceStyle(() => getComputedStyle(node).backgroundImage);
-            start = performance.now();
-          }
-          if (this.slicer.pending === 0 && performance.now() - start < SYNC_BUDGET_MS) this.visitTree(node, start);
-          else {
-            this.deferred += 1;
-            this.reportDeferred([node, ...node.getElementsByTagName('*')]);
-            this.slicer.push({ root: node });
-          }
+          if (node.tagName === 'STYLE') start = this.onStylesheet(node, start);
+          start = this.visitAdded(node, start);
         }
-      } else if (!this.isOwnNode(r.target)) {
+      } else if (this.isOwnNode(r.target)) {
+        continue;
+      } else if (r.attributeName === 'class') {
+        // A class can give the element, or anything under it, a background: look at them again.
+        if (r.target.isConnected) start = this.visitAdded(r.target, start);
+      } else {
         this.onAttribute(r.target, r.attributeName);
       }
     }
     this.onBatch();
+  }
+
+  /**
+   * Visit an added (or re-classed, or restyled) element, and its subtree unless `subtree` is
+   * false, now within the batch budget, or leave it to slices. Returns the batch clock.
+   */
+  visitAdded(node, start, { subtree = true } = {}) {
+    if (start === null) {
+      if (node.isConnected) this.forceStyle(() => getComputedStyle(node).backgroundImage);
+      start = performance.now();
+    }
+    if (this.slicer.pending === 0 && performance.now() - start < SYNC_BUDGET_MS) {
+      if (subtree) this.visitTree(node, start);
+      else this.visit({ el: node });
+    } else {
+      this.deferred += 1;
+      this.reportDeferred(subtree ? [node, ...node.getElementsByTagName('*')] : [node]);
+      this.slicer.push(subtree ? { root: node } : { el: node });
+    }
+    return start;
+  }
+
+  /**
+   * A <style> was added or rewritten, or a <link> stylesheet loaded: the elements its rules give a
+   * picture are looked at now (before the next paint, within the batch budget). A sheet we may
+   * not read (a cross-origin <link>) makes everything be looked at again, in slices. Returns the
+   * batch clock.
+   */
+  onStylesheet(owner, start = null) {
+    let selectors;
+    try {
+      selectors = listPictureSelectors(owner.sheet?.cssRules);
+    } catch {
+      this.scheduleResweep();
+      return start;
+    }
+    const root = owner.getRootNode();
+    const found = new Set();
+    for (const selector of selectors) {
+      try {
+        for (const el of root.querySelectorAll(selector)) found.add(el);
+      } catch {
+        // a selector this browser does not know
+      }
+    }
+    for (const el of found) start = this.visitAdded(el, start, { subtree: false });
+    return start;
+  }
+
+  /**
+   * A stylesheet we could not read was added or loaded: any element may show another background
+   * now. Everything is looked at again in time slices, at most once a second (sites that write
+   * CSS from scripts add styles all the time).
+   */
+  scheduleResweep() {
+    if (this.resweepTimer) return;
+    const wait = Math.max(0, this.lastResweep + RESWEEP_MIN_INTERVAL_MS - performance.now());
+    this.resweepTimer = setTimeout(() => {
+      this.resweepTimer = 0;
+      this.lastResweep = performance.now();
+      if (!this.observer || !document.documentElement) return;
+      this.slicer.push({ root: document.documentElement });
+      for (const root of this.roots) this.slicer.push({ root });
+    }, Math.max(wait, 50));
   }
 
   /** Visit `root` (an element, or a shadow root) and everything under it, within the batch budget. */

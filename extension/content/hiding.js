@@ -5,6 +5,8 @@
  *
  *   data-simclip="<state>"   an image's state (image_state.js): hidden, blurred or shown
  *   data-simclip-id, -bg     a tracked element (the overlay box names it), a CSS background one
+ *   data-simclip-before="<state>", data-simclip-after="<state>" (and -before-id, -after-id)
+ *                            the state of a ::before / ::after picture
  *   data-simclip-early       a stylesheet background hidden before it could be checked
  *   <html data-simclip-off>  the extension is paused on this site: every rule off
  */
@@ -23,16 +25,38 @@ export function clearState(el) {
   if (el.hasAttribute(STATE_ATTR)) el.removeAttribute(STATE_ATTR);
 }
 
+const isPseudo = (rec) => rec.kind === 'before' || rec.kind === 'after';
+/** The attribute holding the record's state: the element's own, or its pseudo-element's. */
+const stateAttrOf = (rec) => (isPseudo(rec) ? `${STATE_ATTR}-${rec.kind}` : STATE_ATTR);
+
 /** Mark a new record's element as tracked (a clone of a checked node loses the state it copied). */
 export function tagTracked(rec) {
-  clearState(rec.el);
-  rec.el.setAttribute('data-simclip-id', String(rec.id));
+  const attr = stateAttrOf(rec);
+  if (rec.el.hasAttribute(attr)) rec.el.removeAttribute(attr);
+  rec.el.setAttribute(`${attr}-id`, String(rec.id));
   if (rec.kind === 'bg') rec.el.setAttribute('data-simclip-bg', '');
+}
+
+/** Take a forgotten record's marks off its element (it no longer shows that picture). */
+export function untag(rec) {
+  const attr = stateAttrOf(rec);
+  for (const name of [attr, `${attr}-id`, ...(rec.kind === 'bg' ? ['data-simclip-bg'] : [])]) {
+    if (rec.el.hasAttribute(name)) rec.el.removeAttribute(name);
+  }
+}
+
+function writeRecordState(rec) {
+  const attr = stateAttrOf(rec);
+  if (rec.state === null) {
+    if (rec.el.hasAttribute(attr)) rec.el.removeAttribute(attr);
+  } else if (rec.el.getAttribute(attr) !== rec.state) {
+    rec.el.setAttribute(attr, rec.state);
+  }
 }
 
 /** Show the record's state: its attribute, and none of our inline overrides. */
 export function showState(rec) {
-  writeState(rec.el, rec.state);
+  writeRecordState(rec);
   clearInlineOverrides(rec);
 }
 
@@ -42,8 +66,8 @@ export function showState(rec) {
  */
 export function reassertState(rec) {
   if (rec.state === null) return;
-  writeState(rec.el, rec.state);
-  if (!needsStyleCheck(rec.state)) return;
+  writeRecordState(rec);
+  if (isPseudo(rec) || !needsStyleCheck(rec.state)) return; // inline styles cannot reach a pseudo-element
   const overrides = listInlineOverrides(rec, getComputedStyle(rec.el));
   for (const [prop, value] of overrides) rec.el.style.setProperty(prop, value, 'important');
   if (overrides.length > 0) rec.inline = true;

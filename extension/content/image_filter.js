@@ -1,8 +1,9 @@
 /**
- * ImageFilter decides: it takes the elements DOMWatcher reports, keeps one record per image
- * element (image_state.js: the state machine), follows where each one is through the browser's
- * own signals, has VerdictAsker ask the worker about them (on screen first), and puts each state
- * into the page (hiding.js) and into the overlay (badges, overlay.js).
+ * ImageFilter decides: it takes the elements DOMWatcher reports, keeps one record per picture an
+ * element shows (image_state.js: the state machine): an <img>, an SVG <image>, a CSS background,
+ * a `::before` / `::after` picture. It follows where each one is through the browser's own
+ * signals, has VerdictAsker ask the worker about them (on screen first), and puts each state into
+ * the page (hiding.js) and into the overlay (badges, overlay.js).
  *
  * Where a record is: an IntersectionObserver a screen beyond the viewport (`near`: measured and
  * queued before the user gets there) and one on the viewport itself (`onScreen`: asked first, and
@@ -13,22 +14,23 @@
  * DOM reads happen when an element is reported; writes are queued and applied by `flush()`, so a
  * batch of new elements costs one style recalculation and one layout, not one per element.
  */
-import { listCssImageUrls } from '../shared/cssurls.js';
 import {
   ANSWER, SEEN, STATE, createRecord, hasOverlay, hideAgain, holdPending, isCountedFlagged, isHidden, isTooSmallFile,
   isUnavailable, needsRetry, receiveVerdict, redecide, reveal, seeBox, serverBack, summaryState, timeOut,
 } from './image_state.js';
 import {
-  clearInlineOverrides, clearState, hideBackgroundsEarly, reassertState, showState, tagTracked, writeState,
+  clearInlineOverrides, clearState, hideBackgroundsEarly, reassertState, showState, tagTracked, untag, writeState,
 } from './hiding.js';
+import { hasInlineUrl, readBackground, readImage, readPseudo, readSvgImage } from './picture_sources.js';
 import { VerdictAsker } from './verdict_asker.js';
 
 const ENTRY_BUDGET_MS = 8;
 const COUNT_INTERVAL_MS = 300;
+const PSEUDO_PARTS = ['before', 'after'];
 
 export class ImageFilter {
   /**
-   * @param {{requestVerdict: (url) => Promise<object|null>, overlay, getContext: () => {settings, categories, healthOk},
+   * @param {{requestVerdict: (rec, priority) => Promise<object|null>, overlay, getContext: () => {settings, categories, healthOk},
    *          onCountChange: (n) => void, timed: (fn, kind) => void}} deps
    */
   constructor({ requestVerdict, overlay, getContext, onCountChange, timed }) {
@@ -36,7 +38,7 @@ export class ImageFilter {
     this.getContext = getContext;
     this.onCountChange = onCountChange;
     this.timed = timed;
-    this.records = new Map(); // element -> record
+    this.records = new RecordMap();
     this.writes = []; // DOM writes queued by consider*(), applied by flush()
     this.nextId = 1;
     this.lastCount = -1;
@@ -56,34 +58,27 @@ export class ImageFilter {
 
   // ------------------------------------------------------------ elements the watcher reports
 
-  /** An element the watcher reported: an <img>, or maybe an element with a CSS background image. */
+  /**
+   * An element the watcher reported (found, added, its class changed, a stylesheet arrived, it
+   * loaded): whatever picture it shows now is tracked; called again, it only acts on a change.
+   */
   consider(el) {
     if (el.tagName === 'IMG') {
       this.considerImage(el);
       return;
     }
-    if (this.records.has(el)) return;
-    const inline = el.getAttribute('style');
-    const hasInlineUrl = inline !== null && inline.includes('url(');
-    const early = el.getAttribute('data-simclip-early'); // the value the loader saw before hiding it
-    // Inline and early-hidden backgrounds compute to "none" under the pre-hide rules: read the source.
-    const bg = (hasInlineUrl ? el.style.backgroundImage : '') || early || getComputedStyle(el).backgroundImage;
-    const [url] = bg && bg !== 'none' ? listCssImageUrls(bg, document.baseURI) : [];
-    if (!url) {
-      if (hasInlineUrl || early !== null) this.later(() => writeState(el, STATE.SKIP)); // e.g. a mask or cursor url
+    if (el.tagName === 'image') {
+      this.considerSource(el, 'svg', readSvgImage(el));
       return;
     }
-    // Hidden at once, measured by the IntersectionObserver (no forced layout here): a small
-    // element (an icon sprite) gets its background back one frame later.
-    this.later(() => {
-      if (!this.records.has(el)) this.trackPending(el, url);
-    });
+    this.considerBackground(el);
+    for (const part of PSEUDO_PARTS) this.considerSource(el, part, readPseudo(el, part));
   }
 
   /** An <img> loaded (or was reported): measure it once its source is known (writes wait for flush). */
   considerImage(img) {
-    if (!img.complete) return; // the document-wide load listener calls again
-    const file = { url: img.currentSrc || img.src, width: img.naturalWidth, height: img.naturalHeight };
+    if (!img.complete) return; // the load listener calls again
+    const file = readImage(img);
     this.later(() => {
       const rec = this.records.get(img);
       if (rec && rec.url === file.url) {
@@ -93,6 +88,40 @@ export class ImageFilter {
       if (rec) this.forget(rec);
       if (isTooSmallFile(file)) writeState(img, STATE.SKIP); // broken, empty or too small to be a meme
       else this.track(img, 'img', file.url);
+    });
+  }
+
+  /** A CSS background: hidden at once (before it is measured), re-tracked when its URL changes. */
+  considerBackground(el) {
+    const rec = this.records.get(el);
+    const hidden = rec ? isHidden(rec) : false;
+    const { url, inline } = readBackground(el, { hidden });
+    if (url === null || (rec && rec.url === url)) return; // unknown while we hide it, or unchanged
+    if (!url) {
+      if (rec) this.later(() => this.forgetAndShow(rec));
+      else if (inline || el.hasAttribute('data-simclip-early')) this.later(() => writeState(el, STATE.SKIP)); // a mask or cursor url
+      return;
+    }
+    // Hidden at once, measured by the IntersectionObserver (no forced layout here): a small
+    // element (an icon sprite) gets its background back one frame later.
+    this.later(() => {
+      const current = this.records.get(el);
+      if (current?.url === url) return;
+      if (current) this.forget(current);
+      this.trackPending(el, 'bg', url);
+    });
+  }
+
+  /** A picture read from `el` (an SVG <image>, a pseudo-element `kind`): tracked while it shows `url`. */
+  considerSource(el, kind, url) {
+    const part = RecordMap.partOf(kind);
+    const rec = this.records.get(el, part);
+    if ((rec?.url ?? '') === url) return;
+    this.later(() => {
+      const current = this.records.get(el, part);
+      if ((current?.url ?? '') === url) return;
+      if (current) this.forgetAndShow(current);
+      if (url) this.trackPending(el, kind, url);
     });
   }
 
@@ -118,18 +147,20 @@ export class ImageFilter {
       this.onSourceChange(el);
       return;
     }
+    if (name === 'href') {
+      if (el.tagName === 'image') this.consider(el);
+      return;
+    }
     const rec = this.records.get(el);
-    if (!rec) {
-      if (name === 'style' && isNewInlineBackground(el)) this.consider(el);
-      return;
-    }
-    // data-simclip: usually our own write echoing back; only a value the site changed needs restoring.
     if (name === 'data-simclip') {
-      if (rec.state !== null) writeState(el, rec.state);
+      // Usually our own write echoing back; only a value the site changed needs restoring.
+      if (rec && rec.state !== null) writeState(el, rec.state);
       return;
     }
-    if (name === 'style' && rec.kind === 'bg' && this.onBackgroundChange(rec)) return;
-    reassertState(rec);
+    // style: a new inline background (a lazy loader swapping a data: placeholder for the real
+    // URL), one removed, or a site fighting our hiding.
+    if (rec ? rec.kind === 'bg' : hasInlineUrl(el)) this.considerBackground(el);
+    if (rec && this.records.get(el) === rec) this.later(() => reassertState(rec));
   }
 
   /** An <img> (or a <picture>'s <source>) got a new src or srcset: hidden until the new source is checked. */
@@ -143,23 +174,21 @@ export class ImageFilter {
     this.flush();
   }
 
-  /** True when the tracked background's URL changed (the element is then tracked afresh). */
-  onBackgroundChange(rec) {
-    const [url] = listCssImageUrls(rec.el.style.backgroundImage || getComputedStyle(rec.el).backgroundImage, document.baseURI);
-    if (!url || url === rec.url) return false;
-    this.forget(rec);
-    this.trackPending(rec.el, url);
-    return true;
-  }
-
   // ------------------------------------------------------------ records
 
   track(el, kind, url) {
     const rec = createRecord({ id: this.nextId++, el, kind, url });
-    this.records.set(el, rec);
+    this.records.set(rec);
     tagTracked(rec);
     this.follow(rec);
     return rec;
+  }
+
+  /** A picture found by its style (a background, an SVG <image>, a pseudo-element): tracked and hidden at once. */
+  trackPending(el, kind, url) {
+    const rec = this.track(el, kind, url);
+    holdPending(rec);
+    this.paint(rec);
   }
 
   /** Follow where the record's element is (both intersection observers report it at once). */
@@ -168,8 +197,9 @@ export class ImageFilter {
     this.screenIO.observe(rec.el);
   }
 
-  /** Stop following a record that needs nothing more (decided, skipped, unreadable). */
+  /** Stop following a record that needs nothing more, unless another picture of its element does. */
   unfollow(rec) {
+    if (this.records.of(rec.el).some((r) => r !== rec && (isHidden(r) || needsRetry(r)))) return;
     this.nearIO.unobserve(rec.el);
     this.screenIO.unobserve(rec.el);
     this.unwatchSize(rec.el);
@@ -185,30 +215,29 @@ export class ImageFilter {
     if (this.watchingSize.delete(el)) this.sizeWatch.unobserve(el);
   }
 
-  /** A background element: tracked and hidden at once, before it is measured. */
-  trackPending(el, url) {
-    const rec = this.track(el, 'bg', url);
-    holdPending(rec);
-    this.paint(rec);
-  }
-
   forget(rec) {
     this.asker.drop(rec);
     clearTimeout(rec.timer);
+    this.records.delete(rec);
     this.unfollow(rec);
-    this.records.delete(rec.el);
     this.overlay.remove(rec);
     clearInlineOverrides(rec);
   }
 
+  /** Forget a picture the element no longer shows, and take our marks off it. */
+  forgetAndShow(rec) {
+    this.forget(rec);
+    untag(rec);
+  }
+
   isTracked(rec) {
-    return this.records.get(rec.el) === rec;
+    return this.records.has(rec);
   }
 
   /** The records whose element is still in the document (others are dropped). */
   *liveRecords() {
-    for (const [el, rec] of this.records) {
-      if (el.isConnected) yield rec;
+    for (const rec of [...this.records.values()]) {
+      if (rec.el.isConnected) yield rec;
       else this.forget(rec);
     }
   }
@@ -230,8 +259,7 @@ export class ImageFilter {
         setTimeout(() => this.timed(() => this.onIntersect(entries, near, i), 'intersections'), 0);
         return;
       }
-      const rec = this.records.get(entries[i].target);
-      if (rec) this.onEntry(rec, entries[i], near);
+      for (const rec of this.records.of(entries[i].target)) this.onEntry(rec, entries[i], near);
     }
   }
 
@@ -251,10 +279,6 @@ export class ImageFilter {
       this.unwatchSize(rec.el);
     } else {
       this.watchSize(rec.el); // no box yet, or too small: seen again when its size changes
-      if (seen === SEEN.TOO_SMALL) {
-        this.nearIO.unobserve(rec.el);
-        this.screenIO.unobserve(rec.el);
-      }
     }
     if (armed) this.armTimer(rec);
     this.asker.update(rec);
@@ -263,16 +287,16 @@ export class ImageFilter {
   /** The element got a box (or another size): both observers report it afresh. */
   onResize(entries) {
     for (const entry of entries) {
-      const rec = this.records.get(entry.target);
-      if (!rec) {
+      const recs = this.records.of(entry.target);
+      if (recs.length === 0) {
         this.unwatchSize(entry.target);
         continue;
       }
       const { width, height } = entry.contentRect;
       if (width > 0 && height > 0) {
-        this.nearIO.unobserve(rec.el);
-        this.screenIO.unobserve(rec.el);
-        this.follow(rec);
+        this.nearIO.unobserve(entry.target);
+        this.screenIO.unobserve(entry.target);
+        this.follow(recs[0]);
       }
     }
   }
@@ -306,6 +330,9 @@ export class ImageFilter {
     if (answer === ANSWER.UNAVAILABLE || answer === ANSWER.NO_ANSWER) this.asker.forgetAnswer(rec.url); // ask again once the server is back
     if (answer === ANSWER.UNAVAILABLE) this.asker.scheduleRecovery();
     if (!isHidden(rec) && !needsRetry(rec)) this.unfollow(rec);
+    // While we hid it, a stylesheet background could not be read: now it can, check it is the same.
+    if (rec.kind === 'bg' && !isHidden(rec)) this.considerBackground(rec.el);
+    this.flush();
     this.reportCount();
   }
 
@@ -370,11 +397,52 @@ export class ImageFilter {
   summarize() {
     const byState = {};
     for (const rec of this.liveRecords()) byState[summaryState(rec)] = (byState[summaryState(rec)] ?? 0) + 1;
-    return { flagged: this.countFlagged(), byState };
+    return { flagged: this.countFlagged(), byState, asking: this.asker.waiting };
   }
 }
 
-/** An untracked element whose style just got an inline url() background. */
-function isNewInlineBackground(el) {
-  return el.tagName !== 'IMG' && (el.getAttribute('style') ?? '').includes('url(') && !el.hasAttribute('data-simclip');
+/** The records, by element and part: an element's own picture ('') and its ::before / ::after ones. */
+class RecordMap {
+  constructor() {
+    this.byElement = new Map(); // el -> Map(part -> rec)
+  }
+
+  /** The part of an element a record of `kind` shows. */
+  static partOf(kind) {
+    return PSEUDO_PARTS.includes(kind) ? kind : '';
+  }
+
+  get(el, part = '') {
+    return this.byElement.get(el)?.get(part);
+  }
+
+  /** Every record of `el`. */
+  of(el) {
+    const parts = this.byElement.get(el);
+    return parts ? [...parts.values()] : [];
+  }
+
+  has(rec) {
+    return this.get(rec.el, RecordMap.partOf(rec.kind)) === rec;
+  }
+
+  set(rec) {
+    let parts = this.byElement.get(rec.el);
+    if (!parts) {
+      parts = new Map();
+      this.byElement.set(rec.el, parts);
+    }
+    parts.set(RecordMap.partOf(rec.kind), rec);
+  }
+
+  delete(rec) {
+    if (!this.has(rec)) return;
+    const parts = this.byElement.get(rec.el);
+    parts.delete(RecordMap.partOf(rec.kind));
+    if (parts.size === 0) this.byElement.delete(rec.el);
+  }
+
+  *values() {
+    for (const parts of this.byElement.values()) yield* parts.values();
+  }
 }

@@ -58,7 +58,8 @@ export const hasOverlay = (state) => state === STATE.FLAGGED || state === STATE.
 
 /**
  * A new record for an element showing `url`; `kind` is 'img', 'bg' (a CSS background image),
- * 'svg' (an SVG <image>) or 'video' (a poster or frames). `timer` and `inline` belong to the page
+ * 'svg' (an SVG <image>), 'before' / 'after' (the element's pseudo-element's picture) or 'video'
+ * (a poster or frames). `timer` and `inline` belong to the page
  * side (the time-limit timer, our inline style overrides).
  */
 export function createRecord({ id, el, kind, url }) {
@@ -102,7 +103,7 @@ export function seeBox(rec, { width, height, near, onScreen }, { now, limitMs })
   }
   let painted = false;
   if (!rec.sized) {
-    const min = rec.kind === 'img' || rec.kind === 'video' ? MIN_SIDE.image : MIN_SIDE.background;
+    const min = rec.kind === 'img' || rec.kind === 'svg' || rec.kind === 'video' ? MIN_SIDE.image : MIN_SIDE.background;
     if (Math.min(width, height) < min) {
       painted = rec.state !== STATE.SKIP;
       rec.state = STATE.SKIP;
@@ -293,7 +294,7 @@ export function listInlineOverrides(rec, computed) {
   if (rec.state === STATE.FLAGGED && !computed.filter.includes('blur')) {
     return [['filter', 'blur(28px) saturate(0.5)'], ['clip-path', 'inset(0)']];
   }
-  if (isHiddenState(rec.state) && rec.kind === 'img' && computed.visibility !== 'hidden') {
+  if (isHiddenState(rec.state) && (rec.kind === 'img' || rec.kind === 'svg') && computed.visibility !== 'hidden') {
     return [['visibility', 'hidden']];
   }
   if (isHiddenState(rec.state) && rec.kind === 'bg' && computed.backgroundImage !== 'none') {

@@ -2,7 +2,8 @@
 //
 // Until it has loaded, a stop-gap observer hides CSS background images set by stylesheets (the
 // pre-hide stylesheet covers <img> and inline styles, but cannot know which rules set a
-// background). It keeps the value it saw in data-simclip-early for the real watcher. The
+// background), and ::before / ::after pictures. It keeps the value it saw in data-simclip-early
+// (data-simclip-early-before, -after) for the real watcher. The
 // pre-hide stylesheet does not reach into shadow roots: each root found (announced by
 // shadow_hook.js, or met under an added node) adopts SHADOW_CSS, the same rules, at once.
 // If loading fails, every pre-hide rule is switched off so the page never loses its images.
@@ -15,7 +16,12 @@ img:not([data-simclip]), img[data-simclip="pending"], img[data-simclip="waiting"
 image:not([data-simclip]), image[data-simclip="pending"], image[data-simclip="waiting"] { visibility: hidden !important; }
 [style*="url("]:not(img):not([data-simclip]), [data-simclip-bg][data-simclip="pending"], [data-simclip-bg][data-simclip="waiting"],
 [data-simclip-early]:not([data-simclip]) { background-image: none !important; }
-[data-simclip="flagged"] { filter: blur(28px) saturate(0.5) !important; clip-path: inset(0) !important; }`;
+[data-simclip="flagged"] { filter: blur(28px) saturate(0.5) !important; clip-path: inset(0) !important; }
+[data-simclip-before="pending"]::before, [data-simclip-before="waiting"]::before,
+[data-simclip-after="pending"]::after, [data-simclip-after="waiting"]::after,
+[data-simclip-early-before]:not([data-simclip-before])::before,
+[data-simclip-early-after]:not([data-simclip-after])::after { visibility: hidden !important; }
+[data-simclip-before="flagged"]::before, [data-simclip-after="flagged"]::after { filter: blur(28px) saturate(0.5) !important; }`;
   const shadow = { sheet: null, styles: [], roots: new Set(), getRoot: null, adopt: null, setDisabled: null };
   shadow.getRoot = (el) => {
     try {
@@ -56,12 +62,19 @@ image:not([data-simclip]), image[data-simclip="pending"], image[data-simclip="wa
   };
   document.addEventListener(SHADOW_EVENT, onShadowRoot, true);
 
-  const found = [];
+  const found = []; // [element, attribute, value]
   const look = (el) => {
     const root = shadow.getRoot(el);
     if (root) shadow.adopt(root);
     const bg = getComputedStyle(el).backgroundImage;
-    if (bg && bg.includes('url(') && !(el.getAttribute('style') ?? '').includes('url(')) found.push([el, bg]);
+    if (bg && bg.includes('url(') && !(el.getAttribute('style') ?? '').includes('url(')) found.push([el, 'data-simclip-early', bg]);
+    for (const part of ['before', 'after']) {
+      const pseudo = getComputedStyle(el, `::${part}`);
+      const content = pseudo.content;
+      if (content && content !== 'none' && content !== 'normal' && `${pseudo.backgroundImage} ${content}`.includes('url(')) {
+        found.push([el, `data-simclip-early-${part}`, '']);
+      }
+    }
   };
   const early = new MutationObserver((records) => {
     for (const r of records) {
@@ -71,7 +84,7 @@ image:not([data-simclip]), image[data-simclip="pending"], image[data-simclip="wa
         for (const el of node.getElementsByTagName('*')) if (el.tagName !== 'IMG') look(el);
       }
     }
-    for (const [el, bg] of found.splice(0)) el.setAttribute('data-simclip-early', bg); // reads first, then writes
+    for (const [el, name, value] of found.splice(0)) el.setAttribute(name, value); // reads first, then writes
   });
   early.observe(document, { childList: true, subtree: true });
   import(ext.runtime.getURL('content/main.js'))

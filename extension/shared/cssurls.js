@@ -105,3 +105,35 @@ function chooseCandidate(candidates, dpr) {
   const sorted = [...candidates].sort((a, b) => a.x - b.x);
   return sorted.find((c) => c.x >= dpr) ?? sorted[sorted.length - 1];
 }
+
+const PSEUDO_SUFFIX = /::?(before|after)\s*$/i;
+
+/**
+ * The selectors of the style rules in `rules` (a CSSRuleList, read recursively through @media,
+ * @supports, @layer and nesting) that give an element, or its ::before / ::after, a picture: a
+ * `background(-image)` or `content` with url() or image-set(). A pseudo-element selector comes
+ * back as its element's selector. Lets a new stylesheet be checked against the elements it styles
+ * instead of every element of the page.
+ */
+export function listPictureSelectors(rules) {
+  const out = new Set();
+  for (const rule of rules ?? []) {
+    const style = rule.style;
+    if (style && typeof rule.selectorText === 'string') {
+      const value = `${style.backgroundImage ?? ''} ${style.background ?? ''} ${style.content ?? ''}`;
+      if (value.includes('url(') || /image-set\(/i.test(value)) {
+        for (const selector of splitSelectorList(rule.selectorText)) {
+          const host = selector.replace(PSEUDO_SUFFIX, '').trim();
+          out.add(host || '*');
+        }
+      }
+    }
+    if (rule.cssRules) for (const inner of listPictureSelectors(rule.cssRules)) out.add(inner);
+  }
+  return [...out];
+}
+
+/** "a, b:is(c, d)" -> ["a", "b:is(c, d)"]: commas inside parentheses or strings do not split. */
+function splitSelectorList(text) {
+  return splitTopLevel(text).map((s) => s.trim()).filter(Boolean);
+}

@@ -208,10 +208,64 @@ setTimeout(() => customElements.define('x-late-post', class extends HTMLElement 
 """
         return self.page("shadow roots", body, script)
 
+    def css(self, seed):
+        """CSS backgrounds after first sight: a class toggle, a late <style>, a late <link>, ::before
+        and ::after pictures, image-set(), a lazy data: placeholder swapped for the real URL, and
+        SVG <image> elements (href and xlink:href)."""
+        h, n = self.harmful, self.neutral
+        url = lambda k, name: self.src(k, name, seed).replace("&amp;", "&")  # noqa: E731
+        pixel = "data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7"
+        css = f"""
+.pseudo {{ position: relative; overflow: hidden; }}
+.pseudo-before::before {{ content: ""; position: absolute; inset: 0; background: url("{url(h(0), "before")}") center / cover; }}
+.pseudo-after::after {{ content: url("{url(n(0), "after")}"); position: absolute; inset: 0; }}
+.toggle.show-pic {{ background-image: url("{url(h(1), "toggle")}"); }}
+.set-pic {{ background-image: image-set(url("{url(h(2), "set-1x")}") 1x, url("{url(n(2), "set-2x")}") 2x); }}
+"""
+        body = f"""
+<section><div class="meme pseudo pseudo-before" {self.attrs(h(0), "before", "before", 'data-pseudo="before"')}></div></section>
+<section><div class="meme pseudo pseudo-after" {self.attrs(n(0), "after", "after", 'data-pseudo="after"')}></div></section>
+<section><div class="meme toggle" id="toggle" {self.attrs(h(1), "toggle", "class-toggle")}></div></section>
+<section><div class="meme late-pic" {self.attrs(h(3), "late-style", "late-style")}></div></section>
+<section><div class="meme link-pic" {self.attrs(h(6), "late-link", "late-link")}></div></section>
+<section><div class="meme set-pic" {self.attrs(h(2), "image-set", "image-set")}></div></section>
+<section><div class="meme" id="placeholder" {self.attrs(h(4), "placeholder", "data-placeholder")}
+  style="background-image: url(&quot;{pixel}&quot;)"></div></section>
+<section><svg width="240" height="180"><image {self.attrs(h(5), "svg-href", "svg")} href="{self.src(h(5), "svg-href", seed)}"
+  width="240" height="180"/></svg>
+  <svg width="240" height="180" xmlns:xlink="http://www.w3.org/1999/xlink"><image {self.attrs(n(5), "svg-xlink", "svg")}
+  xlink:href="{self.src(n(5), "svg-xlink", seed)}" width="240" height="180"/></svg></section>
+"""
+        script = f"""
+setTimeout(() => document.getElementById('toggle').classList.add('show-pic'), 700);
+setTimeout(() => {{
+  const style = document.createElement('style');
+  style.textContent = '.late-pic {{ background-image: url("{url(h(3), "late-style")}"); }}';
+  document.head.append(style);
+}}, 900);
+setTimeout(() => {{
+  const link = document.createElement('link');
+  link.rel = 'stylesheet';
+  link.href = '/case/late.css?s={seed}';
+  document.head.append(link);
+}}, 1100);
+setTimeout(() => {{
+  document.getElementById('placeholder').style.backgroundImage = 'url("{url(h(4), "placeholder")}")';
+}}, 1300);
+"""
+        return self.page("css backgrounds", body, script, css)
+
+    def late_css(self, seed):
+        """The stylesheet the css page links late."""
+        url = self.src(self.harmful(6), "late-link", seed).replace("&amp;", "&")
+        return f'.link-pic {{ background-image: url("{url}"); }}'
+
     def render(self, name, seed, query=None):
-        """The page `name`, or None."""
+        """The page (or stylesheet) `name`, or None."""
         query = query or {}
         builders = {
+            "css": lambda: self.css(seed),
+            "late.css": lambda: self.late_css(seed),
             "stuck": lambda: self.stuck(seed),
             "frames": lambda: self.frames(seed),
             "embed": lambda: self.embed(seed, query),

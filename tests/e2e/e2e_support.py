@@ -31,6 +31,10 @@ try {
 } catch (e) {}
 const listMemes = """ + LIST_MEMES_JS.strip() + r""";
 const isShowing = (el, cs) => {
+  if (el.dataset.pseudo) {
+    const ps = el.ownerDocument.defaultView.getComputedStyle(el, '::' + el.dataset.pseudo);
+    return ps.visibility === 'visible' && !ps.filter.includes('blur') && /\/m\//.test(ps.backgroundImage + ps.content);
+  }
   // a meme (not a 1 px lazy placeholder): a /m/ URL, or a data: or blob: copy of one
   if (el.tagName === 'IMG') return el.complete && el.naturalWidth > 1 && /\/m\/|^data:image\/png|^blob:/.test(el.currentSrc || el.src);
   if (el.tagName === 'image') return /\/m\//.test(el.href.baseVal);
@@ -40,7 +44,7 @@ const isShowing = (el, cs) => {
 const checkDoc = (doc) => {
   const view = doc.defaultView;
   for (const el of listMemes(doc, '[data-truth="harmful"]')) {
-    const state = el.getAttribute('data-simclip');
+    const state = el.getAttribute(el.dataset.pseudo ? 'data-simclip-' + el.dataset.pseudo : 'data-simclip');
     if (state === 'flagged' || state === 'revealed') continue;
     const cs = view.getComputedStyle(el);
     if (cs.filter.includes('blur') || cs.visibility !== 'visible' || el.getClientRects().length === 0) continue;
@@ -64,15 +68,16 @@ requestAnimationFrame(checkFrame);
 """
 
 MEME_STATES_JS = """
-() => (""" + LIST_MEMES_JS.strip() + """)(document, '[data-truth]').map((el) => ({
-  post: el.dataset.post, truth: el.dataset.truth, kind: el.dataset.kind, state: el.getAttribute('data-simclip'),
-  src: el.currentSrc ?? null, top: Math.round(el.getBoundingClientRect().top + scrollY),
-  id: el.getAttribute('data-simclip-id'),
-  box: el.getAttribute('data-simclip-id')
-    ? document.querySelector('simclip-shield-layer')?.shadowRoot
-        ?.querySelector(`.box[data-target="${el.getAttribute('data-simclip-id')}"]`)?.textContent ?? null
-    : null,
-}))
+() => (""" + LIST_MEMES_JS.strip() + """)(document, '[data-truth]').map((el) => {
+  const attr = el.dataset.pseudo ? `data-simclip-${el.dataset.pseudo}` : 'data-simclip'; // a ::before / ::after picture
+  const id = el.getAttribute(`${attr}-id`);
+  return {
+    post: el.dataset.post, truth: el.dataset.truth, kind: el.dataset.kind, state: el.getAttribute(attr),
+    src: el.currentSrc ?? null, top: Math.round(el.getBoundingClientRect().top + scrollY), id,
+    box: id ? document.querySelector('simclip-shield-layer')?.shadowRoot?.querySelector(`.box[data-target="${id}"]`)?.textContent ?? null
+      : null,
+  };
+})
 """
 
 DECIDED = {"flagged", "clean", "revealed"}

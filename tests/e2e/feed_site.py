@@ -190,7 +190,8 @@ class FeedSite:
                     if page is None:
                         self.send(404, b"no such case", "text/plain")
                     else:
-                        self.send(200, page.encode(), "text/html; charset=utf-8")
+                        ctype = "text/css" if url.path.endswith(".css") else "text/html; charset=utf-8"
+                        self.send(200, page.encode(), ctype)
                 elif url.path.startswith("/m/") and url.path.endswith(".png"):
                     k = int(url.path[3:-4])
                     self.send(200, site.meme_bytes(k, q.get("s", [""])[0]), "image/png")

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { listCssImageUrls } from '../../shared/cssurls.js';
+import { listCssImageUrls, listPictureSelectors } from '../../shared/cssurls.js';
 import { TimeSlicer } from '../../shared/slicer.js';
 
 test('yields to the page once a slice has used its time budget', () => {
@@ -46,4 +46,16 @@ test('an image-set() shows the candidate for the screen: the smallest at or abov
   assert.deepEqual(listCssImageUrls(set, base, 4), ['https://feed.example/a3.png']);
   assert.deepEqual(listCssImageUrls('-webkit-image-set("s1.png" 1x, "s2.png" 192dpi), url(z.png)', base, 2),
     ['https://feed.example/s2.png', 'https://feed.example/z.png']);
+});
+
+test('a stylesheet names the elements it gives a picture: backgrounds and content urls, pseudo-elements as their host, inside @media', () => {
+  const rule = (selectorText, style) => ({ selectorText, style });
+  const rules = [
+    rule('.a, .b::before', { backgroundImage: 'url("x.png")' }),
+    rule('.plain', { backgroundImage: 'none', background: 'red', content: '' }),
+    rule('.set', { backgroundImage: 'image-set("s.png" 1x)' }),
+    { cssRules: [rule(':is(.d, .e)::after', { content: 'url("y.png")' })] }, // @media (...) { ... }
+  ];
+  assert.deepEqual(listPictureSelectors(rules), ['.a', '.b', '.set', ':is(.d, .e)']);
+  assert.deepEqual(listPictureSelectors(undefined), []);
 });
