@@ -6,7 +6,8 @@
     OCR pool (threads): decode with the predictor's safe decoder, then OCR
           ▼ ready queue
     encoder thread: coalesce up to `max_batch` images, waiting at most `max_wait_ms`
-          after the first, run the encoders + head once per batch, fill the cache, answer.
+          after the first (`simclip.collect_batch`, shared with bulk scoring), run the
+          encoders + head once per batch, fill the cache, answer.
 
 OCR (onnxruntime or the tesseract subprocess) releases the GIL, so the pool overlaps with the
 encoder thread; the GPU (or the CPU's BLAS) sees batches, not single images.
@@ -20,7 +21,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
-from simclip import ImageError
+from simclip import BatchStats, ImageError, collect_batch
 
 from .config import DEFAULT_CONFIG
 
@@ -66,31 +67,6 @@ class _Job:
         self.image = self.text = None
         self.t_decode = self.t_ocr = 0.0
         self.t_ready = 0.0
-
-
-class BatchStats:
-    """Counts of encoder batches by size (bounded: one counter per size up to max_batch)."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self.batches = 0
-        self.images = 0
-        self.max_size = 0
-        self.sizes = {}
-
-    def record(self, size):
-        with self._lock:
-            self.batches += 1
-            self.images += size
-            self.max_size = max(self.max_size, size)
-            self.sizes[size] = self.sizes.get(size, 0) + 1
-
-    def as_dict(self):
-        with self._lock:
-            mean = self.images / self.batches if self.batches else 0.0
-            return {"batches": self.batches, "images": self.images, "max_size": self.max_size,
-                    "mean_size": round(mean, 3),
-                    "sizes": {str(k): v for k, v in sorted(self.sizes.items())}}
 
 
 class Pipeline:
@@ -189,23 +165,7 @@ class Pipeline:
 
     def _next_batch(self):
         """Block for one job, then gather more until max_batch or max_wait after the first."""
-        first = self._ready.get()
-        if first is None:
-            return None
-        batch = [first]
-        deadline = time.perf_counter() + self.max_wait_s
-        while len(batch) < self.max_batch:
-            remaining = deadline - time.perf_counter()
-            try:
-                job = self._ready.get(timeout=remaining) if remaining > 0 else \
-                    self._ready.get_nowait()
-            except queue.Empty:
-                break
-            if job is None:
-                self._ready.put(None)  # stop after this batch
-                break
-            batch.append(job)
-        return batch
+        return collect_batch(self._ready, self.max_batch, self.max_wait_s)
 
     def _encode_loop(self):
         while True:

@@ -7,6 +7,7 @@ Public API (the server and the tools use only these names):
     score_warning_rule, warning_scores   the one warning-score rule (training and serving)
     save_checkpoint, load_checkpoint, make_metadata, read_metadata
     decode_image, get_ocr_engine
+    collect_batch, BatchStats           encoder batching (the server and bulk scoring)
     errors: SimCLIPError, ImageError (+ subclasses), CheckpointError, BackboneUnavailableError
 
 Names load lazily (PEP 562): `from simclip import DEFAULT_PORT` or an error class does not
@@ -26,6 +27,8 @@ if typing.TYPE_CHECKING:  # what type checkers and IDEs see; at runtime the name
     from .backbone import get_device as get_device
     from .backbone import list_backbones as list_backbones
     from .backbone import load_backbone as load_backbone
+    from .batching import BatchStats as BatchStats
+    from .batching import collect_batch as collect_batch
     from .checkpoint import checkpoint_digest as checkpoint_digest
     from .checkpoint import get_trained_backbone as get_trained_backbone
     from .checkpoint import load_checkpoint as load_checkpoint
@@ -79,6 +82,8 @@ _EXPORTS = {
     "get_device": "backbone",
     "list_backbones": "backbone",
     "load_backbone": "backbone",
+    "BatchStats": "batching",
+    "collect_batch": "batching",
     "checkpoint_digest": "checkpoint",
     "get_trained_backbone": "checkpoint",
     "get_user_cache_dir": "fileutil",

@@ -16,6 +16,7 @@ COMMANDS = {
     "calibrate": ("simclip_train.calibrate", "fit the zero-shot scores on labelled validation memes"),
     "datasets": ("simclip_train.download", "fetch public meme datasets / show how to get the others"),
     "quickstart": ("simclip_train.quickstart", "fetch Harm-C, train the harmful head, print the server line"),
+    "score": ("simclip_score.cli", "score a corpus of memes to Parquet/JSONL, locally or on Ray"),
 }
 TRAIN_EXTRA = "train"  # the pyproject extra that the simclip_train commands need
 

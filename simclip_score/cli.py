@@ -1,0 +1,270 @@
+"""`simclip score SOURCE... --out FILE`: score a corpus of memes, on this machine or on Ray.
+
+    simclip score memes/ more/*.jpg urls.txt shard-000.tar --out scores.parquet
+    simclip score corpus.parquet --column url --out scores.jsonl --device cuda
+    simclip score memes/ --out scores.parquet --engine ray --ray-address auto
+
+One row per input (schema: `simclip_score.output`); a bad file is an error row with a typed
+code, never a crash. A rerun with the same --out skips the inputs already written. Identical
+images (same sha256) are computed once. Prints a summary table at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections import Counter
+from typing import Any
+
+from simclip import SimCLIPError
+from simclip.cli import add_backbone_args
+
+from .output import JsonlWriter, ParquetPartWriter, is_jsonl, read_done
+from .sources import iter_items
+from .work import ScoreConfig, get_model_id, list_category_ids
+
+logger = logging.getLogger(__name__)
+
+SCALE_EXTRA = "scale"  # the pyproject extra with ray, pyarrow and tqdm
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Arguments of `simclip score`."""
+    p = argparse.ArgumentParser(prog="simclip score", description=__doc__.split("\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("sources", nargs="+", metavar="SOURCE",
+                   help="folders (recursive), globs, image files, http(s) URLs, a .txt list of "
+                        "paths/URLs, a .parquet/.csv table (--column), WebDataset .tar shards")
+    p.add_argument("--out", required=True,
+                   help="NAME.jsonl (JSON lines), or any other name: a Parquet dataset folder")
+    p.add_argument("--column", default=None,
+                   help="the table column with paths, URLs or image bytes (default: the only "
+                        "column, else path/url/image/bytes)")
+    p.add_argument("--checkpoint", default=None, help="trained head (zero-shot without one)")
+    p.add_argument("--calibration", default=None,
+                   help="zero-shot calibration file from `simclip calibrate`, or 'none'")
+    add_backbone_args(p)
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: this machine (default); ray: a Ray cluster (the 'scale' extra)")
+    p.add_argument("--batch-size", type=int, default=32, help="pictures per encoder batch")
+    p.add_argument("--max-wait-ms", type=float, default=5.0,
+                   help="local: how long the encoder waits for a batch to fill")
+    p.add_argument("--workers", type=int, default=0,
+                   help="local: decode + OCR threads (default: one per core)")
+    p.add_argument("--cache-dir", default=None,
+                   help="local: share the server's result cache in this folder (needs the "
+                        "'server' extra)")
+    p.add_argument("--ray-address", default=None,
+                   help="ray: the cluster to join ('auto' on a cluster node, "
+                        "ray://HEAD:10001); default: start Ray on this machine")
+    p.add_argument("--ray-encoders", type=int, default=0,
+                   help="ray: encoder actors (default: one per GPU, or 1 without GPUs)")
+    p.add_argument("--ray-cpu-batch", type=int, default=16,
+                   help="ray: inputs per decode + OCR task")
+    p.add_argument("--ray-encoder-cpus", type=float, default=None,
+                   help="ray: CPUs reserved per encoder actor (default: 1 with GPUs, else 0)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p.parse_args(argv)
+
+
+class Tally:
+    """Counts for the summary: rows, errors by code, flagged pictures per category."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.errors: Counter[str] = Counter()
+        self.flagged: Counter[str] = Counter()
+
+    def add(self, rows: list[dict[str, Any]]) -> None:
+        """Count rows."""
+        for row in rows:
+            self.rows += 1
+            if row["error"]:
+                self.errors[row["error"]] += 1
+            else:
+                self.flagged.update(row["warnings"])
+
+    def format(self, categories: list[str], seconds: float, skipped: int,
+               extra: dict[str, Any]) -> str:
+        """The summary table (Markdown)."""
+        scored = self.rows - sum(self.errors.values())
+        rate = self.rows / seconds if seconds > 0 else 0.0
+        lines = [f"\nsimclip score: {self.rows} rows in {seconds:.1f} s ({rate:.2f} rows/s); "
+                 f"{scored} scored, {sum(self.errors.values())} errors, {skipped} already in "
+                 f"--out (skipped)" + "".join(f", {v} {k}" for k, v in extra.items()),
+                 "", "| category | flagged | of scored |", "|---|---:|---:|"]
+        for c in categories:
+            share = 100.0 * self.flagged[c] / scored if scored else 0.0
+            lines.append(f"| {c} | {self.flagged[c]} | {share:.1f}% |")
+        if self.errors:
+            lines += ["", "| error | rows |", "|---|---:|"]
+            lines += [f"| {code} | {n} |" for code, n in self.errors.most_common()]
+        return "\n".join(lines)
+
+
+class Progress:
+    """A tqdm bar with rate and ETA on stderr (a log line every 10 s without tqdm)."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self._bar = None
+        self._done = 0
+        self._total = total
+        self._last = time.monotonic()
+        self._t0 = self._last
+        self._enabled = enabled
+        if enabled:
+            try:
+                from tqdm import tqdm
+            except ImportError:
+                return
+            self._bar = tqdm(total=total, unit="img", desc="simclip score", file=sys.stderr,
+                             dynamic_ncols=True)
+
+    def update(self, n: int) -> None:
+        """n more rows written."""
+        self._done += n
+        if self._bar is not None:
+            self._bar.update(n)
+        elif self._enabled and time.monotonic() - self._last >= 10:
+            self._last = time.monotonic()
+            rate = self._done / (self._last - self._t0)
+            eta = (self._total - self._done) / rate if rate else 0
+            print(f"simclip score: {self._done}/{self._total} ({rate:.1f}/s, ETA {eta:.0f} s)",
+                  file=sys.stderr)
+
+    def close(self) -> None:
+        """End the bar."""
+        if self._bar is not None:
+            self._bar.close()
+
+
+def _open_cache(cache_dir: str, identity: str) -> Any:
+    """The server's result cache (backend.cache) for this identity."""
+    try:
+        from backend.cache import ResultCache
+    except ImportError as e:
+        raise SystemExit(f"--cache-dir shares the server's result cache and needs the 'server' "
+                         f"extra ({e.name} is not installed): pip install 'simclip[server]'") from e
+    return ResultCache(identity, cache_dir)
+
+
+def _needs(module: str, what: str) -> None:
+    try:
+        __import__(module)
+    except ImportError as e:
+        raise SystemExit(f"{what} needs the '{SCALE_EXTRA}' extra ({e.name} is not installed): "
+                         f"pip install 'simclip[{SCALE_EXTRA}]'") from e
+
+
+def config_from_args(args: argparse.Namespace) -> ScoreConfig:
+    """The ScoreConfig of parsed arguments."""
+    return ScoreConfig(checkpoint=args.checkpoint, model=args.model, pretrained=args.pretrained,
+                       device=args.device, ocr=args.ocr, calibration=args.calibration,
+                       quick_gelu=args.quick_gelu, weights_cache_dir=args.weights_cache_dir,
+                       batch_size=args.batch_size, max_wait_ms=args.max_wait_ms,
+                       workers=args.workers, cache_dir=args.cache_dir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `simclip score`; returns the exit status (0 even with error rows)."""
+    args = parse_args(argv)
+    try:
+        return _run(args)
+    except SystemExit as e:
+        if isinstance(e.code, str):
+            print(f"simclip score: {e.code}", file=sys.stderr)
+            return 2
+        raise
+    except (SimCLIPError, ValueError, RuntimeError) as e:
+        print(f"simclip score: {e}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    jsonl = is_jsonl(args.out)
+    if not jsonl:
+        _needs("pyarrow", "Parquet output")
+    if args.engine == "ray":
+        _needs("ray.data", "--engine ray")
+        if args.cache_dir:
+            raise SystemExit("--cache-dir works with --engine local only (the server's cache "
+                             "is a file on one machine)")
+    config = config_from_args(args)
+    items = list(iter_items(args.sources, args.column))
+    from .ocr import build_ocr_engine
+
+    ocr = build_ocr_engine(config.ocr)
+    predictor = config.load_predictor(ocr=ocr)
+    categories, model, identity = list_category_ids(predictor), get_model_id(predictor), \
+        predictor.identity
+    done = read_done(args.out, identity)
+    todo, seen = [], set(done)
+    for item in items:
+        if item.id not in seen:  # an id listed twice is one input
+            seen.add(item.id)
+            todo.append(item)
+    skipped = len(items) - len(todo)
+    tally = Tally()
+    # Ray's own progress bars follow a Parquet write; ours counts rows that reach this process
+    progress = Progress(len(todo), enabled=not args.no_progress
+                        and (args.engine == "local" or jsonl))
+    writer = JsonlWriter(args.out) if jsonl else None
+    t0 = time.perf_counter()
+    extra: dict[str, Any] = {}
+    try:
+        if args.engine == "local":
+            extra = _run_local(config, predictor, todo, args.out, categories, writer, tally,
+                               progress)
+        else:
+            from .ray_engine import run_ray
+
+            def emit(rows: list[dict[str, Any]]) -> None:
+                writer.write(rows)
+                progress.update(len(rows))
+
+            rows = run_ray(config, todo, args.out, categories, model, identity,
+                           ocr_identity=getattr(ocr, "identity", ocr.name),
+                           ray_address=args.ray_address, encoders=args.ray_encoders,
+                           cpu_batch=args.ray_cpu_batch, encoder_cpus=args.ray_encoder_cpus,
+                           emit_jsonl=emit if jsonl else None)
+            tally.add(rows)
+            extra = {"duplicates": len(rows) - len({r["sha256"] or r["path"] for r in rows})}
+    finally:
+        progress.close()
+        if writer is not None:
+            writer.close()
+    print(tally.format(categories, time.perf_counter() - t0, skipped, extra))
+    print(f"\nrows in {args.out}; model {model}")
+    return 0
+
+
+def _run_local(config: ScoreConfig, predictor: Any, todo: list[Any], out: str,
+               categories: list[str], writer: Any, tally: Tally,
+               progress: Progress) -> dict[str, Any]:
+    from .local import LocalEngine
+
+    sink = writer if writer is not None else ParquetPartWriter(out, categories)
+    cache = _open_cache(config.cache_dir, predictor.identity) if config.cache_dir else None
+
+    def emit(rows: list[dict[str, Any]]) -> None:
+        sink.write(rows)
+        tally.add(rows)
+        progress.update(len(rows))
+
+    engine = LocalEngine(predictor, config, emit, cache=cache)
+    try:
+        engine.run(todo)
+    finally:
+        if writer is None:
+            sink.close()
+        if cache is not None:
+            cache.close()
+    batches = engine.stats.as_dict()
+    return {"duplicates": engine.duplicates, "cache hits": engine.cache_hits,
+            "mean encoder batch": batches["mean_size"]}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

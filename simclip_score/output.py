@@ -1,0 +1,208 @@
+"""The rows `simclip score` writes, and the two output formats.
+
+One row per input:
+
+    path           the input's id: its path, URL, 'shard.tar/member' or 'table.parquet#row'
+    sha256         of the image bytes (null when they could not be read)
+    mode           'trained' or 'zero-shot'
+    scores         one float per warning category (a struct in Parquet, an object in JSONL)
+    warnings       the flagged categories' ids, highest score first
+    text           the OCR text
+    frames         frames judged (1 for a still image)
+    calibrated     whether the scores' thresholds are calibrated
+    model          backbone id and head (checkpoint sha256, or the zero-shot prompts digest)
+    identity       the predictor identity (backbone, head, OCR settings): the result-cache key
+    error          null, or a typed code: simclip's ImageError codes (corrupt_image,
+                   unsupported_format, image_too_large, empty_image), fetch_failed,
+                   unreadable_file, ocr_failed, internal_error
+    error_message  what went wrong, for people
+
+`--out NAME.jsonl` is one JSON object a line, appended as rows are done. Any other name is a
+Parquet dataset: a folder of part files (written atomically by the local engine, by Ray's
+writer for the Ray engine) that pyarrow, pandas, DuckDB, Spark and Ray read as one table
+(`read_rows` here). Both can be resumed: `read_done` lists the ids already written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+COLUMNS = ("path", "sha256", "mode", "scores", "warnings", "text", "frames", "calibrated",
+           "model", "identity", "error", "error_message")
+OCR_FAILED = "ocr_failed"  # the OCR engine raised (our problem, not the image's)
+INTERNAL_ERROR = "internal_error"  # the encoders or the head raised
+PART_ROWS = 4096  # rows per Parquet part file written by the local engine
+
+
+def is_jsonl(out: str | os.PathLike[str]) -> bool:
+    """True when `--out` names a JSONL file (.jsonl or .ndjson), else it is Parquet."""
+    return Path(out).suffix.lower() in (".jsonl", ".ndjson")
+
+
+def result_row(item_id: str, sha256: str, result: dict[str, Any], model: str,
+               identity: str) -> dict[str, Any]:
+    """The row of a scored picture, from a server-format result (mode, scores, warnings...)."""
+    return {"path": item_id, "sha256": sha256, "mode": result["mode"],
+            "scores": {c: float(s) for c, s in result["scores"].items()},
+            "warnings": [w["id"] for w in result["warnings"]], "text": result["text"],
+            "frames": int(result.get("frames", 1)), "calibrated": bool(result["calibrated"]),
+            "model": model, "identity": identity, "error": None, "error_message": None}
+
+
+def error_row(item_id: str, sha256: str | None, code: str, message: str, model: str,
+              identity: str) -> dict[str, Any]:
+    """The row of an input that could not be scored."""
+    return {"path": item_id, "sha256": sha256, "mode": None, "scores": None, "warnings": None,
+            "text": None, "frames": None, "calibrated": None, "model": model,
+            "identity": identity, "error": code, "error_message": message}
+
+
+def arrow_schema(categories: list[str]) -> Any:
+    """The Parquet schema: `scores` is a struct with one float64 field per category."""
+    import pyarrow as pa
+
+    return pa.schema([
+        ("path", pa.string()), ("sha256", pa.string()), ("mode", pa.string()),
+        ("scores", pa.struct([(c, pa.float64()) for c in categories])),
+        ("warnings", pa.list_(pa.string())), ("text", pa.string()), ("frames", pa.int32()),
+        ("calibrated", pa.bool_()), ("model", pa.string()), ("identity", pa.string()),
+        ("error", pa.string()), ("error_message", pa.string()),
+    ])
+
+
+def rows_to_table(rows: list[dict[str, Any]], categories: list[str]) -> Any:
+    """Rows -> a pyarrow Table with `arrow_schema(categories)`."""
+    import pyarrow as pa
+
+    return pa.Table.from_pylist(rows, schema=arrow_schema(categories))
+
+
+def _parquet_files(folder: Path) -> list[Path]:
+    """The part files of a Parquet dataset folder (names starting '.' or '_' are not data)."""
+    return sorted(p for p in folder.rglob("*.parquet")
+                  if not any(part.startswith((".", "_")) for part in p.relative_to(folder).parts))
+
+
+def read_rows(out: str | os.PathLike[str], columns: list[str] | None = None) -> list[dict[str, Any]]:
+    """Every row written to `out` (JSONL or a Parquet dataset folder); [] when absent."""
+    out = Path(out)
+    if is_jsonl(out):
+        if not out.exists():
+            return []
+        rows = []
+        with open(out, encoding="utf-8") as f:
+            for line in f:
+                try:
+                    row = json.loads(line)
+                except ValueError:
+                    continue  # a line cut by a crash; JsonlWriter trims it on resume
+                rows.append({k: row.get(k) for k in columns} if columns else row)
+        return rows
+    if not out.exists():
+        return []
+    import pyarrow.parquet as pq
+
+    rows = []
+    for path in _parquet_files(out) if out.is_dir() else [out]:
+        try:
+            table = pq.read_table(path, columns=columns)
+        except Exception as e:  # a part cut by a crash (Ray writes parts in place)
+            broken = path.with_name("_broken-" + path.name)
+            logger.warning("%s is unreadable (%s): renamed to %s, its rows are scored again",
+                           path, e, broken.name)
+            path.rename(broken)
+            continue
+        rows.extend(table.to_pylist())
+    return rows
+
+
+def read_done(out: str | os.PathLike[str], identity: str) -> set[str]:
+    """The ids already written to `out` (resume).
+
+    Raises:
+        SystemExit: `out` holds rows of another model or OCR (another `identity`).
+    """
+    done, others = set(), set()
+    for row in read_rows(out, ["path", "identity"]):
+        done.add(row["path"])
+        if row["identity"] != identity:
+            others.add(row["identity"])
+    if others:
+        raise SystemExit(f"{out} holds rows scored with another model or OCR settings "
+                         f"(identity {sorted(others)[0]}, now {identity}); write to a new --out")
+    return done
+
+
+class JsonlWriter:
+    """Appends rows to a JSONL file, one flush per call; a line cut by a crash is trimmed."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.exists():
+            self._trim_cut_line()
+        self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (closed by close())
+
+    def _trim_cut_line(self) -> None:
+        data = self.path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            with open(self.path, "r+b") as f:
+                f.truncate(data.rfind(b"\n") + 1)
+
+    def write(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Append rows and flush."""
+        for row in rows:
+            self._file.write(json.dumps(row, ensure_ascii=False) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        """Close the file."""
+        self._file.close()
+
+
+class ParquetPartWriter:
+    """Writes rows as part files of a Parquet dataset folder, each atomically (temp + rename)."""
+
+    def __init__(self, folder: str | os.PathLike[str], categories: list[str],
+                 part_rows: int = PART_ROWS) -> None:
+        self.folder = Path(folder)
+        if self.folder.is_file():
+            raise SystemExit(f"{folder} is a file; Parquet output is a folder of part files "
+                             "(name another --out, or use .jsonl)")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.categories = categories
+        self.part_rows = part_rows
+        self._run = uuid.uuid4().hex[:8]
+        self._parts = 0
+        self._rows: list[dict[str, Any]] = []
+
+    def write(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Buffer rows; write a part when `part_rows` are buffered."""
+        self._rows.extend(rows)
+        if len(self._rows) >= self.part_rows:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the buffered rows as one part file."""
+        if not self._rows:
+            return
+        import pyarrow.parquet as pq
+
+        name = f"part-{self._run}-{self._parts:05d}.parquet"
+        tmp = self.folder / f".{name}.tmp"
+        pq.write_table(rows_to_table(self._rows, self.categories), tmp)
+        os.replace(tmp, self.folder / name)
+        self._parts += 1
+        self._rows = []
+
+    def close(self) -> None:
+        """Write what is buffered."""
+        self.flush()

@@ -1,0 +1,227 @@
+"""What `simclip score` reads: each SOURCE argument becomes a stream of `Item`s.
+
+    folder/            every image file below it (recursive), sorted
+    'memes/*.png'      a glob (quote it; `**` recurses)
+    list.txt           one path or http(s) URL a line (blank lines and '#' comments skipped)
+    table.parquet/.csv a column (--column) of paths, URLs or image bytes
+    shard.tar          a WebDataset shard: every image member, keyed 'shard.tar/member'
+
+An `Item` is an id (the output's `path`) and where its bytes are: a file, a URL, a tar member
+or the bytes themselves. Bytes are read by `read_item_bytes`, in the workers, so listing a
+corpus of millions reads no image.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import os
+import tarfile
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".avif", ".jfif"}
+LIST_SUFFIXES = {".txt", ".lst", ".list", ".urls"}
+TABLE_SUFFIXES = {".parquet", ".csv"}
+TAR_SUFFIXES = {".tar"}
+URL_PREFIXES = ("http://", "https://")
+FETCH_TIMEOUT_S = 30.0
+FETCH_MAX_BYTES = 32 * 1024 * 1024  # larger answers are refused (fetch_failed)
+
+# error codes of inputs that never reached the decoder (the decoder's are simclip.ImageError's)
+FETCH_FAILED = "fetch_failed"  # an URL that could not be downloaded
+UNREADABLE_FILE = "unreadable_file"  # a missing or unreadable file or tar member
+
+
+class SourceError(Exception):
+    """An input whose bytes could not be read; `code` is FETCH_FAILED or UNREADABLE_FILE."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Item:
+    """One input: its id and where its bytes are (exactly one of path, url, tar+member, data)."""
+
+    id: str
+    path: str | None = None
+    url: str | None = None
+    tar: str | None = None
+    member: str | None = None
+    data: bytes | None = None
+
+    def to_record(self) -> dict[str, object]:
+        """A flat dict (for Ray Data and process pools)."""
+        return {"id": self.id, "path": self.path, "url": self.url, "tar": self.tar,
+                "member": self.member, "data": self.data}
+
+
+def is_url(text: str) -> bool:
+    """True for an http(s) URL."""
+    return text.lower().startswith(URL_PREFIXES)
+
+
+def _ref(text: str, base: Path | None = None) -> Item:
+    """A path or URL as read from a list or a table; relative paths are taken from `base`."""
+    text = text.strip()
+    if is_url(text):
+        return Item(text, url=text)
+    path = Path(text)
+    if base is not None and not path.is_absolute():
+        path = base / path
+    return Item(text, path=str(path))
+
+
+def _walk_folder(folder: Path) -> Iterator[Item]:
+    files = sorted(p for p in folder.rglob("*")
+                   if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    for p in files:
+        yield Item(str(p), path=str(p))
+
+
+def _read_list(path: Path) -> Iterator[Item]:
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if line and not line.startswith("#"):
+                yield _ref(line, path.parent)
+
+
+def _read_table(path: Path, column: str | None) -> Iterator[Item]:
+    if path.suffix.lower() == ".csv":
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            name = _pick_column(path, list(reader.fieldnames or ()), column)
+            for i, row in enumerate(reader):
+                value = row.get(name) or ""
+                yield _ref(value, path.parent) if value.strip() else Item(f"{path}#{i}", data=b"")
+        return
+    try:
+        import pyarrow.parquet as pq
+    except ImportError as e:
+        raise SystemExit(f"reading {path} needs pyarrow: pip install 'simclip[scale]'") from e
+    pf = pq.ParquetFile(path)
+    name = _pick_column(path, pf.schema_arrow.names, column)
+    row = 0
+    for batch in pf.iter_batches(columns=[name], batch_size=1024):
+        for value in batch.column(0).to_pylist():
+            if isinstance(value, (bytes, bytearray)):
+                yield Item(f"{path}#{row}", data=bytes(value))
+            elif value:
+                yield _ref(str(value), path.parent)
+            else:
+                yield Item(f"{path}#{row}", data=b"")
+            row += 1
+
+
+def _pick_column(path: Path, names: list[str], column: str | None) -> str:
+    """--column, or the only column, or the first of path/url/image/bytes that exists."""
+    if column:
+        if column not in names:
+            raise SystemExit(f"{path} has no column {column!r}; columns: {', '.join(names)}")
+        return column
+    if len(names) == 1:
+        return names[0]
+    for guess in ("path", "url", "image", "bytes", "file", "filename"):
+        if guess in names:
+            return guess
+    raise SystemExit(f"{path}: say which column holds the images with --column; "
+                     f"columns: {', '.join(names)}")
+
+
+def _walk_tar(path: Path) -> Iterator[Item]:
+    with tarfile.open(path) as tar:
+        for member in tar:
+            if member.isfile() and Path(member.name).suffix.lower() in IMAGE_SUFFIXES:
+                yield Item(f"{path}/{member.name}", tar=str(path), member=member.name)
+
+
+def iter_items(sources: Iterable[str], column: str | None = None) -> Iterator[Item]:
+    """Every input of the SOURCE arguments, in order (see the module docstring).
+
+    Raises:
+        SystemExit: a source that matches nothing, or a table without the column.
+    """
+    for source in sources:
+        if is_url(source):
+            yield Item(source, url=source)
+            continue
+        path = Path(source)
+        suffix = path.suffix.lower()
+        if path.is_dir():
+            yield from _walk_folder(path)
+        elif path.is_file() and suffix in LIST_SUFFIXES:
+            yield from _read_list(path)
+        elif path.is_file() and suffix in TABLE_SUFFIXES:
+            yield from _read_table(path, column)
+        elif path.is_file() and suffix in TAR_SUFFIXES:
+            yield from _walk_tar(path)
+        elif path.is_file():
+            yield Item(source, path=source)
+        elif glob.has_magic(source):
+            matches = sorted(glob.glob(source, recursive=True))
+            if not matches:
+                raise SystemExit(f"no file matches {source!r}")
+            for match in matches:
+                if os.path.isfile(match):
+                    yield Item(match, path=match)
+        else:
+            raise SystemExit(f"no such file, folder or glob: {source!r}")
+
+
+class _TarCache(threading.local):
+    """Per thread: open shards and their member index (a shard is read once for its index)."""
+
+    def __init__(self) -> None:
+        self.shards: dict[str, tuple[tarfile.TarFile, dict[str, tarfile.TarInfo]]] = {}
+
+    def read(self, shard: str, member: str) -> bytes:
+        if shard not in self.shards:
+            if len(self.shards) >= 4:  # a few shards open per thread at most
+                old = self.shards.pop(next(iter(self.shards)))
+                old[0].close()
+            tar = tarfile.open(shard)  # noqa: SIM115 (kept open for its next members)
+            self.shards[shard] = (tar, {m.name: m for m in tar.getmembers()})
+        tar, index = self.shards[shard]
+        f = tar.extractfile(index[member])
+        if f is None:
+            raise KeyError(member)
+        return f.read()
+
+
+_TARS = _TarCache()
+
+
+def fetch_url(url: str, timeout_s: float = FETCH_TIMEOUT_S,
+              max_bytes: int = FETCH_MAX_BYTES) -> bytes:
+    """The body of an http(s) URL, at most `max_bytes`; SourceError(FETCH_FAILED) otherwise."""
+    request = urllib.request.Request(url, headers={"User-Agent": "simclip-score"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            data = response.read(max_bytes + 1)
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        raise SourceError(FETCH_FAILED, f"{url}: {e}") from e
+    if len(data) > max_bytes:
+        raise SourceError(FETCH_FAILED, f"{url}: larger than {max_bytes} bytes")
+    return data
+
+
+def read_item_bytes(item: Item) -> bytes:
+    """The item's bytes. Raises SourceError (FETCH_FAILED or UNREADABLE_FILE)."""
+    if item.data is not None:
+        return item.data
+    if item.url is not None:
+        return fetch_url(item.url)
+    try:
+        if item.tar is not None:
+            return _TARS.read(item.tar, item.member or "")
+        with open(item.path or "", "rb") as f:
+            return f.read()
+    except (OSError, KeyError, tarfile.TarError) as e:
+        raise SourceError(UNREADABLE_FILE, f"{item.id}: {type(e).__name__}: {e}") from e

@@ -1,0 +1,148 @@
+"""The per-picture work both engines share: options, read + hash, decode + OCR, encode + rows.
+
+The decode and OCR stages are the Predictor's own (`Predictor.decode`, `Predictor.read_text`),
+run by a `Reader` that holds only the OCR engine, so a CPU worker (a thread, a Ray task) reads
+pictures exactly as the server does without loading the encoders.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from PIL import Image
+
+from simclip import Frames, ImageError, Predictor, load_classifier
+from simclip.constants import MAX_ANIMATION_FRAMES, MAX_IMAGE_PIXELS
+
+from .ocr import build_ocr_engine
+from .output import INTERNAL_ERROR, OCR_FAILED, error_row, result_row
+from .sources import Item, SourceError, read_item_bytes
+
+
+@dataclass
+class ScoreConfig:
+    """Everything a scoring run needs to rebuild its model and stages in another process."""
+
+    checkpoint: str | None = None  # trained head; None: zero-shot
+    model: str | None = None  # open_clip architecture (default: the checkpoint's, else ViT-L-14-336)
+    pretrained: str | None = None  # weights tag or file ('none': seeded random weights)
+    device: str | None = None  # encoders' device: cuda, mps, cpu; None: automatic
+    ocr: str = "auto"  # OCR spec: auto, rapidocr, tesseract, none, 'rapidocr:device=cuda'
+    calibration: str | None = None  # zero-shot calibration file or 'none'
+    quick_gelu: bool | None = None  # None: from the weights
+    weights_cache_dir: str | None = None  # where CLIP weights are downloaded
+    batch_size: int = 32  # pictures per encoder batch
+    max_wait_ms: float = 5.0  # the encoder waits this long for a batch to fill
+    workers: int = 0  # decode + OCR workers (threads, Ray CPU tasks); 0: every core
+    cache_dir: str | None = None  # the server's result cache (local engine)
+
+    def load_predictor(self, ocr: Any = None) -> Predictor:
+        """The Predictor these options describe (`ocr`: an engine object, default from spec)."""
+        engine = ocr if ocr is not None else build_ocr_engine(self.ocr)
+        return load_classifier(self.checkpoint, model=self.model, pretrained=self.pretrained,
+                               device=self.device, ocr=engine, cache_dir=self.weights_cache_dir,
+                               batch_size=self.batch_size, quick_gelu=self.quick_gelu,
+                               calibration=self.calibration)
+
+    def get_workers(self) -> int:
+        """Decode + OCR workers: `workers`, or one per core."""
+        return self.workers or os.cpu_count() or 1
+
+    def as_dict(self) -> dict[str, Any]:
+        """The options as a plain dict (for Ray actors)."""
+        return asdict(self)
+
+
+def get_model_id(predictor: Predictor) -> str:
+    """The `model` column: backbone id and head (checkpoint sha256 or zero-shot digest)."""
+    return f"{predictor.backbone.info.id}|{predictor.checkpoint_id}"
+
+
+def list_category_ids(predictor: Predictor) -> list[str]:
+    """The warning categories the predictor scores, in its order (the `scores` fields)."""
+    return [c["id"] for c in predictor.list_categories()]
+
+
+class Reader:
+    """Decode + OCR without the encoders: the Predictor's own `decode` and `read_text`."""
+
+    decode = Predictor.decode
+    read_text = Predictor.read_text
+
+    def __init__(self, ocr: Any, max_pixels: int = MAX_IMAGE_PIXELS,
+                 max_frames: int = MAX_ANIMATION_FRAMES) -> None:
+        self.ocr = ocr
+        self.max_pixels = max_pixels
+        self.max_frames = max_frames
+
+
+def read_and_hash(item: Item) -> tuple[bytes, str]:
+    """(bytes, sha256 hex) of an item. Raises SourceError."""
+    data = read_item_bytes(item)
+    return data, hashlib.sha256(data).hexdigest()
+
+
+class StageError(Exception):
+    """A picture that cannot be scored: `code` is a typed error code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def decode_and_read(reader: Any, data: bytes) -> tuple[Image.Image | Frames, str]:
+    """(decoded picture, OCR text). Raises StageError with the ImageError code, or ocr_failed."""
+    try:
+        image = reader.decode(data)
+    except ImageError as e:
+        raise StageError(e.code, str(e)) from e
+    try:
+        text = reader.read_text(image)
+    except Exception as e:  # an engine failure is ours, not the picture's: say so, go on
+        raise StageError(OCR_FAILED, f"OCR failed: {type(e).__name__}: {e}") from e
+    return image, text
+
+
+def source_error(e: SourceError) -> StageError:
+    """A SourceError as a StageError."""
+    return StageError(e.code, str(e))
+
+
+def classify_batch(predictor: Predictor, images: list[Any], texts: list[str]) -> list[dict[str, Any]] | StageError:
+    """Server-format results (mode, scores, warnings, text, calibrated, frames) of a batch, or
+    one StageError(internal_error) for the whole batch when the encoders raise."""
+    try:
+        results = predictor.classify(images, texts)
+    except Exception as e:
+        return StageError(INTERNAL_ERROR, f"encoder failed: {type(e).__name__}: {e}")
+    return [{"mode": r["mode"], "scores": r["scores"], "warnings": r["warnings"],
+             "text": r["text"], "calibrated": r["calibrated"], "frames": r["frames"]}
+            for r in results]
+
+
+def make_row(item_id: str, sha256: str | None, outcome: dict[str, Any] | StageError,
+             model: str, identity: str) -> dict[str, Any]:
+    """The output row of one input from its result or its error."""
+    if isinstance(outcome, StageError):
+        return error_row(item_id, sha256, outcome.code, str(outcome), model, identity)
+    return result_row(item_id, sha256 or "", outcome, model, identity)
+
+
+def pack_picture(image: Image.Image | Frames) -> tuple[bytes, list[int]]:
+    """A decoded picture as raw RGB bytes + [w0, h0, w1, h1, ...] (Arrow-friendly, for Ray)."""
+    frames = list(image) if isinstance(image, Frames) else [image]
+    sizes = [v for f in frames for v in f.size]
+    return b"".join(f.tobytes() for f in frames), sizes
+
+
+def unpack_picture(pixels: bytes, sizes: list[int]) -> Image.Image | Frames:
+    """The inverse of `pack_picture`."""
+    frames, offset = [], 0
+    for w, h in zip(sizes[0::2], sizes[1::2]):
+        n = w * h * 3
+        frames.append(Image.frombytes("RGB", (w, h), pixels[offset:offset + n]))
+        offset += n
+    return frames[0] if len(frames) == 1 else Frames(frames)
