@@ -15,13 +15,15 @@
  * batch of new elements costs one style recalculation and one layout, not one per element.
  */
 import {
-  ANSWER, SEEN, STATE, createRecord, hasOverlay, hideAgain, holdPending, isCountedFlagged, isHidden, isTooSmallFile,
-  isUnavailable, needsRetry, receiveVerdict, redecide, reveal, seeBox, serverBack, summaryState, timeOut,
+  ANSWER, SEEN, STATE, choosePrimary, countPictures, createRecord, hasOverlay, hideAgain, holdPending, isHidden,
+  isTooSmallFile, isUnavailable, needsRetry, receiveVerdict, redecide, reveal, seeBox, serverBack, summaryState, timeOut,
 } from './image_state.js';
 import {
   clearInlineOverrides, clearState, hideBackgroundsEarly, reassertState, showState, tagTracked, untag, writeState,
 } from './hiding.js';
-import { hasInlineUrl, readBackground, readImage, readPseudo, readSvgImage } from './picture_sources.js';
+import {
+  areInOnePlace, hasInlineUrl, isFaded, isSameResponsivePicture, readBackground, readImage, readPseudo, readSvgImage,
+} from './picture_sources.js';
 import { VerdictAsker } from './verdict_asker.js';
 
 const ENTRY_BUDGET_MS = 8;
@@ -39,6 +41,8 @@ export class ImageFilter {
     this.onCountChange = onCountChange;
     this.timed = timed;
     this.records = new RecordMap();
+    this.byKey = new Map(); // a URL or a content hash -> the records showing it (one picture, several elements)
+    this.revealedKeys = new Set(); // URLs and hashes of pictures the user chose to show on this page
     this.writes = []; // DOM writes queued by consider*(), applied by flush()
     this.nextId = 1;
     this.lastCount = -1;
@@ -83,6 +87,13 @@ export class ImageFilter {
       const rec = this.records.get(img);
       if (rec && rec.url === file.url) {
         reassertState(rec);
+        return;
+      }
+      if (rec && rec.sized && isSameResponsivePicture(img, rec.url, file.url)) {
+        // The browser picked another size of the same picture (a resize, a zoom): keep its verdict,
+        // and a picture the user chose to show stays shown.
+        this.rekey(rec, rec.url, file.url);
+        rec.url = file.url;
         return;
       }
       if (rec) this.forget(rec);
@@ -179,9 +190,34 @@ export class ImageFilter {
   track(el, kind, url) {
     const rec = createRecord({ id: this.nextId++, el, kind, url });
     this.records.set(rec);
+    this.rekey(rec, null, url);
     tagTracked(rec);
     this.follow(rec);
     return rec;
+  }
+
+  /** Move `rec` from key `from` to key `to` in the index of pictures (null: none). */
+  rekey(rec, from, to) {
+    if (from) {
+      const set = this.byKey.get(from);
+      set?.delete(rec);
+      if (set?.size === 0) this.byKey.delete(from);
+    }
+    if (to) {
+      if (!this.byKey.has(to)) this.byKey.set(to, new Set());
+      this.byKey.get(to).add(rec);
+    }
+  }
+
+  /** The records showing `rec`'s picture (same URL or same content) in the same place, `rec` included. */
+  groupOf(rec) {
+    const group = new Set([rec]);
+    for (const key of [rec.url, rec.verdict?.sha256]) {
+      for (const other of this.byKey.get(key) ?? []) {
+        if (other !== rec && other.el !== rec.el && areInOnePlace(rec.el, other.el)) group.add(other);
+      }
+    }
+    return [...group];
   }
 
   /** A picture found by its style (a background, an SVG <image>, a pseudo-element): tracked and hidden at once. */
@@ -219,6 +255,8 @@ export class ImageFilter {
     this.asker.drop(rec);
     clearTimeout(rec.timer);
     this.records.delete(rec);
+    this.rekey(rec, rec.url, null);
+    this.rekey(rec, rec.verdict?.sha256, null);
     this.unfollow(rec);
     this.overlay.remove(rec);
     clearInlineOverrides(rec);
@@ -242,11 +280,18 @@ export class ImageFilter {
     }
   }
 
-  /** Put the record's state into the page and the overlay. */
+  /**
+   * Put the record's state into the page and the overlay. One picture shown by several elements
+   * in one place gets one warning, on the member that shows it best (choosePrimary).
+   */
   paint(rec) {
     showState(rec);
-    if (hasOverlay(rec.state)) this.overlay.sync(rec);
-    else this.overlay.remove(rec);
+    const group = this.groupOf(rec);
+    const primary = choosePrimary(group.filter((r) => hasOverlay(r.state)));
+    for (const member of group) {
+      if (member === primary) this.overlay.sync(member);
+      else this.overlay.remove(member);
+    }
   }
 
   // ------------------------------------------------------------ where each record is, and asking
@@ -276,6 +321,7 @@ export class ImageFilter {
     const { seen, painted, armed } = seeBox(rec, view, { now: performance.now(), limitMs: this.limitMs() });
     if (painted) this.paint(rec);
     if (seen === SEEN.READY) {
+      if (rec.faded === null) rec.faded = isFaded(rec.el); // read before we blur it ourselves
       this.unwatchSize(rec.el);
     } else {
       this.watchSize(rec.el); // no box yet, or too small: seen again when its size changes
@@ -323,8 +369,13 @@ export class ImageFilter {
   applyVerdict(rec, verdict) {
     if (!this.isTracked(rec)) return;
     clearTimeout(rec.timer);
+    // A picture the user already chose to show on this page (another element of it, a re-render) stays shown.
+    if (this.revealedKeys.has(rec.url) || this.revealedKeys.has(verdict?.sha256)) rec.revealed = true;
     const answer = receiveVerdict(rec, verdict, this.getContext());
-    if (answer === ANSWER.DECIDED) this.asker.serverAnswered();
+    if (answer === ANSWER.DECIDED) {
+      this.asker.serverAnswered();
+      this.rekey(rec, null, verdict.sha256);
+    }
     if (isHidden(rec) && rec.deadline !== null) this.armTimer(rec); // waiting: the time limit runs on
     this.paint(rec);
     if (answer === ANSWER.UNAVAILABLE || answer === ANSWER.NO_ANSWER) this.asker.forgetAnswer(rec.url); // ask again once the server is back
@@ -343,14 +394,20 @@ export class ImageFilter {
 
   // ------------------------------------------------------------ the user, settings, the server
 
-  /** The user clicked "Show" on a flagged image. */
+  /** The user clicked "Show" on a flagged picture: every element showing it is revealed. */
   reveal(rec) {
-    if (reveal(rec)) this.paint(rec);
+    for (const member of this.groupOf(rec)) {
+      for (const key of [member.url, member.verdict?.sha256]) if (key) this.revealedKeys.add(key);
+      if (reveal(member)) this.paint(member);
+    }
   }
 
-  /** The user clicked "Hide again". */
+  /** The user clicked "Hide again": every element showing the picture is blurred again. */
   hide(rec) {
-    if (hideAgain(rec)) this.paint(rec);
+    for (const member of this.groupOf(rec)) {
+      for (const key of [member.url, member.verdict?.sha256]) this.revealedKeys.delete(key);
+      if (hideAgain(member)) this.paint(member);
+    }
   }
 
   /** Settings or categories changed: decide every checked image again (no new requests). */
@@ -375,10 +432,9 @@ export class ImageFilter {
 
   // ------------------------------------------------------------ counts
 
+  /** Flagged pictures: elements that show one picture in one place count once. */
   countFlagged() {
-    let n = 0;
-    for (const rec of this.liveRecords()) if (isCountedFlagged(rec)) n += 1;
-    return n;
+    return countPictures([...this.liveRecords()], (rec) => this.groupOf(rec));
   }
 
   reportCount() {

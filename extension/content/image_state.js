@@ -66,7 +66,7 @@ export function createRecord({ id, el, kind, url }) {
   return {
     id, el, kind, url,
     state: null, sized: false, asked: false,
-    near: false, onScreen: false, deadline: null,
+    near: false, onScreen: false, deadline: null, area: 0, faded: null,
     verdict: null, warnings: [], revealed: false, why: '',
     timer: 0, inline: false,
   };
@@ -119,6 +119,7 @@ export function seeBox(rec, { width, height, near, onScreen }, { now, limitMs })
   }
   rec.onScreen = Boolean(onScreen);
   rec.near = Boolean(near) || rec.onScreen;
+  rec.area = width * height;
   return { seen: SEEN.READY, painted, armed: armDeadline(rec, now, limitMs) };
 }
 
@@ -279,6 +280,26 @@ export function serverBack(rec, now, limitMs) {
 
 /** Counted on the badge: decided from scores and over a threshold (revealed ones too). */
 export const isCountedFlagged = (rec) => rec.warnings.length > 0 && hasScores(rec);
+
+/**
+ * Of the records showing one picture in one place (X's background <div> and its invisible <img>,
+ * Reddit's blurred backdrop and the post image), the one that carries the warning: a member the
+ * site does not fade or blur (`faded`), then the largest on screen, then the oldest.
+ */
+export function choosePrimary(members) {
+  return [...members].sort((a, b) => Number(Boolean(a.faded)) - Number(Boolean(b.faded)) || b.area - a.area || a.id - b.id)[0];
+}
+
+/** Each picture counted once: `groupOf(rec)` lists the records showing the same picture in the same place. */
+export function countPictures(records, groupOf) {
+  let n = 0;
+  for (const rec of records) {
+    if (!isCountedFlagged(rec)) continue;
+    if (groupOf(rec).some((other) => other !== rec && isCountedFlagged(other) && other.id < rec.id)) continue;
+    n += 1;
+  }
+  return n;
+}
 
 /** The record's state for the popup's and tests' counts ('measuring' before it has one). */
 export const summaryState = (rec) => rec.state ?? 'measuring';

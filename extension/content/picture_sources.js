@@ -48,3 +48,57 @@ function firstUrl(value) {
   if (!value || value === 'none') return '';
   return listCssImageUrls(value, document.baseURI)[0] ?? '';
 }
+
+/** The URLs an <img> may pick from: its src, its srcset candidates, its <picture>'s <source> candidates. */
+export function listResponsiveCandidates(img) {
+  const urls = new Set();
+  const add = (raw) => {
+    try {
+      if (raw) urls.add(new URL(raw, document.baseURI).href);
+    } catch {
+      // not a URL
+    }
+  };
+  add(img.getAttribute('src'));
+  const sets = [img.getAttribute('srcset')];
+  if (img.parentElement?.tagName === 'PICTURE') {
+    for (const source of img.parentElement.querySelectorAll('source')) sets.push(source.getAttribute('srcset'));
+  }
+  for (const set of sets) for (const candidate of (set ?? '').split(/,\s+/)) add(candidate.trim().split(/\s+/)[0]);
+  return urls;
+}
+
+/** True when `from` and `to` are both candidates of the <img>: the browser switched sizes of one picture. */
+export function isSameResponsivePicture(img, from, to) {
+  const urls = listResponsiveCandidates(img);
+  return urls.size > 1 && urls.has(from) && urls.has(to);
+}
+
+const NEAR_LEVELS = 4; // elements in "the same place" share an ancestor this close to both
+
+/**
+ * True when two elements show their picture in the same place: they share an ancestor at most
+ * NEAR_LEVELS above each (X's background <div> and invisible <img> are siblings; Reddit's backdrop
+ * and post image are cousins) and their boxes overlap over at least half of the smaller one. One
+ * meme posted twice in a feed stays two pictures. Only called for elements showing the same URL
+ * or content, so the layout it reads is rare.
+ */
+export function areInOnePlace(a, b) {
+  const above = new Set();
+  for (let el = a, i = 0; el && i <= NEAR_LEVELS; el = el.parentElement, i += 1) above.add(el);
+  let near = false;
+  for (let el = b, i = 0; el && i <= NEAR_LEVELS && !near; el = el.parentElement, i += 1) near = above.has(el);
+  if (!near) return false;
+  const ra = a.getBoundingClientRect();
+  const rb = b.getBoundingClientRect();
+  const overlap = Math.max(0, Math.min(ra.right, rb.right) - Math.max(ra.left, rb.left))
+    * Math.max(0, Math.min(ra.bottom, rb.bottom) - Math.max(ra.top, rb.top));
+  const smaller = Math.min(ra.width * ra.height, rb.width * rb.height);
+  return smaller > 0 && overlap >= smaller / 2;
+}
+
+/** True when the site makes the element nearly invisible (opacity) or blurs it itself (a backdrop). */
+export function isFaded(el) {
+  const style = getComputedStyle(el);
+  return Number(style.opacity) < 0.1 || style.filter.includes('blur');
+}

@@ -260,11 +260,39 @@ setTimeout(() => {{
         url = self.src(self.harmful(6), "late-link", seed).replace("&amp;", "&")
         return f'.link-pic {{ background-image: url("{url}"); }}'
 
+    def dupes(self, seed):
+        """One picture, two elements: X's background <div> + invisible <img>, Reddit's blurred
+        backdrop + post image; one meme posted twice (two pictures); a srcset that switches size."""
+        h, n = self.harmful, self.neutral
+        u = lambda k, name: self.src(k, name, seed)  # noqa: E731
+        x, r, tw, ss = u(h(0), "x"), u(h(1), "reddit"), u(h(2), "twice"), u(h(3), "srcset")
+        cell = 'style="position: relative; width: 240px; height: 180px; overflow: hidden"'
+        body = f"""
+<main id="feed">
+<article><div class="x-photo" {cell}>
+  <div {self.attrs(h(0), "x-div", "x-bg", 'data-picture="x"')} style="position: absolute; inset: 0; background-size: cover;
+    background-image: url(&quot;{x.replace("&amp;", "&")}&quot;)"></div>
+  <img {self.attrs(h(0), "x-img", "x-img", 'data-picture="x"')} src="{x}" alt="Image"
+    style="position: absolute; inset: 0; width: 100%; height: 100%; opacity: 0"></div></article>
+<article><div class="media" {cell}>
+  <img {self.attrs(h(1), "reddit-backdrop", "backdrop", 'data-picture="reddit"')} src="{r}" alt=""
+    style="position: absolute; left: -10px; top: -10px; width: 260px; height: 200px; filter: blur(20px)">
+  <img {self.attrs(h(1), "reddit-post", "post-img", 'data-picture="reddit"')} src="{r}" alt="Post image"
+    style="position: relative; width: 240px; height: 180px"></div></article>
+<article><p>a meme</p>{self.img(h(2), "twice-1", seed, 'data-picture="twice-1"').replace(self.src(h(2), "twice-1", seed), tw)}</article>
+<article><p>the same meme, posted again</p>{self.img(h(2), "twice-2", seed, 'data-picture="twice-2"').replace(self.src(h(2), "twice-2", seed), tw)}</article>
+<article><img class="meme" id="responsive" {self.attrs(h(3), "srcset", "srcset", 'data-picture="srcset"')}
+  srcset="{ss}&amp;w=240 240w, {ss}&amp;w=480 480w" sizes="(min-width: 1000px) 240px, 480px" src="{ss}&amp;w=240" alt=""></article>
+<article>{self.img(n(0), "neutral", seed, 'data-picture="neutral"')}</article>
+</main>"""
+        return self.page("one picture, two elements", body)
+
     def render(self, name, seed, query=None):
         """The page (or stylesheet) `name`, or None."""
         query = query or {}
         builders = {
             "css": lambda: self.css(seed),
+            "dupes": lambda: self.dupes(seed),
             "late.css": lambda: self.late_css(seed),
             "stuck": lambda: self.stuck(seed),
             "frames": lambda: self.frames(seed),

@@ -4,7 +4,7 @@ one is flagged or stuck, and no harmful picture is visible before its verdict.
 """
 
 from case_pages import REVEAL_AFTER_MS
-from e2e_support import MONITOR_JS, assert_flagged_exactly_the_harmful, violations, wait_decided
+from e2e_support import MONITOR_JS, assert_flagged_exactly_the_harmful, violations, wait_decided, wait_for
 
 
 def open_case(browser, feed_site, name, seed):
@@ -66,4 +66,45 @@ def test_css_pictures_found_after_first_sight_and_svg_images_are_hidden_first_an
     # Known limit (docs/extension.md): a <link> stylesheet added after load is applied before its
     # load event, the first moment its rules can be read, so what it shows can paint once first.
     assert set(violations(page)) <= {"late-link"}, violations(page)
+    page.close()
+
+
+def boxes_per_picture(states):
+    out = {}
+    for s in states:
+        out.setdefault(s["picture"], 0)
+        out[s["picture"]] += s["box"] is not None
+    return out
+
+
+def test_one_picture_shown_by_two_elements_gets_one_verdict_one_warning_one_count(browser, feed_site):
+    """X's background <div> + invisible <img>, Reddit's blurred backdrop + post image: one warning
+    and one count each, and "Show" reveals both; one meme posted twice is two pictures; a picture
+    the user chose to show stays shown when srcset switches to another size."""
+    page = open_case(browser, feed_site, "dupes", "dupes")
+    states = wait_decided(page, lambda s: True, 40, "a verdict for every element")
+    assert_flagged_exactly_the_harmful(states)
+    pictures = {s["post"]: s["picture"] for s in page.evaluate(
+        "() => Array.from(document.querySelectorAll('[data-picture]'), (el) => ({post: el.dataset.post, picture: el.dataset.picture}))")}
+    for s in states:
+        s["picture"] = pictures[s["post"]]
+    assert boxes_per_picture(states) == {"x": 1, "reddit": 1, "twice-1": 1, "twice-2": 1, "srcset": 1, "neutral": 0}
+    # the warning is on the member that shows the picture: not the invisible <img>, not the blurred backdrop
+    assert {s["post"] for s in states if s["box"] is not None} >= {"x-div", "reddit-post"}
+    tab_id = browser.tab_id(feed_site.case_url("dupes", "dupes"))
+    wait_for(lambda: browser.page_state(tab_id)["flagged"] == 5, 5, message="5 flagged pictures counted once each")
+
+    x_id = next(s["id"] for s in states if s["post"] == "x-div")
+    page.locator(f'simclip-shield-layer .box[data-target="{x_id}"] button[data-action="show"]').click()
+    page.wait_for_function("""() => ['x-div', 'x-img'].every((p) =>
+        document.querySelector(`[data-post="${p}"]`).getAttribute('data-simclip') === 'revealed')""", timeout=5_000)
+
+    srcset_id = next(s["id"] for s in states if s["post"] == "srcset")
+    page.locator(f'simclip-shield-layer .box[data-target="{srcset_id}"] button[data-action="show"]').click()
+    page.wait_for_function("() => document.getElementById('responsive').getAttribute('data-simclip') === 'revealed'")
+    page.set_viewport_size({"width": 800, "height": 1600})  # the sizes attribute now asks for the 480w file
+    page.wait_for_function("() => document.getElementById('responsive').currentSrc.includes('w=480')", timeout=10_000)
+    page.wait_for_timeout(500)
+    assert page.evaluate("document.getElementById('responsive').getAttribute('data-simclip')") == "revealed"
+    assert violations(page) == {}, violations(page)
     page.close()

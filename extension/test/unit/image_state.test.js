@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import {
-  ANSWER, Backoff, PRIORITY, RECOVERY_MS, SEEN, STATE, askPriority, createRecord, hasOverlay, hideAgain, holdPending,
+  ANSWER, Backoff, PRIORITY, choosePrimary, countPictures, RECOVERY_MS, SEEN, STATE, askPriority, createRecord, hasOverlay, hideAgain, holdPending,
   isCountedFlagged, isHidden, isHiddenState, isTooSmallFile, isUnavailable, listInlineOverrides, needsRetry,
   needsStyleCheck, receiveVerdict, redecide, reveal, seeBox, serverBack, summaryState, timeOut, wantsAsk,
 } from '../../content/image_state.js';
@@ -346,4 +346,25 @@ test('recovery waits 2, 4, 8, 16, then every 30 seconds, and starts afresh after
   assert.deepEqual([1, 2, 3, 4, 5, 6].map(() => backoff.next()), [2000, 4000, 8000, 16000, 30000, 30000]);
   backoff.reset();
   assert.equal(backoff.next(), 2000);
+});
+
+test('of the elements showing one picture, the warning goes on one the site neither fades nor blurs, the largest', () => {
+  const member = (id, area, faded) => ({ ...createRecord({ id, el: {}, kind: 'img', url: 'u' }), area, faded });
+  const invisibleImg = member(1, 43200, true); // X: opacity 0
+  const backgroundDiv = member(2, 43200, false);
+  assert.equal(choosePrimary([invisibleImg, backgroundDiv]), backgroundDiv);
+  const backdrop = member(3, 52000, true); // Reddit: blurred by the site, and larger
+  const postImage = member(4, 43200, false);
+  assert.equal(choosePrimary([backdrop, postImage]), postImage);
+  assert.equal(choosePrimary([member(6, 100, false), member(5, 100, false)]).id, 5);
+  assert.equal(choosePrimary([]), undefined);
+});
+
+test('a flagged picture shown by two elements counts once; the same meme in two posts counts twice', () => {
+  const a = pendingImage();
+  const b = { ...pendingImage(), id: 2 };
+  const c = { ...pendingImage(), id: 3 };
+  for (const rec of [a, b, c]) receiveVerdict(rec, HARMFUL, context());
+  const groups = new Map([[a, [a, b]], [b, [a, b]], [c, [c]]]);
+  assert.equal(countPictures([a, b, c], (rec) => groups.get(rec)), 2);
 });
