@@ -92,8 +92,8 @@ class Tally:
         scored = self.rows - sum(self.errors.values())
         rate = self.rows / seconds if seconds > 0 else 0.0
         lines = [f"\nsimclip score: {self.rows} rows in {seconds:.1f} s ({rate:.2f} rows/s); "
-                 f"{scored} scored, {sum(self.errors.values())} errors, {skipped} already in "
-                 f"--out (skipped)" + "".join(f", {v} {k}" for k, v in extra.items()),
+                 f"{scored} scored, {sum(self.errors.values())} errors, {skipped} skipped (already "
+                 f"in --out, or listed twice)" + "".join(f", {v} {k}" for k, v in extra.items()),
                  "", "| category | flagged | of scored |", "|---|---:|---:|"]
         for c in categories:
             share = 100.0 * self.flagged[c] / scored if scored else 0.0

@@ -27,7 +27,7 @@ from typing import Any
 from simclip import BatchStats, Predictor, collect_batch
 
 from .output import INTERNAL_ERROR
-from .sources import Item, SourceError
+from .sources import Item, SourceError, close_sources
 from .work import (
     ScoreConfig,
     StageError,
@@ -101,6 +101,7 @@ class LocalEngine:
         finally:
             self._ready.put(None)  # collect_batch's stop mark: ends the encoder loop
             encoder.join()
+            close_sources()
         if self._failure is not None:
             raise self._failure
 

@@ -234,13 +234,14 @@ def run_ray(config: ScoreConfig, items: list[Item], out: str, categories: list[s
             rows = table.to_pylist()
             emit_jsonl(rows)
             written.extend(rows)
-        return written
-    folder = Path(out)
-    before = set(folder.rglob("*.parquet")) if folder.exists() else set()
-    scored.write_parquet(str(folder))
-    import pyarrow.parquet as pq
+    else:
+        import pyarrow.parquet as pq
 
-    written = []
-    for path in sorted(set(folder.rglob("*.parquet")) - before):
-        written.extend(pq.read_table(path).to_pylist())
+        folder = Path(out)
+        before = set(folder.rglob("*.parquet")) if folder.exists() else set()
+        scored.write_parquet(str(folder))
+        written = []
+        for path in sorted(set(folder.rglob("*.parquet")) - before):
+            written.extend(pq.read_table(path).to_pylist())
+    logger.info("Ray Data stats (tasks per node, throughput per stage):\n%s", scored.stats())
     return written

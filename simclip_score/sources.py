@@ -175,27 +175,43 @@ def iter_items(sources: Iterable[str], column: str | None = None) -> Iterator[It
             raise SystemExit(f"no such file, folder or glob: {source!r}")
 
 
-class _TarCache(threading.local):
-    """Per thread: open shards and their member index (a shard is read once for its index)."""
+class _TarCache:
+    """Open shards and their member index, shared by the threads of a process (a shard's
+    headers are read once); a member is read under the lock (one file position per shard)."""
 
-    def __init__(self) -> None:
-        self.shards: dict[str, tuple[tarfile.TarFile, dict[str, tarfile.TarInfo]]] = {}
+    def __init__(self, max_open: int = 4) -> None:
+        self.max_open = max_open
+        self._lock = threading.Lock()
+        self._shards: dict[str, tuple[tarfile.TarFile, dict[str, tarfile.TarInfo]]] = {}
 
     def read(self, shard: str, member: str) -> bytes:
-        if shard not in self.shards:
-            if len(self.shards) >= 4:  # a few shards open per thread at most
-                old = self.shards.pop(next(iter(self.shards)))
-                old[0].close()
-            tar = tarfile.open(shard)  # noqa: SIM115 (kept open for its next members)
-            self.shards[shard] = (tar, {m.name: m for m in tar.getmembers()})
-        tar, index = self.shards[shard]
-        f = tar.extractfile(index[member])
-        if f is None:
-            raise KeyError(member)
-        return f.read()
+        """The bytes of one member of a shard."""
+        with self._lock:
+            if shard not in self._shards:
+                if len(self._shards) >= self.max_open:
+                    self._shards.pop(next(iter(self._shards)))[0].close()
+                tar = tarfile.open(shard)  # noqa: SIM115 (kept open for its next members)
+                self._shards[shard] = (tar, {m.name: m for m in tar.getmembers()})
+            tar, index = self._shards[shard]
+            f = tar.extractfile(index[member])
+            if f is None:
+                raise KeyError(member)
+            return f.read()
+
+    def close(self) -> None:
+        """Close every open shard."""
+        with self._lock:
+            for tar, _ in self._shards.values():
+                tar.close()
+            self._shards.clear()
 
 
 _TARS = _TarCache()
+
+
+def close_sources() -> None:
+    """Close the shards this process keeps open (the end of a run)."""
+    _TARS.close()
 
 
 def fetch_url(url: str, timeout_s: float = FETCH_TIMEOUT_S,

@@ -1,0 +1,294 @@
+"""`simclip score` with the local engine: sources, rows, errors, dedup, resume, cache, OCR specs."""
+
+import csv
+import http.server
+import io
+import json
+import queue
+import tarfile
+import threading
+
+import pytest
+from PIL import Image
+
+from score_support import TINY, assert_same_rows, by_path, make_corpus, require
+from simclip import collect_batch, load_classifier
+from simclip_score import cli as score_cli
+from simclip_score import ocr as score_ocr
+from simclip_score.output import COLUMNS, read_rows
+from simclip_score.sources import iter_items
+
+
+def score(*args):
+    """Run `simclip score` in-process with the tiny backbone; returns the exit status."""
+    return score_cli.main([*map(str, args), *TINY, "--no-progress"])
+
+
+@pytest.fixture(scope="module")
+def corpus(harmeme_val_dir, tmp_path_factory):
+    """8 real memes, one of them twice, and two broken files."""
+    return make_corpus(tmp_path_factory.mktemp("corpus"), harmeme_val_dir / "images", 8)
+
+
+def test_a_folder_of_memes_and_two_broken_files_gives_one_row_each_with_typed_errors(
+        corpus, tmp_path, capsys):
+    out = tmp_path / "scores.jsonl"
+    assert score(corpus, "--out", out, "--ocr", "none") == 0
+    rows = by_path(read_rows(out))
+    assert len(rows) == 11 and all(set(r) == set(COLUMNS) for r in rows.values())
+    assert rows[str(corpus / "cut.png")]["error"] == "corrupt_image"
+    assert rows[str(corpus / "notes.jpg")]["error"] == "unsupported_format"
+    good = [r for r in rows.values() if r["error"] is None]
+    assert len(good) == 9
+    assert all(r["mode"] == "zero-shot" and r["text"] == "" and r["frames"] == 1 for r in good)
+    assert all(set(r["scores"]) == {"harmful", "misogynous", "hateful", "offensive"} for r in good)
+    summary = capsys.readouterr().out
+    assert "11 rows" in summary and "| corrupt_image | 1 |" in summary
+    assert "| unsupported_format | 1 |" in summary and "| harmful |" in summary
+
+
+def test_scores_are_the_predictors_own(corpus, tmp_path):
+    out = tmp_path / "scores.jsonl"
+    assert score(corpus, "--out", out, "--ocr", "none", "--batch-size", "3") == 0
+    rows = by_path(read_rows(out))
+    predictor = load_classifier(model="simclip-tiny", pretrained="none", device="cpu", ocr="none")
+    for path in sorted(corpus.glob("covid*.png"))[:3]:
+        expected = predictor.predict([path.read_bytes()])[0]
+        row = rows[str(path)]
+        assert row["warnings"] == [w["id"] for w in expected["warnings"]]
+        for c, s in expected["scores"].items():
+            assert row["scores"][c] == pytest.approx(s, abs=1e-6)
+
+
+def test_identical_images_are_computed_once(corpus, tmp_path, monkeypatch):
+    from simclip import Predictor
+
+    calls = []
+    real = Predictor.classify
+
+    def counting(self, images, texts):
+        calls.append(len(images))
+        return real(self, images, texts)
+
+    monkeypatch.setattr(Predictor, "classify", counting)
+    out = tmp_path / "scores.jsonl"
+    assert score(corpus, "--out", out, "--ocr", "none") == 0
+    assert sum(calls) == 8  # 9 good files, two of them the same bytes
+    rows = by_path(read_rows(out))
+    original = sorted(corpus.glob("covid*.png"))[0]
+    assert {**rows[str(corpus / "dup.png")], "path": None} == {**rows[str(original)], "path": None}
+
+
+def test_a_rerun_skips_the_rows_already_written_and_a_cut_line_is_scored_again(corpus, tmp_path):
+    out = tmp_path / "scores.jsonl"
+    files = sorted(corpus.iterdir())
+    assert score(*files[:4], "--out", out, "--ocr", "none") == 0
+    lines = out.read_text().splitlines(keepends=True)
+    out.write_text("".join(lines[:3]) + lines[3][:40])  # a crash in the middle of a line
+    assert score(corpus, "--out", out, "--ocr", "none") == 0
+    rows = read_rows(out)
+    assert sorted(r["path"] for r in rows) == sorted(str(f) for f in files)  # each once
+
+
+def test_a_rerun_with_another_model_refuses_to_mix_rows(corpus, tmp_path, capsys):
+    out = tmp_path / "scores.jsonl"
+    assert score(corpus / "dup.png", "--out", out, "--ocr", "none") == 0
+    assert score(corpus, "--out", out, "--ocr", "tesseract") == 2
+    assert "another model or OCR settings" in capsys.readouterr().err
+
+
+def test_parquet_output_is_a_dataset_folder_with_one_score_field_per_category(corpus, tmp_path):
+    pq = require("pyarrow.parquet")
+    out = tmp_path / "scores.parquet"
+    assert score(corpus, "--out", out, "--ocr", "none") == 0
+    table = pq.read_table(out)
+    assert table.num_rows == 11 and table.column_names == list(COLUMNS)
+    assert [f.name for f in table.schema.field("scores").type] == [
+        "harmful", "misogynous", "hateful", "offensive"]
+    jsonl = tmp_path / "scores.jsonl"
+    assert score(corpus, "--out", jsonl, "--ocr", "none") == 0
+    assert_same_rows(table.to_pylist(), read_rows(jsonl), tol=0)
+    assert score(corpus, "--out", out, "--ocr", "none") == 0  # resumed: nothing new
+    assert pq.read_table(out).num_rows == 11
+
+
+class _Files(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def http_folder(corpus):
+    """A loopback HTTP server over the corpus folder; yields its base URL."""
+    handler = lambda *a, **k: _Files(*a, directory=str(corpus), **k)  # noqa: E731
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_every_kind_of_source_reads_the_same_pictures(corpus, tmp_path, http_folder):
+    memes = sorted(corpus.glob("covid*.png"))[:2]
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"# a comment\n{memes[0]}\n\n{http_folder}/{memes[1].name}\n"
+                       f"{http_folder}/missing.png\n{tmp_path / 'missing.png'}\n")
+    table = tmp_path / "table.csv"
+    with open(table, "w", newline="") as f:
+        csv.writer(f).writerows([["id", "path"], ["a", memes[0].name], ["b", memes[1].name]])
+    shutil_table = corpus / "table.csv"
+    shutil_table.write_bytes(table.read_bytes())
+    shard = tmp_path / "shard-000.tar"
+    with tarfile.open(shard, "w") as tar:
+        for m in memes:
+            tar.add(m, arcname=f"{m.stem}/image.png")
+        info = tarfile.TarInfo("caption.txt")
+        info.size = 2
+        tar.addfile(info, io.BytesIO(b"hi"))
+    out = tmp_path / "scores.jsonl"
+    try:
+        assert score(listing, shutil_table, shard, str(corpus / "covid*.png"), "--out", out,
+                     "--ocr", "none") == 0
+    finally:
+        shutil_table.unlink()
+    rows = by_path(read_rows(out))
+    by_sha = {}
+    for r in rows.values():
+        if r["sha256"]:
+            by_sha.setdefault(r["sha256"], set()).add(json.dumps(r["scores"], sort_keys=True))
+    assert all(len(v) == 1 for v in by_sha.values())  # the same bytes, the same scores
+    assert rows[f"{http_folder}/{memes[1].name}"]["sha256"] == rows[str(memes[1])]["sha256"]
+    assert rows[f"{http_folder}/missing.png"]["error"] == "fetch_failed"
+    assert rows[str(tmp_path / "missing.png")]["error"] == "unreadable_file"
+    assert rows[f"{shard}/{memes[0].stem}/image.png"]["sha256"] == rows[str(memes[0])]["sha256"]
+    assert "caption.txt" not in " ".join(rows)
+    assert rows[memes[0].name]["sha256"] == rows[str(memes[0])]["sha256"]  # the CSV's paths
+
+
+def test_a_parquet_table_of_image_bytes_is_a_source(corpus, tmp_path):
+    pa = require("pyarrow")
+    pq = require("pyarrow.parquet")
+    memes = sorted(corpus.glob("covid*.png"))[:2]
+    table = tmp_path / "bytes.parquet"
+    pq.write_table(pa.table({"key": ["a", "b", "c"],
+                             "image": [memes[0].read_bytes(), memes[1].read_bytes(), b""]}), table)
+    out = tmp_path / "scores.jsonl"
+    assert score(table, "--column", "image", "--out", out, "--ocr", "none") == 0
+    rows = by_path(read_rows(out))
+    assert set(rows) == {f"{table}#0", f"{table}#1", f"{table}#2"}
+    assert rows[f"{table}#2"]["error"] == "empty_image"
+    assert rows[f"{table}#0"]["error"] is None
+
+
+def test_an_ocr_failure_is_an_error_row_not_a_crash(corpus, tmp_path, monkeypatch):
+    class Broken:
+        name = identity = "broken"
+
+        def __call__(self, image):
+            raise RuntimeError("engine fell over")
+
+    monkeypatch.setattr(score_ocr, "get_ocr_engine", lambda name, **kw: Broken())
+    out = tmp_path / "scores.jsonl"
+    assert score(corpus, "--out", out, "--ocr", "rapidocr") == 0
+    errors = {r["error"] for r in read_rows(out)}
+    assert errors == {"ocr_failed", "corrupt_image", "unsupported_format"}
+
+
+def test_the_server_and_the_scorer_share_one_result_cache(corpus, tmp_path):
+    require("flask")
+    from backend.cache import ResultCache
+
+    cache_dir = tmp_path / "cache"
+    assert score(corpus, "--out", tmp_path / "a.jsonl", "--ocr", "none",
+                 "--cache-dir", cache_dir) == 0
+    rows = read_rows(tmp_path / "a.jsonl")
+    good = next(r for r in rows if r["error"] is None)
+    cached = ResultCache(good["identity"], cache_dir).get(good["sha256"])
+    assert cached["scores"] == good["scores"] and cached["text"] == good["text"]
+    assert score(corpus, "--out", tmp_path / "b.jsonl", "--ocr", "none",
+                 "--cache-dir", cache_dir) == 0
+    assert_same_rows(rows, read_rows(tmp_path / "b.jsonl"), tol=0)
+
+
+def test_real_ocr_text_reaches_the_rows(harmeme_val_dir, tmp_path):
+    meme = harmeme_val_dir / "images" / "covid_memes_2069.png"
+    out = tmp_path / "scores.jsonl"
+    assert score(meme, "--out", out, "--ocr", "auto") == 0
+    (row,) = read_rows(out)
+    predictor = load_classifier(model="simclip-tiny", pretrained="none", device="cpu")
+    assert row["text"] == predictor.read_text(predictor.decode(meme.read_bytes())) != ""
+
+
+def test_sources_that_match_nothing_are_refused_with_the_name(tmp_path, capsys):
+    assert score(tmp_path / "nope", "--out", tmp_path / "o.jsonl") == 2
+    assert "no such file, folder or glob" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="no file matches"):
+        list(iter_items([str(tmp_path / "*.png")]))
+
+
+def test_ocr_on_cuda_refuses_without_onnxruntime_gpu(monkeypatch):
+    import onnxruntime
+
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    with pytest.raises(RuntimeError, match="onnxruntime-gpu"):
+        score_ocr.build_ocr_engine("rapidocr:device=cuda")
+    with pytest.raises(ValueError, match="needs rapidocr"):
+        score_ocr.build_ocr_engine("tesseract:device=cuda")
+
+
+def test_ocr_on_cuda_builds_the_tuned_engine_with_the_cuda_provider(monkeypatch):
+    import onnxruntime
+    import rapidocr
+
+    seen = {}
+
+    class FakeRapid:
+        def __init__(self, params=None):
+            seen.update(params)
+
+    monkeypatch.setattr(onnxruntime, "get_available_providers",
+                        lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(rapidocr, "RapidOCR", FakeRapid)
+    engine = score_ocr.build_ocr_engine("rapidocr:device=cuda:1,max_side=960")
+    assert seen["EngineConfig.onnxruntime.use_cuda"] is True
+    assert seen["EngineConfig.onnxruntime.cuda_ep_cfg.device_id"] == 1
+    assert seen["Det.limit_side_len"] == 256  # simclip's tuned settings
+    assert engine.identity.endswith("device=cuda") and "max_side=960" in engine.identity
+    assert rapidocr.RapidOCR is FakeRapid  # restored after the build
+
+
+def test_ocr_specs_parse_options():
+    assert score_ocr.parse_ocr_spec("rapidocr:device=cuda:1, threads=2,text_score=0.4") == (
+        "rapidocr", {"device": "cuda:1", "threads": 2, "text_score": 0.4})
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        score_ocr.parse_ocr_spec("rapidocr:fast")
+
+
+def test_collect_batch_gathers_up_to_the_batch_size_and_stops_at_the_stop_mark():
+    q = queue.Queue()
+    for i in range(5):
+        q.put(i)
+    assert collect_batch(q, 3, 0.01) == [0, 1, 2]
+    q.put(None)
+    assert collect_batch(q, 3, 0.01) == [3, 4]
+    assert collect_batch(q, 3, 0.01) is None  # the stop mark was put back
+
+
+def test_score_is_a_simclip_command(capsys):
+    from simclip import cli
+
+    assert cli.main(["--help"]) == 0
+    assert "  score" in capsys.readouterr().out
+
+
+def test_animation_frames_travel_packed_and_unpacked_unchanged():
+    from simclip import Frames
+    from simclip_score.work import pack_picture, unpack_picture
+
+    frames = Frames([Image.new("RGB", (5, 3), c) for c in ("red", "blue")])
+    back = unpack_picture(*pack_picture(frames))
+    assert isinstance(back, Frames) and [f.tobytes() for f in back] == [f.tobytes() for f in frames]
+    still = Image.new("RGB", (4, 4), "green")
+    assert unpack_picture(*pack_picture(still)).tobytes() == still.tobytes()
+

@@ -1,0 +1,57 @@
+"""`simclip score --engine ray` on a local Ray instance with two CPUs: the local engine's rows.
+
+Ray starts once for the module (about 7 s): no dashboard, a small object store.
+"""
+
+import pytest
+
+from score_support import TINY, assert_same_rows, make_corpus, require
+from simclip_score import cli as score_cli
+from simclip_score.output import read_rows
+
+ray = require("ray")
+require("ray.data")
+require("pyarrow")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray():
+    """A local Ray instance with 2 CPUs for the module."""
+    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=100 * 1024 * 1024,
+             log_to_driver=False, logging_level="WARNING")
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def corpus(harmeme_val_dir, tmp_path_factory):
+    """6 real memes, one of them twice, and two broken files."""
+    return make_corpus(tmp_path_factory.mktemp("corpus"), harmeme_val_dir / "images", 6)
+
+
+def score(*args):
+    return score_cli.main([*map(str, args), *TINY, "--no-progress"])
+
+
+def test_the_ray_engine_writes_the_local_engines_rows_with_rays_parquet_writer(corpus, tmp_path):
+    local, distributed = tmp_path / "local.parquet", tmp_path / "ray.parquet"
+    assert score(corpus, "--out", local, "--ocr", "auto") == 0
+    assert score(corpus, "--out", distributed, "--ocr", "auto", "--engine", "ray",
+                 "--ray-cpu-batch", "2", "--batch-size", "4") == 0
+    rows = read_rows(distributed)
+    assert len(rows) == 9 and sum(r["error"] is not None for r in rows) == 2
+    assert any(r["text"] for r in rows)  # real OCR text, read on Ray's CPU workers
+    assert_same_rows(rows, read_rows(local), tol=1e-4)
+
+
+def test_the_ray_engine_writes_jsonl_and_a_rerun_skips_what_is_written(corpus, tmp_path):
+    out = tmp_path / "scores.jsonl"
+    files = sorted(corpus.iterdir())
+    assert score(*files[:3], "--out", out, "--ocr", "none", "--engine", "ray") == 0
+    assert len(read_rows(out)) == 3
+    assert score(corpus, "--out", out, "--ocr", "none", "--engine", "ray") == 0
+    rows = read_rows(out)
+    assert sorted(r["path"] for r in rows) == sorted(str(f) for f in files)
+    dup = next(r for r in rows if r["path"].endswith("dup.png"))
+    same = [r for r in rows if r["sha256"] == dup["sha256"]]
+    assert len(same) == 2 and same[0]["scores"] == same[1]["scores"]
