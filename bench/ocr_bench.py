@@ -41,7 +41,7 @@ from simclip_train.metrics import word_precision, word_recall
 
 # The rapidocr wheel's own configuration (PP-OCRv6 small, its config.yaml), to compare against.
 STOCK_RAPIDOCR = ("rapidocr:det_side=736,use_cls=1,rec_batch=6,rec_width=320,split_words=0,"
-                  "max_side=2000")
+                  "max_side=2000,max_tiles=1,max_aspect=0")
 ENGINE_ALIASES = {"stock": STOCK_RAPIDOCR}
 
 
@@ -204,14 +204,17 @@ def main(argv=None):
         return 2
     items = read_transcriptions(args.data_dir, args.limit, annotations=annotations)
     engines, labels = [], []
-    for spec in args.engine:
-        spec = ENGINE_ALIASES.get(spec, spec)
+    for given in args.engine:
+        spec = ENGINE_ALIASES.get(given, given)
         name, kwargs = parse_engine_spec(spec)
         if resolve_engine_name(name) == "rapidocr":
             kwargs.setdefault("threads", args.threads)
         engine = get_ocr_engine(name, **kwargs)
         engines.append(engine)
-        labels.append(engine.name if spec == name else f"{engine.name}:{spec.partition(':')[2]}")
+        if given in ENGINE_ALIASES:
+            labels.append(given)
+        else:
+            labels.append(engine.name if spec == name else f"{engine.name}:{spec.partition(':')[2]}")
     results = evaluate_engines(engines, items)
     rows = list(zip(labels, results))
     dumps = [{"engine": label, "image": p.name, "reference": ref, "ocr": out}

@@ -360,7 +360,7 @@ class RapidOCR:
 
     name = "rapidocr"
 
-    def __init__(self, threads=1, min_side=0, max_side=1280, det_side=256, det_limit="min",
+    def __init__(self, threads=1, min_side=0, max_side=1280, det_side=320, det_limit="min",
                  use_cls=0, text_score=0.5, box_thresh=0.5, unclip_ratio=1.6, rec_batch=1,
                  rec_width=96, split_words=1, tile_aspect=2.0, max_tiles=8, max_aspect=4.0):
         from importlib.metadata import version
