@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from bench.ocr_bench import evaluate_engine, main, parse_engine_spec
+from bench.ocr_bench import evaluate_engine, evaluate_engines, format_table, main, parse_engine_spec
 from simclip import OCR_ENGINES, get_ocr_engine
 from simclip.ocr import (
     WordSplitter,
@@ -198,6 +198,55 @@ def test_bench_cli_prints_markdown_table(tmp_path, capsys):
     assert "| engine / config | images (scored) | word recall (mean)" in out
     assert "| `none` | 1 (1) | 0.000 |" in out
     assert (tmp_path / "out.jsonl").read_text().count("\n") == 1
+
+
+def _bench_folder(tmp_path, names):
+    """A folder with one image and the given annotation files, each naming it."""
+    (tmp_path / "images").mkdir()
+    render_black_caption().save(tmp_path / "images" / "a.png")
+    for name in names:
+        (tmp_path / name).write_text(
+            '{"id": "a", "image": "a.png", "labels": [], "text": "Nobody expected this"}\n')
+    return tmp_path
+
+
+def test_bench_reads_the_only_annotation_file_of_a_folder(tmp_path, capsys):
+    folder = _bench_folder(tmp_path, ["train400.jsonl"])
+    assert main([str(folder), "--engine", "none"]) == 0
+    out = capsys.readouterr().out
+    assert "train400.jsonl, 1 images" in out and "| `none` | 1 (1) |" in out
+
+
+def test_bench_reads_the_named_annotation_file_and_refuses_to_guess(tmp_path, capsys):
+    folder = _bench_folder(tmp_path, ["train400.jsonl", "other.jsonl"])
+    assert main([str(folder), "--engine", "none"]) == 2
+    assert "--annotations" in capsys.readouterr().err
+    assert main([str(folder), "--engine", "none", "--annotations", "other.jsonl"]) == 0
+    assert "other.jsonl, 1 images" in capsys.readouterr().out
+    assert main([str(folder), "--engine", "none", "--annotations", "missing.jsonl"]) == 2
+    assert "missing.jsonl" in capsys.readouterr().err
+
+
+def test_bench_interleaves_engines_and_gives_time_ratio_to_the_first(tmp_path):
+    calls = []
+
+    class Recorder:
+        name = "recorder"
+
+        def __init__(self, tag):
+            self.tag = tag
+
+        def __call__(self, image):
+            calls.append(self.tag)
+            return "Nobody"
+
+    folder = _bench_folder(tmp_path, ["val.jsonl"])
+    items = read_transcriptions(folder) * 3
+    results = evaluate_engines([Recorder("a"), Recorder("b")], items, warmup=0)
+    assert calls == ["a", "b", "b", "a", "a", "b"]  # image by image, order rotating
+    assert [r["recall"] for r in results] == [pytest.approx(1 / 3)] * 2
+    table = format_table([("a", results[0]), ("b", results[1])], cores=2, threads=1)
+    assert table.splitlines()[-2].endswith("| 1.00 |")
 
 
 def test_default_engine_reads_real_memes(harmeme_val_dir):
