@@ -84,15 +84,54 @@ def in_batches(fn, items, batch):
     return time.perf_counter() - t0, lat
 
 
+def measure_server(predictor, data, clients=8, max_batch=16, max_wait_ms=5.0, ocr_workers=2,
+                   cache_hits=200):
+    """The real server (create_app + waitress on loopback) over HTTP with `clients` concurrent
+    clients, cold cache, every image once; then `cache_hits` cache-hit requests from 1 client.
+
+    Returns {"wall", "lat": per image (s), "hit_wall", "hit_lat", "batching": BatchStats}.
+    """
+    from backend import create_app
+    from backend.model import close_app, get_pipeline
+    from backend.security import create_token
+    from backend.serve import create_server
+
+    token = create_token()
+    with tempfile.TemporaryDirectory() as cache_dir:
+        app = create_app({"CLASSIFIER": predictor, "TOKEN": token, "CACHE_DIR": cache_dir,
+                          "MAX_BATCH": max_batch, "MAX_WAIT_MS": max_wait_ms,
+                          "OCR_WORKERS": ocr_workers, "MAX_QUEUE": max(64, 2 * clients)})
+        server = create_server(app, "127.0.0.1", 0, threads=max(32, 2 * clients))
+        threading.Thread(target=server.run, daemon=True).start()
+        url = f"http://127.0.0.1:{app.config['PORT']}/v1/classify"
+        local = threading.local()
+
+        def post(body):
+            if not hasattr(local, "session"):
+                local.session = requests.Session()
+            r = local.session.post(url, data=body, timeout=300, headers={
+                "X-Auth-Token": token, "Content-Type": "application/octet-stream"})
+            r.raise_for_status()
+            return r.json()
+
+        results, wall, lat = timed_map(post, data, clients)
+        assert not any(r["cached"] for r in results), "cold run must not hit the cache"
+        hits = [data[i % len(data)] for i in range(cache_hits)]
+        results, hit_wall, hit_lat = timed_map(post, hits, 1)
+        assert all(r["cached"] for r in results)
+        with app.app_context():
+            batching = get_pipeline().stats.as_dict()
+        server.close()
+        close_app(app)
+    return {"wall": wall, "lat": lat, "hit_wall": hit_wall, "hit_lat": hit_lat,
+            "batching": batching}
+
+
 def main(argv=None):
     """Run every measurement and print the table."""
     args = parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from backend import create_app
-    from backend.model import close_app
-    from backend.security import create_token
-    from backend.serve import create_server
     from simclip import load_classifier
 
     model = args.model or ("ViT-L-14-336" if args.device.startswith("cuda") else "simclip-tiny")
@@ -121,40 +160,16 @@ def main(argv=None):
     row(f"Predictor.predict direct (batch {args.max_batch})", n, wall, lat, "batch")
     direct = n / wall
 
-    token = create_token()
-    with tempfile.TemporaryDirectory() as cache_dir:
-        app = create_app({"CLASSIFIER": predictor, "TOKEN": token, "CACHE_DIR": cache_dir,
-                          "MAX_BATCH": args.max_batch, "MAX_WAIT_MS": args.max_wait_ms,
-                          "OCR_WORKERS": args.ocr_workers,
-                          "MAX_QUEUE": max(64, 2 * args.clients)})
-        server = create_server(app, "127.0.0.1", 0, threads=max(32, 2 * args.clients))
-        threading.Thread(target=server.run, daemon=True).start()
-        url = f"http://127.0.0.1:{app.config['PORT']}/v1/classify"
-        local = threading.local()
-
-        def post(body):
-            if not hasattr(local, "session"):
-                local.session = requests.Session()
-            r = local.session.post(url, data=body, timeout=300, headers={
-                "X-Auth-Token": token, "Content-Type": "application/octet-stream"})
-            r.raise_for_status()
-            return r.json()
-
-        results, wall, lat = timed_map(post, data, args.clients)
-        assert not any(r["cached"] for r in results), "cold run must not hit the cache"
-        row(f"server over HTTP ({args.clients} clients, cold cache)", n, wall, lat)
-        server_tp = n / wall
-        hits = [data[i % n] for i in range(args.cache_hits)]
-        results, wall, lat = timed_map(post, hits, 1)
-        assert all(r["cached"] for r in results)
-        row("server cache hit (1 client, keep-alive)", len(hits), wall, lat)
-        cache_p50 = 1000 * statistics.median(lat)
-        with app.app_context():
-            from backend.model import get_pipeline
-
-            batching = get_pipeline().stats.as_dict()
-        server.close()
-        close_app(app)
+    server = measure_server(predictor, data, clients=args.clients, max_batch=args.max_batch,
+                            max_wait_ms=args.max_wait_ms, ocr_workers=args.ocr_workers,
+                            cache_hits=args.cache_hits)
+    row(f"server over HTTP ({args.clients} clients, cold cache)", n, server["wall"],
+        server["lat"])
+    server_tp = n / server["wall"]
+    row("server cache hit (1 client, keep-alive)", args.cache_hits, server["hit_wall"],
+        server["hit_lat"])
+    cache_p50 = 1000 * statistics.median(server["hit_lat"])
+    batching = server["batching"]
 
     slowest = min(ocr_ceiling, enc_ceiling)
     print(f"\nsimclip bench: {predictor.backbone.info.id} on {predictor.device}, OCR "

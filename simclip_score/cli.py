@@ -61,7 +61,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "ray://HEAD:10001); default: start Ray on this machine")
     p.add_argument("--ray-encoders", type=int, default=0,
                    help="ray: encoder actors (default: one per GPU, or 1 without GPUs)")
-    p.add_argument("--ray-cpu-batch", type=int, default=16,
+    p.add_argument("--ray-cpu-batch", type=int, default=8,
                    help="ray: inputs per decode + OCR task")
     p.add_argument("--ray-encoder-cpus", type=float, default=None,
                    help="ray: CPUs reserved per encoder actor (default: 1 with GPUs, else 0)")

@@ -1,24 +1,26 @@
 """The Ray engine: the same stages on a Ray cluster, through Ray Data (the sole importer of ray).
 
     inputs (ids + where the bytes are) ──> ray.data.from_items
-      1. hash    map_batches, CPU tasks: read the bytes, sha256           ──> driver: one
-                 representative per sha256, its duplicates listed beside it (computed once)
-      2. read    map_batches, CPU tasks over the cluster's cores: read, decode with the
-                 Predictor's safe decoder, OCR; pictures travel as raw RGB (Arrow binary)
-      3. encode  map_batches, an actor pool holding the model: one actor per GPU (or CPU
-                 actors), `batch_size` pictures per call; one row per input, duplicates too
-      4. write   Dataset.write_parquet (a folder of part files), or rows streamed to the
+      1. read    map_batches, CPU tasks over the cluster's cores: read the bytes, sha256; the
+                 first input with a sha256 claims it at the dedup registry (one small actor,
+                 one call per batch) and is decoded with the Predictor's safe decoder and
+                 OCR-read; a later one is only noted there. Pictures travel as raw RGB.
+      2. encode  map_batches, an actor pool holding the model: one actor per GPU (or CPU
+                 actors), `batch_size` pictures per call; one row per claimed input
+      3. write   Dataset.write_parquet (a folder of part files), or rows streamed to the
                  driver for JSONL
+      4. copies  the driver writes the rows of the duplicates the registry noted, copied from
+                 their first input's row (one more part file, or JSONL lines)
     Ray Data streams between the stages with backpressure: decoded pictures never pile up
-    faster than the encoders take them.
-
-Step 2 reads each representative's bytes a second time (cheap for files; an URL is fetched
-twice): the first pass keeps only hashes, so the driver never holds the corpus.
+    faster than the encoders take them. One pass: every input is read once, and identical
+    images are decoded, read and encoded once.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -55,59 +57,69 @@ def _item(row: dict[str, Any]) -> Item:
                 member=row["member"], data=row["data"])
 
 
-def hash_batch(batch: Any) -> Any:
-    """Stage 1: id, sha256 (null when unreadable), error, error_message."""
+class DedupRegistry:
+    """One per run (a Ray actor): which input claimed each sha256 first, and the later ones."""
+
+    def __init__(self) -> None:
+        self.first: set[str] = set()
+        self.copies: dict[str, list[str]] = {}  # sha256 -> ids of later inputs
+
+    def claim(self, pairs: list[tuple[str, str]]) -> list[bool]:
+        """[(id, sha256)] -> for each, True when it is the first input with those bytes."""
+        out = []
+        for item_id, sha256 in pairs:
+            if sha256 in self.first:
+                self.copies.setdefault(sha256, []).append(item_id)
+                out.append(False)
+            else:
+                self.first.add(sha256)
+                out.append(True)
+        return out
+
+    def get_copies(self) -> dict[str, list[str]]:
+        """sha256 -> the ids of the inputs that were not first."""
+        return self.copies
+
+
+def prepare_batch(batch: Any, ocr_spec: str, registry: Any) -> Any:
+    """Stage 1: read, hash, claim, decode, OCR; a picture as raw RGB bytes + sizes, or an
+    error. Inputs whose bytes another input claimed are dropped (the driver copies rows)."""
     import pyarrow as pa
-
-    out: dict[str, list[Any]] = {"id": [], "sha256": [], "error": [], "error_message": []}
-    for row in batch.to_pylist():
-        sha256 = code = message = None
-        try:
-            _, sha256 = read_and_hash(_item(row))
-        except SourceError as e:
-            code, message = e.code, str(e)
-        out["id"].append(row["id"])
-        out["sha256"].append(sha256)
-        out["error"].append(code)
-        out["error_message"].append(message)
-    return pa.table(out)
-
-
-PREPARED_SCHEMA_FIELDS = (("id", "string"), ("sha256", "string"), ("text", "string"),
-                          ("error", "string"), ("error_message", "string"))
-
-
-def prepare_batch(batch: Any, ocr_spec: str) -> Any:
-    """Stage 2: read, decode, OCR; a picture as raw RGB bytes + sizes, or an error."""
-    import pyarrow as pa
+    import ray
 
     reader = _get_reader(ocr_spec)
-    cols: dict[str, list[Any]] = {k: [] for k in ("id", "sha256", "dups", "text", "pixels",
-                                                  "sizes", "error", "error_message")}
+    loaded = []
     for row in batch.to_pylist():
-        sha256, text, pixels, sizes = row["sha256"], None, None, None
-        code, message = row["error"], row["error_message"]
-        if code is None:
+        try:
+            data, sha256 = read_and_hash(_item(row))
+            loaded.append((row["id"], sha256, data, None))
+        except SourceError as e:
+            loaded.append((row["id"], None, None, source_error(e)))
+    claimed = iter(ray.get(registry.claim.remote(
+        [(i, s) for i, s, _, err in loaded if err is None])))
+    cols: dict[str, list[Any]] = {k: [] for k in ("id", "sha256", "text", "pixels", "sizes",
+                                                  "error", "error_message")}
+    for item_id, sha256, data, error in loaded:
+        text = pixels = sizes = None
+        if error is None:
+            if not next(claimed):
+                continue
             try:
-                try:
-                    data, sha256 = read_and_hash(_item(row))
-                except SourceError as e:
-                    raise source_error(e) from e
                 image, text = decode_and_read(reader, data)
                 pixels, sizes = pack_picture(image)
             except StageError as e:
-                code, message = e.code, str(e)
-        for key, value in (("id", row["id"]), ("sha256", sha256), ("dups", row["dups"]),
-                           ("text", text), ("pixels", pixels), ("sizes", sizes),
-                           ("error", code), ("error_message", message)):
+                error = e
+        for key, value in (("id", item_id), ("sha256", sha256), ("text", text),
+                           ("pixels", pixels), ("sizes", sizes),
+                           ("error", error.code if error else None),
+                           ("error_message", str(error) if error else None)):
             cols[key].append(value)
-    return pa.table({**cols, "dups": pa.array(cols["dups"], pa.list_(pa.string())),
-                     "pixels": pa.array(cols["pixels"], pa.large_binary()),
+    return pa.table({**cols, "pixels": pa.array(cols["pixels"], pa.large_binary()),
                      "sizes": pa.array(cols["sizes"], pa.list_(pa.int32()))})
 
 
 class _TextGiven:
-    """The encoder actors' OCR engine: none (the text comes from stage 2), under the identity
+    """The encoder actors' OCR engine: none (the text comes from stage 1), under the identity
     of the run's engine, so the actor's Predictor.identity is the driver's."""
 
     name = "none"
@@ -120,7 +132,7 @@ class _TextGiven:
 
 
 class EncoderStage:
-    """Stage 3 (a Ray actor): holds the model; prepared pictures -> output rows."""
+    """Stage 2 (a Ray actor): holds the model; prepared pictures -> output rows."""
 
     def __init__(self, config: dict[str, Any], ocr_identity: str, categories: list[str],
                  model: str, identity: str) -> None:
@@ -133,7 +145,7 @@ class EncoderStage:
                                f"the driver's ({identity}): other weights on this node?")
 
     def __call__(self, batch: Any) -> Any:
-        """Prepared rows -> output rows (a pyarrow Table), one per input, duplicates too."""
+        """Prepared rows -> output rows (a pyarrow Table), one per row."""
         rows = batch.to_pylist()
         ok = [i for i, r in enumerate(rows) if r["error"] is None]
         outcomes: dict[int, Any] = {}
@@ -142,11 +154,10 @@ class EncoderStage:
             results = classify_batch(self.predictor, images, [rows[i]["text"] for i in ok])
             for k, i in enumerate(ok):
                 outcomes[i] = results if isinstance(results, StageError) else results[k]
-        out = []
-        for i, r in enumerate(rows):
-            outcome = outcomes.get(i) or StageError(r["error"], r["error_message"] or "")
-            for item_id in [r["id"], *(r["dups"] or [])]:
-                out.append(make_row(item_id, r["sha256"], outcome, self.model, self.identity))
+        out = [make_row(r["id"], r["sha256"],
+                        outcomes.get(i) or StageError(r["error"], r["error_message"] or ""),
+                        self.model, self.identity)
+               for i, r in enumerate(rows)]
         return rows_to_table(out, self.categories)
 
 
@@ -160,13 +171,16 @@ def init_ray(address: str | None) -> Any:
     return ray
 
 
-def _count_gpus(ray: Any) -> int:
-    return int(ray.cluster_resources().get("GPU", 0))
+def _copy_rows(rows: list[dict[str, Any]], copies: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """The rows of the duplicates: their first input's row under their own id."""
+    by_sha = {r["sha256"]: r for r in rows if r["sha256"] in copies}
+    return [{**by_sha[sha], "path": item_id}
+            for sha, ids in copies.items() if sha in by_sha for item_id in ids]
 
 
 def run_ray(config: ScoreConfig, items: list[Item], out: str, categories: list[str], model: str,
-            identity: str, ocr_identity: str, ray_address: str | None = None, encoders: int = 0,
-            cpu_batch: int = 16, encoder_cpus: float | None = None,
+            identity: str, ocr_identity: str, ray_address: str | None = None,
+            encoders: int = 0, cpu_batch: int = 8, encoder_cpus: float | None = None,
             emit_jsonl: Any = None) -> list[dict[str, Any]]:
     """Score `items` on Ray and write them to `out`; returns the rows written in this run.
 
@@ -178,7 +192,7 @@ def run_ray(config: ScoreConfig, items: list[Item], out: str, categories: list[s
         ocr_identity: the driver's OCR engine's identity (the actors run no OCR).
         ray_address: an existing cluster ('auto', 'ray://host:10001'...); None starts Ray here.
         encoders: encoder actors; 0: one per GPU in the cluster, or 1 without GPUs.
-        cpu_batch: inputs per decode + OCR task.
+        cpu_batch: inputs per read + decode + OCR task.
         encoder_cpus: CPUs reserved per encoder actor (default: 1 with GPUs, else 0, as the
             local engine's encoder thread shares the cores with OCR).
         emit_jsonl: for a .jsonl `out`, called with each list of rows.
@@ -186,7 +200,7 @@ def run_ray(config: ScoreConfig, items: list[Item], out: str, categories: list[s
     ray = init_ray(ray_address)
     if not items:
         return []
-    gpus = _count_gpus(ray) if config.device in (None, "cuda") else 0
+    gpus = int(ray.cluster_resources().get("GPU", 0))
     use_gpu = gpus > 0 and config.device != "cpu"
     n_encoders = encoders or (gpus if use_gpu else 1)
     if encoder_cpus is None:
@@ -194,46 +208,27 @@ def run_ray(config: ScoreConfig, items: list[Item], out: str, categories: list[s
     if use_gpu and config.device is None:
         config = ScoreConfig(**{**config.as_dict(), "device": "cuda"})
     records = [item.to_record() for item in items]
-    blocks = max(1, min(len(records) // max(1, cpu_batch), 4096))
-
-    # 1. hash, then one representative per sha256
-    hashed = ray.data.from_items(records, override_num_blocks=blocks).map_batches(
-        hash_batch, batch_size=cpu_batch * 4, batch_format="pyarrow", num_cpus=1)
-    plan = hashed.to_arrow_refs()
-    reps: dict[str, dict[str, Any]] = {}
-    by_id = {r["id"]: r for r in records}
-    work = []
-    for table in ray.get(plan):
-        for h in table.to_pylist():
-            record = {**by_id[h["id"]], "sha256": h["sha256"], "error": h["error"],
-                      "error_message": h["error_message"], "dups": []}
-            if h["sha256"] is not None and h["sha256"] in reps:
-                reps[h["sha256"]]["dups"].append(h["id"])
-                continue
-            if h["sha256"] is not None:
-                reps[h["sha256"]] = record
-            work.append(record)
-    del by_id
-
-    # 2. decode + OCR on CPU tasks, 3. encoders on actors
-    prepared = ray.data.from_items(work, override_num_blocks=max(1, min(len(work) // max(1, cpu_batch), 4096)))
-    prepared = prepared.map_batches(prepare_batch, batch_size=cpu_batch, batch_format="pyarrow",
-                                    fn_kwargs={"ocr_spec": config.ocr}, num_cpus=1)
-    scored = prepared.map_batches(
+    registry = ray.remote(num_cpus=0)(DedupRegistry).remote()
+    blocks = max(1, min(len(records) // max(1, cpu_batch), 10_000))
+    scored = ray.data.from_items(records, override_num_blocks=blocks).map_batches(
+        prepare_batch, batch_size=cpu_batch, batch_format="pyarrow",
+        fn_kwargs={"ocr_spec": config.ocr, "registry": registry}, num_cpus=1,
+    ).map_batches(
         EncoderStage, batch_size=config.batch_size, batch_format="pyarrow",
         fn_constructor_kwargs={"config": config.as_dict(), "ocr_identity": ocr_identity,
-                               "categories": categories,
-                               "model": model, "identity": identity},
+                               "categories": categories, "model": model, "identity": identity},
         compute=ray.data.ActorPoolStrategy(size=n_encoders),
         num_gpus=1 if use_gpu else 0, num_cpus=encoder_cpus)
 
-    # 4. write
     if is_jsonl(out):
         written = []
         for table in scored.iter_batches(batch_format="pyarrow", batch_size=None):
             rows = table.to_pylist()
             emit_jsonl(rows)
             written.extend(rows)
+        copies = _copy_rows(written, ray.get(registry.get_copies.remote()))
+        if copies:
+            emit_jsonl(copies)
     else:
         import pyarrow.parquet as pq
 
@@ -243,5 +238,11 @@ def run_ray(config: ScoreConfig, items: list[Item], out: str, categories: list[s
         written = []
         for path in sorted(set(folder.rglob("*.parquet")) - before):
             written.extend(pq.read_table(path).to_pylist())
+        copies = _copy_rows(written, ray.get(registry.get_copies.remote()))
+        if copies:
+            name = f"copies-{uuid.uuid4().hex[:8]}.parquet"
+            pq.write_table(rows_to_table(copies, categories), folder / f".{name}.tmp")
+            os.replace(folder / f".{name}.tmp", folder / name)
+    ray.kill(registry)
     logger.info("Ray Data stats (tasks per node, throughput per stage):\n%s", scored.stats())
-    return written
+    return written + copies
