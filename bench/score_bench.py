@@ -2,7 +2,7 @@
 
     python bench/score_bench.py                          # CPU, tiny random backbone, real memes
     python bench/score_bench.py --device cuda --ocr-device cuda   # GPU box (bench/gpu_check.sh)
-    python bench/score_bench.py --skip ray,cluster,server         # what a quick look needs
+    python bench/score_bench.py --steps ocr,encoder,local         # what a quick look needs
 
 On the same inputs (the memes of --images, each once) and with one loaded model, measures:
   - the OCR ceiling: decode + OCR on a thread pool over all cores (the local engine's pool);
@@ -11,7 +11,9 @@ On the same inputs (the memes of --images, each once) and with one loaded model,
   - the Ray engine on this machine (a local Ray instance with every core; run_ray, Parquet);
   - the server (bench/bench_server.py's measure_server: HTTP on loopback, `--clients`);
   - the scaling model's check: the Ray engine on a simulated cluster (ray.cluster_utils.Cluster)
-    of one node with one CPU, then two nodes with one CPU each.
+    of one node with one CPU, then two nodes with one CPU each;
+  - with `--steps ...,peer`: the seed code's stack, Hugging Face transformers' CLIPModel at
+    ViT-L/14-336's shapes (random weights), fp32, one meme at a time, image and text features.
 Prints the table and the ratios to the targets: local >= 0.8 x the slowest ceiling, Ray on one
 machine >= 0.7 x local. Not a test: numbers depend on the machine; docs/bench.md records runs.
 """
@@ -27,7 +29,13 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_IMAGES = REPO.parent / "shared" / "data" / "harmeme-c-val" / "images"
-STEPS = ("ray", "cluster", "server")
+OCR, ENCODER, LOCAL = "OCR ceiling", "encoder ceiling", "local engine"
+RAY, SERVER = "Ray engine, this machine", "server over HTTP"
+CLUSTER_1 = "Ray, simulated cluster: 1 node x 1 CPU"
+CLUSTER_2 = "Ray, simulated cluster: 2 nodes x 1 CPU"
+PEER = "peer: transformers CLIPModel, fp32, one at a time"
+STEPS = ("ocr", "encoder", "local", "ray", "cluster", "server", "peer")
+DEFAULT_STEPS = "ocr,encoder,local,ray,cluster,server"
 
 
 def parse_args(argv):
@@ -47,7 +55,12 @@ def parse_args(argv):
     p.add_argument("--batch-size", type=int, default=32, help="pictures per encoder batch")
     p.add_argument("--clients", type=int, default=8, help="concurrent HTTP clients (server)")
     p.add_argument("--ray-cpu-batch", type=int, default=4, help="inputs per Ray decode+OCR task")
-    p.add_argument("--skip", default="", help=f"comma-separated steps to skip: {', '.join(STEPS)}")
+    p.add_argument("--rounds", type=int, default=2,
+                   help="repeat every measurement, the order reversed every other round")
+    p.add_argument("--steps", default=DEFAULT_STEPS,
+                   help=f"comma-separated steps (of {', '.join(STEPS)}); 'peer' needs transformers")
+    p.add_argument("--peer-size", choices=("ViT-L-14-336", "tiny"), default="ViT-L-14-336",
+                   help="the peer CLIPModel's shapes (tiny: a CPU dry run)")
     return p.parse_args(argv)
 
 
@@ -80,7 +93,10 @@ def main(argv=None):
     from simclip_score.sources import Item
     from simclip_score.work import ScoreConfig, get_model_id, list_category_ids
 
-    skip = set(filter(None, args.skip.split(",")))
+    steps = set(filter(None, args.steps.split(",")))
+    unknown = steps - set(STEPS)
+    if unknown:
+        sys.exit(f"unknown steps {sorted(unknown)}; available: {', '.join(STEPS)}")
     model = args.model or ("ViT-L-14-336" if args.device.startswith("cuda") else "simclip-tiny")
     ocr_spec = args.ocr if args.ocr_device == "cpu" else f"{args.ocr}:device={args.ocr_device}"
     config = ScoreConfig(model=model, pretrained=args.pretrained, device=args.device,
@@ -93,113 +109,245 @@ def main(argv=None):
     data = [p.read_bytes() for p in paths]
     n = len(data)
     predictor.predict(data[:2])  # warm up
-    rows, rates = [], {}
+    items = [Item(str(p), path=str(p)) for p in paths]
+    categories, model_id, identity = list_category_ids(predictor), get_model_id(predictor), \
+        predictor.identity
+    ocr_identity = getattr(ocr, "identity", ocr.name)
+    sync = _get_sync(predictor.device)
+    walls, notes = {}, {}  # measurement -> seconds summed over the rounds, note
 
-    def row(name, count, wall, note=""):
-        rates[name] = count / wall
-        rows.append((name, count / wall, wall, note))
-        print(f"  {name}: {count / wall:.2f} images/s ({wall:.1f} s)", flush=True)
-
-    # OCR ceiling: decode + OCR over all cores, as the local engine's pool does
     def read(b):
         image = predictor.decode(b)
         return image, predictor.read_text(image)
 
-    t0 = time.perf_counter()
     with ThreadPoolExecutor(workers) as pool:
-        pairs = list(pool.map(read, data))
-    row("OCR ceiling", n, time.perf_counter() - t0, f"decode + OCR, {workers} threads")
+        pairs = list(pool.map(read, data))  # the encoder and peer inputs (also warms OCR up)
 
-    # encoder ceiling: the encoders + head on decoded pictures, in batches
-    t0 = time.perf_counter()
-    for i in range(0, n, args.batch_size):
-        chunk = pairs[i:i + args.batch_size]
-        predictor.classify([p[0] for p in chunk], [p[1] for p in chunk])
-    row("encoder ceiling", n, time.perf_counter() - t0, f"batch {args.batch_size}")
-    slowest = min(rates["OCR ceiling"], rates["encoder ceiling"])
+    def ocr_ceiling():
+        """decode + OCR over all cores, as the local engine's pool does"""
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(read, data))
+        return f"decode + OCR, {workers} threads"
 
-    items = [Item(str(p), path=str(p)) for p in paths]
-    done = []
-    engine = LocalEngine(predictor, config, done.extend)
-    t0 = time.perf_counter()
-    engine.run(items)
-    batches = engine.stats.as_dict()
-    row("local engine", n, time.perf_counter() - t0,
-        f"{workers} OCR threads, mean encoder batch {batches['mean_size']}")
-    assert len(done) == n and not any(r["error"] for r in done), "local engine errors"
+    def encoder_ceiling():
+        """the encoders + head on decoded pictures, in batches"""
+        for i in range(0, n, args.batch_size):
+            chunk = pairs[i:i + args.batch_size]
+            predictor.classify([p[0] for p in chunk], [p[1] for p in chunk])
+        sync()
+        return f"batch {args.batch_size}, {predictor.backbone.dtype}".replace("torch.", "")
 
-    categories, model_id, identity = list_category_ids(predictor), get_model_id(predictor), \
-        predictor.identity
-    ocr_identity = getattr(ocr, "identity", ocr.name)
+    def local_engine():
+        done = []
+        engine = LocalEngine(predictor, config, done.extend)
+        engine.run(items)
+        assert len(done) == n and not any(r["error"] for r in done), "local engine errors"
+        return f"{workers} OCR threads, mean encoder batch {engine.stats.as_dict()['mean_size']}"
 
-    def ray_run(label, note, **kwargs):
-        from simclip_score.ray_engine import run_ray
+    sessions = RaySessions()
 
-        with tempfile.TemporaryDirectory() as out:
-            t0 = time.perf_counter()
-            written = run_ray(config, items, str(Path(out) / "scores.parquet"), categories,
-                              model_id, identity, ocr_identity, cpu_batch=args.ray_cpu_batch,
-                              **kwargs)
-            row(label, n, time.perf_counter() - t0, note)
-        assert len(written) == n, f"{label}: {len(written)} rows of {n}"
+    def ray_engine(kind):
+        def measure():
+            from simclip_score.ray_engine import run_ray
 
-    if "ray" not in skip:
-        import ray
+            note = sessions.use(kind)
 
-        t0 = time.perf_counter()
-        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
-                 logging_level="WARNING")
-        init_s = time.perf_counter() - t0
-        ray_run("Ray engine, this machine", f"local Ray, {os.cpu_count()} CPUs "
-                f"(ray.init {init_s:.1f} s, not counted)")
-        ray.shutdown()
+            def run(some):
+                with tempfile.TemporaryDirectory() as out:
+                    t0 = time.perf_counter()
+                    written = run_ray(config, some, str(Path(out) / "scores.parquet"),
+                                      categories, model_id, identity, ocr_identity,
+                                      cpu_batch=args.ray_cpu_batch)
+                    assert len(written) == len(some), f"{kind}: {len(written)} of {len(some)}"
+                    return time.perf_counter() - t0
 
-    if "cluster" not in skip:
-        import ray
-        from ray.cluster_utils import Cluster
+            first = run(items[:2])  # the workers start, import, and the actor loads the model
+            elapsed = run(items)  # warm workers; a new actor loads the model again
+            sessions.close()  # no idle Ray daemons while other measurements run
+            return f"{note}; a first run (2 inputs) took {first:.1f} s", elapsed
+        return measure
 
-        node = {"num_cpus": 1, "object_store_memory": 200 * 1024 * 1024}
-        cluster = Cluster(initialize_head=True, head_node_args={**node,
-                                                                "include_dashboard": False})
-        cluster.wait_for_nodes()
-        ray.init(address=cluster.address, log_to_driver=False, logging_level="WARNING")
-        ray_run("Ray, simulated cluster: 1 node x 1 CPU", "ray.cluster_utils.Cluster")
-        cluster.add_node(**node)
-        cluster.wait_for_nodes()
-        ray_run("Ray, simulated cluster: 2 nodes x 1 CPU", "ray.cluster_utils.Cluster")
-        ray.shutdown()
-        cluster.shutdown()
-
-    if "server" not in skip:
-        server = measure_server(predictor, data, clients=args.clients,
+    def server():
+        result = measure_server(predictor, data, clients=args.clients,
                                 max_batch=min(args.batch_size, 16), ocr_workers=workers,
                                 cache_hits=20)
-        row("server over HTTP", n, server["wall"],
-            f"{args.clients} clients, {workers} OCR workers, cold cache, "
-            f"p50 {1000 * statistics.median(server['lat']):.0f} ms")
+        return (f"{args.clients} clients, {workers} OCR workers, cold cache, "
+                f"p50 {1000 * statistics.median(result['lat']):.0f} ms"), result["wall"]
+
+    def peer():
+        wall, note = measure_peer(predictor, pairs, args.peer_size)
+        return note, wall
+
+    plan = [("ocr", OCR, ocr_ceiling), ("encoder", ENCODER, encoder_ceiling),
+            ("local", LOCAL, local_engine), ("ray", RAY, ray_engine("local")),
+            ("cluster", CLUSTER_1, ray_engine("cluster-1")),
+            ("cluster", CLUSTER_2, ray_engine("cluster-2")), ("server", SERVER, server),
+            ("peer", PEER, peer)]
+    plan = [(name, fn) for step, name, fn in plan if step in steps]
+    for r in range(args.rounds):
+        for name, fn in plan if r % 2 == 0 else plan[::-1]:  # ABBA: load drifts cancel
+            t0 = time.perf_counter()
+            out = fn()
+            note, wall = out if isinstance(out, tuple) else (out, time.perf_counter() - t0)
+            walls[name] = walls.get(name, 0.0) + wall
+            notes[name] = note
+            print(f"  round {r + 1}: {name}: {n / wall:.2f} images/s ({wall:.1f} s, "
+                  f"load {os.getloadavg()[0]:.1f})", flush=True)
+    sessions.close()
     tmp.cleanup()
+    rates = {name: n * args.rounds / wall for name, wall in walls.items()}
+    rows = [(name, rates[name], walls[name] / args.rounds, notes[name]) for name, _ in plan
+            if name in rates]
 
     print(f"\nsimclip score bench: {predictor.backbone.info.id} on {predictor.device}, OCR "
           f"{ocr_spec} ({ocr.name}), {n} images from {args.images}, cpu_count={os.cpu_count()}\n")
+    print(f"{args.rounds} rounds, the order reversed every other round; images/s over all "
+          "rounds, wall s per round\n")
     print("| measurement | images/s | wall s | notes |")
     print("|---|---:|---:|---|")
     for name, tp, wall, note in rows:
         print(f"| {name} | {tp:.2f} | {wall:.1f} | {note} |")
-    local = rates["local engine"]
-    print(f"\nlocal engine / slowest ceiling ({slowest:.2f}/s): {local / slowest:.2f} "
-          f"(target >= 0.8)")
-    if "Ray engine, this machine" in rates:
-        print(f"Ray engine / local engine: {rates['Ray engine, this machine'] / local:.2f} "
-              f"(target >= 0.7)")
-    if "server over HTTP" in rates:
-        print(f"local engine / server: {local / rates['server over HTTP']:.2f}")
-    one, two = (rates.get(f"Ray, simulated cluster: {k} x 1 CPU") for k in ("1 node", "2 nodes"))
+    print()
+    local = rates.get(LOCAL)
+    ceilings = [rates[k] for k in (OCR, ENCODER) if k in rates]
+    if local and len(ceilings) == 2:
+        print(f"local engine / slowest ceiling ({min(ceilings):.2f}/s): "
+              f"{local / min(ceilings):.2f} (target >= 0.8)")
+    peer = rates.get(PEER)
+    if peer and ENCODER in rates:
+        print(f"encoder ceiling / peer: {rates[ENCODER] / peer:.1f}")
+    if peer and local:
+        print(f"local engine / peer: {local / peer:.1f}")
+    if not local:
+        return 0
+    if RAY in rates:
+        print(f"Ray engine / local engine: {rates[RAY] / local:.2f} (target >= 0.7)")
+    if SERVER in rates:
+        print(f"local engine / server: {local / rates[SERVER]:.2f}")
+    one, two = rates.get(CLUSTER_1), rates.get(CLUSTER_2)
     if one and two:
         physical = min(2, os.cpu_count() or 1)
         print(f"simulated cluster, 2 nodes / 1 node: {two / one:.2f} (scaling model: "
               f"{min(2.0, physical):.1f} while OCR-bound: CPU stage throughput = total cores x "
               f"per-core OCR rate)")
     return 0
+
+
+class RaySessions:
+    """One Ray session at a time: a local instance over every core, or a simulated cluster
+    (ray.cluster_utils.Cluster) of one or two nodes with one CPU each. Starting one is not timed.
+    """
+
+    def __init__(self):
+        self.kind = None
+        self.cluster = None
+
+    def use(self, kind):
+        """Switch to the session `kind` ('local', 'cluster-1', 'cluster-2'); returns a note."""
+        import ray
+
+        if kind != self.kind:
+            self.close()
+            if kind == "local":
+                ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
+                         logging_level="WARNING")
+            else:
+                from ray.cluster_utils import Cluster
+
+                node = {"num_cpus": 1, "object_store_memory": 200 * 1024 * 1024}
+                self.cluster = Cluster(initialize_head=True,
+                                       head_node_args={**node, "include_dashboard": False})
+                if kind == "cluster-2":
+                    self.cluster.add_node(**node)
+                self.cluster.wait_for_nodes()
+                ray.init(address=self.cluster.address, log_to_driver=False,
+                         logging_level="WARNING")
+            self.kind = kind
+        if kind == "local":
+            return f"local Ray, {os.cpu_count()} CPUs (ray.init not counted)"
+        return "ray.cluster_utils.Cluster on this machine"
+
+    def close(self):
+        """Shut the current session down."""
+        import ray
+
+        if self.kind is not None:
+            ray.shutdown()
+        if self.cluster is not None:
+            self.cluster.shutdown()
+        self.kind = self.cluster = None
+
+
+def _get_sync(device):
+    """A function that waits for the device's queued work (CUDA kernels run asynchronously)."""
+    import torch
+
+    if str(device).startswith("cuda"):
+        return torch.cuda.synchronize
+    return lambda: None
+
+
+# Hugging Face CLIPModel shapes: ViT-L/14 at 336 px (OpenAI's), and a tiny one for dry runs
+PEER_SHAPES = {
+    "ViT-L-14-336": {"vision": {"hidden_size": 1024, "intermediate_size": 4096,
+                                "num_hidden_layers": 24, "num_attention_heads": 16,
+                                "image_size": 336, "patch_size": 14},
+                     "text": {"hidden_size": 768, "intermediate_size": 3072,
+                              "num_hidden_layers": 12, "num_attention_heads": 12},
+                     "projection_dim": 768},
+    "tiny": {"vision": {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+                        "num_attention_heads": 2, "image_size": 64, "patch_size": 16},
+             "text": {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+                      "num_attention_heads": 2},
+             "projection_dim": 64},
+}
+
+
+def measure_peer(predictor, pairs, size):
+    """The seed code's stack: transformers' CLIPModel (random weights of `size`'s shapes), fp32,
+    one meme at a time: preprocess, tokenize, image features, text features.
+
+    Returns (wall seconds, note). The pixels and tokens come from our backbone's preprocess and
+    tokenizer (CLIP's own resize/crop/normalise and BPE), so only the model differs.
+    """
+    import torch
+
+    if os.environ.get("PEER_SITE"):  # transformers installed apart (bench/gpu_check.sh): the
+        sys.path.append(os.environ["PEER_SITE"])  # environment's own packages come first
+    from transformers import CLIPConfig, CLIPModel
+
+    shapes = PEER_SHAPES[size]
+    config = CLIPConfig(text_config={**shapes["text"], "vocab_size": 49408,
+                                     "max_position_embeddings": 77,
+                                     "projection_dim": shapes["projection_dim"]},
+                        vision_config={**shapes["vision"],
+                                       "projection_dim": shapes["projection_dim"]},
+                        projection_dim=shapes["projection_dim"])
+    device = predictor.device
+    torch.manual_seed(0)
+    model = CLIPModel(config).to(device).eval()
+    backbone = predictor.backbone
+    image_size = shapes["vision"]["image_size"]
+    sync = _get_sync(device)
+
+    def one(image, text):
+        frame = image[0] if isinstance(image, list) else image
+        pixels = backbone.preprocess(frame)[None].to(device)  # (1, 3, H, W)
+        if pixels.shape[-1] != image_size:  # a dry run's tiny backbone with other shapes
+            pixels = torch.nn.functional.interpolate(pixels, size=(image_size, image_size))
+        tokens = backbone.tokenizer([text]).to(device)
+        with torch.no_grad():
+            model.get_image_features(pixel_values=pixels)
+            model.get_text_features(input_ids=tokens)
+        sync()
+
+    for image, text in pairs[:3]:
+        one(image, text)  # warm up
+    t0 = time.perf_counter()
+    for image, text in pairs:
+        one(image, text)
+    params = sum(p.numel() for p in model.parameters()) / 1e6
+    return time.perf_counter() - t0, f"{size} shapes, {params:.0f} M parameters, random weights"
 
 
 if __name__ == "__main__":

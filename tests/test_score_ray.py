@@ -44,14 +44,24 @@ def test_the_ray_engine_writes_the_local_engines_rows_with_rays_parquet_writer(c
     assert_same_rows(rows, read_rows(local), tol=1e-4)
 
 
-def test_the_ray_engine_writes_jsonl_and_a_rerun_skips_what_is_written(corpus, tmp_path):
-    out = tmp_path / "scores.jsonl"
-    files = sorted(corpus.iterdir())
+@pytest.fixture(scope="module")
+def whole_folder(harmeme_val_dir, tmp_path_factory):
+    """All 177 shared memes, one of them twice, and two broken files."""
+    return make_corpus(tmp_path_factory.mktemp("whole"), harmeme_val_dir / "images", 177)
+
+
+def test_the_whole_shared_folder_and_two_broken_files_give_the_same_rows_on_both_engines(
+        whole_folder, tmp_path):
+    out, local = tmp_path / "scores.jsonl", tmp_path / "local.jsonl"
+    files = sorted(whole_folder.iterdir())
     assert score(*files[:3], "--out", out, "--ocr", "none", "--engine", "ray") == 0
     assert len(read_rows(out)) == 3
-    assert score(corpus, "--out", out, "--ocr", "none", "--engine", "ray") == 0
+    assert score(whole_folder, "--out", out, "--ocr", "none", "--engine", "ray") == 0  # resumed
     rows = read_rows(out)
-    assert sorted(r["path"] for r in rows) == sorted(str(f) for f in files)
+    assert sorted(r["path"] for r in rows) == sorted(str(f) for f in files)  # each once
+    assert len(rows) == 180 and sorted(r["error"] for r in rows if r["error"]) == [
+        "corrupt_image", "unsupported_format"]
     dup = next(r for r in rows if r["path"].endswith("dup.png"))
-    same = [r for r in rows if r["sha256"] == dup["sha256"]]
-    assert len(same) == 2 and same[0]["scores"] == same[1]["scores"]
+    assert sum(r["sha256"] == dup["sha256"] for r in rows) == 2
+    assert score(whole_folder, "--out", local, "--ocr", "none") == 0
+    assert_same_rows(rows, read_rows(local), tol=1e-4)
