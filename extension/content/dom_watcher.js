@@ -25,14 +25,15 @@ const NO_SHADOW = { getRoot: (el) => el.shadowRoot ?? null, adopt: () => {}, roo
 export class DOMWatcher {
   /**
    * @param {{onElement: (el) => void, onDeferred: (elements) => void, onAttribute: (el, name) => void,
-   *          onLoad: (el) => void, onBatch: () => void, isOwnNode: (node) => boolean,
+   *          onLoad: (el) => void, onRoot: (root) => void, onBatch: () => void,
    *          timed: (fn, kind) => void, forceStyle: (read) => void, shadow?: object}} callbacks
    *   `onElement`: an element to consider now; `onDeferred`: elements found in this mutation batch
    *   but left for a later slice (each is reported to onElement then), before the next paint;
-   *   `onLoad`: an <img>, SVG <image> or <video> loaded (or failed); `shadow`: loader.js's helper.
+   *   `onLoad`: an <img>, SVG <image> or <video> loaded (or failed); `onRoot`: a shadow root is now
+   *   observed; `shadow`: loader.js's helper.
    */
-  constructor({ onElement, onDeferred, onAttribute, onLoad, onBatch, isOwnNode, timed, forceStyle, shadow }) {
-    Object.assign(this, { onElement, onDeferred, onAttribute, onLoad, onBatch, isOwnNode, timed, forceStyle });
+  constructor({ onElement, onDeferred, onAttribute, onLoad, onRoot = () => {}, onBatch, timed, forceStyle, shadow }) {
+    Object.assign(this, { onElement, onDeferred, onAttribute, onLoad, onRoot, onBatch, timed, forceStyle });
     this.shadow = shadow ?? NO_SHADOW;
     this.observer = null;
     this.roots = new Set(); // shadow roots observed
@@ -104,6 +105,7 @@ export class DOMWatcher {
     if (this.roots.has(root) || !this.observer) return;
     this.roots.add(root);
     this.listenOnce(root);
+    this.onRoot(root);
     this.observer.observe(root, DOMWatcher.getConfig());
     this.slicer.push({ root });
   }
@@ -124,17 +126,18 @@ export class DOMWatcher {
     let lastRoot = null;
     for (const r of records) {
       const root = r.target.getRootNode();
-      if (root !== document && root !== lastRoot && this.roots.has(root)) this.shadow.adopt(root); // a page that reset its sheets
+      if (root !== document && root !== lastRoot && this.roots.has(root)) { // a page that reset its sheets
+        this.shadow.adopt(root);
+        this.onRoot(root);
+      }
       lastRoot = root;
       if (r.type === 'childList') {
         if (r.target.nodeName === 'STYLE') start = this.onStylesheet(r.target, start); // its text changed
         for (const node of r.addedNodes) {
-          if (node.nodeType !== Node.ELEMENT_NODE || this.isOwnNode(node)) continue;
+          if (node.nodeType !== Node.ELEMENT_NODE) continue;
           if (node.tagName === 'STYLE') start = this.onStylesheet(node, start);
           start = this.visitAdded(node, start);
         }
-      } else if (this.isOwnNode(r.target)) {
-        continue;
       } else if (r.attributeName === 'class') {
         // A class can give the element, or anything under it, a background: look at them again.
         if (r.target.isConnected) start = this.visitAdded(r.target, start);

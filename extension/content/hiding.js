@@ -4,7 +4,7 @@
  * decides; this module puts the decision into the page.
  *
  *   data-simclip="<state>"   an image's state (image_state.js): hidden, blurred or shown
- *   data-simclip-id, -bg     a tracked element (the overlay box names it), a CSS background one
+ *   data-simclip-id, -bg     a tracked element (its warning card's rule names it), a CSS background one
  *   data-simclip-before="<state>", data-simclip-after="<state>" (and -before-id, -after-id)
  *                            the state of a ::before / ::after picture
  *   data-simclip-early       a stylesheet background hidden before it could be checked
@@ -13,7 +13,7 @@
 import { listInlineOverrides, needsStyleCheck } from './image_state.js';
 
 const STATE_ATTR = 'data-simclip';
-const OVERRIDABLE = ['filter', 'clip-path', 'visibility', 'background-image'];
+const OVERRIDABLE = ['filter', 'clip-path', 'visibility', 'background-image', 'background', 'object-position'];
 
 /** Write `state` into the element (only when it differs: a write is a style invalidation). */
 export function writeState(el, state) {

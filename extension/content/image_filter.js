@@ -3,7 +3,7 @@
  * element shows (image_state.js: the state machine): an <img>, an SVG <image>, a CSS background,
  * a `::before` / `::after` picture. It follows where each one is through the browser's own
  * signals, has VerdictAsker ask the worker about them (on screen first), and puts each state into
- * the page (hiding.js) and into the overlay (badges, overlay.js).
+ * the page (hiding.js), a flagged one with its warning card (warning.js).
  *
  * Where a record is: an IntersectionObserver a screen beyond the viewport (`near`: measured and
  * queued before the user gets there) and one on the viewport itself (`onScreen`: asked first, and
@@ -32,11 +32,11 @@ const PSEUDO_PARTS = ['before', 'after'];
 
 export class ImageFilter {
   /**
-   * @param {{requestVerdict: (rec, priority) => Promise<object|null>, overlay, getContext: () => {settings, categories, healthOk},
+   * @param {{requestVerdict: (rec, priority) => Promise<object|null>, warnings, getContext: () => {settings, categories, healthOk},
    *          onCountChange: (n) => void, timed: (fn, kind) => void}} deps
    */
-  constructor({ requestVerdict, overlay, getContext, onCountChange, timed }) {
-    this.overlay = overlay;
+  constructor({ requestVerdict, warnings, getContext, onCountChange, timed }) {
+    this.warnings = warnings;
     this.getContext = getContext;
     this.onCountChange = onCountChange;
     this.timed = timed;
@@ -105,7 +105,8 @@ export class ImageFilter {
   /** A CSS background: hidden at once (before it is measured), re-tracked when its URL changes. */
   considerBackground(el) {
     const rec = this.records.get(el);
-    const hidden = rec ? isHidden(rec) : false;
+    // Hidden, or covered by its warning card: the computed background is ours, not the site's.
+    const hidden = rec ? isHidden(rec) || rec.state === STATE.FLAGGED : false;
     const { url, inline } = readBackground(el, { hidden });
     if (url === null || (rec && rec.url === url)) return; // unknown while we hide it, or unchanged
     if (!url) {
@@ -258,7 +259,7 @@ export class ImageFilter {
     this.rekey(rec, rec.url, null);
     this.rekey(rec, rec.verdict?.sha256, null);
     this.unfollow(rec);
-    this.overlay.remove(rec);
+    this.warnings.remove(rec);
     clearInlineOverrides(rec);
   }
 
@@ -281,7 +282,7 @@ export class ImageFilter {
   }
 
   /**
-   * Put the record's state into the page and the overlay. One picture shown by several elements
+   * Put the record's state into the page, and its warning. One picture shown by several elements
    * in one place gets one warning, on the member that shows it best (choosePrimary).
    */
   paint(rec) {
@@ -289,8 +290,8 @@ export class ImageFilter {
     const group = this.groupOf(rec);
     const primary = choosePrimary(group.filter((r) => hasOverlay(r.state)));
     for (const member of group) {
-      if (member === primary) this.overlay.sync(member);
-      else this.overlay.remove(member);
+      if (member === primary) this.warnings.sync(member);
+      else this.warnings.remove(member);
     }
   }
 
@@ -382,7 +383,7 @@ export class ImageFilter {
     if (answer === ANSWER.UNAVAILABLE) this.asker.scheduleRecovery();
     if (!isHidden(rec) && !needsRetry(rec)) this.unfollow(rec);
     // While we hid it, a stylesheet background could not be read: now it can, check it is the same.
-    if (rec.kind === 'bg' && !isHidden(rec)) this.considerBackground(rec.el);
+    if (rec.kind === 'bg' && !isHidden(rec) && rec.state !== STATE.FLAGGED) this.considerBackground(rec.el);
     this.flush();
     this.reportCount();
   }
@@ -400,6 +401,16 @@ export class ImageFilter {
       for (const key of [member.url, member.verdict?.sha256]) if (key) this.revealedKeys.add(key);
       if (reveal(member)) this.paint(member);
     }
+  }
+
+  /** The flagged record drawn on `el` (its own picture, or a pseudo-element's), for a click on it. */
+  findFlagged(el) {
+    return this.records.of(el).find((rec) => rec.state === STATE.FLAGGED);
+  }
+
+  /** The popup's "Cover again": every picture the user chose to show is covered again. */
+  hideAllRevealed() {
+    for (const rec of this.liveRecords()) if (rec.state === STATE.REVEALED) this.hide(rec);
   }
 
   /** The user clicked "Hide again": every element showing the picture is blurred again. */
@@ -453,7 +464,7 @@ export class ImageFilter {
   summarize() {
     const byState = {};
     for (const rec of this.liveRecords()) byState[summaryState(rec)] = (byState[summaryState(rec)] ?? 0) + 1;
-    return { flagged: this.countFlagged(), byState, asking: this.asker.waiting };
+    return { flagged: this.countFlagged(), revealed: byState[STATE.REVEALED] ?? 0, byState, asking: this.asker.waiting };
   }
 }
 

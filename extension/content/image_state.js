@@ -307,13 +307,24 @@ export const summaryState = (rec) => rec.state ?? 'measuring';
 /** True when the state depends on styles a site could override (hidden or blurred). */
 export const needsStyleCheck = (state) => isHiddenState(state) || state === STATE.FLAGGED;
 
+/** How prehide.css draws a flagged picture's card (repeated inline when a site overrides it). */
+export const CARD_BACKGROUND = 'var(--simclip-card, none) center / min(100%, 300px) auto no-repeat, #2a1838';
+export const PICTURE_OUT = '-100000px -100000px'; // object-position that moves an <img>'s picture out of its box
+const CARD_COLOR = 'rgb(42, 24, 56)'; // #2a1838, as computed styles give it
+
 /**
  * The inline `!important` properties that put the record's state back after a site overrode it
  * (`computed`: the element's computed style); an empty list when the state shows as it should.
  */
 export function listInlineOverrides(rec, computed) {
-  if (rec.state === STATE.FLAGGED && !computed.filter.includes('blur')) {
-    return [['filter', 'blur(28px) saturate(0.5)'], ['clip-path', 'inset(0)']];
+  if (rec.state === STATE.FLAGGED) {
+    if (rec.kind === 'img' || rec.kind === 'video') {
+      return computed.objectPosition === PICTURE_OUT && computed.backgroundColor === CARD_COLOR
+        ? [] : [['object-position', PICTURE_OUT], ['background', CARD_BACKGROUND]];
+    }
+    if (rec.kind === 'bg') return computed.backgroundColor === CARD_COLOR ? [] : [['background', CARD_BACKGROUND]];
+    if (rec.kind === 'svg' && !computed.filter.includes('blur')) return [['filter', 'blur(28px) saturate(0.5)'], ['clip-path', 'inset(0)']];
+    return [];
   }
   if (isHiddenState(rec.state) && (rec.kind === 'img' || rec.kind === 'svg') && computed.visibility !== 'hidden') {
     return [['visibility', 'hidden']];

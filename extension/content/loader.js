@@ -16,7 +16,12 @@ img:not([data-simclip]), img[data-simclip="pending"], img[data-simclip="waiting"
 image:not([data-simclip]), image[data-simclip="pending"], image[data-simclip="waiting"] { visibility: hidden !important; }
 [style*="url("]:not(img):not([data-simclip]), [data-simclip-bg][data-simclip="pending"], [data-simclip-bg][data-simclip="waiting"],
 [data-simclip-early]:not([data-simclip]) { background-image: none !important; }
-[data-simclip="flagged"] { filter: blur(28px) saturate(0.5) !important; clip-path: inset(0) !important; }
+img[data-simclip="flagged"], video[data-simclip="flagged"] { object-position: -100000px -100000px !important;
+  background: var(--simclip-card, none) center / min(100%, 300px) auto no-repeat, #2a1838 !important; cursor: pointer !important; }
+[data-simclip-bg][data-simclip="flagged"] { background: var(--simclip-card, none) center / min(100%, 300px) auto no-repeat, #2a1838 !important;
+  cursor: pointer !important; }
+image[data-simclip="flagged"] { filter: blur(28px) saturate(0.5) !important; clip-path: inset(0) !important; }
+[data-simclip="revealed"] { outline: 2px dashed #c9a8ff !important; outline-offset: -2px !important; }
 [data-simclip-before="pending"]::before, [data-simclip-before="waiting"]::before,
 [data-simclip-after="pending"]::after, [data-simclip-after="waiting"]::after,
 [data-simclip-early-before]:not([data-simclip-before])::before,

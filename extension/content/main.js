@@ -1,6 +1,6 @@
 /**
  * Content script entry: wires DOMWatcher (reports elements) to ImageFilter (decides; hiding.js
- * hides and blurs) and OverlayLayer (badges), keeps the user's settings and the server's warning
+ * hides, and draws the warning cards with WarningPainter), keeps the user's settings and the server's warning
  * categories and health in sync from storage, and answers the popup. Its own main-thread time is
  * measured by perf.js. All HTTP goes through the service worker.
  */
@@ -12,9 +12,9 @@ import { CATEGORIES_KEY, HEALTH_KEY, SETTINGS_KEY } from '../shared/storage_keys
 import { DOMWatcher } from './dom_watcher.js';
 import { setPausedFlag } from './hiding.js';
 import { ImageFilter } from './image_filter.js';
-import { OverlayLayer } from './overlay.js';
 import { isPageOnlyUrl, readPageBytes } from './page_bytes.js';
 import { createPerf } from './perf.js';
+import { WarningPainter } from './warning.js';
 
 /**
  * @param {{stopEarlyWatch?: () => void, shadow?: object}} options `stopEarlyWatch` ends the
@@ -57,26 +57,25 @@ function hostOfOrigin() {
 }
 
 function createParts({ page, perf, send, shadow }) {
-  const { timed, forceStyle } = perf;
-  const overlay = new OverlayLayer({
-    forceStyle,
-    onReveal: (rec) => timed(() => filter.reveal(rec), 'click'),
-    onHide: (rec) => timed(() => filter.hide(rec), 'click'),
+  const { timed } = perf;
+  const warnings = new WarningPainter({
+    onReveal: (rec) => filter.reveal(rec),
     onReport: (rec) => {
       send({ type: MSG.REPORT, url: rec.url, correction: CORRECTION.NOT_FLAGGED, categories: rec.warnings.map((w) => w.id) });
-      timed(() => filter.reveal(rec), 'click');
+      filter.reveal(rec);
     },
+    findRecord: (el) => filter.findFlagged(el),
     timed,
   });
   const filter = new ImageFilter({
     requestVerdict: (rec, priority) => askWorker(send, rec, priority),
-    overlay,
+    warnings,
     getContext: () => ({ settings: page.settings, categories: page.categories, healthOk: page.health?.state === 'ok' }),
     onCountChange: (flagged) => send({ type: MSG.PAGE_STATS, flagged }),
     timed,
   });
-  const watcher = createWatcher({ filter, overlay, perf, shadow });
-  return { overlay, filter, watcher };
+  const watcher = createWatcher({ filter, warnings, perf, shadow });
+  return { warnings, filter, watcher };
 }
 
 /**
@@ -93,7 +92,7 @@ async function askWorker(send, rec, priority) {
   return send({ type: MSG.CLASSIFY, url: rec.url, priority });
 }
 
-function createWatcher({ filter, overlay, perf, shadow }) {
+function createWatcher({ filter, warnings, perf, shadow }) {
   return new DOMWatcher({
     onElement: (el) => filter.consider(el),
     onDeferred: (elements) => filter.holdBack(elements),
@@ -104,24 +103,21 @@ function createWatcher({ filter, overlay, perf, shadow }) {
       filter.flush();
     },
     shadow,
-    onBatch: () => {
-      filter.flush();
-      overlay.schedulePosition();
-    },
-    isOwnNode: (node) => overlay.isOwnNode(node),
+    onRoot: (root) => warnings.adoptInto(root),
+    onBatch: () => filter.flush(),
     timed: perf.timed,
     forceStyle: perf.forceStyle,
   });
 }
 
 /** Pause on an allowlisted site (every pre-hide rule off, no watching), resume when it leaves the list. */
-function switchPause(page, { overlay, filter, watcher }, send, shadow) {
+function switchPause(page, { warnings, filter, watcher }, send, shadow) {
   const paused = isHostAllowlisted(page.host, page.settings.allowlist);
   if (paused === page.paused) return;
   page.paused = paused;
   setPausedFlag(paused);
   shadow?.setDisabled(paused);
-  overlay.setHidden(paused);
+  warnings.setHidden(paused);
   if (paused) {
     watcher.unwatch();
     send({ type: MSG.PAGE_STATS, flagged: 0 });
@@ -153,16 +149,26 @@ function takeStorageChanges(page, changes, filter) {
   }
 }
 
-/** GET_PAGE_STATE from the popup (and the tests): counts and our own timing. */
+/**
+ * GET_PAGE_STATE from the popup (and the tests): counts and our own timing; HIDE_REVEALED from
+ * the popup: cover again every flagged picture the user chose to show in this frame.
+ */
 function answerPageState(ext, { page, parts, perf }) {
   ext.runtime.onMessage.addListener((message, sender, sendResponse) => {
-    if (sender.id !== ext.runtime.id || message?.type !== MSG.GET_PAGE_STATE) return false;
+    if (sender.id !== ext.runtime.id) return false;
+    if (message?.type === MSG.HIDE_REVEALED) {
+      perf.timed(() => parts.filter.hideAllRevealed(), 'click');
+      return false;
+    }
+    if (message?.type !== MSG.GET_PAGE_STATE) return false;
     const summary = parts.filter.summarize();
     sendResponse({
       host: page.host,
       paused: page.paused,
       flagged: page.paused ? 0 : summary.flagged,
+      revealed: page.paused ? 0 : summary.revealed,
       byState: summary.byState,
+      asking: summary.asking,
       stats: { ...perf.snapshot(), deferred: parts.watcher.deferred },
     });
     return false;

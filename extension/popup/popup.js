@@ -82,6 +82,7 @@ async function renderPageCount() {
     const counts = (await ext.storage.session.get(TAB_COUNTS_KEY))[TAB_COUNTS_KEY] ?? {};
     const flagged = counts[tab.id] === undefined ? state.flagged : sumTabCount(counts[tab.id]);
     $('page-count').textContent = state.paused ? 'Paused on this page' : `Flagged on this page: ${flagged}`;
+    $('hide-revealed').hidden = !(state.revealed > 0);
   } catch {
     $('page-count').textContent = 'Not active on this page';
   }
@@ -104,6 +105,10 @@ async function init() {
     const current = await loadSettings(ext.storage.local);
     const allowlist = $('pause-site').checked ? addSite(current.allowlist, host) : removeSite(current.allowlist, host);
     await saveSettings(ext.storage.local, { allowlist });
+  });
+  $('hide-revealed').addEventListener('click', async () => {
+    await ext.tabs.sendMessage(tab.id, { type: MSG.HIDE_REVEALED }).catch(() => {}); // every frame of the tab
+    $('hide-revealed').hidden = true;
   });
   $('open-options').addEventListener('click', (e) => {
     e.preventDefault();

@@ -10,7 +10,8 @@
  *   page    -> worker   CHECK_HEALTH {}                -> Health
  *   page    -> worker   TEST_CONNECTION {serverUrl, token} -> Diagnosis (see api.js)
  *   page    -> worker   CLEAR_REPORTS {}               -> {ok}
- *   page    -> content  GET_PAGE_STATE {}              -> {host, paused, flagged, checked, stats}
+ *   page    -> content  GET_PAGE_STATE {}              -> {host, paused, flagged, revealed, byState, asking, stats}
+ *   page    -> content  HIDE_REVEALED {}               -> (none): cover again the pictures the user showed
  *
  * "page" means an extension page (popup, options); the worker refuses those types from tabs.
  */
@@ -24,6 +25,7 @@ export const MSG = Object.freeze({
   TEST_CONNECTION: 'simclip/test-connection',
   CLEAR_REPORTS: 'simclip/clear-reports',
   GET_PAGE_STATE: 'simclip/get-page-state',
+  HIDE_REVEALED: 'simclip/hide-revealed',
 });
 
 /** Verdict.status values the worker answers CLASSIFY with. */
@@ -78,6 +80,7 @@ const SCHEMAS = {
   [MSG.TEST_CONNECTION]: { from: 'page', fields: { serverUrl: isString(200), token: (v) => typeof v === 'string' && v.length <= 200 } },
   [MSG.CLEAR_REPORTS]: { from: 'page', fields: {} },
   [MSG.GET_PAGE_STATE]: { from: 'page', fields: {} },
+  [MSG.HIDE_REVEALED]: { from: 'page', fields: {} },
 };
 
 /** null when `message` is well formed, else a sentence saying what is wrong. */

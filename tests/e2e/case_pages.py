@@ -287,12 +287,46 @@ setTimeout(() => {{
 </main>"""
         return self.page("one picture, two elements", body)
 
+    def chrome(self, seed):
+        """A site's own chrome around flagged pictures: a sticky header and a chat input over the
+        feed, a dialog, a carousel moved by a CSS transform, a column that scrolls by itself."""
+        h, n = self.harmful, self.neutral
+        css = """
+header.top { position: sticky; top: 0; z-index: 5; height: 60px; background: #fff; border-bottom: 1px solid #ccc; }
+#composer { position: fixed; left: 0; right: 0; bottom: 0; height: 70px; z-index: 5; background: #fff; }
+#column { height: 300px; overflow-y: auto; width: 280px; border: 1px solid #999; }
+#track { display: flex; width: 720px; }
+#carousel { width: 260px; overflow: hidden; }
+"""
+        imgs = "".join(f"<p>post {i}</p>" + self.img(h(i) if i % 2 == 0 else n(i), f"feed-{i}", seed) for i in range(6))
+        column = "".join(f"<p>message {i}</p>" + self.img(h(10 + i) if i % 2 == 0 else n(10 + i), f"column-{i}", seed)
+                         for i in range(4))
+        body = f"""
+<header class="top" id="top"><button id="menu">Menu</button> a site header</header>
+<main>
+  <section id="carousel"><div id="track">{self.img(h(20), "slide-a", seed)}{self.img(n(20), "slide-b", seed)}{self.img(h(21), "slide-c", seed)}</div></section>
+  <section id="column">{column}</section>
+  {imgs}
+  <div style="height: 800px"></div>
+</main>
+<div id="composer"><input id="chat" placeholder="Write a message" style="width: 90%; height: 40px"></div>
+<dialog id="viewer"><p>a photo viewer</p><button id="close">Close</button></dialog>"""
+        script = """
+window.__clicks = [];
+for (const id of ['menu', 'chat', 'close', 'top', 'composer']) {
+  document.getElementById(id).addEventListener('click', () => window.__clicks.push(id));
+}
+document.getElementById('close').addEventListener('click', () => document.getElementById('viewer').close());
+"""
+        return self.page("site chrome", body, script, css)
+
     def render(self, name, seed, query=None):
         """The page (or stylesheet) `name`, or None."""
         query = query or {}
         builders = {
             "css": lambda: self.css(seed),
             "dupes": lambda: self.dupes(seed),
+            "chrome": lambda: self.chrome(seed),
             "late.css": lambda: self.late_css(seed),
             "stuck": lambda: self.stuck(seed),
             "frames": lambda: self.frames(seed),

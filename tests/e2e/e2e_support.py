@@ -1,5 +1,6 @@
 """Helpers shared by the e2e conftest and tests (a plain module: `conftest` is not importable by name)."""
 
+import contextlib
 import json
 import os
 import time
@@ -74,8 +75,7 @@ MEME_STATES_JS = """
   return {
     post: el.dataset.post, truth: el.dataset.truth, kind: el.dataset.kind, state: el.getAttribute(attr),
     src: el.currentSrc ?? null, top: Math.round(el.getBoundingClientRect().top + scrollY), id,
-    box: id ? document.querySelector('simclip-shield-layer')?.shadowRoot?.querySelector(`.box[data-target="${id}"]`)?.textContent ?? null
-      : null,
+    warning: el.getAttribute(`${attr}-label`), // the text of its warning card (one element per picture has it)
   };
 })
 """
@@ -105,10 +105,8 @@ def meme_states(page):
 
     states = []
     for frame in page.frames:
-        try:
+        with contextlib.suppress(PlaywrightError):  # a frame that went away
             states += [{**s, "frame": frame.url[:80]} for s in frame.evaluate(MEME_STATES_JS)]
-        except PlaywrightError:
-            pass
     return states
 
 
@@ -118,10 +116,8 @@ def violations(page):
 
     found = {}
     for frame in page.frames:
-        try:
+        with contextlib.suppress(PlaywrightError):  # a frame that went away
             found.update(frame.evaluate("() => (window.__shield || {}).violations || {}"))
-        except PlaywrightError:
-            pass
     return found
 
 
@@ -158,3 +154,23 @@ def assert_flagged_exactly_the_harmful(states):
     wrong = [s for s in states if s["truth"] in ("harmful", "neutral")
              and s["state"] != ("flagged" if s["truth"] == "harmful" else "clean")]
     assert not wrong, f"{summarize(states)}; wrong: {wrong[:10]}"
+
+
+# The warning card's geometry (extension/content/warning.js CARD, REPORT_CHIP): drawn centred at
+# min(element width, 300) px wide, 300 x 100 at scale 1, the "Not harmful?" chip centred at (150, 78).
+CARD_W, CARD_H, CHIP_CENTRE = 300, 100, (150, 78)
+
+
+def click_warning(page, selector, where="show"):
+    """Click a flagged picture's warning like a user: anywhere on it shows it; the chip reports it."""
+    target = page.locator(selector)
+    target.evaluate("(el) => el.scrollIntoView({block: 'center'})")  # clear of sticky headers
+    box = target.bounding_box()
+    scale = min(box["width"], CARD_W) / CARD_W
+    left = box["x"] + (box["width"] - CARD_W * scale) / 2
+    top = box["y"] + (box["height"] - CARD_H * scale) / 2
+    if where == "report":
+        x, y = left + CHIP_CENTRE[0] * scale, top + CHIP_CENTRE[1] * scale
+    else:  # the centre: "Click to show", above the chip
+        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.click(x, y)

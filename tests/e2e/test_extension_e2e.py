@@ -7,8 +7,10 @@ import time
 
 import pytest
 
-from e2e_support import MONITOR_JS, summarize, wait_decided, wait_for, write_json
+from e2e_support import MONITOR_JS, click_warning, summarize, wait_decided, wait_for, write_json
 from feed_site import MAX_POSTS
+
+PICTURE_OUT = "-100000px -100000px"  # object-position of a flagged <img> (prehide.css)
 
 
 def open_feed(browser, feed_site, seed=""):
@@ -119,9 +121,9 @@ def test_flags_exactly_the_abusive_memes_in_a_500_image_feed(browser, feed_site)
     assert {s["kind"] for s in memes if s["state"] == "flagged"} >= {"img", "lazy", "datasrc", "srcset", "picture", "inline-bg", "sheet-bg"}
     for s in memes:
         if s["state"] == "flagged":
-            assert s["box"] is not None and "Harmful" in s["box"], s
+            assert s["warning"] is not None and "Harmful" in s["warning"], s
         else:
-            assert s["box"] is None, s
+            assert s["warning"] is None, s
     loopback = next(s for s in states if s["truth"] == "loopback")
     assert loopback["state"] == "skip"  # a literal 127.0.0.1 image is never fetched by the worker
 
@@ -154,25 +156,26 @@ def test_flags_exactly_the_abusive_memes_in_a_500_image_feed(browser, feed_site)
     page.close()
 
 
-def test_clicking_a_warning_reveals_the_image_and_hide_covers_it_again(browser, feed_site):
+def test_clicking_a_warning_reveals_the_image_and_the_popup_covers_it_again(browser, feed_site):
     page = open_feed(browser, feed_site, seed="main")
     meme = page.locator("#late-meme")
     wait_late_meme_flagged(page)
-    meme_id = meme.get_attribute("data-simclip-id")
-    box = page.locator(f'simclip-shield-layer .box[data-target="{meme_id}"]')
-    assert "Harmful" in box.inner_text()
-    box.locator("button[data-action='show']").click()
+    assert "Harmful" in meme.get_attribute("data-simclip-label")
+    # the picture left its box; the warning card is the element's own background
+    assert meme.evaluate("(el) => getComputedStyle(el).objectPosition") == PICTURE_OUT
+    click_warning(page, "#late-meme")
     page.wait_for_function("() => document.getElementById('late-meme').getAttribute('data-simclip') === 'revealed'",
                            timeout=5_000)
-    assert "blur" not in meme.evaluate("(el) => getComputedStyle(el).filter")
+    assert meme.evaluate("(el) => getComputedStyle(el).objectPosition") != PICTURE_OUT
     page.screenshot(path=str(browser.artifacts / "revealed.png"))
-    box.locator("button[data-action='hide']").click()
+    popup = popup_for(browser, browser.tab_id(f"{feed_site.url}?s=main"))
+    popup.locator("#hide-revealed:not([hidden])").click(timeout=10_000)
     page.wait_for_function("() => document.getElementById('late-meme').getAttribute('data-simclip') === 'flagged'",
                            timeout=5_000)
-    assert "blur" in meme.evaluate("(el) => getComputedStyle(el).filter")
-    # a site rewriting the element's style does not undo the blur
-    meme.evaluate("(el) => el.setAttribute('style', 'filter: none !important')")
-    page.wait_for_function("() => getComputedStyle(document.getElementById('late-meme')).filter.includes('blur')",
+    popup.close()
+    # a site rewriting the element's style does not undo the warning
+    meme.evaluate("(el) => el.setAttribute('style', 'object-position: 0 0 !important; background: none !important')")
+    page.wait_for_function(f"""() => getComputedStyle(document.getElementById('late-meme')).objectPosition === '{PICTURE_OUT}'""",
                            timeout=5_000)
     page.close()
 
@@ -193,7 +196,7 @@ def test_a_popup_toggle_switches_a_category_off_and_on_in_the_open_page(browser,
         toggle.uncheck()
         page.wait_for_function("""() => document.querySelectorAll('[data-simclip="flagged"]').length === 0
             && document.getElementById('late-meme').getAttribute('data-simclip') === 'clean'""", timeout=5_000)
-        assert page.evaluate("document.querySelector('simclip-shield-layer').shadowRoot.querySelectorAll('.box').length") == 0
+        assert page.evaluate("document.querySelectorAll('[data-simclip-label]').length") == 0
     finally:
         toggle.check()
     page.wait_for_function("() => document.getElementById('late-meme').getAttribute('data-simclip') === 'flagged'",
@@ -212,11 +215,11 @@ def test_pause_on_this_site_shows_every_image_and_unpausing_blurs_again(browser,
     try:
         pause.check()
         page.wait_for_function("() => document.documentElement.getAttribute('data-simclip-off') === 'paused'", timeout=5_000)
-        assert "blur" not in page.locator("#late-meme").evaluate("(el) => getComputedStyle(el).filter")
+        assert page.locator("#late-meme").evaluate("(el) => getComputedStyle(el).objectPosition") != PICTURE_OUT
     finally:
         pause.uncheck()
     page.wait_for_function("() => !document.documentElement.hasAttribute('data-simclip-off')", timeout=5_000)
-    assert "blur" in page.locator("#late-meme").evaluate("(el) => getComputedStyle(el).filter")
+    assert page.locator("#late-meme").evaluate("(el) => getComputedStyle(el).objectPosition") == PICTURE_OUT
     popup.close()
     page.close()
 
@@ -224,8 +227,7 @@ def test_pause_on_this_site_shows_every_image_and_unpausing_blurs_again(browser,
 def test_a_wrong_verdict_report_is_kept_locally_and_exports_as_jsonl(browser, feed_site, tmp_path):
     page = open_feed(browser, feed_site, seed="main")
     wait_late_meme_flagged(page)
-    meme_id = page.locator("#late-meme").get_attribute("data-simclip-id")
-    page.locator(f'simclip-shield-layer .box[data-target="{meme_id}"] button[data-action="report"]').click()
+    click_warning(page, "#late-meme", "report")
     options = browser.context.new_page()
     options.goto(browser.ext_url("options/options.html"))
     options.locator("#report-count", has_text="1 report").wait_for(timeout=10_000)

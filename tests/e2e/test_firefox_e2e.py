@@ -20,8 +20,15 @@ from pathlib import Path
 import pytest
 
 from case_pages import REVEAL_AFTER_MS
-from e2e_support import (DECIDED, EXTENSION_DIR, MEME_STATES_JS, MONITOR_JS, assert_flagged_exactly_the_harmful,
-                         summarize, write_json)
+from e2e_support import (
+    DECIDED,
+    EXTENSION_DIR,
+    MEME_STATES_JS,
+    MONITOR_JS,
+    assert_flagged_exactly_the_harmful,
+    summarize,
+    write_json,
+)
 from feed_site import EMBED_HOST, FEED_HOST
 
 DRIVER = EXTENSION_DIR / "test" / "firefox" / "run_feed.mjs"
@@ -92,9 +99,9 @@ def test_firefox_pairs_and_flags_exactly_the_abusive_memes(firefox_report):
     assert {s["truth"] for s in memes} == {"harmful", "neutral"}
     for s in memes:
         if s["truth"] == "harmful":
-            assert s["state"] == "flagged" and s["box"] is not None and "Harmful" in s["box"], s
+            assert s["state"] == "flagged" and s["warning"] is not None and "Harmful" in s["warning"], s
         else:
-            assert s["state"] == "clean" and s["box"] is None, s
+            assert s["state"] == "clean" and s["warning"] is None, s
     assert report["shield"]["violations"] == {}, f"harmful memes visible before their verdict: {report['shield']}"
 
 

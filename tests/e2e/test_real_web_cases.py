@@ -4,7 +4,14 @@ one is flagged or stuck, and no harmful picture is visible before its verdict.
 """
 
 from case_pages import REVEAL_AFTER_MS
-from e2e_support import MONITOR_JS, assert_flagged_exactly_the_harmful, violations, wait_decided, wait_for
+from e2e_support import (
+    MONITOR_JS,
+    assert_flagged_exactly_the_harmful,
+    click_warning,
+    violations,
+    wait_decided,
+    wait_for,
+)
 
 
 def open_case(browser, feed_site, name, seed):
@@ -73,7 +80,7 @@ def boxes_per_picture(states):
     out = {}
     for s in states:
         out.setdefault(s["picture"], 0)
-        out[s["picture"]] += s["box"] is not None
+        out[s["picture"]] += s["warning"] is not None
     return out
 
 
@@ -90,21 +97,79 @@ def test_one_picture_shown_by_two_elements_gets_one_verdict_one_warning_one_coun
         s["picture"] = pictures[s["post"]]
     assert boxes_per_picture(states) == {"x": 1, "reddit": 1, "twice-1": 1, "twice-2": 1, "srcset": 1, "neutral": 0}
     # the warning is on the member that shows the picture: not the invisible <img>, not the blurred backdrop
-    assert {s["post"] for s in states if s["box"] is not None} >= {"x-div", "reddit-post"}
+    assert {s["post"] for s in states if s["warning"] is not None} >= {"x-div", "reddit-post"}
     tab_id = browser.tab_id(feed_site.case_url("dupes", "dupes"))
     wait_for(lambda: browser.page_state(tab_id)["flagged"] == 5, 5, message="5 flagged pictures counted once each")
 
-    x_id = next(s["id"] for s in states if s["post"] == "x-div")
-    page.locator(f'simclip-shield-layer .box[data-target="{x_id}"] button[data-action="show"]').click()
+    click_warning(page, '[data-post="x-div"]')  # the invisible <img> above it takes the click: still the picture
     page.wait_for_function("""() => ['x-div', 'x-img'].every((p) =>
         document.querySelector(`[data-post="${p}"]`).getAttribute('data-simclip') === 'revealed')""", timeout=5_000)
 
-    srcset_id = next(s["id"] for s in states if s["post"] == "srcset")
-    page.locator(f'simclip-shield-layer .box[data-target="{srcset_id}"] button[data-action="show"]').click()
+    click_warning(page, "#responsive")
     page.wait_for_function("() => document.getElementById('responsive').getAttribute('data-simclip') === 'revealed'")
     page.set_viewport_size({"width": 800, "height": 1600})  # the sizes attribute now asks for the 480w file
     page.wait_for_function("() => document.getElementById('responsive').currentSrc.includes('w=480')", timeout=10_000)
     page.wait_for_timeout(500)
     assert page.evaluate("document.getElementById('responsive').getAttribute('data-simclip')") == "revealed"
+    assert violations(page) == {}, violations(page)
+    page.close()
+
+
+def test_warnings_stay_inside_their_picture_and_the_sites_chrome_gets_its_clicks(browser, feed_site):
+    """A sticky header, a fixed chat input and a dialog over flagged pictures receive their clicks;
+    the warning is the picture's own background (no layer above the page), so it moves with a
+    transformed carousel and is clipped by a column that scrolls by itself, in the same frame."""
+    page = open_case(browser, feed_site, "chrome", "chrome")
+    states = wait_decided(page, lambda s: True, 60, "a verdict for every picture")
+    assert_flagged_exactly_the_harmful(states)
+    assert page.evaluate("document.querySelector('simclip-shield-layer')") is None
+    flagged_posts = [s["post"] for s in states if s["state"] == "flagged"]
+    backgrounds = page.evaluate("""(posts) => posts.map((p) => {
+        const el = document.querySelector(`[data-post="${p}"]`);
+        return getComputedStyle(el).backgroundImage.includes('data:image/svg+xml');
+    })""", flagged_posts)
+    assert all(backgrounds), dict(zip(flagged_posts, backgrounds))
+
+    # a flagged picture under the sticky header: a click on the header is the header's
+    point = page.evaluate("""() => {
+        const header = document.getElementById('top').getBoundingClientRect();
+        const pic = document.querySelector('[data-post="feed-2"]');
+        window.scrollBy(0, pic.getBoundingClientRect().top - header.height / 2);
+        const r = pic.getBoundingClientRect();
+        return { x: r.left + r.width / 2, y: header.height / 2 };
+    }""")
+    page.wait_for_timeout(300)
+    page.mouse.click(point["x"], point["y"])
+    # a flagged picture under the fixed chat box: a click there types into the chat
+    chat = page.evaluate("""() => {
+        const box = document.getElementById('composer').getBoundingClientRect();
+        const pic = document.querySelector('[data-post="feed-4"]');
+        window.scrollBy(0, pic.getBoundingClientRect().top - box.top - 20);
+        return { x: pic.getBoundingClientRect().left + 40, y: box.top + 35 };
+    }""")
+    page.wait_for_timeout(300)
+    page.mouse.click(chat["x"], chat["y"])
+    assert page.evaluate("document.activeElement.id") == "chat"
+    # a dialog over the feed
+    page.evaluate("document.getElementById('viewer').showModal()")
+    page.click("#close")
+    assert page.evaluate("window.__clicks") == ["top", "chat", "composer", "close"]
+    assert all(page.evaluate(f"""() => document.querySelector('[data-post="{p}"]').getAttribute('data-simclip')""") == "flagged"
+               for p in ("feed-2", "feed-4"))
+
+    # clipped by its scroll container: the part of a flagged picture scrolled out of the column is not drawn
+    clipped = page.evaluate("""() => {
+        const column = document.getElementById('column');
+        column.scrollTop = 120;
+        const pic = document.querySelector('[data-post="column-0"]');
+        const r = pic.getBoundingClientRect(), c = column.getBoundingClientRect();
+        const hit = document.elementFromPoint(r.left + 10, c.top - 5);
+        return { above: r.top < c.top, hitIsPicture: hit === pic };
+    }""")
+    assert clipped == {"above": True, "hitIsPicture": False}
+    # a click on the flagged picture itself shows it
+    click_warning(page, '[data-post="slide-a"]')
+    page.wait_for_function("() => document.querySelector('[data-post=\"slide-a\"]').getAttribute('data-simclip') === 'revealed'",
+                           timeout=5_000)
     assert violations(page) == {}, violations(page)
     page.close()

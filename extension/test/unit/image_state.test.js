@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import {
-  ANSWER, Backoff, PRIORITY, choosePrimary, countPictures, RECOVERY_MS, SEEN, STATE, askPriority, createRecord, hasOverlay, hideAgain, holdPending,
+  ANSWER, Backoff, CARD_BACKGROUND, PICTURE_OUT, PRIORITY, choosePrimary, countPictures, RECOVERY_MS, SEEN, STATE, askPriority, createRecord, hasOverlay, hideAgain, holdPending,
   isCountedFlagged, isHidden, isHiddenState, isTooSmallFile, isUnavailable, listInlineOverrides, needsRetry,
   needsStyleCheck, receiveVerdict, redecide, reveal, seeBox, serverBack, summaryState, timeOut, wantsAsk,
 } from '../../content/image_state.js';
@@ -318,12 +318,17 @@ test('an image without scores is not decided again when the settings change', ()
   assert.equal(rec.state, STATE.UNCHECKED);
 });
 
-test('a site that removed the blur of a flagged image gets it back inline; a blurred one is left alone', () => {
+test('a site that put a flagged picture back in its box gets the warning card back inline; a covered one is left alone', () => {
   const rec = pendingImage();
   receiveVerdict(rec, HARMFUL, context());
   assert.equal(needsStyleCheck(rec.state), true);
-  assert.deepEqual(listInlineOverrides(rec, { filter: 'none' }), [['filter', 'blur(28px) saturate(0.5)'], ['clip-path', 'inset(0)']]);
-  assert.deepEqual(listInlineOverrides(rec, { filter: 'blur(28px) saturate(0.5)' }), []);
+  assert.deepEqual(listInlineOverrides(rec, { objectPosition: '50% 50%', backgroundColor: 'rgba(0, 0, 0, 0)' }),
+    [['object-position', PICTURE_OUT], ['background', CARD_BACKGROUND]]);
+  assert.deepEqual(listInlineOverrides(rec, { objectPosition: PICTURE_OUT, backgroundColor: 'rgb(42, 24, 56)' }), []);
+  const back = bg();
+  holdPending(back);
+  receiveVerdict(back, HARMFUL, context());
+  assert.deepEqual(listInlineOverrides(back, { backgroundColor: 'rgba(0, 0, 0, 0)' }), [['background', CARD_BACKGROUND]]);
 });
 
 test('a site that shows a pending image or background gets it hidden again inline', () => {
