@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from e2e_support import EXTENSION_DIR, REPO, wait_for
+from e2e_support import EXTENSION_DIR, REPO, pair_through_options_page
 from feed_site import EMBED_HOST, FEED_HOST, FeedSite
 from server_support import ServerProcess
 
@@ -140,6 +140,7 @@ class Browser:
         self.artifacts = artifacts
         self.worker = worker
         self.extension_id = worker.url.split("/")[2]
+        self.extension_dir = EXTENSION_DIR
 
     def ext_url(self, path):
         return f"chrome-extension://{self.extension_id}/{path}"
@@ -182,33 +183,3 @@ def browser(tmp_path_factory, chromium_path, feed_site, simclip_server, artifact
                 if not pg.is_closed() and not pg.url.startswith("about:"):
                     pg.screenshot(path=str(artifacts_dir / f"final-page-{i}.png"))
             context.close()
-
-
-def pair_through_options_page(b, server):
-    """Pair like a user: paste the server URL and token into the options page and test it."""
-    from playwright.sync_api import Error as PlaywrightError
-
-    # The worker's install handler opens the options page, then probes the server: once the probe
-    # is stored, that page is open and cannot reload the tab used below.
-    wait_for(lambda: b.sw_eval("async () => Boolean((await chrome.storage.local.get('health')).health)"),
-             20, message="the worker's first health probe")
-    page = b.context.new_page()
-    try:
-        page.goto(b.ext_url("options/options.html"))
-    except PlaywrightError as e:
-        # The extension opens its options page on install; Chromium may reuse this very tab.
-        if "interrupted by another navigation" not in str(e):
-            raise
-    page.wait_for_selector("body[data-ready='true']")
-    page.fill("#server-url", server.url)
-    page.fill("#token", server.token)
-    page.click("#save-test")
-    status = page.locator("#connection-status")
-    status.filter(has_text="Connected").wait_for(timeout=20_000)
-    # Verdicts must not be revealed by the time limit on a slow CI machine.
-    page.fill("#reveal-after", "60")
-    page.dispatch_event("#reveal-after", "change")
-    page.locator("#failure-status", has_text="Saved").wait_for()
-    page.close()
-    wait_for(lambda: (b.sw_eval("async () => (await chrome.storage.local.get('health')).health?.state") == "ok"),
-             20, message="the worker to see the server as healthy")

@@ -21,6 +21,7 @@ from case_pages import CasePages
 
 FEED_HOST = "feed.test"
 EMBED_HOST = "embed.test"  # another site on the same server: cross-origin embedded posts
+UNIQUE_PREFIX = "uniq"  # a feed seed starting with this gives every post's meme its own bytes
 INITIAL_POSTS = 200
 PAGE_POSTS = 50
 MAX_POSTS = 500
@@ -194,7 +195,10 @@ class FeedSite:
                         self.send(200, page.encode(), ctype)
                 elif url.path.startswith("/m/") and url.path.endswith(".png"):
                     k = int(url.path[3:-4])
-                    self.send(200, site.meme_bytes(k, q.get("s", [""])[0]), "image/png")
+                    seed = q.get("s", [""])[0]
+                    if seed.startswith(UNIQUE_PREFIX):  # other bytes for every post: no cache helps
+                        seed += "-" + q.get("p", [""])[0]
+                    self.send(200, site.meme_bytes(k, seed), "image/png")
                 elif url.path == "/icon.png":
                     self.send(200, site.icon_png, "image/png")
                 else:
