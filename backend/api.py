@@ -1,4 +1,5 @@
-"""HTTP API v1: health, warning categories, classify (raw image bytes), and its OpenAPI document."""
+"""HTTP API v1: health, warning categories, classify (raw image or video bytes), and its OpenAPI
+document."""
 
 from flask import Blueprint, current_app, jsonify, request
 
@@ -11,7 +12,10 @@ from .pipeline import Busy, PipelineError
 
 bp = Blueprint("api", __name__, url_prefix="/v1")
 
+# Content types of a classify body: any image/*, the two video containers the library decodes,
+# or octet-stream. The format is decided by the body's magic bytes, never by this header.
 ACCEPTED_TYPES = ("image/", "application/octet-stream")
+ACCEPTED_VIDEO_TYPES = ("video/mp4", "video/webm")
 
 
 @bp.get("/health")
@@ -43,9 +47,10 @@ def _read_image_body():
         raise ApiError(415, "unsupported_encoding",
                        "Content-Encoding is not accepted; send the image bytes as they are")
     mimetype = request.mimetype
-    if not mimetype.startswith(ACCEPTED_TYPES[0]) and mimetype != ACCEPTED_TYPES[1]:
-        raise ApiError(415, "unsupported_media_type",
-                       "Content-Type must be image/* or application/octet-stream")
+    if not mimetype.startswith(ACCEPTED_TYPES[0]) and mimetype != ACCEPTED_TYPES[1] \
+            and mimetype not in ACCEPTED_VIDEO_TYPES:
+        raise ApiError(415, "unsupported_media_type", "Content-Type must be image/*, video/mp4, "
+                       "video/webm or application/octet-stream")
     length = request.content_length
     if length is None:
         raise ApiError(411, "length_required", "Content-Length is required")
@@ -62,7 +67,7 @@ def _read_image_body():
 
 @bp.post("/classify")
 def classify():
-    """Classify one image sent as the raw request body."""
+    """Classify one picture (an image or a video) sent as the raw request body."""
     data = _read_image_body()
     try:
         return jsonify(get_pipeline().classify(data))

@@ -86,11 +86,11 @@ SCHEMAS = {
             "scores": SCORES,
             "warnings": {"type": "array", "items": {"$ref": "#/components/schemas/Warning"}},
             "text": {"type": "string", "description": "OCR text of the image (an animation's "
-                                                      "frames merged)"},
+                                                      "or a video's frames merged)"},
             "calibrated": {"type": "boolean", "description": "as in /v1/health"},
             "frames": {"type": "integer", "minimum": 1,
                        "description": "frames judged: 1 for a still image, up to 4 sampled "
-                                      "visible frames of an animation"},
+                                      "visible frames of an animation or a video"},
             "cached": {"type": "boolean",
                        "description": "true when this request did not compute the result "
                                       "(cache hit, or an identical image was in flight)"},
@@ -107,9 +107,12 @@ ERRORS = {"400": _error("malformed request or empty body"),
 
 def create_openapi(port):
     """The OpenAPI document (a dict) for a server on `port`."""
-    image_body = {"required": True, "description": "the raw image bytes (at most 10 MiB)",
+    image_body = {"required": True,
+                  "description": "the raw image or video bytes (at most 10 MiB); the format is "
+                                 "decided by the magic bytes, never by the Content-Type",
                   "content": {t: {"schema": {"type": "string", "format": "binary"}}
-                              for t in ("application/octet-stream", "image/*")}}
+                              for t in ("application/octet-stream", "image/*", "video/mp4",
+                                        "video/webm")}}
     return {
         "openapi": "3.1.0",
         "info": {"title": "simclip meme shield", "version": __version__,
@@ -124,14 +127,16 @@ def create_openapi(port):
                 "operationId": "labels", "summary": "The warning categories of this model",
                 "responses": {"200": _json("Labels", "warning categories"), **ERRORS}}},
             "/v1/classify": {"post": {
-                "operationId": "classify", "summary": "Classify one image (raw body)",
+                "operationId": "classify", "summary": "Classify one image or video (raw body)",
                 "requestBody": image_body,
                 "responses": {
                     "200": _json("ClassifyResult", "scores and warnings"), **ERRORS,
                     "411": _error("no Content-Length"),
                     "413": _error("body over 10 MiB (decided from Content-Length)"),
-                    "415": _error("not an accepted Content-Type, Content-Encoding or format"),
-                    "422": _error("an image refused: too many pixels, truncated, malformed"),
+                    "415": _error("not an accepted Content-Type, Content-Encoding or format "
+                                  "(image format, video container or codec)"),
+                    "422": _error("an image or video refused: too many pixels, too long, too "
+                                  "many frames, truncated, malformed"),
                     "431": _error("request headers over 16 KiB"),
                     "503": {**_error("busy: retry after Retry-After seconds"),
                             "headers": {"Retry-After": {"schema": {"type": "integer"}}}}}}},

@@ -47,6 +47,25 @@ MAX_ANIMATION_FRAMES_SCANNED = 100
 MAX_ANIMATION_DECODE_PIXELS = 2 * MAX_IMAGE_PIXELS
 MAX_ANIMATION_DECODE_S = 1.0
 
+# Videos (video.py): MP4 and WebM bodies, recognised by their magic bytes, judged like an
+# animation on up to MAX_ANIMATION_FRAMES visible frames spread over their length. Refused before
+# any frame is decoded (each with its typed error): over MAX_VIDEO_BYTES, a codec other than
+# VIDEO_CODECS, over MAX_VIDEO_STREAMS streams, a side over MAX_VIDEO_SIDE or over
+# MAX_VIDEO_PIXELS (1080p, 1920x1088 coded), longer than MAX_VIDEO_DURATION_S, more than
+# MAX_VIDEO_FRAMES frames or MAX_VIDEO_FPS frames a second. Decoding stops after
+# MAX_VIDEO_DECODE_FRAMES frames or MAX_VIDEO_DECODE_S seconds (reading included), and the
+# frames found so far are judged. Chosen by measurement: docs/api.md "Videos".
+VIDEO_CODECS = ("h264", "vp8", "vp9", "av1")
+MAX_VIDEO_BYTES = 10 * 1024 * 1024  # the server's body limit (backend/config.py BODY_MAX)
+MAX_VIDEO_STREAMS = 8
+MAX_VIDEO_SIDE = 1920
+MAX_VIDEO_PIXELS = 1920 * 1088
+MAX_VIDEO_DURATION_S = 120.0
+MAX_VIDEO_FPS = 120
+MAX_VIDEO_FRAMES = 7200  # 2 minutes at 60 frames a second
+MAX_VIDEO_DECODE_FRAMES = 600
+MAX_VIDEO_DECODE_S = 2.0
+
 # Extreme aspect ratios (images.split_tiles): a picture longer than TILE_MIN_ASPECT times its
 # short side is seen by CLIP as up to MAX_TILES square tiles (centre crop only under that), and
 # one picture gives the encoder at most MAX_VIEWS inputs (frames x tiles).

@@ -42,6 +42,65 @@ class CorruptImageError(ImageError):
     status = 422
 
 
+class VideoError(ImageError):
+    """A video could not be used. Videos are pictures the classifier judges (their frames), so
+    every video error is an ImageError that callers handling images already handle."""
+
+    code = "bad_video"
+    status = 422
+
+
+class UnsupportedVideoError(VideoError):
+    """Not an allowed video: a container other than MP4 or WebM, no video stream, a codec other
+    than H.264, VP8, VP9 or AV1, or too many streams."""
+
+    code = "unsupported_video"
+    status = 415
+
+
+class VideoDecoderMissingError(UnsupportedVideoError):
+    """PyAV (the `av` package), which decodes videos, is not installed."""
+
+    code = "video_decoder_missing"
+    status = 415
+
+
+class CorruptVideoError(VideoError):
+    """The container or codec is allowed but the data is malformed, or truncated before any
+    frame decodes."""
+
+    code = "corrupt_video"
+    status = 422
+
+
+class VideoTooLargeError(VideoError):
+    """The video has more bytes than MAX_VIDEO_BYTES."""
+
+    code = "video_too_large"
+    status = 422
+
+
+class VideoResolutionTooLargeError(VideoError):
+    """A frame is larger than MAX_VIDEO_SIDE a side or MAX_VIDEO_PIXELS (1080p)."""
+
+    code = "video_resolution_too_large"
+    status = 422
+
+
+class VideoTooLongError(VideoError):
+    """The video lasts longer than MAX_VIDEO_DURATION_S."""
+
+    code = "video_too_long"
+    status = 422
+
+
+class VideoTooManyFramesError(VideoError):
+    """The video has more than MAX_VIDEO_FRAMES frames, or more than MAX_VIDEO_FPS a second."""
+
+    code = "video_too_many_frames"
+    status = 422
+
+
 class BackboneUnavailableError(SimCLIPError, RuntimeError):
     """The CLIP weights are neither cached nor downloadable."""
 

@@ -68,9 +68,11 @@ _MIN_PAINTED_ROWS = 32  # two 16-px MCU rows: less than this of a truncated JPEG
 
 
 class Frames(list[Image.Image]):
-    """The frames of one animation that a viewer sees: two or more upright RGB images, in order.
+    """The frames of one animation (or video) that a viewer sees: two or more upright RGB
+    images, in order.
 
-    `simclip.Predictor.decode` returns one for an animation with more than one visible frame;
+    `simclip.Predictor.decode` returns one for an animation or a video (`simclip.video`) with
+    more than one visible frame;
     `Predictor.read_text` reads every frame and `Predictor.classify` scores every frame.
     """
 

@@ -3,8 +3,8 @@
 It is the one entry point for the server and the CLI. The stages are public too
 (`decode`, `read_text`, `classify`), so a server can run OCR in a pool and batch the encoders.
 
-A picture is judged on every view a viewer gets of it: each frame of an animation that is shown
-(`decode` returns `Frames`), and, for an extreme aspect ratio, square tiles of each frame
+A picture is judged on every view a viewer gets of it: each frame of an animation or a video that
+is shown (`decode` returns `Frames`), and, for an extreme aspect ratio, square tiles of each frame
 (`split_tiles`). Every view is scored with the picture's (merged) OCR text, and the picture's
 score per category is the highest over its views, so it is flagged when any view is.
 """
@@ -17,6 +17,7 @@ import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, cast
 
 import torch
@@ -26,6 +27,7 @@ from .constants import MAX_ANIMATION_FRAMES, MAX_IMAGE_PIXELS, MAX_TILES, MAX_VI
 from .head import SimCLIPHead, warning_scores
 from .images import Frames, ImageSource, decode_frames, split_tiles
 from .ocr import OCREngine
+from .video import decode_video, is_video
 from .zeroshot import Calibration, ZeroShotScorer, get_prompts_digest
 
 if TYPE_CHECKING:
@@ -169,9 +171,16 @@ class Predictor:
                 for c, t in self._thresholds.items()]
 
     def decode(self, data: ImageSource) -> Image.Image | Frames:
-        """Bytes, path or PIL -> what a viewer sees (`decode_frames`): one RGB PIL image, or
-        `Frames` for an animation with several visible frames. Raises a typed ImageError."""
-        frames = decode_frames(data, max_pixels=self.max_pixels, max_frames=self.max_frames)
+        """Bytes, path or PIL -> what a viewer sees: one RGB PIL image, or `Frames` for an
+        animation (`decode_frames`) or a video (`simclip.video.decode_video`: MP4 or WebM,
+        recognised by its magic bytes) with several visible frames. Raises a typed ImageError
+        (a VideoError for a video)."""
+        if isinstance(data, (str, Path)):
+            data = Path(data).read_bytes()
+        if is_video(data):
+            frames = decode_video(data, max_frames=self.max_frames)
+        else:
+            frames = decode_frames(data, max_pixels=self.max_pixels, max_frames=self.max_frames)
         return frames[0] if len(frames) == 1 else Frames(frames)
 
     def read_text(self, image: Image.Image | Frames) -> str:
@@ -306,8 +315,8 @@ class Predictor:
 
         Raises:
             ImageError: the subclass (EmptyImageError, UnsupportedImageError,
-                ImageTooLargeError, CorruptImageError) for the first image that cannot be
-                decoded; no image is classified then.
+                ImageTooLargeError, CorruptImageError, or a VideoError for a video) for the
+                first image that cannot be decoded; no image is classified then.
         """
         decoded: list[Image.Image | Frames] = []
         texts: list[str] = []
