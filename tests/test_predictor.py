@@ -93,7 +93,7 @@ def test_identity_changes_with_the_ocr_engine_settings():
     from simclip import get_ocr_engine
 
     a = get_ocr_engine("rapidocr")
-    b = get_ocr_engine("rapidocr", det_side=320)
+    b = get_ocr_engine("rapidocr", det_side=480)  # any setting other than the default
     assert a.identity != b.identity and a.name == b.name == "rapidocr"
 
 
