@@ -5,6 +5,7 @@
  * Opened as a page with `?tab=ID` it acts for that tab (keyboard users, tests).
  */
 import { addSite, isHostAllowlisted, removeSite } from '../shared/allowlist.js';
+import { describeServerMode } from '../shared/api.js';
 import { getBrowser } from '../shared/browser.js';
 import { MSG } from '../shared/messages.js';
 import { isCategoryEnabled, loadSettings, saveSettings } from '../shared/settings.js';
@@ -43,7 +44,7 @@ function renderHealth(health) {
   status.dataset.state = health?.state ?? 'unknown';
   $('status-text').textContent = health ? STATUS_TEXT[health.state] ?? 'Server error' : 'Checking the server…';
   const s = health?.server;
-  $('server-info').textContent = s ? `${s.mode} mode · ${s.model} · ${s.device}` : health?.message ?? '';
+  $('server-info').textContent = s ? `${describeServerMode(s)} · ${s.model} · ${s.device}` : health?.message ?? '';
 }
 
 function renderCategories(categories, settings) {

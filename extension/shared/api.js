@@ -53,7 +53,18 @@ export function parseHealth(body) {
     ocr: String(body.ocr ?? ''),
     version: String(body.version ?? ''),
     queueDepth: Number(body.queue_depth ?? 0),
+    // false: zero-shot scores not fitted on labelled memes (they rank pictures, 0.5 means little);
+    // null: a server from before the field existed
+    calibrated: typeof body.calibrated === 'boolean' ? body.calibrated : null,
   };
+}
+
+/** "trained mode", or "zero-shot mode, uncalibrated: …", so the popup says what the scores mean. */
+export function describeServerMode(health) {
+  if (health.calibrated === false) {
+    return `${health.mode} mode, uncalibrated: scores only rank pictures (run simclip calibrate)`;
+  }
+  return `${health.mode} mode`;
 }
 
 /**

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { API_ERROR, ApiError, createApiClient, diagnoseConnection } from '../../shared/api.js';
+import { API_ERROR, ApiError, createApiClient, describeServerMode, diagnoseConnection, parseHealth } from '../../shared/api.js';
 
 const TOKEN = 'A'.repeat(43);
 const HEALTH = { status: 'ok', model: 'simclip-tiny/none', mode: 'trained', device: 'cpu', ocr: 'rapidocr', queue_depth: 0, version: '0.1.0' };
@@ -125,4 +125,14 @@ test('a /v1/labels answer without a category list is not a simclip server', asyn
     const client = createApiClient({ serverUrl: 'http://127.0.0.1:9999', token: TOKEN, fetchFn: server.fetchFn });
     await assert.rejects(client.categories(), (e) => e instanceof ApiError && e.kind === API_ERROR.NOT_SIMCLIP);
   }
+});
+
+test('an uncalibrated zero-shot server is described as such, a calibrated or older one is not', () => {
+  const zeroShot = parseHealth({ ...HEALTH, mode: 'zero-shot', calibrated: false });
+  assert.equal(zeroShot.calibrated, false);
+  assert.match(describeServerMode(zeroShot), /^zero-shot mode, uncalibrated: scores only rank pictures/);
+  assert.equal(describeServerMode(parseHealth({ ...HEALTH, calibrated: true })), 'trained mode');
+  const older = parseHealth(HEALTH); // a server from before the field existed
+  assert.equal(older.calibrated, null);
+  assert.equal(describeServerMode(older), 'trained mode');
 });
