@@ -16,6 +16,7 @@ import { QueueFullError, TaskQueue, createSerialLane } from '../shared/queue.js'
 import { addReport, createReport, listReportMenuItems, parseReportMenuClick } from '../shared/reports.js';
 import { loadSettings } from '../shared/settings.js';
 import { CATEGORIES_KEY, HEALTH_KEY, REPORTS_KEY, SETTINGS_KEY, TAB_COUNTS_KEY, sumTabCount } from '../shared/storage_keys.js';
+import { createRefererRule, isSameSite, listFetchGuardRules, listGuardRuleIds, refererFor } from '../shared/fetch_rules.js';
 import { checkImageUrl } from '../shared/urlsafety.js';
 import { listActiveWarnings } from '../shared/verdict.js';
 
@@ -112,23 +113,69 @@ class UnreadableImage extends Error {
   }
 }
 
-/** The image bytes, refusing redirects (their target could be a private host), non-images and bodies over the limit. */
-async function fetchImageBytes(url) {
+const extensionHost = new URL(ext.runtime.getURL('')).host;
+let guardPromise = null; // resolves true once the redirect guard's rules are in place
+let nextRuleId = 1000; // per-fetch Referer rules
+
+/**
+ * Install the rules that check every request of ours, redirect hops included (fetch_rules.js).
+ * Without them (no declarativeNetRequest) redirects are refused, as before.
+ */
+function ensureFetchGuard() {
+  if (!guardPromise) {
+    guardPromise = (async () => {
+      const dnr = ext.declarativeNetRequest;
+      if (!dnr?.updateSessionRules) return false;
+      await dnr.updateSessionRules({ removeRuleIds: listGuardRuleIds(), addRules: listFetchGuardRules(extensionHost) });
+      return true;
+    })().catch(() => false);
+  }
+  return guardPromise;
+}
+
+/** Run `fn` with a rule giving this fetch of `url` the page's Referer (none when there is none to give). */
+async function withReferer(url, referrer, fn) {
+  const rule = createRefererRule(nextRuleId++, url, referrer, extensionHost);
+  if (nextRuleId > 1_000_000) nextRuleId = 1000;
+  if (!rule) return fn();
+  try {
+    await ext.declarativeNetRequest.updateSessionRules({ addRules: [rule] });
+  } catch {
+    return fn(); // no Referer: a hotlink-protected picture then fails or differs, as before
+  }
+  try {
+    return await fn();
+  } finally {
+    ext.declarativeNetRequest.updateSessionRules({ removeRuleIds: [rule.id] }).catch(() => {});
+  }
+}
+
+/**
+ * The image bytes as the page got them: redirects followed (each hop checked by the guard rules),
+ * the page's Referer, and cookies only for an image on the page's own site. Refuses non-images
+ * and bodies over the limit. `page`: {url, referrerPolicy} of the page that shows the image.
+ */
+async function fetchImageBytes(url, page = null) {
+  const guarded = await ensureFetchGuard();
+  const referrer = page && guarded ? refererFor(page.url, url, page.referrerPolicy) : '';
+  const withCookies = Boolean(page) && isSameSite(page.url, url);
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), IMAGE_FETCH_TIMEOUT_MS);
   try {
     let response;
     try {
-      response = await fetch(url, {
-        credentials: 'omit',
-        redirect: 'manual',
-        referrerPolicy: 'no-referrer',
+      response = await withReferer(url, referrer, () => fetch(url, {
+        credentials: withCookies ? 'include' : 'omit',
+        redirect: guarded ? 'follow' : 'manual',
+        referrerPolicy: 'no-referrer', // the rule above sets the page's, or none
+        cache: 'no-store',
         signal: controller.signal,
-      });
+      }));
     } catch {
-      throw new UnreadableImage(controller.signal.aborted ? 'fetch_timeout' : 'fetch_failed');
+      throw new UnreadableImage(controller.signal.aborted ? 'fetch_timeout' : 'fetch_failed'); // a blocked hop too
     }
     if (response.type === 'opaqueredirect') throw new UnreadableImage('redirect');
+    if (response.redirected && !checkImageUrl(response.url).ok) throw new UnreadableImage('redirect_private');
     if (!response.ok) throw new UnreadableImage(`http_${response.status}`);
     const type = response.headers.get('Content-Type') ?? '';
     if (type && !/^(image\/|application\/octet-stream|binary\/octet-stream)/i.test(type)) throw new UnreadableImage('not_image');
@@ -181,8 +228,8 @@ async function classifyBytes(client, bytes) {
   }
 }
 
-async function fetchAndClassify(url, client) {
-  const verdict = await classifyKnownBytes(client, await fetchImageBytes(url));
+async function fetchAndClassify(url, client, page) {
+  const verdict = await classifyKnownBytes(client, await fetchImageBytes(url, page));
   urlVerdicts.set(url, verdict);
   return verdict;
 }
@@ -220,8 +267,11 @@ async function checkServerUp() {
   return isUp() ? null : { status: VERDICT.UNAVAILABLE, reason: health?.state ?? 'unknown' };
 }
 
-/** The verdict for one image URL (see VERDICT in shared/messages.js); `priority` 0 (on screen) goes first. */
-async function classifyUrl(rawUrl, priority = 1) {
+/**
+ * The verdict for one image URL (see VERDICT in shared/messages.js); `priority` 0 (on screen)
+ * goes first; `page` ({url, referrerPolicy}) is the page showing it, when a tab asks.
+ */
+async function classifyUrl(rawUrl, priority = 1, page = null) {
   const check = checkImageUrl(rawUrl);
   if (!check.ok) return { status: VERDICT.SKIPPED, reason: check.reason };
   const cached = urlVerdicts.get(check.url);
@@ -230,7 +280,7 @@ async function classifyUrl(rawUrl, priority = 1) {
   const down = await checkServerUp();
   if (down) return down;
   try {
-    return await queue.run(check.url, () => fetchAndClassify(check.url, client), { priority });
+    return await queue.run(check.url, () => fetchAndClassify(check.url, client, page), { priority });
   } catch (e) {
     return verdictFromError(e);
   }
@@ -261,6 +311,13 @@ async function classifyPageBytes(base64, priority = 1) {
   } catch (e) {
     return verdictFromError(e);
   }
+}
+
+/** The page a content script runs in, as the browser names it (never a field of the message). */
+function pageOf(sender, referrerPolicy = '') {
+  // An about:blank or srcdoc frame has its creator's origin.
+  const url = [sender.url, sender.origin && `${sender.origin}/`, sender.tab?.url].find((u) => typeof u === 'string' && /^https?:/.test(u));
+  return url ? { url, referrerPolicy } : null;
 }
 
 // ---------------------------------------------------------------- badge and per-tab counts
@@ -366,7 +423,7 @@ async function onMenuClicked(info) {
 
 const router = createMessageRouter(
   {
-    [MSG.CLASSIFY]: (msg) => classifyUrl(msg.url, msg.priority),
+    [MSG.CLASSIFY]: (msg, sender) => classifyUrl(msg.url, msg.priority, pageOf(sender, msg.referrerPolicy)),
     [MSG.CLASSIFY_BYTES]: (msg) => classifyPageBytes(msg.base64, msg.priority),
     [MSG.PAGE_STATS]: async (msg, sender) => {
       // Queued before any await, so updates from one tab keep the order they were sent in.
@@ -390,6 +447,7 @@ const router = createMessageRouter(
 listenForMessages(ext.runtime.onMessage, router);
 
 async function onStart() {
+  await ensureFetchGuard();
   await ext.alarms.create(HEALTH_ALARM, { periodInMinutes: 1 });
   await createMenus(await loadCategories());
   await checkHealth();

@@ -7,6 +7,7 @@
  *   data-simclip-id, -bg     a tracked element (its warning card's rule names it), a CSS background one
  *   data-simclip-before="<state>", data-simclip-after="<state>" (and -before-id, -after-id)
  *                            the state of a ::before / ::after picture
+ *   data-simclip-why         why a picture is shown without a verdict: http_403, fetch_failed, timeout, small...
  *   data-simclip-early       a stylesheet background hidden before it could be checked
  *   <html data-simclip-off>  the extension is paused on this site: every rule off
  */
@@ -51,6 +52,13 @@ function writeRecordState(rec) {
     if (rec.el.hasAttribute(attr)) rec.el.removeAttribute(attr);
   } else if (rec.el.getAttribute(attr) !== rec.state) {
     rec.el.setAttribute(attr, rec.state);
+  }
+  // Why a picture is shown without a verdict (a failed fetch, the time limit, too small...).
+  const why = rec.state === 'unchecked' || rec.state === 'skip' ? rec.why : '';
+  if (why) {
+    if (rec.el.getAttribute(`${attr}-why`) !== why) rec.el.setAttribute(`${attr}-why`, why);
+  } else if (rec.el.hasAttribute(`${attr}-why`)) {
+    rec.el.removeAttribute(`${attr}-why`);
   }
 }
 

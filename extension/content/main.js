@@ -89,7 +89,14 @@ async function askWorker(send, rec, priority) {
     return send({ type: MSG.CLASSIFY_BYTES, base64: read.base64, mime: read.mime, priority });
   }
   if (rec.url.length > MAX_URL_CHARS) return { status: VERDICT.FAILED, reason: 'url_too_long' };
-  return send({ type: MSG.CLASSIFY, url: rec.url, priority });
+  return send({ type: MSG.CLASSIFY, url: rec.url, priority, referrerPolicy: referrerPolicyOf(rec.el) });
+}
+
+/** The referrer policy the page loaded the picture under: the element's own, else the page's <meta>. */
+function referrerPolicyOf(el) {
+  const own = el.getAttribute?.('referrerpolicy');
+  if (own) return own.slice(0, 40);
+  return (document.querySelector('meta[name="referrer" i]')?.getAttribute('content') ?? '').trim().slice(0, 40);
 }
 
 function createWatcher({ filter, warnings, perf, shadow }) {

@@ -320,6 +320,28 @@ document.getElementById('close').addEventListener('click', () => document.getEle
 """
         return self.page("site chrome", body, script, css)
 
+    def bytes(self, seed):
+        """Pictures only the page's own request gets: behind a Referer check, a session cookie, a
+        redirect, a redirect to a private host, a one-time URL (data-truth "unfetchable": the
+        worker cannot get them, so they must be marked unchecked, never clean)."""
+        h = self.harmful
+        tag = lambda path, k, name, truth=None: (  # noqa: E731
+            f'<img class="meme" {self.attrs(k, name, path)} src="/{path}/{k}.png?p={name}&amp;s={html.escape(seed)}" alt="">'
+            if truth is None else
+            f'<img class="meme" data-truth="{truth}" data-post="{name}" data-kind="{path}" '
+            f'src="/{path}/{k}.png?p={name}&amp;s={html.escape(seed)}" alt="">')
+        body = f"""
+<section>{tag("hot", h(0), "hotlink")}</section>
+<section id="signed-in"></section>
+<section>{tag("redir", h(2), "redirect")}</section>
+<section>{tag("redir-private", h(3), "redirect-private", "unfetchable")}</section>
+<section>{tag("once", h(4), "one-time", "unfetchable")}</section>"""
+        script = f"""
+document.cookie = 'session=yes; path=/';
+document.getElementById('signed-in').innerHTML = '{tag("cookie", h(1), "cookie")}';
+"""
+        return self.page("bytes the user sees", body, script)
+
     def render(self, name, seed, query=None):
         """The page (or stylesheet) `name`, or None."""
         query = query or {}
@@ -327,6 +349,7 @@ document.getElementById('close').addEventListener('click', () => document.getEle
             "css": lambda: self.css(seed),
             "dupes": lambda: self.dupes(seed),
             "chrome": lambda: self.chrome(seed),
+            "bytes": lambda: self.bytes(seed),
             "late.css": lambda: self.late_css(seed),
             "stuck": lambda: self.stuck(seed),
             "frames": lambda: self.frames(seed),

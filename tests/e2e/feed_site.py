@@ -79,6 +79,8 @@ class FeedSite:
         self.variants = {}  # (meme, seed) -> png bytes
         self.lock = threading.Lock()
         self.cases = CasePages(self)
+        self.served_once = set()  # /once/ pictures already served (a second request gets 410)
+        self.private_hits = []  # (path, Sec-Fetch-Dest) of requests that reached the loopback name
 
     def meme_bytes(self, k, seed):
         """Meme k; another `seed` gives the same pixels in other bytes (a new sha256 for every cache)."""
@@ -93,6 +95,11 @@ class FeedSite:
                 Image.open(io.BytesIO(png)).save(buf, "PNG", pnginfo=info)
                 self.variants[(k, seed)] = buf.getvalue()
             return self.variants[(k, seed)]
+
+    def placeholder(self):
+        """What a hotlink-protected host serves other sites: a harmless picture of its own."""
+        neutral = next(k for k, (_, t) in enumerate(self.memes) if t == "neutral")
+        return self.meme_bytes(neutral, "hotlink-placeholder")
 
     @property
     def port(self):
@@ -170,11 +177,41 @@ class FeedSite:
                 self.end_headers()
                 self.wfile.write(body)
 
+            def fetch_case(self, url, q):
+                """Pictures that only the page's own request gets (case page 'bytes'). True when answered."""
+                kind, _, name = url.path[1:].partition("/")
+                if kind not in ("hot", "cookie", "redir", "redir-private", "once") or not name.endswith(".png"):
+                    return False
+                k = int(name[:-4])
+                meme = site.meme_bytes(k, q.get("s", [""])[0])
+                if kind == "hot":  # hotlink protection: another picture without the site's Referer
+                    ok = (self.headers.get("Referer") or "").startswith(f"http://{FEED_HOST}:{site.port}/")
+                    self.send(200, meme if ok else site.placeholder(), "image/png")
+                elif kind == "cookie":  # a picture for signed-in users only
+                    ok = "session=yes" in (self.headers.get("Cookie") or "")
+                    self.send(200, meme, "image/png") if ok else self.send(403, b"sign in", "text/plain")
+                elif kind in ("redir", "redir-private"):
+                    host = FEED_HOST if kind == "redir" else "127.0.0.1"
+                    self.send_response(302)
+                    self.send_header("Location", f"http://{host}:{site.port}/m/{k}.png?{url.query}&hop=1")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                else:  # once: a one-time URL, gone when fetched again
+                    key = self.path
+                    gone = key in site.served_once
+                    site.served_once.add(key)
+                    self.send(410, b"gone", "text/plain") if gone else self.send(200, meme, "image/png")
+                return True
+
             def do_GET(self):
                 site.requests += 1
                 url = urlparse(self.path)
                 q = parse_qs(url.query)
                 seed = html.escape(q.get("s", [""])[0])
+                if (self.headers.get("Host") or "").startswith("127.0.0.1") and "hop=1" in url.query:
+                    site.private_hits.append((self.path, self.headers.get("Sec-Fetch-Dest")))
+                if self.fetch_case(url, q):
+                    return
                 if url.path == "/feed":
                     self.send(200, site.page(seed).encode(), "text/html; charset=utf-8")
                 elif url.path == "/posts":

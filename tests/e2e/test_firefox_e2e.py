@@ -8,7 +8,8 @@ origin, the background fetches the images (Firefox's default extension CSP would
 https), and the overlay flags exactly the abusive memes with nothing shown before its verdict.
 One Firefox run also visits the case pages whose mechanics differ most between the browsers
 (case_pages.py): iframes (about:blank, srcdoc, cross-origin), shadow roots (the main-world hook,
-Element.openOrClosedShadowRoot) and pictures shown late in hidden containers.
+Element.openOrClosedShadowRoot), pictures shown late in hidden containers, and the worker's fetch
+(the declarativeNetRequest rules that check redirect hops and set the Referer).
 """
 
 import json
@@ -82,6 +83,8 @@ def firefox_report(firefox_path, simclip_server, feed_site, artifacts_dir, tmp_p
         {"name": "frames", "url": feed_site.case_url("frames", "ff-frames"), "settleMs": 1500},
         {"name": "shadow", "url": feed_site.case_url("shadow", "ff-shadow"), "settleMs": 2500},
         {"name": "stuck", "url": feed_site.case_url("stuck", "ff-stuck"), "settleMs": REVEAL_AFTER_MS + 1000},
+        {"name": "bytes", "url": feed_site.case_url("bytes", "ff-bytes"), "settleMs": 1500,
+         "decided": sorted(DECIDED | {"unchecked"})},
     ]
     report = run_firefox_feed(firefox_path, simclip_server, f"{feed_site.url}?s=firefox", artifacts_dir,
                               tmp_path_factory.mktemp("firefox"), cases)
@@ -127,3 +130,12 @@ def test_firefox_checks_pictures_in_open_closed_and_declarative_shadow_roots(fir
 
 def test_firefox_decides_pictures_shown_late_in_hidden_containers(firefox_report):
     check_case(firefox_report, "stuck", {"tab-img", "slide-2", "details-img", "comment-img", "data-img", "blob-img"})
+
+
+def test_firefox_fetches_the_bytes_the_user_sees_and_never_follows_a_redirect_to_a_private_host(firefox_report, feed_site):
+    case = firefox_report["cases"]["bytes"]
+    states = {s["post"]: s["state"] for s in case["states"]}
+    assert case["decidedInMs"] is not None, states
+    assert states == {"hotlink": "flagged", "cookie": "flagged", "redirect": "flagged",
+                      "redirect-private": "unchecked", "one-time": "unchecked"}, states
+    assert all(dest == "image" for path, dest in feed_site.private_hits if "ff-bytes" in path), feed_site.private_hits

@@ -173,3 +173,21 @@ def test_warnings_stay_inside_their_picture_and_the_sites_chrome_gets_its_clicks
                            timeout=5_000)
     assert violations(page) == {}, violations(page)
     page.close()
+
+
+def test_the_worker_checks_the_bytes_the_user_sees_and_marks_pictures_it_cannot_fetch(browser, feed_site):
+    """Behind a Referer check (a hotlink placeholder otherwise), a session cookie, a redirect: the
+    meme the user sees is flagged. A redirect to a private host is never followed by the worker,
+    and a one-time URL cannot be fetched again: both are marked unchecked with the reason."""
+    page = open_case(browser, feed_site, "bytes", "bytes")
+    states = wait_decided(page, lambda s: s["truth"] != "unfetchable", 40, "a verdict for every fetchable picture")
+    assert_flagged_exactly_the_harmful(states)
+    assert {s["post"] for s in states if s["state"] == "flagged"} == {"hotlink", "cookie", "redirect"}
+    page.wait_for_function("""() => Array.from(document.querySelectorAll('[data-truth="unfetchable"]'))
+        .every((el) => el.getAttribute('data-simclip') === 'unchecked')""", timeout=30_000)
+    why = page.evaluate("""() => Object.fromEntries(Array.from(document.querySelectorAll('[data-truth="unfetchable"]'),
+        (el) => [el.dataset.post, el.getAttribute('data-simclip-why')]))""")
+    assert why == {"redirect-private": "fetch_failed", "one-time": "http_410"}, why
+    # the page itself loaded the private redirect target; the worker never requested it
+    assert feed_site.private_hits and all(dest == "image" for _, dest in feed_site.private_hits), feed_site.private_hits
+    page.close()

@@ -9,7 +9,7 @@
  *
  * CONFIG: {firefox, extension, serverUrl, token, feedUrl, feedHosts, initScript, statesScript,
  *          decided: [states], memes, timeoutMs, revealAfterSeconds, screenshot,
- *          cases: [{name, url, settleMs, timeoutMs}]}
+ *          cases: [{name, url, settleMs, timeoutMs, decided}]}
  * Prints one JSON object on stdout: {browser, connection, states, shield, decidedInMs,
  *   cases: {name: {states, violations, decidedInMs}}}. Case pages are read in every frame.
  */
@@ -62,14 +62,14 @@ async function readFrames(page) {
 }
 
 /** Open a case page and wait until every meme in every frame is decided (or the time is up). */
-async function runCase({ name, url, settleMs = 1000, timeoutMs = 60_000 }) {
+async function runCase({ name, url, settleMs = 1000, timeoutMs = 60_000, decided: finalStates = null }) {
   const page = await browser.newPage();
   await page.setViewport({ width: 1200, height: 1600 });
   await page.evaluateOnNewDocument(config.initScript);
   const t0 = Date.now();
   await page.goto(url, { waitUntil: 'domcontentloaded' });
   await sleep(settleMs);
-  const decided = new Set(config.decided);
+  const decided = new Set(finalStates ?? config.decided);
   let result;
   for (;;) {
     result = await readFrames(page);
