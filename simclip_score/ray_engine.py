@@ -234,7 +234,7 @@ def run_ray(config: ScoreConfig, items: list[Item], out: str, categories: list[s
 
         folder = Path(out)
         before = set(folder.rglob("*.parquet")) if folder.exists() else set()
-        scored.write_parquet(str(folder))
+        scored.write_parquet(str(folder), mode=ray.data.SaveMode.APPEND)  # resumes add parts
         written = []
         for path in sorted(set(folder.rglob("*.parquet")) - before):
             written.extend(pq.read_table(path).to_pylist())

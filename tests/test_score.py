@@ -1,12 +1,16 @@
 """`simclip score` with the local engine: sources, rows, errors, dedup, resume, cache, OCR specs."""
 
+import ast
 import csv
 import http.server
 import io
 import json
 import queue
+import subprocess
+import sys
 import tarfile
 import threading
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -294,3 +298,24 @@ def test_animation_frames_travel_packed_and_unpacked_unchanged():
     still = Image.new("RGB", (4, 4), "green")
     assert unpack_picture(*pack_picture(still)).tobytes() == still.tobytes()
 
+
+
+def test_the_inference_library_and_the_server_never_load_ray_or_the_scoring_package():
+    code = ("import os, sys; os.environ['HF_HUB_OFFLINE'] = '1'\n"
+            "import simclip, backend.pipeline\n"
+            "simclip.load_classifier(model='simclip-tiny', pretrained='none', device='cpu', "
+            "ocr='none')\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'ray', 'simclip_score', "
+            "'pyarrow'}))")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_only_the_scoring_package_imports_ray():
+    repo = Path(__file__).resolve().parents[1]
+    for package in ("simclip", "simclip_train", "backend"):
+        for path in (repo / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                         [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+                assert not any(n.split(".")[0] == "ray" for n in names), path

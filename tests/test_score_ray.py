@@ -42,6 +42,8 @@ def test_the_ray_engine_writes_the_local_engines_rows_with_rays_parquet_writer(c
     assert len(rows) == 9 and sum(r["error"] is not None for r in rows) == 2
     assert any(r["text"] for r in rows)  # real OCR text, read on Ray's CPU workers
     assert_same_rows(rows, read_rows(local), tol=1e-4)
+    assert score(corpus, "--out", distributed, "--ocr", "auto", "--engine", "ray") == 0
+    assert len(read_rows(distributed)) == 9  # resumed from Ray's own part files: nothing new
 
 
 @pytest.fixture(scope="module")
