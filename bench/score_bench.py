@@ -249,8 +249,8 @@ class RaySessions:
         if kind != self.kind:
             self.close()
             if kind == "local":
-                ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
-                         logging_level="WARNING")
+                ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False,
+                         log_to_driver=False, logging_level="WARNING")
             else:
                 from ray.cluster_utils import Cluster
 

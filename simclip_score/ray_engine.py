@@ -162,12 +162,15 @@ class EncoderStage:
 
 
 def init_ray(address: str | None) -> Any:
-    """Connect to the cluster at `address`, or start Ray on this machine; reuse a connection."""
+    """Connect to the cluster at `address` (else $RAY_ADDRESS, as in a RayJob), or start Ray on
+    this machine ('local': never a cluster some other program started here); reuse a
+    connection this process already has."""
     import ray
     import ray.data  # noqa: F401 (ray.data.* below)
 
     if not ray.is_initialized():
-        ray.init(address=address, logging_level=logging.WARNING)
+        ray.init(address=address or os.environ.get("RAY_ADDRESS") or "local",
+                 logging_level=logging.WARNING)
     return ray
 
 

@@ -17,7 +17,7 @@ require("pyarrow")
 @pytest.fixture(scope="module", autouse=True)
 def local_ray():
     """A local Ray instance with 2 CPUs for the module."""
-    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=100 * 1024 * 1024,
+    ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=100 * 1024 * 1024,
              log_to_driver=False, logging_level="WARNING")
     yield
     ray.shutdown()
