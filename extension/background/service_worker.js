@@ -155,7 +155,7 @@ async function withReferer(url, referrer, fn) {
  * the page's Referer, and cookies only for an image on the page's own site. Refuses non-images
  * and bodies over the limit. `page`: {url, referrerPolicy} of the page that shows the image.
  */
-async function fetchImageBytes(url, page = null) {
+async function fetchImageBytes(url, page = null, media = 'image') {
   const guarded = await ensureFetchGuard();
   const referrer = page && guarded ? refererFor(page.url, url, page.referrerPolicy) : '';
   const withCookies = Boolean(page) && isSameSite(page.url, url);
@@ -178,7 +178,9 @@ async function fetchImageBytes(url, page = null) {
     if (response.redirected && !checkImageUrl(response.url).ok) throw new UnreadableImage('redirect_private');
     if (!response.ok) throw new UnreadableImage(`http_${response.status}`);
     const type = response.headers.get('Content-Type') ?? '';
-    if (type && !/^(image\/|application\/octet-stream|binary\/octet-stream)/i.test(type)) throw new UnreadableImage('not_image');
+    const accepted = media === 'video' ? /^(video\/(mp4|webm)|application\/octet-stream|binary\/octet-stream)/i
+      : /^(image\/|application\/octet-stream|binary\/octet-stream)/i;
+    if (type && !accepted.test(type)) throw new UnreadableImage(media === 'video' ? 'not_video' : 'not_image');
     const declared = Number(response.headers.get('Content-Length'));
     if (declared > MAX_IMAGE_BYTES) throw new UnreadableImage('too_large');
     return await readBodyCapped(response.body);
@@ -228,8 +230,8 @@ async function classifyBytes(client, bytes) {
   }
 }
 
-async function fetchAndClassify(url, client, page) {
-  const verdict = await classifyKnownBytes(client, await fetchImageBytes(url, page));
+async function fetchAndClassify(url, client, page, media) {
+  const verdict = await classifyKnownBytes(client, await fetchImageBytes(url, page, media));
   urlVerdicts.set(url, verdict);
   return verdict;
 }
@@ -269,9 +271,10 @@ async function checkServerUp() {
 
 /**
  * The verdict for one image URL (see VERDICT in shared/messages.js); `priority` 0 (on screen)
- * goes first; `page` ({url, referrerPolicy}) is the page showing it, when a tab asks.
+ * goes first; `page` ({url, referrerPolicy}) is the page showing it, when a tab asks; `media`
+ * 'video' fetches a video file (MP4, WebM) for the server to decode.
  */
-async function classifyUrl(rawUrl, priority = 1, page = null) {
+async function classifyUrl(rawUrl, priority = 1, page = null, media = 'image') {
   const check = checkImageUrl(rawUrl);
   if (!check.ok) return { status: VERDICT.SKIPPED, reason: check.reason };
   const cached = urlVerdicts.get(check.url);
@@ -280,7 +283,7 @@ async function classifyUrl(rawUrl, priority = 1, page = null) {
   const down = await checkServerUp();
   if (down) return down;
   try {
-    return await queue.run(check.url, () => fetchAndClassify(check.url, client, page), { priority });
+    return await queue.run(check.url, () => fetchAndClassify(check.url, client, page, media), { priority });
   } catch (e) {
     return verdictFromError(e);
   }
@@ -423,7 +426,7 @@ async function onMenuClicked(info) {
 
 const router = createMessageRouter(
   {
-    [MSG.CLASSIFY]: (msg, sender) => classifyUrl(msg.url, msg.priority, pageOf(sender, msg.referrerPolicy)),
+    [MSG.CLASSIFY]: (msg, sender) => classifyUrl(msg.url, msg.priority, pageOf(sender, msg.referrerPolicy), msg.media),
     [MSG.CLASSIFY_BYTES]: (msg) => classifyPageBytes(msg.base64, msg.priority),
     [MSG.PAGE_STATS]: async (msg, sender) => {
       // Queued before any await, so updates from one tab keep the order they were sent in.

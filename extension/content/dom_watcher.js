@@ -16,7 +16,7 @@ import { TimeSlicer } from '../shared/slicer.js';
 const SYNC_BUDGET_MS = 12; // our own work per mutation batch
 const SKIP_TAGS = new Set(['HTML', 'HEAD', 'BODY', 'SCRIPT', 'STYLE', 'LINK', 'META', 'TITLE', 'NOSCRIPT', 'TEMPLATE', 'BR', 'SOURCE', 'OPTION']);
 const SHADOW_EVENT = 'simclip-shadow-root'; // dispatched by shadow_hook.js on a host that just got a root
-const LOAD_EVENTS = ['load', 'error', 'loadeddata'];
+const LOAD_EVENTS = ['load', 'error', 'loadeddata', 'play']; // play: a video started while it is covered
 const RESWEEP_MIN_INTERVAL_MS = 1000; // a stylesheet added or loaded: everything is looked at again, at most this often
 
 /** Without the loader's helper (node tests), only open roots are found and nothing is adopted. */
@@ -136,6 +136,7 @@ export class DOMWatcher {
         for (const node of r.addedNodes) {
           if (node.nodeType !== Node.ELEMENT_NODE) continue;
           if (node.tagName === 'STYLE') start = this.onStylesheet(node, start);
+          if (node.tagName === 'SOURCE') this.onAttribute(node, 'src'); // a <picture> or <video> got a source
           start = this.visitAdded(node, start);
         }
       } else if (r.attributeName === 'class') {

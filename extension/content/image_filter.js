@@ -25,6 +25,7 @@ import {
   areInOnePlace, hasInlineUrl, isFaded, isSameResponsivePicture, readBackground, readImage, readPseudo, readSvgImage,
 } from './picture_sources.js';
 import { VerdictAsker } from './verdict_asker.js';
+import { readVideoSource } from './video_frames.js';
 
 const ENTRY_BUDGET_MS = 8;
 const COUNT_INTERVAL_MS = 300;
@@ -73,6 +74,11 @@ export class ImageFilter {
     }
     if (el.tagName === 'image') {
       this.considerSource(el, 'svg', readSvgImage(el));
+      return;
+    }
+    if (el.tagName === 'VIDEO') {
+      this.considerSource(el, 'video', readVideoSource(el) || el.poster);
+      this.later(() => this.holdPlayback(el));
       return;
     }
     this.considerBackground(el);
@@ -159,8 +165,8 @@ export class ImageFilter {
       this.onSourceChange(el);
       return;
     }
-    if (name === 'href') {
-      if (el.tagName === 'image') this.consider(el);
+    if (name === 'href' || name === 'poster') {
+      if (el.tagName === 'image' || el.tagName === 'VIDEO') this.consider(el);
       return;
     }
     const rec = this.records.get(el);
@@ -177,6 +183,12 @@ export class ImageFilter {
 
   /** An <img> (or a <picture>'s <source>) got a new src or srcset: hidden until the new source is checked. */
   onSourceChange(el) {
+    const video = el.tagName === 'VIDEO' ? el : el.tagName === 'SOURCE' && el.parentElement?.tagName === 'VIDEO' ? el.parentElement : null;
+    if (video) {
+      this.consider(video);
+      this.flush();
+      return;
+    }
     const img = el.tagName === 'SOURCE' ? el.parentElement?.querySelector('img') : el;
     if (!img || img.tagName !== 'IMG') return;
     const rec = this.records.get(img);
@@ -282,11 +294,29 @@ export class ImageFilter {
   }
 
   /**
+   * A video plays only once it is decided and not covered: a pending, waiting or flagged one is
+   * paused (and paused again if the page starts it); one we paused resumes when it is shown.
+   */
+  holdPlayback(video) {
+    const rec = this.records.get(video);
+    if (!rec || rec.kind !== 'video') return;
+    const covered = isHidden(rec) || rec.state === STATE.FLAGGED;
+    if (covered && !video.paused) {
+      rec.pausedByUs = true;
+      video.pause();
+    } else if (!covered && rec.pausedByUs) {
+      rec.pausedByUs = false;
+      video.play()?.catch?.(() => {}); // a page or browser that forbids autoplay keeps it paused
+    }
+  }
+
+  /**
    * Put the record's state into the page, and its warning. One picture shown by several elements
    * in one place gets one warning, on the member that shows it best (choosePrimary).
    */
   paint(rec) {
     showState(rec);
+    if (rec.kind === 'video') this.holdPlayback(rec.el);
     const group = this.groupOf(rec);
     const primary = choosePrimary(group.filter((r) => hasOverlay(r.state)));
     for (const member of group) {

@@ -59,8 +59,8 @@ export const hasOverlay = (state) => state === STATE.FLAGGED || state === STATE.
 /**
  * A new record for an element showing `url`; `kind` is 'img', 'bg' (a CSS background image),
  * 'svg' (an SVG <image>), 'before' / 'after' (the element's pseudo-element's picture) or 'video'
- * (a poster or frames). `timer` and `inline` belong to the page
- * side (the time-limit timer, our inline style overrides).
+ * (a poster or frames). `timer`, `inline` and `pausedByUs` belong to the page side (the
+ * time-limit timer, our inline style overrides, a video we paused).
  */
 export function createRecord({ id, el, kind, url }) {
   return {
@@ -68,7 +68,7 @@ export function createRecord({ id, el, kind, url }) {
     state: null, sized: false, asked: false,
     near: false, onScreen: false, deadline: null, area: 0, faded: null,
     verdict: null, warnings: [], revealed: false, why: '',
-    timer: 0, inline: false,
+    timer: 0, inline: false, pausedByUs: false,
   };
 }
 
@@ -278,6 +278,30 @@ export function serverBack(rec, now, limitMs) {
   return true;
 }
 
+/**
+ * One verdict for a video from the answers about its parts (`[{part, verdict}]`, part 'poster' or
+ * 'frames'; frames captured in the page, or the video itself sent by URL): flagged as soon as any
+ * part is (`isFlagged`), with each category's highest score; otherwise decided only when its
+ * frames were checked, or when it is too long to be a meme (`framesNeeded` false) and its poster
+ * was. A video whose frames could not be read is not called clean for its poster alone: the
+ * frames' failure is the answer (shown unchecked, with the reason).
+ */
+export function combineVideoVerdicts(answers, { isFlagged, framesNeeded = true }) {
+  const ok = answers.filter((a) => a.verdict?.status === VERDICT.OK);
+  const merged = () => {
+    const scores = {};
+    for (const { verdict } of ok) {
+      for (const [id, s] of Object.entries(verdict.scores ?? {})) scores[id] = Math.max(scores[id] ?? 0, s);
+    }
+    return { status: VERDICT.OK, sha256: ok[0].verdict.sha256, scores, parts: ok.length };
+  };
+  if (ok.some((a) => isFlagged(a.verdict))) return merged();
+  if (!framesNeeded) return ok.length > 0 ? merged() : { status: VERDICT.SKIPPED, reason: 'long_video' };
+  if (ok.some((a) => a.part === 'frames')) return merged();
+  const failure = answers.filter((a) => a.part === 'frames').pop() ?? answers[answers.length - 1];
+  return failure?.verdict ?? null;
+}
+
 /** Counted on the badge: decided from scores and over a threshold (revealed ones too). */
 export const isCountedFlagged = (rec) => rec.warnings.length > 0 && hasScores(rec);
 
@@ -326,7 +350,7 @@ export function listInlineOverrides(rec, computed) {
     if (rec.kind === 'svg' && !computed.filter.includes('blur')) return [['filter', 'blur(28px) saturate(0.5)'], ['clip-path', 'inset(0)']];
     return [];
   }
-  if (isHiddenState(rec.state) && (rec.kind === 'img' || rec.kind === 'svg') && computed.visibility !== 'hidden') {
+  if (isHiddenState(rec.state) && (rec.kind === 'img' || rec.kind === 'svg' || rec.kind === 'video') && computed.visibility !== 'hidden') {
     return [['visibility', 'hidden']];
   }
   if (isHiddenState(rec.state) && rec.kind === 'bg' && computed.backgroundImage !== 'none') {

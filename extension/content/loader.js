@@ -13,7 +13,8 @@
   // prehide.css for shadow roots (the document's `html:not([data-simclip-off])` becomes the sheet's `disabled`).
   const SHADOW_CSS = `
 img:not([data-simclip]), img[data-simclip="pending"], img[data-simclip="waiting"],
-image:not([data-simclip]), image[data-simclip="pending"], image[data-simclip="waiting"] { visibility: hidden !important; }
+image:not([data-simclip]), image[data-simclip="pending"], image[data-simclip="waiting"],
+video:not([data-simclip]), video[data-simclip="pending"], video[data-simclip="waiting"] { visibility: hidden !important; }
 [style*="url("]:not(img):not([data-simclip]), [data-simclip-bg][data-simclip="pending"], [data-simclip-bg][data-simclip="waiting"],
 [data-simclip-early]:not([data-simclip]) { background-image: none !important; }
 img[data-simclip="flagged"], video[data-simclip="flagged"] { object-position: -100000px -100000px !important;

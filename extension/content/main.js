@@ -8,11 +8,14 @@ import { isHostAllowlisted } from '../shared/allowlist.js';
 import { getBrowser } from '../shared/browser.js';
 import { MAX_URL_CHARS, MSG, VERDICT, CORRECTION, sendWithRetry } from '../shared/messages.js';
 import { normalizeSettings } from '../shared/settings.js';
+import { listActiveWarnings } from '../shared/verdict.js';
 import { CATEGORIES_KEY, HEALTH_KEY, SETTINGS_KEY } from '../shared/storage_keys.js';
 import { DOMWatcher } from './dom_watcher.js';
 import { setPausedFlag } from './hiding.js';
 import { ImageFilter } from './image_filter.js';
+import { combineVideoVerdicts } from './image_state.js';
 import { isPageOnlyUrl, readPageBytes } from './page_bytes.js';
+import { NO_FRAMES, captureFrames, readVideoSource } from './video_frames.js';
 import { createPerf } from './perf.js';
 import { WarningPainter } from './warning.js';
 
@@ -68,7 +71,9 @@ function createParts({ page, perf, send, shadow }) {
     timed,
   });
   const filter = new ImageFilter({
-    requestVerdict: (rec, priority) => askWorker(send, rec, priority),
+    requestVerdict: (rec, priority) => (rec.kind === 'video'
+      ? askAboutVideo(send, rec.el, priority, (verdict) => isFlaggedNow(page, verdict))
+      : askAboutPicture(send, rec.url, rec.el, priority)),
     warnings,
     getContext: () => ({ settings: page.settings, categories: page.categories, healthOk: page.health?.state === 'ok' }),
     onCountChange: (flagged) => send({ type: MSG.PAGE_STATS, flagged }),
@@ -79,17 +84,51 @@ function createParts({ page, perf, send, shadow }) {
 }
 
 /**
- * The worker's verdict for a record's picture: by URL, or, for a picture only the page can read
- * (data:, blob:), by its bytes. null when the worker did not answer at all.
+ * The worker's verdict for the picture at `url` shown by `el`: by URL, or, for a picture only the
+ * page can read (data:, blob:), by its bytes. `media` 'video' asks the worker to fetch a video
+ * (the server decodes it). null when the worker did not answer at all.
  */
-async function askWorker(send, rec, priority) {
-  if (isPageOnlyUrl(rec.url)) {
-    const read = await readPageBytes(rec.url, rec.el);
+async function askAboutPicture(send, url, el, priority, media = undefined) {
+  if (isPageOnlyUrl(url)) {
+    const read = await readPageBytes(url, el);
     if (read.status) return read; // could not be read here: FAILED, no message
     return send({ type: MSG.CLASSIFY_BYTES, base64: read.base64, mime: read.mime, priority });
   }
-  if (rec.url.length > MAX_URL_CHARS) return { status: VERDICT.FAILED, reason: 'url_too_long' };
-  return send({ type: MSG.CLASSIFY, url: rec.url, priority, referrerPolicy: referrerPolicyOf(rec.el) });
+  if (url.length > MAX_URL_CHARS) return { status: VERDICT.FAILED, reason: 'url_too_long' };
+  return send({ type: MSG.CLASSIFY, url, priority, referrerPolicy: referrerPolicyOf(el), ...(media ? { media } : {}) });
+}
+
+/**
+ * A video's verdict: its poster first (a flagged poster decides), then frames captured in the page
+ * (video_frames.js), or, where the canvas would be tainted or nothing decodes, the video itself by
+ * URL for the server to decode. A video over VIDEO_BOUNDS.seconds is judged by its poster alone.
+ */
+async function askAboutVideo(send, video, priority, isFlagged) {
+  const answers = [];
+  if (video.poster) {
+    answers.push({ part: 'poster', verdict: await askAboutPicture(send, video.poster, video, priority) });
+    if (isFlagged(answers[0].verdict)) return combineVideoVerdicts(answers, { isFlagged });
+  }
+  const frames = await captureFrames(video);
+  if (Array.isArray(frames)) {
+    for (const frame of frames) {
+      const verdict = await send({ type: MSG.CLASSIFY_BYTES, base64: frame.base64, mime: frame.mime, priority });
+      answers.push({ part: 'frames', verdict });
+      if (isFlagged(verdict)) break;
+    }
+  } else if (frames.reason !== NO_FRAMES.TOO_LONG) {
+    const src = readVideoSource(video);
+    const verdict = src && !isPageOnlyUrl(src)
+      ? await askAboutPicture(send, src, video, priority, 'video')
+      : { status: VERDICT.FAILED, reason: `video_${frames.reason}` };
+    answers.push({ part: 'frames', verdict });
+  }
+  return combineVideoVerdicts(answers, { isFlagged, framesNeeded: frames.reason !== NO_FRAMES.TOO_LONG });
+}
+
+/** True when `verdict` flags its picture under the user's settings now. */
+function isFlaggedNow(page, verdict) {
+  return verdict?.status === VERDICT.OK && listActiveWarnings(verdict.scores, page.categories, page.settings).length > 0;
 }
 
 /** The referrer policy the page loaded the picture under: the element's own, else the page's <meta>. */

@@ -3,7 +3,7 @@
  * send it, and the router the receiving side uses. Content scripts and extension pages import
  * this module; nothing else spells a message type.
  *
- *   content -> worker   CLASSIFY {url, priority, referrerPolicy} -> Verdict
+ *   content -> worker   CLASSIFY {url, priority, referrerPolicy, media} -> Verdict (media 'video': a video file)
  *   content -> worker   CLASSIFY_BYTES {base64, mime, priority} -> Verdict (a picture read in the page)
  *   content -> worker   PAGE_STATS {flagged}           -> {ok}
  *   content -> worker   REPORT {url, correction, categories} -> {ok, report}
@@ -64,7 +64,12 @@ export const MAX_BASE64_CHARS = Math.ceil(MAX_PAGE_BYTES / 3) * 4;
 const SCHEMAS = {
   [MSG.CLASSIFY]: {
     from: 'content',
-    fields: { url: isString(MAX_URL_CHARS), priority: isPriority, referrerPolicy: (v) => v === undefined || (typeof v === 'string' && v.length <= 40) },
+    fields: {
+      url: isString(MAX_URL_CHARS),
+      priority: isPriority,
+      referrerPolicy: (v) => v === undefined || (typeof v === 'string' && v.length <= 40),
+      media: (v) => v === undefined || v === 'image' || v === 'video',
+    },
   },
   [MSG.CLASSIFY_BYTES]: {
     from: 'content',

@@ -8,6 +8,11 @@ Structure only: no real content, no real site's code.
 
 import base64
 import html
+import io
+import threading
+from fractions import Fraction
+
+from PIL import Image
 
 REVEAL_AFTER_MS = 9000  # later than the old re-measure budget (about 7.5 s)
 
@@ -18,11 +23,31 @@ section { margin: 8px; padding: 8px; background: #fff; }
 """
 
 
+def encode_webm(images, fps):
+    """A VP8 WebM of `images` (PIL), `fps` frames a second, at a quality OCR can read."""
+    import av  # the test environment's PyAV (the server's video decoder); imported only when a video is served
+
+    buf = io.BytesIO()
+    with av.open(buf, mode="w", format="webm") as out:
+        stream = out.add_stream("libvpx", rate=Fraction(fps).limit_denominator(100))
+        stream.width, stream.height = images[0].size
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": "4", "b:v": "8M", "quality": "good", "cpu-used": "4"}
+        for im in images:
+            for packet in stream.encode(av.VideoFrame.from_image(im.convert("RGB"))):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return buf.getvalue()
+
+
 class CasePages:
     """Builds the case pages for a FeedSite (which gives meme bytes and the harmful/neutral lists)."""
 
     def __init__(self, site):
         self.site = site
+        self.videos = {}  # name -> webm bytes
+        self.video_lock = threading.Lock()
 
     def harmful(self, n):
         return self.site.harmful[n % len(self.site.harmful)]
@@ -342,6 +367,56 @@ document.getElementById('signed-in').innerHTML = '{tag("cookie", h(1), "cookie")
 """
         return self.page("bytes the user sees", body, script)
 
+    def meme_image(self, k):
+        return Image.open(io.BytesIO(self.site.memes[k][0]))
+
+    # (frames: [(meme, seconds)], fps) per video; a meme's frames repeat at 2 fps
+    VIDEOS = {
+        "flag-frames": "neutral 1 s, then harmful 2 s",
+        "clean": "neutral 3 s",
+        "flag-poster": "neutral 3 s (its poster is harmful)",
+        "no-poster": "harmful 3 s, no poster",
+        "cross": "harmful 3 s, served by another site without CORS",
+        "long": "neutral, 200 s: longer than a meme",
+    }
+
+    def video_bytes(self, name):
+        """The WebM for video `name` (VIDEOS), made once."""
+        h, n = self.harmful, self.neutral
+        plan = {
+            "flag-frames": ([(n(0), 1), (h(0), 2)], 2), "clean": ([(n(1), 3)], 2), "flag-poster": ([(n(2), 3)], 2),
+            "no-poster": ([(h(3), 3)], 2), "cross": ([(h(4), 3)], 2), "long": ([(n(3), 200)], 0.5),
+        }.get(name)
+        if plan is None:
+            return None
+        with self.video_lock:
+            if name not in self.videos:
+                segments, fps = plan
+                frames = [self.meme_image(k) for k, seconds in segments for _ in range(max(1, round(seconds * fps)))]
+                self.videos[name] = encode_webm(frames, fps)
+            return self.videos[name]
+
+    def video(self, seed):
+        """<video> memes ("GIFs"): flagged by a frame, clean, flagged by the poster, without a poster,
+        cross-origin without CORS (frames unreadable in the page), and a long video (its poster only)."""
+        h, n = self.harmful, self.neutral
+        port = self.site.port
+
+        def tag(name, truth, poster=None, host="", extra="autoplay muted loop playsinline"):
+            src = f"{host}/v/{name}.webm?s={html.escape(seed)}"
+            poster_attr = f' poster="{self.src(poster, name + "-poster", seed)}"' if poster is not None else ""
+            return (f'<video class="meme" data-truth="{truth}" data-post="video-{name}" data-kind="video" '
+                    f'width="240" height="180" {extra}{poster_attr} src="{src}"></video>')
+
+        body = f"""
+<section>{tag("flag-frames", "harmful", poster=n(0))}</section>
+<section>{tag("clean", "neutral", poster=n(1))}</section>
+<section>{tag("flag-poster", "harmful", poster=h(2))}</section>
+<section>{tag("no-poster", "harmful")}</section>
+<section>{tag("cross", "video-cross", host=f"http://embed.test:{port}")}</section>
+<section>{tag("long", "neutral", poster=n(3), extra="muted preload=metadata")}</section>"""
+        return self.page("video memes", body)
+
     def render(self, name, seed, query=None):
         """The page (or stylesheet) `name`, or None."""
         query = query or {}
@@ -350,6 +425,7 @@ document.getElementById('signed-in').innerHTML = '{tag("cookie", h(1), "cookie")
             "dupes": lambda: self.dupes(seed),
             "chrome": lambda: self.chrome(seed),
             "bytes": lambda: self.bytes(seed),
+            "video": lambda: self.video(seed),
             "late.css": lambda: self.late_css(seed),
             "stuck": lambda: self.stuck(seed),
             "frames": lambda: self.frames(seed),

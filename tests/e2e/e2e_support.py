@@ -74,6 +74,7 @@ MEME_STATES_JS = """
   const id = el.getAttribute(`${attr}-id`);
   return {
     post: el.dataset.post, truth: el.dataset.truth, kind: el.dataset.kind, state: el.getAttribute(attr),
+    why: el.getAttribute(`${attr}-why`),
     src: el.currentSrc ?? null, top: Math.round(el.getBoundingClientRect().top + scrollY), id,
     warning: el.getAttribute(`${attr}-label`), // the text of its warning card (one element per picture has it)
   };

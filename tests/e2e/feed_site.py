@@ -9,8 +9,10 @@ one meme on a literal loopback URL. Every meme element carries `data-truth` (har
 loopback) and `data-meme` (its image), which only the tests read.
 """
 
+import contextlib
 import html
 import io
+import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
@@ -177,6 +179,24 @@ class FeedSite:
                 self.end_headers()
                 self.wfile.write(body)
 
+            def send_ranged(self, body, ctype):
+                """A body served with byte ranges, as video hosts do (a player seeks with them)."""
+                match = re.match(r"bytes=(\d*)-(\d*)$", self.headers.get("Range") or "")
+                if not match:
+                    self.send_response(200)
+                    start, end = 0, len(body) - 1
+                else:
+                    start = int(match[1]) if match[1] else max(0, len(body) - int(match[2]))
+                    end = min(int(match[2]), len(body) - 1) if match[1] and match[2] else len(body) - 1
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{end}/{len(body)}")
+                self.send_header("Content-Type", ctype)
+                self.send_header("Accept-Ranges", "bytes")
+                self.send_header("Content-Length", str(end - start + 1))
+                self.end_headers()
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # a player that stops reading
+                    self.wfile.write(body[start:end + 1])
+
             def fetch_case(self, url, q):
                 """Pictures that only the page's own request gets (case page 'bytes'). True when answered."""
                 kind, _, name = url.path[1:].partition("/")
@@ -230,6 +250,12 @@ class FeedSite:
                     else:
                         ctype = "text/css" if url.path.endswith(".css") else "text/html; charset=utf-8"
                         self.send(200, page.encode(), ctype)
+                elif url.path.startswith("/v/") and url.path.endswith(".webm"):
+                    video = site.cases.video_bytes(url.path[3:-5])
+                    if video is None:
+                        self.send(404, b"no such video", "text/plain")
+                    else:
+                        self.send_ranged(video, "video/webm")
                 elif url.path.startswith("/m/") and url.path.endswith(".png"):
                     k = int(url.path[3:-4])
                     seed = q.get("s", [""])[0]

@@ -85,6 +85,8 @@ def firefox_report(firefox_path, simclip_server, feed_site, artifacts_dir, tmp_p
         {"name": "stuck", "url": feed_site.case_url("stuck", "ff-stuck"), "settleMs": REVEAL_AFTER_MS + 1000},
         {"name": "bytes", "url": feed_site.case_url("bytes", "ff-bytes"), "settleMs": 1500,
          "decided": sorted(DECIDED | {"unchecked"})},
+        {"name": "video", "url": feed_site.case_url("video", "ff-video"), "settleMs": 2000, "timeoutMs": 90_000,
+         "decided": sorted(DECIDED | {"unchecked"})},
     ]
     report = run_firefox_feed(firefox_path, simclip_server, f"{feed_site.url}?s=firefox", artifacts_dir,
                               tmp_path_factory.mktemp("firefox"), cases)
@@ -139,3 +141,15 @@ def test_firefox_fetches_the_bytes_the_user_sees_and_never_follows_a_redirect_to
     assert states == {"hotlink": "flagged", "cookie": "flagged", "redirect": "flagged",
                       "redirect-private": "unchecked", "one-time": "unchecked"}, states
     assert all(dest == "image" for path, dest in feed_site.private_hits if "ff-bytes" in path), feed_site.private_hits
+
+
+def test_firefox_checks_video_memes_by_poster_and_frames(firefox_report):
+    case = firefox_report["cases"]["video"]
+    states = {s["post"]: (s["state"], s["why"]) for s in case["states"]}
+    assert case["decidedInMs"] is not None, states
+    assert {p: st for p, (st, _) in states.items() if p != "video-cross"} == {
+        "video-flag-frames": "flagged", "video-clean": "clean", "video-flag-poster": "flagged",
+        "video-no-poster": "flagged", "video-long": "clean"}, states
+    cross_state, cross_why = states["video-cross"]
+    assert cross_state == "flagged" or (cross_state == "unchecked" and cross_why), states
+    assert case["violations"] == {}, case["violations"]

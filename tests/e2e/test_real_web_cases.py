@@ -191,3 +191,28 @@ def test_the_worker_checks_the_bytes_the_user_sees_and_marks_pictures_it_cannot_
     # the page itself loaded the private redirect target; the worker never requested it
     assert feed_site.private_hits and all(dest == "image" for _, dest in feed_site.private_hits), feed_site.private_hits
     page.close()
+
+
+def test_video_memes_are_hidden_until_checked_by_poster_and_frames_and_paused_while_covered(browser, feed_site):
+    """A harmful frame after a neutral start, a clean video, a harmful poster, no poster; a
+    cross-origin video without CORS (the page cannot read its frames: the worker sends it to the
+    server, which decodes it or refuses it: flagged or unchecked, never clean); a long video (its
+    poster decides). Covered videos do not play; "Show" lets one play."""
+    page = open_case(browser, feed_site, "video", "video")
+    states = wait_decided(page, lambda s: s["truth"] in ("harmful", "neutral"), 60, "a verdict for every video")
+    assert_flagged_exactly_the_harmful(states)
+    cross = next(s for s in states if s["post"] == "video-cross")
+    page.wait_for_function("""() => ['flagged', 'unchecked'].includes(
+        document.querySelector('[data-post="video-cross"]').getAttribute('data-simclip'))""", timeout=60_000)
+    cross = page.evaluate("""() => { const el = document.querySelector('[data-post="video-cross"]');
+        return [el.getAttribute('data-simclip'), el.getAttribute('data-simclip-why')]; }""")
+    assert cross[0] == "flagged" or cross[1], cross
+    playing = page.evaluate("""() => Object.fromEntries(Array.from(document.querySelectorAll('video'),
+        (v) => [v.dataset.post, !v.paused]))""")
+    assert playing["video-flag-frames"] is False and playing["video-no-poster"] is False, playing
+    assert playing["video-clean"] is True, playing
+    click_warning(page, '[data-post="video-flag-frames"]')
+    page.wait_for_function("""() => { const v = document.querySelector('[data-post="video-flag-frames"]');
+        return v.getAttribute('data-simclip') === 'revealed' && !v.paused; }""", timeout=5_000)
+    assert violations(page) == {}, violations(page)
+    page.close()

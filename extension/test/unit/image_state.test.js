@@ -373,3 +373,25 @@ test('a flagged picture shown by two elements counts once; the same meme in two 
   const groups = new Map([[a, [a, b]], [b, [a, b]], [c, [c]]]);
   assert.equal(countPictures([a, b, c], (rec) => groups.get(rec)), 2);
 });
+
+test('a video is flagged when its poster or any frame is, with each category\'s highest score', async () => {
+  const { combineVideoVerdicts } = await import('../../content/image_state.js');
+  const isFlagged = (v) => v?.status === VERDICT.OK && v.scores.harmful >= 0.5;
+  const poster = { part: 'poster', verdict: ok({ harmful: 0.1 }) };
+  const frames = [{ part: 'frames', verdict: ok({ harmful: 0.2 }) }, { part: 'frames', verdict: ok({ harmful: 0.8 }) }];
+  assert.deepEqual(combineVideoVerdicts([poster, ...frames], { isFlagged }).scores, { harmful: 0.8 });
+  assert.equal(combineVideoVerdicts([poster, frames[0]], { isFlagged }).status, VERDICT.OK); // clean: its frames were checked
+  const flaggedPoster = { part: 'poster', verdict: ok({ harmful: 0.9 }) };
+  assert.equal(combineVideoVerdicts([flaggedPoster], { isFlagged }).scores.harmful, 0.9);
+});
+
+test('a video whose frames could not be read is not called clean for its poster alone', async () => {
+  const { combineVideoVerdicts } = await import('../../content/image_state.js');
+  const isFlagged = (v) => v?.status === VERDICT.OK && v.scores.harmful >= 0.5;
+  const poster = { part: 'poster', verdict: ok({ harmful: 0.1 }) };
+  const unreadable = { part: 'frames', verdict: { status: VERDICT.FAILED, reason: 'unsupported_format' } };
+  assert.deepEqual(combineVideoVerdicts([poster, unreadable], { isFlagged }), unreadable.verdict);
+  // too long to be a meme: the poster decides, and without one it is not checked
+  assert.equal(combineVideoVerdicts([poster], { isFlagged, framesNeeded: false }).status, VERDICT.OK);
+  assert.equal(combineVideoVerdicts([], { isFlagged, framesNeeded: false }).status, VERDICT.SKIPPED);
+});
