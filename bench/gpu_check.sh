@@ -35,10 +35,10 @@ START=$(date +%s)
 BUDGET=450  # seconds for the steps; the whole script stays under 8 minutes
 
 if [ "$DRY" = 1 ]; then
-  RUN=(--device cpu --model simclip-tiny -n 16 --repeat 1 --peer-size tiny --clients 4)
+  RUN=(--device cpu --model simclip-tiny -n 16 --repeat 1 --peer-size tiny --clients 4 --rounds 1)
   OCR_DEVICE=cpu
 else
-  RUN=(--device cuda --model ViT-L-14-336 --repeat "${REPEAT:-4}" --batch-size 64 --clients 32)
+  RUN=(--device cuda --model ViT-L-14-336 --repeat "${REPEAT:-4}" --batch-size 64 --clients 32 --rounds 1)
   OCR_DEVICE=cuda
 fi
 
