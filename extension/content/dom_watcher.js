@@ -18,6 +18,7 @@ const SKIP_TAGS = new Set(['HTML', 'HEAD', 'BODY', 'SCRIPT', 'STYLE', 'LINK', 'M
 const SHADOW_EVENT = 'simclip-shadow-root'; // dispatched by shadow_hook.js on a host that just got a root
 const LOAD_EVENTS = ['load', 'error', 'loadeddata', 'play']; // play: a video started while it is covered
 const RESWEEP_MIN_INTERVAL_MS = 1000; // a stylesheet added or loaded: everything is looked at again, at most this often
+const MAX_PICTURE_SELECTORS = 2000; // past this many picture rules, deferred elements are read one by one
 
 /** Without the loader's helper (node tests), only open roots are found and nothing is adopted. */
 const NO_SHADOW = { getRoot: (el) => el.shadowRoot ?? null, adopt: () => {}, roots: new Set() };
@@ -56,6 +57,7 @@ export class DOMWatcher {
     };
     this.resweepTimer = 0;
     this.lastResweep = 0;
+    this.pictureSelector = undefined; // the document's picture rules as one selector list; null: unknown
     this.listenOn(document);
   }
 
@@ -135,6 +137,7 @@ export class DOMWatcher {
         if (r.target.nodeName === 'STYLE') start = this.onStylesheet(r.target, start); // its text changed
         for (const node of r.addedNodes) {
           if (node.nodeType !== Node.ELEMENT_NODE) continue;
+          if (node.tagName === 'STYLE' || node.tagName === 'LINK') this.pictureSelector = undefined;
           if (node.tagName === 'STYLE') start = this.onStylesheet(node, start);
           if (node.tagName === 'SOURCE') this.onAttribute(node, 'src'); // a <picture> or <video> got a source
           start = this.visitAdded(node, start);
@@ -163,10 +166,56 @@ export class DOMWatcher {
       else this.visit({ el: node });
     } else {
       this.deferred += 1;
-      this.reportDeferred(subtree ? [node, ...node.getElementsByTagName('*')] : [node]);
+      if (subtree) this.holdBackSubtree(node);
+      else this.reportDeferred([node]);
       this.slicer.push(subtree ? { root: node } : { el: node });
     }
     return start;
+  }
+
+  /**
+   * Elements under `root` left for a later slice: report those a stylesheet could give a picture
+   * (its own rules name them, getPictureSelector), so their backgrounds are hidden before the next
+   * paint; every element when the rules cannot be read.
+   */
+  holdBackSubtree(root) {
+    const selector = root.getRootNode() === document ? this.getPictureSelector() : null;
+    if (selector === null) {
+      this.reportDeferred([root, ...root.getElementsByTagName('*')]);
+      return;
+    }
+    if (!selector) return;
+    const found = root.matches(selector) ? [root] : [];
+    for (const el of root.querySelectorAll(selector)) found.push(el);
+    this.reportDeferred(found);
+  }
+
+  /**
+   * The selectors of the document's style rules that give an element a picture, as one list
+   * ('' when there is none), read once per stylesheet change; null when a sheet cannot be read
+   * (cross-origin) or there are too many.
+   */
+  getPictureSelector() {
+    if (this.pictureSelector !== undefined) return this.pictureSelector;
+    const selectors = new Set();
+    const probe = document.createDocumentFragment();
+    try {
+      for (const sheet of [...document.styleSheets, ...(document.adoptedStyleSheets ?? [])]) {
+        for (const selector of listPictureSelectors(sheet.cssRules)) {
+          try {
+            probe.querySelector(selector); // a selector this browser cannot parse would spoil the list
+            selectors.add(selector);
+          } catch {
+            // skipped
+          }
+        }
+      }
+    } catch {
+      this.pictureSelector = null;
+      return null;
+    }
+    this.pictureSelector = selectors.size > MAX_PICTURE_SELECTORS ? null : [...selectors].join(', ');
+    return this.pictureSelector;
   }
 
   /**
@@ -176,6 +225,7 @@ export class DOMWatcher {
    * batch clock.
    */
   onStylesheet(owner, start = null) {
+    this.pictureSelector = undefined;
     let selectors;
     try {
       selectors = listPictureSelectors(owner.sheet?.cssRules);
@@ -224,7 +274,8 @@ export class DOMWatcher {
       this.deferred += all.length - i;
       const rest = [];
       for (; i < all.length; i += 1) rest.push({ el: all[i] });
-      this.reportDeferred(rest.map((item) => item.el));
+      if (isShadowRoot) this.reportDeferred(rest.map((item) => item.el));
+      else this.holdBackSubtree(root); // visited ones are marked too: harmless, they are decided or have no picture
       this.slicer.pushAll(rest);
     }
   }

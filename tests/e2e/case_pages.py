@@ -13,6 +13,7 @@ import threading
 from fractions import Fraction
 
 from PIL import Image
+from site_pages import SitePages
 
 REVEAL_AFTER_MS = 9000  # later than the old re-measure budget (about 7.5 s)
 
@@ -417,15 +418,41 @@ document.getElementById('signed-in').innerHTML = '{tag("cookie", h(1), "cookie")
 <section>{tag("long", "neutral", poster=n(3), extra="muted preload=metadata")}</section>"""
         return self.page("video memes", body)
 
+    def bulk(self, seed):
+        """A Facebook-sized insertion: 250 posts of 30 elements each (7,500), each with a picture,
+        added in one go after load."""
+        h, n = self.harmful, self.neutral
+        post = []
+        for i in range(250):
+            k = h(i) if i % 5 == 0 else n(i)
+            inner = (f'<img class="meme" {self.attrs(k, f"bulk-{i}", "img")} '
+                     f'src="{self.src(k, f"bulk-{i}", seed)}" width="240" height="180" alt="">')
+            for _ in range(24):
+                inner = f'<div class="x{i % 7}">{inner}</div>'
+            post.append(f'<div role="article"><div class="who"><img src="/icon.png?u={i % 7}" width="24" height="24" alt="">'
+                        f'<span>user</span><a href="#">2h</a></div>{inner}<div role="button">Like</div></div>')
+        markup = "".join(post).replace("'", "\\'")
+        script = f"""
+window.addEventListener('load', () => setTimeout(() => {{
+  const t0 = performance.now();
+  document.getElementById('feed').insertAdjacentHTML('beforeend', '{markup}');
+  document.body.dataset.inserted = String(document.getElementById('feed').getElementsByTagName('*').length);
+  document.body.dataset.insertMs = String(Math.round(performance.now() - t0));
+}}, 300));"""
+        return self.page("bulk insertion", '<div role="feed" id="feed"></div>', script)
+
     def render(self, name, seed, query=None):
         """The page (or stylesheet) `name`, or None."""
         query = query or {}
+        if name.startswith("site-"):
+            return SitePages(self).render(name[len("site-"):], seed)
         builders = {
             "css": lambda: self.css(seed),
             "dupes": lambda: self.dupes(seed),
             "chrome": lambda: self.chrome(seed),
             "bytes": lambda: self.bytes(seed),
             "video": lambda: self.video(seed),
+            "bulk": lambda: self.bulk(seed),
             "late.css": lambda: self.late_css(seed),
             "stuck": lambda: self.stuck(seed),
             "frames": lambda: self.frames(seed),

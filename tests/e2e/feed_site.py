@@ -177,7 +177,8 @@ class FeedSite:
                 self.send_header("Content-Length", str(len(body)))
                 self.send_header("Cache-Control", "no-store")
                 self.end_headers()
-                self.wfile.write(body)
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the browser stopped reading
+                    self.wfile.write(body)
 
             def send_ranged(self, body, ctype):
                 """A body served with byte ranges, as video hosts do (a player seeks with them)."""
