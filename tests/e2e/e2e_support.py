@@ -77,6 +77,7 @@ MEME_STATES_JS = """
     why: el.getAttribute(`${attr}-why`),
     src: el.currentSrc ?? null, top: Math.round(el.getBoundingClientRect().top + scrollY), id,
     warning: el.getAttribute(`${attr}-label`), // the text of its warning card (one element per picture has it)
+    card: getComputedStyle(el).getPropertyValue('--simclip-card').includes('svg'), // the card's picture reaches it
   };
 })
 """

@@ -121,9 +121,9 @@ def test_flags_exactly_the_abusive_memes_in_a_500_image_feed(browser, feed_site)
     assert {s["kind"] for s in memes if s["state"] == "flagged"} >= {"img", "lazy", "datasrc", "srcset", "picture", "inline-bg", "sheet-bg"}
     for s in memes:
         if s["state"] == "flagged":
-            assert s["warning"] is not None and "Harmful" in s["warning"], s
+            assert s["warning"] is not None and "Harmful" in s["warning"] and s["card"], s
         else:
-            assert s["warning"] is None, s
+            assert s["warning"] is None and not s["card"], s
     loopback = next(s for s in states if s["truth"] == "loopback")
     assert loopback["state"] == "skip"  # a literal 127.0.0.1 image is never fetched by the worker
 

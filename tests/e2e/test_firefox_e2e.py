@@ -104,7 +104,7 @@ def test_firefox_pairs_and_flags_exactly_the_abusive_memes(firefox_report):
     assert {s["truth"] for s in memes} == {"harmful", "neutral"}
     for s in memes:
         if s["truth"] == "harmful":
-            assert s["state"] == "flagged" and s["warning"] is not None and "Harmful" in s["warning"], s
+            assert s["state"] == "flagged" and s["warning"] is not None and "Harmful" in s["warning"] and s["card"], s
         else:
             assert s["state"] == "clean" and s["warning"] is None, s
     assert report["shield"]["violations"] == {}, f"harmful memes visible before their verdict: {report['shield']}"
