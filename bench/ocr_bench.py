@@ -35,7 +35,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from simclip.ocr import get_ocr_engine, resolve_engine_name
+from simclip.ocr import get_ocr_engine, parse_ocr_spec, resolve_engine_name
 from simclip_train.datasets import read_transcriptions
 from simclip_train.metrics import word_precision, word_recall
 
@@ -45,26 +45,7 @@ STOCK_RAPIDOCR = ("rapidocr:det_side=736,use_cls=1,rec_batch=6,rec_width=320,spl
 ENGINE_ALIASES = {"stock": STOCK_RAPIDOCR}
 
 
-def parse_engine_spec(spec):
-    """'rapidocr:det_side=640,use_cls=0' -> ('rapidocr', {'det_side': 640, 'use_cls': 0})."""
-    name, _, opts = spec.partition(":")
-    kwargs = {}
-    for part in filter(None, opts.split(",")):
-        key, sep, value = part.partition("=")
-        if not sep:
-            raise ValueError(f"engine option {part!r} in {spec!r} is not key=value")
-        kwargs[key.strip()] = _parse_value(value.strip())
-    return name, kwargs
-
-
-def _parse_value(value):
-    """int, then float, else the string itself."""
-    for cast in (int, float):
-        try:
-            return cast(value)
-        except ValueError:
-            pass
-    return value
+parse_engine_spec = parse_ocr_spec  # the one spec parser, shared with `simclip score --ocr`
 
 
 def percentile(values, q):

@@ -496,3 +496,26 @@ def get_ocr_engine(name: str = "auto", **kwargs: Any) -> OCREngine:
     if name == "none":
         return NoOCR()
     raise ValueError(f"unknown OCR engine {name!r}; available: {', '.join(OCR_ENGINES)}")
+
+
+def parse_ocr_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """An OCR engine spec -> (name, options): 'rapidocr:det_side=640,device=cuda:1' ->
+    ('rapidocr', {'det_side': 640, 'device': 'cuda:1'}). Values become int, then float, else
+    stay strings. ValueError for an option that is not KEY=VALUE."""
+    name, _, rest = spec.partition(":")
+    options: dict[str, Any] = {}
+    for part in filter(None, (p.strip() for p in rest.split(","))):
+        key, eq, value = part.partition("=")
+        if not eq:
+            raise ValueError(f"OCR option {part!r} in {spec!r} is not KEY=VALUE (write key=value)")
+        options[key.strip()] = _parse_option_value(value.strip())
+    return name.strip(), options
+
+
+def _parse_option_value(value: str) -> Any:
+    for cast in (int, float):
+        try:
+            return cast(value)
+        except ValueError:
+            pass
+    return value

@@ -19,30 +19,10 @@ import threading
 from typing import Any
 
 from simclip import get_ocr_engine
+from simclip.ocr import parse_ocr_spec
 
 CUDA_PROVIDER = "CUDAExecutionProvider"
 _PATCH_LOCK = threading.Lock()
-
-
-def parse_ocr_spec(spec: str) -> tuple[str, dict[str, Any]]:
-    """'rapidocr:device=cuda,threads=2' -> ('rapidocr', {'device': 'cuda', 'threads': 2})."""
-    name, _, rest = spec.partition(":")
-    options: dict[str, Any] = {}
-    for part in filter(None, (p.strip() for p in rest.split(","))):
-        key, eq, value = part.partition("=")
-        if not eq:
-            raise ValueError(f"OCR option {part!r} in {spec!r} is not KEY=VALUE")
-        options[key.strip()] = _parse_value(value.strip())
-    return name.strip(), options
-
-
-def _parse_value(value: str) -> Any:
-    for cast in (int, float):
-        try:
-            return cast(value)
-        except ValueError:
-            pass
-    return value
 
 
 def _cuda_device_id(device: str) -> int:
