@@ -62,7 +62,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--ray-encoders", type=int, default=0,
                    help="ray: encoder actors (default: one per GPU, or 1 without GPUs)")
     p.add_argument("--ray-cpu-batch", type=int, default=8,
-                   help="ray: inputs per decode + OCR task")
+                   help="ray: inputs per decode + OCR call")
+    p.add_argument("--ray-readers", type=int, default=0,
+                   help="ray: decode + OCR actors, one CPU each (default: the cluster's CPUs "
+                        "less the encoders' reservation)")
     p.add_argument("--ray-encoder-cpus", type=float, default=None,
                    help="ray: CPUs reserved per encoder actor (default: 1 with GPUs, else 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -228,6 +231,7 @@ def _run(args: argparse.Namespace) -> int:
                            ocr_identity=getattr(ocr, "identity", ocr.name),
                            ray_address=args.ray_address, encoders=args.ray_encoders,
                            cpu_batch=args.ray_cpu_batch, encoder_cpus=args.ray_encoder_cpus,
+                           readers=args.ray_readers,
                            emit_jsonl=emit if jsonl else None)
             tally.add(rows)
             extra = {"duplicates": len(rows) - len({r["sha256"] or r["path"] for r in rows})}

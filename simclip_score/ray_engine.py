@@ -1,10 +1,11 @@
 """The Ray engine: the same stages on a Ray cluster, through Ray Data (the sole importer of ray).
 
     inputs (ids + where the bytes are) ──> ray.data.from_items
-      1. read    map_batches, CPU tasks over the cluster's cores: read the bytes, sha256; the
-                 first input with a sha256 claims it at the dedup registry (one small actor,
-                 one call per batch) and is decoded with the Predictor's safe decoder and
-                 OCR-read; a later one is only noted there. Pictures travel as raw RGB.
+      1. read    map_batches, an actor pool over the cluster's cores (one reader per CPU,
+                 each holding its OCR engine): read the bytes, sha256; the first input with a
+                 sha256 claims it at the dedup registry (one small actor, one call per batch)
+                 and is decoded with the Predictor's safe decoder and OCR-read; a later one is
+                 only noted there. Pictures travel as raw RGB.
       2. encode  map_batches, an actor pool holding the model: one actor per GPU (or CPU
                  actors), `batch_size` pictures per call; one row per claimed input
       3. write   Dataset.write_parquet (a folder of part files), or rows streamed to the
@@ -24,6 +25,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from .dedup import DedupRegistry
 from .output import is_jsonl, rows_to_table
 from .sources import Item, SourceError
 from .work import (
@@ -41,15 +43,6 @@ from .work import (
 
 logger = logging.getLogger(__name__)
 
-_READERS: dict[str, Reader] = {}  # per worker process: OCR spec -> Reader (built once)
-
-
-def _get_reader(ocr_spec: str) -> Reader:
-    if ocr_spec not in _READERS:
-        from .ocr import build_ocr_engine
-
-        _READERS[ocr_spec] = Reader(build_ocr_engine(ocr_spec))
-    return _READERS[ocr_spec]
 
 
 def _item(row: dict[str, Any]) -> Item:
@@ -57,37 +50,31 @@ def _item(row: dict[str, Any]) -> Item:
                 member=row["member"], data=row["data"])
 
 
-class DedupRegistry:
-    """One per run (a Ray actor): which input claimed each sha256 first, and the later ones."""
+class ReadStage:
+    """Stage 1 (a Ray actor, one per CPU): holds the OCR engine; inputs -> prepared pictures.
 
-    def __init__(self) -> None:
-        self.first: set[str] = set()
-        self.copies: dict[str, list[str]] = {}  # sha256 -> ids of later inputs
+    An actor, not a task, so that the OCR models load once per reader and a reader's process is
+    never stopped and restarted between batches (Ray stops idle task workers above its soft
+    limit of one per CPU; on a small node each restart paid the torch and OCR imports again).
+    """
 
-    def claim(self, pairs: list[tuple[str, str]]) -> list[bool]:
-        """[(id, sha256)] -> for each, True when it is the first input with those bytes."""
-        out = []
-        for item_id, sha256 in pairs:
-            if sha256 in self.first:
-                self.copies.setdefault(sha256, []).append(item_id)
-                out.append(False)
-            else:
-                self.first.add(sha256)
-                out.append(True)
-        return out
+    def __init__(self, ocr_spec: str, registry: Any) -> None:
+        from .ocr import build_ocr_engine
 
-    def get_copies(self) -> dict[str, list[str]]:
-        """sha256 -> the ids of the inputs that were not first."""
-        return self.copies
+        self.reader = Reader(build_ocr_engine(ocr_spec))
+        self.registry = registry
+
+    def __call__(self, batch: Any) -> Any:
+        """Input rows -> prepared rows (a pyarrow Table)."""
+        return prepare_batch(batch, self.reader, self.registry)
 
 
-def prepare_batch(batch: Any, ocr_spec: str, registry: Any) -> Any:
-    """Stage 1: read, hash, claim, decode, OCR; a picture as raw RGB bytes + sizes, or an
-    error. Inputs whose bytes another input claimed are dropped (the driver copies rows)."""
+def prepare_batch(batch: Any, reader: Reader, registry: Any) -> Any:
+    """Read, hash, claim, decode, OCR; a picture as raw RGB bytes + sizes, or an error.
+    Inputs whose bytes another input claimed are dropped (the driver copies rows)."""
     import pyarrow as pa
     import ray
 
-    reader = _get_reader(ocr_spec)
     loaded = []
     for row in batch.to_pylist():
         try:
@@ -184,7 +171,7 @@ def _copy_rows(rows: list[dict[str, Any]], copies: dict[str, list[str]]) -> list
 def run_ray(config: ScoreConfig, items: list[Item], out: str, categories: list[str], model: str,
             identity: str, ocr_identity: str, ray_address: str | None = None,
             encoders: int = 0, cpu_batch: int = 8, encoder_cpus: float | None = None,
-            emit_jsonl: Any = None) -> list[dict[str, Any]]:
+            readers: int = 0, emit_jsonl: Any = None) -> list[dict[str, Any]]:
     """Score `items` on Ray and write them to `out`; returns the rows written in this run.
 
     Args:
@@ -198,6 +185,8 @@ def run_ray(config: ScoreConfig, items: list[Item], out: str, categories: list[s
         cpu_batch: inputs per read + decode + OCR task.
         encoder_cpus: CPUs reserved per encoder actor (default: 1 with GPUs, else 0, as the
             local engine's encoder thread shares the cores with OCR).
+        readers: read + decode + OCR actors, one CPU each; 0: the cluster's CPUs less those the
+            encoder actors reserve (at least 1).
         emit_jsonl: for a .jsonl `out`, called with each list of rows.
     """
     ray = init_ray(ray_address)
@@ -210,12 +199,16 @@ def run_ray(config: ScoreConfig, items: list[Item], out: str, categories: list[s
         encoder_cpus = 1.0 if use_gpu else 0.0
     if use_gpu and config.device is None:
         config = ScoreConfig(**{**config.as_dict(), "device": "cuda"})
+    cpus = int(ray.cluster_resources().get("CPU", 1))
     records = [item.to_record() for item in items]
     registry = ray.remote(num_cpus=0)(DedupRegistry).remote()
     blocks = max(1, min(len(records) // max(1, cpu_batch), 10_000))
+    # one reader per free CPU, never more than there are blocks to read
+    n_readers = min(blocks, readers or max(1, cpus - int(n_encoders * encoder_cpus)))
     scored = ray.data.from_items(records, override_num_blocks=blocks).map_batches(
-        prepare_batch, batch_size=cpu_batch, batch_format="pyarrow",
-        fn_kwargs={"ocr_spec": config.ocr, "registry": registry}, num_cpus=1,
+        ReadStage, batch_size=cpu_batch, batch_format="pyarrow",
+        fn_constructor_kwargs={"ocr_spec": config.ocr, "registry": registry},
+        compute=ray.data.ActorPoolStrategy(size=n_readers), num_cpus=1,
     ).map_batches(
         EncoderStage, batch_size=config.batch_size, batch_format="pyarrow",
         fn_constructor_kwargs={"config": config.as_dict(), "ocr_identity": ocr_identity,
@@ -237,7 +230,10 @@ def run_ray(config: ScoreConfig, items: list[Item], out: str, categories: list[s
 
         folder = Path(out)
         before = set(folder.rglob("*.parquet")) if folder.exists() else set()
-        scored.write_parquet(str(folder), mode=ray.data.SaveMode.APPEND)  # resumes add parts
+        # The write tasks reserve no CPU: Ray Data reserves each operator's minimum, and a
+        # 1-CPU write reservation on a small node halves the decode + OCR stage (measured).
+        scored.write_parquet(str(folder), mode=ray.data.SaveMode.APPEND,  # resumes add parts
+                             ray_remote_args={"num_cpus": 0})
         written = []
         for path in sorted(set(folder.rglob("*.parquet")) - before):
             written.extend(pq.read_table(path).to_pylist())

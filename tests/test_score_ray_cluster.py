@@ -1,5 +1,5 @@
 """`simclip score --engine ray --ray-address` on two simulated nodes (`ray.cluster_utils.Cluster`):
-the decode + OCR tasks run on both nodes, and the rows are the local engine's."""
+the decode + OCR actors run on both nodes, and the rows are the local engine's."""
 
 import logging
 import re
@@ -44,6 +44,6 @@ def test_two_nodes_share_the_work_and_write_the_local_engines_rows(cluster, harm
                                "--ray-cpu-batch", "1"]) == 0
     assert ray.is_initialized() and len([n for n in ray.nodes() if n["Alive"]]) == 2
     stats = caplog.text.split("Ray Data stats", 1)[1]
-    stats = stats.split("MapBatches(prepare_batch)", 1)[1].split("\nOperator ", 1)[0]
-    assert re.search(r"Tasks per node: .*; 2 nodes used", stats), stats  # both nodes read
+    stats = stats.split("MapBatches(ReadStage)", 1)[1].split("\nOperator ", 1)[0]
+    assert re.search(r"Tasks per node: .*; 2 nodes used", stats), stats  # readers on both nodes
     assert_same_rows(read_rows(distributed), read_rows(local), tol=1e-4)
