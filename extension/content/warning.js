@@ -13,7 +13,12 @@
  * the picture (or a layer of the site's sized to it, like Instagram's) is what was hit; a click on
  * anything else, the site's header over the picture included, is the site's. A ::before/::after
  * or an SVG <image> picture is blurred, without a card. The attribute `data-simclip-label` (or
- * `-before-label`, `-after-label`) holds the text, for screen readers' sake and the tests.
+ * `-before-label`, `-after-label`) holds the text, for the tests.
+ *
+ * Keyboard and screen readers: while flagged, a card's element is in the tab order (tabindex 0
+ * unless the site already made it focusable), a button with an aria-label naming the reason,
+ * and Enter or Space on it shows the picture, as a click does. The element's own tabindex, role
+ * and aria-label come back when the card goes.
  */
 import { describeWarnings } from '../shared/verdict.js';
 
@@ -21,6 +26,23 @@ export const CARD = Object.freeze({ width: 300, height: 100, max: 300 }); // px;
 // The "Not harmful?" chip, in card coordinates.
 export const REPORT_CHIP = Object.freeze({ x: 100, y: 66, width: 100, height: 24 });
 const SWALLOWED = ['pointerdown', 'pointerup', 'mousedown', 'mouseup', 'auxclick', 'dblclick'];
+const SHOW_KEYS = new Set(['Enter', ' ']);
+const A11Y_ATTRS = ['tabindex', 'role', 'aria-label']; // ours while a card is drawn, the site's after
+const CARD_KINDS = new Set(['img', 'bg', 'video']); // records drawn with a card (not pseudo, not SVG)
+
+/**
+ * Whether a flagged record's element can act as the card's button: a picture element, or a
+ * background on an element with no element children (a button over a post's text and links
+ * would hide them from screen readers).
+ */
+function isButtonLike(rec) {
+  return CARD_KINDS.has(rec.kind) && (rec.kind !== 'bg' || rec.el.childElementCount === 0);
+}
+
+/** What a screen reader says of a flagged picture whose card reads `text` ("Harmful 91%"). */
+export function accessibleLabel(text) {
+  return `Hidden picture: ${text}. Press Enter to show it.`;
+}
 
 /** The card for `text` ("Harmful 91%"), as a CSS url() value. */
 export function cardUrl(text) {
@@ -66,7 +88,9 @@ export class WarningPainter {
     this.styleEl = null; // where constructable sheets are refused: one <style> of ours
     this.roots = new Set(); // shadow roots the sheet was adopted into
     this.disabled = false;
+    this.ownA11y = new Map(); // rec -> the element's own tabindex, role, aria-label (null: none)
     this.onPointer = (e) => this.timed(() => this.handlePointer(e), 'click');
+    this.onKey = (e) => this.timed(() => this.handleKey(e), 'click');
     this.listenOn(window);
   }
 
@@ -74,6 +98,7 @@ export class WarningPainter {
   listenOn(target) {
     target.addEventListener('click', this.onPointer, true);
     for (const type of SWALLOWED) target.addEventListener(type, this.onPointer, true);
+    target.addEventListener('keydown', this.onKey, true);
   }
 
   /** Adopt the card rules into a shadow root (the document's rules do not reach into it). */
@@ -117,6 +142,8 @@ export class WarningPainter {
   sync(rec) {
     const text = describeWarnings(rec.warnings);
     if (rec.el.getAttribute(labelAttrOf(rec)) !== text) rec.el.setAttribute(labelAttrOf(rec), text);
+    if (rec.state === 'flagged' && isButtonLike(rec)) this.makeFocusable(rec, text);
+    else this.restoreA11y(rec);
     if (this.cards.get(rec) === text) return;
     if (this.cards.has(rec)) this.deleteRule(rec);
     this.cards.set(rec, text);
@@ -124,10 +151,45 @@ export class WarningPainter {
   }
 
   remove(rec) {
+    this.restoreA11y(rec);
     if (!this.cards.has(rec)) return;
     this.deleteRule(rec);
     this.cards.delete(rec);
     if (rec.el.hasAttribute(labelAttrOf(rec))) rec.el.removeAttribute(labelAttrOf(rec));
+  }
+
+  /** A flagged card: in the tab order, a button named after its reason (the site's values kept). */
+  makeFocusable(rec, text) {
+    const { el } = rec;
+    if (!this.ownA11y.has(rec)) {
+      this.ownA11y.set(rec, Object.fromEntries(A11Y_ATTRS.map((name) => [name, el.getAttribute(name)])));
+      if (!(el.tabIndex >= 0)) el.setAttribute('tabindex', '0');
+      el.setAttribute('role', 'button');
+    }
+    const label = accessibleLabel(text);
+    if (el.getAttribute('aria-label') !== label) el.setAttribute('aria-label', label);
+  }
+
+  /** The card went (shown, hidden again, unflagged): the element's own attributes come back. */
+  restoreA11y(rec) {
+    const own = this.ownA11y.get(rec);
+    if (!own) return;
+    this.ownA11y.delete(rec);
+    for (const [name, value] of Object.entries(own)) {
+      if (value === null) rec.el.removeAttribute(name);
+      else rec.el.setAttribute(name, value);
+    }
+  }
+
+  /** Enter or Space on a focused flagged picture shows it, as a click on its card does. */
+  handleKey(e) {
+    if (this.disabled || this.ownA11y.size === 0 || !e.isTrusted || !SHOW_KEYS.has(e.key)) return;
+    if (e.altKey || e.ctrlKey || e.metaKey || e.shiftKey) return;
+    const rec = this.findRecord(e.composedPath()[0]);
+    if (!rec || !this.cards.has(rec) || rec.state !== 'flagged') return;
+    e.preventDefault(); // Space would scroll the page, Enter follow a link around the picture
+    e.stopImmediatePropagation();
+    this.onReveal(rec);
   }
 
   /**

@@ -180,6 +180,24 @@ def test_clicking_a_warning_reveals_the_image_and_the_popup_covers_it_again(brow
     page.close()
 
 
+def test_a_flagged_picture_is_a_named_button_that_enter_shows(browser, feed_site):
+    """Keyboard and screen-reader users: the card is in the tab order with a label naming the
+    reason, Enter shows the picture, and the element's own attributes come back."""
+    page = open_feed(browser, feed_site, seed="keys")
+    meme = page.locator("#late-meme")
+    wait_late_meme_flagged(page)
+    a11y = "(el) => [el.tabIndex, el.getAttribute('role'), el.getAttribute('aria-label')]"
+    tab_index, role, label = meme.evaluate(a11y)
+    assert tab_index == 0 and role == "button" and "Harmful" in label and "Enter" in label
+    meme.focus()
+    assert page.evaluate("() => document.activeElement.id") == "late-meme"
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => document.getElementById('late-meme').getAttribute('data-simclip') === 'revealed'",
+                           timeout=5_000)
+    assert meme.evaluate(a11y) == [-1, None, None]  # the page's own <img>: no tabindex, role or label
+    page.close()
+
+
 def test_a_popup_toggle_switches_a_category_off_and_on_in_the_open_page(browser, feed_site):
     page = open_feed(browser, feed_site, seed="main")
     wait_late_meme_flagged(page)
