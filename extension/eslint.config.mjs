@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import globals from 'globals';
 
 export default [
-  { ignores: ['node_modules/**', 'web-ext-artifacts/**'] },
+  { ignores: ['node_modules/**', 'web-ext-artifacts/**', 'vendor/**'] },
   js.configs.recommended,
   {
     files: ['**/*.js', '**/*.mjs'],

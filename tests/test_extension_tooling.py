@@ -36,3 +36,19 @@ def test_extension_unit_tests_pass(npm):
 def test_extension_passes_eslint_and_web_ext_lint(npm):
     out = _run(npm, "lint")
     assert re.search(r"^errors\s+0\s*$", out, re.M), out  # web-ext's summary table
+
+
+def test_vendored_libraries_are_the_published_builds_of_the_pinned_packages(npm):
+    """extension/vendor holds npm packages' own builds, byte for byte (`npm run vendor` after a
+    version change in package.json): a library the extension ships is never edited by hand."""
+    import json
+
+    pinned = json.loads((EXTENSION / "package.json").read_text())["dependencies"]
+    vendored = {"tldts": ["dist/index.esm.min.js", "LICENSE"]}
+    assert set(pinned) == set(vendored)
+    for name, files in vendored.items():
+        package = EXTENSION / "node_modules" / name
+        assert json.loads((package / "package.json").read_text())["version"] == pinned[name]
+        for file in files:
+            ours = EXTENSION / "vendor" / name / Path(file).name
+            assert ours.read_bytes() == (package / file).read_bytes(), f"{ours} is not {name}'s {file}"

@@ -13,6 +13,7 @@
  *
  * Pure functions: the worker installs the rules they return.
  */
+import { getDomain } from '../vendor/tldts/index.esm.min.js';
 
 // Hosts urlsafety.js refuses, as they appear in a canonical URL (browsers rewrite 2130706433,
 // 0x7f.1 and 0177.0.0.1 to 127.0.0.1 before any rule sees them): loopback, private, link-local,
@@ -89,22 +90,17 @@ export function refererFor(pageUrl, imageUrl, policy = '') {
   return `${page.origin}/`;
 }
 
-// Public suffixes of more than one label that sites commonly sit under (a short list, not the
-// Public Suffix List: a site under another such suffix is taken for one site with its neighbours).
-const MULTI_LABEL_SUFFIXES = new Set([
-  'co.uk', 'org.uk', 'ac.uk', 'gov.uk', 'com.au', 'net.au', 'org.au', 'co.jp', 'ne.jp', 'or.jp', 'co.nz', 'com.br',
-  'com.mx', 'com.ar', 'com.tr', 'co.in', 'co.kr', 'com.cn', 'com.tw', 'com.hk', 'co.za', 'com.sg',
-  'github.io', 'gitlab.io', 'blogspot.com', 'tumblr.com', 'netlify.app', 'vercel.app', 'pages.dev', 'appspot.com',
-  'herokuapp.com', 'web.app', 'firebaseapp.com', 'neocities.org', 'substack.com', 'wordpress.com',
-]);
-
-/** The registrable domain of `host` ("i.redd.it" -> "redd.it", "a.b.co.uk" -> "b.co.uk"); an IP stays whole. */
+/**
+ * The registrable domain ("site") of `host`, by the Public Suffix List with its private section,
+ * as browsers decide which requests are same-site: "i.redd.it" -> "redd.it", "a.b.co.uk" ->
+ * "b.co.uk", "alice.github.io" -> itself (github.io is a public suffix). An IP address, or a
+ * name the list does not place (a single label such as "localhost"), stays whole. The list is
+ * tldts's (vendor/tldts, the published build of the npm package, pinned in package.json).
+ */
 export function registrableDomain(host) {
   const h = String(host).toLowerCase().replace(/\.$/, '');
   if (/^[\d.]+$/.test(h) || h.includes(':') || h.startsWith('[')) return h;
-  const labels = h.split('.');
-  const two = labels.slice(-2).join('.');
-  return MULTI_LABEL_SUFFIXES.has(two) && labels.length > 2 ? labels.slice(-3).join('.') : two;
+  return getDomain(h, { allowPrivateDomains: true }) ?? h;
 }
 
 /** True when the image is on the page's own site (its cookies went with the page's request). */

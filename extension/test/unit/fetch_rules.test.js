@@ -66,6 +66,16 @@ test('cookies go only to an image on the page\'s own site', () => {
   assert.equal(registrableDomain('preview.redd.it'), 'redd.it');
   assert.equal(registrableDomain('a.b.example.co.uk'), 'example.co.uk');
   assert.equal(registrableDomain('alice.github.io'), 'alice.github.io');
+  // the whole Public Suffix List, not a short list: wildcards, exceptions, private suffixes
+  assert.equal(registrableDomain('www.city.kawasaki.jp'), 'city.kawasaki.jp'); // !city.kawasaki.jp
+  assert.equal(registrableDomain('a.b.c.ck'), 'b.c.ck'); // *.ck
+  assert.equal(registrableDomain('memes.s3.amazonaws.com'), 'memes.s3.amazonaws.com');
+  assert.equal(registrableDomain('cdn.example.com.pl'), 'example.com.pl');
+  assert.equal(registrableDomain('WWW.Example.COM.'), 'example.com');
+  assert.equal(registrableDomain('localhost'), 'localhost');
+  assert.equal(registrableDomain('10.0.0.1'), '10.0.0.1');
+  assert.equal(isSameSite('https://alice.s3.amazonaws.com/', 'https://bob.s3.amazonaws.com/p.png'), false);
+  assert.equal(isSameSite('https://a.example.com.pl/', 'https://b.other.com.pl/p.png'), false);
   assert.equal(isSameSite('https://www.facebook.com/x', 'https://scontent.facebook.com/p.jpg'), true);
   assert.equal(isSameSite('https://www.reddit.com/x', 'https://i.redd.it/p.jpg'), false);
   assert.equal(isSameSite('https://alice.github.io/', 'https://bob.github.io/p.png'), false);
