@@ -20,6 +20,7 @@ from typing import Any
 
 from simclip import SimCLIPError
 from simclip.cli import add_backbone_args
+from simclip.ocr import parse_ocr_spec
 
 from .output import JsonlWriter, ParquetPartWriter, is_jsonl, read_done
 from .sources import iter_items
@@ -194,6 +195,10 @@ def _run(args: argparse.Namespace) -> int:
         if args.cache_dir:
             raise SystemExit("--cache-dir works with --engine local only (the server's cache "
                              "is a file on one machine)")
+        if str(parse_ocr_spec(args.ocr)[1].get("device", "cpu")) != "cpu":
+            # Ray hides the GPUs from actors that reserve none, and the encoders reserve them
+            raise SystemExit(f"--ocr {args.ocr}: OCR on a GPU runs with --engine local only; "
+                             "Ray's readers run OCR on the CPU cores (drop device=...)")
     config = config_from_args(args)
     items = list(iter_items(args.sources, args.column))
     from .ocr import build_ocr_engine

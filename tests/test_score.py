@@ -264,6 +264,12 @@ def test_ocr_on_cuda_builds_the_tuned_engine_with_the_cuda_provider(monkeypatch)
     assert rapidocr.RapidOCR is FakeRapid  # restored after the build
 
 
+def test_ocr_on_cuda_with_the_ray_engine_is_refused_before_anything_starts(tmp_path, capsys):
+    assert score_cli.main([str(tmp_path), "--out", str(tmp_path / "o.jsonl"), "--engine", "ray",
+                           "--ocr", "rapidocr:device=cuda"]) == 2
+    assert "--engine local only" in capsys.readouterr().err
+
+
 def test_ocr_specs_parse_options():
     assert score_ocr.parse_ocr_spec("rapidocr:device=cuda:1, threads=2,text_score=0.4") == (
         "rapidocr", {"device": "cuda:1", "threads": 2, "text_score": 0.4})
