@@ -225,9 +225,11 @@ def main(argv=None):
             x, t0 = (statistics.mean(v) for v in zip(*fit))
             rates_steady[name] = x
             print(f"| {name} | {tp:.2f} | {x:.2f} | {t0:.1f} | {wall:.1f} | {note} |")
-        else:
-            rates_steady[name] = tp
-            print(f"| {name} | {tp:.2f} | {tp:.2f} | - | {wall:.1f} | {note} |")
+        else:  # no fixed cost to remove, or (Ray on too few inputs for two runs) no fit
+            if name not in steady:
+                rates_steady[name] = tp
+            print(f"| {name} | {tp:.2f} | {rates_steady.get(name, float('nan')):.2f} | - | "
+                  f"{wall:.1f} | {note} |")
     print()
     local = rates.get(LOCAL)
     ceilings = [rates[k] for k in (OCR, ENCODER) if k in rates]
@@ -241,12 +243,15 @@ def main(argv=None):
         print(f"local engine / peer: {local / peer:.1f}")
     if not local:
         return 0
-    if RAY in rates:
+    if RAY in rates_steady:
         print(f"Ray engine / local engine: {rates_steady[RAY] / local:.2f} in steady state "
               f"(target >= 0.7); {rates[RAY] / local:.2f} end to end on {n} inputs")
+    elif RAY in rates:
+        print(f"Ray engine / local engine: {rates[RAY] / local:.2f} end to end on {n} inputs "
+              "(too few inputs to separate the per-run fixed cost: use more)")
     if SERVER in rates:
         print(f"local engine / server: {local / rates[SERVER]:.2f}")
-    one, two = rates_steady.get(CLUSTER_1), rates_steady.get(CLUSTER_2)
+    one, two = rates_steady.get(CLUSTER_1), rates_steady.get(CLUSTER_2)  # nan: no fit
     if one and two:
         physical = min(2, os.cpu_count() or 1)
         print(f"simulated cluster, 2 nodes / 1 node, steady state: {two / one:.2f} (scaling model: "
