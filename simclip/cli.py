@@ -85,10 +85,16 @@ def main(argv=None):
     """Entry point of the `simclip` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if argv and argv[0] in ("-V", "--version"):
+        from . import __version__
+
+        print(f"simclip {__version__}")
+        return 0
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
         width = max(map(len, COMMANDS))
         lines = [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
-        usage = "usage: simclip <command> [args]\n\ncommands:\n" + "\n".join(lines)
+        usage = ("usage: simclip <command> [args]   (simclip --version)\n\ncommands:\n"
+                 + "\n".join(lines))
         if argv and argv[0] not in ("-h", "--help"):
             print(f"simclip: unknown command {argv[0]!r}\n\n{usage}", file=sys.stderr)
             return 2

@@ -22,13 +22,37 @@ from simclip import SimCLIPError
 from simclip.cli import add_backbone_args
 from simclip.ocr import parse_ocr_spec
 
-from .output import JsonlWriter, ParquetPartWriter, is_jsonl, read_done
+from .output import JsonlWriter, ParquetPartWriter, check_out, is_jsonl, read_done
 from .sources import iter_items
 from .work import ScoreConfig, get_model_id, list_category_ids
 
 logger = logging.getLogger(__name__)
 
 SCALE_EXTRA = "scale"  # the pyproject extra with ray, pyarrow and tqdm
+
+
+def _count(minimum: int) -> Any:
+    """An argparse type: an integer >= minimum."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is below {minimum}")
+        return value
+    return parse
+
+
+def _non_negative(text: str) -> float:
+    """An argparse type: a number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text} is below 0")
+    return value
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -49,10 +73,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add_backbone_args(p)
     p.add_argument("--engine", choices=("local", "ray"), default="local",
                    help="local: this machine (default); ray: a Ray cluster (the 'scale' extra)")
-    p.add_argument("--batch-size", type=int, default=32, help="pictures per encoder batch")
-    p.add_argument("--max-wait-ms", type=float, default=5.0,
+    p.add_argument("--batch-size", type=_count(1), default=32, help="pictures per encoder batch")
+    p.add_argument("--max-wait-ms", type=_non_negative, default=5.0,
                    help="local: how long the encoder waits for a batch to fill")
-    p.add_argument("--workers", type=int, default=0,
+    p.add_argument("--workers", type=_count(0), default=0,
                    help="local: decode + OCR threads (default: one per core)")
     p.add_argument("--cache-dir", default=None,
                    help="local: share the server's result cache in this folder (needs the "
@@ -60,14 +84,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--ray-address", default=None,
                    help="ray: the cluster to join ('auto' on a cluster node, "
                         "ray://HEAD:10001); default: start Ray on this machine")
-    p.add_argument("--ray-encoders", type=int, default=0,
+    p.add_argument("--ray-encoders", type=_count(0), default=0,
                    help="ray: encoder actors (default: one per GPU, or 1 without GPUs)")
-    p.add_argument("--ray-cpu-batch", type=int, default=8,
+    p.add_argument("--ray-cpu-batch", type=_count(1), default=8,
                    help="ray: inputs per decode + OCR call")
-    p.add_argument("--ray-readers", type=int, default=0,
+    p.add_argument("--ray-readers", type=_count(0), default=0,
                    help="ray: decode + OCR actors, one CPU each (default: the cluster's CPUs "
                         "less the encoders' reservation)")
-    p.add_argument("--ray-encoder-cpus", type=float, default=None,
+    p.add_argument("--ray-encoder-cpus", type=_non_negative, default=None,
                    help="ray: CPUs reserved per encoder actor (default: 1 with GPUs, else 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p.parse_args(argv)
@@ -176,6 +200,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         return _run(args)
+    except KeyboardInterrupt:
+        print(f"\nsimclip score: interrupted; the rows written to {args.out} are kept: run the "
+              "same command again to go on from there", file=sys.stderr)
+        return 130
     except SystemExit as e:
         if isinstance(e.code, str):
             print(f"simclip score: {e.code}", file=sys.stderr)
@@ -190,6 +218,7 @@ def _run(args: argparse.Namespace) -> int:
     jsonl = is_jsonl(args.out)
     if not jsonl:
         _needs("pyarrow", "Parquet output")
+    check_out(args.out)  # before the model loads: a wrong --out is said at once
     if args.engine == "ray":
         _needs("ray.data", "--engine ray")
         if args.cache_dir:
@@ -222,7 +251,9 @@ def _run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     extra: dict[str, Any] = {}
     try:
-        if args.engine == "local":
+        if not todo:
+            pass  # nothing new: no pool, no Ray cluster started
+        elif args.engine == "local":
             extra = _run_local(config, predictor, todo, args.out, categories, writer, tally,
                                progress)
         else:

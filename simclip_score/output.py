@@ -85,6 +85,77 @@ def rows_to_table(rows: list[dict[str, Any]], categories: list[str]) -> Any:
     return pa.Table.from_pylist(rows, schema=arrow_schema(categories))
 
 
+OUT_MARKER = "_simclip_score.json"  # in a Parquet --out folder: the folder is ours ('_': not data)
+
+
+def check_out(out: str | os.PathLike[str]) -> None:
+    """Refuse, before any work, an `--out` that is not a simclip score output or cannot be one.
+
+    A JSONL --out must be absent, empty, or begin with a row of ours; a Parquet --out folder
+    must be absent, empty, or ours (marked by OUT_MARKER, or only part files with our columns).
+    The folder (and the marker) or the file's parent are created here, so an unwritable place
+    is found now, not after the model has loaded. Nothing of the user's is renamed or changed.
+
+    Raises:
+        SystemExit: with what is wrong and what to do.
+    """
+    path = Path(out)
+    if is_jsonl(path):
+        if path.is_dir():
+            raise SystemExit(f"--out {out} is a folder; name a .jsonl file")
+        _make_folder(path.parent, out)
+        if path.exists() and path.stat().st_size:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                first = f.readline()
+            try:
+                row = json.loads(first)
+            except ValueError:
+                row = None
+            if not (isinstance(row, dict) and "path" in row and "identity" in row):
+                raise SystemExit(f"--out {out} exists and is not a simclip score output (its "
+                                 "first line is not one of our rows); name a new file")
+        try:
+            open(path, "a").close()  # noqa: SIM115 (only: can it be written?)
+        except OSError as e:
+            raise SystemExit(f"--out {out} cannot be written: {e.strerror or e}") from e
+        return
+    if path.exists() and not path.is_dir():
+        raise SystemExit(f"--out {out} is a file; Parquet output is a folder of part files "
+                         "(name a new folder, or NAME.jsonl)")
+    if path.is_dir() and not (path / OUT_MARKER).exists():
+        foreign = next((f for f in sorted(path.iterdir()) if not _is_our_file(f)), None)
+        if foreign is not None:
+            raise SystemExit(f"--out {out} is a folder that is not a simclip score output (it "
+                             f"holds {foreign.name}); name a new or empty folder")
+    _make_folder(path, out)
+    try:
+        (path / OUT_MARKER).write_text(json.dumps({"written_by": "simclip score"}) + "\n")
+    except OSError as e:
+        raise SystemExit(f"--out {out} cannot be written: {e.strerror or e}") from e
+
+
+def _make_folder(folder: Path, out: str | os.PathLike[str]) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise SystemExit(f"--out {out}: cannot make the folder {folder}: {e.strerror or e}") from e
+
+
+def _is_our_file(path: Path) -> bool:
+    """A file a simclip score run (or Ray's writer for it) may have left in its --out folder."""
+    if path.name.startswith((".", "_")):
+        return True
+    if path.suffix != ".parquet" or not path.is_file():
+        return False
+    import pyarrow.parquet as pq
+
+    try:
+        names = set(pq.read_schema(path).names)
+    except Exception:  # unreadable: not provably ours
+        return False
+    return {"path", "identity", "scores", "error"} <= names
+
+
 def _parquet_files(folder: Path) -> list[Path]:
     """The part files of a Parquet dataset folder (names starting '.' or '_' are not data)."""
     return sorted(p for p in folder.rglob("*.parquet")

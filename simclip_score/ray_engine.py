@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .dedup import DedupRegistry
-from .output import is_jsonl, rows_to_table
+from .output import INTERNAL_ERROR, is_jsonl, rows_to_table
 from .sources import Item, SourceError
 from .work import (
     Reader,
@@ -43,11 +43,6 @@ from .work import (
 
 logger = logging.getLogger(__name__)
 
-
-
-def _item(row: dict[str, Any]) -> Item:
-    return Item(row["id"], path=row["path"], url=row["url"], tar=row["tar"],
-                member=row["member"], data=row["data"])
 
 
 class ReadStage:
@@ -78,10 +73,13 @@ def prepare_batch(batch: Any, reader: Reader, registry: Any) -> Any:
     loaded = []
     for row in batch.to_pylist():
         try:
-            data, sha256 = read_and_hash(_item(row))
+            data, sha256 = read_and_hash(Item.from_record(row))
             loaded.append((row["id"], sha256, data, None))
         except SourceError as e:
             loaded.append((row["id"], None, None, source_error(e)))
+        except Exception as e:  # our bug: one error row, never a failed run (as the local engine)
+            logger.exception("reading %s failed", row["id"])
+            loaded.append((row["id"], None, None, _internal_error(e)))
     claimed = iter(ray.get(registry.claim.remote(
         [(i, s) for i, s, _, err in loaded if err is None])))
     cols: dict[str, list[Any]] = {k: [] for k in ("id", "sha256", "text", "pixels", "sizes",
@@ -96,6 +94,9 @@ def prepare_batch(batch: Any, reader: Reader, registry: Any) -> Any:
                 pixels, sizes = pack_picture(image)
             except StageError as e:
                 error = e
+            except Exception as e:  # our bug: one error row
+                logger.exception("preparing %s failed", item_id)
+                error = _internal_error(e)
         for key, value in (("id", item_id), ("sha256", sha256), ("text", text),
                            ("pixels", pixels), ("sizes", sizes),
                            ("error", error.code if error else None),
@@ -103,6 +104,10 @@ def prepare_batch(batch: Any, reader: Reader, registry: Any) -> Any:
             cols[key].append(value)
     return pa.table({**cols, "pixels": pa.array(cols["pixels"], pa.large_binary()),
                      "sizes": pa.array(cols["sizes"], pa.list_(pa.int32()))})
+
+
+def _internal_error(e: Exception) -> StageError:
+    return StageError(INTERNAL_ERROR, f"{type(e).__name__}: {e}")
 
 
 class _TextGiven:

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import csv
 import glob
+import http.client
 import os
 import tarfile
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -45,9 +47,29 @@ class SourceError(Exception):
         self.code = code
 
 
+def printable_id(text: str) -> str:
+    """`text` as valid UTF-8 for the output: a file name's undecodable bytes (Python keeps them
+    as lone surrogates, 'caf\\udce9.png') are written as backslash escapes ('caf\\xe9.png')."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _fs(name: str | None) -> bytes | None:
+    return None if name is None else os.fsencode(name)
+
+
+def _unfs(name: bytes | str | None) -> str | None:
+    return None if name is None else os.fsdecode(name)
+
+
 @dataclass(frozen=True)
 class Item:
-    """One input: its id and where its bytes are (exactly one of path, url, tar+member, data)."""
+    """One input: its id and where its bytes are (exactly one of path, url, tar+member, data),
+    or `error`: a source that could not be listed (a corrupt shard), an error row of its own.
+    The id is made valid UTF-8 (`printable_id`); the path keeps the file system's name."""
 
     id: str
     path: str | None = None
@@ -55,11 +77,22 @@ class Item:
     tar: str | None = None
     member: str | None = None
     data: bytes | None = None
+    error: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "id", printable_id(self.id))
 
     def to_record(self) -> dict[str, object]:
-        """A flat dict (for Ray Data and process pools)."""
-        return {"id": self.id, "path": self.path, "url": self.url, "tar": self.tar,
-                "member": self.member, "data": self.data}
+        """A flat dict (for Ray Data and process pools); names as file-system bytes."""
+        return {"id": self.id, "path": _fs(self.path), "url": self.url, "tar": _fs(self.tar),
+                "member": _fs(self.member), "data": self.data, "error": self.error}
+
+    @classmethod
+    def from_record(cls, row: dict[str, object]) -> Item:
+        """The Item of a `to_record` dict."""
+        return cls(str(row["id"]), path=_unfs(row["path"]), url=row["url"],  # type: ignore[arg-type]
+                   tar=_unfs(row["tar"]), member=_unfs(row["member"]),  # type: ignore[arg-type]
+                   data=row["data"], error=row.get("error"))  # type: ignore[arg-type]
 
 
 def is_url(text: str) -> bool:
@@ -74,19 +107,34 @@ def _ref(text: str, base: Path | None = None) -> Item:
         return Item(text, url=text)
     path = Path(text)
     if base is not None and not path.is_absolute():
-        path = base / path
-    return Item(text, path=str(path))
+        path = base / path  # the id too: 'a/list.txt' and 'b/list.txt' may both say 'x.png'
+    return Item(str(path), path=str(path))
 
 
 def _walk_folder(folder: Path) -> Iterator[Item]:
+    """Image files below `folder`, sorted; symlinked folders are not followed (a link loop
+    would never end), a dangling or unreadable link is an input (its row says unreadable)."""
     files = sorted(p for p in folder.rglob("*")
-                   if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+                   if p.suffix.lower() in IMAGE_SUFFIXES and (p.is_file() or p.is_symlink()))
     for p in files:
         yield Item(str(p), path=str(p))
 
 
+def _glob(pattern: str) -> list[str]:
+    """The files matching `pattern`, sorted; `**` recurses without following symlinked folders
+    (glob.glob follows them, and a link to a parent folder never ends)."""
+    if "**" not in pattern:
+        return sorted(glob.glob(pattern))
+    parts = Path(pattern).parts
+    fixed = next(i for i, part in enumerate(parts) if glob.has_magic(part))
+    root = Path(*parts[:fixed]) if fixed else Path(".")
+    rest = str(Path(*parts[fixed:]))
+    prefix = "" if fixed else "."  # a relative pattern gives relative paths, as glob.glob does
+    return sorted(str(p) if not prefix else os.path.relpath(p) for p in root.glob(rest))
+
+
 def _read_list(path: Path) -> Iterator[Item]:
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:  # -sig: a byte-order mark is not text
         for line in f:
             line = line.strip()
             if line and not line.startswith("#"):
@@ -95,7 +143,7 @@ def _read_list(path: Path) -> Iterator[Item]:
 
 def _read_table(path: Path, column: str | None) -> Iterator[Item]:
     if path.suffix.lower() == ".csv":
-        with open(path, newline="", encoding="utf-8") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:  # Excel writes a BOM
             reader = csv.DictReader(f)
             name = _pick_column(path, list(reader.fieldnames or ()), column)
             for i, row in enumerate(reader):
@@ -111,6 +159,8 @@ def _read_table(path: Path, column: str | None) -> Iterator[Item]:
     row = 0
     for batch in pf.iter_batches(columns=[name], batch_size=1024):
         for value in batch.column(0).to_pylist():
+            if isinstance(value, dict):  # Hugging Face datasets' Image: {bytes, path}
+                value = value.get("bytes") or value.get("path")
             if isinstance(value, (bytes, bytearray)):
                 yield Item(f"{path}#{row}", data=bytes(value))
             elif value:
@@ -136,10 +186,19 @@ def _pick_column(path: Path, names: list[str], column: str | None) -> str:
 
 
 def _walk_tar(path: Path) -> Iterator[Item]:
-    with tarfile.open(path) as tar:
-        for member in tar:
-            if member.isfile() and Path(member.name).suffix.lower() in IMAGE_SUFFIXES:
-                yield Item(f"{path}/{member.name}", tar=str(path), member=member.name)
+    """The image members of a shard; a shard that cannot be read (corrupt, truncated, empty)
+    is one error row under its own name, after the members read before the damage."""
+    last = None
+    try:
+        with tarfile.open(path) as tar:
+            for member in tar:
+                if member.isfile() and Path(member.name).suffix.lower() in IMAGE_SUFFIXES:
+                    last = member.name
+                    yield Item(f"{path}/{member.name}", tar=str(path), member=member.name)
+    except (tarfile.TarError, OSError, EOFError) as e:
+        where = f" after member {last}" if last else ""
+        yield Item(str(path), error=f"{path}: unreadable WebDataset shard{where}: "
+                                    f"{type(e).__name__}: {e}")
 
 
 def iter_items(sources: Iterable[str], column: str | None = None) -> Iterator[Item]:
@@ -165,11 +224,11 @@ def iter_items(sources: Iterable[str], column: str | None = None) -> Iterator[It
         elif path.is_file():
             yield Item(source, path=source)
         elif glob.has_magic(source):
-            matches = sorted(glob.glob(source, recursive=True))
+            matches = _glob(source)
             if not matches:
                 raise SystemExit(f"no file matches {source!r}")
-            for match in matches:
-                if os.path.isfile(match):
+            for match in matches:  # files, and dangling links (their rows say unreadable)
+                if os.path.isfile(match) or (os.path.islink(match) and not os.path.isdir(match)):
                     yield Item(match, path=match)
         else:
             raise SystemExit(f"no such file, folder or glob: {source!r}")
@@ -214,22 +273,36 @@ def close_sources() -> None:
     _TARS.close()
 
 
+def quote_url(url: str) -> str:
+    """`url` with spaces and non-ASCII characters percent-encoded, as a browser sends it
+    (existing %XX escapes and the URL's delimiters are kept)."""
+    return urllib.parse.quote(url, safe=":/?#[]@!$&'()*+,;=%~")
+
+
 def fetch_url(url: str, timeout_s: float = FETCH_TIMEOUT_S,
               max_bytes: int = FETCH_MAX_BYTES) -> bytes:
-    """The body of an http(s) URL, at most `max_bytes`; SourceError(FETCH_FAILED) otherwise."""
-    request = urllib.request.Request(url, headers={"User-Agent": "simclip-score"})
+    """The body of an http(s) URL, at most `max_bytes`; SourceError(FETCH_FAILED) otherwise,
+    including a body cut short of its Content-Length (a partial download is never scored)."""
+    request = urllib.request.Request(quote_url(url), headers={"User-Agent": "simclip-score"})
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as response:
             data = response.read(max_bytes + 1)
-    except (urllib.error.URLError, OSError, ValueError) as e:
-        raise SourceError(FETCH_FAILED, f"{url}: {e}") from e
+            length = response.headers.get("Content-Length")
+            encoded = response.headers.get("Content-Encoding") not in (None, "identity")
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as e:
+        raise SourceError(FETCH_FAILED, f"{url}: {type(e).__name__}: {e}") from e
     if len(data) > max_bytes:
         raise SourceError(FETCH_FAILED, f"{url}: larger than {max_bytes} bytes")
+    if length and length.isdigit() and not encoded and len(data) < int(length):
+        raise SourceError(FETCH_FAILED, f"{url}: the connection closed after {len(data)} of "
+                                        f"{length} bytes")
     return data
 
 
 def read_item_bytes(item: Item) -> bytes:
     """The item's bytes. Raises SourceError (FETCH_FAILED or UNREADABLE_FILE)."""
+    if item.error is not None:
+        raise SourceError(UNREADABLE_FILE, item.error)
     if item.data is not None:
         return item.data
     if item.url is not None:

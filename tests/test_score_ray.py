@@ -67,3 +67,22 @@ def test_the_whole_shared_folder_and_two_broken_files_give_the_same_rows_on_both
     assert sum(r["sha256"] == dup["sha256"] for r in rows) == 2
     assert score(whole_folder, "--out", local, "--ocr", "none") == 0
     assert_same_rows(rows, read_rows(local), tol=1e-4)
+
+
+def test_odd_names_and_urls_are_rows_on_ray_too(corpus, tmp_path):
+    """A file name that is not UTF-8 travels to Ray's readers as file-system bytes, and a URL
+    that urllib cannot even parse is a fetch_failed row, never a failed run."""
+    import os
+
+    meme = sorted(corpus.glob("covid*.png"))[0]
+    raw = os.path.join(os.fsencode(tmp_path), b"caf\xe9.png")
+    with open(raw, "wb") as f:
+        f.write(meme.read_bytes())
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{meme}\nhttp://127.0.0.1:abc/x.png\n")
+    out = tmp_path / "s.jsonl"
+    assert score(tmp_path, listing, "--out", out, "--ocr", "none", "--engine", "ray") == 0
+    rows = {r["path"]: r for r in read_rows(out)}
+    assert rows[f"{tmp_path}/caf\\xe9.png"]["error"] is None
+    assert rows[str(meme)]["sha256"] == rows[f"{tmp_path}/caf\\xe9.png"]["sha256"]
+    assert rows["http://127.0.0.1:abc/x.png"]["error"] == "fetch_failed"

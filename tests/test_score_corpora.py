@@ -1,0 +1,198 @@
+"""`simclip score` on what real corpora hold: names, links, shards, tables, URLs and an --out
+that is not ours. Each test is a fault a first user hit (a crash, a lost or renamed file,
+rows dropped or scored from partial bytes), so each one can fail."""
+
+import csv
+import http.server
+import os
+import tarfile
+import threading
+
+import pytest
+
+from score_support import TINY, by_path, make_corpus, require
+from simclip_score import cli as score_cli
+from simclip_score.output import read_rows
+from simclip_score.sources import iter_items
+
+
+def score(*args):
+    return score_cli.main([*map(str, args), *TINY, "--no-progress", "--ocr", "none"])
+
+
+@pytest.fixture(scope="module")
+def corpus(harmeme_val_dir, tmp_path_factory):
+    return make_corpus(tmp_path_factory.mktemp("corpora"), harmeme_val_dir / "images", 3)
+
+
+@pytest.fixture()
+def meme(corpus):
+    return sorted(corpus.glob("covid*.png"))[0]
+
+
+def test_an_out_that_is_not_ours_is_refused_and_left_as_it_was(meme, tmp_path, capsys):
+    results = tmp_path / "results.csv"  # a Parquet --out name that is the user's file
+    results.write_text("a,b\n")
+    assert score(meme, "--out", results) == 2
+    assert results.read_text() == "a,b\n" and sorted(p.name for p in tmp_path.iterdir()) == [
+        "results.csv"]
+    assert "is a file" in capsys.readouterr().err
+    tables = tmp_path / "tables"  # a folder of the user's own Parquet, not our output
+    tables.mkdir()
+    pq, pa = require("pyarrow.parquet"), require("pyarrow")
+    pq.write_table(pa.table({"path": [str(meme)]}), tables / "paths.parquet")
+    assert score(tables / "paths.parquet", "--out", tables) == 2
+    assert [p.name for p in tables.iterdir()] == ["paths.parquet"]
+    assert "not a simclip score output" in capsys.readouterr().err
+    notes = tmp_path / "notes.jsonl"  # JSON lines of something else
+    notes.write_text('{"note": 1}\n')
+    assert score(meme, "--out", notes) == 2 and notes.read_text() == '{"note": 1}\n'
+
+
+def test_an_unwritable_out_is_said_before_the_model_loads(meme, tmp_path, capsys, monkeypatch):
+    import simclip_score.work as work
+
+    monkeypatch.setattr(work.ScoreConfig, "load_predictor",
+                        lambda *a, **k: pytest.fail("the model loaded before --out was checked"))
+    (tmp_path / "a.png").write_bytes(b"x")
+    assert score(meme, "--out", tmp_path / "a.png" / "x.jsonl") == 2
+    assert "--out" in capsys.readouterr().err
+
+
+def test_our_own_parquet_folder_resumes(meme, tmp_path):
+    out = tmp_path / "scores"
+    assert score(meme, "--out", out) == 0
+    assert score(meme, "--out", out) == 0  # ours: resumed, nothing new
+    assert len(read_rows(out)) == 1
+
+
+def test_a_file_name_that_is_not_utf8_is_scored_under_an_escaped_id(meme, tmp_path):
+    folder = tmp_path / "names"
+    folder.mkdir()
+    raw = os.path.join(os.fsencode(folder), b"caf\xe9.png")
+    with open(raw, "wb") as f:
+        f.write(meme.read_bytes())
+    (folder / "plain.png").write_bytes(meme.read_bytes())
+    for out in (tmp_path / "s.jsonl", tmp_path / "s-parquet"):
+        if out.suffix != ".jsonl":
+            require("pyarrow")
+        assert score(folder, "--out", out) == 0
+        rows = by_path(read_rows(out))
+        assert set(rows) == {f"{folder}/caf\\xe9.png", f"{folder}/plain.png"}
+        assert all(r["error"] is None for r in rows.values())
+        assert score(folder, "--out", out) == 0 and len(read_rows(out)) == 2  # resumed
+
+
+def test_relative_paths_in_lists_and_tables_are_taken_from_their_folder(corpus, tmp_path):
+    memes = sorted(corpus.glob("covid*.png"))[:2]
+    for name, m in zip("ab", memes):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "img.png").write_bytes(m.read_bytes())
+        (tmp_path / name / "list.txt").write_text("img.png\n")
+    with open(tmp_path / "a" / "table.csv", "w", newline="", encoding="utf-8-sig") as f:
+        csv.writer(f).writerows([["path", "label"], ["img.png", "x"]])  # Excel's BOM
+    out = tmp_path / "s.jsonl"
+    assert score(tmp_path / "a" / "list.txt", tmp_path / "b" / "list.txt",
+                 tmp_path / "a" / "table.csv", "--out", out) == 0
+    rows = by_path(read_rows(out))
+    assert set(rows) == {str(tmp_path / "a" / "img.png"), str(tmp_path / "b" / "img.png")}
+    assert len({r["sha256"] for r in rows.values()}) == 2
+
+
+def test_a_corrupt_or_truncated_shard_is_an_error_row_and_the_rest_is_scored(meme, tmp_path):
+    good = tmp_path / "good.tar"
+    with tarfile.open(good, "w") as tar:
+        tar.add(meme, arcname="0001/image.png")
+        tar.add(meme, arcname="0002/image.png")
+    cut = tmp_path / "cut.tar"
+    cut.write_bytes(good.read_bytes()[:1200])  # the first member's header and some bytes
+    (tmp_path / "empty.tar").write_bytes(b"")
+    (tmp_path / "junk.tar").write_bytes(b"not a tar at all" * 40)
+    out = tmp_path / "s.jsonl"
+    assert score(good, cut, tmp_path / "empty.tar", tmp_path / "junk.tar", meme, "--out", out) == 0
+    rows = by_path(read_rows(out))
+    assert rows[f"{good}/0001/image.png"]["error"] is None and rows[str(meme)]["error"] is None
+    for shard in ("empty.tar", "junk.tar"):
+        assert rows[str(tmp_path / shard)]["error"] == "unreadable_file"
+    assert rows[str(cut)]["error"] == "unreadable_file" or any(
+        r["error"] for p, r in rows.items() if p.startswith(str(cut)))
+
+
+def test_a_glob_does_not_follow_symlinked_folders_and_a_folder_lists_dangling_links(
+        meme, tmp_path):
+    root = tmp_path / "c"
+    (root / "sub").mkdir(parents=True)
+    (root / "sub" / "x.png").write_bytes(meme.read_bytes())
+    os.symlink("..", root / "sub" / "up")  # a loop to the parent
+    os.symlink(".", root / "self")  # and to itself
+    os.symlink(root / "missing.png", root / "gone.png")  # dangling
+    matches = [i.id for i in iter_items([f"{root}/**/*.png"])]
+    assert matches == [str(root / "gone.png"), str(root / "sub" / "x.png")]
+    out = tmp_path / "s.jsonl"
+    assert score(root, "--out", out) == 0
+    rows = by_path(read_rows(out))
+    assert set(rows) == {str(root / "gone.png"), str(root / "sub" / "x.png")}
+    assert rows[str(root / "gone.png")]["error"] == "unreadable_file"
+
+
+def test_hugging_face_image_columns_give_their_bytes(meme, tmp_path):
+    pa, pq = require("pyarrow"), require("pyarrow.parquet")
+    image = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    table = pa.table({"image": pa.array([{"bytes": meme.read_bytes(), "path": "a.png"},
+                                         {"bytes": None, "path": str(meme)}], image)})
+    pq.write_table(table, tmp_path / "hf.parquet")
+    out = tmp_path / "s.jsonl"
+    assert score(tmp_path / "hf.parquet", "--out", out) == 0
+    rows = read_rows(out)
+    assert len(rows) == 2 and all(r["error"] is None for r in rows)
+    assert len({r["sha256"] for r in rows}) == 1 and all(len(r["path"]) < 300 for r in rows)
+
+
+class _Cut(http.server.BaseHTTPRequestHandler):
+    """/cut.png: says the whole length, sends 60% and closes; /with space.png: the meme."""
+
+    body = b""
+
+    def do_GET(self):  # noqa: N802 (http.server's name)
+        if self.path.startswith("/with%20space"):
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(self.body)))
+            self.end_headers()
+            self.wfile.write(self.body)
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body[: len(self.body) * 6 // 10])
+        self.close_connection = True
+
+    def log_message(self, *args):
+        pass
+
+
+def test_urls_partial_bodies_spaces_and_bad_ports(meme, tmp_path):
+    _Cut.body = meme.read_bytes()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Cut)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        listing = tmp_path / "urls.txt"
+        listing.write_text(f"{base}/cut.png\n{base}/with space.png\nhttp://127.0.0.1:abc/x.png\n")
+        out = tmp_path / "s.jsonl"
+        assert score(listing, "--out", out) == 0
+    finally:
+        server.shutdown()
+        server.server_close()
+    rows = by_path(read_rows(out))
+    assert rows[f"{base}/cut.png"]["error"] == "fetch_failed"  # never scored from 60% of it
+    assert "closed after" in rows[f"{base}/cut.png"]["error_message"]
+    assert rows[f"{base}/with space.png"]["error"] is None  # sent as with%20space, as browsers do
+    assert rows["http://127.0.0.1:abc/x.png"]["error"] == "fetch_failed"
+
+
+@pytest.mark.parametrize("option", ["--batch-size=0", "--workers=-1", "--max-wait-ms=-5",
+                                    "--ray-cpu-batch=0"])
+def test_impossible_options_are_refused_by_the_parser(meme, tmp_path, option):
+    with pytest.raises(SystemExit) as e:
+        score(meme, "--out", tmp_path / "s.jsonl", option)
+    assert e.value.code == 2 and not (tmp_path / "s.jsonl").exists()
