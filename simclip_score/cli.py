@@ -5,8 +5,11 @@
     simclip score memes/ --out scores.parquet --engine ray --ray-address auto
 
 One row per input (schema: `simclip_score.output`); a bad file is an error row with a typed
-code, never a crash. A rerun with the same --out skips the inputs already written. Identical
-images (same sha256) are computed once. Prints a summary table at the end.
+code, never a crash: corrupt_image, unsupported_format, image_too_large, empty_image,
+fetch_failed, unreadable_file, ocr_failed, internal_error. A rerun with the same --out skips
+the inputs already written (--retry-errors: scores the errors of the moment again), and Ctrl-C
+keeps what was written. Identical images (same sha256) are computed once. Prints a summary
+table at the end.
 """
 
 from __future__ import annotations
@@ -22,7 +25,15 @@ from simclip import SimCLIPError
 from simclip.cli import add_backbone_args
 from simclip.ocr import parse_ocr_spec
 
-from .output import JsonlWriter, ParquetPartWriter, check_out, is_jsonl, read_done
+from .output import (
+    RETRYABLE,
+    JsonlWriter,
+    ParquetPartWriter,
+    check_out,
+    drop_error_rows,
+    is_jsonl,
+    read_done,
+)
 from .sources import iter_items
 from .work import ScoreConfig, get_model_id, list_category_ids
 
@@ -58,6 +69,7 @@ def _non_negative(text: str) -> float:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Arguments of `simclip score`."""
     p = argparse.ArgumentParser(prog="simclip score", description=__doc__.split("\n")[0],
+                                epilog=__doc__.split("\n\n", 2)[2],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("sources", nargs="+", metavar="SOURCE",
                    help="folders (recursive), globs, image files, http(s) URLs, a .txt list of "
@@ -93,6 +105,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "less the encoders' reservation)")
     p.add_argument("--ray-encoder-cpus", type=_non_negative, default=None,
                    help="ray: CPUs reserved per encoder actor (default: 1 with GPUs, else 0)")
+    p.add_argument("--retry-errors", nargs="?", const=",".join(RETRYABLE), default=None,
+                   metavar="CODES",
+                   help="on a rerun, score again the inputs whose rows have these error codes "
+                        f"(comma-separated; alone: {','.join(RETRYABLE)}, the errors of the "
+                        "moment); their old rows are removed from --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p.parse_args(argv)
 
@@ -195,6 +212,20 @@ def config_from_args(args: argparse.Namespace) -> ScoreConfig:
                        workers=args.workers, cache_dir=args.cache_dir)
 
 
+def _parse_codes(text: str) -> set[str]:
+    """--retry-errors' comma-separated codes, each a code a row can have."""
+    from simclip import errors
+
+    known = {e.code for e in vars(errors).values()
+             if isinstance(e, type) and issubclass(e, SimCLIPError)} | set(RETRYABLE)
+    codes = {c.strip() for c in text.split(",") if c.strip()}
+    unknown = codes - known
+    if unknown or not codes:
+        raise SystemExit(f"--retry-errors {text!r}: not error codes: {sorted(unknown)}; "
+                         f"codes: {', '.join(sorted(known))}")
+    return codes
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `simclip score`; returns the exit status (0 even with error rows)."""
     args = parse_args(argv)
@@ -236,7 +267,12 @@ def _run(args: argparse.Namespace) -> int:
     predictor = config.load_predictor(ocr=ocr)
     categories, model, identity = list_category_ids(predictor), get_model_id(predictor), \
         predictor.identity
-    done = read_done(args.out, identity)
+    done = read_done(args.out, identity)  # refuses another model's rows first
+    if args.retry_errors and done:
+        retried = drop_error_rows(args.out, _parse_codes(args.retry_errors))
+        if retried:
+            logger.info("scoring %d inputs again (--retry-errors %s)", retried, args.retry_errors)
+            done = read_done(args.out, identity)
     todo, seen = [], set(done)
     for item in items:
         if item.id not in seen:  # an id listed twice is one input

@@ -195,6 +195,58 @@ def read_rows(out: str | os.PathLike[str], columns: list[str] | None = None) -> 
     return rows
 
 
+# errors of the moment, not of the image: `--retry-errors` scores these rows again
+RETRYABLE = ("fetch_failed", "unreadable_file", "ocr_failed", "internal_error")
+
+
+def drop_error_rows(out: str | os.PathLike[str], codes: Iterable[str]) -> int:
+    """Remove from `out` the rows whose error is one of `codes`, so that a rerun scores those
+    inputs again; returns how many went. Every other row stays. Each file is rewritten
+    atomically (temp + rename): a crash leaves the old file or the new one, never half.
+    """
+    codes = set(codes)
+    path = Path(out)
+    dropped = 0
+    if is_jsonl(path):
+        if not path.exists():
+            return 0
+        kept = []
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                try:
+                    row = json.loads(line)
+                except ValueError:
+                    row = None  # a line cut by a crash: JsonlWriter trims it
+                if isinstance(row, dict) and row.get("error") in codes:
+                    dropped += 1
+                else:
+                    kept.append(line)
+        if dropped:
+            tmp = path.with_name(f".{path.name}.tmp")
+            tmp.write_text("".join(kept), encoding="utf-8")
+            os.replace(tmp, path)
+        return dropped
+    if not path.is_dir():
+        return 0
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    for part in _parquet_files(path):
+        try:
+            table = pq.read_table(part)
+        except Exception:  # a part cut by a crash: read_rows sets it aside
+            continue
+        retry = pc.fill_null(pc.is_in(table["error"], value_set=pa.array(sorted(codes))), False)
+        n = pc.sum(retry).as_py() or 0
+        if n:
+            tmp = part.with_name(f".{part.name}.tmp")
+            pq.write_table(table.filter(pc.invert(retry)), tmp)
+            os.replace(tmp, part)
+            dropped += n
+    return dropped
+
+
 def read_done(out: str | os.PathLike[str], identity: str) -> set[str]:
     """The ids already written to `out` (resume).
 

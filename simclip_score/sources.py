@@ -29,7 +29,7 @@ from pathlib import Path
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".avif", ".jfif"}
 LIST_SUFFIXES = {".txt", ".lst", ".list", ".urls"}
 TABLE_SUFFIXES = {".parquet", ".csv"}
-TAR_SUFFIXES = {".tar"}
+TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")  # tarfile opens each
 URL_PREFIXES = ("http://", "https://")
 FETCH_TIMEOUT_S = 30.0
 FETCH_MAX_BYTES = 32 * 1024 * 1024  # larger answers are refused (fetch_failed)
@@ -218,8 +218,11 @@ def iter_items(sources: Iterable[str], column: str | None = None) -> Iterator[It
         elif path.is_file() and suffix in LIST_SUFFIXES:
             yield from _read_list(path)
         elif path.is_file() and suffix in TABLE_SUFFIXES:
-            yield from _read_table(path, column)
-        elif path.is_file() and suffix in TAR_SUFFIXES:
+            try:
+                yield from _read_table(path, column)
+            except (OSError, ValueError, csv.Error) as e:  # pyarrow's errors are ValueErrors
+                raise SystemExit(f"{path}: cannot read the table: {type(e).__name__}: {e}") from e
+        elif path.is_file() and path.name.lower().endswith(TAR_SUFFIXES):
             yield from _walk_tar(path)
         elif path.is_file():
             yield Item(source, path=source)

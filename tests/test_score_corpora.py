@@ -196,3 +196,41 @@ def test_impossible_options_are_refused_by_the_parser(meme, tmp_path, option):
     with pytest.raises(SystemExit) as e:
         score(meme, "--out", tmp_path / "s.jsonl", option)
     assert e.value.code == 2 and not (tmp_path / "s.jsonl").exists()
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", "-parquet"])
+def test_retry_errors_scores_the_errors_of_the_moment_again_and_keeps_every_other_row(
+        corpus, tmp_path, suffix):
+    if suffix != ".jsonl":
+        require("pyarrow")
+    later = tmp_path / "later.png"  # not there in the first run: unreadable_file
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{later}\n")
+    out = tmp_path / f"s{suffix}"
+    assert score(corpus, listing, "--out", out) == 0
+    first = by_path(read_rows(out))
+    assert first[str(later)]["error"] == "unreadable_file"
+    assert len(first) == len(list(corpus.iterdir())) + 1
+    later.write_bytes(sorted(corpus.glob("covid*.png"))[1].read_bytes())
+    assert score(corpus, listing, "--out", out) == 0  # a plain rerun keeps the error row
+    assert by_path(read_rows(out))[str(later)]["error"] == "unreadable_file"
+    assert score(corpus, listing, "--out", out, "--retry-errors") == 0
+    rows = read_rows(out)
+    assert len(rows) == len(first) and by_path(rows)[str(later)]["error"] is None
+    again = by_path(rows)  # the image's own errors stay, as they were
+    assert again[str(corpus / "cut.png")] == first[str(corpus / "cut.png")]
+    assert score(corpus, "--out", out, "--retry-errors", "not_a_code") == 2
+
+
+def test_compressed_shards_are_shards_and_a_broken_table_is_named(meme, tmp_path, capsys):
+    shard = tmp_path / "shard-000.tar.gz"
+    with tarfile.open(shard, "w:gz") as tar:
+        tar.add(meme, arcname="0001/image.png")
+    out = tmp_path / "s.jsonl"
+    assert score(shard, "--out", out) == 0
+    (row,) = read_rows(out)
+    assert row["path"] == f"{shard}/0001/image.png" and row["error"] is None
+    require("pyarrow")
+    (tmp_path / "broken.parquet").write_bytes(b"PAR1")
+    assert score(tmp_path / "broken.parquet", "--out", tmp_path / "t.jsonl") == 2
+    assert "broken.parquet: cannot read the table" in capsys.readouterr().err
