@@ -249,7 +249,6 @@ def _run(args: argparse.Namespace) -> int:
     jsonl = is_jsonl(args.out)
     if not jsonl:
         _needs("pyarrow", "Parquet output")
-    check_out(args.out)  # before the model loads: a wrong --out is said at once
     if args.engine == "ray":
         _needs("ray.data", "--engine ray")
         if args.cache_dir:
@@ -259,6 +258,7 @@ def _run(args: argparse.Namespace) -> int:
             # Ray hides the GPUs from actors that reserve none, and the encoders reserve them
             raise SystemExit(f"--ocr {args.ocr}: OCR on a GPU runs with --engine local only; "
                              "Ray's readers run OCR on the CPU cores (drop device=...)")
+    check_out(args.out)  # before the model loads: a wrong --out is said at once
     config = config_from_args(args)
     items = list(iter_items(args.sources, args.column))
     from .ocr import build_ocr_engine
