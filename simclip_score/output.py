@@ -29,7 +29,7 @@ import json
 import logging
 import os
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -162,21 +162,26 @@ def _parquet_files(folder: Path) -> list[Path]:
                   if not any(part.startswith((".", "_")) for part in p.relative_to(folder).parts))
 
 
+def _jsonl_rows(path: Path) -> Iterator[tuple[str, dict[str, Any] | None]]:
+    """(line, row) for each line of a JSONL file; row None for a line that is not a row (one
+    cut by a crash: JsonlWriter trims it on resume)."""
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                row = json.loads(line)
+            except ValueError:
+                row = None
+            yield line, row if isinstance(row, dict) else None
+
+
 def read_rows(out: str | os.PathLike[str], columns: list[str] | None = None) -> list[dict[str, Any]]:
     """Every row written to `out` (JSONL or a Parquet dataset folder); [] when absent."""
     out = Path(out)
     if is_jsonl(out):
         if not out.exists():
             return []
-        rows = []
-        with open(out, encoding="utf-8") as f:
-            for line in f:
-                try:
-                    row = json.loads(line)
-                except ValueError:
-                    continue  # a line cut by a crash; JsonlWriter trims it on resume
-                rows.append({k: row.get(k) for k in columns} if columns else row)
-        return rows
+        return [{k: row.get(k) for k in columns} if columns else row
+                for _, row in _jsonl_rows(out) if row is not None]
     if not out.exists():
         return []
     import pyarrow.parquet as pq
@@ -211,16 +216,11 @@ def drop_error_rows(out: str | os.PathLike[str], codes: Iterable[str]) -> int:
         if not path.exists():
             return 0
         kept = []
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                try:
-                    row = json.loads(line)
-                except ValueError:
-                    row = None  # a line cut by a crash: JsonlWriter trims it
-                if isinstance(row, dict) and row.get("error") in codes:
-                    dropped += 1
-                else:
-                    kept.append(line)
+        for line, row in _jsonl_rows(path):
+            if row is not None and row.get("error") in codes:
+                dropped += 1
+            else:
+                kept.append(line)
         if dropped:
             tmp = path.with_name(f".{path.name}.tmp")
             tmp.write_text("".join(kept), encoding="utf-8")
