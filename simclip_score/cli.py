@@ -7,7 +7,7 @@
 One row per input (schema: `simclip_score.output`); a bad file is an error row with a typed
 code, never a crash: corrupt_image, unsupported_format, image_too_large, empty_image,
 fetch_failed, unreadable_file, ocr_failed, internal_error. A rerun with the same --out skips
-the inputs already written (--retry-errors: scores the errors of the moment again), and Ctrl-C
+the inputs already written (--retry-errors: scores this run's errors of the moment again), and Ctrl-C
 keeps what was written. Identical images (same sha256) are computed once. Prints a summary
 table at the end.
 """
@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from simclip import SimCLIPError
@@ -105,11 +108,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "less the encoders' reservation)")
     p.add_argument("--ray-encoder-cpus", type=_non_negative, default=None,
                    help="ray: CPUs reserved per encoder actor (default: 1 with GPUs, else 0)")
-    p.add_argument("--retry-errors", nargs="?", const=",".join(RETRYABLE), default=None,
-                   metavar="CODES",
-                   help="on a rerun, score again the inputs whose rows have these error codes "
-                        f"(comma-separated; alone: {','.join(RETRYABLE)}, the errors of the "
-                        "moment); their old rows are removed from --out")
+    p.add_argument("--retry-errors", action="store_true",
+                   help="on a rerun, score again this run's inputs whose rows have an error of "
+                        "--retry-codes; their old rows are removed from --out")
+    p.add_argument("--retry-codes", default=",".join(RETRYABLE), metavar="CODES",
+                   help=f"comma-separated error codes for --retry-errors (default: "
+                        f"{','.join(RETRYABLE)}, the errors of the moment)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p.parse_args(argv)
 
@@ -216,25 +220,42 @@ def _parse_codes(text: str) -> set[str]:
     """--retry-errors' comma-separated codes, each a code a row can have."""
     from simclip import errors
 
-    known = {e.code for e in vars(errors).values()
-             if isinstance(e, type) and issubclass(e, SimCLIPError)} | set(RETRYABLE)
+    known = {e.code for e in vars(errors).values()  # the decoder's codes a row can have
+             if isinstance(e, type) and issubclass(e, errors.ImageError)} | set(RETRYABLE)
+    known.discard(errors.ImageError.code)
     codes = {c.strip() for c in text.split(",") if c.strip()}
     unknown = codes - known
     if unknown or not codes:
-        raise SystemExit(f"--retry-errors {text!r}: not error codes: {sorted(unknown)}; "
+        raise SystemExit(f"--retry-codes {text!r}: not row error codes: {sorted(unknown)}; "
                          f"codes: {', '.join(sorted(known))}")
     return codes
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (kill, a scheduler's eviction, timeout): stopped as Ctrl-C stops, rows kept."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise _Terminated()
+
+
+def _lock_path(out: str) -> Path:
+    path = Path(out)
+    return path.with_name(f".{path.name}.lock") if is_jsonl(path) else path / "_simclip_score.lock"
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `simclip score`; returns the exit status (0 even with error rows)."""
     args = parse_args(argv)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
     try:
         return _run(args)
-    except KeyboardInterrupt:
-        print(f"\nsimclip score: interrupted; the rows written to {args.out} are kept: run the "
-              "same command again to go on from there", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        print(f"\nsimclip score: {'terminated' if isinstance(e, _Terminated) else 'interrupted'}"
+              f"; the rows written to {args.out} are kept: run the same command again to go "
+              "on from there", file=sys.stderr)
+        return 143 if isinstance(e, _Terminated) else 130
     except SystemExit as e:
         if isinstance(e.code, str):
             print(f"simclip score: {e.code}", file=sys.stderr)
@@ -243,9 +264,15 @@ def main(argv: list[str] | None = None) -> int:
     except (SimCLIPError, ValueError, RuntimeError) as e:
         print(f"simclip score: {e}", file=sys.stderr)
         return 2
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.out.strip() in ("-", ""):
+        raise SystemExit("--out: rows go to a file, not to standard output; name a .jsonl file "
+                         "or a Parquet folder")
     jsonl = is_jsonl(args.out)
     if not jsonl:
         _needs("pyarrow", "Parquet output")
@@ -258,7 +285,24 @@ def _run(args: argparse.Namespace) -> int:
             # Ray hides the GPUs from actors that reserve none, and the encoders reserve them
             raise SystemExit(f"--ocr {args.ocr}: OCR on a GPU runs with --engine local only; "
                              "Ray's readers run OCR on the CPU cores (drop device=...)")
+    codes = _parse_codes(args.retry_codes) if args.retry_errors else set()
     check_out(args.out)  # before the model loads: a wrong --out is said at once
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(_lock_path(args.out)), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise SystemExit(f"another simclip score is writing to {args.out} (its lock: "
+                         f"{lock.lock_file}); wait for it to end, or name another --out") from None
+    try:
+        return _score(args, jsonl, codes)
+    finally:
+        lock.release()
+
+
+def _score(args: argparse.Namespace, jsonl: bool, codes: set[str]) -> int:
+    """The run itself, holding --out's lock."""
     config = config_from_args(args)
     items = list(iter_items(args.sources, args.column))
     from .ocr import build_ocr_engine
@@ -268,10 +312,11 @@ def _run(args: argparse.Namespace) -> int:
     categories, model, identity = list_category_ids(predictor), get_model_id(predictor), \
         predictor.identity
     done = read_done(args.out, identity)  # refuses another model's rows first
-    if args.retry_errors and done:
-        retried = drop_error_rows(args.out, _parse_codes(args.retry_errors))
+    if codes and done:
+        retried = drop_error_rows(args.out, codes, {item.id for item in items})
         if retried:
-            logger.info("scoring %d inputs again (--retry-errors %s)", retried, args.retry_errors)
+            logger.info("scoring %d inputs again (--retry-errors, codes %s)", retried,
+                        ",".join(sorted(codes)))
             done = read_done(args.out, identity)
     todo, seen = [], set(done)
     for item in items:

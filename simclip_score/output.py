@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -40,6 +41,7 @@ COLUMNS = ("path", "sha256", "mode", "scores", "warnings", "text", "frames", "ca
 OCR_FAILED = "ocr_failed"  # the OCR engine raised (our problem, not the image's)
 INTERNAL_ERROR = "internal_error"  # the encoders or the head raised
 PART_ROWS = 4096  # rows per Parquet part file written by the local engine
+PART_SECONDS = 60.0  # ...or fewer, once a minute
 
 
 def is_jsonl(out: str | os.PathLike[str]) -> bool:
@@ -204,10 +206,11 @@ def read_rows(out: str | os.PathLike[str], columns: list[str] | None = None) -> 
 RETRYABLE = ("fetch_failed", "unreadable_file", "ocr_failed", "internal_error")
 
 
-def drop_error_rows(out: str | os.PathLike[str], codes: Iterable[str]) -> int:
-    """Remove from `out` the rows whose error is one of `codes`, so that a rerun scores those
-    inputs again; returns how many went. Every other row stays. Each file is rewritten
-    atomically (temp + rename): a crash leaves the old file or the new one, never half.
+def drop_error_rows(out: str | os.PathLike[str], codes: Iterable[str], ids: set[str]) -> int:
+    """Remove from `out` the rows of the inputs `ids` whose error is one of `codes`, so that a
+    rerun scores them again; returns how many went. Every other row stays (other inputs' rows
+    too: an --out shared by several runs keeps theirs). Each file is rewritten atomically
+    (temp + rename): a crash leaves the old file or the new one, never half.
     """
     codes = set(codes)
     path = Path(out)
@@ -217,7 +220,7 @@ def drop_error_rows(out: str | os.PathLike[str], codes: Iterable[str]) -> int:
             return 0
         kept = []
         for line, row in _jsonl_rows(path):
-            if row is not None and row.get("error") in codes:
+            if row is not None and row.get("error") in codes and row.get("path") in ids:
                 dropped += 1
             else:
                 kept.append(line)
@@ -237,7 +240,9 @@ def drop_error_rows(out: str | os.PathLike[str], codes: Iterable[str]) -> int:
             table = pq.read_table(part)
         except Exception:  # a part cut by a crash: read_rows sets it aside
             continue
-        retry = pc.fill_null(pc.is_in(table["error"], value_set=pa.array(sorted(codes))), False)
+        retry = pc.fill_null(pc.and_(
+            pc.is_in(table["error"], value_set=pa.array(sorted(codes), pa.string())),
+            pc.is_in(table["path"], value_set=pa.array(sorted(ids), pa.string()))), False)
         n = pc.sum(retry).as_py() or 0
         if n:
             tmp = part.with_name(f".{part.name}.tmp")
@@ -306,11 +311,13 @@ class ParquetPartWriter:
         self._run = uuid.uuid4().hex[:8]
         self._parts = 0
         self._rows: list[dict[str, Any]] = []
+        self._last = time.monotonic()
 
     def write(self, rows: Iterable[dict[str, Any]]) -> None:
-        """Buffer rows; write a part when `part_rows` are buffered."""
+        """Buffer rows; write a part when `part_rows` are buffered or PART_SECONDS have passed
+        since the last (a killed run loses at most that much work)."""
         self._rows.extend(rows)
-        if len(self._rows) >= self.part_rows:
+        if len(self._rows) >= self.part_rows or time.monotonic() - self._last >= PART_SECONDS:
             self.flush()
 
     def flush(self) -> None:
@@ -325,6 +332,7 @@ class ParquetPartWriter:
         os.replace(tmp, self.folder / name)
         self._parts += 1
         self._rows = []
+        self._last = time.monotonic()
 
     def close(self) -> None:
         """Write what is buffered."""

@@ -108,7 +108,8 @@ def _ref(text: str, base: Path | None = None) -> Item:
     path = Path(text)
     if base is not None and not path.is_absolute():
         path = base / path  # the id too: 'a/list.txt' and 'b/list.txt' may both say 'x.png'
-    return Item(str(path), path=str(path))
+    name = os.path.normpath(path)  # 'sub/../m/x.png' and './m/x.png' are 'm/x.png'
+    return Item(name, path=name)
 
 
 def _walk_folder(folder: Path) -> Iterator[Item]:
@@ -225,14 +226,14 @@ def iter_items(sources: Iterable[str], column: str | None = None) -> Iterator[It
         elif path.is_file() and path.name.lower().endswith(TAR_SUFFIXES):
             yield from _walk_tar(path)
         elif path.is_file():
-            yield Item(source, path=source)
+            yield Item(os.path.normpath(source), path=source)
         elif glob.has_magic(source):
             matches = _glob(source)
             if not matches:
                 raise SystemExit(f"no file matches {source!r}")
             for match in matches:  # files, and dangling links (their rows say unreadable)
                 if os.path.isfile(match) or (os.path.islink(match) and not os.path.isdir(match)):
-                    yield Item(match, path=match)
+                    yield Item(os.path.normpath(match), path=match)
         else:
             raise SystemExit(f"no such file, folder or glob: {source!r}")
 

@@ -219,7 +219,8 @@ def test_retry_errors_scores_the_errors_of_the_moment_again_and_keeps_every_othe
     assert len(rows) == len(first) and by_path(rows)[str(later)]["error"] is None
     again = by_path(rows)  # the image's own errors stay, as they were
     assert again[str(corpus / "cut.png")] == first[str(corpus / "cut.png")]
-    assert score(corpus, "--out", out, "--retry-errors", "not_a_code") == 2
+    assert score(corpus, "--out", out, "--retry-errors", "--retry-codes", "not_a_code") == 2
+    assert score(corpus, "--out", out, "--retry-errors", "--retry-codes", "bad_checkpoint") == 2
 
 
 def test_compressed_shards_are_shards_and_a_broken_table_is_named(meme, tmp_path, capsys):
@@ -234,3 +235,80 @@ def test_compressed_shards_are_shards_and_a_broken_table_is_named(meme, tmp_path
     (tmp_path / "broken.parquet").write_bytes(b"PAR1")
     assert score(tmp_path / "broken.parquet", "--out", tmp_path / "t.jsonl") == 2
     assert "broken.parquet: cannot read the table" in capsys.readouterr().err
+
+
+def test_retry_errors_touches_only_this_runs_inputs(corpus, tmp_path):
+    """An --out shared by runs over several shards keeps the other shards' error rows."""
+    gone = tmp_path / "gone.png"
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{gone}\n")
+    out = tmp_path / "s.jsonl"
+    assert score(listing, "--out", out) == 0
+    assert score(corpus, "--out", out, "--retry-errors") == 0  # another shard
+    rows = by_path(read_rows(out))
+    assert rows[str(gone)]["error"] == "unreadable_file"  # still there, not "retried"
+
+
+def test_a_second_run_on_the_same_out_is_refused_while_the_first_holds_it(meme, tmp_path, capsys):
+    from filelock import FileLock
+
+    from simclip_score.cli import _lock_path
+
+    for out in (tmp_path / "s.jsonl", tmp_path / "s-parquet"):
+        if out.suffix != ".jsonl":
+            require("pyarrow")
+            out.mkdir()
+        with FileLock(str(_lock_path(str(out)))):  # another process's run, as far as we know
+            assert score(meme, "--out", out) == 2
+        assert "another simclip score is writing to" in capsys.readouterr().err
+        assert score(meme, "--out", out) == 0  # free again
+
+
+def test_a_terminated_run_keeps_its_parquet_rows(corpus, tmp_path, monkeypatch):
+    """SIGTERM (kill, an eviction, timeout) stops a run as Ctrl-C does: the buffered Parquet
+    rows are written, the exit status is 143."""
+    require("pyarrow")
+    from simclip_score import cli, local
+
+    real_run = local.LocalEngine.run
+
+    def run_then_killed(self, items):
+        real_run(self, list(items)[:3])
+        cli._on_sigterm(15, None)  # what the SIGTERM handler does in the main thread
+
+    monkeypatch.setattr(local.LocalEngine, "run", run_then_killed)
+    out = tmp_path / "s"
+    assert score(corpus, "--out", out) == 143
+    assert len(read_rows(out)) == 3
+    monkeypatch.setattr(local.LocalEngine, "run", real_run)
+    assert score(corpus, "--out", out) == 0
+    rows = read_rows(out)
+    assert len(rows) == len({r["path"] for r in rows}) == len(list(corpus.iterdir()))
+
+
+def test_parquet_parts_are_written_once_a_minute_too(tmp_path, monkeypatch):
+    require("pyarrow")
+    from simclip_score import output
+
+    writer = output.ParquetPartWriter(tmp_path / "p", ["harmful"])
+    row = output.error_row("x", None, "fetch_failed", "m", "model", "id")
+    writer.write([row])
+    assert not list((tmp_path / "p").glob("*.parquet"))  # buffered
+    monkeypatch.setattr(output, "PART_SECONDS", 0.0)
+    writer.write([{**row, "path": "y"}])
+    assert len(output.read_rows(tmp_path / "p")) == 2  # a minute passed: both written
+
+
+def test_paths_are_ids_in_one_spelling(meme, tmp_path, monkeypatch):
+    """'./x.png' and 'sub/../x.png' are 'x.png': a rerun spelling a path otherwise resumes."""
+    monkeypatch.chdir(meme.parent)
+    (tmp_path / "sub").mkdir()
+    listing = tmp_path / "sub" / "list.txt"
+    listing.write_text("../sub/../x.png\n")
+    ids = [i.id for i in iter_items([f"./{meme.name}", str(listing)])]
+    assert ids == [meme.name, str(tmp_path / "x.png")]
+
+
+def test_out_dash_is_refused(meme, capsys):
+    assert score(meme, "--out", "-") == 2
+    assert "not to standard output" in capsys.readouterr().err
