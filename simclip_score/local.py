@@ -26,7 +26,6 @@ from typing import Any
 
 from simclip import BatchStats, Predictor, collect_batch
 
-from .output import INTERNAL_ERROR
 from .sources import Item, SourceError, close_sources
 from .work import (
     ScoreConfig,
@@ -34,6 +33,7 @@ from .work import (
     classify_batch,
     decode_and_read,
     get_model_id,
+    internal_error,
     make_row,
     read_and_hash,
     source_error,
@@ -162,7 +162,7 @@ class LocalEngine:
             self._ready.put(_Job(item.id, sha256, image, text))
         except Exception as e:  # our bug: one error row, never a hang or a crash
             logger.exception("preparing %s failed", item.id)
-            error = StageError(INTERNAL_ERROR, f"{type(e).__name__}: {e}")
+            error = internal_error(e)
             if sha256 is None:
                 self._write([item.id], None, error)
             else:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .dedup import DedupRegistry
-from .output import INTERNAL_ERROR, is_jsonl, rows_to_table
+from .output import is_jsonl, rows_to_table
 from .sources import Item, SourceError
 from .work import (
     Reader,
@@ -34,6 +34,7 @@ from .work import (
     StageError,
     classify_batch,
     decode_and_read,
+    internal_error,
     make_row,
     pack_picture,
     read_and_hash,
@@ -42,7 +43,6 @@ from .work import (
 )
 
 logger = logging.getLogger(__name__)
-
 
 
 class ReadStage:
@@ -79,7 +79,7 @@ def prepare_batch(batch: Any, reader: Reader, registry: Any) -> Any:
             loaded.append((row["id"], None, None, source_error(e)))
         except Exception as e:  # our bug: one error row, never a failed run (as the local engine)
             logger.exception("reading %s failed", row["id"])
-            loaded.append((row["id"], None, None, _internal_error(e)))
+            loaded.append((row["id"], None, None, internal_error(e)))
     claimed = iter(ray.get(registry.claim.remote(
         [(i, s) for i, s, _, err in loaded if err is None])))
     cols: dict[str, list[Any]] = {k: [] for k in ("id", "sha256", "text", "pixels", "sizes",
@@ -96,7 +96,7 @@ def prepare_batch(batch: Any, reader: Reader, registry: Any) -> Any:
                 error = e
             except Exception as e:  # our bug: one error row
                 logger.exception("preparing %s failed", item_id)
-                error = _internal_error(e)
+                error = internal_error(e)
         for key, value in (("id", item_id), ("sha256", sha256), ("text", text),
                            ("pixels", pixels), ("sizes", sizes),
                            ("error", error.code if error else None),
@@ -104,10 +104,6 @@ def prepare_batch(batch: Any, reader: Reader, registry: Any) -> Any:
             cols[key].append(value)
     return pa.table({**cols, "pixels": pa.array(cols["pixels"], pa.large_binary()),
                      "sizes": pa.array(cols["sizes"], pa.list_(pa.int32()))})
-
-
-def _internal_error(e: Exception) -> StageError:
-    return StageError(INTERNAL_ERROR, f"{type(e).__name__}: {e}")
 
 
 class _TextGiven:
@@ -197,14 +193,15 @@ def run_ray(config: ScoreConfig, items: list[Item], out: str, categories: list[s
     ray = init_ray(ray_address)
     if not items:
         return []
-    gpus = int(ray.cluster_resources().get("GPU", 0))
+    resources = ray.cluster_resources()
+    gpus = int(resources.get("GPU", 0))
     use_gpu = gpus > 0 and config.device != "cpu"
     n_encoders = encoders or (gpus if use_gpu else 1)
     if encoder_cpus is None:
         encoder_cpus = 1.0 if use_gpu else 0.0
     if use_gpu and config.device is None:
         config = ScoreConfig(**{**config.as_dict(), "device": "cuda"})
-    cpus = int(ray.cluster_resources().get("CPU", 1))
+    cpus = int(resources.get("CPU", 1))
     records = [item.to_record() for item in items]
     registry = ray.remote(num_cpus=0)(DedupRegistry).remote()
     blocks = max(1, min(len(records) // max(1, cpu_batch), 10_000))

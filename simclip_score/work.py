@@ -111,6 +111,11 @@ def source_error(e: SourceError) -> StageError:
     return StageError(e.code, str(e))
 
 
+def internal_error(e: Exception) -> StageError:
+    """An unexpected exception (our bug) as one input's StageError(internal_error)."""
+    return StageError(INTERNAL_ERROR, f"{type(e).__name__}: {e}")
+
+
 def classify_batch(predictor: Predictor, images: list[Any], texts: list[str]) -> list[dict[str, Any]] | StageError:
     """Server-format results (mode, scores, warnings, text, calibrated, frames) of a batch, or
     one StageError(internal_error) for the whole batch when the encoders raise."""
