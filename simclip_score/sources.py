@@ -128,10 +128,8 @@ def _glob(pattern: str) -> list[str]:
         return sorted(glob.glob(pattern))
     parts = Path(pattern).parts
     fixed = next(i for i, part in enumerate(parts) if glob.has_magic(part))
-    root = Path(*parts[:fixed]) if fixed else Path(".")
-    rest = str(Path(*parts[fixed:]))
-    prefix = "" if fixed else "."  # a relative pattern gives relative paths, as glob.glob does
-    return sorted(str(p) if not prefix else os.path.relpath(p) for p in root.glob(rest))
+    # Path() is '.', whose glob gives relative paths, as glob.glob does for a relative pattern
+    return sorted(str(p) for p in Path(*parts[:fixed]).glob(str(Path(*parts[fixed:]))))
 
 
 def _read_list(path: Path) -> Iterator[Item]:
