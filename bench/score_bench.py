@@ -207,7 +207,13 @@ def main(argv=None):
     sessions.close()
     tmp.cleanup()
     rates = {name: n * args.rounds / wall for name, wall in walls.items()}
-    rates_steady = {}  # measurement -> steady-state images/s (filled with the table)
+    # Ray rows: (steady images/s, fixed s) averaged over the rounds, where a fit was possible
+    fits = {name: tuple(statistics.mean(v) for v in zip(*fit)) for name, fit in steady.items()
+            if fit}
+    # steady-state images/s: the fit for Ray rows, the end-to-end rate for the others (none
+    # for a Ray row without a fit)
+    rates_steady = {name: fits[name][0] if name in fits else rate for name, rate in rates.items()
+                    if name in fits or name not in steady}
     rows = [(name, rates[name], walls[name] / args.rounds, notes[name]) for name, _ in plan
             if name in rates]
 
@@ -220,16 +226,9 @@ def main(argv=None):
     print("| measurement | images/s | steady images/s | fixed cost s | wall s | notes |")
     print("|---|---:|---:|---:|---:|---|")
     for name, tp, wall, note in rows:
-        fit = steady.get(name)
-        if fit:
-            x, t0 = (statistics.mean(v) for v in zip(*fit))
-            rates_steady[name] = x
-            print(f"| {name} | {tp:.2f} | {x:.2f} | {t0:.1f} | {wall:.1f} | {note} |")
-        else:  # no fixed cost to remove, or (Ray on too few inputs for two runs) no fit
-            if name not in steady:
-                rates_steady[name] = tp
-            print(f"| {name} | {tp:.2f} | {rates_steady.get(name, float('nan')):.2f} | - | "
-                  f"{wall:.1f} | {note} |")
+        fixed = f"{fits[name][1]:.1f}" if name in fits else "-"
+        print(f"| {name} | {tp:.2f} | {rates_steady.get(name, float('nan')):.2f} | {fixed} | "
+              f"{wall:.1f} | {note} |")
     print()
     local = rates.get(LOCAL)
     ceilings = [rates[k] for k in (OCR, ENCODER) if k in rates]
@@ -251,7 +250,7 @@ def main(argv=None):
               "(too few inputs to separate the per-run fixed cost: use more)")
     if SERVER in rates:
         print(f"local engine / server: {local / rates[SERVER]:.2f}")
-    one, two = rates_steady.get(CLUSTER_1), rates_steady.get(CLUSTER_2)  # nan: no fit
+    one, two = rates_steady.get(CLUSTER_1), rates_steady.get(CLUSTER_2)  # None: no fit
     if one and two:
         physical = min(2, os.cpu_count() or 1)
         print(f"simulated cluster, 2 nodes / 1 node, steady state: {two / one:.2f} (scaling model: "
