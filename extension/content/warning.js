@@ -181,12 +181,17 @@ export class WarningPainter {
     }
   }
 
+  /** Whether `rec` (a record or undefined) is flagged and its card drawn: clicks and keys on it are ours. */
+  isCovering(rec) {
+    return Boolean(rec) && this.cards.has(rec) && rec.state === 'flagged';
+  }
+
   /** Enter or Space on a focused flagged picture shows it, as a click on its card does. */
   handleKey(e) {
     if (this.disabled || this.ownA11y.size === 0 || !e.isTrusted || !SHOW_KEYS.has(e.key)) return;
     if (e.altKey || e.ctrlKey || e.metaKey || e.shiftKey) return;
     const rec = this.findRecord(e.composedPath()[0]);
-    if (!rec || !this.cards.has(rec) || rec.state !== 'flagged') return;
+    if (!this.isCovering(rec)) return;
     e.preventDefault(); // Space would scroll the page, Enter follow a link around the picture
     e.stopImmediatePropagation();
     this.onReveal(rec);
@@ -255,14 +260,14 @@ export class WarningPainter {
     for (const node of e.composedPath()) {
       if (node === window || node === document) break;
       const rec = this.findRecord(node);
-      if (rec && this.cards.has(rec) && rec.state === 'flagged') return rec;
+      if (this.isCovering(rec)) return rec;
     }
     const root = e.target?.getRootNode?.() ?? document;
     const stack = (root.elementsFromPoint ? root : document).elementsFromPoint(e.clientX, e.clientY);
     const above = [];
     for (const el of stack) {
       const rec = this.findRecord(el);
-      if (rec && this.cards.has(rec) && rec.state === 'flagged') {
+      if (this.isCovering(rec)) {
         const box = el.getBoundingClientRect();
         return above.every((cover) => isWithin(cover.getBoundingClientRect(), box)) ? rec : null;
       }

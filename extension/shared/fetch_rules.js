@@ -99,8 +99,7 @@ export function refererFor(pageUrl, imageUrl, policy = '') {
  */
 export function registrableDomain(host) {
   const h = String(host).toLowerCase().replace(/\.$/, '');
-  if (/^[\d.]+$/.test(h) || h.includes(':') || h.startsWith('[')) return h;
-  return getDomain(h, { allowPrivateDomains: true }) ?? h;
+  return getDomain(h, { allowPrivateDomains: true }) ?? h; // null for IP addresses too
 }
 
 /** True when the image is on the page's own site (its cookies went with the page's request). */

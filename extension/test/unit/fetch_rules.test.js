@@ -74,6 +74,7 @@ test('cookies go only to an image on the page\'s own site', () => {
   assert.equal(registrableDomain('WWW.Example.COM.'), 'example.com');
   assert.equal(registrableDomain('localhost'), 'localhost');
   assert.equal(registrableDomain('10.0.0.1'), '10.0.0.1');
+  assert.equal(registrableDomain('[::1]'), '[::1]');
   assert.equal(isSameSite('https://alice.s3.amazonaws.com/', 'https://bob.s3.amazonaws.com/p.png'), false);
   assert.equal(isSameSite('https://a.example.com.pl/', 'https://b.other.com.pl/p.png'), false);
   assert.equal(isSameSite('https://www.facebook.com/x', 'https://scontent.facebook.com/p.jpg'), true);
