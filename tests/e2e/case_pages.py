@@ -183,6 +183,7 @@ setTimeout(later, 600);
 <section><x-swap-post id="swap-post"></x-swap-post></section>
 """
         script = f"""
+window.__caseSettled = false;
 window.__fixtureRoots = window.__fixtureRoots || [];
 const keep = (root) => {{ window.__fixtureRoots.push(root); return root; }};
 keep(document.getElementById('dsd-open').shadowRoot);
@@ -224,6 +225,7 @@ customElements.define('x-swap-post', class extends HTMLElement {{
       const img = root.querySelector('img');
       img.dataset.truth = 'harmful';
       img.src = '/m/{h(7)}.png?p=swap-img-2&s={seed}';
+      window.__caseSettled = true;  // the page's last change (the tests wait for it, not a clock)
     }}, 1500);
   }}
 }});
@@ -263,6 +265,7 @@ setTimeout(() => customElements.define('x-late-post', class extends HTMLElement 
   xlink:href="{self.src(n(5), "svg-xlink", seed)}" width="240" height="180"/></svg></section>
 """
         script = f"""
+window.__caseSettled = false;
 setTimeout(() => document.getElementById('toggle').classList.add('show-pic'), 700);
 setTimeout(() => {{
   const style = document.createElement('style');
@@ -277,6 +280,7 @@ setTimeout(() => {{
 }}, 1100);
 setTimeout(() => {{
   document.getElementById('placeholder').style.backgroundImage = 'url("{url(h(4), "placeholder")}")';
+  window.__caseSettled = true;  // the page's last change (the tests wait for it, not a clock)
 }}, 1300);
 """
         return self.page("css backgrounds", body, script, css)

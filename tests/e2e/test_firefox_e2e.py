@@ -69,7 +69,7 @@ def run_firefox_feed(firefox, server, feed_url, artifacts, tmp_path, cases=()):
     config_path = tmp_path / "firefox-config.json"
     config_path.write_text(json.dumps(config))
     proc = subprocess.run(["node", str(DRIVER), str(config_path)], cwd=EXTENSION_DIR, capture_output=True,
-                          text=True, timeout=480)
+                          text=True, timeout=720)
     (artifacts / "firefox.log").write_text(proc.stderr)
     if proc.returncode != 0:
         pytest.fail(f"the Firefox driver failed ({proc.returncode}):\n{proc.stderr[-4000:]}")

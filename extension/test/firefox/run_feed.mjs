@@ -26,7 +26,7 @@ const uuid = '5a1ec11b-0000-4000-8000-00000000e2e0';
 const log = (...args) => console.error('[firefox]', ...args);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-const browser = await puppeteer.launch({
+const launchOptions = {
   browser: 'firefox',
   executablePath: config.firefox,
   headless: true,
@@ -41,7 +41,28 @@ const browser = await puppeteer.launch({
     'dom.security.https_first_for_unknown_suffixes': false,
   },
   protocolTimeout: 60_000,
-});
+  // Puppeteer waits 30 s by default for Firefox to print its BiDi endpoint. Quiet, a start takes
+  // 2-4 s here; on a shared 2-core CI machine with Chromium and the server busy it once took over
+  // 30 s, so wait longer, and start once more on a timeout before failing the run.
+  timeout: config.launchTimeoutMs ?? 120_000,
+};
+
+/** Start Firefox, once more after a launch timeout (a fresh profile each time). */
+async function launch() {
+  for (let attempt = 1; ; attempt += 1) {
+    const t0 = Date.now();
+    try {
+      const b = await puppeteer.launch(launchOptions);
+      log(`started in ${Date.now() - t0} ms (attempt ${attempt})`);
+      return b;
+    } catch (e) {
+      log(`start failed after ${Date.now() - t0} ms (attempt ${attempt}):`, String(e).slice(0, 300));
+      if (attempt >= 2 || e?.name !== 'TimeoutError') throw e;
+    }
+  }
+}
+
+const browser = await launch();
 
 const report = { browser: await browser.version(), connection: null, states: [], shield: null, decidedInMs: null, cases: {} };
 
@@ -69,6 +90,8 @@ async function runCase({ name, url, settleMs = 1000, timeoutMs = 60_000, decided
   const t0 = Date.now();
   await page.goto(url, { waitUntil: 'domcontentloaded' });
   await sleep(settleMs);
+  // a page that changes itself later says when its last change is done (tests/e2e/case_pages.py)
+  await page.waitForFunction(() => window.__caseSettled !== false, { timeout: 30_000 });
   const decided = new Set(finalStates ?? config.decided);
   let result;
   for (;;) {
