@@ -160,7 +160,8 @@ const blank = (box, html) => {{
 }};
 blank('blank-now', '{fill("blank-now-img", self.harmful(3))}')();
 const later = blank('blank-late', '{fill("blank-late-img", self.harmful(4))}{fill("blank-late-neutral", self.neutral(4))}');
-setTimeout(later, 600);
+window.__caseSettled = false;
+setTimeout(() => {{ later(); window.__caseSettled = true; }}, 600);  // the page's last change
 """
         return self.page("frames", body, script)
 
