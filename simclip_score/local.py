@@ -93,11 +93,19 @@ class LocalEngine:
         encoder.start()
         try:
             with ThreadPoolExecutor(self._workers, thread_name_prefix="simclip-score") as pool:
-                for item in items:
-                    self._slots.acquire()
-                    if self._failure is not None:
-                        break
-                    pool.submit(self._prepare, item)
+                try:
+                    for item in items:
+                        self._slots.acquire()
+                        if self._failure is not None:
+                            break
+                        pool.submit(self._prepare, item)
+                except BaseException:
+                    # Ctrl-C or SIGTERM: drop the inputs queued but not started (a rerun scores
+                    # them); only those being read now finish and get their rows. Waiting for the
+                    # whole queue took 12 s on 2 CPUs, long enough that users pressed Ctrl-C again
+                    # and the interpreter then died under the OCR threads (exit 134).
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise
         finally:
             self._ready.put(None)  # collect_batch's stop mark: ends the encoder loop
             encoder.join()

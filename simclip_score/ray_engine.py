@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -190,9 +192,43 @@ def run_ray(config: ScoreConfig, items: list[Item], out: str, categories: list[s
             encoder actors reserve (at least 1).
         emit_jsonl: for a .jsonl `out`, called with each list of rows.
     """
-    ray = init_ray(ray_address)
     if not items:
         return []
+    import ray
+
+    started_here = not ray.is_initialized()  # else the caller's connection: theirs to end
+    init_ray(ray_address)
+    try:
+        return _run(ray, config, items, out, categories, model, identity, ocr_identity,
+                    encoders, cpu_batch, encoder_cpus, readers, emit_jsonl)
+    finally:
+        if started_here:
+            shutdown_ray()
+
+
+def shutdown_ray() -> None:
+    """End this process's Ray (stop the instance it started here, or leave the cluster) with
+    Ctrl-C and SIGTERM held off until it is done: a second Ctrl-C in Ray's own exit-time
+    shutdown printed a traceback, and an interrupted shutdown can leave Ray's processes behind."""
+    import ray
+
+    if not ray.is_initialized():
+        return
+    if threading.current_thread() is not threading.main_thread():
+        ray.shutdown()
+        return
+    held = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        logger.info("stopping Ray")
+        ray.shutdown()
+    finally:
+        for sig, handler in held.items():
+            signal.signal(sig, handler)
+
+
+def _run(ray: Any, config: ScoreConfig, items: list[Item], out: str, categories: list[str],
+         model: str, identity: str, ocr_identity: str, encoders: int, cpu_batch: int,
+         encoder_cpus: float | None, readers: int, emit_jsonl: Any) -> list[dict[str, Any]]:
     resources = ray.cluster_resources()
     gpus = int(resources.get("GPU", 0))
     use_gpu = gpus > 0 and config.device != "cpu"

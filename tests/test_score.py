@@ -327,3 +327,20 @@ def test_only_the_scoring_package_imports_ray():
                 names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
                          [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
                 assert not any(n.split(".")[0] == "ray" for n in names), path
+
+
+def test_ray_is_stopped_with_ctrl_c_held_off_and_the_handlers_restored(monkeypatch):
+    """A second Ctrl-C during Ray's shutdown printed a traceback and could leave its processes."""
+    import signal
+
+    ray = require("ray")
+    from simclip_score.ray_engine import shutdown_ray
+
+    seen = []
+    monkeypatch.setattr(ray, "is_initialized", lambda: True)
+    monkeypatch.setattr(ray, "shutdown", lambda: seen.append(
+        (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))))
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    shutdown_ray()
+    assert seen == [(signal.SIG_IGN, signal.SIG_IGN)]
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before

@@ -312,3 +312,35 @@ def test_paths_are_ids_in_one_spelling(meme, tmp_path, monkeypatch):
 def test_out_dash_is_refused(meme, capsys):
     assert score(meme, "--out", "-") == 2
     assert "not to standard output" in capsys.readouterr().err
+
+
+def test_ctrl_c_drops_the_queued_inputs_and_keeps_the_rows_of_those_being_read(harmeme_val_dir, monkeypatch):
+    """Ctrl-C stops at once: the inputs queued but not started are left for the rerun, and only
+    those being read finish, each with its row (waiting for the whole queue took 12 s)."""
+    import time
+
+    from simclip_score import local
+    from simclip_score.work import ScoreConfig
+
+    config = ScoreConfig(model="simclip-tiny", pretrained="none", device="cpu", ocr="none", workers=2)
+    started, rows = [], []
+    real = local.LocalEngine._prepare
+
+    def slow(self, item):
+        started.append(item.id)
+        time.sleep(0.2)  # OCR
+        real(self, item)
+
+    def interrupted_after(n):
+        for i, item in enumerate(iter_items([str(harmeme_val_dir / "images")])):
+            if i == n:
+                raise KeyboardInterrupt  # what SIGINT raises in the main thread
+            yield item
+
+    monkeypatch.setattr(local.LocalEngine, "_prepare", slow)
+    engine = local.LocalEngine(config.load_predictor(), config, rows.extend)
+    with pytest.raises(KeyboardInterrupt):
+        engine.run(interrupted_after(40))
+    assert 1 <= len(started) <= 4, len(started)  # the ones the 2 workers had begun, not all 40
+    assert sorted(r["path"] for r in rows) == sorted(started)
+    assert all(r["error"] is None for r in rows)
