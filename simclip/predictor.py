@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, cast
 
 import torch
@@ -25,9 +23,9 @@ from PIL import Image
 
 from .constants import MAX_ANIMATION_FRAMES, MAX_IMAGE_PIXELS, MAX_TILES, MAX_VIEWS, WARNING_CATEGORIES
 from .head import SimCLIPHead, warning_scores
-from .images import Frames, ImageSource, decode_frames, split_tiles
+from .images import Frames, ImageSource, split_tiles
 from .ocr import OCREngine
-from .video import decode_video, is_video
+from .picture import decode_picture, read_picture_text
 from .zeroshot import Calibration, ZeroShotScorer, get_prompts_digest
 
 if TYPE_CHECKING:
@@ -71,20 +69,6 @@ class CategoryInfo(TypedDict):
 
 def _ms(t0: float) -> float:
     return round((time.perf_counter() - t0) * 1000.0, 2)
-
-
-def merge_texts(texts: Iterable[str]) -> str:
-    """The OCR texts of an animation's frames as one text: their lines in order of first
-    appearance, each line once (compared without case, spacing and punctuation)."""
-    seen: set[str] = set()
-    lines = []
-    for text in texts:
-        for line in text.splitlines():
-            key = re.sub(r"[\W_]+", "", line.lower())
-            if key and key not in seen:
-                seen.add(key)
-                lines.append(line.strip())
-    return "\n".join(lines)
 
 
 class Predictor:
@@ -171,24 +155,14 @@ class Predictor:
                 for c, t in self._thresholds.items()]
 
     def decode(self, data: ImageSource) -> Image.Image | Frames:
-        """Bytes, path or PIL -> what a viewer sees: one RGB PIL image, or `Frames` for an
-        animation (`decode_frames`) or a video (`simclip.video.decode_video`: MP4 or WebM,
-        recognised by its magic bytes) with several visible frames. Raises a typed ImageError
-        (a VideoError for a video)."""
-        if isinstance(data, (str, Path)):
-            data = Path(data).read_bytes()
-        if is_video(data):
-            frames = decode_video(data, max_frames=self.max_frames)
-        else:
-            frames = decode_frames(data, max_pixels=self.max_pixels, max_frames=self.max_frames)
-        return frames[0] if len(frames) == 1 else Frames(frames)
+        """Bytes, path or PIL -> what a viewer sees, within this predictor's limits
+        (`simclip.picture.decode_picture`). Raises a typed ImageError."""
+        return decode_picture(data, max_pixels=self.max_pixels, max_frames=self.max_frames)
 
     def read_text(self, image: Image.Image | Frames) -> str:
-        """OCR text of a decoded image ('' when the engine is 'none' or finds nothing); for
-        `Frames`, every frame is read and the texts merged (`merge_texts`)."""
-        if isinstance(image, Frames):
-            return merge_texts(self.ocr(frame) for frame in image)
-        return self.ocr(image)
+        """OCR text of a decoded image with this predictor's engine
+        (`simclip.picture.read_picture_text`: the frames' texts merged for `Frames`)."""
+        return read_picture_text(self.ocr, image)
 
     def views(self, image: Image.Image | Frames) -> list[Image.Image]:
         """What the image encoder sees of one decoded picture: each frame, or its square tiles

@@ -1,8 +1,10 @@
 """The per-picture work both engines share: options, read + hash, decode + OCR, encode + rows.
 
-The decode and OCR stages are the Predictor's own (`Predictor.decode`, `Predictor.read_text`),
-run by a `Reader` that holds only the OCR engine, so a CPU worker (a thread, a Ray task) reads
-pictures exactly as the server does without loading the encoders.
+The decode and OCR stages are the Predictor's own (`simclip.picture`, which `Predictor.decode`
+and `Predictor.read_text` call), run by a `Reader` that holds only the OCR engine, so a CPU
+worker (a thread, a Ray reader) reads pictures exactly as the server does without loading the
+encoders. This module imports no torch: a Ray reader process starts without it (torch and
+open_clip load only in `ScoreConfig.load_predictor`).
 """
 
 from __future__ import annotations
@@ -10,16 +12,21 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
-from simclip import Frames, ImageError, Predictor, load_classifier
 from simclip.constants import MAX_ANIMATION_FRAMES, MAX_IMAGE_PIXELS
+from simclip.errors import ImageError
+from simclip.images import Frames
+from simclip.picture import decode_picture, read_picture_text
 
 from .ocr import build_ocr_engine
 from .output import INTERNAL_ERROR, OCR_FAILED, error_row, result_row
 from .sources import Item, SourceError, read_item_bytes
+
+if TYPE_CHECKING:
+    from simclip import Predictor
 
 
 @dataclass
@@ -41,6 +48,8 @@ class ScoreConfig:
 
     def load_predictor(self, ocr: Any = None) -> Predictor:
         """The Predictor these options describe (`ocr`: an engine object, default from spec)."""
+        from simclip import load_classifier  # torch and open_clip: only where the encoders run
+
         engine = ocr if ocr is not None else build_ocr_engine(self.ocr)
         return load_classifier(self.checkpoint, model=self.model, pretrained=self.pretrained,
                                device=self.device, ocr=engine, cache_dir=self.weights_cache_dir,
@@ -67,16 +76,22 @@ def list_category_ids(predictor: Predictor) -> list[str]:
 
 
 class Reader:
-    """Decode + OCR without the encoders: the Predictor's own `decode` and `read_text`."""
-
-    decode = Predictor.decode
-    read_text = Predictor.read_text
+    """Decode + OCR without the encoders: what `Predictor.decode` and `Predictor.read_text` do
+    (`simclip.picture`), with the same limits."""
 
     def __init__(self, ocr: Any, max_pixels: int = MAX_IMAGE_PIXELS,
                  max_frames: int = MAX_ANIMATION_FRAMES) -> None:
         self.ocr = ocr
         self.max_pixels = max_pixels
         self.max_frames = max_frames
+
+    def decode(self, data: bytes) -> Image.Image | Frames:
+        """Bytes -> one RGB image or `Frames`. Raises a typed ImageError."""
+        return decode_picture(data, max_pixels=self.max_pixels, max_frames=self.max_frames)
+
+    def read_text(self, image: Image.Image | Frames) -> str:
+        """The OCR text of a decoded picture (frames' texts merged)."""
+        return read_picture_text(self.ocr, image)
 
 
 def read_and_hash(item: Item) -> tuple[bytes, str]:

@@ -131,7 +131,7 @@ def _apng(colours, size=(90, 70)):
 
 
 def test_merge_texts_keeps_each_line_once_in_order_of_first_appearance():
-    from simclip.predictor import merge_texts
+    from simclip.picture import merge_texts
 
     merged = merge_texts(["Hello world\nBUY NOW", "hello  world!\nsecond frame", "", "buy now"])
     assert merged.splitlines() == ["Hello world", "BUY NOW", "second frame"]
