@@ -65,6 +65,7 @@ def run_firefox_feed(firefox, server, feed_url, artifacts, tmp_path, cases=()):
         "revealAfterSeconds": 60,  # a slow CI machine must not reveal by the time limit
         "screenshot": str(artifacts / "firefox-feed.png"),
         "cases": list(cases),
+        "keys": True,
     }
     config_path = tmp_path / "firefox-config.json"
     config_path.write_text(json.dumps(config))
@@ -108,6 +109,18 @@ def test_firefox_pairs_and_flags_exactly_the_abusive_memes(firefox_report):
         else:
             assert s["state"] == "clean" and s["warning"] is None, s
     assert report["shield"]["violations"] == {}, f"harmful memes visible before their verdict: {report['shield']}"
+
+
+def test_firefox_a_flagged_picture_is_a_named_button_that_enter_and_space_show(firefox_report):
+    """Keyboard and screen-reader users in Firefox: a flagged picture's card is focusable, named
+    with its reason, Enter or Space shows it, and the element's own attributes come back."""
+    keys = firefox_report["keys"]
+    assert [k["key"] for k in keys] == ["Enter", " "], keys
+    for k in keys:
+        tab_index, role, label = k["before"]
+        assert tab_index == 0 and role == "button" and "Harmful" in label and "Enter" in label, k
+        assert k["focused"] and k["state"] == "revealed", k
+        assert k["after"] == [-1, None, None], k  # the page's own element: no tabindex, role or label
 
 
 def check_case(report, name, expected_posts):

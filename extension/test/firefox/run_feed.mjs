@@ -8,9 +8,9 @@
  *   node test/firefox/run_feed.mjs CONFIG.json
  *
  * CONFIG: {firefox, extension, serverUrl, token, feedUrl, feedHosts, initScript, statesScript,
- *          decided: [states], memes, timeoutMs, revealAfterSeconds, screenshot,
+ *          decided: [states], memes, timeoutMs, revealAfterSeconds, screenshot, keys: bool,
  *          cases: [{name, url, settleMs, timeoutMs, decided}]}
- * Prints one JSON object on stdout: {browser, connection, states, shield, decidedInMs,
+ * Prints one JSON object on stdout: {browser, connection, states, shield, decidedInMs, keys,
  *   cases: {name: {states, violations, decidedInMs}}}. Case pages are read in every frame.
  */
 import { readFile } from 'node:fs/promises';
@@ -80,6 +80,36 @@ async function readFrames(page) {
     }
   }
   return { states, violations };
+}
+
+/**
+ * Keyboard users: two flagged pictures with a card, each focused and shown with a key (Enter,
+ * then Space). For each: its [tabIndex, role, aria-label] while flagged and after, whether it
+ * had the focus, and its state after the key.
+ */
+async function pressKeys(page) {
+  const a11y = (el) => [el.tabIndex, el.getAttribute('role'), el.getAttribute('aria-label')];
+  const out = [];
+  for (const key of ['Enter', ' ']) {
+    const id = await page.evaluate(() => {
+      const el = document.querySelector('[data-simclip="flagged"][role="button"]');
+      if (!el) return null;
+      el.id ||= `key-target-${Math.random().toString(36).slice(2)}`;
+      el.scrollIntoView({ block: 'center' });
+      el.focus();
+      return el.id;
+    });
+    if (!id) break;
+    const before = await page.$eval(`#${id}`, a11y);
+    const focused = await page.evaluate((i) => document.activeElement?.id === i, id);
+    await page.keyboard.press(key);
+    await page.waitForFunction((i) => document.getElementById(i).getAttribute('data-simclip') === 'revealed',
+      { timeout: 5_000 }, id).catch(() => {});
+    out.push({ key, before, focused, after: await page.$eval(`#${id}`, a11y),
+               state: await page.$eval(`#${id}`, (el) => el.getAttribute('data-simclip')) });
+  }
+  log('keys:', JSON.stringify(out));
+  return out;
 }
 
 /** Open a case page and wait until every meme in every frame is decided (or the time is up). */
@@ -154,6 +184,7 @@ try {
   }
   report.shield = await feed.evaluate('window.__shield');
   if (config.screenshot) await feed.screenshot({ path: config.screenshot });
+  if (config.keys) report.keys = await pressKeys(feed);
   for (const c of config.cases ?? []) await runCase(c);
 } finally {
   await browser.close();
