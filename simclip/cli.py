@@ -4,7 +4,9 @@ import argparse
 import importlib
 import json
 import logging
+import signal
 import sys
+import threading
 
 # command -> (module, one-line help). Modules load lazily so `simclip predict` never imports
 # the training package, and each module keeps its own `parse_args`/`main(argv)` for tests.
@@ -83,6 +85,7 @@ def predict_main(argv=None):
 
 def main(argv=None):
     """Entry point of the `simclip` console script."""
+    console = argv is None  # the console script (tests pass argv and keep their Ctrl-C)
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if argv and argv[0] in ("-V", "--version"):
@@ -101,6 +104,20 @@ def main(argv=None):
         print(usage)
         return 0
     name, rest = argv[0], argv[1:]
+    try:
+        return _run_command(name, rest)
+    except KeyboardInterrupt:  # Ctrl-C before a command's own handling (its imports): no traceback
+        print(f"\nsimclip {name}: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        if console and threading.current_thread() is threading.main_thread():
+            # The command is done; what is left is the interpreter's exit, which takes 1.3 s
+            # with torch and onnxruntime loaded. A Ctrl-C there (a user's second, after a first
+            # one stopped a run) aborted the process under native threads (exit 134).
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _run_command(name, rest):
     if name == "predict":
         return predict_main(rest)
     try:

@@ -253,8 +253,8 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args)
     except KeyboardInterrupt as e:
         print(f"\nsimclip score: {'terminated' if isinstance(e, _Terminated) else 'interrupted'}"
-              f"; the rows written to {args.out} are kept: run the same command again to go "
-              "on from there", file=sys.stderr)
+              f"; rows already written to {args.out} are kept: run the same command again to "
+              "go on from there", file=sys.stderr)
         return 143 if isinstance(e, _Terminated) else 130
     except SystemExit as e:
         if isinstance(e.code, str):

@@ -21,7 +21,7 @@ import queue
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from simclip import BatchStats, Predictor, collect_batch
@@ -32,6 +32,7 @@ from .work import (
     StageError,
     classify_batch,
     decode_and_read,
+    deferred_signals,
     get_model_id,
     internal_error,
     make_row,
@@ -85,33 +86,50 @@ class LocalEngine:
         self._known: OrderedDict[str, Any] = OrderedDict()  # sha256 -> result or StageError
         self._ready: queue.Queue[Any] = queue.Queue()
         self._failure: BaseException | None = None
+        self._stopping = False  # interrupted: what is not written yet is dropped
 
     def run(self, items: Iterable[Item]) -> None:
-        """Score every item; returns when every row has been emitted."""
+        """Score every item; returns when every row has been emitted.
+
+        Interrupted (Ctrl-C, SIGTERM, or any exception while reading the inputs), it stops at
+        once: the rows written stay, and what is queued, being read or waiting for the encoder
+        is dropped for the rerun; it waits only for the reads and the encoder batch under way
+        (a further Ctrl-C meanwhile is delivered when they are done)."""
         encoder = threading.Thread(target=self._encode_loop, name="simclip-score-encoder",
                                    daemon=True)
         encoder.start()
+        pool = ThreadPoolExecutor(self._workers, thread_name_prefix="simclip-score")
+        running: set[Future[None]] = set()
         try:
-            with ThreadPoolExecutor(self._workers, thread_name_prefix="simclip-score") as pool:
-                try:
-                    for item in items:
-                        self._slots.acquire()
-                        if self._failure is not None:
-                            break
-                        pool.submit(self._prepare, item)
-                except BaseException:
-                    # Ctrl-C or SIGTERM: drop the inputs queued but not started (a rerun scores
-                    # them); only those being read now finish and get their rows. Waiting for the
-                    # whole queue took 12 s on 2 CPUs, long enough that users pressed Ctrl-C again
-                    # and the interpreter then died under the OCR threads (exit 134).
-                    pool.shutdown(wait=True, cancel_futures=True)
-                    raise
-        finally:
-            self._ready.put(None)  # collect_batch's stop mark: ends the encoder loop
-            encoder.join()
-            close_sources()
+            for item in items:
+                self._slots.acquire()
+                if self._failure is not None:
+                    break
+                future = pool.submit(self._prepare, item)
+                running.add(future)
+                future.add_done_callback(running.discard)
+            # Wait on the futures, not in Thread.join (pool.shutdown): a Ctrl-C that cuts a
+            # join can leave CPython thinking the thread is done, and the drain below then
+            # returned with an OCR thread still running (the exit aborted, status 134).
+            wait(running.copy())
+            pool.shutdown(wait=True)
+        except BaseException:
+            # Waiting for the whole queue took 12 s on 2 CPUs, the time of a rerun on a small
+            # corpus; users pressed Ctrl-C again, and the interpreter then exited under the OCR
+            # threads (exit 134).
+            with deferred_signals():
+                self._stopping = True
+                pool.shutdown(wait=True, cancel_futures=True)
+                self._stop_encoder(encoder)
+            raise
+        self._stop_encoder(encoder)
         if self._failure is not None:
             raise self._failure
+
+    def _stop_encoder(self, encoder: threading.Thread) -> None:
+        self._ready.put(None)  # collect_batch's stop mark: ends the encoder loop
+        encoder.join()
+        close_sources()
 
     def _write(self, ids: list[str], sha256: str | None, outcome: Any) -> None:
         rows = [make_row(i, sha256, outcome, self.model, self.identity) for i in ids]
@@ -182,6 +200,8 @@ class LocalEngine:
             batch = collect_batch(self._ready, self.config.batch_size, wait_s)
             if batch is None:
                 return
+            if self._stopping:
+                continue  # interrupted: the rerun scores these
             outcomes = classify_batch(self.predictor, [j.image for j in batch],
                                       [j.text for j in batch])
             if isinstance(outcomes, StageError):

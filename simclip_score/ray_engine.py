@@ -19,11 +19,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
-import threading
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from .work import (
     StageError,
     classify_batch,
     decode_and_read,
+    deferred_signals,
     internal_error,
     make_row,
     pack_picture,
@@ -154,14 +156,52 @@ class EncoderStage:
 def init_ray(address: str | None) -> Any:
     """Connect to the cluster at `address` (else $RAY_ADDRESS, as in a RayJob), or start Ray on
     this machine ('local': never a cluster some other program started here); reuse a
-    connection this process already has."""
+    connection this process already has.
+
+    Ctrl-C and SIGTERM during the start are delivered once it is done (cut in the middle, Ray
+    left its dashboard and runtime-env agents running), and the process's own SIGTERM handler
+    is put back: `ray.init` replaces it with one that exits at once (for `simclip score`, an
+    exit without the rows' message and status 143)."""
     import ray
     import ray.data  # noqa: F401 (ray.data.* below)
 
-    if not ray.is_initialized():
-        ray.init(address=address or os.environ.get("RAY_ADDRESS") or "local",
-                 logging_level=logging.WARNING)
+    if ray.is_initialized():
+        return ray
+    terminated = False
+    with deferred_signals(), _sigterm_handler_kept():
+        try:
+            ray.init(address=address or os.environ.get("RAY_ADDRESS") or "local",
+                     logging_level=logging.WARNING)
+        except SystemExit as e:  # Ray's own SIGTERM handler, if a Ray release sets it elsewhere
+            if e.code != signal.SIGTERM:
+                raise
+            terminated = True
+            ray.shutdown()  # stop what the start had started
+    if terminated:
+        signal.raise_signal(signal.SIGTERM)  # to this process's own handler, back now
     return ray
+
+
+@contextlib.contextmanager
+def _sigterm_handler_kept() -> Iterator[None]:
+    """`ray.init` first sets a SIGTERM handler that exits at once (`sys.exit(15)`), through
+    `ray._private.utils.set_sigterm_handler`: a SIGTERM during the start then cut it and left
+    Ray's dashboard and runtime-env agents running (seen). Skip that call for the start, so that
+    `deferred_signals` holds the SIGTERM until Ray is up and can be stopped whole."""
+    try:
+        from ray._private import utils
+    except ImportError:
+        yield
+        return
+    real = getattr(utils, "set_sigterm_handler", None)
+    if real is None:
+        yield
+        return
+    utils.set_sigterm_handler = lambda handler: None
+    try:
+        yield
+    finally:
+        utils.set_sigterm_handler = real
 
 
 def _copy_rows(rows: list[dict[str, Any]], copies: dict[str, list[str]]) -> list[dict[str, Any]]:
@@ -197,8 +237,8 @@ def run_ray(config: ScoreConfig, items: list[Item], out: str, categories: list[s
     import ray
 
     started_here = not ray.is_initialized()  # else the caller's connection: theirs to end
-    init_ray(ray_address)
     try:
+        init_ray(ray_address)
         return _run(ray, config, items, out, categories, model, identity, ocr_identity,
                     encoders, cpu_batch, encoder_cpus, readers, emit_jsonl)
     finally:
@@ -207,23 +247,16 @@ def run_ray(config: ScoreConfig, items: list[Item], out: str, categories: list[s
 
 
 def shutdown_ray() -> None:
-    """End this process's Ray (stop the instance it started here, or leave the cluster) with
-    Ctrl-C and SIGTERM held off until it is done: a second Ctrl-C in Ray's own exit-time
-    shutdown printed a traceback, and an interrupted shutdown can leave Ray's processes behind."""
+    """End this process's Ray (stop the instance it started here, or leave the cluster), with
+    Ctrl-C and SIGTERM delivered once it is done: a second Ctrl-C in Ray's own exit-time
+    shutdown printed a traceback, and a cut shutdown can leave Ray's processes behind."""
     import ray
 
     if not ray.is_initialized():
         return
-    if threading.current_thread() is not threading.main_thread():
-        ray.shutdown()
-        return
-    held = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with deferred_signals():
         logger.info("stopping Ray")
         ray.shutdown()
-    finally:
-        for sig, handler in held.items():
-            signal.signal(sig, handler)
 
 
 def _run(ray: Any, config: ScoreConfig, items: list[Item], out: str, categories: list[str],

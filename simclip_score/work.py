@@ -9,8 +9,12 @@ open_clip load only in `ScoreConfig.load_predictor`).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import signal
+import threading
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -166,3 +170,26 @@ def unpack_picture(pixels: bytes, sizes: list[int]) -> Image.Image | Frames:
         frames.append(Image.frombytes("RGB", (w, h), pixels[offset:offset + n]))
         offset += n
     return frames[0] if len(frames) == 1 else Frames(frames)
+
+
+@contextlib.contextmanager
+def deferred_signals() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) and SIGTERM off while the block runs, then deliver the first one
+    that came: for the steps that must not be cut in the middle (Ray's start and shutdown,
+    draining the local engine's threads after a first Ctrl-C). Cut there, Ray left its agents
+    running and an interpreter exiting under the OCR threads aborted (exit 134). Outside the
+    main thread (where Python delivers signals) it does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    arrived: list[int] = []
+    sigs = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, lambda signum, frame: arrived.append(signum))
+                for sig in sigs}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if arrived:
+            signal.raise_signal(arrived[0])  # the handler of before runs now

@@ -346,18 +346,79 @@ def test_only_the_scoring_package_imports_ray():
                 assert not any(n.split(".")[0] == "ray" for n in names), path
 
 
-def test_ray_is_stopped_with_ctrl_c_held_off_and_the_handlers_restored(monkeypatch):
+def test_ray_is_stopped_whole_and_a_ctrl_c_meanwhile_comes_after(monkeypatch):
     """A second Ctrl-C during Ray's shutdown printed a traceback and could leave its processes."""
+    import os
     import signal
 
     ray = require("ray")
     from simclip_score.ray_engine import shutdown_ray
 
     seen = []
+
+    def shutdown():
+        os.kill(os.getpid(), signal.SIGINT)
+        threading.Event().wait(0.1)  # a signal delivered now would cut the shutdown here
+        seen.append("stopped")
+
     monkeypatch.setattr(ray, "is_initialized", lambda: True)
-    monkeypatch.setattr(ray, "shutdown", lambda: seen.append(
-        (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))))
-    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
-    shutdown_ray()
-    assert seen == [(signal.SIG_IGN, signal.SIG_IGN)]
-    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+    monkeypatch.setattr(ray, "shutdown", shutdown)
+    with pytest.raises(KeyboardInterrupt):
+        shutdown_ray()
+    assert seen == ["stopped"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_signals_in_a_step_that_must_not_be_cut_come_after_it():
+    import os
+    import signal
+
+    from simclip_score.work import deferred_signals
+
+    steps = []
+    with pytest.raises(KeyboardInterrupt), deferred_signals():
+        os.kill(os.getpid(), signal.SIGINT)
+        threading.Event().wait(0.2)  # a signal delivered now would cut the step here
+        steps.append("done")
+    assert steps == ["done"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_sigterm_while_ray_starts_waits_for_the_start_and_reaches_our_handler(monkeypatch):
+    """ray.init first sets its own SIGTERM handler (exit at once); a SIGTERM during the start cut it
+    and left Ray's agents running. Now it is held until Ray is up, then goes to our handler."""
+    import os
+    import signal
+
+    ray = require("ray")
+    from ray._private import utils as ray_utils
+
+    from simclip_score import ray_engine
+
+    class Terminated(Exception):
+        pass
+
+    def ours(signum, frame):
+        raise Terminated()
+
+    started = []
+
+    def ray_exits(signum, frame):
+        raise RuntimeError("Ray's handler cut the start")
+
+    def fake_init(**kwargs):
+        ray_utils.set_sigterm_handler(ray_exits)  # what ray.init does first (its handler: sys.exit)
+        os.kill(os.getpid(), signal.SIGTERM)
+        threading.Event().wait(0.1)
+        started.append(kwargs["address"])
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", fake_init)
+    previous = signal.signal(signal.SIGTERM, ours)
+    try:
+        with pytest.raises(Terminated):
+            ray_engine.init_ray("local")
+        assert started == ["local"]  # the start ran to its end
+        assert signal.getsignal(signal.SIGTERM) is ours
+    finally:
+        signal.signal(signal.SIGTERM, previous)
