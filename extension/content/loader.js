@@ -29,6 +29,11 @@ image[data-simclip="flagged"] { filter: blur(28px) saturate(0.5) !important; cli
 [data-simclip-early-after]:not([data-simclip-after])::after { visibility: hidden !important; }
 [data-simclip-before="flagged"]::before, [data-simclip-after="flagged"]::after { filter: blur(28px) saturate(0.5) !important; }`;
   const shadow = { sheet: null, styles: [], roots: new Set(), getRoot: null, adopt: null, setDisabled: null };
+  // Until main.js takes over: the roots this script listens on for roots attached inside them.
+  // shadow_hook.js's event does not leave the root its host is in, so a closed root attached
+  // inside another (nested web components) is heard only there: listening on the document alone
+  // let its pictures paint before the modules loaded (seen in CI).
+  let earlyRoots = new Set();
   shadow.getRoot = (el) => {
     try {
       return ext.dom?.openOrClosedShadowRoot?.(el) ?? el.openOrClosedShadowRoot ?? el.shadowRoot ?? null;
@@ -39,6 +44,10 @@ image[data-simclip="flagged"] { filter: blur(28px) saturate(0.5) !important; cli
   /** Put the hiding rules into `root` (again, if the page replaced its adopted sheets). */
   shadow.adopt = (root) => {
     shadow.roots.add(root);
+    if (earlyRoots && !earlyRoots.has(root)) {
+      earlyRoots.add(root);
+      root.addEventListener(SHADOW_EVENT, onShadowRoot, true);
+    }
     try {
       if (!shadow.sheet) {
         shadow.sheet = new CSSStyleSheet();
@@ -62,11 +71,17 @@ image[data-simclip="flagged"] { filter: blur(28px) saturate(0.5) !important; cli
     if (shadow.sheet) shadow.sheet.disabled = disabled;
     for (const style of shadow.styles) style.disabled = disabled;
   };
-  const onShadowRoot = (e) => {
+  function onShadowRoot(e) {
     const root = shadow.getRoot(e.target);
     if (root) shadow.adopt(root);
-  };
+  }
   document.addEventListener(SHADOW_EVENT, onShadowRoot, true);
+  /** main.js's watcher listens from now on (on the document and on every root it observes). */
+  const stopListening = () => {
+    document.removeEventListener(SHADOW_EVENT, onShadowRoot, true);
+    for (const root of earlyRoots) root.removeEventListener(SHADOW_EVENT, onShadowRoot, true);
+    earlyRoots = null;
+  };
 
   const found = []; // [element, attribute, value]
   const look = (el) => {
@@ -97,13 +112,13 @@ image[data-simclip="flagged"] { filter: blur(28px) saturate(0.5) !important; cli
     .then((m) => m.start({
       stopEarlyWatch: () => {
         early.disconnect();
-        document.removeEventListener(SHADOW_EVENT, onShadowRoot, true);
+        stopListening();
       },
       shadow,
     }))
     .catch((e) => {
       early.disconnect();
-      document.removeEventListener(SHADOW_EVENT, onShadowRoot, true);
+      stopListening();
       const root = document.documentElement;
       if (root) root.setAttribute('data-simclip-off', 'error');
       shadow.setDisabled(true);

@@ -75,9 +75,10 @@ class CasePages:
     def data_url(self, k, seed):
         return "data:image/png;base64," + base64.b64encode(self.site.meme_bytes(k, f"data-{seed}")).decode()
 
-    def page(self, title, body, script="", css=""):
+    def page(self, title, body, script="", css="", head_script=""):
+        head = f"<script>{head_script}</script>" if head_script else ""
         return (f'<!doctype html><html><head><meta charset="utf-8"><title>{title}</title>'
-                f'<style>{BASE_CSS}{css}</style></head><body>{body}<script>{script}</script></body></html>')
+                f'<style>{BASE_CSS}{css}</style>{head}</head><body>{body}<script>{script}</script></body></html>')
 
     # ------------------------------------------------------------------ pages
 
@@ -235,7 +236,25 @@ setTimeout(() => customElements.define('x-late-post', class extends HTMLElement 
   constructor() {{ super(); fill(keep(this.attachShadow({{ mode: 'closed' }})), '{lit("late-img", h(2))}'); }}
 }}), 300);
 """
-        return self.page("shadow roots", body, script)
+        # Before the extension's modules have loaded (a script in <head>, as a web-components
+        # site's first bundle): a closed root inside a closed root. Its attach event does not
+        # leave the outer root, so the loader must listen there too (a CI run caught it painting).
+        early = f"""
+window.__fixtureRoots = window.__fixtureRoots || [];
+(() => {{
+  const host = document.createElement('section');
+  host.id = 'early-nest';
+  document.documentElement.append(host);
+  const outer = host.attachShadow({{ mode: 'closed' }});
+  window.__fixtureRoots.push(outer);
+  const inner = document.createElement('div');
+  outer.append(inner);
+  const root = inner.attachShadow({{ mode: 'closed' }});
+  window.__fixtureRoots.push(root);
+  root.innerHTML = '<style>{BASE_CSS.replace(chr(10), ' ')}</style>{lit("early-nest-img", h(8))}';
+}})();
+"""
+        return self.page("shadow roots", body, script, head_script=early)
 
     def css(self, seed):
         """CSS backgrounds after first sight: a class toggle, a late <style>, a late <link>, ::before
