@@ -5,7 +5,8 @@
 // background), and ::before / ::after pictures. It keeps the value it saw in data-simclip-early
 // (data-simclip-early-before, -after) for the real watcher. The
 // pre-hide stylesheet does not reach into shadow roots: each root found (announced by
-// shadow_hook.js, or met under an added node) adopts SHADOW_CSS, the same rules, at once.
+// shadow_hook.js, or met under an added node) adopts SHADOW_CSS, the same rules, at once, and is
+// watched like the document (its added nodes, and roots attached inside it).
 // If loading fails, every pre-hide rule is switched off so the page never loses its images.
 (() => {
   const ext = globalThis.browser ?? globalThis.chrome;
@@ -47,6 +48,10 @@ image[data-simclip="flagged"] { filter: blur(28px) saturate(0.5) !important; cli
     if (earlyRoots && !earlyRoots.has(root)) {
       earlyRoots.add(root);
       root.addEventListener(SHADOW_EVENT, onShadowRoot, true);
+      // what is added inside it later, and what it holds now (roots in it, stylesheet backgrounds)
+      early.observe(root, { childList: true, subtree: true });
+      for (const el of root.querySelectorAll('*')) if (el.tagName !== 'IMG') look(el);
+      if (!inCallback) writeFound(); // else the observer's callback writes once all is read
     }
     try {
       if (!shadow.sheet) {
@@ -84,6 +89,10 @@ image[data-simclip="flagged"] { filter: blur(28px) saturate(0.5) !important; cli
   };
 
   const found = []; // [element, attribute, value]
+  let inCallback = false; // in the early observer's callback (it reads everything, then writes)
+  const writeFound = () => {
+    for (const [el, name, value] of found.splice(0)) el.setAttribute(name, value); // reads first, then writes
+  };
   const look = (el) => {
     const root = shadow.getRoot(el);
     if (root) shadow.adopt(root);
@@ -98,14 +107,19 @@ image[data-simclip="flagged"] { filter: blur(28px) saturate(0.5) !important; cli
     }
   };
   const early = new MutationObserver((records) => {
-    for (const r of records) {
-      for (const node of r.addedNodes) {
-        if (node.nodeType !== 1 || node.tagName === 'IMG') continue;
-        look(node);
-        for (const el of node.getElementsByTagName('*')) if (el.tagName !== 'IMG') look(el);
+    inCallback = true;
+    try {
+      for (const r of records) {
+        for (const node of r.addedNodes) {
+          if (node.nodeType !== 1 || node.tagName === 'IMG') continue;
+          look(node);
+          for (const el of node.getElementsByTagName('*')) if (el.tagName !== 'IMG') look(el);
+        }
       }
+    } finally {
+      inCallback = false;
     }
-    for (const [el, name, value] of found.splice(0)) el.setAttribute(name, value); // reads first, then writes
+    writeFound();
   });
   early.observe(document, { childList: true, subtree: true });
   import(ext.runtime.getURL('content/main.js'))

@@ -237,8 +237,9 @@ setTimeout(() => customElements.define('x-late-post', class extends HTMLElement 
 }}), 300);
 """
         # Before the extension's modules have loaded (a script in <head>, as a web-components
-        # site's first bundle): a closed root inside a closed root. Its attach event does not
-        # leave the outer root, so the loader must listen there too (a CI run caught it painting).
+        # site's first bundle): a closed root inside a closed root, with an <img> and a
+        # stylesheet background. Its attach event does not leave the outer root, so the loader
+        # must listen there too (a CI run caught it painting), and watch inside the roots.
         early = f"""
 window.__fixtureRoots = window.__fixtureRoots || [];
 (() => {{
@@ -251,7 +252,8 @@ window.__fixtureRoots = window.__fixtureRoots || [];
   outer.append(inner);
   const root = inner.attachShadow({{ mode: 'closed' }});
   window.__fixtureRoots.push(root);
-  root.innerHTML = '<style>{BASE_CSS.replace(chr(10), ' ')}</style>{lit("early-nest-img", h(8))}';
+  root.innerHTML = '<style>{BASE_CSS.replace(chr(10), ' ')} .early-bg {{ background-image: url("{self.src(h(9), "early-nest-bg", seed).replace("&amp;", "&")}"); }}</style>'
+    + '{lit("early-nest-img", h(8))}<div class="meme early-bg" {self.attrs(h(9), "early-nest-bg", "early-bg")}></div>';
 }})();
 """
         return self.page("shadow roots", body, script, head_script=early)

@@ -140,7 +140,7 @@ def test_firefox_checks_pictures_in_iframes(firefox_report):
 
 def test_firefox_checks_pictures_in_open_closed_and_declarative_shadow_roots(firefox_report):
     check_case(firefox_report, "shadow", {"open-img", "closed-img", "late-img", "nest-img", "dsd-open-img",
-                                          "dsd-closed-img", "lit-img", "swap-img", "early-nest-img"})
+                                          "dsd-closed-img", "lit-img", "swap-img", "early-nest-img", "early-nest-bg"})
 
 
 def test_firefox_decides_pictures_shown_late_in_hidden_containers(firefox_report):

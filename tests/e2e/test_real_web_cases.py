@@ -57,7 +57,7 @@ def test_pictures_in_open_closed_and_declarative_shadow_roots_are_hidden_first_a
     states = wait_decided(page, lambda s: True, 40, "a verdict for every picture in a shadow root")
     posts = {s["post"] for s in states}
     expected = {"open-img", "open-neutral", "closed-img", "closed-neutral", "late-img", "nest-img", "dsd-open-img",
-                "dsd-closed-img", "dsd-closed-neutral", "lit-img", "swap-img", "early-nest-img"}
+                "dsd-closed-img", "dsd-closed-neutral", "lit-img", "swap-img", "early-nest-img", "early-nest-bg"}
     assert posts == expected, (sorted(expected - posts), sorted(posts - expected))
     assert_flagged_exactly_the_harmful(states)
     assert violations(page) == {}, violations(page)
