@@ -54,7 +54,8 @@ class ReadStage:
 
     An actor, not a task, so that the OCR models load once per reader and a reader's process is
     never stopped and restarted between batches (Ray stops idle task workers above its soft
-    limit of one per CPU; on a small node each restart paid the torch and OCR imports again).
+    limit of one per CPU; on a small node each restart paid the imports and the OCR model load
+    again).
     """
 
     def __init__(self, ocr_spec: str, registry: Any) -> None:

@@ -50,7 +50,7 @@ image[data-simclip="flagged"] { filter: blur(28px) saturate(0.5) !important; cli
       root.addEventListener(SHADOW_EVENT, onShadowRoot, true);
       // what is added inside it later, and what it holds now (roots in it, stylesheet backgrounds)
       early.observe(root, { childList: true, subtree: true });
-      for (const el of root.querySelectorAll('*')) if (el.tagName !== 'IMG') look(el);
+      lookInside(root);
       if (!inCallback) writeFound(); // else the observer's callback writes once all is read
     }
     try {
@@ -106,6 +106,10 @@ image[data-simclip="flagged"] { filter: blur(28px) saturate(0.5) !important; cli
       }
     }
   };
+  /** look() at every element under `node` (an element or a shadow root), <img> aside. */
+  const lookInside = (node) => {
+    for (const el of node.querySelectorAll('*')) if (el.tagName !== 'IMG') look(el);
+  };
   const early = new MutationObserver((records) => {
     inCallback = true;
     try {
@@ -113,7 +117,7 @@ image[data-simclip="flagged"] { filter: blur(28px) saturate(0.5) !important; cli
         for (const node of r.addedNodes) {
           if (node.nodeType !== 1 || node.tagName === 'IMG') continue;
           look(node);
-          for (const el of node.getElementsByTagName('*')) if (el.tagName !== 'IMG') look(el);
+          lookInside(node);
         }
       }
     } finally {
