@@ -86,6 +86,7 @@ image[data-simclip="flagged"] { filter: blur(28px) saturate(0.5) !important; cli
     document.removeEventListener(SHADOW_EVENT, onShadowRoot, true);
     for (const root of earlyRoots) root.removeEventListener(SHADOW_EVENT, onShadowRoot, true);
     earlyRoots = null;
+    emptyHosts = null;
   };
 
   const found = []; // [element, attribute, value]
@@ -93,9 +94,39 @@ image[data-simclip="flagged"] { filter: blur(28px) saturate(0.5) !important; cli
   const writeFound = () => {
     for (const [el, name, value] of found.splice(0)) el.setAttribute(name, value); // reads first, then writes
   };
+  // A declarative root (<template shadowrootmode>) is attached by the parser with no event and
+  // no document mutation, sometimes just after this script saw its host, still empty, inserted
+  // (a closed one's picture then painted before the modules loaded: seen in CI). Such hosts are
+  // looked at again before each paint, until main.js takes over.
+  const HOST_TAGS = new Set(['article', 'aside', 'blockquote', 'body', 'div', 'footer', 'h1', 'h2', 'h3', 'h4',
+    'h5', 'h6', 'header', 'main', 'nav', 'p', 'section', 'span']); // the elements that can have a shadow root
+  let emptyHosts = new Set();
+  let frameAsked = false;
+  const recheckHosts = () => {
+    frameAsked = false;
+    if (!emptyHosts) return;
+    for (const el of emptyHosts) {
+      const root = shadow.getRoot(el);
+      if (root) {
+        emptyHosts.delete(el);
+        shadow.adopt(root);
+      }
+    }
+    if (emptyHosts.size > 0) {
+      frameAsked = true;
+      requestAnimationFrame(recheckHosts);
+    }
+  };
   const look = (el) => {
     const root = shadow.getRoot(el);
     if (root) shadow.adopt(root);
+    else if (emptyHosts && !el.firstChild && (el.localName.includes('-') || HOST_TAGS.has(el.localName))) {
+      emptyHosts.add(el);
+      if (!frameAsked) {
+        frameAsked = true;
+        requestAnimationFrame(recheckHosts);
+      }
+    }
     const bg = getComputedStyle(el).backgroundImage;
     if (bg && bg.includes('url(') && !(el.getAttribute('style') ?? '').includes('url(')) found.push([el, 'data-simclip-early', bg]);
     for (const part of ['before', 'after']) {
