@@ -71,6 +71,12 @@ def parse_args(argv):
                    "(default $XDG_CONFIG_HOME/simclip)")
     p.add_argument("--print-token", action="store_true",
                    help="print the pairing token (creating it if needed) and exit")
+    service = p.add_mutually_exclusive_group()  # backend/service.py; never on by default
+    service.add_argument("--install-service", action="store_true",
+                         help="start simclip-server at every login with the other options given "
+                         "here (systemd user unit, LaunchAgent, Startup folder), start it now, exit")
+    service.add_argument("--uninstall-service", action="store_true",
+                         help="stop the login service and remove it, then exit")
     p.add_argument("--threads", type=int, default=DEFAULT_CONFIG["THREADS"],
                    help="waitress request threads")
     p.add_argument("--max-batch", type=int, default=DEFAULT_CONFIG["MAX_BATCH"],
@@ -133,6 +139,10 @@ def _warm(predictor):
 def main(argv=None):
     """Run the server until interrupted; returns the exit status."""
     args = parse_args(argv)
+    if args.install_service or args.uninstall_service:
+        from .service import main as service_main
+
+        return service_main(args, sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if args.print_token:
         token, path = get_or_create_token(args.config_dir)
