@@ -203,7 +203,7 @@ else
 fi
 if [ "$DRY_RUN" = 1 ]; then
   "$PY" -c 'import ensurepip' >/dev/null 2>&1 || bootstrap_pip
-elif ! "$VPY" -m pip --version >/dev/null 2>&1; then
+elif ! "$VPY" -I -m pip --version >/dev/null 2>&1; then  # -I: this environment's own pip
   bootstrap_pip
 fi
 
