@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import socket
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +59,117 @@ def get_device(device: str | torch.device | None = None) -> torch.device:
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+INT8 = "int8"  # weights int8 per output channel, activations quantized on the fly, the rest fp32
+# precision -> the dtype activations run in (the same names as simclip.options.PRECISIONS)
+DTYPES = {"int8": torch.float32, "fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def is_int8_available() -> bool:
+    """True when this torch build runs int8 dynamic quantization on the CPU: it has
+    `torch.ao.quantization.quantize_dynamic` and a kernel engine (fbgemm/x86 on Intel and AMD,
+    qnnpack on ARM)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            from torch.ao.quantization import quantize_dynamic  # noqa: F401
+    except ImportError:
+        return False
+    return any(engine != "none" for engine in torch.backends.quantized.supported_engines)
+
+
+def get_precision(precision: str | None = None, device: str | torch.device | None = None) -> str:
+    """The precision `load_backbone(device=device, precision=precision)` runs the encoders in.
+
+    None picks per device: 'fp16' on CUDA, 'int8' on a CPU (dynamic quantization of the towers'
+    Linear layers, `quantize_int8`; 'fp32' where torch has no int8 kernels), 'fp32' on MPS.
+
+    Raises:
+        ValueError: a precision not in DTYPES, or 'int8' on a device other than the CPU
+            (torch's int8 dynamic kernels are CPU kernels).
+    """
+    dev = get_device(device)
+    if precision is None:
+        if dev.type == "cuda":
+            return "fp16"
+        return INT8 if dev.type == "cpu" and is_int8_available() else "fp32"
+    if precision not in DTYPES:
+        raise ValueError(f"unknown precision {precision!r}; available: {', '.join(DTYPES)}")
+    if precision == INT8 and dev.type != "cpu":
+        raise ValueError(f"int8 runs on the CPU only, not on {dev.type}: use --precision fp16 "
+                         f"(or bf16, fp32) there, or --device cpu")
+    if precision == INT8 and not is_int8_available():
+        raise ValueError("this torch build has no int8 CPU kernels (torch.backends.quantized."
+                         "supported_engines is empty): use --precision fp32")
+    return precision
+
+
+class _SelfAttention(torch.nn.Module):
+    """Self-attention with nn.MultiheadAttention's weights and its eval results (within float
+    rounding), its input and output projections as nn.Linear so that dynamic quantization reaches
+    them: `quantize_dynamic` leaves MHA's packed `in_proj_weight` and its `out_proj` (a
+    NonDynamicallyQuantizableLinear) in float, a third of a ViT block's matmul work."""
+
+    def __init__(self, mha: torch.nn.MultiheadAttention) -> None:
+        super().__init__()
+        dim = mha.embed_dim
+        self.num_heads, self.batch_first = mha.num_heads, mha.batch_first
+        self.in_proj = torch.nn.Linear(dim, 3 * dim, bias=mha.in_proj_bias is not None)
+        self.in_proj.weight = mha.in_proj_weight
+        if mha.in_proj_bias is not None:
+            self.in_proj.bias = mha.in_proj_bias
+        self.out_proj = torch.nn.Linear(dim, dim, bias=mha.out_proj.bias is not None)
+        self.out_proj.weight, self.out_proj.bias = mha.out_proj.weight, mha.out_proj.bias
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                need_weights: bool = False,
+                attn_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, None]:
+        """MHA's call for q is k is v: (B, N, D) batch first (else (N, B, D)) -> (same, None)."""
+        x = q if self.batch_first else q.transpose(0, 1)
+        B, N, D = x.shape
+        qkv = self.in_proj(x).view(B, N, 3, self.num_heads, D // self.num_heads)
+        qkv = qkv.permute(2, 0, 3, 1, 4)  # (3, B, heads, N, head_dim)
+        y = torch.nn.functional.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2],
+                                                             attn_mask=attn_mask)
+        y = self.out_proj(y.transpose(1, 2).reshape(B, N, D))  # (B, N, D)
+        return (y if self.batch_first else y.transpose(0, 1)), None
+
+
+def quantize_int8(clip: torch.nn.Module) -> torch.nn.Module:
+    """Quantize a float32 CPU CLIP in place for inference: every nn.Linear of both towers (the
+    MLPs and, through `_SelfAttention`, the attention projections) gets int8 weights, one scale
+    per output channel, and quantizes its input on the fly (torch's dynamic quantization,
+    `torch.ao.quantization.quantize_dynamic`). Embeddings, norms, the softmax and the final
+    projections stay fp32. Returns `clip`.
+
+    Measured on ViT-L-14-336 (docs/bench.md): several times faster per picture on a CPU than
+    fp32, embeddings at cosine > 0.999 to fp32 (random weights); the test bound is in
+    tests/test_precision.py.
+    """
+    from open_clip.transformer import ResidualAttentionBlock
+
+    for block in clip.modules():
+        attn = getattr(block, "attn", None)
+        if isinstance(block, ResidualAttentionBlock) and not hasattr(block, "ln_1_kv") \
+                and isinstance(attn, torch.nn.MultiheadAttention) and attn._qkv_same_embed_dim:
+            block.attn = _SelfAttention(attn)
+    with warnings.catch_warnings():
+        # torch >= 2.10 marks torch.ao.quantization deprecated for torchao, whose CPU int8 path
+        # needs torch.compile to be fast; these eager fbgemm/qnnpack kernels still ship and are
+        # what docs/bench.md measures. Both warnings are torch's own, raised while quantizing.
+        warnings.filterwarnings("ignore", "torch.ao.quantization is deprecated", DeprecationWarning)
+        warnings.filterwarnings("ignore", "torch.quantize_per_tensor, torch.quantize_per_channel",
+                                UserWarning)
+        from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+        quantize_dynamic(clip, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8,
+                         inplace=True)
+    for block in clip.modules():
+        fc = getattr(getattr(block, "mlp", None), "c_fc", None)
+        if fc is not None and not isinstance(fc, torch.nn.Linear):
+            fc.int8_original_dtype = torch.float32  # open_clip reads the towers' dtype here
+    return clip
 
 
 def _hf_is_offline():
@@ -126,6 +238,9 @@ class BackboneInfo:
     pretrained: str  # tag, 'file:<sha256 prefix>', 'local-dir' or 'random'
     embed_dim: int  # dimension of the projected, L2-normalized embeddings
     activation: str = GELU  # the towers' MLP activation: 'gelu' or 'quick_gelu'
+    # the encoders' precision (a DTYPES key), None where unknown; not part of `id`: embeddings of
+    # one precision are within rounding of another's, so a head made at one serves at another
+    precision: str | None = None
 
     @property
     def id(self) -> str:
@@ -301,7 +416,9 @@ def load_backbone(model: str | os.PathLike[str] = DEFAULT_MODEL,
             for seeded random weights.
         device: 'cuda', 'mps', 'cpu' (or a torch.device) or None for automatic (CUDA, then
             MPS, then CPU).
-        precision: 'fp16', 'bf16' or 'fp32'; None means fp16 on CUDA and fp32 elsewhere.
+        precision: 'int8' (CPU only: `quantize_int8`), 'fp32' (the exact, unquantized path),
+            'fp16' or 'bf16'; None picks per device (`get_precision`): fp16 on CUDA, int8 on a
+            CPU, fp32 on MPS. `info.precision` records it.
         cache_dir: where downloaded weights go; None means the Hugging Face cache.
         quick_gelu: build the towers with QuickGELU, the activation OpenAI trained CLIP with.
             None decides from the weights: a tag's own setting in open_clip's registry
@@ -316,13 +433,12 @@ def load_backbone(model: str | os.PathLike[str] = DEFAULT_MODEL,
     Raises:
         BackboneUnavailableError: weights missing and not downloadable, with what to do.
         ValueError: an unknown architecture, naming the known ones.
-        KeyError: a precision other than 'fp16', 'bf16' and 'fp32'.
+        ValueError: also for a precision not in DTYPES, or int8 off the CPU.
         RuntimeError: a malformed device name, or open_clip failing to build the model.
     """
     dev = get_device(device)
-    if precision is None:
-        precision = "fp16" if dev.type == "cuda" else "fp32"
-    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[precision]
+    precision = get_precision(precision, dev)
+    dtype = DTYPES[precision]
     name, tag, checkpoint, model_id, force_quick_gelu = _resolve(model, pretrained, quick_gelu)
     if tag not in ("local-dir", "random") and not tag.startswith("file:"):
         _check_downloadable(model, pretrained, cache_dir)
@@ -351,9 +467,11 @@ def load_backbone(model: str | os.PathLike[str] = DEFAULT_MODEL,
     clip.requires_grad_(False)
     clip.eval()
     clip.to(device=dev, dtype=dtype)
+    if precision == INT8:
+        quantize_int8(clip)
     embed_dim = int(clip.text_projection.shape[1]) if getattr(clip, "text_projection", None) \
         is not None and clip.text_projection.ndim == 2 else int(clip.visual.output_dim)
     info = BackboneInfo(model=model_id, pretrained=tag, embed_dim=embed_dim,
-                        activation=get_activation(clip))
+                        activation=get_activation(clip), precision=precision)
     logger.info("backbone %s on %s (%s)", info.id, dev, precision)
     return Backbone(clip, preprocess, tokenizer, info, dev, dtype)

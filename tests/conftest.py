@@ -25,10 +25,11 @@ def harmeme_val_dir():
 
 @pytest.fixture(scope="session")
 def tiny_backbone():
-    """The seeded random-weight tiny backbone (CPU)."""
+    """The seeded random-weight tiny backbone (CPU), fp32: the exact path, which the known-answer
+    tests compare with open_clip's own encoders (int8, the CPU default: tests/test_precision.py)."""
     from simclip import load_backbone
 
-    return load_backbone("simclip-tiny", "none", device="cpu")
+    return load_backbone("simclip-tiny", "none", device="cpu", precision="fp32")
 
 
 # ---------------------------------------------------------------------------------------------
