@@ -8,10 +8,12 @@
  * (keys in shared/storage_keys.js), and the
  * in-memory caches are only an optimisation.
  */
-import { API_ERROR, ApiError, MAX_IMAGE_BYTES, createApiClient, diagnoseConnection } from '../shared/api.js';
+import {
+  API_ERROR, ApiError, MAX_IMAGE_BYTES, SERVER_STATE, SETUP_STATE, createApiClient, diagnoseConnection, explainConnectionError,
+} from '../shared/api.js';
 import { getBrowser } from '../shared/browser.js';
 import { LRUCache } from '../shared/lru.js';
-import { BUSY_REASON, CORRECTION, MSG, VERDICT, createMessageRouter, listenForMessages } from '../shared/messages.js';
+import { BUSY_REASON, CORRECTION, LOADING_REASON, MSG, VERDICT, createMessageRouter, listenForMessages } from '../shared/messages.js';
 import { QueueFullError, TaskQueue, createSerialLane } from '../shared/queue.js';
 import { addReport, createReport, listReportMenuItems, parseReportMenuClick } from '../shared/reports.js';
 import { loadSettings } from '../shared/settings.js';
@@ -26,6 +28,7 @@ const HEALTH_ALARM = 'simclip-health';
 const RECHECK_WHILE_DOWN_MS = 2000; // a new image may re-probe a down server this often
 const IMAGE_FETCH_TIMEOUT_MS = 15000;
 const BUSY_RETRIES = 2;
+const LOADING_RETRY_S = 2; // a picture asked about while the server loads is asked again this much later
 
 const urlVerdicts = new LRUCache(2000); // image URL -> verdict sent to content scripts
 const shaResults = new LRUCache(2000); // sha256 of the bytes -> server classification
@@ -53,6 +56,9 @@ function getRuntime() {
 
 const isUp = () => health?.state === 'ok';
 const serverIdentity = (h) => (h?.server ? `${h.server.model}|${h.server.mode}|${h.server.version}` : '');
+// What pages and content scripts read from the stored record: a change in any of it is stored.
+const healthKey = (h) => JSON.stringify([h?.state, h?.message, serverIdentity(h), h?.server?.cost?.perPictureMs ?? null,
+  h?.server?.randomWeights ?? null, h?.server?.setup?.state ?? null]);
 
 async function setHealth(next) {
   const previous = health;
@@ -61,9 +67,7 @@ async function setHealth(next) {
     urlVerdicts.clear(); // another model gives other scores
     shaResults.clear();
   }
-  const changed = previous?.state !== health.state || previous?.message !== health.message
-    || serverIdentity(previous) !== serverIdentity(health);
-  if (changed) {
+  if (healthKey(previous) !== healthKey(health)) {
     await ext.storage.local.set({ [HEALTH_KEY]: health });
     await refreshBadges();
   }
@@ -82,7 +86,7 @@ function checkHealth() {
         extensionOrigin: ext.runtime.getURL('').replace(/\/$/, ''),
       });
       if (d.ok) await storeCategories(d.categories);
-      return setHealth({ state: d.kind, message: d.message, server: d.ok ? d.health : null });
+      return setHealth({ state: d.kind, message: d.message, server: d.health ?? null });
     })().finally(() => {
       healthPromise = null;
     });
@@ -252,7 +256,9 @@ async function verdictFromError(e) {
   if (e instanceof QueueFullError) return { status: VERDICT.UNAVAILABLE, reason: BUSY_REASON };
   if (e instanceof ApiError) {
     if (e.kind === API_ERROR.REFUSED_IMAGE) return { status: VERDICT.FAILED, reason: e.code || 'refused' };
-    if (e.kind === API_ERROR.BUSY) return { status: VERDICT.UNAVAILABLE, reason: BUSY_REASON };
+    if (e.kind === API_ERROR.BUSY) {
+      return { status: VERDICT.UNAVAILABLE, reason: e.code === LOADING_REASON ? LOADING_REASON : BUSY_REASON, retryAfterS: e.retryAfterS };
+    }
     if (e.kind === API_ERROR.UNREACHABLE || e.kind === API_ERROR.TIMEOUT) {
       queue.clear(e); // everything waiting would fail the same way: answer now, fail open
     }
@@ -266,7 +272,9 @@ async function verdictFromError(e) {
 async function checkServerUp() {
   if (isUp()) return null;
   if (health === null || Date.now() - lastHealthCheck > RECHECK_WHILE_DOWN_MS) await checkHealth();
-  return isUp() ? null : { status: VERDICT.UNAVAILABLE, reason: health?.state ?? 'unknown' };
+  if (isUp()) return null;
+  if (health?.state === SERVER_STATE.LOADING) return { status: VERDICT.UNAVAILABLE, reason: LOADING_REASON, retryAfterS: LOADING_RETRY_S };
+  return { status: VERDICT.UNAVAILABLE, reason: health?.state ?? 'unknown' };
 }
 
 /**
@@ -422,6 +430,42 @@ async function onMenuClicked(info) {
   await storeReport({ url: info.srcUrl, correction: click.correction, categories });
 }
 
+// ---------------------------------------------------------------- setup (the server's background job)
+
+let lastSetupState = null;
+
+/**
+ * GET, POST or DELETE /v1/setup for the popup and options page: {setup} or {error}. Starting a
+ * job that already runs, or cancelling one that does not, answers the job's progress. When a job
+ * has just finished, the server serves its new head: verdicts of the old one are dropped and the
+ * health (mode, categories) is read again.
+ */
+async function callSetup(method) {
+  const { settings, client } = await getRuntime();
+  try {
+    let setup;
+    try {
+      setup = await client[method]();
+    } catch (e) {
+      if (!(e instanceof ApiError) || !['setup_running', 'setup_not_running'].includes(e.code)) throw e;
+      setup = await client.setupStatus();
+    }
+    if (setup.state === SETUP_STATE.DONE && lastSetupState !== null && lastSetupState !== SETUP_STATE.DONE) {
+      urlVerdicts.clear();
+      shaResults.clear();
+      await checkHealth();
+    }
+    lastSetupState = setup.state;
+    return { setup };
+  } catch (e) {
+    const kind = e instanceof ApiError ? e.kind : API_ERROR.SERVER_ERROR;
+    const message = e instanceof ApiError && e.status === 404
+      ? 'This simclip-server cannot set up protection from the browser: update it, or run "simclip setup".'
+      : explainConnectionError(kind, { base: client.serverUrl, token: settings.token, detail: e?.message });
+    return { error: { kind, code: e?.code ?? '', message } };
+  }
+}
+
 // ---------------------------------------------------------------- listeners (top level, synchronous)
 
 const router = createMessageRouter(
@@ -440,6 +484,9 @@ const router = createMessageRouter(
       token: msg.token,
       extensionOrigin: ext.runtime.getURL('').replace(/\/$/, ''),
     }),
+    [MSG.SETUP_STATUS]: () => callSetup('setupStatus'),
+    [MSG.SETUP_START]: () => callSetup('startSetup'),
+    [MSG.SETUP_CANCEL]: () => callSetup('cancelSetup'),
     [MSG.CLEAR_REPORTS]: async () => {
       await ext.storage.local.set({ [REPORTS_KEY]: [] });
       return { ok: true };

@@ -15,8 +15,9 @@
  * batch of new elements costs one style recalculation and one layout, not one per element.
  */
 import {
-  ANSWER, SEEN, STATE, choosePrimary, countPictures, createRecord, hasOverlay, hideAgain, holdPending, isHidden,
-  isTooSmallFile, isUnavailable, needsRetry, receiveVerdict, redecide, reveal, seeBox, serverBack, summaryState, timeOut,
+  ANSWER, SEEN, STATE, choosePrimary, countPictures, createRecord, extendDeadline, hasOverlay, hideAgain, holdPending, isComing,
+  isHidden, isTooSmallFile, isUnavailable, needsRetry, receiveVerdict, redecide, retryDelayMs, reveal, seeBox, serverBack,
+  summaryState, timeLimitMs, timeOut,
 } from './image_state.js';
 import {
   clearInlineOverrides, clearState, hideBackgroundsEarly, reassertState, showState, tagTracked, untag, writeState,
@@ -33,7 +34,8 @@ const PSEUDO_PARTS = ['before', 'after'];
 
 export class ImageFilter {
   /**
-   * @param {{requestVerdict: (rec, priority) => Promise<object|null>, warnings, getContext: () => {settings, categories, healthOk},
+   * @param {{requestVerdict: (rec, priority) => Promise<object|null>, warnings,
+   *          getContext: () => {settings, categories, healthOk, server}, (`server`: the parsed /v1/health, or null)
    *          onCountChange: (n) => void, timed: (fn, kind) => void}} deps
    */
   constructor({ requestVerdict, warnings, getContext, onCountChange, timed }) {
@@ -267,6 +269,7 @@ export class ImageFilter {
   forget(rec) {
     this.asker.drop(rec);
     clearTimeout(rec.timer);
+    clearTimeout(rec.retryTimer);
     this.records.delete(rec);
     this.rekey(rec, rec.url, null);
     this.rekey(rec, rec.verdict?.sha256, null);
@@ -378,7 +381,23 @@ export class ImageFilter {
     }
   }
 
+  /**
+   * The time limit for a picture coming on screen now (image_state.js timeLimitMs): the server's
+   * measured cost per picture, times the pictures ahead of it (the server's queue as last reported,
+   * and this page's own asks open or waiting ahead of it), within the user's cap.
+   */
   limitMs() {
+    const { server } = this.getContext();
+    const asking = this.asker.waiting;
+    return timeLimitMs({
+      capMs: this.capMs(),
+      perPictureMs: server?.cost?.perPictureMs ?? null,
+      ahead: (server?.queueDepth ?? 0) + asking.inFlight + asking.onScreen,
+    });
+  }
+
+  /** The user's cap on any wait: "show an image unchecked if no verdict comes within at most N s". */
+  capMs() {
     return this.getContext().settings.revealAfterSeconds * 1000;
   }
 
@@ -390,11 +409,18 @@ export class ImageFilter {
   onTimeout(rec) {
     if (!this.isTracked(rec)) return;
     const { settings, healthOk } = this.getContext();
-    if (rec.deadline !== null && performance.now() < rec.deadline) {
+    const now = performance.now();
+    if (rec.deadline !== null && now < rec.deadline) {
       this.armTimer(rec); // a timer that fired early
       return;
     }
-    if (timeOut(rec, { settings, healthOk }, performance.now())) this.paint(rec);
+    // The server says the verdict is coming: wait on, within the user's cap.
+    const coming = isComing(rec, this.asker.lastAnswerAt);
+    if (extendDeadline(rec, now, { coming, limitMs: this.limitMs(), capMs: this.capMs() })) {
+      this.armTimer(rec);
+      return;
+    }
+    if (timeOut(rec, { settings, healthOk }, now)) this.paint(rec);
   }
 
   applyVerdict(rec, verdict) {
@@ -404,18 +430,31 @@ export class ImageFilter {
     if (this.revealedKeys.has(rec.url) || this.revealedKeys.has(verdict?.sha256)) rec.revealed = true;
     const answer = receiveVerdict(rec, verdict, this.getContext());
     if (answer === ANSWER.DECIDED) {
-      this.asker.serverAnswered();
+      this.asker.serverAnswered(performance.now());
       this.rekey(rec, null, verdict.sha256);
     }
+    if (answer === ANSWER.RETRY_LATER) this.retryLater(rec);
     if (isHidden(rec) && rec.deadline !== null) this.armTimer(rec); // waiting: the time limit runs on
     this.paint(rec);
-    if (answer === ANSWER.UNAVAILABLE || answer === ANSWER.NO_ANSWER) this.asker.forgetAnswer(rec.url); // ask again once the server is back
+    if (answer === ANSWER.UNAVAILABLE || answer === ANSWER.NO_ANSWER || answer === ANSWER.RETRY_LATER) {
+      this.asker.forgetAnswer(rec.url); // ask again once the server is back (or after its Retry-After)
+    }
     if (answer === ANSWER.UNAVAILABLE) this.asker.scheduleRecovery();
     if (!isHidden(rec) && !needsRetry(rec)) this.unfollow(rec);
     // While we hid it, a stylesheet background could not be read: now it can, check it is the same.
     if (rec.kind === 'bg' && !isHidden(rec) && rec.state !== STATE.FLAGGED) this.considerBackground(rec.el);
     this.flush();
     this.reportCount();
+  }
+
+  /** "Busy" or "loading, retry later": the picture stays hidden and is asked again after its Retry-After. */
+  retryLater(rec) {
+    clearTimeout(rec.retryTimer);
+    rec.retryTimer = setTimeout(() => this.timed(() => {
+      if (!this.isTracked(rec) || rec.state !== STATE.PENDING || !needsRetry(rec)) return;
+      rec.asked = false;
+      this.asker.update(rec);
+    }, 'retry'), retryDelayMs(rec.verdict));
   }
 
   findUnavailable() {

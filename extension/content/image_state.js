@@ -6,7 +6,9 @@
  * element's `data-simclip` attribute, which the pre-hide stylesheet keys on.
  *
  *   (null)     seen, not measured yet: an <img> stays hidden by the pre-hide stylesheet
- *   pending    measured, waiting for its verdict: hidden
+ *   pending    measured, waiting for its verdict: hidden (an <img> or a background shows a quiet
+ *              "checking" placeholder in its own box); a server that answers "busy" or "loading,
+ *              retry later" keeps it pending
  *   flagged    over a threshold: blurred, with a warning naming the categories
  *   revealed   flagged, but the user clicked "Show"
  *   clean      checked, below every threshold: shown
@@ -22,10 +24,13 @@
  * Never stuck: an element without a box (display: none, a closed <details>, an inactive tab) is
  * neither measured nor timed; the browser tells the page side when it gets one (ResizeObserver,
  * IntersectionObserver), with no retry counter to run out. The time limit starts when a hidden
- * picture is on screen (`rec.deadline`), however late that is; only "keep images hidden while the
- * server is down", with the server down, holds a picture past it.
+ * picture is on screen (`rec.deadline`), however late that is. It follows the server (timeLimitMs):
+ * as long as the server's measured cost per picture says the pictures ahead of this one take,
+ * and longer while the server says the verdict is coming (extendDeadline), never past the user's
+ * cap; only "keep images hidden while the server is down", with the server down, holds a
+ * picture past it.
  */
-import { VERDICT, isServerDown } from '../shared/messages.js';
+import { VERDICT, isServerComing, isServerDown } from '../shared/messages.js';
 import { listActiveWarnings } from '../shared/verdict.js';
 
 export const STATE = Object.freeze({
@@ -48,6 +53,21 @@ export const MIN_SIDE = Object.freeze({
 // 30 s: the worker re-probes the server on that ask, and once it is back every waiting image is.
 export const RECOVERY_MS = Object.freeze({ first: 2000, max: 30000 });
 
+/**
+ * The time limit of a picture on screen (timeLimitMs). The server measures its own cost per
+ * picture at start (/v1/health `cost.per_picture_ms`), on an idle machine and for one picture,
+ * hence the slack; the floor covers fetching the picture's bytes (the worker gives that 15 s) and
+ * was the fixed limit before the limit followed the server.
+ */
+export const WAIT = Object.freeze({
+  floorMs: 15000, // never less (unless the user's cap is less)
+  unknownMs: 15000, // a server that reports no cost (older, or not measured yet)
+  slack: 1.5, // times the measured cost per picture
+  marginMs: 2000, // plus this, for the messages and the worker's fetch
+});
+/** A "busy" or "loading" answer is asked again after its Retry-After, within these bounds. */
+export const RETRY_AFTER_MS = Object.freeze({ min: 1000, max: 30000 });
+
 /** How soon a picture is wanted: on screen, near it (about a screen away), or far. */
 export const PRIORITY = Object.freeze({ ON_SCREEN: 0, NEAR: 1, FAR: 2 });
 
@@ -59,16 +79,16 @@ export const hasOverlay = (state) => state === STATE.FLAGGED || state === STATE.
 /**
  * A new record for an element showing `url`; `kind` is 'img', 'bg' (a CSS background image),
  * 'svg' (an SVG <image>), 'before' / 'after' (the element's pseudo-element's picture) or 'video'
- * (a poster or frames). `timer`, `inline` and `pausedByUs` belong to the page side (the
- * time-limit timer, our inline style overrides, a video we paused).
+ * (a poster or frames). `timer`, `retryTimer`, `inline` and `pausedByUs` belong to the page side
+ * (the time-limit timer, the ask after a Retry-After, our inline style overrides, a video we paused).
  */
 export function createRecord({ id, el, kind, url }) {
   return {
     id, el, kind, url,
     state: null, sized: false, asked: false,
-    near: false, onScreen: false, deadline: null, area: 0, faded: null,
+    near: false, onScreen: false, deadline: null, armedAt: null, deadlineSetAt: null, area: 0, faded: null,
     verdict: null, warnings: [], revealed: false, why: '',
-    timer: 0, inline: false, pausedByUs: false,
+    timer: 0, retryTimer: 0, inline: false, pausedByUs: false,
   };
 }
 
@@ -127,6 +147,46 @@ export function seeBox(rec, { width, height, near, onScreen }, { now, limitMs })
 export function armDeadline(rec, now, limitMs) {
   if (!rec.onScreen || !rec.sized || !isHidden(rec) || rec.deadline !== null) return false;
   rec.deadline = now + limitMs;
+  rec.armedAt = now;
+  rec.deadlineSetAt = now;
+  return true;
+}
+
+/**
+ * How long a picture coming on screen may wait hidden for its verdict (ms): what the server says
+ * the pictures ahead of it and it take (`perPictureMs` × (`ahead` + 1), with WAIT's slack), never
+ * less than WAIT.floorMs and never more than the user's `capMs`. Without a measured cost,
+ * WAIT.unknownMs (within the cap).
+ *
+ * @param {{capMs: number, perPictureMs?: number|null, ahead?: number}} load `ahead`: the pictures
+ *   the server has queued plus those this page has asked about or will ask about first
+ */
+export function timeLimitMs({ capMs, perPictureMs = null, ahead = 0 }) {
+  const expected = perPictureMs > 0 ? WAIT.slack * perPictureMs * (Math.max(0, ahead) + 1) + WAIT.marginMs : WAIT.unknownMs;
+  return Math.min(capMs, Math.max(WAIT.floorMs, expected));
+}
+
+/**
+ * True while the server says the record's verdict is coming: it is still pending and either its
+ * last answer was "busy" or "loading, retry later", or the server answered this page since the
+ * record's deadline was set (`lastAnswerAt`, on the same clock), so the queue ahead of it moves.
+ */
+export function isComing(rec, lastAnswerAt) {
+  if (rec.state !== STATE.PENDING || rec.deadline === null) return false;
+  return isServerComing(rec.verdict) || (lastAnswerAt !== null && lastAnswerAt > rec.deadlineSetAt);
+}
+
+/**
+ * The deadline came while the verdict is coming (`coming`, see isComing): it moves on by a fresh
+ * `limitMs`, but never past the user's `capMs` counted from when the limit started. True when it
+ * moved (start its timer again); false when the time limit is really up (timeOut decides).
+ */
+export function extendDeadline(rec, now, { coming, limitMs, capMs }) {
+  if (!coming || rec.deadline === null || now < rec.deadline) return false;
+  const end = Math.min(rec.armedAt + capMs, now + limitMs);
+  if (end <= now) return false;
+  rec.deadline = end;
+  rec.deadlineSetAt = now;
   return true;
 }
 
@@ -169,19 +229,32 @@ export const ANSWER = Object.freeze({
   FAILED: 'failed', // this picture could not be read, or the message was refused: never "server down"
   UNAVAILABLE: 'unavailable', // the server is down, unpaired or busy: recovery asks again
   NO_ANSWER: 'no_answer', // the worker did not answer at all: asked again when the server is back
+  RETRY_LATER: 'retry_later', // busy or loading: still hidden, asked again after `retryDelayMs`
 });
+
+/** When to ask again after a "busy" or "loading" answer: its Retry-After, within RETRY_AFTER_MS. */
+export function retryDelayMs(verdict) {
+  const ms = Number(verdict?.retryAfterS) * 1000;
+  return Math.min(RETRY_AFTER_MS.max, Math.max(RETRY_AFTER_MS.min, Number.isFinite(ms) ? ms : 0));
+}
 
 /**
  * The worker's answer for the record's image: scores (decided with the current settings and
  * categories), a skip, a picture that could not be read (shown unchecked, `why` says why), the
  * server unavailable (shown unchecked; a picture still hidden is kept waiting if the user keeps
  * images hidden and the server is down, not merely busy), or anything else: a refused message or
- * no answer, which are never taken for a server that is down. The time limit keeps running: a
- * waiting picture is released when it runs out unless the server is known down then.
+ * no answer, which are never taken for a server that is down. A pending picture the server
+ * answers "busy" or "loading" about stays pending, to be asked again (RETRY_LATER). The time
+ * limit keeps running: a pending or waiting picture is released when it runs out unless the
+ * server is known down then.
  */
 export function receiveVerdict(rec, verdict, context) {
   rec.verdict = verdict;
   const status = verdict?.status;
+  if (rec.state === STATE.PENDING && isServerComing(verdict)) {
+    rec.why = String(verdict.reason);
+    return ANSWER.RETRY_LATER;
+  }
   if (status === VERDICT.OK) {
     decide(rec, context);
     return ANSWER.DECIDED;
@@ -254,11 +327,15 @@ export function isUnavailable(rec) {
   return (rec.state === STATE.UNCHECKED || rec.state === STATE.WAITING) && rec.verdict?.status === VERDICT.UNAVAILABLE;
 }
 
+/** Pending after a "busy" or "loading" answer: asked again after its Retry-After, or at once when the server is back. */
+export const isRetryingLater = (rec) => rec.state === STATE.PENDING && isServerComing(rec.verdict);
+
 /**
  * Shown or held without scores because of the server (timed out, unavailable, no answer): asked
  * again when the server is back. A picture that could not be read is not.
  */
 export function needsRetry(rec) {
+  if (isRetryingLater(rec)) return true;
   if (rec.state !== STATE.UNCHECKED && rec.state !== STATE.WAITING) return false;
   return rec.verdict === null || rec.verdict.status === VERDICT.UNAVAILABLE;
 }

@@ -75,7 +75,9 @@ function createParts({ page, perf, send, shadow }) {
       ? askAboutVideo(send, rec.el, priority, (verdict) => isFlaggedNow(page, verdict))
       : askAboutPicture(send, rec.url, rec.el, priority)),
     warnings,
-    getContext: () => ({ settings: page.settings, categories: page.categories, healthOk: page.health?.state === 'ok' }),
+    getContext: () => ({
+      settings: page.settings, categories: page.categories, healthOk: page.health?.state === 'ok', server: page.health?.server ?? null,
+    }),
     onCountChange: (flagged) => send({ type: MSG.PAGE_STATS, flagged }),
     timed,
   });

@@ -35,6 +35,7 @@ export class VerdictAsker {
     this.pumpQueued = false;
     this.recoveryTimer = 0;
     this.recovery = new Backoff(RECOVERY_MS);
+    this.lastAnswerAt = null; // when the server last answered with scores (the caller's clock)
   }
 
   /** File `rec` under its current priority (new, moved on or off screen, or to be asked again). */
@@ -114,8 +115,12 @@ export class VerdictAsker {
     this.verdicts.delete(url);
   }
 
-  /** An answer came with scores: the server is up, the next outage starts the backoff afresh. */
-  serverAnswered() {
+  /**
+   * An answer came with scores at `now`: the server is up and works through its queue (pictures
+   * still waiting wait on, image_state.js isComing), and the next outage starts the backoff afresh.
+   */
+  serverAnswered(now = null) {
+    this.lastAnswerAt = now;
     this.recovery.reset();
   }
 

@@ -1,15 +1,38 @@
 /**
  * Options: server URL and pairing token with a connection test that names the problem, the
- * fail behaviour, the site allowlist and the wrong-verdict reports (export as JSONL).
+ * server's state (starting, failed, random test weights), "Set up protection" (setup_panel.js),
+ * the fail behaviour, the site allowlist and the wrong-verdict reports (export as JSONL).
  */
+import { SERVER_STATE, describeCost, describeLoading, describeServerMode } from '../shared/api.js';
 import { getBrowser } from '../shared/browser.js';
 import { MSG } from '../shared/messages.js';
 import { reportsToJsonl } from '../shared/reports.js';
 import { loadSettings, normalizeServerUrl, saveSettings } from '../shared/settings.js';
-import { REPORTS_KEY } from '../shared/storage_keys.js';
+import { SetupPanel } from '../shared/setup_panel.js';
+import { HEALTH_KEY, REPORTS_KEY } from '../shared/storage_keys.js';
 
 const ext = getBrowser();
 const $ = (id) => document.getElementById(id);
+const LOADING_POLL_MS = 1000; // while the server starts, its progress is followed this often
+let setupPanel = null;
+let loadingTimer = 0;
+
+/** The server's state under the pairing form: starting (with progress), failed (why), or what it serves. */
+function renderServerState(health) {
+  const s = health?.server;
+  const answers = health?.state === 'ok' || health?.state === SERVER_STATE.LOADING;
+  $('server-state').textContent = health?.state === SERVER_STATE.LOADING ? describeLoading(s)
+    : health?.state === SERVER_STATE.FAILED ? `The server could not load its model: ${s?.error?.message ?? health.message}`
+      : health?.state === 'ok' && s ? [describeServerMode(s), describeCost(s)].filter(Boolean).join(' · ') : '';
+  $('random-weights').hidden = !(health?.state === 'ok' && s?.randomWeights);
+  const wasHidden = $('setup').hidden;
+  $('setup').hidden = !answers;
+  if (answers && wasHidden) setupPanel.refresh();
+  clearTimeout(loadingTimer);
+  if (health?.state === SERVER_STATE.LOADING) {
+    loadingTimer = setTimeout(() => ext.runtime.sendMessage({ type: MSG.CHECK_HEALTH }).then(renderServerState, () => {}), LOADING_POLL_MS);
+  }
+}
 
 function showResult(id, ok, text) {
   const el = $(id);
@@ -68,6 +91,11 @@ async function exportReports() {
 }
 
 async function init() {
+  setupPanel = new SetupPanel($('setup'), {
+    send: (message) => ext.runtime.sendMessage(message),
+    onFinished: () => ext.runtime.sendMessage({ type: MSG.CHECK_HEALTH }).catch(() => {}),
+  });
+  renderServerState((await ext.storage.local.get(HEALTH_KEY))[HEALTH_KEY]);
   const s = await loadSettings(ext.storage.local);
   $('server-url').value = s.serverUrl;
   $('token').value = s.token;
@@ -88,6 +116,7 @@ async function init() {
   });
   ext.storage.onChanged.addListener((changes, area) => {
     if (area === 'local' && changes[REPORTS_KEY]) renderReports();
+    if (area === 'local' && changes[HEALTH_KEY]) renderServerState(changes[HEALTH_KEY].newValue);
   });
   renderReports();
   document.body.dataset.ready = 'true';

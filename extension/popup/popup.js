@@ -1,14 +1,18 @@
 /**
- * The toolbar popup: server status, flagged count on the current page, pause on this site, one
+ * The toolbar popup: server status (starting with its progress, failed with its reason, a loud
+ * line on random test weights), the "Set up protection" panel when the server has no trained
+ * head (setup_panel.js), flagged count on the current page, pause on this site, one
  * toggle per warning category (the server's, from /v1/labels) and the sensitivity. Settings are
  * written to storage; content scripts apply them to open pages at once.
  * Opened as a page with `?tab=ID` it acts for that tab (keyboard users, tests).
  */
 import { addSite, isHostAllowlisted, removeSite } from '../shared/allowlist.js';
-import { describeServerMode } from '../shared/api.js';
+import { SERVER_STATE, describeCost, describeLoading, describeServerMode } from '../shared/api.js';
 import { getBrowser } from '../shared/browser.js';
 import { MSG } from '../shared/messages.js';
 import { isCategoryEnabled, loadSettings, saveSettings } from '../shared/settings.js';
+import { shouldShowSetup } from '../shared/setup.js';
+import { SetupPanel } from '../shared/setup_panel.js';
 import { CATEGORIES_KEY, HEALTH_KEY, SETTINGS_KEY, TAB_COUNTS_KEY, sumTabCount } from '../shared/storage_keys.js';
 
 const ext = getBrowser();
@@ -28,9 +32,15 @@ const STATUS_TEXT = {
   forbidden: 'Server refused this extension',
   not_simclip: 'Wrong port: not a simclip server',
   bad_url: 'Server URL is not valid',
+  [SERVER_STATE.LOADING]: 'Server starting',
+  [SERVER_STATE.FAILED]: 'Server could not load its model',
 };
+const HEALTH_POLL_MS = { [SERVER_STATE.LOADING]: 1000, other: 5000 }; // while the popup is open
 
 let tab = null;
+let health = null; // the worker's last health record
+let setupPanel = null;
+let setupAsked = false; // the job's progress is asked once when the popup opens on a server that answers
 
 async function getTargetTab() {
   const fromQuery = Number(new URLSearchParams(location.search).get('tab'));
@@ -39,12 +49,30 @@ async function getTargetTab() {
   return active ?? null;
 }
 
-function renderHealth(health) {
+function renderHealth(next) {
+  health = next ?? null;
   const status = $('status');
   status.dataset.state = health?.state ?? 'unknown';
-  $('status-text').textContent = health ? STATUS_TEXT[health.state] ?? 'Server error' : 'Checking the server…';
   const s = health?.server;
-  $('server-info').textContent = s ? `${describeServerMode(s)} · ${s.model} · ${s.device}` : health?.message ?? '';
+  const starting = health?.state === SERVER_STATE.LOADING;
+  $('status-text').textContent = starting ? describeLoading(s)
+    : health ? STATUS_TEXT[health.state] ?? 'Server error' : 'Checking the server…';
+  $('server-info').textContent = health?.state === 'ok' && s ? `${describeServerMode(s)} · ${s.model} · ${s.device}`
+    : health?.state === SERVER_STATE.FAILED ? s?.error?.message ?? health.message
+      : starting ? '' : health?.message ?? '';
+  $('server-cost').textContent = health?.state === 'ok' ? describeCost(s) : '';
+  $('random-weights').hidden = !(health?.state === 'ok' && s?.randomWeights);
+  renderSetup();
+}
+
+/** The setup panel: shown when the server answers and has no trained head, or while a job runs or just ended. */
+function renderSetup() {
+  const answers = health?.state === 'ok' || health?.state === SERVER_STATE.LOADING;
+  if (answers && !setupAsked) {
+    setupAsked = true;
+    setupPanel.refresh().then(renderSetup);
+  }
+  $('setup').hidden = !(answers && shouldShowSetup(health.server, setupPanel.setup));
 }
 
 function renderCategories(categories, settings) {
@@ -90,6 +118,11 @@ async function renderPageCount() {
 }
 
 async function init() {
+  const send = (message) => ext.runtime.sendMessage(message);
+  setupPanel = new SetupPanel($('setup'), {
+    send,
+    onFinished: () => send({ type: MSG.CHECK_HEALTH }).then(renderHealth, () => {}), // the new head's mode and categories
+  });
   tab = await getTargetTab().catch(() => null);
   const stored = await ext.storage.local.get([HEALTH_KEY, CATEGORIES_KEY]);
   let settings = await loadSettings(ext.storage.local);
@@ -127,9 +160,12 @@ async function init() {
     setTimeout(renderPageCount, 400);
   });
   setInterval(renderPageCount, 2000);
-  const checkHealth = () => ext.runtime.sendMessage({ type: MSG.CHECK_HEALTH }).then(renderHealth, () => {});
+  // While the popup is open, the status follows the server (each second while it starts).
+  const checkHealth = async () => {
+    await send({ type: MSG.CHECK_HEALTH }).then(renderHealth, () => {});
+    setTimeout(checkHealth, HEALTH_POLL_MS[health?.state] ?? HEALTH_POLL_MS.other);
+  };
   checkHealth();
-  setInterval(checkHealth, 5000); // while the popup is open, the status follows the server
 }
 
 init();

@@ -10,10 +10,11 @@ export const API_PATHS = Object.freeze({
   health: '/v1/health',
   categories: '/v1/labels', // the warning categories; the path keeps its v1 name
   classify: '/v1/classify',
+  setup: '/v1/setup', // GET the setup job's progress, POST start it, DELETE cancel it
 });
 export const TOKEN_HEADER = 'X-Auth-Token';
 export const MAX_IMAGE_BYTES = 10 * 1024 * 1024; // the server's body limit (THREATS.md T6)
-export const TIMEOUTS_MS = Object.freeze({ health: 4000, categories: 4000, classify: 30000 });
+export const TIMEOUTS_MS = Object.freeze({ health: 4000, categories: 4000, classify: 30000, setup: 10000 });
 
 /** ApiError.kind values. */
 export const API_ERROR = Object.freeze({
@@ -41,14 +42,43 @@ export class ApiError extends Error {
 const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
 const notSimclip = (what) => new ApiError(API_ERROR.NOT_SIMCLIP, `the answer to ${what} is not a simclip server's`);
 
-/** GET /v1/health body -> {model, mode, device, ocr, version, queueDepth}. */
+/** /v1/health `state`: the model loads in the background; until then classify answers 503 `loading`. */
+export const SERVER_STATE = Object.freeze({ LOADING: 'loading', READY: 'ready', FAILED: 'failed' });
+
+const finiteOrNull = (v) => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+const stringOrNull = (v) => (typeof v === 'string' ? v : null);
+const parseError = (e) => (isObject(e) ? { code: String(e.code ?? 'error'), message: String(e.message ?? e.code ?? 'error') } : null);
+
+/**
+ * GET /v1/health body -> {state, model, mode, device, ocr, version, queueDepth, calibrated,
+ * loading, error, randomWeights, precision, cost, setup}. `state` is 'ready' for a server from
+ * before the field existed. While loading (or once loading failed) the model fields may be empty.
+ */
 export function parseHealth(body) {
-  if (!isObject(body) || body.status !== 'ok' || typeof body.mode !== 'string' || typeof body.model !== 'string') {
+  if (!isObject(body)) throw notSimclip(API_PATHS.health);
+  const state = body.state ?? SERVER_STATE.READY;
+  if (!Object.values(SERVER_STATE).includes(state)) throw notSimclip(API_PATHS.health);
+  if (state === SERVER_STATE.READY && (body.status !== 'ok' || typeof body.mode !== 'string' || typeof body.model !== 'string')) {
     throw notSimclip(API_PATHS.health);
   }
+  const loading = isObject(body.loading) ? {
+    stage: String(body.loading.stage ?? ''),
+    done: finiteOrNull(body.loading.done) ?? 0,
+    total: finiteOrNull(body.loading.total),
+    unit: stringOrNull(body.loading.unit),
+    message: String(body.loading.message ?? ''),
+  } : null;
+  const cost = isObject(body.cost) && finiteOrNull(body.cost.per_picture_ms) !== null ? {
+    perPictureMs: body.cost.per_picture_ms,
+    encodeMs: finiteOrNull(body.cost.encode_ms),
+    ocrMs: finiteOrNull(body.cost.ocr_ms),
+    device: String(body.cost.device ?? body.device ?? ''),
+    workers: finiteOrNull(body.cost.workers) ?? 1,
+  } : null;
   return {
-    model: body.model,
-    mode: body.mode,
+    state,
+    model: String(body.model ?? ''),
+    mode: String(body.mode ?? ''),
     device: String(body.device ?? ''),
     ocr: String(body.ocr ?? ''),
     version: String(body.version ?? ''),
@@ -56,15 +86,86 @@ export function parseHealth(body) {
     // false: zero-shot scores not fitted on labelled memes (they rank pictures, 0.5 means little);
     // null: a server from before the field existed
     calibrated: typeof body.calibrated === 'boolean' ? body.calibrated : null,
+    loading,
+    error: parseError(body.error),
+    randomWeights: body.random_weights === true, // a backbone with random weights: its verdicts mean nothing
+    precision: isObject(body.precision) ? { served: String(body.precision.served ?? ''), head: stringOrNull(body.precision.head) } : null,
+    cost, // measured by the server on its device; null until measured (or an older server)
+    setup: isObject(body.setup) ? { state: String(body.setup.state ?? ''), stage: stringOrNull(body.setup.stage) } : null,
   };
+}
+
+/** What the server does while it starts (/v1/health `loading.stage`), in the user's words. */
+const LOADING_TEXT = Object.freeze({ weights: 'downloading the model', model: 'loading the model', warmup: 'warming up' });
+
+/** "Starting: downloading the model, 35%" for a server that is still loading. */
+export function describeLoading(health) {
+  const loading = health?.loading;
+  const what = LOADING_TEXT[loading?.stage] ?? 'loading the model';
+  const share = loading && loading.total > 0 ? `, ${Math.min(100, Math.floor((100 * loading.done) / loading.total))}%` : '';
+  return `Starting: ${what}${share}`;
 }
 
 /** "trained mode", or "zero-shot mode, uncalibrated: …", so the popup says what the scores mean. */
 export function describeServerMode(health) {
   if (health.calibrated === false) {
-    return `${health.mode} mode, uncalibrated: scores only rank pictures (run simclip calibrate)`;
+    return `${health.mode} mode, uncalibrated: scores only rank pictures`;
   }
   return `${health.mode} mode`;
+}
+
+/** "about 0.8 s per picture on this CPU" from the server's measured cost, or '' before it is measured. */
+export function describeCost(health) {
+  const ms = health?.cost?.perPictureMs;
+  if (!(ms > 0)) return '';
+  const amount = ms < 1000 ? `${Math.max(1, Math.round(ms / 10) * 10)} ms` : `${(ms / 1000).toFixed(1)} s`;
+  const device = (health.cost.device || health.device || '').toLowerCase();
+  const where = device.startsWith('cuda') ? 'this GPU' : device === 'mps' ? 'this Mac\'s GPU' : device ? `this ${device.toUpperCase()}` : 'this computer';
+  return `about ${amount} per picture on ${where}`;
+}
+
+/** The setup job's states and stages (GET /v1/setup). */
+export const SETUP_STATE = Object.freeze({ IDLE: 'idle', RUNNING: 'running', DONE: 'done', FAILED: 'failed', CANCELLED: 'cancelled' });
+export const SETUP_STAGES = Object.freeze(['weights', 'dataset', 'embed', 'train', 'calibrate', 'validate']);
+
+/**
+ * GET/POST/DELETE /v1/setup body -> {state, stage, stages, done, total, unit, etaS, error, plan,
+ * summary: {categories: [{id, name, status, calibrated, examples, valMacroF1, text, howToImprove}]}}.
+ */
+export function parseSetup(body) {
+  if (!isObject(body) || !Object.values(SETUP_STATE).includes(body.state)) throw notSimclip(API_PATHS.setup);
+  const stages = Array.isArray(body.stages) && body.stages.every((s) => typeof s === 'string') ? body.stages : [...SETUP_STAGES];
+  const plan = isObject(body.plan) ? {
+    device: String(body.plan.device ?? ''),
+    recipe: isObject(body.plan.recipe) ? String(body.plan.recipe.name ?? '') : '',
+    estimateS: finiteOrNull(body.plan.estimate_s),
+    downloadBytes: finiteOrNull(body.plan.download_bytes),
+    storeBytes: finiteOrNull(body.plan.store_bytes),
+  } : null;
+  const categories = isObject(body.summary) && Array.isArray(body.summary.categories)
+    ? body.summary.categories.filter(isObject).map((c) => ({
+      id: String(c.id ?? ''),
+      name: String(c.name ?? c.id ?? ''),
+      status: String(c.status ?? ''),
+      calibrated: c.calibrated === true,
+      examples: finiteOrNull(c.examples),
+      valMacroF1: finiteOrNull(c.val_macro_f1),
+      text: String(c.text ?? ''),
+      howToImprove: stringOrNull(c.how_to_improve),
+    }))
+    : null;
+  return {
+    state: body.state,
+    stage: stringOrNull(body.stage),
+    stages,
+    done: finiteOrNull(body.done) ?? 0,
+    total: finiteOrNull(body.total),
+    unit: stringOrNull(body.unit),
+    etaS: finiteOrNull(body.eta_s),
+    error: parseError(body.error),
+    plan,
+    summary: categories ? { categories } : null,
+  };
 }
 
 /**
@@ -112,7 +213,8 @@ function errorFromResponse(status, body, retryAfter) {
  * A client bound to one server and token.
  *
  * @param {{serverUrl: string, token: string, fetchFn?: Function}} options
- * @returns {{health, categories, classify}} async methods; they throw ApiError
+ * @returns {{health, setupStatus, startSetup, cancelSetup, categories, classify}} async methods;
+ *   they throw ApiError
  */
 export function createApiClient({ serverUrl, token, fetchFn = globalThis.fetch.bind(globalThis) }) {
   const base = normalizeServerUrl(serverUrl);
@@ -149,9 +251,14 @@ export function createApiClient({ serverUrl, token, fetchFn = globalThis.fetch.b
     return json;
   }
 
+  const setupCall = (method) => async () => parseSetup(await request(API_PATHS.setup, { method, timeoutMs: TIMEOUTS_MS.setup }));
+
   return {
     serverUrl: base,
     health: async () => parseHealth(await request(API_PATHS.health, { timeoutMs: TIMEOUTS_MS.health })),
+    setupStatus: setupCall('GET'),
+    startSetup: setupCall('POST'),
+    cancelSetup: setupCall('DELETE'),
     categories: async () => parseCategories(await request(API_PATHS.categories, { timeoutMs: TIMEOUTS_MS.categories })),
     classify: async (bytes) =>
       parseClassification(await request(API_PATHS.classify, { method: 'POST', body: bytes, timeoutMs: TIMEOUTS_MS.classify })),
@@ -162,6 +269,8 @@ export function createApiClient({ serverUrl, token, fetchFn = globalThis.fetch.b
  * Test a server URL and token, and say exactly what is wrong in words a user can act on.
  *
  * @returns {Promise<{ok: boolean, kind: string, message: string, health?: object, categories?: object[]}>}
+ *   `kind`: 'ok', 'bad_url', an API_ERROR, or SERVER_STATE.LOADING / FAILED (paired, the model
+ *   not ready: `health` says how far it got, or why it failed)
  */
 export async function diagnoseConnection({ serverUrl, token, fetchFn, extensionOrigin = '' }) {
   const base = normalizeServerUrl(serverUrl);
@@ -175,6 +284,13 @@ export async function diagnoseConnection({ serverUrl, token, fetchFn, extensionO
   const client = createApiClient({ serverUrl: base, token: token ?? '', fetchFn });
   try {
     const health = await client.health();
+    if (health.state === SERVER_STATE.LOADING) {
+      return { ok: false, kind: SERVER_STATE.LOADING, message: `Paired with simclip-server at ${base}. ${describeLoading(health)}.`, health };
+    }
+    if (health.state === SERVER_STATE.FAILED) {
+      const why = health.error?.message ?? 'no reason given';
+      return { ok: false, kind: SERVER_STATE.FAILED, message: `The server at ${base} could not load its model: ${why}`, health };
+    }
     const categories = await client.categories();
     const names = categories.map((c) => c.name).join(', ') || 'no categories';
     return {

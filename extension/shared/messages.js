@@ -10,6 +10,9 @@
  *   page    -> worker   CHECK_HEALTH {}                -> Health
  *   page    -> worker   TEST_CONNECTION {serverUrl, token} -> Diagnosis (see api.js)
  *   page    -> worker   CLEAR_REPORTS {}               -> {ok}
+ *   page    -> worker   SETUP_STATUS {}                -> {setup} | {error: {kind, code, message}}  (GET /v1/setup)
+ *   page    -> worker   SETUP_START {}                 -> {setup} | {error}  (POST: one already running answers its progress)
+ *   page    -> worker   SETUP_CANCEL {}                -> {setup} | {error}  (DELETE)
  *   page    -> content  GET_PAGE_STATE {}              -> {host, paused, flagged, revealed, byState, asking, stats}
  *   page    -> content  HIDE_REVEALED {}               -> (none): cover again the pictures the user showed
  *
@@ -24,6 +27,9 @@ export const MSG = Object.freeze({
   CHECK_HEALTH: 'simclip/check-health',
   TEST_CONNECTION: 'simclip/test-connection',
   CLEAR_REPORTS: 'simclip/clear-reports',
+  SETUP_STATUS: 'simclip/setup-status',
+  SETUP_START: 'simclip/setup-start',
+  SETUP_CANCEL: 'simclip/setup-cancel',
   GET_PAGE_STATE: 'simclip/get-page-state',
   HIDE_REVEALED: 'simclip/hide-revealed',
 });
@@ -38,10 +44,20 @@ export const VERDICT = Object.freeze({
 
 /** `reason` of an UNAVAILABLE verdict when the server is up but its queue is full (not "down"). */
 export const BUSY_REASON = 'busy';
+/** `reason` of an UNAVAILABLE verdict while the server still loads its model (not "down" either). */
+export const LOADING_REASON = 'loading';
 
-/** True when a verdict says the server itself is down or unpaired (not busy, not this picture's fault). */
+/**
+ * True when a verdict says the server will answer, only not now: busy or still loading (a 503
+ * with Retry-After). Such a verdict may carry `retryAfterS`, when to ask again.
+ */
+export function isServerComing(verdict) {
+  return verdict?.status === VERDICT.UNAVAILABLE && (verdict.reason === BUSY_REASON || verdict.reason === LOADING_REASON);
+}
+
+/** True when a verdict says the server itself is down or unpaired (not busy or loading, not this picture's fault). */
 export function isServerDown(verdict) {
-  return verdict?.status === VERDICT.UNAVAILABLE && verdict.reason !== BUSY_REASON;
+  return verdict?.status === VERDICT.UNAVAILABLE && !isServerComing(verdict);
 }
 
 /** Report.correction values. */
@@ -87,6 +103,9 @@ const SCHEMAS = {
   [MSG.CHECK_HEALTH]: { from: 'page', fields: {} },
   [MSG.TEST_CONNECTION]: { from: 'page', fields: { serverUrl: isString(200), token: (v) => typeof v === 'string' && v.length <= 200 } },
   [MSG.CLEAR_REPORTS]: { from: 'page', fields: {} },
+  [MSG.SETUP_STATUS]: { from: 'page', fields: {} },
+  [MSG.SETUP_START]: { from: 'page', fields: {} },
+  [MSG.SETUP_CANCEL]: { from: 'page', fields: {} },
   [MSG.GET_PAGE_STATE]: { from: 'page', fields: {} },
   [MSG.HIDE_REVEALED]: { from: 'page', fields: {} },
 };

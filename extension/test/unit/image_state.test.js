@@ -5,6 +5,7 @@ import {
   ANSWER, Backoff, CARD_BACKGROUND, PICTURE_OUT, PRIORITY, choosePrimary, countPictures, RECOVERY_MS, SEEN, STATE, askPriority, createRecord, hasOverlay, hideAgain, holdPending,
   isCountedFlagged, isHidden, isHiddenState, isTooSmallFile, isUnavailable, listInlineOverrides, needsRetry,
   needsStyleCheck, receiveVerdict, redecide, reveal, seeBox, serverBack, summaryState, timeOut, wantsAsk,
+  WAIT, extendDeadline, isComing, isRetryingLater, retryDelayMs, timeLimitMs,
 } from '../../content/image_state.js';
 import { VERDICT } from '../../shared/messages.js';
 import { normalizeSettings } from '../../shared/settings.js';
@@ -178,8 +179,21 @@ test('a picture the worker could not read (fetch failed, HTTP error, too large) 
   assert.equal(needsRetry(rec), false);
 });
 
-test('a busy server is not a down server: a busy answer is shown even when the user keeps images hidden, and retried', () => {
+test('a busy server is not a down server: a pending picture stays hidden and is asked again after its Retry-After', () => {
   const rec = pendingImage();
+  const busy = { status: VERDICT.UNAVAILABLE, reason: 'busy', retryAfterS: 3 };
+  assert.equal(receiveVerdict(rec, busy, context({ keepHiddenWhenDown: true })), ANSWER.RETRY_LATER);
+  assert.equal(rec.state, STATE.PENDING);
+  assert.equal(isRetryingLater(rec), true);
+  assert.equal(needsRetry(rec), true);
+  assert.equal(retryDelayMs(busy), 3000);
+  assert.equal(isUnavailable(rec), false); // not recovery's: its own Retry-After asks again
+});
+
+test('a busy answer about a picture already shown unchecked leaves it shown, for recovery to ask again', () => {
+  const rec = pendingImage();
+  timeOut(rec, up, LIMIT);
+  rec.asked = true;
   assert.equal(receiveVerdict(rec, { status: VERDICT.UNAVAILABLE, reason: 'busy' }, context({ keepHiddenWhenDown: true })), ANSWER.UNAVAILABLE);
   assert.equal(rec.state, STATE.UNCHECKED);
   assert.equal(isUnavailable(rec), true);
@@ -394,4 +408,95 @@ test('a video whose frames could not be read is not called clean for its poster 
   // too long to be a meme: the poster decides, and without one it is not checked
   assert.equal(combineVideoVerdicts([poster], { isFlagged, framesNeeded: false }).status, VERDICT.OK);
   assert.equal(combineVideoVerdicts([], { isFlagged, framesNeeded: false }).status, VERDICT.SKIPPED);
+});
+
+// ------------------------------------------------------------ the time limit follows the server (issue 15, section 3)
+
+test('without a measured cost the time limit is the old fixed 15 s, within the user cap', () => {
+  assert.equal(timeLimitMs({ capMs: 60000 }), WAIT.unknownMs);
+  assert.equal(WAIT.unknownMs, 15000);
+  assert.equal(timeLimitMs({ capMs: 5000 }), 5000);
+  assert.equal(timeLimitMs({ capMs: 60000, perPictureMs: null, ahead: 40 }), 15000);
+});
+
+test('a slow server with a queue gets as long as the pictures ahead take, never past the user cap', () => {
+  // 2.5 s a picture (ViT-L fp32 on 2 CPU cores), 7 pictures ahead: 1.5 x 2.5 s x 8 + 2 s = 32 s
+  assert.equal(timeLimitMs({ capMs: 60000, perPictureMs: 2500, ahead: 7 }), 32000);
+  assert.equal(timeLimitMs({ capMs: 20000, perPictureMs: 2500, ahead: 7 }), 20000);
+  assert.equal(timeLimitMs({ capMs: 120000, perPictureMs: 2500, ahead: 100 }), 120000);
+});
+
+test('a fast server keeps the floor: fetching the bytes has its own 15 s', () => {
+  assert.equal(timeLimitMs({ capMs: 60000, perPictureMs: 30, ahead: 3 }), WAIT.floorMs);
+  assert.equal(timeLimitMs({ capMs: 60000, perPictureMs: 30, ahead: -4 }), WAIT.floorMs); // nonsense counts as none
+});
+
+test('the cold CPU feed of issue 15: the eighth meme on screen waits for its verdict instead of showing unchecked', () => {
+  // Eight memes come on screen at once; the server takes 2.5 s each, so the last one's verdict comes at 20 s.
+  const capMs = 60000;
+  const recs = Array.from({ length: 8 }, (_, i) => {
+    const rec = createRecord({ id: i + 1, el: {}, kind: 'img', url: `https://x.test/${i}.png` });
+    seeBox(rec, onScreen(), { now: 0, limitMs: timeLimitMs({ capMs, perPictureMs: 2500, ahead: i }) });
+    return rec;
+  });
+  const last = recs[7];
+  assert.ok(last.deadline > 20000, `deadline ${last.deadline}`);
+  assert.equal(timeOut(last, up, 19999), false);
+  receiveVerdict(last, HARMFUL, context());
+  assert.equal(last.state, STATE.FLAGGED);
+  // The old fixed limit would have shown it unchecked at 15 s.
+  const old = createRecord({ id: 9, el: {}, kind: 'img', url: 'https://x.test/old.png' });
+  seeBox(old, onScreen(), at(0));
+  assert.equal(timeOut(old, up, 15000), true);
+  assert.equal(old.state, STATE.UNCHECKED);
+});
+
+test('while the server answers the page, a pending picture on screen is not shown unchecked until the cap', () => {
+  const capMs = 40000;
+  const rec = pendingImage(); // deadline at 15 s
+  assert.equal(isComing(rec, 12000), true); // the server answered another picture at 12 s
+  assert.equal(extendDeadline(rec, LIMIT, { coming: isComing(rec, 12000), limitMs: LIMIT, capMs }), true);
+  assert.equal(rec.deadline, 30000);
+  assert.equal(timeOut(rec, up, 30000 - 1), false);
+  // No answer since the deadline moved: the server is stuck, the picture is shown.
+  assert.equal(isComing(rec, 12000), false);
+  assert.equal(extendDeadline(rec, 30000, { coming: isComing(rec, 12000), limitMs: LIMIT, capMs }), false);
+  assert.equal(timeOut(rec, up, 30000), true);
+  assert.equal(rec.state, STATE.UNCHECKED);
+});
+
+test('the cap holds however long the server keeps saying the verdict is coming', () => {
+  const capMs = 40000;
+  const rec = pendingImage();
+  receiveVerdict(rec, { status: VERDICT.UNAVAILABLE, reason: 'loading', retryAfterS: 2 }, context());
+  let now = rec.deadline;
+  while (extendDeadline(rec, now, { coming: isComing(rec, null), limitMs: LIMIT, capMs })) {
+    assert.ok(rec.deadline <= capMs, `deadline ${rec.deadline}`);
+    now = rec.deadline;
+  }
+  assert.equal(now, capMs);
+  assert.equal(timeOut(rec, up, now), true);
+  assert.equal(rec.state, STATE.UNCHECKED);
+});
+
+test('a deadline is not moved before it comes, nor for a picture already decided', () => {
+  const early = pendingImage();
+  assert.equal(extendDeadline(early, LIMIT - 1, { coming: true, limitMs: LIMIT, capMs: 60000 }), false);
+  assert.equal(early.deadline, LIMIT);
+  const decided = pendingImage();
+  receiveVerdict(decided, HARMLESS, context());
+  assert.equal(isComing(decided, LIMIT), false);
+});
+
+test('a loading server: the picture stays hidden and is asked again at once when the server is back, its time limit running on', () => {
+  const rec = pendingImage();
+  assert.equal(receiveVerdict(rec, { status: VERDICT.UNAVAILABLE, reason: 'loading', retryAfterS: 0.1 }, context()), ANSWER.RETRY_LATER);
+  assert.equal(retryDelayMs(rec.verdict), 1000); // never sooner than a second
+  assert.equal(retryDelayMs({ retryAfterS: 3600 }), 30000);
+  assert.equal(isHidden(rec), true);
+  assert.equal(serverBack(rec, 5000, LIMIT), true);
+  assert.equal(rec.asked, false);
+  assert.equal(rec.state, STATE.PENDING);
+  assert.equal(rec.deadline, LIMIT);
+  assert.equal(askPriority(rec), PRIORITY.ON_SCREEN);
 });
