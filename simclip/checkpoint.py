@@ -4,6 +4,9 @@ Metadata (stored under the safetensors header key 'simclip'):
 
     format_version  int, CHECKPOINT_FORMAT_VERSION
     backbone        {"model", "pretrained", "embed_dim"}: the head only fits this backbone
+    precision       the encoder precision the head's training embeddings were made with
+                    ('int8', 'fp32', 'fp16', 'bf16'; absent or null: not recorded); the
+                    head serves at any precision of its backbone
     head_config     HeadConfig fields, tasks with their label names
     warnings        the warning rules, [{"category", "task", "labels", "threshold"}]: which
                     class labels of which task feed which warning category, and its decision
@@ -57,6 +60,7 @@ def make_metadata(head_config: HeadConfig, backbone_info: BackboneInfo,
         "backbone": {"model": backbone_info.model, "pretrained": backbone_info.pretrained,
                      "embed_dim": backbone_info.embed_dim,
                      "activation": backbone_info.activation},
+        "precision": backbone_info.precision,
         "head_config": head_config.to_dict(),
         "warnings": [dict(w) for w in warnings],
         "training": training or {},
@@ -64,6 +68,12 @@ def make_metadata(head_config: HeadConfig, backbone_info: BackboneInfo,
     }
     validate_metadata(meta)
     return meta
+
+
+def _list_precisions():
+    from .backbone import DTYPES
+
+    return tuple(DTYPES)
 
 
 def validate_metadata(meta: dict[str, Any]) -> HeadConfig:
@@ -89,6 +99,9 @@ def validate_metadata(meta: dict[str, Any]) -> HeadConfig:
         config = HeadConfig(**meta["head_config"])
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"checkpoint 'head_config' is invalid: {e}") from e
+    if meta.get("precision") is not None and meta["precision"] not in _list_precisions():
+        raise CheckpointError(f"checkpoint precision {meta['precision']!r} is not one of "
+                              f"{', '.join(_list_precisions())}")
     if bb.get("activation", "gelu") not in ("gelu", "quick_gelu"):
         raise CheckpointError(f"checkpoint backbone activation {bb['activation']!r} is not "
                               "'gelu' or 'quick_gelu'")
@@ -178,7 +191,8 @@ def get_trained_backbone(meta: dict[str, Any]) -> BackboneInfo:
             activation = _config_activation(bb["model"], False)
         except (OSError, ValueError):
             activation = GELU
-    return BackboneInfo(bb["model"], bb["pretrained"], int(bb["embed_dim"]), activation)
+    return BackboneInfo(bb["model"], bb["pretrained"], int(bb["embed_dim"]), activation,
+                        precision=meta.get("precision"))
 
 
 def checkpoint_digest(path: str | os.PathLike[str]) -> str:
