@@ -30,7 +30,7 @@ from simclip.zeroshot import (
 )
 
 from .config import embed_config_from_args
-from .datasets import get_dataset
+from .datasets import check_dataset, get_dataset
 from .embed import EmbeddingCache, add_cache_args
 from .metrics import binary_auroc, binary_metrics, tune_threshold
 from .train import build_targets, clean_floats
@@ -91,6 +91,8 @@ def collect(cache, datasets, split, scorer):
 
 def calibrate(cache, datasets, split="val"):
     """Fit a Calibration on `split` of `datasets` (NAME[:setting]) with `cache`'s backbone."""
+    for name in datasets:
+        check_dataset(cache.data_dir, name, (split,))  # before the backbone is built
     backbone = cache.get_backbone()
     scorer = ZeroShotScorer(backbone)  # uncalibrated: its margins are the features
     categories = {}

@@ -34,6 +34,7 @@ import hashlib
 import io
 import json
 import logging
+import shlex
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -585,6 +586,39 @@ def get_dataset(name):
         raise ValueError(f"dataset {base!r} has no setting {setting!r}; "
                          f"available: {', '.join(settings)}")
     return build(setting)
+
+
+class DatasetNotFoundError(DatasetFormatError):
+    """A dataset's files are not in the data folder (the message says how to get them)."""
+
+    code = "dataset_not_found"
+
+
+# datasets `simclip datasets fetch` downloads; the others are on request (`simclip datasets info`)
+FETCHABLE = ("harmeme-c",)
+
+
+def check_dataset(data_dir, name, splits=("train", "val", "test")):
+    """Raise DatasetNotFoundError when a split file of `name` is not in DATA_DIR, naming the file
+    and the command that fetches the dataset (or `simclip datasets info`): commands call it
+    before they build a backbone. Splits the dataset does not have are left to `read_split`."""
+    spec = get_dataset(name)
+    data_dir = Path(data_dir)
+    root = get_dataset_root(data_dir, name)
+    missing = [path for split in splits if split in spec.split_files
+               for path in get_split_paths(spec, root, split) if not path.is_file()]
+    if not missing:
+        return
+    flat = root == data_dir and any(path.is_file() for split in spec.split_files
+                                    for path in get_split_paths(spec, data_dir, split))
+    if root == data_dir and not flat:  # no trace of it: name the folder where it belongs
+        missing = [data_dir / spec.name / path.relative_to(data_dir) for path in missing]
+    if spec.name in FETCHABLE:
+        how = f"fetch it with: simclip datasets fetch {spec.name} --data-dir {shlex.quote(str(data_dir))}"
+    else:
+        how = (f"it cannot be downloaded automatically; `simclip datasets info {spec.name}` says "
+               f"where to request it and where its files go")
+    raise DatasetNotFoundError(f"dataset {spec.name} not found: no {missing[0]}; {how}")
 
 
 def get_dataset_root(data_dir, name):

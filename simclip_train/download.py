@@ -19,12 +19,15 @@ the tests point it at a local HTTP server.
 """
 
 import argparse
+import http.client
 import json
 import logging
 import os
+import shlex
 import shutil
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -34,7 +37,14 @@ from tqdm import tqdm
 from simclip import ImageError, SimCLIPError
 from simclip.fileutil import sha256_file
 
-from .datasets import SPLITS, DatasetFormatError, decode_dataset_image, list_datasets, read_split
+from .datasets import (
+    FETCHABLE,
+    SPLITS,
+    DatasetFormatError,
+    decode_dataset_image,
+    list_datasets,
+    read_split,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +95,6 @@ INSTRUCTIONS = {
           D/memotion/2000_testdata.csv + D/memotion/Meme_groundTruth.csv + D/memotion/2000_data/*
   Validation: a fixed 10% of labels.csv, chosen by a hash of image_name.""",
 }
-FETCHABLE = ("harmeme-c",)
 
 
 class DownloadError(SimCLIPError, RuntimeError):
@@ -122,8 +131,11 @@ def download(url, dest, progress=None):
         err = DownloadError(f"{url}: HTTP {e.code} {e.reason}")
         err.missing = e.code == 404
         raise err from e
-    except (urllib.error.URLError, OSError) as e:
-        raise DownloadError(f"{url}: {getattr(e, 'reason', e)}") from e
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
+        host = urllib.parse.urlsplit(url).netloc or url
+        err = DownloadError(f"cannot reach {host} ({getattr(e, 'reason', e)}) for {url}")
+        err.unreachable = True  # offline, DNS, refused, timed out: fetch_harmeme_c says what to do
+        raise err from e
     with response:
         if response.status == 206:
             total = response.headers.get("Content-Range", "").rpartition("/")[2]
@@ -135,11 +147,17 @@ def download(url, dest, progress=None):
             have, mode = 0, "wb"
         fetched = 0
         with open(part, mode) as f:
-            for block in iter(lambda: response.read(CHUNK), b""):
-                f.write(block)
-                fetched += len(block)
-                if progress is not None:
-                    progress(len(block))
+            try:
+                for block in iter(lambda: response.read(CHUNK), b""):
+                    f.write(block)
+                    fetched += len(block)
+                    if progress is not None:
+                        progress(len(block))
+            except (OSError, http.client.HTTPException) as e:
+                err = DownloadError(f"{url}: the connection broke after {have + fetched} bytes "
+                                    f"({e}); run the command again to resume")
+                err.unreachable = True
+                raise err from e
     size = part.stat().st_size
     if expected is not None and size != expected:
         raise DownloadError(f"{url}: got {size} bytes, the server announced {expected}; "
@@ -156,7 +174,45 @@ def get_base_url(name, base_url=None):
 
 
 def fetch_harmeme_c(data_dir, base_url=None, workers=8, force=False, progress=True):
-    """Download Harm-C into DATA_DIR/harmeme-c (see module docstring); return that folder."""
+    """Download Harm-C into DATA_DIR/harmeme-c (see module docstring); return that folder.
+
+    Raises:
+        DownloadError: when the server cannot be reached, one message that says what to do
+            (connect and run again, a mirror with --base-url, or the files by hand); a copy of
+            the split files laid in DATA_DIR/harmeme-c by hand is used instead, with a warning.
+    """
+    try:
+        return _fetch_harmeme_c(data_dir, base_url, workers, force, progress)
+    except DownloadError as e:
+        if not getattr(e, "unreachable", False):
+            raise
+        final = Path(data_dir) / "harmeme-c"
+        if not force and all((final / f"{split}.jsonl").is_file() for split in SPLITS):
+            logger.warning("%s; using the copy in %s as it is (no MANIFEST.json: not checked)",
+                           e, final)
+            return final
+        err = DownloadError(unreachable_message(e, data_dir))
+        err.unreachable = True
+        raise err from e
+
+
+def unreachable_message(error, data_dir):
+    """What failed and the three ways to fix it, for a Harm-C download that found no server."""
+    d = shlex.quote(str(data_dir))
+    return (f"cannot download Harm-C: {error}.\n"
+            f"To fix it, one of:\n"
+            f"  - connect to the internet and run the same command again (what was downloaded "
+            f"is kept and resumed);\n"
+            f"  - download from a mirror: --base-url URL (or ${BASE_URL_ENV}=URL), a folder "
+            f"with annotations/{{train,val,test}}.jsonl and images/;\n"
+            f"  - fetch it by hand: the folder data/datasets/memes/defaults/ of "
+            f"https://github.com/di-dimitrov/mmf (commit {MMF_COMMIT[:7]}), with its "
+            f"annotations/{{train,val,test}}.jsonl put in {d}/harmeme-c/ and its images/ "
+            f"as {d}/harmeme-c/images/; then run the same command again.")
+
+
+def _fetch_harmeme_c(data_dir, base_url=None, workers=8, force=False, progress=True):
+    """fetch_harmeme_c without the advice on an unreachable server."""
     data_dir = Path(data_dir)
     final = data_dir / "harmeme-c"
     if (final / "MANIFEST.json").is_file() and not force:

@@ -43,6 +43,7 @@ from simclip.ocr import is_rapidocr_available
 from .config import RANDAUGMENT, RECOMMENDED_AUGMENT, TEXT_SOURCES, EmbedConfig, embed_config_from_args
 from .datasets import (
     ReadStats,
+    check_dataset,
     decode_dataset_image,
     get_dataset,
     get_dataset_root,
@@ -328,6 +329,7 @@ class EmbeddingCache:
         if split != "train":
             augment = 0
         spec = get_dataset(name)
+        check_dataset(self.data_dir, name, (split,))  # the fetch command, not a bare path
         root = get_dataset_root(self.data_dir, name)
         read_stats = ReadStats()
         examples = read_split(name, root, split, stats=read_stats)
@@ -415,6 +417,11 @@ def parse_args(argv):
 def main(argv=None):
     """`simclip embed DATASET --data-dir D`: write the embedding cache of every split."""
     args = parse_args(argv)
+    try:  # every split is there before the backbone is built (minutes for ViT-L)
+        check_dataset(args.data_dir, args.dataset, args.splits.split(","))
+    except ValueError as e:
+        print(f"simclip embed: {e}", file=sys.stderr)
+        return 2
     cache = EmbeddingCache.from_config(embed_config_from_args(args))
     for split in args.splits.split(","):
         try:

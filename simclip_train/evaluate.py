@@ -38,7 +38,7 @@ from simclip.zeroshot import ZeroShotScorer, find_calibration
 
 from .calibrate import collect
 from .config import TEXT_SOURCES, EmbedConfig, TrainConfig
-from .datasets import DERIVED_TASKS, get_dataset
+from .datasets import DERIVED_TASKS, check_dataset, get_dataset
 from .embed import EmbeddingCache, describe_losses
 from .metrics import binary_auroc, binary_metrics
 from .train import (
@@ -258,6 +258,7 @@ def parse_args(argv):
 
 def run(args, progress=True):
     """Evaluate as `args` says; return the result dict (see module docstring)."""
+    check_dataset(args.data_dir, args.dataset, (args.split,))  # before the backbone is built
     meta = read_metadata(args.checkpoint)
     bb = meta["backbone"]
     trained_text = meta.get("training", {}).get("text", "dataset")
@@ -312,6 +313,7 @@ def run_zero_shot(args, progress=True):
     """Evaluate the zero-shot scorer (CHECKPOINT 'zero-shot'): per warning category the AUROC,
     and macro-F1 and accuracy at its threshold, calibrated where a calibration is found (as the
     server would be), with the uncalibrated AUROC beside it."""
+    check_dataset(args.data_dir, args.dataset, (args.split,))  # before the backbone is built
     text = args.text or "ocr"  # what the server sees
     embed = EmbedConfig(data_dir=args.data_dir, cache_dir=args.cache_dir, text=text,
                         batch_size=args.batch_size, model=args.model, pretrained=args.pretrained,

@@ -43,7 +43,7 @@ from simclip import (
 from simclip.cli import add_backbone_args
 
 from .config import THRESHOLD_TEXTS, TrainConfig, train_config_from_args
-from .datasets import get_dataset
+from .datasets import check_dataset, get_dataset
 from .embed import EmbeddingCache, add_cache_args, get_augment_recipe
 from .metrics import (
     binary_metrics,
@@ -297,6 +297,8 @@ def train(cfg: TrainConfig, cache: EmbeddingCache | None = None, progress: bool 
     dataset files.
     """
     specs = [get_dataset(name) for name in cfg.datasets]
+    for spec in specs:  # all of them, before the first is embedded (hours on a CPU)
+        check_dataset(cfg.embed.data_dir, spec.key, ("train", "val"))
     tasks = merge_tasks(specs)
     selection_tasks = get_selection_tasks(specs)
     cache = cache or EmbeddingCache.from_config(cfg.embed, seed=cfg.seed, progress=progress)
