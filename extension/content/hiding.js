@@ -9,11 +9,14 @@
  *                            the state of a ::before / ::after picture
  *   data-simclip-why         why a picture is shown without a verdict: http_403, fetch_failed, timeout, small...
  *   data-simclip-early       a stylesheet background hidden before it could be checked
+ *   aria-label="Checking picture"  a pending <img> (its "checking" placeholder); the site's own
+ *                            label comes back when the verdict does
  *   <html data-simclip-off>  the extension is paused on this site: every rule off
  */
 import { listInlineOverrides, needsStyleCheck } from './image_state.js';
 
 const STATE_ATTR = 'data-simclip';
+export const CHECKING_LABEL = 'Checking picture'; // what a screen reader says of a pending <img>
 const OVERRIDABLE = ['filter', 'clip-path', 'visibility', 'background-image', 'background', 'object-position'];
 
 /** Write `state` into the element (only when it differs: a write is a style invalidation). */
@@ -62,9 +65,31 @@ function writeRecordState(rec) {
   }
 }
 
-/** Show the record's state: its attribute, and none of our inline overrides. */
+/**
+ * A pending <img> shows its "checking" placeholder (prehide.css) and is named so; any other state
+ * gets the element's own aria-label back (`rec.ownLabel`: kept while ours is on; null: it had none).
+ */
+function writeCheckingLabel(rec) {
+  if (rec.state === 'pending' && rec.kind === 'img') {
+    if (rec.ownLabel === undefined) rec.ownLabel = rec.el.getAttribute('aria-label');
+    if (rec.el.getAttribute('aria-label') !== CHECKING_LABEL) rec.el.setAttribute('aria-label', CHECKING_LABEL);
+  } else {
+    restoreLabel(rec);
+  }
+}
+
+/** Give the element its own aria-label back (the record leaves pending, or is forgotten). */
+export function restoreLabel(rec) {
+  if (rec.ownLabel === undefined) return;
+  if (rec.ownLabel === null) rec.el.removeAttribute('aria-label');
+  else rec.el.setAttribute('aria-label', rec.ownLabel);
+  rec.ownLabel = undefined;
+}
+
+/** Show the record's state: its attribute, its placeholder's name, and none of our inline overrides. */
 export function showState(rec) {
   writeRecordState(rec);
+  writeCheckingLabel(rec);
   clearInlineOverrides(rec);
 }
 

@@ -20,7 +20,7 @@ import {
   summaryState, timeLimitMs, timeOut,
 } from './image_state.js';
 import {
-  clearInlineOverrides, clearState, hideBackgroundsEarly, reassertState, showState, tagTracked, untag, writeState,
+  clearInlineOverrides, clearState, hideBackgroundsEarly, reassertState, restoreLabel, showState, tagTracked, untag, writeState,
 } from './hiding.js';
 import {
   areInOnePlace, hasInlineUrl, isFaded, isSameResponsivePicture, readBackground, readImage, readPseudo, readSvgImage,
@@ -276,6 +276,7 @@ export class ImageFilter {
     this.unfollow(rec);
     this.warnings.remove(rec);
     clearInlineOverrides(rec);
+    restoreLabel(rec);
   }
 
   /** Forget a picture the element no longer shows, and take our marks off it. */

@@ -88,7 +88,7 @@ export function createRecord({ id, el, kind, url }) {
     state: null, sized: false, asked: false,
     near: false, onScreen: false, deadline: null, armedAt: null, deadlineSetAt: null, area: 0, faded: null,
     verdict: null, warnings: [], revealed: false, why: '',
-    timer: 0, retryTimer: 0, inline: false, pausedByUs: false,
+    timer: 0, retryTimer: 0, inline: false, pausedByUs: false, ownLabel: undefined,
   };
 }
 
@@ -411,6 +411,8 @@ export const needsStyleCheck = (state) => isHiddenState(state) || state === STAT
 /** How prehide.css draws a flagged picture's card (repeated inline when a site overrides it). */
 export const CARD_BACKGROUND = 'var(--simclip-card, none) center / min(100%, 300px) auto no-repeat, #2a1838';
 export const PICTURE_OUT = '-100000px -100000px'; // object-position that moves an <img>'s picture out of its box
+/** How prehide.css tints a pending background (its "checking" placeholder; repeated inline when a site overrides it). */
+export const CHECKING_BACKGROUND = 'linear-gradient(rgba(128, 128, 128, 0.16), rgba(128, 128, 128, 0.16))';
 const CARD_COLOR = 'rgb(42, 24, 56)'; // #2a1838, as computed styles give it
 
 /**
@@ -427,10 +429,17 @@ export function listInlineOverrides(rec, computed) {
     if (rec.kind === 'svg' && !computed.filter.includes('blur')) return [['filter', 'blur(28px) saturate(0.5)'], ['clip-path', 'inset(0)']];
     return [];
   }
+  if (rec.state === STATE.PENDING && rec.kind === 'img') {
+    // The "checking" placeholder: the picture out of its box (the tint is only decoration).
+    return computed.objectPosition === PICTURE_OUT ? [] : [['object-position', PICTURE_OUT]];
+  }
   if (isHiddenState(rec.state) && (rec.kind === 'img' || rec.kind === 'svg' || rec.kind === 'video') && computed.visibility !== 'hidden') {
     return [['visibility', 'hidden']];
   }
-  if (isHiddenState(rec.state) && rec.kind === 'bg' && computed.backgroundImage !== 'none') {
+  if (rec.state === STATE.PENDING && rec.kind === 'bg' && computed.backgroundImage.includes('url(')) {
+    return [['background-image', CHECKING_BACKGROUND]];
+  }
+  if (rec.state === STATE.WAITING && rec.kind === 'bg' && computed.backgroundImage !== 'none') {
     return [['background-image', 'none']];
   }
   return [];

@@ -13,11 +13,17 @@
   const SHADOW_EVENT = 'simclip-shadow-root'; // dispatched by shadow_hook.js on a host that just got a root
   // prehide.css for shadow roots (the document's `html:not([data-simclip-off])` becomes the sheet's `disabled`).
   const SHADOW_CSS = `
-img:not([data-simclip]), img[data-simclip="pending"], img[data-simclip="waiting"],
+img:not([data-simclip]), img[data-simclip="waiting"],
 image:not([data-simclip]), image[data-simclip="pending"], image[data-simclip="waiting"],
 video:not([data-simclip]), video[data-simclip="pending"], video[data-simclip="waiting"] { visibility: hidden !important; }
-[style*="url("]:not(img):not([data-simclip]), [data-simclip-bg][data-simclip="pending"], [data-simclip-bg][data-simclip="waiting"],
+[style*="url("]:not(img):not([data-simclip]), [data-simclip-bg][data-simclip="waiting"],
 [data-simclip-early]:not([data-simclip]) { background-image: none !important; }
+img[data-simclip="pending"] { object-position: -100000px -100000px !important;
+  background: url("data:image/svg+xml;charset=utf-8,%3Csvg xmlns='http://www.w3.org/2000/svg' width='160' height='40' viewBox='0 0 160 40'%3E%3Ctext x='80' y='25' font-family='system-ui, sans-serif' font-size='14' fill='%238a8a8a' text-anchor='middle'%3EChecking%E2%80%A6%3C/text%3E%3C/svg%3E") center / min(100%, 160px) auto no-repeat, rgba(128, 128, 128, 0.16) !important;
+  animation: simclip-checking 1.2s ease-in-out infinite alternate !important; }
+@keyframes simclip-checking { from { opacity: 0.55; } to { opacity: 1; } }
+@media (prefers-reduced-motion: reduce) { img[data-simclip="pending"] { animation: none !important; } }
+[data-simclip-bg][data-simclip="pending"] { background-image: linear-gradient(rgba(128, 128, 128, 0.16), rgba(128, 128, 128, 0.16)) !important; }
 img[data-simclip="flagged"], video[data-simclip="flagged"] { object-position: -100000px -100000px !important;
   background: var(--simclip-card, none) center / min(100%, 300px) auto no-repeat, #2a1838 !important; cursor: pointer !important; }
 [data-simclip-bg][data-simclip="flagged"] { background: var(--simclip-card, none) center / min(100%, 300px) auto no-repeat, #2a1838 !important;

@@ -7,7 +7,7 @@ import { SETTINGS_KEY } from './storage_keys.js';
 
 export const DEFAULT_PORT = 8478;
 export const SENSITIVITY = Object.freeze({ min: 1, max: 5, default: 3 });
-export const REVEAL_AFTER = Object.freeze({ min: 3, max: 120, default: 15 }); // seconds
+export const REVEAL_AFTER = Object.freeze({ min: 3, max: 120, default: 60 }); // seconds: the cap on any wait (image_state.js timeLimitMs)
 
 export const DEFAULT_SETTINGS = Object.freeze({
   serverUrl: `http://127.0.0.1:${DEFAULT_PORT}`, // the local simclip-server
@@ -16,7 +16,7 @@ export const DEFAULT_SETTINGS = Object.freeze({
   sensitivity: SENSITIVITY.default, // 1 (flag only clear cases) .. 5 (flag more)
   allowlist: [], // sites where the extension does nothing
   keepHiddenWhenDown: false, // keep waiting images hidden when the server is down (else reveal)
-  revealAfterSeconds: REVEAL_AFTER.default, // a waiting image is revealed after this long
+  revealAfterSeconds: REVEAL_AFTER.default, // the longest a picture on screen waits hidden for its verdict
 });
 
 const TOKEN_RE = /^[A-Za-z0-9_-]{43}$/;

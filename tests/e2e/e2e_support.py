@@ -49,6 +49,7 @@ const checkDoc = (doc) => {
     if (state === 'flagged' || state === 'revealed') continue;
     const cs = view.getComputedStyle(el);
     if (cs.filter.includes('blur') || cs.visibility !== 'visible' || el.getClientRects().length === 0) continue;
+    if (cs.objectPosition === '-100000px -100000px') continue; // its picture moved out of its box ("checking" placeholder)
     if (isShowing(el, cs)) {
       const key = el.dataset.post;
       window.__shield.violations[key] ??= { post: key, kind: el.dataset.kind, state, t: Math.round(performance.now()) };

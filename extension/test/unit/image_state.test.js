@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import {
-  ANSWER, Backoff, CARD_BACKGROUND, PICTURE_OUT, PRIORITY, choosePrimary, countPictures, RECOVERY_MS, SEEN, STATE, askPriority, createRecord, hasOverlay, hideAgain, holdPending,
+  ANSWER, Backoff, CARD_BACKGROUND, CHECKING_BACKGROUND, PICTURE_OUT, PRIORITY, choosePrimary, countPictures, RECOVERY_MS, SEEN, STATE, askPriority, createRecord, hasOverlay, hideAgain, holdPending,
   isCountedFlagged, isHidden, isHiddenState, isTooSmallFile, isUnavailable, listInlineOverrides, needsRetry,
   needsStyleCheck, receiveVerdict, redecide, reveal, seeBox, serverBack, summaryState, timeOut, wantsAsk,
   WAIT, extendDeadline, isComing, isRetryingLater, retryDelayMs, timeLimitMs,
@@ -345,12 +345,28 @@ test('a site that put a flagged picture back in its box gets the warning card ba
   assert.deepEqual(listInlineOverrides(back, { backgroundColor: 'rgba(0, 0, 0, 0)' }), [['background', CARD_BACKGROUND]]);
 });
 
-test('a site that shows a pending image or background gets it hidden again inline', () => {
+test('a site that shows a pending image or background gets its checking placeholder back inline', () => {
   const image = pendingImage();
-  assert.deepEqual(listInlineOverrides(image, { visibility: 'visible' }), [['visibility', 'hidden']]);
-  assert.deepEqual(listInlineOverrides(image, { visibility: 'hidden' }), []);
+  assert.deepEqual(listInlineOverrides(image, { objectPosition: '50% 50%', visibility: 'visible' }), [['object-position', PICTURE_OUT]]);
+  assert.deepEqual(listInlineOverrides(image, { objectPosition: PICTURE_OUT, visibility: 'visible' }), []);
   const back = bg();
   holdPending(back);
+  assert.deepEqual(listInlineOverrides(back, { backgroundImage: 'url("b.png")' }), [['background-image', CHECKING_BACKGROUND]]);
+  assert.deepEqual(listInlineOverrides(back, { backgroundImage: CHECKING_BACKGROUND }), []);
+});
+
+test('a site that shows a waiting image, video or background gets it hidden again inline', () => {
+  const image = pendingImage();
+  receiveVerdict(image, UNAVAILABLE, context({ keepHiddenWhenDown: true }));
+  assert.equal(image.state, STATE.WAITING);
+  assert.deepEqual(listInlineOverrides(image, { visibility: 'visible' }), [['visibility', 'hidden']]);
+  assert.deepEqual(listInlineOverrides(image, { visibility: 'hidden' }), []);
+  const video = createRecord({ id: 3, el: {}, kind: 'video', url: 'https://x.test/v.mp4' });
+  holdPending(video);
+  assert.deepEqual(listInlineOverrides(video, { visibility: 'visible' }), [['visibility', 'hidden']]);
+  const back = bg();
+  holdPending(back);
+  receiveVerdict(back, UNAVAILABLE, context({ keepHiddenWhenDown: true }));
   assert.deepEqual(listInlineOverrides(back, { backgroundImage: 'url("b.png")' }), [['background-image', 'none']]);
   assert.deepEqual(listInlineOverrides(back, { backgroundImage: 'none' }), []);
 });
