@@ -233,7 +233,11 @@ class TesseractOCR:
     name = "tesseract"
 
     def __init__(self, psm=11, min_side=720, max_side=2000, masks=1, min_conf=0, lang="eng"):
-        import pytesseract
+        try:
+            import pytesseract
+        except ImportError as e:
+            raise ImportError("the tesseract engine needs pytesseract: pip install 'simclip[tesseract]' "
+                              "(and apt-get install tesseract-ocr), or use --ocr rapidocr") from e
 
         if shutil.which(pytesseract.pytesseract.tesseract_cmd) is None:
             raise RuntimeError(
