@@ -2,6 +2,7 @@
 
 Public API (the server and the tools use only these names):
     load_classifier, Predictor             ready-to-use classifier
+    ClassifierOptions, PRECISIONS          the backbone/OCR options of every command, defined once
     load_backbone, Backbone, list_backbones, get_device
     HeadConfig, TaskSpec, SimCLIPHead, simclip_loss, fuse
     score_warning_rule, warning_scores   the one warning-score rule (training and serving)
@@ -68,6 +69,9 @@ if typing.TYPE_CHECKING:  # what type checkers and IDEs see; at runtime the name
     from .images import list_image_formats as list_image_formats
     from .ocr import OCR_ENGINES as OCR_ENGINES
     from .ocr import get_ocr_engine as get_ocr_engine
+    from .options import PRECISIONS as PRECISIONS
+    from .options import ClassifierOptions as ClassifierOptions
+    from .options import random_weights_warning as random_weights_warning
     from .predictor import TRAINED as TRAINED
     from .predictor import ZERO_SHOT as ZERO_SHOT
     from .predictor import Predictor as Predictor
@@ -123,6 +127,9 @@ _EXPORTS = {
     "list_image_formats": "images",
     "OCR_ENGINES": "ocr",
     "get_ocr_engine": "ocr",
+    "ClassifierOptions": "options",
+    "PRECISIONS": "options",
+    "random_weights_warning": "options",
     "TRAINED": "predictor",
     "ZERO_SHOT": "predictor",
     "Predictor": "predictor",

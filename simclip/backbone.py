@@ -30,6 +30,8 @@ from .fileutil import sha256_file
 
 logger = logging.getLogger(__name__)
 
+RANDOM_WEIGHTS = ("none", "random")  # the --pretrained values that build seeded random weights
+
 open_clip.add_model_config(Path(__file__).parent / "model_configs")
 
 
@@ -39,11 +41,40 @@ def list_backbones() -> list[str]:
 
 
 def get_default_pretrained(model: str | os.PathLike[str]) -> str:
-    """The weights tag used when none is given: 'openai' where it exists, else the first tag."""
+    """The weights tag used when none is given: 'openai' where it exists, else the first tag.
+
+    Raises:
+        ValueError: `model` is an architecture with no published weights (e.g. 'simclip-tiny'):
+            random weights are only ever built when asked for by name (`pretrained='none'`).
+    """
     tags = open_clip.list_pretrained_tags_by_model(model) if model in open_clip.list_models() else []
     if DEFAULT_PRETRAINED in tags:
         return DEFAULT_PRETRAINED
-    return tags[0] if tags else "none"
+    if tags:
+        return tags[0]
+    raise ValueError(f"{model!r} has no published weights: pass --pretrained none for seeded "
+                     f"random weights (tests, demos: its verdicts mean nothing) or "
+                     f"--pretrained PATH for a weights file")
+
+
+def resolve_weights(model: str | os.PathLike[str] | None = None,
+                    pretrained: str | os.PathLike[str] | None = None) -> tuple[str, str | None]:
+    """(model, pretrained) with the defaults filled in, the one place they are decided.
+
+    `model` None is DEFAULT_MODEL; `pretrained` None is the model's default tag ('openai' for
+    the paper's ViT-L-14-336, see `get_default_pretrained`); a local model directory keeps None
+    (its weights are inside). Random weights only come from an explicit 'none' (or 'random'),
+    returned as 'none'.
+
+    Raises:
+        ValueError: an architecture with no published weights and no `pretrained` given.
+    """
+    model = str(model or DEFAULT_MODEL)
+    if pretrained in (None, "") and not os.path.isdir(model) and model in open_clip.list_models():
+        pretrained = get_default_pretrained(model)
+    if pretrained in RANDOM_WEIGHTS:
+        pretrained = "none"
+    return model, None if pretrained in (None, "") else str(pretrained)
 
 
 def get_device(device: str | torch.device | None = None) -> torch.device:
@@ -243,6 +274,12 @@ class BackboneInfo:
     precision: str | None = None
 
     @property
+    def random_weights(self) -> bool:
+        """True for seeded random weights (`pretrained='none'`): embeddings, and every head or
+        calibration made on them, mean nothing outside tests and demos."""
+        return self.pretrained == "random"
+
+    @property
     def id(self) -> str:
         """One string naming the backbone: 'ViT-L-14-336/openai/quickgelu' for a QuickGELU build
         (OpenAI's weights), 'ViT-B-32/laion2b_s34b_b79k' for a GELU one. The same weights built
@@ -348,7 +385,7 @@ def _resolve(model, pretrained, quick_gelu=None):
     """(open_clip name, identity tag, weights to load or None, model id, force QuickGELU) for
     model/pretrained. `quick_gelu` None decides from the weights: a tag's own `quick_gelu`
     (open_clip's registry), or a local file recognised by `is_quick_gelu_weights_file`."""
-    pretrained = None if pretrained in (None, "", "none", "random") else str(pretrained)
+    pretrained = None if pretrained in (None, "", *RANDOM_WEIGHTS) else str(pretrained)
     if os.path.isdir(str(model)):
         local_dir = Path(model)
         return f"local-dir:{local_dir.resolve()}", "local-dir", None, local_dir.name, bool(quick_gelu)
@@ -396,15 +433,12 @@ def get_backbone_id(model: str | os.PathLike[str] | None = None,
                     quick_gelu: bool | None = None) -> str:
     """The id `load_backbone(model, pretrained, quick_gelu=...)` reports, without building it
     (e.g. 'ViT-L-14-336/openai/quickgelu')."""
-    model = model or DEFAULT_MODEL
-    if pretrained is None and not os.path.isdir(str(model)):
-        pretrained = get_default_pretrained(model)
-    name, tag, _, model_id, force = _resolve(model, pretrained, quick_gelu)
+    name, tag, _, model_id, force = _resolve(*resolve_weights(model, pretrained), quick_gelu)
     return BackboneInfo(model_id, tag, 0, _config_activation(name, force)).id
 
 
-def load_backbone(model: str | os.PathLike[str] = DEFAULT_MODEL,
-                  pretrained: str | os.PathLike[str] | None = DEFAULT_PRETRAINED,
+def load_backbone(model: str | os.PathLike[str] | None = DEFAULT_MODEL,
+                  pretrained: str | os.PathLike[str] | None = None,
                   device: str | torch.device | None = None, precision: str | None = None,
                   cache_dir: str | None = None, quick_gelu: bool | None = None) -> Backbone:
     """Build the frozen CLIP backbone with open_clip (github.com/mlfoundations/open_clip).
@@ -412,8 +446,9 @@ def load_backbone(model: str | os.PathLike[str] = DEFAULT_MODEL,
     Args:
         model: an open_clip architecture name (see `list_backbones()`), or a local directory
             holding `open_clip_config.json` and weights (loaded through open_clip's `local-dir:`).
-        pretrained: a pretrained tag (e.g. 'openai'), a local weights file, or None / 'none'
-            for seeded random weights.
+            None: DEFAULT_MODEL.
+        pretrained: a pretrained tag (e.g. 'openai'), a local weights file, 'none' for seeded
+            random weights, or None for the model's default tag (`resolve_weights`).
         device: 'cuda', 'mps', 'cpu' (or a torch.device) or None for automatic (CUDA, then
             MPS, then CPU).
         precision: 'int8' (CPU only: `quantize_int8`), 'fp32' (the exact, unquantized path),
@@ -432,13 +467,15 @@ def load_backbone(model: str | os.PathLike[str] = DEFAULT_MODEL,
 
     Raises:
         BackboneUnavailableError: weights missing and not downloadable, with what to do.
-        ValueError: an unknown architecture, naming the known ones.
+        ValueError: an unknown architecture, naming the known ones, or one with no published
+            weights and no `pretrained`.
         ValueError: also for a precision not in DTYPES, or int8 off the CPU.
         RuntimeError: a malformed device name, or open_clip failing to build the model.
     """
     dev = get_device(device)
     precision = get_precision(precision, dev)
     dtype = DTYPES[precision]
+    model, pretrained = resolve_weights(model, pretrained)
     name, tag, checkpoint, model_id, force_quick_gelu = _resolve(model, pretrained, quick_gelu)
     if tag not in ("local-dir", "random") and not tag.startswith("file:"):
         _check_downloadable(model, pretrained, cache_dir)

@@ -3,7 +3,10 @@
 Metadata (stored under the safetensors header key 'simclip'):
 
     format_version  int, CHECKPOINT_FORMAT_VERSION
-    backbone        {"model", "pretrained", "embed_dim"}: the head only fits this backbone
+    backbone        {"model", "pretrained", "embed_dim", "activation"}: the head only fits
+                    this backbone
+    random_weights  true for a head trained on seeded random weights (`--pretrained none`):
+                    its verdicts mean nothing
     precision       the encoder precision the head's training embeddings were made with
                     ('int8', 'fp32', 'fp16', 'bf16'; absent or null: not recorded); the
                     head serves at any precision of its backbone
@@ -60,6 +63,7 @@ def make_metadata(head_config: HeadConfig, backbone_info: BackboneInfo,
         "backbone": {"model": backbone_info.model, "pretrained": backbone_info.pretrained,
                      "embed_dim": backbone_info.embed_dim,
                      "activation": backbone_info.activation},
+        "random_weights": backbone_info.random_weights,
         "precision": backbone_info.precision,
         "head_config": head_config.to_dict(),
         "warnings": [dict(w) for w in warnings],

@@ -7,9 +7,8 @@ import os
 
 import torch
 
-from .backbone import get_default_pretrained, load_backbone
+from .backbone import load_backbone, resolve_weights
 from .checkpoint import checkpoint_digest, load_checkpoint, read_metadata, validate_metadata
-from .constants import DEFAULT_MODEL
 from .errors import CheckpointError
 from .ocr import OCREngine, get_ocr_engine
 from .predictor import Predictor
@@ -31,13 +30,14 @@ def load_classifier(checkpoint: str | os.PathLike[str] | None = None,
         checkpoint: a trained head (safetensors, see `simclip.checkpoint`); None for zero-shot.
         model: open_clip architecture or local model directory. Default: the checkpoint's
             backbone, else the paper's ViT-L-14-336.
-        pretrained: weights tag or file. Default: the checkpoint's, else 'openai'.
-            'none' builds seeded random weights (tests, benchmarks). The head runs on the
+        pretrained: weights tag or file. Default: the checkpoint's, else the model's default
+            tag ('openai'). Only 'none' builds seeded random weights (tests, demos). The head runs on the
             CPU: it is a few small matrices, and the encoders return CPU embeddings.
         device: 'cuda', 'mps', 'cpu' or None for automatic.
         ocr: OCR engine name ('auto', 'rapidocr', 'tesseract', 'none') or an engine object.
         cache_dir: where downloaded backbone weights go (default: the Hugging Face cache).
-        precision: encoder precision 'fp16', 'bf16' or 'fp32'; None: fp16 on CUDA, else fp32.
+        precision: encoder precision (`simclip.options.PRECISIONS`); None: per device
+            (see `load_backbone`).
         batch_size: images per encoder call.
         quick_gelu: build the backbone with QuickGELU (see `load_backbone`). None: the
             activation the checkpoint records, else decided from the weights (True for
@@ -53,9 +53,11 @@ def load_classifier(checkpoint: str | os.PathLike[str] | None = None,
 
     Raises:
         CheckpointError: an unreadable or invalid checkpoint, one trained on another backbone
-            than `model`/`pretrained`, or one trained on a local backbone not given again.
+            than `model`/`pretrained`, one trained on a local backbone not given again, or one
+            trained on random weights without an explicit `pretrained='none'`.
         BackboneUnavailableError: the CLIP weights are neither cached nor downloadable.
-        ValueError: an unknown architecture or OCR engine.
+        ValueError: an unknown architecture or OCR engine, or an architecture with no
+            published weights and no `pretrained`.
         ImportError, RuntimeError: the OCR engine asked for is not installed.
 
     Example:
@@ -72,15 +74,18 @@ def load_classifier(checkpoint: str | os.PathLike[str] | None = None,
         if pretrained is None:
             tag: str = bb["pretrained"]
             pretrained = tag
+            if tag == "random":
+                raise CheckpointError(
+                    f"{checkpoint} was trained on random weights ({model}, --pretrained none): "
+                    f"its verdicts mean nothing. Pass --pretrained none to load it anyway "
+                    f"(tests, demos), or train a head on real weights")
             if tag.startswith("file:") or tag == "local-dir":
                 raise CheckpointError(
                     f"{checkpoint} was trained on a local backbone ({model}, {pretrained}); "
                     f"pass the same weights with --model/--pretrained")
         if quick_gelu is None and "activation" in bb:  # else decided from the weights
             quick_gelu = bb["activation"] == "quick_gelu"
-    model = model or DEFAULT_MODEL
-    if pretrained is None:
-        pretrained = get_default_pretrained(model)
+    model, pretrained = resolve_weights(model, pretrained)
     backbone = load_backbone(model, pretrained, device=device, precision=precision,
                              cache_dir=cache_dir, quick_gelu=quick_gelu)
     head, checkpoint_id = None, None
@@ -95,5 +100,8 @@ def load_classifier(checkpoint: str | os.PathLike[str] | None = None,
                 backbone.info.id, predictor.mode,
                 "" if predictor.calibrated else " (uncalibrated: run `simclip calibrate`)",
                 backbone.device, engine.name)
+    if backbone.info.random_weights:
+        logger.warning("RANDOM WEIGHTS: %s was built with --pretrained none; its verdicts mean "
+                       "nothing (tests and demos only)", backbone.info.id)
     return predictor
 

@@ -8,6 +8,8 @@ import signal
 import sys
 import threading
 
+from .options import ClassifierOptions, random_weights_warning
+
 # command -> (module, one-line help). Modules load lazily so `simclip predict` never imports
 # the training package, and each module keeps its own `parse_args`/`main(argv)` for tests.
 COMMANDS = {
@@ -23,34 +25,12 @@ COMMANDS = {
 TRAIN_EXTRA = "train"  # the pyproject extra that the simclip_train commands need
 
 
-def add_backbone_args(parser):
-    """--model, --pretrained, --device, --ocr, --cache-dir: shared by predict, embed and the server."""
-    parser.add_argument("--model", default=None,
-                        help="open_clip architecture or local model dir (default: the "
-                             "checkpoint's backbone, else ViT-L-14-336)")
-    parser.add_argument("--pretrained", default=None,
-                        help="weights tag (e.g. openai), a local weights file, or 'none' "
-                             "for random weights")
-    parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: auto)")
-    parser.add_argument("--ocr", default="auto",
-                        help="OCR engine: auto, rapidocr, tesseract or none (default: auto)")
-    parser.add_argument("--weights-cache-dir", default=None,
-                        help="where downloaded CLIP weights go (default: Hugging Face cache)")
-    parser.add_argument("--quick-gelu", action=argparse.BooleanOptionalAction, default=None,
-                        help="build CLIP with QuickGELU, the activation OpenAI trained it with "
-                             "(default: from the weights: on for 'openai' and OpenAI's own "
-                             "files; pass it for other copies of OpenAI's weights)")
-
-
 def parse_predict_args(argv):
     """Arguments of `simclip predict`."""
     p = argparse.ArgumentParser(prog="simclip predict", description=COMMANDS["predict"][1])
     p.add_argument("images", nargs="+", help="image files")
     p.add_argument("--checkpoint", default=None, help="trained head (zero-shot without one)")
-    p.add_argument("--calibration", default=None,
-                   help="zero-shot calibration file from `simclip calibrate`, or 'none' "
-                        "(default: the one calibrate stored for this backbone, if any)")
-    add_backbone_args(p)
+    ClassifierOptions.add_arguments(p)
     return p.parse_args(argv)
 
 
@@ -60,10 +40,8 @@ def predict_main(argv=None):
 
     args = parse_predict_args(argv)
     try:
-        predictor = load_classifier(args.checkpoint, model=args.model, pretrained=args.pretrained,
-                                    device=args.device, ocr=args.ocr,
-                                    cache_dir=args.weights_cache_dir, quick_gelu=args.quick_gelu,
-                                    calibration=args.calibration)
+        predictor = load_classifier(args.checkpoint,
+                                    **ClassifierOptions.from_args(args).classifier_kwargs())
     except (SimCLIPError, ValueError, RuntimeError) as e:
         print(f"simclip predict: {e}", file=sys.stderr)
         return 2
@@ -80,6 +58,9 @@ def predict_main(argv=None):
             out.append({"image": path, "error": {"code": code, "message": str(e)}})
     json.dump(out, sys.stdout, indent=2, ensure_ascii=False)
     print()
+    warning = random_weights_warning(predictor.backbone.info.id)
+    if warning:
+        print(warning, file=sys.stderr)
     return 1 if failed else 0
 
 

@@ -21,11 +21,11 @@ import sys
 import threading
 import time
 from collections import Counter
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from simclip import SimCLIPError
-from simclip.cli import add_backbone_args
+from simclip import ClassifierOptions, SimCLIPError
 from simclip.ocr import parse_ocr_spec
 
 from .output import (
@@ -83,9 +83,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="the table column with paths, URLs or image bytes (default: the only "
                         "column, else path/url/image/bytes)")
     p.add_argument("--checkpoint", default=None, help="trained head (zero-shot without one)")
-    p.add_argument("--calibration", default=None,
-                   help="zero-shot calibration file from `simclip calibrate`, or 'none'")
-    add_backbone_args(p)
+    ClassifierOptions.add_arguments(p)
     p.add_argument("--engine", choices=("local", "ray"), default="local",
                    help="local: this machine (default); ray: a Ray cluster (the 'scale' extra)")
     p.add_argument("--batch-size", type=_count(1), default=32, help="pictures per encoder batch")
@@ -209,9 +207,7 @@ def _needs(module: str, what: str) -> None:
 
 def config_from_args(args: argparse.Namespace) -> ScoreConfig:
     """The ScoreConfig of parsed arguments."""
-    return ScoreConfig(checkpoint=args.checkpoint, model=args.model, pretrained=args.pretrained,
-                       device=args.device, ocr=args.ocr, calibration=args.calibration,
-                       quick_gelu=args.quick_gelu, weights_cache_dir=args.weights_cache_dir,
+    return ScoreConfig(**asdict(ClassifierOptions.from_args(args)), checkpoint=args.checkpoint,
                        batch_size=args.batch_size, max_wait_ms=args.max_wait_ms,
                        workers=args.workers, cache_dir=args.cache_dir)
 

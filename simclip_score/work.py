@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
+from simclip import ClassifierOptions
 from simclip.constants import MAX_ANIMATION_FRAMES, MAX_IMAGE_PIXELS
 from simclip.errors import ImageError
 from simclip.images import Frames
@@ -34,17 +35,12 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class ScoreConfig:
-    """Everything a scoring run needs to rebuild its model and stages in another process."""
+class ScoreConfig(ClassifierOptions):
+    """Everything a scoring run needs to rebuild its model and stages in another process: the
+    backbone and OCR options every command shares (`ClassifierOptions`; `ocr` may also be an
+    engine spec such as 'rapidocr:device=cuda'), plus these."""
 
     checkpoint: str | None = None  # trained head; None: zero-shot
-    model: str | None = None  # open_clip architecture (default: the checkpoint's, else ViT-L-14-336)
-    pretrained: str | None = None  # weights tag or file ('none': seeded random weights)
-    device: str | None = None  # encoders' device: cuda, mps, cpu; None: automatic
-    ocr: str = "auto"  # OCR spec: auto, rapidocr, tesseract, none, 'rapidocr:device=cuda'
-    calibration: str | None = None  # zero-shot calibration file or 'none'
-    quick_gelu: bool | None = None  # None: from the weights
-    weights_cache_dir: str | None = None  # where CLIP weights are downloaded
     batch_size: int = 32  # pictures per encoder batch
     max_wait_ms: float = 5.0  # the encoder waits this long for a batch to fill
     workers: int = 0  # decode + OCR workers (threads, Ray CPU tasks); 0: every core
@@ -55,10 +51,8 @@ class ScoreConfig:
         from simclip import load_classifier  # torch and open_clip: only where the encoders run
 
         engine = ocr if ocr is not None else build_ocr_engine(self.ocr)
-        return load_classifier(self.checkpoint, model=self.model, pretrained=self.pretrained,
-                               device=self.device, ocr=engine, cache_dir=self.weights_cache_dir,
-                               batch_size=self.batch_size, quick_gelu=self.quick_gelu,
-                               calibration=self.calibration)
+        kwargs = {**self.classifier_kwargs(), "ocr": engine}
+        return load_classifier(self.checkpoint, batch_size=self.batch_size, **kwargs)
 
     def get_workers(self) -> int:
         """Decode + OCR workers: `workers`, or one per core."""

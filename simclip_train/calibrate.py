@@ -19,8 +19,7 @@ import sys
 import numpy as np
 import torch
 
-from simclip import SimCLIPError
-from simclip.cli import add_backbone_args
+from simclip import ClassifierOptions, SimCLIPError, random_weights_warning
 from simclip.zeroshot import (
     Calibration,
     CategoryCalibration,
@@ -126,7 +125,7 @@ def parse_args(argv):
     p.add_argument("--out", default=None,
                    help="calibration file (default: where the classifier looks for this backbone)")
     add_cache_args(p)
-    add_backbone_args(p)
+    ClassifierOptions.add_arguments(p, calibration=False)
     p.set_defaults(text="ocr")  # the server scores OCR text: fit on what it will see
     return p.parse_args(argv)
 
@@ -152,4 +151,7 @@ def main(argv=None):
               f"macro-F1 {m['macro_f1_uncalibrated']} -> {m['macro_f1']} "
               f"at threshold {c.threshold:.3f}")
     print("the server uses it in zero-shot mode for this backbone (restart simclip-server)")
+    warning = random_weights_warning(cal.backbone)
+    if warning:
+        print(warning, file=sys.stderr)
     return 0

@@ -8,7 +8,7 @@ the head sizes from `simclip.HeadConfig` (the authors' values).
 
 from dataclasses import asdict, dataclass, field, fields
 
-from simclip import HeadConfig
+from simclip import ClassifierOptions, HeadConfig
 
 TEXT_SOURCES = ("dataset", "ocr")  # caption source: the dataset's transcription, or our OCR
 # Where the warning thresholds are tuned: on validation embeddings of the training text ('same'),
@@ -27,8 +27,10 @@ RECOMMENDED_AUGMENT = 8
 
 
 @dataclass
-class EmbedConfig:
-    """The frozen encoders' side: backbone, caption source and the embedding cache."""
+class EmbedConfig(ClassifierOptions):
+    """The frozen encoders' side: caption source and the embedding cache, plus the backbone and
+    OCR options every command shares (`simclip.options.ClassifierOptions`: model, pretrained,
+    precision, device, ocr, weights_cache_dir, quick_gelu; `calibration` is unused here)."""
 
     data_dir: str = ""  # folder holding one sub-folder per dataset (docs/reproduce.md)
     cache_dir: str | None = None  # embedding cache; None: DATA_DIR/embeddings
@@ -36,14 +38,6 @@ class EmbedConfig:
     augment: int = 0  # RandAugment views cached per training image
     batch_size: int = 32  # encoder batch size (images per forward pass)
     shard_size: int = 256  # memes per resumable cache shard
-    model: str | None = None  # open_clip architecture; None: ViT-L-14-336
-    pretrained: str | None = None  # weights tag or file; None: the model's default tag
-    device: str | None = None  # 'cuda', 'mps', 'cpu'; None: automatic
-    ocr: str = "auto"  # OCR engine for text='ocr'
-    weights_cache_dir: str | None = None  # where downloaded CLIP weights go
-    # build CLIP with QuickGELU (True), GELU (False), or as the weights say (None: on for OpenAI's);
-    # the activation is part of the backbone id, so of every cache path and checkpoint
-    quick_gelu: bool | None = None
 
     def __post_init__(self):
         if self.text not in TEXT_SOURCES:

@@ -27,12 +27,20 @@ import argparse
 import json
 import math
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from simclip import SimCLIPError, get_trained_backbone, load_checkpoint, read_metadata
+from simclip import (
+    ClassifierOptions,
+    SimCLIPError,
+    get_trained_backbone,
+    load_checkpoint,
+    random_weights_warning,
+    read_metadata,
+)
 from simclip.backbone import get_backbone_id
 from simclip.zeroshot import ZeroShotScorer, find_calibration
 
@@ -237,22 +245,14 @@ def parse_args(argv):
                    help="caption source (default: the one the head was trained with)")
     p.add_argument("--seeds", type=int, default=1,
                    help="retrain the checkpoint's recipe with N seeds and report mean ± sd")
-    p.add_argument("--calibration", default=None,
-                   help="zero-shot only: calibration file, or 'none' (default: the stored one)")
     p.add_argument("--json", default=None, help="also write the JSON result to this file")
     p.add_argument("--only-shared-tasks", action="store_true",
                    help="when the head lacks some tasks of the dataset setting, report the "
                         "shared ones instead of stopping (the others are listed)")
-    p.add_argument("--model", default=None, help="backbone (default: the checkpoint's)")
-    p.add_argument("--pretrained", default=None, help="weights (default: the checkpoint's)")
-    p.add_argument("--device", default=None, help="device for the encoders")
-    p.add_argument("--ocr", default=None, help="OCR engine for --text ocr "
-                                               "(default: the one the head was trained with)")
     p.add_argument("--batch-size", type=int, default=EmbedConfig.batch_size,
                    help="encoder batch size")
-    p.add_argument("--weights-cache-dir", default=None, help="where CLIP weights are cached")
-    p.add_argument("--quick-gelu", action=argparse.BooleanOptionalAction, default=None,
-                   help="build CLIP with QuickGELU or not (default: as the head was trained)")
+    ClassifierOptions.add_arguments(
+        p, ocr_default=(None, "the one the head was trained with, else auto"))
     return p.parse_args(argv)
 
 
@@ -280,7 +280,7 @@ def run(args, progress=True):
                         augment=meta.get("training", {}).get("augment", 0),
                         batch_size=args.batch_size, model=model, pretrained=pretrained,
                         device=args.device, ocr=ocr, weights_cache_dir=args.weights_cache_dir,
-                        quick_gelu=quick_gelu)
+                        quick_gelu=quick_gelu, precision=args.precision)
     cache = EmbeddingCache.from_config(embed, seed=base_seed, progress=progress)
     examples, c = cache.get(args.dataset, args.split)
     c["dataset"] = args.dataset
@@ -315,11 +315,9 @@ def run_zero_shot(args, progress=True):
     server would be), with the uncalibrated AUROC beside it."""
     check_dataset(args.data_dir, args.dataset, (args.split,))  # before the backbone is built
     text = args.text or "ocr"  # what the server sees
-    embed = EmbedConfig(data_dir=args.data_dir, cache_dir=args.cache_dir, text=text,
-                        batch_size=args.batch_size, model=args.model, pretrained=args.pretrained,
-                        device=args.device, ocr=args.ocr or "auto",
-                        weights_cache_dir=args.weights_cache_dir,
-                        quick_gelu=getattr(args, "quick_gelu", None))
+    options = ClassifierOptions.from_args(args)
+    embed = EmbedConfig(**{**asdict(options), "ocr": args.ocr or "auto"}, data_dir=args.data_dir,
+                        cache_dir=args.cache_dir, text=text, batch_size=args.batch_size)
     cache = EmbeddingCache.from_config(embed, progress=progress)
     backbone = cache.get_backbone()
     calibration = find_calibration(getattr(args, "calibration", None), backbone.info.id)
@@ -366,6 +364,9 @@ def main(argv=None):
         print(f"data: {line}")
     print()
     print(json.dumps(result, sort_keys=True))
+    warning = random_weights_warning(result["backbone"])
+    if warning:
+        print(warning, file=sys.stderr)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     return 0

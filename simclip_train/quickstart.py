@@ -20,15 +20,14 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from simclip import SimCLIPError, get_user_cache_dir
-from simclip.cli import add_backbone_args
+from simclip import ClassifierOptions, SimCLIPError, get_user_cache_dir, random_weights_warning
 from simclip.zeroshot import get_calibration_path
 
 from .calibrate import calibrate
 from .config import RECOMMENDED_AUGMENT, TEXT_SOURCES, EmbedConfig, train_config_from_args
 from .download import fetch_harmeme_c
 from .embed import EmbeddingCache
-from .train import add_train_args
+from .train import add_train_args, get_serve_command
 from .train import run as run_train
 
 DATASET = "harmeme-c:binary"  # the binary harmful head: the server's "Harmful" warning
@@ -54,7 +53,7 @@ def parse_args(argv):
                    help=f"RandAugment views cached per training image (default "
                         f"{RECOMMENDED_AUGMENT}; 0 embeds 9x faster)")
     add_train_args(p)
-    add_backbone_args(p)
+    ClassifierOptions.add_arguments(p, calibration=False)
     p.set_defaults(threshold_text="ocr")  # the server sees OCR text: tune the threshold on it
     args = p.parse_args(argv)
     args.out = args.out or str(Path(args.data_dir) / "checkpoints" /
@@ -83,9 +82,8 @@ def main(argv=None):
     print(f"[4/4] wrote {path} (validation mean macro-F1 {val['mean_macro_f1']:.3f}; threshold "
           f"tuned on {meta['training']['threshold_text']} text) and the zero-shot calibration "
           f"{calibration_path}", file=sys.stderr)
-    extra = ""
-    if args.model or args.pretrained:
-        extra = "".join(f" --{k} {v}" for k, v in (("model", args.model),
-                                                  ("pretrained", args.pretrained)) if v)
-    print(f"simclip-server --checkpoint {path}{extra}")
+    warning = random_weights_warning(calibration.backbone)
+    if warning:
+        print(warning, file=sys.stderr)
+    print(get_serve_command(path, meta))
     return 0

@@ -33,14 +33,16 @@ from simclip import (
     DEFAULT_THRESHOLD,
     MULTICLASS,
     BackboneInfo,
+    ClassifierOptions,
     HeadConfig,
     SimCLIPHead,
+    get_trained_backbone,
     make_metadata,
+    random_weights_warning,
     save_checkpoint,
     score_warning_rule,
     simclip_loss,
 )
-from simclip.cli import add_backbone_args
 
 from .config import THRESHOLD_TEXTS, TrainConfig, train_config_from_args
 from .datasets import check_dataset, get_dataset
@@ -208,9 +210,9 @@ def get_selection_tasks(specs):
     return out
 
 
-def _fit(cfg, config, tasks, train_parts, val, weights, selection_tasks):
+def _fit(cfg, config, tasks, train_parts, val, weights, selection_tasks, on_epoch=None):
     """The training loop with early stopping on `selection_tasks`; returns (best head, score,
-    epoch, history)."""
+    epoch, history). `on_epoch(epoch, epochs)` is called after each epoch (setup's progress)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         gen = torch.Generator().manual_seed(cfg.seed)
@@ -252,6 +254,8 @@ def _fit(cfg, config, tasks, train_parts, val, weights, selection_tasks):
                 val_loss = float(simclip_loss(head(val["image"], val["text"]), val["targets"],
                                               tasks, weights))
             history.append(round(score, 6))
+            if on_epoch is not None:
+                on_epoch(epoch, cfg.epochs)
             if (score, -val_loss) > (best_score, -best_loss):
                 best, best_score, best_loss, best_epoch, bad = (copy.deepcopy(head.state_dict()),
                                                                 score, val_loss, epoch, 0)
@@ -289,8 +293,11 @@ def _split_record(part):
     return out
 
 
-def train(cfg: TrainConfig, cache: EmbeddingCache | None = None, progress: bool = True):
+def train(cfg: TrainConfig, cache: EmbeddingCache | None = None, progress: bool = True,
+          on_epoch=None):
     """Train a head as `cfg` says; return (SimCLIPHead in eval mode, checkpoint metadata).
+
+    `on_epoch(epoch, epochs)` is called after each epoch (it may raise to stop the run).
 
     Reads only the train and validation splits. `cache` defaults to one built from `cfg.embed`.
     Raises ValueError for unknown datasets or tasks that conflict, DatasetFormatError for bad
@@ -316,7 +323,7 @@ def train(cfg: TrainConfig, cache: EmbeddingCache | None = None, progress: bool 
     torch.set_num_threads(1)  # small matrices: one thread is fastest, and immune to contention
     try:
         head, best_score, best_epoch, history = _fit(cfg, config, tasks, train_parts, val,
-                                                     weights, selection_tasks)
+                                                     weights, selection_tasks, on_epoch)
     finally:
         torch.set_num_threads(threads)
     logger.info("best validation mean macro-F1 over %s: %.4f at epoch %d of %d",
@@ -398,7 +405,7 @@ def parse_args(argv):
     p.add_argument("--out", required=True, help="checkpoint to write (.safetensors)")
     add_train_args(p)
     add_cache_args(p)
-    add_backbone_args(p)
+    ClassifierOptions.add_arguments(p, calibration=False)
     return p.parse_args(argv)
 
 
@@ -424,5 +431,16 @@ def main(argv=None):
     for w in meta["warnings"]:
         print(f"  {w['category']:<11} threshold {w['threshold']:.3f} (from {w['task']}, tuned "
               f"on {meta['training']['threshold_text']} text)")
-    print(f"use it: simclip-server --checkpoint {path}")
+    print(f"use it: {get_serve_command(path, meta)}")
+    warning = random_weights_warning(get_trained_backbone(meta).id)
+    if warning:
+        print(warning, file=sys.stderr)
     return 0
+
+
+def get_serve_command(path, meta):
+    """The `simclip-server` line that serves checkpoint `path` (metadata `meta`): a head on
+    random weights needs --pretrained none said out loud, as the server refuses it otherwise."""
+    bb = meta["backbone"]
+    extra = f" --model {bb['model']} --pretrained none" if bb["pretrained"] == "random" else ""
+    return f"simclip-server --checkpoint {path}{extra}"

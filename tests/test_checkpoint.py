@@ -46,6 +46,7 @@ def test_round_trip_gives_identical_outputs(tmp_path):
     assert meta["warnings"] == WARNINGS
     assert meta["backbone"] == {"model": "simclip-tiny", "pretrained": "random", "embed_dim": 64,
                                 "activation": "gelu"}  # issue 9: the activation is recorded
+    assert meta["random_weights"] is True  # issue 15: and random weights, loudly
     assert meta["training"] == {"data": ["synthetic"]}
     assert meta["format_version"] == 1
 
@@ -95,7 +96,7 @@ def test_a_file_that_is_not_a_checkpoint_is_refused(tmp_path):
 
 def test_trained_predictor_reports_checkpoint_categories_and_thresholds(tmp_path):
     path = _save(tmp_path / "h.safetensors")
-    p = load_classifier(path, device="cpu", ocr="none")
+    p = load_classifier(path, pretrained="none", device="cpu", ocr="none")
     assert p.mode == "trained"
     assert p.list_categories() == [{"id": "harmful", "name": "Harmful",
                                     "description": p.list_categories()[0]["description"],

@@ -177,7 +177,8 @@ def test_quickstart_fetches_trains_and_prints_a_server_line_whose_checkpoint_pre
     assert (training["augment"], training["augment_recipe"]) == (
         8, "torchvision.RandAugment(num_ops=6, magnitude=9)")
     image = min((tmp_path / "harmeme-c" / "images").iterdir())
-    assert cli.main(["predict", str(image), "--checkpoint", str(ckpt), "--ocr", "none"]) == 0
+    assert cli.main(["predict", str(image), "--checkpoint", str(ckpt), "--ocr", "none",
+                     "--pretrained", "none"]) == 0
     result = json.loads(capsys.readouterr().out)[0]
     assert result["mode"] == "trained" and "harmful" in result["scores"]
     # issue 9: quickstart also calibrates the zero-shot scores, on the validation memes' OCR text

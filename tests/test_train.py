@@ -92,7 +92,8 @@ def test_the_trained_checkpoint_loads_in_simclip_predict(synth, ocr_run, capsys)
     harmful = next(r for r in rows if r["labels"][0] != "not harmful")
     capsys.readouterr()
     assert cli.main(["predict", str(synth / "harmeme-c" / "images" / harmful["image"]),
-                     "--checkpoint", str(ocr_run), "--ocr", "rapidocr"]) == 0
+                     "--checkpoint", str(ocr_run), "--ocr", "rapidocr",
+                     "--pretrained", "none"]) == 0
     result = json.loads(capsys.readouterr().out)[0]
     assert result["mode"] == "trained"
     assert [w["id"] for w in result["warnings"]] == ["harmful"]
@@ -127,7 +128,7 @@ def test_embed_resumes_after_an_interruption_and_computes_only_the_rest(synth, t
     with pytest.raises(KeyboardInterrupt):
         cache.get("harmeme-c", "train", on_shard=interrupt)
     path = get_cache_path(tmp_path / "cache", "harmeme-c", "simclip-tiny/random", "dataset",
-                          "train")
+                          "train", precision=cache.precision)
     assert not path.exists() and len(list(path.parent.rglob("shard-*.safetensors"))) == 2
     _, again = cache.get("harmeme-c", "train")
     assert again["stats"] == {"computed": 16, "reused": 32}
@@ -343,7 +344,7 @@ def test_augmentation_views_use_randaugment_6_ops_magnitude_9_and_an_old_recipe_
     _, again = cache.get("harmeme-c", "train")
     assert "stats" not in again  # same recipe: reused
     path = get_cache_path(tmp_path / "cache", "harmeme-c", "simclip-tiny/random", "dataset",
-                          "train", 2)
+                          "train", 2, precision=cache.precision)
     old = {k: v for k, v in read_cache_metadata(path).items() if k != "augment_recipe"}
     save_file(load_file(str(path)), str(path), metadata={"simclip_cache": json.dumps(old)})
     with caplog.at_level(logging.WARNING, logger="simclip_train.embed"):
