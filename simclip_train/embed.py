@@ -1,8 +1,12 @@
 """`simclip embed`: run the frozen encoders once over a dataset and cache the embeddings.
 
-One safetensors file per (dataset, backbone, text source, split[, augmentation]):
+One safetensors file per (dataset, backbone, encoder precision, text source, split[, augmentation]):
 
-    CACHE/<dataset>/<backbone id>/<text source>/<split>[-aug<N>].safetensors
+    CACHE/<dataset>/<backbone id>/<precision>/<text source>/<split>[-aug<N>].safetensors
+
+Embeddings of different encoder precisions (int8, fp32, fp16, bf16: `load_backbone`) are never
+mixed: an int8 run never reuses an fp32 cache, nor the reverse. The precision is in the path and
+the metadata, and a file whose recorded precision differs is recomputed.
 
 holding `image` (N, D), `text` (N, D) and, with augmentation, `image_aug` (N, A, D), plus
 metadata: the backbone, the example ids and texts, a fingerprint of the split (size, mtime
@@ -35,9 +39,8 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
-from simclip import DEFAULT_MODEL, ImageError, get_ocr_engine, load_backbone
-from simclip.backbone import get_backbone_id
-from simclip.cli import add_backbone_args
+from simclip import ClassifierOptions, ImageError, get_ocr_engine, load_backbone, random_weights_warning
+from simclip.backbone import get_backbone_id, get_precision
 from simclip.ocr import is_rapidocr_available
 
 from .config import RANDAUGMENT, RECOMMENDED_AUGMENT, TEXT_SOURCES, EmbedConfig, embed_config_from_args
@@ -67,11 +70,12 @@ def get_text_source(text, ocr_name=None):
     return "dataset" if text == "dataset" else f"ocr-{ocr_name}"
 
 
-def get_cache_path(cache_dir, dataset, backbone_id, text_source, split, augment=0):
-    """Where the embeddings of one split live."""
+def get_cache_path(cache_dir, dataset, backbone_id, text_source, split, augment=0,
+                   precision="fp32"):
+    """Where the embeddings of one split live (`precision`: the encoders', see load_backbone)."""
     suffix = f"-aug{augment}" if augment else ""
     return (Path(cache_dir) / _slug(dataset.partition(":")[0]) / _slug(backbone_id) /
-            _slug(text_source) / f"{split}{suffix}.safetensors")
+            _slug(precision) / _slug(text_source) / f"{split}{suffix}.safetensors")
 
 
 def get_augment_recipe(augment):
@@ -162,6 +166,7 @@ def embed_split(backbone, examples, path, fingerprint, text_source, ocr=None,
     path = Path(path)
     parts = path.with_name(path.name.removesuffix(".safetensors") + ".parts")
     state = {"version": CACHE_VERSION, "fingerprint": fingerprint, "backbone": backbone.info.id,
+             "precision": backbone.info.precision,
              "text_source": text_source, "augment": augment,
              "augment_recipe": get_augment_recipe(augment), "shard_size": shard_size,
              "seed": seed}
@@ -251,7 +256,9 @@ def embed_split(backbone, examples, path, fingerprint, text_source, ocr=None,
             "skipped_images": skipped,
             "backbone_info": {"model": backbone.info.model, "pretrained": backbone.info.pretrained,
                               "embed_dim": backbone.info.embed_dim,
-                              "activation": backbone.info.activation}}
+                              "activation": backbone.info.activation,
+                              "precision": backbone.info.precision},
+            "random_weights": backbone.info.random_weights}
     _save_atomic(tensors, path, meta)
     shutil.rmtree(parts)
     if truncated or skipped:
@@ -270,13 +277,15 @@ class EmbeddingCache:
     def __init__(self, cache_dir, data_dir, model=None, pretrained=None, device=None,
                  ocr=EmbedConfig.ocr, text=EmbedConfig.text, augment=EmbedConfig.augment,
                  batch_size=EmbedConfig.batch_size, shard_size=EmbedConfig.shard_size, seed=0,
-                 weights_cache_dir=None, progress=True, quick_gelu=EmbedConfig.quick_gelu):
+                 weights_cache_dir=None, progress=True, quick_gelu=EmbedConfig.quick_gelu,
+                 precision=None):
         self.data_dir = Path(data_dir)
         self.cache_dir = Path(cache_dir) if cache_dir else self.data_dir / "embeddings"
         self.model, self.pretrained, self.device = model, pretrained, device
         self.weights_cache_dir = weights_cache_dir
         self.quick_gelu = quick_gelu
         self.backbone_id = get_backbone_id(model, pretrained, quick_gelu=quick_gelu)
+        self.precision = get_precision(precision, device)  # None: the device's default
         self.text, self.ocr_name = text, ocr
         self._ocr_engine = None
         self.augment, self.batch_size, self.shard_size = augment, batch_size, shard_size
@@ -290,14 +299,14 @@ class EmbeddingCache:
                    device=cfg.device, ocr=cfg.ocr, text=cfg.text, augment=cfg.augment,
                    batch_size=cfg.batch_size, shard_size=cfg.shard_size, seed=seed,
                    weights_cache_dir=cfg.weights_cache_dir, progress=progress,
-                   quick_gelu=cfg.quick_gelu)
+                   quick_gelu=cfg.quick_gelu, precision=cfg.precision)
 
     def get_backbone(self):
         """The frozen backbone (built on first use)."""
         if self._backbone is None:
-            self._backbone = load_backbone(self.model or DEFAULT_MODEL, self.pretrained,
+            self._backbone = load_backbone(self.model, self.pretrained,
                                            device=self.device, cache_dir=self.weights_cache_dir,
-                                           quick_gelu=self.quick_gelu)
+                                           quick_gelu=self.quick_gelu, precision=self.precision)
             if self._backbone.info.id != self.backbone_id:
                 self.backbone_id = self._backbone.info.id
         return self._backbone
@@ -335,10 +344,10 @@ class EmbeddingCache:
         examples = read_split(name, root, split, stats=read_stats)
         fp = fingerprint_split(spec, root, split, examples)
         path = get_cache_path(self.cache_dir, spec.name, self.backbone_id, self.text_source,
-                              split, augment)
+                              split, augment, precision=self.precision)
         meta = read_cache_metadata(path) if path.is_file() else None
         if meta is not None and not force:
-            why = self._stale_reason(meta, fp, augment)
+            why = self._stale_reason(meta, fp, augment, self.precision)
             if why is None:
                 cache = load_cache(path)
                 cache["read_stats"] = read_stats.to_dict()
@@ -360,10 +369,13 @@ class EmbeddingCache:
         return self._held(examples, cache), cache
 
     @staticmethod
-    def _stale_reason(meta, fingerprint, augment):
+    def _stale_reason(meta, fingerprint, augment, precision):
         """Why a cache file cannot be reused (None: it can)."""
         if meta.get("version") != CACHE_VERSION:
             return f"cache format {meta.get('version')}, this version writes {CACHE_VERSION}"
+        if meta.get("precision") != precision:
+            return (f"embedded at {meta.get('precision') or 'an unrecorded precision'}, the "
+                    f"encoders now run at {precision}")
         if meta.get("fingerprint") != fingerprint:
             return "the dataset files changed"
         if meta.get("augment_recipe") != get_augment_recipe(augment):
@@ -410,7 +422,7 @@ def parse_args(argv):
                    help=f"memes per resumable shard (default {EmbedConfig.shard_size})")
     p.add_argument("--force", action="store_true", help="recompute even a valid cache")
     add_cache_args(p)
-    add_backbone_args(p)
+    ClassifierOptions.add_arguments(p, calibration=False)
     return p.parse_args(argv)
 
 
@@ -433,6 +445,9 @@ def main(argv=None):
               f"{cache.backbone_id}, text={cache.text_source}")
         for line in describe_losses(c):
             print(f"  {line}")
+    warning = random_weights_warning(cache.backbone_id)
+    if warning:
+        print(warning, file=sys.stderr)
     return 0
 
 
