@@ -118,7 +118,7 @@ export function describeServerMode(health) {
 export function describeCost(health) {
   const ms = health?.cost?.perPictureMs;
   if (!(ms > 0)) return '';
-  const amount = ms < 1000 ? `${Math.max(1, Math.round(ms / 10) * 10)} ms` : `${(ms / 1000).toFixed(1)} s`;
+  const amount = ms < 500 ? `${Math.max(1, Math.round(ms / 10) * 10)} ms` : `${(ms / 1000).toFixed(1)} s`;
   const device = (health.cost.device || health.device || '').toLowerCase();
   const where = device.startsWith('cuda') ? 'this GPU' : device === 'mps' ? 'this Mac\'s GPU' : device ? `this ${device.toUpperCase()}` : 'this computer';
   return `about ${amount} per picture on ${where}`;

@@ -49,6 +49,7 @@ export class SetupPanel {
       stage: h('strong', { id: 'setup-stage' }),
       step: h('span', { id: 'setup-step', className: 'muted' }),
       bar: h('progress', { id: 'setup-bar', max: 1 }),
+      stages: h('ol', { id: 'setup-stages', className: 'muted' }),
       amount: h('span', { id: 'setup-amount' }),
       eta: h('span', { id: 'setup-eta' }),
       cancel: h('button', { id: 'setup-cancel', type: 'button', className: 'secondary', textContent: 'Cancel' }),
@@ -63,6 +64,7 @@ export class SetupPanel {
       h('div', {}, [e.stage, ' ', e.step]),
       e.bar,
       h('div', { className: 'muted' }, [e.amount, ' ', e.eta]),
+      e.stages,
       e.cancel,
     ]);
     e.progress.setAttribute('aria-live', 'polite');
@@ -137,6 +139,7 @@ export class SetupPanel {
       e.amount.textContent = setup.total > 0 || setup.done > 0 ? describeAmount(setup) : '';
       e.eta.textContent = describeTimeLeft(setup.etaS) || 'estimating the time left…';
       e.cancel.disabled = false;
+      this.renderStages(setup);
     }
     const categories = setup.state === SETUP_STATE.DONE ? setup.summary?.categories ?? [] : [];
     e.summary.hidden = categories.length === 0;
@@ -154,6 +157,19 @@ export class SetupPanel {
     e.start.hidden = running;
     e.start.disabled = false;
     e.start.textContent = failed ? 'Retry' : setup.state === SETUP_STATE.DONE ? 'Set up again' : 'Set up protection';
+  }
+
+  /** Every stage in order, each done, current or still to come (a fast stage may start and end between two asks). */
+  renderStages(setup) {
+    const current = setup.stages.indexOf(setup.stage);
+    this.els.stages.replaceChildren(...setup.stages.map((stage, i) => {
+      const status = i < current ? 'done' : i === current ? 'current' : 'todo';
+      const li = h('li', { textContent: `${stageName(stage)}${status === 'done' ? ' ✓' : ''}` });
+      li.dataset.stage = stage;
+      li.dataset.status = status;
+      if (status === 'current') li.setAttribute('aria-current', 'step');
+      return li;
+    }));
   }
 
   renderError(message) {
