@@ -461,7 +461,8 @@ async function callSetup(method) {
     const kind = e instanceof ApiError ? e.kind : API_ERROR.SERVER_ERROR;
     const message = e instanceof ApiError && e.status === 404
       ? 'This simclip-server cannot set up protection from the browser: update it, or run "simclip setup".'
-      : explainConnectionError(kind, { base: client.serverUrl, token: settings.token, detail: e?.message });
+      : e?.code === LOADING_REASON ? 'The server is still loading its model: set up protection once it is ready.'
+        : explainConnectionError(kind, { base: client.serverUrl, token: settings.token, detail: e?.message });
     return { error: { kind, code: e?.code ?? '', message } };
   }
 }
