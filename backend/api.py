@@ -3,7 +3,7 @@ document."""
 
 from flask import Blueprint, current_app, jsonify, request
 
-from simclip import ImageError, __version__
+from simclip import TRAINED, ImageError, __version__
 
 from .errors import ApiError
 from .model import get_classifier, get_pipeline
@@ -24,10 +24,25 @@ def health():
     classifier, pipeline = get_classifier(), get_pipeline()
     return jsonify({"status": "ok", "model": classifier.backbone.info.id,
                     "mode": classifier.mode, "calibrated": classifier.calibrated,
-                    "device": classifier.device,
+                    "device": classifier.device, "precision": _get_precision(classifier),
+                    "cost": _get_cost(classifier),
                     "ocr": classifier.ocr.name, "queue_depth": pipeline.queue_depth,
                     "version": __version__, "batching": pipeline.stats.as_dict(),
                     "cache": pipeline.cache.stats(), "requests": pipeline.requests})
+
+
+def _get_precision(classifier):
+    """{"served": the encoders' precision, "head": the one the head's embeddings were made with
+    (null in zero-shot mode, or for a head that does not record it)}."""
+    head = classifier.metadata.get("precision") if classifier.mode == TRAINED else None
+    return {"served": classifier.backbone.info.precision, "head": head}
+
+
+def _get_cost(classifier):
+    """The cost per picture measured at startup (`Predictor.measure_cost`) with the server's OCR
+    threads, or null before it was measured."""
+    cost = getattr(classifier, "cost", None)
+    return None if cost is None else {**cost, "workers": current_app.config["OCR_WORKERS"]}
 
 
 @bp.get("/labels")

@@ -167,12 +167,13 @@ class _SelfAttention(torch.nn.Module):
         return (y if self.batch_first else y.transpose(0, 1)), None
 
 
-def quantize_int8(clip: torch.nn.Module) -> torch.nn.Module:
+def quantize_int8(clip: torch.nn.Module, attention: bool = True) -> torch.nn.Module:
     """Quantize a float32 CPU CLIP in place for inference: every nn.Linear of both towers (the
     MLPs and, through `_SelfAttention`, the attention projections) gets int8 weights, one scale
     per output channel, and quantizes its input on the fly (torch's dynamic quantization,
     `torch.ao.quantization.quantize_dynamic`). Embeddings, norms, the softmax and the final
-    projections stay fp32. Returns `clip`.
+    projections stay fp32. `attention=False` leaves the attention in float, as
+    `quantize_dynamic` alone does (slower: bench/precision_bench.py --mlp-only). Returns `clip`.
 
     Measured on ViT-L-14-336 (docs/bench.md): several times faster per picture on a CPU than
     fp32, embeddings at cosine > 0.999 to fp32 (random weights); the test bound is in
@@ -180,7 +181,7 @@ def quantize_int8(clip: torch.nn.Module) -> torch.nn.Module:
     """
     from open_clip.transformer import ResidualAttentionBlock
 
-    for block in clip.modules():
+    for block in clip.modules() if attention else ():
         attn = getattr(block, "attn", None)
         if isinstance(block, ResidualAttentionBlock) and not hasattr(block, "ln_1_kv") \
                 and isinstance(attn, torch.nn.MultiheadAttention) and attn._qkv_same_embed_dim:

@@ -22,6 +22,7 @@ import torch
 from PIL import Image
 
 from .constants import MAX_ANIMATION_FRAMES, MAX_IMAGE_PIXELS, MAX_TILES, MAX_VIEWS, WARNING_CATEGORIES
+from .cost import Cost, measure_cost
 from .head import SimCLIPHead, warning_scores
 from .images import Frames, ImageSource, split_tiles
 from .ocr import OCREngine
@@ -127,6 +128,7 @@ class Predictor:
                              sort_keys=True).encode()
             checkpoint_id = "zero-shot:" + hashlib.sha256(raw).hexdigest()[:16]
         self.checkpoint_id = checkpoint_id
+        self.cost: Cost | None = None  # ms per picture on this device, once `measure_cost` ran
 
     @property
     def identity(self) -> str:
@@ -134,6 +136,13 @@ class Predictor:
         ocr = getattr(self.ocr, "identity", self.ocr.name)  # engine settings change the text
         raw = f"{self.backbone.info.id}|{self.checkpoint_id}|{ocr}"
         return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+    def measure_cost(self, batch: int = 2) -> Cost:
+        """Measure what one picture costs on this device (decode, OCR, encoders and head:
+        `simclip.cost.measure_cost`, which warms every stage first), keep it in `cost` and
+        return it."""
+        self.cost = measure_cost(self, batch=batch)
+        return self.cost
 
     @property
     def device(self) -> str:

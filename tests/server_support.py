@@ -30,7 +30,10 @@ class StubClassifier:
     calibrated = False
     device = "cpu"
     identity = "stub-identity"
-    backbone = type("StubBackbone", (), {"info": type("Info", (), {"id": "stub/none"})()})()
+    backbone = type("StubBackbone", (), {"info": type("Info", (), {"id": "stub/none",
+                                                                    "precision": "fp32"})()})()
+    metadata = {}
+    cost = None
     ocr = type("StubOCR", (), {"name": "none"})()
 
     def __init__(self):
