@@ -333,7 +333,7 @@ class Backbone:
     def encode_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
         """Preprocessed pixels (B, 3, H, W) -> L2-normalized float32 CPU embeddings (B, D)."""
         x = pixels.to(self.device, dtype=self.dtype, non_blocking=True)
-        return self.model.encode_image(x, normalize=True).float().cpu()
+        return self._encode(self.model.encode_image, x)
 
     @torch.no_grad()
     def encode_images(self, images: Iterable[Image.Image]) -> torch.Tensor:
@@ -347,7 +347,16 @@ class Backbone:
         Texts longer than the tokenizer's context (77 tokens for OpenAI CLIP) are truncated.
         """
         tokens = self.tokenizer(list(texts)).to(self.device)  # (B, context_length)
-        return self.model.encode_text(tokens, normalize=True).float().cpu()
+        return self._encode(self.model.encode_text, tokens)
+
+    def _encode(self, encode: Callable[..., torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """encode(x) as L2-normalized float32 CPU embeddings (B, D). At int8 one item at a time:
+        dynamic quantization gives each call's activations one scale, so in a batch a picture's
+        embedding would depend on the pictures beside it (by ~1e-3); alone it is the same in any
+        batch, as the result cache assumes. Costs little: a ViT's matmuls are large already."""
+        if self.info.precision != INT8 or len(x) < 2:
+            return encode(x, normalize=True).float().cpu()
+        return torch.cat([encode(x[i:i + 1], normalize=True) for i in range(len(x))]).float().cpu()
 
 
 def _list_quick_gelu_weights():

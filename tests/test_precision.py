@@ -161,6 +161,15 @@ def test_int8_embeddings_stay_within_the_stated_cosine_of_fp32(tiny_backbone, ti
     assert not torch.equal(tiny_backbone.encode_texts(CAPTIONS), tiny_int8.encode_texts(CAPTIONS))
 
 
+def test_an_int8_embedding_does_not_depend_on_the_rest_of_its_batch(tiny_int8):
+    images = meme_images()
+    batched = tiny_int8.encode_images(images)
+    alone = torch.cat([tiny_int8.encode_images([im]) for im in images])
+    assert torch.equal(batched, alone)
+    assert torch.equal(tiny_int8.encode_texts(CAPTIONS),
+                       torch.cat([tiny_int8.encode_texts([t]) for t in CAPTIONS]))
+
+
 @pytest.mark.slow
 def test_int8_vit_b_32_embeddings_stay_within_the_stated_cosine_of_fp32():
     """A full-size architecture (random weights: nothing can be downloaded here)."""
