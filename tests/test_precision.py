@@ -221,6 +221,19 @@ def test_the_head_records_the_precision_of_its_embeddings_and_serves_at_another(
     assert served.backbone.info.precision == "fp32" and served.metadata["precision"] == "int8"
 
 
+def test_simclip_train_records_the_precision_it_embedded_with_in_the_head(tmp_path):
+    from simclip import cli
+    from simclip_train.synthetic import make_synthetic_dataset
+
+    data, ckpt = tmp_path / "data", tmp_path / "head.safetensors"
+    make_synthetic_dataset(data / "harmeme-c", n_train=8, n_val=4, n_test=2, size=(96, 72))
+    assert cli.main(["train", "--dataset", "harmeme-c", "--data-dir", str(data), "--out",
+                     str(ckpt), "--epochs", "2", "--model", "simclip-tiny", "--pretrained",
+                     "none", "--device", "cpu"]) == 0
+    assert read_metadata(ckpt)["precision"] == "int8"  # the CPU default
+    assert list((data / "embeddings").rglob("int8/dataset/train.safetensors"))
+
+
 def test_health_says_which_precision_serves_and_made_the_head_and_the_measured_cost(
         make_app, tmp_path, tiny_int8):
     head = SimCLIPHead(HeadConfig(embed_dim=64, tasks=[TaskSpec("h", "multiclass", ["no", "yes"])]))
