@@ -23,10 +23,12 @@ def create_app(test_config=None):
     if test_config is not None:
         app.config.from_mapping(test_config)
 
-    from . import api, errors, model, security
+    from . import api, errors, model, security, setup, setup_api
 
     errors.init_app(app)
     security.init_app(app)
+    setup.init_app(app)
     model.init_app(app)
     app.register_blueprint(api.bp)
+    app.register_blueprint(setup_api.bp)
     return app

@@ -6,9 +6,10 @@ from flask import Blueprint, current_app, jsonify, request
 from simclip import TRAINED, ImageError, __version__
 
 from .errors import ApiError
-from .model import get_classifier, get_pipeline
+from .model import READY, get_classifier, get_pipeline, get_served_model
 from .openapi import create_openapi
 from .pipeline import Busy, PipelineError
+from .setup import get_setup
 
 bp = Blueprint("api", __name__, url_prefix="/v1")
 
@@ -20,15 +21,30 @@ ACCEPTED_VIDEO_TYPES = ("video/mp4", "video/webm")
 
 @bp.get("/health")
 def health():
-    """What the server serves, and how busy it is."""
+    """What the server serves, and how busy it is (or how far its model has loaded)."""
+    served = get_served_model()
+    if served.state != READY:
+        return jsonify(_health_not_ready(served))
     classifier, pipeline = get_classifier(), get_pipeline()
-    return jsonify({"status": "ok", "model": classifier.backbone.info.id,
+    return jsonify({"status": "ok", "state": READY, "setup": get_setup().short_status(),
+                    "model": classifier.backbone.info.id,
                     "mode": classifier.mode, "calibrated": classifier.calibrated,
+                    "random_weights": classifier.backbone.info.random_weights,
                     "device": classifier.device, "precision": _get_precision(classifier),
                     "cost": _get_cost(classifier),
                     "ocr": classifier.ocr.name, "queue_depth": pipeline.queue_depth,
                     "version": __version__, "batching": pipeline.stats.as_dict(),
                     "cache": pipeline.cache.stats(), "requests": pipeline.requests})
+
+
+def _health_not_ready(served):
+    """/v1/health while the model loads (`loading`: stage and progress) or after it failed
+    (`error`); the model's fields are null until it is ready."""
+    return {"status": "ok", "state": served.state, "loading": served.loading,
+            "error": served.error, "setup": get_setup().short_status(), "model": None,
+            "mode": None, "calibrated": None, "random_weights": None, "device": None,
+            "precision": None, "cost": None, "ocr": None, "queue_depth": 0,
+            "version": __version__, "requests": 0}
 
 
 def _get_precision(classifier):

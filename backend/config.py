@@ -17,8 +17,13 @@ DEFAULT_CONFIG = {
     "TOKEN": None,  # None: read or create the token file in CONFIG_DIR
     "CONFIG_DIR": None,  # None: $XDG_CONFIG_HOME/simclip
     "CLASSIFIER": None,  # a ready Predictor; None: load one with CLASSIFIER_OPTIONS
-    "CLASSIFIER_OPTIONS": {"model": None, "pretrained": None, "checkpoint": None,
-                           "device": None, "ocr": "auto"},  # load_classifier's arguments
+    "CLASSIFIER_OPTIONS": {"checkpoint": None},  # load_classifier's arguments (ClassifierOptions)
+    "LOAD_IN_BACKGROUND": False,  # load the model in a thread, answering health meanwhile
+    "CLASSIFIER_LOADER": None,  # loader(options, report) -> Predictor; None: model.load_default
+    "SETUP_DIR": None,  # where setups live; None: $XDG_CACHE_HOME/simclip/setup
+    "SETUP_DATA_DIR": None,  # datasets + embeddings of setup; None: $XDG_CACHE_HOME/simclip/data
+    "SETUP_RECIPE": None,  # 'paper' or 'cpu'; None: 'paper' on CUDA, else 'cpu'
+    "SETUP_SHARD_SIZE": None,  # memes per resumable embedding shard; None: EmbedConfig's
     "CACHE_DIR": None,  # result cache dir; None: $XDG_CACHE_HOME/simclip; "": memory only
     "MEMORY_CACHE_SIZE": 4096,  # results kept in the in-memory LRU
     "MAX_BATCH": 16,  # images per encoder batch

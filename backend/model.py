@@ -3,54 +3,233 @@
 Like flaskr's `db.py` (`get_db` + `init_app`), but the resource lives on `app.extensions`
 rather than `g`: a model is loaded once per process, not once per request. Tests inject a stub
 or a shared tiny predictor through `create_app({"CLASSIFIER": ...})`.
+
+With `LOAD_IN_BACKGROUND` (what `simclip-server` uses) the app answers at once: the model loads
+in a thread while /v1/health says `state: "loading"` with the stage and its progress, and
+/v1/classify and /v1/labels answer 503 `loading` with Retry-After. A load that fails leaves the
+state "failed" with a typed error, and the server keeps answering /v1/health so the extension
+can show what to do. `swap_classifier` replaces the served head without a restart (setup).
 """
 
+import contextlib
 import logging
+import os
+import threading
+import time
+from pathlib import Path
 
 from flask import current_app
 
-from simclip import get_user_cache_dir, load_classifier
+from simclip import Predictor, SimCLIPError, get_user_cache_dir, load_classifier
 
 from .cache import ResultCache
+from .errors import ApiError
 from .pipeline import Pipeline
 
 logger = logging.getLogger(__name__)
 
 EXTENSION_KEY = "simclip"
+LOADING, READY, FAILED = "loading", "ready", "failed"
+LOADING_STAGES = ("weights", "model", "warmup")
+RETRY_AFTER_LOADING_S = 2
+WATCH_INTERVAL_S = 0.5  # how often the weights download is looked at while loading
+
+
+class ServedModel:
+    """The served model's life: loading -> ready (or failed), then hot swaps.
+
+    Thread-safe: the loader thread and setup's swap write it, request threads read it.
+    """
+
+    def __init__(self, app):
+        self.app = app
+        self.state = LOADING
+        self.loading = {"stage": "model", "done": 0, "total": None, "unit": None,
+                        "message": "starting"}
+        self.error = None  # {"code", "message"} once failed
+        self.pipeline = None
+        self.checkpoint = None  # the head file served, if any
+        self.ready = threading.Event()  # set once the state is ready or failed
+        self._lock = threading.Lock()
+
+    def report(self, stage, done=0, total=None, unit=None, message=""):
+        """Loading progress: `stage` in LOADING_STAGES, `done` of `total` `unit`s."""
+        with self._lock:
+            self.loading = {"stage": stage, "done": done, "total": total, "unit": unit,
+                            "message": message}
+
+    def install(self, predictor, checkpoint=None):
+        """Serve `predictor`: open its result cache, start the pipeline; state ready."""
+        cfg = self.app.config
+        cache = open_cache(self.app, predictor.identity)
+        pipeline = Pipeline(predictor, cache, max_batch=cfg["MAX_BATCH"],
+                            max_wait_ms=cfg["MAX_WAIT_MS"], max_queue=cfg["MAX_QUEUE"],
+                            ocr_workers=cfg["OCR_WORKERS"], timeout_s=cfg["CLASSIFY_TIMEOUT_S"],
+                            retry_after_s=cfg["RETRY_AFTER_S"])
+        with self._lock:
+            self.pipeline, self.checkpoint, self.state = pipeline, checkpoint, READY
+            self.loading = None
+        self.ready.set()
+
+    def fail(self, code, message):
+        """Loading failed: keep answering health with the error."""
+        with self._lock:
+            self.state, self.error = FAILED, {"code": code, "message": message}
+        self.ready.set()
+
+    def swap(self, predictor, checkpoint=None):
+        """Serve `predictor` from now on, with a cache of its identity; requests in flight are
+        answered by the old one. Raises RuntimeError when no model is served yet."""
+        if self.pipeline is None:
+            raise RuntimeError("no model is served yet")
+        cache = open_cache(self.app, predictor.identity)
+        old, old_cache = self.pipeline.swap(predictor, cache)
+        if getattr(predictor, "cost", None) is None and \
+                getattr(predictor, "backbone", None) is getattr(old, "backbone", False):
+            predictor.cost = old.cost  # a new head on the same encoders costs the same
+        old_cache.close()
+        self.checkpoint = checkpoint
+        logger.info("now serving %s, %s mode (%s)", predictor.backbone.info.id, predictor.mode,
+                    checkpoint or "no head")
+
+
+def open_cache(app, identity):
+    """A ResultCache for `identity` in the app's CACHE_DIR ("" keeps it in memory)."""
+    cache_dir = app.config["CACHE_DIR"]
+    if cache_dir is None:
+        cache_dir = get_user_cache_dir()
+    return ResultCache(identity, cache_dir or None, memory_size=app.config["MEMORY_CACHE_SIZE"])
+
+
+def get_served_model(app=None):
+    """The app's ServedModel."""
+    return (app or current_app).extensions[EXTENSION_KEY]
+
+
+def _require_ready():
+    served = get_served_model()
+    if served.state == READY:
+        return served
+    if served.state == LOADING:
+        stage = served.loading["stage"] if served.loading else "model"
+        raise ApiError(503, "loading", f"the model is loading ({stage}); retry shortly",
+                       {"Retry-After": str(RETRY_AFTER_LOADING_S)})
+    raise ApiError(503, served.error["code"], served.error["message"])
 
 
 def get_classifier():
-    """The app's Predictor."""
-    return current_app.extensions[EXTENSION_KEY]["classifier"]
+    """The app's Predictor; ApiError 503 while it loads or when loading failed."""
+    return _require_ready().pipeline.predictor
 
 
 def get_pipeline():
-    """The app's batching Pipeline (with its ResultCache)."""
-    return current_app.extensions[EXTENSION_KEY]["pipeline"]
+    """The app's batching Pipeline (with its ResultCache); 503 as `get_classifier`."""
+    return _require_ready().pipeline
+
+
+def _weights_cache_dirs(options):
+    """Where open_clip's download lands: --weights-cache-dir, else the Hugging Face hub cache."""
+    if options.get("cache_dir"):
+        return [Path(options["cache_dir"])]
+    hub = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
+    if hub:
+        return [Path(hub)]
+    home = os.environ.get("HF_HOME") or Path(os.environ.get("XDG_CACHE_HOME") or
+                                             Path.home() / ".cache") / "huggingface"
+    return [Path(home) / "hub"]
+
+
+def _downloading_bytes(dirs):
+    """Bytes of the downloads in progress (huggingface_hub's `*.incomplete` blobs)."""
+    total = 0
+    for d in dirs:
+        for path in d.glob("*/blobs/*.incomplete") if d.is_dir() else ():
+            with contextlib.suppress(OSError):  # finished and renamed meanwhile
+                total += path.stat().st_size
+    return total
+
+
+def load_default(options, report):
+    """The server's loader: `load_classifier(**options)`, then one warm-up prediction and the
+    cost per picture measured on this device (`Predictor.measure_cost`, /v1/health `cost`).
+
+    While it builds the model, the weights download (if any) is reported as stage "weights"
+    from the growing size of the hub's incomplete files (a byte count, no total: the hub's
+    size is not known here).
+    """
+    dirs = _weights_cache_dirs(options)
+    done = threading.Event()
+
+    def watch():
+        while not done.wait(WATCH_INTERVAL_S):
+            n = _downloading_bytes(dirs)
+            if n:
+                report("weights", n, None, "bytes", "downloading the CLIP weights")
+
+    report("model", 0, None, None, "building the model")
+    watcher = threading.Thread(target=watch, name="simclip-weights-watch", daemon=True)
+    watcher.start()
+    try:
+        predictor = load_classifier(**options)
+    finally:
+        done.set()
+    report("warmup", 0, 1, None, "warming up, measuring the cost per picture")
+    predictor.measure_cost()  # warms every stage, then times one picture (/v1/health `cost`)
+    return predictor
+
+
+def _load(app, served, loader, options):
+    """The loader thread: load, adopt setup's head, serve; or fail with a typed error."""
+    from . import setup
+
+    t0 = time.perf_counter()
+    try:
+        predictor = loader(options, served.report)
+        predictor, checkpoint = setup.adopt_setup_head(app, predictor, options)
+    except (SimCLIPError, RuntimeError, ValueError, OSError, ImportError) as e:
+        code = getattr(e, "code", None) or "model_load_failed"
+        logger.error("loading the model failed: %s", e)
+        served.fail(code, str(e))
+        return
+    served.install(predictor, checkpoint or options.get("checkpoint"))
+    logger.info("serving %s, %s mode, device %s, OCR %s (loaded in %.1f s)",
+                predictor.backbone.info.id, predictor.mode, predictor.device,
+                predictor.ocr.name, time.perf_counter() - t0)
+    setup.resume_setup(app)
 
 
 def init_app(app):
-    """Load the classifier (unless one is given), open the cache, start the pipeline."""
+    """Load the classifier (unless one is given), open the cache, start the pipeline.
+
+    With LOAD_IN_BACKGROUND the load runs in a thread (CLASSIFIER_LOADER, default
+    `load_default`, called as loader(options, report)) and the app answers at once.
+    """
     cfg = app.config
+    served = ServedModel(app)
+    app.extensions[EXTENSION_KEY] = served
     classifier = cfg["CLASSIFIER"]
-    if classifier is None:
-        classifier = load_classifier(**cfg["CLASSIFIER_OPTIONS"])
-    cache_dir = cfg["CACHE_DIR"]
-    if cache_dir is None:
-        cache_dir = get_user_cache_dir()
-    cache = ResultCache(classifier.identity, cache_dir or None,
-                        memory_size=cfg["MEMORY_CACHE_SIZE"])
-    pipeline = Pipeline(classifier, cache, max_batch=cfg["MAX_BATCH"],
-                        max_wait_ms=cfg["MAX_WAIT_MS"], max_queue=cfg["MAX_QUEUE"],
-                        ocr_workers=cfg["OCR_WORKERS"], timeout_s=cfg["CLASSIFY_TIMEOUT_S"],
-                        retry_after_s=cfg["RETRY_AFTER_S"])
-    app.extensions[EXTENSION_KEY] = {"classifier": classifier, "pipeline": pipeline,
-                                     "cache": cache}
+    options = dict(cfg["CLASSIFIER_OPTIONS"])
+    if classifier is not None:
+        if isinstance(classifier, Predictor):  # tests: a real predictor can run setup too
+            from . import setup
+
+            setup.get_setup(app).attach(classifier, options)
+        served.install(classifier, options.get("checkpoint"))
+        return
+    loader = cfg.get("CLASSIFIER_LOADER") or load_default
+    if cfg.get("LOAD_IN_BACKGROUND"):
+        threading.Thread(target=_load, args=(app, served, loader, options),
+                         name="simclip-model-load", daemon=True).start()
+        return
+    served.install(load_classifier(**options), options.get("checkpoint"))
 
 
 def close_app(app):
     """Stop the pipeline threads and close the cache (tests, server shutdown)."""
-    state = app.extensions.pop(EXTENSION_KEY, None)
-    if state:
-        state["pipeline"].close()
-        state["cache"].close()
+    from . import setup
+
+    setup.close_setup(app)
+    served = app.extensions.pop(EXTENSION_KEY, None)
+    if served is not None and served.pipeline is not None:
+        served.pipeline.close()
+        served.pipeline.cache.close()

@@ -11,6 +11,11 @@
 
 OCR (onnxruntime or the tesseract subprocess) releases the GIL, so the pool overlaps with the
 encoder thread; the GPU (or the CPU's BLAS) sees batches, not single images.
+
+`swap(predictor, cache)` replaces the served model without a restart (setup's new head): each
+request takes the (predictor, cache) pair current when it is admitted and is answered by it, so
+requests in flight during a swap finish on the old model, and its results never land under the
+new model's cache identity.
 """
 
 import hashlib
@@ -48,9 +53,12 @@ class _Job:
     """One image travelling through the pipeline."""
 
     __slots__ = (
+        "cache",
         "data",
         "future",
         "image",
+        "key",
+        "predictor",
         "sha256",
         "t_admit",
         "t_decode",
@@ -59,9 +67,11 @@ class _Job:
         "text",
     )
 
-    def __init__(self, sha256, data):
+    def __init__(self, sha256, data, predictor, cache):
         self.sha256 = sha256
         self.data = data
+        self.predictor, self.cache = predictor, cache
+        self.key = (id(predictor), sha256)  # single-flight within one model only
         self.future = Future()
         self.t_admit = time.perf_counter()
         self.image = self.text = None
@@ -77,8 +87,7 @@ class Pipeline:
                  ocr_workers=DEFAULT_CONFIG["OCR_WORKERS"],
                  timeout_s=DEFAULT_CONFIG["CLASSIFY_TIMEOUT_S"],
                  retry_after_s=DEFAULT_CONFIG["RETRY_AFTER_S"]):
-        self.predictor = predictor
-        self.cache = cache
+        self._active = (predictor, cache)  # swapped as one pair (`swap`)
         self.max_batch = max_batch
         self.max_wait_s = max_wait_ms / 1000.0
         self.max_queue = max_queue
@@ -87,13 +96,33 @@ class Pipeline:
         self.stats = BatchStats()
         self.requests = 0  # classify calls that passed the HTTP checks
         self._lock = threading.Lock()
-        self._inflight = {}  # sha256 -> _Job (single-flight)
+        self._inflight = {}  # (id(predictor), sha256) -> _Job (single-flight)
         self._depth = 0
         self._ready = queue.Queue()  # bounded by admission (max_queue)
         self._pool = ThreadPoolExecutor(ocr_workers, thread_name_prefix="simclip-ocr")
         self._encoder = threading.Thread(target=self._encode_loop, name="simclip-encoder",
                                          daemon=True)
         self._encoder.start()
+
+    @property
+    def predictor(self):
+        """The Predictor new requests are classified with."""
+        return self._active[0]
+
+    @property
+    def cache(self):
+        """The ResultCache of the current predictor."""
+        return self._active[1]
+
+    def swap(self, predictor, cache):
+        """Serve `predictor` with its `cache` from now on; returns the old (predictor, cache).
+
+        Requests admitted before the swap are answered by the old pair; the caller closes the
+        old cache (a closed ResultCache keeps answering from memory, so that is safe at once).
+        """
+        with self._lock:
+            old, self._active = self._active, (predictor, cache)
+        return old
 
     @property
     def queue_depth(self):
@@ -112,20 +141,21 @@ class Pipeline:
         with self._lock:
             self.requests += 1
         sha256 = hashlib.sha256(data).hexdigest()
-        hit = self.cache.get(sha256)
+        predictor, cache = self._active
+        hit = cache.get(sha256)
         if hit is not None:
             return {"sha256": sha256, **hit, "cached": True,
                     "timings_ms": {"total": _ms(time.perf_counter() - t0)}}
         with self._lock:
-            job = self._inflight.get(sha256)
+            job = self._inflight.get((id(predictor), sha256))
             leader = job is None
             if leader:
                 if self._depth >= self.max_queue:
                     raise Busy(f"{self._depth} images are queued; retry shortly",
                                self.retry_after_s)
                 self._depth += 1
-                job = _Job(sha256, data)
-                self._inflight[sha256] = job
+                job = _Job(sha256, data, predictor, cache)
+                self._inflight[job.key] = job
         if leader:
             self._pool.submit(self._prepare, job)
         try:
@@ -137,7 +167,7 @@ class Pipeline:
 
     def _finish(self, job, result=None, error=None):
         with self._lock:
-            self._inflight.pop(job.sha256, None)
+            self._inflight.pop(job.key, None)
             self._depth -= 1
         job.data = job.image = None
         if error is not None:
@@ -149,9 +179,9 @@ class Pipeline:
         """Pool worker: decode with the safe decoder, then OCR."""
         try:
             t0 = time.perf_counter()
-            job.image = self.predictor.decode(job.data)
+            job.image = job.predictor.decode(job.data)
             t1 = time.perf_counter()
-            job.text = self.predictor.read_text(job.image)
+            job.text = job.predictor.read_text(job.image)
             t2 = time.perf_counter()
         except ImageError as e:
             self._finish(job, error=e)
@@ -172,29 +202,37 @@ class Pipeline:
             batch = self._next_batch()
             if batch is None:
                 return
-            t_start = time.perf_counter()
-            try:
-                results = self.predictor.classify([j.image for j in batch],
-                                                  [j.text for j in batch])
-            except Exception as e:
-                logger.exception("encoder batch of %d failed", len(batch))
-                for job in batch:
-                    self._finish(job, error=PipelineError(f"encoder failed: {type(e).__name__}"))
-                continue
-            self.stats.record(len(batch))
-            cached = []
-            for job, r in zip(batch, results):
-                result = {"mode": r["mode"], "scores": r["scores"], "warnings": r["warnings"],
-                          "text": r["text"], "calibrated": r["calibrated"], "frames": r["frames"]}
-                cached.append((job.sha256, result))
-            self.cache.put_many(cached)
-            for job, (_, result), r in zip(batch, cached, results):
-                timings = {"queue": _ms(job.t_ready - job.t_admit - job.t_decode - job.t_ocr
-                                        + t_start - job.t_ready),
-                           "decode": _ms(job.t_decode), "ocr": _ms(job.t_ocr),
-                           "encode": r["timings_ms"].get("encode", 0.0),
-                           "head": r["timings_ms"].get("head", 0.0)}
-                self._finish(job, result=(result, timings))
+            groups = {}  # a batch taken across a swap holds jobs of two predictors
+            for job in batch:
+                groups.setdefault(id(job.predictor), []).append(job)
+            for group in groups.values():
+                self._encode(group)
+
+    def _encode(self, batch):
+        """Run one predictor's encoders + head on `batch`, fill its cache, answer its jobs."""
+        predictor, cache = batch[0].predictor, batch[0].cache
+        t_start = time.perf_counter()
+        try:
+            results = predictor.classify([j.image for j in batch], [j.text for j in batch])
+        except Exception as e:
+            logger.exception("encoder batch of %d failed", len(batch))
+            for job in batch:
+                self._finish(job, error=PipelineError(f"encoder failed: {type(e).__name__}"))
+            return
+        self.stats.record(len(batch))
+        cached = []
+        for job, r in zip(batch, results):
+            result = {"mode": r["mode"], "scores": r["scores"], "warnings": r["warnings"],
+                      "text": r["text"], "calibrated": r["calibrated"], "frames": r["frames"]}
+            cached.append((job.sha256, result))
+        cache.put_many(cached)
+        for job, (_, result), r in zip(batch, cached, results):
+            timings = {"queue": _ms(job.t_ready - job.t_admit - job.t_decode - job.t_ocr
+                                    + t_start - job.t_ready),
+                       "decode": _ms(job.t_decode), "ocr": _ms(job.t_ocr),
+                       "encode": r["timings_ms"].get("encode", 0.0),
+                       "head": r["timings_ms"].get("head", 0.0)}
+            self._finish(job, result=(result, timings))
 
     def close(self):
         """Stop the encoder thread and the OCR pool (pending jobs are finished first)."""

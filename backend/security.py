@@ -39,7 +39,7 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 TOKEN_HEADER = "X-Auth-Token"
 TOKEN_BYTES = 32  # 256 bits -> 43 base64url characters
 PUBLIC_ENDPOINTS = {"api.openapi"}  # readable without a token (still Host/Origin checked)
-CORS_METHODS = ("GET", "POST")
+CORS_METHODS = ("GET", "POST", "DELETE")  # DELETE: cancel a setup
 CORS_HEADERS = (TOKEN_HEADER, "Content-Type")  # what a preflight may ask to send
 CORS_MAX_AGE_S = 600  # how long a browser may cache a preflight answer
 

@@ -1,4 +1,5 @@
-"""`simclip-server`: load and warm the classifier, then serve the API with waitress on loopback.
+"""`simclip-server`: serve the API with waitress on loopback at once, load and warm the model
+in the background (/v1/health says how far it is).
 
     simclip-server                          # zero-shot ViT-L-14-336, 127.0.0.1:8478
     simclip-server --checkpoint head.safetensors --device cuda
@@ -6,7 +7,6 @@
 """
 
 import argparse
-import io
 import ipaddress
 import logging
 import os
@@ -14,9 +14,8 @@ import socket
 import sys
 
 import waitress
-from PIL import Image
 
-from simclip import OCR_ENGINES, SimCLIPError
+from simclip import OCR_ENGINES, ClassifierOptions, SimCLIPError
 
 from . import create_app
 from .config import BODY_MAX, DEFAULT_CONFIG, HEADER_MAX
@@ -42,27 +41,15 @@ WAITRESS_SETTINGS = {
 def parse_args(argv):
     """Command-line options of simclip-server."""
     p = argparse.ArgumentParser(prog="simclip-server", description=__doc__.split("\n")[0])
-    p.add_argument("--model", help="open_clip architecture or local dir (default: the "
-                   "checkpoint's backbone, else ViT-L-14-336)")
-    p.add_argument("--pretrained", help="weights tag or file; 'none' = random weights")
     p.add_argument("--checkpoint", help="trained SimCLIP head (.safetensors); "
                    "without it the server runs in zero-shot mode")
-    p.add_argument("--device", help="cuda, mps or cpu (default: automatic)")
-    p.add_argument("--ocr", default=DEFAULT_CONFIG["CLASSIFIER_OPTIONS"]["ocr"], choices=OCR_ENGINES,
-                   help="OCR engine")
+    ClassifierOptions.add_arguments(p, ocr_choices=OCR_ENGINES)
     p.add_argument("--host", default="127.0.0.1", help="bind address (loopback only unless "
                    "--allow-non-loopback)")
     p.add_argument("--allow-non-loopback", action="store_true",
                    help="allow a non-loopback --host (exposes the server to the network)")
     p.add_argument("--port", type=int, default=DEFAULT_CONFIG["PORT"])
     p.add_argument("--cache-dir", help="result cache dir (default $XDG_CACHE_HOME/simclip)")
-    p.add_argument("--weights-cache-dir", help="where downloaded CLIP weights go "
-                   "(default: the Hugging Face cache)")
-    p.add_argument("--calibration", help="zero-shot calibration file from `simclip calibrate`, "
-                   "or 'none' (default: the one stored for this backbone, if any)")
-    p.add_argument("--quick-gelu", action=argparse.BooleanOptionalAction, default=None,
-                   help="build CLIP with QuickGELU, the activation OpenAI trained it with "
-                   "(default: from the checkpoint, else the weights: on for 'openai')")
     p.add_argument("--no-cache", action="store_true", help="keep results in memory only")
     p.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
                    help="exact extension origin to allow, e.g. chrome-extension://<id> "
@@ -129,13 +116,6 @@ def create_server(app, host="127.0.0.1", port=DEFAULT_CONFIG["PORT"], threads=No
     return server
 
 
-def _warm(predictor):
-    """One prediction end to end, so the first request pays no lazy initialisation."""
-    buf = io.BytesIO()
-    Image.new("RGB", (64, 64), (255, 255, 255)).save(buf, "PNG")
-    predictor.predict([buf.getvalue()])
-
-
 def main(argv=None):
     """Run the server until interrupted; returns the exit status."""
     args = parse_args(argv)
@@ -149,10 +129,7 @@ def main(argv=None):
         print(token)
         print(f"(stored in {path}; paste it into the extension's options page)", file=sys.stderr)
         return 0
-    # torch and open_clip load only from here on, so --print-token and --help answer at once
-    from simclip import load_classifier
-
-    from .model import close_app, get_classifier
+    from .model import close_app
 
     extra_hosts = ()
     if not is_loopback(args.host):
@@ -164,6 +141,9 @@ def main(argv=None):
         logger.warning("binding %s: the server is reachable from the network; anyone who "
                        "has the token can use it", args.host)
         extra_hosts = (args.host.lower(),)
+    if args.checkpoint and not os.path.isfile(args.checkpoint):
+        print(f"simclip-server: --checkpoint {args.checkpoint}: no such file", file=sys.stderr)
+        return 2
     try:
         sock = bind_socket(args.host, args.port)
     except OSError as e:
@@ -172,27 +152,24 @@ def main(argv=None):
         return 2
     try:
         token, token_path = get_or_create_token(args.config_dir)
-        predictor = load_classifier(checkpoint=args.checkpoint, model=args.model,
-                                    pretrained=args.pretrained, device=args.device, ocr=args.ocr,
-                                    cache_dir=args.weights_cache_dir, quick_gelu=args.quick_gelu,
-                                    calibration=args.calibration)
-        _warm(predictor)
-    except (SimCLIPError, RuntimeError, ValueError, OSError) as e:
+    except (SimCLIPError, OSError) as e:
         sock.close()
         print(f"simclip-server: {e}", file=sys.stderr)
         return 2
+    # The app answers at once (/v1/health: state "loading"); the model loads in a thread, and a
+    # load that fails leaves the server up with state "failed" and the error, for the extension.
+    options = {"checkpoint": args.checkpoint,
+               **ClassifierOptions.from_args(args).classifier_kwargs()}
     app = create_app({
-        "CLASSIFIER": predictor, "TOKEN": token, "PORT": args.port, "EXTRA_HOSTS": extra_hosts,
+        "CLASSIFIER": None, "CLASSIFIER_OPTIONS": options, "LOAD_IN_BACKGROUND": True,
+        "TOKEN": token, "PORT": args.port, "EXTRA_HOSTS": extra_hosts,
         "ALLOWED_ORIGINS": set(args.allow_origin) or None,
         "CACHE_DIR": "" if args.no_cache else args.cache_dir,
         "MAX_BATCH": args.max_batch, "MAX_WAIT_MS": args.max_wait_ms,
         "MAX_QUEUE": args.max_queue, "OCR_WORKERS": args.ocr_workers, "THREADS": args.threads})
     server = create_server(app, sock=sock)
-    with app.app_context():
-        p = get_classifier()
-        logger.info("serving %s, %s mode, device %s, OCR %s on http://%s:%d (token in %s)",
-                    p.backbone.info.id, p.mode, p.device, p.ocr.name, args.host,
-                    app.config["PORT"], token_path)
+    logger.info("listening on http://%s:%d (token in %s); loading the model", args.host,
+                app.config["PORT"], token_path)
     try:
         server.run()
     except KeyboardInterrupt:
@@ -201,7 +178,6 @@ def main(argv=None):
         server.close()
         close_app(app)
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -8,6 +8,10 @@ Harm-C is public: its annotations and images are in the GitHub repository di-dim
 (data/datasets/memes/defaults/), fetched here from raw.githubusercontent.com at a pinned commit.
 The download
     * resumes: each file is written to `<file>.part` and continued with an HTTP Range request;
+    * detects a stall from the byte count (no byte for STALL_S seconds) and retries it, as a
+      connection broken mid-file or a server error (5xx, 429), up to RETRIES times with
+      exponential backoff, each retry resuming the part file; checks a file's sha256 when one
+      is known (`download(..., sha256=...)`);
     * checks every file's size against the server's Content-Length, that every image decodes,
       and that the annotations parse; the sha256 of every file goes to MANIFEST.json; an image
       that arrives whole (its size matches) but is truncated at the source decodes leniently
@@ -26,6 +30,7 @@ import os
 import shlex
 import shutil
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -54,6 +59,9 @@ HARMEME_C_URL = (f"https://raw.githubusercontent.com/di-dimitrov/mmf/{MMF_COMMIT
                  f"data/datasets/memes/defaults/")
 HARMEME_C_COUNTS = {"train": 3013, "val": 177, "test": 354}  # the paper's Table 1
 CHUNK = 1 << 16
+STALL_S = 30.0  # no byte received for this long: the transfer is stalled, retried
+RETRIES = 4  # retries of a stalled or broken transfer, or a 5xx/429 answer
+BACKOFF_S = 1.0  # the first retry waits this long, doubling each time
 TIMEOUT_S = 60
 
 # How to get each dataset that cannot be downloaded without a form, a login or a manual step.
@@ -103,17 +111,46 @@ class DownloadError(SimCLIPError, RuntimeError):
     code = "download_failed"
 
 
-def download(url, dest, progress=None):
+def download(url, dest, progress=None, sha256=None, stall_s=None, retries=None, backoff_s=None):
     """Download `url` to `dest`, resuming `dest.part` with an HTTP Range request.
 
-    The server's Content-Length (or Content-Range total) must match the bytes received.
+    The server's Content-Length (or Content-Range total) must match the bytes received, and
+    `sha256` (hex) the file when given. A transfer with no byte for `stall_s` seconds (default
+    STALL_S), a connection broken mid-file or a 5xx/429 answer is retried `retries` times
+    (default RETRIES) after `backoff_s` seconds (default BACKOFF_S), doubling each time; each
+    retry resumes the part file with a Range request.
 
     Returns:
         The number of bytes fetched by this call (0 when `dest` already existed).
 
     Raises:
-        DownloadError: HTTP errors (the 404 case has `.missing = True`), size mismatches.
+        DownloadError: HTTP errors (the 404 case has `.missing = True`), size or checksum
+            mismatches, a host that cannot be reached (`.unreachable = True`).
     """
+    retries = RETRIES if retries is None else retries
+    delay = BACKOFF_S if backoff_s is None else backoff_s
+    stall_s = STALL_S if stall_s is None else stall_s
+    fetched = 0
+    for attempt in range(retries + 1):
+        try:
+            fetched += _download_once(url, dest, progress, stall_s)
+            break
+        except DownloadError as e:
+            if attempt == retries or not getattr(e, "retry", False):
+                raise
+            logger.warning("%s (try %d of %d); retrying in %.1f s", e, attempt + 1, retries + 1,
+                           delay)
+            time.sleep(delay)
+            delay *= 2
+    if sha256 is not None and fetched and sha256_file(dest) != sha256:
+        Path(dest).unlink()
+        raise DownloadError(f"{url}: the file's sha256 is not the expected {sha256}; it was "
+                            f"deleted, run the command again to fetch it anew")
+    return fetched
+
+
+def _download_once(url, dest, progress, stall_s):
+    """One try of `download`; a DownloadError worth a retry has `.retry = True`."""
     dest = Path(dest)
     if dest.is_file():
         return 0
@@ -130,13 +167,20 @@ def download(url, dest, progress=None):
             return 0
         err = DownloadError(f"{url}: HTTP {e.code} {e.reason}")
         err.missing = e.code == 404
+        err.retry = e.code >= 500 or e.code == 429
         raise err from e
     except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
         host = urllib.parse.urlsplit(url).netloc or url
         err = DownloadError(f"cannot reach {host} ({getattr(e, 'reason', e)}) for {url}")
         err.unreachable = True  # offline, DNS, refused, timed out: fetch_harmeme_c says what to do
+        err.retry = isinstance(getattr(e, "reason", e), TimeoutError)
         raise err from e
     with response:
+        # urlopen's timeout covers the connection; from here a read waiting stall_s seconds
+        # for its next byte is a stall (the byte count stopped), retried by `download`
+        sock = getattr(getattr(getattr(response, "fp", None), "raw", None), "_sock", None)
+        if sock is not None:
+            sock.settimeout(stall_s)
         if response.status == 206:
             total = response.headers.get("Content-Range", "").rpartition("/")[2]
             expected = int(total) if total.isdigit() else None
@@ -148,15 +192,20 @@ def download(url, dest, progress=None):
         fetched = 0
         with open(part, mode) as f:
             try:
-                for block in iter(lambda: response.read(CHUNK), b""):
+                for block in iter(lambda: response.read1(CHUNK), b""):  # what arrived
                     f.write(block)
                     fetched += len(block)
                     if progress is not None:
                         progress(len(block))
+            except TimeoutError as e:
+                err = DownloadError(f"{url}: stalled, no byte for {stall_s:g} s after "
+                                    f"{have + fetched} bytes; run the command again to resume")
+                err.unreachable = err.retry = True
+                raise err from e
             except (OSError, http.client.HTTPException) as e:
                 err = DownloadError(f"{url}: the connection broke after {have + fetched} bytes "
                                     f"({e}); run the command again to resume")
-                err.unreachable = True
+                err.unreachable = err.retry = True
                 raise err from e
     size = part.stat().st_size
     if expected is not None and size != expected:

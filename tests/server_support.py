@@ -177,11 +177,12 @@ class ServerProcess:
         self.headers = {"X-Auth-Token": self.token}
 
     def is_healthy(self):
-        """True when /v1/health answers 200 to the token."""
+        """True when /v1/health answers 200 to the token with the model loaded (state ready;
+        the server answers "loading" while it loads)."""
         try:
-            return requests.get(f"{self.url}/v1/health", headers=self.headers,
-                                timeout=2).status_code == 200
-        except requests.RequestException:
+            r = requests.get(f"{self.url}/v1/health", headers=self.headers, timeout=2)
+            return r.status_code == 200 and r.json().get("state", "ready") == "ready"
+        except (requests.RequestException, ValueError):
             return False
 
     def start(self, timeout=120):
