@@ -21,6 +21,7 @@ COMMANDS = {
     "datasets": ("simclip_train.download", "fetch public meme datasets / show how to get the others"),
     "quickstart": ("simclip_train.quickstart", "fetch Harm-C, train the harmful head, print the server line"),
     "score": ("simclip_score.cli", "score a corpus of memes to Parquet/JSONL, locally or on Ray"),
+    "setup": ("simclip_train.setup", "ask the running server to set up protection: fetch, train, serve the head"),
 }
 TRAIN_EXTRA = "train"  # the pyproject extra that the simclip_train commands need
 

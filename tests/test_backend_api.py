@@ -265,15 +265,3 @@ def test_real_responses_validate_against_the_openapi_schemas(client):
                      post_image(client, png_bytes(), content_type="text/plain")):
         assert str(response.status_code) in spec["paths"]["/v1/classify"]["post"]["responses"]
         _validate(spec, "Error", response.get_json())
-
-
-def test_server_without_cached_weights_exits_at_once_saying_what_to_do(tmp_path, capsys):
-    from backend.serve import main
-    from server_support import get_free_port
-
-    code = main(["--model", "ViT-L-14-336", "--pretrained", "openai", "--port",
-                 str(get_free_port()), "--config-dir", str(tmp_path), "--weights-cache-dir",
-                 str(tmp_path / "weights")])
-    err = capsys.readouterr().err
-    assert code == 2
-    assert "not cached" in err and str(tmp_path / "weights") in err and "Traceback" not in err

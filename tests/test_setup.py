@@ -58,8 +58,19 @@ def _server(tmp_path, mirror_url, port=None):
                                                    "SIMCLIP_SETUP_SHARD_SIZE": "32"})
 
 
+_session = threading.local()
+
+
+def _http():
+    """One keep-alive session per thread (a new connection per poll would fill the server's
+    connection limit)."""
+    if not hasattr(_session, "s"):
+        _session.s = requests.Session()
+    return _session.s
+
+
 def _get(server, path="/v1/setup"):
-    r = requests.get(server.url + path, headers=server.headers, timeout=10)
+    r = _http().get(server.url + path, headers=server.headers, timeout=30)
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -73,7 +84,7 @@ def _wait(server, predicate, timeout=240, seen=None):
             seen.append(body)
         if predicate(body):
             return body
-        time.sleep(0.05)
+        time.sleep(0.1)
     pytest.fail(f"setup did not get there in {timeout} s: {body}")
 
 
@@ -88,7 +99,7 @@ def _png(seed):
 
 
 def _classify(server, data):
-    return requests.post(server.url + "/v1/classify", data=data, timeout=60,
+    return _http().post(server.url + "/v1/classify", data=data, timeout=60,
                          headers={**server.headers, "Content-Type": "image/png"})
 
 
@@ -110,7 +121,7 @@ def test_setup_through_the_api_trains_and_serves_the_new_head_without_a_restart(
 
         def keep_classifying():  # requests before, during and after the swap
             n = 0
-            while not stop.is_set():
+            while not stop.wait(0.05):  # a browsing user's pace, not a flood
                 n += 1
                 answers.append(_classify(server, _png(n)))
 

@@ -1,0 +1,120 @@
+"""The server answers /v1/health while its model loads ("loading", with progress), refuses
+classify and labels with 503 `loading` until then, and stays up with the error when loading
+fails, so the extension can say what is happening."""
+
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import requests
+
+from backend import create_app
+from backend.model import close_app
+from server_support import REPO, TEST_PORT, TEST_TOKEN, get_free_port, stop_process
+from simclip import BackboneUnavailableError, load_classifier
+
+HEADERS = {"X-Auth-Token": TEST_TOKEN}
+
+BASE = f"http://127.0.0.1:{TEST_PORT}"
+
+
+def _app(tmp_path, loader):
+    return create_app({"TESTING": True, "TOKEN": TEST_TOKEN, "PORT": TEST_PORT, "CACHE_DIR": "",
+                       "LOAD_IN_BACKGROUND": True, "CLASSIFIER_LOADER": loader,
+                       "SETUP_DIR": str(tmp_path / "setup")})
+
+
+def _wait_for(client, state, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = client.get("/v1/health", base_url=BASE, headers=HEADERS).get_json()
+        if body["state"] == state:
+            return body
+        time.sleep(0.02)
+    pytest.fail(f"health never said {state}: {body}")
+
+
+def test_health_says_loading_with_progress_while_a_slow_model_loads(tmp_path):
+    release = threading.Event()
+
+    def slow_loader(options, report):
+        report("weights", 123_456, None, "bytes", "downloading the CLIP weights")
+        assert release.wait(30)
+        return load_classifier(model="simclip-tiny", pretrained="none", device="cpu", ocr="none")
+
+    app = _app(tmp_path, slow_loader)
+    client = app.test_client()
+    try:
+        t0 = time.monotonic()
+        body = client.get("/v1/health", base_url=BASE, headers=HEADERS).get_json()
+        assert time.monotonic() - t0 < 1.0
+        assert body["state"] == "loading" and body["model"] is None
+        assert body["loading"] == {"stage": "weights", "done": 123_456, "total": None,
+                                   "unit": "bytes", "message": "downloading the CLIP weights"}
+        for response in (client.post("/v1/classify", base_url=BASE, data=b"x",
+                                     headers={**HEADERS, "Content-Type": "image/png"}),
+                         client.get("/v1/labels", base_url=BASE, headers=HEADERS)):
+            assert response.status_code == 503
+            assert response.get_json()["error"]["code"] == "loading"
+            assert int(response.headers["Retry-After"]) > 0
+        release.set()
+        body = _wait_for(client, "ready")
+        assert body["model"] == "simclip-tiny/random" and body["setup"]["state"] == "idle"
+        assert client.get("/v1/labels", base_url=BASE, headers=HEADERS).status_code == 200
+    finally:
+        release.set()
+        close_app(app)
+
+
+def test_a_model_that_fails_to_load_leaves_the_server_answering_with_the_error(tmp_path):
+    def failing_loader(options, report):
+        raise BackboneUnavailableError("ViT-L-14-336 weights are not cached and the hub cannot "
+                                       "be reached: connect once, or pass --pretrained PATH")
+
+    app = _app(tmp_path, failing_loader)
+    client = app.test_client()
+    try:
+        body = _wait_for(client, "failed")
+        assert body["error"]["code"] == "backbone_unavailable"
+        assert "connect once" in body["error"]["message"]
+        r = client.get("/v1/labels", base_url=BASE, headers=HEADERS)
+        assert r.status_code == 503 and r.get_json()["error"]["code"] == "backbone_unavailable"
+    finally:
+        close_app(app)
+
+
+def test_the_real_server_answers_health_before_its_model_is_ready_and_reports_a_failed_load(
+        tmp_path):
+    port = get_free_port()
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "config"), "XDG_CACHE_HOME": str(tmp_path / "cache"),
+           "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
+    token = subprocess.run([sys.executable, "-m", "backend.serve", "--print-token"], env=env,
+                           cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
+    proc = subprocess.Popen([sys.executable, "-m", "backend.serve", "--model", "ViT-L-14-336",
+                             "--pretrained", "openai", "--port", str(port),
+                             "--weights-cache-dir", str(tmp_path / "weights")],
+                            env=env, cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline, first, body = time.monotonic() + 60, None, None
+        while time.monotonic() < deadline:
+            try:
+                r = requests.get(f"http://127.0.0.1:{port}/v1/health",
+                                 headers={"X-Auth-Token": token}, timeout=2)
+            except requests.ConnectionError:
+                assert proc.poll() is None, "the server exited"
+                time.sleep(0.05)
+                continue
+            body = r.json()
+            first = first or body["state"]
+            if body["state"] == "failed":
+                break
+            time.sleep(0.05)
+        assert body is not None and body["state"] == "failed", body
+        assert "not cached" in body["error"]["message"]
+        assert str(tmp_path / "weights") in body["error"]["message"]
+        assert proc.poll() is None  # still up, so the extension can show the message
+    finally:
+        stop_process(proc)
