@@ -42,8 +42,7 @@ def _health_not_ready(served):
     (`error`); the model's fields are null until it is ready."""
     return {"status": "ok", "state": served.state, "loading": served.loading,
             "error": served.error, "setup": get_setup().short_status(), "model": None,
-            "mode": None, "calibrated": None, "random_weights": None, "device": None,
-            "precision": None, "cost": None, "ocr": None, "queue_depth": 0,
+            "mode": None, "calibrated": None, "device": None, "ocr": None, "queue_depth": 0,
             "version": __version__, "requests": 0}
 
 

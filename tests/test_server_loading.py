@@ -118,3 +118,38 @@ def test_the_real_server_answers_health_before_its_model_is_ready_and_reports_a_
         assert proc.poll() is None  # still up, so the extension can show the message
     finally:
         stop_process(proc)
+
+
+def _validate(spec, name, instance):
+    import jsonschema
+
+    schema = {"$ref": f"#/components/schemas/{name}", "components": spec["components"]}
+    jsonschema.Draft202012Validator(schema).validate(instance)
+
+
+def test_health_and_setup_bodies_in_every_state_validate_against_the_openapi_document(tmp_path):
+    release = threading.Event()
+
+    def loader(options, report):
+        assert release.wait(30)
+        return load_classifier(model="simclip-tiny", pretrained="none", device="cpu", ocr="none")
+
+    app = _app(tmp_path, loader)
+    client = app.test_client()
+    try:
+        spec = client.get("/v1/openapi.json", base_url=BASE).get_json()
+        _validate(spec, "Health", client.get("/v1/health", base_url=BASE, headers=HEADERS).get_json())
+        release.set()
+        _validate(spec, "Health", _wait_for(client, "ready"))
+        _validate(spec, "Setup", client.get("/v1/setup", base_url=BASE, headers=HEADERS).get_json())
+        r = client.delete("/v1/setup", base_url=BASE, headers=HEADERS)
+        assert r.status_code == 409 and r.get_json()["error"]["code"] == "setup_not_running"
+        assert "/v1/setup" in spec["paths"] and {"get", "post", "delete"} <= set(spec["paths"]["/v1/setup"])
+    finally:
+        release.set()
+        close_app(app)
+    failed = _app(tmp_path, lambda options, report: (_ for _ in ()).throw(OSError("disk gone")))
+    try:
+        _validate(spec, "Health", _wait_for(failed.test_client(), "failed"))
+    finally:
+        close_app(failed)
