@@ -31,7 +31,8 @@ class StubClassifier:
     device = "cpu"
     identity = "stub-identity"
     backbone = type("StubBackbone", (), {"info": type("Info", (), {"id": "stub/none",
-                                                                    "precision": "fp32"})()})()
+                                                                    "precision": "fp32",
+                                                                    "random_weights": False})()})()
     metadata = {}
     cost = None
     ocr = type("StubOCR", (), {"name": "none"})()
