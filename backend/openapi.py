@@ -101,7 +101,12 @@ SCHEMAS = {
                        "default_threshold": {"type": "number", "minimum": 0, "maximum": 1},
                        "calibrated": {"type": "boolean",
                                       "description": "the threshold comes from a trained head "
-                                                     "or a fitted zero-shot calibration"}},
+                                                     "or a fitted zero-shot calibration"},
+                       "source": {"enum": ["trained", "zero-shot"],
+                                  "description": "what scores it: the trained head, or CLIP "
+                                                 "prompt ensembles (every category in "
+                                                 "zero-shot mode; those the head lacks in "
+                                                 "trained mode)"}},
     },
     "Labels": {
         "type": "object", "required": ["categories", "labels"],

@@ -25,6 +25,7 @@ from simclip import (
     Predictor,
     SimCLIPError,
     checkpoint_digest,
+    find_calibration,
     get_user_cache_dir,
     load_checkpoint,
 )
@@ -74,10 +75,11 @@ def create_trained_predictor(base, head_path):
     """A Predictor serving the head at `head_path` on `base`'s backbone and OCR engine (no model
     is loaded twice). Raises CheckpointError for a head of another backbone."""
     head, meta = load_checkpoint(head_path, base.backbone.info)
+    calibration = find_calibration(None, base.backbone.info.id)  # the one setup just fitted
     return Predictor(base.backbone, base.ocr, head=head, metadata=meta,
                      checkpoint_id=checkpoint_digest(head_path), batch_size=base.batch_size,
                      max_pixels=base.max_pixels, max_frames=base.max_frames,
-                     max_views=base.max_views)
+                     max_views=base.max_views, calibration=calibration)
 
 
 class SetupManager:

@@ -75,6 +75,7 @@ if typing.TYPE_CHECKING:  # what type checkers and IDEs see; at runtime the name
     from .predictor import TRAINED as TRAINED
     from .predictor import ZERO_SHOT as ZERO_SHOT
     from .predictor import Predictor as Predictor
+    from .zeroshot import find_calibration as find_calibration
 
 
 __version__ = "0.1.0"
@@ -133,6 +134,7 @@ _EXPORTS = {
     "TRAINED": "predictor",
     "ZERO_SHOT": "predictor",
     "Predictor": "predictor",
+    "find_calibration": "zeroshot",
 }
 
 __all__ = sorted(_EXPORTS)

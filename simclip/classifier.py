@@ -23,7 +23,8 @@ def load_classifier(checkpoint: str | os.PathLike[str] | None = None,
                     device: str | torch.device | None = None, ocr: str | OCREngine = "auto",
                     cache_dir: str | None = None, precision: str | None = None,
                     batch_size: int = 32, quick_gelu: bool | None = None,
-                    calibration: str | os.PathLike[str] | None = None) -> Predictor:
+                    calibration: str | os.PathLike[str] | None = None,
+                    zero_shot_fallback: bool = True) -> Predictor:
     """Build the Predictor the server and the CLI use.
 
     Args:
@@ -42,14 +43,18 @@ def load_classifier(checkpoint: str | os.PathLike[str] | None = None,
         quick_gelu: build the backbone with QuickGELU (see `load_backbone`). None: the
             activation the checkpoint records, else decided from the weights (True for
             OpenAI's).
-        calibration: zero-shot mode only: a calibration file from `simclip calibrate`, or
+        calibration: for the zero-shot categories (every category without a checkpoint, the
+            ones the head lacks with one): a calibration file from `simclip calibrate`, or
             'none' for uncalibrated scores. None looks in the default place for this backbone
             (`simclip.zeroshot.get_calibration_path`); one there that no longer fits (other
             prompts, a damaged file) is skipped with a warning, while a file given explicitly
             must fit.
+        zero_shot_fallback: with a checkpoint, score the warning categories its head lacks
+            zero-shot (False: the head's categories only).
 
     Returns:
-        A ready `Predictor`: trained mode with a checkpoint, zero-shot mode without.
+        A ready `Predictor`: trained mode with a checkpoint (the categories its head lacks
+        scored zero-shot), zero-shot mode without.
 
     Raises:
         CheckpointError: an unreadable or invalid checkpoint, one trained on another backbone
@@ -92,10 +97,11 @@ def load_classifier(checkpoint: str | os.PathLike[str] | None = None,
     if checkpoint is not None:
         head, meta = load_checkpoint(checkpoint, backbone.info)
         checkpoint_id = checkpoint_digest(checkpoint)
-    fitted = None if head is not None else find_calibration(calibration, backbone.info.id)
+    fitted = find_calibration(calibration, backbone.info.id)  # for the zero-shot categories
     engine = get_ocr_engine(ocr) if isinstance(ocr, str) else ocr
     predictor = Predictor(backbone, engine, head=head, metadata=meta,
-                          checkpoint_id=checkpoint_id, batch_size=batch_size, calibration=fitted)
+                          checkpoint_id=checkpoint_id, batch_size=batch_size, calibration=fitted,
+                          zero_shot_fallback=zero_shot_fallback)
     logger.info("classifier ready: %s, %s mode%s, device %s, OCR %s",
                 backbone.info.id, predictor.mode,
                 "" if predictor.calibrated else " (uncalibrated: run `simclip calibrate`)",

@@ -48,6 +48,7 @@ class ClassifierOptions:
     weights_cache_dir: str | None = None  # where downloaded CLIP weights go; None: the Hugging Face cache
     quick_gelu: bool | None = None  # QuickGELU towers (OpenAI's activation); None: from the weights
     calibration: str | None = None  # zero-shot calibration file or 'none'; None: the stored one, if any
+    zero_shot_fallback: bool = True  # with a trained head, score the categories it lacks zero-shot
 
     @staticmethod
     def add_arguments(parser: argparse.ArgumentParser, calibration: bool = True,
@@ -87,6 +88,10 @@ class ClassifierOptions:
             parser.add_argument("--calibration", default=d.calibration,
                                 help="zero-shot calibration file from `simclip calibrate`, or "
                                      "'none' (default: the one stored for this backbone, if any)")
+            parser.add_argument("--zero-shot-fallback", action=argparse.BooleanOptionalAction,
+                                default=d.zero_shot_fallback,
+                                help="with a --checkpoint, score the warning categories its head "
+                                     "does not give zero-shot (default: on)")
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> ClassifierOptions:

@@ -16,7 +16,7 @@ import json
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, cast
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 import torch
 from PIL import Image
@@ -66,6 +66,7 @@ class CategoryInfo(TypedDict):
     description: str
     default_threshold: float
     calibrated: bool  # a trained head's or a fitted zero-shot calibration's threshold
+    source: str  # TRAINED (the head gives it) or ZERO_SHOT (CLIP prompt ensembles)
 
 
 def _ms(t0: float) -> float:
@@ -76,7 +77,10 @@ class Predictor:
     """Classifies meme images into warning categories with a frozen CLIP and a SimCLIP head.
 
     Usually built by `load_classifier`. With a `head` (and its checkpoint `metadata`) it runs in
-    trained mode; without one, in zero-shot mode (CLIP prompt ensembles, no probabilities).
+    trained mode; without one, in zero-shot mode (CLIP prompt ensembles, no probabilities). In
+    trained mode the warning categories the head does not give are scored zero-shot
+    (`zero_shot_fallback`), so a head trained on one dataset (Harm-C: "Harmful") does not take
+    away the other categories' protection; `list_categories` says which source gives each.
 
     Args:
         backbone: the frozen encoders.
@@ -88,8 +92,10 @@ class Predictor:
         max_pixels: the decode cap in pixels (width x height).
         max_frames: frames of an animation judged at most (`decode_frames`).
         max_views: encoder inputs per picture at most (frames x tiles, `split_tiles`).
-        calibration: zero-shot mode only: a fitted `simclip.zeroshot.Calibration` for this
-            backbone; None scores uncalibrated (and says so in every result).
+        calibration: a fitted `simclip.zeroshot.Calibration` for this backbone, for the
+            zero-shot categories; None scores them uncalibrated (and says so in every result).
+        zero_shot_fallback: in trained mode, score the categories the head lacks zero-shot
+            (False: the head's categories only).
 
     Raises:
         KeyError: a head without metadata 'warnings'.
@@ -99,7 +105,7 @@ class Predictor:
                  metadata: dict[str, Any] | None = None, checkpoint_id: str | None = None,
                  batch_size: int = 32, max_pixels: int = MAX_IMAGE_PIXELS,
                  max_frames: int = MAX_ANIMATION_FRAMES, max_views: int = MAX_VIEWS,
-                 calibration: Calibration | None = None) -> None:
+                 calibration: Calibration | None = None, zero_shot_fallback: bool = True) -> None:
         self.backbone = backbone
         self.ocr = ocr
         self.head = head
@@ -110,24 +116,33 @@ class Predictor:
         self.max_views = max_views
         cats: dict[str, float]
         self._zero_shot: ZeroShotScorer | None
+        cats, calibrated = {}, set()
+        self._zero_shot = None
         if head is not None:
             self.mode = TRAINED
             self._rules: list[dict[str, Any]] = self.metadata["warnings"]  # the warning rules
             cats = {w["category"]: w["threshold"] for w in reversed(self._rules)}
-            self._zero_shot = None
             calibrated = set(cats)
         else:
             self.mode = ZERO_SHOT
-            self._zero_shot = ZeroShotScorer(backbone, calibration)
-            cats = self._zero_shot.thresholds
-            calibrated = {c for c in cats if self._zero_shot.is_calibrated(c)}
+        self._trained = set(cats)  # the categories the head gives
+        if head is None or zero_shot_fallback:
+            zero_shot = ZeroShotScorer(backbone, calibration)
+            extra = {c: t for c, t in zero_shot.thresholds.items() if c not in cats}
+            if extra:
+                self._zero_shot = zero_shot
+                cats.update(extra)
+                calibrated |= {c for c in extra if zero_shot.is_calibrated(c)}
         self._thresholds = {c: cats[c] for c in WARNING_CATEGORIES if c in cats}
         self._calibrated = {c: c in calibrated for c in self._thresholds}
-        if checkpoint_id is None:  # zero-shot: the prompts and the fit change every result
+        # The prompts and the fit change the zero-shot categories' results.
+        zero_shot_id = None
+        if self._zero_shot is not None:
             raw = json.dumps([get_prompts_digest(), asdict(calibration) if calibration else None],
                              sort_keys=True).encode()
-            checkpoint_id = "zero-shot:" + hashlib.sha256(raw).hexdigest()[:16]
-        self.checkpoint_id = checkpoint_id
+            zero_shot_id = "zero-shot:" + hashlib.sha256(raw).hexdigest()[:16]
+        self.checkpoint_id = checkpoint_id or zero_shot_id  # the head (its sha256), or zero-shot
+        self._zero_shot_id = zero_shot_id if checkpoint_id else None  # the fallback's part
         self.cost: Cost | None = None  # ms per picture on this device, once `measure_cost` ran
 
     @property
@@ -135,6 +150,8 @@ class Predictor:
         """32 hex characters that change whenever results could (backbone, head, OCR engine)."""
         ocr = getattr(self.ocr, "identity", self.ocr.name)  # engine settings change the text
         raw = f"{self.backbone.info.id}|{self.checkpoint_id}|{ocr}"
+        if self._zero_shot_id:
+            raw += f"|{self._zero_shot_id}"
         return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
     def measure_cost(self, batch: int = 2) -> Cost:
@@ -151,8 +168,8 @@ class Predictor:
 
     @property
     def calibrated(self) -> bool:
-        """True when every category's score is calibrated: a trained head, or zero-shot with a
-        calibration fitted for every category. False means the scores only rank pictures."""
+        """True when every category's score is calibrated: a trained head's, or zero-shot with a
+        calibration fitted for it. False means some scores only rank pictures."""
         return all(self._calibrated.values())
 
     def list_categories(self) -> list[CategoryInfo]:
@@ -160,7 +177,8 @@ class Predictor:
         and whether that threshold is calibrated."""
         return [{"id": c, "name": WARNING_CATEGORIES[c]["name"],
                  "description": WARNING_CATEGORIES[c]["description"],
-                 "default_threshold": round(float(t), 4), "calibrated": self._calibrated[c]}
+                 "default_threshold": round(float(t), 4), "calibrated": self._calibrated[c],
+                 "source": TRAINED if c in self._trained else ZERO_SHOT}
                 for c, t in self._thresholds.items()]
 
     def decode(self, data: ImageSource) -> Image.Image | Frames:
@@ -202,21 +220,21 @@ class Predictor:
 
         In zero-shot mode a blank text leaves the image embedding alone to decide.
         """
-        per_image: list[dict[str, tuple[float, float]]]
-        probs: list[dict[str, dict[str, float]]]
-        if self.head is None:
-            has_text = torch.tensor([bool(t.strip()) for t in texts])
-            zero_shot = cast(ZeroShotScorer, self._zero_shot)  # set whenever head is None
-            per_image = [{c: (s, self._thresholds[c]) for c, s in row.items()}
-                         for row in zero_shot(img_emb, txt_emb, has_text)]
-            probs = [{} for _ in texts]
-        else:
+        per_image: list[dict[str, tuple[float, float]]] = [{} for _ in texts]
+        probs: list[dict[str, dict[str, float]]] = [{} for _ in texts]
+        if self.head is not None:
             p = self.head.predict_proba(img_emb, txt_emb)
             per_image = warning_scores(p, self.head.config, self._rules)
             probs = [{t.name: dict(zip(t.labels, [round(v, 6) for v in p[t.name][i].tolist()]))
                       for t in self.head.config.tasks} for i in range(len(texts))]
+        if self._zero_shot is not None:  # the categories the head does not give
+            has_text = torch.tensor([bool(t.strip()) for t in texts])
+            for row, zs in zip(per_image, self._zero_shot(img_emb, txt_emb, has_text)):
+                row.update({c: (s, self._thresholds[c]) for c, s in zs.items()
+                            if c not in self._trained})
         out: list[Prediction] = []
         for row, pr in zip(per_image, probs):
+            row = {c: row[c] for c in self._thresholds if c in row}  # display order
             scores = {c: round(s, 6) for c, (s, _) in row.items()}
             warnings: list[WarningHit] = [
                 {"id": c, "name": WARNING_CATEGORIES[c]["name"], "score": round(s, 6),

@@ -302,10 +302,10 @@ def summarize(meta, calibration, n_train):
             continue
         calibrated = calibration is not None and cid in calibration.categories
         how = HOW_TO_IMPROVE.get(cid)
-        text = (f"{name}: zero-shot, {'calibrated' if calibrated else 'uncalibrated'}; not given "
-                f"by the trained head ({how})")
+        text = (f"{name}: zero-shot, {'calibrated' if calibrated else 'uncalibrated'} "
+                f"({how})")
         out.append({"id": cid, "name": name, "status": "zero-shot", "calibrated": calibrated,
-                    "served": False, "examples": None, "val_macro_f1": None, "text": text,
+                    "served": True, "examples": None, "val_macro_f1": None, "text": text,
                     "how_to_improve": how})
     return {"categories": out}
 

@@ -96,16 +96,39 @@ def test_a_file_that_is_not_a_checkpoint_is_refused(tmp_path):
 
 def test_trained_predictor_reports_checkpoint_categories_and_thresholds(tmp_path):
     path = _save(tmp_path / "h.safetensors")
-    p = load_classifier(path, pretrained="none", device="cpu", ocr="none")
+    p = load_classifier(path, pretrained="none", device="cpu", ocr="none",
+                        zero_shot_fallback=False)
     assert p.mode == "trained"
     assert p.list_categories() == [{"id": "harmful", "name": "Harmful",
                                     "description": p.list_categories()[0]["description"],
-                                    "default_threshold": 0.4, "calibrated": True}]
+                                    "default_threshold": 0.4, "calibrated": True,
+                                    "source": "trained"}]
     out = p.predict([_png_bytes()])[0]
     assert set(out["scores"]) == {"harmful"}
     assert abs(sum(out["probabilities"]["harm"].values()) - 1.0) < 1e-5
     flagged = out["scores"]["harmful"] >= 0.4
     assert bool(out["warnings"]) == flagged
+
+
+def test_a_head_keeps_the_other_categories_zero_shot(tmp_path):
+    """Issue 15: a head trained on Harm-C gives 'Harmful'; Misogyny, Hateful and Offensive stay
+    protected, scored zero-shot (uncalibrated here), and each category says its source."""
+    path = _save(tmp_path / "h.safetensors")
+    head_only = load_classifier(path, pretrained="none", device="cpu", ocr="none",
+                                zero_shot_fallback=False)
+    p = load_classifier(path, pretrained="none", device="cpu", ocr="none")
+    zero_shot = load_classifier(model="simclip-tiny", pretrained="none", device="cpu", ocr="none")
+    sources = {c["id"]: (c["source"], c["calibrated"]) for c in p.list_categories()}
+    assert sources == {"harmful": ("trained", True), "misogynous": ("zero-shot", False),
+                       "hateful": ("zero-shot", False), "offensive": ("zero-shot", False)}
+    assert p.mode == "trained" and not p.calibrated
+    data = _png_bytes()
+    out, alone, zs = (x.predict([data])[0] for x in (p, head_only, zero_shot))
+    assert list(out["scores"]) == ["harmful", "misogynous", "hateful", "offensive"]
+    assert out["scores"]["harmful"] == alone["scores"]["harmful"]
+    assert all(out["scores"][c] == zs["scores"][c] for c in ("misogynous", "hateful", "offensive"))
+    assert out["probabilities"] == alone["probabilities"]
+    assert len({p.identity, head_only.identity, zero_shot.identity}) == 3  # result-cache keys
 
 
 def _png_bytes():
