@@ -10,9 +10,10 @@ Its head is meant for the server, so two defaults differ from `simclip train`'s:
     * `--threshold-text ocr`: the warning threshold is tuned on validation embeddings of our
       OCR text, which is what the server sees (the head still trains on the transcriptions,
       as the paper; `--text ocr` trains on OCR text too, at the cost of OCR over every meme);
-    * `--augment 8` (config.RECOMMENDED_AUGMENT): 8 RandAugment views (the authors' recipe)
-      per training image, so the head sees varied images as the authors' did
-      (`--augment 0` makes the embedding step 9x shorter, e.g. on a CPU).
+    * `--augment`: on a CUDA GPU 8 RandAugment views (config.RECOMMENDED_AUGMENT, the authors'
+      recipe) per training image, so the head sees varied images as the authors' did; on a CPU
+      none (the embedding step is 9x shorter: hours less with ViT-L-14-336 on a laptop), as
+      `simclip setup` does on a CPU. `--augment N` chooses.
 """
 
 import argparse
@@ -49,13 +50,17 @@ def parse_args(argv):
                    help="caption source for training (default: the dataset's transcription)")
     p.add_argument("--batch-size", type=int, default=EmbedConfig.batch_size,
                    help="encoder batch size")
-    p.add_argument("--augment", type=int, default=RECOMMENDED_AUGMENT,
+    p.add_argument("--augment", type=int, default=None,
                    help=f"RandAugment views cached per training image (default "
-                        f"{RECOMMENDED_AUGMENT}; 0 embeds 9x faster)")
+                        f"{RECOMMENDED_AUGMENT} on a CUDA GPU, 0 on a CPU: 9x faster)")
     add_train_args(p)
     ClassifierOptions.add_arguments(p, calibration=False)
     p.set_defaults(threshold_text="ocr")  # the server sees OCR text: tune the threshold on it
     args = p.parse_args(argv)
+    if args.augment is None:
+        from simclip import get_device
+
+        args.augment = RECOMMENDED_AUGMENT if get_device(args.device).type == "cuda" else 0
     args.out = args.out or str(Path(args.data_dir) / "checkpoints" /
                                "harmeme-c-binary.safetensors")
     return args

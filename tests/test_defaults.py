@@ -123,7 +123,9 @@ def test_quickstart_defaults(weights, tmp_path, user_cache, capsys):
     out, err = capsys.readouterr()
     ckpt = tmp_path / "data" / "checkpoints" / "harmeme-c-binary.safetensors"
     assert out.strip().splitlines()[-1] == f"simclip-server --checkpoint {ckpt}"
-    assert read_metadata(ckpt)["backbone"]["pretrained"] == "openai"
+    meta = read_metadata(ckpt)
+    assert meta["backbone"]["pretrained"] == "openai"
+    assert meta["training"]["augment"] == 0  # on a CPU: no augmentation views (hours less)
     assert (user_cache / "calibration" / "ViT-L-14-336__openai__quickgelu.json").is_file()
     assert weights and all(call == PAPER for call in weights) and "RANDOM" not in err
 

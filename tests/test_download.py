@@ -168,7 +168,7 @@ def test_quickstart_fetches_trains_and_prints_a_server_line_whose_checkpoint_pre
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     assert cli.main(["quickstart", "--data-dir", str(tmp_path), "--base-url", url,
                      "--model", "simclip-tiny", "--pretrained", "none", "--device", "cpu",
-                     "--epochs", "3"]) == 0
+                     "--epochs", "3", "--augment", "8"]) == 0
     out = capsys.readouterr().out.strip().splitlines()[-1]
     ckpt = tmp_path / "checkpoints" / "harmeme-c-binary.safetensors"
     assert out.startswith(f"simclip-server --checkpoint {ckpt}")
