@@ -124,3 +124,12 @@ def test_every_top_level_folder_is_in_the_contributing_map():
     table = (REPO / "CONTRIBUTING.md").read_text().split("## Layout", 1)[1].split("\n## ", 1)[0]
     mapped = set(re.findall(r"^\| `([\w.-]+)/`", table, re.M))
     assert folders == mapped, f"in the tree only: {folders - mapped}; in the map only: {mapped - folders}"
+
+
+def test_the_server_install_can_run_setup():
+    """Issue 15: Set up protection runs simclip_train inside the server, so the server extra
+    (what install.sh installs) brings the train extra's dependencies too."""
+    import tomllib
+
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert "simclip[train]" in extras["server"]
