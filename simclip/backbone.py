@@ -14,7 +14,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import socket
+import time
+import urllib.parse
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -175,9 +178,9 @@ def quantize_int8(clip: torch.nn.Module, attention: bool = True) -> torch.nn.Mod
     projections stay fp32. `attention=False` leaves the attention in float, as
     `quantize_dynamic` alone does (slower: bench/precision_bench.py --mlp-only). Returns `clip`.
 
-    Measured on ViT-L-14-336 (docs/bench.md): several times faster per picture on a CPU than
-    fp32, embeddings at cosine > 0.999 to fp32 (random weights); the test bound is in
-    tests/test_precision.py.
+    Measured on ViT-L-14-336 (docs/bench.md, random weights, 2 AVX2 cores): 1.6-1.8x faster per
+    picture than fp32 (1.2-1.3x with the MLPs alone), embeddings at cosine 0.9997 (images) and
+    0.9988 (texts) to fp32; the tested bounds are in tests/test_precision.py.
     """
     from open_clip.transformer import ResidualAttentionBlock
 
@@ -204,8 +207,33 @@ def quantize_int8(clip: torch.nn.Module, attention: bool = True) -> torch.nn.Mod
     return clip
 
 
+# ---- the weights download ----------------------------------------------------------------
+# Tagged weights live on the Hugging Face hub (open_clip's registry names the repo). We fetch
+# the file ourselves into the hub's own cache layout, because huggingface_hub 2.x writes each
+# download to a process-unique temporary file it deletes on failure (no resume after a restart)
+# and does not check the file's sha256. The hub's client does the rest: the endpoint
+# ($HF_ENDPOINT), the metadata HEAD, the session (proxies, token), the cache's pointers.
+
+WEIGHTS_STALL_S = 30.0  # no byte received for this long: the transfer is stalled, retried
+WEIGHTS_RETRIES = 4  # retries of a stalled or cut transfer, or a 5xx/429 answer
+WEIGHTS_BACKOFF_S = 1.0  # the first retry waits this long, doubling each time
+WEIGHTS_CHUNK = 1 << 20  # bytes between two progress reports
+WEIGHTS_DISK_MARGIN = 100 * 2 ** 20  # kept free beyond the file itself
+HF_WEIGHTS_NAME = "open_clip_pytorch_model.bin"  # open_clip's default file in a hub repo
+HF_SAFE_WEIGHTS_NAME = "open_clip_model.safetensors"  # ... and the one it prefers
+
+ProgressFn = Callable[[int, "int | None"], None]  # (bytes done, total bytes or None)
+
+
 def _hf_is_offline():
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _hub_endpoint():
+    """The hub the weights come from: $HF_ENDPOINT (a mirror) or huggingface.co."""
+    from huggingface_hub import constants
+
+    return constants.ENDPOINT
 
 
 def _can_reach(host, port=443, timeout=3.0):
@@ -216,22 +244,248 @@ def _can_reach(host, port=443, timeout=3.0):
         return False
 
 
-def _is_cached(pretrained_cfg, cache_dir):
-    """True if the weights a pretrained tag points at are already on disk."""
+def _weights_filenames(filename):
+    """The files open_clip tries in a hub repo for an `hf_hub` entry's filename, in its order
+    (`open_clip.pretrained.download_pretrained_from_hf`: the safetensors file first)."""
+    filename = filename or HF_WEIGHTS_NAME
+    if filename == HF_WEIGHTS_NAME:
+        return [HF_SAFE_WEIGHTS_NAME, filename]
+    if filename.endswith((".bin", ".pth")):
+        return [filename[:-4] + ".safetensors", filename]
+    return [filename]
+
+
+def _cached_path(pretrained_cfg, cache_dir):
+    """The cached weights file a pretrained tag points at, or None."""
     hub = pretrained_cfg.get("hf_hub", "")
     if not hub:
-        return False
+        return None
     from huggingface_hub import try_to_load_from_cache
 
     repo_id, filename = os.path.split(hub)
-    names = [filename] if filename else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
-    return any(
-        isinstance(try_to_load_from_cache(repo_id, n, cache_dir=cache_dir), str) for n in names
-    )
+    for name in _weights_filenames(filename):
+        path = try_to_load_from_cache(repo_id, name, cache_dir=cache_dir)
+        if isinstance(path, str):
+            return path
+    return None
 
 
-def _check_downloadable(model, pretrained, cache_dir):
-    """Fail at once, with what to do, when tagged weights are neither cached nor reachable."""
+def _is_cached(pretrained_cfg, cache_dir):
+    """True if the weights a pretrained tag points at are already on disk."""
+    return _cached_path(pretrained_cfg, cache_dir) is not None
+
+
+def _check_downloadable(model, pretrained, cache_dir, progress=None):
+    """load_backbone's weights step: `download_weights` (fails at once, with what to do, when
+    tagged weights are neither cached nor reachable)."""
+    download_weights(model, pretrained, cache_dir, progress)
+
+
+def _progress_bar(desc):
+    """A ProgressFn drawing a tqdm bar on stderr (hidden when stderr is not a terminal)."""
+    from tqdm import tqdm
+
+    bar = None
+
+    def report(done, total):
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, initial=done, unit="B", unit_scale=True, unit_divisor=1024,
+                       desc=desc, disable=None)
+        bar.update(done - bar.n)
+        if total is not None and done >= total:
+            bar.close()
+
+    return report
+
+
+def _http():
+    """The HTTP library of huggingface_hub's session (httpx2 from huggingface_hub 2.0 on)."""
+    try:
+        import httpx2 as http
+    except ImportError:  # huggingface_hub 1.x
+        import httpx as http
+    return http
+
+
+class _Retry(Exception):
+    """A transfer to try again: cut short, or an answer that may be transient."""
+
+
+def _check_disk(folder, need, label):
+    """InsufficientDiskError when `folder`'s filesystem has less than `need` bytes free."""
+    from .errors import InsufficientDiskError
+
+    probe = Path(folder)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    if free < need:
+        raise InsufficientDiskError(
+            f"the CLIP weights {label} need {need / 1e9:.2f} GB ({need} bytes) free in {folder}, "
+            f"only {free / 1e9:.2f} GB are: free some space there, or put the weights on a larger "
+            f"disk (--weights-cache-dir DIR or HF_HOME)", needed=need, free=free, folder=str(folder))
+
+
+def _transfer(url, headers, part, size, report, stall_s):
+    """One GET of `url` into `part`, continuing its bytes with a Range request. Returns when
+    `part` holds `size` bytes; _Retry when cut short or on a 408/429/5xx answer."""
+    from huggingface_hub import get_session, hf_raise_for_status
+
+    http = _http()
+    have = part.stat().st_size if part.exists() else 0
+    if have > size:  # not this file's bytes
+        part.unlink()
+        have = 0
+    if have == size:
+        return
+    headers = {**headers, "Accept-Encoding": "identity"}
+    if have:
+        headers["Range"] = f"bytes={have}-"
+    with get_session().stream("GET", url, headers=headers, timeout=http.Timeout(stall_s)) as r:
+        if r.status_code in (408, 429) or r.status_code >= 500:
+            raise _Retry(f"the server answered {r.status_code}")
+        hf_raise_for_status(r)
+        if have and (r.status_code != 206 or not r.headers.get("Content-Range", "")
+                     .startswith(f"bytes {have}-")):
+            have = 0  # the server sent the whole file: start over
+        with open(part, "r+b" if have else "wb") as f:
+            f.seek(have)
+            f.truncate()
+            reported = have
+            for chunk in r.iter_bytes():  # as they arrive: a cut keeps every byte received
+                f.write(chunk)
+                have += len(chunk)
+                if have - reported >= WEIGHTS_CHUNK or have == size:
+                    f.flush()
+                    report(have, size)
+                    reported = have
+    if have != size:
+        raise _Retry(f"the transfer ended at {have} of {size} bytes")
+
+
+def _fetch(repo_id, names, cache_dir, report, stall_s, label):
+    """One try: the file's metadata (HEAD), then its bytes into the hub cache's blob, verified.
+    Returns the snapshot path; _Retry or the HTTP library's transport errors to try again."""
+    from filelock import FileLock
+    from huggingface_hub import constants, get_hf_file_metadata, hf_hub_download, hf_hub_url
+    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError
+    from huggingface_hub.file_download import repo_folder_name
+    from huggingface_hub.utils import build_hf_headers
+
+    from .errors import WeightsDownloadError
+
+    meta = name = None
+    for name in names:
+        try:
+            meta = get_hf_file_metadata(hf_hub_url(repo_id, name), timeout=stall_s)
+            break
+        except GatedRepoError as e:
+            raise BackboneUnavailableError(
+                f"{repo_id} is gated on {_hub_endpoint()}: accept its terms there and log in "
+                f"(`hf auth login`, or set HF_TOKEN), then start again. ({e})") from e
+        except HfHubHTTPError as e:
+            status = e.response.status_code if e.response is not None else None
+            if status in (408, 429) or (status or 0) >= 500:
+                raise _Retry(f"the hub answered {status}") from e
+            if status != 404:
+                raise BackboneUnavailableError(f"the hub refused {label}: {e}") from e
+    if meta is None:
+        raise BackboneUnavailableError(f"{_hub_endpoint()}/{repo_id} has none of {names}: is "
+                                       f"HF_ENDPOINT a mirror of it?")
+    if not meta.etag or not meta.commit_hash or meta.size is None:
+        raise WeightsDownloadError(
+            f"{meta.location} did not answer as a Hugging Face hub does (an ETag, X-Repo-Commit "
+            f"and the size are needed): check HF_ENDPOINT ({_hub_endpoint()})")
+    size = meta.size
+    storage = Path(cache_dir or constants.HF_HUB_CACHE) / repo_folder_name(repo_id=repo_id,
+                                                                          repo_type="model")
+    blob = storage / "blobs" / meta.etag
+    if not blob.exists():
+        part = blob.with_name(blob.name + ".incomplete")  # kept across restarts, resumed
+        lock = storage.parent / ".locks" / storage.name / f"{meta.etag}.lock"  # the hub's own
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(lock):
+            if not blob.exists():
+                have = part.stat().st_size if part.exists() else 0
+                report(min(have, size), size)
+                _check_disk(storage, max(size - have, 0) + WEIGHTS_DISK_MARGIN, label)
+                blob.parent.mkdir(parents=True, exist_ok=True)
+                headers = build_hf_headers()
+                if urllib.parse.urlsplit(meta.location).netloc != \
+                        urllib.parse.urlsplit(_hub_endpoint()).netloc:
+                    headers.pop("authorization", None)  # a signed CDN address: no token there
+                _transfer(meta.location, headers, part, size, report, stall_s)
+                _verify(part, size, meta.etag, label)
+                part.replace(blob)
+    report(size, size)
+    # The verified blob is in place: the hub links it into the snapshot (no transfer).
+    return hf_hub_download(repo_id, name, cache_dir=cache_dir)
+
+
+def _verify(part, size, etag, label):
+    """The file received is the one announced: its size, and its sha256 when the hub's ETag is
+    one (the LFS files weights are); else WeightsDownloadError and the bytes are deleted."""
+    from .errors import WeightsDownloadError
+
+    got = part.stat().st_size
+    digest = sha256_file(part) if len(etag) == 64 and all(c in "0123456789abcdef" for c in etag) \
+        else None
+    if got != size or (digest is not None and digest != etag):
+        part.unlink()
+        what = f"{got} bytes, expected {size}" if got != size else \
+            f"sha256 {digest}, expected {etag}"
+        raise WeightsDownloadError(
+            f"the CLIP weights {label} received are not the published file ({what}); they were "
+            f"deleted: start again to fetch them anew, and if it repeats check HF_ENDPOINT "
+            f"({_hub_endpoint()}) or your proxy")
+
+
+def download_weights(model: str | os.PathLike[str] | None = None,
+                     pretrained: str | os.PathLike[str] | None = None,
+                     cache_dir: str | os.PathLike[str] | None = None,
+                     progress: ProgressFn | None = None, *, stall_s: float | None = None,
+                     retries: int | None = None, backoff_s: float | None = None) -> str | None:
+    """Make sure the weights file of a pretrained tag is in the Hugging Face cache, downloading
+    it if needed (what `load_backbone` does first). The file is the one open_clip's registry
+    names (`open_clip.get_pretrained_cfg(model, pretrained)["hf_hub"]`), from $HF_ENDPOINT
+    (default huggingface.co), into `cache_dir` (default: the hub cache, $HF_HOME/hub).
+
+    The download
+      * checks the free disk space first (the file's size, from the hub's HEAD, plus 100 MB);
+      * resumes: the bytes go to `blobs/<etag>.incomplete` in the cache, kept after a cut, a
+        failure or a restart and continued with an HTTP Range request;
+      * detects a stall from the byte count (no byte for `stall_s` seconds) and retries it, as
+        a cut connection or a 408/429/5xx answer, `retries` times after `backoff_s` seconds,
+        doubling each time;
+      * verifies the size and the sha256 the hub announces (the ETag of an LFS file) before the
+        file enters the cache; a file that fails is deleted, never cached.
+    Only one process downloads a file at a time (the hub's lock file); others wait for it.
+
+    Args:
+        model, pretrained: as `load_backbone` (None: the defaults, `resolve_weights`).
+        cache_dir: the hub cache folder to use, as `load_backbone`'s.
+        progress: called as progress(done, total) in bytes: once with the bytes already there
+            before the first byte is fetched, after every MiB, and with done == total at the
+            end (also when the file was cached). None draws a progress bar on a terminal.
+        stall_s, retries, backoff_s: default WEIGHTS_STALL_S, WEIGHTS_RETRIES,
+            WEIGHTS_BACKOFF_S.
+
+    Returns:
+        The cached file's path; None when there is nothing to download: random weights, a
+        local file or directory, or a tag open_clip fetches from its own URL (no `hf_hub`).
+
+    Raises:
+        BackboneUnavailableError: an unknown tag (naming the known ones); not cached while
+            offline (HF_HUB_OFFLINE) or with the hub unreachable, saying what to do; a gated or
+            missing repository.
+        InsufficientDiskError: not enough free space (`needed` bytes in `folder`).
+        WeightsDownloadError: still failing after the retries, or the file received is not the
+            published one (size, sha256).
+    """
+    model, pretrained = resolve_weights(model, pretrained)
+    if pretrained in (None, "none") or os.path.isdir(model) or os.path.isfile(pretrained):
+        return None
     cfg = open_clip.get_pretrained_cfg(model, pretrained)
     if not cfg:
         tags = open_clip.list_pretrained_tags_by_model(model)
@@ -239,23 +493,59 @@ def _check_downloadable(model, pretrained, cache_dir):
             f"pretrained weights {pretrained!r} are not a file and not a known tag for {model!r}. "
             f"Known tags: {tags or 'none (use --pretrained none for random weights)'}"
         )
+    label = f"{model}/{pretrained}"
+    report = progress or _progress_bar(f"CLIP weights {label}")
     if _is_cached(cfg, cache_dir):
-        return
+        path = _cached_path(cfg, cache_dir)
+        if path is not None:
+            size = os.path.getsize(path)
+            report(size, size)
+        return path
+    if not cfg.get("hf_hub"):
+        return None  # open_clip downloads it from cfg["url"] itself
+    cache_dir = None if cache_dir is None else str(cache_dir)
     where = cache_dir or os.environ.get("HF_HOME", "~/.cache/huggingface")
     hint = (
-        f"Connect to the internet once so {model}/{pretrained} can be downloaded into {where}, "
+        f"Connect to the internet once so {label} can be downloaded into {where}, "
         f"or copy the weights file here and pass its path with --pretrained PATH."
     )
+    offline = BackboneUnavailableError(
+        f"CLIP weights {label} are not cached and HF_HUB_OFFLINE is set. {hint}")
     if _hf_is_offline():
+        raise offline
+    endpoint = urllib.parse.urlsplit(_hub_endpoint())
+    host = endpoint.hostname or "huggingface.co"
+    if not _can_reach(host, port=endpoint.port or (80 if endpoint.scheme == "http" else 443)):
         raise BackboneUnavailableError(
-            f"CLIP weights {model}/{pretrained} are not cached and HF_HUB_OFFLINE is set. {hint}"
+            f"CLIP weights {label} are not cached and {host} cannot be reached. {hint} "
+            f"(A mirror of the hub: set HF_ENDPOINT.)"
         )
-    if not _can_reach("huggingface.co"):
-        raise BackboneUnavailableError(
-            f"CLIP weights {model}/{pretrained} are not cached and huggingface.co cannot be "
-            f"reached. {hint}"
-        )
-    logger.info("downloading %s/%s weights (first use only)", model, pretrained)
+    logger.info("downloading the CLIP weights %s (first use only)", label)
+    repo_id, filename = os.path.split(cfg["hf_hub"])
+    stall_s = WEIGHTS_STALL_S if stall_s is None else stall_s
+    retries = WEIGHTS_RETRIES if retries is None else retries
+    delay = WEIGHTS_BACKOFF_S if backoff_s is None else backoff_s
+    http = _http()
+    from huggingface_hub.errors import OfflineModeIsEnabled
+
+    for attempt in range(retries + 1):
+        try:
+            return _fetch(repo_id, _weights_filenames(filename), cache_dir, report, stall_s, label)
+        except OfflineModeIsEnabled as e:  # HF_HUB_OFFLINE as huggingface_hub read it at import
+            raise offline from e
+        except (_Retry, http.TransportError) as e:
+            if attempt == retries:
+                from .errors import WeightsDownloadError
+
+                raise WeightsDownloadError(
+                    f"could not download the CLIP weights {label} from {_hub_endpoint()} after "
+                    f"{retries + 1} tries ({type(e).__name__}: {e}); the bytes received are "
+                    f"kept: start again to continue") from e
+            logger.warning("downloading %s: %s: %s (try %d of %d); retrying in %.1f s", label,
+                           type(e).__name__, e, attempt + 1, retries + 1, delay)
+            time.sleep(delay)
+            delay *= 2
+    raise AssertionError("unreachable")
 
 
 GELU = "gelu"
@@ -450,7 +740,8 @@ def get_backbone_id(model: str | os.PathLike[str] | None = None,
 def load_backbone(model: str | os.PathLike[str] | None = DEFAULT_MODEL,
                   pretrained: str | os.PathLike[str] | None = None,
                   device: str | torch.device | None = None, precision: str | None = None,
-                  cache_dir: str | None = None, quick_gelu: bool | None = None) -> Backbone:
+                  cache_dir: str | None = None, quick_gelu: bool | None = None,
+                  weights_progress: ProgressFn | None = None) -> Backbone:
     """Build the frozen CLIP backbone with open_clip (github.com/mlfoundations/open_clip).
 
     Args:
@@ -470,13 +761,17 @@ def load_backbone(model: str | os.PathLike[str] | None = DEFAULT_MODEL,
             (True for 'openai'), or, for a local file, whether it is a known OpenAI release
             (`is_quick_gelu_weights_file`). open_clip 3.x otherwise builds every
             non-'-quickgelu' architecture with GELU and only warns.
+        weights_progress: called as weights_progress(done, total) in bytes while tagged
+            weights are found in the cache or downloaded (`download_weights`); None draws a
+            progress bar on a terminal.
 
     Returns:
         A `Backbone` in eval mode with every parameter frozen; `info.activation` says which
         activation it was built with, and `info.id` carries it.
 
     Raises:
-        BackboneUnavailableError: weights missing and not downloadable, with what to do.
+        BackboneUnavailableError: weights missing and not downloadable, with what to do;
+            InsufficientDiskError and WeightsDownloadError (its subclasses) from the download.
         ValueError: an unknown architecture, naming the known ones, or one with no published
             weights and no `pretrained`.
         ValueError: also for a precision not in DTYPES, or int8 off the CPU.
@@ -488,7 +783,7 @@ def load_backbone(model: str | os.PathLike[str] | None = DEFAULT_MODEL,
     model, pretrained = resolve_weights(model, pretrained)
     name, tag, checkpoint, model_id, force_quick_gelu = _resolve(model, pretrained, quick_gelu)
     if tag not in ("local-dir", "random") and not tag.startswith("file:"):
-        _check_downloadable(model, pretrained, cache_dir)
+        _check_downloadable(model, pretrained, cache_dir, weights_progress)
 
     # Random weights are seeded, so a head trained on a random test backbone in one process
     # still matches the backbone another process builds.
