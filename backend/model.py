@@ -11,12 +11,9 @@ state "failed" with a typed error, and the server keeps answering /v1/health so 
 can show what to do. `swap_classifier` replaces the served head without a restart (setup).
 """
 
-import contextlib
 import logging
-import os
 import threading
 import time
-from pathlib import Path
 
 from flask import current_app
 
@@ -32,7 +29,6 @@ EXTENSION_KEY = "simclip"
 LOADING, READY, FAILED = "loading", "ready", "failed"
 LOADING_STAGES = ("weights", "model", "warmup")
 RETRY_AFTER_LOADING_S = 2
-WATCH_INTERVAL_S = 0.5  # how often the weights download is looked at while loading
 
 
 class ServedModel:
@@ -127,52 +123,22 @@ def get_pipeline():
     return _require_ready().pipeline
 
 
-def _weights_cache_dirs(options):
-    """Where open_clip's download lands: --weights-cache-dir, else the Hugging Face hub cache."""
-    if options.get("cache_dir"):
-        return [Path(options["cache_dir"])]
-    hub = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
-    if hub:
-        return [Path(hub)]
-    home = os.environ.get("HF_HOME") or Path(os.environ.get("XDG_CACHE_HOME") or
-                                             Path.home() / ".cache") / "huggingface"
-    return [Path(home) / "hub"]
-
-
-def _downloading_bytes(dirs):
-    """Bytes of the downloads in progress (huggingface_hub's `*.incomplete` blobs)."""
-    total = 0
-    for d in dirs:
-        for path in d.glob("*/blobs/*.incomplete") if d.is_dir() else ():
-            with contextlib.suppress(OSError):  # finished and renamed meanwhile
-                total += path.stat().st_size
-    return total
-
-
 def load_default(options, report):
     """The server's loader: `load_classifier(**options)`, then one warm-up prediction and the
     cost per picture measured on this device (`Predictor.measure_cost`, /v1/health `cost`).
 
-    While it builds the model, the weights download (if any) is reported as stage "weights"
-    from the growing size of the hub's incomplete files (a byte count, no total: the hub's
-    size is not known here).
+    While the CLIP weights are downloaded the stage is "weights", with the bytes done and the
+    file's total (the library's `weights_progress` callback); then "model", then "warmup".
     """
-    dirs = _weights_cache_dirs(options)
-    done = threading.Event()
 
-    def watch():
-        while not done.wait(WATCH_INTERVAL_S):
-            n = _downloading_bytes(dirs)
-            if n:
-                report("weights", n, None, "bytes", "downloading the CLIP weights")
+    def on_weights(done, total):
+        if total is not None and done >= total:
+            report("model", 0, None, None, "building the model")
+        else:
+            report("weights", done, total, "bytes", "downloading the CLIP weights")
 
     report("model", 0, None, None, "building the model")
-    watcher = threading.Thread(target=watch, name="simclip-weights-watch", daemon=True)
-    watcher.start()
-    try:
-        predictor = load_classifier(**options)
-    finally:
-        done.set()
+    predictor = load_classifier(**options, weights_progress=on_weights)
     report("warmup", 0, 1, None, "warming up, measuring the cost per picture")
     predictor.measure_cost()  # warms every stage, then times one picture (/v1/health `cost`)
     return predictor

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 
 import torch
 
@@ -24,6 +25,7 @@ def load_classifier(checkpoint: str | os.PathLike[str] | None = None,
                     cache_dir: str | None = None, precision: str | None = None,
                     batch_size: int = 32, quick_gelu: bool | None = None,
                     calibration: str | os.PathLike[str] | None = None,
+                    weights_progress: Callable[[int, int | None], None] | None = None,
                     zero_shot_fallback: bool = True) -> Predictor:
     """Build the Predictor the server and the CLI use.
 
@@ -51,6 +53,8 @@ def load_classifier(checkpoint: str | os.PathLike[str] | None = None,
             must fit.
         zero_shot_fallback: with a checkpoint, score the warning categories its head lacks
             zero-shot (False: the head's categories only).
+        weights_progress: called as weights_progress(done, total) in bytes while the CLIP
+            weights are found in the cache or downloaded (see `load_backbone`).
 
     Returns:
         A ready `Predictor`: trained mode with a checkpoint (the categories its head lacks
@@ -92,7 +96,8 @@ def load_classifier(checkpoint: str | os.PathLike[str] | None = None,
             quick_gelu = bb["activation"] == "quick_gelu"
     model, pretrained = resolve_weights(model, pretrained)
     backbone = load_backbone(model, pretrained, device=device, precision=precision,
-                             cache_dir=cache_dir, quick_gelu=quick_gelu)
+                             cache_dir=cache_dir, quick_gelu=quick_gelu,
+                             weights_progress=weights_progress)
     head, checkpoint_id = None, None
     if checkpoint is not None:
         head, meta = load_checkpoint(checkpoint, backbone.info)

@@ -107,6 +107,24 @@ class BackboneUnavailableError(SimCLIPError, RuntimeError):
     code = "backbone_unavailable"
 
 
+class WeightsDownloadError(BackboneUnavailableError):
+    """The CLIP weights download failed after its retries, or the file received is not the one
+    the hub announced (size or sha256): nothing was cached. A partial file is kept to resume."""
+
+    code = "weights_download_failed"
+
+
+class InsufficientDiskError(BackboneUnavailableError):
+    """Not enough free disk space for the CLIP weights: `needed` bytes in `folder`, `free` there
+    (checked before the first byte is fetched)."""
+
+    code = "insufficient_disk"
+
+    def __init__(self, message: str, needed: int = 0, free: int = 0, folder: str = "") -> None:
+        super().__init__(message)
+        self.needed, self.free, self.folder = needed, free, folder
+
+
 class CheckpointError(SimCLIPError, ValueError):
     """A head checkpoint is malformed or does not match the backbone."""
 

@@ -10,7 +10,8 @@ never imports the training package), reads the progress it writes to
 `<user cache>/setup/<backbone>/state.json`, and once the child has validated the new head,
 swaps it in without a restart. Stages:
 
-    weights    build the served backbone from its cached weights (the server downloaded them)
+    weights    the CLIP weights: cached (the server fetched them at its start) or downloaded
+               (resumable, verified: `simclip.backbone.download_weights`), then the backbone
     dataset    fetch Harm-C (resumable, `download.fetch_harmeme_c`; $SIMCLIP_DATASETS_BASE_URL)
     embed      the frozen encoders over train + val (resumable by shards, `embed.EmbeddingCache`)
     train      the binary harmful head, the paper's protocol (`train.train`); recipe by device
@@ -44,6 +45,7 @@ from PIL import Image, ImageDraw
 from tqdm import tqdm
 
 from simclip import WARNING_CATEGORIES, SimCLIPError, get_user_cache_dir, load_checkpoint, save_checkpoint
+from simclip.backbone import download_weights
 from simclip.zeroshot import get_calibration_path
 
 from . import download as download_module
@@ -328,11 +330,21 @@ def run_job(args, reporter):
     cache = _text_cache(base, recipe["text"], recipe["augment"])
     ocr_cache = _text_cache(base, "ocr")
 
-    # weights: the served backbone, from the weights the server has cached
-    reporter.stage("weights", total=1, unit="files")
+    # weights: the served backbone's CLIP weights, found in the cache (the server fetched them
+    # at its start) or downloaded (resumable, verified), then the backbone built from them
+    reporter.stage("weights", total=None, unit="bytes")
+
+    def on_weights(done, total):
+        if total is not None and reporter.state["total"] != total:
+            reporter.set_total(total, "bytes")
+        reporter.advance(done - reporter.state["done"])
+
+    if download_weights(args.model, args.pretrained, args.weights_cache_dir,
+                        progress=on_weights) is None:  # nothing to fetch (random, a file)
+        reporter.set(total=1, unit="files")
     backbone = cache.get_backbone()
     ocr_cache._backbone = backbone  # one backbone for both text sources
-    reporter.advance(1)
+    reporter.set(done=reporter.state["total"])
     ocr_s = 0.0 if args.ocr == "none" else 0.5
     plan = make_plan(backbone, data_dir, recipe, ocr_s)
     check_disk(data_dir, plan)
