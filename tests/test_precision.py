@@ -254,6 +254,17 @@ def test_health_says_which_precision_serves_and_made_the_head_and_the_measured_c
         cost["encode_ms"] + cost["ocr_ms"] + cost["decode_ms"], abs=0.11)
 
 
+def test_the_real_server_measures_its_cost_while_loading_and_serves_int8_on_a_cpu(server_process):
+    import requests
+
+    body = requests.get(f"{server_process.url}/v1/health", headers=server_process.headers,
+                        timeout=10).json()
+    assert body["precision"] == {"served": "int8", "head": None}
+    cost = body["cost"]
+    assert cost["device"] == "cpu" and cost["precision"] == "int8" and cost["workers"] >= 1
+    assert cost["per_picture_ms"] >= cost["encode_ms"] > 0
+
+
 def test_zero_shot_health_has_no_head_precision(make_app, tiny_predictor):
     body = make_app(CLASSIFIER=tiny_predictor).test_client().get("/v1/health").get_json()
     assert body["precision"] == {"served": "fp32", "head": None}
