@@ -152,8 +152,9 @@ class SetupManager:
                "--model", o.get("model") or info.model, "--pretrained", str(pretrained),
                "--device", device, "--ocr", ocr or "auto",
                "--quick-gelu" if quick_gelu else "--no-quick-gelu"]
-        if o.get("precision"):
-            cmd += ["--precision", o["precision"]]
+        precision = o.get("precision") or info.precision  # embed as the server serves
+        if precision:
+            cmd += ["--precision", precision]
         if o.get("cache_dir"):
             cmd += ["--weights-cache-dir", str(o["cache_dir"])]
         if self.shard_size:
