@@ -526,17 +526,19 @@ def download_weights(model: str | os.PathLike[str] | None = None,
     retries = WEIGHTS_RETRIES if retries is None else retries
     delay = WEIGHTS_BACKOFF_S if backoff_s is None else backoff_s
     http = _http()
-    from huggingface_hub.errors import OfflineModeIsEnabled
+    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+
+    from .errors import WeightsDownloadError
 
     for attempt in range(retries + 1):
         try:
             return _fetch(repo_id, _weights_filenames(filename), cache_dir, report, stall_s, label)
         except OfflineModeIsEnabled as e:  # HF_HUB_OFFLINE as huggingface_hub read it at import
             raise offline from e
+        except HfHubHTTPError as e:  # an answer not worth retrying (403 from a CDN, 416...)
+            raise WeightsDownloadError(f"could not download the CLIP weights {label}: {e}") from e
         except (_Retry, http.TransportError) as e:
             if attempt == retries:
-                from .errors import WeightsDownloadError
-
                 raise WeightsDownloadError(
                     f"could not download the CLIP weights {label} from {_hub_endpoint()} after "
                     f"{retries + 1} tries ({type(e).__name__}: {e}); the bytes received are "
