@@ -54,6 +54,23 @@ SCHEMAS = {
                                           "(`simclip calibrate`); they rank pictures but are "
                                           "not probabilities"},
             "device": {"type": ["string", "null"]},
+            "precision": {
+                "type": ["object", "null"], "required": ["served", "head"],
+                "properties": {"served": {"enum": ["int8", "fp32", "fp16", "bf16"]},
+                               "head": {"enum": ["int8", "fp32", "fp16", "bf16", None]}},
+                "description": "the encoders' precision, and the one the head's training "
+                               "embeddings were made with (null: zero-shot, or not recorded)"},
+            "cost": {
+                "type": ["object", "null"],
+                "required": ["per_picture_ms", "encode_ms", "ocr_ms", "device", "workers"],
+                "properties": {"per_picture_ms": {"type": "number"},
+                               "encode_ms": {"type": "number"}, "ocr_ms": {"type": "number"},
+                               "decode_ms": {"type": "number"}, "device": {"type": "string"},
+                               "precision": {"type": ["string", "null"]},
+                               "batch": {"type": "integer"}, "workers": {"type": "integer"}},
+                "description": "ms per picture measured at startup on this device: decode + OCR "
+                               "+ encode (encoders and head, per picture in a batch of `batch`) of "
+                               "a meme-like picture; `workers` OCR threads; null until measured"},
             "ocr": {"type": ["string", "null"]},
             "queue_depth": {"type": "integer", "minimum": 0},
             "version": {"type": "string"},
