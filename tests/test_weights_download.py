@@ -45,8 +45,8 @@ class Hub:
     """A thread serving one repo as the hub does: HEAD and GET /{repo}/resolve/{rev}/{file} with
     X-Repo-Commit, the LFS headers (X-Linked-Etag = the sha256, X-Linked-Size) and Range. The
     first GET misbehaves as `fault` says: "cut" (closes after `fault_at` bytes), "stall" (stops
-    sending after `fault_at` bytes, socket open), "corrupt" (other bytes, same length, every GET),
-    "slow" (every GET throttled)."""
+    sending after `fault_at` bytes, socket open), "busy" (answers 503), "corrupt" (other bytes,
+    same length, every GET), "slow" (every GET throttled)."""
 
     def __init__(self, body):
         self.body = body
@@ -75,6 +75,12 @@ class Hub:
                     self.send_response(404)
                     self.send_header("X-Error-Code", "EntryNotFound")
                     self.send_header("X-Repo-Commit", COMMIT)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if not head and hub.fault == "busy":  # one 503, as an overloaded hub answers
+                    hub.fault = None
+                    self.send_response(503)
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
@@ -184,6 +190,13 @@ def test_a_stalled_download_is_detected_from_the_byte_count_and_resumed(hub, tmp
     path = download_weights("simclip-tiny", TAG, tmp_path / "hub", **FAST)
     assert time.monotonic() - t0 >= FAST["stall_s"]  # given up only after stall_s with no byte
     assert [r[2] for r in hub.gets()] == [None, f"bytes={hub.fault_at}-"]
+    assert Path(path).read_bytes() == hub.body
+
+
+def test_a_server_error_is_retried_after_a_backoff(hub, tmp_path):
+    hub.fault = "busy"
+    path = download_weights("simclip-tiny", TAG, tmp_path / "hub", **FAST)
+    assert [r[2] for r in hub.gets()] == [None, None]
     assert Path(path).read_bytes() == hub.body
 
 
