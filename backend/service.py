@@ -33,7 +33,8 @@ PATH_OPTIONS = ("--checkpoint", "--pretrained", "--model", "--calibration", "--c
                 "--weights-cache-dir", "--config-dir")
 SERVICE_FLAGS = ("--install-service", "--uninstall-service")
 # Environment the server reads that a login session may not have: passed on when set.
-PASSED_ENV = ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "HF_HOME", "HF_HUB_CACHE", "HF_HUB_OFFLINE")
+PASSED_ENV = ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "HF_HOME", "HF_HUB_CACHE", "HF_HUB_OFFLINE",
+              "HF_ENDPOINT")
 START_LIMIT = (5, 300)  # systemd: at most 5 starts in 300 s, then it stays failed
 
 

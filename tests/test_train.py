@@ -93,7 +93,7 @@ def test_the_trained_checkpoint_loads_in_simclip_predict(synth, ocr_run, capsys)
     capsys.readouterr()
     assert cli.main(["predict", str(synth / "harmeme-c" / "images" / harmful["image"]),
                      "--checkpoint", str(ocr_run), "--ocr", "rapidocr",
-                     "--pretrained", "none"]) == 0
+                     "--pretrained", "none", "--no-zero-shot-fallback"]) == 0
     result = json.loads(capsys.readouterr().out)[0]
     assert result["mode"] == "trained"
     assert [w["id"] for w in result["warnings"]] == ["harmful"]
