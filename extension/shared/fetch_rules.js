@@ -31,7 +31,7 @@ const PRIVATE_HOSTS = [
 ];
 export const PRIVATE_URL_REGEXES = PRIVATE_HOSTS.map((host) => `^https?://([^/?#@]*@)?(${host})(:[0-9]+)?([/?#]|$)`);
 // The local simclip-server's API (api.js API_PATHS), the one loopback destination the worker has.
-export const SERVER_API_REGEX = '^http://(127\\.0\\.0\\.1|localhost|\\[::1\\]):[0-9]+/v1/(health|labels|classify)$';
+export const SERVER_API_REGEX = '^http://(127\\.0\\.0\\.1|localhost|\\[::1\\]):[0-9]+/v1/(health|labels|classify|setup)$';
 
 export const GUARD_RULE_IDS = Object.freeze({
   allowServer: 1,

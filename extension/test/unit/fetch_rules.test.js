@@ -31,6 +31,7 @@ test('other IPv4 spellings reach the rules already rewritten by the URL parser, 
 test('the local server API is the one loopback destination let through, and the rules are the extension\'s own requests only', () => {
   const allow = new RegExp(SERVER_API_REGEX);
   assert.equal(allow.test('http://127.0.0.1:8478/v1/classify'), true);
+  assert.equal(allow.test('http://127.0.0.1:8478/v1/setup'), true); // issue 15: Set up protection
   assert.equal(allow.test('http://[::1]:8478/v1/health'), true);
   assert.equal(allow.test('http://127.0.0.1:8478/admin'), false);
   assert.equal(allow.test('http://127.0.0.1:8478/v1/classify?x=1'), false);
