@@ -236,7 +236,7 @@ def test_thresholds_tuned_on_ocr_text_are_recorded_and_fit_the_ocr_validation_sc
     assert meta["training"]["text"] == "dataset"  # trained on the transcriptions, as the paper
     assert meta["training"]["threshold_text"] == "ocr-rapidocr"
     assert meta["training"]["thresholds"] == "tuned on validation, ocr-rapidocr text"
-    caches = data / "embeddings" / "harmeme-c" / "simclip-tiny_random"
+    caches = data / "embeddings" / "harmeme-c" / "simclip-tiny_random" / "int8"  # CPU default
     assert sorted(p.name for p in (caches / "ocr-rapidocr").iterdir()) == ["val.safetensors"]
     ocr_val = load_cache_file(caches / "ocr-rapidocr" / "val.safetensors")
     dataset_val = load_cache_file(caches / "dataset" / "val.safetensors")
@@ -426,7 +426,7 @@ def test_the_quickgelu_build_is_part_of_the_cache_the_checkpoint_and_what_evalua
     assert cli.main(["train", "--dataset", "harmeme-c", "--data-dir", str(data), "--out",
                      str(ckpt), "--epochs", "2", "--quick-gelu", *TINY]) == 0
     assert read_metadata(ckpt)["backbone"]["activation"] == "quick_gelu"
-    cache = data / "embeddings" / "harmeme-c" / "simclip-tiny_random_quickgelu" / "dataset"
+    cache = data / "embeddings" / "harmeme-c" / "simclip-tiny_random_quickgelu" / "int8" / "dataset"
     meta = read_cache_metadata(cache / "train.safetensors")
     assert meta["backbone_info"]["activation"] == "quick_gelu"
     capsys.readouterr()
