@@ -108,7 +108,7 @@ export function describeLoading(health) {
 
 /** "trained mode", or "zero-shot mode, uncalibrated: …", so the popup says what the scores mean. */
 export function describeServerMode(health) {
-  if (health.calibrated === false) {
+  if (health.calibrated === false && health.mode === 'zero-shot') { // a trained head's own scores are fitted
     return `${health.mode} mode, uncalibrated: scores only rank pictures`;
   }
   return `${health.mode} mode`;

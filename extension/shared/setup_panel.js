@@ -147,7 +147,8 @@ export class SetupPanel {
       const li = h('li', { textContent: c.text || `${c.name}: ${c.status}` });
       li.dataset.category = c.id;
       li.dataset.status = c.status;
-      if (c.howToImprove) li.append(h('div', { className: 'muted', textContent: c.howToImprove }));
+      // The server's text may already say how to improve it ("…, uncalibrated (needs MAMI: …)").
+      if (c.howToImprove && !li.textContent.includes(c.howToImprove)) li.append(h('div', { className: 'muted', textContent: c.howToImprove }));
       return li;
     }));
     const failed = setup.state === SETUP_STATE.FAILED;

@@ -135,6 +135,8 @@ test('an uncalibrated zero-shot server is described as such, a calibrated or old
   assert.equal(zeroShot.calibrated, false);
   assert.match(describeServerMode(zeroShot), /^zero-shot mode, uncalibrated: scores only rank pictures/);
   assert.equal(describeServerMode(parseHealth({ ...HEALTH, calibrated: true })), 'trained mode');
+  // after setup: a trained head, with zero-shot categories left uncalibrated (the summary says which)
+  assert.equal(describeServerMode(parseHealth({ ...HEALTH, calibrated: false })), 'trained mode');
   const older = parseHealth(HEALTH); // a server from before the field existed
   assert.equal(older.calibrated, null);
   assert.equal(describeServerMode(older), 'trained mode');
