@@ -588,7 +588,9 @@ class Backbone:
     """Frozen CLIP image and text towers with their preprocessing and tokenizer (open_clip).
 
     Built by `load_backbone`. Encoders run on `device` in `dtype` under no_grad and return
-    L2-normalized float32 CPU tensors (B, D), D = `embed_dim`.
+    L2-normalized float32 CPU tensors (B, D), D = `embed_dim`. At `info.precision` 'int8' the
+    towers' Linear layers are quantized (`quantize_int8`), `dtype` is float32 between them, and
+    each item is encoded alone so that its result does not depend on its batch.
     """
 
     def __init__(self, model: open_clip.CLIP | open_clip.CustomTextCLIP,
