@@ -261,14 +261,21 @@ def test_thresholds_tuned_on_ocr_text_are_recorded_and_fit_the_ocr_validation_sc
         "same"
 
 
-def test_quickstart_defaults_serve_ocr_tuned_thresholds_and_the_authors_augmentation():
+def test_quickstart_defaults_serve_ocr_tuned_thresholds_and_the_authors_augmentation_on_a_gpu(
+        monkeypatch):
+    import torch
+
     from simclip_train import quickstart
     from simclip_train.config import RECOMMENDED_AUGMENT, train_config_from_args
 
+    args = quickstart.parse_args([])  # this machine: a CPU, no augmentation views (issue 15)
+    assert (args.threshold_text, args.augment) == ("ocr", 0)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     args = quickstart.parse_args([])
     assert (args.threshold_text, args.augment) == ("ocr", RECOMMENDED_AUGMENT) == ("ocr", 8)
     cfg = train_config_from_args(args, datasets=[quickstart.DATASET])
     assert (cfg.threshold_text, cfg.embed.augment) == ("ocr", 8)
+    assert quickstart.parse_args(["--augment", "3", "--device", "cpu"]).augment == 3
     assert train_parse(["--dataset", "harmeme-c", "--data-dir", "D", "--out", "o"]
                        ).threshold_text == "same"
 
