@@ -85,18 +85,37 @@ def harmeme_mirror(tmp_path_factory):
             link = root / "images" / name
             if not link.exists():
                 link.symlink_to(images / name)
+    held = json.loads(val_all[0])["image"]  # a page whose picture's check the test holds (HELD)
+    (root / "page.html").write_text(f'<!doctype html><p>before</p><img id="meme" src="held/{held}" width="400" '
+                                    f'height="300" alt="a meme"><p id="after">after</p>')
     handler = partial(_QuietHandler, directory=str(root))
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    HELD["release"].set()
     httpd.shutdown()
     httpd.server_close()
+
+
+MEMES_HOST = "memes.test"  # mapped to 127.0.0.1 in Chromium: the worker checks no loopback picture
+HELD = {"release": threading.Event(), "asks": {}}  # /held/<name>: the browser's own load is served, later ones wait
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
     def log_message(self, *args):  # the server's log is the test's record, not stderr
         pass
+
+    def do_GET(self):
+        """/held/<image>: the page's own load at once; the worker's fetch (the next one) waits
+        for HELD["release"], so the picture stays pending as long as the test wants."""
+        if self.path.startswith("/held/"):
+            name = self.path.removeprefix("/held/")
+            n = HELD["asks"][name] = HELD["asks"].get(name, 0) + 1
+            if n > 1:
+                HELD["release"].wait(timeout=60)
+            self.path = f"/images/{name}"
+        super().do_GET()
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +160,8 @@ def setup_browser(tmp_path_factory, chromium_path, zero_shot_server, artifacts_d
     profile = tmp_path_factory.mktemp("setup-chromium-profile")
     args = [f"--disable-extensions-except={EXTENSION_DIR}", f"--load-extension={EXTENSION_DIR}",
             "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            f"--host-resolver-rules=MAP {MEMES_HOST} 127.0.0.1"]
     with sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
             str(profile), headless=True, executable_path=chromium_path, args=args,
@@ -220,3 +240,33 @@ def test_set_up_protection_in_the_popup_trains_and_serves_the_head_without_a_res
                 "health_after": {k: after.get(k) for k in ("mode", "model", "calibrated", "cost")},
                 "setup_seconds": elapsed_s})
     popup.close()
+
+
+def test_a_picture_waiting_for_its_verdict_shows_a_quiet_checking_placeholder_in_its_own_box(
+        setup_browser, harmeme_mirror, artifacts_dir):
+    page = setup_browser.context.new_page()
+    page.goto(harmeme_mirror.replace("127.0.0.1", MEMES_HOST) + "page.html")
+    page.wait_for_function("() => document.getElementById('meme').getAttribute('data-simclip') === 'pending'")
+    # While the worker's fetch is held: the placeholder, named for screen readers, in the picture's own box.
+    pending = page.evaluate("""() => {
+        const el = document.getElementById('meme'), cs = getComputedStyle(el);
+        return {box: [el.offsetWidth, el.offsetHeight, document.getElementById('after').offsetTop],
+                visibility: cs.visibility, objectPosition: cs.objectPosition, animation: cs.animationName,
+                background: cs.backgroundImage, label: el.getAttribute('aria-label')};
+    }""")
+    assert page.get_by_role("img", name="Checking picture").count() == 1, pending
+    page.screenshot(path=str(artifacts_dir / "checking-placeholder.png"))
+    assert pending["objectPosition"] == "-100000px -100000px", pending  # the picture is out of its box
+    assert pending["visibility"] == "visible" and pending["animation"] == "simclip-checking", pending
+    assert "svg" in pending["background"], pending  # the "Checking..." label
+    HELD["release"].set()
+    page.wait_for_function("() => ['clean', 'flagged', 'unchecked'].includes(document.getElementById('meme').getAttribute('data-simclip'))",
+                           timeout=30_000)
+    after = page.evaluate("""() => {
+        const el = document.getElementById('meme');
+        return {box: [el.offsetWidth, el.offsetHeight, document.getElementById('after').offsetTop],
+                label: el.getAttribute('aria-label'), state: el.getAttribute('data-simclip')};
+    }""")
+    assert after["box"] == pending["box"], (pending, after)  # no layout shift
+    assert after["label"] != "Checking picture", after  # the element's own name is back (or the warning's)
+    page.close()
