@@ -56,3 +56,18 @@ test('retries while the worker is not reachable, then gives up with null', async
   assert.equal(calls, 3);
   assert.equal(await sendWithRetry(async () => { throw new Error('gone'); }, {}, { tries: 2, sleep: noSleep }), null);
 });
+
+test('only our own pages may start, follow or cancel the server setup (issue 15), never a tab', async () => {
+  const calls = [];
+  const handlers = Object.fromEntries([MSG.SETUP_STATUS, MSG.SETUP_START, MSG.SETUP_CANCEL].map((type) => [type, async () => {
+    calls.push(type);
+    return { setup: { state: 'running' } };
+  }]));
+  const route = createMessageRouter(handlers, IDS);
+  for (const type of [MSG.SETUP_STATUS, MSG.SETUP_START, MSG.SETUP_CANCEL]) {
+    assert.match((await route({ type }, CONTENT)).error, /not accepted/, type);
+    assert.match((await route({ type }, OTHER_EXTENSION)).error, /not accepted/, type);
+    assert.deepEqual(await route({ type }, PAGE), { setup: { state: 'running' } }, type);
+  }
+  assert.deepEqual(calls, [MSG.SETUP_STATUS, MSG.SETUP_START, MSG.SETUP_CANCEL]);
+});
