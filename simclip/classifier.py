@@ -109,7 +109,7 @@ def load_classifier(checkpoint: str | os.PathLike[str] | None = None,
                           zero_shot_fallback=zero_shot_fallback)
     logger.info("classifier ready: %s, %s mode%s, device %s, OCR %s",
                 backbone.info.id, predictor.mode,
-                "" if predictor.calibrated else " (uncalibrated: run `simclip calibrate`)",
+                "" if predictor.calibrated else " (uncalibrated: run `simclip setup`)",
                 backbone.device, engine.name)
     if backbone.info.random_weights:
         logger.warning("RANDOM WEIGHTS: %s was built with --pretrained none; its verdicts mean "
