@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from e2e_support import EXTENSION_DIR, REPO, pair_through_options_page
+from e2e_support import EXTENSION_DIR, REPO, launch_with_extension, pair_through_options_page
 from feed_site import EMBED_HOST, FEED_HOST, FeedSite
 from server_support import ServerProcess
 
@@ -163,21 +163,10 @@ class Browser:
 
 @pytest.fixture(scope="session")
 def browser(tmp_path_factory, chromium_path, feed_site, simclip_server, artifacts_dir):
-    from playwright.sync_api import sync_playwright
-
     profile = tmp_path_factory.mktemp("chromium-profile")
-    args = [f"--disable-extensions-except={EXTENSION_DIR}", f"--load-extension={EXTENSION_DIR}",
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            f"--host-resolver-rules=MAP {FEED_HOST} 127.0.0.1, MAP {EMBED_HOST} 127.0.0.1"]
-    with sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(profile), headless=True, executable_path=chromium_path, args=args,
-            viewport={"width": 1200, "height": 1600}, timeout=60_000)
-        context.set_default_timeout(20_000)
+    with launch_with_extension(profile, chromium_path, (FEED_HOST, EMBED_HOST),
+                               {"width": 1200, "height": 1600}) as (context, worker):
         try:
-            workers = context.service_workers
-            worker = workers[0] if workers else context.wait_for_event("serviceworker", timeout=30_000)
             b = Browser(context, worker, artifacts_dir)
             pair_through_options_page(b, simclip_server)
             yield b
@@ -185,4 +174,3 @@ def browser(tmp_path_factory, chromium_path, feed_site, simclip_server, artifact
             for i, pg in enumerate(context.pages):
                 if not pg.is_closed() and not pg.url.startswith("about:"):
                     pg.screenshot(path=str(artifacts_dir / f"final-page-{i}.png"))
-            context.close()

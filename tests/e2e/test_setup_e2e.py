@@ -21,7 +21,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from e2e_support import EXTENSION_DIR, REPO, pair_through_options_page, wait_for, write_json
+from e2e_support import REPO, launch_with_extension, pair_through_options_page, wait_for, write_json
 from server_support import ServerProcess
 
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -155,26 +155,12 @@ class _Browser:
 
 @pytest.fixture(scope="module")
 def setup_browser(tmp_path_factory, chromium_path, zero_shot_server, artifacts_dir):
-    from playwright.sync_api import sync_playwright
-
     profile = tmp_path_factory.mktemp("setup-chromium-profile")
-    args = [f"--disable-extensions-except={EXTENSION_DIR}", f"--load-extension={EXTENSION_DIR}",
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            f"--host-resolver-rules=MAP {MEMES_HOST} 127.0.0.1"]
-    with sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(profile), headless=True, executable_path=chromium_path, args=args,
-            viewport={"width": 420, "height": 900}, timeout=60_000)
-        context.set_default_timeout(20_000)
-        try:
-            workers = context.service_workers
-            worker = workers[0] if workers else context.wait_for_event("serviceworker", timeout=30_000)
-            b = _Browser(context, worker)
-            pair_through_options_page(b, zero_shot_server)
-            yield b
-        finally:
-            context.close()
+    with launch_with_extension(profile, chromium_path, (MEMES_HOST,),
+                               {"width": 420, "height": 900}) as (context, worker):
+        b = _Browser(context, worker)
+        pair_through_options_page(b, zero_shot_server)
+        yield b
 
 
 def test_set_up_protection_in_the_popup_trains_and_serves_the_head_without_a_restart(
