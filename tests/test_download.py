@@ -9,6 +9,7 @@ from functools import partial
 from typing import ClassVar
 
 import pytest
+from http_fakes import FakeResponse
 
 from simclip import cli, read_metadata
 from simclip_train import download
@@ -130,22 +131,8 @@ def test_fetch_base_url_comes_from_the_environment_and_a_complete_dataset_is_not
 
 
 def test_download_refuses_a_file_shorter_than_announced(tmp_path, monkeypatch):
-    class Short:
-        status, headers = 200, {"Content-Length": "10"}
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            return False
-
-        def __init__(self):
-            self.chunks = [b"abc"]
-
-        def read(self, n):
-            return self.chunks.pop() if self.chunks else b""
-
-    monkeypatch.setattr(download.urllib.request, "urlopen", lambda *a, **k: Short())
+    short = FakeResponse([b"abc"], {"Content-Length": "10"})
+    monkeypatch.setattr(download.urllib.request, "urlopen", lambda *a, **k: short)
     with pytest.raises(download.DownloadError, match="got 3 bytes, the server announced 10"):
         download.download("http://127.0.0.1/x", tmp_path / "x")
     assert not (tmp_path / "x").exists() and (tmp_path / "x.part").is_file()

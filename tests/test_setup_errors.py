@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from http_fakes import FakeResponse
 
 import simclip.backbone
 import simclip_train.embed
@@ -76,28 +77,14 @@ def test_offline_fetch_uses_a_copy_laid_by_hand(tmp_path, closed_port, caplog):
 
 
 def test_a_connection_cut_mid_file_says_to_run_again_to_resume(tmp_path, monkeypatch):
-    class Cut:
-        status, headers = 200, {"Content-Length": "10"}
+    def cut(*args, **kwargs):  # every try: 4 bytes, then the connection resets
+        return FakeResponse([b"abcd"], {"Content-Length": "10"},
+                            error=ConnectionResetError(104, "Connection reset by peer"))
 
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            return False
-
-        def __init__(self):
-            self.sent = False
-
-        def read(self, n):
-            if self.sent:
-                raise ConnectionResetError(104, "Connection reset by peer")
-            self.sent = True
-            return b"abcd"
-
-    monkeypatch.setattr(download.urllib.request, "urlopen", lambda *a, **k: Cut())
+    monkeypatch.setattr(download.urllib.request, "urlopen", cut)
     with pytest.raises(download.DownloadError, match="broke after 4 bytes .*run the command "
                                                       "again to resume") as e:
-        download.download("http://mirror.test/f", tmp_path / "f")
+        download.download("http://mirror.test/f", tmp_path / "f", backoff_s=0)
     assert e.value.unreachable
     assert (tmp_path / "f.part").read_bytes() == b"abcd"  # kept for the resume
 
