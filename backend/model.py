@@ -17,7 +17,8 @@ import time
 
 from flask import current_app
 
-from simclip import Predictor, SimCLIPError, get_user_cache_dir, load_classifier
+import simclip  # its model names (torch, open_clip) load on first use: health answers before
+from simclip import SimCLIPError, get_user_cache_dir
 
 from .cache import ResultCache
 from .errors import ApiError
@@ -138,7 +139,7 @@ def load_default(options, report):
             report("weights", done, total, "bytes", "downloading the CLIP weights")
 
     report("model", 0, None, None, "building the model")
-    predictor = load_classifier(**options, weights_progress=on_weights)
+    predictor = simclip.load_classifier(**options, weights_progress=on_weights)
     report("warmup", 0, 1, None, "warming up, measuring the cost per picture")
     predictor.measure_cost()  # warms every stage, then times one picture (/v1/health `cost`)
     return predictor
@@ -176,7 +177,7 @@ def init_app(app):
     classifier = cfg["CLASSIFIER"]
     options = dict(cfg["CLASSIFIER_OPTIONS"])
     if classifier is not None:
-        if isinstance(classifier, Predictor):  # tests: a real predictor can run setup too
+        if isinstance(classifier, simclip.Predictor):  # tests: a real predictor can run setup too
             from . import setup
 
             setup.get_setup(app).attach(classifier, options)
@@ -187,7 +188,7 @@ def init_app(app):
         threading.Thread(target=_load, args=(app, served, loader, options),
                          name="simclip-model-load", daemon=True).start()
         return
-    served.install(load_classifier(**options), options.get("checkpoint"))
+    served.install(simclip.load_classifier(**options), options.get("checkpoint"))
 
 
 def close_app(app):

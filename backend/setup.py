@@ -21,14 +21,8 @@ import threading
 import time
 from pathlib import Path
 
-from simclip import (
-    Predictor,
-    SimCLIPError,
-    checkpoint_digest,
-    find_calibration,
-    get_user_cache_dir,
-    load_checkpoint,
-)
+import simclip  # its model names (torch) load on first use: the server answers before
+from simclip import SimCLIPError, get_user_cache_dir
 
 from .errors import ApiError
 
@@ -74,12 +68,13 @@ def _write_json(path, data):
 def create_trained_predictor(base, head_path):
     """A Predictor serving the head at `head_path` on `base`'s backbone and OCR engine (no model
     is loaded twice). Raises CheckpointError for a head of another backbone."""
-    head, meta = load_checkpoint(head_path, base.backbone.info)
-    calibration = find_calibration(None, base.backbone.info.id)  # the one setup just fitted
-    return Predictor(base.backbone, base.ocr, head=head, metadata=meta,
-                     checkpoint_id=checkpoint_digest(head_path), batch_size=base.batch_size,
-                     max_pixels=base.max_pixels, max_frames=base.max_frames,
-                     max_views=base.max_views, calibration=calibration)
+    head, meta = simclip.load_checkpoint(head_path, base.backbone.info)
+    calibration = simclip.find_calibration(None, base.backbone.info.id)  # setup's new fit
+    return simclip.Predictor(base.backbone, base.ocr, head=head, metadata=meta,
+                             checkpoint_id=simclip.checkpoint_digest(head_path),
+                             batch_size=base.batch_size, max_pixels=base.max_pixels,
+                             max_frames=base.max_frames, max_views=base.max_views,
+                             calibration=calibration)
 
 
 class SetupManager:

@@ -44,7 +44,9 @@ if typing.TYPE_CHECKING:  # what type checkers and IDEs see; at runtime the name
     from .constants import DEFAULT_PRETRAINED as DEFAULT_PRETRAINED
     from .constants import DEFAULT_THRESHOLD as DEFAULT_THRESHOLD
     from .constants import MAX_IMAGE_PIXELS as MAX_IMAGE_PIXELS
+    from .constants import TRAINED as TRAINED
     from .constants import WARNING_CATEGORIES as WARNING_CATEGORIES
+    from .constants import ZERO_SHOT as ZERO_SHOT
     from .errors import BackboneUnavailableError as BackboneUnavailableError
     from .errors import CheckpointError as CheckpointError
     from .errors import CorruptImageError as CorruptImageError
@@ -72,8 +74,6 @@ if typing.TYPE_CHECKING:  # what type checkers and IDEs see; at runtime the name
     from .options import PRECISIONS as PRECISIONS
     from .options import ClassifierOptions as ClassifierOptions
     from .options import random_weights_warning as random_weights_warning
-    from .predictor import TRAINED as TRAINED
-    from .predictor import ZERO_SHOT as ZERO_SHOT
     from .predictor import Predictor as Predictor
     from .zeroshot import find_calibration as find_calibration
 
@@ -131,8 +131,8 @@ _EXPORTS = {
     "ClassifierOptions": "options",
     "PRECISIONS": "options",
     "random_weights_warning": "options",
-    "TRAINED": "predictor",
-    "ZERO_SHOT": "predictor",
+    "TRAINED": "constants",
+    "ZERO_SHOT": "constants",
     "Predictor": "predictor",
     "find_calibration": "zeroshot",
 }

@@ -5,6 +5,7 @@ DEFAULT_PRETRAINED = "openai"
 RANDOM_INIT_SEED = 0  # random-weight backbones are seeded so every process builds the same one
 
 DEFAULT_PORT = 8478
+TRAINED, ZERO_SHOT = "trained", "zero-shot"  # a Predictor's modes (a trained head, or prompts)
 CHECKPOINT_FORMAT_VERSION = 1
 
 MAX_IMAGE_PIXELS = 40_000_000  # width x height cap, checked before decoding (THREATS.md T9)

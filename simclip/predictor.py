@@ -21,7 +21,15 @@ from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 import torch
 from PIL import Image
 
-from .constants import MAX_ANIMATION_FRAMES, MAX_IMAGE_PIXELS, MAX_TILES, MAX_VIEWS, WARNING_CATEGORIES
+from .constants import (
+    MAX_ANIMATION_FRAMES,
+    MAX_IMAGE_PIXELS,
+    MAX_TILES,
+    MAX_VIEWS,
+    TRAINED,
+    WARNING_CATEGORIES,
+    ZERO_SHOT,
+)
 from .cost import Cost, measure_cost
 from .head import SimCLIPHead, warning_scores
 from .images import Frames, ImageSource, split_tiles
@@ -32,8 +40,6 @@ from .zeroshot import Calibration, ZeroShotScorer, get_prompts_digest
 if TYPE_CHECKING:
     from .backbone import Backbone
 
-TRAINED = "trained"
-ZERO_SHOT = "zero-shot"
 
 
 class WarningHit(TypedDict):

@@ -153,3 +153,30 @@ def test_health_and_setup_bodies_in_every_state_validate_against_the_openapi_doc
         _validate(spec, "Health", _wait_for(failed.test_client(), "failed"))
     finally:
         close_app(failed)
+
+
+def test_the_server_is_served_before_torch_is_imported():
+    """A fresh user's restart: the port must answer /v1/health within a second, so nothing the
+    server imports and builds before it serves may pull in torch (5-11 s to import on a busy
+    laptop CPU, seen by a trial: the popup said "server not running" meanwhile)."""
+    code = """if True:
+        import sys, threading
+        from backend import create_app
+        from backend.serve import create_server
+        release = threading.Event()
+        def loader(options, report):
+            release.wait()
+        app = create_app({"CLASSIFIER_LOADER": loader, "LOAD_IN_BACKGROUND": True,
+                          "TOKEN": "t" * 43, "CACHE_DIR": ""})
+        server = create_server(app, "127.0.0.1", 0, threads=2)
+        with app.test_client() as client:
+            status = client.get("/v1/health", headers={"Host": f"127.0.0.1:{app.config['PORT']}",
+                                                       "X-Auth-Token": "t" * 43}).get_json()
+        assert status["state"] == "loading", status
+        heavy = sorted({"torch", "open_clip", "onnxruntime"} & set(sys.modules))
+        assert not heavy, heavy
+        release.set()
+        server.close()
+    """
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=120,
+                   env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"})
