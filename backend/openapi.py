@@ -211,7 +211,9 @@ def create_openapi(port):
                                     "validate, then serve the head (no restart)",
                          "responses": {"202": _json("Setup", "started"), **ERRORS,
                                        "409": _error("setup_running: one runs already"),
-                                       "503": _error("loading: the model is not loaded yet")}},
+                                       "503": _error("loading: the model is not loaded yet; "
+                                                     "setup_storage_unavailable: its folder "
+                                                     "cannot be written")}},
                 "delete": {"operationId": "setupCancel", "summary": "Cancel the running setup",
                            "responses": {"200": _json("Setup", "stopped (state cancelled)"),
                                          **ERRORS,

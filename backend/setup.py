@@ -181,9 +181,15 @@ class SetupManager:
             if self.is_running():
                 raise ApiError(409, "setup_running", "a setup is already running; follow it "
                                "with GET /v1/setup or stop it with DELETE /v1/setup")
-            self.dir.mkdir(parents=True, exist_ok=True)
             state = {**idle_body(), "state": ACTIVE, "started": time.time()}
-            _write_json(self.state_path, state)
+            try:
+                self.dir.mkdir(parents=True, exist_ok=True)
+                _write_json(self.state_path, state)
+            except OSError as e:
+                raise ApiError(503, "setup_storage_unavailable",
+                               f"setup cannot write its folder {self.dir} ({e.strerror or e}): "
+                               f"make it writable, or start the server with XDG_CACHE_HOME set "
+                               f"to a writable folder") from None
             self._spawn()
         return self.status()
 

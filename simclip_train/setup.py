@@ -44,7 +44,14 @@ import torch
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
-from simclip import WARNING_CATEGORIES, SimCLIPError, get_user_cache_dir, load_checkpoint, save_checkpoint
+from simclip import (
+    WARNING_CATEGORIES,
+    SimCLIPError,
+    get_user_cache_dir,
+    load_checkpoint,
+    random_weights_warning,
+    save_checkpoint,
+)
 from simclip.backbone import download_weights
 from simclip.zeroshot import get_calibration_path
 
@@ -642,7 +649,7 @@ def main(argv=None):
             status, body = _request("POST", args, token)
             if status == 409:
                 print("a setup is already running; following it", file=sys.stderr)
-            if "error" not in body or status == 409:
+            if status in (200, 202, 409):  # started, or one runs already: follow it
                 body = body if args.no_follow else follow(args, token)
     except SetupError as e:
         print(f"simclip setup: {e}", file=sys.stderr)
@@ -652,6 +659,9 @@ def main(argv=None):
               file=sys.stderr)
         return 1
     print("\n".join(format_report(body)))
+    warning = random_weights_warning(body.get("backbone") or "")
+    if warning:
+        print(warning, file=sys.stderr)
     return 1 if body.get("state") == "failed" else 0
 
 

@@ -311,3 +311,39 @@ def test_setup_refuses_to_start_when_the_disk_is_short(tmp_path, monkeypatch):
     with pytest.raises(setup.SetupError, match="needs about 1.2 GB free") as e:
         setup.check_disk(Path(tmp_path) / "data", plan)
     assert e.value.code == "insufficient_disk"
+
+
+@pytest.mark.parametrize("status", [202, 409])
+def test_the_setup_command_follows_the_setup_it_started_or_found(tmp_path, monkeypatch, capsys,
+                                                                 status):
+    """A trial: `simclip setup` returned at once with 'setup: running' and no progress bar, as
+    the 202 body carries "error": null. It follows the setup it started (202) or one that was
+    already running (409), and ends with the random-weights warning when the backbone is."""
+    from simclip_train import setup as setup_cli
+
+    (tmp_path / "simclip").mkdir()
+    (tmp_path / "simclip" / "token").write_text("t" * 43 + "\n")
+    running = {"state": "running", "stage": "weights", "error": None, "summary": None}
+    done = {**running, "state": "done", "stage": None, "backbone": "simclip-tiny/random"}
+    followed = []
+    monkeypatch.setattr(setup_cli, "_request", lambda method, args, token: (
+        status, running if status == 202 else {"error": {"code": "setup_running", "message": ""}}))
+    monkeypatch.setattr(setup_cli, "follow", lambda args, token: followed.append(token) or done)
+    assert setup_cli.main(["--config-dir", str(tmp_path / "simclip")]) == 0
+    assert followed == ["t" * 43]
+    assert "WARNING: simclip-tiny/random has RANDOM weights" in capsys.readouterr().err
+
+
+def test_a_setup_folder_that_cannot_be_written_is_a_typed_503_and_the_model_stays(
+        make_app, tiny_predictor, tmp_path):
+    """A trial: POST /v1/setup answered 500 internal_error (a NotADirectoryError traceback in
+    the log) when the user cache could not be written."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    client = make_app(CLASSIFIER=tiny_predictor, SETUP_DIR=str(blocker / "setup")).test_client()
+    r = client.post("/v1/setup")
+    assert r.status_code == 503, r.get_data(as_text=True)
+    error = r.get_json()["error"]
+    assert error["code"] == "setup_storage_unavailable" and str(blocker) in error["message"]
+    assert client.get("/v1/setup").get_json()["state"] == "idle"
+    assert client.get("/v1/health").get_json()["state"] == "ready"
