@@ -235,6 +235,12 @@ run "$VPY" -m pip install ${index_args[@]+"${index_args[@]}"} "${torch_reqs[@]}"
   or choose another source: --index-url URL, --torch 'torch==X torchvision==Y', --cpu / --cuda"
 run "$VPY" -m pip install -e "${ROOT}[${EXTRAS}]" ||
   die "pip could not install simclip (see above); run the same command again once fixed"
+# pip can leave a torch and a torchvision that do not import together (e.g. a torchvision built
+# for another torch: 'operator torchvision::nms does not exist'); open_clip needs both.
+run "$VPY" -c "import torch, torchvision, open_clip" ||
+  die "the installed torch ($("$VPY" -c 'import torch; print(torch.__version__)' 2>/dev/null ||
+  echo '?')) and torchvision do not import together (see above): install a matching pair,
+  e.g. bash install.sh --reinstall-torch --torch 'torch==X torchvision==Y'"
 
 # ---------------------------------------------------------------- next steps
 

@@ -72,6 +72,7 @@ class ServedModel:
         """Loading failed: keep answering health with the error."""
         with self._lock:
             self.state, self.error = FAILED, {"code": code, "message": message}
+            self.loading = None  # health: the error, not the last loading step
         self.ready.set()
 
     def swap(self, predictor, checkpoint=None):

@@ -34,7 +34,7 @@ PATH_OPTIONS = ("--checkpoint", "--pretrained", "--model", "--calibration", "--c
 SERVICE_FLAGS = ("--install-service", "--uninstall-service")
 # Environment the server reads that a login session may not have: passed on when set.
 PASSED_ENV = ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "HF_HOME", "HF_HUB_CACHE", "HF_HUB_OFFLINE",
-              "HF_ENDPOINT")
+              "HF_ENDPOINT", "SIMCLIP_DATASETS_BASE_URL")
 START_LIMIT = (5, 300)  # systemd: at most 5 starts in 300 s, then it stays failed
 
 

@@ -70,6 +70,7 @@ def test_health_says_loading_with_progress_while_a_slow_model_loads(tmp_path):
 
 def test_a_model_that_fails_to_load_leaves_the_server_answering_with_the_error(tmp_path):
     def failing_loader(options, report):
+        report("weights", 10, 100, "bytes", "downloading")
         raise BackboneUnavailableError("ViT-L-14-336 weights are not cached and the hub cannot "
                                        "be reached: connect once, or pass --pretrained PATH")
 
@@ -79,6 +80,7 @@ def test_a_model_that_fails_to_load_leaves_the_server_answering_with_the_error(t
         body = _wait_for(client, "failed")
         assert body["error"]["code"] == "backbone_unavailable"
         assert "connect once" in body["error"]["message"]
+        assert body["loading"] is None  # the error, not a stale "downloading" step
         r = client.get("/v1/labels", base_url=BASE, headers=HEADERS)
         assert r.status_code == 503 and r.get_json()["error"]["code"] == "backbone_unavailable"
     finally:
