@@ -63,7 +63,7 @@ export class SetupPanel {
     e.progress = h('div', { id: 'setup-progress', hidden: true }, [
       h('div', {}, [e.stage, ' ', e.step]),
       e.bar,
-      h('div', { className: 'muted' }, [e.amount, ' ', e.eta]),
+      h('div', { className: 'muted' }, [e.amount, e.eta]),
       e.stages,
       e.cancel,
     ]);
