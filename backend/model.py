@@ -151,6 +151,7 @@ def _load(app, served, loader, options):
     from . import setup
 
     t0 = time.perf_counter()
+    setup.get_setup(app).locate(options)  # an interrupted setup shows while the model loads
     try:
         predictor = loader(options, served.report)
         predictor, checkpoint = setup.adopt_setup_head(app, predictor, options)

@@ -12,6 +12,7 @@ On start, once the model is loaded: a setup that was running resumes (its datase
 embedding shards are kept), and a finished one's head is served (no --checkpoint needed).
 """
 
+import dataclasses
 import logging
 import os
 import signal
@@ -88,7 +89,7 @@ class SetupManager:
         self.recipe = cfg.get("SETUP_RECIPE")  # None: by device
         # memes per embedding shard (the unit of resume); None: the embedding cache's default
         self.shard_size = cfg.get("SETUP_SHARD_SIZE") or os.environ.get(SHARD_SIZE_ENV)
-        self.dir = None  # <root>/<backbone>, known once the model is loaded
+        self.dir = None  # <root>/<backbone>: from the options (`locate`), else once loaded
         self.base = None  # the zero-shot predictor the head is built on
         self.options = {}
         self.proc = None
@@ -100,6 +101,25 @@ class SetupManager:
     def state_path(self):
         """The state file of this backbone's setup."""
         return self.dir / STATE_FILE
+
+    def locate(self, options):
+        """Before the model is built: this backbone's setup folder, from the options alone, so
+        that GET /v1/setup and /v1/health show a setup a restart interrupted (it resumes once
+        the model is loaded) instead of idle. Skipped with a --checkpoint or unresolvable
+        options (the folder is then known at `attach`)."""
+        if options.get("checkpoint"):
+            return
+        names = {f.name for f in dataclasses.fields(simclip.ClassifierOptions)}
+        kwargs = {k: v for k, v in options.items() if k in names}
+        kwargs["weights_cache_dir"] = options.get("cache_dir")
+        try:
+            backbone_id = simclip.ClassifierOptions(**kwargs).get_backbone_id()
+        except (SimCLIPError, ValueError, OSError) as e:
+            logger.debug("no setup folder before the model loads: %s", e)
+            return
+        with self._lock:
+            if self.dir is None:
+                self.dir = self.root / _slug(backbone_id)
 
     def attach(self, predictor, options):
         """Bind to the loaded backbone: its setup folder and the options the child needs."""
@@ -175,7 +195,7 @@ class SetupManager:
         """POST /v1/setup: start a setup; the 202 body. ApiError 409 when one runs, 503 while
         the model loads."""
         with self._lock:
-            if self.dir is None:
+            if self.base is None:
                 raise ApiError(503, "loading", "the model is loading; start setup once it is "
                                "ready", {"Retry-After": "2"})
             if self.is_running():

@@ -2,6 +2,7 @@
 classify and labels with 503 `loading` until then, and stays up with the error when loading
 fails, so the extension can say what is happening."""
 
+import json
 import subprocess
 import sys
 import threading
@@ -163,8 +164,11 @@ def test_the_server_is_served_before_torch_is_imported():
     laptop CPU, seen by a trial: the popup said "server not running" meanwhile)."""
     code = """if True:
         import sys, threading
-        from backend import create_app
+        from backend import create_app, setup
         from backend.serve import create_server
+        # The loader thread imports torch in the background (it builds the model, and finds
+        # an interrupted setup's folder first): held here, so only the serving path is checked.
+        setup.SetupManager.locate = lambda self, options: None
         release = threading.Event()
         def loader(options, report):
             release.wait()
@@ -182,3 +186,40 @@ def test_the_server_is_served_before_torch_is_imported():
     """
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=120,
                    env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"})
+
+
+def test_a_setup_a_restart_interrupted_shows_as_running_while_the_model_loads(tmp_path):
+    """A trial: after a restart, GET /v1/setup said idle for the seconds the model loaded, as
+    if nothing had been started; it says what the last run left (it resumes once loaded)."""
+    folder = tmp_path / "setup" / "simclip-tiny__random"
+    folder.mkdir(parents=True)
+    (folder / "state.json").write_text(json.dumps({"state": "running", "stage": "embed",
+                                                   "done": 320, "total": 600, "unit": "memes"}))
+    release = threading.Event()
+
+    def slow_loader(options, report):
+        release.wait(30)
+        raise BackboneUnavailableError("stopped by the test")
+
+    app = create_app({"TESTING": True, "TOKEN": TEST_TOKEN, "PORT": TEST_PORT, "CACHE_DIR": "",
+                      "LOAD_IN_BACKGROUND": True, "CLASSIFIER_LOADER": slow_loader,
+                      "SETUP_DIR": str(tmp_path / "setup"),
+                      "CLASSIFIER_OPTIONS": {"checkpoint": None, "model": "simclip-tiny",
+                                             "pretrained": "none"}})
+    client = app.test_client()
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            health = client.get("/v1/health", base_url=BASE, headers=HEADERS).get_json()
+            if health["setup"]["state"] == "running" or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+        assert health["state"] == "loading" and health["setup"] == {"state": "running",
+                                                                    "stage": "embed"}
+        body = client.get("/v1/setup", base_url=BASE, headers=HEADERS).get_json()
+        assert (body["state"], body["done"], body["total"]) == ("running", 320, 600)
+        r = client.post("/v1/setup", base_url=BASE, headers=HEADERS)
+        assert r.status_code == 503 and r.get_json()["error"]["code"] == "loading"
+    finally:
+        release.set()
+        close_app(app)
