@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from e2e_support import EXTENSION_DIR, REPO, launch_with_extension, pair_through_options_page
+from e2e_support import REPO, ExtensionBrowser, launch_with_extension, pair_through_options_page
 from feed_site import EMBED_HOST, FEED_HOST, FeedSite
 from server_support import ServerProcess
 
@@ -135,24 +135,12 @@ def feed_site(synthetic_memes):
     site.stop()
 
 
-class Browser:
+class Browser(ExtensionBrowser):
     """A Chromium persistent context with the extension, and helpers that talk to it."""
 
     def __init__(self, context, worker, artifacts):
-        self.context = context
+        super().__init__(context, worker)
         self.artifacts = artifacts
-        self.worker = worker
-        self.extension_id = worker.url.split("/")[2]
-        self.extension_dir = EXTENSION_DIR
-
-    def ext_url(self, path):
-        return f"chrome-extension://{self.extension_id}/{path}"
-
-    def sw_eval(self, expression, arg=None):
-        """Evaluate in the service worker (re-fetching it if Chromium restarted it)."""
-        workers = [w for w in self.context.service_workers if self.extension_id in w.url]
-        self.worker = workers[0] if workers else self.context.wait_for_event("serviceworker", timeout=10_000)
-        return self.worker.evaluate(expression, arg)
 
     def tab_id(self, url_pattern):
         return self.sw_eval("async (p) => (await chrome.tabs.query({url: p}))[0]?.id ?? null", url_pattern)

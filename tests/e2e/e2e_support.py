@@ -86,6 +86,25 @@ MEME_STATES_JS = """
 DECIDED = {"flagged", "clean", "revealed"}
 
 
+class ExtensionBrowser:
+    """A Chromium persistent context with the extension: its pages and its service worker."""
+
+    def __init__(self, context, worker):
+        self.context = context
+        self.worker = worker
+        self.extension_id = worker.url.split("/")[2]
+        self.extension_dir = EXTENSION_DIR
+
+    def ext_url(self, path):
+        return f"chrome-extension://{self.extension_id}/{path}"
+
+    def sw_eval(self, expression, arg=None):
+        """Evaluate in the service worker (re-fetching it if Chromium restarted it)."""
+        workers = [w for w in self.context.service_workers if self.extension_id in w.url]
+        self.worker = workers[0] if workers else self.context.wait_for_event("serviceworker", timeout=10_000)
+        return self.worker.evaluate(expression, arg)
+
+
 @contextlib.contextmanager
 def launch_with_extension(profile, chromium_path, hosts, viewport):
     """Debian Chromium with the unpacked extension in a persistent context, `hosts` mapped to

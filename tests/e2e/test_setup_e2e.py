@@ -21,7 +21,14 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from e2e_support import REPO, launch_with_extension, pair_through_options_page, wait_for, write_json
+from e2e_support import (
+    REPO,
+    ExtensionBrowser,
+    launch_with_extension,
+    pair_through_options_page,
+    wait_for,
+    write_json,
+)
 from server_support import ServerProcess
 
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -136,29 +143,12 @@ def _health(server):
     return requests.get(f"{server.url}/v1/health", headers=server.headers, timeout=5).json()
 
 
-class _Browser:
-    """What pair_through_options_page needs of the conftest's Browser."""
-
-    def __init__(self, context, worker):
-        self.context = context
-        self.worker = worker
-        self.extension_id = worker.url.split("/")[2]
-
-    def ext_url(self, path):
-        return f"chrome-extension://{self.extension_id}/{path}"
-
-    def sw_eval(self, expression, arg=None):
-        workers = [w for w in self.context.service_workers if self.extension_id in w.url]
-        self.worker = workers[0] if workers else self.context.wait_for_event("serviceworker", timeout=10_000)
-        return self.worker.evaluate(expression, arg)
-
-
 @pytest.fixture(scope="module")
 def setup_browser(tmp_path_factory, chromium_path, zero_shot_server, artifacts_dir):
     profile = tmp_path_factory.mktemp("setup-chromium-profile")
     with launch_with_extension(profile, chromium_path, (MEMES_HOST,),
                                {"width": 420, "height": 900}) as (context, worker):
-        b = _Browser(context, worker)
+        b = ExtensionBrowser(context, worker)
         pair_through_options_page(b, zero_shot_server)
         yield b
 
