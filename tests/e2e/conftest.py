@@ -39,6 +39,16 @@ def artifacts_dir():
 
 
 @pytest.fixture(scope="session")
+def playwright_driver():
+    """The session's one Playwright driver: its sync API allows one per thread, and the feed's
+    browser (session-scoped) is still open when the setup test starts its own."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="session")
 def chromium_path():
     if not Path(CHROMIUM).exists():
         pytest.fail(f"Chromium not found at {CHROMIUM}: install the Debian 'chromium' package "
@@ -150,9 +160,10 @@ class Browser(ExtensionBrowser):
 
 
 @pytest.fixture(scope="session")
-def browser(tmp_path_factory, chromium_path, feed_site, simclip_server, artifacts_dir):
+def browser(tmp_path_factory, playwright_driver, chromium_path, feed_site, simclip_server,
+            artifacts_dir):
     profile = tmp_path_factory.mktemp("chromium-profile")
-    with launch_with_extension(profile, chromium_path, (FEED_HOST, EMBED_HOST),
+    with launch_with_extension(playwright_driver, profile, chromium_path, (FEED_HOST, EMBED_HOST),
                                {"width": 1200, "height": 1600}) as (context, worker):
         try:
             b = Browser(context, worker, artifacts_dir)

@@ -106,27 +106,25 @@ class ExtensionBrowser:
 
 
 @contextlib.contextmanager
-def launch_with_extension(profile, chromium_path, hosts, viewport):
+def launch_with_extension(driver, profile, chromium_path, hosts, viewport):
     """Debian Chromium with the unpacked extension in a persistent context, `hosts` mapped to
-    127.0.0.1; yields (context, the extension's service worker) and closes it at the end."""
-    from playwright.sync_api import sync_playwright
-
+    127.0.0.1, started by the session's Playwright `driver` (the sync API allows one per
+    thread); yields (context, the extension's service worker) and closes it at the end."""
     rules = ", ".join(f"MAP {host} 127.0.0.1" for host in hosts)
     args = [f"--disable-extensions-except={EXTENSION_DIR}", f"--load-extension={EXTENSION_DIR}",
             "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
             "--disable-background-networking", "--disable-component-update", "--disable-sync",
             f"--host-resolver-rules={rules}"]
-    with sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(profile), headless=True, executable_path=chromium_path, args=args,
-            viewport=viewport, timeout=60_000)
-        context.set_default_timeout(20_000)
-        try:
-            workers = context.service_workers
-            worker = workers[0] if workers else context.wait_for_event("serviceworker", timeout=30_000)
-            yield context, worker
-        finally:
-            context.close()
+    context = driver.chromium.launch_persistent_context(
+        str(profile), headless=True, executable_path=chromium_path, args=args,
+        viewport=viewport, timeout=60_000)
+    context.set_default_timeout(20_000)
+    try:
+        workers = context.service_workers
+        worker = workers[0] if workers else context.wait_for_event("serviceworker", timeout=30_000)
+        yield context, worker
+    finally:
+        context.close()
 
 
 def wait_for(predicate, timeout_s, interval_s=0.2, message="condition"):

@@ -144,9 +144,10 @@ def _health(server):
 
 
 @pytest.fixture(scope="module")
-def setup_browser(tmp_path_factory, chromium_path, zero_shot_server, artifacts_dir):
+def setup_browser(tmp_path_factory, playwright_driver, chromium_path, zero_shot_server,
+                  artifacts_dir):
     profile = tmp_path_factory.mktemp("setup-chromium-profile")
-    with launch_with_extension(profile, chromium_path, (MEMES_HOST,),
+    with launch_with_extension(playwright_driver, profile, chromium_path, (MEMES_HOST,),
                                {"width": 420, "height": 900}) as (context, worker):
         b = ExtensionBrowser(context, worker)
         pair_through_options_page(b, zero_shot_server)
