@@ -1,5 +1,10 @@
-"""A stand-in for `urllib.request.urlopen`'s response, for download tests that need a server
-which misbehaves in one exact way (a short body, a connection reset mid-file)."""
+"""HTTP stand-ins for tests: a fake `urllib.request.urlopen` response that misbehaves in one
+exact way (a short body, a connection reset mid-file), and a real loopback server for a
+handler."""
+
+import contextlib
+import http.server
+import threading
 
 
 class FakeResponse:
@@ -23,3 +28,17 @@ class FakeResponse:
         return b""
 
     read1 = read  # what arrived so far: the downloader reads with read1
+
+
+@contextlib.contextmanager
+def serve_loopback(handler):
+    """An HTTP server on a free 127.0.0.1 port answering with `handler` (a
+    BaseHTTPRequestHandler class or factory), in a thread; yields its base URL
+    ("http://127.0.0.1:PORT", no trailing slash) and stops it at the end."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

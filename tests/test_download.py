@@ -4,12 +4,11 @@ import contextlib
 import http.server
 import json
 import shutil
-import threading
 from functools import partial
 from typing import ClassVar
 
 import pytest
-from http_fakes import FakeResponse
+from http_fakes import FakeResponse, serve_loopback
 
 from simclip import cli, read_metadata
 from simclip_train import download
@@ -59,15 +58,8 @@ def make_mirror(root):
 @contextlib.contextmanager
 def serving(root):
     """`root` over HTTP on 127.0.0.1 (with Range support); yields the base URL."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
-                                             partial(RangeHandler, directory=str(root)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_loopback(partial(RangeHandler, directory=str(root))) as url:
+        yield url + "/"
 
 
 @pytest.fixture(scope="module")

@@ -17,10 +17,10 @@ import shutil
 import site
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
+from http_fakes import serve_loopback
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "install.sh"
@@ -197,12 +197,8 @@ def pypi_with_pip(tmp_path):
             self.end_headers()
             self.wfile.write(body)
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
+    with serve_loopback(Handler) as url:
+        yield url
 
 
 @pytest.mark.slow

@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from http_fakes import serve_loopback
 from PIL import Image
 
 from score_support import TINY, assert_same_rows, by_path, make_corpus, require
@@ -125,12 +126,8 @@ class _Files(http.server.SimpleHTTPRequestHandler):
 def http_folder(corpus):
     """A loopback HTTP server over the corpus folder; yields its base URL."""
     handler = lambda *a, **k: _Files(*a, directory=str(corpus), **k)  # noqa: E731
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serve_loopback(handler) as url:
+        yield url
 
 
 def test_every_kind_of_source_reads_the_same_pictures(corpus, tmp_path, http_folder):

@@ -6,9 +6,9 @@ import csv
 import http.server
 import os
 import tarfile
-import threading
 
 import pytest
+from http_fakes import serve_loopback
 
 from score_support import TINY, by_path, make_corpus, require
 from simclip_score import cli as score_cli
@@ -172,17 +172,11 @@ class _Cut(http.server.BaseHTTPRequestHandler):
 
 def test_urls_partial_bodies_spaces_and_bad_ports(meme, tmp_path):
     _Cut.body = meme.read_bytes()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Cut)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
+    with serve_loopback(_Cut) as base:
         listing = tmp_path / "urls.txt"
         listing.write_text(f"{base}/cut.png\n{base}/with space.png\nhttp://127.0.0.1:abc/x.png\n")
         out = tmp_path / "s.jsonl"
         assert score(listing, "--out", out) == 0
-    finally:
-        server.shutdown()
-        server.server_close()
     rows = by_path(read_rows(out))
     assert rows[f"{base}/cut.png"]["error"] == "fetch_failed"  # never scored from 60% of it
     assert "closed after" in rows[f"{base}/cut.png"]["error_message"]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from http_fakes import serve_loopback
 from test_download import serving
 
 from backend.cache import ResultCache
@@ -268,19 +269,16 @@ class _StallingHandler(http.server.BaseHTTPRequestHandler):
 
 
 def test_a_stalled_download_is_detected_from_the_byte_count_and_resumed_with_range(tmp_path):
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _StallingHandler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     dest = tmp_path / "file.bin"
-    try:
-        t0 = time.monotonic()
-        download.download(f"http://127.0.0.1:{server.server_address[1]}/f", dest, stall_s=0.5,
-                          backoff_s=0.05, sha256=__import__("hashlib").sha256(
-                              _StallingHandler.body).hexdigest())
-        assert time.monotonic() - t0 < 8  # the stall was cut, not waited out
-    finally:
-        _StallingHandler.hold.set()
-        server.shutdown()
-        server.server_close()
+    with serve_loopback(_StallingHandler) as url:
+        try:
+            t0 = time.monotonic()
+            download.download(f"{url}/f", dest, stall_s=0.5, backoff_s=0.05,
+                              sha256=__import__("hashlib").sha256(
+                                  _StallingHandler.body).hexdigest())
+            assert time.monotonic() - t0 < 8  # the stall was cut, not waited out
+        finally:
+            _StallingHandler.hold.set()
     assert dest.read_bytes() == _StallingHandler.body
     assert _StallingHandler.ranges == [0, len(_StallingHandler.body) // 2]
 

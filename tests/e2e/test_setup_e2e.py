@@ -16,10 +16,11 @@ import re
 import threading
 import time
 from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import SimpleHTTPRequestHandler
 
 import pytest
 import requests
+from http_fakes import serve_loopback
 
 from e2e_support import (
     REPO,
@@ -96,13 +97,9 @@ def harmeme_mirror(tmp_path_factory):
     (root / "page.html").write_text(f'<!doctype html><p>before</p><img id="meme" src="held/{held}" width="400" '
                                     f'height="300" alt="a meme"><p id="after">after</p>')
     handler = partial(_QuietHandler, directory=str(root))
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
-    HELD["release"].set()
-    httpd.shutdown()
-    httpd.server_close()
+    with serve_loopback(handler) as url:
+        yield url + "/"
+        HELD["release"].set()
 
 
 MEMES_HOST = "memes.test"  # mapped to 127.0.0.1 in Chromium: the worker checks no loopback picture
