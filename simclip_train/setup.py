@@ -331,9 +331,8 @@ def run_job(args, reporter):
     base = EmbedConfig(data_dir=str(data_dir), text=recipe["text"], augment=recipe["augment"],
                        model=args.model, pretrained=args.pretrained, device=args.device,
                        ocr=args.ocr, weights_cache_dir=args.weights_cache_dir,
-                       quick_gelu=args.quick_gelu, shard_size=args.shard_size)
-    if args.precision and any(f.name == "precision" for f in dataclasses.fields(EmbedConfig)):
-        base = dataclasses.replace(base, precision=args.precision)
+                       quick_gelu=args.quick_gelu, shard_size=args.shard_size,
+                       precision=args.precision or None)
     cache = _text_cache(base, recipe["text"], recipe["augment"])
     ocr_cache = _text_cache(base, "ocr")
 
