@@ -389,7 +389,6 @@ document.getElementById('close').addEventListener('click', () => document.getEle
 <section>{tag("redir-private", h(3), "redirect-private", "unfetchable")}</section>
 <section>{tag("once", h(4), "one-time", "unfetchable")}</section>"""
         script = f"""
-document.cookie = 'session=yes; path=/';
 document.getElementById('signed-in').innerHTML = '{tag("cookie", h(1), "cookie")}';
 """
         return self.page("bytes the user sees", body, script)

@@ -171,8 +171,10 @@ class FeedSite:
             def log_message(self, *args):
                 pass
 
-            def send(self, status, body, ctype):
+            def send(self, status, body, ctype, headers=()):
                 self.send_response(status)
+                for name, value in headers:
+                    self.send_header(name, value)
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(body)))
                 self.send_header("Cache-Control", "no-store")
@@ -250,7 +252,10 @@ class FeedSite:
                         self.send(404, b"no such case", "text/plain")
                     else:
                         ctype = "text/css" if url.path.endswith(".css") else "text/html; charset=utf-8"
-                        self.send(200, page.encode(), ctype)
+                        # signed in, as a site's login leaves it: the cookie is in the store before the
+                        # page's pictures are requested (a document.cookie write can race them)
+                        signed_in = [("Set-Cookie", "session=yes; Path=/")] if url.path == "/case/bytes" else []
+                        self.send(200, page.encode(), ctype, signed_in)
                 elif url.path.startswith("/v/") and url.path.endswith(".webm"):
                     video = site.cases.video_bytes(url.path[3:-5])
                     if video is None:
