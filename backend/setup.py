@@ -35,6 +35,7 @@ STATE_FILE = "state.json"  # simclip_train.setup.STATE_FILE: the file the child 
 LOG_FILE = "setup.log"
 STOP_TIMEOUT_S = 20.0  # a cancelled child that has not exited by then is killed
 ACTIVE = "running"
+PLAN_WAIT_S = 10.0  # POST /v1/setup waits this long at most for the child's plan
 SHARD_SIZE_ENV = "SIMCLIP_SETUP_SHARD_SIZE"  # tests: small shards, to kill a setup between two
 
 
@@ -174,6 +175,10 @@ class SetupManager:
             cmd += ["--weights-cache-dir", str(o["cache_dir"])]
         if self.shard_size:
             cmd += ["--shard-size", str(self.shard_size)]
+        cost = getattr(self.base, "cost", None)  # measured at load: the child plans with it
+        if cost:
+            cmd += ["--encoder-ms", str(cost["encode_ms"]), "--ocr-ms", str(cost["ocr_ms"]),
+                    "--embed-dim", str(info.embed_dim)]
         return cmd
 
     def _spawn(self):
@@ -211,7 +216,19 @@ class SetupManager:
                                f"make it writable, or start the server with XDG_CACHE_HOME set "
                                f"to a writable folder") from None
             self._spawn()
+            proc = self.proc
+        self._wait_for_plan(proc)
         return self.status()
+
+    def _wait_for_plan(self, proc, timeout_s=PLAN_WAIT_S):
+        """Give the child a few seconds to write its plan (time, download and disk it needs)
+        so that the 202 carries it; a slow start answers without it (GET /v1/setup has it)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and proc.poll() is None:
+            state = self.read() or {}
+            if state.get("plan") or state.get("state") != ACTIVE:
+                return
+            time.sleep(0.1)
 
     def resume(self):
         """After a restart: continue a setup that was running."""

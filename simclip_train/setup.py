@@ -59,9 +59,16 @@ from . import download as download_module
 from . import embed as embed_module
 from .calibrate import calibrate
 from .config import RECOMMENDED_AUGMENT, EmbedConfig, TrainConfig
-from .datasets import get_dataset_root, read_split
+from .datasets import (
+    DatasetFormatError,
+    DatasetNotFoundError,
+    check_dataset,
+    get_dataset,
+    get_dataset_root,
+    read_split,
+)
 from .embed import EmbeddingCache
-from .train import predict_probs, task_metrics
+from .train import concat_splits, load_split, predict_probs, task_metrics
 from .train import train as train_head
 
 logger = logging.getLogger(__name__)
@@ -69,12 +76,13 @@ logger = logging.getLogger(__name__)
 STAGES = ("weights", "dataset", "embed", "train", "calibrate", "validate")
 STATE_FILE = "state.json"
 HEAD_FILE = "head.safetensors"
-DATASET = "harmeme-c:binary"  # the public dataset: the server's "Harmful" warning
-# Datasets a user can add by hand (`simclip datasets info NAME`), per warning category.
-HOW_TO_IMPROVE = {"harmful": None,
-                  "misogynous": "needs MAMI: simclip datasets info mami",
-                  "hateful": "needs Hateful Memes: simclip datasets info hateful-memes",
-                  "offensive": "needs MultiOFF: simclip datasets info multioff"}
+DATASET = "harmeme-c:binary"  # the public dataset (fetched): the server's "Harmful" warning
+# Datasets a user can request and put in the data folder by hand (`simclip datasets info NAME`
+# says where), per warning category: setup trains on each one it finds there, with Harm-C.
+OPTIONAL_DATASETS = {"misogynous": "mami:a", "hateful": "hateful-memes:seen",
+                     "offensive": "multioff:binary"}
+DATASET_TITLES = {"harmeme-c": "HarMeme", "mami": "MAMI", "hateful-memes": "Hateful Memes",
+                  "multioff": "MultiOFF"}
 # Recipes: the paper's on a GPU; on a CPU the same protocol without the augmentation views
 # (the image encoder runs once per meme instead of 9 times), which a laptop finishes in well
 # under an hour with ViT-L-14-336.
@@ -244,37 +252,81 @@ def measure_encoder(backbone, n=MEASURE_BATCH):
     return (time.perf_counter() - t0) / n
 
 
-def make_plan(backbone, data_dir, recipe, ocr_s_per_meme, counts=None):
+def find_datasets(data_dir):
+    """The datasets setup trains on: Harm-C, then each of OPTIONAL_DATASETS whose train and
+    validation files are in `data_dir` and read without error.
+
+    Returns:
+        (names, skipped): the NAME:setting list, Harm-C first; {name: why} for an optional
+        dataset that is there but cannot be read (a broken file does not stop setup: the other
+        datasets are trained on, and the report says what is wrong with it).
+    """
+    names, skipped = [DATASET], {}
+    for name in OPTIONAL_DATASETS.values():
+        try:
+            check_dataset(data_dir, name, ("train", "val"))
+        except DatasetNotFoundError:
+            continue
+        try:
+            root = get_dataset_root(data_dir, name)
+            if not all(read_split(name, root, split) for split in ("train", "val")):
+                raise DatasetFormatError(f"{name} has an empty train or validation split")
+        except (DatasetFormatError, OSError) as e:
+            logger.warning("setup skips %s: %s", name, e)
+            skipped[name.partition(":")[0]] = str(e)
+            continue
+        names.append(name)
+    return names, skipped
+
+
+def count_examples(data_dir, datasets):
+    """{NAME: {"train": n, "val": n}} of `datasets` in `data_dir`; Harm-C's published sizes
+    while it is not downloaded yet."""
+    counts = {}
+    for name in datasets:
+        try:
+            check_dataset(data_dir, name, ("train", "val"))
+        except DatasetNotFoundError:
+            counts[name] = {k: download_module.HARMEME_C_COUNTS[k] for k in ("train", "val")}
+            continue
+        root = get_dataset_root(data_dir, name)
+        counts[name] = {split: len(read_split(name, root, split)) for split in ("train", "val")}
+    return counts
+
+
+def make_plan(encoder_s, embed_dim, device, data_dir, recipe, ocr_s_per_meme, counts):
     """How long the setup will take, how much it downloads and stores.
 
     Args:
-        backbone: the loaded backbone (timed on a short batch).
-        data_dir: where the dataset and the embeddings go.
+        encoder_s: seconds per meme (image + text) through the frozen encoders on `device`
+            (`measure_encoder`, or the server's measured cost before the backbone is built).
+        embed_dim: the backbone's embedding size (bytes stored per embedding: 4 x embed_dim).
+        device: where the encoders run ('cpu', 'cuda', ...).
+        data_dir: where the datasets and the embeddings go.
         recipe: one of RECIPES.
         ocr_s_per_meme: seconds of OCR per meme (0 without OCR).
-        counts: {"train": n, "val": n} when known, else Harm-C's published sizes.
+        counts: {NAME: {"train": n, "val": n}} per dataset (`count_examples`).
 
     Returns:
         {"device", "recipe", "estimate_s", "download_bytes", "store_bytes", "stages_s",
-         "encoder_s_per_meme", "memes"}.
+         "encoder_s_per_meme", "memes", "datasets"}.
     """
-    counts = counts or {k: v for k, v in download_module.HARMEME_C_COUNTS.items() if k != "test"}
-    s = measure_encoder(backbone)
-    have_dataset = (Path(data_dir) / "harmeme-c" / "MANIFEST.json").is_file()
-    download_bytes = 0 if have_dataset else HARMEME_C_BYTES
-    n_train, n_val = counts["train"], counts["val"]
+    have_harmeme = (Path(data_dir) / "harmeme-c" / "MANIFEST.json").is_file()
+    download_bytes = 0 if have_harmeme else HARMEME_C_BYTES
+    n_train = sum(c["train"] for c in counts.values())
+    n_val = sum(c["val"] for c in counts.values())
     views = 1 + recipe["augment"]
-    dim = backbone.info.embed_dim
-    embed_s = (n_train * views + 2 * n_val) * s + (n_train + 2 * n_val) * DECODE_S \
+    embed_s = (n_train * views + 2 * n_val) * encoder_s + (n_train + 2 * n_val) * DECODE_S \
         + n_val * ocr_s_per_meme
-    store = (download_bytes or 0) + 4 * dim * (n_train * (views + 1) + 4 * n_val) + 2 ** 20
+    store = download_bytes + 4 * embed_dim * (n_train * (views + 1) + 4 * n_val) + 2 ** 20
     stages = {"weights": 0.0, "dataset": download_bytes / (5 * 1024 ** 2), "embed": embed_s,
               "train": 0.002 * recipe["epochs"] * (n_train + n_val) ** 0.5 + 5.0,
               "calibrate": 2.0, "validate": 1.0}
-    return {"device": str(backbone.device), "recipe": recipe,
+    return {"device": str(device), "recipe": recipe,
             "estimate_s": round(sum(stages.values()), 1), "download_bytes": download_bytes,
             "store_bytes": store, "stages_s": {k: round(v, 1) for k, v in stages.items()},
-            "encoder_s_per_meme": round(s, 5), "memes": n_train + n_val}
+            "encoder_s_per_meme": round(encoder_s, 5), "memes": n_train + n_val,
+            "datasets": {name.partition(":")[0]: c for name, c in counts.items()}}
 
 
 def check_disk(path, plan):
@@ -292,8 +344,29 @@ def check_disk(path, plan):
                          f"a larger disk) and start it again")
 
 
-def summarize(meta, calibration, n_train):
-    """The per-category report: what the new head gives, and what would improve the others."""
+def get_how_to_improve(category, data_dir, skipped=None):
+    """What would train `category` (None for Harm-C's, which setup always trains): the dataset
+    to request and the folder setup reads it from, or why the one there was skipped."""
+    name = OPTIONAL_DATASETS.get(category, "").partition(":")[0]
+    if not name:
+        return None
+    title, folder = DATASET_TITLES[name], Path(data_dir) / name
+    if skipped and name in skipped:
+        return f"{title} in {folder} cannot be read: {skipped[name]}"
+    return (f"needs {title}: simclip datasets info {name} says how to get it; put it in "
+            f"{folder} and run setup again")
+
+
+def summarize(meta, calibration, trained_on, data_dir, skipped=None):
+    """The per-category report: what the new head gives, and what would improve the others.
+
+    Args:
+        meta: the head's checkpoint metadata (its warnings and validation metrics).
+        calibration: the zero-shot Calibration fitted by setup, or None.
+        trained_on: {category: (dataset name, training examples)} of the head's datasets.
+        data_dir: the folder setup reads the datasets from (named in the advice).
+        skipped: {dataset name: why} for datasets found but not readable.
+    """
     val = (meta.get("metrics") or {}).get("val") or {}
     warn = val.get("warnings") or {}
     trained = {w["category"] for w in meta.get("warnings", [])}
@@ -301,22 +374,25 @@ def summarize(meta, calibration, n_train):
     for cid, info in WARNING_CATEGORIES.items():
         name = info["name"]
         if cid in trained:
+            dataset, n = trained_on.get(cid, ("harmeme-c", None))
             f1 = next((m.get("macro_f1") for k, m in warn.items() if k.startswith(cid + "/")),
                       None)
             f1_text = f", validation macro-F1 {f1:.2f}" if f1 is not None else ""
+            count = f"{n:,} " if n is not None else ""
             out.append({"id": cid, "name": name, "status": "trained", "calibrated": True,
-                        "served": True, "examples": n_train, "val_macro_f1": f1,
-                        "text": f"{name}: trained on {n_train:,} HarMeme memes{f1_text}",
+                        "served": True, "examples": n, "dataset": dataset, "val_macro_f1": f1,
+                        "text": f"{name}: trained on {count}{DATASET_TITLES.get(dataset, dataset)}"
+                                f" memes{f1_text}",
                         "how_to_improve": None})
             continue
         calibrated = calibration is not None and cid in calibration.categories
-        how = HOW_TO_IMPROVE.get(cid)
-        text = (f"{name}: zero-shot, {'calibrated' if calibrated else 'uncalibrated'} "
-                f"({how})")
+        how = get_how_to_improve(cid, data_dir, skipped)
+        text = f"{name}: zero-shot, {'calibrated' if calibrated else 'uncalibrated'}" + \
+            (f" ({how})" if how else "")
         out.append({"id": cid, "name": name, "status": "zero-shot", "calibrated": calibrated,
-                    "served": True, "examples": None, "val_macro_f1": None, "text": text,
-                    "how_to_improve": how})
-    return {"categories": out}
+                    "served": True, "examples": None, "dataset": None, "val_macro_f1": None,
+                    "text": text, "how_to_improve": how})
+    return {"categories": out, "skipped": dict(skipped or {})}
 
 
 def _text_cache(base, text, augment=0):
@@ -335,6 +411,16 @@ def run_job(args, reporter):
                        precision=args.precision or None)
     cache = _text_cache(base, recipe["text"], recipe["augment"])
     ocr_cache = _text_cache(base, "ocr")
+    ocr_s = 0.0 if args.ocr == "none" else (args.ocr_ms / 1000.0 if args.ocr_ms else 0.5)
+    datasets, skipped = find_datasets(data_dir)
+    reporter.set(datasets=[name.partition(":")[0] for name in datasets], skipped=skipped)
+
+    # the plan before anything is downloaded, from the server's measured cost per picture
+    if args.encoder_ms and args.embed_dim:
+        plan = make_plan(args.encoder_ms / 1000.0, args.embed_dim, args.device, data_dir, recipe,
+                         ocr_s, count_examples(data_dir, datasets))
+        check_disk(data_dir, plan)
+        reporter.set(plan=plan)
 
     # weights: the served backbone's CLIP weights, found in the cache (the server fetched them
     # at its start) or downloaded (resumable, verified), then the backbone built from them
@@ -351,8 +437,9 @@ def run_job(args, reporter):
     backbone = cache.get_backbone()
     ocr_cache._backbone = backbone  # one backbone for both text sources
     reporter.set(done=reporter.state["total"])
-    ocr_s = 0.0 if args.ocr == "none" else 0.5
-    plan = make_plan(backbone, data_dir, recipe, ocr_s)
+    encoder_s = measure_encoder(backbone)
+    plan = make_plan(encoder_s, backbone.info.embed_dim, backbone.device, data_dir, recipe, ocr_s,
+                     count_examples(data_dir, datasets))
     check_disk(data_dir, plan)
     reporter.set(plan=plan, backbone=backbone.info.id)
 
@@ -360,37 +447,39 @@ def run_job(args, reporter):
     reporter.stage("dataset", total=None, unit="files")
     with hooked(download_module, reporter, sets_total=True):
         download_module.fetch_harmeme_c(data_dir, progress=False)
-    root = get_dataset_root(data_dir, DATASET)
-    counts = {split: len(read_split(DATASET, root, split)) for split in ("train", "val")}
+    counts = count_examples(data_dir, datasets)
     if reporter.state["total"] is None:  # complete from an earlier run
         reporter.set_total(1, "files")
         reporter.advance(1)
     first = plan
-    plan = make_plan(backbone, data_dir, recipe, ocr_s, counts)
+    plan = make_plan(encoder_s, backbone.info.embed_dim, backbone.device, data_dir, recipe, ocr_s,
+                     counts)
     plan["download_bytes"] = first["download_bytes"]  # what this setup fetched
     reporter.set(plan=plan)
 
     # embed: train + val with the training text, val with OCR text (thresholds, calibration)
-    reporter.stage("embed", total=counts["train"] + 2 * counts["val"], unit="memes")
+    total = sum(c["train"] + 2 * c["val"] for c in counts.values())
+    reporter.stage("embed", total=total, unit="memes")
     computed = reused = 0
     with hooked(embed_module, reporter):
-        for c, split in ((cache, "train"), (cache, "val"), (ocr_cache, "val")):
-            _, result = c.get(DATASET, split)
-            stats = result.get("stats")
-            if stats is None:  # a complete cache from an earlier run
-                n = len(result["meta"]["ids"])
-                reused += n
-                reporter.advance(n)
-                continue
-            computed += stats["computed"]
-            reused += stats["reused"]
-            reporter.set(embedded={"computed": computed, "reused": reused})
+        for name in datasets:
+            for c, split in ((cache, "train"), (cache, "val"), (ocr_cache, "val")):
+                _, result = c.get(name, split)
+                stats = result.get("stats")
+                if stats is None:  # a complete cache from an earlier run
+                    n = len(result["meta"]["ids"])
+                    reused += n
+                    reporter.advance(n)
+                    continue
+                computed += stats["computed"]
+                reused += stats["reused"]
+                reporter.set(embedded={"computed": computed, "reused": reused})
     reporter.set(embedded={"computed": computed, "reused": reused},
                  done=reporter.state["total"])
 
-    # train
+    # train: one head over every dataset found, a task (and a warning) per dataset
     reporter.stage("train", total=recipe["epochs"], unit="epochs")
-    cfg = TrainConfig(datasets=[DATASET], embed=base, epochs=recipe["epochs"],
+    cfg = TrainConfig(datasets=list(datasets), embed=base, epochs=recipe["epochs"],
                       patience=recipe["patience"], threshold_text=recipe["threshold_text"])
 
     def on_epoch(epoch, epochs):
@@ -404,20 +493,18 @@ def run_job(args, reporter):
 
     # calibrate the zero-shot categories that have labelled data
     reporter.stage("calibrate", total=1, unit=None)
-    calibration = calibrate(ocr_cache, [DATASET], "val")
+    calibration = calibrate(ocr_cache, list(datasets), "val")
     calibration.save(get_calibration_path(calibration.backbone))
     reporter.advance(1)
 
-    # validate: the file as written, on the validation split
+    # validate: the file as written, on the validation splits
     reporter.stage("validate", total=1, unit=None)
     loaded, loaded_meta = load_checkpoint(head_path, backbone.info)
-    _, val_cache = cache.get(DATASET, "val")
-    examples, _ = cache.get(DATASET, "val")
-    from .train import build_targets
-
+    specs = [get_dataset(name) for name in datasets]
     tasks = loaded.config.tasks
-    probs = predict_probs(loaded, val_cache["image"], val_cache["text"])
-    metrics = task_metrics(probs, build_targets(examples, tasks), tasks)
+    val = concat_splits([load_split(cache, spec, "val", tasks) for spec in specs], tasks)
+    probs = predict_probs(loaded, val["image"], val["text"])
+    metrics = task_metrics(probs, val["targets"], tasks)
     for name, m in metrics.items():
         expected = meta["metrics"]["val"]["tasks"][name]["macro_f1"]
         if expected is not None and not math.isclose(m["macro_f1"], expected, abs_tol=1e-4):
@@ -426,7 +513,9 @@ def run_job(args, reporter):
                              f"training measured {expected:.4f}: the file is not the head trained")
     if not all(torch.isfinite(torch.as_tensor(p)).all() for p in probs.values()):
         raise SetupError("validation_failed", "the written head gives non-finite scores")
-    summary = summarize(loaded_meta, calibration, counts["train"])
+    trained_on = {w["category"]: (spec.name, counts[name]["train"])
+                  for name, spec in zip(datasets, specs) for w in spec.warning_rules}
+    summary = summarize(loaded_meta, calibration, trained_on, data_dir, skipped)
     reporter.set(summary=summary, head=str(head_path), done=1, eta_s=0)
     return head_path
 
@@ -605,6 +694,12 @@ def parse_args(argv):
         p.add_argument("--parent-pid", type=int, default=0)
         p.add_argument("--shard-size", type=int, default=EmbedConfig.shard_size,
                        help="memes per resumable embedding shard")
+        p.add_argument("--encoder-ms", type=float, default=None,
+                       help="the server's measured encoder cost per meme (plans before the "
+                            "backbone is built)")
+        p.add_argument("--ocr-ms", type=float, default=None,
+                       help="the server's measured OCR cost per meme")
+        p.add_argument("--embed-dim", type=int, default=None, help="the backbone's embedding size")
         ClassifierOptions.add_arguments(p, calibration=False)
         return p.parse_args(argv)
     p = argparse.ArgumentParser(prog="simclip setup",

@@ -115,6 +115,9 @@ def test_setup_through_the_api_trains_and_serves_the_new_head_without_a_restart(
         r = requests.post(server.url + "/v1/setup", headers=server.headers, timeout=30)
         assert r.status_code == 202 and r.json()["state"] == "running"
         assert r.json()["stages"] == list(STAGES)
+        # the plan comes with the 202, before any download: from the server's measured cost
+        plan = r.json()["plan"]
+        assert plan and plan["download_bytes"] > 0 and plan["estimate_s"] > 0, r.json()
         again = requests.post(server.url + "/v1/setup", headers=server.headers, timeout=30)
         assert again.status_code == 409 and again.json()["error"]["code"] == "setup_running"
 
@@ -198,6 +201,65 @@ def test_cancel_then_a_server_killed_mid_embed_resumes_from_its_shards_and_serve
 
         server.start()  # a finished setup's head is served at start, no --checkpoint
         assert _get(server, "/v1/health")["mode"] == "trained"
+    finally:
+        server.stop()
+
+
+def make_mami(root, n=120):
+    """A MAMI-format dataset (training.csv, TSV, and training/) of `n` real memes from
+    ../shared/data; the misogynous labels are seeded by id (the task is learnable: the caption
+    names the label, as a transcription would)."""
+    val_dir = get_shared_data("harmeme-c-val", "val.jsonl")
+    rows = [json.loads(line) for line in (val_dir / "val.jsonl").read_text().splitlines()][:n]
+    (root / "training").mkdir(parents=True)
+    lines = ["file_name\tmisogynous\tshaming\tstereotype\tobjectification\tviolence\t"
+             "Text Transcription"]
+    for i, row in enumerate(rows):
+        name = f"{i + 1}.png"
+        os.symlink(val_dir / "images" / row["image"], root / "training" / name)
+        label = i % 2
+        caption = ("women belong in the kitchen " if label else "my cat on a monday ") + \
+            " ".join(row["text"].split())[:60]
+        lines.append(f"{name}\t{label}\t0\t{label}\t0\t0\t{caption}")
+    (root / "training.csv").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def test_setup_trains_on_every_dataset_the_user_has_and_names_a_broken_one(
+        tmp_path, harmeme_mirror):
+    """MAMI in the data folder: the head gets a Misogyny warning trained on it, beside Harm-C's;
+    a Hateful Memes folder with a broken file is skipped with the reason, not a failed setup."""
+    data_dir = tmp_path / "xdg-cache" / "simclip" / "data"
+    make_mami(data_dir / "mami")
+    hateful = data_dir / "hateful-memes"
+    hateful.mkdir(parents=True)
+    (hateful / "train.jsonl").write_text('{"id": 1, "img": "img/1.png", "label": 1, "text": "x"}\n'
+                                         '{"id": 2, "img": broken\n')
+    (hateful / "dev_seen.jsonl").write_text('{"id": 3, "img": "img/3.png", "label": 0, "text": "y"}\n')
+    server = _server(tmp_path, harmeme_mirror).start()
+    try:
+        r = requests.post(server.url + "/v1/setup", headers=server.headers, timeout=30)
+        assert r.status_code == 202
+        assert r.json()["datasets"] == ["harmeme-c", "mami"]
+        assert set(r.json()["plan"]["datasets"]) == {"harmeme-c", "mami"}
+        final = _wait(server, lambda b: b["state"] != "running")
+        assert final["state"] == "done", final
+        by_id = {c["id"]: c for c in final["summary"]["categories"]}
+        n_mami = final["plan"]["datasets"]["mami"]["train"]
+        assert 90 <= n_mami < 120  # the held-out tenth is validation
+        assert by_id["misogynous"]["status"] == "trained", by_id["misogynous"]
+        assert by_id["misogynous"]["text"].startswith(f"Misogyny: trained on {n_mami} MAMI memes")
+        assert by_id["harmful"]["examples"] == N_TRAIN
+        assert "train.jsonl" in final["summary"]["skipped"]["hateful-memes"]
+        assert "cannot be read" in by_id["hateful"]["how_to_improve"]
+        assert str(data_dir / "multioff") in by_id["offensive"]["how_to_improve"]
+        meta = read_metadata(final["head"])
+        assert {w["category"] for w in meta["warnings"]} == {"harmful", "misogynous"}
+        assert [d["name"] for d in meta["training"]["datasets"]] == ["harmeme-c:binary", "mami:a"]
+        categories = requests.get(server.url + "/v1/labels", headers=server.headers,
+                                  timeout=30).json()
+        served = {c["id"]: c for c in categories["categories"]}
+        assert served["misogynous"]["source"] == "trained", served
     finally:
         server.stop()
 
