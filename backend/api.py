@@ -5,6 +5,8 @@ from flask import Blueprint, current_app, jsonify, request
 
 from simclip import TRAINED, ImageError, __version__
 
+from .admission import EXTENSION_KEY as ADMISSION_KEY
+from .admission import busy_response, get_admission
 from .errors import ApiError
 from .model import READY, get_classifier, get_pipeline, get_served_model
 from .openapi import create_openapi
@@ -34,7 +36,15 @@ def health():
                     "cost": _get_cost(classifier),
                     "ocr": classifier.ocr.name, "queue_depth": pipeline.queue_depth,
                     "version": __version__, "batching": pipeline.stats.as_dict(),
-                    "cache": pipeline.cache.stats(), "requests": pipeline.requests})
+                    "cache": pipeline.cache.stats(), "requests": pipeline.requests,
+                    "admission": _get_admission_stats()})
+
+
+def _get_admission_stats():
+    """The admission's limit and counts (`backend.admission`), or null when the app is not
+    served by `backend.serve` (Flask's test client)."""
+    admission = current_app.extensions.get(ADMISSION_KEY)
+    return None if admission is None else admission.as_dict()
 
 
 def _health_not_ready(served):
@@ -43,7 +53,7 @@ def _health_not_ready(served):
     return {"status": "ok", "state": served.state, "loading": served.loading,
             "error": served.error, "setup": get_setup().short_status(), "model": None,
             "mode": None, "calibrated": None, "device": None, "ocr": None, "queue_depth": 0,
-            "version": __version__, "requests": 0}
+            "version": __version__, "requests": 0, "admission": _get_admission_stats()}
 
 
 def _get_precision(classifier):
@@ -103,8 +113,9 @@ def classify():
         return jsonify(get_pipeline().classify(data))
     except ImageError as e:
         raise ApiError(e.status, e.code, str(e)) from None
-    except Busy as e:
-        raise ApiError(503, "busy", str(e), {"Retry-After": str(e.retry_after)}) from None
+    except Busy as e:  # the pipeline's own bound, or a wait past CLASSIFY_TIMEOUT_S
+        return busy_response(str(e), get_admission().retry_after_ms()
+                             if ADMISSION_KEY in current_app.extensions else e.retry_after * 1000)
     except PipelineError as e:
         raise ApiError(500, "internal_error", str(e)) from None
 

@@ -32,7 +32,11 @@ DEFAULT_CONFIG = {
     "OCR_WORKERS": 2,  # decode + OCR threads
     "CLASSIFY_TIMEOUT_S": 60.0,  # a request waiting longer gets 503
     "RETRY_AFTER_S": 1,  # the Retry-After of a 503 busy answer
-    "THREADS": 32,  # waitress request threads
+    "THREADS": 32,  # waitress request threads for classify requests
+    "CONTROL_THREADS": 4,  # request threads for everything else (health, labels, setup, refusals)
+    "MAX_ADMITTED": 32,  # classify requests waiting or running at once; beyond: 503 busy at once
+    "HEADER_TIMEOUT_S": 5.0,  # a request's headers must arrive within this from its first byte
+    "REQUEST_TIMEOUT_S": 30.0,  # and its whole body within this (slow clients are closed)
     "MAX_CONTENT_LENGTH": BODY_MAX,  # Flask's own cap (waitress refuses larger bodies first)
     "BODY_MAX": BODY_MAX,  # the classify body limit the API checks from Content-Length
 }

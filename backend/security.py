@@ -3,7 +3,8 @@
 Every web page the user opens can send requests to 127.0.0.1. The checks run before routing,
 in this order, and a refused request never reaches a view:
 
-1. Host must be exactly 127.0.0.1, localhost or [::1] with our port (DNS rebinding, T1).
+1. Host must be exactly 127.0.0.1, localhost or [::1] with our port (DNS rebinding, T1); an
+   absolute-form request target (`POST http://host:port/path`) must name one of them too.
 2. Origin, when present, must be an allowed extension origin, matched in full and case-
    sensitively; `null` and every web origin are refused (T2, T3). Fetch-Metadata cross-site/
    same-site too.
@@ -27,6 +28,7 @@ import re
 import secrets
 import stat
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from flask import current_app, g, request
 from flask_cors import CORS
@@ -114,34 +116,60 @@ def is_origin_allowed(origin, allowed_origins=None):
     return any(p.match(origin) for p in list_origin_patterns(allowed_origins))
 
 
-def _check_request():
-    """before_request guard: Host, Origin, Fetch-Metadata, preflight, token."""
-    cfg = current_app.config
-    g.cors_origin = None
-    host = request.environ.get("HTTP_HOST", "").lower()
-    if host not in list_allowed_hosts(cfg["PORT"], cfg["EXTRA_HOSTS"]):
-        raise ApiError(403, "forbidden_host", "the Host header must be a loopback name with "
-                       "the server's port (DNS rebinding protection)")
-    origin = request.headers.get("Origin")
+def get_target_authority(target):
+    """The authority of an absolute-form request target (RFC 9112 3.2.2), lowercased, with its
+    scheme: ("http", "127.0.0.1:8478") for "http://127.0.0.1:8478/v1/classify"; None for the
+    origin-form ("/v1/classify") and the asterisk-form ("*") every browser sends."""
+    if not target or target.startswith("/") or target == "*":
+        return None
+    parts = urlsplit(target)
+    return parts.scheme.lower(), parts.netloc.lower()
+
+
+def check_caller(cfg, host, origin=None, fetch_site=None, target=None):
+    """Raise ApiError when the Host, an absolute-form target, the Origin or Fetch-Metadata
+    refuse the request (steps 1-2 of the module docstring); `cfg` is the app's config.
+
+    An absolute-form target names the request's host (RFC 9112 3.2.2): it must be an allowed
+    loopback authority with our port and the http scheme, exactly as Host must, and the Host
+    header is checked as well (a request passes only when both name this server).
+    """
+    allowed = list_allowed_hosts(cfg["PORT"], cfg["EXTRA_HOSTS"])
+    absolute = get_target_authority(target)
+    if (host or "").lower() not in allowed or (
+            absolute is not None and (absolute[0] != "http" or absolute[1] not in allowed)):
+        raise ApiError(403, "forbidden_host", "the Host header and the request target must be "
+                       "a loopback name with the server's port (DNS rebinding protection)")
     if origin is not None and not is_origin_allowed(origin, cfg["ALLOWED_ORIGINS"]):
         raise ApiError(403, "forbidden_origin", "requests from web pages are not allowed")
-    if request.headers.get("Sec-Fetch-Site", "").lower() in ("cross-site", "same-site"):
+    if (fetch_site or "").lower() in ("cross-site", "same-site"):
         raise ApiError(403, "forbidden_origin", "cross-site requests are not allowed")
+
+
+def check_token(cfg, token):
+    """Raise ApiError 401 unless `token` (the X-Auth-Token header) is the paired token."""
+    if not token:
+        raise ApiError(401, "missing_token", f"pair the extension: send the {TOKEN_HEADER} "
+                       "header (simclip-server --print-token shows the token)")
+    if not hmac.compare_digest(token.encode(), cfg["TOKEN"].encode()):
+        raise ApiError(401, "invalid_token", "the token does not match; pair the extension again")
+
+
+def _check_request():
+    """before_request guard: Host and request target, Origin, Fetch-Metadata, preflight, token."""
+    cfg = current_app.config
+    g.cors_origin = None
+    origin = request.headers.get("Origin")
+    check_caller(cfg, request.environ.get("HTTP_HOST"), origin,
+                 request.headers.get("Sec-Fetch-Site"), request.environ.get("REQUEST_URI"))
     if request.method == "OPTIONS":
         # flask-cors adds Allow-Origin, Allow-Methods and Max-Age; it can only echo the header
         # names a preflight asks for, in the caller's spelling, so the fixed list is set here.
         g.cors_origin = origin
         return current_app.response_class(status=204, headers={
             "Access-Control-Allow-Headers": ", ".join(CORS_HEADERS)})
-    if request.endpoint in PUBLIC_ENDPOINTS:
-        g.cors_origin = origin
-        return None
-    token = request.headers.get(TOKEN_HEADER, "")
-    if not token:
-        raise ApiError(401, "missing_token", f"pair the extension: send the {TOKEN_HEADER} "
-                       "header (simclip-server --print-token shows the token)")
-    if not hmac.compare_digest(token.encode(), cfg["TOKEN"].encode()):
-        raise ApiError(401, "invalid_token", "the token does not match; pair the extension again")
+    if request.endpoint not in PUBLIC_ENDPOINTS:
+        check_token(cfg, request.headers.get(TOKEN_HEADER, ""))
     g.cors_origin = origin
     return None
 
@@ -167,7 +195,7 @@ def init_cors(app):
     allow_headers is empty because `_check_request` writes the preflight's fixed list itself.
     """
     CORS(app, origins=list_origin_patterns(app.config["ALLOWED_ORIGINS"]), resources=r"/*",
-         methods=list(CORS_METHODS), allow_headers=[], expose_headers=None,
+         methods=list(CORS_METHODS), allow_headers=[], expose_headers=["Retry-After"],
          max_age=CORS_MAX_AGE_S, supports_credentials=False, send_wildcard=False,
          always_send=False, vary_header=True, automatic_options=False,
          intercept_exceptions=False, allow_private_network=False)

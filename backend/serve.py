@@ -13,18 +13,18 @@ import os
 import socket
 import sys
 
-import waitress
-
 from simclip import OCR_ENGINES, ClassifierOptions, SimCLIPError
 
 from . import create_app
 from .config import BODY_MAX, DEFAULT_CONFIG, HEADER_MAX
-from .errors import JSONErrorChannel
 from .security import get_or_create_token
+from .transport import create_guarded_server
 
 logger = logging.getLogger("simclip.server")
 
 # waitress settings (THREATS.md T6-T8). waitress refuses bodies with Content-Length >= its limit.
+# connection_limit is kept by closing the stalest idle or reading connection for a new one, and
+# request deadlines (HEADER_TIMEOUT_S, REQUEST_TIMEOUT_S) close slow ones (backend/transport.py).
 WAITRESS_SETTINGS = {
     "max_request_body_size": BODY_MAX + 1,
     "max_request_header_size": HEADER_MAX,
@@ -65,7 +65,11 @@ def parse_args(argv):
     service.add_argument("--uninstall-service", action="store_true",
                          help="stop the login service and remove it, then exit")
     p.add_argument("--threads", type=int, default=DEFAULT_CONFIG["THREADS"],
-                   help="waitress request threads")
+                   help="request threads for classify requests (health and the rest have "
+                   f"{DEFAULT_CONFIG['CONTROL_THREADS']} of their own)")
+    p.add_argument("--max-admitted", type=_positive_int, default=DEFAULT_CONFIG["MAX_ADMITTED"],
+                   help="classify requests waiting or running at once; more get 503 busy "
+                   "with Retry-After at once")
     p.add_argument("--max-batch", type=int, default=DEFAULT_CONFIG["MAX_BATCH"],
                    help="images per encoder batch")
     p.add_argument("--max-wait-ms", type=float, default=DEFAULT_CONFIG["MAX_WAIT_MS"],
@@ -75,6 +79,14 @@ def parse_args(argv):
     p.add_argument("--ocr-workers", type=int, default=DEFAULT_CONFIG["OCR_WORKERS"],
                    help="decode + OCR threads")
     return p.parse_args(argv)
+
+
+def _positive_int(text):
+    """argparse type: an integer >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, not {value}")
+    return value
 
 
 def is_loopback(host):
@@ -102,16 +114,18 @@ def bind_socket(host="127.0.0.1", port=DEFAULT_CONFIG["PORT"]):
 
 
 def create_server(app, host="127.0.0.1", port=DEFAULT_CONFIG["PORT"], threads=None, sock=None):
-    """A waitress server for `app` with our limits; port 0 picks a free one (tests).
+    """A waitress server for `app` with our limits, admission and thread pools
+    (`backend.transport`); port 0 picks a free one (tests).
 
-    `threads` defaults to the app's THREADS.
+    `threads` (the classify request threads) defaults to the app's THREADS; the other requests
+    get the app's CONTROL_THREADS.
     """
     if sock is None:
         sock = bind_socket(host, port)
     if threads is None:
         threads = app.config["THREADS"]
-    server = waitress.create_server(app, sockets=[sock], threads=threads, **WAITRESS_SETTINGS)
-    server.channel_class = JSONErrorChannel
+    server = create_guarded_server(app, sock, threads, app.config["CONTROL_THREADS"],
+                                   **WAITRESS_SETTINGS)
     app.config["PORT"] = int(server.effective_port)
     return server
 
@@ -166,7 +180,8 @@ def main(argv=None):
         "ALLOWED_ORIGINS": set(args.allow_origin) or None,
         "CACHE_DIR": "" if args.no_cache else args.cache_dir,
         "MAX_BATCH": args.max_batch, "MAX_WAIT_MS": args.max_wait_ms,
-        "MAX_QUEUE": args.max_queue, "OCR_WORKERS": args.ocr_workers, "THREADS": args.threads})
+        "MAX_QUEUE": args.max_queue, "OCR_WORKERS": args.ocr_workers, "THREADS": args.threads,
+        "MAX_ADMITTED": args.max_admitted})
     server = create_server(app, sock=sock)
     logger.info("listening on http://%s:%d (token in %s); loading the model", args.host,
                 app.config["PORT"], token_path)

@@ -46,7 +46,7 @@ def load_server(tiny_predictor):
 
     app = create_app({"TESTING": True, "CLASSIFIER": tiny_predictor, "TOKEN": TEST_TOKEN,
                       "CACHE_DIR": "", "MAX_BATCH": 16, "MAX_WAIT_MS": 10,
-                      "MAX_QUEUE": 256})
+                      "MAX_QUEUE": 256, "MAX_ADMITTED": 256})
     server = LiveServer(app, threads=32)
     yield server
     server.close()
