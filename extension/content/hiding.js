@@ -3,25 +3,38 @@
  * inline overrides against sites that fight it. DOMWatcher only reports elements and ImageFilter
  * decides; this module puts the decision into the page.
  *
- *   data-simclip="<state>"   an image's state (image_state.js): hidden, blurred or shown
+ * Everything written here is readable by the page's own scripts, so it says no more than the
+ * stylesheet needs (docs/security.md, "Extension: what a page can learn"): whether a picture is
+ * hidden, covered by a warning, or shown; never why a picture is shown unchecked (a failed fetch,
+ * an HTTP status, the time limit), nor whether a shown picture was checked at all. The reasons
+ * stay in the content script's own world (ImageFilter.listPictures, for the popup and the tests).
+ *
+ *   data-simclip="<page state>"  pageStateOf(state): pending, waiting, flagged, revealed, or
+ *                            shown (clean, skipped and unchecked alike)
  *   data-simclip-id, -bg     a tracked element (its warning card's rule names it), a CSS background one
  *   data-simclip-before="<state>", data-simclip-after="<state>" (and -before-id, -after-id)
  *                            the state of a ::before / ::after picture
- *   data-simclip-why         why a picture is shown without a verdict: http_403, fetch_failed, timeout, small...
  *   data-simclip-early       a stylesheet background hidden before it could be checked
  *   aria-label="Checking picture"  a pending <img> (its "checking" placeholder); the site's own
  *                            label comes back when the verdict does
  *   <html data-simclip-off>  the extension is paused on this site: every rule off
  */
-import { listInlineOverrides, needsStyleCheck } from './image_state.js';
+import { STATE, listInlineOverrides, needsStyleCheck } from './image_state.js';
 
 const STATE_ATTR = 'data-simclip';
+/** What the page may see of each state: the shown ones are one value (SHOWN). */
+export const SHOWN = 'shown';
+const PAGE_STATES = new Set([STATE.PENDING, STATE.WAITING, STATE.FLAGGED, STATE.REVEALED]);
+
+/** The `data-simclip` value for an internal state (image_state.js STATE): SHOWN for clean, skip and unchecked. */
+export const pageStateOf = (state) => (state === null ? null : PAGE_STATES.has(state) ? state : SHOWN);
 export const CHECKING_LABEL = 'Checking picture'; // what a screen reader says of a pending <img>
 const OVERRIDABLE = ['filter', 'clip-path', 'visibility', 'background-image', 'background', 'object-position'];
 
-/** Write `state` into the element (only when it differs: a write is a style invalidation). */
+/** Write `state`'s page value into the element (only when it differs: a write is a style invalidation). */
 export function writeState(el, state) {
-  if (el.getAttribute(STATE_ATTR) !== state) el.setAttribute(STATE_ATTR, state);
+  const value = pageStateOf(state);
+  if (el.getAttribute(STATE_ATTR) !== value) el.setAttribute(STATE_ATTR, value);
 }
 
 /** Drop the element's state: an <img> is hidden again by the stylesheet until it is checked. */
@@ -51,17 +64,11 @@ export function untag(rec) {
 
 function writeRecordState(rec) {
   const attr = stateAttrOf(rec);
-  if (rec.state === null) {
+  const value = pageStateOf(rec.state);
+  if (value === null) {
     if (rec.el.hasAttribute(attr)) rec.el.removeAttribute(attr);
-  } else if (rec.el.getAttribute(attr) !== rec.state) {
-    rec.el.setAttribute(attr, rec.state);
-  }
-  // Why a picture is shown without a verdict (a failed fetch, the time limit, too small...).
-  const why = rec.state === 'unchecked' || rec.state === 'skip' ? rec.why : '';
-  if (why) {
-    if (rec.el.getAttribute(`${attr}-why`) !== why) rec.el.setAttribute(`${attr}-why`, why);
-  } else if (rec.el.hasAttribute(`${attr}-why`)) {
-    rec.el.removeAttribute(`${attr}-why`);
+  } else if (rec.el.getAttribute(attr) !== value) {
+    rec.el.setAttribute(attr, value);
   }
 }
 

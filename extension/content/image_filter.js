@@ -25,6 +25,7 @@ import {
 import {
   areInOnePlace, hasInlineUrl, isFaded, isSameResponsivePicture, readBackground, readImage, readPseudo, readSvgImage,
 } from './picture_sources.js';
+import { describeWarnings } from '../shared/verdict.js';
 import { VerdictAsker } from './verdict_asker.js';
 import { readVideoSource } from './video_frames.js';
 
@@ -528,6 +529,18 @@ export class ImageFilter {
         this.onCountChange(n);
       }
     }, COUNT_INTERVAL_MS);
+  }
+
+  /**
+   * Every picture this frame tracks, as the extension sees it: its record id (the element's
+   * `data-simclip-id`, or `-before-id` / `-after-id`), kind, state (image_state.js STATE, not the
+   * page's coarser value), why it is shown without a verdict, and its warning with the scores.
+   * For the popup and the tests only: none of it is written into the page.
+   */
+  listPictures() {
+    return [...this.liveRecords()].map((rec) => ({
+      id: rec.id, kind: rec.kind, state: rec.state, why: rec.why, warning: rec.warnings.length > 0 ? describeWarnings(rec.warnings) : '',
+    }));
   }
 
   /** Counts per state, for the popup and tests. */

@@ -66,7 +66,7 @@ export const WAIT = Object.freeze({
   marginMs: 2000, // plus this, for the messages and the worker's fetch
 });
 /** A "busy" or "loading" answer is asked again after its Retry-After, within these bounds. */
-export const RETRY_AFTER_MS = Object.freeze({ min: 1000, max: 30000 });
+export const RETRY_AFTER_MS = Object.freeze({ min: 100, max: 30000 }); // the server's shed answers say >= 100 ms
 
 /** How soon a picture is wanted: on screen, near it (about a screen away), or far. */
 export const PRIORITY = Object.freeze({ ON_SCREEN: 0, NEAR: 1, FAR: 2 });

@@ -73,7 +73,7 @@ function createParts({ page, perf, send, shadow }) {
   const filter = new ImageFilter({
     requestVerdict: (rec, priority) => (rec.kind === 'video'
       ? askAboutVideo(send, rec.el, priority, (verdict) => isFlaggedNow(page, verdict))
-      : askAboutPicture(send, rec.url, rec.el, priority)),
+      : askAboutPicture(send, rec.url, rec.el, priority, { loadFirst: rec.kind !== 'img' })),
     warnings,
     getContext: () => ({
       settings: page.settings, categories: page.categories, healthOk: page.health?.state === 'ok', server: page.health?.server ?? null,
@@ -88,16 +88,42 @@ function createParts({ page, perf, send, shadow }) {
 /**
  * The worker's verdict for the picture at `url` shown by `el`: by URL, or, for a picture only the
  * page can read (data:, blob:), by its bytes. `media` 'video' asks the worker to fetch a video
- * (the server decodes it). null when the worker did not answer at all.
+ * (the server decodes it). `loadFirst`: a picture we hid before the browser loaded it (a CSS
+ * background, a pseudo-element's, an SVG <image>) is loaded in the page first, as the page would
+ * have loaded it: the worker fetches only what the tab's own browser loaded. null when the
+ * worker did not answer at all.
  */
-async function askAboutPicture(send, url, el, priority, media = undefined) {
+async function askAboutPicture(send, url, el, priority, { media, loadFirst = false } = {}) {
   if (isPageOnlyUrl(url)) {
     const read = await readPageBytes(url, el);
     if (read.status) return read; // could not be read here: FAILED, no message
     return send({ type: MSG.CLASSIFY_BYTES, base64: read.base64, mime: read.mime, priority });
   }
   if (url.length > MAX_URL_CHARS) return { status: VERDICT.FAILED, reason: 'url_too_long' };
+  if (loadFirst) await loadAsPage(url, referrerPolicyOf(el));
   return send({ type: MSG.CLASSIFY, url, priority, referrerPolicy: referrerPolicyOf(el), ...(media ? { media } : {}) });
+}
+
+const LOAD_AS_PAGE_MS = 15000;
+
+/**
+ * Load `url` as an image of this page (its cookies, Referer, content security policy and
+ * local-network rules apply, as to the site's own image), so the browser has loaded it before the
+ * worker is asked. Resolves when it loaded, failed, or after LOAD_AS_PAGE_MS.
+ */
+function loadAsPage(url, referrerPolicy) {
+  return new Promise((resolve) => {
+    const img = new Image();
+    const done = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    const timer = setTimeout(done, LOAD_AS_PAGE_MS);
+    img.onload = done;
+    img.onerror = done;
+    if (referrerPolicy) img.referrerPolicy = referrerPolicy;
+    img.src = url;
+  });
 }
 
 /**
@@ -108,7 +134,7 @@ async function askAboutPicture(send, url, el, priority, media = undefined) {
 async function askAboutVideo(send, video, priority, isFlagged) {
   const answers = [];
   if (video.poster) {
-    answers.push({ part: 'poster', verdict: await askAboutPicture(send, video.poster, video, priority) });
+    answers.push({ part: 'poster', verdict: await askAboutPicture(send, video.poster, video, priority, { loadFirst: true }) });
     if (isFlagged(answers[0].verdict)) return combineVideoVerdicts(answers, { isFlagged });
   }
   const frames = await captureFrames(video);
@@ -121,7 +147,7 @@ async function askAboutVideo(send, video, priority, isFlagged) {
   } else if (frames.reason !== NO_FRAMES.TOO_LONG) {
     const src = readVideoSource(video);
     const verdict = src && !isPageOnlyUrl(src)
-      ? await askAboutPicture(send, src, video, priority, 'video')
+      ? await askAboutPicture(send, src, video, priority, { media: 'video' })
       : { status: VERDICT.FAILED, reason: `video_${frames.reason}` };
     answers.push({ part: 'frames', verdict });
   }
@@ -198,7 +224,8 @@ function takeStorageChanges(page, changes, filter) {
 }
 
 /**
- * GET_PAGE_STATE from the popup (and the tests): counts and our own timing; HIDE_REVEALED from
+ * GET_PAGE_STATE from the popup (and the tests): counts, our own timing, and each picture's state
+ * and reason, which stay in the extension's world (the page cannot read them); HIDE_REVEALED from
  * the popup: cover again every flagged picture the user chose to show in this frame.
  */
 function answerPageState(ext, { page, parts, perf }) {
@@ -218,6 +245,9 @@ function answerPageState(ext, { page, parts, perf }) {
       byState: summary.byState,
       asking: summary.asking,
       stats: { ...perf.snapshot(), deferred: parts.watcher.deferred },
+      // this frame's pictures with their reasons (never written into the page)
+      frame: location.href,
+      pictures: page.paused ? [] : parts.filter.listPictures(),
     });
     return false;
   });

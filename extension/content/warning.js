@@ -12,15 +12,16 @@
  * a click on the card's "Not harmful?" chip reports a wrong verdict. A click is ours only when
  * the picture (or a layer of the site's sized to it, like Instagram's) is what was hit; a click on
  * anything else, the site's header over the picture included, is the site's. A ::before/::after
- * or an SVG <image> picture is blurred, without a card. The attribute `data-simclip-label` (or
- * `-before-label`, `-after-label`) holds the text, for the tests.
+ * or an SVG <image> picture is blurred, without a card. The page's scripts can read the card
+ * (its custom property, its accessible name): it names the categories, never the scores, and no
+ * attribute repeats it (the tests read it from ImageFilter.listPictures, in the extension's world).
  *
  * Keyboard and screen readers: while flagged, a card's element is in the tab order (tabindex 0
  * unless the site already made it focusable), a button with an aria-label naming the reason,
  * and Enter or Space on it shows the picture, as a click does. The element's own tabindex, role
  * and aria-label come back when the card goes.
  */
-import { describeWarnings } from '../shared/verdict.js';
+import { describeCategories } from '../shared/verdict.js';
 
 export const CARD = Object.freeze({ width: 300, height: 100, max: 300 }); // px; drawn at min(element width, max)
 // The "Not harmful?" chip, in card coordinates.
@@ -39,12 +40,12 @@ function isButtonLike(rec) {
   return CARD_KINDS.has(rec.kind) && (rec.kind !== 'bg' || rec.el.childElementCount === 0);
 }
 
-/** What a screen reader says of a flagged picture whose card reads `text` ("Harmful 91%"). */
+/** What a screen reader says of a flagged picture whose card reads `text` ("Harmful"). */
 export function accessibleLabel(text) {
   return `Hidden picture: ${text}. Press Enter to show it.`;
 }
 
-/** The card for `text` ("Harmful 91%"), as a CSS url() value. */
+/** The card for `text` ("Harmful"), as a CSS url() value. */
 export function cardUrl(text) {
   const escape = (s) => s.replace(/[<>&"']/g, (c) => `&#${c.charCodeAt(0)};`);
   const { width, height } = CARD;
@@ -72,7 +73,6 @@ export function whereOnCard(rect, x, y) {
   return cx >= c.x && cx <= c.x + c.width && cy >= c.y && cy <= c.y + c.height ? 'report' : 'show';
 }
 
-const labelAttrOf = (rec) => (rec.kind === 'before' || rec.kind === 'after' ? `data-simclip-${rec.kind}-label` : 'data-simclip-label');
 const idAttrOf = (rec) => (rec.kind === 'before' || rec.kind === 'after' ? `data-simclip-${rec.kind}-id` : 'data-simclip-id');
 
 export class WarningPainter {
@@ -140,8 +140,7 @@ export class WarningPainter {
 
   /** Draw or update the warning of a flagged or revealed record. */
   sync(rec) {
-    const text = describeWarnings(rec.warnings);
-    if (rec.el.getAttribute(labelAttrOf(rec)) !== text) rec.el.setAttribute(labelAttrOf(rec), text);
+    const text = describeCategories(rec.warnings);
     if (rec.state === 'flagged' && isButtonLike(rec)) this.makeFocusable(rec, text);
     else this.restoreA11y(rec);
     if (this.cards.get(rec) === text) return;
@@ -155,7 +154,6 @@ export class WarningPainter {
     if (!this.cards.has(rec)) return;
     this.deleteRule(rec);
     this.cards.delete(rec);
-    if (rec.el.hasAttribute(labelAttrOf(rec))) rec.el.removeAttribute(labelAttrOf(rec));
   }
 
   /** A flagged card: in the tab order, a button named after its reason (the site's values kept). */

@@ -23,7 +23,7 @@ export const API_ERROR = Object.freeze({
   UNAUTHORIZED: 'unauthorized', // 401: missing or wrong token
   FORBIDDEN: 'forbidden', // 403: Host or Origin refused
   NOT_SIMCLIP: 'not_simclip', // an answer, but not in this API's shape
-  BUSY: 'busy', // 503 with Retry-After
+  BUSY: 'busy', // 503 with Retry-After: shed (`busy`) or still loading (`loading`); the server is up
   REFUSED_IMAGE: 'refused_image', // 400/413/415/422: this image will never be accepted
   SERVER_ERROR: 'server_error', // any other error status
 });
@@ -206,7 +206,10 @@ function errorFromResponse(status, body, retryAfter) {
         : status === 503 ? API_ERROR.BUSY
           : [400, 411, 413, 415, 422].includes(status) ? API_ERROR.REFUSED_IMAGE
             : API_ERROR.SERVER_ERROR;
-  return new ApiError(kind, message, { status, code, retryAfterS: Number(retryAfter) || 0 });
+  // A shed request (503 `busy`) says when to come back in `retry_after_ms`; the header has whole seconds.
+  const ms = Number(body.error.retry_after_ms);
+  const retryAfterS = Number.isFinite(ms) && ms >= 0 ? ms / 1000 : Number(retryAfter) || 0;
+  return new ApiError(kind, message, { status, code, retryAfterS });
 }
 
 /**

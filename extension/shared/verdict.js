@@ -38,7 +38,16 @@ export function listActiveWarnings(scores, categories, settings) {
   return out.sort((a, b) => b.score - a.score);
 }
 
-/** "Harmful 91% · Misogyny 64%" for a badge. */
+/** "Harmful 91% · Misogyny 64%": the scores, for the extension's own pages and diagnostics. */
 export function describeWarnings(warnings) {
   return warnings.map((w) => `${w.name} ${Math.round(w.score * 100)}%`).join(' · ');
+}
+
+/**
+ * "Harmful · Misogyny": what a warning card says in the page. The page's scripts can read what is
+ * drawn in it (its custom properties, its accessible name), so the card names the categories
+ * but not the scores (docs/security.md, "Extension: what a page can learn").
+ */
+export function describeCategories(warnings) {
+  return warnings.map((w) => w.name).join(' · ');
 }

@@ -506,8 +506,9 @@ test('a deadline is not moved before it comes, nor for a picture already decided
 
 test('a loading server: the picture stays hidden and is asked again at once when the server is back, its time limit running on', () => {
   const rec = pendingImage();
-  assert.equal(receiveVerdict(rec, { status: VERDICT.UNAVAILABLE, reason: 'loading', retryAfterS: 0.1 }, context()), ANSWER.RETRY_LATER);
-  assert.equal(retryDelayMs(rec.verdict), 1000); // never sooner than a second
+  assert.equal(receiveVerdict(rec, { status: VERDICT.UNAVAILABLE, reason: 'loading', retryAfterS: 0.01 }, context()), ANSWER.RETRY_LATER);
+  assert.equal(retryDelayMs(rec.verdict), 100); // never sooner than the server's shortest Retry-After (100 ms)
+  assert.equal(retryDelayMs({ status: VERDICT.UNAVAILABLE, reason: 'busy', retryAfterS: 1.5 }), 1500); // a shed request's retry_after_ms
   assert.equal(retryDelayMs({ retryAfterS: 3600 }), 30000);
   assert.equal(isHidden(rec), true);
   assert.equal(serverBack(rec, 5000, LIMIT), true);

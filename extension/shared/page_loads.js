@@ -1,0 +1,219 @@
+/**
+ * What the browser itself loaded for each tab, and from which address, so that the worker fetches
+ * only pictures the page's own browser loaded and never one whose address it cannot vouch for
+ * (docs/security.md, "Extension: what a page can learn"). The worker fills it from non-blocking
+ * webRequest observers (onBeforeRedirect, onResponseStarted: `details.ip`, the address the
+ * browser connected to) and asks it before each fetch:
+ *
+ * - a URL the tab's browser did not load (named only in a data attribute, in a CSS rule that never
+ *   applied, or in a forged message) is refused `not_loaded`: extensions are exempt from the
+ *   browser's local-network protections, the page's own loads are not;
+ * - a URL the browser reached (itself or through a redirect hop) at a loopback, private or
+ *   link-local address while the tab's top-level site is public is refused `private_address`: a
+ *   public name resolving to a private address is the DNS-rebinding case the name checks of
+ *   urlsafety.js cannot see. A site that is itself local (a private name or address, or a
+ *   special-use name such as *.test) may show pictures from the local network.
+ *
+ * Also the partition of the verdict caches: the top-level site, as browsers partition their HTTP
+ * cache, so an answer cached for one site is never a fast answer on another.
+ *
+ * Pure: no browser API, the clock and timers injected.
+ */
+import { registrableDomain } from './fetch_rules.js';
+import { isNonPublicIPv4, isNonPublicIPv6, isUnsafeHost, parseIPv4, parseIPv6 } from './urlsafety.js';
+
+/** Refusal reasons of judge(). */
+export const LOAD_REFUSAL = Object.freeze({ NOT_LOADED: 'not_loaded', PRIVATE_ADDRESS: 'private_address' });
+
+// RFC 6761 / 6762 special-use names: never resolved by the public DNS, so a site under them is the
+// user's own (a developer's *.test, a printer's *.local), not a public one.
+const SPECIAL_USE_TLDS = new Set(['test', 'example', 'invalid', 'localhost', 'local', 'onion', 'home.arpa', 'internal']);
+
+/** The schemeful site of `url` ("https://example.com"), as browsers key cache partitions; null if not http(s). */
+export function topLevelSite(url) {
+  let u;
+  try {
+    u = new URL(url);
+  } catch {
+    return null;
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') return null;
+  return `${u.protocol}//${registrableDomain(u.hostname)}`;
+}
+
+/** True when the site of `url` is on the public internet by its name (not private, local or special-use). */
+export function isPublicSite(url) {
+  let host;
+  try {
+    host = new URL(url).hostname.toLowerCase().replace(/\.$/, '');
+  } catch {
+    return false;
+  }
+  if (isUnsafeHost(host)) return false;
+  const labels = host.split('.');
+  const tld = labels.at(-1);
+  return !SPECIAL_USE_TLDS.has(tld) && !SPECIAL_USE_TLDS.has(labels.slice(-2).join('.'));
+}
+
+/** True for an address (as webRequest's `details.ip` gives it) that is loopback, private, link-local or reserved. */
+export function isPrivateAddress(ip) {
+  const text = String(ip ?? '');
+  if (!text) return false;
+  const v6 = parseIPv6(text);
+  if (v6) return isNonPublicIPv6(v6);
+  const v4 = parseIPv4(text);
+  return v4 ? isNonPublicIPv4(v4) : false;
+}
+
+/** The URL as a key: no fragment (the browser never sends it). */
+function keyOf(url) {
+  try {
+    const u = new URL(url);
+    u.hash = '';
+    return u.href;
+  } catch {
+    return null;
+  }
+}
+
+export const PAGE_LOADS_LIMITS = Object.freeze({ urlsPerTab: 4000, tabs: 200 });
+
+/**
+ * Per tab: the top-level document's URL and address, and every picture URL the tab's browser
+ * loaded with the addresses it reached on the way (redirect hops included; null: from the cache).
+ */
+export class PageLoads {
+  /** @param {{timers?: {set, clear}, limits?: {urlsPerTab, tabs}}} [options] */
+  constructor({ timers, limits = PAGE_LOADS_LIMITS } = {}) {
+    this.timers = timers ?? { set: (fn, ms) => setTimeout(fn, ms), clear: (id) => clearTimeout(id) };
+    this.limits = limits;
+    this.tabs = new Map(); // tabId -> {document: {url, ip}|null, urls: Map(url -> {ips: string[]})}
+    this.hops = new Map(); // requestId -> [{url, ip}] redirect hops so far
+    this.waiters = new Map(); // `${tabId} ${url}` -> Set(resolve)
+    this.onChange = null; // called with a tabId after a change (the worker stores it)
+  }
+
+  tab(tabId) {
+    let tab = this.tabs.get(tabId);
+    if (!tab) {
+      tab = { document: null, urls: new Map() };
+      this.tabs.set(tabId, tab);
+      if (this.tabs.size > this.limits.tabs) this.tabs.delete(this.tabs.keys().next().value);
+    }
+    return tab;
+  }
+
+  /** webRequest.onBeforeRedirect: a hop of request `requestId`, reached at `ip`. */
+  recordRedirect({ requestId, url, ip }) {
+    const hops = this.hops.get(requestId) ?? [];
+    hops.push({ url, ip: ip || null });
+    this.hops.set(requestId, hops);
+    if (this.hops.size > 1000) this.hops.delete(this.hops.keys().next().value);
+  }
+
+  /**
+   * webRequest.onResponseStarted of a tab's request: a top-level document (`type` main_frame)
+   * starts the tab afresh; a picture is recorded under its own URL and every hop that led to it.
+   */
+  recordResponse({ requestId, tabId, type, url, ip, fromCache }) {
+    const hops = this.hops.get(requestId) ?? [];
+    this.hops.delete(requestId);
+    if (!(tabId >= 0)) return;
+    const address = fromCache ? null : ip || null;
+    if (type === 'main_frame') {
+      this.tabs.delete(tabId);
+      this.tab(tabId).document = { url, ip: address };
+      this.onChange?.(tabId);
+      return;
+    }
+    if (type === 'sub_frame') return;
+    const ips = [...hops.map((h) => h.ip), address].filter(Boolean);
+    for (const u of [...hops.map((h) => h.url), url]) this.recordUrl(tabId, u, ips);
+    this.onChange?.(tabId);
+  }
+
+  recordUrl(tabId, url, ips) {
+    const key = keyOf(url);
+    if (!key) return;
+    const { urls } = this.tab(tabId);
+    const seen = urls.get(key);
+    urls.delete(key); // most recent last
+    urls.set(key, { ips: [...new Set([...(seen?.ips ?? []), ...ips])] });
+    if (urls.size > this.limits.urlsPerTab) urls.delete(urls.keys().next().value);
+    for (const resolve of this.waiters.get(`${tabId} ${key}`) ?? []) resolve(true);
+    this.waiters.delete(`${tabId} ${key}`);
+  }
+
+  /** The tab closed: forget it. */
+  forgetTab(tabId) {
+    this.tabs.delete(tabId);
+  }
+
+  /**
+   * Resolves true once the tab's browser has loaded `url` (at once if it has), false after
+   * `timeoutMs`: the observer's event and the content script's message race each other.
+   */
+  waitForLoad(tabId, url, timeoutMs) {
+    const key = keyOf(url);
+    if (!key) return Promise.resolve(false);
+    if (this.tabs.get(tabId)?.urls.has(key)) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const id = `${tabId} ${key}`;
+      const done = (loaded) => {
+        this.timers.clear(timer);
+        this.waiters.get(id)?.delete(done);
+        if (this.waiters.get(id)?.size === 0) this.waiters.delete(id);
+        resolve(loaded);
+      };
+      const timer = this.timers.set(() => done(false), timeoutMs);
+      if (!this.waiters.has(id)) this.waiters.set(id, new Set());
+      this.waiters.get(id).add(done);
+    });
+  }
+
+  /**
+   * May the worker fetch `url` for a page of tab `tabId` whose top-level URL is `topUrl`?
+   * `{ok: true}`, or `{ok: false, reason}` (LOAD_REFUSAL).
+   */
+  judge(tabId, url, topUrl) {
+    const seen = this.tabs.get(tabId)?.urls.get(keyOf(url));
+    if (!seen) return { ok: false, reason: LOAD_REFUSAL.NOT_LOADED };
+    return judgeAddresses(seen.ips, topUrl);
+  }
+
+  /** The tab's records as plain data (storage.session keeps them across the worker's restarts). */
+  exportTab(tabId) {
+    const tab = this.tabs.get(tabId);
+    return tab ? { document: tab.document, urls: [...tab.urls] } : null;
+  }
+
+  /** Records stored by exportTab, loaded into an empty tab (a restarted worker). */
+  importTab(tabId, data) {
+    if (!data || this.tabs.has(tabId)) return;
+    const tab = this.tab(tabId);
+    tab.document = data.document ?? null;
+    for (const [url, entry] of (data.urls ?? []).slice(-this.limits.urlsPerTab)) tab.urls.set(url, { ips: entry.ips ?? [] });
+  }
+}
+
+/**
+ * `{ok: true}` unless one of `ips` (the addresses a load reached) is private while the top-level
+ * site (`topUrl`) is public: then `{ok: false, reason: 'private_address'}`.
+ */
+export function judgeAddresses(ips, topUrl) {
+  if (isPublicSite(topUrl) && ips.some(isPrivateAddress)) return { ok: false, reason: LOAD_REFUSAL.PRIVATE_ADDRESS };
+  return { ok: true };
+}
+
+/** The key of a verdict cached for top-level site `site`: no answer crosses sites. */
+export const partitionKey = (site, key) => `${site ?? 'none'} ${key}`;
+
+/**
+ * How long to hold an answer the server took from its own cache, for a picture this partition
+ * has not seen: until about the time computing it would have taken (`expectedMs`, the server's
+ * measured cost per picture), so its speed does not tell the page the user saw it on another site.
+ */
+export function paddingMs({ cached, elapsedMs, expectedMs }) {
+  if (!cached || !(expectedMs > 0)) return 0;
+  return Math.max(0, Math.round(expectedMs - elapsedMs));
+}
