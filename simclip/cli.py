@@ -93,9 +93,9 @@ def main(argv=None):
         return 130
     finally:
         if console and threading.current_thread() is threading.main_thread():
-            # The command is done; what is left is the interpreter's exit, which takes 1.3 s
-            # with torch and onnxruntime loaded. A Ctrl-C there (a user's second, after a first
-            # one stopped a run) aborted the process under native threads (exit 134).
+            # The command is done; what is left is the interpreter's exit, about 1.3 s with
+            # torch and onnxruntime loaded. A Ctrl-C there (a user's second, after a first one
+            # stopped a run) would abort the process under native threads (exit 134).
             signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 

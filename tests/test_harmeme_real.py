@@ -78,7 +78,7 @@ def test_the_real_harm_p_v1_train_file_is_read_to_the_end_with_every_odd_row_cou
     # not harmful 1438 + 11 + 1; somewhat 40 + 1312 + 13; very 119 + 3
     assert level_counts(rows, "harmfulness") == [1450, 1365, 122]
     assert rows[-1].id == "memes_6794"  # the last line: read to the end
-    line_1381 = rows[1380]  # the row that used to stop the reader (nothing skipped before it)
+    line_1381 = rows[1380]  # a harmful meme without a target (nothing skipped before it)
     assert line_1381.id == "memes_1788"
     assert (line_1381.labels["harmfulness"], line_1381.labels["target"]) == (1, None)
     targets = [r.labels["target"] for r in rows if r.labels["target"] is not None]

@@ -315,7 +315,7 @@ def test_thin_strip_gives_the_detector_a_bounded_number_of_bounded_inputs(rapido
     monkeypatch.setattr(rapidocr_engine, "_engine", spy)
     assert rapidocr_engine(Image.new("RGB", size, "white")) == ""
     assert 1 <= len(shapes) <= rapidocr_engine.max_tiles
-    for h, w in shapes:  # a 40 x 16384 strip took 40 s when the detector got it unpadded
+    for h, w in shapes:  # an unpadded 40 x 16384 strip costs the detector about 40 s
         assert max(h, w) <= rapidocr_engine.max_side
         assert max(h, w) <= rapidocr_engine.max_aspect * min(h, w) + 1
 

@@ -376,9 +376,9 @@ def test_setup_refuses_to_start_when_the_disk_is_short(tmp_path, monkeypatch):
 @pytest.mark.parametrize("status", [202, 409])
 def test_the_setup_command_follows_the_setup_it_started_or_found(tmp_path, monkeypatch, capsys,
                                                                  status):
-    """A trial: `simclip setup` returned at once with 'setup: running' and no progress bar, as
-    the 202 body carries "error": null. It follows the setup it started (202) or one that was
-    already running (409), and ends with the random-weights warning when the backbone is."""
+    """`simclip setup` follows the setup it started (202, whose body carries "error": null) or
+    one that was already running (409) to its end, and ends with the random-weights warning when
+    the backbone has random weights."""
     from simclip_train import setup as setup_cli
 
     (tmp_path / "simclip").mkdir()
@@ -396,8 +396,8 @@ def test_the_setup_command_follows_the_setup_it_started_or_found(tmp_path, monke
 
 def test_a_setup_folder_that_cannot_be_written_is_a_typed_503_and_the_model_stays(
         make_app, tiny_predictor, tmp_path):
-    """A trial: POST /v1/setup answered 500 internal_error (a NotADirectoryError traceback in
-    the log) when the user cache could not be written."""
+    """POST /v1/setup with a user cache that cannot be written (NotADirectoryError) is a typed
+    503, never a 500, and the served model stays."""
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     client = make_app(CLASSIFIER=tiny_predictor, SETUP_DIR=str(blocker / "setup")).test_client()
