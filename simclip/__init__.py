@@ -50,7 +50,10 @@ if typing.TYPE_CHECKING:  # what type checkers and IDEs see; at runtime the name
     from .errors import BackboneUnavailableError as BackboneUnavailableError
     from .errors import CheckpointError as CheckpointError
     from .errors import CorruptImageError as CorruptImageError
+    from .errors import DecodeMemoryError as DecodeMemoryError
+    from .errors import DecodeTimeoutError as DecodeTimeoutError
     from .errors import EmptyImageError as EmptyImageError
+    from .errors import ImageDataTooShortError as ImageDataTooShortError
     from .errors import ImageError as ImageError
     from .errors import ImageTooLargeError as ImageTooLargeError
     from .errors import SimCLIPError as SimCLIPError
@@ -74,6 +77,9 @@ if typing.TYPE_CHECKING:  # what type checkers and IDEs see; at runtime the name
     from .options import PRECISIONS as PRECISIONS
     from .options import ClassifierOptions as ClassifierOptions
     from .options import random_weights_warning as random_weights_warning
+    from .picture import decode_picture as decode_picture
+    from .picture import read_picture_text as read_picture_text
+    from .picture import read_picture_text_within as read_picture_text_within
     from .predictor import Predictor as Predictor
     from .zeroshot import find_calibration as find_calibration
 
@@ -108,7 +114,10 @@ _EXPORTS = {
     "BackboneUnavailableError": "errors",
     "CheckpointError": "errors",
     "CorruptImageError": "errors",
+    "DecodeMemoryError": "errors",
+    "DecodeTimeoutError": "errors",
     "EmptyImageError": "errors",
+    "ImageDataTooShortError": "errors",
     "ImageError": "errors",
     "ImageTooLargeError": "errors",
     "SimCLIPError": "errors",
@@ -130,6 +139,9 @@ _EXPORTS = {
     "get_ocr_engine": "ocr",
     "ClassifierOptions": "options",
     "PRECISIONS": "options",
+    "decode_picture": "picture",
+    "read_picture_text": "picture",
+    "read_picture_text_within": "picture",
     "random_weights_warning": "options",
     "TRAINED": "constants",
     "ZERO_SHOT": "constants",

@@ -42,6 +42,30 @@ class CorruptImageError(ImageError):
     status = 422
 
 
+class ImageDataTooShortError(CorruptImageError):
+    """The header declares a canvas the bytes present cannot hold even at the format's best
+    compression (a PNG's deflate ratio, a JPEG's one bit per block): a tiny file claiming a
+    large picture, refused before decoding (`simclip.images.check_data_covers`)."""
+
+    code = "image_data_too_short"
+    status = 422
+
+
+class DecodeTimeoutError(ImageError):
+    """Decoding the picture took longer than its time budget (the server's decode workers)."""
+
+    code = "decode_timeout"
+    status = 422
+
+
+class DecodeMemoryError(ImageError):
+    """Decoding the picture needed more memory than its worker may use (the server's decode
+    workers), or the decoder died while decoding it."""
+
+    code = "decode_out_of_memory"
+    status = 422
+
+
 class VideoError(ImageError):
     """A video could not be used. Videos are pictures the classifier judges (their frames), so
     every video error is an ImageError that callers handling images already handle."""

@@ -46,6 +46,7 @@ from .constants import (
 from .errors import (
     CorruptImageError,
     EmptyImageError,
+    ImageDataTooShortError,
     ImageError,
     ImageTooLargeError,
     UnsupportedImageError,
@@ -56,8 +57,10 @@ ImageFile.LOAD_TRUNCATED_IMAGES = False  # global and shared by threads: truncat
 # What decode_image accepts: encoded bytes, a filesystem path, or an opened PIL image.
 ImageSource: TypeAlias = bytes | bytearray | memoryview | str | Path | Image.Image
 
-# Pillow's decoders signal malformed or truncated data with these (its fuzzers' expected set).
-_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, struct.error)
+# Pillow's decoders signal malformed or truncated data with these (its fuzzers' expected set);
+# the AVIF plugin raises RuntimeError ("Failed to decode image: Missing or empty image item").
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, struct.error,
+                  RuntimeError)
 _BOMB_ERRORS = (Image.DecompressionBombError, Image.DecompressionBombWarning)
 _ANIMATED_FORMATS = ("GIF", "PNG", "WEBP", "AVIF")
 _WIDE_GREY = ("I;16", "I;16B", "I;16L", "I;16N", "I")
@@ -65,6 +68,11 @@ _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 _BLANK_STDDEV = 1.0  # a frame whose 64x64 thumbnail varies less than this in each band is blank
 _SAME_FRAME_DIFF = 1.0  # consecutive frames whose thumbnails differ less than this are one
 _MIN_PAINTED_ROWS = 32  # two 16-px MCU rows: less than this of a truncated JPEG shows nothing
+# A canvas over this many pixels whose bytes cannot hold it is refused (check_data_covers);
+# under it a truncated picture costs little and is painted as far as its data goes.
+COVER_CHECK_MIN_PIXELS = 1 << 20
+_DEFLATE_MAX_RATIO = 1032  # deflate's best ratio: 258 bytes per 2-bit code, with block overhead
+_JPEG_HUFFMAN_SOF = (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7)  # not arithmetic-coded (C9-CF)
 
 
 class Frames(list[Image.Image]):
@@ -88,16 +96,16 @@ def list_image_formats() -> list[str]:
     return formats
 
 
-def _jpeg_scan_start(data: bytes) -> int | None:
-    """Where the first scan's coded data starts in a JPEG whose marker segments are well formed
-    up to there: an offset past len(data) when the data ends before it (a download cut short),
-    None for a malformed header or not a JPEG."""
+def _jpeg_segments(data: bytes) -> tuple[int | None, int | None]:
+    """(where the first scan's coded data starts, the frame's SOF marker) in a JPEG whose marker
+    segments are well formed up to there: the start is past len(data) when the data ends before
+    it (a download cut short); (None, None) for a malformed header or not a JPEG."""
     if not data.startswith(b"\xff\xd8\xff"):
-        return None
-    i, n = 2, len(data)
+        return None, None
+    i, n, sof = 2, len(data), None
     while i < n:
         if data[i] != 0xFF:
-            return None
+            return None, None
         while i < n and data[i] == 0xFF:  # fill bytes
             i += 1
         if i >= n:
@@ -105,18 +113,25 @@ def _jpeg_scan_start(data: bytes) -> int | None:
         marker = data[i]
         i += 1
         if marker in (0x00, 0xD9):
-            return None
+            return None, None
         if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # standalone markers
             continue
         if i + 2 > n:
             break
         length = int.from_bytes(data[i:i + 2], "big")
         if length < 2:
-            return None
+            return None, None
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC) and sof is None:
+            sof = marker  # a start of frame (not DHT, JPG or DAC)
         i += length
         if marker == 0xDA:  # start of scan
-            return i
-    return n + 1
+            return i, sof
+    return n + 1, sof
+
+
+def _jpeg_scan_start(data: bytes) -> int | None:
+    """Where the first scan's coded data starts (`_jpeg_segments`), or None."""
+    return _jpeg_segments(data)[0]
 
 
 def _jpeg_cut_in_header(data: bytes) -> bool:
@@ -165,6 +180,75 @@ def check_dimensions(width: int, height: int, max_pixels: int = MAX_IMAGE_PIXELS
         raise ImageTooLargeError(
             f"image is {width}x{height} = {width * height:,} px, over the {max_pixels:,} px limit"
         )
+
+
+def _png_coverable_bytes(data: bytes) -> int:
+    """The most filtered-scanline bytes the IDAT data present can inflate to (deflate's best
+    ratio, plus a little for the zlib framing)."""
+    pos, idat = 8, 0
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        if kind == b"IDAT":
+            idat += max(0, min(length, len(data) - pos - 8))
+        elif kind == b"IEND":
+            break
+        pos += 12 + length
+    return idat * _DEFLATE_MAX_RATIO + 1024
+
+
+def _png_needed_bytes(data: bytes) -> int | None:
+    """The filtered-scanline bytes the IHDR's canvas needs; None for a malformed IHDR."""
+    if len(data) < 33 or data[12:16] != b"IHDR":
+        return None
+    width, height, depth, colour_type, _, _, interlace = struct.unpack(">IIBBBBB", data[16:29])
+    channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(colour_type)
+    if channels is None or depth not in (1, 2, 4, 8, 16):
+        return None
+    return _png_raw_size(width, height, channels * depth, bool(interlace))[0]
+
+
+def _jpeg_coverable_share(data: bytes, width: int, height: int) -> float | None:
+    """The most of a Huffman-coded JPEG's canvas its entropy-coded bytes can hold: every block
+    of the full-resolution component costs at least one bit (its DC code); None for an
+    arithmetic-coded or unparsable JPEG, whose blocks can cost less."""
+    scan, sof = _jpeg_segments(data)
+    if scan is None or scan > len(data) or sof not in _JPEG_HUFFMAN_SOF:
+        return None
+    blocks = math.ceil(width / 8) * math.ceil(height / 8)
+    return (len(data) - scan) * 8 / blocks
+
+
+def check_data_covers(data: bytes, fmt: str | None, width: int, height: int) -> None:
+    """Refuse a PNG or JPEG whose bytes cannot hold the canvas its header declares.
+
+    A PNG's IDAT bytes inflate to at most 1032 times their size (deflate's best ratio) and a
+    Huffman-coded JPEG spends at least one bit on every 8x8 block; a file whose bytes fall
+    short of the declared canvas by these bounds is truncated beyond doubt, and what a browser
+    would paint of it is a sliver of an empty canvas. Over COVER_CHECK_MIN_PIXELS (1 MP) such a
+    file is refused before any pixel is decoded (a 1 KB PNG claiming 6324x6324 16-bit RGBA, an
+    824-byte progressive JPEG claiming 40 MP); smaller canvases decode as far as they go.
+
+    Args:
+        data: the file's bytes.
+        fmt: its format as Pillow names it ('PNG', 'JPEG'; others are not checked).
+        width, height: the canvas the header declares, in pixels.
+
+    Raises:
+        ImageDataTooShortError: the bytes cannot hold the canvas.
+    """
+    if width * height <= COVER_CHECK_MIN_PIXELS:
+        return
+    share = None
+    if fmt == "PNG":
+        needed = _png_needed_bytes(data)
+        if needed:
+            share = _png_coverable_bytes(data) / needed
+    elif fmt in ("JPEG", "MPO"):
+        share = _jpeg_coverable_share(data, width, height)
+    if share is not None and share < 1.0:
+        raise ImageDataTooShortError(
+            f"the {fmt} declares {width}x{height} px, but its {len(data):,} bytes can hold at "
+            f"most {share:.1%} of it: truncated beyond what a viewer would see")
 
 
 # ------------------------------------------------------------------------------- transparency
@@ -358,6 +442,7 @@ def _open_loaded(data: bytes, max_pixels: int) -> tuple[Image.Image, bool]:
     """
     img = _open(data)
     check_dimensions(*img.size, max_pixels=max_pixels)
+    check_data_covers(data, img.format, *img.size)
     try:  # before load: GIF seeks to tell. An MPO (JPEG with a stereo view or a preview
         # after it) shows its first picture in browsers: only these formats animate.
         animated = img.format in _ANIMATED_FORMATS and bool(getattr(img, "is_animated", False))

@@ -7,7 +7,9 @@ per CPU of a cluster) start without importing torch and open_clip, and hold no m
 
 from __future__ import annotations
 
+import math
 import re
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -20,7 +22,8 @@ from .video import decode_video, is_video
 
 
 def decode_picture(data: ImageSource, max_pixels: int = MAX_IMAGE_PIXELS,
-                   max_frames: int = MAX_ANIMATION_FRAMES) -> Image.Image | Frames:
+                   max_frames: int = MAX_ANIMATION_FRAMES,
+                   max_output_pixels: int | None = None) -> Image.Image | Frames:
     """Bytes, path or PIL -> what a viewer sees: one RGB PIL image, or `Frames` for an animation
     (`decode_frames`) or a video (`simclip.video.decode_video`: MP4 or WebM, recognised by its
     magic bytes) with several visible frames.
@@ -29,6 +32,10 @@ def decode_picture(data: ImageSource, max_pixels: int = MAX_IMAGE_PIXELS,
         data: the file's bytes, a path, or a PIL image.
         max_pixels: the decode cap in pixels (width x height).
         max_frames: frames of an animation or video kept at most.
+        max_output_pixels: each frame returned is scaled down (area-averaged, aspect kept) to
+            at most this many pixels; None keeps the decoded size. The server's decode workers
+            send back at most 4 MP a frame: CLIP sees 336 px a side (tiles included), OCR at
+            most 1280 (rapidocr) or 2000 (tesseract) px on a tile's long side.
 
     Raises:
         ImageError: a typed subclass (CorruptImageError, ImageTooLargeError...; a VideoError
@@ -40,15 +47,55 @@ def decode_picture(data: ImageSource, max_pixels: int = MAX_IMAGE_PIXELS,
         frames = decode_video(data, max_frames=max_frames)
     else:
         frames = decode_frames(data, max_pixels=max_pixels, max_frames=max_frames)
+    if max_output_pixels:
+        frames = [_shrink(frame, max_output_pixels) for frame in frames]
     return frames[0] if len(frames) == 1 else Frames(frames)
+
+
+def _shrink(image: Image.Image, max_pixels: int) -> Image.Image:
+    """`image` scaled down to at most `max_pixels` pixels, aspect kept (BOX: area average)."""
+    if image.width * image.height <= max_pixels:
+        return image
+    scale = math.sqrt(max_pixels / (image.width * image.height))
+    size = (max(1, math.floor(image.width * scale)), max(1, math.floor(image.height * scale)))
+    return image.resize(size, Image.Resampling.BOX)
 
 
 def read_picture_text(ocr: OCREngine, image: Image.Image | Frames) -> str:
     """OCR text of a decoded picture ('' when the engine is 'none' or finds nothing); for
     `Frames`, every frame is read and the texts merged (`merge_texts`)."""
-    if isinstance(image, Frames):
-        return merge_texts(ocr(frame) for frame in image)
-    return ocr(image)
+    return read_picture_text_within(ocr, image, None)[0]
+
+
+def read_picture_text_within(ocr: OCREngine, image: Image.Image | Frames,
+                             budget_s: float | None) -> tuple[str, bool]:
+    """OCR text of a decoded picture read within a time budget, and whether it is complete.
+
+    The frames of `Frames` are read in order; the next one is not started when the time spent
+    so far plus the slowest frame's would pass `budget_s`, and the text read until then is the
+    result (merged, `merge_texts`). One frame is always read: a hard limit on it is the
+    caller's (the server kills its OCR worker).
+
+    Args:
+        ocr: the OCR engine.
+        image: a decoded picture (`decode_picture`).
+        budget_s: seconds of wall-clock time; None reads every frame.
+
+    Returns:
+        (text, complete): complete is False when frames were left unread.
+    """
+    frames = list(image) if isinstance(image, Frames) else [image]
+    t0 = time.monotonic()
+    texts: list[str] = []
+    slowest = 0.0
+    for frame in frames:
+        spent = time.monotonic() - t0
+        if texts and budget_s is not None and spent + slowest > budget_s:
+            return merge_texts(texts), False
+        t_frame = time.monotonic()
+        texts.append(ocr(frame))
+        slowest = max(slowest, time.monotonic() - t_frame)
+    return (merge_texts(texts) if len(texts) > 1 else texts[0]), True
 
 
 def merge_texts(texts: Iterable[str]) -> str:

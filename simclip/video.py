@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -109,6 +111,202 @@ def list_video_codecs() -> list[str]:
     except VideoDecoderMissingError:
         return []
     return [c for c in VIDEO_CODECS if _DECODERS[c] in av.codecs_available]
+
+
+# ---------------------------------------------------------------------------- container checks
+#
+# FFmpeg builds a stream's whole sample index while it opens the file, from counts the headers
+# declare (a 20 KB MP4 can declare 85 million samples: 3 GB and seconds before any of the
+# checks after opening runs). These bounds are checked on the container's own headers first,
+# in microseconds, without FFmpeg.
+
+MAX_VIDEO_EDITS = 64  # edit-list entries per track (a meme has one or two)
+MAX_TRACK_SAMPLES = 10 * MAX_VIDEO_FRAMES  # samples of a non-video track (2 min of AAC: 5,625)
+_MAX_ELEMENTS = 100_000  # boxes or EBML elements walked at most
+_BMFF_CONTAINERS = frozenset({b"moov", b"trak", b"mdia", b"minf", b"stbl", b"edts", b"moof",
+                              b"traf", b"mvex"})
+# table -> (bytes before its entry count in the full box, bytes per entry)
+_BMFF_TABLES = {b"stts": (4, 8), b"ctts": (4, 8), b"stss": (4, 4), b"stsc": (4, 12),
+                b"stco": (4, 4), b"co64": (4, 8), b"elst": (4, None)}
+
+
+@dataclass
+class _Track:
+    """What one MP4 track's headers declare."""
+
+    handler: bytes = b""  # 'vide', 'soun', ...
+    samples: int = 0  # the sample table's count (stsz or stz2)
+    timed: int = 0  # samples the time-to-sample table (stts) covers
+    constant_size: bool = False  # stsz gives one size for every sample (no per-sample table)
+
+
+def _bmff_boxes(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int, bool]]:
+    """(type, payload start, payload end, complete) of each box in data[start:end]; a box cut
+    short by the end of the data ends at it (complete False)."""
+    pos = start
+    while pos + 8 <= end:
+        size, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        header = 8
+        if size == 1:
+            if pos + 16 > end:
+                return
+            size, header = struct.unpack(">Q", data[pos + 8:pos + 16])[0], 16
+        elif size == 0:
+            size = end - pos
+        if size < header:
+            raise CorruptVideoError(f"the MP4 box {kind!r} declares {size} bytes, less than its header")
+        yield kind, pos + header, min(pos + size, end), pos + size <= end
+        pos += size
+
+
+def _check_bmff(data: bytes) -> None:
+    """Stream count, sample counts, edit lists and table sizes of an MP4, from its boxes."""
+    tracks: list[_Track] = []
+    fragment_samples = 0  # samples the movie fragments (trun) declare, every track together
+    walked = 0
+    stack = [(0, len(data), None)]  # (start, end, the track the boxes belong to)
+    while stack:
+        start, end, track = stack.pop()
+        for kind, p, q, complete in _bmff_boxes(data, start, end):
+            walked += 1
+            if walked > _MAX_ELEMENTS:
+                raise UnsupportedVideoError(f"the MP4 has over {_MAX_ELEMENTS:,} boxes")
+            if kind == b"trak":
+                track = _Track()
+                tracks.append(track)
+                stack.append((p, q, track))
+            elif kind in _BMFF_CONTAINERS:
+                stack.append((p, q, track))
+            elif kind == b"traf":
+                stack.append((p, q, None))
+            elif kind == b"hdlr" and track is not None and q - p >= 12:
+                track.handler = data[p + 8:p + 12]
+            elif kind in (b"stsz", b"stz2") and track is not None and q - p >= 12:
+                size, count = struct.unpack(">II", data[p + 4:p + 12])
+                track.samples = max(track.samples, count)
+                track.constant_size = kind == b"stsz" and size != 0
+                if complete and not track.constant_size:
+                    bits = 32 if kind == b"stsz" else max(4, size & 0xFF)
+                    _check_table(kind, count, q - p - 12, bits / 8)
+            elif kind == b"trun" and q - p >= 8:
+                fragment_samples += struct.unpack(">I", data[p + 4:p + 8])[0]
+            elif kind in _BMFF_TABLES and q - p >= 8:
+                skip, width = _BMFF_TABLES[kind]
+                count = struct.unpack(">I", data[p + skip:p + skip + 4])[0]
+                if kind == b"elst":
+                    if count > MAX_VIDEO_EDITS:
+                        raise UnsupportedVideoError(f"the video's edit list has {count:,} entries, "
+                                                    f"over the {MAX_VIDEO_EDITS} allowed")
+                    width = 20 if data[p] == 1 else 12
+                if complete:
+                    _check_table(kind, count, q - p - skip - 4, width)
+                if kind == b"stts" and track is not None:
+                    entries = data[p + 8:min(q, p + 8 + 8 * count)]
+                    track.timed += sum(n for n, _ in struct.iter_unpack(">II", entries[:len(entries) // 8 * 8]))
+    _check_stream_count(len(tracks))
+    for track in tracks:
+        samples = max(track.samples, track.timed)
+        if track.handler == b"vide" and samples > MAX_VIDEO_FRAMES:
+            raise VideoTooManyFramesError(f"the video declares {samples:,} frames, over the "
+                                          f"{MAX_VIDEO_FRAMES} limit (by its MP4 sample tables)")
+        if samples > MAX_TRACK_SAMPLES and not (track.handler == b"soun" and track.constant_size):
+            raise VideoTooManyFramesError(f"a {track.handler.decode('latin-1') or 'media'} track "
+                                          f"declares {samples:,} samples, over {MAX_TRACK_SAMPLES:,}")
+    if fragment_samples > MAX_TRACK_SAMPLES:
+        raise VideoTooManyFramesError(f"the video's fragments declare {fragment_samples:,} "
+                                      f"samples, over {MAX_TRACK_SAMPLES:,}")
+
+
+def _check_table(kind: bytes, count: int, payload: int, entry_bytes: float) -> None:
+    """A complete table box must hold the entries it declares."""
+    if count * entry_bytes > payload:
+        raise CorruptVideoError(f"the MP4 table {kind.decode('latin-1')} declares {count:,} "
+                                f"entries, more than its {payload:,} bytes hold")
+
+
+def _ebml_vint(data: bytes, pos: int, keep_marker: bool) -> tuple[int, int]:
+    """(value, length) of the EBML variable-size integer at `pos`; value -1 for 'unknown'."""
+    if pos >= len(data) or data[pos] == 0:
+        raise CorruptVideoError("the WebM has a malformed element header")
+    length = 9 - data[pos].bit_length()
+    if pos + length > len(data):
+        raise CorruptVideoError("the WebM ends inside an element header")
+    value = int.from_bytes(data[pos:pos + length], "big")
+    if keep_marker:
+        return value, length
+    value &= (1 << (7 * length)) - 1
+    return (-1 if value == (1 << (7 * length)) - 1 else value), length
+
+
+_EBML_SEGMENT, _EBML_TRACKS, _EBML_TRACK_ENTRY, _EBML_VIDEO = 0x18538067, 0x1654AE6B, 0xAE, 0xE0
+_EBML_CLUSTER, _EBML_PIXEL_WIDTH, _EBML_PIXEL_HEIGHT = 0x1F43B675, 0xB0, 0xBA
+
+
+def _check_ebml(data: bytes) -> None:
+    """Track count and declared frame sizes of a WebM/Matroska file, from its headers (the
+    elements before the first Cluster)."""
+    seen = {"tracks": 0, "elements": 0}
+
+    def walk(pos: int, end: int) -> bool:
+        """Check the elements in data[pos:end]; False once the headers are over."""
+        while pos < end:
+            seen["elements"] += 1
+            if seen["elements"] > _MAX_ELEMENTS:
+                raise UnsupportedVideoError(f"the WebM has over {_MAX_ELEMENTS:,} header elements")
+            ident, n = _ebml_vint(data, pos, keep_marker=True)
+            size, m = _ebml_vint(data, pos + n, keep_marker=False)
+            body = pos + n + m
+            stop = end if size < 0 else min(end, body + size)
+            if ident == _EBML_CLUSTER:
+                return False  # the frames: the headers are behind
+            if ident == _EBML_TRACK_ENTRY:
+                seen["tracks"] += 1
+            if ident in (_EBML_SEGMENT, _EBML_TRACKS, _EBML_TRACK_ENTRY, _EBML_VIDEO):
+                if not walk(body, stop):
+                    return False
+            elif ident in (_EBML_PIXEL_WIDTH, _EBML_PIXEL_HEIGHT) and 0 < size <= 8:
+                side = int.from_bytes(data[body:stop], "big")
+                if side > MAX_VIDEO_SIDE:
+                    raise VideoResolutionTooLargeError(
+                        f"the video declares a side of {side:,} px, over {MAX_VIDEO_SIDE}")
+            if size < 0:
+                return False  # an element of unknown size runs to the end
+            pos = stop
+        return True
+
+    walk(0, len(data))
+    _check_stream_count(seen["tracks"])
+
+
+def _check_stream_count(streams: int) -> None:
+    if streams > MAX_VIDEO_STREAMS:
+        raise UnsupportedVideoError(
+            f"the video has {streams} streams, over the {MAX_VIDEO_STREAMS} allowed")
+
+
+def check_container(data: bytes | bytearray | memoryview) -> None:
+    """Refuse, from the container's own headers and before FFmpeg opens it, a video whose
+    declared counts would cost time and memory to index: more streams than MAX_VIDEO_STREAMS;
+    for MP4, a video track declaring over MAX_VIDEO_FRAMES samples (stsz, stts, or movie
+    fragments' trun), another track over MAX_TRACK_SAMPLES (but constant-size audio, which
+    FFmpeg indexes by chunk), an edit list over MAX_VIDEO_EDITS entries, a table declaring more
+    entries than its box holds; for WebM, a declared side over MAX_VIDEO_SIDE.
+
+    Args:
+        data: the video's bytes (MP4 or WebM by `get_video_container`; others pass).
+
+    Raises:
+        UnsupportedVideoError: too many streams or edits.
+        VideoTooManyFramesError: a sample count over its bound.
+        VideoResolutionTooLargeError: a declared side over MAX_VIDEO_SIDE (WebM).
+        CorruptVideoError: a box or element header that does not parse.
+    """
+    data = bytes(data)
+    container = get_video_container(data)
+    if container == MP4:
+        _check_bmff(data)
+    elif container == MATROSKA:
+        _check_ebml(data)
 
 
 # ------------------------------------------------------------------------------------ opening
@@ -422,6 +620,7 @@ def decode_video(data: bytes | bytearray | memoryview | str | Path,
     container = get_video_container(data)
     if container is None:
         raise UnsupportedVideoError("not an MP4 or WebM video (by its magic bytes)")
+    check_container(data)
     av = _import_av()
     deadline = time.monotonic() + MAX_VIDEO_DECODE_S
     errors = _decode_errors(av)
