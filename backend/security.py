@@ -176,7 +176,8 @@ def _check_request():
 
 def _add_headers(response):
     """after_request, after flask-cors's: nosniff, no-store, Vary: Origin, and CORS headers
-    kept only for an allowed origin whose request passed `_check_request` and hit a route."""
+    kept only for an allowed origin whose request passed `_check_request` and hit a route
+    (with Retry-After exposed to it when the answer has one)."""
     for key, value in SECURITY_HEADERS.items():
         response.headers[key] = value
     response.vary.add("Origin")
@@ -185,6 +186,8 @@ def _add_headers(response):
     if not passed or response.headers.get("Access-Control-Allow-Origin") != origin:
         for key in {k for k, _ in response.headers if k.lower().startswith("access-control-")}:
             del response.headers[key]
+    elif "Retry-After" in response.headers:  # a 503's hint, readable by a CORS caller too
+        response.headers["Access-Control-Expose-Headers"] = "Retry-After"
     response.headers.pop("Server", None)
     return response
 
@@ -195,7 +198,7 @@ def init_cors(app):
     allow_headers is empty because `_check_request` writes the preflight's fixed list itself.
     """
     CORS(app, origins=list_origin_patterns(app.config["ALLOWED_ORIGINS"]), resources=r"/*",
-         methods=list(CORS_METHODS), allow_headers=[], expose_headers=["Retry-After"],
+         methods=list(CORS_METHODS), allow_headers=[], expose_headers=None,
          max_age=CORS_MAX_AGE_S, supports_credentials=False, send_wildcard=False,
          always_send=False, vary_header=True, automatic_options=False,
          intercept_exceptions=False, allow_private_network=False)

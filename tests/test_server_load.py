@@ -1,6 +1,7 @@
 """Throughput behaviour over real HTTP: 200 concurrent clients, batching, single-flight, 503."""
 
 import hashlib
+import http.client
 import io
 import threading
 import time
@@ -115,3 +116,95 @@ def test_full_queue_answers_503_with_retry_after_and_recovers(live_server):
     assert busy.headers["Retry-After"] == "1"
     assert busy.json()["error"]["code"] == "busy"
     assert post(server.url, third).status_code == 200
+
+
+# --- Load shedding (issue 16): a bounded admission, a fast 503, health on its own threads -------
+
+def wait_for(predicate, timeout=20.0):
+    """Poll `predicate` until it is true (an event), failing after a generous `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "the condition was not reached"
+        time.sleep(0.02)
+
+
+def test_a_flood_beyond_the_admission_bound_gets_503_at_once_while_health_answers(live_server):
+    # 2 classify threads and 4 admitted: 2 requests wait in waitress's queue for a thread and
+    # are counted; every request beyond gets 503 while all 4 are still blocked in the encoder.
+    classifier = BlockingClassifier()
+    server = live_server(threads=2, CLASSIFIER=classifier, MAX_ADMITTED=4, MAX_QUEUE=64,
+                         MAX_BATCH=1, MAX_WAIT_MS=0)
+    admitted, flood = distinct_pngs(4, seed=11), distinct_pngs(24, seed=12)
+    with ThreadPoolExecutor(len(admitted) + len(flood)) as pool:
+        pending = [pool.submit(post, server.url, d) for d in admitted]
+        wait_for(lambda: health(server)["admission"]["admitted"] == 4)
+        shed = list(pool.map(lambda d: post(server.url, d), flood))
+        during = health(server)  # answered by the control threads, classify threads all held
+        assert not any(f.done() for f in pending)  # the 503s did not wait for that work
+        classifier.release.set()
+        answered = [f.result() for f in pending]
+    assert [r.status_code for r in answered] == [200] * 4  # nothing admitted is lost
+    assert {r.status_code for r in shed} == {503}
+    for r in shed:
+        error = r.json()["error"]
+        assert error["code"] == "busy"
+        assert error["retry_after_ms"] >= 100
+        assert int(r.headers["Retry-After"]) == -(-error["retry_after_ms"] // 1000)
+        assert r.headers["Cache-Control"] == "no-store"
+    assert during["state"] == "ready" and during["admission"]["admitted"] == 4
+    wait_for(lambda: health(server)["admission"]["admitted"] == 0)
+    stats = health(server)["admission"]
+    assert stats["shed_total"] == len(flood) and stats["admitted_total"] == 4
+    assert post(server.url, flood[0]).status_code == 200  # a retry is served
+
+
+def test_shed_answers_go_only_to_callers_that_pass_the_checks(live_server):
+    classifier = BlockingClassifier()
+    server = live_server(threads=1, CLASSIFIER=classifier, MAX_ADMITTED=1, MAX_BATCH=1,
+                         MAX_WAIT_MS=0)
+    origin = "chrome-extension://" + "a" * 32
+    first, second = distinct_pngs(2, seed=21)
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(post, server.url, first)
+        wait_for(lambda: health(server)["admission"]["admitted"] == 1)
+        no_token = requests.post(server.url + "/v1/classify", data=second, timeout=30,
+                                 headers={"Content-Type": "image/png"})
+        web_page = requests.post(server.url + "/v1/classify", data=second, timeout=30, headers={
+            "Content-Type": "image/png", "X-Auth-Token": TEST_TOKEN,
+            "Origin": "https://evil.example"})
+        extension = requests.post(server.url + "/v1/classify", data=second, timeout=30, headers={
+            "Content-Type": "image/png", "X-Auth-Token": TEST_TOKEN, "Origin": origin})
+        classifier.release.set()
+        assert pending.result().status_code == 200
+    assert no_token.status_code == 401 and web_page.status_code == 403
+    assert "Retry-After" not in no_token.headers
+    assert extension.status_code == 503
+    assert extension.headers["Access-Control-Allow-Origin"] == origin
+    assert extension.headers["Access-Control-Expose-Headers"] == "Retry-After"
+    assert extension.headers["Vary"] == "Origin"
+
+
+def test_a_shed_answer_keeps_the_connection_usable(live_server):
+    classifier = BlockingClassifier()
+    server = live_server(threads=1, CLASSIFIER=classifier, MAX_ADMITTED=1, MAX_BATCH=1,
+                         MAX_WAIT_MS=0)
+    first, second = distinct_pngs(2, seed=31)
+    headers = {"X-Auth-Token": TEST_TOKEN, "Content-Type": "image/png"}
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(post, server.url, first)
+        wait_for(lambda: health(server)["admission"]["admitted"] == 1)
+        conn.request("POST", "/v1/classify", body=second, headers=headers)
+        shed = conn.getresponse()
+        shed.read()
+        sock = conn.sock
+        classifier.release.set()
+        assert pending.result().status_code == 200
+    wait_for(lambda: health(server)["admission"]["admitted"] == 0)
+    conn.request("POST", "/v1/classify", body=second, headers=headers)
+    again = conn.getresponse()
+    again.read()
+    reused = conn.sock is sock  # the second request went over the same connection
+    conn.close()
+    assert shed.status == 503 and not shed.will_close
+    assert again.status == 200 and reused

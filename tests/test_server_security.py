@@ -1,10 +1,12 @@
 """THREATS.md T1-T8, T12 over real HTTP (waitress with our settings, stub classifier)."""
 
+import contextlib
 import io
 import json
 import logging
 import select
 import socket
+import threading
 import time
 
 import pytest
@@ -392,3 +394,140 @@ def test_server_keeps_serving_after_idle_connections_are_opened(server):
     finally:
         for s in idle:
             s.close()
+
+
+# --- Absolute-form request targets (issue 16 item 4; RFC 9112 3.2.2) ----------------------------
+
+def absolute_form(server, target, host):
+    return raw_request(server, (
+        f"POST {target} HTTP/1.1\nHost: {host}\nX-Auth-Token: {TEST_TOKEN}\n"
+        f"Content-Type: image/png\nContent-Length: {len(PNG)}\nConnection: close\n\n").encode(),
+        PNG)
+
+
+@pytest.mark.parametrize("target", ["http://evil.example:{port}/v1/classify",
+                                    "http://127.0.0.1.nip.io:{port}/v1/classify",
+                                    "http://127.0.0.1:1/v1/classify",
+                                    "https://127.0.0.1:{port}/v1/classify",
+                                    "http://user@127.0.0.1:{port}/v1/classify",
+                                    "HTTP://EVIL.EXAMPLE:{port}/v1/classify"])
+def test_absolute_form_target_naming_a_foreign_host_is_refused_like_a_foreign_host(server,
+                                                                                    target):
+    before = handled(server)
+    status, text = absolute_form(server, target.format(port=server.port),
+                                 f"127.0.0.1:{server.port}")
+    foreign_host = post(server, headers={"Host": f"evil.example:{server.port}"})
+    assert status == foreign_host.status_code == 403
+    assert json.loads(text.split("\r\n\r\n", 1)[1])["error"]["code"] == "forbidden_host"
+    assert "Access-Control-Allow-Origin" not in text
+    assert handled(server) == before
+
+
+@pytest.mark.parametrize("authority", ["127.0.0.1:{port}", "localhost:{port}",
+                                       "LOCALHOST:{port}"])
+def test_absolute_form_target_naming_this_server_is_served(server, authority):
+    authority = authority.format(port=server.port)
+    status, _ = absolute_form(server, f"http://{authority}/v1/classify",
+                              f"127.0.0.1:{server.port}")
+    assert status == 200
+
+
+def test_absolute_form_target_does_not_rescue_a_foreign_host_header(server):
+    status, _ = absolute_form(server, f"http://127.0.0.1:{server.port}/v1/classify",
+                              f"evil.example:{server.port}")
+    assert status == 403
+
+
+# --- Slow clients at the connection limit (THREATS.md T8, issue 16) -----------------------------
+
+class Trickler:
+    """`n` sockets that each send the start of a request and then, while `trickle`, one more
+    header byte every 0.3 s (slowloris); idle ones send nothing at all."""
+
+    def __init__(self, port, n, trickle):
+        self.socks = []
+        for _ in range(n):
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex(("127.0.0.1", int(port)))  # beyond the limit they wait in the backlog
+            self.socks.append(s)
+        self.trickle = trickle
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        payload = b"GET /v1/health HTTP/1.1\r\nX-Slow: " + b"a" * 10_000
+        sent = 0
+        while not self.stop.wait(0.3):
+            if not self.trickle:
+                continue
+            for s in self.socks:
+                with contextlib.suppress(OSError):  # closed by the server, or not connected yet
+                    s.send(payload[sent:sent + 1])
+            sent += 1
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(timeout=5)
+        for s in self.socks:
+            s.close()
+
+
+@pytest.mark.parametrize("trickle", [True, False], ids=["slowloris", "idle"])
+def test_health_is_served_while_slow_sockets_hold_the_connection_limit(live_server, trickle):
+    # Deadlines far away: only closing the stalest slow connection for a new one can help.
+    server = live_server(HEADER_TIMEOUT_S=300, REQUEST_TIMEOUT_S=300)
+    slow = Trickler(server.port, WAITRESS_SETTINGS["connection_limit"] + 10, trickle)
+    try:
+        r = requests.get(server.url + "/v1/health", headers=server.headers, timeout=30)
+        assert r.status_code == 200 and r.json()["status"] == "ok"
+        assert post(server).status_code == 200
+    finally:
+        slow.close()
+
+
+def wait_closed(sock, timeout=20.0):
+    """True once the server closed `sock` (EOF or reset), False after `timeout` s."""
+    sock.settimeout(timeout)
+    try:
+        while sock.recv(4096):
+            pass
+    except TimeoutError:
+        return False
+    except ConnectionResetError:
+        pass
+    return True
+
+
+def test_a_request_whose_headers_trickle_past_the_header_deadline_is_closed(live_server):
+    server = live_server(HEADER_TIMEOUT_S=0.5)
+    with socket.create_connection(("127.0.0.1", server.port)) as s:
+        s.sendall(b"GET /v1/health HTTP/1.1\r\n")
+        stop = threading.Event()
+
+        def trickle():
+            while not stop.wait(0.1):
+                try:
+                    s.send(b"a")
+                except OSError:
+                    return
+
+        thread = threading.Thread(target=trickle, daemon=True)
+        thread.start()
+        try:
+            assert wait_closed(s)
+        finally:
+            stop.set()
+            thread.join(timeout=5)
+    assert requests.get(server.url + "/v1/health", headers=server.headers,
+                        timeout=10).status_code == 200
+
+
+def test_a_body_slower_than_the_request_deadline_is_closed(live_server):
+    server = live_server(REQUEST_TIMEOUT_S=1.0)
+    with socket.create_connection(("127.0.0.1", server.port)) as s:
+        s.sendall((f"POST /v1/classify HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+                   f"X-Auth-Token: {TEST_TOKEN}\r\nContent-Type: image/png\r\n"
+                   f"Content-Length: {len(PNG)}\r\n\r\n").encode() + PNG[:10])
+        assert wait_closed(s)
