@@ -402,8 +402,8 @@ def add_cache_args(parser):
     parser.add_argument("--cache-dir", default=d.cache_dir,
                         help="embedding cache (default: DATA_DIR/embeddings)")
     parser.add_argument("--text", choices=TEXT_SOURCES, default=d.text,
-                        help="caption source: the dataset's transcription (default, as the paper) "
-                             "or our OCR (what the server sees)")
+                        help="caption source: 'dataset', the dataset's transcription (as the "
+                             "paper), or 'ocr', our OCR (what the server sees); default %(default)s")
     parser.add_argument("--augment", type=int, default=d.augment,
                         help=f"RandAugment views (6 ops, magnitude 9, as the authors) cached per "
                              f"training image (default {d.augment}; {RECOMMENDED_AUGMENT} "

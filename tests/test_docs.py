@@ -232,3 +232,19 @@ def test_every_option_is_read_from_the_real_parsers():
     options = every_option()
     assert {"--status", "--cancel", "--dry-run", "--ray-address", "--print-token", "--force"} <= options
     assert "--no-such-flag" not in options
+
+
+@pytest.mark.parametrize(("command", "argv", "default"), [
+    ("embed", ["harmeme-c", "--data-dir", "d"], "dataset"),
+    ("train", ["--dataset", "harmeme-c", "--data-dir", "d", "--out", "h.safetensors"], "dataset"),
+    ("calibrate", ["--dataset", "harmeme-c", "--data-dir", "d"], "ocr"),
+])
+def test_the_text_option_help_names_the_default_of_its_command(command, argv, default, capsys):
+    """calibrate fits on OCR text, what the server scores; embed and train default to the
+    datasets' transcriptions. Each command's --help says its own."""
+    parse_args = find_parser(["simclip", command])[1]
+    assert parse_args(argv).text == default
+    with pytest.raises(SystemExit):
+        parse_args(["--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert f"our OCR (what the server sees); default {default}" in help_text
