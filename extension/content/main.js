@@ -236,6 +236,7 @@ function answerPageState(ext, { page, parts, perf }) {
       return false;
     }
     if (message?.type !== MSG.GET_PAGE_STATE) return false;
+    if (typeof message.frameUrl === 'string' && message.frameUrl !== location.href) return false; // another frame's
     const summary = parts.filter.summarize();
     sendResponse({
       host: page.host,

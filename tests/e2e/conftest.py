@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from e2e_support import REPO, ExtensionBrowser, launch_with_extension, pair_through_options_page
-from feed_site import EMBED_HOST, FEED_HOST, FeedSite
+from feed_site import EMBED_HOST, FEED_HOST, PUBLIC_HOST, FeedSite
 from server_support import ServerProcess
 
 ARTIFACTS = REPO / "test-artifacts" / "e2e"
@@ -163,7 +163,7 @@ class Browser(ExtensionBrowser):
 def browser(tmp_path_factory, playwright_driver, chromium_path, feed_site, simclip_server,
             artifacts_dir):
     profile = tmp_path_factory.mktemp("chromium-profile")
-    with launch_with_extension(playwright_driver, profile, chromium_path, (FEED_HOST, EMBED_HOST),
+    with launch_with_extension(playwright_driver, profile, chromium_path, (FEED_HOST, EMBED_HOST, PUBLIC_HOST),
                                {"width": 1200, "height": 1600}) as (context, worker):
         try:
             b = Browser(context, worker, artifacts_dir)

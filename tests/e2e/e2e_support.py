@@ -69,19 +69,36 @@ const checkFrame = () => {
 requestAnimationFrame(checkFrame);
 """
 
+# What the page itself can read of each meme element (main world): its coarse state (pending,
+# waiting, flagged, revealed or shown) and its record id. The extension's own state, reason and
+# warning text come from the content script through the worker (extension_pictures).
 MEME_STATES_JS = """
 () => (""" + LIST_MEMES_JS.strip() + """)(document, '[data-truth]').map((el) => {
   const attr = el.dataset.pseudo ? `data-simclip-${el.dataset.pseudo}` : 'data-simclip'; // a ::before / ::after picture
   const id = el.getAttribute(`${attr}-id`);
   return {
-    post: el.dataset.post, truth: el.dataset.truth, kind: el.dataset.kind, state: el.getAttribute(attr),
-    why: el.getAttribute(`${attr}-why`),
+    post: el.dataset.post, truth: el.dataset.truth, kind: el.dataset.kind, pageState: el.getAttribute(attr),
+    pageWhy: el.getAttribute(`${attr}-why`), pageLabel: el.getAttribute(`${attr}-label`), // never set: the page must not see them
     src: el.currentSrc ?? null, top: Math.round(el.getBoundingClientRect().top + scrollY), id,
-    warning: el.getAttribute(`${attr}-label`), // the text of its warning card (one element per picture has it)
     card: getComputedStyle(el).getPropertyValue('--simclip-card').includes('svg'), // the card's picture reaches it
   };
 })
 """
+
+# In the worker: the GET_PAGE_STATE answer of the frame at `frameUrl` in the newest tab showing
+# `pageUrl` (the content script answers in its own world; the page never sees it).
+PAGE_STATE_OF_FRAME_JS = """
+async ({pageUrl, frameUrl}) => {
+  const tabs = (await chrome.tabs.query({})).filter((t) => t.url === pageUrl).sort((a, b) => b.id - a.id);
+  if (tabs.length === 0) return null;
+  try {
+    return await chrome.tabs.sendMessage(tabs[0].id, {type: 'simclip/get-page-state', frameUrl});
+  } catch (e) {
+    return null;
+  }
+}
+"""
+_BROWSERS = {}  # a Playwright BrowserContext -> its ExtensionBrowser
 
 DECIDED = {"flagged", "clean", "revealed"}
 
@@ -94,6 +111,7 @@ class ExtensionBrowser:
         self.worker = worker
         self.extension_id = worker.url.split("/")[2]
         self.extension_dir = EXTENSION_DIR
+        _BROWSERS[context] = self
 
     def ext_url(self, path):
         return f"chrome-extension://{self.extension_id}/{path}"
@@ -143,6 +161,29 @@ def write_json(path, data):
     Path(path).write_text(json.dumps(data, indent=2, sort_keys=True))
 
 
+def extension_pictures(page, frame_url):
+    """{record id: {id, kind, state, why, warning}} of the frame at `frame_url` in `page`, as the
+    extension sees them (its own world, through the worker): the page cannot read any of it."""
+    browser = _BROWSERS.get(page.context)
+    if browser is None:
+        return {}
+    state = browser.sw_eval(PAGE_STATE_OF_FRAME_JS, {"pageUrl": page.url, "frameUrl": frame_url})
+    return {str(p["id"]): p for p in (state or {}).get("pictures", [])}
+
+
+def merge_states(page_states, pictures):
+    """The page's view of each meme element joined with the extension's record of it: `state` is
+    the extension's (clean, unchecked, skip... where the page sees only "shown"), with its `why`
+    and `warning` (the card's text with the scores)."""
+    merged = []
+    for s in page_states:
+        rec = pictures.get(str(s["id"])) if s["id"] else None
+        state = rec["state"] if rec else ("skip" if s["pageState"] == "shown" else s["pageState"])
+        merged.append({**s, "state": state, "why": rec["why"] if rec else None,
+                       "warning": (rec["warning"] or None) if rec else None})
+    return merged
+
+
 def meme_states(page):
     """The meme elements' states in every frame of `page` (a frame that went away is skipped)."""
     from playwright.sync_api import Error as PlaywrightError
@@ -150,7 +191,9 @@ def meme_states(page):
     states = []
     for frame in page.frames:
         with contextlib.suppress(PlaywrightError):  # a frame that went away
-            states += [{**s, "frame": frame.url[:80]} for s in frame.evaluate(MEME_STATES_JS)]
+            found = frame.evaluate(MEME_STATES_JS)
+            pictures = extension_pictures(page, frame.url) if found else {}
+            states += [{**s, "frame": frame.url[:80]} for s in merge_states(found, pictures)]
     return states
 
 

@@ -23,6 +23,9 @@ from case_pages import CasePages
 
 FEED_HOST = "feed.test"
 EMBED_HOST = "embed.test"  # another site on the same server: cross-origin embedded posts
+# A public name (not a special-use one like .test) that Chromium also maps to 127.0.0.1: a public
+# site whose name resolves to a loopback address, the DNS-rebinding case.
+PUBLIC_HOST = "memes.example.net"
 UNIQUE_PREFIX = "uniq"  # a feed seed starting with this gives every post's meme its own bytes
 INITIAL_POSTS = 200
 PAGE_POSTS = 50
@@ -78,6 +81,7 @@ class FeedSite:
         self.server = None
         self.thread = None
         self.requests = 0
+        self.meme_hits = []  # (Host, path, dest) of every /m/ request: dest "image" the page's, "empty" the worker's
         self.variants = {}  # (meme, seed) -> png bytes
         self.lock = threading.Lock()
         self.cases = CasePages(self)
@@ -163,6 +167,24 @@ class FeedSite:
                 f'<header class="top">feed.test: a social feed fixture <span id="loop">{loopback}</span></header>'
                 f'<main id="feed" data-next="{INITIAL_POSTS}">{posts}</main><div id="sentinel"></div>'
                 f'<script>{js}</script></body></html>')
+
+    def probe_page(self, q):
+        """One harmful meme (<img id="probe">, from `img_host`, feed.test by default), plus two
+        picture URLs the page names but never loads: one in a data attribute, one in a CSS rule
+        that applies to nothing."""
+        seed = html.escape(q.get("s", [""])[0])
+        host = html.escape(q.get("img_host", [FEED_HOST])[0])
+        k = self.harmful[0]
+        base = f"http://{host}:{self.port}/m/{k}.png?s={seed}"
+        return (f'<!doctype html><html><head><meta charset="utf-8"><title>probe</title>'
+                f'<style>.never-used {{ background-image: url("{base}&p=css-never"); }}</style></head><body>'
+                f'<img id="probe" class="meme" data-truth="harmful" data-post="probe" data-kind="img" src="{base}&amp;p=probe" '
+                f'width="240" height="180" alt="">'
+                f'<div id="named" data-url="{base}&amp;p=data-attr">named only</div></body></html>')
+
+    def hits(self, path_part, dest=None):
+        """The /m/ requests whose path contains `path_part` (only those of `dest`, "image" or "empty", if given)."""
+        return [h for h in self.meme_hits if path_part in h[1] and (dest is None or h[2] == dest)]
 
     def start(self):
         site = self
@@ -262,7 +284,12 @@ class FeedSite:
                         self.send(404, b"no such video", "text/plain")
                     else:
                         self.send_ranged(video, "video/webm")
+                elif url.path == "/probe":
+                    self.send(200, site.probe_page(q).encode(), "text/html; charset=utf-8")
                 elif url.path.startswith("/m/") and url.path.endswith(".png"):
+                    # plain http has no Sec-Fetch-Dest: an image load asks for images, the worker's fetch for */*
+                    dest = "image" if "image/" in (self.headers.get("Accept") or "") else "empty"
+                    site.meme_hits.append((self.headers.get("Host"), self.path, dest))
                     k = int(url.path[3:-4])
                     seed = q.get("s", [""])[0]
                     if seed.startswith(UNIQUE_PREFIX):  # other bytes for every post: no cache helps

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from e2e_support import MONITOR_JS, click_warning, summarize, wait_decided, wait_for, write_json
+from e2e_support import MONITOR_JS, click_warning, meme_states, summarize, wait_decided, wait_for, write_json
 from feed_site import MAX_POSTS
 
 PICTURE_OUT = "-100000px -100000px"  # object-position of a flagged <img> (prehide.css)
@@ -46,18 +46,21 @@ def wait_late_meme_flagged(page, timeout_ms=30_000):
                            timeout=timeout_ms)
 
 
+def top_memes(page):
+    """The first 8 memes of the feed's own document, with the extension's state of each."""
+    return [s for s in meme_states(page) if s["truth"] in ("harmful", "neutral") and s["frame"] == page.url[:80]][:8]
+
+
 def wait_top_memes_in_state(page, state, timeout_ms):
-    page.wait_for_function(f"""() => {{
-        const els = ({TOP_MEMES_JS})();
-        return els.length === 8 && els.every((el) => el.getAttribute('data-simclip') === '{state}');
-    }}""", timeout=timeout_ms)
+    """Wait until the first 8 memes are all in the extension's `state` (e.g. "unchecked", which the page sees as "shown")."""
+    wait_for(lambda: (lambda memes: len(memes) == 8 and all(m["state"] == state for m in memes))(top_memes(page)),
+             timeout_ms / 1000, interval_s=0.25, message=f"the first memes to be {state}")
 
 
 def wait_top_memes_decided_truly(page, timeout_ms):
     """Wait until the first memes are flagged exactly when harmful (clean otherwise)."""
-    page.wait_for_function(f"""() => ({TOP_MEMES_JS})().every((el) =>
-        el.getAttribute('data-simclip') === (el.dataset.truth === 'harmful' ? 'flagged' : 'clean'))""",
-        timeout=timeout_ms)
+    wait_for(lambda: all(m["state"] == ("flagged" if m["truth"] == "harmful" else "clean") for m in top_memes(page)),
+             timeout_ms / 1000, interval_s=0.25, message="the first memes flagged exactly when harmful")
 
 
 def badge_text(browser, tab_id):
@@ -160,7 +163,8 @@ def test_clicking_a_warning_reveals_the_image_and_the_popup_covers_it_again(brow
     page = open_feed(browser, feed_site, seed="main")
     meme = page.locator("#late-meme")
     wait_late_meme_flagged(page)
-    assert "Harmful" in meme.get_attribute("data-simclip-label")
+    late = next(s for s in meme_states(page) if s["post"] == "late")
+    assert "Harmful" in late["warning"] and late["pageLabel"] is None, late  # the scores stay in the extension
     # the picture left its box; the warning card is the element's own background
     assert meme.evaluate("(el) => getComputedStyle(el).objectPosition") == PICTURE_OUT
     click_warning(page, "#late-meme")
@@ -213,8 +217,8 @@ def test_a_popup_toggle_switches_a_category_off_and_on_in_the_open_page(browser,
     try:
         toggle.uncheck()
         page.wait_for_function("""() => document.querySelectorAll('[data-simclip="flagged"]').length === 0
-            && document.getElementById('late-meme').getAttribute('data-simclip') === 'clean'""", timeout=5_000)
-        assert page.evaluate("document.querySelectorAll('[data-simclip-label]').length") == 0
+            && document.getElementById('late-meme').getAttribute('data-simclip') === 'shown'""", timeout=5_000)
+        assert page.evaluate("document.querySelectorAll('[aria-label^=\"Hidden picture\"]').length") == 0
     finally:
         toggle.check()
     page.wait_for_function("() => document.getElementById('late-meme').getAttribute('data-simclip') === 'flagged'",

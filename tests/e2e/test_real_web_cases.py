@@ -8,6 +8,7 @@ from e2e_support import (
     MONITOR_JS,
     assert_flagged_exactly_the_harmful,
     click_warning,
+    meme_states,
     violations,
     wait_decided,
     wait_for,
@@ -186,11 +187,11 @@ def test_the_worker_checks_the_bytes_the_user_sees_and_marks_pictures_it_cannot_
     states = wait_decided(page, lambda s: s["truth"] != "unfetchable", 40, "a verdict for every fetchable picture")
     assert_flagged_exactly_the_harmful(states)
     assert {s["post"] for s in states if s["state"] == "flagged"} == {"hotlink", "cookie", "redirect"}
-    page.wait_for_function("""() => Array.from(document.querySelectorAll('[data-truth="unfetchable"]'))
-        .every((el) => el.getAttribute('data-simclip') === 'unchecked')""", timeout=30_000)
-    why = page.evaluate("""() => Object.fromEntries(Array.from(document.querySelectorAll('[data-truth="unfetchable"]'),
-        (el) => [el.dataset.post, el.getAttribute('data-simclip-why')]))""")
-    assert why == {"redirect-private": "fetch_failed", "one-time": "http_410"}, why
+    unfetchable = wait_for(lambda: (lambda u: len(u) == 2 and all(s["state"] == "unchecked" for s in u) and u)(
+        [s for s in meme_states(page) if s["truth"] == "unfetchable"]), 30, message="the unfetchable pictures unchecked")
+    # the reasons reach the extension's own world, never the page: it sees them "shown", like any checked picture
+    assert {s["post"]: s["why"] for s in unfetchable} == {"redirect-private": "fetch_failed", "one-time": "http_410"}, unfetchable
+    assert {(s["pageState"], s["pageWhy"]) for s in unfetchable} == {("shown", None)}, unfetchable
     # the page itself loaded the private redirect target; the worker never requested it
     assert feed_site.private_hits and all(dest == "image" for _, dest in feed_site.private_hits), feed_site.private_hits
     page.close()
@@ -204,12 +205,9 @@ def test_video_memes_are_hidden_until_checked_by_poster_and_frames_and_paused_wh
     page = open_case(browser, feed_site, "video", "video")
     states = wait_decided(page, lambda s: s["truth"] in ("harmful", "neutral"), 60, "a verdict for every video")
     assert_flagged_exactly_the_harmful(states)
-    cross = next(s for s in states if s["post"] == "video-cross")
-    page.wait_for_function("""() => ['flagged', 'unchecked'].includes(
-        document.querySelector('[data-post="video-cross"]').getAttribute('data-simclip'))""", timeout=60_000)
-    cross = page.evaluate("""() => { const el = document.querySelector('[data-post="video-cross"]');
-        return [el.getAttribute('data-simclip'), el.getAttribute('data-simclip-why')]; }""")
-    assert cross[0] == "flagged" or cross[1], cross
+    cross = wait_for(lambda: next((s for s in meme_states(page) if s["post"] == "video-cross"
+                                   and s["state"] in ("flagged", "unchecked")), None), 60, message="the cross-origin video decided")
+    assert cross["state"] == "flagged" or cross["why"], cross
     playing = page.evaluate("""() => Object.fromEntries(Array.from(document.querySelectorAll('video'),
         (v) => [v.dataset.post, !v.paused]))""")
     assert playing["video-flag-frames"] is False and playing["video-no-poster"] is False, playing

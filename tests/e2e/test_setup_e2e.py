@@ -234,7 +234,7 @@ def test_a_picture_waiting_for_its_verdict_shows_a_quiet_checking_placeholder_in
     assert pending["visibility"] == "visible" and pending["animation"] == "simclip-checking", pending
     assert "svg" in pending["background"], pending  # the "Checking..." label
     HELD["release"].set()
-    page.wait_for_function("() => ['clean', 'flagged', 'unchecked'].includes(document.getElementById('meme').getAttribute('data-simclip'))",
+    page.wait_for_function("() => ['shown', 'flagged'].includes(document.getElementById('meme').getAttribute('data-simclip'))",
                            timeout=30_000)
     after = page.evaluate("""() => {
         const el = document.getElementById('meme');
