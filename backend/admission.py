@@ -54,6 +54,7 @@ class Admission:
         self.admitted_total = 0
         self.shed_total = 0
         self._done = collections.deque()  # monotonic times of recent answers
+        self._shed_s = collections.deque(maxlen=1000)  # first byte -> 503 written, recent sheds
         self._lock = threading.Lock()
 
     def try_admit(self):
@@ -91,11 +92,23 @@ class Admission:
         estimate = 1000.0 * max(waiting, 1) / rate
         return int(min(max(estimate, RETRY_AFTER_MIN_MS), RETRY_AFTER_MAX_MS))
 
+    def record_shed(self, seconds):
+        """How long a shed request took from its first byte read to its 503 written."""
+        self._shed_s.append(seconds)
+
     def as_dict(self):
-        """/v1/health `admission`: limit, admitted now, and totals since start."""
+        """/v1/health `admission`: limit, admitted now, totals since start, and the server-side
+        time of the last 1,000 shed answers (ms from the request's first byte to the 503)."""
         with self._lock:
+            shed = sorted(self._shed_s)
             return {"limit": self.limit, "admitted": self.admitted,
-                    "admitted_total": self.admitted_total, "shed_total": self.shed_total}
+                    "admitted_total": self.admitted_total, "shed_total": self.shed_total,
+                    "shed_ms": {"p50": _ms(shed[len(shed) // 2]), "max": _ms(shed[-1])}
+                    if shed else None}
+
+
+def _ms(seconds):
+    return round(seconds * 1000.0, 2)
 
 
 def get_admission(app=None):

@@ -29,7 +29,12 @@ DEFAULT_CONFIG = {
     "MAX_BATCH": 16,  # images per encoder batch
     "MAX_WAIT_MS": 5.0,  # how long the encoder waits for a batch to fill after its first image
     "MAX_QUEUE": 64,  # images in the pipeline before new ones get 503
-    "OCR_WORKERS": 2,  # decode + OCR threads
+    "OCR_WORKERS": 2,  # decode + OCR worker processes (threads without DECODE_ISOLATION)
+    "DECODE_ISOLATION": True,  # decode + OCR in worker processes with hard limits (isolation.py)
+    "DECODE_BUDGET_S": 3.0,  # wall-clock seconds to decode one picture; over it: 422
+    "OCR_BUDGET_S": 3.0,  # seconds of OCR per picture; over it: judged with text_truncated
+    "WORKER_MEMORY_MB": 2048,  # address space of one decode worker (RLIMIT_AS, Linux)
+    "WORKER_OUTPUT_PIXELS": 4 * 1024 * 1024,  # pixels per frame a worker sends back at most
     "CLASSIFY_TIMEOUT_S": 60.0,  # a request waiting longer gets 503
     "RETRY_AFTER_S": 1,  # the Retry-After of a 503 busy answer
     "THREADS": 32,  # waitress request threads for classify requests

@@ -65,6 +65,8 @@ class ShedTask(Task):
                                           ("Access-Control-Expose-Headers", "Retry-After")])
         self.content_length = len(data)
         self.write(data)
+        if self.request.started is not None:
+            admission.record_shed(time.time() - self.request.started)
 
 
 def _create_task(channel, request):
@@ -171,6 +173,7 @@ class GuardedServer(TcpWSGIServer):
                 request.admitted = True
             else:
                 request.shed_retry_after_ms = self.admission.retry_after_ms()
+                request.started = channel.request_started
                 if threading.current_thread() is channel.io_thread:
                     channel.shed_pending = True  # answered by GuardedChannel.received
                     return
