@@ -59,6 +59,12 @@ test('reads Retry-After from a busy answer', async () => {
   await assert.rejects(client.classify(new Uint8Array([1])), (e) => e.kind === API_ERROR.BUSY && e.retryAfterS === 2);
 });
 
+test('a shed answer says when to come back in retry_after_ms, finer than its Retry-After seconds', async () => {
+  const body = { error: { code: 'busy', message: 'the server is busy', retry_after_ms: 1500 } };
+  const client = createApiClient({ serverUrl: 'http://127.0.0.1:1', token: TOKEN, fetchFn: async () => json(503, body, { 'Retry-After': '2' }) });
+  await assert.rejects(client.classify(new Uint8Array([1])), (e) => e.kind === API_ERROR.BUSY && e.code === 'busy' && e.retryAfterS === 1.5);
+});
+
 test('refuses a server URL that is not loopback http', () => {
   assert.throws(() => createApiClient({ serverUrl: 'http://example.com:8478', token: TOKEN }), TypeError);
 });

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { normalizeSettings } from '../../shared/settings.js';
-import { describeWarnings, listActiveWarnings, thresholdFor } from '../../shared/verdict.js';
+import { describeCategories, describeWarnings, listActiveWarnings, thresholdFor } from '../../shared/verdict.js';
 
 const CATEGORIES = [
   { id: 'harmful', name: 'Harmful', default_threshold: 0.5 },
@@ -46,4 +46,8 @@ test('sensitivity changes which scores are flagged', () => {
 
 test('scores for categories the server does not list are ignored', () => {
   assert.deepEqual(listActiveWarnings({ offensive: 0.99 }, CATEGORIES, normalizeSettings({})), []);
+});
+
+test('a warning card in the page names the categories, never the scores', () => {
+  assert.equal(describeCategories([{ name: 'Harmful', score: 0.91 }, { name: 'Misogyny', score: 0.6 }]), 'Harmful · Misogyny');
 });

@@ -1,0 +1,128 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import {
+  LOAD_REFUSAL, PageLoads, isPrivateAddress, isPublicSite, judgeAddresses, paddingMs, partitionKey, topLevelSite,
+} from '../../shared/page_loads.js';
+
+const PAGE = 'https://news.example.com/story';
+const PIC = 'https://cdn.example.net/meme.png';
+
+/** Timers that fire only when the test says so. */
+function fakeTimers() {
+  const due = new Map();
+  let next = 1;
+  return {
+    set: (fn) => {
+      due.set(next, fn);
+      return next++;
+    },
+    clear: (id) => due.delete(id),
+    fireAll: () => {
+      for (const [id, fn] of [...due]) {
+        due.delete(id);
+        fn();
+      }
+    },
+  };
+}
+
+function loadedTab(ips = ['93.184.216.34']) {
+  const loads = new PageLoads();
+  loads.recordResponse({ requestId: 'd', tabId: 7, type: 'main_frame', url: PAGE, ip: '93.184.216.34' });
+  loads.recordResponse({ requestId: 'p', tabId: 7, type: 'image', url: PIC, ip: ips[0] });
+  return loads;
+}
+
+test('a picture the tab\'s browser loaded from a public address may be fetched, without its fragment', () => {
+  assert.deepEqual(loadedTab().judge(7, `${PIC}#x`, PAGE), { ok: true });
+});
+
+test('a URL the tab\'s browser never loaded is refused, as is one loaded by another tab', () => {
+  const loads = loadedTab();
+  assert.deepEqual(loads.judge(7, 'https://cdn.example.net/named-in-a-data-attribute.png', PAGE), { ok: false, reason: LOAD_REFUSAL.NOT_LOADED });
+  assert.deepEqual(loads.judge(8, PIC, PAGE), { ok: false, reason: LOAD_REFUSAL.NOT_LOADED });
+});
+
+test('a public page\'s picture reached at a loopback, private or link-local address is refused (DNS rebinding)', () => {
+  for (const ip of ['127.0.0.1', '10.1.2.3', '192.168.1.1', '169.254.169.254', '::1', 'fe80::1', '::ffff:127.0.0.1']) {
+    assert.deepEqual(loadedTab([ip]).judge(7, PIC, PAGE), { ok: false, reason: LOAD_REFUSAL.PRIVATE_ADDRESS }, ip);
+  }
+});
+
+test('a local site (a private or special-use name) may show pictures from the local network', () => {
+  for (const top of ['http://192.168.1.10/', 'http://nas.local/', 'http://feed.test:8000/', 'http://router/', 'http://localhost:3000/']) {
+    assert.deepEqual(judgeAddresses(['192.168.1.20'], top), { ok: true }, top);
+  }
+});
+
+test('a redirect hop to a private address taints the URL the page named and the one it reached', () => {
+  const loads = new PageLoads();
+  loads.recordRedirect({ requestId: 'r', url: PIC, ip: '192.168.1.1' });
+  loads.recordResponse({ requestId: 'r', tabId: 7, type: 'image', url: 'https://cdn2.example.net/final.png', ip: '93.184.216.34' });
+  assert.equal(loads.judge(7, PIC, PAGE).reason, LOAD_REFUSAL.PRIVATE_ADDRESS);
+  assert.equal(loads.judge(7, 'https://cdn2.example.net/final.png', PAGE).reason, LOAD_REFUSAL.PRIVATE_ADDRESS);
+});
+
+test('a picture served from the cache has no address: its load counts, the name checks stand', () => {
+  const loads = new PageLoads();
+  loads.recordResponse({ requestId: 'c', tabId: 7, type: 'image', url: PIC, ip: '127.0.0.1', fromCache: true });
+  assert.deepEqual(loads.judge(7, PIC, PAGE), { ok: true });
+});
+
+test('a new top-level document starts the tab afresh', () => {
+  const loads = loadedTab();
+  loads.recordResponse({ requestId: 'd2', tabId: 7, type: 'main_frame', url: 'https://other.example.org/', ip: '93.184.216.35' });
+  assert.equal(loads.judge(7, PIC, PAGE).reason, LOAD_REFUSAL.NOT_LOADED);
+});
+
+test('waiting for a load resolves when the observer reports it, or false at the time limit', async () => {
+  const timers = fakeTimers();
+  const loads = new PageLoads({ timers });
+  const coming = loads.waitForLoad(7, PIC, 5000);
+  loads.recordResponse({ requestId: 'p', tabId: 7, type: 'image', url: PIC, ip: '93.184.216.34' });
+  assert.equal(await coming, true);
+  const never = loads.waitForLoad(7, 'https://cdn.example.net/never.png', 5000);
+  timers.fireAll();
+  assert.equal(await never, false);
+  assert.equal(loads.waiters.size, 0);
+});
+
+test('a tab keeps a bounded number of URLs, the oldest dropped first', () => {
+  const loads = new PageLoads({ limits: { urlsPerTab: 2, tabs: 10 } });
+  for (const n of [1, 2, 3]) loads.recordResponse({ requestId: `${n}`, tabId: 1, type: 'image', url: `https://a.example.com/${n}.png`, ip: '1.1.1.1' });
+  assert.equal(loads.judge(1, 'https://a.example.com/1.png', PAGE).reason, LOAD_REFUSAL.NOT_LOADED);
+  assert.deepEqual(loads.judge(1, 'https://a.example.com/3.png', PAGE), { ok: true });
+});
+
+test('a restarted worker reads back what a tab loaded', () => {
+  const stored = JSON.parse(JSON.stringify(loadedTab().exportTab(7)));
+  const fresh = new PageLoads();
+  fresh.importTab(7, stored);
+  assert.deepEqual(fresh.judge(7, PIC, PAGE), { ok: true });
+});
+
+test('the cache partition is the schemeful top-level site, as browsers key their HTTP cache', () => {
+  assert.equal(topLevelSite('https://www.bbc.co.uk/news'), 'https://bbc.co.uk');
+  assert.equal(topLevelSite('http://www.bbc.co.uk/news'), 'http://bbc.co.uk');
+  assert.equal(topLevelSite('https://alice.github.io/'), 'https://alice.github.io');
+  assert.equal(topLevelSite('chrome://settings'), null);
+  assert.notEqual(partitionKey(topLevelSite('https://a.com/'), 'x'), partitionKey(topLevelSite('https://b.com/'), 'x'));
+});
+
+test('public sites by name, and addresses by range', () => {
+  assert.equal(isPublicSite('https://memes.example.net/'), true);
+  for (const url of ['http://feed.test/', 'http://printer.local/', 'http://10.0.0.1/', 'http://intranet/', 'http://a.localhost/']) {
+    assert.equal(isPublicSite(url), false, url);
+  }
+  assert.equal(isPrivateAddress('8.8.8.8'), false);
+  assert.equal(isPrivateAddress('2606:4700::1111'), false);
+  assert.equal(isPrivateAddress('172.16.0.1'), true);
+  assert.equal(isPrivateAddress(''), false);
+});
+
+test('a server answer from its own cache is held until a new picture\'s time; a computed one is not', () => {
+  assert.equal(paddingMs({ cached: true, elapsedMs: 10, expectedMs: 800 }), 790);
+  assert.equal(paddingMs({ cached: true, elapsedMs: 900, expectedMs: 800 }), 0);
+  assert.equal(paddingMs({ cached: false, elapsedMs: 10, expectedMs: 800 }), 0);
+});
