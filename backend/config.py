@@ -39,7 +39,7 @@ DEFAULT_CONFIG = {
     "RETRY_AFTER_S": 1,  # the Retry-After of a 503 busy answer
     "THREADS": 32,  # waitress request threads for classify requests
     "CONTROL_THREADS": 4,  # request threads for everything else (health, labels, setup, refusals)
-    "MAX_ADMITTED": 32,  # classify requests waiting or running at once; beyond: 503 busy at once
+    "MAX_ADMITTED": 16,  # classify requests waiting or running at once; beyond: 503 busy at once
     "HEADER_TIMEOUT_S": 5.0,  # a request's headers must arrive within this from its first byte
     "REQUEST_TIMEOUT_S": 30.0,  # and its whole body within this (slow clients are closed)
     "MAX_CONTENT_LENGTH": BODY_MAX,  # Flask's own cap (waitress refuses larger bodies first)

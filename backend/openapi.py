@@ -21,7 +21,12 @@ SCHEMAS = {
         "properties": {"error": {
             "type": "object", "required": ["code", "message"], "additionalProperties": False,
             "properties": {"code": {"type": "string", "pattern": "^[a-z0-9_]+$"},
-                           "message": {"type": "string"}}}},
+                           "message": {"type": "string"},
+                           "retry_after_ms": {
+                               "type": "integer", "minimum": 0,
+                               "description": "503 busy only: retry after this many "
+                                              "milliseconds (Retry-After is the same wait in "
+                                              "whole seconds, rounded up)"}}}},
     },
     "Health": {
         "type": "object",
@@ -87,6 +92,19 @@ SCHEMAS = {
                 "properties": {"memory_entries": {"type": "integer"},
                                "persistent": {"type": "boolean"},
                                "hits": {"type": "integer"}, "misses": {"type": "integer"}}},
+            "admission": {
+                "type": ["object", "null"],
+                "required": ["limit", "admitted", "admitted_total", "shed_total", "shed_ms"],
+                "properties": {"limit": {"type": "integer", "minimum": 1},
+                               "admitted": {"type": "integer", "minimum": 0},
+                               "admitted_total": {"type": "integer", "minimum": 0},
+                               "shed_total": {"type": "integer", "minimum": 0},
+                               "shed_ms": {"type": ["object", "null"],
+                                           "properties": {"p50": {"type": "number"},
+                                                          "max": {"type": "number"}}}},
+                "description": "classify admission: its limit, requests admitted now (waiting "
+                               "or running), totals, and the server-side time of recent 503 "
+                               "busy answers; null outside simclip-server"},
         },
     },
     "Setup": {
@@ -200,8 +218,10 @@ def create_openapi(port):
                     "422": _error("an image or video refused: too many pixels, too long, too "
                                   "many frames, truncated, malformed"),
                     "431": _error("request headers over 16 KiB"),
-                    "503": {**_error("busy, or loading (the model is not loaded yet): retry after "
-                                            "Retry-After seconds"),
+                    "503": {**_error("busy (more classify requests waiting than the server "
+                                     "admits; answered at once, retry after retry_after_ms), "
+                                     "or loading (the model is not loaded yet): retry after "
+                                     "Retry-After seconds"),
                             "headers": {"Retry-After": {"schema": {"type": "integer"}}}}}}},
             "/v1/setup": {
                 "get": {"operationId": "setupStatus", "summary": "Where setup stands",

@@ -7,10 +7,12 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import jsonschema
 import pytest
 import requests
 from PIL import Image
 
+from backend.openapi import create_openapi
 from server_support import TEST_TOKEN, StubClassifier
 
 N_CLIENTS = 200
@@ -152,6 +154,10 @@ def test_a_flood_beyond_the_admission_bound_gets_503_at_once_while_health_answer
         assert int(r.headers["Retry-After"]) == -(-error["retry_after_ms"] // 1000)
         assert r.headers["Cache-Control"] == "no-store"
     assert during["state"] == "ready" and during["admission"]["admitted"] == 4
+    spec = create_openapi(8478)  # the documented shapes hold for the shed answer and health
+    for name, instance in (("Error", shed[0].json()), ("Health", during)):
+        jsonschema.Draft202012Validator({"$ref": f"#/components/schemas/{name}",
+                                         "components": spec["components"]}).validate(instance)
     wait_for(lambda: health(server)["admission"]["admitted"] == 0)
     stats = health(server)["admission"]
     assert stats["shed_total"] == len(flood) and stats["admitted_total"] == 4
