@@ -22,6 +22,7 @@ from simclip import SimCLIPError, get_user_cache_dir
 
 from .cache import ResultCache
 from .errors import ApiError
+from .isolation import WorkerLimits
 from .pipeline import Pipeline
 
 logger = logging.getLogger(__name__)
@@ -62,7 +63,8 @@ class ServedModel:
         pipeline = Pipeline(predictor, cache, max_batch=cfg["MAX_BATCH"],
                             max_wait_ms=cfg["MAX_WAIT_MS"], max_queue=cfg["MAX_QUEUE"],
                             ocr_workers=cfg["OCR_WORKERS"], timeout_s=cfg["CLASSIFY_TIMEOUT_S"],
-                            retry_after_s=cfg["RETRY_AFTER_S"])
+                            retry_after_s=cfg["RETRY_AFTER_S"],
+                            isolation=WorkerLimits.from_config(cfg))
         with self._lock:
             self.pipeline, self.checkpoint, self.state = pipeline, checkpoint, READY
             self.loading = None

@@ -3,14 +3,20 @@
     request threads ──sha256──> ResultCache ──hit──> answer
           │ miss (one leader per sha256; identical requests wait on the leader's future)
           ▼ admission: at most `max_queue` images in the pipeline, else Busy (503)
-    OCR pool (threads): decode with the predictor's safe decoder, then OCR
+    prepare threads (one per worker): decode, then OCR, each in a worker process with its own
+          time budget and a memory cap (`backend.isolation.DecodePool`)
           ▼ ready queue
     encoder thread: coalesce up to `max_batch` images, waiting at most `max_wait_ms`
           after the first (`simclip.collect_batch`, shared with bulk scoring), run the
           encoders + head once per batch, fill the cache, answer.
 
-OCR (onnxruntime or the tesseract subprocess) releases the GIL, so the pool overlaps with the
-encoder thread; the GPU (or the CPU's BLAS) sees batches, not single images.
+Decoding and OCR of the untrusted bytes run in spawned worker processes (DECODE_ISOLATION, on
+by default): a decode over its budget or its memory cap is a typed 422, an OCR over its budget
+judges the picture on its image with `text_truncated: true` (not cached), and the server process
+never holds a decoder's memory (backend/isolation.py). Without isolation, or for a classifier
+that is not a `simclip.Predictor` (tests' stubs), the predictor's own `decode` and `read_text`
+run in the prepare threads. Either way the preparation overlaps with the encoder thread; the
+GPU (or the CPU's BLAS) sees batches, not single images.
 
 `swap(predictor, cache)` replaces the served model without a restart (setup's new head): each
 request takes the (predictor, cache) pair current when it is admitted and is answered by it, so
@@ -29,6 +35,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from simclip import BatchStats, ImageError, collect_batch
 
 from .config import DEFAULT_CONFIG
+from .isolation import DecodePool
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +72,7 @@ class _Job:
         "t_ocr",
         "t_ready",
         "text",
+        "text_truncated",
     )
 
     def __init__(self, sha256, data, predictor, cache):
@@ -75,6 +83,7 @@ class _Job:
         self.future = Future()
         self.t_admit = time.perf_counter()
         self.image = self.text = None
+        self.text_truncated = False
         self.t_decode = self.t_ocr = 0.0
         self.t_ready = 0.0
 
@@ -86,7 +95,7 @@ class Pipeline:
                  max_wait_ms=DEFAULT_CONFIG["MAX_WAIT_MS"], max_queue=DEFAULT_CONFIG["MAX_QUEUE"],
                  ocr_workers=DEFAULT_CONFIG["OCR_WORKERS"],
                  timeout_s=DEFAULT_CONFIG["CLASSIFY_TIMEOUT_S"],
-                 retry_after_s=DEFAULT_CONFIG["RETRY_AFTER_S"]):
+                 retry_after_s=DEFAULT_CONFIG["RETRY_AFTER_S"], isolation=None):
         self._active = (predictor, cache)  # swapped as one pair (`swap`)
         self.max_batch = max_batch
         self.max_wait_s = max_wait_ms / 1000.0
@@ -100,6 +109,10 @@ class Pipeline:
         self._depth = 0
         self._ready = queue.Queue()  # bounded by admission (max_queue)
         self._pool = ThreadPoolExecutor(ocr_workers, thread_name_prefix="simclip-ocr")
+        self.isolation = isolation  # WorkerLimits, or None: decode + OCR in the threads
+        self._ocr_workers = ocr_workers
+        self.workers = None  # the DecodePool, started for the first simclip.Predictor
+        self._start_workers(predictor)
         self._encoder = threading.Thread(target=self._encode_loop, name="simclip-encoder",
                                          daemon=True)
         self._encoder.start()
@@ -120,9 +133,19 @@ class Pipeline:
         Requests admitted before the swap are answered by the old pair; the caller closes the
         old cache (a closed ResultCache keeps answering from memory, so that is safe at once).
         """
+        self._start_workers(predictor)
         with self._lock:
             old, self._active = self._active, (predictor, cache)
         return old
+
+    def _start_workers(self, predictor):
+        """Start the decode workers once a Predictor is served with isolation on."""
+        if self.isolation is None or self.workers is not None or not _is_predictor(predictor):
+            return
+        self.workers = DecodePool(self._ocr_workers, self.isolation, predictor.ocr)
+
+    def _isolated(self, predictor):
+        return self.workers is not None and _is_predictor(predictor)
 
     @property
     def queue_depth(self):
@@ -176,12 +199,21 @@ class Pipeline:
             job.future.set_result(result)
 
     def _prepare(self, job):
-        """Pool worker: decode with the safe decoder, then OCR."""
+        """Prepare thread: decode with the safe decoder, then OCR (in a worker process when
+        isolated)."""
+        predictor = job.predictor
         try:
             t0 = time.perf_counter()
-            job.image = job.predictor.decode(job.data)
-            t1 = time.perf_counter()
-            job.text = job.predictor.read_text(job.image)
+            if self._isolated(predictor):
+                job.image = self.workers.decode(job.data, predictor.max_pixels,
+                                                predictor.max_frames)
+                t1 = time.perf_counter()
+                job.text, complete = self.workers.read_text(predictor.ocr, job.image)
+                job.text_truncated = not complete
+            else:
+                job.image = predictor.decode(job.data)
+                t1 = time.perf_counter()
+                job.text = predictor.read_text(job.image)
             t2 = time.perf_counter()
         except ImageError as e:
             self._finish(job, error=e)
@@ -223,9 +255,11 @@ class Pipeline:
         cached = []
         for job, r in zip(batch, results):
             result = {"mode": r["mode"], "scores": r["scores"], "warnings": r["warnings"],
-                      "text": r["text"], "calibrated": r["calibrated"], "frames": r["frames"]}
+                      "text": r["text"], "text_truncated": job.text_truncated,
+                      "calibrated": r["calibrated"], "frames": r["frames"]}
             cached.append((job.sha256, result))
-        cache.put_many(cached)
+        # a text cut by the OCR budget may be read whole on a less busy machine: not cached
+        cache.put_many([(sha, result) for sha, result in cached if not result["text_truncated"]])
         for job, (_, result), r in zip(batch, cached, results):
             timings = {"queue": _ms(job.t_ready - job.t_admit - job.t_decode - job.t_ocr
                                     + t_start - job.t_ready),
@@ -235,7 +269,17 @@ class Pipeline:
             self._finish(job, result=(result, timings))
 
     def close(self):
-        """Stop the encoder thread and the OCR pool (pending jobs are finished first)."""
+        """Stop the encoder thread, the prepare threads (pending jobs are finished first) and
+        the decode workers."""
         self._pool.shutdown(wait=True)
+        if self.workers is not None:
+            self.workers.close()
         self._ready.put(None)
         self._encoder.join(timeout=10)
+
+
+def _is_predictor(predictor):
+    """True for a simclip.Predictor (whose decode limits and OCR engine the workers use)."""
+    from simclip import Predictor  # loaded already when one is served
+
+    return isinstance(predictor, Predictor)

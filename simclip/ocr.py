@@ -233,6 +233,8 @@ class TesseractOCR:
     name = "tesseract"
 
     def __init__(self, psm=11, min_side=720, max_side=2000, masks=1, min_conf=0, lang="eng"):
+        self._options = {"psm": psm, "min_side": min_side, "max_side": max_side, "masks": masks,
+                         "min_conf": min_conf, "lang": lang}
         try:
             import pytesseract
         except ImportError as e:
@@ -253,6 +255,9 @@ class TesseractOCR:
         self.masks = bool(masks)
         self.min_conf = min_conf
         self.lang = lang
+
+    def __reduce__(self):
+        return _rebuild_engine, (self.name, self._options)  # rebuilt, binary checked, elsewhere
 
     def _read(self, gray: Image.Image) -> str:
         """One tesseract pass: its words with confidence >= min_conf, line by line."""
@@ -369,6 +374,8 @@ class RapidOCR:
     def __init__(self, threads=1, min_side=0, max_side=1280, det_side=320, det_limit="min",
                  use_cls=0, text_score=0.5, box_thresh=0.5, unclip_ratio=1.6, rec_batch=1,
                  rec_width=96, split_words=1, tile_aspect=2.0, max_tiles=8, max_aspect=4.0):
+        options = dict(locals())
+        options.pop("self")
         from importlib.metadata import version
 
         import numpy as np
@@ -387,6 +394,7 @@ class RapidOCR:
                   "EngineConfig.onnxruntime.intra_op_num_threads": threads,
                   "EngineConfig.onnxruntime.inter_op_num_threads": 1}
         self._engine = _Engine(params=params)
+        self._options = options
         self._np = np
         self.min_side = min_side
         self.max_side = max_side
@@ -407,6 +415,10 @@ class RapidOCR:
         settings.pop("EngineConfig.onnxruntime.intra_op_num_threads")  # speed, not text
         self.identity = f"rapidocr:{version('rapidocr')}:" + ",".join(
             f"{k}={v}" for k, v in sorted(settings.items()))
+
+    def __reduce__(self):
+        # The onnxruntime sessions do not pickle: another process builds its own engine.
+        return _rebuild_engine, (self.name, self._options)
 
     def read_lines(self, image):
         """The text lines of a PIL image, in reading order, with their boxes.
@@ -500,6 +512,11 @@ def get_ocr_engine(name: str = "auto", **kwargs: Any) -> OCREngine:
     if name == "none":
         return NoOCR()
     raise ValueError(f"unknown OCR engine {name!r}; available: {', '.join(OCR_ENGINES)}")
+
+
+def _rebuild_engine(name, options):
+    """An engine unpickled in another process (the server's OCR workers): built anew."""
+    return get_ocr_engine(name, **options)
 
 
 def parse_ocr_spec(spec: str) -> tuple[str, dict[str, Any]]:

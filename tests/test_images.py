@@ -396,3 +396,112 @@ def test_an_mpo_jpeg_gives_its_first_picture_only():
     assert Image.open(io.BytesIO(data)).format == "MPO"
     frames = decode_frames(data)
     assert len(frames) == 1 and frames[0].getpixel((5, 5))[0] > 240
+
+
+# ------------------------------------------------------------- real corrupt files (issue 16)
+
+CORRUPT_DIR = __import__("pathlib").Path(__file__).parent / "data" / "corrupt"
+CORRUPT_OUTCOMES = {  # tests/data/corrupt/README.md: Pillow's own test files, and AVIFs made from one
+    "broken.png": "unsupported_format",
+    "broken_data_stream.png": "corrupt_image",
+    "pngtest_bad.png.bin": "unsupported_format",
+    "truncated_end_chunk.png": None,  # decoded
+    "truncated_jpeg.jpg": None,
+    "decompression_bomb.gif": "image_too_large",
+    "decompression_bomb_extents.gif": None,
+    "hopper.heif": "unsupported_format",
+    "hopper-no-pitm.avif": "unsupported_format",
+    "hopper-no-iloc.avif": "unsupported_format",
+    "hopper-no-av1C.avif": "unsupported_format",
+}
+
+
+def test_the_corrupt_corpus_lists_every_file_it_holds():
+    assert {p.name for p in CORRUPT_DIR.iterdir() if p.suffix != ".md"} == set(CORRUPT_OUTCOMES)
+
+
+@pytest.mark.parametrize("name", CORRUPT_OUTCOMES)
+def test_a_real_corrupt_file_gets_its_typed_outcome(name):
+    from simclip import decode_picture
+
+    data = (CORRUPT_DIR / name).read_bytes()
+    if name.endswith(".avif") and "AVIF" not in list_image_formats():
+        pytest.skip("this Pillow build has no AVIF codec")  # then it is unsupported_format anyway
+    expected = CORRUPT_OUTCOMES[name]
+    if expected is None:
+        picture = decode_picture(data)
+        assert all(frame.mode == "RGB" for frame in (picture if isinstance(picture, list) else [picture]))
+    else:
+        with pytest.raises(ImageError) as e:
+            decode_picture(data)
+        assert e.value.code == expected
+
+
+def _mutations(data, seed, count=40):
+    """Seeded bit flips, truncations and overwritten length fields of `data`."""
+    import random
+
+    rng = random.Random(seed)
+    for i in range(count):
+        out = bytearray(data)
+        kind = i % 3
+        if kind == 0:
+            for _ in range(rng.randint(1, 8)):
+                pos = rng.randrange(len(out))
+                out[pos] ^= 1 << rng.randrange(8)
+        elif kind == 1:
+            out = out[:rng.randrange(1, len(out))]
+        else:
+            pos = rng.randrange(max(1, len(out) - 4))
+            out[pos:pos + 4] = struct.pack(">I", rng.choice([0, 1, 0xFFFFFFFF, 0x7FFFFFFF, len(out)]))
+        yield bytes(out)
+
+
+@pytest.mark.parametrize("fmt", ["WEBP", "GIF", "PNG", "JPEG", "AVIF"])
+def test_mutated_files_of_each_format_give_a_picture_or_a_typed_error(fmt):
+    from simclip import decode_picture
+
+    if fmt not in list_image_formats():
+        pytest.skip(f"this Pillow build has no {fmt} codec")
+    frames = [_gradient((64, 48)).rotate(a) for a in (0, 90, 180)]
+    kwargs = {"save_all": True, "append_images": frames[1:]} if fmt in ("WEBP", "GIF", "PNG") else {}
+    data = _encode(frames[0], fmt, **kwargs)
+    for mutated in _mutations(data, seed=16):
+        try:
+            decode_picture(mutated)
+        except ImageError:
+            pass  # typed: any other exception fails the test
+
+
+def _png_claiming(width, height, body_bytes, depth=8, colour_type=6):
+    """A PNG whose IHDR declares width x height and whose IDAT is cut after `body_bytes`."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", width, height, depth, colour_type, 0, 0, 0)
+    stream = zlib.compress(bytes(range(256)) * 64)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+            + struct.pack(">I", len(stream)) + b"IDAT" + stream[:body_bytes])
+
+
+def test_a_tiny_png_claiming_40_mp_is_refused_before_decoding(monkeypatch):
+    from simclip import ImageDataTooShortError
+
+    monkeypatch.setattr(images_module, "_load", lambda img: pytest.fail("decoded"))
+    with pytest.raises(ImageDataTooShortError) as e:
+        decode_image(_png_claiming(6324, 6324, 900, depth=16))
+    assert e.value.code == "image_data_too_short" and e.value.status == 422
+
+
+def test_a_tiny_progressive_jpeg_claiming_40_mp_is_refused_but_the_whole_file_decodes():
+    from simclip import ImageDataTooShortError
+
+    data = _encode(Image.new("RGB", (6300, 6300), "white"), "JPEG", progressive=True, quality=10)
+    with pytest.raises(ImageDataTooShortError):
+        decode_image(data[:824])
+    assert decode_image(data).size == (6300, 6300)  # the bound holds for a real, uniform picture
+
+
+def test_a_small_truncated_png_is_still_painted_as_far_as_it_goes():
+    # under COVER_CHECK_MIN_PIXELS the check does not apply: browsers paint what arrived
+    data = _encode(_gradient((600, 400)), "PNG")
+    assert decode_image(data[:len(data) // 2]).size == (600, 400)

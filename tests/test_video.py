@@ -681,3 +681,91 @@ def test_decode_cost_of_typical_meme_videos_for_the_docs(harmeme_val_dir, capsys
         print(f"\ncpu_count={os.cpu_count()} load={os.getloadavg()} av={av.__version__}")
         for row in rows:
             print(json.dumps(row))
+
+
+# ------------------------------------------------------ container checks (issue 16)
+
+def _patch_box(data, kind, offset, fmt, *values):
+    """Overwrite fields of the first `kind` box, `offset` bytes into its payload."""
+    out = bytearray(data)
+    at = out.index(kind) + 4 + offset
+    out[at:at + struct.calcsize(fmt)] = struct.pack(fmt, *values)
+    return bytes(out)
+
+
+@pytest.fixture(scope="module")
+def small_mp4():
+    return encode(segments([(200, 30, 30)], per=10))
+
+
+@pytest.fixture
+def never_opened(monkeypatch):
+    """Fail if FFmpeg opens the file: these bombs are refused from the container's headers."""
+    monkeypatch.setattr(video_module, "_open", lambda *a: pytest.fail("opened by FFmpeg"))
+
+
+def test_an_mp4_declaring_85_million_samples_is_refused_before_ffmpeg_opens_it(small_mp4,
+                                                                               never_opened):
+    bomb = _patch_box(small_mp4, b"stsz", 4, ">II", 100, 85_000_000)  # one size for every sample
+    bomb = _patch_box(bomb, b"stts", 4, ">II", 1, 85_000_000)
+    with pytest.raises(VideoTooManyFramesError, match="85,000,000"):
+        decode_video(bomb)
+
+
+def test_a_time_to_sample_table_declaring_more_entries_than_its_box_holds_is_corrupt(small_mp4,
+                                                                                     never_opened):
+    with pytest.raises(CorruptVideoError, match="stts"):
+        decode_video(_patch_box(small_mp4, b"stts", 4, ">I", 50_000_000))
+
+
+def test_an_edit_list_of_a_million_entries_is_refused_before_ffmpeg_opens_it(small_mp4,
+                                                                             never_opened):
+    from simclip.video import MAX_VIDEO_EDITS
+
+    edits = 1_000_000
+    elst = struct.pack(">I4sII", 16 + 12 * 2, b"elst", 0, edits) + bytes(12 * 2)
+    edts = struct.pack(">I4s", 8 + len(elst), b"edts") + elst
+    at = small_mp4.index(b"tkhd") - 4
+    tkhd_size = struct.unpack(">I", small_mp4[at:at + 4])[0]
+    bomb = small_mp4[:at + tkhd_size] + edts + small_mp4[at + tkhd_size:]
+    trak = bomb.rindex(b"trak", 0, at) - 4
+    moov = bomb.rindex(b"moov", 0, trak) - 4
+    bomb = bytearray(bomb)
+    for box in (trak, moov):  # the parents grow by the new box
+        bomb[box:box + 4] = struct.pack(">I", struct.unpack(">I", bomb[box:box + 4])[0] + len(edts))
+    with pytest.raises(UnsupportedVideoError, match=f"over the {MAX_VIDEO_EDITS} allowed"):
+        decode_video(bytes(bomb))
+
+
+def test_an_mp4_of_more_than_8_tracks_is_refused_from_its_boxes(small_mp4, never_opened):
+    at = small_mp4.index(b"trak") - 4
+    size = struct.unpack(">I", small_mp4[at:at + 4])[0]
+    trak = small_mp4[at:at + size]
+    moov = small_mp4.index(b"moov") - 4
+    bomb = bytearray(small_mp4[:at + size] + trak * 8 + small_mp4[at + size:])
+    bomb[moov:moov + 4] = struct.pack(">I", struct.unpack(">I", bomb[moov:moov + 4])[0] + 8 * size)
+    with pytest.raises(UnsupportedVideoError, match="9 streams"):
+        decode_video(bytes(bomb))
+
+
+def test_mutated_videos_give_frames_or_a_typed_error(small_mp4):
+    import random
+
+    rng = random.Random(16)
+    webm = encode(segments([(30, 200, 30)], per=6), fmt="webm", codec="libvpx") \
+        if has_codec("libvpx") else None
+    for data in filter(None, (small_mp4, webm)):
+        for i in range(30):
+            out = bytearray(data)
+            if i % 3 == 0:
+                for _ in range(rng.randint(1, 6)):
+                    out[rng.randrange(len(out))] ^= 1 << rng.randrange(8)
+            elif i % 3 == 1:
+                out = out[:rng.randrange(16, len(out))]
+            else:  # a box or element size field
+                pos = rng.randrange(len(out) - 4)
+                out[pos:pos + 4] = struct.pack(">I", rng.choice([0, 1, 8, 0xFFFFFFFF, len(out) * 2]))
+            try:
+                decode_video(bytes(out))
+            except ImageError:
+                pass  # typed: any other exception fails the test
