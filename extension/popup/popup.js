@@ -103,6 +103,18 @@ function renderSettings(settings) {
   $('pause-site').checked = Boolean(host) && isHostAllowlisted(host, settings.allowlist);
 }
 
+/**
+ * "Shown unchecked: 2 (fetch_failed 1, http_410 1)": why pictures of this page (its top frame)
+ * have no verdict. The reasons stay in the extension: the page itself never sees them.
+ */
+function describeUnchecked(pictures = []) {
+  const reasons = new Map();
+  for (const p of pictures) if (p.state === 'unchecked') reasons.set(p.why || 'unknown', (reasons.get(p.why || 'unknown') ?? 0) + 1);
+  const total = [...reasons.values()].reduce((a, b) => a + b, 0);
+  if (total === 0) return '';
+  return `Shown unchecked: ${total} (${[...reasons].map(([why, n]) => `${why} ${n}`).join(', ')})`;
+}
+
 async function renderPageCount() {
   if (!tab?.id) return;
   try {
@@ -112,6 +124,7 @@ async function renderPageCount() {
     const flagged = counts[tab.id] === undefined ? state.flagged : sumTabCount(counts[tab.id]);
     $('page-count').textContent = state.paused ? 'Paused on this page' : `Flagged on this page: ${flagged}`;
     $('hide-revealed').hidden = !(state.revealed > 0);
+    $('page-unchecked').textContent = state.paused ? '' : describeUnchecked(state.pictures);
   } catch {
     $('page-count').textContent = 'Not active on this page';
   }

@@ -11,7 +11,9 @@
  *          decided: [states], memes, timeoutMs, revealAfterSeconds, screenshot, keys: bool,
  *          cases: [{name, url, settleMs, timeoutMs, decided}]}
  * Prints one JSON object on stdout: {browser, connection, states, shield, decidedInMs, keys,
- *   cases: {name: {states, violations, decidedInMs}}}. Case pages are read in every frame.
+ *   cases: {name: {states, violations, decidedInMs}}}. Case pages are read in every frame; each
+ *   picture's state, reason and warning come from the content script through the options page
+ *   (the page itself sees only pending, waiting, flagged, revealed or shown).
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -66,6 +68,36 @@ const browser = await launch();
 
 const report = { browser: await browser.version(), connection: null, states: [], shield: null, decidedInMs: null, cases: {} };
 
+let extensionPage = null; // an extension page of ours (the options page): it asks the content scripts
+
+/**
+ * The pictures of the frame at `frameUrl` in the tab showing `pageUrl`, as the content script
+ * sees them ({record id: {state, why, warning}}): asked in the extension's world, never the page's.
+ */
+async function extensionPictures(pageUrl, frameUrl) {
+  const state = await extensionPage.evaluate(async (p, f) => {
+    const tabs = (await browser.tabs.query({})).filter((t) => t.url === p).sort((a, b) => b.id - a.id);
+    if (tabs.length === 0) return null;
+    try {
+      return await browser.tabs.sendMessage(tabs[0].id, { type: 'simclip/get-page-state', frameUrl: f });
+    } catch {
+      return null;
+    }
+  }, pageUrl, frameUrl).catch(() => null);
+  return Object.fromEntries((state?.pictures ?? []).map((p) => [String(p.id), p]));
+}
+
+/** The page's view of each meme joined with the extension's record of it (as e2e_support.merge_states). */
+async function readStates(page, frame) {
+  const found = await frame.evaluate(`(${config.statesScript})()`);
+  const pictures = found.length > 0 ? await extensionPictures(page.url(), frame.url()) : {};
+  return found.map((s) => {
+    const rec = s.id ? pictures[String(s.id)] : undefined;
+    const state = rec ? rec.state : s.pageState === 'shown' ? 'skip' : s.pageState;
+    return { ...s, state, why: rec ? rec.why : null, warning: rec ? rec.warning || null : null };
+  });
+}
+
 /** The meme states and the monitor's violations in every frame of `page`. */
 async function readFrames(page) {
   const states = [];
@@ -73,7 +105,7 @@ async function readFrames(page) {
   for (const frame of page.frames()) {
     try {
       const url = frame.url().slice(0, 80);
-      states.push(...(await frame.evaluate(`(${config.statesScript})()`)).map((s) => ({ ...s, frame: url })));
+      states.push(...(await readStates(page, frame)).map((s) => ({ ...s, frame: url })));
       Object.assign(violations, await frame.evaluate('(window.__shield || {}).violations || {}'));
     } catch (e) {
       log('frame not readable:', frame.url(), String(e).slice(0, 120));
@@ -157,6 +189,7 @@ try {
     return kind && kind !== 'testing';
   }, { timeout: 20_000 }).catch(() => {});
   report.connection = await options.$eval('#connection-status', (el) => el.textContent.trim());
+  extensionPage = options;
   log('options page:', report.connection);
   if (config.revealAfterSeconds) {
     await options.$eval('#reveal-after', (el, v) => {
@@ -174,7 +207,7 @@ try {
   const decided = new Set(config.decided);
   const top = () => report.states.filter((s) => s.truth === 'harmful' || s.truth === 'neutral').slice(0, config.memes);
   for (;;) {
-    report.states = await feed.evaluate(`(${config.statesScript})()`);
+    report.states = await readStates(feed, feed.mainFrame());
     if (top().length === config.memes && top().every((s) => decided.has(s.state))) {
       report.decidedInMs = Date.now() - t0;
       break;
