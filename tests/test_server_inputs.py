@@ -237,3 +237,61 @@ def test_server_still_serves_after_the_whole_corpus(corpus_server):
                           headers={"X-Auth-Token": TEST_TOKEN})
     assert health.status_code == 200
     assert post(corpus_server, PNG).status_code == 200
+
+
+# ------------------------------------------------------- hostile bytes, issue 16
+
+def mp4_sample_table_bomb():
+    """A small real MP4 whose sample tables declare 85 million samples."""
+    import av
+
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=10, options={"preset": "ultrafast"})
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(10):
+            for packet in stream.encode(av.VideoFrame.from_image(Image.new("RGB", (64, 48),
+                                                                           (i * 20, 0, 0)))):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    data = bytearray(buf.getvalue())
+    stsz, stts = data.index(b"stsz") + 8, data.index(b"stts") + 8
+    data[stsz:stsz + 8] = struct.pack(">II", 100, 85_000_000)
+    data[stts:stts + 8] = struct.pack(">II", 1, 85_000_000)
+    return bytes(data)
+
+
+def png_claiming_40_mp():
+    ihdr = struct.pack(">IIBBBBB", 6324, 6324, 16, 6, 0, 0, 0)
+    stream = zlib.compress(bytes(range(256)) * 64)
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr)
+            + struct.pack(">I", len(stream)) + b"IDAT" + stream[:900])
+
+
+HOSTILE = {
+    "mp4_declaring_85_million_samples": (mp4_sample_table_bomb, "video/mp4", 422,
+                                         "video_too_many_frames"),
+    "png_1kb_claiming_40_mp": (png_claiming_40_mp, "image/png", 422, "image_data_too_short"),
+    "jpeg_824_bytes_claiming_40_mp": (
+        lambda: encode(Image.new("RGB", (6300, 6300), "white"), "JPEG", progressive=True,
+                       quality=10)[:824], "image/jpeg", 422, "image_data_too_short"),
+}
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_a_bomb_gets_its_typed_code_from_the_container_headers(corpus_server, name):
+    make, content_type, status, code = HOSTILE[name]
+    r = post(corpus_server, make(), content_type)
+    assert (r.status_code, r.json()["error"]["code"]) == (status, code)
+
+
+@pytest.mark.parametrize("name", ["hopper-no-pitm.avif", "hopper-no-iloc.avif", "hopper.heif",
+                                  "broken_data_stream.png"])
+def test_a_real_corrupt_file_is_never_a_500(corpus_server, name):
+    from pathlib import Path
+
+    data = (Path(__file__).parent / "data" / "corrupt" / name).read_bytes()
+    r = post(corpus_server, data)
+    assert r.status_code in (415, 422), r.text
+    assert r.json()["error"]["code"] in ("unsupported_format", "corrupt_image")
