@@ -228,3 +228,21 @@ def test_a_shed_request_is_retried_after_its_retry_after_and_the_server_is_not_c
     finally:
         pair_through_options_page(browser, simclip_server)
         shedding.stop()
+
+
+def test_chromium_reports_the_address_each_fetch_of_the_worker_reached(browser, feed_site):
+    """What the rebinding check of the worker's own fetch stands on: Chromium reports the
+    extension's own requests to its webRequest observers (tabId -1), with the address reached."""
+    seen = browser.sw_eval("""async (u) => {
+      const seen = [];
+      const listener = (d) => seen.push({tabId: d.tabId, ip: d.ip, initiator: d.initiator, url: d.url});
+      chrome.webRequest.onResponseStarted.addListener(listener, {urls: ['http://*/*'], tabId: -1});
+      try {
+        await (await fetch(u, {cache: 'no-store'})).arrayBuffer();
+        for (let i = 0; i < 100 && !seen.some((s) => s.url === u); i += 1) await new Promise((r) => setTimeout(r, 50));
+      } finally {
+        chrome.webRequest.onResponseStarted.removeListener(listener);
+      }
+      return seen.filter((s) => s.url === u);
+    }""", f"http://{FEED_HOST}:{feed_site.port}/icon.png?own-fetch={time.time_ns()}")
+    assert len(seen) == 1 and seen[0]["ip"] == "127.0.0.1" and seen[0]["initiator"].startswith("chrome-extension://"), seen
