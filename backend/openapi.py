@@ -167,6 +167,11 @@ SCHEMAS = {
             "warnings": {"type": "array", "items": {"$ref": "#/components/schemas/Warning"}},
             "text": {"type": "string", "description": "OCR text of the image (an animation's "
                                                       "or a video's frames merged)"},
+            "text_truncated": {"type": "boolean",
+                               "description": "true when OCR ran over its time budget (or failed): "
+                                              "the picture was judged on its image with the text "
+                                              "read in time, often none; such results are not "
+                                              "cached"},
             "calibrated": {"type": "boolean", "description": "as in /v1/health"},
             "frames": {"type": "integer", "minimum": 1,
                        "description": "frames judged: 1 for a still image, up to 4 sampled "
