@@ -1,6 +1,8 @@
-"""Issue 15: `.ci/run` passes on a clone without ../shared (the real-data tests skip with their
-reason) and still refuses to skip them where ../shared/data exists."""
+"""`.ci/run`: it passes on a clone without ../shared (the real-data tests skip with their reason)
+and still refuses to skip them where ../shared/data exists (issue 15); it prints each stage's
+time and stops at the first failing stage (issue 19)."""
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -28,3 +30,29 @@ def _required_in(tmp_path, with_shared):
 def test_ci_requires_the_shared_data_only_where_it_exists(tmp_path):
     assert _required_in(tmp_path / "a", with_shared=True) == "1"
     assert _required_in(tmp_path / "b", with_shared=False) == "unset"
+
+
+def _run_stages(tmp_path, body):
+    """Run `body` after .ci/run's stage functions, under the script's own shell options."""
+    text = (REPO / ".ci" / "run").read_text()
+    functions = text[text.index('stage_name=""'):text.index("trap end_stage EXIT\n")] + "trap end_stage EXIT\n"
+    return subprocess.run(["bash", "-c", f"set -euo pipefail\n{functions}{body}"], cwd=tmp_path,
+                          capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
+
+
+def test_ci_prints_each_stage_time_and_stops_at_the_first_failing_stage(tmp_path):
+    ok = _run_stages(tmp_path, 'stage "lint"\ntrue\nstage "unit"\necho tested\n')
+    assert ok.returncode == 0, ok.stderr
+    assert re.fullmatch(r"== lint\n-- lint: \d+ s\n== unit\ntested\n-- unit: \d+ s\n", ok.stdout), ok.stdout
+    failed = _run_stages(tmp_path, 'stage "lint"\n(exit 3)\nstage "unit"\necho tested\n')
+    assert failed.returncode == 3
+    assert re.fullmatch(r"== lint\n-- lint: \d+ s\n", failed.stdout), failed.stdout
+
+
+def test_ci_times_every_stage_it_runs():
+    stages = re.findall(r'^stage "([^"]+)"$', (REPO / ".ci" / "run").read_text(), re.M)
+    assert stages == ["system packages", "python environment", "extension tooling",
+                      "stage 1/3: linters (ruff, eslint, web-ext lint)",
+                      "stage 2/3: unit and integration tests",
+                      "stage 3/3: browser end-to-end tests (Chromium, Firefox)"]
+    assert not re.search(r'^echo "== ', (REPO / ".ci" / "run").read_text(), re.M)
