@@ -4,12 +4,14 @@
     simclip score corpus.parquet --column url --out scores.jsonl --device cuda
     simclip score memes/ --out scores.parquet --engine ray --ray-address auto
 
-One row per input (schema: `simclip_score.output`); a bad file is an error row with a typed
-code, never a crash: corrupt_image, unsupported_format, image_too_large, empty_image,
-fetch_failed, unreadable_file, ocr_failed, internal_error. A rerun with the same --out skips
-the inputs already written (--retry-errors: scores this run's errors of the moment again), and Ctrl-C
-keeps what was written. Identical images (same sha256) are computed once. Prints a summary
-table at the end.
+One row per input (schema: `simclip_score.output`); a bad file, and a source that cannot be
+read, is an error row with a typed code, never a crash: corrupt_image, unsupported_format,
+image_too_large, empty_image, fetch_failed, unreadable_file, ocr_failed, internal_error. Exit
+status: 0 every input scored, 1 some rows are errors, 2 nothing could run (no input at all).
+A rerun with the same --out skips the inputs already written (--retry-errors: scores this
+run's errors of the moment again), and Ctrl-C keeps what was written. Identical images (same
+sha256) are computed once. Prints a summary table at the end: rows by outcome, sources by
+outcome, files and shard members skipped with their reasons.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any
 from simclip import ClassifierOptions, SimCLIPError
 from simclip.ocr import parse_ocr_spec
 
+from .ledger import EXIT_NOTHING_RAN, Ledger
 from .output import (
     RETRYABLE,
     JsonlWriter,
@@ -36,8 +39,9 @@ from .output import (
     drop_error_rows,
     is_jsonl,
     read_done,
+    read_rows,
 )
-from .sources import iter_items
+from .sources import plan_units
 from .work import ScoreConfig, get_model_id, list_category_ids
 
 logger = logging.getLogger(__name__)
@@ -152,9 +156,10 @@ class Tally:
 
 
 class Progress:
-    """A tqdm bar with rate and ETA on stderr (a log line every 10 s without tqdm)."""
+    """A tqdm bar with the count and rate on stderr (a log line every 10 s without tqdm); the
+    inputs are streamed, so their total is not known in advance."""
 
-    def __init__(self, total: int, enabled: bool) -> None:
+    def __init__(self, total: int | None, enabled: bool) -> None:
         self._bar = None
         self._done = 0
         self._total = total
@@ -177,9 +182,7 @@ class Progress:
         elif self._enabled and time.monotonic() - self._last >= 10:
             self._last = time.monotonic()
             rate = self._done / (self._last - self._t0)
-            eta = (self._total - self._done) / rate if rate else 0
-            print(f"simclip score: {self._done}/{self._total} ({rate:.1f}/s, ETA {eta:.0f} s)",
-                  file=sys.stderr)
+            print(f"simclip score: {self._done} rows ({rate:.1f}/s)", file=sys.stderr)
 
     def close(self) -> None:
         """End the bar."""
@@ -241,7 +244,8 @@ def _lock_path(out: str) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of `simclip score`; returns the exit status (0 even with error rows)."""
+    """Entry point of `simclip score`; returns the exit status: 0 every input scored, 1 some
+    rows are errors, 2 nothing could run (`ledger`), 130/143 interrupted/terminated."""
     args = parse_args(argv)
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
@@ -297,10 +301,21 @@ def _run(args: argparse.Namespace) -> int:
         lock.release()
 
 
+def _retry_ids(args: argparse.Namespace, units: list[Any], codes: set[str]) -> set[str]:
+    """The ids of this run's inputs whose rows in --out have an error of `codes`: one pass over
+    the sources (streamed, bounded memory), only when --out has such rows."""
+    candidates = {r["path"] for r in read_rows(args.out, ["path", "error"])
+                  if r["error"] in codes}
+    if not candidates:
+        return set()
+    probe = Ledger()
+    return {item.id for item in probe.items(units) if item.id in candidates}
+
+
 def _score(args: argparse.Namespace, jsonl: bool, codes: set[str]) -> int:
     """The run itself, holding --out's lock."""
     config = config_from_args(args)
-    items = list(iter_items(args.sources, args.column))
+    units = plan_units(args.sources, args.column)  # a column that holds no pictures: refused now
     from .ocr import build_ocr_engine
 
     ocr = build_ocr_engine(config.ocr)
@@ -309,30 +324,23 @@ def _score(args: argparse.Namespace, jsonl: bool, codes: set[str]) -> int:
         predictor.identity
     done = read_done(args.out, identity)  # refuses another model's rows first
     if codes and done:
-        retried = drop_error_rows(args.out, codes, {item.id for item in items})
+        retried = drop_error_rows(args.out, codes, _retry_ids(args, units, codes))
         if retried:
             logger.info("scoring %d inputs again (--retry-errors, codes %s)", retried,
                         ",".join(sorted(codes)))
             done = read_done(args.out, identity)
-    todo, seen = [], set(done)
-    for item in items:
-        if item.id not in seen:  # an id listed twice is one input
-            seen.add(item.id)
-            todo.append(item)
-    skipped = len(items) - len(todo)
+    ledger = Ledger(done)
     tally = Tally()
     # Ray's own progress bars follow a Parquet write; ours counts rows that reach this process
-    progress = Progress(len(todo), enabled=not args.no_progress
+    progress = Progress(None, enabled=not args.no_progress
                         and (args.engine == "local" or jsonl))
     writer = JsonlWriter(args.out) if jsonl else None
     t0 = time.perf_counter()
     extra: dict[str, Any] = {}
     try:
-        if not todo:
-            pass  # nothing new: no pool, no Ray cluster started
-        elif args.engine == "local":
-            extra = _run_local(config, predictor, todo, args.out, categories, writer, tally,
-                               progress)
+        if args.engine == "local":
+            extra = _run_local(config, predictor, ledger.items(units), args.out, categories,
+                               writer, tally, progress)
         else:
             from .ray_engine import run_ray
 
@@ -340,24 +348,29 @@ def _score(args: argparse.Namespace, jsonl: bool, codes: set[str]) -> int:
                 writer.write(rows)
                 progress.update(len(rows))
 
-            rows = run_ray(config, todo, args.out, categories, model, identity,
-                           ocr_identity=getattr(ocr, "identity", ocr.name),
-                           ray_address=args.ray_address, encoders=args.ray_encoders,
-                           cpu_batch=args.ray_cpu_batch, encoder_cpus=args.ray_encoder_cpus,
-                           readers=args.ray_readers,
-                           emit_jsonl=emit if jsonl else None)
-            tally.add(rows)
-            extra = {"duplicates": len(rows) - len({r["sha256"] or r["path"] for r in rows})}
+            extra = run_ray(config, units, ledger, args.out, categories, model, identity,
+                            ocr_identity=getattr(ocr, "identity", ocr.name),
+                            ray_address=args.ray_address, encoders=args.ray_encoders,
+                            cpu_batch=args.ray_cpu_batch, encoder_cpus=args.ray_encoder_cpus,
+                            readers=args.ray_readers, tally=tally,
+                            emit_jsonl=emit if jsonl else None)
     finally:
         progress.close()
         if writer is not None:
             writer.close()
-    print(tally.format(categories, time.perf_counter() - t0, skipped, extra))
+    print(tally.format(categories, time.perf_counter() - t0, ledger.already_done
+                       + ledger.listed_twice, extra))
+    print("\n" + ledger.format())
     print(f"\nrows in {args.out}; model {model}")
-    return 0
+    status = ledger.exit_code(sum(tally.errors.values()))
+    if status == EXIT_NOTHING_RAN:
+        print("simclip score: no inputs: " + "; ".join(
+            f"{s.source}: {'; '.join(s.failures[:1]) or s.empty_reason or 'no input'}"
+            for s in ledger.sources.values()), file=sys.stderr)
+    return status
 
 
-def _run_local(config: ScoreConfig, predictor: Any, todo: list[Any], out: str,
+def _run_local(config: ScoreConfig, predictor: Any, todo: Any, out: str,
                categories: list[str], writer: Any, tally: Tally,
                progress: Progress) -> dict[str, Any]:
     from .local import LocalEngine

@@ -9,11 +9,33 @@ from __future__ import annotations
 
 
 class DedupRegistry:
-    """One per run (a Ray actor): which input claimed each sha256 first, and the later ones."""
+    """One per run (a Ray actor): the ids already met (those in --out first), which input
+    claimed each sha256 first and the later ones, and what each source gave."""
 
-    def __init__(self) -> None:
+    def __init__(self, done: set[str] | None = None) -> None:
+        self.done = done or set()  # ids already in --out
+        self.seen: set[str] = set()  # ids met in this run
+        self.already_done = 0
+        self.listed_twice = 0
         self.first: set[str] = set()
         self.copies: dict[str, list[str]] = {}  # sha256 -> ids of later inputs
+        self.sources: list[dict] = []  # SourceStats.as_dict of each unit read
+
+    def claim_ids(self, ids: list[str]) -> list[bool]:
+        """For each id, True the first time it is met and it is not in --out (the local
+        engine's `Ledger.is_new`)."""
+        out = []
+        for item_id in ids:
+            if item_id in self.done:
+                self.already_done += 1
+                out.append(False)
+            elif item_id in self.seen:
+                self.listed_twice += 1
+                out.append(False)
+            else:
+                self.seen.add(item_id)
+                out.append(True)
+        return out
 
     def claim(self, pairs: list[tuple[str, str]]) -> list[bool]:
         """[(id, sha256)] -> for each, True when it is the first input with those bytes."""
@@ -26,6 +48,14 @@ class DedupRegistry:
                 self.first.add(sha256)
                 out.append(True)
         return out
+
+    def note_source(self, stats: dict) -> None:
+        """A read task's counts for one unit (`SourceStats.as_dict`)."""
+        self.sources.append(stats)
+
+    def get_sources(self) -> tuple[list[dict], int, int]:
+        """(each unit's counts, inputs already in --out, inputs listed twice)."""
+        return self.sources, self.already_done, self.listed_twice
 
     def get_copies(self) -> dict[str, list[str]]:
         """sha256 -> the ids of the inputs that were not first."""

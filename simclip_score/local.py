@@ -9,7 +9,9 @@
                encoder thread: `simclip.collect_batch` (the server's batching rule: up to
                  batch_size pictures, waiting at most max_wait_ms after the first), encoders +
                  head once per batch, rows out
-    at most `inflight` inputs are between the reader and the writer, so memory stays bounded.
+    at most `inflight` inputs are between the reader and the writer, and the inputs are pulled
+    from their sources only when a slot is free (back-pressure), so memory holds `inflight`
+    pictures (bytes and decoded pixels), never the corpus.
 
 Like the server, the pool is threads: onnxruntime (rapidocr) and tesseract release the GIL.
 """
@@ -26,7 +28,7 @@ from typing import Any
 
 from simclip import BatchStats, Predictor, collect_batch
 
-from .sources import Item, SourceError, close_sources
+from .sources import Item, SourceError
 from .work import (
     ScoreConfig,
     StageError,
@@ -42,7 +44,7 @@ from .work import (
 
 logger = logging.getLogger(__name__)
 
-DEDUP_MEMORY = 1_000_000  # sha256 -> result kept for duplicates (the oldest forgotten first)
+DEDUP_MEMORY = 100_000  # sha256 -> result kept for duplicates (the oldest forgotten first; ~1 KB each)
 
 
 class _Job:
@@ -129,7 +131,6 @@ class LocalEngine:
     def _stop_encoder(self, encoder: threading.Thread) -> None:
         self._ready.put(None)  # collect_batch's stop mark: ends the encoder loop
         encoder.join()
-        close_sources()
 
     def _write(self, ids: list[str], sha256: str | None, outcome: Any) -> None:
         rows = [make_row(i, sha256, outcome, self.model, self.identity) for i in ids]

@@ -176,30 +176,43 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[str, dict[str, Any] | None]]:
             yield line, row if isinstance(row, dict) else None
 
 
-def read_rows(out: str | os.PathLike[str], columns: list[str] | None = None) -> list[dict[str, Any]]:
-    """Every row written to `out` (JSONL or a Parquet dataset folder); [] when absent."""
+def read_rows(out: str | os.PathLike[str], columns: list[str] | None = None,
+              shas: set[str] | None = None) -> list[dict[str, Any]]:
+    """Every row written to `out` (JSONL or a Parquet dataset folder); [] when absent.
+    `shas`: only the rows with one of these sha256."""
+    return list(iter_rows(out, columns, shas))
+
+
+def iter_rows(out: str | os.PathLike[str], columns: list[str] | None = None,
+              shas: set[str] | None = None) -> Iterator[dict[str, Any]]:
+    """The rows of `out`, a line or a part file at a time (see `read_rows`)."""
     out = Path(out)
-    if is_jsonl(out):
-        if not out.exists():
-            return []
-        return [{k: row.get(k) for k in columns} if columns else row
-                for _, row in _jsonl_rows(out) if row is not None]
     if not out.exists():
-        return []
+        return
+    if is_jsonl(out):
+        for _, row in _jsonl_rows(out):
+            if row is not None and (shas is None or row.get("sha256") in shas):
+                yield {k: row.get(k) for k in columns} if columns else row
+        return
+    import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    rows = []
     for path in _parquet_files(out) if out.is_dir() else [out]:
         try:
-            table = pq.read_table(path, columns=columns)
+            table = pq.read_table(path, columns=columns if shas is None else None)
         except Exception as e:  # a part cut by a crash (Ray writes parts in place)
             broken = path.with_name("_broken-" + path.name)
             logger.warning("%s is unreadable (%s): renamed to %s, its rows are scored again",
                            path, e, broken.name)
             path.rename(broken)
             continue
-        rows.extend(table.to_pylist())
-    return rows
+        if shas is not None:
+            table = table.filter(pc.fill_null(pc.is_in(
+                table["sha256"], value_set=pa.array(sorted(shas), pa.string())), False))
+            if columns:
+                table = table.select(columns)
+        yield from table.to_pylist()
 
 
 # errors of the moment, not of the image: `--retry-errors` scores these rows again
@@ -259,7 +272,7 @@ def read_done(out: str | os.PathLike[str], identity: str) -> set[str]:
         SystemExit: `out` holds rows of another model or OCR (another `identity`).
     """
     done, others = set(), set()
-    for row in read_rows(out, ["path", "identity"]):
+    for row in iter_rows(out, ["path", "identity"]):
         done.add(row["path"])
         if row["identity"] != identity:
             others.add(row["identity"])

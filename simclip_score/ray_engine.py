@@ -1,6 +1,10 @@
 """The Ray engine: the same stages on a Ray cluster, through Ray Data (the sole importer of ray).
 
-    inputs (ids + where the bytes are) ──> ray.data.from_items
+    units (sources, a table's row groups) ──> ray.data.read_datasource(ScoreDatasource)
+      0. list    one read task per unit streams its inputs (ids + where the bytes are, or the
+                 bytes of a table cell or a shard member) in blocks of BLOCK_ROWS; the ids
+                 already in --out or met before are left out at the registry; each unit's
+                 counts (inputs, skipped members, unreadable parts) go to the registry
       1. read    map_batches, an actor pool over the cluster's cores (one reader per CPU,
                  each holding its OCR engine): read the bytes, sha256; the first input with a
                  sha256 claims it at the dedup registry (one small actor, one call per batch)
@@ -12,9 +16,11 @@
                  driver for JSONL
       4. copies  the driver writes the rows of the duplicates the registry noted, copied from
                  their first input's row (one more part file, or JSONL lines)
-    Ray Data streams between the stages with backpressure: decoded pictures never pile up
-    faster than the encoders take them. One pass: every input is read once, and identical
-    images are decoded, read and encoded once.
+    Ray Data streams between the stages with backpressure: inputs are listed and decoded
+    pictures pile up no faster than the encoders take them. The driver holds the units, the
+    ids of --out (resume) and counts, never the inputs or the rows: its memory does not grow
+    with the corpus. One pass: every input is read once, and identical images are decoded,
+    read and encoded once.
 """
 
 from __future__ import annotations
@@ -29,8 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from .dedup import DedupRegistry
-from .output import is_jsonl, rows_to_table
-from .sources import Item, SourceError
+from .output import is_jsonl, read_rows, rows_to_table
+from .sources import Item, SourceError, SourceStats, Unit, expand_unit
 from .work import (
     Reader,
     ScoreConfig,
@@ -47,6 +53,61 @@ from .work import (
 )
 
 logger = logging.getLogger(__name__)
+
+BLOCK_ROWS = 32  # inputs per block a read task yields
+BLOCK_BYTES = 16 * 1024 * 1024  # ...or fewer, once their bytes (table cells, members) reach this
+
+
+def _input_block(items: list[Item], registry: Any) -> Any:
+    """The new inputs among `items` (the registry leaves out --out's and repeated ids) as a
+    pyarrow Table of `Item.to_record` rows."""
+    import pyarrow as pa
+    import ray
+
+    keep = ray.get(registry.claim_ids.remote([i.id for i in items]))
+    records = [i.to_record() for i, k in zip(items, keep) if k]
+    return pa.Table.from_pylist(records, schema=pa.schema([
+        ("id", pa.string()), ("path", pa.binary()), ("url", pa.string()),
+        ("data", pa.large_binary()), ("error", pa.string()), ("code", pa.string())]))
+
+
+def read_unit(unit: Unit, registry: Any) -> Iterator[Any]:
+    """A read task: the unit's inputs in blocks; its counts to the registry at the end."""
+    import ray
+
+    stats = SourceStats(unit.source)
+    items: list[Item] = []
+    size = 0
+    for item in expand_unit(unit, stats):
+        items.append(item)
+        size += len(item.data or b"")
+        if len(items) >= BLOCK_ROWS or size >= BLOCK_BYTES:
+            yield _input_block(items, registry)
+            items, size = [], 0
+    if items:
+        yield _input_block(items, registry)
+    ray.get(registry.note_source.remote(stats.as_dict()))
+
+
+def make_datasource(units: list[Unit], registry: Any) -> Any:
+    """A Ray Data datasource reading the run's sources: one read task per unit."""
+    from ray.data.block import BlockMetadata
+    from ray.data.datasource import Datasource, ReadTask
+
+    class ScoreDatasource(Datasource):
+        """The SOURCE arguments of `simclip score`, read by Ray's read tasks."""
+
+        def estimate_inmemory_data_size(self) -> int | None:
+            return None
+
+        def get_read_tasks(self, parallelism: int, per_task_row_limit: int | None = None,
+                           data_context: Any = None) -> list[Any]:
+            return [ReadTask(lambda unit=unit: read_unit(unit, registry),
+                             BlockMetadata(num_rows=None, size_bytes=None, exec_stats=None,
+                                           input_files=None))
+                    for unit in units]
+
+    return ScoreDatasource()
 
 
 class ReadStage:
@@ -205,22 +266,28 @@ def _sigterm_handler_kept() -> Iterator[None]:
         utils.set_sigterm_handler = real
 
 
-def _copy_rows(rows: list[dict[str, Any]], copies: dict[str, list[str]]) -> list[dict[str, Any]]:
-    """The rows of the duplicates: their first input's row under their own id."""
-    by_sha = {r["sha256"]: r for r in rows if r["sha256"] in copies}
+def _copy_rows(out: str, copies: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """The rows of the duplicates: their first input's row (read back from `out`, keeping only
+    the rows with those sha256) under their own id."""
+    by_sha: dict[str, dict[str, Any]] = {}
+    if copies:
+        for row in read_rows(out, shas=set(copies)):
+            by_sha.setdefault(row["sha256"], row)
     return [{**by_sha[sha], "path": item_id}
             for sha, ids in copies.items() if sha in by_sha for item_id in ids]
 
 
-def run_ray(config: ScoreConfig, items: list[Item], out: str, categories: list[str], model: str,
-            identity: str, ocr_identity: str, ray_address: str | None = None,
+def run_ray(config: ScoreConfig, units: list[Unit], ledger: Any, out: str, categories: list[str],
+            model: str, identity: str, ocr_identity: str, ray_address: str | None = None,
             encoders: int = 0, cpu_batch: int = 8, encoder_cpus: float | None = None,
-            readers: int = 0, emit_jsonl: Any = None) -> list[dict[str, Any]]:
-    """Score `items` on Ray and write them to `out`; returns the rows written in this run.
+            readers: int = 0, tally: Any = None, emit_jsonl: Any = None) -> dict[str, Any]:
+    """Score the inputs of `units` on Ray and write them to `out`; returns the summary's extras.
 
     Args:
         config: the run's options (rebuilt in every actor).
-        items: the inputs not yet in `out`.
+        units: the run's sources (`sources.plan_units`), read by Ray's read tasks.
+        ledger: the run's `Ledger`: its ids already in --out are left out, and it gets each
+            source's counts.
         out: a Parquet dataset folder (Ray's writer) or a .jsonl file (rows go to `emit_jsonl`).
         categories, model, identity: the driver's Predictor's (the schema and two columns).
         ocr_identity: the driver's OCR engine's identity (the actors run no OCR).
@@ -231,17 +298,18 @@ def run_ray(config: ScoreConfig, items: list[Item], out: str, categories: list[s
             local engine's encoder thread shares the cores with OCR).
         readers: read + decode + OCR actors, one CPU each; 0: the cluster's CPUs less those the
             encoder actors reserve (at least 1).
+        tally: counts the rows written (`cli.Tally`).
         emit_jsonl: for a .jsonl `out`, called with each list of rows.
     """
-    if not items:
-        return []
+    if not units:
+        return {}
     import ray
 
     started_here = not ray.is_initialized()  # else the caller's connection: theirs to end
     try:
         init_ray(ray_address)
-        return _run(ray, config, items, out, categories, model, identity, ocr_identity,
-                    encoders, cpu_batch, encoder_cpus, readers, emit_jsonl)
+        return _run(ray, config, units, ledger, out, categories, model, identity, ocr_identity,
+                    encoders, cpu_batch, encoder_cpus, readers, tally, emit_jsonl)
     finally:
         if started_here:
             shutdown_ray()
@@ -260,9 +328,10 @@ def shutdown_ray() -> None:
         ray.shutdown()
 
 
-def _run(ray: Any, config: ScoreConfig, items: list[Item], out: str, categories: list[str],
-         model: str, identity: str, ocr_identity: str, encoders: int, cpu_batch: int,
-         encoder_cpus: float | None, readers: int, emit_jsonl: Any) -> list[dict[str, Any]]:
+def _run(ray: Any, config: ScoreConfig, units: list[Unit], ledger: Any, out: str,
+         categories: list[str], model: str, identity: str, ocr_identity: str, encoders: int,
+         cpu_batch: int, encoder_cpus: float | None, readers: int, tally: Any,
+         emit_jsonl: Any) -> dict[str, Any]:
     resources = ray.cluster_resources()
     gpus = int(resources.get("GPU", 0))
     use_gpu = gpus > 0 and config.device != "cpu"
@@ -272,12 +341,13 @@ def _run(ray: Any, config: ScoreConfig, items: list[Item], out: str, categories:
     if use_gpu and config.device is None:
         config = ScoreConfig(**{**config.as_dict(), "device": "cuda"})
     cpus = int(resources.get("CPU", 1))
-    records = [item.to_record() for item in items]
-    registry = ray.remote(num_cpus=0)(DedupRegistry).remote()
-    blocks = max(1, min(len(records) // max(1, cpu_batch), 10_000))
-    # one reader per free CPU, never more than there are blocks to read
-    n_readers = min(blocks, readers or max(1, cpus - int(n_encoders * encoder_cpus)))
-    scored = ray.data.from_items(records, override_num_blocks=blocks).map_batches(
+    registry = ray.remote(num_cpus=0)(DedupRegistry).remote(ledger.done)
+    n_readers = readers or max(1, cpus - int(n_encoders * encoder_cpus))
+    # The listing tasks reserve no CPU: they read names, a table's cells or a shard's members
+    # while the readers decode; a CPU each would take it from decode + OCR.
+    scored = ray.data.read_datasource(
+        make_datasource(units, registry), num_cpus=0,
+    ).map_batches(
         ReadStage, batch_size=cpu_batch, batch_format="pyarrow",
         fn_constructor_kwargs={"ocr_spec": config.ocr, "registry": registry},
         compute=ray.data.ActorPoolStrategy(size=n_readers), num_cpus=1,
@@ -289,12 +359,11 @@ def _run(ray: Any, config: ScoreConfig, items: list[Item], out: str, categories:
         num_gpus=1 if use_gpu else 0, num_cpus=encoder_cpus)
 
     if is_jsonl(out):
-        written = []
         for table in scored.iter_batches(batch_format="pyarrow", batch_size=None):
             rows = table.to_pylist()
             emit_jsonl(rows)
-            written.extend(rows)
-        copies = _copy_rows(written, ray.get(registry.get_copies.remote()))
+            tally.add(rows)
+        copies = _copy_rows(out, ray.get(registry.get_copies.remote()))
         if copies:
             emit_jsonl(copies)
     else:
@@ -306,14 +375,19 @@ def _run(ray: Any, config: ScoreConfig, items: list[Item], out: str, categories:
         # 1-CPU write reservation on a small node halves the decode + OCR stage (measured).
         scored.write_parquet(str(folder), mode=ray.data.SaveMode.APPEND,  # resumes add parts
                              ray_remote_args={"num_cpus": 0})
-        written = []
-        for path in sorted(set(folder.rglob("*.parquet")) - before):
-            written.extend(pq.read_table(path).to_pylist())
-        copies = _copy_rows(written, ray.get(registry.get_copies.remote()))
+        for path in sorted(set(folder.rglob("*.parquet")) - before):  # a part at a time
+            tally.add(pq.read_table(path, columns=["error", "warnings"]).to_pylist())
+        copies = _copy_rows(out, ray.get(registry.get_copies.remote()))
         if copies:
             name = f"copies-{uuid.uuid4().hex[:8]}.parquet"
             pq.write_table(rows_to_table(copies, categories), folder / f".{name}.tmp")
             os.replace(folder / f".{name}.tmp", folder / name)
+    tally.add(copies)
+    sources, already_done, listed_twice = ray.get(registry.get_sources.remote())
+    for stats in sources:
+        ledger.add(stats)
+    ledger.already_done += already_done
+    ledger.listed_twice += listed_twice
     ray.kill(registry)
     logger.info("Ray Data stats (tasks per node, throughput per stage):\n%s", scored.stats())
-    return written + copies
+    return {"duplicates": len(copies)}

@@ -1,30 +1,54 @@
 """What `simclip score` reads: each SOURCE argument becomes a stream of `Item`s.
 
-    folder/            every image file below it (recursive), sorted
-    'memes/*.png'      a glob (quote it; `**` recurses)
-    list.txt           one path or http(s) URL a line (blank lines and '#' comments skipped)
-    table.parquet/.csv a column (--column) of paths, URLs or image bytes
-    shard.tar          a WebDataset shard: every image member, keyed 'shard.tar/member'
+    folder/            every picture below it (recursive), a folder at a time
+    'memes/*.png'      a glob (quote it; `**` recurses); its shards and tables are read as such
+    list.txt           one path, http(s) URL or data: URI a line (blank lines, '#' comments
+                       skipped); UTF-8, UTF-16 or Windows-1252 (`tables.iter_text_lines`)
+    table.csv          a column (--column) of paths, URLs or data: URIs
+    table.parquet      a column of image bytes, paths, URLs, data: URIs, Hugging Face
+                       `Image` structs or lists of them (`tables`), a row group at a time
+    shard.tar          a WebDataset shard: every member accounted for (`shards`)
+    https://...        one picture
 
-An `Item` is an id (the output's `path`) and where its bytes are: a file, a URL, a tar member
-or the bytes themselves. Bytes are read by `read_item_bytes`, in the workers, so listing a
-corpus of millions reads no image.
+A run first plans its *units* (`plan_units`: a source, or one row group of a table; cheap and
+small, what Ray's read tasks get), then streams each unit's inputs (`expand_unit`) with the
+scoring stage pulling them (back-pressure): memory holds the inputs in flight, never the corpus.
+
+An `Item` is an id (the output's `path`) and where its bytes are: a file or a URL (read by the
+workers, `read_item_bytes`), or the bytes themselves (a table's cell, a shard's member). A
+source that cannot be read (missing, unreadable, truncated, corrupt) is an `Item` with an
+error: an error row of its own under the source's name, after the inputs read before the
+damage; the run goes on. Ids are never made from image bytes.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import csv
 import glob
 import http.client
 import os
-import tarfile
-import threading
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from .shards import NOT_AN_IMAGE, classify_name, iter_shard, skip_reason, sniff_file
+from .tables import (
+    COLUMN_GUESSES,
+    ColumnError,
+    csv_header,
+    iter_csv_values,
+    iter_list_refs,
+    iter_row_group,
+    open_parquet,
+    pick_column,
+)
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".avif", ".jfif"}
 LIST_SUFFIXES = {".txt", ".lst", ".list", ".urls"}
@@ -36,11 +60,13 @@ FETCH_MAX_BYTES = 32 * 1024 * 1024  # larger answers are refused (fetch_failed)
 
 # error codes of inputs that never reached the decoder (the decoder's are simclip.ImageError's)
 FETCH_FAILED = "fetch_failed"  # an URL that could not be downloaded
-UNREADABLE_FILE = "unreadable_file"  # a missing or unreadable file or tar member
+UNREADABLE_FILE = "unreadable_file"  # a missing or unreadable file, member or source
+CORRUPT_IMAGE = "corrupt_image"  # simclip.errors' code, for a data: URI that does not decode
 
 
 class SourceError(Exception):
-    """An input whose bytes could not be read; `code` is FETCH_FAILED or UNREADABLE_FILE."""
+    """An input whose bytes could not be read; `code` is FETCH_FAILED, UNREADABLE_FILE or
+    (a data: URI that does not decode) CORRUPT_IMAGE."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -67,32 +93,32 @@ def _unfs(name: bytes | str | None) -> str | None:
 
 @dataclass(frozen=True)
 class Item:
-    """One input: its id and where its bytes are (exactly one of path, url, tar+member, data),
-    or `error`: a source that could not be listed (a corrupt shard), an error row of its own.
-    The id is made valid UTF-8 (`printable_id`); the path keeps the file system's name."""
+    """One input: its id and where its bytes are (exactly one of path, url, data), or `error`
+    (with its `code`, UNREADABLE_FILE by default): a source or member that could not be read,
+    an error row of its own. The id is made valid UTF-8 (`printable_id`); the path keeps the
+    file system's name."""
 
     id: str
     path: str | None = None
     url: str | None = None
-    tar: str | None = None
-    member: str | None = None
     data: bytes | None = None
     error: str | None = None
+    code: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "id", printable_id(self.id))
 
     def to_record(self) -> dict[str, object]:
         """A flat dict (for Ray Data and process pools); names as file-system bytes."""
-        return {"id": self.id, "path": _fs(self.path), "url": self.url, "tar": _fs(self.tar),
-                "member": _fs(self.member), "data": self.data, "error": self.error}
+        return {"id": self.id, "path": _fs(self.path), "url": self.url, "data": self.data,
+                "error": self.error, "code": self.code}
 
     @classmethod
     def from_record(cls, row: dict[str, object]) -> Item:
         """The Item of a `to_record` dict."""
         return cls(str(row["id"]), path=_unfs(row["path"]), url=row["url"],  # type: ignore[arg-type]
-                   tar=_unfs(row["tar"]), member=_unfs(row["member"]),  # type: ignore[arg-type]
-                   data=row["data"], error=row.get("error"))  # type: ignore[arg-type]
+                   data=row["data"], error=row.get("error"),  # type: ignore[arg-type]
+                   code=row.get("code"))  # type: ignore[arg-type]
 
 
 def is_url(text: str) -> bool:
@@ -100,25 +126,259 @@ def is_url(text: str) -> bool:
     return text.lower().startswith(URL_PREFIXES)
 
 
-def _ref(text: str, base: Path | None = None) -> Item:
-    """A path or URL as read from a list or a table; relative paths are taken from `base`."""
+def is_data_uri(text: str) -> bool:
+    """True for a data: URI ('data:image/png;base64,...')."""
+    return text[:5].lower() == "data:"
+
+
+def decode_data_uri(text: str) -> bytes:
+    """The bytes of a data: URI (RFC 2397: base64 or percent-encoded).
+
+    Raises:
+        ValueError: no ',' or bad base64.
+    """
+    header, sep, payload = text[5:].partition(",")
+    if not sep:
+        raise ValueError("a data: URI without ','")
+    if header.lower().endswith(";base64"):
+        text = "".join(urllib.parse.unquote(payload).split())  # line breaks are allowed
+        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    return urllib.parse.unquote_to_bytes(payload)
+
+
+def _ref(text: str, base: str | None, row_id: str, raw: bytes | None = None) -> Item:
+    """A path, URL or data: URI as read from a list or a table; relative paths are taken from
+    `base` (the list's folder). `row_id` names a data: URI's row (never its bytes); `raw`, a
+    list line's own bytes, finds a file whose name is not UTF-8 on disk."""
     text = text.strip()
     if is_url(text):
         return Item(text, url=text)
-    path = Path(text)
-    if base is not None and not path.is_absolute():
-        path = base / path  # the id too: 'a/list.txt' and 'b/list.txt' may both say 'x.png'
-    name = os.path.normpath(path)  # 'sub/../m/x.png' and './m/x.png' are 'm/x.png'
+    if is_data_uri(text):
+        try:
+            return Item(row_id, data=decode_data_uri(text))
+        except (ValueError, binascii.Error, UnicodeEncodeError) as e:
+            return Item(row_id, error=f"{row_id}: a data: URI that cannot be decoded: {e}",
+                        code=CORRUPT_IMAGE)
+    name = text
+    if base is not None and not os.path.isabs(name):
+        name = os.path.join(base, name)  # the id too: 'a/list.txt' and 'b/list.txt' may both say 'x.png'
+    name = os.path.normpath(name)  # 'sub/../m/x.png' and './m/x.png' are 'm/x.png'
+    if raw is not None and not os.path.lexists(name):
+        own = os.fsdecode(raw)  # a cp1252 list naming a file whose name on disk is cp1252 too
+        own = os.path.normpath(own if base is None or os.path.isabs(own)
+                               else os.path.join(base, own))
+        if os.path.lexists(own):
+            name = own
     return Item(name, path=name)
 
 
-def _walk_folder(folder: Path) -> Iterator[Item]:
-    """Image files below `folder`, sorted; symlinked folders are not followed (a link loop
-    would never end), a dangling or unreadable link is an input (its row says unreadable)."""
-    files = sorted(p for p in folder.rglob("*")
-                   if p.suffix.lower() in IMAGE_SUFFIXES and (p.is_file() or p.is_symlink()))
-    for p in files:
-        yield Item(str(p), path=str(p))
+# ---------------------------------------------------------------------------- the plan
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One piece of a SOURCE that one reader expands into inputs: a folder, a file, a URL, a
+    list, a CSV table, one row group of a Parquet table, a shard, or a glob's files; or a
+    source that could not be opened (`kind` 'error'). Small and picklable: Ray's read tasks
+    get these, never the inputs."""
+
+    source: str  # the SOURCE argument it comes from (the summary's key)
+    kind: str  # folder | file | url | list | csv | parquet | tar | glob | error
+    name: str  # the path, URL or pattern
+    column: str | None = None  # tables
+    column_kind: str | None = None  # parquet: tables.column_kind
+    row_group: int = 0  # parquet
+    first_row: int = 0  # parquet: the row group's first row in the table
+    code: str | None = None  # error: the row's code
+    message: str | None = None  # error: what went wrong
+
+
+@dataclass
+class SourceStats:
+    """What one SOURCE gave: inputs listed, members or files skipped by reason, and the error
+    rows of its own (a source or part of one that could not be read)."""
+
+    source: str
+    kind: str = ""
+    inputs: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    failures: list[str] = field(default_factory=list)  # the source's own error messages
+    empty_reason: str = ""  # why it gave no inputs, when it gave none
+
+    def merge(self, other: SourceStats) -> None:
+        """Add another unit's counts of the same source."""
+        self.kind = self.kind or other.kind
+        self.inputs += other.inputs
+        self.skipped.update(other.skipped)
+        self.failures.extend(other.failures)
+        self.empty_reason = self.empty_reason or other.empty_reason
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain types (for Ray)."""
+        return {"source": self.source, "kind": self.kind, "inputs": self.inputs,
+                "skipped": dict(self.skipped), "failures": list(self.failures),
+                "empty_reason": self.empty_reason}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SourceStats:
+        """The inverse of `as_dict`."""
+        return cls(d["source"], d["kind"], d["inputs"], Counter(d["skipped"]),
+                   list(d["failures"]), d["empty_reason"])
+
+
+def _source_kind(path: str) -> str | None:
+    """'list', 'csv', 'parquet' or 'tar' by the file name, else None (an image file)."""
+    lower = path.lower()
+    suffix = os.path.splitext(lower)[1]
+    if suffix in LIST_SUFFIXES:
+        return "list"
+    if suffix == ".csv":
+        return "csv"
+    if suffix == ".parquet":
+        return "parquet"
+    if lower.endswith(TAR_SUFFIXES):
+        return "tar"
+    return None
+
+
+def _error_unit(source: str, name: str, code: str, message: str) -> Unit:
+    return Unit(source, "error", name, code=code, message=message)
+
+
+def _plan_parquet(source: str, path: str, column: str | None) -> list[Unit]:
+    """One unit per row group (read apart, in parallel on Ray); the footer is read here.
+
+    Raises:
+        ColumnError: the column is missing or holds no pictures.
+    """
+    try:
+        import pyarrow.parquet  # noqa: F401
+    except ImportError as e:
+        raise SystemExit(f"reading {path} needs pyarrow: pip install 'simclip[scale]'") from e
+    try:
+        pf = open_parquet(path)
+    except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
+        return [_error_unit(source, path, UNREADABLE_FILE,
+                            f"{path}: cannot read the table: {type(e).__name__}: {e}")]
+    with pf:
+        name, kind = pick_column(path, pf.schema_arrow, column)
+        meta = pf.metadata
+        units, first = [], 0
+        for rg in range(meta.num_row_groups):
+            units.append(Unit(source, "parquet", path, column=name, column_kind=kind,
+                              row_group=rg, first_row=first))
+            first += meta.row_group(rg).num_rows
+    if not meta.num_rows:  # zero rows: a unit of its own, so that the summary says so
+        units = [Unit(source, "parquet", path, column=name, column_kind=kind, row_group=-1)]
+    return units
+
+
+def _plan_csv(source: str, path: str, column: str | None) -> Unit:
+    try:
+        names = csv_header(path)
+    except (OSError, csv.Error) as e:
+        return _error_unit(source, path, UNREADABLE_FILE,
+                           f"{path}: cannot read the table: {type(e).__name__}: {e}")
+    if column:
+        if column not in names:
+            raise ColumnError(f"{path} has no column {column!r}; columns: {', '.join(names)}")
+        name = column
+    elif len(names) == 1:
+        name = names[0]
+    else:
+        name = next((g for g in COLUMN_GUESSES if g in names), "")
+        if not name:
+            raise ColumnError(f"{path}: say which column holds the images with --column; "
+                              f"columns: {', '.join(names) or '(none: an empty file)'}")
+    return Unit(source, "csv", path, column=name)
+
+
+def _plan_file(source: str, path: str, column: str | None, kind: str | None) -> list[Unit]:
+    if kind == "parquet":
+        return _plan_parquet(source, path, column)
+    if kind == "csv":
+        return [_plan_csv(source, path, column)]
+    if kind in ("list", "tar"):
+        return [Unit(source, kind, path)]
+    return [Unit(source, "file", os.path.normpath(path))]
+
+
+def plan_units(sources: Iterable[str], column: str | None = None) -> list[Unit]:
+    """The units of the SOURCE arguments, in order: cheap (a table's footer, a glob's shards
+    and tables), never the inputs themselves.
+
+    A source that cannot be opened is an 'error' unit (its own error row); a glob's shards and
+    Parquet tables are read as such, its other files as images.
+
+    Raises:
+        ColumnError (a SystemExit): a table without the column, or with a column that holds
+            no pictures (the run is refused before it starts).
+    """
+    units: list[Unit] = []
+    for source in sources:
+        if is_url(source):
+            units.append(Unit(source, "url", source))
+        elif os.path.isdir(source):
+            units.append(Unit(source, "folder", source))
+        elif os.path.isfile(source):
+            units.extend(_plan_file(source, source, column, _source_kind(source)))
+        elif glob.has_magic(source):
+            units.append(Unit(source, "glob", source))
+            for match in _glob(source):
+                kind = _source_kind(match)
+                if kind in ("parquet", "tar") and os.path.isfile(match):
+                    units.extend(_plan_file(source, match, column, kind))
+        elif os.path.lexists(source):  # a dangling link: its row says unreadable
+            units.append(Unit(source, "file", os.path.normpath(source)))
+        else:
+            units.append(_error_unit(source, source, UNREADABLE_FILE,
+                                     f"{source}: no such file, folder or glob"))
+    return units
+
+
+# ---------------------------------------------------------------------------- the inputs
+
+
+def _walk_folder(folder: str, stats: SourceStats) -> Iterator[Item]:
+    """The pictures below `folder`, a folder at a time, each sorted by name (memory: one
+    folder's entries). Image suffixes are pictures; others are sniffed by content unless
+    their suffix is known data (.json, .txt...). Symlinked folders are not followed (a link
+    loop would never end); a dangling link is an input (its row says unreadable); a folder
+    that cannot be listed is an error row."""
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError as e:
+        stats.failures.append(f"{folder}: {e.strerror or e}")
+        yield Item(os.path.normpath(folder), error=f"{folder}: cannot list the folder: "
+                                                   f"{type(e).__name__}: {e}")
+        return
+    subfolders = []
+    for entry in entries:
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                subfolders.append(entry.path)
+                continue
+            if entry.is_symlink() and entry.is_dir():
+                stats.skipped["symlinked folder (not followed)"] += 1
+                continue
+            regular = entry.is_file() or entry.is_symlink()
+        except OSError:
+            regular = True
+        if not regular:
+            stats.skipped["not a file (device, fifo, socket)"] += 1
+            continue
+        kind = "image" if os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES else \
+            classify_name(entry.name)
+        if kind == "skip":
+            stats.skipped[skip_reason(entry.name)] += 1
+            continue
+        if kind == "sniff" and sniff_file(entry.path) is False:
+            stats.skipped[f"{NOT_AN_IMAGE} (content)"] += 1
+            continue
+        stats.inputs += 1
+        yield Item(entry.path, path=entry.path)
+    for sub in subfolders:
+        yield from _walk_folder(sub, stats)
 
 
 def _glob(pattern: str) -> list[str]:
@@ -132,147 +392,146 @@ def _glob(pattern: str) -> list[str]:
     return sorted(str(p) for p in Path(*parts[:fixed]).glob(str(Path(*parts[fixed:]))))
 
 
-def _read_list(path: Path) -> Iterator[Item]:
-    with open(path, encoding="utf-8-sig") as f:  # -sig: a byte-order mark is not text
-        for line in f:
-            line = line.strip()
-            if line and not line.startswith("#"):
-                yield _ref(line, path.parent)
+def _expand_glob(pattern: str, stats: SourceStats) -> Iterator[Item]:
+    matched = False
+    for match in _glob(pattern):
+        matched = True
+        if _source_kind(match) in ("parquet", "tar") and os.path.isfile(match):
+            continue  # units of their own (plan_units)
+        if os.path.isfile(match) or (os.path.islink(match) and not os.path.isdir(match)):
+            stats.inputs += 1  # files, and dangling links (their rows say unreadable)
+            yield Item(os.path.normpath(match), path=match)
+        else:
+            stats.skipped["folder (a glob does not recurse into it)"] += 1
+    if not matched:
+        stats.empty_reason = "no file matches the pattern"
 
 
-def _read_table(path: Path, column: str | None) -> Iterator[Item]:
-    if path.suffix.lower() == ".csv":
-        with open(path, newline="", encoding="utf-8-sig") as f:  # Excel writes a BOM
-            reader = csv.DictReader(f)
-            name = _pick_column(path, list(reader.fieldnames or ()), column)
-            for i, row in enumerate(reader):
-                value = row.get(name) or ""
-                yield _ref(value, path.parent) if value.strip() else Item(f"{path}#{i}", data=b"")
+def _expand_list(unit: Unit, stats: SourceStats) -> Iterator[Item]:
+    base = os.path.dirname(unit.name)
+    for number, text, raw in iter_list_refs(unit.name):
+        stats.inputs += 1
+        yield _ref(text, base, f"{unit.name}#{number}", raw)
+
+
+def _expand_csv(unit: Unit, stats: SourceStats) -> Iterator[Item]:
+    base = os.path.dirname(unit.name)
+    for row, value in iter_csv_values(unit.name, unit.column or ""):
+        stats.inputs += 1
+        row_id = f"{unit.name}#{row}"
+        yield _ref(value, base, row_id) if value.strip() else Item(row_id, data=b"")
+
+
+def _table_value(value: Any, kind: str, base: str, row_id: str) -> Item:
+    """One cell (or list element) of a Parquet column as an input."""
+    if kind == "image" and isinstance(value, dict):
+        data, path = value.get("bytes"), value.get("path")
+        if data:
+            return Item(row_id, data=bytes(data))
+        value, kind = path, "text"
+    if isinstance(value, (bytes, bytearray)) and value:
+        return Item(row_id, data=bytes(value))
+    if isinstance(value, str) and value.strip():
+        return _ref(value, base, row_id)
+    return Item(row_id, data=b"")  # null or empty: an empty_image row
+
+
+def _expand_parquet(unit: Unit, stats: SourceStats) -> Iterator[Item]:
+    if unit.row_group < 0:
+        stats.empty_reason = "a table of 0 rows"
         return
-    try:
-        import pyarrow.parquet as pq
-    except ImportError as e:
-        raise SystemExit(f"reading {path} needs pyarrow: pip install 'simclip[scale]'") from e
-    pf = pq.ParquetFile(path)
-    name = _pick_column(path, pf.schema_arrow.names, column)
-    row = 0
-    for batch in pf.iter_batches(columns=[name], batch_size=1024):
-        for value in batch.column(0).to_pylist():
-            if isinstance(value, dict):  # Hugging Face datasets' Image: {bytes, path}
-                value = value.get("bytes") or value.get("path")
-            if isinstance(value, (bytes, bytearray)):
-                yield Item(f"{path}#{row}", data=bytes(value))
-            elif value:
-                yield _ref(str(value), path.parent)
-            else:
-                yield Item(f"{path}#{row}", data=b"")
-            row += 1
+    base = os.path.dirname(unit.name)
+    kind = unit.column_kind or "bytes"
+    inner = kind.split(":", 1)[1] if kind.startswith("list:") else None
+    row = unit.first_row
+    for value in iter_row_group(unit.name, unit.column or "", unit.row_group):
+        row_id = f"{unit.name}#{row}"
+        if inner is None:
+            stats.inputs += 1
+            yield _table_value(value, kind, base, row_id)
+        elif not value:
+            stats.skipped["table row with no picture (empty list)"] += 1
+        else:
+            for index, element in enumerate(value):
+                stats.inputs += 1
+                yield _table_value(element, inner, base, f"{row_id}/{index}")
+        row += 1
 
 
-def _pick_column(path: Path, names: list[str], column: str | None) -> str:
-    """--column, or the only column, or the first of path/url/image/bytes that exists."""
-    if column:
-        if column not in names:
-            raise SystemExit(f"{path} has no column {column!r}; columns: {', '.join(names)}")
-        return column
-    if len(names) == 1:
-        return names[0]
-    for guess in ("path", "url", "image", "bytes", "file", "filename"):
-        if guess in names:
-            return guess
-    raise SystemExit(f"{path}: say which column holds the images with --column; "
-                     f"columns: {', '.join(names)}")
+def _expand_tar(unit: Unit, stats: SourceStats) -> Iterator[Item]:
+    for member in iter_shard(unit.name):
+        item_id = f"{unit.name}/{member.name}"
+        if member.skipped:
+            stats.skipped[member.skipped] += 1
+        elif member.error:
+            stats.inputs += 1
+            yield Item(item_id, error=f"{item_id}: {member.error}")
+        else:
+            stats.inputs += 1
+            yield Item(item_id, data=member.data)
 
 
-def _walk_tar(path: Path) -> Iterator[Item]:
-    """The image members of a shard; a shard that cannot be read (corrupt, truncated, empty)
-    is one error row under its own name, after the members read before the damage."""
+_EXPANDERS = {"list": _expand_list, "csv": _expand_csv, "parquet": _expand_parquet,
+              "tar": _expand_tar}
+_WHAT = {"list": "list", "csv": "table", "parquet": "table", "tar": "WebDataset shard"}
+
+
+def expand_unit(unit: Unit, stats: SourceStats) -> Iterator[Item]:
+    """The inputs of one unit, streamed; counts go to `stats`. A unit that cannot be read to
+    its end gives the inputs read before the damage, then one error row under the unit's name
+    (a Parquet row group: 'table.parquet#row-group-N'). Never raises for the data."""
+    stats.kind = stats.kind or unit.kind
+    if unit.kind == "error":
+        stats.failures.append(unit.message or "")
+        yield Item(unit.name, error=unit.message, code=unit.code)
+        return
+    if unit.kind == "url":
+        stats.inputs += 1
+        yield Item(unit.name, url=unit.name)
+        return
+    if unit.kind == "file":
+        stats.inputs += 1
+        yield Item(unit.name, path=unit.name)
+        return
+    if unit.kind == "folder":
+        yield from _walk_folder(unit.name, stats)
+        if not stats.inputs and not stats.failures:
+            stats.empty_reason = "no pictures in the folder" + (
+                f" ({sum(stats.skipped.values())} other files)" if stats.skipped else "")
+        return
+    if unit.kind == "glob":
+        yield from _expand_glob(unit.name, stats)
+        return
+    before = stats.inputs
     last = None
     try:
-        with tarfile.open(path) as tar:
-            for member in tar:
-                if member.isfile() and Path(member.name).suffix.lower() in IMAGE_SUFFIXES:
-                    last = member.name
-                    yield Item(f"{path}/{member.name}", tar=str(path), member=member.name)
-    except (tarfile.TarError, OSError, EOFError) as e:
-        where = f" after member {last}" if last else ""
-        yield Item(str(path), error=f"{path}: unreadable WebDataset shard{where}: "
-                                    f"{type(e).__name__}: {e}")
+        for item in _EXPANDERS[unit.kind](unit, stats):
+            last = item.id
+            yield item
+    except Exception as e:  # noqa: BLE001 (pyarrow, tarfile, zlib, csv: any damage is the source's)
+        name = unit.name if unit.kind != "parquet" else f"{unit.name}#row-group-{unit.row_group}"
+        where = f" after {last}" if last else ""
+        message = f"{name}: unreadable {_WHAT[unit.kind]}{where}: {type(e).__name__}: {e}"
+        stats.failures.append(message)
+        yield Item(name, error=message)
+        return
+    if stats.inputs == before and not stats.empty_reason:
+        skipped = sum(stats.skipped.values())
+        stats.empty_reason = (f"no pictures among its {skipped} members" if unit.kind == "tar"
+                              and skipped else f"an empty {_WHAT[unit.kind]}")
 
 
-def iter_items(sources: Iterable[str], column: str | None = None) -> Iterator[Item]:
-    """Every input of the SOURCE arguments, in order (see the module docstring).
+def iter_items(sources: Iterable[str], column: str | None = None,
+               stats: dict[str, SourceStats] | None = None) -> Iterator[Item]:
+    """Every input of the SOURCE arguments, in order (see the module docstring); `stats`, when
+    given, gets each source's counts.
 
     Raises:
-        SystemExit: a source that matches nothing, or a table without the column.
+        ColumnError (a SystemExit): a table without the column or with no pictures in it.
     """
-    for source in sources:
-        if is_url(source):
-            yield Item(source, url=source)
-            continue
-        path = Path(source)
-        suffix = path.suffix.lower()
-        if path.is_dir():
-            yield from _walk_folder(path)
-        elif path.is_file() and suffix in LIST_SUFFIXES:
-            yield from _read_list(path)
-        elif path.is_file() and suffix in TABLE_SUFFIXES:
-            try:
-                yield from _read_table(path, column)
-            except (OSError, ValueError, csv.Error) as e:  # pyarrow's errors are ValueErrors
-                raise SystemExit(f"{path}: cannot read the table: {type(e).__name__}: {e}") from e
-        elif path.is_file() and path.name.lower().endswith(TAR_SUFFIXES):
-            yield from _walk_tar(path)
-        elif path.is_file():
-            yield Item(os.path.normpath(source), path=source)
-        elif glob.has_magic(source):
-            matches = _glob(source)
-            if not matches:
-                raise SystemExit(f"no file matches {source!r}")
-            for match in matches:  # files, and dangling links (their rows say unreadable)
-                if os.path.isfile(match) or (os.path.islink(match) and not os.path.isdir(match)):
-                    yield Item(os.path.normpath(match), path=match)
-        else:
-            raise SystemExit(f"no such file, folder or glob: {source!r}")
-
-
-class _TarCache:
-    """Open shards and their member index, shared by the threads of a process (a shard's
-    headers are read once); a member is read under the lock (one file position per shard)."""
-
-    def __init__(self, max_open: int = 4) -> None:
-        self.max_open = max_open
-        self._lock = threading.Lock()
-        self._shards: dict[str, tuple[tarfile.TarFile, dict[str, tarfile.TarInfo]]] = {}
-
-    def read(self, shard: str, member: str) -> bytes:
-        """The bytes of one member of a shard."""
-        with self._lock:
-            if shard not in self._shards:
-                if len(self._shards) >= self.max_open:
-                    self._shards.pop(next(iter(self._shards)))[0].close()
-                tar = tarfile.open(shard)  # noqa: SIM115 (kept open for its next members)
-                self._shards[shard] = (tar, {m.name: m for m in tar.getmembers()})
-            tar, index = self._shards[shard]
-            f = tar.extractfile(index[member])
-            if f is None:
-                raise KeyError(member)
-            return f.read()
-
-    def close(self) -> None:
-        """Close every open shard."""
-        with self._lock:
-            for tar, _ in self._shards.values():
-                tar.close()
-            self._shards.clear()
-
-
-_TARS = _TarCache()
-
-
-def close_sources() -> None:
-    """Close the shards this process keeps open (the end of a run)."""
-    _TARS.close()
+    stats = stats if stats is not None else {}
+    for unit in plan_units(sources, column):
+        yield from expand_unit(unit, stats.setdefault(unit.source, SourceStats(unit.source)))
 
 
 def quote_url(url: str) -> str:
@@ -302,17 +561,15 @@ def fetch_url(url: str, timeout_s: float = FETCH_TIMEOUT_S,
 
 
 def read_item_bytes(item: Item) -> bytes:
-    """The item's bytes. Raises SourceError (FETCH_FAILED or UNREADABLE_FILE)."""
+    """The item's bytes. Raises SourceError (its code, FETCH_FAILED or UNREADABLE_FILE)."""
     if item.error is not None:
-        raise SourceError(UNREADABLE_FILE, item.error)
+        raise SourceError(item.code or UNREADABLE_FILE, item.error)
     if item.data is not None:
         return item.data
     if item.url is not None:
         return fetch_url(item.url)
     try:
-        if item.tar is not None:
-            return _TARS.read(item.tar, item.member or "")
         with open(item.path or "", "rb") as f:
             return f.read()
-    except (OSError, KeyError, tarfile.TarError) as e:
+    except OSError as e:
         raise SourceError(UNREADABLE_FILE, f"{item.id}: {type(e).__name__}: {e}") from e

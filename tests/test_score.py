@@ -38,7 +38,7 @@ def corpus(harmeme_val_dir, tmp_path_factory):
 def test_a_folder_of_memes_and_two_broken_files_gives_one_row_each_with_typed_errors(
         corpus, tmp_path, capsys):
     out = tmp_path / "scores.jsonl"
-    assert score(corpus, "--out", out, "--ocr", "none") == 0
+    assert score(corpus, "--out", out, "--ocr", "none") == 1
     rows = by_path(read_rows(out))
     assert len(rows) == 11 and all(set(r) == set(COLUMNS) for r in rows.values())
     assert rows[str(corpus / "cut.png")]["error"] == "corrupt_image"
@@ -54,7 +54,7 @@ def test_a_folder_of_memes_and_two_broken_files_gives_one_row_each_with_typed_er
 
 def test_scores_are_the_predictors_own(corpus, tmp_path):
     out = tmp_path / "scores.jsonl"
-    assert score(corpus, "--out", out, "--ocr", "none", "--batch-size", "3") == 0
+    assert score(corpus, "--out", out, "--ocr", "none", "--batch-size", "3") == 1
     rows = by_path(read_rows(out))
     predictor = load_classifier(model="simclip-tiny", pretrained="none", device="cpu", ocr="none")
     for path in sorted(corpus.glob("covid*.png"))[:3]:
@@ -77,7 +77,7 @@ def test_identical_images_are_computed_once(corpus, tmp_path, monkeypatch):
 
     monkeypatch.setattr(Predictor, "classify", counting)
     out = tmp_path / "scores.jsonl"
-    assert score(corpus, "--out", out, "--ocr", "none") == 0
+    assert score(corpus, "--out", out, "--ocr", "none") == 1
     assert sum(calls) == 8  # 9 good files, two of them the same bytes
     rows = by_path(read_rows(out))
     original = sorted(corpus.glob("covid*.png"))[0]
@@ -90,7 +90,7 @@ def test_a_rerun_skips_the_rows_already_written_and_a_cut_line_is_scored_again(c
     assert score(*files[:4], "--out", out, "--ocr", "none") == 0
     lines = out.read_text().splitlines(keepends=True)
     out.write_text("".join(lines[:3]) + lines[3][:40])  # a crash in the middle of a line
-    assert score(corpus, "--out", out, "--ocr", "none") == 0
+    assert score(corpus, "--out", out, "--ocr", "none") == 1
     rows = read_rows(out)
     assert sorted(r["path"] for r in rows) == sorted(str(f) for f in files)  # each once
 
@@ -105,13 +105,13 @@ def test_a_rerun_with_another_model_refuses_to_mix_rows(corpus, tmp_path, capsys
 def test_parquet_output_is_a_dataset_folder_with_one_score_field_per_category(corpus, tmp_path):
     pq = require("pyarrow.parquet")
     out = tmp_path / "scores.parquet"
-    assert score(corpus, "--out", out, "--ocr", "none") == 0
+    assert score(corpus, "--out", out, "--ocr", "none") == 1
     table = pq.read_table(out)
     assert table.num_rows == 11 and table.column_names == list(COLUMNS)
     assert [f.name for f in table.schema.field("scores").type] == [
         "harmful", "misogynous", "hateful", "offensive"]
     jsonl = tmp_path / "scores.jsonl"
-    assert score(corpus, "--out", jsonl, "--ocr", "none") == 0
+    assert score(corpus, "--out", jsonl, "--ocr", "none") == 1
     assert_same_rows(table.to_pylist(), read_rows(jsonl), tol=1e-5)  # other batches: BLAS order
     assert score(corpus, "--out", out, "--ocr", "none") == 0  # resumed: nothing new
     assert pq.read_table(out).num_rows == 11
@@ -150,7 +150,7 @@ def test_every_kind_of_source_reads_the_same_pictures(corpus, tmp_path, http_fol
     out = tmp_path / "scores.jsonl"
     try:
         assert score(listing, shutil_table, shard, str(corpus / "covid*.png"), "--out", out,
-                     "--ocr", "none") == 0
+                     "--ocr", "none") == 1
     finally:
         shutil_table.unlink()
     rows = by_path(read_rows(out))
@@ -177,7 +177,7 @@ def test_a_parquet_table_of_image_bytes_is_a_source(corpus, tmp_path):
     pq.write_table(pa.table({"key": ["a", "b", "c"],
                              "image": [memes[0].read_bytes(), memes[1].read_bytes(), b""]}), table)
     out = tmp_path / "scores.jsonl"
-    assert score(table, "--column", "image", "--out", out, "--ocr", "none") == 0
+    assert score(table, "--column", "image", "--out", out, "--ocr", "none") == 1
     rows = by_path(read_rows(out))
     assert set(rows) == {f"{table}#0", f"{table}#1", f"{table}#2"}
     assert rows[f"{table}#2"]["error"] == "empty_image"
@@ -193,7 +193,7 @@ def test_an_ocr_failure_is_an_error_row_not_a_crash(corpus, tmp_path, monkeypatc
 
     monkeypatch.setattr(score_ocr, "get_ocr_engine", lambda name, **kw: Broken())
     out = tmp_path / "scores.jsonl"
-    assert score(corpus, "--out", out, "--ocr", "rapidocr") == 0
+    assert score(corpus, "--out", out, "--ocr", "rapidocr") == 1
     errors = {r["error"] for r in read_rows(out)}
     assert errors == {"ocr_failed", "corrupt_image", "unsupported_format"}
 
@@ -204,13 +204,13 @@ def test_the_server_and_the_scorer_share_one_result_cache(corpus, tmp_path):
 
     cache_dir = tmp_path / "cache"
     assert score(corpus, "--out", tmp_path / "a.jsonl", "--ocr", "none",
-                 "--cache-dir", cache_dir) == 0
+                 "--cache-dir", cache_dir) == 1
     rows = read_rows(tmp_path / "a.jsonl")
     good = next(r for r in rows if r["error"] is None)
     cached = ResultCache(good["identity"], cache_dir).get(good["sha256"])
     assert cached["scores"] == good["scores"] and cached["text"] == good["text"]
     assert score(corpus, "--out", tmp_path / "b.jsonl", "--ocr", "none",
-                 "--cache-dir", cache_dir) == 0
+                 "--cache-dir", cache_dir) == 1
     assert_same_rows(rows, read_rows(tmp_path / "b.jsonl"), tol=0)
 
 
@@ -223,11 +223,16 @@ def test_real_ocr_text_reaches_the_rows(harmeme_val_dir, tmp_path):
     assert row["text"] == predictor.read_text(predictor.decode(meme.read_bytes())) != ""
 
 
-def test_sources_that_match_nothing_are_refused_with_the_name(tmp_path, capsys):
-    assert score(tmp_path / "nope", "--out", tmp_path / "o.jsonl") == 2
-    assert "no such file, folder or glob" in capsys.readouterr().err
-    with pytest.raises(SystemExit, match="no file matches"):
-        list(iter_items([str(tmp_path / "*.png")]))
+def test_sources_that_match_nothing_say_so_and_nothing_runs(tmp_path, capsys):
+    """A missing path is an error row under its name; a glob that matches nothing gives no
+    input; with no input at all the run exits 2 and says why, source by source."""
+    out = tmp_path / "o.jsonl"
+    assert score(tmp_path / "nope", str(tmp_path / "*.png"), "--out", out) == 2
+    err = capsys.readouterr().err
+    assert "no such file, folder or glob" in err and "no file matches the pattern" in err
+    assert [(r["path"], r["error"]) for r in read_rows(out)] == [
+        (str(tmp_path / "nope"), "unreadable_file")]
+    assert list(iter_items([str(tmp_path / "*.png")])) == []
 
 
 def test_ocr_on_cuda_refuses_without_onnxruntime_gpu(monkeypatch):

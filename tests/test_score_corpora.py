@@ -109,7 +109,7 @@ def test_a_corrupt_or_truncated_shard_is_an_error_row_and_the_rest_is_scored(mem
     (tmp_path / "empty.tar").write_bytes(b"")
     (tmp_path / "junk.tar").write_bytes(b"not a tar at all" * 40)
     out = tmp_path / "s.jsonl"
-    assert score(good, cut, tmp_path / "empty.tar", tmp_path / "junk.tar", meme, "--out", out) == 0
+    assert score(good, cut, tmp_path / "empty.tar", tmp_path / "junk.tar", meme, "--out", out) == 1
     rows = by_path(read_rows(out))
     assert rows[f"{good}/0001/image.png"]["error"] is None and rows[str(meme)]["error"] is None
     for shard in ("empty.tar", "junk.tar"):
@@ -129,7 +129,7 @@ def test_a_glob_does_not_follow_symlinked_folders_and_a_folder_lists_dangling_li
     matches = [i.id for i in iter_items([f"{root}/**/*.png"])]
     assert matches == [str(root / "gone.png"), str(root / "sub" / "x.png")]
     out = tmp_path / "s.jsonl"
-    assert score(root, "--out", out) == 0
+    assert score(root, "--out", out) == 1
     rows = by_path(read_rows(out))
     assert set(rows) == {str(root / "gone.png"), str(root / "sub" / "x.png")}
     assert rows[str(root / "gone.png")]["error"] == "unreadable_file"
@@ -176,7 +176,7 @@ def test_urls_partial_bodies_spaces_and_bad_ports(meme, tmp_path):
         listing = tmp_path / "urls.txt"
         listing.write_text(f"{base}/cut.png\n{base}/with space.png\nhttp://127.0.0.1:abc/x.png\n")
         out = tmp_path / "s.jsonl"
-        assert score(listing, "--out", out) == 0
+        assert score(listing, "--out", out) == 1
     rows = by_path(read_rows(out))
     assert rows[f"{base}/cut.png"]["error"] == "fetch_failed"  # never scored from 60% of it
     assert "closed after" in rows[f"{base}/cut.png"]["error_message"]
@@ -201,7 +201,7 @@ def test_retry_errors_scores_the_errors_of_the_moment_again_and_keeps_every_othe
     listing = tmp_path / "list.txt"
     listing.write_text(f"{later}\n")
     out = tmp_path / f"s{suffix}"
-    assert score(corpus, listing, "--out", out) == 0
+    assert score(corpus, listing, "--out", out) == 1
     first = by_path(read_rows(out))
     assert first[str(later)]["error"] == "unreadable_file"
     assert len(first) == len(list(corpus.iterdir())) + 1
@@ -237,8 +237,8 @@ def test_retry_errors_touches_only_this_runs_inputs(corpus, tmp_path):
     listing = tmp_path / "list.txt"
     listing.write_text(f"{gone}\n")
     out = tmp_path / "s.jsonl"
-    assert score(listing, "--out", out) == 0
-    assert score(corpus, "--out", out, "--retry-errors") == 0  # another shard
+    assert score(listing, "--out", out) == 1
+    assert score(corpus, "--out", out, "--retry-errors") == 1  # another shard
     rows = by_path(read_rows(out))
     assert rows[str(gone)]["error"] == "unreadable_file"  # still there, not "retried"
 
@@ -275,7 +275,7 @@ def test_a_terminated_run_keeps_its_parquet_rows(corpus, tmp_path, monkeypatch):
     assert score(corpus, "--out", out) == 143
     assert len(read_rows(out)) == 3
     monkeypatch.setattr(local.LocalEngine, "run", real_run)
-    assert score(corpus, "--out", out) == 0
+    assert score(corpus, "--out", out) == 1
     rows = read_rows(out)
     assert len(rows) == len({r["path"] for r in rows}) == len(list(corpus.iterdir()))
 

@@ -35,9 +35,9 @@ def score(*args):
 
 def test_the_ray_engine_writes_the_local_engines_rows_with_rays_parquet_writer(corpus, tmp_path):
     local, distributed = tmp_path / "local.parquet", tmp_path / "ray.parquet"
-    assert score(corpus, "--out", local, "--ocr", "auto") == 0
+    assert score(corpus, "--out", local, "--ocr", "auto") == 1  # two broken files: error rows
     assert score(corpus, "--out", distributed, "--ocr", "auto", "--engine", "ray",
-                 "--ray-cpu-batch", "2", "--batch-size", "4") == 0
+                 "--ray-cpu-batch", "2", "--batch-size", "4") == 1
     rows = read_rows(distributed)
     assert len(rows) == 9 and sum(r["error"] is not None for r in rows) == 2
     assert any(r["text"] for r in rows)  # real OCR text, read on Ray's CPU workers
@@ -58,14 +58,14 @@ def test_the_whole_shared_folder_and_two_broken_files_give_the_same_rows_on_both
     files = sorted(whole_folder.iterdir())
     assert score(*files[:3], "--out", out, "--ocr", "none", "--engine", "ray") == 0
     assert len(read_rows(out)) == 3
-    assert score(whole_folder, "--out", out, "--ocr", "none", "--engine", "ray") == 0  # resumed
+    assert score(whole_folder, "--out", out, "--ocr", "none", "--engine", "ray") == 1  # resumed
     rows = read_rows(out)
     assert sorted(r["path"] for r in rows) == sorted(str(f) for f in files)  # each once
     assert len(rows) == 180 and sorted(r["error"] for r in rows if r["error"]) == [
         "corrupt_image", "unsupported_format"]
     dup = next(r for r in rows if r["path"].endswith("dup.png"))
     assert sum(r["sha256"] == dup["sha256"] for r in rows) == 2
-    assert score(whole_folder, "--out", local, "--ocr", "none") == 0
+    assert score(whole_folder, "--out", local, "--ocr", "none") == 1
     assert_same_rows(rows, read_rows(local), tol=1e-4)
 
 
@@ -81,7 +81,7 @@ def test_odd_names_and_urls_are_rows_on_ray_too(corpus, tmp_path):
     listing = tmp_path / "list.txt"
     listing.write_text(f"{meme}\nhttp://127.0.0.1:abc/x.png\n")
     out = tmp_path / "s.jsonl"
-    assert score(tmp_path, listing, "--out", out, "--ocr", "none", "--engine", "ray") == 0
+    assert score(tmp_path, listing, "--out", out, "--ocr", "none", "--engine", "ray") == 1
     rows = {r["path"]: r for r in read_rows(out)}
     assert rows[f"{tmp_path}/caf\\xe9.png"]["error"] is None
     assert rows[str(meme)]["sha256"] == rows[f"{tmp_path}/caf\\xe9.png"]["sha256"]

@@ -37,11 +37,11 @@ def test_two_nodes_share_the_work_and_write_the_local_engines_rows(cluster, harm
     corpus = make_corpus(tmp_path / "corpus", harmeme_val_dir / "images", 6)
     local, distributed = tmp_path / "local.jsonl", tmp_path / "ray.parquet"
     common = [*TINY, "--no-progress", "--ocr", "none"]
-    assert score_cli.main([str(corpus), "--out", str(local), *common]) == 0
+    assert score_cli.main([str(corpus), "--out", str(local), *common]) == 1  # 2 broken files
     with caplog.at_level(logging.INFO, logger="simclip_score.ray_engine"):
         assert score_cli.main([str(corpus), "--out", str(distributed), *common, "--engine",
                                "ray", "--ray-address", cluster.address,
-                               "--ray-cpu-batch", "1"]) == 0
+                               "--ray-cpu-batch", "1"]) == 1
     assert not ray.is_initialized()  # the run left the cluster it joined, and only that
     ray.init(address=cluster.address)
     assert len([n for n in ray.nodes() if n["Alive"]]) == 2  # both nodes still up

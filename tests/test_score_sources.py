@@ -1,0 +1,239 @@
+"""`simclip score` on corpora as they come (issue 18), the same on both engines: a bad source is
+an error row and the run goes on; every shard member is accounted for; table columns as the
+ecosystem writes them; no input at all says why. Each case runs on the local engine and on Ray
+(a local Ray instance with 2 CPUs, started once, for the Ray cases only)."""
+
+import codecs
+import io
+import os
+import tarfile
+
+import pytest
+
+from score_support import TINY, by_path, require
+from simclip_score import cli as score_cli
+from simclip_score.output import read_rows
+from simclip_score.sources import SourceStats, Unit, expand_unit, plan_units
+
+ENGINES = ["local", "ray"]
+
+
+@pytest.fixture(scope="module")
+def ray_instance():
+    """A local Ray instance with 2 CPUs, for the module's Ray cases."""
+    ray = require("ray")
+    require("ray.data")
+    ray.init(address="local", num_cpus=2, include_dashboard=False,
+             object_store_memory=100 * 1024 * 1024, log_to_driver=False,
+             logging_level="WARNING")
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request):
+    """The engine name; Ray is started for the Ray cases."""
+    require("pyarrow")
+    if request.param == "ray":
+        request.getfixturevalue("ray_instance")
+    return request.param
+
+
+def score(engine, *args):
+    return score_cli.main([*map(str, args), *TINY, "--no-progress", "--ocr", "none",
+                           "--engine", engine])
+
+
+@pytest.fixture(scope="module")
+def memes(harmeme_val_dir):
+    """Three real memes' bytes."""
+    return [p.read_bytes() for p in sorted((harmeme_val_dir / "images").glob("*.png"))[:3]]
+
+
+def _table(path, column, values, dtype=None):
+    pa, pq = require("pyarrow"), require("pyarrow.parquet")
+    pq.write_table(pa.table({column: pa.array(values, dtype), "label": list(range(len(values)))}),
+                   path)
+    return path
+
+
+def test_one_bad_source_never_stops_the_run(engine, memes, tmp_path, capsys):
+    """Three good tables, one cut in half, one of zero bytes and a CSV list saved in cp1252
+    (café.png): every picture is scored, each bad table is one error row under its name."""
+    good = [_table(tmp_path / f"good{i}.parquet", "image", [m]) for i, m in enumerate(memes)]
+    cut = tmp_path / "cut.parquet"
+    cut.write_bytes(good[0].read_bytes()[: len(good[0].read_bytes()) // 2])
+    empty = tmp_path / "zero.parquet"
+    empty.write_bytes(b"")
+    (tmp_path / "café.png").write_bytes(memes[1])
+    listing = tmp_path / "list.csv"
+    listing.write_bytes("path,label\ncafé.png,1\n".encode("cp1252"))
+    out = tmp_path / "s.jsonl"
+    assert score(engine, *good, cut, empty, listing, "--out", out) == 1  # error rows written
+    rows = by_path(read_rows(out))
+    assert {p for p, r in rows.items() if r["error"] is None} == {
+        f"{good[0]}#0", f"{good[1]}#0", f"{good[2]}#0", str(tmp_path / "café.png")}
+    assert rows[str(cut)]["error"] == rows[str(empty)]["error"] == "unreadable_file"
+    assert "cannot read the table" in rows[str(empty)]["error_message"]
+    summary = capsys.readouterr().out
+    assert "sources: 6 (4 read, 2 with unreadable parts, 0 with no input)" in summary
+
+
+def _shard(path, memes):
+    """A shard as GNU tar and real crawls write them: a hard link to an identical file, a
+    '.jpg_large' member, a member with no suffix, webdataset's metadata and data members."""
+    with tarfile.open(path, "w") as tar:
+        def add(name, data, kind=tarfile.REGTYPE, link=""):
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname, info.size = kind, link, len(data)
+            tar.addfile(info, io.BytesIO(data) if data else None)
+
+        add("0001.png", memes[0])
+        add("0001.json", b'{"caption": "hi"}')
+        add("0002.png", b"", tarfile.LNKTYPE, "0001.png")  # GNU tar's second copy of a file
+        add("0003.jpg_large", memes[1])  # a name as Twitter's downloads give it
+        add("0004", memes[2])  # no suffix: sniffed
+        add("0005", b"just some text, not a picture")
+        add("0006.cls", b"1")
+        add("__key__", b"meta")
+        add("dir", b"", tarfile.DIRTYPE)
+        add("0007.png", b"", tarfile.LNKTYPE, "missing.png")  # a link to nothing
+    return path
+
+
+def test_every_shard_member_is_scored_an_error_row_or_counted_skipped(engine, memes, tmp_path,
+                                                                      capsys):
+    shard = _shard(tmp_path / "shard-000.tar", memes)
+    out = tmp_path / "s.jsonl"
+    assert score(engine, shard, "--out", out) == 1  # the dangling link's error row
+    rows = by_path(read_rows(out))
+    assert {p.rsplit("/", 1)[1] for p, r in rows.items() if r["error"] is None} == {
+        "0001.png", "0002.png", "0003.jpg_large", "0004"}
+    assert rows[f"{shard}/0002.png"]["sha256"] == rows[f"{shard}/0001.png"]["sha256"]
+    assert rows[f"{shard}/0007.png"]["error"] == "unreadable_file"
+    summary = capsys.readouterr().out
+    for reason, n in [("not an image (.json)", 1), ("not an image (.cls)", 1),
+                      ("not an image (content)", 1), ("webdataset metadata (__key__)", 1),
+                      ("folder entry", 1)]:
+        assert f"| {reason} | {n} |" in summary, summary
+
+
+def test_table_columns_as_hugging_face_and_crawls_write_them(engine, memes, tmp_path):
+    """A Sequence(Image) column is one row per picture, id 'table#row/index', never the bytes;
+    a column of data: URIs is pictures, not file paths."""
+    pa = require("pyarrow")
+    image = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    seq = _table(tmp_path / "seq.parquet", "images",
+                 [[{"bytes": memes[0], "path": "a.png"}, {"bytes": memes[1], "path": "b.png"}],
+                  [], [{"bytes": memes[2], "path": None}]], pa.list_(image))
+    import base64
+
+    uris = _table(tmp_path / "uris.parquet", "url",
+                  [f"data:image/png;base64,{base64.b64encode(memes[0]).decode()}",
+                   "data:image/png;base64,!!!"], pa.large_string())
+    out = tmp_path / "s.jsonl"
+    assert score(engine, seq, uris, "--out", out) == 1  # the undecodable URI
+    rows = by_path(read_rows(out))
+    assert set(rows) == {f"{seq}#0/0", f"{seq}#0/1", f"{seq}#2/0", f"{uris}#0", f"{uris}#1"}
+    assert all(rows[k]["error"] is None for k in (f"{seq}#0/0", f"{seq}#0/1", f"{seq}#2/0"))
+    assert rows[f"{uris}#0"]["sha256"] == rows[f"{seq}#0/0"]["sha256"]
+    assert rows[f"{uris}#1"]["error"] == "corrupt_image"
+
+
+def test_a_column_that_holds_no_pictures_is_refused_before_the_model_loads(tmp_path, capsys,
+                                                                         monkeypatch):
+    import simclip_score.work as work
+
+    monkeypatch.setattr(work.ScoreConfig, "load_predictor",
+                        lambda *a, **k: pytest.fail("the model loaded before the column check"))
+    table = _table(tmp_path / "t.parquet", "image", [1, 2])
+    assert score("local", table, "--out", tmp_path / "s.jsonl") == 2
+    err = capsys.readouterr().err
+    assert "column 'image' is int64" in err and "struct<bytes, path>" in err
+
+
+@pytest.mark.parametrize("case", ["empty folder", "zero-row table"])
+def test_a_run_with_no_input_says_why_and_exits_2(case, tmp_path, capsys):
+    if case == "empty folder":
+        source = tmp_path / "memes"
+        source.mkdir()
+        (source / "notes.txt").write_text("x")
+        why = "no pictures in the folder (1 other files)"
+    else:
+        pa = require("pyarrow")
+        source = _table(tmp_path / "t.parquet", "image", [], pa.binary())
+        why = "a table of 0 rows"
+    assert score("local", source, "--out", tmp_path / "s.jsonl") == 2
+    assert f"no inputs: {source}: {why}" in capsys.readouterr().err
+
+
+def test_a_list_in_utf16_or_with_a_cp1252_name_on_disk_is_read(memes, tmp_path):
+    (tmp_path / "é.png").write_bytes(memes[0])
+    raw = os.path.join(os.fsencode(tmp_path), b"caf\xe9.png")  # a Latin-1 name on disk
+    with open(raw, "wb") as f:
+        f.write(memes[1])
+    (tmp_path / "u16.txt").write_bytes(codecs.BOM_UTF16_LE + "é.png\n".encode("utf-16-le"))
+    (tmp_path / "w.txt").write_bytes(b"caf\xe9.png\n")
+    stats = SourceStats("x")
+    ids = [i.id for s in ("u16.txt", "w.txt")
+           for u in plan_units([str(tmp_path / s)]) for i in expand_unit(u, stats)]
+    assert ids == [str(tmp_path / "é.png"), f"{tmp_path}/caf\\xe9.png"]
+
+
+def test_a_table_is_planned_by_row_group_and_read_lazily(memes, tmp_path, monkeypatch):
+    """The plan holds row groups, never pictures (what Ray's read tasks get); a row group is
+    read a record batch at a time, so the first input comes before the table is read."""
+    pa, pq = require("pyarrow"), require("pyarrow.parquet")
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"image": [memes[i % 3] for i in range(64)]}), path,
+                   row_group_size=16)
+    units = plan_units([str(path)])
+    assert [(u.row_group, u.first_row) for u in units] == [(0, 0), (1, 16), (2, 32), (3, 48)]
+    import pickle
+
+    assert all(len(pickle.dumps(u)) < 1000 for u in units)
+    from simclip_score import tables
+
+    batches = []
+    real = tables.open_parquet
+
+    def counting(p):
+        pf = real(p)
+        it = pf.iter_batches
+
+        def iter_batches(**kw):
+            for b in it(**kw):
+                batches.append(b.num_rows)
+                yield b
+        pf.iter_batches = iter_batches
+        return pf
+
+    monkeypatch.setattr(tables, "open_parquet", counting)
+    stream = expand_unit(units[1], SourceStats("t"))
+    first = next(stream)
+    assert first.id == f"{path}#16" and batches == [tables.BATCH_ROWS]
+    assert isinstance(units[0], Unit)
+
+
+def test_the_local_engine_pulls_inputs_only_as_slots_free(memes, harmeme_val_dir):
+    """Back-pressure: the engine has taken at most `inflight` inputs from the stream when the
+    first row is written, whatever the corpus size."""
+    from simclip_score.local import LocalEngine
+    from simclip_score.sources import Item
+    from simclip_score.work import ScoreConfig
+
+    config = ScoreConfig(model="simclip-tiny", pretrained="none", device="cpu", ocr="none",
+                         workers=1, batch_size=2)
+    pulled, at_first_row = [0], []
+
+    def stream():
+        for i in range(200):
+            pulled[0] += 1
+            yield Item(f"m{i}", data=memes[i % 3] + bytes([i]))
+
+    def emit(rows):
+        if not at_first_row:
+            at_first_row.append(pulled[0])
+
+    LocalEngine(config.load_predictor(), config, emit, inflight=4).run(stream())
+    assert at_first_row[0] <= 4 + 1, at_first_row  # the slots, plus the one waiting for one
