@@ -88,9 +88,11 @@ def main(argv=None):
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     sys.path.insert(0, str(REPO))
     from bench.bench_server import measure_server
+    from simclip_score.cli import Tally
+    from simclip_score.ledger import Ledger
     from simclip_score.local import LocalEngine
     from simclip_score.ocr import build_ocr_engine
-    from simclip_score.sources import Item
+    from simclip_score.sources import Item, plan_units
     from simclip_score.work import ScoreConfig, get_model_id, list_category_ids
 
     steps = set(filter(None, args.steps.split(",")))
@@ -156,10 +158,11 @@ def main(argv=None):
             def run(some):
                 with tempfile.TemporaryDirectory() as out:
                     t0 = time.perf_counter()
-                    written = run_ray(config, some, str(Path(out) / "scores.parquet"),
-                                      categories, model_id, identity, ocr_identity,
-                                      cpu_batch=args.ray_cpu_batch)
-                    assert len(written) == len(some), f"{kind}: {len(written)} of {len(some)}"
+                    tally = Tally()
+                    run_ray(config, plan_units([i.path for i in some]), Ledger(),
+                            str(Path(out) / "scores.parquet"), categories, model_id, identity,
+                            ocr_identity, cpu_batch=args.ray_cpu_batch, tally=tally)
+                    assert tally.rows == len(some), f"{kind}: {tally.rows} of {len(some)}"
                     return time.perf_counter() - t0
 
             # T(n) = t0 + n / X: every run starts its actors (readers with their OCR models, the
