@@ -6,7 +6,8 @@ import shutil
 
 import pytest
 
-TINY = ["--model", "simclip-tiny", "--pretrained", "none", "--device", "cpu"]
+from tiny import TINY  # noqa: F401  (the score tests import it from here)
+
 # CI installs the 'scale' extra (ray, pyarrow): there a missing module fails instead of skipping.
 REQUIRE_SCALE = bool(os.environ.get("SIMCLIP_REQUIRE_SCALE") or os.environ.get("CI"))  # .ci/run sets it
 

@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from tiny import TINY
+
 REPO = Path(__file__).resolve().parents[1]
 TEST_TOKEN = "T" * 43  # a well-formed pairing token, used by every backend test
 TEST_PORT = 8478
@@ -162,8 +164,7 @@ class ServerProcess:
         self.env = {**os.environ, "XDG_CONFIG_HOME": str(root / "config"),
                     "XDG_CACHE_HOME": str(root / "xdg-cache"), "HF_HUB_OFFLINE": "1", **(env or {})}
         command = [sys.executable, "-m", "backend.serve"]  # this checkout's code, from the repo
-        self.argv = [*command, "--model", "simclip-tiny", "--pretrained", "none",
-                     "--device", "cpu", "--ocr", ocr, "--port", str(self.port),
+        self.argv = [*command, *TINY, "--ocr", ocr, "--port", str(self.port),
                      "--cache-dir", str(self.cache_dir), *args]
         if checkpoint is not None:
             self.argv += ["--checkpoint", str(checkpoint)]

@@ -56,3 +56,14 @@ def test_ci_times_every_stage_it_runs():
                       "stage 2/3: unit and integration tests",
                       "stage 3/3: browser end-to-end tests (Chromium, Firefox)"]
     assert not re.search(r'^echo "== ', (REPO / ".ci" / "run").read_text(), re.M)
+
+
+def test_contributing_installs_what_ci_installs():
+    """A contributor who follows CONTRIBUTING.md runs the tests CI runs (none skip for a
+    missing extra or system package)."""
+    ci, contributing = ((REPO / name).read_text() for name in (".ci/run", "CONTRIBUTING.md"))
+    extras = [re.findall(r"pip install (?:-q )?-e '\.\[([\w,]+)\]'", text) for text in (ci, contributing)]
+    assert extras[0] == extras[1] and len(extras[0]) == 1, extras
+    apt_ci = set(re.search(r"apt_pkgs=\(([^)]*)\)", ci)[1].split())
+    apt_contributing = set(re.search(r"apt-get install -y ([^\n]*)", contributing)[1].split())
+    assert apt_ci == apt_contributing, (apt_ci, apt_contributing)

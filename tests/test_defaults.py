@@ -18,6 +18,7 @@ from simclip import CheckpointError, backbone, cli, load_backbone, load_classifi
 from simclip.backbone import get_backbone_id
 from simclip_train.embed import read_cache_metadata
 from simclip_train.synthetic import make_synthetic_dataset
+from tiny import TINY
 
 PAPER = {"name": "ViT-L-14-336", "pretrained": "openai", "quick_gelu": True}
 PAPER_ID = "ViT-L-14-336/openai/quickgelu"
@@ -150,10 +151,9 @@ def test_server_defaults(weights):
 
 
 def test_a_head_on_random_weights_says_so_and_is_not_served_unless_asked(data, tmp_path, capsys):
-    tiny = ["--model", "simclip-tiny", "--pretrained", "none", "--device", "cpu"]
     ckpt = tmp_path / "random.safetensors"
     assert cli.main(["train", "--dataset", "harmeme-c", "--data-dir", str(data), "--epochs", "2",
-                     "--out", str(ckpt), *tiny]) == 0
+                     "--out", str(ckpt), *TINY]) == 0
     out, err = capsys.readouterr()
     assert "WARNING: simclip-tiny/random has RANDOM weights" in err
     assert f"simclip-server --checkpoint {ckpt} --model simclip-tiny --pretrained none" in out

@@ -13,6 +13,7 @@ from http_fakes import FakeResponse, serve_loopback
 from simclip import cli, read_metadata
 from simclip_train import download
 from simclip_train.synthetic import make_synthetic_dataset
+from tiny import TINY
 
 
 class RangeHandler(http.server.SimpleHTTPRequestHandler):
@@ -145,8 +146,7 @@ def test_quickstart_fetches_trains_and_prints_a_server_line_whose_checkpoint_pre
         tmp_path, mirror, capsys, monkeypatch):
     _, url = mirror
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    assert cli.main(["quickstart", "--data-dir", str(tmp_path), "--base-url", url,
-                     "--model", "simclip-tiny", "--pretrained", "none", "--device", "cpu",
+    assert cli.main(["quickstart", "--data-dir", str(tmp_path), "--base-url", url, *TINY,
                      "--epochs", "3", "--augment", "8"]) == 0
     out = capsys.readouterr().out.strip().splitlines()[-1]
     ckpt = tmp_path / "checkpoints" / "harmeme-c-binary.safetensors"

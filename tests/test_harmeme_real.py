@@ -26,8 +26,7 @@ from PIL import Image
 
 from simclip import cli, read_metadata
 from simclip_train.datasets import ReadStats, read_split
-
-TINY = ["--model", "simclip-tiny", "--pretrained", "none", "--device", "cpu"]
+from tiny import TINY
 
 
 @pytest.fixture(scope="module")

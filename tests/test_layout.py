@@ -2,6 +2,7 @@
 benchmark code, and the training commands say which extra they need."""
 
 import ast
+import importlib
 import re
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import pytest
 from simclip import cli
 
 REPO = Path(__file__).resolve().parents[1]
-FORBIDDEN = ("simclip_train", "bench", "flask", "flask_cors", "waitress", "backend")
+FORBIDDEN = ("simclip_train", "simclip_score", "bench", "flask", "flask_cors", "waitress", "backend", "ray")
 
 
 def _modules_after(code):
@@ -49,18 +50,23 @@ def test_a_training_command_without_the_train_extra_names_the_extra(monkeypatch,
         return real_import(name, *args)
 
     monkeypatch.setattr(cli.importlib, "import_module", without_numpy)
-    for command in ("embed", "train", "evaluate", "datasets", "quickstart"):
+    training = [name for name, (module, _) in cli.COMMANDS.items() if module.startswith("simclip_train.")]
+    assert {"embed", "train", "evaluate", "calibrate", "datasets", "quickstart", "setup"} <= set(training)
+    for command in training:
         assert cli.main([command, "--help"]) == 2
         err = capsys.readouterr().err
         assert f"simclip {command}: needs the 'train' extra (numpy is not installed)" in err
         assert "pip install 'simclip[train]'" in err
 
 
-def test_every_command_is_listed_in_the_help(capsys):
+def test_every_command_is_listed_in_the_help_with_its_line_and_has_a_main(capsys):
     assert cli.main(["--help"]) == 0
     out = capsys.readouterr().out
-    for command in ("predict", "embed", "train", "evaluate", "datasets", "quickstart"):
-        assert f"  {command}" in out
+    assert len(cli.COMMANDS) >= 9
+    for command, (module, help_) in cli.COMMANDS.items():
+        assert re.search(rf"^  {command} +{re.escape(help_)}$", out, re.M), command
+        entry = cli.predict_main if command == "predict" else importlib.import_module(module).main
+        assert callable(entry), f"simclip {command}: {module} has no main(argv)"
 
 
 def test_tests_that_need_the_shared_data_skip_with_the_reason_when_it_is_absent(monkeypatch):
@@ -133,3 +139,23 @@ def test_the_server_install_can_run_setup():
 
     extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert "simclip[train]" in extras["server"]
+
+
+def _layout_rows():
+    """{folder: its row's 'what' cell} of CONTRIBUTING.md's layout table."""
+    table = (REPO / "CONTRIBUTING.md").read_text().split("## Layout", 1)[1].split("\n## ", 1)[0]
+    return {m[1]: m[2] for m in re.finditer(r"^\| `([\w.-]+)/` \| (.*?) \|", table, re.M)}
+
+
+@pytest.mark.parametrize("package", ["simclip", "simclip_train", "simclip_score", "backend", "bench"])
+def test_the_contributing_map_names_every_module_of_each_package_and_no_other(package):
+    named = set(re.findall(r"`(\w+\.(?:py|sh))`", _layout_rows()[package]))
+    present = {p.name for p in (REPO / package).iterdir() if p.suffix in (".py", ".sh")} - {"__init__.py"}
+    assert present <= named | {"__init__.py"}, f"{package}/ modules missing from the map: {sorted(present - named)}"
+    assert named - {"__init__.py"} <= present, f"the map names {sorted(named - present)}, not in {package}/"
+
+
+def test_the_contributing_map_names_every_test_support_module():
+    named = set(re.findall(r"`(\w+\.py)`", _layout_rows()["tests"]))
+    support = {p.name for p in (REPO / "tests").glob("*.py") if not p.name.startswith("test_")}
+    assert support == named, f"in tests/ only: {support - named}; in the map only: {named - support}"

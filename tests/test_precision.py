@@ -36,6 +36,7 @@ from simclip.backbone import _SelfAttention, get_precision
 from simclip.checkpoint import get_trained_backbone
 from simclip.cost import make_meme_picture, measure_cost
 from simclip.images import decode_image
+from tiny import TINY
 
 MIN_COSINE_MEAN, MIN_COSINE = 0.995, 0.99
 MIN_AGREEMENT, MIN_RANK_CORRELATION = 0.93, 0.98
@@ -228,8 +229,7 @@ def test_simclip_train_records_the_precision_it_embedded_with_in_the_head(tmp_pa
     data, ckpt = tmp_path / "data", tmp_path / "head.safetensors"
     make_synthetic_dataset(data / "harmeme-c", n_train=8, n_val=4, n_test=2, size=(96, 72))
     assert cli.main(["train", "--dataset", "harmeme-c", "--data-dir", str(data), "--out",
-                     str(ckpt), "--epochs", "2", "--model", "simclip-tiny", "--pretrained",
-                     "none", "--device", "cpu"]) == 0
+                     str(ckpt), "--epochs", "2", *TINY]) == 0
     assert read_metadata(ckpt)["precision"] == "int8"  # the CPU default
     assert list((data / "embeddings").rglob("int8/dataset/train.safetensors"))
 

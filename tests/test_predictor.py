@@ -8,6 +8,7 @@ from PIL import Image
 
 from simclip import ZERO_SHOT, UnsupportedImageError, load_classifier
 from simclip.cli import main as cli_main
+from tiny import TINY
 
 
 def _png(color=(30, 120, 200), size=(90, 70)):
@@ -69,8 +70,7 @@ def test_predict_cli_prints_json_with_text_and_scores(tmp_path, capsys, harmeme_
     meme = sorted((harmeme_val_dir / "images").glob("*.png"))[0]
     bad = tmp_path / "notes.txt"
     bad.write_text("not an image")
-    code = cli_main(["predict", "--model", "simclip-tiny", "--pretrained", "none",
-                     "--device", "cpu", str(meme), str(bad)])
+    code = cli_main(["predict", *TINY, str(meme), str(bad)])
     out = json.loads(capsys.readouterr().out)
     assert code == 1  # one input failed
     assert out[0]["image"] == str(meme) and out[0]["mode"] == "zero-shot"

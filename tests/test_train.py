@@ -24,8 +24,8 @@ from simclip_train.embed import (
     read_cache_metadata,
 )
 from simclip_train.synthetic import make_synthetic_dataset
+from tiny import TINY
 
-TINY = ["--model", "simclip-tiny", "--pretrained", "none", "--device", "cpu"]
 # lr 3e-4: 48 training memes give only 3 steps an epoch; the paper's 1e-4 needs more data.
 FAST = ["--train-batch-size", "16", "--lr", "3e-4", "--epochs", "60", "--patience", "60"]
 

@@ -18,8 +18,7 @@ from simclip.zeroshot import (
 )
 from simclip_train.calibrate import fit_logistic
 from simclip_train.synthetic import make_synthetic_dataset
-
-TINY = ["--model", "simclip-tiny", "--pretrained", "none", "--device", "cpu"]
+from tiny import TINY
 
 
 def test_every_prompt_is_a_sentence_without_a_wrong_article():
@@ -170,7 +169,7 @@ def test_evaluate_reports_zero_shot_auroc_per_category_calibrated_or_not(calibra
     data, out = calibrated
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     base = ["evaluate", "zero-shot", "harmeme-c", "--data-dir", str(data), "--split", "test",
-            "--text", "dataset", "--model", "simclip-tiny", "--pretrained", "none", "--device", "cpu"]
+            "--text", "dataset", *TINY]
     assert cli.main([*base, "--calibration", "none"]) == 0
     plain = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     harmful = plain["metrics"]["warnings"]["harmful"]
