@@ -30,7 +30,7 @@ Options:
   --cuda              install the CUDA build of torch (PyPI's Linux wheels are CUDA builds)
   --torch SPEC        torch requirements (default: "torch torchvision"; env SIMCLIP_TORCH_SPEC)
   --index-url URL     where torch comes from, overriding the choice above (env SIMCLIP_TORCH_INDEX_URL)
-  --extras LIST       extras of simclip to install (default: server; e.g. server,train; env SIMCLIP_EXTRAS)
+  --extras LIST       extras of simclip to install (default: server; e.g. server,scale; env SIMCLIP_EXTRAS)
   --reinstall-torch   replace the torch already in the environment (to switch CPU <-> CUDA)
   --dry-run           print what it would run, run nothing
   -h, --help          this help
