@@ -77,7 +77,13 @@ def parse_args(argv):
     p.add_argument("--max-queue", type=int, default=DEFAULT_CONFIG["MAX_QUEUE"],
                    help="images in flight before new requests get 503")
     p.add_argument("--ocr-workers", type=int, default=DEFAULT_CONFIG["OCR_WORKERS"],
-                   help="decode + OCR threads")
+                   help="decode + OCR worker processes")
+    p.add_argument("--decode-budget", type=_positive_float, default=DEFAULT_CONFIG["DECODE_BUDGET_S"],
+                   metavar="SECONDS", help="wall-clock seconds to decode one picture in its worker; "
+                   "over it the picture gets 422 decode_timeout (default %(default)s)")
+    p.add_argument("--ocr-budget", type=_positive_float, default=DEFAULT_CONFIG["OCR_BUDGET_S"],
+                   metavar="SECONDS", help="seconds of OCR per picture; over it the picture is judged "
+                   "on its image with text_truncated (default %(default)s)")
     return p.parse_args(argv)
 
 
@@ -86,6 +92,14 @@ def _positive_int(text):
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, not {value}")
+    return value
+
+
+def _positive_float(text):
+    """argparse type: a number of seconds > 0."""
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, not {text}")
     return value
 
 
@@ -181,7 +195,8 @@ def main(argv=None):
         "CACHE_DIR": "" if args.no_cache else args.cache_dir,
         "MAX_BATCH": args.max_batch, "MAX_WAIT_MS": args.max_wait_ms,
         "MAX_QUEUE": args.max_queue, "OCR_WORKERS": args.ocr_workers, "THREADS": args.threads,
-        "MAX_ADMITTED": args.max_admitted})
+        "MAX_ADMITTED": args.max_admitted, "DECODE_BUDGET_S": args.decode_budget,
+        "OCR_BUDGET_S": args.ocr_budget})
     server = create_server(app, sock=sock)
     logger.info("listening on http://%s:%d (token in %s); loading the model", args.host,
                 app.config["PORT"], token_path)

@@ -165,3 +165,16 @@ def test_a_head_on_random_weights_says_so_and_is_not_served_unless_asked(data, t
         load_classifier(ckpt, device="cpu", ocr="none")
     served = load_classifier(ckpt, pretrained="none", device="cpu", ocr="none")
     assert served.backbone.info.random_weights
+
+
+def test_server_budgets_default_to_the_config_and_refuse_zero(capsys):
+    from backend.config import DEFAULT_CONFIG
+    from backend.serve import parse_args
+
+    args = parse_args([])
+    assert (args.decode_budget, args.ocr_budget) == (DEFAULT_CONFIG["DECODE_BUDGET_S"],
+                                                    DEFAULT_CONFIG["OCR_BUDGET_S"])
+    assert parse_args(["--ocr-budget", "12.5"]).ocr_budget == 12.5
+    with pytest.raises(SystemExit):
+        parse_args(["--decode-budget", "0"])
+    assert "must be > 0" in capsys.readouterr().err
