@@ -364,6 +364,15 @@ class RapidOCR:
             merged in reading order; max_tiles=1 never cuts.
         max_aspect: a (tile) longer than this many short sides is padded (pad_to_aspect) so the
             detector's input stays bounded; 0 never pads.
+        device: where the detector and recognizer run: 'cpu', or 'cuda' / 'cuda:N' for
+            onnxruntime's CUDAExecutionProvider on GPU N (needs onnxruntime-gpu in place of
+            onnxruntime; see require_cuda_provider). The rest (resizing, box geometry, word splitting)
+            runs on the calling thread. No silent fallback: CUDA that onnxruntime does not
+            offer is a RuntimeError at build time, never a slow CPU engine that says 'cuda'.
+
+    Raises:
+        ValueError: a device other than cpu, cuda, cuda:N.
+        RuntimeError: device cuda without CUDAExecutionProvider in onnxruntime's providers.
 
     The onnxruntime sessions are thread-safe for run(), rapidocr loads them under a lock, and
     a call mutates no shared state, so one engine serves a thread pool.
@@ -373,9 +382,11 @@ class RapidOCR:
 
     def __init__(self, threads=1, min_side=0, max_side=1280, det_side=320, det_limit="min",
                  use_cls=0, text_score=0.5, box_thresh=0.5, unclip_ratio=1.6, rec_batch=1,
-                 rec_width=96, split_words=1, tile_aspect=2.0, max_tiles=8, max_aspect=4.0):
+                 rec_width=96, split_words=1, tile_aspect=2.0, max_tiles=8, max_aspect=4.0,
+                 device="cpu"):
         options = dict(locals())
         options.pop("self")
+        cuda_id = cuda_device_id(device)
         from importlib.metadata import version
 
         import numpy as np
@@ -393,6 +404,10 @@ class RapidOCR:
                   "Rec.rec_img_shape": [3, 48, rec_width],
                   "EngineConfig.onnxruntime.intra_op_num_threads": threads,
                   "EngineConfig.onnxruntime.inter_op_num_threads": 1}
+        if cuda_id is not None:
+            require_cuda_provider()
+            params["EngineConfig.onnxruntime.use_cuda"] = True
+            params["EngineConfig.onnxruntime.cuda_ep_cfg.device_id"] = cuda_id
         self._engine = _Engine(params=params)
         self._options = options
         self._np = np
@@ -412,9 +427,14 @@ class RapidOCR:
         settings = {**params, "min_side": min_side, "max_side": max_side,
                     "tile_aspect": tile_aspect, "max_tiles": max_tiles, "max_aspect": max_aspect,
                     "split_words": self._split.identity if self._split else 0}
-        settings.pop("EngineConfig.onnxruntime.intra_op_num_threads")  # speed, not text
+        for speed_only in ("EngineConfig.onnxruntime.intra_op_num_threads",
+                           "EngineConfig.onnxruntime.use_cuda",
+                           "EngineConfig.onnxruntime.cuda_ep_cfg.device_id"):
+            settings.pop(speed_only, None)
         self.identity = f"rapidocr:{version('rapidocr')}:" + ",".join(
             f"{k}={v}" for k, v in sorted(settings.items()))
+        if cuda_id is not None:  # GPU kernels may round differently: never mixed in a cache
+            self.identity += ",device=cuda"
 
     def __reduce__(self):
         # The onnxruntime sessions do not pickle: another process builds its own engine.
@@ -468,6 +488,39 @@ class RapidOCR:
     def __call__(self, image):
         text = clean_text(text for text, _ in self.read_lines(image))
         return self._split(text) if self._split else text
+
+
+CUDA_PROVIDER = "CUDAExecutionProvider"
+CPU_PROVIDER = "CPUExecutionProvider"
+
+
+def cuda_device_id(device: str) -> int | None:
+    """An OCR device name -> its CUDA device id: 'cpu' -> None, 'cuda' -> 0, 'cuda:1' -> 1.
+
+    Raises:
+        ValueError: any other name.
+    """
+    if device == "cpu":
+        return None
+    if device == "cuda":
+        return 0
+    if device.startswith("cuda:") and device[5:].isdigit():
+        return int(device[5:])
+    raise ValueError(f"OCR device {device!r}: use cpu, cuda or cuda:N")
+
+
+def require_cuda_provider() -> None:
+    """Raise RuntimeError unless onnxruntime can run sessions on CUDA (the condition rapidocr
+    checks before it asks for CUDAExecutionProvider: it would otherwise fall back to the CPU
+    with a log line)."""
+    import onnxruntime
+
+    providers = onnxruntime.get_available_providers()
+    if CUDA_PROVIDER not in providers or onnxruntime.get_device() != "GPU":
+        raise RuntimeError(
+            f"OCR on CUDA needs onnxruntime-gpu ({CUDA_PROVIDER} is not among {providers}, "
+            f"device {onnxruntime.get_device()}): pip uninstall onnxruntime && "
+            "pip install onnxruntime-gpu, or use device=cpu")
 
 
 def is_rapidocr_available():

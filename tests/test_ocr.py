@@ -1,5 +1,6 @@
 """OCR engines: synthetic captions, engine registry errors, word recall, and real-meme quality."""
 
+import pickle
 import random
 import threading
 from pathlib import Path
@@ -363,3 +364,81 @@ def test_engine_identity_names_the_settings_that_change_the_text():
         assert get_ocr_engine("rapidocr", **option).identity != base.identity, option
     assert get_ocr_engine("rapidocr", threads=2).identity == base.identity  # speed only
     assert WordSplitter().identity in base.identity
+
+
+def _stub_onnxruntime(monkeypatch, providers, device):
+    """onnxruntime as a build with these providers on this device, seen by simclip and rapidocr
+    (which imported the two functions by name)."""
+    import onnxruntime
+    from rapidocr.inference_engine.onnxruntime import provider_config
+
+    for module in (onnxruntime, provider_config):
+        monkeypatch.setattr(module, "get_available_providers", lambda: list(providers))
+        monkeypatch.setattr(module, "get_device", lambda: device)
+
+
+def _spy_on_sessions(monkeypatch):
+    """Record the providers each onnxruntime session of rapidocr is asked for (name, options),
+    best first; the session itself runs on the CPU and reports the providers asked for."""
+    from rapidocr.inference_engine.onnxruntime import main
+
+    asked = []
+    real = main.InferenceSession
+
+    class Spy:
+        def __init__(self, path, sess_options=None, providers=()):
+            asked.append([(name, dict(options)) for name, options in providers])
+            self._names = [name for name, _ in providers]
+            self._session = real(path, sess_options=sess_options,
+                                 providers=["CPUExecutionProvider"])
+
+        def get_providers(self):
+            return self._names
+
+        def __getattr__(self, name):
+            return getattr(self._session, name)
+
+    monkeypatch.setattr(main, "InferenceSession", Spy)
+    return asked
+
+
+def test_rapidocr_on_cuda_asks_onnxruntime_for_that_gpu_first(monkeypatch):
+    _stub_onnxruntime(monkeypatch, ["CUDAExecutionProvider", "CPUExecutionProvider"], "GPU")
+    asked = _spy_on_sessions(monkeypatch)
+    engine = get_ocr_engine("rapidocr", device="cuda:1")
+    assert word_recall(BLACK_CAPTION, engine(render_black_caption())) >= 0.8
+    assert len(asked) == 2  # the detector and the recognizer (no angle classifier)
+    for providers in asked:
+        assert [name for name, _ in providers] == ["CUDAExecutionProvider",
+                                                   "CPUExecutionProvider"]
+        assert providers[0][1]["device_id"] == 1
+    cpu = get_ocr_engine("rapidocr")
+    assert engine.name == "rapidocr" and engine.identity == cpu.identity + ",device=cuda"
+    assert pickle.loads(pickle.dumps(engine)).identity == engine.identity  # rebuilt on CUDA
+
+
+def test_rapidocr_on_cpu_asks_for_the_cpu_alone_even_with_cuda_installed(monkeypatch):
+    _stub_onnxruntime(monkeypatch, ["CUDAExecutionProvider", "CPUExecutionProvider"], "GPU")
+    asked = _spy_on_sessions(monkeypatch)
+    engine = get_ocr_engine("rapidocr", device="cpu")
+    engine(render_black_caption())
+    assert [[name for name, _ in providers] for providers in asked] == [
+        ["CPUExecutionProvider"]] * 2
+    assert "device" not in engine.identity
+
+
+@pytest.mark.parametrize("providers, device", [
+    (["CPUExecutionProvider"], "CPU"),  # plain onnxruntime
+    (["CUDAExecutionProvider", "CPUExecutionProvider"], "CPU"),  # CUDA listed, not usable
+])
+def test_rapidocr_on_cuda_without_a_usable_cuda_refuses_to_build(monkeypatch, providers, device):
+    """No silent fallback: a 'cuda' engine that would run on the CPU is an error up front."""
+    _stub_onnxruntime(monkeypatch, providers, device)
+    with pytest.raises(RuntimeError, match="pip install onnxruntime-gpu"):
+        get_ocr_engine("rapidocr", device="cuda")
+
+
+@pytest.mark.parametrize("device", ["gpu", "cuda:", "cuda:x", "CUDA"])
+def test_rapidocr_device_must_be_cpu_cuda_or_cuda_n(device):
+    with pytest.raises(ValueError, match="use cpu, cuda or cuda:N"):
+        get_ocr_engine("rapidocr", device=device)
