@@ -710,7 +710,7 @@ def _resolve(model, pretrained, quick_gelu=None):
     return model, pretrained, pretrained, model, quick_gelu
 
 
-def _config_activation(name, force_quick_gelu):
+def config_activation(name, force_quick_gelu):
     """The activation open_clip builds for architecture `name` (a local dir reads its config)."""
     if force_quick_gelu:
         return QUICK_GELU
@@ -738,7 +738,7 @@ def get_backbone_id(model: str | os.PathLike[str] | None = None,
     """The id `load_backbone(model, pretrained, quick_gelu=...)` reports, without building it
     (e.g. 'ViT-L-14-336/openai/quickgelu')."""
     name, tag, _, model_id, force = _resolve(*resolve_weights(model, pretrained), quick_gelu)
-    return BackboneInfo(model_id, tag, 0, _config_activation(name, force)).id
+    return BackboneInfo(model_id, tag, 0, config_activation(name, force)).id
 
 
 def load_backbone(model: str | os.PathLike[str] | None = DEFAULT_MODEL,

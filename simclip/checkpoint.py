@@ -186,13 +186,13 @@ def get_trained_backbone(meta: dict[str, Any]) -> BackboneInfo:
     open_clip builds by default for its architecture, which is GELU for every architecture whose
     name does not end in '-quickgelu', whatever the weights.
     """
-    from .backbone import GELU, BackboneInfo, _config_activation
+    from .backbone import GELU, BackboneInfo, config_activation
 
     bb = meta["backbone"]
     activation = bb.get("activation")
     if activation is None:
         try:
-            activation = _config_activation(bb["model"], False)
+            activation = config_activation(bb["model"], False)
         except (OSError, ValueError):
             activation = GELU
     return BackboneInfo(bb["model"], bb["pretrained"], int(bb["embed_dim"]), activation,

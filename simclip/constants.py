@@ -47,6 +47,11 @@ MAX_ANIMATION_FRAMES = 4
 MAX_ANIMATION_FRAMES_SCANNED = 100
 MAX_ANIMATION_DECODE_PIXELS = 2 * MAX_IMAGE_PIXELS
 MAX_ANIMATION_DECODE_S = 1.0
+# Which frames count (images.py and video.py alike, on 64x64 grey thumbnails, 0-255 levels): a
+# frame whose thumbnail's standard deviation is under BLANK_FRAME_STDDEV in every band is blank,
+# consecutive frames whose mean absolute difference is under SAME_FRAME_DIFF are one.
+BLANK_FRAME_STDDEV = 1.0
+SAME_FRAME_DIFF = 1.0
 
 # Videos (video.py): MP4 and WebM bodies, recognised by their magic bytes, judged like an
 # animation on up to MAX_ANIMATION_FRAMES visible frames spread over their length. Refused before

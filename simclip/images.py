@@ -33,6 +33,7 @@ from PIL import Image, ImageChops, ImageFile, ImageOps, ImageStat, UnidentifiedI
 
 from .constants import (
     ALLOWED_IMAGE_FORMATS,
+    BLANK_FRAME_STDDEV,
     LIGHT_CONTENT_LUMINANCE,
     MAX_ANIMATION_DECODE_PIXELS,
     MAX_ANIMATION_DECODE_S,
@@ -41,6 +42,7 @@ from .constants import (
     MAX_IMAGE_PIXELS,
     MAX_IMAGE_SIDE,
     MAX_TILES,
+    SAME_FRAME_DIFF,
     TILE_MIN_ASPECT,
 )
 from .errors import (
@@ -65,8 +67,6 @@ _BOMB_ERRORS = (Image.DecompressionBombError, Image.DecompressionBombWarning)
 _ANIMATED_FORMATS = ("GIF", "PNG", "WEBP", "AVIF")
 _WIDE_GREY = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
-_BLANK_STDDEV = 1.0  # a frame whose 64x64 thumbnail varies less than this in each band is blank
-_SAME_FRAME_DIFF = 1.0  # consecutive frames whose thumbnails differ less than this are one
 _MIN_PAINTED_ROWS = 32  # two 16-px MCU rows: less than this of a truncated JPEG shows nothing
 # A canvas over this many pixels whose bytes cannot hold it is refused (check_data_covers);
 # under it a truncated picture costs little and is painted as far as its data goes.
@@ -511,11 +511,11 @@ def _scan_animation(img: Image.Image, max_frames: int, first_only: bool) -> list
         pixels += img.width * img.height
         thumb = _thumbnail(frame)
         spread = max(ImageStat.Stat(thumb).stddev)
-        if spread < _BLANK_STDDEV:
+        if spread < BLANK_FRAME_STDDEV:
             if fallback is None or spread > fallback[0]:
                 fallback = (spread, frame)
         elif last_thumb is None or \
-                max(ImageStat.Stat(ImageChops.difference(thumb, last_thumb)).mean) >= _SAME_FRAME_DIFF:
+                max(ImageStat.Stat(ImageChops.difference(thumb, last_thumb)).mean) >= SAME_FRAME_DIFF:
             last_thumb = thumb
             latest = (candidates, frame)
             if candidates % stride == 0:

@@ -38,6 +38,7 @@ import numpy as np
 from PIL import Image
 
 from .constants import (
+    BLANK_FRAME_STDDEV,
     MAX_ANIMATION_FRAMES,
     MAX_VIDEO_BYTES,
     MAX_VIDEO_DECODE_FRAMES,
@@ -48,6 +49,7 @@ from .constants import (
     MAX_VIDEO_PIXELS,
     MAX_VIDEO_SIDE,
     MAX_VIDEO_STREAMS,
+    SAME_FRAME_DIFF,
     VIDEO_CODECS,
 )
 from .errors import (
@@ -61,7 +63,6 @@ from .errors import (
     VideoTooLongError,
     VideoTooManyFramesError,
 )
-from .images import _BLANK_STDDEV, _SAME_FRAME_DIFF  # the animations' rules, on grey thumbnails
 
 MP4 = "mp4"
 MATROSKA = "matroska"  # WebM is Matroska with fewer codecs
@@ -511,12 +512,12 @@ class _Sampler:
             return
         thumb = _thumbnail(frame)
         spread = float(thumb.std())
-        if spread < _BLANK_STDDEV:
+        if spread < BLANK_FRAME_STDDEV:
             if self._fallback is None or spread > self._fallback[0]:
                 self._fallback = (spread, frame)
             return
         if self._last_thumb is None or \
-                float(np.abs(thumb - self._last_thumb).mean()) >= _SAME_FRAME_DIFF:
+                float(np.abs(thumb - self._last_thumb).mean()) >= SAME_FRAME_DIFF:
             self.frames.append(_to_image(frame, self.sample_aspect))
             self._last_thumb = thumb
         self.next += 1
