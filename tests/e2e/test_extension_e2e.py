@@ -59,8 +59,16 @@ def wait_top_memes_in_state(page, state, timeout_ms):
 
 def wait_top_memes_decided_truly(page, timeout_ms):
     """Wait until the first memes are flagged exactly when harmful (clean otherwise)."""
-    wait_for(lambda: all(m["state"] == ("flagged" if m["truth"] == "harmful" else "clean") for m in top_memes(page)),
-             timeout_ms / 1000, interval_s=0.25, message="the first memes flagged exactly when harmful")
+    last = {}
+
+    def decided_truly():
+        last["memes"] = top_memes(page)
+        return all(m["state"] == ("flagged" if m["truth"] == "harmful" else "clean") for m in last["memes"])
+
+    try:
+        wait_for(decided_truly, timeout_ms / 1000, interval_s=0.25, message="the first memes flagged exactly when harmful")
+    except pytest.fail.Exception:
+        pytest.fail(f"not decided truly: {[(m['post'], m['truth'], m['kind'], m['id'], m['pageState'], m['state'], m['why']) for m in last['memes']]}")
 
 
 def badge_text(browser, tab_id):
