@@ -35,7 +35,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from simclip.ocr import get_ocr_engine, parse_ocr_spec, resolve_engine_name
+from simclip import get_ocr_engine
+from simclip.ocr import parse_ocr_spec, resolve_engine_name
 from simclip_train.datasets import read_transcriptions
 from simclip_train.metrics import word_precision, word_recall
 

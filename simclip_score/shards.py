@@ -70,7 +70,7 @@ def is_meta(name: str) -> bool:
 def looks_like_image(head: bytes) -> bool:
     """True when Pillow recognises `head` (a file's first bytes) as one of the formats simclip
     decodes (`simclip.images.list_image_formats`); nothing is decoded."""
-    from simclip.images import list_image_formats
+    from simclip import list_image_formats
 
     try:
         with Image.open(io.BytesIO(head), formats=list_image_formats()):

@@ -20,11 +20,15 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
-from simclip import ClassifierOptions
-from simclip.constants import MAX_ANIMATION_FRAMES, MAX_IMAGE_PIXELS
-from simclip.errors import ImageError
-from simclip.images import Frames
-from simclip.picture import decode_picture, read_picture_text
+from simclip import (
+    MAX_IMAGE_PIXELS,
+    ClassifierOptions,
+    Frames,
+    ImageError,
+    decode_picture,
+    read_picture_text,
+)
+from simclip.constants import MAX_ANIMATION_FRAMES
 
 from .ocr import build_ocr_engine
 from .output import INTERNAL_ERROR, OCR_FAILED, error_row, result_row

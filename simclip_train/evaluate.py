@@ -36,13 +36,14 @@ import torch
 from simclip import (
     ClassifierOptions,
     SimCLIPError,
+    find_calibration,
     get_trained_backbone,
     load_checkpoint,
     random_weights_warning,
     read_metadata,
 )
 from simclip.backbone import get_backbone_id
-from simclip.zeroshot import ZeroShotScorer, find_calibration
+from simclip.zeroshot import ZeroShotScorer
 
 from .calibrate import collect
 from .config import TEXT_SOURCES, EmbedConfig, TrainConfig

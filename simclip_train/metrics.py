@@ -11,7 +11,7 @@ from collections import Counter
 
 import numpy as np
 
-from simclip.constants import DEFAULT_THRESHOLD
+from simclip import DEFAULT_THRESHOLD
 
 
 def confusion(y_true, y_pred, n_classes):

@@ -680,8 +680,7 @@ def follow(args, token, interval_s=0.5):
 
 def parse_args(argv):
     """Arguments of `simclip setup` (and of its `run` job)."""
-    from simclip import DEFAULT_PORT
-    from simclip.options import ClassifierOptions
+    from simclip import DEFAULT_PORT, ClassifierOptions
 
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "run":

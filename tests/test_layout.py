@@ -107,14 +107,49 @@ def _imports(package):
                     yield path.name, a.name, []
 
 
-def test_the_server_uses_only_the_public_names_of_simclip():
+def _simclip_modules_listed(package):
+    """The simclip modules (`name`, backticked) that CONTRIBUTING's map lets `package` import
+    public names of, besides the names `simclip` exports: read from its 'may import' cell."""
+    table = (REPO / "CONTRIBUTING.md").read_text().split("## Layout", 1)[1].split("\n## ", 1)[0]
+    row = next(line for line in table.splitlines() if line.startswith(f"| `{package}/` |"))
+    modules = {p.stem for p in (REPO / "simclip").glob("*.py")} - {"__init__"}
+    return set(re.findall(r"`(\w+)`", row.rstrip(" |").rsplit(" | ", 1)[1])) & modules
+
+
+NEVER_IMPORTS = {"backend": ("simclip_train",), "simclip_train": ("backend", "simclip_score"),
+                 "simclip_score": ("simclip_train",), "bench": ()}
+
+
+@pytest.mark.parametrize("package", sorted(NEVER_IMPORTS))
+def test_each_package_imports_simclip_names_the_map_allows(package):
+    """An exported name comes from `simclip` itself; any other only from a simclip module the
+    package's row of CONTRIBUTING's map lists, and never a private (`_`) name."""
     import simclip
 
-    for file, module, names in _imports("backend"):
-        assert not module.startswith("simclip_train"), f"backend/{file} imports {module}"
-        if module.split(".")[0] == "simclip":
-            assert module == "simclip", f"backend/{file} imports the private module {module}"
-            assert set(names) <= set(simclip.__all__) | {"__version__"}, (file, names)
+    listed = _simclip_modules_listed(package)
+    for file, module, names in _imports(package):
+        where = f"{package}/{file}"
+        assert module.split(".")[0] not in NEVER_IMPORTS[package], f"{where} imports {module}"
+        if module.split(".")[0] != "simclip":
+            continue
+        if module == "simclip":  # exported names, or a listed module (`from simclip import errors`)
+            others = set(names) - set(simclip.__all__) - {"__version__"}
+            assert others <= listed, f"{where}: {sorted(others)} are not exported by simclip"
+            continue
+        assert module.removeprefix("simclip.") in listed, \
+            f"{where} imports {module}: not among the modules CONTRIBUTING lists ({sorted(listed)})"
+        for name in names:
+            assert not name.startswith("_"), f"{where} imports the private {module}.{name}"
+            assert name not in simclip.__all__, f"{where}: import {name} from simclip, not {module}"
+
+
+def test_the_modules_of_simclip_import_no_private_name_of_one_another():
+    for path in sorted((REPO / "simclip").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                private = [a.name for a in node.names
+                           if a.name.startswith("_") and not a.name.endswith("__")]
+                assert not private, f"simclip/{path.name} imports {private} from .{node.module}"
 
 
 def test_the_inference_library_never_imports_the_training_side_or_the_server():
