@@ -5,9 +5,9 @@ mapping); `simclip-server`'s flags default to the same values, and `Pipeline`/`R
 theirs from here, so a default changes in one place.
 """
 
-from simclip import DEFAULT_PORT
+from simclip import DEFAULT_PORT, MAX_BODY_BYTES
 
-BODY_MAX = 10 * 1024 * 1024  # bytes; THREATS.md T6 (waitress gets BODY_MAX + 1: it refuses >=)
+BODY_MAX = MAX_BODY_BYTES  # bytes; THREATS.md T6 (waitress gets BODY_MAX + 1: it refuses >=)
 HEADER_MAX = 16 * 1024  # bytes of request line + headers; over it waitress answers 431
 
 DEFAULT_CONFIG = {

@@ -43,6 +43,7 @@ if typing.TYPE_CHECKING:  # what type checkers and IDEs see; at runtime the name
     from .constants import DEFAULT_PORT as DEFAULT_PORT
     from .constants import DEFAULT_PRETRAINED as DEFAULT_PRETRAINED
     from .constants import DEFAULT_THRESHOLD as DEFAULT_THRESHOLD
+    from .constants import MAX_BODY_BYTES as MAX_BODY_BYTES
     from .constants import MAX_IMAGE_PIXELS as MAX_IMAGE_PIXELS
     from .constants import TRAINED as TRAINED
     from .constants import WARNING_CATEGORIES as WARNING_CATEGORIES
@@ -109,6 +110,7 @@ _EXPORTS = {
     "DEFAULT_PORT": "constants",
     "DEFAULT_PRETRAINED": "constants",
     "DEFAULT_THRESHOLD": "constants",
+    "MAX_BODY_BYTES": "constants",
     "MAX_IMAGE_PIXELS": "constants",
     "WARNING_CATEGORIES": "constants",
     "BackboneUnavailableError": "errors",

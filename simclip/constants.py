@@ -9,6 +9,10 @@ TRAINED, ZERO_SHOT = "trained", "zero-shot"  # a Predictor's modes (a trained he
 CHECKPOINT_FORMAT_VERSION = 1
 
 MAX_IMAGE_PIXELS = 40_000_000  # width x height cap, checked before decoding (THREATS.md T9)
+# The most bytes one picture or video may have: the server's classify body limit (backend/config.py
+# BODY_MAX), the video decoder's byte cap, and the extension's MAX_IMAGE_BYTES (shared/api.js,
+# checked against this by tests/test_extension_constants.py). THREATS.md T6.
+MAX_BODY_BYTES = 10 * 1024 * 1024
 MAX_IMAGE_SIDE = 16_384
 ALLOWED_IMAGE_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "AVIF")
 
@@ -62,7 +66,7 @@ SAME_FRAME_DIFF = 1.0
 # MAX_VIDEO_DECODE_FRAMES frames or MAX_VIDEO_DECODE_S seconds (reading included), and the
 # frames found so far are judged. Chosen by measurement: docs/api.md "Videos".
 VIDEO_CODECS = ("h264", "vp8", "vp9", "av1")
-MAX_VIDEO_BYTES = 10 * 1024 * 1024  # the server's body limit (backend/config.py BODY_MAX)
+MAX_VIDEO_BYTES = MAX_BODY_BYTES  # a video is one classify body
 MAX_VIDEO_STREAMS = 8
 MAX_VIDEO_SIDE = 1920
 MAX_VIDEO_PIXELS = 1920 * 1088
