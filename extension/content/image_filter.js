@@ -534,12 +534,13 @@ export class ImageFilter {
   /**
    * Every picture this frame tracks, as the extension sees it: its record id (the element's
    * `data-simclip-id`, or `-before-id` / `-after-id`), kind, state (image_state.js STATE, not the
-   * page's coarser value), why it is shown without a verdict, and its warning with the scores.
-   * For the popup and the tests only: none of it is written into the page.
+   * page's coarser value), why it is shown without a verdict, and the warning with the scores of
+   * the one element that draws its picture's card ('' for the others). For the popup and the
+   * tests only: none of it is written into the page.
    */
   listPictures() {
     return [...this.liveRecords()].map((rec) => ({
-      id: rec.id, kind: rec.kind, state: rec.state, why: rec.why, warning: rec.warnings.length > 0 ? describeWarnings(rec.warnings) : '',
+      id: rec.id, kind: rec.kind, state: rec.state, why: rec.why, warning: this.warnings.hasCard(rec) ? describeWarnings(rec.warnings) : '',
     }));
   }
 

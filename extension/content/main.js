@@ -237,6 +237,10 @@ function answerPageState(ext, { page, parts, perf }) {
     }
     if (message?.type !== MSG.GET_PAGE_STATE) return false;
     if (typeof message.frameUrl === 'string' && message.frameUrl !== location.href) return false; // another frame's
+    if (message.picturesOnly === true) { // the pictures alone: no counts (they read layout), for a caller that polls
+      sendResponse({ frame: location.href, pictures: page.paused ? [] : parts.filter.listPictures() });
+      return false;
+    }
     const summary = parts.filter.summarize();
     sendResponse({
       host: page.host,

@@ -179,6 +179,11 @@ export class WarningPainter {
     }
   }
 
+  /** Whether `rec` carries its picture's warning (flagged or revealed: one element per picture). */
+  hasCard(rec) {
+    return this.cards.has(rec);
+  }
+
   /** Whether `rec` (a record or undefined) is flagged and its card drawn: clicks and keys on it are ours. */
   isCovering(rec) {
     return Boolean(rec) && this.cards.has(rec) && rec.state === 'flagged';

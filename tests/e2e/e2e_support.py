@@ -92,7 +92,7 @@ async ({pageUrl, frameUrl}) => {
   const tabs = (await chrome.tabs.query({})).filter((t) => t.url === pageUrl).sort((a, b) => b.id - a.id);
   if (tabs.length === 0) return null;
   try {
-    return await chrome.tabs.sendMessage(tabs[0].id, {type: 'simclip/get-page-state', frameUrl});
+    return await chrome.tabs.sendMessage(tabs[0].id, {type: 'simclip/get-page-state', frameUrl, picturesOnly: true});
   } catch (e) {
     return null;
   }
@@ -191,8 +191,10 @@ def meme_states(page):
     states = []
     for frame in page.frames:
         with contextlib.suppress(PlaywrightError):  # a frame that went away
+            # the extension's records first: the page's DOM, read after, is at least as recent
+            # (the content script writes a state into the page as it takes it)
+            pictures = extension_pictures(page, frame.url)
             found = frame.evaluate(MEME_STATES_JS)
-            pictures = extension_pictures(page, frame.url) if found else {}
             states += [{**s, "frame": frame.url[:80]} for s in merge_states(found, pictures)]
     return states
 

@@ -79,7 +79,7 @@ async function extensionPictures(pageUrl, frameUrl) {
     const tabs = (await browser.tabs.query({})).filter((t) => t.url === p).sort((a, b) => b.id - a.id);
     if (tabs.length === 0) return null;
     try {
-      return await browser.tabs.sendMessage(tabs[0].id, { type: 'simclip/get-page-state', frameUrl: f });
+      return await browser.tabs.sendMessage(tabs[0].id, { type: 'simclip/get-page-state', frameUrl: f, picturesOnly: true });
     } catch {
       return null;
     }
@@ -89,8 +89,9 @@ async function extensionPictures(pageUrl, frameUrl) {
 
 /** The page's view of each meme joined with the extension's record of it (as e2e_support.merge_states). */
 async function readStates(page, frame) {
+  // the extension's records first: the page's DOM, read after, is at least as recent
+  const pictures = await extensionPictures(page.url(), frame.url());
   const found = await frame.evaluate(`(${config.statesScript})()`);
-  const pictures = found.length > 0 ? await extensionPictures(page.url(), frame.url()) : {};
   return found.map((s) => {
     const rec = s.id ? pictures[String(s.id)] : undefined;
     const state = rec ? rec.state : s.pageState === 'shown' ? 'skip' : s.pageState;
