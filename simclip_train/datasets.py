@@ -207,10 +207,16 @@ def _read_jsonl(path):
 
 
 def _read_table(path, delimiter, required, header=True, names=None):
-    """(line number, row dict) pairs of a CSV/TSV file with the `required` columns."""
+    """(line number, row dict) pairs of a CSV/TSV file with the `required` columns.
+
+    A TSV (MAMI's) is read one line per row, quotes as text: its transcriptions are unquoted and
+    may start with a `"`, which a CSV quote rule would take as the start of a field running over
+    the next lines (rows merged into one, silently). A tab inside the last column's text is kept.
+    """
     _need_file(path)
+    tsv = delimiter == "\t"
     with open(path, encoding="utf-8-sig", newline="") as f:
-        reader = csv.reader(f, delimiter=delimiter)
+        reader = csv.reader(f, delimiter=delimiter, quoting=csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL)
         if header:
             names = next(reader, None)
             if names is None:
@@ -225,6 +231,8 @@ def _read_table(path, delimiter, required, header=True, names=None):
                 continue
             if len(row) < len(names):
                 _fail(path, n, f"expected {len(names)} fields, got {len(row)}")
+            if tsv and len(row) > len(names):  # tabs inside the text of the last column
+                row = [*row[:len(names) - 1], "\t".join(row[len(names) - 1:])]
             yield n, dict(zip(names, row))
 
 

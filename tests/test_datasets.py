@@ -123,6 +123,20 @@ def test_harm_p_reads_the_deduplicated_v1_files_by_default(tmp_path):
     assert len(read_split("harmeme-p:binary-v0", tmp_path, "test")) == 1
 
 
+def test_a_mami_transcription_starting_with_a_quote_keeps_every_row_its_own(tmp_path):
+    """MAMI's TSV is unquoted: a transcription that opens with `"` (or holds a tab) is text, not
+    a quoted field swallowing the next rows."""
+    rows = [f"{i}.jpg\t{i % 2}\t0\t0\t0\t0\tcaption {i}" for i in range(1, 41)]
+    rows[4] = '5.jpg\t1\t0\t0\t0\t0\t"There will probably be a meme'
+    rows[9] = '10.jpg\t0\t0\t0\t0\t0\ta tab\there, "quoted" words'
+    write(tmp_path / "training.csv", MAMI_TRAIN.splitlines()[0] + "\n" + "\n".join(rows) + "\n")
+    examples = read_split("mami", tmp_path, "train") + read_split("mami", tmp_path, "val")
+    assert len(examples) == 40
+    text = {e.id: e.text for e in examples}
+    assert text["5"] == '"There will probably be a meme' and text["6"] == "caption 6"
+    assert text["10"] == 'a tab\there, "quoted" words'
+
+
 def test_mami_sub_task_a_is_binary_and_b_multilabel_with_a_fixed_validation_share(tmp_path):
     write(tmp_path / "training.csv", MAMI_TRAIN)
     write(tmp_path / "Test.csv", MAMI_TEST)
