@@ -129,8 +129,18 @@ class SetupManager:
         self.dir = self.root / _slug(predictor.backbone.info.id)
 
     def read(self):
-        """The stored state (None when none)."""
-        return _read_json(self.state_path) if self.dir is not None else None
+        """The stored state (None when none). Before the backbone's folder is known (its name
+        needs the model registry, i.e. torch, imported in the first seconds of the load), the
+        one setup on disk that was running, if there is exactly one: it is the one that
+        resumes, and the popup must not offer to start another meanwhile."""
+        if self.dir is not None:
+            return _read_json(self.state_path)
+        try:
+            states = [_read_json(d / STATE_FILE) for d in self.root.iterdir() if d.is_dir()]
+        except OSError:
+            return None
+        running = [s for s in states if s and s.get("state") == ACTIVE]
+        return running[0] if len(running) == 1 else None
 
     def status(self):
         """The GET /v1/setup body."""

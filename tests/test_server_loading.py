@@ -223,3 +223,37 @@ def test_a_setup_a_restart_interrupted_shows_as_running_while_the_model_loads(tm
     finally:
         release.set()
         close_app(app)
+
+
+def _stopped_loader(options, report):
+    raise BackboneUnavailableError("stopped by the test")
+
+
+def test_before_the_backbone_is_known_the_one_running_setup_on_disk_shows(tmp_path, monkeypatch):
+    """The backbone's setup folder is named once the model registry (torch) is imported, seconds
+    into the load: until then the one setup on disk that was running shows, not idle."""
+    from backend import setup
+
+    located = threading.Event()
+    monkeypatch.setattr(setup.SetupManager, "locate", lambda self, options: located.wait(30))
+    for name, state in (("simclip-tiny__random", "running"), ("other__model", "done")):
+        (tmp_path / "setup" / name).mkdir(parents=True)
+        (tmp_path / "setup" / name / "state.json").write_text(json.dumps(
+            {"state": state, "stage": "embed", "done": 320, "total": 600, "unit": "memes"}))
+    app = create_app({"TESTING": True, "TOKEN": TEST_TOKEN, "PORT": TEST_PORT, "CACHE_DIR": "",
+                      "LOAD_IN_BACKGROUND": True, "CLASSIFIER_LOADER": _stopped_loader,
+                      "SETUP_DIR": str(tmp_path / "setup"),
+                      "CLASSIFIER_OPTIONS": {"checkpoint": None, "model": "simclip-tiny",
+                                             "pretrained": "none"}})
+    client = app.test_client()
+    try:
+        health = client.get("/v1/health", base_url=BASE, headers=HEADERS).get_json()
+        assert health["state"] == "loading"
+        assert health["setup"] == {"state": "running", "stage": "embed"}
+        # two running setups on disk: which one resumes is not known yet, so none is shown
+        (tmp_path / "setup" / "other__model" / "state.json").write_text(json.dumps(
+            {"state": "running", "stage": "train"}))
+        assert client.get("/v1/setup", base_url=BASE, headers=HEADERS).get_json()["state"] == "idle"
+    finally:
+        located.set()
+        close_app(app)
