@@ -27,13 +27,26 @@ const addonId = manifest.browser_specific_settings.gecko.id;
 const uuid = '5a1ec11b-0000-4000-8000-00000000e2e0';
 const log = (...args) => console.error('[firefox]', ...args);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const VIEWPORT = { width: 1200, height: 1600 };
+
+/** The page's viewport at VIEWPORT; where this Firefox cannot set it, the window's size holds. */
+async function setViewportSize(page) {
+  try {
+    await page.setViewport(VIEWPORT);
+  } catch (e) {
+    if (!/unknown command/.test(String(e))) throw e;
+    log('setViewport unsupported here, the window size holds:', String(e).slice(0, 120));
+  }
+}
 
 const launchOptions = {
   browser: 'firefox',
   executablePath: config.firefox,
   headless: true,
   // Firefox 153+ lets WebDriver open moz-extension:// pages only with system access.
-  args: ['--remote-allow-system-access'],
+  // The window is the viewport's size: Firefox before 146 has no BiDi command for the screen
+  // orientation that puppeteer's setViewport also sets (see setViewportSize).
+  args: ['--remote-allow-system-access', `--window-size=${VIEWPORT.width},${VIEWPORT.height}`],
   extraPrefsFirefox: {
     'extensions.webextensions.uuids': JSON.stringify({ [addonId]: uuid }),
     // The feed's made-up host name resolves to loopback, as Chromium's --host-resolver-rules does.
@@ -61,6 +74,24 @@ async function launch() {
       log(`start failed after ${Date.now() - t0} ms (attempt ${attempt}):`, String(e).slice(0, 300));
       if (attempt >= 2 || e?.name !== 'TimeoutError') throw e;
     }
+  }
+}
+
+/**
+ * Wait until `fn` returns true in an extension page, polling with evaluate: puppeteer's
+ * waitForFunction builds its poller with Function(), which an extension page's CSP
+ * (script-src 'self') refuses in Firefox 140 ESR. Rejects with a TimeoutError after `timeoutMs`.
+ */
+async function waitInExtensionPage(page, fn, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await page.evaluate(fn)) return;
+    if (Date.now() > deadline) {
+      const error = new Error(`waited ${timeoutMs} ms in ${page.url()}`);
+      error.name = 'TimeoutError';
+      throw error;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
 
@@ -148,7 +179,7 @@ async function pressKeys(page) {
 /** Open a case page and wait until every meme in every frame is decided (or the time is up). */
 async function runCase({ name, url, settleMs = 1000, timeoutMs = 60_000, decided: finalStates = null }) {
   const page = await browser.newPage();
-  await page.setViewport({ width: 1200, height: 1600 });
+  await setViewportSize(page);
   await page.evaluateOnNewDocument(config.initScript);
   const t0 = Date.now();
   await page.goto(url, { waitUntil: 'domcontentloaded' });
@@ -185,10 +216,10 @@ try {
   await options.$eval('#server-url', (el, v) => { el.value = v; }, config.serverUrl);
   await options.$eval('#token', (el, v) => { el.value = v; }, config.token);
   await options.click('#save-test');
-  await options.waitForFunction(() => {
+  await waitInExtensionPage(options, () => {
     const kind = document.querySelector('#connection-status')?.dataset.kind;
-    return kind && kind !== 'testing';
-  }, { timeout: 20_000 }).catch(() => {});
+    return Boolean(kind && kind !== 'testing');
+  }, 20_000);
   report.connection = await options.$eval('#connection-status', (el) => el.textContent.trim());
   extensionPage = options;
   log('options page:', report.connection);
@@ -197,11 +228,11 @@ try {
       el.value = String(v);
       el.dispatchEvent(new Event('change', { bubbles: true }));
     }, config.revealAfterSeconds);
-    await options.waitForFunction(() => /Saved/.test(document.querySelector('#failure-status')?.textContent ?? ''), { timeout: 10_000 });
+    await waitInExtensionPage(options, () => /Saved/.test(document.querySelector('#failure-status')?.textContent ?? ''), 10_000);
   }
 
   const feed = await browser.newPage();
-  await feed.setViewport({ width: 1200, height: 1600 });
+  await setViewportSize(feed);
   await feed.evaluateOnNewDocument(config.initScript);
   const t0 = Date.now();
   await feed.goto(config.feedUrl, { waitUntil: 'domcontentloaded' });
