@@ -95,7 +95,10 @@ RECIPES = {
 HARMEME_C_BYTES = 430 * 1024 ** 2  # the published download, about 430 MB
 DISK_MARGIN_BYTES = 200 * 1024 ** 2  # kept free beyond the plan's estimate
 WRITE_INTERVAL_S = 0.25  # the state file is rewritten at most this often (and at each stage)
-CANCEL_GRACE_S = 10.0  # a cancelled job that has not stopped by then exits at once
+# A cancelled job that has not reached its next unit of work by then exits at once: every file it
+# writes is written whole (a temporary file, then a rename), so only the unit in progress is lost
+# (an encoder batch of OCR can take half a minute on a busy CPU).
+CANCEL_GRACE_S = 2.0
 MEASURE_BATCH = 4  # memes timed through the encoders to plan
 DECODE_S = 0.05  # seconds to read and decode one Harm-C PNG (measured: 2-vCPU machine, loaded)
 
