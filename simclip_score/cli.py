@@ -27,7 +27,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from simclip import ClassifierOptions, SimCLIPError
+from simclip import ClassifierOptions, SimCLIPError, random_weights_warning
 from simclip.ocr import parse_ocr_spec
 
 from .ledger import EXIT_NOTHING_RAN, Ledger
@@ -362,6 +362,9 @@ def _score(args: argparse.Namespace, jsonl: bool, codes: set[str]) -> int:
                        + ledger.listed_twice, extra))
     print("\n" + ledger.format())
     print(f"\nrows in {args.out}; model {model}")
+    warning = random_weights_warning(predictor.backbone.info.id)
+    if warning:  # the last line a person reads: these scores mean nothing
+        print(warning, file=sys.stderr)
     status = ledger.exit_code(sum(tally.errors.values()))
     if status == EXIT_NOTHING_RAN:
         print("simclip score: no inputs: " + "; ".join(

@@ -47,9 +47,12 @@ def test_a_folder_of_memes_and_two_broken_files_gives_one_row_each_with_typed_er
     assert len(good) == 9
     assert all(r["mode"] == "zero-shot" and r["text"] == "" and r["frames"] == 1 for r in good)
     assert all(set(r["scores"]) == {"harmful", "misogynous", "hateful", "offensive"} for r in good)
-    summary = capsys.readouterr().out
+    captured = capsys.readouterr()
+    summary = captured.out
     assert "11 rows" in summary and "| corrupt_image | 1 |" in summary
     assert "| unsupported_format | 1 |" in summary and "| harmful |" in summary
+    # the tiny backbone's random weights: said on the run's last line, as every command says it
+    assert "RANDOM weights" in captured.err.strip().splitlines()[-1]
 
 
 def test_scores_are_the_predictors_own(corpus, tmp_path):
