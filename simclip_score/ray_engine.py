@@ -30,6 +30,7 @@ import logging
 import os
 import signal
 import uuid
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -308,8 +309,14 @@ def run_ray(config: ScoreConfig, units: list[Unit], ledger: Any, out: str, categ
     started_here = not ray.is_initialized()  # else the caller's connection: theirs to end
     try:
         init_ray(ray_address)
-        return _run(ray, config, units, ledger, out, categories, model, identity, ocr_identity,
-                    encoders, cpu_batch, encoder_cpus, readers, tally, emit_jsonl)
+        with warnings.catch_warnings():
+            # A resumed run whose inputs are all in `out` already gives the readers no rows;
+            # Ray Data warns that its actor pool then has nothing to do, which is right.
+            warnings.filterwarnings("ignore", message="The minimum number of concurrent actors",
+                                    category=UserWarning)
+            return _run(ray, config, units, ledger, out, categories, model, identity,
+                        ocr_identity, encoders, cpu_batch, encoder_cpus, readers, tally,
+                        emit_jsonl)
     finally:
         if started_here:
             shutdown_ray()

@@ -65,7 +65,9 @@ def test_scores_are_the_predictors_own(corpus, tmp_path):
         row = rows[str(path)]
         assert row["warnings"] == [w["id"] for w in expected["warnings"]]
         for c, s in expected["scores"].items():
-            assert row["scores"][c] == pytest.approx(s, abs=1e-6)
+            # both rounded to 6 decimals: a batch of 3 against a batch of 1 differs in the float
+            # noise, which can fall either side of a rounding boundary (one step, 1e-6)
+            assert row["scores"][c] == pytest.approx(s, abs=1.5e-6)
 
 
 def test_identical_images_are_computed_once(corpus, tmp_path, monkeypatch):
