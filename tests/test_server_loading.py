@@ -38,10 +38,11 @@ def _wait_for(client, state, timeout=10):
 
 
 def test_health_says_loading_with_progress_while_a_slow_model_loads(tmp_path):
-    release = threading.Event()
+    release, reported = threading.Event(), threading.Event()
 
     def slow_loader(options, report):
         report("weights", 123_456, None, "bytes", "downloading the CLIP weights")
+        reported.set()
         assert release.wait(30)
         return load_classifier(model="simclip-tiny", pretrained="none", device="cpu", ocr="none")
 
@@ -52,7 +53,10 @@ def test_health_says_loading_with_progress_while_a_slow_model_loads(tmp_path):
         body = client.get("/v1/health", base_url=BASE, headers=HEADERS).get_json()
         assert time.monotonic() - t0 < 1.0
         assert body["state"] == "loading" and body["model"] is None
-        assert body["loading"] == {"stage": "weights", "done": 123_456, "total": None,
+        # the loader thread reports its progress once it runs (after the setup folder is found)
+        assert reported.wait(30)
+        body = client.get("/v1/health", base_url=BASE, headers=HEADERS).get_json()
+        assert body["state"] == "loading" and body["loading"] == {"stage": "weights", "done": 123_456, "total": None,
                                    "unit": "bytes", "message": "downloading the CLIP weights"}
         for response in (client.post("/v1/classify", base_url=BASE, data=b"x",
                                      headers={**HEADERS, "Content-Type": "image/png"}),
