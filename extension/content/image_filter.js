@@ -544,6 +544,22 @@ export class ImageFilter {
     }));
   }
 
+  /**
+   * True when one of `pictures` ({id, url}) is a live record of this frame: tells apart the
+   * frames a GET_PAGE_STATE reaches by one URL (several about:blank frames). An <img> record
+   * must show `url` too (its currentSrc); other kinds match by id (url null: any).
+   */
+  holdsAny(pictures) {
+    const wanted = new Map(pictures.map((p) => [String(p.id), p.url ?? null]));
+    for (const rec of this.liveRecords()) {
+      const id = String(rec.id);
+      if (!wanted.has(id)) continue;
+      const url = wanted.get(id);
+      if (url === null || rec.kind !== 'img' || url === rec.url) return true;
+    }
+    return false;
+  }
+
   /** Counts per state, for the popup and tests. */
   summarize() {
     const byState = {};

@@ -237,6 +237,8 @@ function answerPageState(ext, { page, parts, perf }) {
     }
     if (message?.type !== MSG.GET_PAGE_STATE) return false;
     if (typeof message.frameUrl === 'string' && message.frameUrl !== location.href) return false; // another frame's
+    // frames at one URL (about:blank): only the one holding these records ({id, url}) answers
+    if (Array.isArray(message.holds) && !parts.filter.holdsAny(message.holds)) return false;
     if (message.picturesOnly === true) { // the pictures alone: no counts (they read layout), for a caller that polls
       sendResponse({ frame: location.href, pictures: page.paused ? [] : parts.filter.listPictures() });
       return false;

@@ -14,7 +14,8 @@
  *   page    -> worker   SETUP_START {}                 -> {setup} | {error}  (POST: one already running answers its progress)
  *   page    -> worker   SETUP_CANCEL {}                -> {setup} | {error}  (DELETE)
  *   page    -> content  GET_PAGE_STATE {frameUrl?}     -> {host, paused, flagged, revealed, byState, asking, stats, frame, pictures}
- *                       (frameUrl: only the frame at that URL answers; picturesOnly: {frame, pictures} alone)
+ *                       (frameUrl: only the frame at that URL answers; holds [{id, url}]: only the one
+ *                       holding one of those records; picturesOnly: {frame, pictures} alone)
  *                       (pictures: [{id, kind, state, why, warning}], the reasons the page never sees)
  *   page    -> content  HIDE_REVEALED {}               -> (none): cover again the pictures the user showed
  *

@@ -88,11 +88,11 @@ MEME_STATES_JS = """
 # In the worker: the GET_PAGE_STATE answer of the frame at `frameUrl` in the newest tab showing
 # `pageUrl` (the content script answers in its own world; the page never sees it).
 PAGE_STATE_OF_FRAME_JS = """
-async ({pageUrl, frameUrl}) => {
+async ({pageUrl, frameUrl, holds}) => {
   const tabs = (await chrome.tabs.query({})).filter((t) => t.url === pageUrl).sort((a, b) => b.id - a.id);
   if (tabs.length === 0) return null;
   try {
-    return await chrome.tabs.sendMessage(tabs[0].id, {type: 'simclip/get-page-state', frameUrl, picturesOnly: true});
+    return await chrome.tabs.sendMessage(tabs[0].id, {type: 'simclip/get-page-state', frameUrl, holds, picturesOnly: true});
   } catch (e) {
     return null;
   }
@@ -161,13 +161,16 @@ def write_json(path, data):
     Path(path).write_text(json.dumps(data, indent=2, sort_keys=True))
 
 
-def extension_pictures(page, frame_url):
+def extension_pictures(page, frame_url, holds=None):
     """{record id: {id, kind, state, why, warning}} of the frame at `frame_url` in `page`, as the
-    extension sees them (its own world, through the worker): the page cannot read any of it."""
+    extension sees them (its own world, through the worker): the page cannot read any of it.
+    `holds` ([{id, url}], the ids the page's elements carry) picks the frame among several at one
+    URL (about:blank frames number their records from 1 each)."""
     browser = _BROWSERS.get(page.context)
     if browser is None:
         return {}
-    state = browser.sw_eval(PAGE_STATE_OF_FRAME_JS, {"pageUrl": page.url, "frameUrl": frame_url})
+    state = browser.sw_eval(PAGE_STATE_OF_FRAME_JS, {"pageUrl": page.url, "frameUrl": frame_url,
+                                                     "holds": holds})
     return {str(p["id"]): p for p in (state or {}).get("pictures", [])}
 
 
@@ -192,8 +195,10 @@ def meme_states(page):
     for frame in page.frames:
         with contextlib.suppress(PlaywrightError):  # a frame that went away
             # the extension's records first: the page's DOM, read after, is at least as recent
-            # (the content script writes a state into the page as it takes it)
-            pictures = extension_pictures(page, frame.url)
+            # (the content script writes a state into the page as it takes it); the ids the DOM
+            # carried just before pick the frame's answer among frames at one URL
+            holds = [{"id": s["id"], "url": s["src"]} for s in frame.evaluate(MEME_STATES_JS) if s["id"]]
+            pictures = extension_pictures(page, frame.url, holds or None)
             found = frame.evaluate(MEME_STATES_JS)
             states += [{**s, "frame": frame.url[:80]} for s in merge_states(found, pictures)]
     return states

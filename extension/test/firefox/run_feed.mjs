@@ -103,25 +103,29 @@ let extensionPage = null; // an extension page of ours (the options page): it as
 
 /**
  * The pictures of the frame at `frameUrl` in the tab showing `pageUrl`, as the content script
- * sees them ({record id: {state, why, warning}}): asked in the extension's world, never the page's.
+ * sees them ({record id: {state, why, warning}}): asked in the extension's world, never the page's;
+ * `holds` ([{id, url}]) picks the frame among several at one URL.
  */
-async function extensionPictures(pageUrl, frameUrl) {
-  const state = await extensionPage.evaluate(async (p, f) => {
+async function extensionPictures(pageUrl, frameUrl, holds) {
+  const state = await extensionPage.evaluate(async (p, f, h) => {
     const tabs = (await browser.tabs.query({})).filter((t) => t.url === p).sort((a, b) => b.id - a.id);
     if (tabs.length === 0) return null;
     try {
-      return await browser.tabs.sendMessage(tabs[0].id, { type: 'simclip/get-page-state', frameUrl: f, picturesOnly: true });
+      return await browser.tabs.sendMessage(tabs[0].id, { type: 'simclip/get-page-state', frameUrl: f, holds: h, picturesOnly: true });
     } catch {
       return null;
     }
-  }, pageUrl, frameUrl).catch(() => null);
+  }, pageUrl, frameUrl, holds).catch(() => null);
   return Object.fromEntries((state?.pictures ?? []).map((p) => [String(p.id), p]));
 }
 
 /** The page's view of each meme joined with the extension's record of it (as e2e_support.merge_states). */
 async function readStates(page, frame) {
-  // the extension's records first: the page's DOM, read after, is at least as recent
-  const pictures = await extensionPictures(page.url(), frame.url());
+  // the extension's records first: the page's DOM, read after, is at least as recent; the ids
+  // the DOM carried just before pick this frame's answer among frames at one URL (about:blank)
+  const before = await frame.evaluate(`(${config.statesScript})()`);
+  const holds = before.filter((s) => s.id).map((s) => ({ id: s.id, url: s.src ?? null }));
+  const pictures = await extensionPictures(page.url(), frame.url(), holds.length > 0 ? holds : undefined);
   const found = await frame.evaluate(`(${config.statesScript})()`);
   return found.map((s) => {
     const rec = s.id ? pictures[String(s.id)] : undefined;
