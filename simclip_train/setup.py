@@ -619,9 +619,10 @@ def _request(method, args, token):
     except (urllib.error.URLError, OSError) as e:
         raise SetupError("server_not_running",
                          f"no simclip-server answers on {args.host}:{args.port} "
-                         f"({getattr(e, 'reason', e)}). Start it with `simclip-server` (add "
-                         f"--port {args.port} if you use another port), then run "
-                         f"`simclip setup` again") from None
+                         f"({getattr(e, 'reason', e)}). Start it with `simclip-server`, then "
+                         f"run `simclip setup` again; if your server listens on another port, "
+                         f"give it to both: `simclip-server --port PORT`, "
+                         f"`simclip setup --port PORT`") from None
 
 
 def format_report(body):

@@ -361,6 +361,7 @@ def test_the_setup_command_without_a_server_says_how_to_start_one(tmp_path, caps
     assert main(["--status", "--port", str(get_free_port()), "--config-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "no simclip-server answers" in err and "simclip-server" in err
+    assert "simclip setup --port PORT" in err  # not the default port as if it were another
 
 
 def test_setup_refuses_to_start_when_the_disk_is_short(tmp_path, monkeypatch):
