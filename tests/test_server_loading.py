@@ -21,10 +21,16 @@ HEADERS = {"X-Auth-Token": TEST_TOKEN}
 BASE = f"http://127.0.0.1:{TEST_PORT}"
 
 
-def _app(tmp_path, loader):
+TINY_OPTIONS = {"checkpoint": None, "model": "simclip-tiny", "pretrained": "none"}
+
+
+def _app(tmp_path, loader, options=None):
+    """An app loading its model with `loader` in the background; `options`: the command line's
+    classifier options (the setup folder is found from them while the model loads)."""
+    extra = {"CLASSIFIER_OPTIONS": options} if options is not None else {}
     return create_app({"TESTING": True, "TOKEN": TEST_TOKEN, "PORT": TEST_PORT, "CACHE_DIR": "",
                        "LOAD_IN_BACKGROUND": True, "CLASSIFIER_LOADER": loader,
-                       "SETUP_DIR": str(tmp_path / "setup")})
+                       "SETUP_DIR": str(tmp_path / "setup"), **extra})
 
 
 def _wait_for(client, state, timeout=10):
@@ -205,11 +211,7 @@ def test_a_setup_a_restart_interrupted_shows_as_running_while_the_model_loads(tm
         release.wait(30)
         raise BackboneUnavailableError("stopped by the test")
 
-    app = create_app({"TESTING": True, "TOKEN": TEST_TOKEN, "PORT": TEST_PORT, "CACHE_DIR": "",
-                      "LOAD_IN_BACKGROUND": True, "CLASSIFIER_LOADER": slow_loader,
-                      "SETUP_DIR": str(tmp_path / "setup"),
-                      "CLASSIFIER_OPTIONS": {"checkpoint": None, "model": "simclip-tiny",
-                                             "pretrained": "none"}})
+    app = _app(tmp_path, slow_loader, TINY_OPTIONS)
     client = app.test_client()
     try:
         deadline = time.monotonic() + 20
@@ -244,11 +246,7 @@ def test_before_the_backbone_is_known_the_one_running_setup_on_disk_shows(tmp_pa
         (tmp_path / "setup" / name).mkdir(parents=True)
         (tmp_path / "setup" / name / "state.json").write_text(json.dumps(
             {"state": state, "stage": "embed", "done": 320, "total": 600, "unit": "memes"}))
-    app = create_app({"TESTING": True, "TOKEN": TEST_TOKEN, "PORT": TEST_PORT, "CACHE_DIR": "",
-                      "LOAD_IN_BACKGROUND": True, "CLASSIFIER_LOADER": _stopped_loader,
-                      "SETUP_DIR": str(tmp_path / "setup"),
-                      "CLASSIFIER_OPTIONS": {"checkpoint": None, "model": "simclip-tiny",
-                                             "pretrained": "none"}})
+    app = _app(tmp_path, _stopped_loader, TINY_OPTIONS)
     client = app.test_client()
     try:
         health = client.get("/v1/health", base_url=BASE, headers=HEADERS).get_json()
