@@ -26,18 +26,16 @@ def pixel_key(data):
         return hashlib.sha256(img.convert("RGB").tobytes()).hexdigest()
 
 
-class SlowServer:
-    def __init__(self, real_server, memes, rate=4.0):
+class StandIn:
+    """A stand-in for simclip-server on loopback: every request is forwarded to the real server
+    (so pairing, health and CORS are the real ones), except those `answer` answers itself."""
+
+    # the real server's answer headers the extension reads
+    FORWARDED_HEADERS = ("content-type", "access-control-allow-origin", "vary", "retry-after",
+                         "access-control-allow-headers", "access-control-allow-methods")
+
+    def __init__(self, real_server):
         self.real = real_server
-        self.rate = rate
-        self.answers = {}  # pixel key -> the real server's JSON answer
-        for png, _ in memes:
-            r = requests.post(f"{real_server.url}/v1/classify", data=png, timeout=60,
-                              headers={"X-Auth-Token": real_server.token, "Content-Type": "image/png"})
-            r.raise_for_status()
-            self.answers[pixel_key(png)] = r.json()
-        self.jobs = queue.Queue()
-        self.served = []  # monotonic times of the answers
         self.server = None
 
     @property
@@ -49,15 +47,9 @@ class SlowServer:
     def url(self):
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
-    def decide(self):
-        """The one decision thread: 1/rate s per picture, first come first served."""
-        while True:
-            job = self.jobs.get()
-            if job is None:
-                return
-            time.sleep(1 / self.rate)
-            self.served.append(time.monotonic())
-            job.set()
+    def answer(self, handler, method, body):
+        """Answer a request here (with `handler.reply`) and return True, or False to forward it."""
+        return False
 
     def start(self):
         stand_in = self
@@ -76,41 +68,76 @@ class SlowServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def forward(self, method):
+            def handle_any(self, method):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
+                if stand_in.answer(self, method, body):
+                    return
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
                 r = requests.request(method, stand_in.real.url + self.path, data=body, headers=headers, timeout=60)
-                keep = {k: v for k, v in r.headers.items()
-                        if k.lower() in ("content-type", "access-control-allow-origin", "vary", "retry-after")}
+                keep = {k: v for k, v in r.headers.items() if k.lower() in StandIn.FORWARDED_HEADERS}
                 self.reply(r.status_code, r.content, keep)
 
             def do_GET(self):
-                self.forward("GET")
+                self.handle_any("GET")
 
             def do_OPTIONS(self):
-                self.forward("OPTIONS")
+                self.handle_any("OPTIONS")
 
             def do_POST(self):
-                if self.path != "/v1/classify" or self.headers.get("X-Auth-Token") != stand_in.real.token:
-                    self.forward("POST")
-                    return
-                data = self.rfile.read(int(self.headers["Content-Length"]))
-                answer = dict(stand_in.answers[pixel_key(data)])
-                answer["sha256"] = hashlib.sha256(data).hexdigest()
-                answer["cached"] = False
-                done = threading.Event()
-                stand_in.jobs.put(done)
-                done.wait(120)
-                self.reply(200, json.dumps(answer).encode(), {"Content-Type": "application/json"})
+                self.handle_any("POST")
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class SlowServer(StandIn):
+    def __init__(self, real_server, memes, rate=4.0):
+        super().__init__(real_server)
+        self.rate = rate
+        self.answers = {}  # pixel key -> the real server's JSON answer
+        for png, _ in memes:
+            r = requests.post(f"{real_server.url}/v1/classify", data=png, timeout=60,
+                              headers={"X-Auth-Token": real_server.token, "Content-Type": "image/png"})
+            r.raise_for_status()
+            self.answers[pixel_key(png)] = r.json()
+        self.jobs = queue.Queue()
+        self.served = []  # monotonic times of the answers
+
+    def decide(self):
+        """The one decision thread: 1/rate s per picture, first come first served."""
+        while True:
+            job = self.jobs.get()
+            if job is None:
+                return
+            time.sleep(1 / self.rate)
+            self.served.append(time.monotonic())
+            job.set()
+
+    def answer(self, handler, method, body):
+        """A classify request: the real answer for its picture, after its turn in the queue."""
+        if method != "POST" or handler.path != "/v1/classify" or handler.headers.get("X-Auth-Token") != self.real.token:
+            return False
+        answer = dict(self.answers[pixel_key(body)])
+        answer["sha256"] = hashlib.sha256(body).hexdigest()
+        answer["cached"] = False
+        done = threading.Event()
+        self.jobs.put(done)
+        done.wait(120)
+        handler.reply(200, json.dumps(answer).encode(), {"Content-Type": "application/json"})
+        return True
+
+    def start(self):
+        super().start()
         threading.Thread(target=self.decide, daemon=True).start()
         return self
 
     def stop(self):
         self.jobs.put(None)
-        self.server.shutdown()
-        self.server.server_close()
+        super().stop()

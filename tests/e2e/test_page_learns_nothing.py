@@ -5,11 +5,9 @@ no URL the tab's browser did not load, nor one a public name resolved to a loopb
 """
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import requests
+from slow_server import StandIn
 
 from e2e_support import meme_states, pair_through_options_page, wait_for
 from feed_site import EMBED_HOST, FEED_HOST, PUBLIC_HOST
@@ -131,78 +129,29 @@ def test_a_public_name_resolving_to_loopback_is_never_fetched_by_the_worker(brow
     page.close()
 
 
-class SheddingServer:
+class SheddingServer(StandIn):
     """A stand-in for simclip-server that sheds the first `shed` classify requests (503 `busy`,
     `retry_after_ms`, Retry-After in seconds, as docs/api.md says) and forwards everything else."""
 
     def __init__(self, real, shed=2, retry_after_ms=1500):
-        self.real, self.shed, self.retry_after_ms = real, shed, retry_after_ms
+        super().__init__(real)
+        self.shed, self.retry_after_ms = shed, retry_after_ms
         self.classify_at = []  # (monotonic time, status) of each classify request
-        self.server = None
 
-    @property
-    def token(self):
-        return self.real.token
-
-    @property
-    def url(self):
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def start(self):
-        stand_in = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def reply(self, status, body, headers):
-                self.send_response(status)
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def handle_any(self, method):
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else None
-                if method == "POST" and self.path == "/v1/classify":
-                    shed = sum(s == 503 for _, s in stand_in.classify_at) < stand_in.shed
-                    stand_in.classify_at.append((time.monotonic(), 503 if shed else 200))
-                    if shed:
-                        error = {"error": {"code": "busy", "message": "the server is busy",
-                                           "retry_after_ms": stand_in.retry_after_ms}}
-                        origin = self.headers.get("Origin") or ""
-                        self.reply(503, json.dumps(error).encode(), {
-                            "Content-Type": "application/json", "Retry-After": str(-(-stand_in.retry_after_ms // 1000)),
-                            "Access-Control-Allow-Origin": origin, "Access-Control-Expose-Headers": "Retry-After"})
-                        return
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
-                r = requests.request(method, stand_in.real.url + self.path, data=body, headers=headers, timeout=60)
-                keep = {k: v for k, v in r.headers.items()
-                        if k.lower() in ("content-type", "access-control-allow-origin", "vary", "retry-after",
-                                         "access-control-allow-headers", "access-control-allow-methods")}
-                self.reply(r.status_code, r.content, keep)
-
-            def do_GET(self):
-                self.handle_any("GET")
-
-            def do_POST(self):
-                self.handle_any("POST")
-
-            def do_OPTIONS(self):
-                self.handle_any("OPTIONS")
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
+    def answer(self, handler, method, body):
+        if method != "POST" or handler.path != "/v1/classify":
+            return False
+        shed = sum(s == 503 for _, s in self.classify_at) < self.shed
+        self.classify_at.append((time.monotonic(), 503 if shed else 200))
+        if not shed:
+            return False
+        error = {"error": {"code": "busy", "message": "the server is busy",
+                           "retry_after_ms": self.retry_after_ms}}
+        origin = handler.headers.get("Origin") or ""
+        handler.reply(503, json.dumps(error).encode(), {
+            "Content-Type": "application/json", "Retry-After": str(-(-self.retry_after_ms // 1000)),
+            "Access-Control-Allow-Origin": origin, "Access-Control-Expose-Headers": "Retry-After"})
+        return True
 
 
 def test_a_shed_request_is_retried_after_its_retry_after_and_the_server_is_not_called_down(browser, simclip_server,
