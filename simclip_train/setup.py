@@ -417,11 +417,12 @@ def run_job(args, reporter):
     ocr_s = 0.0 if args.ocr == "none" else (args.ocr_ms / 1000.0 if args.ocr_ms else 0.5)
     datasets, skipped = find_datasets(data_dir)
     reporter.set(datasets=[name.partition(":")[0] for name in datasets], skipped=skipped)
+    counts = count_examples(data_dir, datasets)  # Harm-C's published sizes until it is fetched
 
     # the plan before anything is downloaded, from the server's measured cost per picture
     if args.encoder_ms and args.embed_dim:
         plan = make_plan(args.encoder_ms / 1000.0, args.embed_dim, args.device, data_dir, recipe,
-                         ocr_s, count_examples(data_dir, datasets))
+                         ocr_s, counts)
         check_disk(data_dir, plan)
         reporter.set(plan=plan)
 
@@ -442,7 +443,7 @@ def run_job(args, reporter):
     reporter.set(done=reporter.state["total"])
     encoder_s = measure_encoder(backbone)
     plan = make_plan(encoder_s, backbone.info.embed_dim, backbone.device, data_dir, recipe, ocr_s,
-                     count_examples(data_dir, datasets))
+                     counts)
     check_disk(data_dir, plan)
     reporter.set(plan=plan, backbone=backbone.info.id)
 
