@@ -440,12 +440,17 @@ def read_hateful(root, split, spec, stats):
     return out
 
 
+def _binary_spec(name, setting, category, reader, files, metric):
+    """A dataset with one binary task named `category` ('not <category>' / '<category>'), one
+    file per split, warned on as the category itself."""
+    task = TaskSpec(category, MULTICLASS, [f"not {category}", category])
+    return DatasetSpec(name, setting, [task],
+                       [{"category": category, "task": category, "labels": [category]}],
+                       reader, {s: [f] for s, f in files.items()}, {category: metric})
+
+
 def _hateful_spec(setting):
-    task = TaskSpec("hateful", MULTICLASS, ["not hateful", "hateful"])
-    return DatasetSpec("hateful-memes", setting, [task],
-                       [{"category": "hateful", "task": "hateful", "labels": ["hateful"]}],
-                       read_hateful, {s: [f] for s, f in HATEFUL_FILES.items()},
-                       {"hateful": "auroc"})
+    return _binary_spec("hateful-memes", setting, "hateful", read_hateful, HATEFUL_FILES, "auroc")
 
 
 # ---------------------------------------------------------------- MultiOFF
@@ -467,11 +472,8 @@ def read_multioff(root, split, spec, stats):
 
 
 def _multioff_spec(setting):
-    task = TaskSpec("offensive", MULTICLASS, ["not offensive", "offensive"])
-    return DatasetSpec("multioff", setting, [task],
-                       [{"category": "offensive", "task": "offensive", "labels": ["offensive"]}],
-                       read_multioff, {s: [f] for s, f in MULTIOFF_FILES.items()},
-                       {"offensive": "macro_f1"})
+    return _binary_spec("multioff", setting, "offensive", read_multioff, MULTIOFF_FILES,
+                        "macro_f1")
 
 
 # ---------------------------------------------------------------- Memotion 7k

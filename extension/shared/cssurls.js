@@ -51,35 +51,41 @@ function pickImageSets(value, dpr) {
   return out + value.slice(from);
 }
 
-function findClosingParen(text, open) {
-  let depth = 1;
+/**
+ * The characters of `text` from `from` on that are outside quoted strings, each with the
+ * parenthesis depth before it (relative to `from`): [index, char, depth].
+ */
+function* unquoted(text, from = 0) {
+  let depth = 0;
   let quote = '';
-  for (let i = open; i < text.length; i += 1) {
+  for (let i = from; i < text.length; i += 1) {
     const c = text[i];
     if (quote) {
       if (c === '\\') i += 1;
       else if (c === quote) quote = '';
-    } else if (c === '"' || c === "'") quote = c;
-    else if (c === '(') depth += 1;
-    else if (c === ')' && --depth === 0) return i;
+      continue;
+    }
+    if (c === '"' || c === "'") quote = c;
+    else {
+      yield [i, c, depth];
+      if (c === '(') depth += 1;
+      else if (c === ')') depth -= 1;
+    }
   }
+}
+
+/** The index of the `)` that closes the parenthesis opened just before `open`, or text.length. */
+function findClosingParen(text, open) {
+  for (const [i, c, depth] of unquoted(text, open)) if (c === ')' && depth === 0) return i;
   return text.length;
 }
 
+/** `text` split at the commas outside parentheses and strings. */
 function splitTopLevel(text) {
   const parts = [];
-  let depth = 0;
-  let quote = '';
   let start = 0;
-  for (let i = 0; i < text.length; i += 1) {
-    const c = text[i];
-    if (quote) {
-      if (c === '\\') i += 1;
-      else if (c === quote) quote = '';
-    } else if (c === '"' || c === "'") quote = c;
-    else if (c === '(') depth += 1;
-    else if (c === ')') depth -= 1;
-    else if (c === ',' && depth === 0) {
+  for (const [i, c, depth] of unquoted(text)) {
+    if (c === ',' && depth === 0) {
       parts.push(text.slice(start, i));
       start = i + 1;
     }
