@@ -5,11 +5,11 @@ import {
   API_ERROR, ApiError, SERVER_STATE, SETUP_STATE, createApiClient, describeCost, describeLoading, describeServerMode, diagnoseConnection,
   parseHealth, parseSetup,
 } from '../../shared/api.js';
+import { HARMFUL_CATEGORY as HARMFUL, MISOGYNY_CATEGORY } from './fixtures.js';
 
 const TOKEN = 'A'.repeat(43);
 const HEALTH = { status: 'ok', model: 'simclip-tiny/none', mode: 'trained', device: 'cpu', ocr: 'rapidocr', queue_depth: 0, version: '0.1.0' };
-const HARMFUL = { id: 'harmful', name: 'Harmful', description: 'd', default_threshold: 0.5 };
-const CATEGORIES = { labels: [HARMFUL] }; // /v1/labels as v1 servers send it
+const LABELS = { labels: [HARMFUL] }; // /v1/labels as v1 servers send it
 const SHA = 'ab'.repeat(32);
 
 const json = (status, body, headers = {}) => new Response(JSON.stringify(body), { status, headers: { 'Content-Type': 'application/json', ...headers } });
@@ -22,7 +22,7 @@ function fakeServer({ token = TOKEN, routes = {} } = {}) {
     calls.push({ url, init });
     if (init.headers['X-Auth-Token'] !== token) return error(401, 'unauthorized');
     const path = new URL(url).pathname;
-    const route = routes[path] ?? { '/v1/health': () => json(200, HEALTH), '/v1/labels': () => json(200, CATEGORIES) }[path];
+    const route = routes[path] ?? { '/v1/health': () => json(200, HEALTH), '/v1/labels': () => json(200, LABELS) }[path];
     return route ? route(init) : error(404, 'not_found');
   };
   return { fetchFn, calls };
@@ -118,11 +118,10 @@ test('reads the warning categories from /v1/labels under its v1 key `labels`', a
 });
 
 test('prefers the `categories` key of /v1/labels when a server sends both', async () => {
-  const misogyny = { id: 'misogynous', name: 'Misogyny', description: '', default_threshold: 0.4 };
-  const both = { categories: [misogyny], labels: [HARMFUL] };
+  const both = { categories: [MISOGYNY_CATEGORY], labels: [HARMFUL] };
   const server = fakeServer({ routes: { '/v1/labels': () => json(200, both) } });
   const client = createApiClient({ serverUrl: 'http://127.0.0.1:9999', token: TOKEN, fetchFn: server.fetchFn });
-  assert.deepEqual(await client.categories(), [misogyny]);
+  assert.deepEqual(await client.categories(), [MISOGYNY_CATEGORY]);
   assert.equal(server.calls[0].url, 'http://127.0.0.1:9999/v1/labels');
   const onlyNew = fakeServer({ routes: { '/v1/labels': () => json(200, { categories: [HARMFUL] }) } });
   assert.deepEqual(await createApiClient({ serverUrl: 'http://127.0.0.1:9999', token: TOKEN, fetchFn: onlyNew.fetchFn }).categories(), [HARMFUL]);

@@ -9,11 +9,8 @@ import {
 } from '../../content/image_state.js';
 import { VERDICT } from '../../shared/messages.js';
 import { normalizeSettings } from '../../shared/settings.js';
+import { CATEGORIES } from './fixtures.js';
 
-const CATEGORIES = [
-  { id: 'harmful', name: 'Harmful', default_threshold: 0.5 },
-  { id: 'misogynous', name: 'Misogyny', default_threshold: 0.42 },
-];
 const context = (settings = {}) => ({ settings: normalizeSettings(settings), categories: CATEGORIES });
 const img = () => createRecord({ id: 1, el: {}, kind: 'img', url: 'https://x.test/a.png' });
 const bg = () => createRecord({ id: 2, el: {}, kind: 'bg', url: 'https://x.test/b.png' });

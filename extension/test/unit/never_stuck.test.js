@@ -21,13 +21,13 @@ import {
 import { VerdictAsker } from '../../content/verdict_asker.js';
 import { VERDICT } from '../../shared/messages.js';
 import { normalizeSettings } from '../../shared/settings.js';
+import { CATEGORIES } from './fixtures.js';
 
 const LIMIT_S = 20; // the user's cap: above the 15 s floor, so the limit follows the server's cost within it
 const LIMIT = LIMIT_S * 1000;
 const COSTS = [null, 30, 900, 2500]; // the server's measured ms per picture (null: not reported)
 const STEP = 100; // ms between property checks
 const RUN_MS = 240000;
-const CATEGORIES = [{ id: 'harmful', name: 'Harmful', default_threshold: 0.5 }];
 
 /** mulberry32: a small seeded PRNG. */
 function createRandom(seed) {

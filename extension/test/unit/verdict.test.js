@@ -3,11 +3,8 @@ import { test } from 'node:test';
 
 import { normalizeSettings } from '../../shared/settings.js';
 import { describeCategories, describeWarnings, listActiveWarnings, thresholdFor } from '../../shared/verdict.js';
+import { CATEGORIES } from './fixtures.js';
 
-const CATEGORIES = [
-  { id: 'harmful', name: 'Harmful', default_threshold: 0.5 },
-  { id: 'misogynous', name: 'Misogyny', default_threshold: 0.42 },
-];
 
 test('normal sensitivity keeps the server threshold', () => {
   assert.ok(Math.abs(thresholdFor(0.5, 3) - 0.5) < 1e-9);
