@@ -111,14 +111,13 @@ class LocalEngine:
                 running.add(future)
                 future.add_done_callback(running.discard)
             # Wait on the futures, not in Thread.join (pool.shutdown): a Ctrl-C that cuts a
-            # join can leave CPython thinking the thread is done, and the drain below then
-            # returned with an OCR thread still running (the exit aborted, status 134).
+            # join can leave CPython thinking the thread is done, so the drain below would
+            # return with an OCR thread still running.
             wait(running.copy())
             pool.shutdown(wait=True)
         except BaseException:
-            # Waiting for the whole queue took 12 s on 2 CPUs, the time of a rerun on a small
-            # corpus; users pressed Ctrl-C again, and the interpreter then exited under the OCR
-            # threads (exit 134).
+            # Drop the queue rather than score it: draining takes as long as a rerun of a small
+            # corpus, and the interpreter must not exit under the OCR threads.
             with deferred_signals():
                 self._stopping = True
                 pool.shutdown(wait=True, cancel_futures=True)

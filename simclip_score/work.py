@@ -174,9 +174,9 @@ def unpack_picture(pixels: bytes, sizes: list[int]) -> Image.Image | Frames:
 def deferred_signals() -> Iterator[None]:
     """Hold Ctrl-C (SIGINT) and SIGTERM off while the block runs, then deliver the first one
     that came: for the steps that must not be cut in the middle (Ray's start and shutdown,
-    draining the local engine's threads after a first Ctrl-C). Cut there, Ray left its agents
-    running and an interpreter exiting under the OCR threads aborted (exit 134). Outside the
-    main thread (where Python delivers signals) it does nothing."""
+    draining the local engine's threads after a first Ctrl-C): cut there, Ray leaves its agents
+    running, and an interpreter exiting under the OCR threads aborts. Outside the main thread
+    (where Python delivers signals) it does nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return

@@ -1,6 +1,6 @@
 """`simclip score` on what real corpora hold: names, links, shards, tables, URLs and an --out
-that is not ours. Each test is a fault a first user hit (a crash, a lost or renamed file,
-rows dropped or scored from partial bytes), so each one can fail."""
+that is not ours. Each test names a fault (a crash, a lost or renamed file, rows dropped or
+scored from partial bytes) and fails if it comes back."""
 
 import csv
 import http.server
@@ -313,8 +313,8 @@ def test_ctrl_c_stops_at_once_and_leaves_what_is_not_written_for_the_rerun(harme
                                                                             where):
     """Ctrl-C stops at once, whether it comes while inputs are still being queued or once all of
     them are (a run of 80 inputs or fewer, the end of any run): the queued ones are dropped, the
-    reads under way end and nothing waits for the encoder (waiting for the queue took 12 s, the
-    time of a rerun)."""
+    reads under way end and nothing waits for the encoder (waiting for the queue would take as
+    long as a rerun)."""
     import time
 
     from simclip_score import local

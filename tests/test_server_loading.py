@@ -171,7 +171,7 @@ def test_health_and_setup_bodies_in_every_state_validate_against_the_openapi_doc
 def test_the_server_is_served_before_torch_is_imported():
     """A fresh user's restart: the port must answer /v1/health within a second, so nothing the
     server imports and builds before it serves may pull in torch (5-11 s to import on a busy
-    laptop CPU, seen by a trial: the popup said "server not running" meanwhile)."""
+    laptop CPU, during which the popup would say "server not running")."""
     code = """if True:
         import sys, threading
         from backend import create_app, setup
@@ -199,8 +199,8 @@ def test_the_server_is_served_before_torch_is_imported():
 
 
 def test_a_setup_a_restart_interrupted_shows_as_running_while_the_model_loads(tmp_path):
-    """A trial: after a restart, GET /v1/setup said idle for the seconds the model loaded, as
-    if nothing had been started; it says what the last run left (it resumes once loaded)."""
+    """After a restart, while the model loads, GET /v1/setup says what the last run left (it
+    resumes once loaded), never idle as if nothing had been started."""
     folder = tmp_path / "setup" / "simclip-tiny__random"
     folder.mkdir(parents=True)
     (folder / "state.json").write_text(json.dumps({"state": "running", "stage": "embed",

@@ -239,7 +239,7 @@ setTimeout(() => customElements.define('x-late-post', class extends HTMLElement 
         # Before the extension's modules have loaded (a script in <head>, as a web-components
         # site's first bundle): a closed root inside a closed root, with an <img> and a
         # stylesheet background. Its attach event does not leave the outer root, so the loader
-        # must listen there too (a CI run caught it painting), and watch inside the roots.
+        # must listen there too, and watch inside the roots.
         early = f"""
 window.__fixtureRoots = window.__fixtureRoots || [];
 (() => {{

@@ -56,9 +56,9 @@ const launchOptions = {
     'dom.security.https_first_for_unknown_suffixes': false,
   },
   protocolTimeout: 60_000,
-  // Puppeteer waits 30 s by default for Firefox to print its BiDi endpoint. Quiet, a start takes
-  // 2-4 s here; on a shared 2-core CI machine with Chromium and the server busy it once took over
-  // 30 s, so wait longer, and start once more on a timeout before failing the run.
+  // Puppeteer waits 30 s by default for Firefox to print its BiDi endpoint. A start takes 2-4 s
+  // on a quiet machine and can take over 30 s on a loaded one, so wait longer, and start once
+  // more on a timeout before failing the run.
   timeout: config.launchTimeoutMs ?? 120_000,
 };
 
