@@ -1,9 +1,11 @@
 """HTTP API v1: health, warning categories, classify (raw image or video bytes), and its OpenAPI
 document."""
 
+import re
+
 from flask import Blueprint, current_app, jsonify, request
 
-from simclip import TRAINED, ImageError, __version__
+from simclip import EXIF_ORIENTATION_FORMATS, TRAINED, ImageError, __version__
 
 from .admission import EXTENSION_KEY as ADMISSION_KEY
 from .admission import busy_response, get_admission
@@ -19,6 +21,10 @@ bp = Blueprint("api", __name__, url_prefix="/v1")
 # or octet-stream. The format is decided by the body's magic bytes, never by this header.
 ACCEPTED_TYPES = ("image/", "application/octet-stream")
 ACCEPTED_VIDEO_TYPES = ("video/mp4", "video/webm")
+# `X-Exif-Orientation: jpeg,png`: the image formats whose EXIF orientation the client's browser
+# applies when it paints them (docs/api.md, "What is judged"); absent, every format is turned.
+EXIF_ORIENTATION_HEADER = "X-Exif-Orientation"
+_FORMAT_LIST = re.compile(r"[a-z0-9]{1,16}(,[a-z0-9]{1,16}){0,15}")
 
 
 @bp.get("/health")
@@ -105,12 +111,27 @@ def _read_image_body():
     return data
 
 
+def _read_exif_formats():
+    """The X-Exif-Orientation header as a frozenset of Pillow format names (names this server
+    does not know are left out, so a newer client's list still works; `none` or empty: no
+    format); None when absent."""
+    values = request.headers.getlist(EXIF_ORIENTATION_HEADER)
+    if not values:
+        return None
+    value = ",".join(v for v in values if v).replace(" ", "").lower()  # a repeated field is one list
+    if value and not _FORMAT_LIST.fullmatch(value):
+        raise ApiError(400, "bad_request", f"{EXIF_ORIENTATION_HEADER} must be a comma-separated "
+                       "list of image formats (e.g. jpeg,png), or none")
+    return frozenset(f.upper() for f in value.split(",")) & frozenset(EXIF_ORIENTATION_FORMATS)
+
+
 @bp.post("/classify")
 def classify():
     """Classify one picture (an image or a video) sent as the raw request body."""
+    exif_formats = _read_exif_formats()
     data = _read_image_body()
     try:
-        return jsonify(get_pipeline().classify(data))
+        return jsonify(get_pipeline().classify(data, exif_formats=exif_formats))
     except ImageError as e:
         raise ApiError(e.status, e.code, str(e)) from None
     except Busy as e:  # the pipeline's own bound, or a wait past CLASSIFY_TIMEOUT_S

@@ -108,11 +108,11 @@ def set_memory_cap(limit_bytes):
     return True
 
 
-def _decode_task(data, max_pixels, max_frames, output_pixels):
+def _decode_task(data, max_pixels, max_frames, output_pixels, exif_formats=None):
     """Worker: bytes -> the decoded picture, frames shrunk to `output_pixels`."""
     try:
         return decode_picture(data, max_pixels=max_pixels, max_frames=max_frames,
-                              max_output_pixels=output_pixels)
+                              max_output_pixels=output_pixels, exif_formats=exif_formats)
     except ImageError:
         raise
     except MemoryError:
@@ -185,8 +185,9 @@ class DecodePool:
                     self._blobs[identity] = None
             return self._blobs[identity]
 
-    def decode(self, data, max_pixels, max_frames):
-        """Bytes -> the decoded picture (`simclip.decode_picture`), decoded in a worker.
+    def decode(self, data, max_pixels, max_frames, exif_formats=None):
+        """Bytes -> the decoded picture (`simclip.decode_picture`, with the client's
+        `exif_formats`), decoded in a worker.
 
         Raises:
             ImageError: the library's typed refusals; DecodeTimeoutError over the decode
@@ -194,7 +195,7 @@ class DecodePool:
         """
         future = self._pool.schedule(_decode_task, timeout=self.limits.decode_s,
                                      args=(data, max_pixels, max_frames,
-                                           self.limits.output_pixels))
+                                           self.limits.output_pixels, exif_formats))
         try:
             return future.result()
         except TimeoutError:

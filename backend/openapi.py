@@ -176,6 +176,13 @@ SCHEMAS = {
             "frames": {"type": "integer", "minimum": 1,
                        "description": "frames judged: 1 for a still image, up to 4 sampled "
                                       "visible frames of an animation or a video"},
+            "size": {"type": "object", "required": ["width", "height"],
+                     "properties": {"width": {"type": "integer", "minimum": 1},
+                                    "height": {"type": "integer", "minimum": 1}},
+                     "description": "the picture (its first frame) as judged, in pixels, after "
+                                    "its EXIF orientation and before any tiling; a frame over 4 "
+                                    "MP is scaled down first, aspect kept; absent in results "
+                                    "cached by an older server"},
             "cached": {"type": "boolean",
                        "description": "true when this request did not compute the result "
                                       "(cache hit, or an identical image was in flight)"},
@@ -213,6 +220,13 @@ def create_openapi(port):
                 "responses": {"200": _json("Labels", "warning categories"), **ERRORS}}},
             "/v1/classify": {"post": {
                 "operationId": "classify", "summary": "Classify one image or video (raw body)",
+                "parameters": [{
+                    "name": "X-Exif-Orientation", "in": "header", "required": False,
+                    "schema": {"type": "string", "pattern": "^([a-z0-9]{1,16}(,[a-z0-9]{1,16}){0,15})?$"},
+                    "description": "the image formats (jpeg, png, webp) whose EXIF orientation "
+                                   "the client's browser applies when it paints them, comma-"
+                                   "separated; none (or empty) for no format; unknown names are "
+                                   "ignored, case-insensitive. Absent: applied in every format"}],
                 "requestBody": image_body,
                 "responses": {
                     "200": _json("ClassifyResult", "scores and warnings"), **ERRORS,

@@ -62,6 +62,7 @@ class _Job:
     __slots__ = (
         "cache",
         "data",
+        "exif_formats",
         "future",
         "image",
         "key",
@@ -75,11 +76,12 @@ class _Job:
         "text_truncated",
     )
 
-    def __init__(self, sha256, data, predictor, cache):
+    def __init__(self, sha256, data, predictor, cache, exif_formats=None, key=None):
         self.sha256 = sha256
         self.data = data
+        self.exif_formats = exif_formats
         self.predictor, self.cache = predictor, cache
-        self.key = (id(predictor), sha256)  # single-flight within one model only
+        self.key = (id(predictor), key or sha256)  # single-flight within one model only
         self.future = Future()
         self.t_admit = time.perf_counter()
         self.image = self.text = None
@@ -152,8 +154,13 @@ class Pipeline:
         """Images admitted and not answered yet."""
         return self._depth
 
-    def classify(self, data):
-        """Image bytes -> result dict (sha256, mode, scores, warnings, text, cached, timings_ms).
+    def classify(self, data, exif_formats=None):
+        """Image bytes -> result dict (sha256, mode, scores, warnings, text, size, cached,
+        timings_ms).
+
+        `exif_formats` are the image formats whose EXIF orientation the client's browser applies
+        (`simclip.decode_image`); None applies it in every format. The same bytes under another
+        rule are another picture: the rule is part of the cache and single-flight key.
 
         Raises:
             ImageError: the bytes are not an acceptable image (typed, with .status).
@@ -164,20 +171,21 @@ class Pipeline:
         with self._lock:
             self.requests += 1
         sha256 = hashlib.sha256(data).hexdigest()
+        key = sha256 if exif_formats is None else f"{sha256}/exif={','.join(sorted(exif_formats))}"
         predictor, cache = self._active
-        hit = cache.get(sha256)
+        hit = cache.get(key)
         if hit is not None:
             return {"sha256": sha256, **hit, "cached": True,
                     "timings_ms": {"total": _ms(time.perf_counter() - t0)}}
         with self._lock:
-            job = self._inflight.get((id(predictor), sha256))
+            job = self._inflight.get((id(predictor), key))
             leader = job is None
             if leader:
                 if self._depth >= self.max_queue:
                     raise Busy(f"{self._depth} images are queued; retry shortly",
                                self.retry_after_s)
                 self._depth += 1
-                job = _Job(sha256, data, predictor, cache)
+                job = _Job(sha256, data, predictor, cache, exif_formats, key)
                 self._inflight[job.key] = job
         if leader:
             self._pool.submit(self._prepare, job)
@@ -206,12 +214,13 @@ class Pipeline:
             t0 = time.perf_counter()
             if self._isolated(predictor):
                 job.image = self.workers.decode(job.data, predictor.max_pixels,
-                                                predictor.max_frames)
+                                                predictor.max_frames, job.exif_formats)
                 t1 = time.perf_counter()
                 job.text, complete = self.workers.read_text(predictor.ocr, job.image)
                 job.text_truncated = not complete
             else:
-                job.image = predictor.decode(job.data)
+                job.image = predictor.decode(job.data) if job.exif_formats is None \
+                    else predictor.decode(job.data, exif_formats=job.exif_formats)
                 t1 = time.perf_counter()
                 job.text = predictor.read_text(job.image)
             t2 = time.perf_counter()
@@ -256,8 +265,9 @@ class Pipeline:
         for job, r in zip(batch, results):
             result = {"mode": r["mode"], "scores": r["scores"], "warnings": r["warnings"],
                       "text": r["text"], "text_truncated": job.text_truncated,
-                      "calibrated": r["calibrated"], "frames": r["frames"]}
-            cached.append((job.sha256, result))
+                      "calibrated": r["calibrated"], "frames": r["frames"],
+                      "size": _size(job.image)}
+            cached.append((job.key[1], result))
         # a text cut by the OCR budget may be read whole on a less busy machine: not cached
         cache.put_many([(sha, result) for sha, result in cached if not result["text_truncated"]])
         for job, (_, result), r in zip(batch, cached, results):
@@ -276,6 +286,12 @@ class Pipeline:
             self.workers.close()
         self._ready.put(None)
         self._encoder.join(timeout=10)
+
+
+def _size(image):
+    """{"width", "height"} of a decoded picture (its first frame) as judged, in pixels."""
+    first = image[0] if isinstance(image, list) else image
+    return {"width": first.width, "height": first.height}
 
 
 def _is_predictor(predictor):

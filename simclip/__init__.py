@@ -8,6 +8,7 @@ Public API (the server and the tools use only these names):
     score_warning_rule, warning_scores   the one warning-score rule (training and serving)
     save_checkpoint, load_checkpoint, make_metadata, read_metadata
     decode_image, get_ocr_engine
+    EXIF_ORIENTATION_FORMATS            formats whose EXIF orientation browsers differ on
     collect_batch, BatchStats           encoder batching (the server and bulk scoring)
     errors: SimCLIPError, ImageError (+ subclasses), CheckpointError, BackboneUnavailableError
 
@@ -48,6 +49,7 @@ if typing.TYPE_CHECKING:  # what type checkers and IDEs see; at runtime the name
     from .constants import TRAINED as TRAINED
     from .constants import WARNING_CATEGORIES as WARNING_CATEGORIES
     from .constants import ZERO_SHOT as ZERO_SHOT
+    from .display import EXIF_ORIENTATION_FORMATS as EXIF_ORIENTATION_FORMATS
     from .errors import BackboneUnavailableError as BackboneUnavailableError
     from .errors import CheckpointError as CheckpointError
     from .errors import CorruptImageError as CorruptImageError
@@ -147,6 +149,7 @@ _EXPORTS = {
     "random_weights_warning": "options",
     "TRAINED": "constants",
     "ZERO_SHOT": "constants",
+    "EXIF_ORIENTATION_FORMATS": "display",
     "Predictor": "predictor",
     "find_calibration": "zeroshot",
 }

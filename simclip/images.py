@@ -6,6 +6,8 @@ opened (THREATS.md T9 to T11).
 
 What comes out is what a viewer sees (docs/api.md, "What is judged"):
 
+- Orientation and colour as the browser paints them (`simclip.display`): the EXIF orientation
+  in the formats the viewer's browser honours it in, an ICC profile's colours in sRGB.
 - Transparency is composited on a background that keeps the content visible: black behind light
   content (white captions on a transparent sticker), white behind dark content.
 - An animation gives the frames a viewer sees (`decode_frames`): the APNG default image, which
@@ -24,12 +26,12 @@ import struct
 import time
 import warnings
 import zlib
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import TypeAlias
 
 import numpy as np
-from PIL import Image, ImageChops, ImageFile, ImageOps, ImageStat, UnidentifiedImageError, features
+from PIL import Image, ImageChops, ImageFile, ImageStat, UnidentifiedImageError, features
 
 from .constants import (
     ALLOWED_IMAGE_FORMATS,
@@ -45,6 +47,7 @@ from .constants import (
     SAME_FRAME_DIFF,
     TILE_MIN_ASPECT,
 )
+from .display import orient, to_srgb
 from .errors import (
     CorruptImageError,
     EmptyImageError,
@@ -476,10 +479,11 @@ def _open_loaded(data: bytes, max_pixels: int) -> tuple[Image.Image, bool]:
 
 # ---------------------------------------------------------------------------------- animation
 
-def _frame_rgb(img: Image.Image) -> Image.Image:
-    """The current frame as an upright RGB copy (the file object moves on when it seeks)."""
-    frame = ImageOps.exif_transpose(img)  # a copy, turned by EXIF orientation if it has one
-    rgb = _to_rgb(frame)
+def _frame_rgb(img: Image.Image, exif_formats: Collection[str] | None) -> Image.Image:
+    """The current frame as the browser paints it, an RGB copy (the file object moves on when
+    it seeks): turned by its EXIF orientation where `exif_formats` says so (`simclip.display`),
+    its ICC profile's colours converted to sRGB, transparency composited."""
+    rgb = _to_rgb(to_srgb(orient(img, exif_formats)))
     return rgb if rgb is not img else img.copy()
 
 
@@ -487,7 +491,8 @@ def _thumbnail(frame: Image.Image) -> Image.Image:
     return frame.resize((64, 64), Image.Resampling.BOX)
 
 
-def _scan_animation(img: Image.Image, max_frames: int, first_only: bool) -> list[Image.Image]:
+def _scan_animation(img: Image.Image, max_frames: int, first_only: bool,
+                    exif_formats: Collection[str] | None) -> list[Image.Image]:
     """The frames a viewer sees, sampled over the animation within the decode bounds."""
     start = 1 if img.format == "PNG" and img.info.get("default_image") else 0
     kept: list[tuple[int, Image.Image]] = []  # (candidate number, frame), every stride-th
@@ -502,7 +507,7 @@ def _scan_animation(img: Image.Image, max_frames: int, first_only: bool) -> list
             img.seek(index)
             check_dimensions(*img.size, max_pixels=MAX_IMAGE_PIXELS)
             _load(img)
-            frame = _frame_rgb(img)
+            frame = _frame_rgb(img, exif_formats)
         except EOFError:
             break
         except (ImageError, *_DECODE_ERRORS, *_BOMB_ERRORS, MemoryError):
@@ -542,14 +547,14 @@ def _scan_animation(img: Image.Image, max_frames: int, first_only: bool) -> list
         return [fallback[1]]
     img.seek(0)  # nothing after the APNG default image decoded: show what there is
     _load(img)
-    return [_frame_rgb(img)]
+    return [_frame_rgb(img, exif_formats)]
 
 
-def _decode(data: ImageSource, max_pixels: int, max_frames: int,
-            first_only: bool) -> list[Image.Image]:
+def _decode(data: ImageSource, max_pixels: int, max_frames: int, first_only: bool,
+            exif_formats: Collection[str] | None) -> list[Image.Image]:
     if isinstance(data, Image.Image):
         check_dimensions(*data.size, max_pixels=max_pixels)
-        return [_to_rgb(ImageOps.exif_transpose(data))]
+        return [_frame_rgb(data, exif_formats)]
     if isinstance(data, (str, Path)):
         data = Path(data).read_bytes()
     if not isinstance(data, (bytes, bytearray, memoryview)):
@@ -563,8 +568,8 @@ def _decode(data: ImageSource, max_pixels: int, max_frames: int,
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img, animated = _open_loaded(data, max_pixels)
             if animated and max_frames >= 1:
-                return _scan_animation(img, max_frames, first_only)
-            return [_frame_rgb(img)]
+                return _scan_animation(img, max_frames, first_only, exif_formats)
+            return [_frame_rgb(img, exif_formats)]
     except ImageError:
         raise
     except _BOMB_ERRORS as e:
@@ -575,7 +580,8 @@ def _decode(data: ImageSource, max_pixels: int, max_frames: int,
         raise CorruptImageError(f"image data is truncated or malformed: {e}") from e
 
 
-def decode_image(data: ImageSource, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:
+def decode_image(data: ImageSource, max_pixels: int = MAX_IMAGE_PIXELS,
+                 exif_formats: Collection[str] | None = None) -> Image.Image:
     """Decode bytes (or a path, or a PIL image) into one upright RGB PIL image.
 
     Only the formats of `list_image_formats()` are opened (THREATS.md T9 to T11). For an
@@ -586,9 +592,14 @@ def decode_image(data: ImageSource, max_pixels: int = MAX_IMAGE_PIXELS) -> Image
             (its current frame is used).
         max_pixels: width x height cap in pixels, checked from the header before decoding;
             each side is also capped at MAX_IMAGE_SIDE (16,384 pixels).
+        exif_formats: the formats whose EXIF orientation is applied, as the viewer's browser
+            does (`simclip.display.orient`: a subset of 'JPEG', 'PNG', 'WEBP'); None applies it
+            in every format. An AVIF's rotation is always applied.
 
     Returns:
-        An RGB `PIL.Image.Image`: EXIF orientation applied; transparency composited on the
+        An RGB `PIL.Image.Image`: EXIF orientation applied (from the EXIF block only, per
+        `exif_formats`); an embedded ICC profile's colours converted to sRGB
+        (`simclip.display.to_srgb`); transparency composited on the
         background that keeps the content visible (`choose_background`); for an animation,
         its first non-blank frame (after the APNG default image); for truncated JPEG or PNG
         data, what arrived, the rest filled.
@@ -602,11 +613,12 @@ def decode_image(data: ImageSource, max_pixels: int = MAX_IMAGE_PIXELS) -> Image
         TypeError: `data` is none of the accepted types.
         OSError: a path that cannot be read.
     """
-    return _decode(data, max_pixels, 1, first_only=True)[0]
+    return _decode(data, max_pixels, 1, first_only=True, exif_formats=exif_formats)[0]
 
 
 def decode_frames(data: ImageSource, max_pixels: int = MAX_IMAGE_PIXELS,
-                  max_frames: int = MAX_ANIMATION_FRAMES) -> list[Image.Image]:
+                  max_frames: int = MAX_ANIMATION_FRAMES,
+                  exif_formats: Collection[str] | None = None) -> list[Image.Image]:
     """Decode into the frames a viewer sees: one for a still image, up to `max_frames` for an
     animation (GIF, APNG, animated WebP or AVIF).
 
@@ -622,6 +634,7 @@ def decode_frames(data: ImageSource, max_pixels: int = MAX_IMAGE_PIXELS,
         data: as for `decode_image` (a PIL image gives its current frame only).
         max_pixels: the canvas cap in pixels, as for `decode_image`.
         max_frames: frames returned at most (>= 1).
+        exif_formats: as for `decode_image`.
 
     Returns:
         A non-empty list of upright RGB images, in display order.
@@ -629,7 +642,8 @@ def decode_frames(data: ImageSource, max_pixels: int = MAX_IMAGE_PIXELS,
     Raises:
         The errors of `decode_image`, for the first frame.
     """
-    return _decode(data, max_pixels, max(1, max_frames), first_only=False)
+    return _decode(data, max_pixels, max(1, max_frames), first_only=False,
+                   exif_formats=exif_formats)
 
 
 # ------------------------------------------------------------------------------ aspect ratio

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
 
 from PIL import Image
@@ -23,7 +23,8 @@ from .video import decode_video, is_video
 
 def decode_picture(data: ImageSource, max_pixels: int = MAX_IMAGE_PIXELS,
                    max_frames: int = MAX_ANIMATION_FRAMES,
-                   max_output_pixels: int | None = None) -> Image.Image | Frames:
+                   max_output_pixels: int | None = None,
+                   exif_formats: Collection[str] | None = None) -> Image.Image | Frames:
     """Bytes, path or PIL -> what a viewer sees: one RGB PIL image, or `Frames` for an animation
     (`decode_frames`) or a video (`simclip.video.decode_video`: MP4 or WebM, recognised by its
     magic bytes) with several visible frames.
@@ -36,6 +37,8 @@ def decode_picture(data: ImageSource, max_pixels: int = MAX_IMAGE_PIXELS,
             at most this many pixels; None keeps the decoded size. The server's decode workers
             send back at most 4 MP a frame: CLIP sees 336 px a side (tiles included), OCR at
             most 1280 (rapidocr) or 2000 (tesseract) px on a tile's long side.
+        exif_formats: the image formats whose EXIF orientation is applied, as the viewer's
+            browser does (`simclip.images.decode_image`); None applies it in every format.
 
     Raises:
         ImageError: a typed subclass (CorruptImageError, ImageTooLargeError...; a VideoError
@@ -46,7 +49,8 @@ def decode_picture(data: ImageSource, max_pixels: int = MAX_IMAGE_PIXELS,
     if is_video(data):
         frames = decode_video(data, max_frames=max_frames)
     else:
-        frames = decode_frames(data, max_pixels=max_pixels, max_frames=max_frames)
+        frames = decode_frames(data, max_pixels=max_pixels, max_frames=max_frames,
+                               exif_formats=exif_formats)
     if max_output_pixels:
         frames = [_shrink(frame, max_output_pixels) for frame in frames]
     return frames[0] if len(frames) == 1 else Frames(frames)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
@@ -187,10 +187,13 @@ class Predictor:
                  "source": TRAINED if c in self._trained else ZERO_SHOT}
                 for c, t in self._thresholds.items()]
 
-    def decode(self, data: ImageSource) -> Image.Image | Frames:
+    def decode(self, data: ImageSource,
+               exif_formats: Collection[str] | None = None) -> Image.Image | Frames:
         """Bytes, path or PIL -> what a viewer sees, within this predictor's limits
-        (`simclip.picture.decode_picture`). Raises a typed ImageError."""
-        return decode_picture(data, max_pixels=self.max_pixels, max_frames=self.max_frames)
+        (`simclip.picture.decode_picture`; `exif_formats`: the formats whose EXIF orientation
+        the viewer's browser applies, None for all). Raises a typed ImageError."""
+        return decode_picture(data, max_pixels=self.max_pixels, max_frames=self.max_frames,
+                              exif_formats=exif_formats)
 
     def read_text(self, image: Image.Image | Frames) -> str:
         """OCR text of a decoded image with this predictor's engine

@@ -46,10 +46,10 @@ class StubClassifier:
         return [{"id": "harmful", "name": "Harmful", "description": "stub",
                  "default_threshold": 0.5, "calibrated": False}]
 
-    def decode(self, data):
+    def decode(self, data, exif_formats=None):
         from simclip import decode_image
 
-        return decode_image(data)
+        return decode_image(data, exif_formats=exif_formats)
 
     def read_text(self, image):
         return ""

@@ -25,12 +25,13 @@ import { QueueFullError, TaskQueue, createSerialLane } from '../shared/queue.js'
 import { addReport, createReport, listReportMenuItems, parseReportMenuClick } from '../shared/reports.js';
 import { loadSettings } from '../shared/settings.js';
 import {
-  CATEGORIES_KEY, HEALTH_KEY, PAGE_LOADS_PREFIX, REPORTS_KEY, SETTINGS_KEY, TAB_COUNTS_KEY, sumTabCount,
+  CATEGORIES_KEY, EXIF_FORMATS_KEY, HEALTH_KEY, PAGE_LOADS_PREFIX, REPORTS_KEY, SETTINGS_KEY, TAB_COUNTS_KEY, sumTabCount,
 } from '../shared/storage_keys.js';
 import { createRefererRule, isSameSite, listFetchGuardRules, listGuardRuleIds, refererFor } from '../shared/fetch_rules.js';
 import { PageLoads, judgeAddresses, paddingMs, partitionKey, topLevelSite } from '../shared/page_loads.js';
 import { checkImageUrl } from '../shared/urlsafety.js';
 import { listActiveWarnings } from '../shared/verdict.js';
+import { createExifFormatsSource } from './orientation.js';
 
 const ext = getBrowser();
 
@@ -53,6 +54,8 @@ const pageLoads = new PageLoads(); // what each tab's browser loaded, and from w
 let busyUntil = 0; // Date.now() before which no picture is sent: the server shed one (503 busy)
 
 let runtimePromise = null; // memoised {settings, client}; reset when settings change or on failure
+// the formats this browser turns by EXIF orientation, sent with every picture (orientation.js)
+const getExifFormats = createExifFormatsSource({ storage: ext.storage.session, key: EXIF_FORMATS_KEY });
 let health = null; // the last health record (mirrors storage.local[HEALTH_KEY])
 let healthPromise = null;
 let lastHealthCheck = 0;
@@ -63,7 +66,8 @@ function getRuntime() {
     runtimePromise = (async () => {
       const settings = await loadSettings(ext.storage.local);
       if (health === null) health = (await ext.storage.local.get(HEALTH_KEY))[HEALTH_KEY] ?? null;
-      return { settings, client: createApiClient({ serverUrl: settings.serverUrl, token: settings.token }) };
+      const exifFormats = await getExifFormats();
+      return { settings, client: createApiClient({ serverUrl: settings.serverUrl, token: settings.token, exifFormats }) };
     })();
     runtimePromise.catch(() => {
       runtimePromise = null;

@@ -13,6 +13,8 @@ export const API_PATHS = Object.freeze({
   setup: '/v1/setup', // GET the setup job's progress, POST start it, DELETE cancel it
 });
 export const TOKEN_HEADER = 'X-Auth-Token';
+/** Header of classify: the formats whose EXIF orientation this browser applies (background/orientation.js). */
+export const EXIF_ORIENTATION_HEADER = 'X-Exif-Orientation';
 export const MAX_IMAGE_BYTES = 10 * 1024 * 1024; // the server's body limit (THREATS.md T6)
 export const TIMEOUTS_MS = Object.freeze({ health: 4000, categories: 4000, classify: 30000, setup: 10000 });
 
@@ -184,7 +186,19 @@ export function parseCategories(body) {
   });
 }
 
-/** POST /v1/classify body -> {sha256, mode, scores, text, cached}. */
+/**
+ * The classify headers for a browser that turns pictures by EXIF orientation in `exifFormats`
+ * ({} for null: the server's default, every format; 'none' for an empty list).
+ */
+export function exifOrientationHeaders(exifFormats = null) {
+  if (!Array.isArray(exifFormats)) return {};
+  return { [EXIF_ORIENTATION_HEADER]: exifFormats.length ? exifFormats.join(',') : 'none' };
+}
+
+/**
+ * POST /v1/classify body -> {sha256, mode, scores, text, cached, size}; `size` ({width, height} of
+ * the picture as the server judged it) is null from a server that does not send it.
+ */
 export function parseClassification(body) {
   if (!isObject(body) || typeof body.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(body.sha256) || !isObject(body.scores)) {
     throw notSimclip(API_PATHS.classify);
@@ -193,7 +207,9 @@ export function parseClassification(body) {
   for (const [id, s] of Object.entries(body.scores)) {
     if (typeof s === 'number' && s >= 0 && s <= 1) scores[id] = s;
   }
-  return { sha256: body.sha256, mode: String(body.mode ?? ''), scores, text: String(body.text ?? ''), cached: body.cached === true };
+  const size = isObject(body.size) && Number.isInteger(body.size.width) && Number.isInteger(body.size.height)
+    ? { width: body.size.width, height: body.size.height } : null;
+  return { sha256: body.sha256, mode: String(body.mode ?? ''), scores, text: String(body.text ?? ''), cached: body.cached === true, size };
 }
 
 function errorFromResponse(status, body, retryAfter) {
@@ -215,15 +231,17 @@ function errorFromResponse(status, body, retryAfter) {
 /**
  * A client bound to one server and token.
  *
- * @param {{serverUrl: string, token: string, fetchFn?: Function}} options
+ * @param {{serverUrl: string, token: string, fetchFn?: Function, exifFormats?: string[] | null}} options
+ *   exifFormats: the formats this browser turns by EXIF orientation (background/orientation.js),
+ *   sent with every classify; null leaves the server's default
  * @returns {{health, setupStatus, startSetup, cancelSetup, categories, classify}} async methods;
  *   they throw ApiError
  */
-export function createApiClient({ serverUrl, token, fetchFn = globalThis.fetch.bind(globalThis) }) {
+export function createApiClient({ serverUrl, token, fetchFn = globalThis.fetch.bind(globalThis), exifFormats = null }) {
   const base = normalizeServerUrl(serverUrl);
   if (!base) throw new TypeError(`server URL ${serverUrl} is not http on 127.0.0.1, localhost or [::1]`);
 
-  async function request(path, { method = 'GET', body, timeoutMs }) {
+  async function request(path, { method = 'GET', body, timeoutMs, headers = {} }) {
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), timeoutMs);
     let response;
@@ -231,7 +249,7 @@ export function createApiClient({ serverUrl, token, fetchFn = globalThis.fetch.b
       response = await fetchFn(base + path, {
         method,
         body,
-        headers: body ? { [TOKEN_HEADER]: token, 'Content-Type': 'application/octet-stream' } : { [TOKEN_HEADER]: token },
+        headers: body ? { [TOKEN_HEADER]: token, 'Content-Type': 'application/octet-stream', ...headers } : { [TOKEN_HEADER]: token, ...headers },
         credentials: 'omit',
         cache: 'no-store',
         redirect: 'error',
@@ -264,7 +282,9 @@ export function createApiClient({ serverUrl, token, fetchFn = globalThis.fetch.b
     cancelSetup: setupCall('DELETE'),
     categories: async () => parseCategories(await request(API_PATHS.categories, { timeoutMs: TIMEOUTS_MS.categories })),
     classify: async (bytes) =>
-      parseClassification(await request(API_PATHS.classify, { method: 'POST', body: bytes, timeoutMs: TIMEOUTS_MS.classify })),
+      parseClassification(await request(API_PATHS.classify, {
+        method: 'POST', body: bytes, timeoutMs: TIMEOUTS_MS.classify, headers: exifOrientationHeaders(exifFormats),
+      })),
   };
 }
 

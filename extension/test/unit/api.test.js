@@ -35,7 +35,7 @@ test('sends the token header, no cookies, and the raw bytes to /v1/classify', as
   const client = createApiClient({ serverUrl: 'http://127.0.0.1:9999', token: TOKEN, fetchFn: server.fetchFn });
   const bytes = new Uint8Array([1, 2, 3]);
   const result = await client.classify(bytes);
-  assert.deepEqual(result, { sha256: SHA, mode: 'trained', scores: { harmful: 0.9 }, text: 'hi', cached: false });
+  assert.deepEqual(result, { sha256: SHA, mode: 'trained', scores: { harmful: 0.9 }, text: 'hi', cached: false, size: null });
   const { url, init } = server.calls[0];
   assert.equal(url, 'http://127.0.0.1:9999/v1/classify');
   assert.equal(init.method, 'POST');

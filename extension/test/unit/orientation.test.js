@@ -1,0 +1,109 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import {
+  ORIENTATION_TEST_PICTURES, createExifFormatsSource, measureWithBitmap, measureWithImage, pickMeasure, probeExifFormats,
+} from '../../background/orientation.js';
+import { createApiClient, exifOrientationHeaders, parseClassification } from '../../shared/api.js';
+
+const TURNED = { width: 2, height: 4 };
+const STORED = { width: 4, height: 2 };
+
+/** A browser that orients the formats in `oriented`, and cannot decode those in `broken`. */
+const fakeBrowser = ({ oriented = [], broken = [] }) => async (url) => {
+  const format = Object.keys(ORIENTATION_TEST_PICTURES).find((f) => ORIENTATION_TEST_PICTURES[f] === url);
+  if (broken.includes(format)) throw new Error('cannot decode');
+  return oriented.includes(format) ? TURNED : STORED;
+};
+
+test('lists the formats whose test picture comes out turned, sorted', async () => {
+  assert.deepEqual(await probeExifFormats(fakeBrowser({ oriented: ['png', 'jpeg'] })), ['jpeg', 'png']); // a browser that paints WebP as stored
+  assert.deepEqual(await probeExifFormats(fakeBrowser({ oriented: ['jpeg', 'png', 'webp'] })), ['jpeg', 'png', 'webp']);
+  assert.deepEqual(await probeExifFormats(fakeBrowser({})), []);
+});
+
+test('leaves out a format the browser cannot decode, and gives up when even JPEG does not decode', async () => {
+  assert.deepEqual(await probeExifFormats(fakeBrowser({ oriented: ['jpeg', 'webp'], broken: ['webp'] })), ['jpeg']);
+  assert.equal(await probeExifFormats(fakeBrowser({ oriented: ['png'], broken: ['jpeg'] })), null);
+  assert.equal(await probeExifFormats(async () => { throw new Error('no decoder here'); }), null);
+});
+
+test('each test picture is a data: URL of its own format', () => {
+  const magic = { jpeg: [0xff, 0xd8, 0xff], png: [0x89, 0x50, 0x4e, 0x47], webp: [0x52, 0x49, 0x46, 0x46] };
+  for (const [format, url] of Object.entries(ORIENTATION_TEST_PICTURES)) {
+    assert.ok(url.startsWith(`data:image/${format};base64,`), format);
+    const bytes = Buffer.from(url.split(',')[1], 'base64');
+    assert.deepEqual([...bytes.subarray(0, magic[format].length)], magic[format], format);
+  }
+});
+
+test('measures with an <img> where there is a document, with createImageBitmap in a worker', async () => {
+  class FakeImage {
+    async decode() {
+      this.naturalWidth = 2;
+      this.naturalHeight = 4;
+    }
+  }
+  assert.equal(pickMeasure({ document: {}, Image: FakeImage }), measureWithImage);
+  assert.equal(pickMeasure({}), measureWithBitmap);
+  assert.deepEqual(await measureWithImage('data:x', FakeImage), TURNED);
+  const seen = [];
+  const size = await measureWithBitmap('data:x', {
+    fetchFn: async () => ({ blob: async () => 'blob' }),
+    decode: async (blob, options) => {
+      seen.push([blob, options]);
+      return { width: 4, height: 2, close() {} };
+    },
+  });
+  assert.deepEqual(size, STORED);
+  assert.deepEqual(seen, [['blob', { imageOrientation: 'from-image' }]]);
+});
+
+function memoryStorage(initial = {}) {
+  const data = { ...initial };
+  return { data, get: async (key) => ({ [key]: data[key] }), set: async (items) => Object.assign(data, items) };
+}
+
+test('measures once per browser session: a restarted worker reads the stored answer', async () => {
+  const storage = memoryStorage();
+  let probes = 0;
+  const measure = async (url) => {
+    probes += 1;
+    return fakeBrowser({ oriented: ['jpeg'] })(url);
+  };
+  const first = createExifFormatsSource({ storage, key: 'exifFormats', measure });
+  assert.deepEqual(await first(), ['jpeg']);
+  assert.deepEqual(await first(), ['jpeg']);
+  assert.equal(probes, 3); // one test picture per format, once
+  const restarted = createExifFormatsSource({ storage, key: 'exifFormats', measure });
+  assert.deepEqual(await restarted(), ['jpeg']);
+  assert.equal(probes, 3);
+});
+
+test('a probe that cannot measure stores nothing and leaves the server its default', async () => {
+  const storage = memoryStorage();
+  const source = createExifFormatsSource({ storage, key: 'exifFormats', measure: async () => { throw new Error('x'); } });
+  assert.equal(await source(), null);
+  assert.equal(storage.data.exifFormats, undefined);
+});
+
+test('classify sends the browser\'s formats in X-Exif-Orientation, and no header when unknown', async () => {
+  assert.deepEqual(exifOrientationHeaders(null), {});
+  assert.deepEqual(exifOrientationHeaders([]), { 'X-Exif-Orientation': 'none' });
+  assert.deepEqual(exifOrientationHeaders(['jpeg', 'png']), { 'X-Exif-Orientation': 'jpeg,png' });
+  const calls = [];
+  const fetchFn = async (url, init) => {
+    calls.push({ url, init });
+    return new Response(JSON.stringify({ sha256: 'ab'.repeat(32), mode: 'trained', scores: {}, text: '', cached: false, size: { width: 20, height: 60 } }),
+      { status: 200, headers: { 'Content-Type': 'application/json' } });
+  };
+  const client = createApiClient({ serverUrl: 'http://127.0.0.1:9', token: 'A'.repeat(43), fetchFn, exifFormats: ['jpeg', 'png'] });
+  const result = await client.classify(new Uint8Array([1]));
+  assert.equal(calls[0].url, 'http://127.0.0.1:9/v1/classify');
+  assert.equal(calls[0].init.headers['X-Exif-Orientation'], 'jpeg,png');
+  assert.equal(calls[0].init.headers['X-Auth-Token'], 'A'.repeat(43));
+  await createApiClient({ serverUrl: 'http://127.0.0.1:9', token: 'A'.repeat(43), fetchFn }).classify(new Uint8Array([1]));
+  assert.equal('X-Exif-Orientation' in calls[1].init.headers, false);
+  assert.deepEqual(result.size, { width: 20, height: 60 });
+  assert.equal(parseClassification({ sha256: 'ab'.repeat(32), scores: {}, size: { width: 'x' } }).size, null);
+});

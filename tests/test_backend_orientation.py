@@ -1,0 +1,87 @@
+"""POST /v1/classify with X-Exif-Orientation: the client says in which formats its browser turns a
+picture by its EXIF orientation, and the server judges the picture as that browser paints it
+(docs/api.md, "What is judged")."""
+
+import io
+
+import pytest
+from PIL import Image
+
+from backend.openapi import create_openapi
+
+STORED = {"width": 60, "height": 20}
+UPRIGHT = {"width": 20, "height": 60}
+
+
+def oriented(fmt, seed=0):
+    """A 60x20 picture whose EXIF orientation (6) shows it as 20x60; `seed` varies its bytes."""
+    img = Image.new("RGB", (60, 20), (200, 40 + seed, 40))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buf = io.BytesIO()
+    img.save(buf, fmt, exif=exif.tobytes())
+    return buf.getvalue()
+
+
+def post(client, data, rule=None):
+    """POST `data`; `rule`: the X-Exif-Orientation value (a list: the header sent once per item)."""
+    headers = [] if rule is None else [("X-Exif-Orientation", r) for r in ([rule] if isinstance(rule, str) else rule)]
+    return client.post("/v1/classify", data=data, content_type="application/octet-stream", headers=headers)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
+def test_without_the_parameter_every_format_is_turned_upright(client, fmt):
+    answer = post(client, oriented(fmt))
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json()["size"] == UPRIGHT
+
+
+@pytest.mark.parametrize("fmt,rule,size", [
+    ("WEBP", "jpeg,png", STORED),  # Chromium: a WebP is painted as stored
+    ("JPEG", "jpeg,png", UPRIGHT),
+    ("PNG", "jpeg,png", UPRIGHT),
+    ("PNG", "jpeg", STORED),
+    ("WEBP", "jpeg,png,webp", UPRIGHT),
+    ("JPEG", "none", STORED),  # a browser that turns nothing
+    ("JPEG", "", STORED),
+    ("JPEG", "JPEG, PNG", UPRIGHT),  # names are case-insensitive, spaces ignored
+    ("WEBP", "heic,webp", UPRIGHT),  # a name the server does not know is ignored
+    ("WEBP", ["jpeg", "webp"], UPRIGHT),  # a repeated field is one list (RFC 9110 5.3)
+    ("PNG", ["jpeg", "webp"], STORED),
+])
+def test_the_picture_is_judged_as_the_clients_browser_paints_it(client, fmt, rule, size):
+    answer = post(client, oriented(fmt), rule)
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json()["size"] == size
+
+
+def test_the_same_bytes_under_another_rule_are_not_answered_from_the_others_cache(client):
+    data = oriented("WEBP", seed=7)
+    first = post(client, data, "jpeg,png").get_json()
+    other = post(client, data, "png,jpeg,webp").get_json()
+    again = post(client, data, "png,jpeg").get_json()
+    assert (first["size"], first["cached"]) == (STORED, False)
+    assert (other["size"], other["cached"]) == (UPRIGHT, False)
+    assert (again["size"], again["cached"]) == (STORED, True)  # the same rule, listed in another order
+    assert first["sha256"] == other["sha256"] == again["sha256"]  # the body's hash either way
+
+
+@pytest.mark.parametrize("rule", ["jpeg;png", "jpeg,,png", "x" * 40, "jpeg,ü", ",".join(["png"] * 17)])
+def test_a_malformed_rule_is_a_400_before_the_body_is_read(client, rule):
+    answer = post(client, oriented("JPEG"), rule)
+    assert answer.status_code == 400
+    assert answer.get_json()["error"]["code"] == "bad_request"
+    assert "X-Exif-Orientation" in answer.get_json()["error"]["message"]
+
+
+def test_the_rule_reaches_the_isolated_decode_workers(make_app, tiny_predictor):
+    client = make_app(CLASSIFIER=tiny_predictor, OCR_WORKERS=1).test_client()
+    data = oriented("WEBP", seed=3)
+    assert post(client, data, "jpeg").get_json()["size"] == STORED
+    assert post(client, data).get_json()["size"] == UPRIGHT
+
+
+def test_openapi_documents_the_rule_and_the_size():
+    classify = create_openapi(8478)["paths"]["/v1/classify"]["post"]
+    assert [(p["name"], p["in"]) for p in classify["parameters"]] == [("X-Exif-Orientation", "header")]
+    assert "size" in create_openapi(8478)["components"]["schemas"]["ClassifyResult"]["properties"]

@@ -1,0 +1,232 @@
+"""The picture judged is the picture the browser paints (simclip/display.py): EXIF orientation
+per format, as the viewer's browser applies it, and ICC colour converted to sRGB."""
+
+import io
+import struct
+
+import pytest
+from PIL import Image, ImageCms, PngImagePlugin, features
+
+from simclip.display import EXIF_ORIENTATION_FORMATS, exif_orientation, orient, to_srgb
+from simclip.images import decode_frames, decode_image, list_image_formats
+
+STORED = (60, 20)  # a landscape picture whose EXIF says: turn 90 degrees clockwise to show it
+UPRIGHT = (20, 60)
+
+
+def exif_block(orientation):
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return exif.tobytes()
+
+
+def oriented(fmt, orientation=6, size=STORED, **save):
+    """A picture in `fmt` whose left half is red and right half blue, with an EXIF orientation."""
+    img = Image.new("RGB", size, (220, 20, 20))
+    img.paste((20, 20, 220), (size[0] // 2, 0, size[0], size[1]))
+    buf = io.BytesIO()
+    img.save(buf, fmt, exif=exif_block(orientation), **save)
+    return buf.getvalue()
+
+
+def png_with_exif_text_only(orientation):
+    """A PNG whose orientation is only in a `Raw profile type exif` text chunk and in XMP:
+    places browsers never read it from."""
+    raw = b"Exif\x00\x00" + exif_block(orientation)
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Raw profile type exif", f"\nexif\n{len(raw):8}\n{raw.hex()}\n")
+    info.add_itxt("XML:com.adobe.xmp", f'<x:xmpmeta><rdf:Description tiff:Orientation="{orientation}"/>'
+                                       "</x:xmpmeta>")
+    buf = io.BytesIO()
+    Image.new("RGB", STORED, (200, 30, 30)).save(buf, "PNG", pnginfo=info)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
+def test_exif_orientation_is_applied_only_in_the_formats_the_browser_orients(fmt):
+    data = oriented(fmt)
+    assert decode_image(data).size == UPRIGHT  # no rule: every format, as before
+    assert decode_image(data, exif_formats=[fmt]).size == UPRIGHT
+    assert decode_image(data, exif_formats=[fmt.lower()]).size == UPRIGHT
+    assert decode_image(data, exif_formats=[]).size == STORED
+    others = [f for f in EXIF_ORIENTATION_FORMATS if f != fmt]
+    assert decode_image(data, exif_formats=others).size == STORED
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
+def test_an_upright_picture_has_the_left_half_on_top(fmt):
+    """Orientation 6 turns the stored picture 90 degrees clockwise: its left (red) half ends on top."""
+    upright = decode_image(oriented(fmt, quality=95) if fmt != "PNG" else oriented(fmt))
+    top, bottom = upright.getpixel((10, 5)), upright.getpixel((10, 55))
+    assert top[0] > 150 > top[2] and bottom[2] > 150 > bottom[0], (top, bottom)
+
+
+def test_an_avif_is_always_turned_by_its_irot_whatever_the_rule():
+    if "AVIF" not in list_image_formats():
+        pytest.skip("this Pillow build has no AVIF plugin")
+    data = oriented("AVIF")
+    assert decode_image(data, exif_formats=[]).size == UPRIGHT
+    assert decode_image(data).size == UPRIGHT
+
+
+def test_every_orientation_value_is_applied_as_exif_defines_it():
+    img = Image.new("RGB", (3, 2))
+    img.putpixel((0, 0), (255, 0, 0))  # the stored top-left pixel
+    expected = {1: (0, 0), 2: (2, 0), 3: (2, 1), 4: (0, 1), 5: (0, 0), 6: (1, 0), 7: (1, 2), 8: (0, 2)}
+    for value, where in expected.items():
+        buf = io.BytesIO()
+        img.save(buf, "PNG", exif=exif_block(value))
+        shown = decode_image(buf.getvalue())
+        assert shown.getpixel(where) == (255, 0, 0), (value, shown.size)
+
+
+def test_orientation_in_xmp_or_a_png_text_chunk_is_ignored_as_browsers_ignore_it():
+    assert decode_image(png_with_exif_text_only(6)).size == STORED
+
+
+@pytest.mark.parametrize("value", [0, 9, 65535])
+def test_an_out_of_range_orientation_leaves_the_picture_as_stored(value):
+    assert decode_image(oriented("JPEG", orientation=value)).size == STORED
+
+
+def test_a_malformed_exif_block_is_ignored_not_refused():
+    img = Image.new("RGB", STORED, (10, 200, 10))
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", exif=b"Exif\x00\x00MM\x00*\x00\x00\x00\x08\xff\xff")
+    assert decode_image(buf.getvalue()).size == STORED
+
+
+def test_animation_frames_follow_the_rule_too():
+    frames = [Image.new("RGB", STORED, c) for c in ((250, 0, 0), (0, 0, 250), (0, 250, 0))]
+    buf = io.BytesIO()
+    frames[0].save(buf, "WEBP", save_all=True, append_images=frames[1:], duration=100,
+                   exif=exif_block(6), lossless=True)
+    data = buf.getvalue()
+    assert {f.size for f in decode_frames(data)} == {UPRIGHT}
+    assert {f.size for f in decode_frames(data, exif_formats=["JPEG"])} == {STORED}
+
+
+def test_a_pil_image_is_oriented_by_the_same_rule():
+    img = Image.open(io.BytesIO(oriented("WEBP")))
+    assert decode_image(img).size == UPRIGHT
+    assert decode_image(Image.open(io.BytesIO(oriented("WEBP"))), exif_formats=["PNG"]).size == STORED
+
+
+def test_orient_reads_the_exif_block_alone():
+    img = Image.open(io.BytesIO(oriented("JPEG", orientation=8)))
+    assert exif_orientation(img) == 8
+    assert orient(img, ["JPEG"]).size == UPRIGHT
+    assert orient(img, ["WEBP"]) is img
+
+
+# ---------------------------------------------------------------------------------- colour
+
+def _s15(v):
+    return struct.pack(">i", round(v * 65536))
+
+
+def _xyz_tag(xyz):
+    return b"XYZ \x00\x00\x00\x00" + b"".join(_s15(v) for v in xyz)
+
+
+def rgb_profile(red, green, blue, gamma=2.2):
+    """A minimal ICC v2 display profile (matrix/TRC) with these D50 XYZ primaries."""
+    desc_text = b"simclip test profile\x00"
+    desc = (b"desc\x00\x00\x00\x00" + struct.pack(">I", len(desc_text)) + desc_text
+            + b"\x00" * 8 + b"\x00\x00\x00" + b"\x00" * 67)
+    curve = b"curv\x00\x00\x00\x00" + struct.pack(">IH", 1, round(gamma * 256)) + b"\x00\x00"
+    tags = [(b"desc", desc), (b"wtpt", _xyz_tag((0.9642, 1.0, 0.8249))),
+            (b"rXYZ", _xyz_tag(red)), (b"gXYZ", _xyz_tag(green)), (b"bXYZ", _xyz_tag(blue)),
+            (b"rTRC", curve), (b"gTRC", curve), (b"bTRC", curve),
+            (b"cprt", b"text\x00\x00\x00\x00none\x00\x00\x00\x00")]
+    offset = 128 + 4 + 12 * len(tags)
+    table, body = b"", b""
+    for sig, data in tags:
+        data += b"\x00" * (-len(data) % 4)
+        table += sig + struct.pack(">II", offset + len(body), len(data))
+        body += data
+    size = offset + len(body)
+    header = (struct.pack(">I", size) + b"\x00" * 4 + struct.pack(">I", 0x02100000) + b"mntr"
+              + b"RGB XYZ " + b"\x00" * 12 + b"acsp" + b"\x00" * 24
+              + struct.pack(">I", 0) + _s15(0.9642) + _s15(1.0) + _s15(0.8249))
+    header += b"\x00" * (128 - len(header))
+    return header + struct.pack(">I", len(tags)) + table + body
+
+
+SRGB_D50 = ((0.4361, 0.2225, 0.0139), (0.3851, 0.7169, 0.0971), (0.1431, 0.0606, 0.7141))
+SWAPPED = rgb_profile(SRGB_D50[2], SRGB_D50[1], SRGB_D50[0])  # stored red is painted blue
+
+
+def tagged(fmt, icc, colour=(255, 0, 0), mode="RGB", **save):
+    buf = io.BytesIO()
+    Image.new(mode, (32, 32), colour).save(buf, fmt, icc_profile=icc, **save)
+    return buf.getvalue()
+
+
+needs_lcms = pytest.mark.skipif(not features.check("littlecms2"), reason="Pillow without LittleCMS")
+
+
+@needs_lcms
+@pytest.mark.parametrize("fmt,save", [("PNG", {}), ("JPEG", {"quality": 95}), ("WEBP", {"lossless": True})])
+def test_an_icc_profile_is_applied_as_the_browser_applies_it(fmt, save):
+    """A profile whose red primary is sRGB's blue: the stored red pixels are painted blue."""
+    shown = decode_image(tagged(fmt, SWAPPED, **save)).getpixel((16, 16))
+    assert shown[2] > 200 and shown[0] < 60, shown
+
+
+@needs_lcms
+def test_an_srgb_profile_leaves_the_pixels_as_decoded():
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    colour = (200, 120, 40)
+    assert decode_image(tagged("PNG", srgb, colour)).getpixel((3, 3)) == colour
+    img = Image.new("RGB", (4, 4), colour)
+    img.info["icc_profile"] = srgb
+    assert to_srgb(img) is img
+
+
+@needs_lcms
+def test_a_profile_that_does_not_parse_or_fit_is_ignored():
+    colour = (200, 120, 40)
+    assert decode_image(tagged("PNG", b"not a profile at all" * 8, colour)).getpixel((3, 3)) == colour
+    grey = Image.new("L", (8, 8), 90)
+    grey.info["icc_profile"] = SWAPPED  # an RGB profile on grey pixels: unusable
+    assert to_srgb(grey) is grey
+
+
+@needs_lcms
+def test_transparency_survives_the_colour_conversion():
+    img = Image.new("RGBA", (8, 8), (255, 0, 0, 0))
+    img.paste((255, 0, 0, 255), (0, 0, 4, 8))
+    img.info["icc_profile"] = SWAPPED
+    out = to_srgb(img)
+    assert out.mode == "RGBA" and out.getpixel((6, 4))[3] == 0 and out.getpixel((1, 4))[3] == 255
+    assert out.getpixel((1, 4))[2] > 200
+
+
+def test_a_cmyk_jpeg_is_converted_as_browsers_convert_it():
+    """A CMYK JPEG (Adobe's inverted convention, what Photoshop writes and browsers assume),
+    without a profile: pure magenta + yellow is red, cyan is cyan, full black is black."""
+    for cmyk, rgb in (((0, 255, 255, 0), (255, 0, 0)), ((255, 0, 0, 0), (0, 255, 255)),
+                      ((0, 0, 0, 255), (0, 0, 0)), ((0, 0, 0, 0), (255, 255, 255))):
+        shown = decode_image(tagged("JPEG", None, cmyk, mode="CMYK", quality=95)).getpixel((16, 16))
+        assert all(abs(a - b) <= 8 for a, b in zip(shown, rgb)), (cmyk, shown)
+
+
+def test_the_extensions_test_pictures_are_stored_4x2_with_orientation_6():
+    """extension/background/orientation.js decodes these in the browser: a format whose picture
+    comes out 2x4 is one the browser turns. Each must really be a 4x2 picture in its format with
+    EXIF orientation 6 (PNG: an eXIf chunk before the image data, where browsers read it)."""
+    import base64
+    import re
+    from pathlib import Path
+
+    source = (Path(__file__).resolve().parents[1] / "extension/background/orientation.js").read_text()
+    found = dict(re.findall(r"(\w+): 'data:image/\w+;base64,([A-Za-z0-9+/=]+)'", source))
+    assert set(found) == {"jpeg", "png", "webp"}
+    for name, b64 in found.items():
+        data = base64.b64decode(b64)
+        img = Image.open(io.BytesIO(data))
+        assert (img.format, img.size, exif_orientation(img)) == (name.upper(), (4, 2), 6), name
+        assert decode_image(data).size == (2, 4)
+        if name == "png":
+            assert data.index(b"eXIf") < data.index(b"IDAT")
