@@ -31,10 +31,11 @@ export class DOMWatcher {
    *   `onElement`: an element to consider now; `onDeferred`: elements found in this mutation batch
    *   but left for a later slice (each is reported to onElement then), before the next paint;
    *   `onLoad`: an <img>, SVG <image> or <video> loaded (or failed); `onRoot`: a shadow root is now
-   *   observed; `shadow`: loader.js's helper.
+   *   observed; `onRemoved`: an element the page took out of the document (still out at the end
+   *   of the mutation batch: a moved one is not reported); `shadow`: loader.js's helper.
    */
-  constructor({ onElement, onDeferred, onAttribute, onLoad, onRoot = () => {}, onBatch, timed, forceStyle, shadow }) {
-    Object.assign(this, { onElement, onDeferred, onAttribute, onLoad, onRoot, onBatch, timed, forceStyle });
+  constructor({ onElement, onDeferred, onAttribute, onLoad, onRoot = () => {}, onRemoved = () => {}, onBatch, timed, forceStyle, shadow }) {
+    Object.assign(this, { onElement, onDeferred, onAttribute, onLoad, onRoot, onRemoved, onBatch, timed, forceStyle });
     this.shadow = shadow ?? NO_SHADOW;
     this.observer = null;
     this.roots = new Set(); // shadow roots observed
@@ -135,6 +136,7 @@ export class DOMWatcher {
       lastRoot = root;
       if (r.type === 'childList') {
         if (r.target.nodeName === 'STYLE') start = this.onStylesheet(r.target, start); // its text changed
+        for (const node of r.removedNodes) if (node.nodeType === Node.ELEMENT_NODE && !node.isConnected) this.onRemoved(node);
         for (const node of r.addedNodes) {
           if (node.nodeType !== Node.ELEMENT_NODE) continue;
           if (node.tagName === 'STYLE' || node.tagName === 'LINK') this.pictureSelector = undefined;

@@ -32,6 +32,7 @@ import { readVideoSource } from './video_frames.js';
 const ENTRY_BUDGET_MS = 8;
 const COUNT_INTERVAL_MS = 300;
 const PSEUDO_PARTS = ['before', 'after'];
+const TAGGED = '[data-simclip-id], [data-simclip-before-id], [data-simclip-after-id]'; // hiding.js tagTracked
 
 export class ImageFilter {
   /**
@@ -284,6 +285,24 @@ export class ImageFilter {
   forgetAndShow(rec) {
     this.forget(rec);
     untag(rec);
+  }
+
+  /**
+   * The page removed `node`: the records of the pictures in it (tagged elements in its subtree and
+   * in the shadow roots under it) are dropped at once, so a feed that removes the posts it scrolled
+   * past (a virtualized list) gets their nodes back. One put back later is a new element to us.
+   */
+  dropRemoved(node) {
+    if (this.records.byElement.size === 0) return;
+    const found = node.matches(TAGGED) ? [node] : [];
+    found.push(...node.querySelectorAll(TAGGED));
+    if (node.firstElementChild && this.records.byElement.size > found.length) {
+      for (const el of this.records.byElement.keys()) if (!el.isConnected && el.getRootNode() !== el.ownerDocument && node.contains(el.getRootNode().host)) found.push(el);
+    }
+    for (const el of found) {
+      if (el.isConnected) continue;
+      for (const rec of this.records.of(el)) this.forget(rec);
+    }
   }
 
   isTracked(rec) {

@@ -409,7 +409,7 @@ export const summaryState = (rec) => rec.state ?? 'measuring';
 export const needsStyleCheck = (state) => isHiddenState(state) || state === STATE.FLAGGED;
 
 /** How prehide.css draws a flagged picture's card (repeated inline when a site overrides it). */
-export const CARD_BACKGROUND = 'var(--simclip-card, none) center / min(100%, 300px) auto no-repeat, #2a1838';
+export const CARD_BACKGROUND = 'var(--simclip-card, none) center / 100% 100% no-repeat, #2a1838';
 export const PICTURE_OUT = '-100000px -100000px'; // object-position that moves an <img>'s picture out of its box
 /** How prehide.css tints a pending background (its "checking" placeholder; repeated inline when a site overrides it). */
 export const CHECKING_BACKGROUND = 'linear-gradient(rgba(128, 128, 128, 0.16), rgba(128, 128, 128, 0.16))';

@@ -25,8 +25,8 @@ img[data-simclip="pending"] { object-position: -100000px -100000px !important;
 @media (prefers-reduced-motion: reduce) { img[data-simclip="pending"] { animation: none !important; } }
 [data-simclip-bg][data-simclip="pending"] { background-image: linear-gradient(rgba(128, 128, 128, 0.16), rgba(128, 128, 128, 0.16)) !important; }
 img[data-simclip="flagged"], video[data-simclip="flagged"] { object-position: -100000px -100000px !important;
-  background: var(--simclip-card, none) center / min(100%, 300px) auto no-repeat, #2a1838 !important; cursor: pointer !important; }
-[data-simclip-bg][data-simclip="flagged"] { background: var(--simclip-card, none) center / min(100%, 300px) auto no-repeat, #2a1838 !important;
+  background: var(--simclip-card, none) center / 100% 100% no-repeat, #2a1838 !important; cursor: pointer !important; }
+[data-simclip-bg][data-simclip="flagged"] { background: var(--simclip-card, none) center / 100% 100% no-repeat, #2a1838 !important;
   cursor: pointer !important; }
 image[data-simclip="flagged"] { filter: blur(28px) saturate(0.5) !important; clip-path: inset(0) !important; }
 [data-simclip="revealed"] { outline: 2px dashed #c9a8ff !important; outline-offset: -2px !important; }

@@ -178,6 +178,7 @@ function createWatcher({ filter, warnings, perf, shadow }) {
     },
     shadow,
     onRoot: (root) => warnings.adoptInto(root),
+    onRemoved: (node) => filter.dropRemoved(node),
     onBatch: () => filter.flush(),
     timed: perf.timed,
     forceStyle: perf.forceStyle,

@@ -6,30 +6,36 @@
  * moves with transforms and inner scrollers, is clipped by scroll containers, stays under the
  * site's sticky headers, dialogs and input boxes, and never takes a click outside the picture.
  *
- * The card's text differs per picture: one rule per flagged record sets the custom property
- * `--simclip-card` (an SVG data: URL) on its element, in a stylesheet of ours adopted by the
- * document and by each shadow root; prehide.css draws it. A click on a flagged picture shows it;
- * a click on the card's "Not harmful?" chip reports a wrong verdict. A click is ours only when
- * the picture (or a layer of the site's sized to it, like Instagram's) is what was hit; a click on
- * anything else, the site's header over the picture included, is the site's. A ::before/::after
- * or an SVG <image> picture is blurred, without a card. The page's scripts can read the card
- * (its custom property, its accessible name): it names the categories, never the scores, and no
- * attribute repeats it (the tests read it from ImageFilter.listPictures, in the extension's world).
+ * The card (card.js) depends on the categories and on the box's size (a compact card under 200
+ * px, text never under 11 px). Cards are shared: each distinct card is one rule in a stylesheet
+ * of ours (adopted by the document and by each shadow root), keyed on `data-simclip-card` (a
+ * number), which sets the custom property `--simclip-card` that prehide.css draws. A flagged
+ * element only carries the number of its card, so a feed with thousands of flagged pictures
+ * holds a handful of rules, and a ResizeObserver on the flagged elements picks another card when
+ * a box changes size. A click on a flagged picture shows it; a click on the card's "Not
+ * harmful?" chip reports a wrong verdict. A click is ours only when the picture (or a layer of
+ * the site's sized to it, like Instagram's) is what was hit; a click on anything else, the
+ * site's header over the picture included, is the site's. A ::before/::after or an SVG <image>
+ * picture is blurred, without a card. The page's scripts can read the card (its custom property,
+ * its accessible name): it names the categories, never the scores, and no attribute repeats it
+ * (the tests read it from ImageFilter.listPictures, in the extension's world).
  *
  * Keyboard and screen readers: while flagged, a card's element is in the tab order (tabindex 0
- * unless the site already made it focusable), a button with an aria-label naming the reason,
- * and Enter or Space on it shows the picture, as a click does. The element's own tabindex, role
- * and aria-label come back when the card goes.
+ * unless the site already made it focusable), a button whose accessible name (aria-label, and a
+ * title for the pointer) names every category, even where the card lists only the top one.
+ * Enter or Space on it shows the picture, as a click does; Shift+Enter reports it as not
+ * harmful, as the chip does (aria-keyshortcuts says so). The element's own tabindex, role,
+ * aria-label, aria-keyshortcuts and title come back when the card goes.
  */
-import { describeCategories } from '../shared/verdict.js';
+import { cardSvg, createMeasure, layoutCard, svgUrl, whereOnCard } from './card.js';
 
-export const CARD = Object.freeze({ width: 300, height: 100, max: 300 }); // px; drawn at min(element width, max)
-// The "Not harmful?" chip, in card coordinates.
-export const REPORT_CHIP = Object.freeze({ x: 100, y: 66, width: 100, height: 24 });
 const SWALLOWED = ['pointerdown', 'pointerup', 'mousedown', 'mouseup', 'auxclick', 'dblclick'];
 const SHOW_KEYS = new Set(['Enter', ' ']);
-const A11Y_ATTRS = ['tabindex', 'role', 'aria-label']; // ours while a card is drawn, the site's after
+const REPORT_KEY = 'Shift+Enter';
+const A11Y_ATTRS = ['tabindex', 'role', 'aria-label', 'aria-keyshortcuts', 'title']; // ours while a card is drawn, the site's after
 const CARD_KINDS = new Set(['img', 'bg', 'video']); // records drawn with a card (not pseudo, not SVG)
+export const CARD_ATTR = 'data-simclip-card'; // the number of the card an element draws
+const MAX_IDLE_CARDS = 32; // rules of cards no element draws now, kept for the next one
 
 /**
  * Whether a flagged record's element can act as the card's button: a picture element, or a
@@ -40,55 +46,39 @@ function isButtonLike(rec) {
   return CARD_KINDS.has(rec.kind) && (rec.kind !== 'bg' || rec.el.childElementCount === 0);
 }
 
-/** What a screen reader says of a flagged picture whose card reads `text` ("Harmful"). */
-export function accessibleLabel(text) {
-  return `Hidden picture: ${text}. Press Enter to show it.`;
+/** What a screen reader says of a flagged picture for categories `names` (["Harmful", "Misogyny"]). */
+export function accessibleLabel(names) {
+  const list = names.length > 0 ? names.join(', ') : 'flagged';
+  return `Hidden picture: ${list}. Press Enter to show it, or Shift+Enter if it is not harmful.`;
 }
 
-/** The card for `text` ("Harmful"), as a CSS url() value. */
-export function cardUrl(text) {
-  const escape = (s) => s.replace(/[<>&"']/g, (c) => `&#${c.charCodeAt(0)};`);
-  const { width, height } = CARD;
-  const chip = REPORT_CHIP;
-  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}">`
-    + `<g font-family="system-ui, sans-serif" text-anchor="middle">`
-    + `<text x="150" y="28" font-size="16" font-weight="600" fill="#ffffff">&#9888; ${escape(text)}</text>`
-    + `<text x="150" y="52" font-size="13" fill="#e8dcff">Click to show</text>`
-    + `<rect x="${chip.x}" y="${chip.y}" width="${chip.width}" height="${chip.height}" rx="6" fill="none" stroke="#c9a8ff"/>`
-    + `<text x="150" y="${chip.y + 16}" font-size="12" fill="#e8dcff">Not harmful?</text></g></svg>`;
-  return `url("data:image/svg+xml;charset=utf-8,${encodeURIComponent(svg)}")`;
+/** The box a ResizeObserver entry reports (border box: the card fills the element's background). */
+function boxOfEntry(entry) {
+  const size = entry.borderBoxSize?.[0];
+  return size ? { width: size.inlineSize, height: size.blockSize } : { width: entry.contentRect.width, height: entry.contentRect.height };
 }
-
-/**
- * Where on a flagged element of box `rect` a click at (x, y) landed: 'report' on the card's
- * chip, else 'show'. The card is drawn centred, at min(element width, CARD.max) wide.
- */
-export function whereOnCard(rect, x, y) {
-  const scale = Math.min(rect.width, CARD.max) / CARD.width;
-  const left = rect.left + (rect.width - CARD.width * scale) / 2;
-  const top = rect.top + (rect.height - CARD.height * scale) / 2;
-  const cx = (x - left) / scale;
-  const cy = (y - top) / scale;
-  const c = REPORT_CHIP;
-  return cx >= c.x && cx <= c.x + c.width && cy >= c.y && cy <= c.y + c.height ? 'report' : 'show';
-}
-
-const idAttrOf = (rec) => (rec.kind === 'before' || rec.kind === 'after' ? `data-simclip-${rec.kind}-id` : 'data-simclip-id');
 
 export class WarningPainter {
   /**
    * @param {{onReveal: (rec) => void, onReport: (rec) => void, findRecord: (el) => object|undefined,
-   *          timed: (fn, kind) => void}} deps `findRecord`: the flagged record whose element is `el`.
+   *          timed: (fn, kind) => void, measure?: (text, sizePx, weight) => number}} deps
+   *   `findRecord`: the flagged record whose element is `el`; `measure`: text widths (card.js).
    */
-  constructor({ onReveal, onReport, findRecord, timed }) {
+  constructor({ onReveal, onReport, findRecord, timed, measure }) {
     Object.assign(this, { onReveal, onReport, findRecord, timed });
-    this.cards = new Map(); // rec -> the text on its card
-    this.order = []; // the records whose rule is in the sheet, in rule order
+    this.measure = measure ?? createMeasure();
+    this.cards = new Map(); // rec -> {names, layout (card.js), card (its entry in byCard, or null)}
+    this.byCard = new Map(); // SVG source -> {id, svg, users: Set(rec)}: one rule each
+    this.order = []; // the card entries whose rule is in the sheet, in rule order
+    this.nextCardId = 1;
     this.sheet = null;
     this.styleEl = null; // where constructable sheets are refused: one <style> of ours
     this.roots = new Set(); // shadow roots the sheet was adopted into
     this.disabled = false;
-    this.ownA11y = new Map(); // rec -> the element's own tabindex, role, aria-label (null: none)
+    this.ownA11y = new Map(); // rec -> the element's own tabindex, role, aria-label... (null: none)
+    this.sizes = typeof ResizeObserver === 'function'
+      ? new ResizeObserver((entries) => this.timed(() => this.onResize(entries), 'resize')) : null;
+    this.sized = new Map(); // element -> the record whose card follows its size
     this.onPointer = (e) => this.timed(() => this.handlePointer(e), 'click');
     this.onKey = (e) => this.timed(() => this.handleKey(e), 'click');
     this.listenOn(window);
@@ -140,32 +130,105 @@ export class WarningPainter {
 
   /** Draw or update the warning of a flagged or revealed record. */
   sync(rec) {
-    const text = describeCategories(rec.warnings);
-    if (rec.state === 'flagged' && isButtonLike(rec)) this.makeFocusable(rec, text);
+    const names = rec.warnings.map((w) => w.name);
+    if (rec.state === 'flagged' && isButtonLike(rec)) this.makeFocusable(rec, names);
     else this.restoreA11y(rec);
-    if (this.cards.get(rec) === text) return;
-    if (this.cards.has(rec)) this.deleteRule(rec);
-    this.cards.set(rec, text);
-    this.insertRule(rec, text);
+    const entry = this.cards.get(rec);
+    if (entry && entry.names.join('\n') === names.join('\n')) return;
+    if (!entry) this.cards.set(rec, { names, layout: null, card: null });
+    else entry.names = names;
+    if (!CARD_KINDS.has(rec.kind)) return; // blurred: no card to draw
+    if (entry?.box) this.drawCard(rec, entry.box);
+    this.followSize(rec);
   }
 
   remove(rec) {
     this.restoreA11y(rec);
-    if (!this.cards.has(rec)) return;
-    this.deleteRule(rec);
+    const entry = this.cards.get(rec);
+    if (!entry) return;
     this.cards.delete(rec);
+    if (this.sized.get(rec.el) === rec) {
+      this.sized.delete(rec.el);
+      this.sizes?.unobserve(rec.el);
+    }
+    this.releaseCard(rec, entry);
+    if (rec.el.hasAttribute(CARD_ATTR)) rec.el.removeAttribute(CARD_ATTR);
   }
 
-  /** A flagged card: in the tab order, a button named after its reason (the site's values kept). */
-  makeFocusable(rec, text) {
+  /** The card follows the element's box: the observer reports it now (before the next paint) and on every change. */
+  followSize(rec) {
+    if (this.sized.get(rec.el) === rec) return;
+    this.sized.set(rec.el, rec);
+    if (this.sizes) this.sizes.observe(rec.el);
+    else this.drawCard(rec, { width: rec.el.clientWidth, height: rec.el.clientHeight });
+  }
+
+  onResize(entries) {
+    for (const entry of entries) {
+      const rec = this.sized.get(entry.target);
+      if (rec && this.cards.has(rec)) this.drawCard(rec, boxOfEntry(entry));
+    }
+  }
+
+  /** Give `rec`'s element the card for its categories in a box of `box` (shared with every element drawing the same). */
+  drawCard(rec, box) {
+    const entry = this.cards.get(rec);
+    entry.box = box;
+    entry.layout = layoutCard(entry.names, box, this.measure);
+    const svg = cardSvg(entry.layout);
+    if (entry.card?.svg === svg) return;
+    this.releaseCard(rec, entry);
+    let card = this.byCard.get(svg);
+    if (!card) {
+      card = { id: this.nextCardId++, svg, users: new Set() };
+      this.byCard.set(svg, card);
+      this.insertRule(card);
+    } else {
+      this.byCard.delete(svg); // most recently used last: idle cards leave oldest first
+      this.byCard.set(svg, card);
+    }
+    card.users.add(rec);
+    entry.card = card;
+    const id = String(card.id);
+    if (rec.el.getAttribute(CARD_ATTR) !== id) rec.el.setAttribute(CARD_ATTR, id);
+  }
+
+  /** `rec` no longer draws its card; past MAX_IDLE_CARDS cards nobody draws, the oldest rule goes. */
+  releaseCard(rec, entry) {
+    const card = entry.card;
+    if (!card) return;
+    entry.card = null;
+    card.users.delete(rec);
+    if (card.users.size > 0) return;
+    let idle = 0;
+    for (const c of this.byCard.values()) if (c.users.size === 0) idle += 1;
+    for (const [svg, c] of this.byCard) {
+      if (idle <= MAX_IDLE_CARDS) break;
+      if (c.users.size > 0) continue;
+      this.byCard.delete(svg);
+      this.deleteRule(c);
+      idle -= 1;
+    }
+  }
+
+  /** The number of card rules in our stylesheet (one per distinct card), for tests and the popup. */
+  get ruleCount() {
+    return this.byCard.size;
+  }
+
+  /** A flagged card: in the tab order, a button named after its reasons (the site's values kept). */
+  makeFocusable(rec, names) {
     const { el } = rec;
     if (!this.ownA11y.has(rec)) {
       this.ownA11y.set(rec, Object.fromEntries(A11Y_ATTRS.map((name) => [name, el.getAttribute(name)])));
       if (!(el.tabIndex >= 0)) el.setAttribute('tabindex', '0');
       el.setAttribute('role', 'button');
+      el.setAttribute('aria-keyshortcuts', REPORT_KEY);
     }
-    const label = accessibleLabel(text);
+    const label = accessibleLabel(names);
     if (el.getAttribute('aria-label') !== label) el.setAttribute('aria-label', label);
+    const title = names.join(', ');
+    if (el.getAttribute('title') !== title) el.setAttribute('title', title);
   }
 
   /** The card went (shown, hidden again, unflagged): the element's own attributes come back. */
@@ -184,45 +247,53 @@ export class WarningPainter {
     return this.cards.has(rec);
   }
 
+  /** The card layout `rec`'s element draws now (card.js CARD_LAYOUT), or null before it has a box. */
+  layoutOf(rec) {
+    return this.cards.get(rec)?.layout?.layout ?? null;
+  }
+
   /** Whether `rec` (a record or undefined) is flagged and its card drawn: clicks and keys on it are ours. */
   isCovering(rec) {
     return Boolean(rec) && this.cards.has(rec) && rec.state === 'flagged';
   }
 
-  /** Enter or Space on a focused flagged picture shows it, as a click on its card does. */
+  /** Enter or Space on a focused flagged picture shows it, as a click on its card does; Shift+Enter reports it. */
   handleKey(e) {
     if (this.disabled || this.ownA11y.size === 0 || !e.isTrusted || !SHOW_KEYS.has(e.key)) return;
-    if (e.altKey || e.ctrlKey || e.metaKey || e.shiftKey) return;
+    if (e.altKey || e.ctrlKey || e.metaKey) return;
+    const report = e.shiftKey && e.key === 'Enter';
+    if (e.shiftKey && !report) return;
     const rec = this.findRecord(e.composedPath()[0]);
     if (!this.isCovering(rec)) return;
     e.preventDefault(); // Space would scroll the page, Enter follow a link around the picture
     e.stopImmediatePropagation();
-    this.onReveal(rec);
+    if (report) this.onReport(rec);
+    else this.onReveal(rec);
   }
 
-  /**
-   * One rule per card, added and removed one at a time: a rule keyed on one element's attribute
-   * restyles that element only (rewriting the whole sheet would restyle the whole page).
-   */
-  insertRule(rec, text) {
-    const rule = `[${idAttrOf(rec)}="${rec.id}"] { --simclip-card: ${cardUrl(text)}; }`;
+  ruleOf(card) {
+    return `[${CARD_ATTR}="${card.id}"] { --simclip-card: ${svgUrl(card.svg)}; }`;
+  }
+
+  /** One rule per distinct card, added and removed one at a time (rewriting the sheet would restyle the page). */
+  insertRule(card) {
     const sheet = this.getSheet();
     if (sheet) {
-      sheet.insertRule(rule, this.order.length);
-      this.order.push(rec);
+      sheet.insertRule(this.ruleOf(card), this.order.length);
+      this.order.push(card);
       this.ensureAdopted(document);
       return;
     }
     this.writeStyleElement();
   }
 
-  deleteRule(rec) {
+  deleteRule(card) {
     const sheet = this.getSheet();
     if (!sheet) {
       queueMicrotask(() => this.writeStyleElement());
       return;
     }
-    const i = this.order.indexOf(rec);
+    const i = this.order.indexOf(card);
     if (i < 0) return;
     sheet.deleteRule(i);
     this.order.splice(i, 1);
@@ -234,7 +305,7 @@ export class WarningPainter {
       this.styleEl = document.createElement('style');
       this.styleEl.setAttribute('data-simclip-style', '');
     }
-    this.styleEl.textContent = [...this.cards].map(([rec, text]) => `[${idAttrOf(rec)}="${rec.id}"] { --simclip-card: ${cardUrl(text)}; }`).join('\n');
+    this.styleEl.textContent = [...this.byCard.values()].map((card) => this.ruleOf(card)).join('\n');
     if (!this.styleEl.isConnected) (document.head ?? document.documentElement).append(this.styleEl);
   }
 
@@ -249,7 +320,7 @@ export class WarningPainter {
     e.preventDefault();
     e.stopImmediatePropagation();
     if (e.type !== 'click') return;
-    const where = whereOnCard(rec.el.getBoundingClientRect(), e.clientX, e.clientY);
+    const where = whereOnCard(this.cards.get(rec)?.layout, rec.el.getBoundingClientRect(), e.clientX, e.clientY);
     if (where === 'report') this.onReport(rec);
     else this.onReveal(rec);
   }

@@ -250,9 +250,17 @@ def assert_flagged_exactly_the_harmful(states):
     assert not wrong, f"{summarize(states)}; wrong: {wrong[:10]}"
 
 
-# The warning card's geometry (extension/content/warning.js CARD, REPORT_CHIP): drawn centred at
-# min(element width, 300) px wide, 300 x 100 at scale 1, the "Not harmful?" chip centred at (150, 78).
-CARD_W, CARD_H, CHIP_CENTRE = 300, 100, (150, 78)
+# Main world: the "Not harmful?" chip of a flagged element's card, from the card's own drawing (its
+# `--simclip-card` SVG, which the page can read): {x, y, width, height} from the box's centre, in
+# CSS px (the card is drawn unscaled, centred in the box: extension/content/card.js); null if none.
+CARD_CHIP_JS = r"""(el) => {
+  const value = getComputedStyle(el).getPropertyValue('--simclip-card');
+  const match = /data:image\/svg\+xml;charset=utf-8,([^"')]+)/.exec(value);
+  if (!match) return null;
+  const svg = new DOMParser().parseFromString(decodeURIComponent(match[1]), 'image/svg+xml');
+  const rect = svg.querySelector('rect');
+  return rect ? Object.fromEntries(['x', 'y', 'width', 'height'].map((k) => [k, Number(rect.getAttribute(k))])) : null;
+}"""
 
 
 def click_warning(page, selector, where="show"):
@@ -260,13 +268,12 @@ def click_warning(page, selector, where="show"):
     target = page.locator(selector)
     target.evaluate("(el) => el.scrollIntoView({block: 'center'})")  # clear of sticky headers
     box = target.bounding_box()
-    scale = min(box["width"], CARD_W) / CARD_W
-    left = box["x"] + (box["width"] - CARD_W * scale) / 2
-    top = box["y"] + (box["height"] - CARD_H * scale) / 2
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     if where == "report":
-        x, y = left + CHIP_CENTRE[0] * scale, top + CHIP_CENTRE[1] * scale
-    else:  # the centre: "Click to show", above the chip
-        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        chip = wait_for(lambda: target.evaluate(CARD_CHIP_JS), 10, message=f"the card's chip on {selector}")
+        x, y = cx + chip["x"] + chip["width"] / 2, cy + chip["y"] + chip["height"] / 2
+    else:  # off the chip: the top left of the box, inside it
+        x, y = box["x"] + min(8, box["width"] / 4), box["y"] + min(8, box["height"] / 4)
     page.mouse.click(x, y)
 
 
