@@ -1,0 +1,181 @@
+"""The picture judged is the picture shown (issue 17, item 4), in Chromium and Firefox with the
+real server: a JPEG, a PNG (eXIf) and a WebP, each stored 240x120 with EXIF orientation 6, shown
+on a page; the server's answer for each says it judged the picture at the size this browser
+paints it (`naturalWidth` x `naturalHeight`), whichever formats this browser turns. The
+extension measures that rule itself (extension/background/orientation.js) and sends it in
+X-Exif-Orientation.
+"""
+
+import base64
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import requests
+from PIL import Image, ImageDraw
+from slow_server import StandIn
+
+from e2e_support import (
+    DECIDED,
+    EXTENSION_DIR,
+    MEME_STATES_JS,
+    MONITOR_JS,
+    meme_states,
+    pair_through_options_page,
+    wait_for,
+    write_json,
+)
+from feed_site import EMBED_HOST, FEED_HOST
+
+FORMATS = {"jpeg": ("JPEG", {"quality": 90}), "png": ("PNG", {}), "webp": ("WEBP", {"quality": 90})}
+TURNED = {"width": 120, "height": 240}
+FIREFOX_CANDIDATES = ("/usr/bin/firefox-esr", "/usr/bin/firefox")
+
+# Main world: the size this browser paints each test picture at, by its data-post.
+SHOWN_JS = """() => Object.fromEntries(Array.from(document.querySelectorAll('img[data-post]'), (img) =>
+  [img.dataset.post, {width: img.naturalWidth, height: img.naturalHeight}]))"""
+
+
+def oriented_picture(fmt, seed):
+    """A 240x120 picture in `fmt` (bytes unique to `seed`) with EXIF orientation 6."""
+    name, save = FORMATS[fmt]
+    img = Image.new("RGB", (240, 120), (235, 235, 235))
+    draw = ImageDraw.Draw(img)
+    draw.rectangle((0, 0, 119, 119), fill=(200, 40, 40))
+    draw.text((130, 50), f"{fmt} {seed}", fill=(0, 0, 0))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buf = io.BytesIO()
+    img.save(buf, name, exif=exif.tobytes(), **save)
+    return buf.getvalue()
+
+
+class RecordingServer(StandIn):
+    """Forwards every request to the real server, and records each classify request's
+    X-Exif-Orientation and the real server's answer, by the sha256 of the body."""
+
+    def __init__(self, real):
+        super().__init__(real)
+        self.classified = {}  # sha256 -> {"rule", "answer"}
+        self.lock = threading.Lock()
+
+    def answer(self, handler, method, body):
+        if method != "POST" or handler.path != "/v1/classify":
+            return False
+        headers = {k: v for k, v in handler.headers.items() if k.lower() not in ("host", "content-length")}
+        r = requests.post(self.real.url + handler.path, data=body, headers=headers, timeout=60)
+        with self.lock:
+            self.classified[hashlib.sha256(body).hexdigest()] = {
+                "rule": handler.headers.get("X-Exif-Orientation"),
+                "answer": r.json() if r.status_code == 200 else None}
+        keep = {k: v for k, v in r.headers.items() if k.lower() in StandIn.FORWARDED_HEADERS}
+        handler.reply(r.status_code, r.content, keep)
+        return True
+
+
+class OrientationPage:
+    """Serves /orientation on loopback (reached as FEED_HOST:port): the three test pictures of
+    `seed` as data: URLs, so that only the extension's own reading of them reaches the server."""
+
+    def __init__(self, seed):
+        self.pictures = {fmt: oriented_picture(fmt, seed) for fmt in FORMATS}
+        imgs = "".join(
+            f'<section><img class="meme" data-truth="neutral" data-post="{fmt}" data-kind="data" alt="" '
+            f'src="data:image/{fmt};base64,{base64.b64encode(data).decode()}"></section>'
+            for fmt, data in self.pictures.items())
+        body = f"<!doctype html><html><head><title>orientation</title></head><body>{imgs}</body></html>".encode()
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                self.send_response(200 if self.path == "/orientation" else 404)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://{FEED_HOST}:{self.server.server_address[1]}/orientation"
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def check_judged_as_shown(page, recorder, shown):
+    """Each picture's server answer has the size the browser paints it at; the rule sent lists
+    exactly the formats the browser turned. Returns the rule."""
+    rules = set()
+    for fmt, data in page.pictures.items():
+        record = recorder.classified.get(hashlib.sha256(data).hexdigest())
+        assert record is not None and record["answer"] is not None, (fmt, recorder.classified)
+        rules.add(record["rule"])
+        assert record["answer"]["size"] == shown[fmt], (fmt, record, shown)
+        turned = shown[fmt] == TURNED
+        assert turned == (fmt in record["rule"].split(",")), (fmt, record["rule"], shown)
+    assert len(rules) == 1, rules  # one rule for the browser, measured once
+    assert shown["jpeg"] == TURNED  # every browser turns a JPEG: the page shows what it should
+    return rules.pop()
+
+
+@pytest.fixture
+def recorder(simclip_server):
+    stand_in = RecordingServer(simclip_server).start()
+    yield stand_in
+    stand_in.stop()
+
+
+def test_each_format_is_judged_at_the_size_chromium_paints_it(browser, simclip_server, recorder, artifacts_dir):
+    site = OrientationPage("chromium")
+    pair_through_options_page(browser, recorder)
+    page = browser.context.new_page()
+    try:
+        page.goto(site.url)
+        wait_for(lambda: {s["post"]: s["state"] for s in meme_states(page)}.keys() == FORMATS.keys()
+                 and all(s["state"] in DECIDED for s in meme_states(page)), 90,
+                 message="the three pictures decided")
+        shown = page.evaluate(SHOWN_JS)
+        rule = check_judged_as_shown(site, recorder, shown)
+        write_json(artifacts_dir / "orientation-chromium.json", {"rule": rule, "shown": shown})
+    finally:
+        page.close()
+        pair_through_options_page(browser, simclip_server)
+        site.stop()
+
+
+def test_each_format_is_judged_at_the_size_firefox_paints_it(simclip_server, recorder, artifacts_dir, tmp_path):
+    firefox = os.environ.get("SIMCLIP_E2E_FIREFOX") or next((p for p in FIREFOX_CANDIDATES if Path(p).exists()), None)
+    if not firefox or shutil.which("node") is None or not (EXTENSION_DIR / "node_modules" / "puppeteer-core").is_dir():
+        pytest.fail("Firefox, node and extension/node_modules (npm ci) are needed: see tests/e2e/test_firefox_e2e.py")
+    site = OrientationPage("firefox")
+    states = "() => (" + MEME_STATES_JS.strip() + ")().map((s) => { const el = document.querySelector(" \
+             "`img[data-post=\"${s.post}\"]`); return {...s, shown: {width: el.naturalWidth, height: el.naturalHeight}}; })"
+    config = {"firefox": firefox, "extension": str(EXTENSION_DIR), "serverUrl": recorder.url,
+              "token": recorder.token, "feedUrl": site.url, "feedHosts": [FEED_HOST, EMBED_HOST],
+              "initScript": MONITOR_JS, "statesScript": states, "decided": sorted(DECIDED),
+              "memes": len(FORMATS), "timeoutMs": 90_000, "revealAfterSeconds": 60, "cases": [], "keys": False}
+    config_path = tmp_path / "firefox-orientation.json"
+    config_path.write_text(json.dumps(config))
+    try:
+        proc = subprocess.run(["node", str(EXTENSION_DIR / "test" / "firefox" / "run_feed.mjs"), str(config_path)],
+                              cwd=EXTENSION_DIR, capture_output=True, text=True, timeout=600)
+    finally:
+        site.stop()
+    (artifacts_dir / "firefox-orientation.log").write_text(proc.stderr)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["decidedInMs"] is not None, report["states"]
+    shown = {s["post"]: s["shown"] for s in report["states"]}
+    rule = check_judged_as_shown(site, recorder, shown)
+    write_json(artifacts_dir / "orientation-firefox.json", {"rule": rule, "shown": shown, "browser": report["browser"]})
