@@ -30,7 +30,7 @@ from PIL import Image
 
 from simclip import load_backbone
 from simclip.constants import TILE_MIN_ASPECT
-from simclip.images import split_tiles
+from simclip.predictor import split_tiles
 
 DEFAULT_MEMES = Path(__file__).resolve().parents[2] / "shared" / "data" / "harmeme-c-val" / "images"
 

@@ -76,7 +76,7 @@ MAX_VIDEO_FRAMES = 7200  # 2 minutes at 60 frames a second
 MAX_VIDEO_DECODE_FRAMES = 600
 MAX_VIDEO_DECODE_S = 2.0
 
-# Extreme aspect ratios (images.split_tiles): a picture longer than TILE_MIN_ASPECT times its
+# Extreme aspect ratios (predictor.split_tiles): a picture longer than TILE_MIN_ASPECT times its
 # short side is seen by CLIP as up to MAX_TILES square tiles (centre crop only under that), and
 # one picture gives the encoder at most MAX_VIEWS inputs (frames x tiles).
 TILE_MIN_ASPECT = 2.0

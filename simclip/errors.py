@@ -45,7 +45,7 @@ class CorruptImageError(ImageError):
 class ImageDataTooShortError(CorruptImageError):
     """The header declares a canvas the bytes present cannot hold even at the format's best
     compression (a PNG's deflate ratio, a JPEG's one bit per block): a tiny file claiming a
-    large picture, refused before decoding (`simclip.images.check_data_covers`)."""
+    large picture, refused before decoding (`simclip.truncation.check_data_covers`)."""
 
     code = "image_data_too_short"
     status = 422

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import asdict
@@ -26,13 +27,14 @@ from .constants import (
     MAX_IMAGE_PIXELS,
     MAX_TILES,
     MAX_VIEWS,
+    TILE_MIN_ASPECT,
     TRAINED,
     WARNING_CATEGORIES,
     ZERO_SHOT,
 )
 from .cost import Cost, measure_cost
 from .head import SimCLIPHead, warning_scores
-from .images import Frames, ImageSource, split_tiles
+from .images import Frames, ImageSource
 from .ocr import OCREngine
 from .picture import decode_picture, read_picture_text
 from .zeroshot import Calibration, ZeroShotScorer, get_prompts_digest
@@ -77,6 +79,44 @@ class CategoryInfo(TypedDict):
 
 def _ms(t0: float) -> float:
     return round((time.perf_counter() - t0) * 1000.0, 2)
+
+
+def split_tiles(image: Image.Image, max_tiles: int = MAX_TILES,
+                min_aspect: float = TILE_MIN_ASPECT) -> list[Image.Image]:
+    """CLIP's view of a picture with an extreme aspect ratio: square tiles along its long side.
+
+    CLIP's preprocessing keeps the centre square, so a 800x6400 stacked meme would lose 87.5%
+    of its rows; tiles let every row reach the encoder at the scale of the short side
+    (bench/aspect_bench.py, docs/api.md). A picture at most `min_aspect` times longer than
+    wide (or wide than long) is returned alone, so common memes cost one encoder input.
+
+    Args:
+        image: an RGB image.
+        max_tiles: the most tiles; a longer picture gets longer tiles, each padded to a
+            square with black (open_clip's letterbox fill) so that nothing is cropped.
+        min_aspect: the long/short side ratio over which the picture is tiled.
+
+    Returns:
+        [image] or 2..max_tiles tiles, ordered along the long side, overlapping evenly so that
+        together they cover every pixel.
+    """
+    w, h = image.size
+    long_side, short_side = max(w, h), min(w, h)
+    if short_side <= 0 or long_side <= min_aspect * short_side or max_tiles < 2:
+        return [image]
+    n = min(max_tiles, math.ceil(long_side / short_side))
+    side = max(short_side, math.ceil(long_side / n))
+    offsets = [round(i * (long_side - side) / (n - 1)) for i in range(n)]
+    tiles = []
+    for o in offsets:
+        box = (0, o, w, o + side) if h >= w else (o, 0, o + side, h)
+        tile = image.crop(box)
+        if side > short_side:
+            square = Image.new("RGB", (side, side), (0, 0, 0))
+            square.paste(tile, ((side - tile.width) // 2, (side - tile.height) // 2))
+            tile = square
+        tiles.append(tile)
+    return tiles
 
 
 class Predictor:

@@ -20,7 +20,8 @@ from simclip import (
     list_image_formats,
 )
 from simclip import images as images_module
-from simclip.images import choose_background, decode_frames, split_tiles
+from simclip.images import choose_background, decode_frames
+from simclip.predictor import split_tiles
 
 
 def _encode(img, fmt, **kw):

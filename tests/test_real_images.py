@@ -14,7 +14,8 @@ import torch
 from PIL import Image, ImageChops, ImageFile, ImageStat
 
 from simclip import CorruptImageError, Predictor, decode_image, get_ocr_engine
-from simclip.images import Frames, decode_frames, split_tiles
+from simclip.images import Frames, decode_frames
+from simclip.predictor import split_tiles
 
 
 def encode(image, fmt, **kwargs):

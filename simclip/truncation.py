@@ -1,0 +1,269 @@
+"""Truncated and damaged JPEG and PNG data, painted as far as it goes, as browsers paint it.
+
+Browsers paint a picture whose download was cut short row by row as far as its data goes;
+a meme judged on less than that is a meme shown unjudged. This module decides, per image and
+without Pillow's global LOAD_TRUNCATED_IMAGES (threads would see each other's setting):
+
+- before decoding, whether the bytes can hold the canvas the header declares at all
+  (`check_data_covers`: a 1 KB file claiming 40 MP is refused, not painted as an empty canvas);
+- after a failed decode, the repaired byte strings to try (`truncation_repairs`: a JPEG with its
+  end marker supplied, a PNG rebuilt from the scanlines that inflate);
+- whether a repaired decode shows anything at all (`paints_nothing`).
+
+`simclip.images` calls these; measured browser behaviour is in docs/api.md, "Truncated data".
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import zlib
+from collections.abc import Callable, Iterator
+
+from PIL import Image, ImageChops
+
+from .constants import MAX_IMAGE_PIXELS
+from .errors import ImageDataTooShortError
+
+MIN_PAINTED_ROWS = 32  # two 16-px MCU rows: less than this of a truncated JPEG shows nothing
+# A canvas over this many pixels whose bytes cannot hold it is refused (check_data_covers);
+# under it a truncated picture costs little and is painted as far as its data goes.
+COVER_CHECK_MIN_PIXELS = 1 << 20
+_DEFLATE_MAX_RATIO = 1032  # deflate's best ratio: 258 bytes per 2-bit code, with block overhead
+_JPEG_HUFFMAN_SOF = (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7)  # not arithmetic-coded (C9-CF)
+
+
+# ----------------------------------------------------------------------------------- headers
+
+def _jpeg_segments(data: bytes) -> tuple[int | None, int | None]:
+    """(where the first scan's coded data starts, the frame's SOF marker) in a JPEG whose marker
+    segments are well formed up to there: the start is past len(data) when the data ends before
+    it (a download cut short); (None, None) for a malformed header or not a JPEG."""
+    if not data.startswith(b"\xff\xd8\xff"):
+        return None, None
+    i, n, sof = 2, len(data), None
+    while i < n:
+        if data[i] != 0xFF:
+            return None, None
+        while i < n and data[i] == 0xFF:  # fill bytes
+            i += 1
+        if i >= n:
+            break
+        marker = data[i]
+        i += 1
+        if marker in (0x00, 0xD9):
+            return None, None
+        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # standalone markers
+            continue
+        if i + 2 > n:
+            break
+        length = int.from_bytes(data[i:i + 2], "big")
+        if length < 2:
+            return None, None
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC) and sof is None:
+            sof = marker  # a start of frame (not DHT, JPG or DAC)
+        i += length
+        if marker == 0xDA:  # start of scan
+            return i, sof
+    return n + 1, sof
+
+
+def _jpeg_scan_start(data: bytes) -> int | None:
+    """Where the first scan's coded data starts (`_jpeg_segments`), or None."""
+    return _jpeg_segments(data)[0]
+
+
+def jpeg_cut_in_header(data: bytes) -> bool:
+    """True for a JPEG whose data ends inside its marker segments, before its first scan."""
+    scan = _jpeg_scan_start(data)
+    return scan is not None and scan > len(data)
+
+
+def _png_coverable_bytes(data: bytes) -> int:
+    """The most filtered-scanline bytes the IDAT data present can inflate to (deflate's best
+    ratio, plus a little for the zlib framing)."""
+    pos, idat = 8, 0
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        if kind == b"IDAT":
+            idat += max(0, min(length, len(data) - pos - 8))
+        elif kind == b"IEND":
+            break
+        pos += 12 + length
+    return idat * _DEFLATE_MAX_RATIO + 1024
+
+
+def _png_needed_bytes(data: bytes) -> int | None:
+    """The filtered-scanline bytes the IHDR's canvas needs; None for a malformed IHDR."""
+    if len(data) < 33 or data[12:16] != b"IHDR":
+        return None
+    width, height, depth, colour_type, _, _, interlace = struct.unpack(">IIBBBBB", data[16:29])
+    channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(colour_type)
+    if channels is None or depth not in (1, 2, 4, 8, 16):
+        return None
+    return _png_raw_size(width, height, channels * depth, bool(interlace))[0]
+
+
+def _jpeg_coverable_share(data: bytes, width: int, height: int) -> float | None:
+    """The most of a Huffman-coded JPEG's canvas its entropy-coded bytes can hold: every block
+    of the full-resolution component costs at least one bit (its DC code); None for an
+    arithmetic-coded or unparsable JPEG, whose blocks can cost less."""
+    scan, sof = _jpeg_segments(data)
+    if scan is None or scan > len(data) or sof not in _JPEG_HUFFMAN_SOF:
+        return None
+    blocks = math.ceil(width / 8) * math.ceil(height / 8)
+    return (len(data) - scan) * 8 / blocks
+
+
+def check_data_covers(data: bytes, fmt: str | None, width: int, height: int) -> None:
+    """Refuse a PNG or JPEG whose bytes cannot hold the canvas its header declares.
+
+    A PNG's IDAT bytes inflate to at most 1032 times their size (deflate's best ratio) and a
+    Huffman-coded JPEG spends at least one bit on every 8x8 block; a file whose bytes fall
+    short of the declared canvas by these bounds is truncated beyond doubt, and what a browser
+    would paint of it is a sliver of an empty canvas. Over COVER_CHECK_MIN_PIXELS (1 MP) such a
+    file is refused before any pixel is decoded (a 1 KB PNG claiming 6324x6324 16-bit RGBA, an
+    824-byte progressive JPEG claiming 40 MP); smaller canvases decode as far as they go.
+
+    Args:
+        data: the file's bytes.
+        fmt: its format as Pillow names it ('PNG', 'JPEG'; others are not checked).
+        width, height: the canvas the header declares, in pixels.
+
+    Raises:
+        ImageDataTooShortError: the bytes cannot hold the canvas.
+    """
+    if width * height <= COVER_CHECK_MIN_PIXELS:
+        return
+    share = None
+    if fmt == "PNG":
+        needed = _png_needed_bytes(data)
+        if needed:
+            share = _png_coverable_bytes(data) / needed
+    elif fmt in ("JPEG", "MPO"):
+        share = _jpeg_coverable_share(data, width, height)
+    if share is not None and share < 1.0:
+        raise ImageDataTooShortError(
+            f"the {fmt} declares {width}x{height} px, but its {len(data):,} bytes can hold at "
+            f"most {share:.1%} of it: truncated beyond what a viewer would see")
+
+
+# -------------------------------------------------------------------------------- repairs
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def _png_raw_size(width: int, height: int, bits_per_pixel: int, interlaced: bool) -> tuple[int, int]:
+    """(bytes of filtered scanlines for the whole image, bytes of its first scanline)."""
+    def row(w):
+        return 1 + (w * bits_per_pixel + 7) // 8
+    if not interlaced:
+        return height * row(width), row(width)
+    total, first = 0, 0
+    for x0, y0, dx, dy in ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4),
+                           (1, 0, 2, 2), (0, 1, 1, 2)):
+        pw, ph = (width - x0 + dx - 1) // dx, (height - y0 + dy - 1) // dy
+        if pw > 0 and ph > 0:
+            total += ph * row(pw)
+            first = first or row(pw)
+    return total, first
+
+
+def _png_repaired(data: bytes) -> bytes | None:
+    """A PNG cut short or damaged in its image data, rebuilt from the scanlines that inflate
+    (the rest zero: black, or transparent with alpha); None when not one scanline does.
+
+    Chunks are read up to the first one that ends early or fails its CRC; that chunk's bytes
+    still count, as browsers decode a chunk's data while it streams in. Only IHDR, PLTE and tRNS
+    travel with the pixels (an APNG becomes its default image).
+    """
+    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return None
+    pos, ihdr, colour, idat = 8, None, [], []
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + length]
+        end = pos + 12 + length
+        crc_ok = end <= len(data) and struct.unpack(">I", data[end - 4:end])[0] == \
+            zlib.crc32(kind + body)
+        if kind == b"IHDR":
+            if not crc_ok or length != 13:
+                return None
+            ihdr = body
+        elif kind in (b"PLTE", b"tRNS") and not idat and crc_ok:
+            colour.append((kind, body))
+        elif kind == b"IDAT":
+            idat.append(body)
+        elif kind == b"IEND":
+            break
+        if not crc_ok:
+            break
+        pos = end
+    if ihdr is None or not idat:
+        return None
+    width, height, depth, colour_type, _, _, interlace = struct.unpack(">IIBBBBB", ihdr)
+    channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(colour_type)
+    if channels is None or depth not in (1, 2, 4, 8, 16) or width * height > MAX_IMAGE_PIXELS:
+        return None
+    total, first_row = _png_raw_size(width, height, channels * depth, bool(interlace))
+    stream, raw, inflate = b"".join(idat), bytearray(), zlib.decompressobj()
+    try:
+        for i in range(0, len(stream), 1 << 16):  # small steps keep what inflated before damage
+            raw += inflate.decompress(stream[i:i + (1 << 16)], total - len(raw) + 1)
+            if len(raw) >= total:
+                break
+    except zlib.error:
+        pass
+    if len(raw) < first_row:
+        return None
+    raw = bytes(raw[:total]) + bytes(max(0, total - len(raw)))
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr)
+            + b"".join(_png_chunk(k, b) for k, b in colour)
+            + _png_chunk(b"IDAT", zlib.compress(raw, 1)) + _png_chunk(b"IEND", b""))
+
+
+def truncation_repairs(data: bytes, fmt: str | None) -> Iterator[bytes]:
+    """Candidate byte strings that decode a truncated JPEG or PNG as far as its data goes.
+
+    JPEG: the end-of-image marker is appended (what Pillow's LOAD_TRUNCATED_IMAGES does inside
+    its reader), so libjpeg fills what never arrived with grey; when the cut fell inside a
+    marker segment between progressive scans, the segment is dropped first.
+    """
+    if fmt in ("JPEG", "MPO"):
+        yield data + b"\xff\xd9"
+        last = data.rfind(b"\xff", 0, len(data) - 1)
+        while last > 2 and (data[last + 1] == 0 or 0xD0 <= data[last + 1] <= 0xD7
+                            or data[last + 1] == 0xFF):
+            last = data.rfind(b"\xff", 0, last)  # stuffed bytes and restarts are scan data
+        if last > 2:
+            yield data[:last] + b"\xff\xd9"
+    elif fmt == "PNG":
+        repaired = _png_repaired(data)
+        if repaired is not None:
+            yield repaired
+
+
+def paints_nothing(fixed: Image.Image, data: bytes,
+                   decode: Callable[[bytes], Image.Image | None]) -> bool:
+    """True when a repaired decode shows nothing of the picture: a PNG whose rows are all the
+    zero fill, or a JPEG that differs from its header alone (which libjpeg decodes to grey plus
+    a block row or two made of the end marker itself) in no more than its first
+    MIN_PAINTED_ROWS rows: browsers paint only complete MCU rows, and nothing there.
+
+    Args:
+        fixed: the decoded repair of `data` (its `format` says which rule applies).
+        data: the original, truncated bytes.
+        decode: bytes -> the loaded image, or None when they do not decode (the caller's safe
+            decoder, with its format allowlist).
+    """
+    if fixed.format == "PNG":
+        return fixed.getbbox(alpha_only=False) is None
+    scan = _jpeg_scan_start(data)
+    if scan is None or scan > len(data):
+        return False
+    header_only = decode(data[:scan] + b"\xff\xd9")
+    if header_only is None or header_only.size != fixed.size or header_only.mode != fixed.mode:
+        return False
+    bbox = ImageChops.difference(fixed, header_only).getbbox()
+    return bbox is None or bbox[3] <= min(MIN_PAINTED_ROWS, fixed.height - 1)
