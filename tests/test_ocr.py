@@ -10,14 +10,8 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from bench.ocr_bench import evaluate_engine, evaluate_engines, format_table, main, parse_engine_spec
 from simclip import OCR_ENGINES, get_ocr_engine
-from simclip.ocr import (
-    WordSplitter,
-    caption_masks,
-    fit_size,
-    merge_passes,
-    pad_to_aspect,
-    plan_tiles,
-)
+from simclip.ocr import caption_masks, fit_size, pad_to_aspect, plan_tiles
+from simclip.ocr_text import WordSplitter, merge_passes
 from simclip_train.datasets import read_transcriptions
 from simclip_train.metrics import tokenize, word_precision, word_recall
 
