@@ -139,6 +139,89 @@ def _augment_views(image, n, seed):
         return [aug(image) for _ in range(n)]
 
 
+def _open_parts(path, state):
+    """The folder of `path`'s finished shards, ready to resume: emptied when its progress file
+    records other settings (`state`), then stamped with `state`."""
+    parts = path.with_name(path.name.removesuffix(".safetensors") + ".parts")
+    progress_file = parts / "progress.json"
+    if parts.is_dir():
+        try:
+            old = json.loads(progress_file.read_text())
+        except (OSError, ValueError):
+            old = None
+        if old != state:
+            logger.warning("discarding partial embeddings in %s: made for another dataset "
+                           "version or settings", parts)
+            shutil.rmtree(parts)
+    parts.mkdir(parents=True, exist_ok=True)
+    tmp = progress_file.with_name("progress.json.tmp")
+    tmp.write_text(json.dumps(state, sort_keys=True))
+    tmp.replace(progress_file)
+    return parts
+
+
+def _shard_path(parts, k):
+    return parts / f"shard-{k:05d}.safetensors"
+
+
+def _embed_shard(backbone, chunk, start, ocr, batch_size, augment, seed, bar):
+    """Embed one shard's examples (`start`: the position of its first in the split, which
+    seeds its augmentation views) -> (tensors, shard metadata)."""
+    img, txt, aug, texts, ids = [], [], [], [], []
+    truncated, skipped = [], []
+    for i in range(0, len(chunk), batch_size):
+        batch, images, positions = [], [], []
+        for j, ex in enumerate(chunk[i:i + batch_size]):
+            try:
+                image, was_truncated = decode_dataset_image(ex.image)
+            except (ImageError, OSError) as e:
+                logger.warning("%s: left out, the image does not decode (%s)", ex.image, e)
+                skipped.append({"id": ex.id, "image": ex.image.name, "error": str(e)})
+                continue
+            if was_truncated:
+                logger.warning("%s: truncated file, decoded leniently", ex.image)
+                truncated.append(ex.id)
+            batch.append(ex)
+            images.append(image)
+            positions.append(start + i + j)
+        bar.update(len(chunk[i:i + batch_size]))
+        if not batch:
+            continue
+        batch_texts = [ocr(im) if ocr is not None else ex.text
+                       for ex, im in zip(batch, images)]
+        img.append(backbone.encode_images(images))  # (b, D)
+        txt.append(backbone.encode_texts(batch_texts))  # (b, D)
+        if augment:
+            views = [backbone.encode_images(_augment_views(im, augment, seed * 1_000_003 + pos))
+                     for pos, im in zip(positions, images)]
+            aug.append(torch.stack(views))  # (b, A, D)
+        texts += batch_texts
+        ids += [ex.id for ex in batch]
+    dim = backbone.info.embed_dim
+    tensors = {"image": torch.cat(img) if img else torch.zeros(0, dim),
+               "text": torch.cat(txt) if txt else torch.zeros(0, dim)}
+    if augment:
+        tensors["image_aug"] = torch.cat(aug) if aug else torch.zeros(0, augment, dim)
+    return tensors, {"texts": texts, "ids": ids, "truncated": truncated, "skipped": skipped}
+
+
+def _merge_shards(parts, n_shards, dim):
+    """The shards' tensors concatenated in order, and their metadata lists joined ->
+    (tensors, {"texts", "ids", "truncated", "skipped"})."""
+    merged, lists = {}, {"texts": [], "ids": [], "truncated": [], "skipped": []}
+    for k in range(n_shards):
+        shard = _shard_path(parts, k)
+        for key, value in load_file(str(shard)).items():
+            merged.setdefault(key, []).append(value)
+        shard_meta = read_cache_metadata(shard)
+        for key, values in lists.items():
+            values += shard_meta[key]
+    tensors = {key: torch.cat(v) for key, v in merged.items()}
+    if not tensors:
+        tensors = {"image": torch.zeros(0, dim), "text": torch.zeros(0, dim)}
+    return tensors, lists
+
+
 def embed_split(backbone, examples, path, fingerprint, text_source, ocr=None,
                 batch_size=EmbedConfig.batch_size, shard_size=EmbedConfig.shard_size, augment=0,
                 seed=0, progress=True, on_shard=None):
@@ -164,95 +247,34 @@ def embed_split(backbone, examples, path, fingerprint, text_source, ocr=None,
         {'computed': examples encoded now, 'reused': examples taken from earlier shards}.
     """
     path = Path(path)
-    parts = path.with_name(path.name.removesuffix(".safetensors") + ".parts")
     state = {"version": CACHE_VERSION, "fingerprint": fingerprint, "backbone": backbone.info.id,
              "precision": backbone.info.precision,
              "text_source": text_source, "augment": augment,
              "augment_recipe": get_augment_recipe(augment), "shard_size": shard_size,
              "seed": seed}
-    progress_file = parts / "progress.json"
-    if parts.is_dir():
-        try:
-            old = json.loads(progress_file.read_text())
-        except (OSError, ValueError):
-            old = None
-        if old != state:
-            logger.warning("discarding partial embeddings in %s: made for another dataset "
-                           "version or settings", parts)
-            shutil.rmtree(parts)
-    parts.mkdir(parents=True, exist_ok=True)
-    tmp = progress_file.with_name("progress.json.tmp")
-    tmp.write_text(json.dumps(state, sort_keys=True))
-    tmp.replace(progress_file)
-
+    parts = _open_parts(path, state)
     n_shards = (len(examples) + shard_size - 1) // shard_size
     stats = {"computed": 0, "reused": 0}
     bar = tqdm(total=len(examples), desc=f"embed {path.parent.name}/{path.stem}", unit="meme",
                disable=not progress, file=sys.stderr)
     for k in range(n_shards):
         chunk = examples[k * shard_size:(k + 1) * shard_size]
-        shard = parts / f"shard-{k:05d}.safetensors"
+        shard = _shard_path(parts, k)
         if shard.is_file():
             stats["reused"] += len(chunk)
             bar.update(len(chunk))
             continue
-        img, txt, aug, texts, ids = [], [], [], [], []
-        truncated, skipped = [], []
-        for i in range(0, len(chunk), batch_size):
-            batch, images, positions = [], [], []
-            for j, ex in enumerate(chunk[i:i + batch_size]):
-                try:
-                    image, was_truncated = decode_dataset_image(ex.image)
-                except (ImageError, OSError) as e:
-                    logger.warning("%s: left out, the image does not decode (%s)", ex.image, e)
-                    skipped.append({"id": ex.id, "image": ex.image.name, "error": str(e)})
-                    continue
-                if was_truncated:
-                    logger.warning("%s: truncated file, decoded leniently", ex.image)
-                    truncated.append(ex.id)
-                batch.append(ex)
-                images.append(image)
-                positions.append(k * shard_size + i + j)
-            bar.update(len(chunk[i:i + batch_size]))
-            if not batch:
-                continue
-            batch_texts = [ocr(im) if ocr is not None else ex.text
-                           for ex, im in zip(batch, images)]
-            img.append(backbone.encode_images(images))  # (b, D)
-            txt.append(backbone.encode_texts(batch_texts))  # (b, D)
-            if augment:
-                views = [backbone.encode_images(_augment_views(im, augment, seed * 1_000_003 + pos))
-                         for pos, im in zip(positions, images)]
-                aug.append(torch.stack(views))  # (b, A, D)
-            texts += batch_texts
-            ids += [ex.id for ex in batch]
-        dim = backbone.info.embed_dim
-        tensors = {"image": torch.cat(img) if img else torch.zeros(0, dim),
-                   "text": torch.cat(txt) if txt else torch.zeros(0, dim)}
-        if augment:
-            tensors["image_aug"] = torch.cat(aug) if aug else torch.zeros(0, augment, dim)
-        _save_atomic(tensors, shard, {"texts": texts, "ids": ids, "truncated": truncated,
-                                      "skipped": skipped})
+        tensors, shard_meta = _embed_shard(backbone, chunk, k * shard_size, ocr, batch_size,
+                                           augment, seed, bar)
+        _save_atomic(tensors, shard, shard_meta)
         stats["computed"] += len(chunk)
         if on_shard is not None:
             on_shard(k)
     bar.close()
 
-    merged, texts, ids, truncated, skipped = {}, [], [], [], []
-    for k in range(n_shards):
-        shard = parts / f"shard-{k:05d}.safetensors"
-        for key, value in load_file(str(shard)).items():
-            merged.setdefault(key, []).append(value)
-        shard_meta = read_cache_metadata(shard)
-        texts += shard_meta["texts"]
-        ids += shard_meta["ids"]
-        truncated += shard_meta["truncated"]
-        skipped += shard_meta["skipped"]
-    tensors = {key: torch.cat(v) for key, v in merged.items()}
-    if not tensors:
-        dim = backbone.info.embed_dim
-        tensors = {"image": torch.zeros(0, dim), "text": torch.zeros(0, dim)}
-    meta = {**state, "ids": ids, "texts": texts, "truncated_images": truncated,
+    tensors, lists = _merge_shards(parts, n_shards, backbone.info.embed_dim)
+    truncated, skipped = lists["truncated"], lists["skipped"]
+    meta = {**state, "ids": lists["ids"], "texts": lists["texts"], "truncated_images": truncated,
             "skipped_images": skipped,
             "backbone_info": {"model": backbone.info.model, "pretrained": backbone.info.pretrained,
                               "embed_dim": backbone.info.embed_dim,
