@@ -30,6 +30,7 @@ import {
 import { createRefererRule, isSameSite, listFetchGuardRules, listGuardRuleIds, refererFor } from '../shared/fetch_rules.js';
 import { PageLoads, judgeAddresses, paddingMs, partitionKey, topLevelSite } from '../shared/page_loads.js';
 import { checkImageUrl } from '../shared/urlsafety.js';
+import { injectIntoOpenTabs } from './open_tabs.js';
 import { listActiveWarnings } from '../shared/verdict.js';
 import { createExifFormatsSource } from './orientation.js';
 
@@ -702,8 +703,17 @@ async function onStart() {
   await checkHealth();
 }
 
+// Tabs open before this version started (an install, update, reload or enable) get the content
+// scripts now (open_tabs.js): once per worker life, whichever of these comes first.
+let openTabsPromise = null;
+const adoptOpenTabs = () => {
+  openTabsPromise ??= injectIntoOpenTabs(ext).catch(() => 0);
+  return openTabsPromise;
+};
+globalThis.addEventListener?.('install', () => adoptOpenTabs()); // Chromium registers the worker again on enable too
 ext.runtime.onInstalled.addListener((details) => {
   onStart();
+  adoptOpenTabs();
   if (details.reason === 'install') ext.runtime.openOptionsPage();
 });
 ext.runtime.onStartup.addListener(onStart);

@@ -8,7 +8,12 @@
 // shadow_hook.js, or met under an added node) adopts SHADOW_CSS, the same rules, at once, and is
 // watched like the document (its added nodes, and roots attached inside it).
 // If loading fails, every pre-hide rule is switched off so the page never loses its images.
+// The worker injects this file again into the tabs that were open when the extension was
+// installed, updated, reloaded or enabled (background/service_worker.js): a frame where this
+// extension's script already runs is left alone.
 (() => {
+  if (globalThis.simclipContentScript === true) return;
+  globalThis.simclipContentScript = true;
   const ext = globalThis.browser ?? globalThis.chrome;
   const SHADOW_EVENT = 'simclip-shadow-root'; // dispatched by shadow_hook.js on a host that just got a root
   // prehide.css for shadow roots (the document's `html:not([data-simclip-off])` becomes the sheet's `disabled`).

@@ -16,6 +16,7 @@ import { ImageFilter } from './image_filter.js';
 import { combineVideoVerdicts } from './image_state.js';
 import { isPageOnlyUrl, readPageBytes } from './page_bytes.js';
 import { NO_FRAMES, captureFrames, readVideoSource } from './video_frames.js';
+import { createLifecycle } from './lifecycle.js';
 import { createPerf } from './perf.js';
 import { WarningPainter } from './warning.js';
 
@@ -26,10 +27,14 @@ import { WarningPainter } from './warning.js';
  */
 export async function start({ stopEarlyWatch = () => {}, shadow } = {}) {
   const ext = getBrowser();
-  const perf = createPerf();
+  let parts = null;
+  const measured = createPerf();
+  // Every piece of work checks first that the extension is still there (lifecycle.js).
+  const life = createLifecycle({ ext, timed: measured.timed, onRetire: () => parts?.watcher.unwatch() });
+  const perf = { ...measured, timed: life.timed };
   const page = await loadPage(ext);
-  const send = (message) => sendWithRetry((m) => ext.runtime.sendMessage(m), message);
-  const parts = createParts({ page, perf, send, shadow });
+  const send = (message) => sendWithRetry((m) => life.send((x) => ext.runtime.sendMessage(x), m), message);
+  parts = createParts({ page, perf, send, shadow, life });
   const applyPause = () => switchPause(page, parts, send, shadow);
   listenForStorage(ext, { page, filter: parts.filter, applyPause, timed: perf.timed });
   answerPageState(ext, { page, parts, perf });
@@ -59,7 +64,7 @@ function hostOfOrigin() {
   }
 }
 
-function createParts({ page, perf, send, shadow }) {
+function createParts({ page, perf, send, shadow, life }) {
   const { timed } = perf;
   const warnings = new WarningPainter({
     onReveal: (rec) => filter.reveal(rec),
@@ -73,7 +78,7 @@ function createParts({ page, perf, send, shadow }) {
   const filter = new ImageFilter({
     requestVerdict: (rec, priority) => (rec.kind === 'video'
       ? askAboutVideo(send, rec.el, priority, (verdict) => isFlaggedNow(page, verdict))
-      : askAboutPicture(send, rec.url, rec.el, priority, { loadFirst: rec.kind !== 'img' })),
+      : askAboutPicture(send, rec.url, rec.el, priority, { loadFirst: rec.kind !== 'img', again: life.wasThereBefore(rec.el) })),
     warnings,
     getContext: () => ({
       settings: page.settings, categories: page.categories, healthOk: page.health?.state === 'ok', server: page.health?.server ?? null,
@@ -90,17 +95,18 @@ function createParts({ page, perf, send, shadow }) {
  * page can read (data:, blob:), by its bytes. `media` 'video' asks the worker to fetch a video
  * (the server decodes it). `loadFirst`: a picture we hid before the browser loaded it (a CSS
  * background, a pseudo-element's, an SVG <image>) is loaded in the page first, as the page would
- * have loaded it: the worker fetches only what the tab's own browser loaded. null when the
- * worker did not answer at all.
+ * have loaded it: the worker fetches only what the tab's own browser loaded. `again`: a picture
+ * the page loaded before this script's extension was updated or reloaded (lifecycle.js) is loaded
+ * once more, as a new request the new worker sees. null when the worker did not answer at all.
  */
-async function askAboutPicture(send, url, el, priority, { media, loadFirst = false } = {}) {
+async function askAboutPicture(send, url, el, priority, { media, loadFirst = false, again = false } = {}) {
   if (isPageOnlyUrl(url)) {
     const read = await readPageBytes(url, el);
     if (read.status) return read; // could not be read here: FAILED, no message
     return send({ type: MSG.CLASSIFY_BYTES, base64: read.base64, mime: read.mime, priority });
   }
   if (url.length > MAX_URL_CHARS) return { status: VERDICT.FAILED, reason: 'url_too_long' };
-  if (loadFirst) await loadAsPage(url, referrerPolicyOf(el));
+  if (loadFirst || again) await loadAsPage(url, referrerPolicyOf(el), { again });
   return send({ type: MSG.CLASSIFY, url, priority, referrerPolicy: referrerPolicyOf(el), ...(media ? { media } : {}) });
 }
 
@@ -109,9 +115,11 @@ const LOAD_AS_PAGE_MS = 15000;
 /**
  * Load `url` as an image of this page (its cookies, Referer, content security policy and
  * local-network rules apply, as to the site's own image), so the browser has loaded it before the
- * worker is asked. Resolves when it loaded, failed, or after LOAD_AS_PAGE_MS.
+ * worker is asked. `again`: as a CORS request, which the page's list of loaded images does not
+ * answer, so the browser requests it (from its HTTP cache or the network) where the worker's
+ * observers see it. Resolves when it loaded, failed, or after LOAD_AS_PAGE_MS.
  */
-function loadAsPage(url, referrerPolicy) {
+function loadAsPage(url, referrerPolicy, { again = false } = {}) {
   return new Promise((resolve) => {
     const img = new Image();
     const done = () => {
@@ -122,6 +130,7 @@ function loadAsPage(url, referrerPolicy) {
     img.onload = done;
     img.onerror = done;
     if (referrerPolicy) img.referrerPolicy = referrerPolicy;
+    if (again) img.crossOrigin = 'anonymous';
     img.src = url;
   });
 }

@@ -1,0 +1,134 @@
+"""The extension's own life under open tabs (issue 17, item 1): a reload of the unpacked extension
+as chrome://extensions' Reload button does it (what a store update does to open tabs), and a
+disable then enable, under an open X-like feed. The tab opened before keeps every decided picture
+covered, and the pictures it adds afterwards get verdicts; a tab opened after is protected too.
+
+Each test starts its own Chromium: a reload changes the extension's worker and would disturb the
+session's shared browser.
+"""
+
+import pytest
+
+from e2e_support import MONITOR_JS, ExtensionBrowser, launch_with_extension, meme_states, pair_through_options_page, \
+    summarize, wait_for
+from feed_site import EMBED_HOST, FEED_HOST, PUBLIC_HOST
+
+# On chrome://extensions: what its buttons call (an unpacked extension reloads only in developer mode).
+RELOAD_JS = """(id) => new Promise((resolve) => chrome.developerPrivate.updateProfileConfiguration({inDeveloperMode: true},
+  () => chrome.developerPrivate.reload(id, {failQuietly: true}, () => resolve(chrome.runtime.lastError?.message ?? null))))"""
+SET_ENABLED_JS = """([id, enabled]) => new Promise((resolve) => chrome.management.setEnabled(id, enabled,
+  () => resolve(chrome.runtime.lastError?.message ?? null)))"""
+STATE_JS = """(id) => new Promise((resolve) => chrome.developerPrivate.getExtensionInfo(id, (info) => resolve(info.state)))"""
+# Main world: a post with a fresh harmful meme added at the top of the feed, as a timeline does.
+ADD_POST_JS = """([src, post]) => {
+  const img = Object.assign(document.createElement('img'), {src, width: 240, height: 180, className: 'meme', alt: ''});
+  Object.assign(img.dataset, {truth: 'harmful', post, kind: 'img'});
+  const article = document.createElement('article');
+  article.className = 'post';
+  article.append(img);
+  document.getElementById('feed').prepend(article);
+}"""
+
+
+@pytest.fixture()
+def lifecycle_browser(tmp_path, playwright_driver, chromium_path, feed_site, simclip_server):
+    with launch_with_extension(playwright_driver, tmp_path / "profile", chromium_path, (FEED_HOST, EMBED_HOST, PUBLIC_HOST),
+                               {"width": 1200, "height": 900}) as (context, worker):
+        b = ExtensionBrowser(context, worker)
+        pair_through_options_page(b, simclip_server)
+        b.extensions_page = context.new_page()
+        b.extensions_page.goto("chrome://extensions")
+        yield b
+
+
+def open_feed(b, feed_site, seed):
+    page = b.context.new_page()
+    page.add_init_script(MONITOR_JS)
+    page.goto(f"{feed_site.url}?s={seed}")
+    return page
+
+
+def on_screen_memes(page):
+    """The extension's state of the memes in the viewport (harmful or neutral)."""
+    visible = set(page.evaluate("""() => Array.from(document.querySelectorAll('[data-truth="harmful"], [data-truth="neutral"]'))
+        .filter((el) => { const r = el.getBoundingClientRect(); return r.bottom > 0 && r.top < innerHeight && r.width > 0; })
+        .map((el) => el.dataset.post)"""))
+    return [s for s in meme_states(page) if s["post"] in visible and s["frame"] == page.url[:80]]
+
+
+def wait_on_screen_decided_truly(page, timeout_s, message):
+    """Every meme on screen flagged exactly when harmful, clean otherwise (never shown unchecked)."""
+    last = {}
+
+    def truly():
+        last["memes"] = on_screen_memes(page)
+        return last["memes"] and all(m["state"] == ("flagged" if m["truth"] == "harmful" else "clean") for m in last["memes"])
+
+    try:
+        wait_for(truly, timeout_s, interval_s=0.3, message=message)
+    except pytest.fail.Exception:
+        pytest.fail(f"{message}: {summarize(last['memes'])}; "
+                    f"{[(m['post'], m['truth'], m['kind'], m['state'], m['why']) for m in last['memes'] if m['state'] != 'flagged' or m['truth'] != 'harmful'][:12]}")
+    return last["memes"]
+
+
+def wait_worker_back(b):
+    """The new worker of the reloaded (or enabled) extension, healthy."""
+    wait_for(lambda: b.extensions_page.evaluate(STATE_JS, b.extension_id) == "ENABLED", 30, message="the extension enabled")
+    wait_for(lambda: b.sw_eval("async () => (await chrome.storage.local.get('health')).health?.state") == "ok", 30,
+             message="the new worker to see the server as healthy")
+
+
+def assert_open_tab_protected_after(b, page, feed_site, seed, when):
+    """The open tab after a lifecycle change: its pictures decided truly, a new harmful post flagged,
+    the posts the feed loads on scroll decided truly, and no harmful meme ever shown."""
+    wait_on_screen_decided_truly(page, 60, f"the open tab's memes decided truly {when}")
+    page.evaluate(ADD_POST_JS, [f"/m/{feed_site.harmful[1]}.png?p=added-{when}&s={seed}", f"added-{when}"])
+    wait_for(lambda: any(s["post"] == f"added-{when}" and s["state"] == "flagged" for s in meme_states(page)), 60,
+             message=f"a harmful post added {when} to be flagged")
+    page.evaluate("window.scrollTo(0, document.documentElement.scrollHeight)")  # the feed loads more posts
+    wait_for(lambda: int(page.evaluate("document.getElementById('feed').dataset.next")) > 200, 30,
+             message="the feed to load more posts")
+    page.evaluate("window.scrollTo(0, document.documentElement.scrollHeight - 2 * innerHeight)")
+    wait_on_screen_decided_truly(page, 90, f"the posts loaded {when} decided truly")
+    assert page.evaluate("window.__shield.violations") == {}, "a harmful meme was shown without its verdict"
+
+
+def test_a_reload_of_the_extension_under_an_open_feed_protects_the_open_tab_and_a_new_one(lifecycle_browser, feed_site):
+    b = lifecycle_browser
+    seed = "lifecycle-reload"
+    page = open_feed(b, feed_site, seed)
+    wait_on_screen_decided_truly(page, 90, "the first screen decided truly before the reload")
+    flagged_before = {m["post"] for m in on_screen_memes(page) if m["state"] == "flagged"}
+    assert flagged_before
+
+    assert b.extensions_page.evaluate(RELOAD_JS, b.extension_id) is None
+    wait_worker_back(b)
+    states = {m["post"]: m["pageState"] for m in on_screen_memes(page)}
+    shown = {p: states.get(p) for p in flagged_before if states.get(p) not in ("flagged", "pending")}
+    assert not shown, shown  # never shown meanwhile
+    assert_open_tab_protected_after(b, page, feed_site, seed, "after the reload")
+
+    fresh = open_feed(b, feed_site, seed + "-new-tab")
+    wait_on_screen_decided_truly(fresh, 90, "a tab opened after the reload decided truly")
+    assert fresh.evaluate("window.__shield.violations") == {}
+
+
+def test_a_disable_then_enable_keeps_decided_pictures_covered_and_protects_the_open_tab_again(lifecycle_browser, feed_site):
+    b = lifecycle_browser
+    seed = "lifecycle-disable"
+    page = open_feed(b, feed_site, seed)
+    wait_on_screen_decided_truly(page, 90, "the first screen decided truly before the disable")
+
+    assert b.extensions_page.evaluate(SET_ENABLED_JS, [b.extension_id, False]) is None
+    wait_for(lambda: b.extensions_page.evaluate(STATE_JS, b.extension_id) == "DISABLED", 30, message="the extension disabled")
+    # While it is off: a post added meanwhile stays hidden (nobody can check it yet), nothing decided is shown.
+    page.evaluate(ADD_POST_JS, [f"/m/{feed_site.harmful[2]}.png?p=while-off&s={seed}", "while-off"])
+    page.wait_for_function("() => { const el = document.querySelector('[data-post=\"while-off\"]'); return el.complete; }")
+    assert page.evaluate("getComputedStyle(document.querySelector('[data-post=\"while-off\"]')).visibility") == "hidden"
+
+    assert b.extensions_page.evaluate(SET_ENABLED_JS, [b.extension_id, True]) is None
+    wait_worker_back(b)
+    wait_for(lambda: any(s["post"] == "while-off" and s["state"] == "flagged" for s in meme_states(page)), 60,
+             message="the post added while the extension was off to be flagged")
+    assert_open_tab_protected_after(b, page, feed_site, seed, "after the enable")
