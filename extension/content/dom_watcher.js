@@ -16,7 +16,10 @@ import { TimeSlicer } from '../shared/slicer.js';
 const SYNC_BUDGET_MS = 12; // our own work per mutation batch
 const SKIP_TAGS = new Set(['HTML', 'HEAD', 'BODY', 'SCRIPT', 'STYLE', 'LINK', 'META', 'TITLE', 'NOSCRIPT', 'TEMPLATE', 'BR', 'SOURCE', 'OPTION']);
 const SHADOW_EVENT = 'simclip-shadow-root'; // dispatched by shadow_hook.js on a host that just got a root
+const CANVAS_EVENT = 'simclip-canvas-drawn'; // dispatched by shadow_hook.js on a canvas the page drew on
 const LOAD_EVENTS = ['load', 'error', 'loadeddata', 'play']; // play: a video started while it is covered
+// An animation or a transition may paint another picture on any element (a background, a ::before).
+const STYLE_EVENTS = ['animationstart', 'animationiteration', 'transitionrun'];
 const RESWEEP_MIN_INTERVAL_MS = 1000; // a stylesheet added or loaded: everything is looked at again, at most this often
 const MAX_PICTURE_SELECTORS = 2000; // past this many picture rules, deferred elements are read one by one
 
@@ -30,7 +33,9 @@ export class DOMWatcher {
    *          timed: (fn, kind) => void, forceStyle: (read) => void, shadow?: object}} callbacks
    *   `onElement`: an element to consider now; `onDeferred`: elements found in this mutation batch
    *   but left for a later slice (each is reported to onElement then), before the next paint;
-   *   `onLoad`: an <img>, SVG <image> or <video> loaded (or failed); `onRoot`: a shadow root is now
+   *   `onAttribute`: also (el, 'drawn') for a canvas the page drew on (shadow_hook.js);
+   *   `onLoad`: an <img>, SVG <image> or <video> loaded (or failed), or an element started an
+   *   animation or a transition (it may paint another picture); `onRoot`: a shadow root is now
    *   observed; `onRemoved`: an element the page took out of the document (still out at the end
    *   of the mutation batch: a moved one is not reported); `shadow`: loader.js's helper.
    */
@@ -56,6 +61,14 @@ export class DOMWatcher {
       if (el.tagName === 'IMG' || el.tagName === 'image' || el.tagName === 'VIDEO') this.timed(() => this.onLoad(el), 'load');
       else if (el.tagName === 'LINK') this.timed(() => this.onStylesheet(el), 'stylesheet'); // backgrounds may have changed
     };
+    this.onCanvasEvent = (e) => {
+      if (this.observer && e.target.tagName === 'CANVAS') this.timed(() => this.onAttribute(e.target, 'drawn'), 'canvas');
+    };
+    this.onStyleEvent = (e) => {
+      if (this.observer && e.target.nodeType === Node.ELEMENT_NODE && !SKIP_TAGS.has(e.target.tagName)) {
+        this.timed(() => this.onLoad(e.target), 'animation');
+      }
+    };
     this.resweepTimer = 0;
     this.lastResweep = 0;
     this.pictureSelector = undefined; // the document's picture rules as one selector list; null: unknown
@@ -68,7 +81,7 @@ export class DOMWatcher {
       childList: true,
       subtree: true,
       attributes: true,
-      attributeFilter: ['src', 'srcset', 'style', 'class', 'data-simclip', 'href', 'poster'],
+      attributeFilter: ['src', 'srcset', 'sizes', 'media', 'style', 'class', 'data-simclip', 'href', 'poster', 'width', 'height'],
     };
   }
 
@@ -94,7 +107,9 @@ export class DOMWatcher {
   /** Load and shadow-root events do not leave a shadow tree: listen on the document and on each root. */
   listenOn(target) {
     target.addEventListener(SHADOW_EVENT, this.onShadowEvent, true);
+    target.addEventListener(CANVAS_EVENT, this.onCanvasEvent, true);
     for (const type of LOAD_EVENTS) target.addEventListener(type, this.onLoadEvent, true);
+    for (const type of STYLE_EVENTS) target.addEventListener(type, this.onStyleEvent, { capture: true, passive: true });
   }
 
   /** `el` may host a shadow root (open, closed or declarative): observe it. */

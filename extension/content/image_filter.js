@@ -11,6 +11,12 @@
  * inactive tab, a collapsed comment) is watched by a ResizeObserver, which fires the moment the
  * page gives it one, however late; there is no retry counter to run out.
  *
+ * A record's verdict is bound to the picture its element paints: whenever the element may paint
+ * another one (another source picked, a class, a custom property, a media or container query, an
+ * animation: RepaintWatch), what it paints is read again (`consider`), and a picture that differs
+ * from the record's is hidden at once and asked about as a new record; the old verdict never
+ * covers it, and a cover over a picture that went away is lifted.
+ *
  * DOM reads happen when an element is reported; writes are queued and applied by `flush()`, so a
  * batch of new elements costs one style recalculation and one layout, not one per element.
  */
@@ -23,8 +29,10 @@ import {
   clearInlineOverrides, clearState, hideBackgroundsEarly, reassertState, restoreLabel, showState, tagTracked, untag, writeState,
 } from './hiding.js';
 import {
-  areInOnePlace, hasInlineUrl, isFaded, isSameResponsivePicture, readBackground, readImage, readPseudo, readSvgImage,
+  areInOnePlace, hasInlineUrl, isFaded, readBackground, readCoveredBackground, readImage, readPseudo, readSvgImage,
 } from './picture_sources.js';
+import { RepaintWatch } from './repaint_watch.js';
+import { sampleCanvas, snapshotCanvas } from './canvas_pixels.js';
 import { describeWarnings } from '../shared/verdict.js';
 import { VerdictAsker } from './verdict_asker.js';
 import { readVideoSource } from './video_frames.js';
@@ -32,6 +40,12 @@ import { readVideoSource } from './video_frames.js';
 const ENTRY_BUDGET_MS = 8;
 const COUNT_INTERVAL_MS = 300;
 const PSEUDO_PARTS = ['before', 'after'];
+/**
+ * How often a <canvas> is looked at (canvas_pixels.js): every frame while it is new or has just
+ * changed (a viewer drawing the picture it opened), then at most once a recheckMs; one that changed
+ * `animated.changes` times within `animated.withinMs` (a game, a video, an animation) is left shown.
+ */
+export const CANVAS = Object.freeze({ freshMs: 3000, recheckMs: 1000, animated: { changes: 4, withinMs: 4000 } });
 const TAGGED = '[data-simclip-id], [data-simclip-before-id], [data-simclip-after-id]'; // hiding.js tagTracked
 
 export class ImageFilter {
@@ -52,8 +66,9 @@ export class ImageFilter {
     this.nextId = 1;
     this.lastCount = -1;
     this.countTimer = 0;
+    this.canvases = new WeakMap(); // canvas -> {since, at, key, changes, animated}: when it was looked at, what it showed
     this.asker = new VerdictAsker({
-      requestVerdict,
+      requestVerdict: (rec, priority) => (rec.kind === 'canvas' ? this.askCanvas(rec, priority, requestVerdict) : requestVerdict(rec, priority)),
       timed,
       onVerdict: (rec, verdict) => this.applyVerdict(rec, verdict),
       findUnavailable: () => this.findUnavailable(),
@@ -63,6 +78,9 @@ export class ImageFilter {
     this.screenIO = new IntersectionObserver(observe(false));
     this.sizeWatch = new ResizeObserver((entries) => this.timed(() => this.onResize(entries), 'resize'));
     this.watchingSize = new Set(); // elements sizeWatch observes
+    this.repaints = new RepaintWatch({
+      recheck: (el) => this.consider(el), afterFrame: () => this.applyWrites(), timed, needsFrames: (el) => this.isFreshCanvas(el),
+    });
   }
 
   // ------------------------------------------------------------ elements the watcher reports
@@ -85,25 +103,31 @@ export class ImageFilter {
       this.later(() => this.holdPlayback(el));
       return;
     }
+    if (el.tagName === 'CANVAS') {
+      this.considerCanvas(el);
+      return;
+    }
     this.considerBackground(el);
     for (const part of PSEUDO_PARTS) this.considerSource(el, part, readPseudo(el, part));
   }
 
-  /** An <img> loaded (or was reported): measure it once its source is known (writes wait for flush). */
+  /**
+   * An <img> loaded (or was reported, or may show another source): measure it once its source is
+   * known (writes wait for flush). Another source, even another size of one picture (a srcset or
+   * <picture> pick at a new width), is another picture: hidden until it is checked. One the
+   * browser is still loading (not complete) is hidden now, before it is painted.
+   */
   considerImage(img) {
-    if (!img.complete) return; // the load listener calls again
+    if (!img.complete) {
+      const rec = this.records.get(img);
+      if (rec && rec.state !== null) this.later(() => this.hideForNewSource(img)); // the load listener calls again
+      return;
+    }
     const file = readImage(img);
     this.later(() => {
       const rec = this.records.get(img);
       if (rec && rec.url === file.url) {
         reassertState(rec);
-        return;
-      }
-      if (rec && rec.sized && isSameResponsivePicture(img, rec.url, file.url)) {
-        // The browser picked another size of the same picture (a resize, a zoom): keep its verdict,
-        // and a picture the user chose to show stays shown.
-        this.rekey(rec, rec.url, file.url);
-        rec.url = file.url;
         return;
       }
       if (rec) this.forget(rec);
@@ -115,9 +139,13 @@ export class ImageFilter {
   /** A CSS background: hidden at once (before it is measured), re-tracked when its URL changes. */
   considerBackground(el) {
     const rec = this.records.get(el);
-    // Hidden, or covered by its warning card: the computed background is ours, not the site's.
-    const hidden = rec ? isHidden(rec) || rec.state === STATE.FLAGGED : false;
-    const { url, inline } = readBackground(el, { hidden });
+    // Hidden, or covered by its warning card: the computed background is ours, read the site's under it.
+    // Without a record, one the script of an earlier version covered (lifecycle.js) is read the same way.
+    const hidden = rec ? isHidden(rec) || rec.state === STATE.FLAGGED : el.hasAttribute('data-simclip-bg');
+    const read = readBackground(el, { hidden });
+    const { inline } = read;
+    const covered = rec ? rec.kind === 'bg' && !rec.inline : el.hasAttribute('data-simclip-bg');
+    const url = read.url === null && covered ? readCoveredBackground(el) : read.url;
     if (url === null || (rec && rec.url === url)) return; // unknown while we hide it, or unchanged
     if (!url) {
       if (rec) this.later(() => this.forgetAndShow(rec));
@@ -132,6 +160,71 @@ export class ImageFilter {
       if (current) this.forget(current);
       this.trackPending(el, 'bg', url);
     });
+  }
+
+  /**
+   * A <canvas>: its pixels are looked at (bounded by CANVAS), and a drawing that is a picture is
+   * tracked under its fingerprint, hidden until checked; another drawing is another picture. One
+   * that cannot be read (tainted, blank, small) or keeps changing (animated) is shown, and looked
+   * at again (an animated one once a CANVAS.recheckMs, checked once it holds still). `force`: the
+   * page just drew on it, look now.
+   */
+  considerCanvas(canvas, { force = false } = {}) {
+    const now = performance.now();
+    let look = this.canvases.get(canvas);
+    if (!look) {
+      look = { since: now, at: -Infinity, key: null, changes: [], animated: false };
+      this.canvases.set(canvas, look);
+    }
+    const due = now - look.at >= CANVAS.recheckMs || (!look.animated && (force || this.isFreshCanvas(canvas)));
+    if (!due) return;
+    look.at = now;
+    const sample = sampleCanvas(canvas);
+    const key = sample.key ?? sample.out;
+    if (look.key === key) {
+      if (!look.animated) return;
+      look.animated = false; // it holds still now: checked like any drawing
+      look.changes = [];
+    } else if (look.key !== null) {
+      look.changes = [...look.changes.filter((t) => now - t < CANVAS.animated.withinMs), now];
+      look.since = now; // just changed: looked at every frame for a while
+      look.animated = look.changes.length >= CANVAS.animated.changes;
+    }
+    look.key = key;
+    const { animated } = look;
+    this.later(() => {
+      const rec = this.records.get(canvas);
+      if (rec?.url === key && !animated) return;
+      if (rec) this.forgetAndShow(rec);
+      if (sample.key && !animated) {
+        this.trackPending(canvas, 'canvas', sample.key);
+      } else {
+        writeState(canvas, STATE.SKIP);
+        this.repaints.watch(canvas); // drawn on later, or holding still: looked at again
+      }
+    });
+  }
+
+  /** True for a canvas found, or changed, within CANVAS.freshMs (looked at every frame). */
+  isFreshCanvas(el) {
+    const look = el.tagName === 'CANVAS' ? this.canvases.get(el) : undefined;
+    return Boolean(look && !look.animated && performance.now() - look.since < CANVAS.freshMs);
+  }
+
+  /**
+   * Ask about a canvas record: a snapshot of its pixels, sent as bytes (a data: URL), taken only
+   * while the canvas still shows the drawing the record holds; otherwise it is looked at again
+   * (the record is replaced, and its answer dropped).
+   */
+  async askCanvas(rec, priority, requestVerdict) {
+    const snap = snapshotCanvas(rec.el, rec.url);
+    if (!snap.dataUrl) {
+      this.asker.forgetAnswer(rec.url);
+      this.considerCanvas(rec.el, { force: true });
+      this.flush();
+      return null;
+    }
+    return requestVerdict({ id: rec.id, kind: 'canvas', el: rec.el, url: snap.dataUrl }, priority);
   }
 
   /** A picture read from `el` (an SVG <image>, a pseudo-element `kind`): tracked while it shows `url`. */
@@ -156,11 +249,27 @@ export class ImageFilter {
     this.writes.push(write);
   }
 
-  /** Apply the queued DOM writes (end of a mutation batch, slice or load event). */
+  /**
+   * Apply the queued DOM writes (end of a mutation batch, slice or load event); the page changed,
+   * so what the tracked elements near the viewport paint is read again before the next paint.
+   */
   flush() {
+    this.applyWrites();
+    this.repaints.markDirty();
+  }
+
+  applyWrites() {
     const writes = this.writes;
     this.writes = [];
     for (const write of writes) write();
+  }
+
+  /** A tracked <img> started loading another source: hidden (the pre-hide rule) until it has loaded and is checked. */
+  hideForNewSource(img) {
+    const rec = this.records.get(img);
+    if (!rec || img.complete) return;
+    this.forget(rec);
+    clearState(img);
   }
 
   /** A watched attribute changed on `el`. */
@@ -169,6 +278,19 @@ export class ImageFilter {
       this.onSourceChange(el);
       return;
     }
+    if (name === 'sizes' || name === 'media') {
+      // The browser may pick another candidate: a tracked <img> is read again before the next paint.
+      const img = el.tagName === 'SOURCE' ? el.parentElement?.querySelector('img') : el;
+      if (img?.tagName === 'IMG') this.repaints.recheckSoon(img);
+      return;
+    }
+    if (el.tagName === 'CANVAS' && (name === 'drawn' || name === 'width' || name === 'height')) {
+      // drawn on (shadow_hook.js), or cleared by a new size: looked at now, before the next paint
+      this.considerCanvas(el, { force: true });
+      this.applyWrites();
+      return;
+    }
+    if (name === 'width' || name === 'height') return;
     if (name === 'href' || name === 'poster') {
       if (el.tagName === 'image' || el.tagName === 'VIDEO') this.consider(el);
       return;
@@ -210,6 +332,7 @@ export class ImageFilter {
     this.rekey(rec, null, url);
     tagTracked(rec);
     this.follow(rec);
+    this.repaints.watch(el);
     return rec;
   }
 
@@ -276,6 +399,7 @@ export class ImageFilter {
     this.rekey(rec, rec.url, null);
     this.rekey(rec, rec.verdict?.sha256, null);
     this.unfollow(rec);
+    if (this.records.of(rec.el).length === 0) this.repaints.unwatch(rec.el);
     this.warnings.remove(rec);
     clearInlineOverrides(rec);
     restoreLabel(rec);
@@ -462,8 +586,9 @@ export class ImageFilter {
     }
     if (answer === ANSWER.UNAVAILABLE) this.asker.scheduleRecovery();
     if (!isHidden(rec) && !needsRetry(rec)) this.unfollow(rec);
-    // While we hid it, a stylesheet background could not be read: now it can, check it is the same.
-    if (rec.kind === 'bg' && !isHidden(rec) && rec.state !== STATE.FLAGGED) this.considerBackground(rec.el);
+    // The element may have switched pictures while this one was asked about: read what it paints
+    // now, before this verdict is painted over another picture.
+    if (rec.el.isConnected) this.consider(rec.el);
     this.flush();
     this.reportCount();
   }

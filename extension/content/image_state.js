@@ -78,8 +78,8 @@ export const hasOverlay = (state) => state === STATE.FLAGGED || state === STATE.
 
 /**
  * A new record for an element showing `url`; `kind` is 'img', 'bg' (a CSS background image),
- * 'svg' (an SVG <image>), 'before' / 'after' (the element's pseudo-element's picture) or 'video'
- * (a poster or frames). `timer`, `retryTimer`, `inline` and `pausedByUs` belong to the page side
+ * 'svg' (an SVG <image>), 'before' / 'after' (the element's pseudo-element's picture), 'video'
+ * (a poster or frames) or 'canvas' (its pixels; `url` is their fingerprint, canvas_pixels.js). `timer`, `retryTimer`, `inline` and `pausedByUs` belong to the page side
  * (the time-limit timer, the ask after a Retry-After, our inline style overrides, a video we paused).
  */
 export function createRecord({ id, el, kind, url }) {
@@ -123,7 +123,7 @@ export function seeBox(rec, { width, height, near, onScreen }, { now, limitMs })
   }
   let painted = false;
   if (!rec.sized) {
-    const min = rec.kind === 'img' || rec.kind === 'svg' || rec.kind === 'video' ? MIN_SIDE.image : MIN_SIDE.background;
+    const min = ['img', 'svg', 'video', 'canvas'].includes(rec.kind) ? MIN_SIDE.image : MIN_SIDE.background;
     if (Math.min(width, height) < min) {
       painted = rec.state !== STATE.SKIP;
       rec.state = STATE.SKIP;
@@ -426,14 +426,16 @@ export function listInlineOverrides(rec, computed) {
         ? [] : [['object-position', PICTURE_OUT], ['background', CARD_BACKGROUND]];
     }
     if (rec.kind === 'bg') return computed.backgroundColor === CARD_COLOR ? [] : [['background', CARD_BACKGROUND]];
-    if (rec.kind === 'svg' && !computed.filter.includes('blur')) return [['filter', 'blur(28px) saturate(0.5)'], ['clip-path', 'inset(0)']];
+    if ((rec.kind === 'svg' || rec.kind === 'canvas') && !computed.filter.includes('blur')) {
+      return [['filter', 'blur(28px) saturate(0.5)'], ['clip-path', 'inset(0)']];
+    }
     return [];
   }
   if (rec.state === STATE.PENDING && rec.kind === 'img') {
     // The "checking" placeholder: the picture out of its box (the tint is only decoration).
     return computed.objectPosition === PICTURE_OUT ? [] : [['object-position', PICTURE_OUT]];
   }
-  if (isHiddenState(rec.state) && (rec.kind === 'img' || rec.kind === 'svg' || rec.kind === 'video') && computed.visibility !== 'hidden') {
+  if (isHiddenState(rec.state) && ['img', 'svg', 'video', 'canvas'].includes(rec.kind) && computed.visibility !== 'hidden') {
     return [['visibility', 'hidden']];
   }
   if (rec.state === STATE.PENDING && rec.kind === 'bg' && computed.backgroundImage.includes('url(')) {

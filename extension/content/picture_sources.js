@@ -18,16 +18,50 @@ export function readSvgImage(el) {
 }
 
 /**
- * An element's CSS background picture. `hidden`: our pre-hide rules hold it (its computed value
- * is then `none`), so only the inline value, or the one the loader saw (`data-simclip-early`),
- * can be read.
+ * An element's CSS background picture, and whether its inline style names a url(). `hidden`: our
+ * pre-hide rules hold it (its computed value is then ours), so only an inline background can be
+ * read here (readCoveredBackground reads the rest); url null: unknown. A url() in an inline
+ * custom property (`--bg: url(...)`) is no background of its own: what the element paints is its
+ * computed value.
  */
 export function readBackground(el, { hidden = false } = {}) {
-  const inline = el.getAttribute('style');
-  if (inline !== null && inline.includes('url(')) return { url: firstUrl(el.style.backgroundImage), inline: true };
-  const early = hidden ? null : el.getAttribute('data-simclip-early');
-  if (early) return { url: firstUrl(early), inline: false };
-  return { url: hidden ? null : firstUrl(getComputedStyle(el).backgroundImage), inline: false };
+  const style = el.getAttribute('style');
+  const inline = style !== null && style.includes('url(');
+  if (inline) {
+    const own = firstUrl(el.style.backgroundImage);
+    if (own || !style.includes('--')) return { url: own, inline };
+  }
+  if (hidden) return { url: null, inline };
+  const marked = el.hasAttribute('data-simclip'); // the loader's rules hide a background until we mark the element
+  const early = marked ? null : el.getAttribute('data-simclip-early');
+  if (early && !inline) return { url: firstUrl(early), inline };
+  if (inline && !marked) return { url: readUnmarkedBackground(el), inline };
+  return { url: firstUrl(getComputedStyle(el).backgroundImage), inline };
+}
+
+/** The computed background of an element the loader's inline-url rule hides (not marked yet), read under a mark lifted at once. */
+function readUnmarkedBackground(el) {
+  el.setAttribute('data-simclip', '');
+  try {
+    return firstUrl(getComputedStyle(el).backgroundImage);
+  } finally {
+    el.removeAttribute('data-simclip');
+  }
+}
+
+/**
+ * The background the page gives an element our own rules cover (a pending tint, a warning card,
+ * all keyed on `data-simclip-bg`): the marker is lifted for one style read and put back in the same
+ * task, so nothing is painted in between. null when it cannot be read (no marker: not ours).
+ */
+export function readCoveredBackground(el) {
+  if (!el.hasAttribute('data-simclip-bg')) return null;
+  el.removeAttribute('data-simclip-bg');
+  try {
+    return firstUrl(getComputedStyle(el).backgroundImage);
+  } finally {
+    el.setAttribute('data-simclip-bg', '');
+  }
 }
 
 /** True when the element carries an inline `url(...)` (a mask, a cursor, or a background). */
@@ -47,31 +81,6 @@ export function readPseudo(el, part) {
 function firstUrl(value) {
   if (!value || value === 'none') return '';
   return listCssImageUrls(value, document.baseURI)[0] ?? '';
-}
-
-/** The URLs an <img> may pick from: its src, its srcset candidates, its <picture>'s <source> candidates. */
-export function listResponsiveCandidates(img) {
-  const urls = new Set();
-  const add = (raw) => {
-    try {
-      if (raw) urls.add(new URL(raw, document.baseURI).href);
-    } catch {
-      // not a URL
-    }
-  };
-  add(img.getAttribute('src'));
-  const sets = [img.getAttribute('srcset')];
-  if (img.parentElement?.tagName === 'PICTURE') {
-    for (const source of img.parentElement.querySelectorAll('source')) sets.push(source.getAttribute('srcset'));
-  }
-  for (const set of sets) for (const candidate of (set ?? '').split(/,\s+/)) add(candidate.trim().split(/\s+/)[0]);
-  return urls;
-}
-
-/** True when `from` and `to` are both candidates of the <img>: the browser switched sizes of one picture. */
-export function isSameResponsivePicture(img, from, to) {
-  const urls = listResponsiveCandidates(img);
-  return urls.size > 1 && urls.has(from) && urls.has(to);
 }
 
 const NEAR_LEVELS = 4; // elements in "the same place" share an ancestor this close to both

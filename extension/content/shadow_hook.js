@@ -4,6 +4,9 @@
 // host and nothing else; the isolated content script (loader.js, dom_watcher.js) reads the root
 // through chrome.dom.openOrClosedShadowRoot (Chromium) or Element.openOrClosedShadowRoot
 // (Firefox), which page scripts do not have, so a closed root stays closed to the page.
+// It also announces that a <canvas> was drawn on (a picture drawn or put on it), once per canvas
+// after the page's script that drew it has run (a microtask, before the next paint), so the
+// content script reads the new drawing before it is painted (canvas_pixels.js).
 (() => {
   const SHADOW_EVENT = 'simclip-shadow-root'; // the same name in loader.js and dom_watcher.js
   const attach = Element.prototype.attachShadow;
@@ -18,4 +21,40 @@
       return root;
     },
   });
+
+  const CANVAS_EVENT = 'simclip-canvas-drawn'; // the same name in dom_watcher.js
+  const drawn = new Set();
+  let queued = false;
+  const announce = () => {
+    queued = false;
+    const canvases = [...drawn];
+    drawn.clear();
+    for (const canvas of canvases) canvas.dispatchEvent(new Event(CANVAS_EVENT));
+  };
+  const wrap = (proto, name) => {
+    const original = proto?.[name];
+    if (typeof original !== 'function') return;
+    Object.defineProperty(proto, name, {
+      configurable: true,
+      enumerable: false,
+      writable: true,
+      value: {
+        [name](...args) {
+          const result = original.apply(this, args);
+          const canvas = this.canvas;
+          if (canvas instanceof HTMLCanvasElement && canvas.isConnected) {
+            drawn.add(canvas);
+            if (!queued) {
+              queued = true;
+              queueMicrotask(announce);
+            }
+          }
+          return result;
+        },
+      }[name],
+    });
+  };
+  wrap(globalThis.CanvasRenderingContext2D?.prototype, 'drawImage');
+  wrap(globalThis.CanvasRenderingContext2D?.prototype, 'putImageData');
+  wrap(globalThis.ImageBitmapRenderingContext?.prototype, 'transferFromImageBitmap');
 })();

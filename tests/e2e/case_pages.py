@@ -14,6 +14,7 @@ from fractions import Fraction
 
 from PIL import Image
 from site_pages import SitePages
+from switch_pages import SwitchPages
 
 REVEAL_AFTER_MS = 9000  # later than the old re-measure budget (about 7.5 s)
 
@@ -471,6 +472,8 @@ window.addEventListener('load', () => setTimeout(() => {{
         query = query or {}
         if name.startswith("site-"):
             return SitePages(self).render(name[len("site-"):], seed)
+        if name in ("switch", "canvas"):
+            return SwitchPages(self).render(name, seed)
         builders = {
             "css": lambda: self.css(seed),
             "dupes": lambda: self.dupes(seed),

@@ -514,3 +514,23 @@ test('a loading server: the picture stays hidden and is asked again at once when
   assert.equal(rec.deadline, LIMIT);
   assert.equal(askPriority(rec), PRIORITY.ON_SCREEN);
 });
+
+test('a canvas is measured like an image: 64 px on screen is enough, under it is skipped until it grows', () => {
+  const canvas = createRecord({ id: 4, el: {}, kind: 'canvas', url: 'canvas:480x360:0badf00d' });
+  holdPending(canvas);
+  assert.equal(seeBox(canvas, { width: 50, height: 80, near: true, onScreen: true }, { now: 0, limitMs: 1000 }).seen, 'too_small');
+  assert.equal(canvas.state, STATE.SKIP);
+  assert.equal(seeBox(canvas, { width: 80, height: 80, near: true, onScreen: true }, { now: 0, limitMs: 1000 }).seen, 'ready');
+  assert.equal(canvas.state, STATE.PENDING);
+});
+
+test('a site that shows a pending canvas or unblurs a flagged one gets it hidden or blurred again inline', () => {
+  const canvas = createRecord({ id: 5, el: {}, kind: 'canvas', url: 'canvas:480x360:0badf00d' });
+  holdPending(canvas);
+  assert.deepEqual(listInlineOverrides(canvas, { visibility: 'visible', filter: 'none' }), [['visibility', 'hidden']]);
+  assert.deepEqual(listInlineOverrides(canvas, { visibility: 'hidden', filter: 'none' }), []);
+  receiveVerdict(canvas, HARMFUL, context());
+  assert.equal(canvas.state, STATE.FLAGGED);
+  assert.deepEqual(listInlineOverrides(canvas, { filter: 'none' }), [['filter', 'blur(28px) saturate(0.5)'], ['clip-path', 'inset(0)']]);
+  assert.deepEqual(listInlineOverrides(canvas, { filter: 'blur(28px) saturate(0.5)' }), []);
+});

@@ -1,0 +1,177 @@
+/**
+ * RepaintWatch: the one way a verdict stays bound to what an element paints. An element can show
+ * another picture without any change to itself: an <img> whose <picture> or srcset picks another
+ * source at a new width, a background set through a class on an ancestor, a custom property, a
+ * media or container query, `:hover`, an animation. Whatever the cause, the page side (ImageFilter)
+ * is asked to re-read what the element paints now (`recheck(el)`), and it re-asks on a
+ * difference, hiding the element first.
+ *
+ * Which elements: the tracked ones within about a screen of the viewport (an IntersectionObserver
+ * keeps that set; one coming into it is re-read at once, so a change made far away is caught
+ * before it is on screen). When: at the next animation frame after any signal that something may
+ * have changed (a mutation batch, a resize, a media change, pointer or focus moving, an animation
+ * or transition event, the tab shown again), which runs before that frame is painted; in the
+ * frame a new viewport size is laid out in (a ResizeObserver on the root); every
+ * frame while a tracked element runs an animation of a picture property (or asks to be, a canvas
+ * just drawn on: `needsFrames`); and every
+ * SWEEP_INTERVAL_MS while the tab is visible, for the changes no event announces (a CSSOM rule
+ * inserted from a script). A frame's work stops at FRAME_BUDGET_MS and goes on at the next one.
+ */
+
+const NEAR_MARGIN = '100% 0px'; // about a screen above and below the viewport
+const FRAME_BUDGET_MS = 3; // our own work per animation frame
+export const SWEEP_INTERVAL_MS = 1000; // the slowest a change nothing announces is found, while visible
+const WINDOW_SIGNALS = ['resize', 'orientationchange', 'pageshow'];
+const DOCUMENT_SIGNALS = ['pointerover', 'pointerout', 'focusin', 'focusout', 'visibilitychange', 'fullscreenchange'];
+const MEDIA_SIGNALS = ['(prefers-color-scheme: dark)', '(orientation: portrait)', '(prefers-reduced-motion: reduce)', 'print'];
+const PICTURE_PROPERTIES = /^(backgroundImage|background|content|listStyleImage|--)/; // animated keyframes that can change a picture
+
+export class RepaintWatch {
+  /**
+   * @param {{recheck: (el) => void, afterFrame: () => void, timed: (fn, kind) => void,
+   *          needsFrames?: (el) => boolean, win?: Window}} deps
+   *   `recheck`: re-read what `el` paints (queues writes); `afterFrame`: apply the queued writes;
+   *   `needsFrames`: true while `el` is to be re-read every frame (a canvas just drawn on).
+   */
+  constructor({ recheck, afterFrame, timed, needsFrames = () => false, win = globalThis }) {
+    Object.assign(this, { recheck, afterFrame, timed, needsFrames, win });
+    this.near = new Set(); // tracked elements within NEAR_MARGIN of the viewport
+    this.watched = new Set();
+    this.queue = []; // elements left for the next frame (budget ran out)
+    this.frame = 0;
+    this.dirty = false;
+    this.sweepTimer = 0;
+    this.animationMemo = new WeakMap(); // Animation -> true when it changes a picture property
+    this.io = new IntersectionObserver((entries) => this.timed(() => this.onIntersect(entries), 'recheck'), { rootMargin: NEAR_MARGIN });
+    // A new viewport size applies media and container queries in the frame it is laid out in, and
+    // its resize event comes a frame later: a ResizeObserver on the root runs after that layout,
+    // before that paint (what it changes is laid out again first).
+    this.viewport = typeof ResizeObserver === 'function' ? new ResizeObserver(() => this.timed(() => {
+      if (this.near.size === 0) return;
+      this.dirty = true;
+      this.work();
+    }, 'recheck')) : null;
+    if (win.document?.documentElement) this.viewport?.observe(win.document.documentElement);
+    const signal = () => this.markDirty();
+    for (const type of WINDOW_SIGNALS) win.addEventListener(type, signal, { capture: true, passive: true });
+    for (const type of DOCUMENT_SIGNALS) win.document?.addEventListener(type, signal, { capture: true, passive: true });
+    for (const query of MEDIA_SIGNALS) win.matchMedia?.(query).addEventListener?.('change', signal);
+  }
+
+  /** Follow a tracked element (idempotent). */
+  watch(el) {
+    if (this.watched.has(el)) return;
+    this.watched.add(el);
+    this.io.observe(el);
+    this.scheduleSweep();
+  }
+
+  /** Stop following an element that shows no tracked picture any more (idempotent). */
+  unwatch(el) {
+    if (!this.watched.delete(el)) return;
+    this.near.delete(el);
+    this.io.unobserve(el);
+  }
+
+  /** Something may have changed what the near elements paint: re-read them before the next paint. */
+  markDirty() {
+    if (this.near.size === 0) return;
+    this.dirty = true;
+    this.requestFrame();
+  }
+
+  /** Re-read `el` at the next frame (it changed, or an event names it). */
+  recheckSoon(el) {
+    if (!this.watched.has(el)) return;
+    this.queue.push(el);
+    this.requestFrame();
+  }
+
+  onIntersect(entries) {
+    for (const entry of entries) {
+      if (!this.watched.has(entry.target)) continue;
+      if (!entry.target.isConnected) {
+        this.unwatch(entry.target); // removed from the page (a record of it is dropped by its owner)
+        continue;
+      }
+      if (entry.isIntersecting) {
+        this.near.add(entry.target);
+        this.recheck(entry.target); // changed while far away: read before it comes on screen
+      } else {
+        this.near.delete(entry.target);
+      }
+    }
+    this.afterFrame();
+  }
+
+  requestFrame() {
+    if (this.frame) return;
+    this.frame = this.win.requestAnimationFrame(() => this.timed(() => this.onFrame(), 'recheck'));
+  }
+
+  onFrame() {
+    this.frame = 0;
+    this.work();
+  }
+
+  /** Before this frame's paint: re-read what was queued, then, if dirty, every near element. */
+  work() {
+    if (this.dirty) {
+      this.dirty = false;
+      this.queue.push(...this.near);
+    }
+    const start = performance.now();
+    const seen = new Set();
+    let animating = false;
+    let i = 0;
+    for (; i < this.queue.length && performance.now() - start < FRAME_BUDGET_MS; i += 1) {
+      const el = this.queue[i];
+      if (seen.has(el) || !this.watched.has(el)) continue;
+      seen.add(el);
+      this.recheck(el);
+      if (this.near.has(el) && (this.needsFrames(el) || this.isAnimatingPicture(el))) animating = true;
+    }
+    this.queue = this.queue.slice(i);
+    this.afterFrame();
+    if (animating) this.dirty = true;
+    if (this.queue.length > 0 || animating) this.requestFrame();
+  }
+
+  /** True while `el` (or its ::before / ::after) runs an animation or transition of a picture property. */
+  isAnimatingPicture(el) {
+    const animations = el.getAnimations?.({ subtree: true }) ?? [];
+    return animations.some((a) => a.playState === 'running' && this.changesPicture(a) && isOwnOrPseudo(a, el));
+  }
+
+  changesPicture(animation) {
+    if (!this.animationMemo.has(animation)) {
+      let found = animation.transitionProperty ? PICTURE_PROPERTIES.test(camel(animation.transitionProperty)) : false;
+      try {
+        for (const frame of animation.effect?.getKeyframes?.() ?? []) {
+          if (Object.keys(frame).some((key) => PICTURE_PROPERTIES.test(key))) found = true;
+        }
+      } catch {
+        found = true; // unreadable: assume it may
+      }
+      this.animationMemo.set(animation, found);
+    }
+    return this.animationMemo.get(animation);
+  }
+
+  /** While the tab is visible and something is tracked near the viewport, mark dirty every SWEEP_INTERVAL_MS. */
+  scheduleSweep() {
+    if (this.sweepTimer) return;
+    this.sweepTimer = this.win.setTimeout(() => {
+      this.sweepTimer = 0;
+      if (this.watched.size === 0) return;
+      if (this.win.document?.visibilityState !== 'hidden') this.markDirty();
+      this.scheduleSweep();
+    }, SWEEP_INTERVAL_MS);
+  }
+}
+
+const camel = (name) => name.replace(/-([a-z])/g, (_, c) => c.toUpperCase());
+const isOwnOrPseudo = (animation, el) => {
+  const target = animation.effect?.target;
+  return target === el && (!animation.effect.pseudoElement || /^::(before|after)$/.test(animation.effect.pseudoElement));
+};

@@ -1,0 +1,136 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+class FakeIO {
+  constructor(callback) {
+    this.callback = callback;
+    this.targets = new Set();
+    FakeIO.last = this;
+  }
+
+  observe(el) { this.targets.add(el); }
+
+  unobserve(el) { this.targets.delete(el); }
+
+  report(el, isIntersecting) { this.callback([{ target: el, isIntersecting }]); }
+}
+globalThis.IntersectionObserver = FakeIO;
+const { RepaintWatch } = await import('../../content/repaint_watch.js');
+
+/** A window whose animation frames run when the test says, and whose events the test fires. */
+function fakeWindow() {
+  const listeners = new Map();
+  const on = (type, fn) => listeners.set(type, [...(listeners.get(type) ?? []), fn]);
+  const frames = [];
+  return {
+    addEventListener: on,
+    document: { addEventListener: on, visibilityState: 'visible' },
+    matchMedia: () => ({ addEventListener: () => {} }),
+    requestAnimationFrame: (fn) => frames.push(fn),
+    setTimeout: () => 1, // the once-a-second sweep never comes in these tests
+    fire: (type) => (listeners.get(type) ?? []).forEach((fn) => fn()),
+    runFrame: () => frames.splice(0).forEach((fn) => fn()),
+    get pendingFrames() { return frames.length; },
+  };
+}
+
+function setUp({ needsFrames } = {}) {
+  const win = fakeWindow();
+  const seen = [];
+  let applied = 0;
+  const watch = new RepaintWatch({
+    recheck: (el) => seen.push(el.name), afterFrame: () => { applied += 1; }, timed: (fn) => fn(), needsFrames, win,
+  });
+  const el = (name, animations = []) => ({ name, isConnected: true, getAnimations: () => animations });
+  return { win, seen, watch, el, applied: () => applied };
+}
+
+test('an element coming near the viewport is read again at once (it may have changed while far away)', () => {
+  const { watch, seen, el } = setUp();
+  const a = el('a');
+  watch.watch(a);
+  FakeIO.last.report(a, true);
+  assert.deepEqual(seen, ['a']);
+});
+
+test('a resize, a mutation batch or a pointer move reads every near element again at the next frame, once', () => {
+  const { win, watch, seen, el, applied } = setUp();
+  const [a, b, far] = [el('a'), el('b'), el('far')];
+  for (const x of [a, b, far]) watch.watch(x);
+  FakeIO.last.report(a, true);
+  FakeIO.last.report(b, true);
+  seen.length = 0;
+  win.fire('resize');
+  watch.markDirty();
+  win.fire('pointerover');
+  assert.equal(win.pendingFrames, 1, 'one frame for any number of signals');
+  win.runFrame();
+  assert.deepEqual(seen.sort(), ['a', 'b'], 'the far element waits until it comes near');
+  assert.ok(applied() >= 1, 'the writes are applied in that frame');
+  win.runFrame();
+  assert.deepEqual(seen.sort(), ['a', 'b'], 'nothing more without a new signal');
+});
+
+test('an element running an animation of its picture is read every frame until the animation stops', () => {
+  const { win, watch, seen, el } = setUp();
+  const running = { playState: 'running', effect: { getKeyframes: () => [{ backgroundImage: 'url(a)' }, { backgroundImage: 'url(b)' }] } };
+  const animations = [running];
+  const a = el('a', animations);
+  running.effect.target = a;
+  watch.watch(a);
+  FakeIO.last.report(a, true);
+  seen.length = 0;
+  watch.markDirty();
+  for (let i = 0; i < 3; i += 1) win.runFrame();
+  assert.equal(seen.length, 3);
+  animations.length = 0;
+  win.runFrame();
+  win.runFrame();
+  assert.equal(seen.length, 4, 'one more look, then no frames');
+  assert.equal(win.pendingFrames, 0);
+});
+
+test('an animation of something else (a spinner turning) asks for no frames', () => {
+  const { win, watch, el } = setUp();
+  const spin = { playState: 'running', effect: { getKeyframes: () => [{ transform: 'rotate(0)' }, { transform: 'rotate(1turn)' }] } };
+  const a = el('a', [spin]);
+  spin.effect.target = a;
+  watch.watch(a);
+  FakeIO.last.report(a, true);
+  watch.markDirty();
+  win.runFrame();
+  assert.equal(win.pendingFrames, 0);
+});
+
+test('an element that asks for frames (a canvas just drawn on) is read every frame while it asks', () => {
+  let fresh = true;
+  const { win, watch, seen, el } = setUp({ needsFrames: () => fresh });
+  const c = el('canvas');
+  watch.watch(c);
+  FakeIO.last.report(c, true);
+  seen.length = 0;
+  watch.markDirty();
+  win.runFrame();
+  win.runFrame();
+  fresh = false;
+  win.runFrame();
+  win.runFrame();
+  assert.equal(seen.length, 3);
+});
+
+test('an element no longer watched, or removed from the page, is never read again', () => {
+  const { win, watch, seen, el } = setUp();
+  const [a, b] = [el('a'), el('b')];
+  watch.watch(a);
+  watch.watch(b);
+  FakeIO.last.report(a, true);
+  FakeIO.last.report(b, true);
+  seen.length = 0;
+  watch.unwatch(a);
+  b.isConnected = false;
+  FakeIO.last.report(b, false);
+  watch.markDirty();
+  win.runFrame();
+  assert.deepEqual(seen, []);
+  assert.equal(FakeIO.last.targets.size, 0);
+});

@@ -1,0 +1,308 @@
+"""Fixture pages where an element switches pictures without being replaced (issue 17, items 2 and 7),
+served by FeedSite at /case/switch and /case/canvas.
+
+`switch`: each element paints one meme at a wide window (1200 px) and another once the window is
+narrow (600 px) or once the page calls `window.__switch()`: an Instagram-like <picture> whose
+<source media="(max-width: 700px)"> takes over, a Mastodon-like srcset re-picked at another width,
+a background through a custom property set on an ancestor, a class toggled on an ancestor, a media
+query, a container query and a CSS animation. Every kind comes twice: neutral then harmful, and
+harmful then neutral. Each element carries `data-post`, `data-kind` and `data-truth` (the truth of
+what it paints now: the page rewrites it as it switches); `window.__harmful` lists the harmful
+URLs, and PAINT_MONITOR_JS records every frame in which an element paints one of them uncovered.
+
+Structure only: no real site's code. Pictures are the feed's synthetic memes under URLs no other
+page uses (`?p=<name>&s=<seed>`).
+"""
+
+import html
+import json
+
+NARROW_PX = 600  # a width where the narrow pictures apply (the pages switch below 700 px)
+WIDE_PX = 1200
+
+# Runs in the page from document start. Every frame, after the page's and the extension's
+# animation-frame and ResizeObserver callbacks and layout (a ResizeObserver made in that frame: the
+# last callback before paint),
+# it records each element that paints a harmful URL (window.__harmful) without a cover: the
+# picture a paint would show. Also records, per element, when it last switched (the page sets
+# window.__switchedAt[post]) and when the extension next hid it, for the detection delay.
+PAINT_MONITOR_JS = r"""
+window.__paint = { violations: {}, hiddenAt: {}, frames: 0 };
+window.__switchedAt = window.__switchedAt || {};
+(() => {
+  const isHarmful = (url) => (window.__harmful || []).some((h) => url.includes(h));
+  const paints = (el) => {
+    const cs = getComputedStyle(el);
+    if (cs.visibility !== 'visible' || cs.filter.includes('blur') || el.getClientRects().length === 0) return '';
+    if (el.tagName === 'IMG') {
+      if (!el.complete || el.naturalWidth <= 1 || cs.objectPosition === '-100000px -100000px') return '';
+      return el.currentSrc || el.src;
+    }
+    if (el.tagName === 'CANVAS') return el.dataset.painted || '';
+    return cs.backgroundImage;
+  };
+  const check = () => {
+    window.__paint.frames += 1;
+    for (const el of document.querySelectorAll('[data-post]')) {
+      const url = paints(el);
+      if (url && isHarmful(url)) {
+        const post = el.dataset.post;
+        window.__paint.violations[post] ??= { post, kind: el.dataset.kind, url: url.slice(0, 120),
+          state: el.getAttribute('data-simclip'), t: Math.round(performance.now()) };
+      }
+    }
+  };
+  const probe = document.createElement('div');
+  probe.style.cssText = 'position: fixed; left: 0; top: 0; width: 1px; height: 1px; pointer-events: none';
+  // a ResizeObserver made this frame: its callback comes after every older one (the extension's)
+  const tick = () => {
+    const ro = new ResizeObserver(() => {
+      ro.disconnect();
+      check();
+    });
+    ro.observe(probe);
+    requestAnimationFrame(tick);
+  };
+  const start = () => {
+    document.documentElement.appendChild(probe);
+    requestAnimationFrame(tick);
+    // the extension hides an element: its state leaves "shown", "flagged" (a new record) or goes away
+    new MutationObserver((records) => {
+      for (const r of records) {
+        const post = r.target.dataset && r.target.dataset.post;
+        const since = post && window.__switchedAt[post];
+        if (!since || (window.__paint.hiddenAt[post] || 0) > since) continue;
+        const state = r.target.getAttribute('data-simclip');
+        if (state === null || state === 'pending' || state === 'waiting') window.__paint.hiddenAt[post] = performance.now();
+      }
+    }).observe(document, { subtree: true, attributes: true, attributeFilter: ['data-simclip'] });
+  };
+  if (document.documentElement) start(); else addEventListener('DOMContentLoaded', start);
+})();
+"""
+
+SWITCH_JS = """
+window.__switchedAt = window.__switchedAt || {};
+const el = (post) => document.querySelector('[data-post="' + post + '"]');
+const settle = (post, second) => {
+  el(post).dataset.truth = window.__plan[post][second ? 1 : 0];
+  if (second) window.__switchedAt[post] = performance.now();
+};
+// the window's width: <picture>, srcset, media and container queries (the page only relabels them;
+// an <img> by the source it loaded, as the browser may keep a larger srcset candidate)
+const narrow = matchMedia('(max-width: 700px)');
+const isHarmful = (url) => window.__harmful.some((h) => url.includes(h));
+narrow.addEventListener('change', () => {
+  for (const post of Object.keys(window.__plan)) {
+    if (/^(picture|srcset|media|container)-/.test(post)) window.__switchedAt[post] = performance.now();
+    if (/^(media|container)-/.test(post)) el(post).dataset.truth = window.__plan[post][narrow.matches ? 1 : 0];
+  }
+});
+document.addEventListener('load', (e) => {
+  if (e.target.tagName === 'IMG' && e.target.dataset.post) e.target.dataset.truth = isHarmful(e.target.currentSrc) ? 'harmful' : 'neutral';
+}, true);
+// the script's own switches: a custom property, a class, an animation
+window.__switch = () => {
+  for (const tag of ['nh', 'hn']) {
+    const v = el('var-' + tag);
+    document.getElementById('var-' + tag + '-box').style.setProperty('--bg', 'url("' + v.dataset.then + '")');
+    settle('var-' + tag, true);
+    document.getElementById('class-' + tag + '-box').classList.add('on');
+    settle('class-' + tag, true);
+    const a = el('animation-' + tag);
+    a.classList.add('run');
+    a.addEventListener('animationend', () => { a.dataset.truth = window.__plan['animation-' + tag][1]; }, { once: true });
+    window.__switchedAt['animation-' + tag] = performance.now() + 500; // its keyframe at 50%
+  }
+};
+"""
+
+CANVAS_JS = """
+const U = window.__canvasUrls;
+window.__switchedAt = window.__switchedAt || {};
+const canvasOf = (post) => document.querySelector('canvas[data-post="' + post + '"]');
+const load = (url, cors) => new Promise((resolve, reject) => {
+  const img = new Image();
+  if (cors) img.crossOrigin = 'anonymous';
+  img.onload = () => resolve(img);
+  img.onerror = reject;
+  img.src = url;
+});
+const draw = (post, picture, url) => {
+  const c = canvasOf(post);
+  c.getContext('2d').drawImage(picture, 0, 0, c.width, c.height);
+  c.dataset.painted = url;
+};
+window.__drawn = Promise.all([
+  // a viewer: the canvas is in the page, blank, and the picture is drawn once it has loaded
+  load(U['viewer']).then((img) => draw('viewer', img, U['viewer'])),
+  // from a blob:
+  fetch(U['blob']).then((r) => r.blob()).then(createImageBitmap).then((bm) => draw('blob', bm, U['blob'])),
+  load(U['redraw-nh-a']).then((img) => draw('redraw-nh', img, U['redraw-nh-a'])),
+  load(U['redraw-hn-a']).then((img) => draw('redraw-hn', img, U['redraw-hn-a'])),
+  load(U['tainted']).then((img) => draw('tainted', img, U['tainted'])),
+]).then(() => true);
+(() => {
+  const c = canvasOf('small');
+  const ctx = c.getContext('2d');
+  ctx.fillStyle = '#36c';
+  ctx.fillRect(10, 10, 40, 30);
+})();
+(() => {
+  const c = canvasOf('animated');
+  const ctx = c.getContext('2d');
+  let t = 0;
+  const frame = () => {
+    t += 1;
+    ctx.fillStyle = `hsl(${t % 360}, 60%, 50%)`;
+    ctx.fillRect(0, 0, c.width, c.height);
+    ctx.fillStyle = '#fff';
+    ctx.fillRect((t * 7) % c.width, 40, 60, 60);
+    requestAnimationFrame(frame);
+  };
+  requestAnimationFrame(frame);
+})();
+// drawn over later: neutral then harmful, harmful then neutral
+window.__redraw = async () => {
+  const [nh, hn] = await Promise.all([load(U['redraw-nh-b']), load(U['redraw-hn-b'])]);
+  for (const [post, img, url] of [['redraw-nh', nh, U['redraw-nh-b']], ['redraw-hn', hn, U['redraw-hn-b']]]) {
+    window.__switchedAt[post] = performance.now();
+    draw(post, img, url);
+    canvasOf(post).dataset.truth = post === 'redraw-nh' ? 'harmful' : 'neutral';
+  }
+};
+"""
+
+SWITCH_CSS = """
+.meme { display: block; width: 240px; height: 180px; background-size: cover; }
+section { display: inline-block; vertical-align: top; margin: 6px; padding: 6px; background: #fff; width: 250px; }
+@media (max-width: 700px) { section { width: 250px; } }
+.cq-box { container-type: inline-size; width: 40vw; }
+.cq-box .meme { width: 240px; }
+"""
+
+
+class SwitchPages:
+    """Builds the switch and canvas pages from a CasePages (meme URLs and attributes)."""
+
+    def __init__(self, cases):
+        self.cases = cases
+        self.site = cases.site
+
+    def url(self, k, name, seed):
+        """A meme's URL for element `name` (unescaped: for CSS and scripts)."""
+        return f"/m/{k}.png?p={name}&s={seed}"
+
+    def truth(self, k):
+        return self.site.memes[k][1]
+
+    def pairs(self):
+        """(suffix, first meme, second meme): neutral then harmful, and harmful then neutral."""
+        h, n = self.cases.harmful, self.cases.neutral
+        return [("nh", n(0), h(0)), ("hn", h(1), n(1))]
+
+    def switch(self, seed):
+        esc = html.escape
+        css = [SWITCH_CSS]
+        body = []
+        harmful = []
+        # what each element paints before and after, for data-truth
+        plan = {}
+        for tag, first, second in self.pairs():
+            def both(kind, tag=tag, first=first, second=second):
+                post = f"{kind}-{tag}"
+                a, b = self.url(first, f"{post}-a", seed), self.url(second, f"{post}-b", seed)
+                plan[post] = (self.truth(first), self.truth(second))
+                for k, url in ((first, a), (second, b)):
+                    if self.truth(k) == "harmful":
+                        harmful.append(url.split("?", 1)[1])
+                return post, a, b
+
+            # Instagram: <picture> with a narrow art-directed <source>
+            post, a, b = both("picture")
+            body.append(f'<section><picture><source media="(max-width: 700px)" srcset="{esc(b)}">'
+                        f'<img class="meme" data-post="{post}" data-kind="picture" data-truth="{self.truth(first)}" '
+                        f'src="{esc(a)}" alt=""></picture></section>')
+            # Mastodon: srcset with width descriptors, sizes that follow the window
+            post, a, b = both("srcset")
+            body.append(f'<section><img class="meme" data-post="{post}" data-kind="srcset" data-truth="{self.truth(first)}" '
+                        f'srcset="{esc(a)} 300w, {esc(b)} 1000w" sizes="(max-width: 700px) 100vw, 240px" '
+                        f'src="{esc(a)}" alt=""></section>')
+            # a custom property set on an ancestor, swapped by a script
+            post, a, b = both("var")
+            css.append(f'.var-{tag} .meme {{ background-image: var(--bg); }}')
+            body.append(f'<section class="var-{tag}" id="{post}-box" style="--bg: url(&quot;{esc(a)}&quot;)">'
+                        f'<div class="meme" role="img" data-post="{post}" data-kind="var" data-truth="{self.truth(first)}" '
+                        f'data-then="{esc(b)}"></div></section>')
+            # a class toggled on an ancestor
+            post, a, b = both("class")
+            css.append(f'.cls-{tag} .meme {{ background-image: url("{a}"); }}\n'
+                       f'.cls-{tag}.on .meme {{ background-image: url("{b}"); }}')
+            body.append(f'<section class="cls-{tag}" id="{post}-box"><div class="meme" role="img" data-post="{post}" '
+                        f'data-kind="class" data-truth="{self.truth(first)}"></div></section>')
+            # a media query
+            post, a, b = both("media")
+            css.append(f'.mq-{tag} {{ background-image: url("{a}"); }}\n'
+                       f'@media (max-width: 700px) {{ .mq-{tag} {{ background-image: url("{b}"); }} }}')
+            body.append(f'<section><div class="meme mq-{tag}" role="img" data-post="{post}" data-kind="media" '
+                        f'data-truth="{self.truth(first)}"></div></section>')
+            # a container query (the box is 40vw: 480 px wide, 240 px narrow)
+            post, a, b = both("container")
+            css.append(f'.cq-{tag} {{ background-image: url("{a}"); }}\n'
+                       f'@container (max-width: 300px) {{ .cq-{tag} {{ background-image: url("{b}"); }} }}')
+            body.append(f'<section><div class="cq-box"><div class="meme cq-{tag}" role="img" data-post="{post}" '
+                        f'data-kind="container" data-truth="{self.truth(first)}"></div></div></section>')
+            # a CSS animation that ends on the second picture
+            post, a, b = both("animation")
+            css.append(f'.anim-{tag} {{ background-image: url("{a}"); }}\n'
+                       f'@keyframes swap-{tag} {{ 0%, 49% {{ background-image: url("{a}"); }} '
+                       f'50%, 100% {{ background-image: url("{b}"); }} }}\n'
+                       f'.anim-{tag}.run {{ animation: swap-{tag} 1s steps(1) forwards; }}')
+            body.append(f'<section><div class="meme anim-{tag}" role="img" data-post="{post}" data-kind="animation" '
+                        f'data-truth="{self.truth(first)}"></div></section>')
+        script = (f"window.__harmful = {json.dumps(sorted(set(harmful)))};\n"
+                  f"window.__plan = {json.dumps({k: list(v) for k, v in plan.items()})};\n" + SWITCH_JS)
+        return self.cases.page("pictures that switch", "".join(body), script, "".join(css))
+
+    def canvas(self, seed):
+        """Pictures drawn on a <canvas> (Telegram Web's media viewer, image viewers): drawn after
+        load from an image of the page's own origin, from a blob:, drawn over later (neutral then
+        harmful, harmful then neutral); and what stays out: a canvas tainted by a cross-origin
+        picture (data-truth "tainted"), a small one, and one that changes every frame."""
+        h, n = self.cases.harmful, self.cases.neutral
+        port = self.site.port
+
+        def canvas(post, truth, kind, size=(480, 360)):
+            return (f'<section><canvas data-post="{post}" data-truth="{truth}" data-kind="{kind}" '
+                    f'width="{size[0]}" height="{size[1]}" style="width: 240px; height: 180px"></canvas></section>')
+
+        urls = {
+            "viewer": self.url(h(2), "canvas-viewer", seed), "blob": self.url(n(2), "canvas-blob", seed),
+            "redraw-nh-a": self.url(n(3), "canvas-redraw-nh-a", seed), "redraw-nh-b": self.url(h(3), "canvas-redraw-nh-b", seed),
+            "redraw-hn-a": self.url(h(4), "canvas-redraw-hn-a", seed), "redraw-hn-b": self.url(n(4), "canvas-redraw-hn-b", seed),
+            "tainted": f"http://embed.test:{port}" + self.url(h(5), "canvas-tainted", seed),
+        }
+        harmful = [u.split("?", 1)[1] for key, u in urls.items() if key != "tainted" and "harmful" in self.truth_of(u)]
+        body = "".join([
+            canvas("viewer", "harmful", "canvas-viewer"),
+            canvas("blob", "neutral", "canvas-blob"),
+            canvas("redraw-nh", "neutral", "canvas-redraw"),
+            canvas("redraw-hn", "harmful", "canvas-redraw"),
+            canvas("tainted", "tainted", "canvas-tainted"),
+            canvas("small", "small", "canvas-small", size=(80, 60)),
+            canvas("animated", "animated", "canvas-animated"),
+        ])
+        script = f"""
+window.__harmful = {json.dumps(harmful)};
+window.__canvasUrls = {json.dumps(urls)};
+""" + CANVAS_JS
+        return self.cases.page("pictures on a canvas", body, script)
+
+    def truth_of(self, url):
+        k = int(url.split("/m/", 1)[1].split(".", 1)[0])
+        return self.truth(k)
+
+    def render(self, name, seed):
+        """The page `name` (switch, canvas), or None."""
+        return {"switch": lambda: self.switch(seed), "canvas": lambda: self.canvas(seed)}.get(name, lambda: None)()
+
