@@ -72,6 +72,12 @@ export class DOMWatcher {
     this.resweepTimer = 0;
     this.lastResweep = 0;
     this.pictureSelector = undefined; // the document's picture rules as one selector list; null: unknown
+    // A new viewport size applies media and container queries: the elements the document's
+    // picture rules name are looked at in the frame it is laid out in (the root's ResizeObserver
+    // runs after that layout, before that paint), as a new stylesheet's are.
+    this.viewportSize = '';
+    this.viewport = typeof ResizeObserver === 'function'
+      ? new ResizeObserver(() => this.timed(() => this.onViewport(), 'viewport')) : null;
     this.listenOn(document);
   }
 
@@ -90,6 +96,7 @@ export class DOMWatcher {
     if (this.observer) return;
     this.observer = new MutationObserver((records) => this.timed(() => this.onRecords(records), 'mutations'));
     this.observer.observe(document, DOMWatcher.getConfig());
+    if (document.documentElement) this.viewport?.observe(document.documentElement);
     for (const root of this.shadow.roots) this.watchRoot(root); // found by the loader before we ran
     if (document.documentElement) this.slicer.push({ root: document.documentElement });
   }
@@ -99,9 +106,28 @@ export class DOMWatcher {
     if (!this.observer) return;
     this.observer.disconnect();
     this.observer = null;
+    this.viewport?.disconnect();
+    this.viewportSize = '';
     this.roots.clear();
     this.slicer.items = [];
     this.slicer.head = 0;
+  }
+
+  /** The root changed size: on a new viewport size, the elements picture rules name are visited now. */
+  onViewport() {
+    const size = `${innerWidth}x${innerHeight}`;
+    if (size === this.viewportSize) return;
+    const first = this.viewportSize === '';
+    this.viewportSize = size;
+    if (first || !this.observer) return; // the first report: the sweep of watch() looks at everything
+    const selector = this.getPictureSelector();
+    if (selector === null) {
+      this.scheduleResweep();
+      return;
+    }
+    let start = null;
+    if (selector) for (const el of document.querySelectorAll(selector)) start = this.visitAdded(el, start, { subtree: false });
+    this.onBatch();
   }
 
   /** Load and shadow-root events do not leave a shadow tree: listen on the document and on each root. */

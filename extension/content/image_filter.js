@@ -46,6 +46,9 @@ const PSEUDO_PARTS = ['before', 'after'];
  * `animated.changes` times within `animated.withinMs` (a game, a video, an animation) is left shown.
  */
 export const CANVAS = Object.freeze({ freshMs: 3000, recheckMs: 1000, animated: { changes: 4, withinMs: 4000 } });
+// A covered background is read under our cover (a style invalidation) at most this often when
+// RepaintWatch re-reads it: what it may find is a neutral picture to uncover, never one to hide.
+const COVERED_READ_MS = 250;
 const TAGGED = '[data-simclip-id], [data-simclip-before-id], [data-simclip-after-id]'; // hiding.js tagTracked
 
 export class ImageFilter {
@@ -79,7 +82,7 @@ export class ImageFilter {
     this.sizeWatch = new ResizeObserver((entries) => this.timed(() => this.onResize(entries), 'resize'));
     this.watchingSize = new Set(); // elements sizeWatch observes
     this.repaints = new RepaintWatch({
-      recheck: (el) => this.consider(el), afterFrame: () => this.applyWrites(), timed, needsFrames: (el) => this.isFreshCanvas(el),
+      recheck: (el) => this.recheck(el), afterFrame: () => this.applyWrites(), timed, needsFrames: (el) => this.isFreshCanvas(el),
     });
   }
 
@@ -109,6 +112,28 @@ export class ImageFilter {
     }
     this.considerBackground(el);
     for (const part of PSEUDO_PARTS) this.considerSource(el, part, readPseudo(el, part));
+  }
+
+  /**
+   * RepaintWatch: what `el` paints may have changed. Only the pictures it has records for are read
+   * again (finding new ones is the watcher's job), a covered background at most every
+   * COVERED_READ_MS.
+   */
+  recheck(el) {
+    if (el.tagName === 'CANVAS') {
+      this.considerCanvas(el);
+      return;
+    }
+    const now = performance.now();
+    for (const rec of this.records.of(el)) {
+      if (rec.kind === 'img') this.considerImage(el);
+      else if (rec.kind === 'svg') this.considerSource(el, 'svg', readSvgImage(el));
+      else if (rec.kind === 'video') this.consider(el);
+      else if (rec.kind !== 'bg') this.considerSource(el, rec.kind, readPseudo(el, rec.kind));
+      else if (!(isHidden(rec) || rec.state === STATE.FLAGGED) || now - (rec.coveredReadAt ?? -Infinity) >= COVERED_READ_MS) {
+        this.considerBackground(el);
+      }
+    }
   }
 
   /**
@@ -146,6 +171,7 @@ export class ImageFilter {
     const { inline } = read;
     const covered = rec ? rec.kind === 'bg' && !rec.inline : el.hasAttribute('data-simclip-bg');
     const url = read.url === null && covered ? readCoveredBackground(el) : read.url;
+    if (rec && read.url === null && covered) rec.coveredReadAt = performance.now();
     if (url === null || (rec && rec.url === url)) return; // unknown while we hide it, or unchanged
     if (!url) {
       if (rec) this.later(() => this.forgetAndShow(rec));

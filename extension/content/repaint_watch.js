@@ -46,16 +46,38 @@ export class RepaintWatch {
     // A new viewport size applies media and container queries in the frame it is laid out in, and
     // its resize event comes a frame later: a ResizeObserver on the root runs after that layout,
     // before that paint (what it changes is laid out again first).
+    // (The root also changes size as the page grows: only a new viewport size counts.)
+    this.viewportSize = '';
     this.viewport = typeof ResizeObserver === 'function' ? new ResizeObserver(() => this.timed(() => {
+      const size = `${win.innerWidth}x${win.innerHeight}`;
+      if (size === this.viewportSize) return;
+      this.viewportSize = size;
       if (this.near.size === 0) return;
       this.dirty = true;
       this.work();
     }, 'recheck')) : null;
     if (win.document?.documentElement) this.viewport?.observe(win.document.documentElement);
-    const signal = () => this.markDirty();
-    for (const type of WINDOW_SIGNALS) win.addEventListener(type, signal, { capture: true, passive: true });
-    for (const type of DOCUMENT_SIGNALS) win.document?.addEventListener(type, signal, { capture: true, passive: true });
-    for (const query of MEDIA_SIGNALS) win.matchMedia?.(query).addEventListener?.('change', signal);
+    this.signal = () => this.markDirty();
+    this.media = MEDIA_SIGNALS.map((query) => win.matchMedia?.(query)).filter(Boolean);
+    for (const type of WINDOW_SIGNALS) win.addEventListener(type, this.signal, { capture: true, passive: true });
+    for (const type of DOCUMENT_SIGNALS) win.document?.addEventListener(type, this.signal, { capture: true, passive: true });
+    for (const list of this.media) list.addEventListener?.('change', this.signal);
+  }
+
+  /** Stop watching for good (this content script is being replaced): observers, listeners, timers. */
+  stop() {
+    this.io.disconnect();
+    this.viewport?.disconnect();
+    for (const type of WINDOW_SIGNALS) this.win.removeEventListener?.(type, this.signal, { capture: true });
+    for (const type of DOCUMENT_SIGNALS) this.win.document?.removeEventListener?.(type, this.signal, { capture: true });
+    for (const list of this.media) list.removeEventListener?.('change', this.signal);
+    if (this.frame) this.win.cancelAnimationFrame?.(this.frame);
+    this.win.clearTimeout?.(this.sweepTimer);
+    this.watched.clear();
+    this.near.clear();
+    this.queue = [];
+    this.frame = 0;
+    this.sweepTimer = 0;
   }
 
   /** Follow a tracked element (idempotent). */

@@ -14,6 +14,7 @@ from fractions import Fraction
 
 from PIL import Image
 from site_pages import SitePages
+
 from switch_pages import SwitchPages
 
 REVEAL_AFTER_MS = 9000  # later than the old re-measure budget (about 7.5 s)

@@ -17,6 +17,16 @@ page uses (`?p=<name>&s=<seed>`).
 import html
 import json
 
+# For a runner that cannot wait on the page's events itself (the Firefox driver): the script
+# switches, resolving once the animations have ended.
+SWITCH_THEN = """(async () => {
+  const ends = [...document.querySelectorAll('[data-kind=animation]')]
+    .map((el) => new Promise((resolve) => el.addEventListener('animationend', resolve, { once: true })));
+  await new Promise((resolve) => requestAnimationFrame(resolve));
+  window.__switch();
+  await Promise.all(ends);
+})()"""
+PAINT_VIOLATIONS = "(window.__paint || {}).violations || {}"
 NARROW_PX = 600  # a width where the narrow pictures apply (the pages switch below 700 px)
 WIDE_PX = 1200
 
@@ -119,6 +129,7 @@ window.__switch = () => {
 
 CANVAS_JS = """
 const U = window.__canvasUrls;
+window.__caseSettled = false; // until every picture is drawn
 window.__switchedAt = window.__switchedAt || {};
 const canvasOf = (post) => document.querySelector('canvas[data-post="' + post + '"]');
 const load = (url, cors) => new Promise((resolve, reject) => {
@@ -141,7 +152,10 @@ window.__drawn = Promise.all([
   load(U['redraw-nh-a']).then((img) => draw('redraw-nh', img, U['redraw-nh-a'])),
   load(U['redraw-hn-a']).then((img) => draw('redraw-hn', img, U['redraw-hn-a'])),
   load(U['tainted']).then((img) => draw('tainted', img, U['tainted'])),
-]).then(() => true);
+]).then(() => {
+  window.__caseSettled = true;
+  return true;
+});
 (() => {
   const c = canvasOf('small');
   const ctx = c.getContext('2d');

@@ -6,9 +6,8 @@ another picture, and a neutral picture is not left covered.
 
 import json
 
-from switch_pages import NARROW_PX, PAINT_MONITOR_JS, WIDE_PX
-
 from e2e_support import assert_flagged_exactly_the_harmful, meme_states, wait_decided, wait_for, write_json
+from switch_pages import NARROW_PX, PAINT_MONITOR_JS, WIDE_PX
 
 MEDIA_KINDS = ("picture", "srcset", "media", "container")
 SCRIPT_KINDS = ("var", "class", "animation")

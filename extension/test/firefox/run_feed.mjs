@@ -9,9 +9,13 @@
  *
  * CONFIG: {firefox, extension, serverUrl, token, feedUrl, feedHosts, initScript, statesScript,
  *          decided: [states], memes, timeoutMs, revealAfterSeconds, screenshot, keys: bool,
- *          cases: [{name, url, settleMs, timeoutMs, decided}]}
+ *          cases: [{name, url, settleMs, timeoutMs, decided, initScript, violations, then, viewportThen}]}
+ *   A case's `initScript` replaces the config's, `violations` is the expression that reads its
+ *   monitor's violations; `then` is a script run once every meme is decided (it may return a
+ *   promise), after the viewport is set to `viewportThen` ({width, height}) if given; the case
+ *   then waits until every meme is decided again.
  * Prints one JSON object on stdout: {browser, connection, states, shield, decidedInMs, keys,
- *   cases: {name: {states, violations, decidedInMs}}}. Case pages are read in every frame; each
+ *   cases: {name: {states, violations, decidedInMs, after?: {states, violations, decidedInMs}}}}. Case pages are read in every frame; each
  *   picture's state, reason and warning come from the content script through the options page
  *   (the page itself sees only pending, waiting, flagged, revealed or shown).
  */
@@ -134,15 +138,17 @@ async function readStates(page, frame) {
   });
 }
 
-/** The meme states and the monitor's violations in every frame of `page`. */
-async function readFrames(page) {
+const SHIELD_VIOLATIONS = '(window.__shield || {}).violations || {}';
+
+/** The meme states and the monitor's violations (read by `violationsExpr`) in every frame of `page`. */
+async function readFrames(page, violationsExpr = SHIELD_VIOLATIONS) {
   const states = [];
   const violations = {};
   for (const frame of page.frames()) {
     try {
       const url = frame.url().slice(0, 80);
       states.push(...(await readStates(page, frame)).map((s) => ({ ...s, frame: url })));
-      Object.assign(violations, await frame.evaluate('(window.__shield || {}).violations || {}'));
+      Object.assign(violations, await frame.evaluate(violationsExpr));
     } catch (e) {
       log('frame not readable:', frame.url(), String(e).slice(0, 120));
     }
@@ -181,30 +187,41 @@ async function pressKeys(page) {
 }
 
 /** Open a case page and wait until every meme in every frame is decided (or the time is up). */
-async function runCase({ name, url, settleMs = 1000, timeoutMs = 60_000, decided: finalStates = null }) {
+async function runCase({ name, url, settleMs = 1000, timeoutMs = 60_000, decided: finalStates = null, initScript = null,
+  violations = SHIELD_VIOLATIONS, then = null, viewportThen = null }) {
   const page = await browser.newPage();
   await setViewportSize(page);
-  await page.evaluateOnNewDocument(config.initScript);
+  await page.evaluateOnNewDocument(initScript ?? config.initScript);
   const t0 = Date.now();
   await page.goto(url, { waitUntil: 'domcontentloaded' });
   await sleep(settleMs);
   // a page that changes itself later says when its last change is done (tests/e2e/case_pages.py)
   await page.waitForFunction(() => window.__caseSettled !== false, { timeout: 30_000 });
   const decided = new Set(finalStates ?? config.decided);
-  let result;
-  for (;;) {
-    result = await readFrames(page);
-    if (result.states.length > 0 && result.states.every((s) => decided.has(s.state))) {
-      result.decidedInMs = Date.now() - t0;
-      break;
+  const waitDecided = async (since) => {
+    for (;;) {
+      const result = await readFrames(page, violations);
+      if (result.states.length > 0 && result.states.every((s) => decided.has(s.state))) {
+        return { ...result, decidedInMs: Date.now() - since };
+      }
+      if (Date.now() - since > timeoutMs) return { ...result, decidedInMs: null };
+      await sleep(300);
     }
-    if (Date.now() - t0 > timeoutMs) {
-      result.decidedInMs = null;
-      break;
-    }
-    await sleep(300);
-  }
+  };
+  const result = await waitDecided(t0);
   log(`case ${name}:`, result.decidedInMs === null ? 'NOT decided' : `decided in ${result.decidedInMs} ms`);
+  if (then && result.decidedInMs !== null) {
+    const t1 = Date.now();
+    if (viewportThen) {
+      result.viewportSet = await page.setViewport(viewportThen).then(() => true, (e) => {
+        log('setViewport unsupported here:', String(e).slice(0, 120));
+        return false;
+      });
+    }
+    await page.evaluate(then);
+    result.after = await waitDecided(t1);
+    log(`case ${name}, then:`, result.after.decidedInMs === null ? 'NOT decided' : `decided in ${result.after.decidedInMs} ms`);
+  }
   report.cases[name] = result;
   await page.close();
 }

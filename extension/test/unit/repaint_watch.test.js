@@ -4,6 +4,7 @@ import { test } from 'node:test';
 class FakeIO {
   constructor(callback) {
     this.callback = callback;
+    this.connected = true;
     this.targets = new Set();
     FakeIO.last = this;
   }
@@ -11,6 +12,8 @@ class FakeIO {
   observe(el) { this.targets.add(el); }
 
   unobserve(el) { this.targets.delete(el); }
+
+  disconnect() { this.connected = false; }
 
   report(el, isIntersecting) { this.callback([{ target: el, isIntersecting }]); }
 }
@@ -133,4 +136,18 @@ test('an element no longer watched, or removed from the page, is never read agai
   win.runFrame();
   assert.deepEqual(seen, []);
   assert.equal(FakeIO.last.targets.size, 0);
+});
+
+test('a stopped watch reads nothing more and leaves no observer, listener or timer behind', () => {
+  const { win, watch, seen, el } = setUp();
+  const a = el('a');
+  watch.watch(a);
+  FakeIO.last.report(a, true);
+  seen.length = 0;
+  watch.stop();
+  win.fire('resize');
+  watch.markDirty();
+  win.runFrame();
+  assert.deepEqual(seen, []);
+  assert.equal(FakeIO.last.connected, false);
 });
