@@ -15,7 +15,11 @@ scrollTo) to the end; then, for each build:
 - dropped frames: animation frames missed while scrolling, in % of the frames the display
   would have drawn (60 Hz);
 - worker RSS: the resident memory of the extension's process (Chromium runs the service worker
-  in it; /proc, Linux), when idle before the feed, at its highest while scrolling, and at the end;
+  in it; /proc, Linux), when idle before the feed, at its highest while scrolling, and at the end.
+  Playwright inspects a service worker's network by default (CDP Network.enable on the worker),
+  and DevTools then keeps the bodies of the worker's fetches (every picture) in that same
+  process: the bench switches it off (PLAYWRIGHT_DISABLE_SERVICE_WORKER_NETWORK), as a user's
+  browser has no inspector attached; --inspect-worker-network measures with it;
 - removed posts released: the timeline keeps a WeakRef to each post it removes; one second after
   the last removal and a forced garbage collection (CDP HeapProfiler.collectGarbage), how many
   removed posts are still alive (nothing should hold them), and the document's DOM node count
@@ -103,6 +107,8 @@ def parse_args(argv):
     p.add_argument("--chromium", default=os.environ.get("SIMCLIP_E2E_CHROMIUM", "/usr/bin/chromium"))
     p.add_argument("--extension", default=str(EXTENSION), help="the unpacked extension to measure")
     p.add_argument("--json", help="also write the results here")
+    p.add_argument("--inspect-worker-network", action="store_true",
+                   help="leave Playwright's network inspection of the service worker on (it holds fetched bodies)")
     return p.parse_args(argv)
 
 
@@ -253,6 +259,8 @@ def run_once(driver, site, server, args, with_extension):
 def main(argv=None):
     """Run both builds and print the table and the ratios."""
     args = parse_args(argv)
+    if not args.inspect_worker_network:
+        os.environ["PLAYWRIGHT_DISABLE_SERVICE_WORKER_NETWORK"] = "1"  # read when the driver starts, below
     from playwright.sync_api import sync_playwright
 
     site = TimelineSite().start()

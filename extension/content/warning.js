@@ -52,8 +52,14 @@ export function accessibleLabel(names) {
   return `Hidden picture: ${list}. Press Enter to show it, or Shift+Enter if it is not harmful.`;
 }
 
-/** The box a ResizeObserver entry reports (border box: the card fills the element's background). */
+/**
+ * The box the card is drawn in: the element's padding box (its background's area), read where
+ * layout is clean (a ResizeObserver callback); the observer's border box where the browser gives
+ * an inline box no client size.
+ */
 function boxOfEntry(entry) {
+  const el = entry.target;
+  if (el.clientWidth > 0 || el.clientHeight > 0) return { width: el.clientWidth, height: el.clientHeight };
   const size = entry.borderBoxSize?.[0];
   return size ? { width: size.inlineSize, height: size.blockSize } : { width: entry.contentRect.width, height: entry.contentRect.height };
 }
@@ -164,10 +170,8 @@ export class WarningPainter {
   }
 
   onResize(entries) {
-    for (const entry of entries) {
-      const rec = this.sized.get(entry.target);
-      if (rec && this.cards.has(rec)) this.drawCard(rec, boxOfEntry(entry));
-    }
+    const boxes = entries.map((entry) => [this.sized.get(entry.target), boxOfEntry(entry)]); // every read before any write
+    for (const [rec, box] of boxes) if (rec && this.cards.has(rec)) this.drawCard(rec, box);
   }
 
   /** Give `rec`'s element the card for its categories in a box of `box` (shared with every element drawing the same). */
