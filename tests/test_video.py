@@ -4,7 +4,6 @@ cost of typical meme videos (docs/api.md "Videos"). Every video is made here wit
 
 import contextlib
 import io
-import json
 import os
 import random
 import struct
@@ -16,6 +15,7 @@ import av
 import pytest
 from PIL import Image, ImageDraw, ImageStat, features
 
+from bench.video_bench import encode_typical, measure, slideshow
 from server_support import StubClassifier
 from simclip import ImageError, Predictor
 from simclip import video as video_module
@@ -575,74 +575,6 @@ def test_importing_simclip_and_the_predictor_does_not_load_pyav():
 
 # ------------------------------------------------------------------------------- the cost
 
-def slideshow(meme_paths, size, seconds, fps=30, per_meme=3):
-    """A meme video as the sites serve them: real memes one after the other, each panned
-    slowly (so that every frame differs), `per_meme` seconds each."""
-    w, h = size
-    frames, current = [], None
-    for i in range(int(seconds * fps)):
-        if i % (per_meme * fps) == 0:
-            meme = Image.open(meme_paths[i // (per_meme * fps) % len(meme_paths)]).convert("RGB")
-            scale = max(w / meme.width, h / meme.height) * 1.15
-            current = meme.resize((round(meme.width * scale), round(meme.height * scale)))
-        z = (i % (per_meme * fps)) / (per_meme * fps)
-        dx, dy = int((current.width - w) * z), int((current.height - h) * z)
-        frames.append(current.crop((dx, dy, dx + w, dy + h)))
-    return frames
-
-
-# (height, seconds, encoder, container format, bit rate): the bit rates of the sites' meme videos
-TYPICAL = [(h, s, enc, fmt, rate) for s in (5, 15) for h in (480, 720)
-           for enc, fmt, rate in (("libx264", "mp4", {480: 1_000_000, 720: 2_000_000}[h]),
-                                  ("libvpx-vp9", "webm", {480: 750_000, 720: 1_500_000}[h]))]
-
-
-def encode_typical(frames, encoder, fmt, rate, keyint):
-    """Encode as the sites do (x264 veryfast, VP9 realtime) at `rate` bits per second, with a
-    keyframe at most every `keyint` frames and none at scene cuts."""
-    options = {"libx264": {"preset": "veryfast", "g": str(keyint), "sc_threshold": "0"},
-               "libvpx-vp9": {"deadline": "realtime", "cpu-used": "8", "row-mt": "1",
-                              "g": str(keyint), "keyint_min": str(keyint)}}[encoder]
-    buf = io.BytesIO()
-    with av.open(buf, "w", format=fmt) as out:
-        stream = out.add_stream(encoder, rate=30, options=options)
-        stream.width, stream.height = frames[0].size
-        stream.pix_fmt, stream.bit_rate = "yuv420p", rate
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_image(frame)):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return buf.getvalue()
-
-
-def measure(data, repeat=3):
-    """decode_video's wall and CPU milliseconds (best of `repeat`; CPU counts every thread, so
-    it holds on a busy machine) and frames, and the same for decoding every frame in order."""
-    def best(run):
-        wall = cpu = float("inf")
-        result = None
-        for _ in range(repeat):
-            w0, c0 = time.perf_counter(), time.process_time()
-            result = run()
-            wall = min(wall, time.perf_counter() - w0)
-            cpu = min(cpu, time.process_time() - c0)
-        return round(wall * 1000), round(cpu * 1000), result
-
-    def every_frame():
-        with av.open(io.BytesIO(data)) as container:
-            stream = container.streams.video[0]
-            stream.codec_context.thread_type = "AUTO"
-            return sum(1 for packet in container.demux(stream) for _ in packet.decode())
-
-    with av.open(io.BytesIO(data)) as container:
-        keys = sum(p.is_keyframe for p in container.demux(video=0) if p.size)
-    wall, cpu, frames = best(lambda: decode_video(data))
-    all_wall, all_cpu, count = best(every_frame)
-    return {"keyframes": keys, "frames": len(frames), "wall_ms": wall, "cpu_ms": cpu,
-            "every_frame_wall_ms": all_wall, "every_frame_cpu_ms": all_cpu, "of": count}
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("encoder, fmt, rate", [("libx264", "mp4", 1_000_000),
                                                 ("libvpx-vp9", "webm", 750_000)])
@@ -654,34 +586,6 @@ def test_a_typical_meme_video_decodes_well_within_the_budget(harmeme_val_dir, en
     data = encode_typical(slideshow(memes, (854, 480), 5), encoder, fmt, rate, keyint=90)
     result = measure(data, repeat=1)
     assert result["frames"] == 4 and result["cpu_ms"] < 1000 * MAX_VIDEO_DECODE_S / 2, result
-
-
-@pytest.mark.slow
-def test_decode_cost_of_typical_meme_videos_for_the_docs(harmeme_val_dir, capsys, monkeypatch):
-    """Prints the table of docs/api.md "Videos" (about 5 minutes: the encoding is slow)."""
-    if os.environ.get("SIMCLIP_VIDEO_BENCH") != "1":
-        pytest.skip("a measurement, not a check: SIMCLIP_VIDEO_BENCH=1 prints docs/api.md's table")
-    monkeypatch.setattr(video_module, "MAX_VIDEO_DECODE_S", 60.0)  # the whole cost, however busy
-    memes = sorted((harmeme_val_dir / "images").iterdir())
-    videos = []
-    for height, seconds, encoder, fmt, rate in TYPICAL:
-        size = ({480: 854, 720: 1280}[height], height)
-        # a keyframe at each meme (every 3 s), and the worst case: one meme panned throughout,
-        # one keyframe (libvpx keeps a keyframe at each cut whatever its settings)
-        for per_meme, keyint, label in ((3, 90, "a meme every 3 s"),
-                                        (seconds, 100_000, "one meme, one keyframe")):
-            data = encode_typical(slideshow(memes, size, seconds, per_meme=per_meme), encoder,
-                                  fmt, rate, keyint)
-            videos.append(({"video": f"{seconds} s {height}p {encoder} {fmt}", "content": label,
-                            "MB": round(len(data) / 2**20, 2)}, data))
-    rows = []
-    for row, data in videos:  # measured after all the encoding
-        rows.append({**row, **measure(data, repeat=5)})
-        assert rows[-1]["frames"] == 4
-    with capsys.disabled():
-        print(f"\ncpu_count={os.cpu_count()} load={os.getloadavg()} av={av.__version__}")
-        for row in rows:
-            print(json.dumps(row))
 
 
 # ------------------------------------------------------ container checks (issue 16)
