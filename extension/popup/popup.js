@@ -18,11 +18,11 @@ import { CATEGORIES_KEY, HEALTH_KEY, SETTINGS_KEY, TAB_COUNTS_KEY, sumTabCount }
 const ext = getBrowser();
 const $ = (id) => document.getElementById(id);
 const SENSITIVITY_TEXT = {
-  1: 'Lowest: only the clearest cases are blurred',
+  1: 'Lowest: a warning card only on the clearest cases',
   2: 'Low',
   3: "Normal: the server's thresholds",
   4: 'High',
-  5: 'Highest: blur anything that might be harmful',
+  5: 'Highest: a warning card on anything that might be harmful',
 };
 const STATUS_TEXT = {
   ok: 'Server running',
