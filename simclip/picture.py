@@ -7,7 +7,6 @@ per CPU of a cluster) start without importing torch and open_clip, and hold no m
 
 from __future__ import annotations
 
-import math
 import re
 import time
 from collections.abc import Collection, Iterable
@@ -16,7 +15,7 @@ from pathlib import Path
 from PIL import Image
 
 from .constants import MAX_ANIMATION_FRAMES, MAX_IMAGE_PIXELS
-from .images import Frames, ImageSource, decode_frames
+from .images import Frames, ImageSource, decode_frames, shrink
 from .ocr import OCREngine
 from .video import decode_video, is_video
 
@@ -50,19 +49,10 @@ def decode_picture(data: ImageSource, max_pixels: int = MAX_IMAGE_PIXELS,
         frames = decode_video(data, max_frames=max_frames)
     else:
         frames = decode_frames(data, max_pixels=max_pixels, max_frames=max_frames,
-                               exif_formats=exif_formats)
+                               exif_formats=exif_formats, max_output_pixels=max_output_pixels)
     if max_output_pixels:
-        frames = [_shrink(frame, max_output_pixels) for frame in frames]
+        frames = [shrink(frame, max_output_pixels) for frame in frames]
     return frames[0] if len(frames) == 1 else Frames(frames)
-
-
-def _shrink(image: Image.Image, max_pixels: int) -> Image.Image:
-    """`image` scaled down to at most `max_pixels` pixels, aspect kept (BOX: area average)."""
-    if image.width * image.height <= max_pixels:
-        return image
-    scale = math.sqrt(max_pixels / (image.width * image.height))
-    size = (max(1, math.floor(image.width * scale)), max(1, math.floor(image.height * scale)))
-    return image.resize(size, Image.Resampling.BOX)
 
 
 def read_picture_text(ocr: OCREngine, image: Image.Image | Frames) -> str:

@@ -3,12 +3,16 @@ per format, as the viewer's browser applies it, and ICC colour converted to sRGB
 
 import io
 import struct
+import time
+import zlib
 
 import pytest
 from PIL import Image, ImageCms, PngImagePlugin, features
 
+import simclip.images
 from simclip.display import EXIF_ORIENTATION_FORMATS, exif_orientation, orient, to_srgb
 from simclip.images import decode_frames, decode_image, list_image_formats
+from simclip.picture import decode_picture
 
 STORED = (60, 20)  # a landscape picture whose EXIF says: turn 90 degrees clockwise to show it
 UPRIGHT = (20, 60)
@@ -112,6 +116,86 @@ def test_a_pil_image_is_oriented_by_the_same_rule():
     assert decode_image(Image.open(io.BytesIO(oriented("WEBP"))), exif_formats=["PNG"]).size == STORED
 
 
+def tiff(entries, order="MM"):
+    """A TIFF structure (an EXIF block) whose first directory holds `entries`:
+    (tag, type, count, 4 value bytes or an int)."""
+    e = ">" if order == "MM" else "<"
+    body = struct.pack(e + "H", len(entries))
+    for tag, kind, count, value in entries:
+        if isinstance(value, int):
+            value = struct.pack(e + "H", value) + b"\0\0" if kind == 3 else struct.pack(e + "I", value)
+        body += struct.pack(e + "HHI", tag, kind, count) + value
+    return order.encode() + struct.pack(e + "HI", 42, 8) + body + b"\0\0\0\0"
+
+
+def chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_with_chunks(img=None, before=(), after=(), **save):
+    """A PNG of `img` (default the red/blue picture) with extra chunks before and after its
+    image data."""
+    buf = io.BytesIO()
+    if img is None:
+        img = Image.new("RGB", STORED, (220, 20, 20))
+        img.paste((20, 20, 220), (STORED[0] // 2, 0, *STORED))
+    img.save(buf, "PNG", **save)
+    data = buf.getvalue()
+    first, end = data.index(b"IDAT") - 4, data.index(b"IEND") - 4
+    return data[:first] + b"".join(before) + data[first:end] + b"".join(after) + data[end:]
+
+
+def jpeg_with_exif(block):
+    img = Image.new("RGB", STORED, (220, 20, 20))
+    img.paste((20, 20, 220), (STORED[0] // 2, 0, *STORED))
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=95, exif=b"Exif\0\0" + block)
+    return buf.getvalue()
+
+
+SHORT, LONG = 3, 4
+TURN = tiff([(0x112, SHORT, 1, 6)])
+# What headless Chromium 156 and Firefox ESR 153 both paint (measured 2026-12-03 on pages of
+# these pictures): a stored 60x20 picture, turned or not.
+AS_BROWSERS_READ_IT = [
+    ("one SHORT 6", jpeg_with_exif(tiff([(0x112, SHORT, 1, 6)])), UPRIGHT),
+    ("little-endian", jpeg_with_exif(tiff([(0x112, SHORT, 1, 6)], "II")), UPRIGHT),
+    ("orientation as a LONG", jpeg_with_exif(tiff([(0x112, LONG, 1, 6)])), STORED),
+    ("two SHORTs", jpeg_with_exif(tiff([(0x112, SHORT, 2, struct.pack(">HH", 6, 6))])), STORED),
+    ("a value of 0x0606", jpeg_with_exif(tiff([(0x112, SHORT, 1, 0x0606)])), STORED),
+    ("PNG eXIf after the image data", png_with_chunks(after=[chunk(b"eXIf", TURN)]), STORED),
+    ("PNG eXIf with a JPEG's Exif header", png_with_chunks(before=[chunk(b"eXIf", b"Exif\0\0" + TURN)]), STORED),
+    ("PNG eXIf as a LONG", png_with_chunks(before=[chunk(b"eXIf", tiff([(0x112, LONG, 1, 6)]))]), STORED),
+    ("PNG: two eXIf, 1 then 6", png_with_chunks(before=[chunk(b"eXIf", tiff([(0x112, SHORT, 1, 1)])),
+                                                        chunk(b"eXIf", TURN)]), STORED),
+    ("PNG eXIf before the image data", png_with_chunks(before=[chunk(b"eXIf", TURN)]), UPRIGHT),
+]
+
+
+@pytest.mark.parametrize("case,data,size", AS_BROWSERS_READ_IT, ids=[c[0] for c in AS_BROWSERS_READ_IT])
+def test_the_orientation_is_read_from_the_exif_as_browsers_read_it(case, data, size):
+    assert decode_image(data, exif_formats=["JPEG", "PNG"]).size == size, case
+
+
+def test_the_first_valid_orientation_entry_is_the_one_read():
+    """Several orientation entries: the first valid one (Chromium 156). Firefox 153 reads the
+    last one instead, and ignores all of them after an invalid one: docs/api.md says so."""
+    assert decode_image(jpeg_with_exif(tiff([(0x112, SHORT, 1, 1), (0x112, SHORT, 1, 6)]))).size == STORED
+    assert decode_image(jpeg_with_exif(tiff([(0x112, SHORT, 1, 9), (0x112, SHORT, 1, 6)]))).size == UPRIGHT
+
+
+def test_a_huge_exif_block_is_read_in_one_pass_over_its_first_directory():
+    """65,535 entries, each claiming megabytes of data: only the directory is read."""
+    count, size = 65535, 4_000_000
+    entries = struct.pack(">HHII", 0x9000, 1, size, 8) * (count - 1) + struct.pack(">HHIHH", 0x112, SHORT, 1, 6, 0)
+    block = b"MM\0*\0\0\0\x08" + struct.pack(">H", count) + entries + b"\0\0\0\0" + bytes(size)
+    img = Image.new("RGB", STORED)
+    img.info["exif"] = block
+    t0 = time.perf_counter()
+    assert exif_orientation(img) == 6
+    assert time.perf_counter() - t0 < 0.5
+
+
 def test_orient_reads_the_exif_block_alone():
     img = Image.open(io.BytesIO(oriented("JPEG", orientation=8)))
     assert exif_orientation(img) == 8
@@ -129,8 +213,9 @@ def _xyz_tag(xyz):
     return b"XYZ \x00\x00\x00\x00" + b"".join(_s15(v) for v in xyz)
 
 
-def rgb_profile(red, green, blue, gamma=2.2):
-    """A minimal ICC v2 display profile (matrix/TRC) with these D50 XYZ primaries."""
+def rgb_profile(red, green, blue, gamma=2.2, padding=0):
+    """A minimal ICC v2 display profile (matrix/TRC) with these D50 XYZ primaries, and
+    `padding` bytes more in a private tag."""
     desc_text = b"simclip test profile\x00"
     desc = (b"desc\x00\x00\x00\x00" + struct.pack(">I", len(desc_text)) + desc_text
             + b"\x00" * 8 + b"\x00\x00\x00" + b"\x00" * 67)
@@ -139,6 +224,8 @@ def rgb_profile(red, green, blue, gamma=2.2):
             (b"rXYZ", _xyz_tag(red)), (b"gXYZ", _xyz_tag(green)), (b"bXYZ", _xyz_tag(blue)),
             (b"rTRC", curve), (b"gTRC", curve), (b"bTRC", curve),
             (b"cprt", b"text\x00\x00\x00\x00none\x00\x00\x00\x00")]
+    if padding:
+        tags.append((b"zzzz", b"zzzz\x00\x00\x00\x00" + bytes(padding)))
     offset = 128 + 4 + 12 * len(tags)
     table, body = b"", b""
     for sig, data in tags:
@@ -201,6 +288,69 @@ def test_transparency_survives_the_colour_conversion():
     out = to_srgb(img)
     assert out.mode == "RGBA" and out.getpixel((6, 4))[3] == 0 and out.getpixel((1, 4))[3] == 255
     assert out.getpixel((1, 4))[2] > 200
+
+
+def grey_profile(gamma):
+    """A minimal ICC v2 grey display profile with this gamma."""
+    desc_text = b"simclip grey\x00"
+    desc = (b"desc\x00\x00\x00\x00" + struct.pack(">I", len(desc_text)) + desc_text
+            + b"\x00" * 8 + b"\x00\x00\x00" + b"\x00" * 67)
+    curve = b"curv\x00\x00\x00\x00" + struct.pack(">IH", 1, round(gamma * 256)) + b"\x00\x00"
+    tags = [(b"desc", desc), (b"wtpt", _xyz_tag((0.9642, 1.0, 0.8249))), (b"kTRC", curve),
+            (b"cprt", b"text\x00\x00\x00\x00none\x00\x00\x00\x00")]
+    offset = 128 + 4 + 12 * len(tags)
+    table, body = b"", b""
+    for sig, data in tags:
+        data += b"\x00" * (-len(data) % 4)
+        table += sig + struct.pack(">II", offset + len(body), len(data))
+        body += data
+    header = (struct.pack(">I", offset + len(body)) + b"\x00" * 4 + struct.pack(">I", 0x02100000)
+              + b"mntrGRAYXYZ " + b"\x00" * 12 + b"acsp" + b"\x00" * 24
+              + struct.pack(">I", 0) + _s15(0.9642) + _s15(1.0) + _s15(0.8249))
+    return header + b"\x00" * (128 - len(header)) + struct.pack(">I", len(tags)) + table + body
+
+
+LINEAR_GREY = grey_profile(1.0)  # mid grey 128 is painted 188 (sRGB of linear 0.5)
+
+
+@needs_lcms
+@pytest.mark.parametrize("mode,value", [("L", 128), ("LA", (128, 255)), ("I;16", 32896)])
+def test_a_grey_picture_of_any_depth_is_converted_by_its_grey_profile(mode, value):
+    shown = decode_image(tagged("PNG", LINEAR_GREY, value, mode=mode)).getpixel((16, 16))
+    assert all(abs(v - 188) <= 3 for v in shown), shown
+
+
+@needs_lcms
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP"])
+def test_a_profile_of_megabytes_is_applied_as_browsers_apply_it(fmt):
+    """A 3 MB profile (a JPEG splits it over 46 APP2 segments; a PNG's iCCP inflates past
+    Pillow's 1 MB limit on compressed chunks) is applied, not a reason to refuse the picture."""
+    save = {"lossless": True} if fmt == "WEBP" else {}
+    big = rgb_profile(SRGB_D50[2], SRGB_D50[1], SRGB_D50[0], padding=3_000_000)
+    shown = decode_image(tagged(fmt, big, **save)).getpixel((16, 16))
+    assert shown[2] > 200 and shown[0] < 60, shown
+
+
+@pytest.mark.parametrize("kind", [b"zTXt", b"iTXt"])
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_a_png_with_megabytes_of_compressed_text_is_decoded_as_browsers_paint_it(kind, where):
+    text = zlib.compress(b"a" * 2_000_000)
+    body = b"Comment\x00\x00" + text if kind == b"zTXt" else b"Comment\x00\x01\x00\x00\x00" + text
+    data = png_with_chunks(**{where: [chunk(kind, body)]})
+    assert decode_image(data).getpixel((5, 10)) == (220, 20, 20)
+
+
+@needs_lcms
+def test_the_colour_conversion_runs_on_the_picture_scaled_down_to_the_output_size(monkeypatch):
+    """A server's decode workers send frames of at most `max_output_pixels`: a tagged frame is
+    scaled down before its (costly) conversion, with the colours it would have had anyway."""
+    sizes = []
+    real = simclip.images.to_srgb
+    monkeypatch.setattr(simclip.images, "to_srgb", lambda img: sizes.append(img.size) or real(img))
+    data = tagged("PNG", SWAPPED)  # 32x32
+    shown = decode_picture(data, max_output_pixels=16 * 16)
+    assert sizes == [(16, 16)] and shown.size == (16, 16)
+    assert shown.getpixel((8, 8)) == decode_image(data).getpixel((16, 16))
 
 
 def test_a_cmyk_jpeg_is_converted_as_browsers_convert_it():
