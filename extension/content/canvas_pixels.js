@@ -42,7 +42,9 @@ export function sampleCanvas(canvas) {
   try {
     scratch.clearRect(0, 0, side, side);
     scratch.drawImage(canvas, 0, 0, side, side);
-    data = scratch.getImageData(0, 0, side, side).data;
+    // a copy of our own: in Firefox the page's pixel array reaches a content script through an
+    // Xray wrapper, whose buffer cannot be viewed
+    data = new Uint8ClampedArray(scratch.getImageData(0, 0, side, side).data);
   } catch {
     return { out: CANVAS_OUT.TAINTED }; // a SecurityError: the canvas holds another origin's pixels
   }

@@ -29,7 +29,7 @@ import {
   clearInlineOverrides, clearState, hideBackgroundsEarly, reassertState, restoreLabel, showState, tagTracked, untag, writeState,
 } from './hiding.js';
 import {
-  areInOnePlace, hasInlineUrl, isFaded, readBackground, readCoveredBackground, readImage, readPseudo, readSvgImage,
+  areInOnePlace, hasInlineUrl, isFaded, isOneSrcset, readBackground, readCoveredBackground, readImage, readPseudo, readSvgImage,
 } from './picture_sources.js';
 import { RepaintWatch } from './repaint_watch.js';
 import { sampleCanvas, snapshotCanvas } from './canvas_pixels.js';
@@ -69,6 +69,7 @@ export class ImageFilter {
     this.nextId = 1;
     this.lastCount = -1;
     this.countTimer = 0;
+    this.shownBefore = new WeakMap(); // <img> -> {url, revealed} of a record dropped while its next source loads
     this.canvases = new WeakMap(); // canvas -> {since, at, key, changes, animated}: when it was looked at, what it showed
     this.asker = new VerdictAsker({
       requestVerdict: (rec, priority) => (rec.kind === 'canvas' ? this.askCanvas(rec, priority, requestVerdict) : requestVerdict(rec, priority)),
@@ -155,9 +156,17 @@ export class ImageFilter {
         reassertState(rec);
         return;
       }
+      // A picture the user chose to show stays their choice at another size of one srcset (the
+      // same picture by HTML's rule), once that file is checked too; never across <source>s.
+      const shown = rec ?? this.shownBefore.get(img);
+      this.shownBefore.delete(img);
       if (rec) this.forget(rec);
-      if (isTooSmallFile(file)) writeState(img, STATE.SKIP); // broken, empty or too small to be a meme
-      else this.track(img, 'img', file.url);
+      if (isTooSmallFile(file)) {
+        writeState(img, STATE.SKIP); // broken, empty or too small to be a meme
+        return;
+      }
+      const next = this.track(img, 'img', file.url);
+      if (shown?.revealed && isOneSrcset(img, shown.url, file.url)) next.revealed = true;
     });
   }
 
@@ -294,6 +303,7 @@ export class ImageFilter {
   hideForNewSource(img) {
     const rec = this.records.get(img);
     if (!rec || img.complete) return;
+    if (rec.revealed) this.shownBefore.set(img, { url: rec.url, revealed: true });
     this.forget(rec);
     clearState(img);
   }
@@ -666,6 +676,22 @@ export class ImageFilter {
   rerender() {
     const context = this.getContext();
     for (const rec of this.liveRecords()) if (redecide(rec, context)) this.paint(rec);
+    this.reportCount();
+  }
+
+  /**
+   * The page is shown again from the back/forward cache: the clock ran while it was frozen, so the
+   * pictures still waiting for a verdict get a fresh time limit (an ask cut off meanwhile is sent
+   * again by sendWithRetry).
+   */
+  restartClocks() {
+    const now = performance.now();
+    for (const rec of this.liveRecords()) {
+      if (!isHidden(rec) || rec.deadline === null) continue;
+      rec.deadline = now + this.limitMs();
+      this.armTimer(rec);
+    }
+    this.lastCount = -1; // the frame's count left the badge when it was hidden
     this.reportCount();
   }
 

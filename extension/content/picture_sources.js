@@ -83,6 +83,35 @@ function firstUrl(value) {
   return listCssImageUrls(value, document.baseURI)[0] ?? '';
 }
 
+/**
+ * True when `from` and `to` are candidates of one source set of the <img>: its own `src` and
+ * `srcset`, or one <source>'s `srcset` (sizes of one picture, by HTML's rule); false across a
+ * <picture>'s sources, which may be other pictures (art direction).
+ */
+export function isOneSrcset(img, from, to) {
+  const sets = [`${img.getAttribute('src') ?? ''}, ${img.getAttribute('srcset') ?? ''}`];
+  if (img.parentElement?.tagName === 'PICTURE') {
+    for (const source of img.parentElement.querySelectorAll('source')) sets.push(source.getAttribute('srcset') ?? '');
+  }
+  return sets.some((set) => {
+    const urls = listSrcsetUrls(set);
+    return urls.has(from) && urls.has(to);
+  });
+}
+
+function listSrcsetUrls(set) {
+  const urls = new Set();
+  for (const candidate of set.split(/,\s+/)) {
+    const raw = candidate.trim().split(/\s+/)[0];
+    try {
+      if (raw) urls.add(new URL(raw, document.baseURI).href);
+    } catch {
+      // not a URL
+    }
+  }
+  return urls;
+}
+
 const NEAR_LEVELS = 4; // elements in "the same place" share an ancestor this close to both
 
 /**

@@ -38,7 +38,8 @@ export class RepaintWatch {
     this.near = new Set(); // tracked elements within NEAR_MARGIN of the viewport
     this.watched = new Set();
     this.queue = []; // elements left for the next frame (budget ran out)
-    this.frame = 0;
+    this.frame = 0; // non-zero while a frame of work is asked for
+    this.inCallback = false; // inside our ResizeObserver callback (a new observation would come too late)
     this.dirty = false;
     this.sweepTimer = 0;
     this.animationMemo = new WeakMap(); // Animation -> true when it changes a picture property
@@ -54,7 +55,12 @@ export class RepaintWatch {
       this.viewportSize = size;
       if (this.near.size === 0) return;
       this.dirty = true;
-      this.work();
+      this.inCallback = true;
+      try {
+        this.work();
+      } finally {
+        this.inCallback = false;
+      }
     }, 'recheck')) : null;
     if (win.document?.documentElement) this.viewport?.observe(win.document.documentElement);
     this.signal = () => this.markDirty();
@@ -71,7 +77,6 @@ export class RepaintWatch {
     for (const type of WINDOW_SIGNALS) this.win.removeEventListener?.(type, this.signal, { capture: true });
     for (const type of DOCUMENT_SIGNALS) this.win.document?.removeEventListener?.(type, this.signal, { capture: true });
     for (const list of this.media) list.removeEventListener?.('change', this.signal);
-    if (this.frame) this.win.cancelAnimationFrame?.(this.frame);
     this.win.clearTimeout?.(this.sweepTimer);
     this.watched.clear();
     this.near.clear();
@@ -126,14 +131,43 @@ export class RepaintWatch {
     this.afterFrame();
   }
 
+  /**
+   * Run `work` in the next rendering update, after the page's animation-frame callbacks and
+   * layout, before paint: a ResizeObserver's first report of a new observation comes then, so a
+   * change the page makes in its own requestAnimationFrame callback is read before that frame is
+   * painted (an animation frame of ours asked for then would come a frame late). From inside our
+   * own callback (an animation running on, work left over), a new observation would come only
+   * after this paint (and count as a loop error): the next frame's animation-frame step runs it,
+   * after the animations have moved and the page's own callbacks asked for before ours.
+   */
   requestFrame() {
     if (this.frame) return;
-    this.frame = this.win.requestAnimationFrame(() => this.timed(() => this.onFrame(), 'recheck'));
+    this.frame = 1;
+    if (typeof ResizeObserver !== 'function' || !this.win.document?.documentElement) {
+      this.win.requestAnimationFrame(() => this.timed(() => this.onFrame(), 'recheck'));
+    } else if (this.inCallback) {
+      this.win.requestAnimationFrame(() => this.timed(() => this.onFrame(), 'recheck'));
+    } else {
+      this.armProbe();
+    }
+  }
+
+  armProbe() {
+    const probe = new ResizeObserver(() => {
+      probe.disconnect();
+      this.timed(() => this.onFrame(), 'recheck');
+    });
+    probe.observe(this.win.document.documentElement);
   }
 
   onFrame() {
     this.frame = 0;
-    this.work();
+    this.inCallback = true;
+    try {
+      this.work();
+    } finally {
+      this.inCallback = false;
+    }
   }
 
   /** Before this frame's paint: re-read what was queued, then, if dirty, every near element. */

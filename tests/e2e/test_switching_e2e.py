@@ -50,7 +50,8 @@ def test_pictures_that_switch_without_a_new_element_are_hidden_first_and_asked_a
 
     page.set_viewport_size({"width": NARROW_PX, "height": 1400})
     page.wait_for_function("() => matchMedia('(max-width: 700px)').matches")
-    page.evaluate("() => window.__switch()")
+    # inside the page's own animation-frame callback, as animation libraries change styles
+    page.evaluate("() => new Promise((resolve) => requestAnimationFrame(() => { window.__switch(); resolve(); }))")
     page.wait_for_function("() => [...document.querySelectorAll('[data-kind=animation]')]"
                            ".every((el) => el.getAnimations().every((a) => a.playState === 'finished'))", timeout=20_000)
     states = wait_decided(page, lambda s: True, 60, "a verdict for every picture after the switch")
