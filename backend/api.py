@@ -24,7 +24,9 @@ ACCEPTED_VIDEO_TYPES = ("video/mp4", "video/webm")
 # `X-Exif-Orientation: jpeg,png`: the image formats whose EXIF orientation the client's browser
 # applies when it paints them (docs/api.md, "What is judged"); absent, every format is turned.
 EXIF_ORIENTATION_HEADER = "X-Exif-Orientation"
-_FORMAT_LIST = re.compile(r"[a-z0-9]{1,16}(,[a-z0-9]{1,16}){0,15}")
+_FORMAT_NAME = re.compile(r"[a-z0-9]{1,16}")
+_MAX_FORMAT_NAMES = 16  # list elements, empty ones included
+_FORMAT_ALIASES = {"jpg": "jpeg"}
 
 
 @bp.get("/health")
@@ -114,15 +116,17 @@ def _read_image_body():
 def _read_exif_formats():
     """The X-Exif-Orientation header as a frozenset of Pillow format names (names this server
     does not know are left out, so a newer client's list still works; `none` or empty: no
-    format); None when absent."""
+    format); None when absent. A list as RFC 9110 5.6.1 writes one: elements separated by
+    commas with optional spaces or tabs, empty elements ignored, a repeated field one list."""
     values = request.headers.getlist(EXIF_ORIENTATION_HEADER)
     if not values:
         return None
-    value = ",".join(v for v in values if v).replace(" ", "").lower()  # a repeated field is one list
-    if value and not _FORMAT_LIST.fullmatch(value):
+    elements = [e.strip(" \t").lower() for e in ",".join(values).split(",")]
+    names = [_FORMAT_ALIASES.get(e, e) for e in elements if e]
+    if len(elements) > _MAX_FORMAT_NAMES or not all(_FORMAT_NAME.fullmatch(n) for n in names):
         raise ApiError(400, "bad_request", f"{EXIF_ORIENTATION_HEADER} must be a comma-separated "
                        "list of image formats (e.g. jpeg,png), or none")
-    return frozenset(f.upper() for f in value.split(",")) & frozenset(EXIF_ORIENTATION_FORMATS)
+    return frozenset(n.upper() for n in names) & frozenset(EXIF_ORIENTATION_FORMATS)
 
 
 @bp.post("/classify")

@@ -222,11 +222,14 @@ def create_openapi(port):
                 "operationId": "classify", "summary": "Classify one image or video (raw body)",
                 "parameters": [{
                     "name": "X-Exif-Orientation", "in": "header", "required": False,
-                    "schema": {"type": "string", "pattern": "^([a-z0-9]{1,16}(,[a-z0-9]{1,16}){0,15})?$"},
-                    "description": "the image formats (jpeg, png, webp) whose EXIF orientation "
-                                   "the client's browser applies when it paints them, comma-"
-                                   "separated; none (or empty) for no format; unknown names are "
-                                   "ignored, case-insensitive. Absent: applied in every format"}],
+                    "schema": {"type": "string",
+                               "pattern": "^[ \t]*[A-Za-z0-9]{0,16}[ \t]*(,[ \t]*[A-Za-z0-9]{0,16}[ \t]*){0,15}$"},
+                    "description": "the image formats (jpeg or jpg, png, webp) whose EXIF "
+                                   "orientation the client's browser applies when it paints them, "
+                                   "comma-separated (spaces, tabs and empty elements ignored, at "
+                                   "most 16 elements); none (or empty) for no format; unknown "
+                                   "names are ignored, case-insensitive. Absent: applied in every "
+                                   "format"}],
                 "requestBody": image_body,
                 "responses": {
                     "200": _json("ClassifyResult", "scores and warnings"), **ERRORS,

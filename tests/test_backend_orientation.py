@@ -48,6 +48,11 @@ def test_without_the_parameter_every_format_is_turned_upright(client, fmt):
     ("WEBP", "heic,webp", UPRIGHT),  # a name the server does not know is ignored
     ("WEBP", ["jpeg", "webp"], UPRIGHT),  # a repeated field is one list (RFC 9110 5.3)
     ("PNG", ["jpeg", "webp"], STORED),
+    # RFC 9110 5.6.1: optional white space is SP or HTAB, and empty list elements are ignored
+    ("PNG", "jpeg,\tpng", UPRIGHT),
+    ("PNG", "jpeg, ,png", UPRIGHT),
+    ("PNG", ",png,", UPRIGHT),
+    ("JPEG", "jpg", UPRIGHT),  # the file extension names the format too
 ])
 def test_the_picture_is_judged_as_the_clients_browser_paints_it(client, fmt, rule, size):
     answer = post(client, oriented(fmt), rule)
@@ -66,7 +71,8 @@ def test_the_same_bytes_under_another_rule_are_not_answered_from_the_others_cach
     assert first["sha256"] == other["sha256"] == again["sha256"]  # the body's hash either way
 
 
-@pytest.mark.parametrize("rule", ["jpeg;png", "jpeg,,png", "x" * 40, "jpeg,ü", ",".join(["png"] * 17)])
+@pytest.mark.parametrize("rule", ["jpeg;png", "x" * 40, "jpeg,ü", ",".join(["png"] * 17), "image/jpeg", "*",
+                                  "jpeg png", "," * 40])
 def test_a_malformed_rule_is_a_400_before_the_body_is_read(client, rule):
     answer = post(client, oriented("JPEG"), rule)
     assert answer.status_code == 400
