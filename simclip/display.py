@@ -11,7 +11,8 @@ EXIF: every browser applies them, and Pillow reports them as the EXIF orientatio
 
 Colour. An embedded ICC profile (a Display P3 photo, a CMYK JPEG with its press profile) is
 converted to sRGB, as browsers convert a tagged picture for the screen; a profile that does not
-fit the pixels, or does not parse, is ignored, as browsers ignore it. Pictures without a profile
+fit the pixels, or does not parse, is ignored, as browsers ignore it. A PNG without a profile is
+painted with its `gAMA` and `cHRM` chunks as browsers paint it. Pictures without any of these
 are left as decoded (sRGB is what browsers assume).
 """
 
@@ -151,14 +152,102 @@ def _transform(icc: bytes, mode: str) -> ImageCms.ImageCmsTransform | None:
     return transform
 
 
-def to_srgb(img: Image.Image) -> Image.Image:
-    """`img` with its embedded ICC profile applied: RGB, RGBA, CMYK (to RGB), L and LA (to RGB,
-    RGBA) and palette pictures converted to sRGB. Returns `img` itself when it has no profile,
-    an unusable one, an sRGB one, or a mode without one (16-bit grey)."""
+_D50 = (0.9642, 1.0, 0.8249)
+_SRGB_PRIMARIES_D50 = ((0.4361, 0.2225, 0.0139), (0.3851, 0.7169, 0.0971), (0.1431, 0.0606, 0.7141))
+_PNG_GAMMA_RANGE = (0.01, 100.0)  # a PNG gAMA outside it is ignored (0, or 21474.83: Firefox)
+_SRGB_LIKE_GAMMA = 0.05  # a gAMA within 5% of 1/2.2 alone is painted as sRGB
+
+
+def _s15(value: float) -> bytes:
+    return struct.pack(">i", round(value * 65536))
+
+
+_BRADFORD = np.array([[0.8951, 0.2664, -0.1614], [-0.7502, 1.7135, 0.0367], [0.0389, -0.0685, 1.0296]])
+
+
+def _primaries_d50(chromaticity: tuple[float, ...]) -> tuple[tuple[float, ...], ...] | None:
+    """The D50-adapted XYZ of the red, green and blue primaries of a PNG `cHRM` (white x, y,
+    then red, green, blue x, y; Bradford adaptation, as ICC profiles carry them), or None
+    when they describe no colour space (a y of 0, primaries in a line)."""
+    xy = np.asarray(chromaticity, dtype=np.float64).reshape(4, 2)
+    if not np.all(np.isfinite(xy)) or np.any(xy[:, 1] <= 0):
+        return None
+    xyz = np.stack([xy[:, 0] / xy[:, 1], np.ones(4), (1 - xy[:, 0] - xy[:, 1]) / xy[:, 1]], 1)
+    white, primaries = xyz[0], xyz[1:].T  # (3,), (3, 3): a primary per column
+    try:
+        scale = np.linalg.solve(primaries, white)
+        src, dst = _BRADFORD @ white, _BRADFORD @ np.asarray(_D50)
+        adapt = np.linalg.inv(_BRADFORD) @ np.diag(dst / src) @ _BRADFORD
+    except np.linalg.LinAlgError:
+        return None
+    to_d50 = adapt @ primaries @ np.diag(scale)  # (3, 3): RGB -> XYZ D50
+    if not np.all(np.isfinite(to_d50)) or np.any(np.abs(to_d50) > 10):
+        return None
+    return tuple(tuple(float(v) for v in to_d50[:, k]) for k in range(3))
+
+
+@functools.lru_cache(maxsize=16)
+def _gamma_profile(gamma: float, grey: bool,
+                   primaries: tuple[tuple[float, ...], ...] = _SRGB_PRIMARIES_D50) -> bytes:
+    """A minimal ICC v2 display profile: these primaries (D50 XYZ; or grey), the power curve
+    `gamma`."""
+    curve = b"curv" + bytes(4) + struct.pack(">IH", 1, min(65535, round(gamma * 256))) + bytes(2)
+    white = b"XYZ " + bytes(4) + b"".join(_s15(v) for v in _D50)
+    tags = [(b"wtpt", white)]
+    if grey:
+        tags.append((b"kTRC", curve))
+    else:
+        for sig, xyz in zip((b"rXYZ", b"gXYZ", b"bXYZ"), primaries):
+            tags.append((sig, b"XYZ " + bytes(4) + b"".join(_s15(v) for v in xyz)))
+        tags += [(b"rTRC", curve), (b"gTRC", curve), (b"bTRC", curve)]
+    offset = 128 + 4 + 12 * len(tags)
+    table, body = b"", b""
+    for sig, data in tags:
+        table += sig + struct.pack(">II", offset + len(body), len(data))
+        body += data + bytes(-len(data) % 4)
+    header = (struct.pack(">I", offset + len(body)) + bytes(4) + struct.pack(">I", 0x02100000)
+              + b"mntr" + (b"GRAY" if grey else b"RGB ") + b"XYZ " + bytes(12) + b"acsp"
+              + bytes(28) + b"".join(_s15(v) for v in _D50))
+    return header + bytes(128 - len(header)) + struct.pack(">I", len(tags)) + table + body
+
+
+def png_gamma_profile(img: Image.Image) -> bytes | None:
+    """The profile equivalent to a PNG's `gAMA` chunk, and its `cHRM` chunk beside it, as
+    Chromium applies them to a PNG without a profile or an `sRGB` chunk: the power curve
+    1/gamma, the cHRM's primaries (sRGB's without a usable one). None without a gAMA, for one
+    outside 0.01 to 100, or for a gAMA alone within 5% of 1/2.2 (painted as sRGB); a cHRM
+    without a gAMA is ignored, as both browsers ignore it."""
+    gamma = img.info.get("gamma")
+    if not isinstance(gamma, (int, float)) or "srgb" in img.info or img.info.get("icc_profile"):
+        return None
+    if not _PNG_GAMMA_RANGE[0] <= gamma <= _PNG_GAMMA_RANGE[1]:
+        return None
+    grey = img.mode in ("L", "LA", "La", "1") or img.mode.startswith("I")
+    chromaticity = img.info.get("chromaticity")
+    primaries = None if grey or not chromaticity or len(chromaticity) != 8 else _primaries_d50(chromaticity)
+    if primaries is None and abs(gamma * 2.2 - 1) < _SRGB_LIKE_GAMMA:
+        return None
+    return _gamma_profile(round(1 / gamma, 4), grey, primaries or _SRGB_PRIMARIES_D50)
+
+
+def colour_profile(img: Image.Image) -> bytes | None:
+    """The ICC profile a browser paints `img` with: its embedded one, or its PNG gamma's
+    (`png_gamma_profile`); None for neither (the pixels are taken as sRGB)."""
     icc = img.info.get("icc_profile")
-    if not isinstance(icc, (bytes, bytearray)) or not icc or not features.check("littlecms2"):
+    if isinstance(icc, (bytes, bytearray)) and icc:
+        return bytes(icc)
+    return png_gamma_profile(img)
+
+
+def to_srgb(img: Image.Image) -> Image.Image:
+    """`img` with its colour profile (`colour_profile`: an embedded ICC profile, or a PNG
+    gamma) applied: RGB, RGBA, CMYK (to RGB), L and LA (to RGB, RGBA) and palette pictures
+    converted to sRGB. Returns `img` itself when it has no profile, an unusable one, an sRGB
+    one, or a mode without one (16-bit grey: `simclip.images` makes it 8-bit first)."""
+    icc = colour_profile(img)
+    if not icc or not features.check("littlecms2"):
         return img
-    original, icc = img, bytes(icc)
+    original = img
     if img.mode == "P":
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")
     alpha = None

@@ -47,7 +47,7 @@ from .constants import (
     MAX_IMAGE_SIDE,
     SAME_FRAME_DIFF,
 )
-from .display import orient, to_srgb
+from .display import colour_profile, orient, to_srgb
 from .errors import (
     CorruptImageError,
     EmptyImageError,
@@ -343,7 +343,7 @@ def _frame_rgb(img: Image.Image, exif_formats: Collection[str] | None, exif: byt
     transparency composited. A frame with a profile is scaled down to `max_pixels` before its
     colour conversion, which costs about twice its decoding at full size."""
     turned = orient(img, exif_formats, exif=exif)
-    icc = turned.info.get("icc_profile")
+    icc = colour_profile(turned)
     if icc and turned.mode in _WIDE_GREY and "transparency" not in turned.info:
         turned = _eight_bit_grey(turned)  # the grey profile applies to 8-bit grey as well
         turned.info["icc_profile"] = icc

@@ -353,6 +353,63 @@ def test_the_colour_conversion_runs_on_the_picture_scaled_down_to_the_output_siz
     assert shown.getpixel((8, 8)) == decode_image(data).getpixel((16, 16))
 
 
+def gamma_png(mode, value, file_gamma, *chunks):
+    """A PNG of one `value` (RGB, converted to `mode`) with a gAMA chunk (`file_gamma`, as PNG
+    stores it: x 100000)."""
+    gama = chunk(b"gAMA", struct.pack(">I", file_gamma))
+    img = Image.new("RGB", (32, 32), value)
+    img = img.convert(mode, palette=Image.Palette.ADAPTIVE) if mode == "P" else img.convert(mode)
+    return png_with_chunks(img, before=[gama, *chunks])
+
+
+@needs_lcms
+@pytest.mark.parametrize("mode", ["RGB", "L", "LA", "P", "RGBA"])
+def test_a_png_gamma_is_applied_as_browsers_apply_it(mode):
+    """gAMA 1.0 (linear samples), no profile: mid grey is painted 188 (Chromium 156 and
+    Firefox 153 measured 188 and 186)."""
+    shown = decode_image(gamma_png(mode, (128, 128, 128), 100000)).getpixel((16, 16))
+    assert all(abs(v - 188) <= 3 for v in shown), shown
+
+
+def chrm(white, red, green, blue):
+    return chunk(b"cHRM", struct.pack(">8I", *(round(v * 100000) for xy in (white, red, green, blue) for v in xy)))
+
+
+D65, SRGB_XY = (0.3127, 0.3290), ((0.64, 0.33), (0.30, 0.60), (0.15, 0.06))
+
+
+@needs_lcms
+@pytest.mark.parametrize("file_gamma,painted", [(45455, (12, 12, 221)), (100000, (79, 79, 239))])
+def test_png_chromaticities_are_applied_with_the_gamma_as_browsers_apply_them(file_gamma, painted):
+    """cHRM with red and blue swapped, beside a gAMA: stored red is painted blue (Chromium 156
+    and Firefox 153 measured these colours); without a gAMA both ignore a cHRM."""
+    swapped = chrm(D65, SRGB_XY[2], SRGB_XY[1], SRGB_XY[0])
+    shown = decode_image(gamma_png("RGB", (220, 20, 20), file_gamma, swapped)).getpixel((16, 16))
+    assert all(abs(a - b) <= 4 for a, b in zip(shown, painted)), shown
+    alone = png_with_chunks(Image.new("RGB", (32, 32), (220, 20, 20)), before=[swapped])
+    assert decode_image(alone).getpixel((16, 16)) == (220, 20, 20)
+    unusable = chrm(D65, (0.64, 0.0), *SRGB_XY[1:])  # y = 0: no colour; the gamma alone applies
+    assert decode_image(gamma_png("RGB", (128, 128, 128), 100000, unusable)).getpixel((16, 16))[0] > 180
+
+
+@needs_lcms
+def test_a_png_gamma_of_about_1_over_2_2_or_beside_an_srgb_chunk_or_a_profile_changes_nothing():
+    """What Chromium 156 paints as stored: gAMA 0.45455 alone (sRGB's), gAMA with an sRGB
+    chunk (Firefox 153 applies the gAMA there), gAMA with an ICC profile (the profile wins),
+    and a gAMA of 0 or out of range."""
+    grey = (128, 128, 128)
+    srgb_icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    for data in (gamma_png("RGB", grey, 45455), gamma_png("RGB", grey, 100000, chunk(b"sRGB", b"\0")),
+                 gamma_png("RGB", grey, 0), gamma_png("RGB", grey, 2**31 - 1)):
+        assert decode_image(data).getpixel((16, 16)) == grey
+    buf = io.BytesIO()
+    Image.new("RGB", (32, 32), grey).save(buf, "PNG", icc_profile=srgb_icc)
+    with_profile = buf.getvalue()
+    first = with_profile.index(b"IDAT") - 4
+    data = with_profile[:first] + chunk(b"gAMA", struct.pack(">I", 100000)) + with_profile[first:]
+    assert decode_image(data).getpixel((16, 16)) == grey
+
+
 def test_a_cmyk_jpeg_is_converted_as_browsers_convert_it():
     """A CMYK JPEG (Adobe's inverted convention, what Photoshop writes and browsers assume),
     without a profile: pure magenta + yellow is red, cyan is cyan, full black is black."""
