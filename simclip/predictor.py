@@ -23,6 +23,7 @@ import torch
 from PIL import Image
 
 from .constants import (
+    DECODE_VERSION,
     MAX_ANIMATION_FRAMES,
     MAX_IMAGE_PIXELS,
     MAX_TILES,
@@ -193,9 +194,10 @@ class Predictor:
 
     @property
     def identity(self) -> str:
-        """32 hex characters that change whenever results could (backbone, head, OCR engine)."""
+        """32 hex characters that change whenever results could (backbone, head, OCR engine,
+        the decoding rules: DECODE_VERSION)."""
         ocr = getattr(self.ocr, "identity", self.ocr.name)  # engine settings change the text
-        raw = f"{self.backbone.info.id}|{self.checkpoint_id}|{ocr}"
+        raw = f"{self.backbone.info.id}|{self.checkpoint_id}|{ocr}|decode{DECODE_VERSION}"
         if self._zero_shot_id:
             raw += f"|{self._zero_shot_id}"
         return hashlib.sha256(raw.encode()).hexdigest()[:32]

@@ -437,3 +437,13 @@ def test_the_extensions_test_pictures_are_stored_4x2_with_orientation_6():
         assert decode_image(data).size == (2, 4)
         if name == "png":
             assert data.index(b"eXIf") < data.index(b"IDAT")
+
+
+def test_the_result_cache_identity_follows_the_decoding_rules(tiny_predictor, monkeypatch):
+    """A result a server cached before a change of what decoding paints (orientation, colour)
+    is another picture's: the predictor identity that keys the result cache names the rules."""
+    import simclip.predictor
+
+    before = tiny_predictor.identity
+    monkeypatch.setattr(simclip.predictor, "DECODE_VERSION", simclip.predictor.DECODE_VERSION + 1)
+    assert tiny_predictor.identity != before
