@@ -38,18 +38,39 @@ export function sampleCanvas(canvas) {
   const side = FINGERPRINT_SIDE;
   scratch.canvas.width = side;
   scratch.canvas.height = side;
-  let data;
   try {
     scratch.clearRect(0, 0, side, side);
     scratch.drawImage(canvas, 0, 0, side, side);
-    // a copy of our own: in Firefox the page's pixel array reaches a content script through an
-    // Xray wrapper, whose buffer cannot be viewed
-    data = new Uint8ClampedArray(scratch.getImageData(0, 0, side, side).data);
+  } catch {
+    return { out: CANVAS_OUT.TAINTED };
+  }
+  const data = readPixels(scratch, side);
+  if (data && !isFlat(data)) return { key: `canvas:${width}x${height}:${hash(data)}` };
+  if (data && data[3] !== 0) return { out: CANVAS_OUT.BLANK }; // one opaque colour
+  // Nothing, or only zeros: Firefox may hand a content script the page's pixel array through a
+  // wrapper it cannot read. The scaled picture as a PNG string says the same (a blank one is the
+  // empty canvas's string).
+  let png;
+  try {
+    png = scratch.canvas.toDataURL('image/png');
   } catch {
     return { out: CANVAS_OUT.TAINTED }; // a SecurityError: the canvas holds another origin's pixels
   }
-  if (isFlat(data)) return { out: CANVAS_OUT.BLANK };
-  return { key: `canvas:${width}x${height}:${hash(data)}` };
+  scratch.clearRect(0, 0, side, side);
+  if (png === scratch.canvas.toDataURL('image/png')) return { out: CANVAS_OUT.BLANK };
+  return { key: `canvas:${width}x${height}:${hash(new TextEncoder().encode(png))}` };
+}
+
+/** The scaled pixels as an array of our own, or null when they cannot be read here. */
+function readPixels(ctx, side) {
+  try {
+    const pixels = ctx.getImageData(0, 0, side, side).data;
+    const copy = new Uint8ClampedArray(side * side * 4);
+    for (let i = 0; i < copy.length; i += 1) copy[i] = pixels[i];
+    return copy;
+  } catch {
+    return null;
+  }
 }
 
 /**
@@ -86,9 +107,9 @@ function isFlat(data) {
   return true;
 }
 
-/** FNV-1a over the pixels, as 8 hex digits. */
+/** FNV-1a over the bytes (four at a time), as 8 hex digits. */
 function hash(data) {
-  const view = new Uint32Array(data.buffer, data.byteOffset, data.byteLength / 4);
+  const view = new Uint32Array(data.buffer, data.byteOffset, Math.floor(data.byteLength / 4));
   let h = 0x811c9dc5;
   for (let i = 0; i < view.length; i += 1) {
     h ^= view[i];

@@ -31,8 +31,7 @@ NARROW_PX = 600  # a width where the narrow pictures apply (the pages switch bel
 WIDE_PX = 1200
 
 # Runs in the page from document start. Every frame, after the page's and the extension's
-# animation-frame and ResizeObserver callbacks and layout (a ResizeObserver made in that frame: the
-# last callback before paint),
+# animation-frame and ResizeObserver callbacks and layout (the last moment before paint),
 # it records each element that paints a harmful URL (window.__harmful) without a cover: the
 # picture a paint would show. Also records, per element, when it last switched (the page sets
 # window.__switchedAt[post]) and when the extension next hid it, for the detection delay.
@@ -62,19 +61,26 @@ window.__switchedAt = window.__switchedAt || {};
       }
     }
   };
-  const probe = document.createElement('div');
-  probe.style.cssText = 'position: fixed; left: 0; top: 0; width: 1px; height: 1px; pointer-events: none';
-  // a ResizeObserver made this frame: its callback comes after every older one (the extension's)
+  // The check runs in a second round of ResizeObserver callbacks, after every first-round one
+  // (the extension's among them): a ResizeObserver made this frame reports `outer` in the first
+  // round, and its callback resizes `inner`, one level deeper, which another reports only after
+  // the first round's callbacks and a new layout.
+  const outer = document.createElement('div');
+  outer.style.cssText = 'position: fixed; left: 0; top: 0; width: 2px; height: 2px; pointer-events: none';
+  const inner = document.createElement('div');
+  inner.style.cssText = 'width: 1px; height: 1px';
+  outer.appendChild(inner);
+  new ResizeObserver(check).observe(inner);
   const tick = () => {
     const ro = new ResizeObserver(() => {
       ro.disconnect();
-      check();
+      inner.style.width = inner.style.width === '1px' ? '2px' : '1px';
     });
-    ro.observe(probe);
+    ro.observe(outer);
     requestAnimationFrame(tick);
   };
   const start = () => {
-    document.documentElement.appendChild(probe);
+    document.documentElement.appendChild(outer);
     requestAnimationFrame(tick);
     // the extension hides an element: its state leaves "shown", "flagged" (a new record) or goes away
     new MutationObserver((records) => {
