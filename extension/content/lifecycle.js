@@ -16,7 +16,9 @@
  * - A successor that finds another instance's stamp takes the page over: it clears an orphan's
  *   switch-off, and the pictures that were already in the page when it started are loaded once
  *   more as the page's own pictures before they are asked about (`wasThereBefore`): the new worker
- *   vouches only for loads it saw itself (shared/page_loads.js), and it started after those.
+ *   vouches only for loads it saw itself (shared/page_loads.js), and it started after those. The
+ *   same holds for a page shown again from the back/forward cache (`restored`): the worker forgot
+ *   its loads when the tab went to another page.
  */
 export const INSTANCE_ATTR = 'data-simclip-instance';
 export const ORPHAN_OFF = 'orphaned'; // data-simclip-off: the extension went away and nobody took over
@@ -44,8 +46,10 @@ export function createLifecycle({ ext, timed, doc = document, onRetire = () => {
   const predecessor = root?.getAttribute(INSTANCE_ATTR) ?? null;
   root?.setAttribute(INSTANCE_ATTR, own);
   if (predecessor && root.getAttribute('data-simclip-off') === ORPHAN_OFF) root.removeAttribute('data-simclip-off');
-  // The elements of the page when a successor started (nodes in shadow roots count by their host).
-  const before = predecessor ? new WeakSet(doc.querySelectorAll('*')) : null;
+  // The elements of the page when a successor started, or when the page was last shown again from
+  // the back/forward cache (nodes in shadow roots count by their host).
+  const listElements = () => new WeakSet(doc.querySelectorAll('*'));
+  let before = predecessor ? listElements() : null;
   let retired = false;
 
   function retire() {
@@ -75,7 +79,14 @@ export function createLifecycle({ ext, timed, doc = document, onRetire = () => {
     timed: (fn, kind) => (checkAlive() ? timed(fn, kind) : undefined),
     /** Send `message` with `sendMessage`; an orphan's send never settles (nothing may follow it). */
     send: (sendMessage, message) => (checkAlive() ? sendMessage(message) : new Promise(() => {})),
-    /** True for an element a successor found in the page when it started (false in a first instance). */
+    /**
+     * The page is shown again from the back/forward cache: the worker forgot what it loaded when
+     * the tab went elsewhere, so its pictures are loaded again before they are asked about.
+     */
+    restored() {
+      before = listElements();
+    },
+    /** True for an element in the page when a successor started or when the page was last restored. */
     wasThereBefore(el) {
       if (!before) return false;
       let node = el;

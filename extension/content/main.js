@@ -33,7 +33,7 @@ export async function start({ stopEarlyWatch = () => {}, shadow } = {}) {
   const life = createLifecycle({ ext, timed: measured.timed, onRetire: () => parts?.watcher.unwatch() });
   const perf = { ...measured, timed: life.timed };
   const page = await loadPage(ext);
-  const send = (message) => sendWithRetry((m) => life.send((x) => ext.runtime.sendMessage(x), m), message);
+  const { send, sendOpenAgain } = createSender(ext, life);
   parts = createParts({ page, perf, send, shadow, life });
   const applyPause = () => switchPause(page, parts, send, shadow);
   listenForStorage(ext, { page, filter: parts.filter, applyPause, timed: perf.timed });
@@ -41,7 +41,45 @@ export async function start({ stopEarlyWatch = () => {}, shadow } = {}) {
   applyPause();
   stopEarlyWatch();
   // A frame that goes away (an iframe removed, a navigation) takes its count off the tab's badge.
+  // Nothing else is done on the way out: no unload handler, no port, so the browser may keep the
+  // page in its back/forward cache; shown again from there, it puts its count back and asks again
+  // about the pictures still waiting (an answer sent while it was frozen did not reach it).
   addEventListener('pagehide', () => send({ type: MSG.PAGE_STATS, flagged: 0 }));
+  addEventListener('pageshow', (e) => {
+    if (!e.persisted) return;
+    life.restored();
+    sendOpenAgain();
+    if (!page.paused) perf.timed(() => parts.filter.restartClocks(), 'pageshow');
+  });
+}
+
+/**
+ * `send(message)` -> the worker's reply (null when it did not answer), retried while the worker
+ * starts; an orphan's never settles (lifecycle.js). The browser closes the message channels of a
+ * page it puts in its back/forward cache, and a question cut off that way gets no answer:
+ * `sendOpenAgain()` (the page is shown again) asks every open one again, the first reply wins
+ * (a picture asked by URL is loaded again first: the worker forgot the tab's loads meanwhile).
+ */
+function createSender(ext, life) {
+  const open = new Set(); // {message, resolve} without a reply yet
+  const attempt = (entry) => sendWithRetry((m) => life.send((x) => ext.runtime.sendMessage(x), m), entry.message)
+    .then((reply) => {
+      if (open.delete(entry)) entry.resolve(reply);
+    });
+  return {
+    send: (message) => new Promise((resolve) => {
+      const entry = { message, resolve };
+      open.add(entry);
+      attempt(entry);
+    }),
+    sendOpenAgain: () => {
+      for (const entry of open) {
+        const { type, url, referrerPolicy } = entry.message;
+        if (type === MSG.CLASSIFY) loadAsPage(url, referrerPolicy, { again: true }).then(() => attempt(entry));
+        else attempt(entry);
+      }
+    },
+  };
 }
 
 /** What the content script knows about this page; `paused` is null until first decided. */

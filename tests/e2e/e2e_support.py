@@ -124,10 +124,11 @@ class ExtensionBrowser:
 
 
 @contextlib.contextmanager
-def launch_with_extension(driver, profile, chromium_path, hosts, viewport):
+def launch_with_extension(driver, profile, chromium_path, hosts, viewport, bfcache=False):
     """Debian Chromium with the unpacked extension in a persistent context, `hosts` mapped to
     127.0.0.1, started by the session's Playwright `driver` (the sync API allows one per
-    thread); yields (context, the extension's service worker) and closes it at the end."""
+    thread); yields (context, the extension's service worker) and closes it at the end.
+    `bfcache`: keep the back/forward cache on (Playwright turns it off by default)."""
     rules = ", ".join(f"MAP {host} 127.0.0.1" for host in hosts)
     args = [f"--disable-extensions-except={EXTENSION_DIR}", f"--load-extension={EXTENSION_DIR}",
             "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -135,7 +136,7 @@ def launch_with_extension(driver, profile, chromium_path, hosts, viewport):
             f"--host-resolver-rules={rules}"]
     context = driver.chromium.launch_persistent_context(
         str(profile), headless=True, executable_path=chromium_path, args=args,
-        viewport=viewport, timeout=60_000)
+        viewport=viewport, timeout=60_000, ignore_default_args=["--disable-back-forward-cache"] if bfcache else None)
     context.set_default_timeout(20_000)
     try:
         workers = context.service_workers

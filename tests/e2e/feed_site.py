@@ -45,12 +45,13 @@ header.top { position: sticky; top: 0; background: #fff; padding: 8px 16px; z-in
 
 PAGE_JS = """
 const feed = document.getElementById('feed');
+const cacheParam = new URLSearchParams(location.search).get('cache') === '1' ? '&cache=1' : ''; // the page's own caching
 let next = Number(feed.dataset.next), loading = false;
 const sentinel = document.getElementById('sentinel');
 new IntersectionObserver(async ([e]) => {
   if (!e.isIntersecting || loading || next >= %(max)d) return;
   loading = true;
-  const r = await fetch('/posts?from=' + next + '&count=%(page)d&s=' + (new URLSearchParams(location.search).get('s') ?? ''));
+  const r = await fetch('/posts?from=' + next + '&count=%(page)d&s=' + (new URLSearchParams(location.search).get('s') ?? '') + cacheParam);
   feed.insertAdjacentHTML('beforeend', await r.text());
   next += %(page)d;
   feed.dataset.next = String(next);
@@ -66,7 +67,7 @@ new MutationObserver((rs) => rs.forEach((r) => r.addedNodes.forEach((n) => n.nod
   .observe(feed, { childList: true });
 // a post added after load, at the top
 window.addEventListener('load', () => setTimeout(() => {
-  fetch('/posts?late=1&s=' + (new URLSearchParams(location.search).get('s') ?? '')).then((r) => r.text()).then((t) => feed.insertAdjacentHTML('afterbegin', t));
+  fetch('/posts?late=1&s=' + (new URLSearchParams(location.search).get('s') ?? '') + cacheParam).then((r) => r.text()).then((t) => feed.insertAdjacentHTML('afterbegin', t));
 }, 300));
 """
 
@@ -153,7 +154,7 @@ class FeedSite:
         caption = "a post added after load" if late else f"post {i}"
         return f'<article class="post">{who}{meme}<p>{caption}</p></article>'
 
-    def page(self, seed=""):
+    def page(self, seed="", noref=False):
         """The feed; `seed` changes every image URL (a feed the extension has not seen yet)."""
         posts = "".join(self.post_html(i, seed=seed) for i in range(INITIAL_POSTS))
         loop_k = self.harmful[0]
@@ -162,7 +163,9 @@ class FeedSite:
         js = PAGE_JS % {"max": MAX_POSTS, "page": PAGE_POSTS}
         sheet = "".join(f'.bg-post-{i} {{ background-image: url("/m/{self.meme_for(i)[0]}.png?p={i}&s={seed}"); }}\n'
                         for i in range(MAX_POSTS) if self.meme_for(i)[1] == "sheet-bg")
-        return (f'<!doctype html><html><head><meta charset="utf-8"><title>feed.test</title>'
+        # ?noref=1: a site that sends no Referer with its pictures (<meta name="referrer">)
+        meta = '<meta name="referrer" content="no-referrer">' if noref else ""
+        return (f'<!doctype html><html><head><meta charset="utf-8">{meta}<title>feed.test</title>'
                 f'<style>{PAGE_CSS}</style><style>{sheet}</style></head><body>'
                 f'<header class="top">feed.test: a social feed fixture <span id="loop">{loopback}</span></header>'
                 f'<main id="feed" data-next="{INITIAL_POSTS}">{posts}</main><div id="sentinel"></div>'
@@ -199,7 +202,8 @@ class FeedSite:
                     self.send_header(name, value)
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(body)))
-                self.send_header("Cache-Control", "no-store")
+                # ?cache=1 on a page: revalidated, not no-store (a no-store page never enters the back/forward cache)
+                self.send_header("Cache-Control", "no-cache" if "cache=1" in self.path else "no-store")
                 self.end_headers()
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the browser stopped reading
                     self.wfile.write(body)
@@ -258,7 +262,7 @@ class FeedSite:
                 if self.fetch_case(url, q):
                     return
                 if url.path == "/feed":
-                    self.send(200, site.page(seed).encode(), "text/html; charset=utf-8")
+                    self.send(200, site.page(seed, noref="noref" in q).encode(), "text/html; charset=utf-8")
                 elif url.path == "/posts":
                     if "late" in q:
                         body = site.post_html(0, late=True, seed=seed)

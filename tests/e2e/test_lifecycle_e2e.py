@@ -8,10 +8,18 @@ session's shared browser.
 """
 
 import pytest
+from slow_server import SlowServer
 
-from e2e_support import MONITOR_JS, ExtensionBrowser, launch_with_extension, meme_states, pair_through_options_page, \
-    summarize, wait_for
-from feed_site import EMBED_HOST, FEED_HOST, PUBLIC_HOST
+from e2e_support import (
+    MONITOR_JS,
+    ExtensionBrowser,
+    launch_with_extension,
+    meme_states,
+    pair_through_options_page,
+    summarize,
+    wait_for,
+)
+from feed_site import EMBED_HOST, FEED_HOST, PUBLIC_HOST, UNIQUE_PREFIX
 
 # On chrome://extensions: what its buttons call (an unpacked extension reloads only in developer mode).
 RELOAD_JS = """(id) => new Promise((resolve) => chrome.developerPrivate.updateProfileConfiguration({inDeveloperMode: true},
@@ -132,3 +140,47 @@ def test_a_disable_then_enable_keeps_decided_pictures_covered_and_protects_the_o
     wait_for(lambda: any(s["post"] == "while-off" and s["state"] == "flagged" for s in meme_states(page)), 60,
              message="the post added while the extension was off to be flagged")
     assert_open_tab_protected_after(b, page, feed_site, seed, "after the enable")
+
+
+
+# Main world, from document start: whether each showing of the page came from the back/forward cache.
+PAGESHOW_JS = "addEventListener('pageshow', (e) => { (window.__pageshows ??= []).push(e.persisted); });"
+
+
+def test_a_feed_left_mid_verdict_is_kept_in_the_back_forward_cache_and_decided_after_back(
+        tmp_path, playwright_driver, chromium_path, feed_site, simclip_server, synthetic_memes):
+    """A server slower than the page asks (slow_server.py) keeps verdicts pending; the user leaves
+    for another site and comes Back: the page comes from the back/forward cache (Chromium says
+    why not if it does not), its pictures on screen are decided truly, none was shown before its
+    verdict, and the toolbar badge counts its flagged pictures again. The feed sends no Referer
+    (see docs/extension.md: a Referer rule of the worker's flushes the cache)."""
+    with launch_with_extension(playwright_driver, tmp_path / "profile", chromium_path, (FEED_HOST, EMBED_HOST, PUBLIC_HOST),
+                               {"width": 1200, "height": 900}, bfcache=True) as (context, worker):
+        b = ExtensionBrowser(context, worker)
+        stand_in = SlowServer(simclip_server, synthetic_memes, rate=4.0).start()
+        try:
+            pair_through_options_page(b, stand_in)
+            page = b.context.new_page()
+            page.add_init_script(MONITOR_JS + PAGESHOW_JS)
+            url = f"{feed_site.url}?s={UNIQUE_PREFIX}-bfcache&cache=1&noref=1"
+            page.goto(url)
+            wait_for(lambda: any(m["state"] == "pending" for m in on_screen_memes(page)), 30, message="verdicts pending")
+            cdp = b.context.new_cdp_session(page)
+            not_used = []
+            cdp.on("Page.backForwardCacheNotUsed", lambda event: not_used.append(event))
+            cdp.send("Page.enable")
+            page.goto(f"http://{EMBED_HOST}:{feed_site.port}/elsewhere?cache=1")  # another site, no pictures
+            page.go_back(wait_until="commit")
+            wait_for(lambda: page.evaluate("window.__pageshows?.length ?? 0") >= 2, 30, message="the page shown again")
+            reasons = [e["reason"] for event in not_used for e in event["notRestoredExplanations"]]
+            assert not reasons, f"not restored from the back/forward cache: {reasons}"
+            assert page.evaluate("window.__pageshows") == [False, True]
+            memes = wait_on_screen_decided_truly(page, 90, "the memes on screen decided truly after Back")
+            assert page.evaluate("window.__shield.violations") == {}, "a harmful meme was shown without its verdict"
+            tab_id = b.sw_eval("async (u) => (await chrome.tabs.query({url: u}))[0]?.id", url)
+            flagged = b.sw_eval("(id) => chrome.tabs.sendMessage(id, {type: 'simclip/get-page-state'}, {frameId: 0})", tab_id)["flagged"]
+            assert flagged >= sum(m["state"] == "flagged" for m in memes) > 0
+            wait_for(lambda: b.sw_eval("(id) => chrome.action.getBadgeText({tabId: id})", tab_id) == str(flagged), 10,
+                     message=f"the toolbar badge to count {flagged} again")
+        finally:
+            stand_in.stop()
