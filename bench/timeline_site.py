@@ -142,6 +142,7 @@ function build(i) {
   return a;
 }
 function render() {
+  if (N_SHOWN.stopped) return;
   const first = Math.max(0, Math.floor(scrollY / H) - OVERSCAN);
   const last = Math.min(N - 1, Math.floor((scrollY + innerHeight) / H) + OVERSCAN);
   for (const [i, a] of shown) {
@@ -158,6 +159,16 @@ function render() {
     __timeline.added += 1;
   }
 }
+// The page empties its timeline (a new tab of the feed, a filter): every post removed, none added.
+__timeline.clear = () => {
+  N_SHOWN.stopped = true;
+  for (const [i, a] of shown) {
+    a.remove();
+    shown.delete(i);
+    __timeline.removed.push({ ref: new WeakRef(a), t: performance.now() });
+  }
+};
+const N_SHOWN = { stopped: false };
 let queued = false;
 addEventListener('scroll', () => {
   if (queued) return;

@@ -15,6 +15,8 @@
  *   data-simclip-before="<state>", data-simclip-after="<state>" (and -before-id, -after-id)
  *                            the state of a ::before / ::after picture
  *   data-simclip-early       a stylesheet background hidden before it could be checked
+ *   data-simclip-card="<n>"  the number of the shared warning card a flagged element draws
+ *                            (written by warning.js, which keeps one rule per distinct card)
  *   aria-label="Checking picture"  a pending <img> (its "checking" placeholder); the site's own
  *                            label comes back when the verdict does
  *   <html data-simclip-off>  the extension is paused on this site: every rule off

@@ -171,7 +171,10 @@ export class WarningPainter {
 
   onResize(entries) {
     const boxes = entries.map((entry) => [this.sized.get(entry.target), boxOfEntry(entry)]); // every read before any write
-    for (const [rec, box] of boxes) if (rec && this.cards.has(rec)) this.drawCard(rec, box);
+    for (const [rec, box] of boxes) {
+      // no box (removed, display: none): the card it has stays until it gets one again
+      if (rec && this.cards.has(rec) && (box.width > 0 || box.height > 0)) this.drawCard(rec, box);
+    }
   }
 
   /** Give `rec`'s element the card for its categories in a box of `box` (shared with every element drawing the same). */

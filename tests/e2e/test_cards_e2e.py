@@ -171,13 +171,17 @@ def test_a_virtualized_feed_releases_the_posts_it_removes_and_shares_one_rule_pe
     flagged = page.evaluate("__flagged.posts.size")
     cards = page.evaluate("__flagged.cards.size")
     rules = page.evaluate(CARD_RULES_JS)
-    assert flagged >= posts // 3 - 10, flagged  # a third of the posts, about all of them scrolled past
-    assert 1 <= rules <= cards <= len(NAMES), (flagged, cards, rules)  # the same box: one card per number of categories
-    page.wait_for_timeout(1000)  # the last removal a second ago
+    assert flagged >= posts // 10, flagged  # many flagged posts (a third of the feed is), few cards
+    # one box size: one card per number of categories, whatever the number of flagged posts
+    assert 1 <= cards <= len(NAMES) and 1 <= rules <= len(NAMES), (flagged, cards, rules)
+    # The page empties its timeline: posts removed while no new picture is decided (nothing else
+    # walks the extension's records meanwhile), each released within a second.
+    page.evaluate("__timeline.clear()")
+    page.wait_for_timeout(1000)
     cdp = b.context.new_cdp_session(page)
     cdp.send("HeapProfiler.enable")
     cdp.send("HeapProfiler.collectGarbage")
     released = page.evaluate(REMOVED_ALIVE_JS, 1000)
-    assert released["removed"] >= posts - 30, released
+    assert released["removed"] >= posts - 1, released
     assert released["alive"] == 0, released
     page.close()
