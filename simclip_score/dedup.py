@@ -49,9 +49,9 @@ class DedupRegistry:
                 out.append(True)
         return out
 
-    def note_source(self, stats: dict) -> None:
-        """A read task's counts for one unit (`SourceStats.as_dict`)."""
-        self.sources.append(stats)
+    def note_sources(self, counts: list[dict]) -> None:
+        """A read task's counts, one `SourceStats.as_dict` per unit it read."""
+        self.sources.extend(counts)
 
     def get_sources(self) -> tuple[list[dict], int, int]:
         """(each unit's counts, inputs already in --out, inputs listed twice)."""

@@ -1,10 +1,12 @@
 """The Ray engine: the same stages on a Ray cluster, through Ray Data (the sole importer of ray).
 
     units (sources, a table's row groups) ──> ray.data.read_datasource(ScoreDatasource)
-      0. list    one read task per unit streams its inputs (ids + where the bytes are, or the
-                 bytes of a table cell or a shard member) in blocks of BLOCK_ROWS; the ids
-                 already in --out or met before are left out at the registry; each unit's
-                 counts (inputs, skipped members, unreadable parts) go to the registry
+      0. list    read tasks (a unit that lists many inputs alone, runs of one-input units
+                 such as file arguments together; a few at a time) stream the inputs (ids +
+                 where the bytes are, or the bytes of a table cell or a shard member) in
+                 blocks of `cpu_batch`, one reader call each; the ids already in --out or met
+                 before are left out at the registry; each unit's counts (inputs, skipped
+                 members, unreadable parts) go to the registry
       1. read    map_batches, an actor pool over the cluster's cores (one reader per CPU,
                  each holding its OCR engine): read the bytes, sha256; the first input with a
                  sha256 claims it at the dedup registry (one small actor, one call per batch)
@@ -55,8 +57,10 @@ from .work import (
 
 logger = logging.getLogger(__name__)
 
-BLOCK_ROWS = 32  # inputs per block a read task yields
-BLOCK_BYTES = 16 * 1024 * 1024  # ...or fewer, once their bytes (table cells, members) reach this
+BLOCK_BYTES = 16 * 1024 * 1024  # a block ends early once its bytes (table cells, members) reach this
+ONE_INPUT_KINDS = ("file", "url", "error")  # units that are one input (or one error row) each
+UNITS_PER_TASK = 256  # one-input units per read task
+ROW_BLOCKS = 1  # bytes: the run's Ray Data target block size, so that every row is a block
 
 
 def _input_block(items: list[Item], registry: Any) -> Any:
@@ -72,26 +76,46 @@ def _input_block(items: list[Item], registry: Any) -> Any:
         ("data", pa.large_binary()), ("error", pa.string()), ("code", pa.string())]))
 
 
-def read_unit(unit: Unit, registry: Any) -> Iterator[Any]:
-    """A read task: the unit's inputs in blocks; its counts to the registry at the end."""
+def group_units(units: list[Unit]) -> list[list[Unit]]:
+    """The read tasks' units: a unit that lists many inputs (a folder, a list, a table's row
+    group, a shard, a glob) alone, consecutive one-input units (files, URLs, error units)
+    together, up to UNITS_PER_TASK each. A task per file argument would start a Ray worker
+    process per file (the read tasks reserve no CPU, so Ray does not queue them)."""
+    tasks: list[list[Unit]] = []
+    for unit in units:
+        if (unit.kind in ONE_INPUT_KINDS and tasks and tasks[-1][-1].kind in ONE_INPUT_KINDS
+                and len(tasks[-1]) < UNITS_PER_TASK):
+            tasks[-1].append(unit)
+        else:
+            tasks.append([unit])
+    return tasks
+
+
+def read_units(units: list[Unit], registry: Any, block_rows: int) -> Iterator[Any]:
+    """A read task: the inputs of `units` in blocks of `block_rows` (fewer once their bytes
+    reach BLOCK_BYTES); each unit's counts to the registry at the end, in one call."""
     import ray
 
-    stats = SourceStats(unit.source)
     items: list[Item] = []
     size = 0
-    for item in expand_unit(unit, stats):
-        items.append(item)
-        size += len(item.data or b"")
-        if len(items) >= BLOCK_ROWS or size >= BLOCK_BYTES:
-            yield _input_block(items, registry)
-            items, size = [], 0
+    counts = []
+    for unit in units:
+        stats = SourceStats(unit.source)
+        for item in expand_unit(unit, stats):
+            items.append(item)
+            size += len(item.data or b"")
+            if len(items) >= block_rows or size >= BLOCK_BYTES:
+                yield _input_block(items, registry)
+                items, size = [], 0
+        counts.append(stats.as_dict())
     if items:
         yield _input_block(items, registry)
-    ray.get(registry.note_source.remote(stats.as_dict()))
+    ray.get(registry.note_sources.remote(counts))
 
 
-def make_datasource(units: list[Unit], registry: Any) -> Any:
-    """A Ray Data datasource reading the run's sources: one read task per unit."""
+def make_datasource(tasks: list[list[Unit]], registry: Any, block_rows: int) -> Any:
+    """A Ray Data datasource reading the run's sources: one read task per group of units
+    (`group_units`), each yielding blocks of `block_rows` inputs."""
     from ray.data.block import BlockMetadata
     from ray.data.datasource import Datasource, ReadTask
 
@@ -103,10 +127,10 @@ def make_datasource(units: list[Unit], registry: Any) -> Any:
 
         def get_read_tasks(self, parallelism: int, per_task_row_limit: int | None = None,
                            data_context: Any = None) -> list[Any]:
-            return [ReadTask(lambda unit=unit: read_unit(unit, registry),
+            return [ReadTask(lambda group=group: read_units(group, registry, block_rows),
                              BlockMetadata(num_rows=None, size_bytes=None, exec_stats=None,
                                            input_files=None))
-                    for unit in units]
+                    for group in tasks]
 
     return ScoreDatasource()
 
@@ -350,11 +374,21 @@ def _run(ray: Any, config: ScoreConfig, units: list[Unit], ledger: Any, out: str
     cpus = int(resources.get("CPU", 1))
     registry = ray.remote(num_cpus=0)(DedupRegistry).remote(ledger.done)
     n_readers = readers or max(1, cpus - int(n_encoders * encoder_cpus))
+    tasks = group_units(units)
     # The listing tasks reserve no CPU: they read names, a table's cells or a shard's members
-    # while the readers decode; a CPU each would take it from decode + OCR.
-    scored = ray.data.read_datasource(
-        make_datasource(units, registry), num_cpus=0,
-    ).map_batches(
+    # while the readers decode; a CPU each would take it from decode + OCR. Reserving none,
+    # they are not queued by Ray: `concurrency` runs as many at a time as there are readers
+    # to feed, and `override_num_blocks` (one block per task) leaves the blocks as they are.
+    listed = ray.data.read_datasource(
+        make_datasource(tasks, registry, cpu_batch), num_cpus=0,
+        concurrency=min(len(tasks), n_readers), override_num_blocks=len(tasks))
+    # Ray Data joins what a task yields into blocks of `target_max_block_size` (128 MiB) and
+    # hands a block whole to one reader: a folder's names would be one block, read by one
+    # reader after the whole folder is listed. An input costs OCR time, not bytes: with blocks
+    # of one row, each yield goes on at once and map_batches regroups `cpu_batch` rows per
+    # reader call, so the readers share the inputs as they are listed.
+    listed.context.target_max_block_size = ROW_BLOCKS
+    scored = listed.map_batches(
         ReadStage, batch_size=cpu_batch, batch_format="pyarrow",
         fn_constructor_kwargs={"ocr_spec": config.ocr, "registry": registry},
         compute=ray.data.ActorPoolStrategy(size=n_readers), num_cpus=1,
@@ -381,6 +415,7 @@ def _run(ray: Any, config: ScoreConfig, units: list[Unit], ledger: Any, out: str
         # The write tasks reserve no CPU: Ray Data reserves each operator's minimum, and a
         # 1-CPU write reservation on a small node halves the decode + OCR stage (measured).
         scored.write_parquet(str(folder), mode=ray.data.SaveMode.APPEND,  # resumes add parts
+                             min_rows_per_file=config.batch_size,  # rows are blocks of one
                              ray_remote_args={"num_cpus": 0})
         for path in sorted(set(folder.rglob("*.parquet")) - before):  # a part at a time
             tally.add(pq.read_table(path, columns=["error", "warnings"]).to_pylist())

@@ -86,3 +86,41 @@ def test_odd_names_and_urls_are_rows_on_ray_too(corpus, tmp_path):
     assert rows[f"{tmp_path}/caf\\xe9.png"]["error"] is None
     assert rows[str(meme)]["sha256"] == rows[f"{tmp_path}/caf\\xe9.png"]["sha256"]
     assert rows["http://127.0.0.1:abc/x.png"]["error"] == "fetch_failed"
+
+
+def _operator_tasks(log):
+    """{operator name: tasks executed} from the Ray Data stats the engine logs."""
+    import re
+
+    stats = log.split("Ray Data stats", 1)[1]
+    return {name: int(n) for name, n in re.findall(r"Operator \d+ (\S+): (\d+) tasks executed", stats)}
+
+
+@pytest.mark.parametrize("given", ["file arguments", "a folder"])
+def test_inputs_reach_the_readers_cpu_batch_at_a_time_as_they_are_listed(corpus, tmp_path, caplog,
+                                                                         given):
+    """File arguments are listed by one read task, not a Ray task (and worker process) each,
+    and a folder's inputs are not handed to one reader whole: every reader call gets
+    --ray-cpu-batch inputs."""
+    import logging
+
+    sources = sorted(corpus.iterdir()) if given == "file arguments" else [corpus]
+    with caplog.at_level(logging.INFO, logger="simclip_score.ray_engine"):
+        assert score(*sources, "--out", tmp_path / "s.jsonl", "--ocr", "none", "--engine", "ray",
+                     "--ray-cpu-batch", "2") == 1
+    tasks = _operator_tasks(caplog.text)
+    inputs = len(list(corpus.iterdir()))
+    assert tasks["ReadScore"] == 1, tasks
+    assert tasks["MapBatches(ReadStage)"] >= inputs // 2, tasks  # 2 inputs a call, not all in one
+    assert len(read_rows(tmp_path / "s.jsonl")) == inputs
+
+
+def test_one_input_units_share_read_tasks_and_others_have_their_own():
+    from simclip_score.ray_engine import UNITS_PER_TASK, group_units
+    from simclip_score.sources import Unit
+
+    files = [Unit("f", "file", f"{i}.png") for i in range(UNITS_PER_TASK + 3)]
+    folder, url = Unit("d", "folder", "d"), Unit("u", "url", "http://x/a.png")
+    tasks = group_units([*files, folder, url, Unit("e", "error", "e", code="x", message="m")])
+    assert [len(t) for t in tasks] == [UNITS_PER_TASK, 3, 1, 2]
+    assert tasks[2] == [folder] and [u.kind for u in tasks[3]] == ["url", "error"]
