@@ -82,124 +82,143 @@ def load_inputs(folder, n, repeat, tmp):
     return paths
 
 
-def main(argv=None):
-    """Run every measurement and print the table."""
-    args = parse_args(argv)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    sys.path.insert(0, str(REPO))
-    from bench.bench_server import measure_server
-    from simclip_score.cli import Tally
-    from simclip_score.ledger import Ledger
-    from simclip_score.local import LocalEngine
-    from simclip_score.ocr import build_ocr_engine
-    from simclip_score.sources import Item, plan_units
-    from simclip_score.work import ScoreConfig, get_model_id, list_category_ids
+class ScoreBench:
+    """One benchmark run's inputs and loaded model, and its measurements: each method runs one
+    measurement over every input and returns a note for the table, or (note, wall seconds)
+    where the time to count is not the whole call."""
 
-    steps = set(filter(None, args.steps.split(",")))
-    unknown = steps - set(STEPS)
-    if unknown:
-        sys.exit(f"unknown steps {sorted(unknown)}; available: {', '.join(STEPS)}")
-    model = args.model or ("ViT-L-14-336" if args.device.startswith("cuda") else "simclip-tiny")
-    ocr_spec = args.ocr if args.ocr_device == "cpu" else f"{args.ocr}:device={args.ocr_device}"
-    config = ScoreConfig(model=model, pretrained=args.pretrained, device=args.device,
-                         ocr=ocr_spec, batch_size=args.batch_size, workers=args.workers)
-    workers = config.get_workers()
-    ocr = build_ocr_engine(ocr_spec)
-    predictor = config.load_predictor(ocr=ocr)
-    tmp = tempfile.TemporaryDirectory()
-    paths = load_inputs(args.images, args.num_images, args.repeat, tmp.name)
-    data = [p.read_bytes() for p in paths]
-    n = len(data)
-    predictor.predict(data[:2])  # warm up
-    items = [Item(str(p), path=str(p)) for p in paths]
-    categories, model_id, identity = list_category_ids(predictor), get_model_id(predictor), \
-        predictor.identity
-    ocr_identity = getattr(ocr, "identity", ocr.name)
-    sync = _get_sync(predictor.device)
-    walls, notes = {}, {}  # measurement -> seconds summed over the rounds, note
-    steady = {RAY: [], CLUSTER_1: [], CLUSTER_2: []}  # Ray runs: (images/s, fixed s) per round
+    def __init__(self, args, tmp):
+        from simclip_score.ocr import build_ocr_engine
+        from simclip_score.sources import Item
+        from simclip_score.work import ScoreConfig, get_model_id, list_category_ids
 
-    def read(b):
-        image = predictor.decode(b)
-        return image, predictor.read_text(image)
+        self.args = args
+        model = args.model or ("ViT-L-14-336" if args.device.startswith("cuda") else "simclip-tiny")
+        self.ocr_spec = (args.ocr if args.ocr_device == "cpu"
+                         else f"{args.ocr}:device={args.ocr_device}")
+        self.config = ScoreConfig(model=model, pretrained=args.pretrained, device=args.device,
+                                  ocr=self.ocr_spec, batch_size=args.batch_size,
+                                  workers=args.workers)
+        self.workers = self.config.get_workers()
+        self.ocr = build_ocr_engine(self.ocr_spec)
+        self.predictor = self.config.load_predictor(ocr=self.ocr)
+        paths = load_inputs(args.images, args.num_images, args.repeat, tmp)
+        self.data = [p.read_bytes() for p in paths]
+        self.n = len(self.data)
+        self.predictor.predict(self.data[:2])  # warm up
+        self.items = [Item(str(p), path=str(p)) for p in paths]
+        self.categories = list_category_ids(self.predictor)
+        self.model_id = get_model_id(self.predictor)
+        self.identity = self.predictor.identity
+        self.ocr_identity = getattr(self.ocr, "identity", self.ocr.name)
+        self.sync = _get_sync(self.predictor.device)
+        self.sessions = RaySessions()
+        self.steady = {RAY: [], CLUSTER_1: [], CLUSTER_2: []}  # Ray: (images/s, fixed s) a round
+        with ThreadPoolExecutor(self.workers) as pool:  # the encoder's and peer's inputs
+            self.pairs = list(pool.map(self._read, self.data))  # (also warms OCR up)
 
-    with ThreadPoolExecutor(workers) as pool:
-        pairs = list(pool.map(read, data))  # the encoder and peer inputs (also warms OCR up)
+    def _read(self, data):
+        image = self.predictor.decode(data)
+        return image, self.predictor.read_text(image)
 
-    def ocr_ceiling():
+    def plan(self, steps):
+        """[(measurement, function)] for the steps asked for, in the table's order."""
+        plan = [("ocr", OCR, self.ocr_ceiling), ("encoder", ENCODER, self.encoder_ceiling),
+                ("local", LOCAL, self.local_engine),
+                ("ray", RAY, lambda: self.ray_engine("local", RAY)),
+                ("cluster", CLUSTER_1, lambda: self.ray_engine("cluster-1", CLUSTER_1)),
+                ("cluster", CLUSTER_2, lambda: self.ray_engine("cluster-2", CLUSTER_2)),
+                ("server", SERVER, self.server), ("peer", PEER, self.peer)]
+        return [(name, fn) for step, name, fn in plan if step in steps]
+
+    def ocr_ceiling(self):
         """decode + OCR over all cores, as the local engine's pool does"""
-        with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(read, data))
-        return f"decode + OCR, {workers} threads"
+        with ThreadPoolExecutor(self.workers) as pool:
+            list(pool.map(self._read, self.data))
+        return f"decode + OCR, {self.workers} threads"
 
-    def encoder_ceiling():
+    def encoder_ceiling(self):
         """the encoders + head on decoded pictures, in batches"""
-        for i in range(0, n, args.batch_size):
-            chunk = pairs[i:i + args.batch_size]
-            predictor.classify([p[0] for p in chunk], [p[1] for p in chunk])
-        sync()
-        return f"batch {args.batch_size}, {predictor.backbone.dtype}".replace("torch.", "")
+        size = self.args.batch_size
+        for i in range(0, self.n, size):
+            chunk = self.pairs[i:i + size]
+            self.predictor.classify([p[0] for p in chunk], [p[1] for p in chunk])
+        self.sync()
+        return f"batch {size}, {self.predictor.backbone.dtype}".replace("torch.", "")
 
-    def local_engine():
+    def local_engine(self):
+        """LocalEngine over every input, rows to memory"""
+        from simclip_score.local import LocalEngine
+
         done = []
-        engine = LocalEngine(predictor, config, done.extend)
-        engine.run(items)
-        assert len(done) == n and not any(r["error"] for r in done), "local engine errors"
-        return f"{workers} OCR threads, mean encoder batch {engine.stats.as_dict()['mean_size']}"
+        engine = LocalEngine(self.predictor, self.config, done.extend)
+        engine.run(self.items)
+        assert len(done) == self.n and not any(r["error"] for r in done), "local engine errors"
+        return (f"{self.workers} OCR threads, mean encoder batch "
+                f"{engine.stats.as_dict()['mean_size']}")
 
-    sessions = RaySessions()
+    def ray_engine(self, kind, name):
+        """The Ray engine in session `kind`: a first run on a few inputs (the worker processes
+        start and import), then a short and a full run on warm workers. Every run starts its
+        actors (readers with their OCR models, the encoder with the model, the dedup
+        registry): T(n) = t0 + n / X, a fixed cost t0 per run, then X images/s; the short and
+        the full run give X and t0 (the scaling model's terms) into `self.steady`."""
+        note = self.sessions.use(kind)
+        small = self.items[:max(2, 2 * self.sessions.cpus * self.args.ray_cpu_batch)]
+        first = self._ray_run(kind, small)
+        t_small = self._ray_run(kind, small)
+        elapsed = self._ray_run(kind, self.items)
+        self.sessions.close()  # no idle Ray daemons while other measurements run
+        if elapsed > t_small and len(self.items) > len(small):
+            rate = (len(self.items) - len(small)) / (elapsed - t_small)
+            self.steady[name].append((rate, t_small - len(small) / rate))
+        return (f"{note}; a first run ({len(small)} inputs) took {first:.1f} s, a second "
+                f"{t_small:.1f} s"), elapsed
 
-    def ray_engine(kind, name):
-        def measure():
-            from simclip_score.ray_engine import run_ray
+    def _ray_run(self, kind, items):
+        """Seconds one `run_ray` of `items` to a Parquet folder takes."""
+        from simclip_score.cli import Tally
+        from simclip_score.ledger import Ledger
+        from simclip_score.ray_engine import run_ray
+        from simclip_score.sources import plan_units
 
-            note = sessions.use(kind)
+        with tempfile.TemporaryDirectory() as out:
+            t0 = time.perf_counter()
+            tally = Tally()
+            run_ray(self.config, plan_units([i.path for i in items]), Ledger(),
+                    str(Path(out) / "scores.parquet"), self.categories, self.model_id,
+                    self.identity, self.ocr_identity, cpu_batch=self.args.ray_cpu_batch,
+                    tally=tally)
+            assert tally.rows == len(items), f"{kind}: {tally.rows} of {len(items)}"
+            return time.perf_counter() - t0
 
-            def run(some):
-                with tempfile.TemporaryDirectory() as out:
-                    t0 = time.perf_counter()
-                    tally = Tally()
-                    run_ray(config, plan_units([i.path for i in some]), Ledger(),
-                            str(Path(out) / "scores.parquet"), categories, model_id, identity,
-                            ocr_identity, cpu_batch=args.ray_cpu_batch, tally=tally)
-                    assert tally.rows == len(some), f"{kind}: {tally.rows} of {len(some)}"
-                    return time.perf_counter() - t0
+    def server(self):
+        """bench_server's measure_server: HTTP on loopback, cold cache"""
+        from bench.bench_server import measure_server
 
-            # T(n) = t0 + n / X: every run starts its actors (readers with their OCR models, the
-            # encoder with the model, the dedup registry): a fixed cost t0 per run, then X
-            # images/s. A first run starts the worker processes (imports); then a short and a
-            # full run on warm workers give X and t0 (the scaling model's terms)
-            small = items[:max(2, 2 * sessions.cpus * args.ray_cpu_batch)]
-            first = run(small)
-            t_small = run(small)
-            elapsed = run(items)
-            sessions.close()  # no idle Ray daemons while other measurements run
-            if elapsed > t_small and len(items) > len(small):
-                rate = (len(items) - len(small)) / (elapsed - t_small)
-                steady[name].append((rate, t_small - len(small) / rate))
-            return (f"{note}; a first run ({len(small)} inputs) took {first:.1f} s, a second "
-                    f"{t_small:.1f} s"), elapsed
-        return measure
-
-    def server():
-        result = measure_server(predictor, data, clients=args.clients,
-                                max_batch=min(args.batch_size, 16), ocr_workers=workers,
-                                cache_hits=20)
-        return (f"{args.clients} clients, {workers} OCR workers, cold cache, "
+        result = measure_server(self.predictor, self.data, clients=self.args.clients,
+                                max_batch=min(self.args.batch_size, 16),
+                                ocr_workers=self.workers, cache_hits=20)
+        return (f"{self.args.clients} clients, {self.workers} OCR workers, cold cache, "
                 f"p50 {1000 * statistics.median(result['lat']):.0f} ms"), result["wall"]
 
-    def peer():
-        wall, note = measure_peer(predictor, pairs, args.peer_size)
+    def peer(self):
+        """transformers' CLIPModel, one meme at a time"""
+        wall, note = measure_peer(self.predictor, self.pairs, self.args.peer_size)
         return note, wall
 
-    plan = [("ocr", OCR, ocr_ceiling), ("encoder", ENCODER, encoder_ceiling),
-            ("local", LOCAL, local_engine), ("ray", RAY, ray_engine("local", RAY)),
-            ("cluster", CLUSTER_1, ray_engine("cluster-1", CLUSTER_1)),
-            ("cluster", CLUSTER_2, ray_engine("cluster-2", CLUSTER_2)), ("server", SERVER, server),
-            ("peer", PEER, peer)]
-    plan = [(name, fn) for step, name, fn in plan if step in steps]
-    for r in range(args.rounds):
-        for name, fn in plan if r % 2 == 0 else plan[::-1]:  # ABBA: load drifts cancel
+    def close(self):
+        """Stop Ray, if a measurement left it running."""
+        self.sessions.close()
+
+
+def run_rounds(plan, rounds, n):
+    """Run every measurement `rounds` times, the order reversed every other round (ABBA: a load
+    that drifts during the run weighs on every row alike). Returns (wall seconds summed over
+    the rounds, note) per measurement."""
+    walls, notes = {}, {}
+    for r in range(rounds):
+        for name, fn in plan if r % 2 == 0 else plan[::-1]:
             t0 = time.perf_counter()
             out = fn()
             note, wall = out if isinstance(out, tuple) else (out, time.perf_counter() - t0)
@@ -207,32 +226,44 @@ def main(argv=None):
             notes[name] = note
             print(f"  round {r + 1}: {name}: {n / wall:.2f} images/s ({wall:.1f} s, "
                   f"load {os.getloadavg()[0]:.1f})", flush=True)
-    sessions.close()
-    tmp.cleanup()
-    rates = {name: n * args.rounds / wall for name, wall in walls.items()}
-    # Ray rows: (steady images/s, fixed s) averaged over the rounds, where a fit was possible
+    return walls, notes
+
+
+def get_rates(walls, steady, n, rounds):
+    """(images/s end to end, steady images/s, {Ray row: (steady images/s, fixed s)}): the
+    steady rate is the fit for Ray rows (averaged over the rounds; none without a fit) and the
+    end-to-end rate for the others."""
+    rates = {name: n * rounds / wall for name, wall in walls.items()}
     fits = {name: tuple(statistics.mean(v) for v in zip(*fit)) for name, fit in steady.items()
             if fit}
-    # steady-state images/s: the fit for Ray rows, the end-to-end rate for the others (none
-    # for a Ray row without a fit)
     rates_steady = {name: fits[name][0] if name in fits else rate for name, rate in rates.items()
                     if name in fits or name not in steady}
-    rows = [(name, rates[name], walls[name] / args.rounds, notes[name]) for name, _ in plan
-            if name in rates]
+    return rates, rates_steady, fits
 
-    print(f"\nsimclip score bench: {predictor.backbone.info.id} on {predictor.device}, OCR "
-          f"{ocr_spec} ({ocr.name}), {n} images from {args.images}, cpu_count={os.cpu_count()}\n")
+
+def print_table(bench, plan, walls, notes, rates, rates_steady, fits):
+    """The table of docs/bench.md."""
+    args = bench.args
+    print(f"\nsimclip score bench: {bench.predictor.backbone.info.id} on {bench.predictor.device}, "
+          f"OCR {bench.ocr_spec} ({bench.ocr.name}), {bench.n} images from {args.images}, "
+          f"cpu_count={os.cpu_count()}\n")
     print(f"{args.rounds} rounds, the order reversed every other round; images/s over all "
           "rounds, wall s per round\n")
     print("images/s: end to end (inputs / wall s); steady: the rate past the per-run fixed cost "
           "(Ray: from a short and a full run, T(n) = fixed + n / steady)\n")
     print("| measurement | images/s | steady images/s | fixed cost s | wall s | notes |")
     print("|---|---:|---:|---:|---:|---|")
-    for name, tp, wall, note in rows:
+    for name, _ in plan:
+        if name not in rates:
+            continue
         fixed = f"{fits[name][1]:.1f}" if name in fits else "-"
-        print(f"| {name} | {tp:.2f} | {rates_steady.get(name, float('nan')):.2f} | {fixed} | "
-              f"{wall:.1f} | {note} |")
+        print(f"| {name} | {rates[name]:.2f} | {rates_steady.get(name, float('nan')):.2f} | "
+              f"{fixed} | {walls[name] / args.rounds:.1f} | {notes[name]} |")
     print()
+
+
+def print_ratios(rates, rates_steady, n):
+    """The ratios to the targets: local >= 0.8 x the slowest ceiling, Ray >= 0.7 x local."""
     local = rates.get(LOCAL)
     ceilings = [rates[k] for k in (OCR, ENCODER) if k in rates]
     if local and len(ceilings) == 2:
@@ -244,7 +275,7 @@ def main(argv=None):
     if peer and local:
         print(f"local engine / peer: {local / peer:.1f}")
     if not local:
-        return 0
+        return
     if RAY in rates_steady:
         print(f"Ray engine / local engine: {rates_steady[RAY] / local:.2f} in steady state "
               f"(target >= 0.7); {rates[RAY] / local:.2f} end to end on {n} inputs")
@@ -259,6 +290,27 @@ def main(argv=None):
         print(f"simulated cluster, 2 nodes / 1 node, steady state: {two / one:.2f} (scaling model: "
               f"{min(2.0, physical):.1f} while OCR-bound: CPU stage throughput = total cores x "
               f"per-core OCR rate)")
+
+
+def main(argv=None):
+    """Run every measurement and print the table."""
+    args = parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    sys.path.insert(0, str(REPO))
+    steps = set(filter(None, args.steps.split(",")))
+    unknown = steps - set(STEPS)
+    if unknown:
+        sys.exit(f"unknown steps {sorted(unknown)}; available: {', '.join(STEPS)}")
+    with tempfile.TemporaryDirectory() as tmp:
+        bench = ScoreBench(args, tmp)
+        plan = bench.plan(steps)
+        try:
+            walls, notes = run_rounds(plan, args.rounds, bench.n)
+        finally:
+            bench.close()
+    rates, rates_steady, fits = get_rates(walls, bench.steady, bench.n, args.rounds)
+    print_table(bench, plan, walls, notes, rates, rates_steady, fits)
+    print_ratios(rates, rates_steady, bench.n)
     return 0
 
 
