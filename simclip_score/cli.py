@@ -41,7 +41,7 @@ from .output import (
     read_done,
     read_rows,
 )
-from .sources import plan_units
+from .sources import count_inputs, plan_units
 from .work import ScoreConfig, get_model_id, list_category_ids
 
 logger = logging.getLogger(__name__)
@@ -156,13 +156,18 @@ class Tally:
 
 
 class Progress:
-    """A tqdm bar with the count and rate on stderr (a log line every 10 s without tqdm); the
-    inputs are streamed, so their total is not known in advance."""
+    """A tqdm bar with the count and rate on stderr (a log line every 10 s without tqdm). The
+    inputs are streamed, so the total comes later, if at all: `count_in_background` counts
+    them (names, lines, table footers) beside the run, and the bar then shows its share and
+    an ETA. Its position is the rows written plus `skipped()`, the inputs left out (already in
+    --out, listed twice)."""
 
-    def __init__(self, total: int | None, enabled: bool) -> None:
+    def __init__(self, enabled: bool, skipped: Any = None) -> None:
         self._bar = None
         self._done = 0
-        self._total = total
+        self._total: int | None = None
+        self._skipped = skipped or (lambda: 0)
+        self._counter: threading.Thread | None = None
         self._last = time.monotonic()
         self._t0 = self._last
         self._enabled = enabled
@@ -171,21 +176,45 @@ class Progress:
                 from tqdm import tqdm
             except ImportError:
                 return
-            self._bar = tqdm(total=total, unit="img", desc="simclip score", file=sys.stderr,
+            self._bar = tqdm(total=None, unit="img", desc="simclip score", file=sys.stderr,
                              dynamic_ncols=True)
+
+    def count_in_background(self, units: list[Any]) -> None:
+        """Count the inputs of `units` in a thread; the total shows from the next update."""
+        if not self._enabled:
+            return
+
+        def count() -> None:
+            try:
+                self._total = count_inputs(units)
+            except Exception:  # noqa: BLE001 (the run reads the sources, and says what fails)
+                logger.debug("counting the inputs failed", exc_info=True)
+
+        self._counter = threading.Thread(target=count, name="simclip-score-count", daemon=True)
+        self._counter.start()
 
     def update(self, n: int) -> None:
         """n more rows written."""
         self._done += n
+        position = self._done + self._skipped()
         if self._bar is not None:
-            self._bar.update(n)
+            if self._total is not None and self._bar.total != self._total:
+                self._bar.total = max(self._total, position)
+            self._bar.update(position - self._bar.n)
         elif self._enabled and time.monotonic() - self._last >= 10:
             self._last = time.monotonic()
             rate = self._done / (self._last - self._t0)
-            print(f"simclip score: {self._done} rows ({rate:.1f}/s)", file=sys.stderr)
+            of = ""
+            if self._total is not None and rate > 0:
+                left = max(0, self._total - position) / rate
+                of = f" of {self._total}, about {left / 60:.0f} min left"
+            print(f"simclip score: {position} inputs{of} ({rate:.1f} rows/s)", file=sys.stderr)
 
     def close(self) -> None:
-        """End the bar."""
+        """End the bar (with its total, if the count ends within a second)."""
+        if self._counter is not None:
+            self._counter.join(timeout=1.0)
+        self.update(0)
         if self._bar is not None:
             self._bar.close()
 
@@ -331,9 +360,15 @@ def _score(args: argparse.Namespace, jsonl: bool, codes: set[str]) -> int:
             done = read_done(args.out, identity)
     ledger = Ledger(done)
     tally = Tally()
-    # Ray's own progress bars follow a Parquet write; ours counts rows that reach this process
-    progress = Progress(None, enabled=not args.no_progress
-                        and (args.engine == "local" or jsonl))
+    # Ray's own progress bars follow a Parquet write; ours counts rows that reach this process.
+    # The inputs Ray leaves out (already in --out) are counted on the cluster, unseen here: a
+    # resumed Ray run's bar has no total.
+    local = args.engine == "local"
+    progress = Progress(enabled=not args.no_progress and (local or jsonl),
+                        skipped=(lambda: ledger.already_done + ledger.listed_twice) if local
+                        else None)
+    if local or not done:
+        progress.count_in_background(units)
     writer = JsonlWriter(args.out) if jsonl else None
     t0 = time.perf_counter()
     extra: dict[str, Any] = {}

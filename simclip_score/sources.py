@@ -521,6 +521,28 @@ def expand_unit(unit: Unit, stats: SourceStats) -> Iterator[Item]:
                               and skipped else f"an empty {_WHAT[unit.kind]}")
 
 
+def count_inputs(units: Iterable[Unit]) -> int | None:
+    """How many inputs `units` give, from names, lines and table footers, without reading a
+    picture (a progress bar's total); None when a unit's count needs its contents: a shard's
+    members, or a table column of picture lists."""
+    total = 0
+    row_counts: dict[str, list[int]] = {}  # rows per row group of a table: its footer, once
+    for unit in units:
+        if unit.kind == "tar" or (unit.kind == "parquet"
+                                  and (unit.column_kind or "").startswith("list:")):
+            return None
+        if unit.kind != "parquet":
+            total += sum(1 for _ in expand_unit(unit, SourceStats(unit.source)))
+        elif unit.row_group >= 0:
+            if unit.name not in row_counts:
+                with open_parquet(unit.name) as pf:
+                    meta = pf.metadata
+                    row_counts[unit.name] = [meta.row_group(i).num_rows
+                                             for i in range(meta.num_row_groups)]
+            total += row_counts[unit.name][unit.row_group]
+    return total
+
+
 def iter_items(sources: Iterable[str], column: str | None = None,
                stats: dict[str, SourceStats] | None = None) -> Iterator[Item]:
     """Every input of the SOURCE arguments, in order (see the module docstring); `stats`, when

@@ -237,3 +237,53 @@ def test_the_local_engine_pulls_inputs_only_as_slots_free(memes, harmeme_val_dir
 
     LocalEngine(config.load_predictor(), config, emit, inflight=4).run(stream())
     assert at_first_row[0] <= 4 + 1, at_first_row  # the slots, plus the one waiting for one
+
+
+def test_the_inputs_are_counted_from_names_lines_and_footers_for_the_progress_bar(memes, tmp_path):
+    """count_inputs gives the number of inputs the run will meet (the bar's total), without
+    reading a picture; None where that needs the contents (shards, columns of picture lists)."""
+    from simclip_score.sources import count_inputs, iter_items
+
+    pa = require("pyarrow")
+    folder = tmp_path / "folder"
+    (folder / "sub").mkdir(parents=True)
+    for i, data in enumerate(memes):
+        (folder / ("sub" if i else ".") / f"{i}.png").write_bytes(data)
+    (folder / "notes.json").write_text("{}")  # skipped, not an input
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{folder}/0.png\nhttps://example.com/a.png\n\n")
+    table = tmp_path / "t.parquet"
+    pq = require("pyarrow.parquet")
+    pq.write_table(pa.table({"image": pa.array([memes[0], None, memes[1]], pa.binary())}), table,
+                   row_group_size=2)
+    sources = [folder, listing, table, tmp_path / "missing.png", f"{folder}/sub/*.png"]
+    units = plan_units(map(str, sources))
+    assert count_inputs(units) == len(list(iter_items(map(str, sources)))) == 3 + 2 + 3 + 1 + 2
+    seq = _table(tmp_path / "seq.parquet", "images", [[memes[0]], [memes[1], memes[2]]],
+                 pa.list_(pa.binary()))
+    assert count_inputs(plan_units([str(seq)])) is None
+    assert count_inputs(plan_units([str(_shard(tmp_path / "s.tar", memes))])) is None
+
+
+@pytest.mark.parametrize("resumed", [False, True])
+def test_the_progress_bar_gets_a_total_and_counts_inputs_left_out(memes, tmp_path, capsys,
+                                                                  monkeypatch, resumed):
+    tqdm = require("tqdm")
+    bars = []
+
+    class Kept(tqdm.tqdm):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            bars.append(self)
+
+    monkeypatch.setattr(tqdm, "tqdm", Kept)
+    for i, data in enumerate(memes):
+        (tmp_path / f"{i}.png").write_bytes(data)
+    out = tmp_path / "out" / "s.jsonl"
+    if resumed:
+        assert score_cli.main([str(tmp_path / "0.png"), "--out", str(out), *TINY, "--ocr",
+                               "none", "--no-progress"]) == 0
+    assert score_cli.main([str(tmp_path), "--out", str(out), *TINY, "--ocr", "none"]) == 0
+    (bar,) = bars
+    assert (bar.n, bar.total) == (3, 3)  # the input already in --out counts as done
+    assert len(read_rows(out)) == 3
