@@ -74,9 +74,11 @@ def _loopback_client_class():
     class _Client(FlaskClient):
         def open(self, *args, **kwargs):
             kwargs.setdefault("base_url", f"http://127.0.0.1:{TEST_PORT}")
-            headers = dict(kwargs.pop("headers", None) or {})
-            headers.setdefault("X-Auth-Token", TEST_TOKEN)
-            kwargs["headers"] = {k: v for k, v in headers.items() if v is not None}
+            given = kwargs.pop("headers", None) or {}
+            fields = list(given.items() if hasattr(given, "items") else given)  # repeats kept
+            if not any(k.lower() == "x-auth-token" for k, _ in fields):
+                fields.append(("X-Auth-Token", TEST_TOKEN))
+            kwargs["headers"] = [(k, v) for k, v in fields if v is not None]
             return super().open(*args, **kwargs)
 
     return _Client
