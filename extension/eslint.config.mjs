@@ -18,11 +18,11 @@ export default [
     },
   },
   {
-    files: ['content/loader.js'],
+    files: ['content/loader.js', 'content/shadow_css.js', 'content/shadow_hook.js'],
     languageOptions: { sourceType: 'script' },
   },
   {
-    files: ['test/**/*.js', 'test/**/*.mjs'],
+    files: ['test/**/*.js', 'test/**/*.mjs', 'tools/**/*.mjs'],
     languageOptions: { globals: { ...globals.node } },
   },
 ];

@@ -9,7 +9,7 @@
 const TAB_URLS = ['http://*/*', 'https://*/*'];
 const CONTENT_CSS = 'content/prehide.css';
 const MAIN_WORLD_JS = 'content/shadow_hook.js';
-const LOADER_JS = 'content/loader.js';
+const LOADER_JS = ['content/shadow_css.js', 'content/loader.js']; // as the manifest lists them
 const INSTANCE_ATTR = 'data-simclip-instance'; // content/lifecycle.js: stamped by every content script
 
 /** In each frame (the extension's own world): is our script running, did one run before? */
@@ -34,7 +34,7 @@ async function injectIntoTab(ext, tabId) {
     if (fresh.length > 0) {
       await ext.scripting.executeScript({ target: { tabId, frameIds: fresh }, files: [MAIN_WORLD_JS], world: 'MAIN', injectImmediately: true });
     }
-    await ext.scripting.executeScript({ target, files: [LOADER_JS], injectImmediately: true });
+    await ext.scripting.executeScript({ target, files: LOADER_JS, injectImmediately: true });
   } catch {
     return 0; // the frame navigated meanwhile: its new document got the manifest's scripts
   }

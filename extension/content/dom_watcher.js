@@ -12,11 +12,10 @@
  */
 import { listPictureSelectors } from '../shared/cssurls.js';
 import { TimeSlicer } from '../shared/slicer.js';
+import { CANVAS_DRAWN_EVENT, SHADOW_ROOT_EVENT } from '../shared/page_events.js';
 
 const SYNC_BUDGET_MS = 12; // our own work per mutation batch
 const SKIP_TAGS = new Set(['HTML', 'HEAD', 'BODY', 'SCRIPT', 'STYLE', 'LINK', 'META', 'TITLE', 'NOSCRIPT', 'TEMPLATE', 'BR', 'SOURCE', 'OPTION']);
-const SHADOW_EVENT = 'simclip-shadow-root'; // dispatched by shadow_hook.js on a host that just got a root
-const CANVAS_EVENT = 'simclip-canvas-drawn'; // dispatched by shadow_hook.js on a canvas the page drew on
 const LOAD_EVENTS = ['load', 'error', 'loadeddata', 'play']; // play: a video started while it is covered
 // An animation or a transition may paint another picture on any element (a background, a ::before).
 const STYLE_EVENTS = ['animationstart', 'animationiteration', 'transitionrun'];
@@ -132,8 +131,8 @@ export class DOMWatcher {
 
   /** Load and shadow-root events do not leave a shadow tree: listen on the document and on each root. */
   listenOn(target) {
-    target.addEventListener(SHADOW_EVENT, this.onShadowEvent, true);
-    target.addEventListener(CANVAS_EVENT, this.onCanvasEvent, true);
+    target.addEventListener(SHADOW_ROOT_EVENT, this.onShadowEvent, true);
+    target.addEventListener(CANVAS_DRAWN_EVENT, this.onCanvasEvent, true);
     for (const type of LOAD_EVENTS) target.addEventListener(type, this.onLoadEvent, true);
     for (const type of STYLE_EVENTS) target.addEventListener(type, this.onStyleEvent, { capture: true, passive: true });
   }

@@ -15,31 +15,9 @@
   if (globalThis.simclipContentScript === true) return;
   globalThis.simclipContentScript = true;
   const ext = globalThis.browser ?? globalThis.chrome;
-  const SHADOW_EVENT = 'simclip-shadow-root'; // dispatched by shadow_hook.js on a host that just got a root
+  const SHADOW_ROOT_EVENT = 'simclip-shadow-root'; // shared/page_events.js
   // prehide.css for shadow roots (the document's `html:not([data-simclip-off])` becomes the sheet's `disabled`).
-  const SHADOW_CSS = `
-img:not([data-simclip]), img[data-simclip="waiting"],
-image:not([data-simclip]), image[data-simclip="pending"], image[data-simclip="waiting"],
-video:not([data-simclip]), video[data-simclip="pending"], video[data-simclip="waiting"] { visibility: hidden !important; }
-[style*="url("]:not(img):not([data-simclip]), [data-simclip-bg][data-simclip="waiting"],
-[data-simclip-early]:not([data-simclip]) { background-image: none !important; }
-img[data-simclip="pending"] { object-position: -100000px -100000px !important;
-  background: url("data:image/svg+xml;charset=utf-8,%3Csvg xmlns='http://www.w3.org/2000/svg' width='160' height='40' viewBox='0 0 160 40'%3E%3Ctext x='80' y='25' font-family='system-ui, sans-serif' font-size='14' fill='%238a8a8a' text-anchor='middle'%3EChecking%E2%80%A6%3C/text%3E%3C/svg%3E") center / min(100%, 160px) auto no-repeat, rgba(128, 128, 128, 0.16) !important;
-  animation: simclip-checking 1.2s ease-in-out infinite alternate !important; }
-@keyframes simclip-checking { from { opacity: 0.55; } to { opacity: 1; } }
-@media (prefers-reduced-motion: reduce) { img[data-simclip="pending"] { animation: none !important; } }
-[data-simclip-bg][data-simclip="pending"] { background-image: linear-gradient(rgba(128, 128, 128, 0.16), rgba(128, 128, 128, 0.16)) !important; }
-img[data-simclip="flagged"], video[data-simclip="flagged"] { object-position: -100000px -100000px !important;
-  background: var(--simclip-card, none) center / 100% 100% no-repeat, #2a1838 !important; cursor: pointer !important; }
-[data-simclip-bg][data-simclip="flagged"] { background: var(--simclip-card, none) center / 100% 100% no-repeat, #2a1838 !important;
-  cursor: pointer !important; }
-image[data-simclip="flagged"] { filter: blur(28px) saturate(0.5) !important; clip-path: inset(0) !important; }
-[data-simclip="revealed"] { outline: 2px dashed #c9a8ff !important; outline-offset: -2px !important; }
-[data-simclip-before="pending"]::before, [data-simclip-before="waiting"]::before,
-[data-simclip-after="pending"]::after, [data-simclip-after="waiting"]::after,
-[data-simclip-early-before]:not([data-simclip-before])::before,
-[data-simclip-early-after]:not([data-simclip-after])::after { visibility: hidden !important; }
-[data-simclip-before="flagged"]::before, [data-simclip-after="flagged"]::after { filter: blur(28px) saturate(0.5) !important; }`;
+  const SHADOW_CSS = globalThis.simclipShadowCss ?? ''; // content/shadow_css.js, built from prehide.css
   const shadow = { sheet: null, styles: [], roots: new Set(), getRoot: null, adopt: null, setDisabled: null };
   // Until main.js takes over: the roots this script listens on for roots attached inside them.
   // shadow_hook.js's event does not leave the root its host is in, so a closed root attached
@@ -58,7 +36,7 @@ image[data-simclip="flagged"] { filter: blur(28px) saturate(0.5) !important; cli
     shadow.roots.add(root);
     if (earlyRoots && !earlyRoots.has(root)) {
       earlyRoots.add(root);
-      root.addEventListener(SHADOW_EVENT, onShadowRoot, true);
+      root.addEventListener(SHADOW_ROOT_EVENT, onShadowRoot, true);
       // what is added inside it later, and what it holds now (roots in it, stylesheet backgrounds)
       early.observe(root, { childList: true, subtree: true });
       lookInside(root);
@@ -91,11 +69,11 @@ image[data-simclip="flagged"] { filter: blur(28px) saturate(0.5) !important; cli
     const root = shadow.getRoot(e.target);
     if (root) shadow.adopt(root);
   }
-  document.addEventListener(SHADOW_EVENT, onShadowRoot, true);
+  document.addEventListener(SHADOW_ROOT_EVENT, onShadowRoot, true);
   /** main.js's watcher listens from now on (on the document and on every root it observes). */
   const stopListening = () => {
-    document.removeEventListener(SHADOW_EVENT, onShadowRoot, true);
-    for (const root of earlyRoots) root.removeEventListener(SHADOW_EVENT, onShadowRoot, true);
+    document.removeEventListener(SHADOW_ROOT_EVENT, onShadowRoot, true);
+    for (const root of earlyRoots) root.removeEventListener(SHADOW_ROOT_EVENT, onShadowRoot, true);
     earlyRoots = null;
     emptyHosts = null;
   };

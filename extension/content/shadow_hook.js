@@ -8,7 +8,7 @@
 // after the page's script that drew it has run (a microtask, before the next paint), so the
 // content script reads the new drawing before it is painted (canvas_pixels.js).
 (() => {
-  const SHADOW_EVENT = 'simclip-shadow-root'; // the same name in loader.js and dom_watcher.js
+  const SHADOW_ROOT_EVENT = 'simclip-shadow-root'; // shared/page_events.js
   const attach = Element.prototype.attachShadow;
   if (typeof attach !== 'function') return;
   Object.defineProperty(Element.prototype, 'attachShadow', {
@@ -17,19 +17,19 @@
     writable: true,
     value: function attachShadow(init) {
       const root = attach.call(this, init);
-      this.dispatchEvent(new Event(SHADOW_EVENT));
+      this.dispatchEvent(new Event(SHADOW_ROOT_EVENT));
       return root;
     },
   });
 
-  const CANVAS_EVENT = 'simclip-canvas-drawn'; // the same name in dom_watcher.js
+  const CANVAS_DRAWN_EVENT = 'simclip-canvas-drawn'; // shared/page_events.js
   const drawn = new Set();
   let queued = false;
   const announce = () => {
     queued = false;
     const canvases = [...drawn];
     drawn.clear();
-    for (const canvas of canvases) canvas.dispatchEvent(new Event(CANVAS_EVENT));
+    for (const canvas of canvases) canvas.dispatchEvent(new Event(CANVAS_DRAWN_EVENT));
   };
   const wrap = (proto, name) => {
     const original = proto?.[name];

@@ -1,0 +1,12 @@
+/**
+ * The events the main-world hook (content/shadow_hook.js) dispatches on page elements for the
+ * content script. The classic scripts cannot import this module (the hook runs in the page's
+ * world, loader.js is not a module), so each carries the same string, checked by
+ * test/unit/page_events.test.js.
+ */
+
+/** Dispatched on a host element that just got a shadow root (closed ones included). */
+export const SHADOW_ROOT_EVENT = 'simclip-shadow-root';
+
+/** Dispatched on a <canvas> after the page's script drew a picture on it. */
+export const CANVAS_DRAWN_EVENT = 'simclip-canvas-drawn';
