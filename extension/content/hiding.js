@@ -107,13 +107,16 @@ export function showState(rec) {
  * data-simclip, and beat an inline `!important` style with our own inline `!important`.
  */
 export function reassertState(rec) {
-  if (rec.state === null) return;
+  if (rec.state === null || isOff()) return;
   writeRecordState(rec);
   if (isPseudo(rec) || !needsStyleCheck(rec.state)) return; // inline styles cannot reach a pseudo-element
   const overrides = listInlineOverrides(rec, getComputedStyle(rec.el));
   for (const [prop, value] of overrides) rec.el.style.setProperty(prop, value, 'important');
   if (overrides.length > 0) rec.inline = true;
 }
+
+/** True while every rule is off on this page (paused on this site): no state to put back. */
+const isOff = () => globalThis.document?.documentElement?.hasAttribute('data-simclip-off') ?? false;
 
 /** Remove the inline overrides reassertState added. */
 export function clearInlineOverrides(rec) {
