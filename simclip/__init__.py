@@ -7,7 +7,7 @@ Public API (the server and the tools use only these names):
     HeadConfig, TaskSpec, SimCLIPHead, simclip_loss, fuse
     score_warning_rule, warning_scores   the one warning-score rule (training and serving)
     save_checkpoint, load_checkpoint, make_metadata, read_metadata
-    decode_image, get_ocr_engine
+    decode_image, get_ocr_engine, DECODE_VERSION (bumped when decoding changes: caches key on it)
     EXIF_ORIENTATION_FORMATS            formats whose EXIF orientation browsers differ on
     collect_batch, BatchStats           encoder batching (the server and bulk scoring)
     errors: SimCLIPError, ImageError (+ subclasses), CheckpointError, BackboneUnavailableError
@@ -40,6 +40,7 @@ if typing.TYPE_CHECKING:  # what type checkers and IDEs see; at runtime the name
     from .checkpoint import validate_metadata as validate_metadata
     from .classifier import load_classifier as load_classifier
     from .constants import ALLOWED_IMAGE_FORMATS as ALLOWED_IMAGE_FORMATS
+    from .constants import DECODE_VERSION as DECODE_VERSION
     from .constants import DEFAULT_MODEL as DEFAULT_MODEL
     from .constants import DEFAULT_PORT as DEFAULT_PORT
     from .constants import DEFAULT_PRETRAINED as DEFAULT_PRETRAINED
@@ -108,6 +109,7 @@ _EXPORTS = {
     "validate_metadata": "checkpoint",
     "load_classifier": "classifier",
     "ALLOWED_IMAGE_FORMATS": "constants",
+    "DECODE_VERSION": "constants",
     "DEFAULT_MODEL": "constants",
     "DEFAULT_PORT": "constants",
     "DEFAULT_PRETRAINED": "constants",

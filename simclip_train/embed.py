@@ -39,7 +39,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
-from simclip import ClassifierOptions, ImageError, get_ocr_engine, load_backbone, random_weights_warning
+from simclip import DECODE_VERSION, ClassifierOptions, ImageError, get_ocr_engine, load_backbone, random_weights_warning
 from simclip.backbone import get_backbone_id, get_precision
 from simclip.ocr import is_rapidocr_available
 
@@ -247,7 +247,8 @@ def embed_split(backbone, examples, path, fingerprint, text_source, ocr=None,
         {'computed': examples encoded now, 'reused': examples taken from earlier shards}.
     """
     path = Path(path)
-    state = {"version": CACHE_VERSION, "fingerprint": fingerprint, "backbone": backbone.info.id,
+    state = {"version": CACHE_VERSION, "decode_version": DECODE_VERSION,
+             "fingerprint": fingerprint, "backbone": backbone.info.id,
              "precision": backbone.info.precision,
              "text_source": text_source, "augment": augment,
              "augment_recipe": get_augment_recipe(augment), "shard_size": shard_size,
@@ -395,6 +396,9 @@ class EmbeddingCache:
         """Why a cache file cannot be reused (None: it can)."""
         if meta.get("version") != CACHE_VERSION:
             return f"cache format {meta.get('version')}, this version writes {CACHE_VERSION}"
+        if meta.get("decode_version") != DECODE_VERSION:
+            return (f"pictures decoded by rules {meta.get('decode_version') or 1}, this version "
+                    f"decodes by rules {DECODE_VERSION} (orientation, colour)")
         if meta.get("precision") != precision:
             return (f"embedded at {meta.get('precision') or 'an unrecorded precision'}, the "
                     f"encoders now run at {precision}")

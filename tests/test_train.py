@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from simclip import (
+    DECODE_VERSION,
     BackboneInfo,
     HeadConfig,
     SimCLIPHead,
@@ -358,6 +359,23 @@ def test_augmentation_views_use_randaugment_6_ops_magnitude_9_and_an_old_recipe_
         _, redone = cache.get("harmeme-c", "train")
     assert "stale (augmentation views made with an older recipe" in caplog.text
     assert redone["stats"]["computed"] == 12
+
+
+def test_a_cache_embedded_under_older_decoding_rules_is_recomputed(synth, tmp_path, caplog):
+    from safetensors.torch import load_file, save_file
+
+    data = copy_dataset(synth, tmp_path)
+    cache = EmbeddingCache(tmp_path / "cache", data, model="simclip-tiny", pretrained="none",
+                           device="cpu", progress=False)
+    cache.get("harmeme-c", "val")
+    path = get_cache_path(tmp_path / "cache", "harmeme-c", "simclip-tiny/random", "dataset",
+                          "val", 0, precision=cache.precision)
+    old = {k: v for k, v in read_cache_metadata(path).items() if k != "decode_version"}
+    save_file(load_file(str(path)), str(path), metadata={"simclip_cache": json.dumps(old)})
+    with caplog.at_level(logging.WARNING, logger="simclip_train.embed"):
+        _, redone = cache.get("harmeme-c", "val")
+    assert f"decodes by rules {DECODE_VERSION}" in caplog.text
+    assert redone["stats"]["computed"] == redone["image"].shape[0] > 0
 
 
 def test_target_is_opt_in_and_epochs_are_selected_on_the_harm_level_only(synth, tmp_path):
