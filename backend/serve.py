@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import sys
+import threading
 
 from simclip import OCR_ENGINES, ClassifierOptions, SimCLIPError
 
@@ -142,6 +143,43 @@ def create_server(app, host="127.0.0.1", port=DEFAULT_CONFIG["PORT"], threads=No
                                    **WAITRESS_SETTINGS)
     app.config["PORT"] = int(server.effective_port)
     return server
+
+
+class ServerThread:
+    """`app` served by waitress with our limits and pools (`create_server`) in a daemon thread:
+    for tests, benchmarks and programs that embed the server. Port 0 picks a free one; `url` is
+    the base URL once built. `close()` stops the loop and closes every socket it opened.
+    """
+
+    def __init__(self, app, host="127.0.0.1", port=0, threads=None):
+        self.app = app
+        self.server = create_server(app, host, port, threads=threads)
+        self.port = int(self.server.effective_port)
+        self.url = f"http://{host}:{self.port}"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def start(self):
+        """Serve in the thread; returns self."""
+        self._thread.start()
+        return self
+
+    def _serve(self):
+        """waitress's loop in short steps, so the same thread can close every socket at the end."""
+        from waitress import wasyncore
+
+        while not self._stop.is_set():
+            wasyncore.loop(timeout=0.05, map=self.server._map, count=1)
+        self.server.close()
+        for channel in list(self.server._map.values()):
+            channel.close()
+
+    def close(self):
+        """Stop serving (waits up to 5 s for the loop) and stop the request threads."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+        self.server.task_dispatcher.shutdown()
 
 
 def main(argv=None):

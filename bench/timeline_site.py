@@ -25,6 +25,7 @@ from urllib.parse import parse_qs, urlparse
 
 from PIL import Image, ImageDraw
 
+from backend.serve import ServerThread
 from simclip import decode_image
 
 HOST = "timeline.test"
@@ -277,39 +278,18 @@ class TimelineSite:
         self.server.server_close()
 
 
-class MarkerServer:
+class MarkerServer(ServerThread):
     """simclip-server's app (the real HTTP contract: token, Host and Origin checks, CORS) with the
     MarkerClassifier, served by waitress on a free loopback port in a thread."""
 
     def __init__(self, config_dir, token=None):
         from backend import create_app
-        from backend.serve import create_server
 
         self.token = token or secrets.token_urlsafe(32)  # as the server makes them: 43 characters
-        self.app = create_app({"CLASSIFIER": MarkerClassifier(), "TOKEN": self.token, "CACHE_DIR": "",
-                               "CONFIG_DIR": str(config_dir), "PORT": 0})
-        self.server = create_server(self.app, "127.0.0.1", 0, threads=4)
-        self.url = f"http://127.0.0.1:{self.server.effective_port}"
-        self._stop = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-
-    def _serve(self):
-        """waitress's loop in short steps, so this thread can close every socket at the end."""
-        from waitress import wasyncore
-
-        while not self._stop.is_set():
-            wasyncore.loop(timeout=0.05, map=self.server._map, count=1)
-        self.server.close()
-        for channel in list(self.server._map.values()):
-            channel.close()
-
-    def start(self):
-        """Serve in a thread."""
-        self.thread.start()
-        return self
+        super().__init__(create_app({"CLASSIFIER": MarkerClassifier(), "TOKEN": self.token,
+                                     "CACHE_DIR": "", "CONFIG_DIR": str(config_dir), "PORT": 0}),
+                         threads=4)
 
     def stop(self):
         """Stop serving."""
-        self._stop.set()
-        self.thread.join(timeout=5)
-        self.server.task_dispatcher.shutdown()
+        self.close()

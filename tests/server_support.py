@@ -11,13 +11,13 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 import requests
 
+from backend.serve import ServerThread
 from tiny import TINY
 
 REPO = Path(__file__).resolve().parents[1]
@@ -85,37 +85,14 @@ def _loopback_client_class():
 
 
 
-class LiveServer:
-    """An app served by waitress (our settings) on a free loopback port, in a thread."""
+class LiveServer(ServerThread):
+    """An app served by waitress (our settings) on a free loopback port, in a thread, started."""
 
     def __init__(self, app, threads=8):
-        from backend.serve import create_server
-
-        self.app = app
-        self.server = create_server(app, "127.0.0.1", 0, threads=threads)
-        self.port = self.server.effective_port
-        self.url = f"http://127.0.0.1:{self.port}"
+        super().__init__(app, "127.0.0.1", 0, threads=threads)
         self.host = f"127.0.0.1:{self.port}"
         self.headers = {"X-Auth-Token": TEST_TOKEN}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self):
-        """waitress's loop, polled in short steps so the same thread can close every socket."""
-        from waitress import wasyncore
-
-        while not self._stop.is_set():
-            wasyncore.loop(timeout=0.05, map=self.server._map, count=1)
-        self.server.close()
-        for channel in list(self.server._map.values()):
-            channel.close()
-
-    def close(self):
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self.server.task_dispatcher.shutdown()
-
+        self.start()
 
 
 def stop_process(proc, sig=signal.SIGINT, timeout=15):

@@ -63,8 +63,9 @@ BIG_RGBA = png(lined("RGBA", (6000, 6600)))  # 39.6 MP: over 1 GB of address spa
 
 @pytest.fixture(scope="module")
 def hasty_pool():
-    """One worker with a 0.2 s decode budget."""
-    pool = DecodePool(1, WorkerLimits(decode_s=0.2))
+    """One worker with a 0.05 s decode budget: under a tenth of a 40 MP PNG's decode here, and
+    ample for a small picture (the budget runs from the task's start in the worker)."""
+    pool = DecodePool(1, WorkerLimits(decode_s=0.05))
     yield pool
     pool.close()
 
@@ -103,7 +104,7 @@ def test_a_picture_comes_back_decoded_and_scaled_to_the_output_cap(roomy_pool):
 def test_a_decode_over_its_budget_is_decode_timeout_and_the_worker_is_replaced(hasty_pool):
     before = hasty_pool.probe()["pid"]
     with pytest.raises(DecodeTimeoutError) as e:
-        hasty_pool.decode(png(lined("RGB", (5000, 5000))), 40_000_000, 4)
+        hasty_pool.decode(png(lined("RGB", (8000, 5000))), 40_000_000, 4)
     assert (e.value.status, e.value.code) == (422, "decode_timeout")
     assert hasty_pool.probe()["pid"] != before
     assert hasty_pool.decode(SMALL, 40_000_000, 4).size == (120, 90)
