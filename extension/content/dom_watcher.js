@@ -19,6 +19,8 @@ const SKIP_TAGS = new Set(['HTML', 'HEAD', 'BODY', 'SCRIPT', 'STYLE', 'LINK', 'M
 const LOAD_EVENTS = ['load', 'error', 'loadeddata', 'play']; // play: a video started while it is covered
 // An animation or a transition may paint another picture on any element (a background, a ::before).
 const STYLE_EVENTS = ['animationstart', 'animationiteration', 'transitionrun'];
+// prehide.css's pulse on a picture waiting for its verdict: ours, it paints no other picture.
+export const CHECKING_ANIMATION = 'simclip-checking';
 const RESWEEP_MIN_INTERVAL_MS = 1000; // a stylesheet added or loaded: everything is looked at again, at most this often
 const MAX_PICTURE_SELECTORS = 2000; // past this many picture rules, deferred elements are read one by one
 
@@ -64,6 +66,7 @@ export class DOMWatcher {
       if (this.observer && e.target.tagName === 'CANVAS') this.timed(() => this.onAttribute(e.target, 'drawn'), 'canvas');
     };
     this.onStyleEvent = (e) => {
+      if (e.animationName === CHECKING_ANIMATION) return;
       if (this.observer && e.target.nodeType === Node.ELEMENT_NODE && !SKIP_TAGS.has(e.target.tagName)) {
         this.timed(() => this.onLoad(e.target), 'animation');
       }

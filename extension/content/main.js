@@ -62,7 +62,8 @@ export async function start({ stopEarlyWatch = () => {}, shadow } = {}) {
  */
 function createSender(ext, life) {
   const open = new Set(); // {message, resolve} without a reply yet
-  const attempt = (entry) => sendWithRetry((m) => life.send((x) => ext.runtime.sendMessage(x), m), entry.message)
+  // A dropped entry sends no more tries (sendWithRetry stops at a null reply).
+  const attempt = (entry) => sendWithRetry((m) => (open.has(entry) ? life.send((x) => ext.runtime.sendMessage(x), m) : null), entry.message)
     .then((reply) => {
       if (open.delete(entry)) entry.resolve(reply);
     });
@@ -75,7 +76,10 @@ function createSender(ext, life) {
     sendOpenAgain: () => {
       for (const entry of open) {
         const { type, url, referrerPolicy } = entry.message;
-        if (type === MSG.CLASSIFY) loadAsPage(url, referrerPolicy, { again: true }).then(() => attempt(entry));
+        if (type === MSG.PAGE_STATS) { // the count sent on pagehide is stale: the page reports its count afresh
+          open.delete(entry);
+          entry.resolve(null);
+        } else if (type === MSG.CLASSIFY) loadAsPage(url, referrerPolicy, { again: true }).then(() => attempt(entry));
         else attempt(entry);
       }
     },

@@ -45,3 +45,10 @@ test('the generated rules parse as the same number of rules as prehide.css', () 
   const prehide = readFileSync(PREHIDE_CSS, 'utf8');
   assert.equal(count(shadowCssFrom(prehide)), count(prehide));
 });
+
+test("the pulse the watcher ignores is prehide.css's own animation", async () => {
+  const { CHECKING_ANIMATION } = await import('../../content/dom_watcher.js');
+  const prehide = readFileSync(PREHIDE_CSS, 'utf8');
+  assert.match(prehide, new RegExp(`@keyframes ${CHECKING_ANIMATION} `));
+  assert.match(prehide, new RegExp(`animation: ${CHECKING_ANIMATION} `));
+});
