@@ -749,5 +749,13 @@ if (ext.webRequest) {
   ext.webRequest.onResponseStarted.addListener((d) => recordOwnFetch(d, true), ownFilter);
 }
 ext.tabs.onUpdated.addListener((tabId, changeInfo) => {
-  if (changeInfo.status === 'loading' && changeInfo.url) setTabCount(tabId, 0);
+  if (!(changeInfo.status === 'loading' && changeInfo.url)) return;
+  setTabCount(tabId, 0);
+  // A page shown again from the back/forward cache may have reported its count before this
+  // event: ask its top frame again (a new page's script is not there yet, or counts 0).
+  ext.tabs.sendMessage(tabId, { type: MSG.GET_PAGE_STATE }, { frameId: 0 })
+    .then((state) => {
+      if (Number.isInteger(state?.flagged) && state.flagged > 0) setTabCount(tabId, state.flagged, 0);
+    })
+    .catch(() => {}); // no content script in the tab (yet)
 });

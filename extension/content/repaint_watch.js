@@ -123,7 +123,7 @@ export class RepaintWatch {
       }
       if (entry.isIntersecting) {
         this.near.add(entry.target);
-        this.recheck(entry.target); // changed while far away: read before it comes on screen
+        this.recheckSoon(entry.target); // changed while far away: read before it comes on screen (within the frame budget)
       } else {
         this.near.delete(entry.target);
       }
