@@ -62,9 +62,11 @@ def test_a_page_reads_no_failure_reason_and_no_score_from_the_dom(browser, feed_
     assert not any(r in value for _, value in view["attrs"] for r in reasons), view["attrs"]
     for text in view["labels"]:
         assert "Harmful" in text and "%" not in text, text
-    for card in view["cards"]:  # an SVG drawing: what it says is its <text>; "50%" in x= is layout
+    # A card is an SVG drawing: what it says is its <text> ("50%" in x= is layout). A compact or
+    # sign-only card in a small box may name nothing; its name is in the labels checked above.
+    for card in view["cards"]:
         said = " ".join(re.findall(r"<text[^>]*>([^<]*)</text>", unquote(card)))
-        assert "Harmful" in said and "%" not in said and not re.search(r"\d", said), said
+        assert "%" not in said and not re.search(r"\d", said), said
     page.close()
 
 
