@@ -55,9 +55,9 @@ export class ImageFilter {
   /**
    * @param {{requestVerdict: (rec, priority) => Promise<object|null>, warnings,
    *          getContext: () => {settings, categories, healthOk, server}, (`server`: the parsed /v1/health, or null)
-   *          onCountChange: (n) => void, timed: (fn, kind) => void}} deps
+   *          onCountChange: (n) => void, timed: (fn, kind) => void, forceStyle?: (read) => any}} deps
    */
-  constructor({ requestVerdict, warnings, getContext, onCountChange, timed }) {
+  constructor({ requestVerdict, warnings, getContext, onCountChange, timed, forceStyle }) {
     this.warnings = warnings;
     this.getContext = getContext;
     this.onCountChange = onCountChange;
@@ -83,7 +83,7 @@ export class ImageFilter {
     this.sizeWatch = new ResizeObserver((entries) => this.timed(() => this.onResize(entries), 'resize'));
     this.watchingSize = new Set(); // elements sizeWatch observes
     this.repaints = new RepaintWatch({
-      recheck: (el) => this.recheck(el), afterFrame: () => this.applyWrites(), timed, needsFrames: (el) => this.isFreshCanvas(el),
+      recheck: (el) => this.recheck(el), afterFrame: () => this.applyWrites(), timed, forceStyle, needsFrames: (el) => this.isFreshCanvas(el),
     });
   }
 

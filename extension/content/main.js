@@ -127,6 +127,7 @@ function createParts({ page, perf, send, shadow, life }) {
     }),
     onCountChange: (flagged) => send({ type: MSG.PAGE_STATS, flagged }),
     timed,
+    forceStyle: perf.forceStyle,
   });
   const watcher = createWatcher({ filter, warnings, perf, shadow });
   return { warnings, filter, watcher };

@@ -57,8 +57,6 @@ def test_a_sites_pictures_are_flagged_exactly_once_and_its_chrome_gets_its_click
     page.close()
 
 
-@pytest.mark.xfail(strict=False, reason="open fault (issue 17): in the whole e2e stage, not alone, one task "
-                   "of the content script reaches 50-97 ms (a time slice, the repaint watch) since the repaint watch")
 def test_a_facebook_sized_insertion_of_7500_elements_costs_the_content_script_no_task_over_50_ms(
         browser, feed_site, artifacts_dir):
     url = feed_site.case_url("bulk", "bulk")

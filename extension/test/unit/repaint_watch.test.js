@@ -41,11 +41,23 @@ function setUp({ needsFrames } = {}) {
   const win = fakeWindow();
   const seen = [];
   let applied = 0;
+  const flushes = [];
   const watch = new RepaintWatch({
-    recheck: (el) => seen.push(el.name), afterFrame: () => { applied += 1; }, timed: (fn) => fn(), needsFrames, win,
+    recheck: (el) => seen.push(el.name),
+    afterFrame: () => { applied += 1; },
+    timed: (fn) => fn(),
+    forceStyle: (read) => { flushes.push(1); return read(); },
+    needsFrames,
+    win,
   });
-  const el = (name, animations = []) => ({ name, isConnected: true, getAnimations: () => animations });
-  return { win, seen, watch, el, applied: () => applied };
+  const elements = [];
+  win.document.getAnimations = () => elements.flatMap((x) => x.animations);
+  const el = (name, animations = []) => {
+    const x = { name, isConnected: true, animations };
+    elements.push(x);
+    return x;
+  };
+  return { win, seen, watch, el, applied: () => applied, flushes };
 }
 
 test('an element coming near the viewport is read again at the next frame, within its budget (it may have changed while far away)', () => {
@@ -93,6 +105,27 @@ test('an element running an animation of its picture is read every frame until t
   win.runFrame();
   assert.equal(seen.length, 4, 'one more look, then no frames');
   assert.equal(win.pendingFrames, 0);
+});
+
+test("the page's animations are listed once per frame (one style flush, booked apart), however many elements are near", () => {
+  const { win, watch, seen, el, flushes } = setUp();
+  const items = Array.from({ length: 50 }, (_, i) => el(`e${i}`));
+  const running = { playState: 'running', effect: { target: items[7], getKeyframes: () => [{ backgroundImage: 'url(a)' }] } };
+  items[7].animations.push(running);
+  for (const x of items) {
+    watch.watch(x);
+    FakeIO.last.report(x, true);
+  }
+  win.runFrame();
+  assert.equal(flushes.length, 1);
+  seen.length = 0;
+  win.runFrame();
+  assert.ok(seen.includes('e7'), 'an element animating its picture keeps the frames coming');
+  assert.equal(flushes.length, 2);
+  items[7].animations.length = 0;
+  win.runFrame();
+  win.runFrame();
+  assert.equal(win.pendingFrames, 0, 'no frames once nothing animates a picture');
 });
 
 test('an animation of something else (a spinner turning) asks for no frames', () => {
