@@ -100,6 +100,16 @@ async ({pageUrl, frameUrl, holds}) => {
 """
 _BROWSERS = {}  # a Playwright BrowserContext -> its ExtensionBrowser
 
+# Main world: a post with a fresh harmful meme added at the top of the feed, as a timeline does.
+ADD_POST_JS = """([src, post]) => {
+  const img = Object.assign(document.createElement('img'), {src, width: 240, height: 180, className: 'meme', alt: ''});
+  Object.assign(img.dataset, {truth: 'harmful', post, kind: 'img'});
+  const article = document.createElement('article');
+  article.className = 'post';
+  article.append(img);
+  document.getElementById('feed').prepend(article);
+}"""
+
 DECIDED = {"flagged", "clean", "revealed"}
 
 

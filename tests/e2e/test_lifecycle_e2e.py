@@ -11,6 +11,7 @@ import pytest
 from slow_server import SlowServer
 
 from e2e_support import (
+    ADD_POST_JS,
     MONITOR_JS,
     ExtensionBrowser,
     launch_with_extension,
@@ -27,15 +28,6 @@ RELOAD_JS = """(id) => new Promise((resolve) => chrome.developerPrivate.updatePr
 SET_ENABLED_JS = """([id, enabled]) => new Promise((resolve) => chrome.management.setEnabled(id, enabled,
   () => resolve(chrome.runtime.lastError?.message ?? null)))"""
 STATE_JS = """(id) => new Promise((resolve) => chrome.developerPrivate.getExtensionInfo(id, (info) => resolve(info.state)))"""
-# Main world: a post with a fresh harmful meme added at the top of the feed, as a timeline does.
-ADD_POST_JS = """([src, post]) => {
-  const img = Object.assign(document.createElement('img'), {src, width: 240, height: 180, className: 'meme', alt: ''});
-  Object.assign(img.dataset, {truth: 'harmful', post, kind: 'img'});
-  const article = document.createElement('article');
-  article.className = 'post';
-  article.append(img);
-  document.getElementById('feed').prepend(article);
-}"""
 
 
 @pytest.fixture()

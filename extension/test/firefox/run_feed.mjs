@@ -14,8 +14,14 @@
  *   monitor's violations; `then` is a script run once every meme is decided (it may return a
  *   promise), after the viewport is set to `viewportThen` ({width, height}) if given; the case
  *   then waits until every meme is decided again.
+ *   `lifecycle` ({url, newTabUrl, addPost}): after the cases, the add-on is installed again over
+ *   itself under an open feed at `url` (what about:debugging's Reload and a store update do: same
+ *   id, storage kept), then `addPost` (a main-world expression) adds a harmful post to that feed,
+ *   and a new tab opens `newTabUrl`; both feeds' first `memes` memes must be decided again.
  * Prints one JSON object on stdout: {browser, connection, states, shield, decidedInMs, keys,
- *   cases: {name: {states, violations, decidedInMs, after?: {states, violations, decidedInMs}}}}. Case pages are read in every frame; each
+ *   cases: {name: {states, violations, decidedInMs, after?: {states, violations, decidedInMs}}},
+ *   lifecycle?: {before, reinstalled, newTab: {states, violations, decidedInMs}, coveredMeanwhile: {post: pageState}}}
+ *   (`coveredMeanwhile`: the page's state, just after the install, of each meme flagged before it). Case pages are read in every frame; each
  *   picture's state, reason and warning come from the content script through the options page
  *   (the page itself sees only pending, waiting, flagged, revealed or shown).
  */
@@ -225,15 +231,69 @@ async function runCase({ name, url, settleMs = 1000, timeoutMs = 60_000, decided
   report.cases[name] = result;
   await page.close();
 }
-try {
-  await browser.installExtension(config.extension);
-  log('installed', addonId, report.browser);
-
+/** The add-on's options page, once its script says it is ready. */
+async function openOptionsPage() {
   const options = await browser.newPage();
   // BiDi reports no load event for extension pages: wait for the page's own ready flag instead.
   await options.goto(`moz-extension://${uuid}/options/options.html`, { waitUntil: 'domcontentloaded', timeout: 5_000 })
     .catch(() => {});
   await options.waitForSelector("body[data-ready='true']", { timeout: 20_000 });
+  return options;
+}
+
+/** A new tab at `url` with the page-side monitor. */
+async function openFeed(url) {
+  const feed = await browser.newPage();
+  await setViewportSize(feed);
+  await feed.evaluateOnNewDocument(config.initScript);
+  await feed.goto(url, { waitUntil: 'domcontentloaded' });
+  return feed;
+}
+
+/** Until the feed's first `config.memes` memes are decided (or the time is up): {states, decidedInMs}. */
+async function waitFeedDecided(feed, since) {
+  const decided = new Set(config.decided);
+  for (;;) {
+    const states = await readStates(feed, feed.mainFrame());
+    const top = states.filter((s) => s.truth === 'harmful' || s.truth === 'neutral').slice(0, config.memes);
+    if (top.length === config.memes && top.every((s) => decided.has(s.state))) return { states, decidedInMs: Date.now() - since };
+    if (Date.now() - since > config.timeoutMs) return { states, decidedInMs: null };
+    await sleep(250);
+  }
+}
+
+/**
+ * The add-on installed again over itself under an open feed (see `lifecycle` in the header):
+ * the open feed's flagged memes never shown meanwhile, a post it adds afterwards decided, a new
+ * tab protected.
+ */
+async function runLifecycle({ url, newTabUrl, addPost }) {
+  const feed = await openFeed(url);
+  const before = await waitFeedDecided(feed, Date.now());
+  const flagged = new Set(before.states.filter((s) => s.state === 'flagged').map((s) => s.post));
+  await extensionPage.close();
+  await browser.installExtension(config.extension);
+  log('installed again over itself');
+  const pageStates = async () => Object.fromEntries((await feed.evaluate(`(${config.statesScript})()`))
+    .filter((s) => flagged.has(s.post)).map((s) => [s.post, s.pageState]));
+  const coveredMeanwhile = await pageStates();
+  extensionPage = await openOptionsPage();
+  const t1 = Date.now();
+  await feed.evaluate(addPost);
+  const reinstalled = await waitFeedDecided(feed, t1);
+  reinstalled.violations = await feed.evaluate(SHIELD_VIOLATIONS);
+  const fresh = await openFeed(newTabUrl);
+  const newTab = await waitFeedDecided(fresh, Date.now());
+  newTab.violations = await fresh.evaluate(SHIELD_VIOLATIONS);
+  log('lifecycle:', reinstalled.decidedInMs, newTab.decidedInMs);
+  return { before, coveredMeanwhile, reinstalled, newTab };
+}
+
+try {
+  await browser.installExtension(config.extension);
+  log('installed', addonId, report.browser);
+
+  const options = await openOptionsPage();
   await options.$eval('#server-url', (el, v) => { el.value = v; }, config.serverUrl);
   await options.$eval('#token', (el, v) => { el.value = v; }, config.token);
   await options.click('#save-test');
@@ -252,26 +312,13 @@ try {
     await waitInExtensionPage(options, () => /Saved/.test(document.querySelector('#failure-status')?.textContent ?? ''), 10_000);
   }
 
-  const feed = await browser.newPage();
-  await setViewportSize(feed);
-  await feed.evaluateOnNewDocument(config.initScript);
-  const t0 = Date.now();
-  await feed.goto(config.feedUrl, { waitUntil: 'domcontentloaded' });
-  const decided = new Set(config.decided);
-  const top = () => report.states.filter((s) => s.truth === 'harmful' || s.truth === 'neutral').slice(0, config.memes);
-  for (;;) {
-    report.states = await readStates(feed, feed.mainFrame());
-    if (top().length === config.memes && top().every((s) => decided.has(s.state))) {
-      report.decidedInMs = Date.now() - t0;
-      break;
-    }
-    if (Date.now() - t0 > config.timeoutMs) break;
-    await sleep(250);
-  }
+  const feed = await openFeed(config.feedUrl);
+  Object.assign(report, await waitFeedDecided(feed, Date.now()));
   report.shield = await feed.evaluate('window.__shield');
   if (config.screenshot) await feed.screenshot({ path: config.screenshot });
   if (config.keys) report.keys = await pressKeys(feed);
   for (const c of config.cases ?? []) await runCase(c);
+  if (config.lifecycle) report.lifecycle = await runLifecycle(config.lifecycle);
 } finally {
   await browser.close();
 }
