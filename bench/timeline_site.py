@@ -198,6 +198,21 @@ def cards_page(seed):
     return CARDS_PAGE % {"rows": "".join(rows)}
 
 
+def serve_on_loopback(handler_class):
+    """A ThreadingHTTPServer for `handler_class` on a free loopback port, serving from a daemon
+    thread (the e2e stand-ins use it too); stop it with stop_serving."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler_class)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def stop_serving(server):
+    """Stop a server of serve_on_loopback and close its socket."""
+    server.shutdown()
+    server.server_close()
+
+
 class TimelineSite:
     """Serves the timeline (/timeline?n=N&s=SEED), its memes (/m/{i}.png) and avatars, and the
     card page (/cards?s=SEED: cards_page, its pictures /c/{n}.png flagged for n categories)."""
@@ -267,15 +282,12 @@ class TimelineSite:
                 else:
                     self.send(b"not found", "text/plain", 404)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = serve_on_loopback(Handler)
         return self
 
     def stop(self):
         """Stop serving."""
-        self.server.shutdown()
-        self.server.server_close()
+        stop_serving(self.server)
 
 
 class MarkerServer(ServerThread):

@@ -213,31 +213,38 @@ def _xyz_tag(xyz):
     return b"XYZ \x00\x00\x00\x00" + b"".join(_s15(v) for v in xyz)
 
 
-def rgb_profile(red, green, blue, gamma=2.2, padding=0):
-    """A minimal ICC v2 display profile (matrix/TRC) with these D50 XYZ primaries, and
-    `padding` bytes more in a private tag."""
-    desc_text = b"simclip test profile\x00"
-    desc = (b"desc\x00\x00\x00\x00" + struct.pack(">I", len(desc_text)) + desc_text
+def _icc_profile(space, name, tags):
+    """A minimal ICC v2 display profile of colour space `space` (b"RGB ", b"GRAY") named `name`:
+    its description and D50 white point, then these (signature, data) tags."""
+    desc = (b"desc\x00\x00\x00\x00" + struct.pack(">I", len(name)) + name
             + b"\x00" * 8 + b"\x00\x00\x00" + b"\x00" * 67)
-    curve = b"curv\x00\x00\x00\x00" + struct.pack(">IH", 1, round(gamma * 256)) + b"\x00\x00"
-    tags = [(b"desc", desc), (b"wtpt", _xyz_tag((0.9642, 1.0, 0.8249))),
-            (b"rXYZ", _xyz_tag(red)), (b"gXYZ", _xyz_tag(green)), (b"bXYZ", _xyz_tag(blue)),
-            (b"rTRC", curve), (b"gTRC", curve), (b"bTRC", curve),
-            (b"cprt", b"text\x00\x00\x00\x00none\x00\x00\x00\x00")]
-    if padding:
-        tags.append((b"zzzz", b"zzzz\x00\x00\x00\x00" + bytes(padding)))
+    tags = [(b"desc", desc), (b"wtpt", _xyz_tag((0.9642, 1.0, 0.8249))), *tags]
     offset = 128 + 4 + 12 * len(tags)
     table, body = b"", b""
     for sig, data in tags:
         data += b"\x00" * (-len(data) % 4)
         table += sig + struct.pack(">II", offset + len(body), len(data))
         body += data
-    size = offset + len(body)
-    header = (struct.pack(">I", size) + b"\x00" * 4 + struct.pack(">I", 0x02100000) + b"mntr"
-              + b"RGB XYZ " + b"\x00" * 12 + b"acsp" + b"\x00" * 24
+    header = (struct.pack(">I", offset + len(body)) + b"\x00" * 4 + struct.pack(">I", 0x02100000)
+              + b"mntr" + space + b"XYZ " + b"\x00" * 12 + b"acsp" + b"\x00" * 24
               + struct.pack(">I", 0) + _s15(0.9642) + _s15(1.0) + _s15(0.8249))
-    header += b"\x00" * (128 - len(header))
-    return header + struct.pack(">I", len(tags)) + table + body
+    return header + b"\x00" * (128 - len(header)) + struct.pack(">I", len(tags)) + table + body
+
+
+def _curve_tag(gamma):
+    return b"curv\x00\x00\x00\x00" + struct.pack(">IH", 1, round(gamma * 256)) + b"\x00\x00"
+
+
+def rgb_profile(red, green, blue, gamma=2.2, padding=0):
+    """A minimal ICC v2 display profile (matrix/TRC) with these D50 XYZ primaries, and
+    `padding` bytes more in a private tag."""
+    curve = _curve_tag(gamma)
+    tags = [(b"rXYZ", _xyz_tag(red)), (b"gXYZ", _xyz_tag(green)), (b"bXYZ", _xyz_tag(blue)),
+            (b"rTRC", curve), (b"gTRC", curve), (b"bTRC", curve),
+            (b"cprt", b"text\x00\x00\x00\x00none\x00\x00\x00\x00")]
+    if padding:
+        tags.append((b"zzzz", b"zzzz\x00\x00\x00\x00" + bytes(padding)))
+    return _icc_profile(b"RGB ", b"simclip test profile\x00", tags)
 
 
 SRGB_D50 = ((0.4361, 0.2225, 0.0139), (0.3851, 0.7169, 0.0971), (0.1431, 0.0606, 0.7141))
@@ -292,22 +299,8 @@ def test_transparency_survives_the_colour_conversion():
 
 def grey_profile(gamma):
     """A minimal ICC v2 grey display profile with this gamma."""
-    desc_text = b"simclip grey\x00"
-    desc = (b"desc\x00\x00\x00\x00" + struct.pack(">I", len(desc_text)) + desc_text
-            + b"\x00" * 8 + b"\x00\x00\x00" + b"\x00" * 67)
-    curve = b"curv\x00\x00\x00\x00" + struct.pack(">IH", 1, round(gamma * 256)) + b"\x00\x00"
-    tags = [(b"desc", desc), (b"wtpt", _xyz_tag((0.9642, 1.0, 0.8249))), (b"kTRC", curve),
-            (b"cprt", b"text\x00\x00\x00\x00none\x00\x00\x00\x00")]
-    offset = 128 + 4 + 12 * len(tags)
-    table, body = b"", b""
-    for sig, data in tags:
-        data += b"\x00" * (-len(data) % 4)
-        table += sig + struct.pack(">II", offset + len(body), len(data))
-        body += data
-    header = (struct.pack(">I", offset + len(body)) + b"\x00" * 4 + struct.pack(">I", 0x02100000)
-              + b"mntrGRAYXYZ " + b"\x00" * 12 + b"acsp" + b"\x00" * 24
-              + struct.pack(">I", 0) + _s15(0.9642) + _s15(1.0) + _s15(0.8249))
-    return header + b"\x00" * (128 - len(header)) + struct.pack(">I", len(tags)) + table + body
+    return _icc_profile(b"GRAY", b"simclip grey\x00", [(b"kTRC", _curve_tag(gamma)),
+                                                      (b"cprt", b"text\x00\x00\x00\x00none\x00\x00\x00\x00")])
 
 
 LINEAR_GREY = grey_profile(1.0)  # mid grey 128 is painted 188 (sRGB of linear 0.5)

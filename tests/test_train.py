@@ -328,10 +328,25 @@ def test_a_truncated_or_broken_image_never_aborts_embed_and_is_counted(synth, tm
     assert (record["n"], record["truncated_images"], record["skipped_images"]) == (47, 2, 1)
 
 
+def _reload_as_written_before(cache, split, augment, field, caplog):
+    """Drop `field` from the metadata of the cached `split` of harmeme-c (as a version that did
+    not write it left it), then read the split again through `cache`, logging into `caplog`."""
+    from safetensors.torch import load_file, save_file
+
+    path = get_cache_path(cache.cache_dir, "harmeme-c", "simclip-tiny/random", "dataset",
+                          split, augment, precision=cache.precision)
+    meta = read_cache_metadata(path)
+    assert field in meta
+    old = {k: v for k, v in meta.items() if k != field}
+    save_file(load_file(str(path)), str(path), metadata={"simclip_cache": json.dumps(old)})
+    with caplog.at_level(logging.WARNING, logger="simclip_train.embed"):
+        _, redone = cache.get("harmeme-c", split)
+    return redone
+
+
 def test_augmentation_views_use_randaugment_6_ops_magnitude_9_and_an_old_recipe_is_recomputed(
         tmp_path, monkeypatch, caplog):
     import torchvision.transforms
-    from safetensors.torch import load_file, save_file
 
     made = []
     real = torchvision.transforms.RandAugment
@@ -351,29 +366,17 @@ def test_augmentation_views_use_randaugment_6_ops_magnitude_9_and_an_old_recipe_
     assert first["meta"]["augment_recipe"] == "torchvision.RandAugment(num_ops=6, magnitude=9)"
     _, again = cache.get("harmeme-c", "train")
     assert "stats" not in again  # same recipe: reused
-    path = get_cache_path(tmp_path / "cache", "harmeme-c", "simclip-tiny/random", "dataset",
-                          "train", 2, precision=cache.precision)
-    old = {k: v for k, v in read_cache_metadata(path).items() if k != "augment_recipe"}
-    save_file(load_file(str(path)), str(path), metadata={"simclip_cache": json.dumps(old)})
-    with caplog.at_level(logging.WARNING, logger="simclip_train.embed"):
-        _, redone = cache.get("harmeme-c", "train")
+    redone = _reload_as_written_before(cache, "train", 2, "augment_recipe", caplog)
     assert "stale (augmentation views made with an older recipe" in caplog.text
     assert redone["stats"]["computed"] == 12
 
 
 def test_a_cache_embedded_under_older_decoding_rules_is_recomputed(synth, tmp_path, caplog):
-    from safetensors.torch import load_file, save_file
-
     data = copy_dataset(synth, tmp_path)
     cache = EmbeddingCache(tmp_path / "cache", data, model="simclip-tiny", pretrained="none",
                            device="cpu", progress=False)
     cache.get("harmeme-c", "val")
-    path = get_cache_path(tmp_path / "cache", "harmeme-c", "simclip-tiny/random", "dataset",
-                          "val", 0, precision=cache.precision)
-    old = {k: v for k, v in read_cache_metadata(path).items() if k != "decode_version"}
-    save_file(load_file(str(path)), str(path), metadata={"simclip_cache": json.dumps(old)})
-    with caplog.at_level(logging.WARNING, logger="simclip_train.embed"):
-        _, redone = cache.get("harmeme-c", "val")
+    redone = _reload_as_written_before(cache, "val", 0, "decode_version", caplog)
     assert f"decodes by rules {DECODE_VERSION}" in caplog.text
     assert redone["stats"]["computed"] == redone["image"].shape[0] > 0
 

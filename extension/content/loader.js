@@ -11,6 +11,10 @@
 // The worker injects this file again into the tabs that were open when the extension was
 // installed, updated, reloaded or enabled (background/service_worker.js): a frame where this
 // extension's script already runs is left alone.
+//
+// Parts, top to bottom: shadow roots (find one, adopt the rules, listen inside it); the early
+// scan (look at each added element, read then write); the declarative-root recheck (empty hosts
+// looked at again each frame); the hand-over to main.js (or the switch-off if it fails to load).
 (() => {
   if (globalThis.simclipContentScript === true) return;
   globalThis.simclipContentScript = true;
@@ -18,30 +22,53 @@
   const SHADOW_ROOT_EVENT = 'simclip-shadow-root'; // shared/page_events.js
   // prehide.css for shadow roots (the document's `html:not([data-simclip-off])` becomes the sheet's `disabled`).
   const SHADOW_CSS = globalThis.simclipShadowCss ?? ''; // content/shadow_css.js, built from prehide.css
-  const shadow = { sheet: null, styles: [], roots: new Set(), getRoot: null, adopt: null, setDisabled: null };
-  // Until main.js takes over: the roots this script listens on for roots attached inside them.
-  // shadow_hook.js's event does not leave the root its host is in, so a closed root attached
-  // inside another (nested web components) is heard only there: listening on the document alone
-  // let its pictures paint before the modules loaded (seen in CI).
+  const HOST_TAGS = new Set(['article', 'aside', 'blockquote', 'body', 'div', 'footer', 'h1', 'h2', 'h3', 'h4',
+    'h5', 'h6', 'header', 'main', 'nav', 'p', 'section', 'span']); // the elements that can have a shadow root
+
+  // main.js's helper for shadow roots (dom_watcher.js, main.js): the roots found, and how.
+  const shadow = { sheet: null, styles: [], roots: new Set(), getRoot, adopt, setDisabled };
+  // Until main.js takes over (then null): the roots this script listens on for roots attached
+  // inside them. shadow_hook.js's event does not leave the root its host is in, so a closed root
+  // attached inside another (nested web components) is heard only there: listening on the
+  // document alone let its pictures paint before the modules loaded (seen in CI).
   let earlyRoots = new Set();
-  shadow.getRoot = (el) => {
+  // Until main.js takes over (then null): hosts seen empty, whose declarative root may come later.
+  let emptyHosts = new Set();
+  let frameAsked = false; // a recheckHosts() is asked for the next frame
+  const found = []; // [element, attribute, value], read by look(), written by writeFound()
+  let inCallback = false; // in the early observer's callback (it reads everything, then writes)
+  const early = new MutationObserver(onEarlyRecords);
+
+  // ------------------------------------------------------------ shadow roots
+
+  /** The shadow root of `el` (open or closed, through the extension's view), or null. */
+  function getRoot(el) {
     try {
       return ext.dom?.openOrClosedShadowRoot?.(el) ?? el.openOrClosedShadowRoot ?? el.shadowRoot ?? null;
     } catch {
       return el.shadowRoot ?? null;
     }
-  };
+  }
+
   /** Put the hiding rules into `root` (again, if the page replaced its adopted sheets). */
-  shadow.adopt = (root) => {
+  function adopt(root) {
     shadow.roots.add(root);
-    if (earlyRoots && !earlyRoots.has(root)) {
-      earlyRoots.add(root);
-      root.addEventListener(SHADOW_ROOT_EVENT, onShadowRoot, true);
-      // what is added inside it later, and what it holds now (roots in it, stylesheet backgrounds)
-      early.observe(root, { childList: true, subtree: true });
-      lookInside(root);
-      if (!inCallback) writeFound(); // else the observer's callback writes once all is read
-    }
+    if (earlyRoots && !earlyRoots.has(root)) watchEarly(root);
+    adoptSheet(root);
+  }
+
+  /** Until main.js takes over, `root` is watched like the document: roots announced in it, added nodes. */
+  function watchEarly(root) {
+    earlyRoots.add(root);
+    root.addEventListener(SHADOW_ROOT_EVENT, onShadowRoot, true);
+    // what is added inside it later, and what it holds now (roots in it, stylesheet backgrounds)
+    early.observe(root, { childList: true, subtree: true });
+    lookInside(root);
+    if (!inCallback) writeFound(); // else the observer's callback writes once all is read
+  }
+
+  /** The pre-hide rules in `root`: one shared constructable sheet, or a <style> where there is none. */
+  function adoptSheet(root) {
     try {
       if (!shadow.sheet) {
         shadow.sheet = new CSSStyleSheet();
@@ -59,63 +86,32 @@
         shadow.styles.push(style);
       }
     }
-  };
+  }
+
   /** Switch the rules off in every shadow root (paused on this site, or the script failed), or on. */
-  shadow.setDisabled = (disabled) => {
+  function setDisabled(disabled) {
     if (shadow.sheet) shadow.sheet.disabled = disabled;
     for (const style of shadow.styles) style.disabled = disabled;
-  };
-  function onShadowRoot(e) {
-    const root = shadow.getRoot(e.target);
-    if (root) shadow.adopt(root);
   }
-  document.addEventListener(SHADOW_ROOT_EVENT, onShadowRoot, true);
-  /** main.js's watcher listens from now on (on the document and on every root it observes). */
-  const stopListening = () => {
-    document.removeEventListener(SHADOW_ROOT_EVENT, onShadowRoot, true);
-    for (const root of earlyRoots) root.removeEventListener(SHADOW_ROOT_EVENT, onShadowRoot, true);
-    earlyRoots = null;
-    emptyHosts = null;
-  };
 
-  const found = []; // [element, attribute, value]
-  let inCallback = false; // in the early observer's callback (it reads everything, then writes)
-  const writeFound = () => {
-    for (const [el, name, value] of found.splice(0)) el.setAttribute(name, value); // reads first, then writes
-  };
-  // A declarative root (<template shadowrootmode>) is attached by the parser with no event and
-  // no document mutation, sometimes just after this script saw its host, still empty, inserted
-  // (a closed one's picture then painted before the modules loaded: seen in CI). Such hosts are
-  // looked at again before each paint, until main.js takes over.
-  const HOST_TAGS = new Set(['article', 'aside', 'blockquote', 'body', 'div', 'footer', 'h1', 'h2', 'h3', 'h4',
-    'h5', 'h6', 'header', 'main', 'nav', 'p', 'section', 'span']); // the elements that can have a shadow root
-  let emptyHosts = new Set();
-  let frameAsked = false;
-  const recheckHosts = () => {
-    frameAsked = false;
-    if (!emptyHosts) return;
-    for (const el of emptyHosts) {
-      const root = shadow.getRoot(el);
-      if (root) {
-        emptyHosts.delete(el);
-        shadow.adopt(root);
-      }
-    }
-    if (emptyHosts.size > 0) {
-      frameAsked = true;
-      requestAnimationFrame(recheckHosts);
-    }
-  };
-  const look = (el) => {
-    const root = shadow.getRoot(el);
-    if (root) shadow.adopt(root);
-    else if (emptyHosts && !el.firstChild && (el.localName.includes('-') || HOST_TAGS.has(el.localName))) {
-      emptyHosts.add(el);
-      if (!frameAsked) {
-        frameAsked = true;
-        requestAnimationFrame(recheckHosts);
-      }
-    }
+  /** shadow_hook.js announced a root attached to the event's target. */
+  function onShadowRoot(e) {
+    const root = getRoot(e.target);
+    if (root) adopt(root);
+  }
+
+  // ------------------------------------------------------------ the early scan
+
+  /** An element: its shadow root adopted (or, empty, rechecked each frame), its pictures read. */
+  function look(el) {
+    const root = getRoot(el);
+    if (root) adopt(root);
+    else if (emptyHosts && !el.firstChild && (el.localName.includes('-') || HOST_TAGS.has(el.localName))) watchEmptyHost(el);
+    readPictures(el);
+  }
+
+  /** Queue (in `found`) a stylesheet background and the ::before / ::after pictures of `el`. */
+  function readPictures(el) {
     const bg = getComputedStyle(el).backgroundImage;
     if (bg && bg.includes('url(') && !(el.getAttribute('style') ?? '').includes('url(')) found.push([el, 'data-simclip-early', bg]);
     for (const part of ['before', 'after']) {
@@ -125,12 +121,20 @@
         found.push([el, `data-simclip-early-${part}`, '']);
       }
     }
-  };
+  }
+
   /** look() at every element under `node` (an element or a shadow root), <img> aside. */
-  const lookInside = (node) => {
+  function lookInside(node) {
     for (const el of node.querySelectorAll('*')) if (el.tagName !== 'IMG') look(el);
-  };
-  const early = new MutationObserver((records) => {
+  }
+
+  /** Write what look() read: all reads first, then the writes (one style recalculation). */
+  function writeFound() {
+    for (const [el, name, value] of found.splice(0)) el.setAttribute(name, value);
+  }
+
+  /** The early observer: every added element (and what is under it) is looked at, then written. */
+  function onEarlyRecords(records) {
     inCallback = true;
     try {
       for (const r of records) {
@@ -144,22 +148,62 @@
       inCallback = false;
     }
     writeFound();
-  });
+  }
+
+  // ------------------------------------------------------------ the declarative-root recheck
+  // A declarative root (<template shadowrootmode>) is attached by the parser with no event and
+  // no document mutation, sometimes just after this script saw its host, still empty, inserted
+  // (a closed one's picture then painted before the modules loaded: seen in CI). Such hosts are
+  // looked at again before each paint, until main.js takes over.
+
+  function watchEmptyHost(el) {
+    emptyHosts.add(el);
+    askFrame();
+  }
+
+  function askFrame() {
+    if (frameAsked) return;
+    frameAsked = true;
+    requestAnimationFrame(recheckHosts);
+  }
+
+  /** Before a paint: the empty hosts that got a root adopt it; the others are looked at next frame. */
+  function recheckHosts() {
+    frameAsked = false;
+    if (!emptyHosts) return;
+    for (const el of emptyHosts) {
+      const root = getRoot(el);
+      if (root) {
+        emptyHosts.delete(el);
+        adopt(root);
+      }
+    }
+    if (emptyHosts.size > 0) askFrame();
+  }
+
+  // ------------------------------------------------------------ the hand-over
+
+  /** main.js's watcher listens from now on (on the document and on every root it observes). */
+  function stopEarlyWatch() {
+    early.disconnect();
+    document.removeEventListener(SHADOW_ROOT_EVENT, onShadowRoot, true);
+    for (const root of earlyRoots) root.removeEventListener(SHADOW_ROOT_EVENT, onShadowRoot, true);
+    earlyRoots = null;
+    emptyHosts = null;
+  }
+
+  /** The modules failed to load: every pre-hide rule is switched off, the page keeps its images. */
+  function giveUp(e) {
+    stopEarlyWatch();
+    const root = document.documentElement;
+    if (root) root.setAttribute('data-simclip-off', 'error');
+    setDisabled(true);
+    console.warn('SimCLIP Meme Shield: content script failed, images are shown unchecked', e);
+  }
+
+  document.addEventListener(SHADOW_ROOT_EVENT, onShadowRoot, true);
   early.observe(document, { childList: true, subtree: true });
   import(ext.runtime.getURL('content/main.js'))
-    .then((m) => m.start({
-      stopEarlyWatch: () => {
-        early.disconnect();
-        stopListening();
-      },
-      shadow,
-    }))
-    .catch((e) => {
-      early.disconnect();
-      stopListening();
-      const root = document.documentElement;
-      if (root) root.setAttribute('data-simclip-off', 'error');
-      shadow.setDisabled(true);
-      console.warn('SimCLIP Meme Shield: content script failed, images are shown unchecked', e);
-    });
+    .then((m) => m.start({ stopEarlyWatch, shadow }))
+    .catch(giveUp);
 })();

@@ -14,10 +14,12 @@ import json
 import queue
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import requests
 from PIL import Image
+
+from bench.timeline_site import serve_on_loopback, stop_serving
 
 
 def pixel_key(data):
@@ -87,14 +89,11 @@ class StandIn:
             def do_POST(self):
                 self.handle_any("POST")
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = serve_on_loopback(Handler)
         return self
 
     def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
+        stop_serving(self.server)
 
 
 class SlowServer(StandIn):

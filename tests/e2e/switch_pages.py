@@ -260,18 +260,15 @@ class SwitchPages:
                        f'.cls-{tag}.on .meme {{ background-image: url("{b}"); }}')
             body.append(f'<section class="cls-{tag}" id="{post}-box"><div class="meme" role="img" data-post="{post}" '
                         f'data-kind="class" data-truth="{self.truth(first)}"></div></section>')
-            # a media query
-            post, a, b = both("media")
-            css.append(f'.mq-{tag} {{ background-image: url("{a}"); }}\n'
-                       f'@media (max-width: 700px) {{ .mq-{tag} {{ background-image: url("{b}"); }} }}')
-            body.append(f'<section><div class="meme mq-{tag}" role="img" data-post="{post}" data-kind="media" '
-                        f'data-truth="{self.truth(first)}"></div></section>')
-            # a container query (the box is 40vw: 480 px wide, 240 px narrow)
-            post, a, b = both("container")
-            css.append(f'.cq-{tag} {{ background-image: url("{a}"); }}\n'
-                       f'@container (max-width: 300px) {{ .cq-{tag} {{ background-image: url("{b}"); }} }}')
-            body.append(f'<section><div class="cq-box"><div class="meme cq-{tag}" role="img" data-post="{post}" '
-                        f'data-kind="container" data-truth="{self.truth(first)}"></div></div></section>')
+            # a media query, and a container query (the box is 40vw: 480 px wide, 240 px narrow)
+            for kind, cls, query, (open_box, close_box) in (
+                    ("media", "mq", "@media (max-width: 700px)", ("", "")),
+                    ("container", "cq", "@container (max-width: 300px)", ('<div class="cq-box">', "</div>"))):
+                post, a, b = both(kind)
+                css.append(f'.{cls}-{tag} {{ background-image: url("{a}"); }}\n'
+                           f'{query} {{ .{cls}-{tag} {{ background-image: url("{b}"); }} }}')
+                body.append(f'<section>{open_box}<div class="meme {cls}-{tag}" role="img" data-post="{post}" '
+                            f'data-kind="{kind}" data-truth="{self.truth(first)}"></div>{close_box}</section>')
             # a CSS animation that ends on the second picture
             post, a, b = both("animation")
             css.append(f'.anim-{tag} {{ background-image: url("{a}"); }}\n'
