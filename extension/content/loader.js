@@ -14,7 +14,8 @@
 //
 // Parts, top to bottom: shadow roots (find one, adopt the rules, listen inside it); the early
 // scan (look at each added element, read then write); the declarative-root recheck (empty hosts
-// looked at again each frame); the hand-over to main.js (or the switch-off if it fails to load).
+// looked at again each frame while the page is parsed, before and after main.js takes over); the
+// hand-over to main.js (or the switch-off if it fails to load).
 (() => {
   if (globalThis.simclipContentScript === true) return;
   globalThis.simclipContentScript = true;
@@ -26,13 +27,14 @@
     'h5', 'h6', 'header', 'main', 'nav', 'p', 'section', 'span']); // the elements that can have a shadow root
 
   // main.js's helper for shadow roots (dom_watcher.js, main.js): the roots found, and how.
-  const shadow = { sheet: null, styles: [], roots: new Set(), getRoot, adopt, setDisabled };
+  // `onLateRoot(root)`: set by main.js, told of a declarative root the recheck found after it took over.
+  const shadow = { sheet: null, styles: [], roots: new Set(), getRoot: findRoot, adopt, setDisabled, onLateRoot: null };
   // Until main.js takes over (then null): the roots this script listens on for roots attached
   // inside them. shadow_hook.js's event does not leave the root its host is in, so a closed root
   // attached inside another (nested web components) is heard only there: listening on the
   // document alone let its pictures paint before the modules loaded (seen in CI).
   let earlyRoots = new Set();
-  // Until main.js takes over (then null): hosts seen empty, whose declarative root may come later.
+  // While the page is parsed (then null): hosts seen empty, whose declarative root may come later.
   let emptyHosts = new Set();
   let frameAsked = false; // a recheckHosts() is asked for the next frame
   const found = []; // [element, attribute, value], read by look(), written by writeFound()
@@ -48,6 +50,16 @@
     } catch {
       return el.shadowRoot ?? null;
     }
+  }
+
+  /**
+   * The shadow root of `el`, or null. While the page is parsed, an empty element that can host one
+   * is looked at again each frame: its declarative root may be attached later (the recheck).
+   */
+  function findRoot(el) {
+    const root = getRoot(el);
+    if (!root && emptyHosts && !el.firstChild && (el.localName.includes('-') || HOST_TAGS.has(el.localName))) watchEmptyHost(el);
+    return root;
   }
 
   /** Put the hiding rules into `root` (again, if the page replaced its adopted sheets). */
@@ -104,9 +116,8 @@
 
   /** An element: its shadow root adopted (or, empty, rechecked each frame), its pictures read. */
   function look(el) {
-    const root = getRoot(el);
+    const root = findRoot(el);
     if (root) adopt(root);
-    else if (emptyHosts && !el.firstChild && (el.localName.includes('-') || HOST_TAGS.has(el.localName))) watchEmptyHost(el);
     readPictures(el);
   }
 
@@ -153,8 +164,12 @@
   // ------------------------------------------------------------ the declarative-root recheck
   // A declarative root (<template shadowrootmode>) is attached by the parser with no event and
   // no document mutation, sometimes just after this script saw its host, still empty, inserted
-  // (a closed one's picture then painted before the modules loaded: seen in CI). Such hosts are
-  // looked at again before each paint, until main.js takes over.
+  // (a closed one's picture then painted before the modules loaded: seen in CI), or after main.js
+  // took over (dom_watcher.js looks for a root only when it visits the host: a streamed page whose
+  // response paused between the host's start tag and its template's showed the picture unchecked).
+  // Such hosts are looked at again before each paint while the page is parsed; only the parser
+  // attaches a declarative root to a host already in the page. A root found once main.js runs is
+  // handed to its watcher.
 
   function watchEmptyHost(el) {
     emptyHosts.add(el);
@@ -176,9 +191,11 @@
       if (root) {
         emptyHosts.delete(el);
         adopt(root);
+        shadow.onLateRoot?.(root);
       }
     }
-    if (emptyHosts.size > 0) askFrame();
+    if (document.readyState !== 'loading') emptyHosts = null; // parsed: no declarative root comes later
+    else if (emptyHosts.size > 0) askFrame();
   }
 
   // ------------------------------------------------------------ the hand-over
@@ -189,7 +206,6 @@
     document.removeEventListener(SHADOW_ROOT_EVENT, onShadowRoot, true);
     for (const root of earlyRoots) root.removeEventListener(SHADOW_ROOT_EVENT, onShadowRoot, true);
     earlyRoots = null;
-    emptyHosts = null;
   }
 
   /** The modules failed to load: every pre-hide rule is switched off, the page keeps its images. */
@@ -202,6 +218,9 @@
   }
 
   document.addEventListener(SHADOW_ROOT_EVENT, onShadowRoot, true);
+  // the last recheck: a hidden tab runs no animation frames, and parsing may end between two
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', recheckHosts, { once: true });
+  else emptyHosts = null;
   early.observe(document, { childList: true, subtree: true });
   import(ext.runtime.getURL('content/main.js'))
     .then((m) => m.start({ stopEarlyWatch, shadow }))

@@ -35,6 +35,8 @@ export async function start({ stopEarlyWatch = () => {}, shadow } = {}) {
   const page = await loadPage(ext);
   const { send, sendOpenAgain } = createSender(ext, life);
   parts = createParts({ page, perf, send, shadow, life });
+  // a declarative root the loader's recheck finds from now on (loader.js recheckHosts)
+  if (shadow) shadow.onLateRoot = (root) => perf.timed(() => parts.watcher.watchRoot(root), 'shadow');
   const applyPause = () => switchPause(page, parts, send, shadow);
   listenForStorage(ext, { page, filter: parts.filter, applyPause, timed: perf.timed });
   answerPageState(ext, { page, parts, perf });
