@@ -9,6 +9,7 @@ measured is the reading, queueing and writing, not the model.
 
     python bench/score_memory_bench.py                     # 300 and 3,000 pictures
     python bench/score_memory_bench.py --sizes 500 5000 --engines local
+    python bench/score_memory_bench.py --engines local --mmap-threshold 131072   # glibc's heap held
 """
 
 from __future__ import annotations
@@ -98,13 +99,16 @@ def child(argv: list[str]) -> None:
     print(json.dumps({"status": status, "seconds": seconds, "peak_mib": peak_kib / 1024}))
 
 
-def measure(sources: list[str], engine: str, out: Path) -> dict:
-    """One run in a fresh process."""
+def measure(sources: list[str], engine: str, out: Path, mmap_threshold: int | None = None) -> dict:
+    """One run in a fresh process (with glibc's MALLOC_MMAP_THRESHOLD_ when given)."""
     argv = [*sources, "--out", str(out), *TINY, "--no-progress", "--engine", engine]
     if engine == "ray":
         argv += ["--ray-readers", "1"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    if mmap_threshold is not None:
+        env["MALLOC_MMAP_THRESHOLD_"] = str(mmap_threshold)
     done = subprocess.run([sys.executable, __file__, "--child", *argv], capture_output=True,
-                          text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, check=False)
+                          text=True, env=env, check=False)
     last = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
     if not last.startswith("{"):
         raise SystemExit(f"the run failed:\n{done.stderr[-3000:]}")
@@ -117,6 +121,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--sizes", type=int, nargs=2, default=[300, 3000])
     p.add_argument("--engines", nargs="+", default=["local", "ray"])
     p.add_argument("--kinds", nargs="+", default=["folder", "parquet", "shards", "csv list"])
+    p.add_argument("--mmap-threshold", type=int, default=None,
+                   help="bytes: glibc's MALLOC_MMAP_THRESHOLD_ for the runs (docs/bench.md)")
     args = p.parse_args(argv)
     results: dict[tuple[str, str, int], dict] = {}
     with tempfile.TemporaryDirectory(prefix="score-memory-") as tmp:
@@ -130,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
             for kind in args.kinds:
                 for n in args.sizes:
                     out = Path(tmp) / f"out-{engine}-{kind.replace(' ', '_')}-{n}.jsonl"
-                    r = measure(corpora[n][kind], engine, out)
+                    r = measure(corpora[n][kind], engine, out, args.mmap_threshold)
                     results[(engine, kind, n)] = r
                     print(f"{engine:5} {kind:8} {n:6}: peak {r['peak_mib']:.0f} MiB, "
                           f"{r['seconds']:.0f} s, {n / r['seconds']:.1f} pictures/s, "
