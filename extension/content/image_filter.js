@@ -1,15 +1,12 @@
 /**
- * ImageFilter decides: it takes the elements DOMWatcher reports, keeps one record per picture an
- * element shows (image_state.js: the state machine): an <img>, an SVG <image>, a CSS background,
- * a `::before` / `::after` picture. It follows where each one is through the browser's own
- * signals, has VerdictAsker ask the worker about them (on screen first), and puts each state into
- * the page (hiding.js), a flagged one with its warning card (warning.js).
- *
- * Where a record is: an IntersectionObserver a screen beyond the viewport (`near`: measured and
- * queued before the user gets there) and one on the viewport itself (`onScreen`: asked first, and
- * its time limit starts). An element without a box (inside display: none, a closed <details>, an
- * inactive tab, a collapsed comment) is watched by a ResizeObserver, which fires the moment the
- * page gives it one, however late; there is no retry counter to run out.
+ * ImageFilter wires the parts that decide: it takes the elements DOMWatcher reports, keeps one
+ * record per picture an element shows (image_state.js, the state machine, decides every change):
+ * an <img>, an SVG <image>, a CSS background, a `::before` / `::after` picture, a video, a canvas.
+ * Its parts: record_map.js (the records by element and by picture), whereabouts.js (where each
+ * element is: near the viewport, on screen, or without a box yet), VerdictAsker (asks the worker,
+ * on screen first), painter.js (puts each state into the page through hiding.js, a flagged one
+ * with its warning card), canvas_looks.js (when a canvas is looked at), picture_counts.js (the
+ * badge count and the popup's lists). A record on screen is asked first, and its time limit starts.
  *
  * A record's verdict is bound to the picture its element paints: whenever the element may paint
  * another one (another source picked, a class, a custom property, a media or container query, an
@@ -21,31 +18,24 @@
  * batch of new elements costs one style recalculation and one layout, not one per element.
  */
 import {
-  ANSWER, SEEN, STATE, choosePrimary, countPictures, createRecord, extendDeadline, hasOverlay, hideAgain, holdPending, isComing,
-  isHidden, isTooSmallFile, isUnavailable, needsRetry, receiveVerdict, redecide, retryDelayMs, reveal, seeBox, serverBack,
-  summaryState, timeLimitMs, timeOut,
+  ANSWER, SEEN, STATE, countPictures, createRecord, extendDeadline, hideAgain, holdPending, isComing, isHidden, isTooSmallFile,
+  isUnavailable, needsRetry, receiveVerdict, redecide, retryDelayMs, reveal, seeBox, serverBack, timeLimitMs, timeOut,
 } from './image_state.js';
 import {
-  clearInlineOverrides, clearState, hideBackgroundsEarly, reassertState, restoreLabel, showState, tagTracked, untag, writeState,
+  clearInlineOverrides, clearState, hideBackgroundsEarly, reassertState, restoreLabel, tagTracked, untag, writeState,
 } from './hiding.js';
 import {
-  areInOnePlace, hasInlineUrl, isFaded, isOneSrcset, readBackground, readCoveredBackground, readImage, readPseudo, readSvgImage,
+  hasInlineUrl, isFaded, isOneSrcset, readBackground, readCoveredBackground, readImage, readPseudo, readSvgImage,
 } from './picture_sources.js';
+import { CanvasLooks } from './canvas_looks.js';
+import { CountReporter, holdsAny, listPictures, summarize } from './picture_counts.js';
+import { Painter } from './painter.js';
+import { PSEUDO_PARTS, PictureIndex, RecordMap } from './record_map.js';
 import { RepaintWatch } from './repaint_watch.js';
-import { sampleCanvas, snapshotCanvas } from './canvas_pixels.js';
-import { describeWarnings } from '../shared/verdict.js';
+import { snapshotCanvas } from './canvas_pixels.js';
 import { VerdictAsker } from './verdict_asker.js';
 import { readVideoSource } from './video_frames.js';
-
-const ENTRY_BUDGET_MS = 8;
-const COUNT_INTERVAL_MS = 300;
-const PSEUDO_PARTS = ['before', 'after'];
-/**
- * How often a <canvas> is looked at (canvas_pixels.js): every frame while it is new or has just
- * changed (a viewer drawing the picture it opened), then at most once a recheckMs; one that changed
- * `animated.changes` times within `animated.withinMs` (a game, a video, an animation) is left shown.
- */
-export const CANVAS = Object.freeze({ freshMs: 3000, recheckMs: 1000, animated: { changes: 4, withinMs: 4000 } });
+import { Whereabouts } from './whereabouts.js';
 // A covered background is read under our cover (a style invalidation) at most this often when
 // RepaintWatch re-reads it: what it may find is a neutral picture to uncover, never one to hide.
 const COVERED_READ_MS = 250;
@@ -63,27 +53,25 @@ export class ImageFilter {
     this.onCountChange = onCountChange;
     this.timed = timed;
     this.records = new RecordMap();
-    this.byKey = new Map(); // a URL or a content hash -> the records showing it (one picture, several elements)
+    this.pictures = new PictureIndex(); // a URL or a content hash -> the records showing it (one picture, several elements)
     this.revealedKeys = new Set(); // URLs and hashes of pictures the user chose to show on this page
     this.writes = []; // DOM writes queued by consider*(), applied by flush()
     this.nextId = 1;
-    this.lastCount = -1;
-    this.countTimer = 0;
+    this.counts = new CountReporter({ count: () => this.countFlagged(), onChange: (n) => this.onCountChange(n) });
     this.shownBefore = new WeakMap(); // <img> -> {url, revealed} of a record dropped while its next source loads
-    this.canvases = new WeakMap(); // canvas -> {since, at, key, changes, animated}: when it was looked at, what it showed
+    this.canvases = new CanvasLooks(); // when each canvas was looked at, what it showed
+    this.painter = new Painter({ warnings, groupOf: (rec) => this.groupOf(rec), recordOf: (el) => this.records.get(el) });
     this.asker = new VerdictAsker({
       requestVerdict: (rec, priority) => (rec.kind === 'canvas' ? this.askCanvas(rec, priority, requestVerdict) : requestVerdict(rec, priority)),
       timed,
       onVerdict: (rec, verdict) => this.applyVerdict(rec, verdict),
       findUnavailable: () => this.findUnavailable(),
     });
-    const observe = (near) => (entries) => this.timed(() => this.onIntersect(entries, near), 'intersections');
-    this.nearIO = new IntersectionObserver(observe(true), { rootMargin: '100% 0px' });
-    this.screenIO = new IntersectionObserver(observe(false));
-    this.sizeWatch = new ResizeObserver((entries) => this.timed(() => this.onResize(entries), 'resize'));
-    this.watchingSize = new Set(); // elements sizeWatch observes
+    this.where = new Whereabouts({
+      recordsOf: (el) => this.records.of(el), onEntry: (rec, entry, near) => this.onEntry(rec, entry, near), timed,
+    });
     this.repaints = new RepaintWatch({
-      recheck: (el) => this.recheck(el), afterFrame: () => this.applyWrites(), timed, forceStyle, needsFrames: (el) => this.isFreshCanvas(el),
+      recheck: (el) => this.recheck(el), afterFrame: () => this.applyWrites(), timed, forceStyle, needsFrames: (el) => this.canvases.isFresh(el),
     });
   }
 
@@ -198,35 +186,16 @@ export class ImageFilter {
   }
 
   /**
-   * A <canvas>: its pixels are looked at (bounded by CANVAS), and a drawing that is a picture is
+   * A <canvas>: its pixels are looked at (canvas_looks.js, bounded by CANVAS), and a drawing that is a picture is
    * tracked under its fingerprint, hidden until checked; another drawing is another picture. One
    * that cannot be read (tainted, blank, small) or keeps changing (animated) is shown, and looked
    * at again (an animated one once a CANVAS.recheckMs, checked once it holds still). `force`: the
    * page just drew on it, look now.
    */
   considerCanvas(canvas, { force = false } = {}) {
-    const now = performance.now();
-    let look = this.canvases.get(canvas);
-    if (!look) {
-      look = { since: now, at: -Infinity, key: null, changes: [], animated: false };
-      this.canvases.set(canvas, look);
-    }
-    const due = now - look.at >= CANVAS.recheckMs || (!look.animated && (force || this.isFreshCanvas(canvas)));
-    if (!due) return;
-    look.at = now;
-    const sample = sampleCanvas(canvas);
-    const key = sample.key ?? sample.out;
-    if (look.key === key) {
-      if (!look.animated) return;
-      look.animated = false; // it holds still now: checked like any drawing
-      look.changes = [];
-    } else if (look.key !== null) {
-      look.changes = [...look.changes.filter((t) => now - t < CANVAS.animated.withinMs), now];
-      look.since = now; // just changed: looked at every frame for a while
-      look.animated = look.changes.length >= CANVAS.animated.changes;
-    }
-    look.key = key;
-    const { animated } = look;
+    const seen = this.canvases.look(canvas, { force });
+    if (!seen) return;
+    const { sample, key, animated } = seen;
     this.later(() => {
       const rec = this.records.get(canvas);
       if (rec?.url === key && !animated) return;
@@ -238,12 +207,6 @@ export class ImageFilter {
         this.repaints.watch(canvas); // drawn on later, or holding still: looked at again
       }
     });
-  }
-
-  /** True for a canvas found, or changed, within CANVAS.freshMs (looked at every frame). */
-  isFreshCanvas(el) {
-    const look = el.tagName === 'CANVAS' ? this.canvases.get(el) : undefined;
-    return Boolean(look && !look.animated && performance.now() - look.since < CANVAS.freshMs);
   }
 
   /**
@@ -374,26 +337,12 @@ export class ImageFilter {
 
   /** Move `rec` from key `from` to key `to` in the index of pictures (null: none). */
   rekey(rec, from, to) {
-    if (from) {
-      const set = this.byKey.get(from);
-      set?.delete(rec);
-      if (set?.size === 0) this.byKey.delete(from);
-    }
-    if (to) {
-      if (!this.byKey.has(to)) this.byKey.set(to, new Set());
-      this.byKey.get(to).add(rec);
-    }
+    this.pictures.rekey(rec, from, to);
   }
 
   /** The records showing `rec`'s picture (same URL or same content) in the same place, `rec` included. */
   groupOf(rec) {
-    const group = new Set([rec]);
-    for (const key of [rec.url, rec.verdict?.sha256]) {
-      for (const other of this.byKey.get(key) ?? []) {
-        if (other !== rec && other.el !== rec.el && areInOnePlace(rec.el, other.el)) group.add(other);
-      }
-    }
-    return [...group];
+    return this.pictures.groupOf(rec);
   }
 
   /** A picture found by its style (a background, an SVG <image>, a pseudo-element): tracked and hidden at once. */
@@ -403,28 +352,15 @@ export class ImageFilter {
     this.paint(rec);
   }
 
-  /** Follow where the record's element is (both intersection observers report it at once). */
+  /** Follow where the record's element is (whereabouts.js: both intersection observers report it at once). */
   follow(rec) {
-    this.nearIO.observe(rec.el);
-    this.screenIO.observe(rec.el);
+    this.where.follow(rec.el);
   }
 
   /** Stop following a record that needs nothing more, unless another picture of its element does. */
   unfollow(rec) {
     if (this.records.of(rec.el).some((r) => r !== rec && (isHidden(r) || needsRetry(r)))) return;
-    this.nearIO.unobserve(rec.el);
-    this.screenIO.unobserve(rec.el);
-    this.unwatchSize(rec.el);
-  }
-
-  watchSize(el) {
-    if (this.watchingSize.has(el)) return; // observing again would report the same size again
-    this.watchingSize.add(el);
-    this.sizeWatch.observe(el);
-  }
-
-  unwatchSize(el) {
-    if (this.watchingSize.delete(el)) this.sizeWatch.unobserve(el);
+    this.where.unfollow(rec.el);
   }
 
   forget(rec) {
@@ -477,52 +413,19 @@ export class ImageFilter {
     }
   }
 
-  /**
-   * A video plays only once it is decided and not covered: a pending, waiting or flagged one is
-   * paused (and paused again if the page starts it); one we paused resumes when it is shown.
-   */
+  /** A video plays only once it is decided and not covered (painter.js). */
   holdPlayback(video) {
-    const rec = this.records.get(video);
-    if (!rec || rec.kind !== 'video') return;
-    const covered = isHidden(rec) || rec.state === STATE.FLAGGED;
-    if (covered && !video.paused) {
-      rec.pausedByUs = true;
-      video.pause();
-    } else if (!covered && rec.pausedByUs) {
-      rec.pausedByUs = false;
-      video.play()?.catch?.(() => {}); // a page or browser that forbids autoplay keeps it paused
-    }
+    this.painter.holdPlayback(video);
   }
 
-  /**
-   * Put the record's state into the page, and its warning. One picture shown by several elements
-   * in one place gets one warning, on the member that shows it best (choosePrimary).
-   */
+  /** Put the record's state into the page, and its warning (painter.js). */
   paint(rec) {
-    showState(rec);
-    if (rec.kind === 'video') this.holdPlayback(rec.el);
-    const group = this.groupOf(rec);
-    const primary = choosePrimary(group.filter((r) => hasOverlay(r.state)));
-    for (const member of group) {
-      if (member === primary) this.warnings.sync(member);
-      else this.warnings.remove(member);
-    }
+    this.painter.paint(rec);
   }
 
   // ------------------------------------------------------------ where each record is, and asking
 
-  /** IntersectionObserver entries, handled in slices of ENTRY_BUDGET_MS (a feed reports hundreds at once). */
-  onIntersect(entries, near, from = 0) {
-    const start = performance.now();
-    for (let i = from; i < entries.length; i += 1) {
-      if (i > from && performance.now() - start > ENTRY_BUDGET_MS) {
-        setTimeout(() => this.timed(() => this.onIntersect(entries, near, i), 'intersections'), 0);
-        return;
-      }
-      for (const rec of this.records.of(entries[i].target)) this.onEntry(rec, entries[i], near);
-    }
-  }
-
+  /** Whereabouts reported where the record's element is (near the viewport, or on screen). */
   onEntry(rec, entry, near) {
     const { width, height } = entry.boundingClientRect;
     const view = near
@@ -537,29 +440,12 @@ export class ImageFilter {
     if (painted) this.paint(rec);
     if (seen === SEEN.READY) {
       if (rec.faded === null) rec.faded = isFaded(rec.el); // read before we blur it ourselves
-      this.unwatchSize(rec.el);
+      this.where.unwatchSize(rec.el);
     } else {
-      this.watchSize(rec.el); // no box yet, or too small: seen again when its size changes
+      this.where.watchSize(rec.el); // no box yet, or too small: seen again when its size changes
     }
     if (armed) this.armTimer(rec);
     this.asker.update(rec);
-  }
-
-  /** The element got a box (or another size): both observers report it afresh. */
-  onResize(entries) {
-    for (const entry of entries) {
-      const recs = this.records.of(entry.target);
-      if (recs.length === 0) {
-        this.unwatchSize(entry.target);
-        continue;
-      }
-      const { width, height } = entry.contentRect;
-      if (width > 0 && height > 0) {
-        this.nearIO.unobserve(entry.target);
-        this.screenIO.unobserve(entry.target);
-        this.follow(recs[0]);
-      }
-    }
   }
 
   /**
@@ -691,7 +577,7 @@ export class ImageFilter {
       rec.deadline = now + this.limitMs();
       this.armTimer(rec);
     }
-    this.lastCount = -1; // the frame's count left the badge when it was hidden
+    this.counts.forget(); // the frame's count left the badge when it was hidden
     this.reportCount();
   }
 
@@ -716,96 +602,25 @@ export class ImageFilter {
   }
 
   reportCount() {
-    if (this.countTimer) return;
-    this.countTimer = setTimeout(() => {
-      this.countTimer = 0;
-      const n = this.countFlagged();
-      if (n !== this.lastCount) {
-        this.lastCount = n;
-        this.onCountChange(n);
-      }
-    }, COUNT_INTERVAL_MS);
+    this.counts.report();
   }
 
-  /**
-   * Every picture this frame tracks, as the extension sees it: its record id (the element's
-   * `data-simclip-id`, or `-before-id` / `-after-id`), kind, state (image_state.js STATE, not the
-   * page's coarser value), why it is shown without a verdict, and the warning with the scores of
-   * the one element that draws its picture's card ('' for the others). For the popup and the
-   * tests only: none of it is written into the page.
-   */
+  /** Every picture this frame tracks, as the extension sees it (picture_counts.js): for the popup and the tests only. */
   listPictures() {
-    return [...this.liveRecords()].map((rec) => ({
-      id: rec.id, kind: rec.kind, state: rec.state, why: rec.why, warning: this.warnings.hasCard(rec) ? describeWarnings(rec.warnings) : '',
-    }));
+    return listPictures([...this.liveRecords()], (rec) => this.warnings.hasCard(rec));
   }
 
   /**
    * True when one of `pictures` ({id, url}) is a live record of this frame: tells apart the
-   * frames a GET_PAGE_STATE reaches by one URL (several about:blank frames). An <img> record
-   * must show `url` too (its currentSrc); other kinds match by id (url null: any).
+   * frames a GET_PAGE_STATE reaches by one URL (several about:blank frames).
    */
   holdsAny(pictures) {
-    const wanted = new Map(pictures.map((p) => [String(p.id), p.url ?? null]));
-    for (const rec of this.liveRecords()) {
-      const id = String(rec.id);
-      if (!wanted.has(id)) continue;
-      const url = wanted.get(id);
-      if (url === null || rec.kind !== 'img' || url === rec.url) return true;
-    }
-    return false;
+    return holdsAny(this.liveRecords(), pictures);
   }
 
   /** Counts per state, for the popup and tests. */
   summarize() {
-    const byState = {};
-    for (const rec of this.liveRecords()) byState[summaryState(rec)] = (byState[summaryState(rec)] ?? 0) + 1;
-    return { flagged: this.countFlagged(), revealed: byState[STATE.REVEALED] ?? 0, byState, asking: this.asker.waiting };
-  }
-}
-
-/** The records, by element and part: an element's own picture ('') and its ::before / ::after ones. */
-class RecordMap {
-  constructor() {
-    this.byElement = new Map(); // el -> Map(part -> rec)
-  }
-
-  /** The part of an element a record of `kind` shows. */
-  static partOf(kind) {
-    return PSEUDO_PARTS.includes(kind) ? kind : '';
-  }
-
-  get(el, part = '') {
-    return this.byElement.get(el)?.get(part);
-  }
-
-  /** Every record of `el`. */
-  of(el) {
-    const parts = this.byElement.get(el);
-    return parts ? [...parts.values()] : [];
-  }
-
-  has(rec) {
-    return this.get(rec.el, RecordMap.partOf(rec.kind)) === rec;
-  }
-
-  set(rec) {
-    let parts = this.byElement.get(rec.el);
-    if (!parts) {
-      parts = new Map();
-      this.byElement.set(rec.el, parts);
-    }
-    parts.set(RecordMap.partOf(rec.kind), rec);
-  }
-
-  delete(rec) {
-    if (!this.has(rec)) return;
-    const parts = this.byElement.get(rec.el);
-    parts.delete(RecordMap.partOf(rec.kind));
-    if (parts.size === 0) this.byElement.delete(rec.el);
-  }
-
-  *values() {
-    for (const parts of this.byElement.values()) yield* parts.values();
+    const records = [...this.liveRecords()];
+    return summarize(records, { flagged: this.countFlagged(), asking: this.asker.waiting });
   }
 }
