@@ -1,0 +1,211 @@
+/**
+ * Picture bytes as the page got them: redirects followed, each hop checked by session rules
+ * (declarativeNetRequest, shared/fetch_rules.js), the page's Referer given by a rule per fetch,
+ * cookies only for a picture on the page's own site, and the body read up to MAX_IMAGE_BYTES.
+ * The addresses our own fetch reaches are followed through the webRequest observers, so that a
+ * name that resolves to a private address for us but not for the page (DNS rebinding) is refused.
+ */
+import { MAX_IMAGE_BYTES } from '../shared/api.js';
+import { createRefererRule, isSameSite, listFetchGuardRules, listGuardRuleIds, refererFor } from '../shared/fetch_rules.js';
+import { judgeAddresses } from '../shared/page_loads.js';
+import { checkImageUrl } from '../shared/urlsafety.js';
+
+const IMAGE_FETCH_TIMEOUT_MS = 15000;
+const OWN_LOAD_WAIT_MS = 2000; // how long a fetch of ours may wait for the observer to report its address
+
+/** A picture that cannot be read (fetch failed, HTTP error, not an image, too large): answered FAILED. */
+export class UnreadableImage extends Error {
+  constructor(reason) {
+    super(reason);
+    this.reason = reason;
+  }
+}
+
+/** A response body as bytes, cut off (UnreadableImage) once it passes `maxBytes`. */
+export async function readBodyCapped(body, maxBytes = MAX_IMAGE_BYTES) {
+  const reader = body.getReader();
+  const chunks = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > maxBytes) {
+      await reader.cancel();
+      throw new UnreadableImage('too_large');
+    }
+    chunks.push(value);
+  }
+  if (total === 0) throw new UnreadableImage('empty');
+  const bytes = new Uint8Array(total);
+  let offset = 0;
+  for (const c of chunks) {
+    bytes.set(c, offset);
+    offset += c.byteLength;
+  }
+  return bytes;
+}
+
+/**
+ * The picture fetcher: `fetchBytes(url, page, media)`, `ensureGuard()` (install the redirect
+ * guard's rules), `recordOwnFetch(details, final)` (the webRequest observers' reports of our own
+ * requests) and `checkResolvedAddress(url, topUrl)` (Firefox's DNS check).
+ */
+export function createPictureFetcher(ext) {
+  const extensionHost = new URL(ext.runtime.getURL('')).host;
+  let guardPromise = null; // resolves true once the redirect guard's rules are in place
+  let nextRuleId = 1000; // per-fetch Referer rules
+  const ownFetches = new Map(); // URL -> [entry]: our fetches in flight, entry {ips, seen, waiters}
+  const ownRequests = new Map(); // webRequest requestId -> the entry of the fetch it is
+  let seesOwnFetches = false; // the browser reports the extension's own requests to its observers
+
+  /**
+   * Install the rules that check every request of ours, redirect hops included (fetch_rules.js).
+   * Without them (no declarativeNetRequest) redirects are refused, as before.
+   */
+  function ensureGuard() {
+    if (!guardPromise) {
+      guardPromise = (async () => {
+        const dnr = ext.declarativeNetRequest;
+        if (!dnr?.updateSessionRules) return false;
+        await dnr.updateSessionRules({ removeRuleIds: listGuardRuleIds(), addRules: listFetchGuardRules(extensionHost) });
+        return true;
+      })().catch(() => false);
+    }
+    return guardPromise;
+  }
+
+  /** Run `fn` with a rule giving this fetch of `url` the page's Referer (none when there is none to give). */
+  async function withReferer(url, referrer, fn) {
+    const rule = createRefererRule(nextRuleId++, url, referrer, extensionHost);
+    if (nextRuleId > 1_000_000) nextRuleId = 1000;
+    if (!rule) return fn();
+    try {
+      await ext.declarativeNetRequest.updateSessionRules({ addRules: [rule] });
+    } catch {
+      return fn(); // no Referer: a hotlink-protected picture then fails or differs, as before
+    }
+    try {
+      return await fn();
+    } finally {
+      ext.declarativeNetRequest.updateSessionRules({ removeRuleIds: [rule.id] }).catch(() => {});
+    }
+  }
+
+  /** Follow the addresses our fetch of `url` reaches (redirect hops included), as the observer reports them. */
+  function watchOwnFetch(url) {
+    const entry = { ips: [], seen: false, claimed: false, waiters: new Set() };
+    ownFetches.set(url, [...(ownFetches.get(url) ?? []), entry]);
+    return {
+      entry,
+      done: () => {
+        const left = (ownFetches.get(url) ?? []).filter((e) => e !== entry);
+        if (left.length > 0) ownFetches.set(url, left);
+        else ownFetches.delete(url);
+      },
+    };
+  }
+
+  /**
+   * True unless our own fetch reached a private address for a page whose top-level site is public:
+   * a name can resolve to one address for the page and to another for us (DNS rebinding). Where
+   * the browser reports the extension's own requests to its observers (seesOwnFetches), the report
+   * is awaited; where it does not, the page's own load and checkResolvedAddress were the checks.
+   */
+  async function isOwnFetchVouched({ entry }, topUrl) {
+    if (!entry.seen && seesOwnFetches) {
+      await new Promise((resolve) => {
+        const timer = setTimeout(resolve, OWN_LOAD_WAIT_MS);
+        entry.waiters.add(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    return judgeAddresses(entry.ips, topUrl).ok;
+  }
+
+  /** An observer's report of one of our own requests: a redirect hop (`final` false) or the response. */
+  function recordOwnFetch(details, final) {
+    const origin = ext.runtime.getURL('').replace(/\/$/, '');
+    const from = String(details.initiator ?? details.originUrl ?? details.documentUrl ?? '');
+    if (details.tabId >= 0 || !from.startsWith(origin)) return;
+    seesOwnFetches = true;
+    let entry = ownRequests.get(details.requestId);
+    if (!entry) {
+      entry = (ownFetches.get(details.url) ?? []).find((e) => !e.claimed);
+      if (!entry) return; // a call to the local server, or a fetch already done
+      entry.claimed = true;
+      ownRequests.set(details.requestId, entry);
+      if (ownRequests.size > 1000) ownRequests.delete(ownRequests.keys().next().value);
+    }
+    if (details.ip && !details.fromCache) entry.ips.push(details.ip);
+    if (final) {
+      ownRequests.delete(details.requestId);
+      entry.seen = true;
+      for (const wake of entry.waiters) wake();
+    }
+  }
+
+  /**
+   * Firefox only (browser.dns): false when the host of `url` resolves to a private address while
+   * the page's top-level site is public. Chromium has no DNS API for extensions; there the observer's
+   * report of the address each request reached is the check (recordOwnFetch).
+   */
+  async function checkResolvedAddress(url, topUrl) {
+    if (!ext.dns?.resolve) return true;
+    try {
+      const { addresses } = await ext.dns.resolve(new URL(url).hostname);
+      return judgeAddresses(addresses ?? [], topUrl).ok;
+    } catch {
+      return true; // does not resolve: the fetch fails on its own
+    }
+  }
+
+  /**
+   * The image bytes as the page got them: redirects followed (each hop checked by the guard rules),
+   * the page's Referer, and cookies only for an image on the page's own site. Refuses non-images
+   * and bodies over the limit. `page`: {url, referrerPolicy} of the page that shows the image.
+   */
+  async function fetchBytes(url, page = null, media = 'image') {
+    const guarded = await ensureGuard();
+    const own = watchOwnFetch(url);
+    const referrer = page && guarded ? refererFor(page.url, url, page.referrerPolicy) : '';
+    const withCookies = Boolean(page) && isSameSite(page.url, url);
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), IMAGE_FETCH_TIMEOUT_MS);
+    try {
+      let response;
+      try {
+        response = await withReferer(url, referrer, () => fetch(url, {
+          credentials: withCookies ? 'include' : 'omit',
+          redirect: guarded ? 'follow' : 'manual',
+          referrerPolicy: 'no-referrer', // the rule above sets the page's, or none
+          cache: 'no-store',
+          signal: controller.signal,
+        }));
+      } catch {
+        throw new UnreadableImage(controller.signal.aborted ? 'fetch_timeout' : 'fetch_failed'); // a blocked hop too
+      }
+      if (response.type === 'opaqueredirect') throw new UnreadableImage('redirect');
+      if (response.redirected && !checkImageUrl(response.url).ok) throw new UnreadableImage('redirect_private');
+      if (page?.topUrl && !(await isOwnFetchVouched(own, page.topUrl))) {
+        await response.body?.cancel();
+        throw new UnreadableImage('private_address'); // rebound between the page's load and ours
+      }
+      if (!response.ok) throw new UnreadableImage(`http_${response.status}`);
+      const type = response.headers.get('Content-Type') ?? '';
+      const accepted = media === 'video' ? /^(video\/(mp4|webm)|application\/octet-stream|binary\/octet-stream)/i
+        : /^(image\/|application\/octet-stream|binary\/octet-stream)/i;
+      if (type && !accepted.test(type)) throw new UnreadableImage(media === 'video' ? 'not_video' : 'not_image');
+      const declared = Number(response.headers.get('Content-Length'));
+      if (declared > MAX_IMAGE_BYTES) throw new UnreadableImage('too_large');
+      return await readBodyCapped(response.body);
+    } finally {
+      clearTimeout(timer);
+      own.done();
+    }
+  }
+
+  return { ensureGuard, fetchBytes, recordOwnFetch, checkResolvedAddress };
+}

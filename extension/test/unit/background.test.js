@@ -1,0 +1,125 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import { BADGE_COLOR, badgeText, createBadges, updateTabCounts } from '../../background/badges.js';
+import { decodeBase64 } from '../../background/classify.js';
+import { healthKey, serverIdentity } from '../../background/health.js';
+import { UnreadableImage, readBodyCapped } from '../../background/picture_fetch.js';
+import { pageOfMenuClick } from '../../background/report_menu.js';
+import { TAB_COUNTS_KEY } from '../../shared/storage_keys.js';
+
+const streamOf = (chunks) => new ReadableStream({
+  start(controller) {
+    for (const c of chunks) controller.enqueue(new Uint8Array(c));
+    controller.close();
+  },
+});
+
+test('reads a body in chunks into one array', async () => {
+  assert.deepEqual([...await readBodyCapped(streamOf([[1, 2], [3], [4, 5]]), 5)], [1, 2, 3, 4, 5]);
+});
+
+test('cuts a body off once it passes the cap, and refuses an empty one', async () => {
+  let cancelled = false;
+  const body = new ReadableStream({
+    pull(controller) {
+      controller.enqueue(new Uint8Array(4)); // never ends by itself
+    },
+    cancel() {
+      cancelled = true;
+    },
+  });
+  await assert.rejects(readBodyCapped(body, 10), (e) => e instanceof UnreadableImage && e.reason === 'too_large');
+  assert.ok(cancelled, 'the rest of the body is not read');
+  await assert.rejects(readBodyCapped(streamOf([]), 10), (e) => e instanceof UnreadableImage && e.reason === 'empty');
+});
+
+test('the badge shows the count, nothing for none, and "!" while the server is down', () => {
+  assert.equal(badgeText(false, 3), '3');
+  assert.equal(badgeText(false, 0), '');
+  assert.equal(badgeText(true, 3), '!');
+  assert.equal(badgeText(true, 0), '!');
+});
+
+test('tab counts: a frame reports its own, null forgets a frame or the tab', () => {
+  const counts = {};
+  updateTabCounts(counts, 7, 2, 0);
+  updateTabCounts(counts, 7, 1, 3);
+  assert.deepEqual(counts, { 7: { 0: 2, 3: 1 } });
+  updateTabCounts(counts, 7, null, 3);
+  assert.deepEqual(counts, { 7: { 0: 2 } });
+  updateTabCounts(counts, 7, 0); // a reload: the frames are replaced
+  assert.deepEqual(counts, { 7: { 0: 0 } });
+  updateTabCounts(counts, 8, 4, 1);
+  updateTabCounts(counts, 7, null);
+  assert.deepEqual(counts, { 8: { 1: 4 } });
+  assert.deepEqual(updateTabCounts({ 5: 3 }, 5, 1, 2), { 5: { 2: 1 } }, 'an old number entry is replaced by frames');
+});
+
+/** A browser whose storage.session and action record what the badges do. */
+function fakeExt() {
+  const session = {};
+  const painted = [];
+  return {
+    session,
+    painted,
+    storage: {
+      session: {
+        get: async (key) => ({ [key]: structuredClone(session[key]) }),
+        set: async (items) => Object.assign(session, structuredClone(items)),
+      },
+    },
+    action: {
+      setBadgeText: async (d) => painted.push(['text', d.tabId ?? null, d.text]),
+      setBadgeBackgroundColor: async (d) => painted.push(['color', d.tabId ?? null, d.color]),
+      setTitle: async (d) => painted.push(['title', null, d.title]),
+    },
+  };
+}
+
+test('overlapping count updates keep every frame, in the order they came', async () => {
+  const ext = fakeExt();
+  const badges = createBadges({ ext, ready: async () => {}, health: { isKnownDown: () => false, current: null } });
+  await Promise.all([badges.setTabCount(1, 2, 0), badges.setTabCount(1, 3, 1), badges.setTabCount(2, 1, 0)]);
+  assert.deepEqual(ext.session[TAB_COUNTS_KEY], { 1: { 0: 2, 1: 3 }, 2: { 0: 1 } });
+  assert.deepEqual(ext.painted.filter(([what, tab]) => what === 'text' && tab === 1).map(([, , text]) => text), ['2', '5']);
+});
+
+test('a known-down server paints "!" in red on the toolbar and every counted tab, with its message', async () => {
+  const ext = fakeExt();
+  const health = { isKnownDown: () => false, current: null };
+  const badges = createBadges({ ext, ready: async () => {}, health });
+  await badges.setTabCount(4, 2, 0);
+  Object.assign(health, { isKnownDown: () => true, current: { state: 'unreachable', message: 'no server' } });
+  ext.painted.length = 0;
+  await badges.refresh();
+  assert.deepEqual(ext.painted, [
+    ['text', null, '!'], ['color', null, BADGE_COLOR.down], ['title', null, 'SimCLIP Meme Shield: no server'],
+    ['text', 4, '!'], ['color', 4, BADGE_COLOR.down],
+  ]);
+});
+
+test('the stored health changes when anything a page reads of it does', () => {
+  const up = { state: 'ok', message: '', server: { model: 'm', mode: 'head', version: '1', cost: { perPictureMs: 80 } } };
+  assert.equal(serverIdentity(up), 'm|head|1');
+  assert.equal(serverIdentity(null), '');
+  assert.equal(healthKey(up), healthKey({ ...up, checkedAt: 5 }), 'the time of the check alone is not a change');
+  assert.notEqual(healthKey(up), healthKey({ ...up, server: { ...up.server, cost: { perPictureMs: 90 } } }));
+  assert.notEqual(healthKey(up), healthKey({ ...up, server: { ...up.server, setup: { state: 'running' } } }));
+  assert.notEqual(healthKey(up), healthKey({ ...up, state: 'unreachable' }));
+});
+
+test('a context-menu click names its page on the web only', () => {
+  const tab = { id: 3, url: 'https://a.example/post' };
+  assert.deepEqual(pageOfMenuClick({ frameUrl: 'https://b.example/frame' }, tab),
+    { url: 'https://b.example/frame', referrerPolicy: '', tabId: 3, topUrl: 'https://a.example/post' });
+  assert.deepEqual(pageOfMenuClick({}, tab), { url: tab.url, referrerPolicy: '', tabId: 3, topUrl: tab.url });
+  assert.equal(pageOfMenuClick({}, { id: 3, url: 'chrome://newtab/' }), null);
+  assert.equal(pageOfMenuClick({}, { id: -1, url: tab.url }), null);
+  assert.equal(pageOfMenuClick({}, undefined), null);
+});
+
+test('decodes base64 to bytes, and throws on what is not base64', () => {
+  assert.deepEqual([...decodeBase64('AQID')], [1, 2, 3]);
+  assert.throws(() => decodeBase64('not base64!'));
+});
