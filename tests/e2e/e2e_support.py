@@ -110,6 +110,9 @@ ADD_POST_JS = """([src, post]) => {
   document.getElementById('feed').prepend(article);
 }"""
 
+# Main world, from document start: whether each showing of the page came from the back/forward cache.
+PAGESHOW_JS = "addEventListener('pageshow', (e) => { (window.__pageshows ??= []).push(e.persisted); });"
+
 DECIDED = {"flagged", "clean", "revealed"}
 
 

@@ -13,6 +13,7 @@ from slow_server import SlowServer
 from e2e_support import (
     ADD_POST_JS,
     MONITOR_JS,
+    PAGESHOW_JS,
     ExtensionBrowser,
     launch_with_extension,
     meme_states,
@@ -132,11 +133,6 @@ def test_a_disable_then_enable_keeps_decided_pictures_covered_and_protects_the_o
     wait_for(lambda: any(s["post"] == "while-off" and s["state"] == "flagged" for s in meme_states(page)), 60,
              message="the post added while the extension was off to be flagged")
     assert_open_tab_protected_after(b, page, feed_site, seed, "after the enable")
-
-
-
-# Main world, from document start: whether each showing of the page came from the back/forward cache.
-PAGESHOW_JS = "addEventListener('pageshow', (e) => { (window.__pageshows ??= []).push(e.persisted); });"
 
 
 def test_a_feed_left_mid_verdict_is_kept_in_the_back_forward_cache_and_decided_after_back(

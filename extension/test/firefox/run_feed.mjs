@@ -18,10 +18,14 @@
  *   itself under an open feed at `url` (what about:debugging's Reload and a store update do: same
  *   id, storage kept), then `addPost` (a main-world expression) adds a harmful post to that feed,
  *   and a new tab opens `newTabUrl`; both feeds' first `memes` memes must be decided again.
+ *   `backForward` ({url, elsewhereUrl, initScript}): before that, a feed at `url` is left for
+ *   `elsewhereUrl` while its verdicts are pending, and Back brings it again; `initScript` records
+ *   each pageshow's `persisted` in `window.__pageshows`.
  * Prints one JSON object on stdout: {browser, connection, states, shield, decidedInMs, keys,
  *   cases: {name: {states, violations, decidedInMs, after?: {states, violations, decidedInMs}}},
  *   lifecycle?: {before, reinstalled, newTab: {states, violations, decidedInMs}, coveredMeanwhile: {post: pageState}}}
- *   (`coveredMeanwhile`: the page's state, just after the install, of each meme flagged before it). Case pages are read in every frame; each
+ *   (`coveredMeanwhile`: the page's state, just after the install, of each meme flagged before it),
+ *   backForward?: {pendingWhenLeft, pageshows, states, violations, decidedInMs}}. Case pages are read in every frame; each
  *   picture's state, reason and warning come from the content script through the options page
  *   (the page itself sees only pending, waiting, flagged, revealed or shown).
  */
@@ -135,7 +139,9 @@ async function readStates(page, frame) {
   // the DOM carried just before pick this frame's answer among frames at one URL (about:blank)
   const before = await frame.evaluate(`(${config.statesScript})()`);
   const holds = before.filter((s) => s.id).map((s) => ({ id: s.id, url: s.src ?? null }));
-  const pictures = await extensionPictures(page.url(), frame.url(), holds.length > 0 ? holds : undefined);
+  // the documents' own addresses: puppeteer's page.url() is not updated by a Back from Firefox's back/forward cache
+  const [pageUrl, frameUrl] = [await page.mainFrame().evaluate('location.href'), await frame.evaluate('location.href')];
+  const pictures = await extensionPictures(pageUrl, frameUrl, holds.length > 0 ? holds : undefined);
   const found = await frame.evaluate(`(${config.statesScript})()`);
   return found.map((s) => {
     const rec = s.id ? pictures[String(s.id)] : undefined;
@@ -262,6 +268,33 @@ async function waitFeedDecided(feed, since) {
   }
 }
 
+/** A feed left while its verdicts are pending, then Back (see `backForward` in the header). */
+async function runBackForward({ url, elsewhereUrl, initScript }) {
+  const page = await browser.newPage();
+  await setViewportSize(page);
+  await page.evaluateOnNewDocument(initScript);
+  await page.goto(url, { waitUntil: 'domcontentloaded' });
+  // Firefox keeps no page still loading (its PAGE_LOADING blocker): leave once it has loaded.
+  let pendingWhenLeft = 0;
+  for (const since = Date.now(); pendingWhenLeft === 0 && Date.now() - since < 30_000; await sleep(50)) {
+    if (await page.evaluate('document.readyState') !== 'complete') continue;
+    pendingWhenLeft = (await page.evaluate(`(${config.statesScript})()`)).filter((s) => s.pageState === 'pending').length;
+  }
+  await page.goto(elsewhereUrl, { waitUntil: 'load' });
+  const t0 = Date.now();
+  await page.goBack({ waitUntil: 'domcontentloaded' }).catch((e) => log('goBack:', String(e).slice(0, 120)));
+  for (const since = Date.now(); Date.now() - since < 30_000; await sleep(100)) {
+    if ((await page.evaluate('(window.__pageshows ?? []).length').catch(() => 0)) >= 2) break;
+  }
+  const result = await waitFeedDecided(page, t0);
+  result.pendingWhenLeft = pendingWhenLeft;
+  result.pageshows = await page.evaluate('window.__pageshows ?? []');
+  result.violations = await page.evaluate(SHIELD_VIOLATIONS);
+  log('back/forward:', JSON.stringify(result.pageshows), result.decidedInMs);
+  await page.close();
+  return result;
+}
+
 /**
  * The add-on installed again over itself under an open feed (see `lifecycle` in the header):
  * the open feed's flagged memes never shown meanwhile, a post it adds afterwards decided, a new
@@ -318,6 +351,7 @@ try {
   if (config.screenshot) await feed.screenshot({ path: config.screenshot });
   if (config.keys) report.keys = await pressKeys(feed);
   for (const c of config.cases ?? []) await runCase(c);
+  if (config.backForward) report.backForward = await runBackForward(config.backForward);
   if (config.lifecycle) report.lifecycle = await runLifecycle(config.lifecycle);
 } finally {
   await browser.close();
