@@ -7,7 +7,7 @@
  * What stays out: a canvas the page drew a cross-origin picture on without CORS is "tainted" and
  * cannot be read by anyone in the page (the browser's rule); a WebGL canvas whose drawing buffer
  * is not preserved may read as blank; a canvas that changes at nearly every look (a game, a video,
- * an animation) is not a picture to hold back (see ImageFilter, CANVAS.animated).
+ * an animation) is not a picture to hold back (see canvas_looks.js, CANVAS.animated).
  */
 import { MAX_PAGE_BYTES } from '../shared/messages.js';
 

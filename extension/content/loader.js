@@ -200,8 +200,9 @@
 
   // ------------------------------------------------------------ the hand-over
 
-  /** main.js's watcher listens from now on (on the document and on every root it observes). */
+  /** main.js's watcher listens from now on (on the document and on every root it observes); once. */
   function stopEarlyWatch() {
+    if (earlyRoots === null) return; // stopped already: main.js failed after taking over
     early.disconnect();
     document.removeEventListener(SHADOW_ROOT_EVENT, onShadowRoot, true);
     for (const root of earlyRoots) root.removeEventListener(SHADOW_ROOT_EVENT, onShadowRoot, true);
