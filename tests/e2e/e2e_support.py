@@ -46,7 +46,7 @@ const checkDoc = (doc) => {
   const view = doc.defaultView;
   for (const el of listMemes(doc, '[data-truth="harmful"]')) {
     const state = el.getAttribute(el.dataset.pseudo ? 'data-simclip-' + el.dataset.pseudo : 'data-simclip');
-    if (state === 'flagged' || state === 'revealed') continue;
+    if (state === 'revealed') continue; // shown by the user; a flagged one must be covered (its picture out of its box, or blurred)
     const cs = view.getComputedStyle(el);
     if (cs.filter.includes('blur') || cs.visibility !== 'visible' || el.getClientRects().length === 0) continue;
     if (cs.objectPosition === '-100000px -100000px') continue; // its picture moved out of its box ("checking" placeholder)

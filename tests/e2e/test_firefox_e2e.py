@@ -239,8 +239,8 @@ def test_firefox_an_add_on_installed_over_itself_under_an_open_feed_protects_the
 
 
 @pytest.mark.xfail(strict=True, reason="open fault (issue 17, item 1): Firefox removes an add-on's content-script "
-                   "CSS when it unloads, so the open feed's pictures still waiting are painted until the new version's "
-                   "stylesheet arrives (docs/extension.md)")
+                   "CSS when it unloads, so the open feed's pictures still waiting, and flagged ones, are painted until "
+                   "the new version's stylesheet arrives (docs/extension.md)")
 def test_firefox_an_add_on_installed_over_itself_shows_no_waiting_picture_meanwhile(firefox_report):
     violations = firefox_report["lifecycle"]["reinstalled"]["violations"]
     assert violations == {}, violations
