@@ -354,7 +354,18 @@ def test_only_the_scoring_package_imports_ray():
                 assert not any(n.split(".")[0] == "ray" for n in names), path
 
 
-def test_ray_is_stopped_whole_and_a_ctrl_c_meanwhile_comes_after(monkeypatch):
+@pytest.fixture
+def interruptible():
+    """Python's own Ctrl-C handler for the test: a shell that starts a command in the background
+    without job control starts it with SIGINT ignored, and Python keeps that disposition."""
+    import signal
+
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+def test_ray_is_stopped_whole_and_a_ctrl_c_meanwhile_comes_after(monkeypatch, interruptible):
     """A second Ctrl-C during Ray's shutdown printed a traceback and could leave its processes."""
     import os
     import signal
@@ -377,7 +388,7 @@ def test_ray_is_stopped_whole_and_a_ctrl_c_meanwhile_comes_after(monkeypatch):
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
-def test_signals_in_a_step_that_must_not_be_cut_come_after_it():
+def test_signals_in_a_step_that_must_not_be_cut_come_after_it(interruptible):
     import os
     import signal
 
