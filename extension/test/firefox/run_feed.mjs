@@ -201,11 +201,8 @@ async function pressKeys(page) {
 /** Open a case page and wait until every meme in every frame is decided (or the time is up). */
 async function runCase({ name, url, settleMs = 1000, timeoutMs = 60_000, decided: finalStates = null, initScript = null,
   violations = SHIELD_VIOLATIONS, then = null, viewportThen = null }) {
-  const page = await browser.newPage();
-  await setViewportSize(page);
-  await page.evaluateOnNewDocument(initScript ?? config.initScript);
   const t0 = Date.now();
-  await page.goto(url, { waitUntil: 'domcontentloaded' });
+  const page = await openPage(url, initScript ?? config.initScript);
   await sleep(settleMs);
   // a page that changes itself later says when its last change is done (tests/e2e/case_pages.py)
   await page.waitForFunction(() => window.__caseSettled !== false, { timeout: 30_000 });
@@ -247,13 +244,13 @@ async function openOptionsPage() {
   return options;
 }
 
-/** A new tab at `url` with the page-side monitor. */
-async function openFeed(url) {
-  const feed = await browser.newPage();
-  await setViewportSize(feed);
-  await feed.evaluateOnNewDocument(config.initScript);
-  await feed.goto(url, { waitUntil: 'domcontentloaded' });
-  return feed;
+/** A new tab at `url`, with `initScript` (the page-side monitor) run in every document it shows. */
+async function openPage(url, initScript = config.initScript) {
+  const page = await browser.newPage();
+  await setViewportSize(page);
+  await page.evaluateOnNewDocument(initScript);
+  await page.goto(url, { waitUntil: 'domcontentloaded' });
+  return page;
 }
 
 /** Until the feed's first `config.memes` memes are decided (or the time is up): {states, decidedInMs}. */
@@ -270,10 +267,7 @@ async function waitFeedDecided(feed, since) {
 
 /** A feed left while its verdicts are pending, then Back (see `backForward` in the header). */
 async function runBackForward({ url, elsewhereUrl, initScript }) {
-  const page = await browser.newPage();
-  await setViewportSize(page);
-  await page.evaluateOnNewDocument(initScript);
-  await page.goto(url, { waitUntil: 'domcontentloaded' });
+  const page = await openPage(url, initScript);
   // Firefox keeps no page still loading (its PAGE_LOADING blocker): leave once it has loaded.
   let pendingWhenLeft = 0;
   for (const since = Date.now(); pendingWhenLeft === 0 && Date.now() - since < 30_000; await sleep(50)) {
@@ -301,8 +295,9 @@ async function runBackForward({ url, elsewhereUrl, initScript }) {
  * tab protected.
  */
 async function runLifecycle({ url, newTabUrl, addPost }) {
-  const feed = await openFeed(url);
-  const before = await waitFeedDecided(feed, Date.now());
+  const t0 = Date.now();
+  const feed = await openPage(url);
+  const before = await waitFeedDecided(feed, t0);
   const flagged = new Set(before.states.filter((s) => s.state === 'flagged').map((s) => s.post));
   await extensionPage.close();
   await browser.installExtension(config.extension);
@@ -315,8 +310,9 @@ async function runLifecycle({ url, newTabUrl, addPost }) {
   await feed.evaluate(addPost);
   const reinstalled = await waitFeedDecided(feed, t1);
   reinstalled.violations = await feed.evaluate(SHIELD_VIOLATIONS);
-  const fresh = await openFeed(newTabUrl);
-  const newTab = await waitFeedDecided(fresh, Date.now());
+  const t2 = Date.now();
+  const fresh = await openPage(newTabUrl);
+  const newTab = await waitFeedDecided(fresh, t2);
   newTab.violations = await fresh.evaluate(SHIELD_VIOLATIONS);
   log('lifecycle:', reinstalled.decidedInMs, newTab.decidedInMs);
   return { before, coveredMeanwhile, reinstalled, newTab };
@@ -345,8 +341,9 @@ try {
     await waitInExtensionPage(options, () => /Saved/.test(document.querySelector('#failure-status')?.textContent ?? ''), 10_000);
   }
 
-  const feed = await openFeed(config.feedUrl);
-  Object.assign(report, await waitFeedDecided(feed, Date.now()));
+  const t0 = Date.now();
+  const feed = await openPage(config.feedUrl);
+  Object.assign(report, await waitFeedDecided(feed, t0));
   report.shield = await feed.evaluate('window.__shield');
   if (config.screenshot) await feed.screenshot({ path: config.screenshot });
   if (config.keys) report.keys = await pressKeys(feed);
