@@ -12,12 +12,12 @@ Every picture inside must be hidden until its verdict (never shown unchecked) an
 
 import contextlib
 import html
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
+from bench.timeline_site import serve_on_loopback, stop_serving
 from case_pages import BASE_CSS
 from e2e_support import MONITOR_JS, assert_flagged_exactly_the_harmful, violations, wait_decided
 from feed_site import FEED_HOST
@@ -120,14 +120,11 @@ class StreamSite:
                         if pause:
                             time.sleep(pause)  # the server is slow here: the browser parses what it has
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = serve_on_loopback(Handler)
         return self
 
     def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
+        stop_serving(self.server)
 
 
 @pytest.fixture(scope="module")
