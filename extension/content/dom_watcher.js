@@ -10,7 +10,7 @@
  * there. Added subtrees are walked in time slices (shared/slicer.js), so a page inserting hundreds
  * of posts at once does not block the main thread.
  */
-import { listPictureSelectors } from '../shared/cssurls.js';
+import { listCustomProperties, listPictureSelectors } from '../shared/cssurls.js';
 import { TimeSlicer } from '../shared/slicer.js';
 import { CANVAS_DRAWN_EVENT, SHADOW_ROOT_EVENT } from '../shared/page_events.js';
 
@@ -23,6 +23,27 @@ const STYLE_EVENTS = ['animationstart', 'animationiteration', 'transitionrun'];
 export const CHECKING_ANIMATION = 'simclip-checking';
 const RESWEEP_MIN_INTERVAL_MS = 1000; // a stylesheet added or loaded: everything is looked at again, at most this often
 const MAX_PICTURE_SELECTORS = 2000; // past this many picture rules, deferred elements are read one by one
+
+const INLINE_VAR = '[style*="var("]'; // an inline picture may come from an inherited custom property
+
+/** The custom properties the style attribute text `text` sets, as one string; `probe`: an element out of the document. */
+export function customProperties(probe, text) {
+  probe.setAttribute('style', text ?? '');
+  const found = [];
+  for (let i = 0; i < probe.style.length; i += 1) {
+    const name = probe.style[i];
+    if (name.startsWith('--')) found.push(`${name}:${probe.style.getPropertyValue(name)}`);
+  }
+  return found.sort().join(';');
+}
+
+/** `root` itself, when it is an element `selector` names, then every element under it that it names ('' or null: none). */
+function namedBy(root, selector) {
+  if (!selector) return [];
+  const found = root.matches?.(selector) ? [root] : [];
+  for (const el of root.querySelectorAll(selector)) found.push(el);
+  return found;
+}
 
 /** Without the loader's helper (node tests), only open roots are found and nothing is adopted. */
 const NO_SHADOW = { getRoot: (el) => el.shadowRoot ?? null, adopt: () => {}, roots: new Set() };
@@ -90,6 +111,7 @@ export class DOMWatcher {
       subtree: true,
       attributes: true,
       attributeFilter: ['src', 'srcset', 'sizes', 'media', 'style', 'class', 'data-simclip', 'href', 'poster', 'width', 'height'],
+      attributeOldValue: true, // a style attribute's custom properties before the change
     };
   }
 
@@ -128,8 +150,53 @@ export class DOMWatcher {
       return;
     }
     let start = null;
-    if (selector) for (const el of document.querySelectorAll(selector)) start = this.visitAdded(el, start, { subtree: false });
+    for (const el of namedBy(document, selector)) start = this.visitAdded(el, start, { subtree: false });
     this.onBatch();
+  }
+
+  /**
+   * True when the style attribute text `before` and `after` set different custom properties
+   * (`--name: value`), read with the browser's own CSS parser.
+   */
+  customPropertiesChanged(before, after) {
+    if (before === after || !(before ?? '').includes('--') && !(after ?? '').includes('--')) return false;
+    this.styleProbe ??= document.createElement('div'); // never in the document
+    return customProperties(this.styleProbe, before) !== customProperties(this.styleProbe, after);
+  }
+
+  /**
+   * `el` set other custom properties: every element under it inherits them, and one whose picture
+   * is `var(--name)` may paint another picture now. The elements a picture rule or an inline
+   * `var()` names, under `el` and in the shadow trees below it, are visited now (within the
+   * batch budget, as an added subtree; the rest before the next paint is hidden and left to
+   * slices). Every element under it, when the rules cannot be read. Returns the batch clock.
+   */
+  visitInheriting(el, start) {
+    const selector = el.getRootNode() === document ? this.getPictureSelector() : null;
+    if (selector === null) start = this.visitAdded(el, start);
+    else for (const found of namedBy(el, selector)) start = this.visitAdded(found, start, { subtree: false });
+    for (const found of el.querySelectorAll(INLINE_VAR)) start = this.visitAdded(found, start, { subtree: false });
+    for (const root of this.roots) {
+      if (root.host && el.contains(root.host)) start = this.visitShadowTree(root, start);
+    }
+    return start;
+  }
+
+  /** Visit the shadow tree `root` now (within the batch budget), or hide it all and leave it to slices. */
+  visitShadowTree(root, start) {
+    if (start === null) {
+      this.forceStyle(() => getComputedStyle(root.host).backgroundImage);
+      start = performance.now();
+    }
+    if (this.slicer.pending === 0 && performance.now() - start < SYNC_BUDGET_MS) {
+      this.visitTree(root, start);
+    } else {
+      const all = [...root.querySelectorAll('*')];
+      this.deferred += all.length;
+      this.reportDeferred(all);
+      this.slicer.push({ root });
+    }
+    return start;
   }
 
   /** Load and shadow-root events do not leave a shadow tree: listen on the document and on each root. */
@@ -191,6 +258,9 @@ export class DOMWatcher {
         // A class can give the element, or anything under it, a background: look at them again.
         if (r.target.isConnected) start = this.visitAdded(r.target, start);
       } else {
+        if (r.attributeName === 'style' && r.target.isConnected && this.customPropertiesChanged(r.oldValue, r.target.getAttribute('style'))) {
+          start = this.visitInheriting(r.target, start);
+        }
         this.onAttribute(r.target, r.attributeName);
       }
     }
@@ -229,10 +299,7 @@ export class DOMWatcher {
       this.reportDeferred([root, ...root.getElementsByTagName('*')]);
       return;
     }
-    if (!selector) return;
-    const found = root.matches(selector) ? [root] : [];
-    for (const el of root.querySelectorAll(selector)) found.push(el);
-    this.reportDeferred(found);
+    if (selector) this.reportDeferred(namedBy(root, selector));
   }
 
   /**
@@ -245,8 +312,12 @@ export class DOMWatcher {
     const selectors = new Set();
     const probe = document.createDocumentFragment();
     try {
-      for (const sheet of [...document.styleSheets, ...(document.adoptedStyleSheets ?? [])]) {
-        for (const selector of listPictureSelectors(sheet.cssRules)) {
+      const sheets = [...document.styleSheets, ...(document.adoptedStyleSheets ?? [])];
+      const declared = new Map(); // a custom property no sheet declares may come from a script: it may hold a picture
+      for (const sheet of sheets) listCustomProperties(sheet.cssRules, declared);
+      const mayHoldPicture = (name) => declared.get(name) ?? true;
+      for (const sheet of sheets) {
+        for (const selector of listPictureSelectors(sheet.cssRules, mayHoldPicture)) {
           try {
             probe.querySelector(selector); // a selector this browser cannot parse would spoil the list
             selectors.add(selector);

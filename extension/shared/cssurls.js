@@ -114,27 +114,54 @@ function chooseCandidate(candidates, dpr) {
 
 const PSEUDO_SUFFIX = /::?(before|after)\s*$/i;
 
+const VAR_REFERENCE = /var\(\s*(--[^,)\s]+)/g;
+const namesPicture = (value) => value.includes('url(') || /image-set\(/i.test(value);
+// A value that is no picture and no placeholder for one: a color, a number or length, a keyword
+// (not `none` or a CSS-wide keyword, the default a script may replace with a url()).
+const PLAIN_VALUE = /^\s*(#[0-9a-f]{3,8}|(rgba?|hsla?|hwb|lab|lch|oklab|oklch|color|color-mix)\(.*\)|-?[\d.]+[a-z%]*|(?!(none|initial|inherit|unset|revert|revert-layer)\s*$)[a-z-]+)\s*$/i;
+
+/**
+ * The custom properties (`--name`) the style rules in `rules` declare, read recursively: name ->
+ * true when one of its declarations may hold a picture (anything but a color, a number, a length
+ * or a keyword: `none` may be the default a script replaces).
+ */
+export function listCustomProperties(rules, out = new Map()) {
+  for (const rule of rules ?? []) {
+    const style = rule.style;
+    for (let i = 0; i < (style?.length ?? 0); i += 1) {
+      const name = style[i];
+      if (!name.startsWith('--')) continue;
+      const value = style.getPropertyValue(name);
+      out.set(name, out.get(name) || !PLAIN_VALUE.test(value));
+    }
+    if (rule.cssRules) listCustomProperties(rule.cssRules, out);
+  }
+  return out;
+}
+
 /**
  * The selectors of the style rules in `rules` (a CSSRuleList, read recursively through @media,
  * @supports, @layer and nesting) that give an element, or its ::before / ::after, a picture: a
- * `background(-image)` or `content` with url() or image-set(). A pseudo-element selector comes
- * back as its element's selector. Lets a new stylesheet be checked against the elements it styles
- * instead of every element of the page.
+ * `background(-image)` or `content` with url() or image-set(), or with var(--name) of a custom
+ * property that may hold one (`mayHoldPicture(name)`: by default every one may; one the page sets
+ * from a script or a style attribute is in no stylesheet). A pseudo-element selector comes back as
+ * its element's selector. Lets a new stylesheet be checked against the elements it styles instead
+ * of every element of the page.
  */
-export function listPictureSelectors(rules) {
+export function listPictureSelectors(rules, mayHoldPicture = () => true) {
   const out = new Set();
   for (const rule of rules ?? []) {
     const style = rule.style;
     if (style && typeof rule.selectorText === 'string') {
       const value = `${style.backgroundImage ?? ''} ${style.background ?? ''} ${style.content ?? ''}`;
-      if (value.includes('url(') || /image-set\(/i.test(value)) {
+      if (namesPicture(value) || [...value.matchAll(VAR_REFERENCE)].some((m) => mayHoldPicture(m[1]))) {
         for (const selector of splitSelectorList(rule.selectorText)) {
           const host = selector.replace(PSEUDO_SUFFIX, '').trim();
           out.add(host || '*');
         }
       }
     }
-    if (rule.cssRules) for (const inner of listPictureSelectors(rule.cssRules)) out.add(inner);
+    if (rule.cssRules) for (const inner of listPictureSelectors(rule.cssRules, mayHoldPicture)) out.add(inner);
   }
   return [...out];
 }

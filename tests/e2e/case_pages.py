@@ -473,7 +473,7 @@ window.addEventListener('load', () => setTimeout(() => {{
         query = query or {}
         if name.startswith("site-"):
             return SitePages(self).render(name[len("site-"):], seed)
-        if name in ("switch", "canvas"):
+        if name in ("switch", "switch-crowd", "canvas"):
             return SwitchPages(self).render(name, seed)
         builders = {
             "css": lambda: self.css(seed),

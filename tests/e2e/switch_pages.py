@@ -29,6 +29,7 @@ SWITCH_THEN = """(async () => {
 PAINT_VIOLATIONS = "(window.__paint || {}).violations || {}"
 NARROW_PX = 600  # a width where the narrow pictures apply (the pages switch below 700 px)
 WIDE_PX = 1200
+CROWD = 300  # neutral pictures near the viewport on /case/switch-crowd
 
 # Runs in the page from document start. Every frame, after the page's and the extension's
 # animation-frame and ResizeObserver callbacks and layout (the last moment before paint),
@@ -131,6 +132,18 @@ window.__switch = () => {
     window.__switchedAt['animation-' + tag] = performance.now() + 500; // its keyframe at 50%
   }
 };
+// and back to the first pictures
+window.__unswitch = () => {
+  for (const tag of ['nh', 'hn']) {
+    const v = el('var-' + tag);
+    document.getElementById('var-' + tag + '-box').style.setProperty('--bg', 'url("' + v.dataset.first + '")');
+    settle('var-' + tag, false);
+    document.getElementById('class-' + tag + '-box').classList.remove('on');
+    settle('class-' + tag, false);
+    el('animation-' + tag).classList.remove('run');
+    settle('animation-' + tag, false);
+  }
+};
 """
 
 CANVAS_JS = """
@@ -221,10 +234,20 @@ class SwitchPages:
         h, n = self.cases.harmful, self.cases.neutral
         return [("nh", n(0), h(0)), ("hn", h(1), n(1))]
 
-    def switch(self, seed):
+    def switch(self, seed, crowd=0):
+        """The switch page; `crowd` neutral pictures come first (one meme, one verdict for all), so
+        that re-reading every picture near the viewport takes longer than one frame's budget."""
         esc = html.escape
         css = [SWITCH_CSS]
         body = []
+        if crowd:
+            # first in the document (so first among the pictures to re-read), shown below the rest
+            decoy = esc(self.url(self.cases.neutral(2), "crowd", seed))
+            css.append("#crowd { position: absolute; left: 0; top: 1500px; width: 1150px; }"
+                       " .crowd { width: 64px; height: 64px; margin: 2px; }")
+            body.append('<div id="crowd">' + "".join(
+                f'<img class="crowd" data-post="crowd-{i}" data-kind="crowd" data-truth="neutral" src="{decoy}" alt="">'
+                for i in range(crowd)) + "</div>")
         harmful = []
         # what each element paints before and after, for data-truth
         plan = {}
@@ -253,7 +276,7 @@ class SwitchPages:
             css.append(f'.var-{tag} .meme {{ background-image: var(--bg); }}')
             body.append(f'<section class="var-{tag}" id="{post}-box" style="--bg: url(&quot;{esc(a)}&quot;)">'
                         f'<div class="meme" role="img" data-post="{post}" data-kind="var" data-truth="{self.truth(first)}" '
-                        f'data-then="{esc(b)}"></div></section>')
+                        f'data-first="{esc(a)}" data-then="{esc(b)}"></div></section>')
             # a class toggled on an ancestor
             post, a, b = both("class")
             css.append(f'.cls-{tag} .meme {{ background-image: url("{a}"); }}\n'
@@ -321,5 +344,7 @@ window.__canvasUrls = {json.dumps(urls)};
 
     def render(self, name, seed):
         """The page `name` (switch, canvas), or None."""
-        return {"switch": lambda: self.switch(seed), "canvas": lambda: self.canvas(seed)}.get(name, lambda: None)()
+        pages = {"switch": lambda: self.switch(seed), "switch-crowd": lambda: self.switch(seed, crowd=CROWD),
+                 "canvas": lambda: self.canvas(seed)}
+        return pages.get(name, lambda: None)()
 

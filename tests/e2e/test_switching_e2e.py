@@ -7,17 +7,17 @@ another picture, and a neutral picture is not left covered.
 import json
 
 from e2e_support import assert_flagged_exactly_the_harmful, meme_states, wait_decided, wait_for, write_json
-from switch_pages import NARROW_PX, PAINT_MONITOR_JS, WIDE_PX
+from switch_pages import CROWD, NARROW_PX, PAINT_MONITOR_JS, PAINT_VIOLATIONS, WIDE_PX
 
 MEDIA_KINDS = ("picture", "srcset", "media", "container")
 SCRIPT_KINDS = ("var", "class", "animation")
 
 
-def open_switch_page(browser, feed_site, seed):
+def open_switch_page(browser, feed_site, seed, name="switch"):
     page = browser.context.new_page()
     page.set_viewport_size({"width": WIDE_PX, "height": 1400})
     page.add_init_script(PAINT_MONITOR_JS)
-    page.goto(feed_site.case_url("switch", seed))
+    page.goto(feed_site.case_url(name, seed))
     return page
 
 
@@ -70,6 +70,29 @@ def test_pictures_that_switch_without_a_new_element_are_hidden_first_and_asked_a
     assert paint["violations"] == {}, f"harmful pictures painted uncovered after a switch: {paint['violations']}"
     # every element that switched was hidden before its new verdict (an <img> on its new source)
     assert all(v is not None for v in delays.values()), delays
+    page.close()
+
+
+def test_a_script_switch_among_hundreds_of_pictures_is_hidden_before_it_is_painted(browser, feed_site):
+    """The custom property, class and animation switches of the switch page, with 300 pictures
+    near the viewport before them: more than one frame's worth to read again. The pictures under a
+    changed ancestor are read in that frame all the same."""
+    page = open_switch_page(browser, feed_site, "crowd", name="switch-crowd")
+    states = wait_decided(page, lambda s: True, 90, "a verdict for every picture")
+    assert len(states) == CROWD + 2 * (len(MEDIA_KINDS) + len(SCRIPT_KINDS)), len(states)
+    assert_flagged_exactly_the_harmful(states)
+    for _ in range(3):  # every few frames, as a page's scripts do
+        page.evaluate("() => new Promise((resolve) => requestAnimationFrame(() => { window.__switch(); resolve(); }))")
+        page.wait_for_function("() => [...document.querySelectorAll('[data-kind=animation]')]"
+                               ".every((el) => el.getAnimations().every((a) => a.playState === 'finished'))", timeout=20_000)
+        states = wait_decided(page, lambda s: True, 60, "a verdict for every picture after the switch")
+        assert_flagged_exactly_the_harmful(states)
+        assert page.evaluate(PAINT_VIOLATIONS) == {}, "harmful pictures painted uncovered after a switch"
+        page.evaluate("() => new Promise((resolve) => requestAnimationFrame(() => { window.__unswitch(); resolve(); }))")
+        states = wait_decided(page, lambda s: True, 60, "a verdict for every picture switched back")
+        assert_flagged_exactly_the_harmful(states)
+    paint = page.evaluate("() => window.__paint")
+    assert paint["violations"] == {}, f"harmful pictures painted uncovered after a switch: {paint['violations']}"
     page.close()
 
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { listCssImageUrls, listPictureSelectors } from '../../shared/cssurls.js';
+import { listCssImageUrls, listCustomProperties, listPictureSelectors } from '../../shared/cssurls.js';
 import { TimeSlicer } from '../../shared/slicer.js';
 
 test('yields to the page once a slice has used its time budget', () => {
@@ -58,4 +58,24 @@ test('a stylesheet names the elements it gives a picture: backgrounds and conten
   ];
   assert.deepEqual(listPictureSelectors(rules), ['.a', '.b', '.set', ':is(.d, .e)']);
   assert.deepEqual(listPictureSelectors(undefined), []);
+});
+
+test('a rule whose picture is var(--name) names its elements, unless every sheet sets that property to a color or a length', () => {
+  const declarations = (entries) => Object.assign(Object.keys(entries), { getPropertyValue: (name) => entries[name] });
+  const rule = (selectorText, style) => ({ selectorText, style });
+  const rules = [
+    rule(':root', declarations({ '--accent': '#1d9bf0', '--gap': '12px', '--avatar': 'url("a.png")', '--hero': 'none', '--card': 'var(--hero)' })),
+    { cssRules: [rule('.dark', declarations({ '--accent': 'rgb(0 0 0 / 50%)' }))] },
+    rule('.button', { background: 'var(--accent)' }),
+    rule('.spacer', { backgroundImage: 'var(--gap, none)' }),
+    rule('.avatar', { backgroundImage: 'var(--avatar)' }),
+    rule('.hero', { backgroundImage: 'var(--hero)' }), // none until a script sets it
+    rule('.card::before', { content: 'var(--card)' }),
+    rule('.post', { backgroundImage: 'var(--bg)' }), // set from a style attribute only
+  ];
+  const declared = listCustomProperties(rules);
+  assert.deepEqual(Object.fromEntries(declared),
+    { '--accent': false, '--gap': false, '--avatar': true, '--hero': true, '--card': true });
+  assert.deepEqual(listPictureSelectors(rules, (name) => declared.get(name) ?? true), ['.avatar', '.hero', '.card', '.post']);
+  assert.deepEqual(listPictureSelectors(rules), ['.button', '.spacer', '.avatar', '.hero', '.card', '.post']);
 });
