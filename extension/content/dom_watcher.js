@@ -21,6 +21,8 @@ const LOAD_EVENTS = ['load', 'error', 'loadeddata', 'play']; // play: a video st
 const STYLE_EVENTS = ['animationstart', 'animationiteration', 'transitionrun'];
 // prehide.css's pulse on a picture waiting for its verdict: ours, it paints no other picture.
 export const CHECKING_ANIMATION = 'simclip-checking';
+// Ours, every one (the pulse, the gap rules loader.js adopts): they paint no other picture.
+export const OWN_ANIMATIONS = 'simclip-';
 const RESWEEP_MIN_INTERVAL_MS = 1000; // a stylesheet added or loaded: everything is looked at again, at most this often
 const MAX_PICTURE_SELECTORS = 2000; // past this many picture rules, deferred elements are read one by one
 
@@ -87,7 +89,7 @@ export class DOMWatcher {
       if (this.observer && e.target.tagName === 'CANVAS') this.timed(() => this.onAttribute(e.target, 'drawn'), 'canvas');
     };
     this.onStyleEvent = (e) => {
-      if (e.animationName === CHECKING_ANIMATION) return;
+      if (e.animationName?.startsWith(OWN_ANIMATIONS)) return;
       if (this.observer && e.target.nodeType === Node.ELEMENT_NODE && !SKIP_TAGS.has(e.target.tagName)) {
         this.timed(() => this.onLoad(e.target), 'animation');
       }

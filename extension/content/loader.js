@@ -15,6 +15,7 @@
 // Parts, top to bottom: shadow roots (find one, adopt the rules, listen inside it); the early
 // scan (look at each added element, read then write); the declarative-root recheck (empty hosts
 // looked at again each frame while the page is parsed, before and after main.js takes over); the
+// gap sheet (the pictures stay hidden while an update leaves the tab without prehide.css); the
 // hand-over to main.js (or the switch-off if it fails to load).
 (() => {
   if (globalThis.simclipContentScript === true) return;
@@ -23,6 +24,9 @@
   const SHADOW_ROOT_EVENT = 'simclip-shadow-root'; // shared/page_events.js
   // prehide.css for shadow roots (the document's `html:not([data-simclip-off])` becomes the sheet's `disabled`).
   const SHADOW_CSS = globalThis.simclipShadowCss ?? ''; // content/shadow_css.js, built from prehide.css
+  // prehide.css's hiding rules, for the moment an update leaves the tab without it (tools/shadow_css.mjs).
+  const GAP_CSS = globalThis.simclipGapCss ?? '';
+  const GAP_FIRST_RULE = 'simclip-gap-clock'; // tools/shadow_css.mjs GAP_CLOCK
   const HOST_TAGS = new Set(['article', 'aside', 'blockquote', 'body', 'div', 'footer', 'h1', 'h2', 'h3', 'h4',
     'h5', 'h6', 'header', 'main', 'nav', 'p', 'section', 'span']); // the elements that can have a shadow root
 
@@ -198,6 +202,26 @@
     else if (emptyHosts.size > 0) askFrame();
   }
 
+  // ------------------------------------------------------------ the gap sheet
+  // Firefox removes an add-on's content-script CSS when it unloads it (an update, a reload), and
+  // the new version's comes only with its scripts: meanwhile the pictures still waiting, and the
+  // flagged ones, would be painted. An adopted sheet belongs to the page and stays: it holds
+  // prehide.css's hiding rules again (they change nothing while prehide.css applies), and a clock
+  // that has shadow_hook.js switch them off 30 s into a gap (tools/shadow_css.mjs). One per
+  // document: a successor replaces its predecessor's.
+
+  function adoptGapSheet() {
+    if (!GAP_CSS) return;
+    try {
+      const sheet = new CSSStyleSheet();
+      sheet.replaceSync(GAP_CSS);
+      const isGapSheet = (s) => s.cssRules[0]?.name === GAP_FIRST_RULE;
+      document.adoptedStyleSheets = [...Array.from(document.adoptedStyleSheets).filter((s) => !isGapSheet(s)), sheet];
+    } catch {
+      // no constructable sheets: no cover for that moment
+    }
+  }
+
   // ------------------------------------------------------------ the hand-over
 
   /** main.js's watcher listens from now on (on the document and on every root it observes); once. */
@@ -218,6 +242,7 @@
     console.warn('SimCLIP Meme Shield: content script failed, images are shown unchecked', e);
   }
 
+  adoptGapSheet();
   document.addEventListener(SHADOW_ROOT_EVENT, onShadowRoot, true);
   // the last recheck: a hidden tab runs no animation frames, and parsing may end between two
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', recheckHosts, { once: true });

@@ -32,13 +32,16 @@ export class RepaintWatch {
    *          forceStyle?: (read) => any, needsFrames?: (el) => boolean, win?: Window}} deps
    *   `recheck`: re-read what `el` paints (queues writes); `afterFrame`: apply the queued writes;
    *   `forceStyle`: run a read that flushes the page's pending style, booked apart (perf.js);
-   *   `needsFrames`: true while `el` is to be re-read every frame (a canvas just drawn on).
+   *   `needsFrames`: true while `el` is to be re-read every frame (a canvas just drawn on);
+   *   `now`: the clock of the frame budget, in ms.
    */
-  constructor({ recheck, afterFrame, timed, forceStyle = (read) => read(), needsFrames = () => false, win = globalThis }) {
-    Object.assign(this, { recheck, afterFrame, timed, forceStyle, needsFrames, win });
+  constructor({ recheck, afterFrame, timed, forceStyle = (read) => read(), needsFrames = () => false, win = globalThis,
+    now = () => performance.now() }) {
+    Object.assign(this, { recheck, afterFrame, timed, forceStyle, needsFrames, win, now });
     this.near = new Set(); // tracked elements within NEAR_MARGIN of the viewport
     this.watched = new Set();
-    this.queue = []; // elements left for the next frame (budget ran out)
+    this.queue = []; // elements left for the next frame (budget ran out), each once
+    this.animating = []; // the elements found animating their picture last frame: read first in the next
     this.frame = 0; // non-zero while a frame of work is asked for
     this.inCallback = false; // inside our ResizeObserver callback (a new observation would come too late)
     this.dirty = false;
@@ -82,6 +85,7 @@ export class RepaintWatch {
     this.watched.clear();
     this.near.clear();
     this.queue = [];
+    this.animating = [];
     this.frame = 0;
     this.sweepTimer = 0;
   }
@@ -171,28 +175,33 @@ export class RepaintWatch {
     }
   }
 
-  /** Before this frame's paint: re-read what was queued, then, if dirty, every near element. */
+  /**
+   * Before this frame's paint: re-read the elements that animated their picture last frame, then
+   * what was queued, then, if dirty, every near element, within the frame budget (the elements
+   * whose picture moves by itself first: the rest changes only on a signal, and waits a frame).
+   */
   work() {
+    const order = new Set(this.animating.filter((el) => this.near.has(el)));
+    for (const el of this.queue) order.add(el);
     if (this.dirty) {
       this.dirty = false;
-      this.queue.push(...this.near);
+      for (const el of this.near) order.add(el);
     }
-    const start = performance.now();
-    const seen = new Set();
+    const queue = [...order];
+    const start = this.now();
     const animated = new Map(); // a document or shadow root -> its elements animating a picture, this frame
-    let animating = false;
+    this.animating = [];
     let i = 0;
-    for (; i < this.queue.length && performance.now() - start < FRAME_BUDGET_MS; i += 1) {
-      const el = this.queue[i];
-      if (seen.has(el) || !this.watched.has(el)) continue;
-      seen.add(el);
+    for (; i < queue.length && this.now() - start < FRAME_BUDGET_MS; i += 1) {
+      const el = queue[i];
+      if (!this.watched.has(el)) continue;
       this.recheck(el);
-      if (this.near.has(el) && (this.needsFrames(el) || this.isAnimatingPicture(el, animated))) animating = true;
+      if (this.near.has(el) && (this.needsFrames(el) || this.isAnimatingPicture(el, animated))) this.animating.push(el);
     }
-    this.queue = this.queue.slice(i);
+    this.queue = queue.slice(i);
     this.afterFrame();
-    if (animating) this.dirty = true;
-    if (this.queue.length > 0 || animating) this.requestFrame();
+    if (this.animating.length > 0) this.dirty = true;
+    if (this.queue.length > 0 || this.animating.length > 0) this.requestFrame();
   }
 
   /**
@@ -207,7 +216,8 @@ export class RepaintWatch {
       const targets = new Set();
       const animations = root?.getAnimations ? this.forceStyle(() => root.getAnimations()) : [];
       for (const a of animations) {
-        if (a.playState === 'running' && a.effect?.target && isElementOrItsPicturePseudo(a) && this.changesPicture(a)) targets.add(a.effect.target);
+        if (a.playState === 'running' && a.effect?.target && !a.animationName?.startsWith('simclip-')
+          && isElementOrItsPicturePseudo(a) && this.changesPicture(a)) targets.add(a.effect.target);
       }
       animated.set(root, targets);
     }

@@ -6,7 +6,8 @@
 // (Firefox), which page scripts do not have, so a closed root stays closed to the page.
 // It also announces that a <canvas> was drawn on (a picture drawn or put on it), once per canvas
 // after the page's script that drew it has run (a microtask, before the next paint), so the
-// content script reads the new drawing before it is painted (canvas_pixels.js).
+// content script reads the new drawing before it is painted (canvas_pixels.js). And it switches
+// the pre-hide rules off once the gap rules' clock ends (the add-on went away).
 (() => {
   const SHADOW_ROOT_EVENT = 'simclip-shadow-root'; // shared/page_events.js
   const attach = Element.prototype.attachShadow;
@@ -57,4 +58,13 @@
   wrap(globalThis.CanvasRenderingContext2D?.prototype, 'drawImage');
   wrap(globalThis.CanvasRenderingContext2D?.prototype, 'putImageData');
   wrap(globalThis.ImageBitmapRenderingContext?.prototype, 'transferFromImageBitmap');
+
+  // The gap rules' clock ended (loader.js, tools/shadow_css.mjs): prehide.css has been missing for
+  // 30 s, so the add-on was disabled or removed, not updated, and its scripts are gone with it.
+  // This world outlives them: every rule is switched off, the page gets its pictures back.
+  const GAP_CLOCK = 'simclip-gap-clock';
+  addEventListener('animationend', (e) => {
+    const root = document.documentElement;
+    if (e.isTrusted && e.animationName === GAP_CLOCK && e.target === root) root.setAttribute('data-simclip-off', 'orphaned');
+  }, true);
 })();

@@ -72,8 +72,9 @@ new MutationObserver((records) => {
 }).observe(document, { subtree: true, attributes: true, attributeFilter: ['data-simclip', 'data-simclip-card'] });
 """
 
+# the rules that draw a card (set --simclip-card), not the gap rules that paint it (loader.js)
 CARD_RULES_JS = """() => document.adoptedStyleSheets.flatMap((s) => Array.from(s.cssRules))
-  .filter((r) => r.cssText.includes('--simclip-card')).length"""
+  .filter((r) => r.style && r.style.getPropertyValue('--simclip-card') !== '').length"""
 
 REMOVED_ALIVE_JS = """(ageMs) => {
   const now = performance.now();

@@ -238,12 +238,23 @@ def test_firefox_an_add_on_installed_over_itself_under_an_open_feed_protects_the
     assert [s["state"] for s in added] == ["flagged"], added
 
 
-@pytest.mark.xfail(strict=True, reason="open fault (issue 17, item 1): Firefox removes an add-on's content-script "
-                   "CSS when it unloads, so the open feed's pictures still waiting, and flagged ones, are painted until "
-                   "the new version's stylesheet arrives (docs/extension.md)")
 def test_firefox_an_add_on_installed_over_itself_shows_no_waiting_picture_meanwhile(firefox_report):
+    """Firefox removes the old version's content-script CSS when it unloads it: the page-owned gap
+    rules keep the pictures waiting, and the flagged ones, hidden until the new version's arrives."""
     violations = firefox_report["lifecycle"]["reinstalled"]["violations"]
     assert violations == {}, violations
+
+
+def test_firefox_an_add_on_removed_under_an_open_feed_keeps_it_covered_then_gives_the_page_its_pictures(firefox_report):
+    """Removed (what a disable does to the page too): the gap rules cover the flagged pictures while
+    their clock runs, and when it ends the page's own world switches every rule off."""
+    removed = firefox_report["lifecycle"]["removed"]
+    assert removed["flagged"] > 0, removed
+    assert removed["clockRan"], removed
+    assert removed["uncoveredInGap"] == 0, removed
+    assert removed["violations"] == {}, removed["violations"]
+    assert removed["off"] == "orphaned", removed
+    assert removed["uncoveredAfter"] == removed["flagged"], removed
 
 
 def test_firefox_a_feed_left_mid_verdict_is_kept_in_the_back_forward_cache_and_decided_after_back(firefox_report):

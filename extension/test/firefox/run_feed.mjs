@@ -17,13 +17,16 @@
  *   `lifecycle` ({url, newTabUrl, addPost}): after the cases, the add-on is installed again over
  *   itself under an open feed at `url` (what about:debugging's Reload and a store update do: same
  *   id, storage kept), then `addPost` (a main-world expression) adds a harmful post to that feed,
- *   and a new tab opens `newTabUrl`; both feeds' first `memes` memes must be decided again.
+ *   and a new tab opens `newTabUrl`; both feeds' first `memes` memes must be decided again. Then
+ *   the add-on is removed under the open feed (`removed`: the gap rules' clock, the flagged
+ *   pictures uncovered in the gap and once the clock has ended, the page's data-simclip-off).
  *   `backForward` ({url, elsewhereUrl, initScript}): before that, a feed at `url` is left for
  *   `elsewhereUrl` while its verdicts are pending, and Back brings it again; `initScript` records
  *   each pageshow's `persisted` in `window.__pageshows`.
  * Prints one JSON object on stdout: {browser, connection, states, shield, decidedInMs, keys,
  *   cases: {name: {states, violations, decidedInMs, after?: {states, violations, decidedInMs}}},
- *   lifecycle?: {before, reinstalled, newTab: {states, violations, decidedInMs}, coveredMeanwhile: {post: pageState}}}
+ *   lifecycle?: {before, reinstalled, newTab: {states, violations, decidedInMs}, coveredMeanwhile: {post: pageState},
+ *                removed: {flagged, clockRan, uncoveredInGap, violations, off, uncoveredAfter}}
  *   (`coveredMeanwhile`: the page's state, just after the install, of each meme flagged before it),
  *   backForward?: {pendingWhenLeft, pageshows, states, violations, decidedInMs}}. Case pages are read in every frame; each
  *   picture's state, reason and warning come from the content script through the options page
@@ -315,7 +318,41 @@ async function runLifecycle({ url, newTabUrl, addPost }) {
   const newTab = await waitFeedDecided(fresh, t2);
   newTab.violations = await fresh.evaluate(SHIELD_VIOLATIONS);
   log('lifecycle:', reinstalled.decidedInMs, newTab.decidedInMs);
-  return { before, coveredMeanwhile, reinstalled, newTab };
+  await fresh.close();
+  const removed = await runRemoval(feed);
+  return { before, coveredMeanwhile, reinstalled, newTab, removed };
+}
+
+const GAP_CLOCK_RUNNING = "document.documentElement.getAnimations().some((a) => a.animationName === 'simclip-gap-clock')";
+// the pictures marked flagged that the page paints uncovered (their picture in its box, no card)
+const FLAGGED_UNCOVERED = `[...document.querySelectorAll('[data-simclip="flagged"]')].filter((el) => {
+  const cs = getComputedStyle(el);
+  return cs.objectPosition !== '-100000px -100000px' && !cs.backgroundImage.includes('svg');
+}).length`;
+
+/**
+ * The add-on removed under the open feed: its content-script CSS goes, the gap rules' clock starts
+ * and the flagged pictures stay covered; the clock is then finished at once (30 s by itself) and
+ * the page's own world switches every rule off, the pictures back in the page.
+ */
+async function runRemoval(feed) {
+  const flagged = await feed.evaluate("document.querySelectorAll('[data-simclip=\"flagged\"]').length");
+  await extensionPage.close();
+  extensionPage = null;
+  await browser.uninstallExtension(addonId);
+  let clockRan = false;
+  for (const since = Date.now(); Date.now() - since < 10_000 && !clockRan; await sleep(50)) clockRan = await feed.evaluate(GAP_CLOCK_RUNNING);
+  await feed.evaluate('new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)))');
+  const uncoveredInGap = await feed.evaluate(FLAGGED_UNCOVERED);
+  const violations = await feed.evaluate(SHIELD_VIOLATIONS);
+  await feed.evaluate("document.documentElement.getAnimations().filter((a) => a.animationName === 'simclip-gap-clock').forEach((a) => a.finish())");
+  let off = null;
+  for (const since = Date.now(); Date.now() - since < 10_000 && off === null; await sleep(50)) {
+    off = await feed.evaluate("document.documentElement.getAttribute('data-simclip-off')");
+  }
+  const uncoveredAfter = await feed.evaluate(FLAGGED_UNCOVERED);
+  log('removed:', JSON.stringify({ flagged, clockRan, uncoveredInGap, off, uncoveredAfter }));
+  return { flagged, clockRan, uncoveredInGap, violations, off, uncoveredAfter };
 }
 
 try {

@@ -37,13 +37,18 @@ function fakeWindow() {
   };
 }
 
-function setUp({ needsFrames } = {}) {
+function setUp({ needsFrames, recheckMs = 0 } = {}) {
   const win = fakeWindow();
   const seen = [];
   let applied = 0;
+  let clock = 0;
   const flushes = [];
   const watch = new RepaintWatch({
-    recheck: (el) => seen.push(el.name),
+    recheck: (el) => {
+      seen.push(el.name);
+      clock += recheckMs;
+    },
+    now: () => clock,
     afterFrame: () => { applied += 1; },
     timed: (fn) => fn(),
     forceStyle: (read) => { flushes.push(1); return read(); },
@@ -126,6 +131,32 @@ test("the page's animations are listed once per frame (one style flush, booked a
   win.runFrame();
   win.runFrame();
   assert.equal(win.pendingFrames, 0, 'no frames once nothing animates a picture');
+});
+
+test('an element animating its picture is read first in every frame, however many near elements the budget leaves for later', () => {
+  const { win, watch, seen, el } = setUp({ recheckMs: 1 }); // 3 or 4 reads fit a frame
+  const items = Array.from({ length: 20 }, (_, i) => el(`e${i}`));
+  const last = items[19];
+  last.animations.push({ playState: 'running', effect: { target: last, getKeyframes: () => [{ backgroundImage: 'url(a)' }] } });
+  for (const x of items) {
+    watch.watch(x);
+    FakeIO.last.report(x, true);
+  }
+  for (let frame = 0; frame < 8; frame += 1) win.runFrame(); // the first rounds reach e19 and find it animating
+  for (let frame = 0; frame < 30; frame += 1) {
+    seen.length = 0;
+    win.runFrame();
+    assert.equal(seen[0], 'e19', `frame ${frame}: ${seen}`);
+    assert.ok(seen.length <= 4, 'within the budget');
+    assert.ok(watch.queue.length <= items.length, `the queue holds each element once (${watch.queue.length})`);
+  }
+  const read = new Set();
+  for (let frame = 0; frame < 10; frame += 1) { // 2 others a frame
+    seen.length = 0;
+    win.runFrame();
+    for (const name of seen) read.add(name);
+  }
+  assert.equal(read.size, 20, 'the others are still read in turn');
 });
 
 test('an animation of something else (a spinner turning) asks for no frames', () => {
