@@ -5,6 +5,7 @@ import {
   ORIENTATION_TEST_PICTURES, createExifFormatsSource, measureWithBitmap, measureWithImage, pickMeasure, probeExifFormats,
 } from '../../background/orientation.js';
 import { createApiClient, exifOrientationHeaders, parseClassification } from '../../shared/api.js';
+import { memoryStorage } from './fixtures.js';
 
 const TURNED = { width: 2, height: 4 };
 const STORED = { width: 4, height: 2 };
@@ -58,11 +59,6 @@ test('measures with an <img> where there is a document, with createImageBitmap i
   assert.deepEqual(size, STORED);
   assert.deepEqual(seen, [['blob', { imageOrientation: 'from-image' }]]);
 });
-
-function memoryStorage(initial = {}) {
-  const data = { ...initial };
-  return { data, get: async (key) => ({ [key]: data[key] }), set: async (items) => Object.assign(data, items) };
-}
 
 test('measures once per browser session: a restarted worker reads the stored answer', async () => {
   const storage = memoryStorage();
