@@ -3,6 +3,7 @@
  * storage.session[TAB_COUNTS_KEY] so a restarted worker still knows it), or a red '!' on every
  * tab while the server is known to be down.
  */
+import { MSG } from '../shared/messages.js';
 import { createSerialLane } from '../shared/queue.js';
 import { TAB_COUNTS_KEY, sumTabCount } from '../shared/storage_keys.js';
 
@@ -52,21 +53,40 @@ export function createBadges({ ext, ready, health }) {
     }
   }
 
+  /**
+   * Store and paint a tab's flagged count: each frame (the page, its iframes) reports its own, and
+   * the badge shows their sum. `null` forgets a frame (`frameId`) or, without one, a closed or
+   * reloaded tab. Every tab that reported is kept (zero too) and repainted on a health change: a
+   * tab-specific '' would otherwise hide the global '!' of a down server.
+   */
+  function setTabCount(tabId, flagged, frameId = null) {
+    return badgeLane(async () => {
+      await ready();
+      const counts = updateTabCounts(await getTabCounts(), tabId, flagged, frameId);
+      await ext.storage.session.set({ [TAB_COUNTS_KEY]: counts });
+      if (counts[tabId] !== undefined) await paintBadge(tabId, sumTabCount(counts[tabId]));
+    });
+  }
+
+  /**
+   * A tab started loading another page: its count is 0 again. A page shown again from the
+   * back/forward cache may have reported its count before this event, so its top frame is asked
+   * (a new page's script is not there yet, or counts 0; a tab with no content script is left at 0).
+   * Resolves once the tab's count is stored and painted; never rejects.
+   */
+  async function pageLoading(tabId) {
+    const reset = setTabCount(tabId, 0);
+    const asked = ext.tabs.sendMessage(tabId, { type: MSG.GET_PAGE_STATE }, { frameId: 0 })
+      .then((state) => {
+        if (Number.isInteger(state?.flagged) && state.flagged > 0) return setTabCount(tabId, state.flagged, 0);
+      })
+      .catch(() => {}); // no content script in the tab (yet)
+    await Promise.allSettled([reset, asked]);
+  }
+
   return {
-    /**
-     * Store and paint a tab's flagged count: each frame (the page, its iframes) reports its own, and
-     * the badge shows their sum. `null` forgets a frame (`frameId`) or, without one, a closed or
-     * reloaded tab. Every tab that reported is kept (zero too) and repainted on a health change: a
-     * tab-specific '' would otherwise hide the global '!' of a down server.
-     */
-    setTabCount(tabId, flagged, frameId = null) {
-      return badgeLane(async () => {
-        await ready();
-        const counts = updateTabCounts(await getTabCounts(), tabId, flagged, frameId);
-        await ext.storage.session.set({ [TAB_COUNTS_KEY]: counts });
-        if (counts[tabId] !== undefined) await paintBadge(tabId, sumTabCount(counts[tabId]));
-      });
-    },
+    setTabCount,
+    pageLoading,
     /** Repaint the global badge and title and every tab that reported (after a health change). */
     refresh() {
       return badgeLane(async () => {

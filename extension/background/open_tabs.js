@@ -48,3 +48,19 @@ export async function injectIntoOpenTabs(ext) {
   const counts = await Promise.all(tabs.map((tab) => injectIntoTab(ext, tab.id)));
   return counts.reduce((a, b) => a + b, 0);
 }
+
+/**
+ * The open tabs adopted once per worker life, whichever of the worker's start events (an install,
+ * update, reload or enable) asks first: each call resolves to the first call's number of frames
+ * injected (0 when the injection failed).
+ *
+ * @param {object} ext the browser's extension API (shared/browser.js)
+ * @returns {() => Promise<number>}
+ */
+export function createOpenTabsAdoption(ext) {
+  let adopted = null;
+  return () => {
+    adopted ??= injectIntoOpenTabs(ext).catch(() => 0);
+    return adopted;
+  };
+}

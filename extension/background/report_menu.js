@@ -1,17 +1,13 @@
 /**
  * Wrong-verdict reports: the picture's context menu (one item per correction and category,
  * shared/reports.js) and the REPORT message a content script sends, stored in
- * storage.local[REPORTS_KEY] with the picture's scores and OCR text.
+ * storage.local[REPORTS_KEY] with the picture's scores and OCR text (cleared by the options page).
  */
 import { CORRECTION } from '../shared/messages.js';
 import { addReport, createReport, listReportMenuItems, parseReportMenuClick } from '../shared/reports.js';
 import { REPORTS_KEY } from '../shared/storage_keys.js';
 import { listActiveWarnings } from '../shared/verdict.js';
-
-/** The page a context-menu click happened on, as the worker's `page` ({url, referrerPolicy, tabId, topUrl}); null off the web. */
-export function pageOfMenuClick(info, tab) {
-  return tab?.id >= 0 && /^https?:/.test(tab.url ?? '') ? { url: info.frameUrl ?? tab.url, referrerPolicy: '', tabId: tab.id, topUrl: tab.url } : null;
-}
+import { pageOfMenuClick } from './page_of.js';
 
 /**
  * The reports. `classifyUrl(url, priority, page)` gives a picture's verdict; `findResult(page,
@@ -56,5 +52,10 @@ export function createReportMenu({ ext, classifyUrl, findResult, getSettings, lo
     await storeReport({ url: info.srcUrl, correction: click.correction, categories, page });
   }
 
-  return { createMenus, storeReport, onMenuClicked };
+  /** Forget every stored report (the options page's "clear"). */
+  async function clearReports() {
+    await ext.storage.local.set({ [REPORTS_KEY]: [] });
+  }
+
+  return { createMenus, storeReport, onMenuClicked, clearReports };
 }

@@ -3,7 +3,7 @@
  * disable of the extension unloads it while its tabs stay open. The script left behind (the
  * orphan) keeps running, with no extension to ask (`runtime.id` is gone, every message throws),
  * while the pre-hide stylesheet stays applied (Chromium) and the worker of the new version
- * injects a fresh script (the successor) into every open tab (background/service_worker.js).
+ * injects a fresh script (the successor) into every open tab (background/open_tabs.js).
  *
  * - The orphan notices before it acts: every piece of its work runs through `timed`, which first
  *   checks that the extension is still there. Once it is gone the orphan retires: its watcher

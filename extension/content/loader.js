@@ -9,7 +9,7 @@
 // watched like the document (its added nodes, and roots attached inside it).
 // If loading fails, every pre-hide rule is switched off so the page never loses its images.
 // The worker injects this file again into the tabs that were open when the extension was
-// installed, updated, reloaded or enabled (background/service_worker.js): a frame where this
+// installed, updated, reloaded or enabled (background/open_tabs.js): a frame where this
 // extension's script already runs is left alone.
 //
 // Parts, top to bottom: shadow roots (find one, adopt the rules, listen inside it); the early

@@ -5,8 +5,12 @@ import { BADGE_COLOR, badgeText, createBadges, updateTabCounts } from '../../bac
 import { decodeBase64 } from '../../background/classify.js';
 import { healthKey, serverIdentity } from '../../background/health.js';
 import { UnreadableImage, readBodyCapped } from '../../background/picture_fetch.js';
-import { pageOfMenuClick } from '../../background/report_menu.js';
-import { TAB_COUNTS_KEY } from '../../shared/storage_keys.js';
+import { createOpenTabsAdoption } from '../../background/open_tabs.js';
+import { pageOfMenuClick, pageOfSender } from '../../background/page_of.js';
+import { createReportMenu } from '../../background/report_menu.js';
+import { MSG } from '../../shared/messages.js';
+import { REPORTS_KEY, TAB_COUNTS_KEY } from '../../shared/storage_keys.js';
+import { memoryStorage } from './fixtures.js';
 
 const streamOf = (chunks) => new ReadableStream({
   start(controller) {
@@ -117,6 +121,62 @@ test('a context-menu click names its page on the web only', () => {
   assert.equal(pageOfMenuClick({}, { id: 3, url: 'chrome://newtab/' }), null);
   assert.equal(pageOfMenuClick({}, { id: -1, url: tab.url }), null);
   assert.equal(pageOfMenuClick({}, undefined), null);
+});
+
+test('a message names its sender\'s page: the frame, or its creator for about:blank, in a web tab only', () => {
+  const tab = { id: 3, url: 'https://a.example/post' };
+  assert.deepEqual(pageOfSender({ url: 'https://b.example/frame', tab }, 'no-referrer'),
+    { url: 'https://b.example/frame', referrerPolicy: 'no-referrer', tabId: 3, topUrl: 'https://a.example/post' });
+  assert.deepEqual(pageOfSender({ url: 'about:blank', origin: 'https://c.example', tab }),
+    { url: 'https://c.example/', referrerPolicy: '', tabId: 3, topUrl: tab.url });
+  assert.deepEqual(pageOfSender({ url: 'about:srcdoc', origin: 'null', tab }), { url: tab.url, referrerPolicy: '', tabId: 3, topUrl: tab.url });
+  assert.equal(pageOfSender({ url: 'chrome-extension://x/popup.html' }), null, 'not in a tab');
+  assert.equal(pageOfSender({ url: 'https://b.example/', tab: { id: -1 } }), null);
+  assert.equal(pageOfSender({ url: 'file:///x.html', tab: { id: 3, url: 'file:///x.html' } }), null);
+});
+
+test('a tab loading another page counts 0, or what its page answers from the back/forward cache', async () => {
+  const ext = fakeExt();
+  const asked = [];
+  const answers = { 1: { flagged: 4 }, 2: { flagged: 0 } };
+  ext.tabs = {
+    sendMessage: async (tabId, msg, options) => {
+      asked.push([tabId, msg.type, options.frameId]);
+      if (!answers[tabId]) throw new Error('Could not establish connection. Receiving end does not exist.');
+      return answers[tabId];
+    },
+  };
+  const badges = createBadges({ ext, ready: async () => {}, health: { isKnownDown: () => false, current: null } });
+  await badges.setTabCount(1, 2, 5);
+  await Promise.all([badges.pageLoading(1), badges.pageLoading(2), badges.pageLoading(3)]);
+  assert.deepEqual(ext.session[TAB_COUNTS_KEY], { 1: { 0: 4 }, 2: { 0: 0 }, 3: { 0: 0 } });
+  assert.deepEqual(asked, [1, 2, 3].map((tabId) => [tabId, MSG.GET_PAGE_STATE, 0]), 'the top frame only');
+});
+
+test('clearing the reports empties the stored list', async () => {
+  const local = memoryStorage({ [REPORTS_KEY]: [{ imageUrl: 'https://a.example/x.png' }] });
+  const reports = createReportMenu({ ext: { storage: { local } } });
+  await reports.clearReports();
+  assert.deepEqual(local.data[REPORTS_KEY], []);
+});
+
+test('the open tabs are adopted once per worker life, whichever start event asks first', async () => {
+  let queries = 0;
+  const ext = {
+    tabs: {
+      query: async () => {
+        queries++;
+        return [{ id: 1 }];
+      },
+    },
+    scripting: { executeScript: async ({ func }) => [{ frameId: 0, result: func ? { running: false, stamped: false } : undefined }], insertCSS: async () => {} },
+  };
+  const adopt = createOpenTabsAdoption(ext);
+  assert.deepEqual(await Promise.all([adopt(), adopt()]), [1, 1]);
+  assert.equal(await adopt(), 1);
+  assert.equal(queries, 1);
+  const failing = createOpenTabsAdoption({ tabs: { query: async () => Promise.reject(new Error('no tabs')) }, scripting: ext.scripting });
+  assert.equal(await failing(), 0, 'a failed injection counts none');
 });
 
 test('decodes base64 to bytes, and throws on what is not base64', () => {
