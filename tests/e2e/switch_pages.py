@@ -119,13 +119,16 @@ document.addEventListener('load', (e) => {
   if (e.target.tagName === 'IMG' && e.target.dataset.post) e.target.dataset.truth = isHarmful(e.target.currentSrc) ? 'harmful' : 'neutral';
 }, true);
 // the script's own switches: a custom property, a class, an animation
+const switchBoxes = (tag, second) => {
+  const v = el('var-' + tag);
+  document.getElementById('var-' + tag + '-box').style.setProperty('--bg', 'url("' + (second ? v.dataset.then : v.dataset.first) + '")');
+  settle('var-' + tag, second);
+  document.getElementById('class-' + tag + '-box').classList.toggle('on', second);
+  settle('class-' + tag, second);
+};
 window.__switch = () => {
   for (const tag of ['nh', 'hn']) {
-    const v = el('var-' + tag);
-    document.getElementById('var-' + tag + '-box').style.setProperty('--bg', 'url("' + v.dataset.then + '")');
-    settle('var-' + tag, true);
-    document.getElementById('class-' + tag + '-box').classList.add('on');
-    settle('class-' + tag, true);
+    switchBoxes(tag, true);
     const a = el('animation-' + tag);
     a.classList.add('run');
     a.addEventListener('animationend', () => { a.dataset.truth = window.__plan['animation-' + tag][1]; }, { once: true });
@@ -135,11 +138,7 @@ window.__switch = () => {
 // and back to the first pictures
 window.__unswitch = () => {
   for (const tag of ['nh', 'hn']) {
-    const v = el('var-' + tag);
-    document.getElementById('var-' + tag + '-box').style.setProperty('--bg', 'url("' + v.dataset.first + '")');
-    settle('var-' + tag, false);
-    document.getElementById('class-' + tag + '-box').classList.remove('on');
-    settle('class-' + tag, false);
+    switchBoxes(tag, false);
     el('animation-' + tag).classList.remove('run');
     settle('animation-' + tag, false);
   }
