@@ -2,7 +2,8 @@
  * ImageFilter wires the parts that decide: it takes the elements DOMWatcher reports, keeps one
  * record per picture an element shows (image_state.js, the state machine, decides every change):
  * an <img>, an SVG <image>, a CSS background, a `::before` / `::after` picture, a video, a canvas.
- * Its parts: record_map.js (the records by element and by picture), whereabouts.js (where each
+ * Its parts: record_map.js (the records by element and by picture), picture_clocks.js (the time
+ * limits of the pictures waiting for a verdict), whereabouts.js (where each
  * element is: near the viewport, on screen, or without a box yet), VerdictAsker (asks the worker,
  * on screen first), painter.js (puts each state into the page through hiding.js, a flagged one
  * with its warning card), canvas_looks.js (when a canvas is looked at), picture_counts.js (the
@@ -18,8 +19,8 @@
  * batch of new elements costs one style recalculation and one layout, not one per element.
  */
 import {
-  ANSWER, SEEN, STATE, countPictures, createRecord, extendDeadline, hideAgain, holdPending, isComing, isHidden, isTooSmallFile,
-  isUnavailable, needsRetry, receiveVerdict, redecide, retryDelayMs, reveal, seeBox, serverBack, timeLimitMs, timeOut,
+  ANSWER, SEEN, STATE, countPictures, createRecord, hideAgain, holdPending, isHidden, isTooSmallFile,
+  isUnavailable, needsRetry, receiveVerdict, redecide, reveal, seeBox, serverBack,
 } from './image_state.js';
 import {
   clearInlineOverrides, clearState, hideBackgroundsEarly, reassertState, restoreLabel, tagTracked, untag, writeState,
@@ -30,6 +31,7 @@ import {
 import { CanvasLooks } from './canvas_looks.js';
 import { CountReporter, holdsAny, listPictures, summarize } from './picture_counts.js';
 import { Painter } from './painter.js';
+import { PictureClocks } from './picture_clocks.js';
 import { PSEUDO_PARTS, PictureIndex, RecordMap } from './record_map.js';
 import { RepaintWatch } from './repaint_watch.js';
 import { snapshotCanvas } from './canvas_pixels.js';
@@ -66,6 +68,9 @@ export class ImageFilter {
       timed,
       onVerdict: (rec, verdict) => this.applyVerdict(rec, verdict),
       findUnavailable: () => this.findUnavailable(),
+    });
+    this.clocks = new PictureClocks({
+      getContext, asker: this.asker, timed, isTracked: (rec) => this.isTracked(rec), paint: (rec) => this.paint(rec),
     });
     this.where = new Whereabouts({
       recordsOf: (el) => this.records.of(el), onEntry: (rec, entry, near) => this.onEntry(rec, entry, near), timed,
@@ -365,8 +370,7 @@ export class ImageFilter {
 
   forget(rec) {
     this.asker.drop(rec);
-    clearTimeout(rec.timer);
-    clearTimeout(rec.retryTimer);
+    this.clocks.drop(rec);
     this.records.delete(rec);
     this.rekey(rec, rec.url, null);
     this.rekey(rec, rec.verdict?.sha256, null);
@@ -436,7 +440,7 @@ export class ImageFilter {
 
   /** The record's element has box `view`: measure it, arm its time limit, file it for asking. */
   see(rec, view) {
-    const { seen, painted, armed } = seeBox(rec, view, { now: performance.now(), limitMs: this.limitMs() });
+    const { seen, painted, armed } = seeBox(rec, view, { now: performance.now(), limitMs: this.clocks.limitMs() });
     if (painted) this.paint(rec);
     if (seen === SEEN.READY) {
       if (rec.faded === null) rec.faded = isFaded(rec.el); // read before we blur it ourselves
@@ -444,55 +448,13 @@ export class ImageFilter {
     } else {
       this.where.watchSize(rec.el); // no box yet, or too small: seen again when its size changes
     }
-    if (armed) this.armTimer(rec);
+    if (armed) this.clocks.arm(rec);
     this.asker.update(rec);
-  }
-
-  /**
-   * The time limit for a picture coming on screen now (image_state.js timeLimitMs): the server's
-   * measured cost per picture, times the pictures ahead of it (the server's queue as last reported,
-   * and this page's own asks open or waiting ahead of it), within the user's cap.
-   */
-  limitMs() {
-    const { server } = this.getContext();
-    const asking = this.asker.waiting;
-    return timeLimitMs({
-      capMs: this.capMs(),
-      perPictureMs: server?.cost?.perPictureMs ?? null,
-      ahead: (server?.queueDepth ?? 0) + asking.inFlight + asking.onScreen,
-    });
-  }
-
-  /** The user's cap on any wait: "show an image unchecked if no verdict comes within at most N s". */
-  capMs() {
-    return this.getContext().settings.revealAfterSeconds * 1000;
-  }
-
-  armTimer(rec) {
-    clearTimeout(rec.timer);
-    rec.timer = setTimeout(() => this.timed(() => this.onTimeout(rec), 'timeout'), Math.max(0, rec.deadline - performance.now()));
-  }
-
-  onTimeout(rec) {
-    if (!this.isTracked(rec)) return;
-    const { settings, healthOk } = this.getContext();
-    const now = performance.now();
-    if (rec.deadline !== null && now < rec.deadline) {
-      this.armTimer(rec); // a timer that fired early
-      return;
-    }
-    // The server says the verdict is coming: wait on, within the user's cap.
-    const coming = isComing(rec, this.asker.lastAnswerAt);
-    if (extendDeadline(rec, now, { coming, limitMs: this.limitMs(), capMs: this.capMs() })) {
-      this.armTimer(rec);
-      return;
-    }
-    if (timeOut(rec, { settings, healthOk }, now)) this.paint(rec);
   }
 
   applyVerdict(rec, verdict) {
     if (!this.isTracked(rec)) return;
-    clearTimeout(rec.timer);
+    this.clocks.stop(rec);
     // A picture the user already chose to show on this page (another element of it, a re-render) stays shown.
     if (this.revealedKeys.has(rec.url) || this.revealedKeys.has(verdict?.sha256)) rec.revealed = true;
     const answer = receiveVerdict(rec, verdict, this.getContext());
@@ -500,8 +462,8 @@ export class ImageFilter {
       this.asker.serverAnswered(performance.now());
       this.rekey(rec, null, verdict.sha256);
     }
-    if (answer === ANSWER.RETRY_LATER) this.retryLater(rec);
-    if (isHidden(rec) && rec.deadline !== null) this.armTimer(rec); // waiting: the time limit runs on
+    if (answer === ANSWER.RETRY_LATER) this.clocks.retryLater(rec);
+    if (isHidden(rec) && rec.deadline !== null) this.clocks.arm(rec); // waiting: the time limit runs on
     this.paint(rec);
     if (answer === ANSWER.UNAVAILABLE || answer === ANSWER.NO_ANSWER || answer === ANSWER.RETRY_LATER) {
       this.asker.forgetAnswer(rec.url); // ask again once the server is back (or after its Retry-After)
@@ -513,16 +475,6 @@ export class ImageFilter {
     if (rec.el.isConnected) this.consider(rec.el);
     this.flush();
     this.reportCount();
-  }
-
-  /** "Busy" or "loading, retry later": the picture stays hidden and is asked again after its Retry-After. */
-  retryLater(rec) {
-    clearTimeout(rec.retryTimer);
-    rec.retryTimer = setTimeout(() => this.timed(() => {
-      if (!this.isTracked(rec) || rec.state !== STATE.PENDING || !needsRetry(rec)) return;
-      rec.asked = false;
-      this.asker.update(rec);
-    }, 'retry'), retryDelayMs(rec.verdict));
   }
 
   findUnavailable() {
@@ -571,12 +523,7 @@ export class ImageFilter {
    * again by sendWithRetry).
    */
   restartClocks() {
-    const now = performance.now();
-    for (const rec of this.liveRecords()) {
-      if (!isHidden(rec) || rec.deadline === null) continue;
-      rec.deadline = now + this.limitMs();
-      this.armTimer(rec);
-    }
+    this.clocks.restart(this.liveRecords(), isHidden);
     this.counts.forget(); // the frame's count left the badge when it was hidden
     this.reportCount();
   }
@@ -586,9 +533,9 @@ export class ImageFilter {
     const now = performance.now();
     for (const rec of this.liveRecords()) {
       const wasState = rec.state;
-      if (!serverBack(rec, now, this.limitMs())) continue;
+      if (!serverBack(rec, now, this.clocks.limitMs())) continue;
       if (rec.state !== wasState) this.paint(rec);
-      if (rec.deadline !== null) this.armTimer(rec);
+      if (rec.deadline !== null) this.clocks.arm(rec);
       this.asker.forgetAnswer(rec.url);
       this.asker.update(rec);
     }
