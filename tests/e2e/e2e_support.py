@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.timeline_site import CARD_SIZES, CATEGORIES
+
 REPO = Path(__file__).resolve().parents[2]
 # SIMCLIP_E2E_EXTENSION loads another copy of the extension (e.g. an older commit's, for a before/after measurement).
 EXTENSION_DIR = Path(os.environ.get("SIMCLIP_E2E_EXTENSION") or REPO / "extension")
@@ -319,3 +321,53 @@ def pair_through_options_page(b, server):
     page.close()
     wait_for(lambda: (b.sw_eval("async () => (await chrome.storage.local.get('health')).health?.state") == "ok"),
              20, message="the worker to see the server as healthy")
+
+
+# The card page of bench/timeline_site.py: a picture flagged for 1 to 4 categories at each size.
+CARD_IDS = [f"#card-{w}-{n}" for w in CARD_SIZES for n in range(1, len(CATEGORIES) + 1)]
+MIN_FONT_PX = 11
+
+# Main world: the flagged element's card as the browser draws it: its SVG (the page can read the
+# custom property) drawn inline at the element's box size, each text's and the chip's extent in
+# that box, and the element's accessible name.
+MEASURE_CARD_JS = r"""(el) => {
+  const value = getComputedStyle(el).getPropertyValue('--simclip-card');
+  const match = /data:image\/svg\+xml;charset=utf-8,([^"')]+)/.exec(value);
+  if (!match) return null;
+  const probe = document.createElement('div');
+  probe.style.cssText = `position: absolute; left: 0; top: 0; width: ${el.clientWidth}px; height: ${el.clientHeight}px;`;
+  probe.innerHTML = decodeURIComponent(match[1]);
+  const svg = probe.firstElementChild;
+  svg.setAttribute('width', '100%');
+  svg.setAttribute('height', '100%');
+  svg.style.display = 'block';
+  document.body.append(probe);
+  const outer = probe.getBoundingClientRect();
+  const parts = Array.from(svg.querySelectorAll('text, rect'), (node) => {
+    const r = node.getBoundingClientRect();
+    return { tag: node.tagName, text: node.textContent,
+             fontPx: node.tagName === 'text' ? parseFloat(getComputedStyle(node).fontSize) : null,
+             left: r.left - outer.left, top: r.top - outer.top, right: r.right - outer.left, bottom: r.bottom - outer.top };
+  });
+  probe.remove();
+  return { width: el.clientWidth, height: el.clientHeight, backgroundSize: getComputedStyle(el).backgroundSize,
+           parts, label: el.getAttribute('aria-label'), title: el.getAttribute('title') };
+}"""
+
+
+def assert_cards_readable(cards, names):
+    """`cards`: {"#card-W-N": MEASURE_CARD_JS's reading}. Each card drawn unscaled, every text at
+    least MIN_FONT_PX and inside the box, the "Not harmful?" chip there, and the first N `names` (and
+    no other) in its accessible name and title."""
+    for i, card in cards.items():
+        assert card is not None, f"{i} has no card"
+        n = int(i.rsplit("-", 1)[1])
+        assert card["backgroundSize"].startswith("100% 100%"), (i, card["backgroundSize"])  # drawn unscaled
+        texts = [p for p in card["parts"] if p["tag"] == "text"]
+        assert texts and all(p["fontPx"] >= MIN_FONT_PX for p in texts), (i, texts)
+        for p in card["parts"]:
+            assert p["left"] >= -0.5 and p["top"] >= -0.5, (i, p, card["width"], card["height"])
+            assert p["right"] <= card["width"] + 0.5 and p["bottom"] <= card["height"] + 0.5, (i, p, card["width"], card["height"])
+        assert any(p["text"] == "Not harmful?" for p in texts), (i, [p["text"] for p in texts])
+        assert all(name in card["label"] and name in card["title"] for name in names[:n]), (i, card["label"], card["title"])
+        assert not any(name in card["label"] for name in names[n:]), (i, card["label"])

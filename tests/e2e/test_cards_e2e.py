@@ -21,44 +21,20 @@ import pytest
 
 from bench.timeline_site import CARD_SIZES, CATEGORIES, HOST, MarkerServer, TimelineSite
 from e2e_support import (
+    CARD_IDS,
+    MEASURE_CARD_JS,
     REPO,
     ExtensionBrowser,
+    assert_cards_readable,
     click_warning,
     launch_with_extension,
     pair_through_options_page,
     wait_for,
 )
 
-MIN_FONT_PX = 11
 NAMES = [name for _, name in CATEGORIES]
 DOC_SCREENSHOTS = REPO / "docs" / "cards"
 
-# Main world: the flagged element's card as the browser draws it: its SVG (the page can read the
-# custom property) drawn inline at the element's box size, each text's and the chip's extent in
-# that box, and the element's accessible name.
-MEASURE_CARD_JS = r"""(el) => {
-  const value = getComputedStyle(el).getPropertyValue('--simclip-card');
-  const match = /data:image\/svg\+xml;charset=utf-8,([^"')]+)/.exec(value);
-  if (!match) return null;
-  const probe = document.createElement('div');
-  probe.style.cssText = `position: absolute; left: 0; top: 0; width: ${el.clientWidth}px; height: ${el.clientHeight}px;`;
-  probe.innerHTML = decodeURIComponent(match[1]);
-  const svg = probe.firstElementChild;
-  svg.setAttribute('width', '100%');
-  svg.setAttribute('height', '100%');
-  svg.style.display = 'block';
-  document.body.append(probe);
-  const outer = probe.getBoundingClientRect();
-  const parts = Array.from(svg.querySelectorAll('text, rect'), (node) => {
-    const r = node.getBoundingClientRect();
-    return { tag: node.tagName, text: node.textContent,
-             fontPx: node.tagName === 'text' ? parseFloat(getComputedStyle(node).fontSize) : null,
-             left: r.left - outer.left, top: r.top - outer.top, right: r.right - outer.left, bottom: r.bottom - outer.top };
-  });
-  probe.remove();
-  return { width: el.clientWidth, height: el.clientHeight, backgroundSize: getComputedStyle(el).backgroundSize,
-           parts, label: el.getAttribute('aria-label'), title: el.getAttribute('title') };
-}"""
 
 # Main world, from document start: every post that was flagged, and each card number drawn.
 FLAGGED_JS = """
@@ -113,7 +89,7 @@ def test_cards_at_every_size_are_readable_fit_their_box_and_keep_the_not_harmful
     b, site = marker_browser
     page = b.context.new_page()
     page.goto(site.cards_url(seed="cards"))
-    ids = [f"#card-{w}-{n}" for w in CARD_SIZES for n in range(1, len(NAMES) + 1)]
+    ids = CARD_IDS
     wait_for(lambda: all(page.get_attribute(i, "data-simclip") == "flagged" for i in ids), 60, message="every card flagged")
     cards = {i: wait_for(lambda i=i: page.eval_on_selector(i, MEASURE_CARD_JS), 10, message=f"{i}'s card") for i in ids}
     for w in CARD_SIZES:  # the screenshots of each size (docs/extension.md shows them)
@@ -122,17 +98,7 @@ def test_cards_at_every_size_are_readable_fit_their_box_and_keep_the_not_harmful
         if os.environ.get("SIMCLIP_DOC_SCREENSHOTS") == "1":
             DOC_SCREENSHOTS.mkdir(exist_ok=True)
             row.screenshot(path=str(DOC_SCREENSHOTS / f"cards-{w}.png"))
-    for i, card in cards.items():
-        n = int(i.rsplit("-", 1)[1])
-        assert card["backgroundSize"].startswith("100% 100%"), (i, card["backgroundSize"])  # drawn unscaled
-        texts = [p for p in card["parts"] if p["tag"] == "text"]
-        assert texts and all(p["fontPx"] >= MIN_FONT_PX for p in texts), (i, texts)
-        for p in card["parts"]:
-            assert p["left"] >= -0.5 and p["top"] >= -0.5, (i, p, card["width"], card["height"])
-            assert p["right"] <= card["width"] + 0.5 and p["bottom"] <= card["height"] + 0.5, (i, p, card["width"], card["height"])
-        assert any(p["text"] == "Not harmful?" for p in texts), (i, [p["text"] for p in texts])
-        assert all(name in card["label"] and name in card["title"] for name in NAMES[:n]), (i, card["label"], card["title"])
-        assert not any(name in card["label"] for name in NAMES[n:]), (i, card["label"])
+    assert_cards_readable(cards, NAMES)
     for w in CARD_SIZES:
         reports = report_count(b)
         click_warning(page, f"#card-{w}-2", "report")  # the chip, with the pointer

@@ -20,14 +20,19 @@ from pathlib import Path
 
 import pytest
 
+from bench.timeline_site import CATEGORIES, MarkerServer, TimelineSite
+from bench.timeline_site import HOST as CARDS_HOST
 from case_pages import REVEAL_AFTER_MS
 from e2e_support import (
     ADD_POST_JS,
+    CARD_IDS,
     DECIDED,
     EXTENSION_DIR,
+    MEASURE_CARD_JS,
     MEME_STATES_JS,
     MONITOR_JS,
     PAGESHOW_JS,
+    assert_cards_readable,
     assert_flagged_exactly_the_harmful,
     summarize,
     write_json,
@@ -52,14 +57,15 @@ def firefox_path():
     return path
 
 
-def run_firefox_feed(firefox, server, feed_url, artifacts, tmp_path, cases=(), lifecycle=None, back_forward=None):
+def run_firefox_feed(firefox, server, feed_url, artifacts, tmp_path, cases=(), lifecycle=None, back_forward=None,
+                     probes=(), hosts=(FEED_HOST, EMBED_HOST), log_name="firefox.log"):
     config = {
         "firefox": firefox,
         "extension": str(EXTENSION_DIR),
         "serverUrl": server.url,
         "token": server.token,
         "feedUrl": feed_url,
-        "feedHosts": [FEED_HOST, EMBED_HOST],
+        "feedHosts": list(hosts),
         "initScript": MONITOR_JS,
         "statesScript": MEME_STATES_JS.strip(),
         "decided": sorted(DECIDED),
@@ -71,12 +77,13 @@ def run_firefox_feed(firefox, server, feed_url, artifacts, tmp_path, cases=(), l
         "keys": True,
         "lifecycle": lifecycle,
         "backForward": back_forward,
+        "probes": list(probes),
     }
     config_path = tmp_path / "firefox-config.json"
     config_path.write_text(json.dumps(config))
     proc = subprocess.run(["node", str(DRIVER), str(config_path)], cwd=EXTENSION_DIR, capture_output=True,
                           text=True, timeout=720)
-    (artifacts / "firefox.log").write_text(proc.stderr)
+    (artifacts / log_name).write_text(proc.stderr)
     if proc.returncode != 0:
         pytest.fail(f"the Firefox driver failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -108,6 +115,34 @@ def firefox_report(firefox_path, simclip_server, feed_site, artifacts_dir, tmp_p
                               tmp_path_factory.mktemp("firefox"), cases, lifecycle, back_forward)
     write_json(artifacts_dir / "firefox-report.json", {k: v for k, v in report.items() if k != "states"})
     return report
+
+
+@pytest.fixture(scope="module")
+def firefox_cards(firefox_path, artifacts_dir, tmp_path_factory):
+    """A second Firefox run, paired with the marker server (1 to 4 categories a picture): the card
+    page's cards as Firefox draws them (MEASURE_CARD_JS on each)."""
+    site = TimelineSite().start()
+    server = MarkerServer(tmp_path_factory.mktemp("ff-marker-server")).start()
+    ids = json.dumps(CARD_IDS)
+    try:
+        report = run_firefox_feed(
+            firefox_path, server, None, artifacts_dir, tmp_path_factory.mktemp("firefox-cards"),
+            probes=[{"name": "cards", "url": site.cards_url(seed="ff-cards"),
+                     "until": f"{ids}.every((i) => document.querySelector(i)?.getAttribute('data-simclip') === 'flagged'"
+                              f" && ({MEASURE_CARD_JS})(document.querySelector(i)) !== null)",
+                     "read": f"Object.fromEntries({ids}.map((i) => [i, ({MEASURE_CARD_JS})(document.querySelector(i))]))",
+                     "screenshot": str(artifacts_dir / "firefox-cards.png")}],
+            hosts=(CARDS_HOST,), log_name="firefox-cards.log")
+    finally:
+        server.stop()
+        site.stop()
+    return report["probes"]["cards"]
+
+
+def test_firefox_draws_cards_at_every_size_readable_and_inside_their_box(firefox_cards):
+    """The cards of test_cards_e2e.py, in Firefox: 120 to 600 px, 1 to 4 categories."""
+    assert set(firefox_cards) == set(CARD_IDS)
+    assert_cards_readable(firefox_cards, [name for _, name in CATEGORIES])
 
 
 def test_firefox_pairs_and_flags_exactly_the_abusive_memes(firefox_report):

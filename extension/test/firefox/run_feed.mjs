@@ -9,7 +9,10 @@
  *
  * CONFIG: {firefox, extension, serverUrl, token, feedUrl, feedHosts, initScript, statesScript,
  *          decided: [states], memes, timeoutMs, revealAfterSeconds, screenshot, keys: bool,
+ *          probes: [{name, url, until, read, timeoutMs, screenshot}],
  *          cases: [{name, url, settleMs, timeoutMs, decided, initScript, violations, then, viewportThen}]}
+ *   A probe opens `url` first (after the pairing), waits until the expression `until` is true and
+ *   reports the value of `read` in `probes[name]`. Without `feedUrl`, no feed is opened.
  *   A case's `initScript` replaces the config's, `violations` is the expression that reads its
  *   monitor's violations; `then` is a script run once every meme is decided (it may return a
  *   promise), after the viewport is set to `viewportThen` ({width, height}) if given; the case
@@ -357,6 +360,21 @@ async function runRemoval(feed) {
   return { flagged, clockRan, uncoveredInGap, violations, off, uncoveredAfter };
 }
 
+/** A page read once it is ready (see `probes` in the header): the value of `read`, or throws after `timeoutMs`. */
+async function runProbe({ name, url, until, read, timeoutMs = 60_000, screenshot }) {
+  const page = await openPage(url);
+  const since = Date.now();
+  while (!(await page.evaluate(until))) {
+    if (Date.now() - since > timeoutMs) throw new Error(`probe ${name}: not ready after ${timeoutMs} ms`);
+    await sleep(250);
+  }
+  const value = await page.evaluate(read);
+  if (screenshot) await page.screenshot({ path: screenshot, fullPage: true });
+  log(`probe ${name}: ready in ${Date.now() - since} ms`);
+  await page.close();
+  return value;
+}
+
 try {
   await browser.installExtension(config.extension);
   log('installed', addonId, report.browser);
@@ -380,12 +398,15 @@ try {
     await waitInExtensionPage(options, () => /Saved/.test(document.querySelector('#failure-status')?.textContent ?? ''), 10_000);
   }
 
-  const t0 = Date.now();
-  const feed = await openPage(config.feedUrl);
-  Object.assign(report, await waitFeedDecided(feed, t0));
-  report.shield = await feed.evaluate('window.__shield');
-  if (config.screenshot) await feed.screenshot({ path: config.screenshot });
-  if (config.keys) report.keys = await pressKeys(feed);
+  for (const probe of config.probes ?? []) report.probes = { ...report.probes, [probe.name]: await runProbe(probe) };
+  if (config.feedUrl) {
+    const t0 = Date.now();
+    const feed = await openPage(config.feedUrl);
+    Object.assign(report, await waitFeedDecided(feed, t0));
+    report.shield = await feed.evaluate('window.__shield');
+    if (config.screenshot) await feed.screenshot({ path: config.screenshot });
+    if (config.keys) report.keys = await pressKeys(feed);
+  }
   for (const c of config.cases ?? []) await runCase(c);
   if (config.backForward) report.backForward = await runBackForward(config.backForward);
   if (config.lifecycle) report.lifecycle = await runLifecycle(config.lifecycle);
