@@ -13,9 +13,9 @@
                  and is decoded with the Predictor's safe decoder and OCR-read; a later one is
                  only noted there. Pictures travel as raw RGB.
       2. encode  map_batches, an actor pool holding the model: one actor per GPU (or CPU
-                 actors), `batch_size` pictures per call; one row per claimed input
-      3. write   Dataset.write_parquet (a folder of part files), or rows streamed to the
-                 driver for JSONL
+                 actors), about `batch_size` pictures per call; one row per claimed input
+      3. write   Dataset.write_parquet (a folder of part files, one per encoder call), or rows
+                 streamed to the driver for JSONL
       4. copies  the driver writes the rows of the duplicates the registry noted, copied from
                  their first input's row (one more part file, or JSONL lines)
     Ray Data streams between the stages with backpressure: inputs are listed and decoded
@@ -23,6 +23,14 @@
     ids of --out (resume) and counts, never the inputs or the rows: its memory does not grow
     with the corpus. One pass: every input is read once, and identical images are decoded,
     read and encoded once.
+
+    Blocks: between the stages a Ray Data row is a packed batch (`pack`: one list<struct>
+    cell holding a listing block's inputs, a reader call's pictures or an encoder call's
+    rows), and the run's target block size is one byte, so that each packed row is a block of
+    its own: Ray Data neither joins a folder's inputs into one block for one reader nor slices
+    a call's output into one block per row. The driver keeps stats for every block an operator
+    outputs (Ray 2.60 has no per-operator block size in its public API); one block per
+    `cpu_batch` inputs and per call keeps that small (docs/bench.md, issue 18).
 """
 
 from __future__ import annotations
@@ -60,7 +68,47 @@ logger = logging.getLogger(__name__)
 BLOCK_BYTES = 16 * 1024 * 1024  # a block ends early once its bytes (table cells, members) reach this
 ONE_INPUT_KINDS = ("file", "url", "error")  # units that are one input (or one error row) each
 UNITS_PER_TASK = 256  # one-input units per read task
-ROW_BLOCKS = 1  # bytes: the run's Ray Data target block size, so that every row is a block
+ROW_BLOCKS = 1  # bytes: the run's Ray Data target block size: every (packed) row is a block
+PACKED = "batch"  # the one column of a packed block
+
+
+def pack(table: Any) -> Any:
+    """A pyarrow Table's rows as one row: a Table of one row whose one column, PACKED, is a
+    large_list<struct> cell holding the rows (zero copies). An empty Table gives a Table of no
+    rows, so that Ray Data calls no stage for it (the column's type still names the rows')."""
+    import pyarrow as pa
+
+    rows = pa.StructArray.from_arrays([c.combine_chunks() for c in table.columns],
+                                      fields=list(table.schema))
+    packed = pa.table({PACKED: pa.LargeListArray.from_arrays(
+        pa.array([0, len(rows)], pa.int64()), rows)})
+    return packed if table.num_rows else packed.slice(0, 0)
+
+
+def unpack(packed: Any) -> Any:
+    """The rows of a Table of packed rows (`pack`), in order, as one pyarrow Table."""
+    import pyarrow as pa
+
+    column = packed.column(PACKED)
+    schema = pa.schema(list(column.type.value_type))
+    return pa.concat_tables([pa.Table.from_struct_array(chunk.flatten())
+                             for chunk in column.chunks], promote_options="none") \
+        if column.num_chunks else schema.empty_table()
+
+
+def _input_schema() -> Any:
+    import pyarrow as pa
+
+    return pa.schema([("id", pa.string()), ("path", pa.binary()), ("url", pa.string()),
+                      ("data", pa.large_binary()), ("error", pa.string()), ("code", pa.string())])
+
+
+def _prepared_schema() -> Any:
+    import pyarrow as pa
+
+    return pa.schema([("id", pa.string()), ("sha256", pa.string()), ("text", pa.string()),
+                      ("pixels", pa.large_binary()), ("sizes", pa.list_(pa.int32())),
+                      ("error", pa.string()), ("error_message", pa.string())])
 
 
 def _input_block(items: list[Item], registry: Any) -> Any:
@@ -71,9 +119,7 @@ def _input_block(items: list[Item], registry: Any) -> Any:
 
     keep = ray.get(registry.claim_ids.remote([i.id for i in items]))
     records = [i.to_record() for i, k in zip(items, keep) if k]
-    return pa.Table.from_pylist(records, schema=pa.schema([
-        ("id", pa.string()), ("path", pa.binary()), ("url", pa.string()),
-        ("data", pa.large_binary()), ("error", pa.string()), ("code", pa.string())]))
+    return pa.Table.from_pylist(records, schema=_input_schema())
 
 
 def group_units(units: list[Unit]) -> list[list[Unit]]:
@@ -93,23 +139,36 @@ def group_units(units: list[Unit]) -> list[list[Unit]]:
 
 def read_units(units: list[Unit], registry: Any, block_rows: int) -> Iterator[Any]:
     """A read task: the inputs of `units` in blocks of `block_rows` (fewer once their bytes
-    reach BLOCK_BYTES); each unit's counts to the registry at the end, in one call."""
+    reach BLOCK_BYTES), each block one packed row (`pack`); inputs the registry leaves out
+    make a block smaller, and a block left with none is not yielded. Each unit's counts go
+    to the registry at the end, in one call."""
     import ray
 
     items: list[Item] = []
     size = 0
     counts = []
+    yielded = False
+
+    def flush() -> Iterator[Any]:
+        nonlocal yielded
+        table = _input_block(items, registry)
+        if table.num_rows:
+            yielded = True
+            yield pack(table)
+
     for unit in units:
         stats = SourceStats(unit.source)
         for item in expand_unit(unit, stats):
             items.append(item)
             size += len(item.data or b"")
             if len(items) >= block_rows or size >= BLOCK_BYTES:
-                yield _input_block(items, registry)
+                yield from flush()
                 items, size = [], 0
         counts.append(stats.as_dict())
     if items:
-        yield _input_block(items, registry)
+        yield from flush()
+    if not yielded:  # an empty block all the same, whose type names the inputs' columns
+        yield pack(_input_schema().empty_table())
     ray.get(registry.note_sources.remote(counts))
 
 
@@ -151,8 +210,8 @@ class ReadStage:
         self.registry = registry
 
     def __call__(self, batch: Any) -> Any:
-        """Input rows -> prepared rows (a pyarrow Table)."""
-        return prepare_batch(batch, self.reader, self.registry)
+        """Packed input rows (a listing block) -> the prepared rows, packed (one block)."""
+        return pack(prepare_batch(unpack(batch), self.reader, self.registry))
 
 
 def prepare_batch(batch: Any, reader: Reader, registry: Any) -> Any:
@@ -193,8 +252,7 @@ def prepare_batch(batch: Any, reader: Reader, registry: Any) -> Any:
                            ("error", error.code if error else None),
                            ("error_message", str(error) if error else None)):
             cols[key].append(value)
-    return pa.table({**cols, "pixels": pa.array(cols["pixels"], pa.large_binary()),
-                     "sizes": pa.array(cols["sizes"], pa.list_(pa.int32()))})
+    return pa.table(cols, schema=_prepared_schema())
 
 
 class _TextGiven:
@@ -215,6 +273,7 @@ class EncoderStage:
 
     def __init__(self, config: dict[str, Any], ocr_identity: str, categories: list[str],
                  model: str, identity: str) -> None:
+        self.batch_size = max(1, int(config.get("batch_size") or 1))
         self.predictor = ScoreConfig(**config).load_predictor(ocr=_TextGiven(ocr_identity))
         self.categories = categories
         self.model = model
@@ -224,20 +283,22 @@ class EncoderStage:
                                f"the driver's ({identity}): other weights on this node?")
 
     def __call__(self, batch: Any) -> Any:
-        """Prepared rows -> output rows (a pyarrow Table), one per row."""
-        rows = batch.to_pylist()
+        """Packed prepared rows (reader calls' outputs) -> the output rows, one per row,
+        packed (one block); the model sees at most `batch_size` pictures at a time."""
+        rows = unpack(batch).to_pylist()
         ok = [i for i, r in enumerate(rows) if r["error"] is None]
         outcomes: dict[int, Any] = {}
-        if ok:
-            images = [unpack_picture(rows[i]["pixels"], rows[i]["sizes"]) for i in ok]
-            results = classify_batch(self.predictor, images, [rows[i]["text"] for i in ok])
-            for k, i in enumerate(ok):
+        for start in range(0, len(ok), self.batch_size):
+            part = ok[start:start + self.batch_size]
+            images = [unpack_picture(rows[i]["pixels"], rows[i]["sizes"]) for i in part]
+            results = classify_batch(self.predictor, images, [rows[i]["text"] for i in part])
+            for k, i in enumerate(part):
                 outcomes[i] = results if isinstance(results, StageError) else results[k]
         out = [make_row(r["id"], r["sha256"],
                         outcomes.get(i) or StageError(r["error"], r["error_message"] or ""),
                         self.model, self.identity)
                for i, r in enumerate(rows)]
-        return rows_to_table(out, self.categories)
+        return pack(rows_to_table(out, self.categories))
 
 
 def init_ray(address: str | None) -> Any:
@@ -384,16 +445,19 @@ def _run(ray: Any, config: ScoreConfig, units: list[Unit], ledger: Any, out: str
         concurrency=min(len(tasks), n_readers), override_num_blocks=len(tasks))
     # Ray Data joins what a task yields into blocks of `target_max_block_size` (128 MiB) and
     # hands a block whole to one reader: a folder's names would be one block, read by one
-    # reader after the whole folder is listed. An input costs OCR time, not bytes: with blocks
-    # of one row, each yield goes on at once and map_batches regroups `cpu_batch` rows per
-    # reader call, so the readers share the inputs as they are listed.
+    # reader after the whole folder is listed; and it slices a block larger than 1.5 x that
+    # size into pieces of that many bytes. An input costs OCR time, not bytes, and the driver
+    # keeps stats for every block: so each listing block, reader call and encoder call is one
+    # packed row (`pack`), and with a target of one byte each packed row is its own block,
+    # never joined to the next one nor sliced (a block of one row cannot be).
     listed.context.target_max_block_size = ROW_BLOCKS
     scored = listed.map_batches(
-        ReadStage, batch_size=cpu_batch, batch_format="pyarrow",
+        ReadStage, batch_size=1, batch_format="pyarrow",  # one listing block a call
         fn_constructor_kwargs={"ocr_spec": config.ocr, "registry": registry},
         compute=ray.data.ActorPoolStrategy(size=n_readers), num_cpus=1,
     ).map_batches(
-        EncoderStage, batch_size=config.batch_size, batch_format="pyarrow",
+        EncoderStage, batch_size=max(1, config.batch_size // cpu_batch),  # reader calls a call
+        batch_format="pyarrow",
         fn_constructor_kwargs={"config": config.as_dict(), "ocr_identity": ocr_identity,
                                "categories": categories, "model": model, "identity": identity},
         compute=ray.data.ActorPoolStrategy(size=n_encoders),
@@ -401,7 +465,7 @@ def _run(ray: Any, config: ScoreConfig, units: list[Unit], ledger: Any, out: str
 
     if is_jsonl(out):
         for table in scored.iter_batches(batch_format="pyarrow", batch_size=None):
-            rows = table.to_pylist()
+            rows = unpack(table).to_pylist()
             emit_jsonl(rows)
             tally.add(rows)
         copies = _copy_rows(out, ray.get(registry.get_copies.remote()))
@@ -414,9 +478,12 @@ def _run(ray: Any, config: ScoreConfig, units: list[Unit], ledger: Any, out: str
         before = set(folder.rglob("*.parquet")) if folder.exists() else set()
         # The write tasks reserve no CPU: Ray Data reserves each operator's minimum, and a
         # 1-CPU write reservation on a small node halves the decode + OCR stage (measured).
-        scored.write_parquet(str(folder), mode=ray.data.SaveMode.APPEND,  # resumes add parts
-                             min_rows_per_file=config.batch_size,  # rows are blocks of one
-                             ray_remote_args={"num_cpus": 0})
+        # The unpacking runs in the write tasks (fused): a part file per encoder call.
+        written = scored.map_batches(unpack, batch_size=None, batch_format="pyarrow",
+                                     num_cpus=0)
+        written.write_parquet(str(folder), mode=ray.data.SaveMode.APPEND,  # resumes add parts
+                              ray_remote_args={"num_cpus": 0})
+        scored = written  # its stats, below
         for path in sorted(set(folder.rglob("*.parquet")) - before):  # a part at a time
             tally.add(pq.read_table(path, columns=["error", "warnings"]).to_pylist())
         copies = _copy_rows(out, ray.get(registry.get_copies.remote()))

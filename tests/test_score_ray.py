@@ -124,3 +124,35 @@ def test_one_input_units_share_read_tasks_and_others_have_their_own():
     tasks = group_units([*files, folder, url, Unit("e", "error", "e", code="x", message="m")])
     assert [len(t) for t in tasks] == [UNITS_PER_TASK, 3, 1, 2]
     assert tasks[2] == [folder] and [u.kind for u in tasks[3]] == ["url", "error"]
+
+
+def _operator_blocks(log):
+    """{operator name: (tasks executed, blocks produced)} from the Ray Data stats logged."""
+    import re
+
+    stats = log.split("Ray Data stats", 1)[1]
+    return {name: (int(t), int(b)) for name, t, b in re.findall(
+        r"Operator \d+ (\S+): (\d+) tasks executed, (\d+) blocks produced", stats)}
+
+
+@pytest.mark.parametrize("out_name", ["s.jsonl", "s.parquet"])
+def test_blocks_are_cpu_batch_inputs_from_the_listing_and_one_per_call_after_it(
+        corpus, tmp_path, caplog, out_name):
+    """The Ray driver keeps stats for every block an operator outputs: with a block per input
+    it grew with the corpus (issue 18). A folder's listing gives a block per --ray-cpu-batch
+    inputs, and each reader and encoder call gives one block."""
+    import logging
+    import math
+
+    out = tmp_path / out_name
+    with caplog.at_level(logging.INFO, logger="simclip_score.ray_engine"):
+        assert score(corpus, "--out", out, "--ocr", "none", "--engine", "ray",
+                     "--ray-cpu-batch", "3", "--batch-size", "6") == 1
+    ops = _operator_blocks(caplog.text)
+    inputs = len(list(corpus.iterdir()))
+    assert len(read_rows(out)) == inputs
+    assert ops["ReadScore"] == (1, math.ceil(inputs / 3)), ops  # not a block per input
+    readers = ops["MapBatches(ReadStage)"]
+    assert readers == (math.ceil(inputs / 3),) * 2, ops  # a call per listing block, a block each
+    encoders = ops["MapBatches(EncoderStage)"]
+    assert encoders[0] == encoders[1] <= readers[1], ops  # a block per call
