@@ -242,7 +242,6 @@
     console.warn('SimCLIP Meme Shield: content script failed, images are shown unchecked', e);
   }
 
-  adoptGapSheet();
   document.addEventListener(SHADOW_ROOT_EVENT, onShadowRoot, true);
   // the last recheck: a hidden tab runs no animation frames, and parsing may end between two
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', recheckHosts, { once: true });
@@ -251,4 +250,5 @@
   import(ext.runtime.getURL('content/main.js'))
     .then((m) => m.start({ stopEarlyWatch, shadow }))
     .catch(giveUp);
+  adoptGapSheet(); // after the early watch is set up: it is for a later moment, an update
 })();
