@@ -18,6 +18,8 @@
  * inserted from a script). A frame's work stops at FRAME_BUDGET_MS and goes on at the next one.
  */
 
+import { OWN_ANIMATIONS } from './dom_watcher.js';
+
 const NEAR_MARGIN = '100% 0px'; // about a screen above and below the viewport
 const FRAME_BUDGET_MS = 3; // our own work per animation frame
 export const SWEEP_INTERVAL_MS = 1000; // the slowest a change nothing announces is found, while visible
@@ -216,7 +218,7 @@ export class RepaintWatch {
       const targets = new Set();
       const animations = root?.getAnimations ? this.forceStyle(() => root.getAnimations()) : [];
       for (const a of animations) {
-        if (a.playState === 'running' && a.effect?.target && !a.animationName?.startsWith('simclip-')
+        if (a.playState === 'running' && a.effect?.target && !a.animationName?.startsWith(OWN_ANIMATIONS)
           && isElementOrItsPicturePseudo(a) && this.changesPicture(a)) targets.add(a.effect.target);
       }
       animated.set(root, targets);
