@@ -28,6 +28,13 @@ RELOAD_JS = """(id) => new Promise((resolve) => chrome.developerPrivate.updatePr
   () => chrome.developerPrivate.reload(id, {failQuietly: true}, () => resolve(chrome.runtime.lastError?.message ?? null))))"""
 SET_ENABLED_JS = """([id, enabled]) => new Promise((resolve) => chrome.management.setEnabled(id, enabled,
   () => resolve(chrome.runtime.lastError?.message ?? null)))"""
+# In the page: for each post, whether its picture is covered (a card or a placeholder) or hidden.
+COVERED_JS = """(posts) => Object.fromEntries(posts.map((post) => {
+  const el = document.querySelector(`[data-post="${post}"][data-truth]`);
+  const cs = getComputedStyle(el);
+  return [post, ['flagged', 'pending'].includes(el.getAttribute('data-simclip')) || cs.visibility === 'hidden'
+    || (el.tagName !== 'IMG' && el.tagName !== 'VIDEO' && cs.backgroundImage === 'none')];
+}))"""
 STATE_JS = """(id) => new Promise((resolve) => chrome.developerPrivate.getExtensionInfo(id, (info) => resolve(info.state)))"""
 
 
@@ -105,9 +112,11 @@ def test_a_reload_of_the_extension_under_an_open_feed_protects_the_open_tab_and_
 
     assert b.extensions_page.evaluate(RELOAD_JS, b.extension_id) is None
     wait_worker_back(b)
-    states = {m["post"]: m["pageState"] for m in on_screen_memes(page)}
-    shown = {p: states.get(p) for p in flagged_before if states.get(p) not in ("flagged", "pending")}
-    assert not shown, shown  # never shown meanwhile
+    # Never shown meanwhile (the monitor checks every frame): the successor may have taken a picture
+    # back to unchecked (no state: the pre-hide sheet hides it) while it asks about it again.
+    covered = page.evaluate(COVERED_JS, sorted(flagged_before))
+    assert all(covered.values()), covered
+    assert page.evaluate("window.__shield.violations") == {}
     assert_open_tab_protected_after(b, page, feed_site, seed, "after the reload")
 
     fresh = open_feed(b, feed_site, seed + "-new-tab")
