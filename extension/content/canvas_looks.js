@@ -2,7 +2,7 @@
  * When a <canvas> is looked at (its pixels sampled, canvas_pixels.js), and what it showed: every
  * frame while it is new or has just changed (a viewer drawing the picture it opened), then at most
  * once a CANVAS.recheckMs; one that changed `animated.changes` times within `animated.withinMs` (a
- * game, a video, an animation) is animated: ImageFilter leaves it shown until it holds still.
+ * game, a video, an animation) is animated: PictureReader leaves it shown until it holds still.
  */
 import { sampleCanvas } from './canvas_pixels.js';
 

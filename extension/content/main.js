@@ -11,7 +11,7 @@ import { normalizeSettings } from '../shared/settings.js';
 import { listActiveWarnings } from '../shared/verdict.js';
 import { CATEGORIES_KEY, HEALTH_KEY, SETTINGS_KEY } from '../shared/storage_keys.js';
 import { DOMWatcher } from './dom_watcher.js';
-import { setPausedFlag } from './hiding.js';
+import { hideBackgroundsEarly, setPausedFlag } from './hiding.js';
 import { ImageFilter } from './image_filter.js';
 import { combineVideoVerdicts } from './image_state.js';
 import { isPageOnlyUrl, readPageBytes } from './page_bytes.js';
@@ -223,7 +223,7 @@ function referrerPolicyOf(el) {
 function createWatcher({ filter, warnings, perf, shadow }) {
   return new DOMWatcher({
     onElement: (el) => filter.consider(el),
-    onDeferred: (elements) => filter.holdBack(elements),
+    onDeferred: (elements) => hideBackgroundsEarly(elements), // left for later: their stylesheet backgrounds hidden until then
     onAttribute: (el, name) => filter.onAttribute(el, name),
     // load does not bubble: the watcher listens in the capture phase (lazy loads, srcset switches).
     onLoad: (el) => {

@@ -2,7 +2,7 @@
  * RepaintWatch: the one way a verdict stays bound to what an element paints. An element can show
  * another picture without any change to itself: an <img> whose <picture> or srcset picks another
  * source at a new width, a background set through a class on an ancestor, a custom property, a
- * media or container query, `:hover`, an animation. Whatever the cause, the page side (ImageFilter)
+ * media or container query, `:hover`, an animation. Whatever the cause, the page side (picture_reader.js)
  * is asked to re-read what the element paints now (`recheck(el)`), and it re-asks on a
  * difference, hiding the element first.
  *
