@@ -179,24 +179,7 @@ export class DOMWatcher {
     else for (const found of namedBy(el, selector)) start = this.visitAdded(found, start, { subtree: false });
     for (const found of el.querySelectorAll(INLINE_VAR)) start = this.visitAdded(found, start, { subtree: false });
     for (const root of this.roots) {
-      if (root.host && el.contains(root.host)) start = this.visitShadowTree(root, start);
-    }
-    return start;
-  }
-
-  /** Visit the shadow tree `root` now (within the batch budget), or hide it all and leave it to slices. */
-  visitShadowTree(root, start) {
-    if (start === null) {
-      this.forceStyle(() => getComputedStyle(root.host).backgroundImage);
-      start = performance.now();
-    }
-    if (this.slicer.pending === 0 && performance.now() - start < SYNC_BUDGET_MS) {
-      this.visitTree(root, start);
-    } else {
-      const all = [...root.querySelectorAll('*')];
-      this.deferred += all.length;
-      this.reportDeferred(all);
-      this.slicer.push({ root });
+      if (root.host && el.contains(root.host)) start = this.visitAdded(root, start);
     }
     return start;
   }
@@ -270,12 +253,13 @@ export class DOMWatcher {
   }
 
   /**
-   * Visit an added (or re-classed, or restyled) element, and its subtree unless `subtree` is
-   * false, now within the batch budget, or leave it to slices. Returns the batch clock.
+   * Visit an added (or re-classed, or restyled) element, or a shadow root, and its subtree unless
+   * `subtree` is false, now within the batch budget, or leave it to slices. Returns the batch clock.
    */
   visitAdded(node, start, { subtree = true } = {}) {
     if (start === null) {
-      if (node.isConnected) this.forceStyle(() => getComputedStyle(node).backgroundImage);
+      const el = node.nodeType === Node.DOCUMENT_FRAGMENT_NODE ? node.host : node; // a shadow root's style is its host's
+      if (el.isConnected) this.forceStyle(() => getComputedStyle(el).backgroundImage);
       start = performance.now();
     }
     if (this.slicer.pending === 0 && performance.now() - start < SYNC_BUDGET_MS) {
@@ -293,9 +277,13 @@ export class DOMWatcher {
   /**
    * Elements under `root` left for a later slice: report those a stylesheet could give a picture
    * (its own rules name them, getPictureSelector), so their backgrounds are hidden before the next
-   * paint; every element when the rules cannot be read.
+   * paint; every element when the rules cannot be read, and every element of a shadow root.
    */
   holdBackSubtree(root) {
+    if (root.nodeType === Node.DOCUMENT_FRAGMENT_NODE) { // a shadow root: the document's rules do not reach in
+      this.reportDeferred([...root.querySelectorAll('*')]);
+      return;
+    }
     const selector = root.getRootNode() === document ? this.getPictureSelector() : null;
     if (selector === null) {
       this.reportDeferred([root, ...root.getElementsByTagName('*')]);

@@ -4,7 +4,8 @@ served by FeedSite at /case/switch and /case/canvas.
 `switch`: each element paints one meme at a wide window (1200 px) and another once the window is
 narrow (600 px) or once the page calls `window.__switch()`: an Instagram-like <picture> whose
 <source media="(max-width: 700px)"> takes over, a Mastodon-like srcset re-picked at another width,
-a background through a custom property set on an ancestor, a class toggled on an ancestor, a media
+a background through a custom property set on an ancestor (of the element, or of the host of
+the open shadow root it is in), a class toggled on an ancestor, a media
 query, a container query and a CSS animation. Every kind comes twice: neutral then harmful, and
 harmful then neutral. Each element carries `data-post`, `data-kind` and `data-truth` (the truth of
 what it paints now: the page rewrites it as it switches); `window.__harmful` lists the harmful
@@ -53,7 +54,7 @@ window.__switchedAt = window.__switchedAt || {};
   };
   const check = () => {
     window.__paint.frames += 1;
-    for (const el of document.querySelectorAll('[data-post]')) {
+    for (const el of [document, ...(window.__fixtureRoots || [])].flatMap((r) => [...r.querySelectorAll('[data-post]')])) {
       const url = paints(el);
       if (url && isHarmful(url)) {
         const post = el.dataset.post;
@@ -84,7 +85,7 @@ window.__switchedAt = window.__switchedAt || {};
     document.documentElement.appendChild(outer);
     requestAnimationFrame(tick);
     // the extension hides an element: its state leaves "shown", "flagged" (a new record) or goes away
-    new MutationObserver((records) => {
+    const hidings = new MutationObserver((records) => {
       for (const r of records) {
         const post = r.target.dataset && r.target.dataset.post;
         const since = post && window.__switchedAt[post];
@@ -92,7 +93,10 @@ window.__switchedAt = window.__switchedAt || {};
         const state = r.target.getAttribute('data-simclip');
         if (state === null || state === 'pending' || state === 'waiting') window.__paint.hiddenAt[post] = performance.now();
       }
-    }).observe(document, { subtree: true, attributes: true, attributeFilter: ['data-simclip'] });
+    });
+    window.__paint.observe = (root) => hidings.observe(root, { subtree: true, attributes: true, attributeFilter: ['data-simclip'] });
+    window.__paint.observe(document);
+    for (const root of window.__fixtureRoots || []) window.__paint.observe(root);
   };
   if (document.documentElement) start(); else addEventListener('DOMContentLoaded', start);
 })();
@@ -100,7 +104,10 @@ window.__switchedAt = window.__switchedAt || {};
 
 SWITCH_JS = """
 window.__switchedAt = window.__switchedAt || {};
-const el = (post) => document.querySelector('[data-post="' + post + '"]');
+// the open declarative shadow roots (their pictures take the custom property from outside)
+window.__fixtureRoots = [...document.querySelectorAll('[data-shadow-host]')].map((host) => host.shadowRoot);
+for (const root of window.__fixtureRoots) window.__paint?.observe?.(root);
+const el = (post) => [document, ...window.__fixtureRoots].map((r) => r.querySelector('[data-post="' + post + '"]')).find(Boolean);
 const settle = (post, second) => {
   el(post).dataset.truth = window.__plan[post][second ? 1 : 0];
   if (second) window.__switchedAt[post] = performance.now();
@@ -123,6 +130,9 @@ const switchBoxes = (tag, second) => {
   const v = el('var-' + tag);
   document.getElementById('var-' + tag + '-box').style.setProperty('--bg', 'url("' + (second ? v.dataset.then : v.dataset.first) + '")');
   settle('var-' + tag, second);
+  const sv = el('shadow-var-' + tag);
+  document.getElementById('shadow-var-' + tag + '-box').style.setProperty('--bg', 'url("' + (second ? sv.dataset.then : sv.dataset.first) + '")');
+  settle('shadow-var-' + tag, second);
   document.getElementById('class-' + tag + '-box').classList.toggle('on', second);
   settle('class-' + tag, second);
 };
@@ -276,6 +286,13 @@ class SwitchPages:
             body.append(f'<section class="var-{tag}" id="{post}-box" style="--bg: url(&quot;{esc(a)}&quot;)">'
                         f'<div class="meme" role="img" data-post="{post}" data-kind="var" data-truth="{self.truth(first)}" '
                         f'data-first="{esc(a)}" data-then="{esc(b)}"></div></section>')
+            # the same, for a picture inside a (declarative, open) shadow root under the ancestor
+            post, a, b = both("shadow-var")
+            body.append(f'<section id="{post}-box" style="--bg: url(&quot;{esc(a)}&quot;)"><div data-shadow-host>'
+                        f'<template shadowrootmode="open"><style>.meme {{ display: block; width: 240px; height: 180px; '
+                        f'background-size: cover; background-image: var(--bg); }}</style>'
+                        f'<div class="meme" role="img" data-post="{post}" data-kind="shadow-var" data-truth="{self.truth(first)}" '
+                        f'data-first="{esc(a)}" data-then="{esc(b)}"></div></template></div></section>')
             # a class toggled on an ancestor
             post, a, b = both("class")
             css.append(f'.cls-{tag} .meme {{ background-image: url("{a}"); }}\n'
