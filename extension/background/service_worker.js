@@ -139,7 +139,7 @@ if (ext.webRequest) {
   const pageFilter = { urls, types: listObservedTypes(ext.webRequest.ResourceType) };
   const ownFilter = { urls, tabId: -1 };
   ext.webRequest.onBeforeRedirect.addListener((d) => pageLoads.recordRedirect(d), pageFilter);
-  ext.webRequest.onResponseStarted.addListener((d) => pageLoads.recordResponse(d), pageFilter);
+  ext.webRequest.onResponseStarted.addListener((d) => pageLoads.recordResponse(d), pageFilter, ['responseHeaders']);
   ext.webRequest.onBeforeRedirect.addListener((d) => fetcher.recordOwnFetch(d, false), ownFilter);
   ext.webRequest.onResponseStarted.addListener((d) => fetcher.recordOwnFetch(d, true), ownFilter);
 }

@@ -121,7 +121,7 @@ function createParts({ page, perf, send, shadow, life }) {
   });
   const filter = new ImageFilter({
     requestVerdict: (rec, priority) => (rec.kind === 'video'
-      ? askAboutVideo(send, rec.el, priority, (verdict) => isFlaggedNow(page, verdict))
+      ? askAboutVideo(send, rec.el, priority, (verdict) => isFlaggedNow(page, verdict), { again: life.wasThereBefore(rec.el) })
       : askAboutPicture(send, rec.url, rec.el, priority, { loadFirst: rec.kind !== 'img', again: life.wasThereBefore(rec.el) })),
     warnings,
     getContext: () => ({
@@ -158,13 +158,18 @@ async function askAboutPicture(send, url, el, priority, { media, loadFirst = fal
 const LOAD_AS_PAGE_MS = 15000;
 
 /**
- * Load `url` as an image of this page (its cookies, Referer, content security policy and
- * local-network rules apply, as to the site's own image), so the browser has loaded it before the
- * worker is asked. `again`: as a CORS request, which the page's list of loaded images does not
- * answer, so the browser requests it (from its HTTP cache or the network) where the worker's
- * observers see it. Resolves when it loaded, failed, or after LOAD_AS_PAGE_MS.
+ * Load `url` as a picture of this page (its cookies, Referer, content security policy and
+ * local-network rules apply, as to the site's own picture), so the browser has loaded it before
+ * the worker is asked. `again`: the page loaded it before the worker could see it (an update, a
+ * page shown again from the back/forward cache), and the page's list of loaded images would
+ * answer an <img> without a request: it is requested once more with the page's `fetch` in
+ * no-cors mode (the page's credentials, from the HTTP cache where it is fresh), which needs no
+ * CORS headers from a picture host and reaches the worker's observers as a picture or video
+ * response (shared/page_loads.js); only the response's start is waited for, the body is not
+ * read. Resolves when it loaded, failed, or after LOAD_AS_PAGE_MS.
  */
 function loadAsPage(url, referrerPolicy, { again = false } = {}) {
+  if (again) return requestAgain(url, referrerPolicy);
   return new Promise((resolve) => {
     const img = new Image();
     const done = () => {
@@ -175,20 +180,41 @@ function loadAsPage(url, referrerPolicy, { again = false } = {}) {
     img.onload = done;
     img.onerror = done;
     if (referrerPolicy) img.referrerPolicy = referrerPolicy;
-    if (again) img.crossOrigin = 'anonymous';
     img.src = url;
   });
+}
+
+/** The page's own `fetch` (Firefox: `content.fetch`, the page's principal; Chromium: the content script's, as the page). */
+const pageFetch = (...args) => (globalThis.content?.fetch ?? fetch)(...args);
+
+async function requestAgain(url, referrerPolicy) {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), LOAD_AS_PAGE_MS);
+  const init = { mode: 'no-cors', credentials: 'include', cache: 'force-cache', signal: controller.signal };
+  try {
+    await pageFetch(url, referrerPolicy ? { ...init, referrerPolicy } : init).catch((e) => {
+      if (e instanceof TypeError && referrerPolicy) return pageFetch(url, init); // a policy fetch does not know
+      return null;
+    });
+  } catch {
+    // refused or cut off: the worker says not_loaded, as before
+  } finally {
+    clearTimeout(timer);
+    controller.abort(); // the response has started: its body is not wanted
+  }
 }
 
 /**
  * A video's verdict: its poster first (a flagged poster decides), then frames captured in the page
  * (video_frames.js), or, where the canvas would be tainted or nothing decodes, the video itself by
  * URL for the server to decode. A video over VIDEO_BOUNDS.seconds is judged by its poster alone.
+ * `again`: the page loaded the video before this script's extension was updated or before it was
+ * shown again from the back/forward cache: its poster and its file are requested once more.
  */
-async function askAboutVideo(send, video, priority, isFlagged) {
+async function askAboutVideo(send, video, priority, isFlagged, { again = false } = {}) {
   const answers = [];
   if (video.poster) {
-    answers.push({ part: 'poster', verdict: await askAboutPicture(send, video.poster, video, priority, { loadFirst: true }) });
+    answers.push({ part: 'poster', verdict: await askAboutPicture(send, video.poster, video, priority, { loadFirst: true, again }) });
     if (isFlagged(answers[0].verdict)) return combineVideoVerdicts(answers, { isFlagged });
   }
   const frames = await captureFrames(video);
@@ -201,7 +227,7 @@ async function askAboutVideo(send, video, priority, isFlagged) {
   } else if (frames.reason !== NO_FRAMES.TOO_LONG) {
     const src = readVideoSource(video);
     const verdict = src && !isPageOnlyUrl(src)
-      ? await askAboutPicture(send, src, video, priority, { media: 'video' })
+      ? await askAboutPicture(send, src, video, priority, { media: 'video', again })
       : { status: VERDICT.FAILED, reason: `video_${frames.reason}` };
     answers.push({ part: 'frames', verdict });
   }

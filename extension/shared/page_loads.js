@@ -65,6 +65,13 @@ export function isPrivateAddress(ip) {
   return v4 ? isNonPublicIPv4(v4) : false;
 }
 
+const PICTURE_TYPE = /^\s*(image|video)\//i;
+
+/** True when webRequest's `responseHeaders` name a picture or video Content-Type. */
+function isPictureResponse(headers) {
+  return (headers ?? []).some((h) => h.name?.toLowerCase() === 'content-type' && PICTURE_TYPE.test(h.value ?? ''));
+}
+
 /** The URL as a key: no fragment (the browser never sends it). */
 function keyOf(url) {
   try {
@@ -114,11 +121,15 @@ export class PageLoads {
   /**
    * webRequest.onResponseStarted of a tab's request: a top-level document (`type` main_frame)
    * starts the tab afresh; a picture is recorded under its own URL and every hop that led to it.
+   * A fetch of the page (`xmlhttprequest`: the content script asks the page's browser again for
+   * a picture it loaded before, main.js) counts only when it answers with a picture or a video
+   * (`responseHeaders`' Content-Type), so a feed's API calls do not crowd the tab's pictures out.
    */
-  recordResponse({ requestId, tabId, type, url, ip, fromCache }) {
+  recordResponse({ requestId, tabId, type, url, ip, fromCache, responseHeaders }) {
     const hops = this.hops.get(requestId) ?? [];
     this.hops.delete(requestId);
     if (!(tabId >= 0)) return;
+    if (type === 'xmlhttprequest' && !isPictureResponse(responseHeaders)) return;
     const address = fromCache ? null : ip || null;
     if (type === 'main_frame') {
       this.tabs.delete(tabId);

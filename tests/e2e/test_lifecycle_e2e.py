@@ -15,10 +15,12 @@ from e2e_support import (
     MONITOR_JS,
     PAGESHOW_JS,
     ExtensionBrowser,
+    assert_flagged_exactly_the_harmful,
     launch_with_extension,
     meme_states,
     pair_through_options_page,
     summarize,
+    wait_decided,
     wait_for,
 )
 from feed_site import EMBED_HOST, FEED_HOST, PUBLIC_HOST, UNIQUE_PREFIX
@@ -122,6 +124,42 @@ def test_a_reload_of_the_extension_under_an_open_feed_protects_the_open_tab_and_
     fresh = open_feed(b, feed_site, seed + "-new-tab")
     wait_on_screen_decided_truly(fresh, 90, "a tab opened after the reload decided truly")
     assert fresh.evaluate("window.__shield.violations") == {}
+
+
+def test_pictures_and_videos_of_another_site_without_cors_are_judged_again_after_a_reload(lifecycle_browser, feed_site):
+    """The worker fetches only what it saw the tab load, and the worker after a reload saw
+    nothing: the successor asks the page's browser for each picture once more (a no-cors fetch of
+    the page: a picture host sends no CORS headers). A harmful picture from a CDN-like other site
+    stays flagged, and a video whose frames the page cannot read (cross-origin, the server
+    decodes it by URL) gets the same verdict again: never `not_loaded`, shown unchecked."""
+    b = lifecycle_browser
+    feed = open_feed(b, feed_site, "lifecycle-cross")
+    src = f"http://{EMBED_HOST}:{feed_site.port}/m/{feed_site.harmful[1]}.png?p=cdn&s=lifecycle-cross"
+    feed.evaluate(ADD_POST_JS, [src, "cdn"])
+    videos = b.context.new_page()
+    videos.add_init_script(MONITOR_JS)
+    videos.goto(feed_site.case_url("video", "lifecycle-video"))
+    judged = lambda s: s["truth"] in ("harmful", "neutral")  # noqa: E731
+
+    def decided(page, post, states=("flagged", "unchecked", "clean")):  # by the extension's record (not an orphan's mark)
+        return next((s for s in meme_states(page) if s["post"] == post and s["state"] in states and s["why"] is not None), None)
+
+    cdn = lambda: decided(feed, "cdn")  # noqa: E731
+    cross = lambda: decided(videos, "video-cross", ("flagged", "unchecked"))  # noqa: E731
+
+    assert wait_for(cdn, 60, message="the other site's picture decided")["state"] == "flagged"
+    assert_flagged_exactly_the_harmful(wait_decided(videos, judged, 60, "a verdict for every video"))
+    before = wait_for(cross, 60, message="the cross-origin video decided")
+
+    assert b.extensions_page.evaluate(RELOAD_JS, b.extension_id) is None
+    wait_worker_back(b)
+    after = wait_for(cdn, 60, message="the other site's picture decided after the reload")
+    assert (after["state"], after["why"]) == ("flagged", ""), after
+    assert_flagged_exactly_the_harmful(wait_decided(videos, judged, 60, "a verdict for every video after the reload"))
+    again = wait_for(cross, 60, message="the cross-origin video decided after the reload")
+    assert (again["state"], again["why"]) == (before["state"], before["why"]), (before, again)
+    assert feed.evaluate("window.__shield.violations") == {}
+    assert videos.evaluate("window.__shield.violations") == {}, [(s["post"], s["state"], s["why"]) for s in meme_states(videos)]
 
 
 def test_a_disable_then_enable_keeps_decided_pictures_covered_and_protects_the_open_tab_again(lifecycle_browser, feed_site):

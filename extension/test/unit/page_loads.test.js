@@ -38,6 +38,27 @@ test('a picture the tab\'s browser loaded from a public address may be fetched, 
   assert.deepEqual(loadedTab().judge(7, `${PIC}#x`, PAGE), { ok: true });
 });
 
+test('a fetch of the page counts as a load only when it answers with a picture or a video', () => {
+  const loads = loadedTab();
+  const fetched = (requestId, url, type) => loads.recordResponse({
+    requestId, tabId: 7, type: 'xmlhttprequest', url, ip: '93.184.216.34',
+    responseHeaders: type === null ? [] : [{ name: 'Date', value: 'x' }, { name: 'Content-Type', value: type }],
+  });
+  fetched('a', 'https://cdn.example.net/again.jpg', 'image/jpeg');
+  fetched('b', 'https://cdn.example.net/clip.mp4', 'Video/MP4');
+  fetched('c', 'https://api.example.com/timeline.json', 'application/json');
+  fetched('d', 'https://cdn.example.net/untyped', null);
+  loads.recordResponse({ requestId: 'e', tabId: 7, type: 'xmlhttprequest', url: 'https://cdn.example.net/no-headers.png', ip: '93.184.216.34' });
+  assert.deepEqual(loads.judge(7, 'https://cdn.example.net/again.jpg', PAGE), { ok: true });
+  assert.deepEqual(loads.judge(7, 'https://cdn.example.net/clip.mp4', PAGE), { ok: true });
+  for (const url of ['https://api.example.com/timeline.json', 'https://cdn.example.net/untyped', 'https://cdn.example.net/no-headers.png']) {
+    assert.deepEqual(loads.judge(7, url, PAGE), { ok: false, reason: LOAD_REFUSAL.NOT_LOADED }, url);
+  }
+  loads.recordResponse({ requestId: 'g', tabId: 7, type: 'xmlhttprequest', url: 'https://rebind.example.com/x.png', ip: '10.0.0.2',
+    responseHeaders: [{ name: 'content-type', value: 'image/png' }] });
+  assert.deepEqual(loads.judge(7, 'https://rebind.example.com/x.png', PAGE), { ok: false, reason: LOAD_REFUSAL.PRIVATE_ADDRESS });
+});
+
 test('a URL the tab\'s browser never loaded is refused, as is one loaded by another tab', () => {
   const loads = loadedTab();
   assert.deepEqual(loads.judge(7, 'https://cdn.example.net/named-in-a-data-attribute.png', PAGE), { ok: false, reason: LOAD_REFUSAL.NOT_LOADED });
