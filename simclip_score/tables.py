@@ -27,6 +27,9 @@ from typing import Any
 
 BATCH_ROWS = 16  # rows per record batch read from a Parquet row group
 PARQUET_BUFFER = 1 << 20  # buffered column-chunk reads: pages, not whole column chunks
+# a CSV cell may be a data: URI of a whole picture (base64 of up to sources.FETCH_MAX_BYTES, 32
+# MiB); the csv module refuses a field over 128 KiB by default, which is a 96 KiB meme
+CSV_FIELD_LIMIT = 64 * 1024 * 1024
 COLUMN_GUESSES = ("path", "url", "image", "img", "images", "bytes", "file", "filename",
                   "image_path", "image_url", "jpg", "png", "picture")
 
@@ -79,15 +82,21 @@ def iter_list_refs(path: str) -> Iterator[tuple[int, str, bytes]]:
             yield number, text, raw.strip()
 
 
+def _csv_reader(path: str) -> Any:
+    """A csv reader over the decoded lines of `path`, taking fields of up to CSV_FIELD_LIMIT."""
+    if csv.field_size_limit() < CSV_FIELD_LIMIT:  # the limit is the csv module's, process-wide
+        csv.field_size_limit(CSV_FIELD_LIMIT)
+    return csv.reader(line for line, _ in iter_text_lines(path))
+
+
 def csv_header(path: str) -> list[str]:
     """The column names of a CSV file (its first record)."""
-    reader = csv.reader(line for line, _ in iter_text_lines(path))
-    return next(reader, [])
+    return next(_csv_reader(path), [])
 
 
 def iter_csv_values(path: str, column: str) -> Iterator[tuple[int, str]]:
     """(row number from 0, value) of one column of a CSV file, streamed."""
-    reader = csv.reader(line for line, _ in iter_text_lines(path))
+    reader = _csv_reader(path)
     names = next(reader, [])
     index = names.index(column)
     for row, record in enumerate(reader):

@@ -3,7 +3,9 @@ an error row and the run goes on; every shard member is accounted for; table col
 ecosystem writes them; no input at all says why. Each case runs on the local engine and on Ray
 (a local Ray instance with 2 CPUs, started once, for the Ray cases only)."""
 
+import base64
 import codecs
+import csv
 import io
 import os
 import tarfile
@@ -126,8 +128,6 @@ def test_table_columns_as_hugging_face_and_crawls_write_them(engine, memes, tmp_
     seq = _table(tmp_path / "seq.parquet", "images",
                  [[{"bytes": memes[0], "path": "a.png"}, {"bytes": memes[1], "path": "b.png"}],
                   [], [{"bytes": memes[2], "path": None}]], pa.list_(image))
-    import base64
-
     uris = _table(tmp_path / "uris.parquet", "url",
                   [f"data:image/png;base64,{base64.b64encode(memes[0]).decode()}",
                    "data:image/png;base64,!!!"], pa.large_string())
@@ -138,6 +138,21 @@ def test_table_columns_as_hugging_face_and_crawls_write_them(engine, memes, tmp_
     assert all(rows[k]["error"] is None for k in (f"{seq}#0/0", f"{seq}#0/1", f"{seq}#2/0"))
     assert rows[f"{uris}#0"]["sha256"] == rows[f"{seq}#0/0"]["sha256"]
     assert rows[f"{uris}#1"]["error"] == "corrupt_image"
+
+
+def test_a_csv_column_of_data_uris_is_pictures_whatever_their_size(engine, memes, tmp_path):
+    """A data: URI of a real meme is longer than the csv module's default field limit (128 KiB):
+    each is a picture, never the table's error row."""
+    uris = [f"data:image/png;base64,{base64.b64encode(m).decode()}" for m in memes[:2]]
+    assert max(map(len, uris)) > 131072
+    listing = tmp_path / "uris.csv"
+    with open(listing, "w", newline="") as f:  # as pandas and Excel write it: the URI quoted
+        csv.writer(f).writerows([("url", "label"), *((u, i) for i, u in enumerate(uris))])
+    out = tmp_path / "s.jsonl"
+    assert score(engine, listing, "--out", out) == 0
+    rows = by_path(read_rows(out))
+    assert set(rows) == {f"{listing}#0", f"{listing}#1"}
+    assert all(r["error"] is None for r in rows.values())
 
 
 def test_a_column_that_holds_no_pictures_is_refused_before_the_model_loads(tmp_path, capsys,
