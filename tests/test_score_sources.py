@@ -120,6 +120,34 @@ def test_every_shard_member_is_scored_an_error_row_or_counted_skipped(engine, me
         assert f"| {reason} | {n} |" in summary, summary
 
 
+def test_a_compressed_shard_reads_symbolic_links_inside_it_and_gz_members(engine, memes,
+                                                                          tmp_path):
+    """A .tar.gz shard: a symbolic link to a member is read as that member, one to a path
+    outside the shard is an error row (never read from the disk), a '.png.gz' member is a png."""
+    import gzip
+
+    shard = tmp_path / "shard-000.tar.gz"
+    with tarfile.open(shard, "w:gz") as tar:
+        def add(name, data=b"", kind=tarfile.REGTYPE, link=""):
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname, info.size = kind, link, len(data)
+            tar.addfile(info, io.BytesIO(data) if data else None)
+
+        add("0001.png", memes[0])
+        add("0002.png", kind=tarfile.SYMTYPE, link="0001.png")
+        add("sub/0003.png", kind=tarfile.SYMTYPE, link="../0001.png")
+        add("0004.png", kind=tarfile.SYMTYPE, link="/etc/hostname")
+        add("0005.png.gz", gzip.compress(memes[1]))
+    out = tmp_path / "s.jsonl"
+    assert score(engine, shard, "--out", out) == 1  # the link out of the shard
+    rows = by_path(read_rows(out))
+    assert {p.split(".tar.gz/", 1)[1]: r["error"] for p, r in rows.items()} == {
+        "0001.png": None, "0002.png": None, "sub/0003.png": None,
+        "0004.png": "unreadable_file", "0005.png.gz": None}
+    assert rows[f"{shard}/0002.png"]["sha256"] == rows[f"{shard}/sub/0003.png"]["sha256"] == \
+        rows[f"{shard}/0001.png"]["sha256"]
+
+
 def test_table_columns_as_hugging_face_and_crawls_write_them(engine, memes, tmp_path):
     """A Sequence(Image) column is one row per picture, id 'table#row/index', never the bytes;
     a column of data: URIs is pictures, not file paths."""
@@ -168,7 +196,7 @@ def test_a_column_that_holds_no_pictures_is_refused_before_the_model_loads(tmp_p
 
 
 @pytest.mark.parametrize("case", ["empty folder", "zero-row table"])
-def test_a_run_with_no_input_says_why_and_exits_2(case, tmp_path, capsys):
+def test_a_run_with_no_input_says_why_and_exits_2(engine, case, tmp_path, capsys):
     if case == "empty folder":
         source = tmp_path / "memes"
         source.mkdir()
@@ -178,7 +206,7 @@ def test_a_run_with_no_input_says_why_and_exits_2(case, tmp_path, capsys):
         pa = require("pyarrow")
         source = _table(tmp_path / "t.parquet", "image", [], pa.binary())
         why = "a table of 0 rows"
-    assert score("local", source, "--out", tmp_path / "s.jsonl") == 2
+    assert score(engine, source, "--out", tmp_path / "s.jsonl") == 2
     assert f"no inputs: {source}: {why}" in capsys.readouterr().err
 
 
