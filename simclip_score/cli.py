@@ -397,6 +397,9 @@ def _score(args: argparse.Namespace, jsonl: bool, codes: set[str]) -> int:
                        + ledger.listed_twice, extra))
     print("\n" + ledger.format())
     print(f"\nrows in {args.out}; model {model}")
+    empty = ledger.empty_warning()
+    if empty:  # the summary on stdout says it too; stderr is what a script's log keeps
+        print(f"simclip score: warning: {empty}", file=sys.stderr)
     warning = random_weights_warning(predictor.backbone.info.id)
     if warning:  # the last line a person reads: these scores mean nothing
         print(warning, file=sys.stderr)

@@ -81,6 +81,17 @@ class Ledger:
             return EXIT_NOTHING_RAN
         return EXIT_ERROR_ROWS if error_rows else EXIT_OK
 
+    def empty_warning(self) -> str:
+        """A line naming the sources that gave no input and why (an empty folder, a table of 0
+        rows, a glob that matches nothing), for a run that had inputs from others; "" when
+        every source gave some, or none did (the run's own 'no inputs' message says why)."""
+        empty = [s for s in self.sources.values() if not s.inputs and not s.failures]
+        if not empty or self.inputs == 0:
+            return ""
+        more = f"; ... {len(empty) - SHOWN_SOURCES} more" if len(empty) > SHOWN_SOURCES else ""
+        return "sources that gave no input: " + "; ".join(
+            f"{s.source}: {s.empty_reason or 'no input'}" for s in empty[:SHOWN_SOURCES]) + more
+
     def format(self) -> str:
         """The summary's sources part: counts by outcome, and the sources worth naming."""
         n = len(self.sources)

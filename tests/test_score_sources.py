@@ -210,6 +210,21 @@ def test_a_run_with_no_input_says_why_and_exits_2(engine, case, tmp_path, capsys
     assert f"no inputs: {source}: {why}" in capsys.readouterr().err
 
 
+def test_an_empty_source_beside_others_is_warned_about(engine, memes, tmp_path, capsys):
+    """An empty folder or a zero-row table among sources that gave pictures: the run scores
+    the others (exit 0) and says on stderr which sources gave nothing, and why."""
+    pa = require("pyarrow")
+    (tmp_path / "m.png").write_bytes(memes[0])
+    (tmp_path / "empty").mkdir()
+    table = _table(tmp_path / "t.parquet", "image", [], pa.binary())
+    assert score(engine, tmp_path / "m.png", tmp_path / "empty", table,
+                 "--out", tmp_path / "s.jsonl") == 0
+    err = capsys.readouterr().err
+    assert "sources that gave no input" in err, err
+    assert f"{tmp_path / 'empty'}: no pictures in the folder" in err
+    assert f"{table}: a table of 0 rows" in err
+
+
 def test_a_list_in_utf16_or_with_a_cp1252_name_on_disk_is_read(memes, tmp_path):
     (tmp_path / "é.png").write_bytes(memes[0])
     raw = os.path.join(os.fsencode(tmp_path), b"caf\xe9.png")  # a Latin-1 name on disk
