@@ -12,6 +12,7 @@ A Parquet column may be:
     struct<bytes, path>                        a Hugging Face `Image` (bytes, else the path)
     list / large_list / fixed_size_list of one of these   a Hugging Face `Sequence(Image)`:
                                                one picture an element, id 'table#row/index'
+    dictionary<one of these>                   pandas' `category` column: read as its values
 
 Anything else is refused before the run, with the column's type named (`ColumnError`).
 A table is read one row group at a time, in record batches of BATCH_ROWS rows, so memory holds
@@ -111,6 +112,8 @@ def column_kind(dtype: Any) -> str | None:
     holds no pictures."""
     import pyarrow.types as t
 
+    if t.is_dictionary(dtype):  # pandas' `category`: read as its values
+        return column_kind(dtype.value_type)
     if t.is_binary(dtype) or t.is_large_binary(dtype) or t.is_fixed_size_binary(dtype) or (
             hasattr(t, "is_binary_view") and t.is_binary_view(dtype)):
         return "bytes"

@@ -183,6 +183,19 @@ def test_a_csv_column_of_data_uris_is_pictures_whatever_their_size(engine, memes
     assert all(r["error"] is None for r in rows.values())
 
 
+def test_a_dictionary_encoded_column_is_read_as_its_values(memes, tmp_path):
+    """pandas writes a `category` column as dictionary<string> (and pyarrow reads it back so):
+    its values are paths like any string column's."""
+    pa = require("pyarrow")
+    for i, data in enumerate(memes[:2]):
+        (tmp_path / f"{i}.png").write_bytes(data)
+    table = _table(tmp_path / "t.parquet", "path",
+                   pa.array(["0.png", "1.png", "0.png"]).dictionary_encode())
+    stats = SourceStats("t")
+    items = [i for u in plan_units([str(table)]) for i in expand_unit(u, stats)]
+    assert [i.path for i in items] == [str(tmp_path / n) for n in ("0.png", "1.png", "0.png")]
+
+
 def test_a_column_that_holds_no_pictures_is_refused_before_the_model_loads(tmp_path, capsys,
                                                                          monkeypatch):
     import simclip_score.work as work
