@@ -23,16 +23,14 @@ from pathlib import Path
 
 import requests
 
-DEFAULT_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "harmeme-c-val" / "images"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as `python bench/bench_server.py`
+from bench import DEFAULT_IMAGES, add_backbone_arguments, get_model, list_images  # noqa: E402
 
 
 def parse_args(argv):
     """Command-line options."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--model", help="default: simclip-tiny on CPU, ViT-L-14-336 on CUDA")
-    p.add_argument("--pretrained", default="none", help="default: random weights")
-    p.add_argument("--ocr", default="auto", help="OCR engine: auto, rapidocr, tesseract, none")
+    add_backbone_arguments(p, ocr_help="OCR engine: auto, rapidocr, tesseract, none")
     p.add_argument("--images", default=str(DEFAULT_IMAGES), help="folder of meme images")
     p.add_argument("-n", "--num-images", type=int, default=48, help="distinct images used")
     p.add_argument("--clients", type=int, default=8, help="concurrent HTTP clients")
@@ -50,11 +48,7 @@ def percentile(values, q):
 
 
 def load_images(folder, n):
-    files = sorted(f for f in Path(folder).iterdir()
-                   if f.suffix.lower() in {".png", ".jpg", ".jpeg", ".webp", ".gif"})
-    if not files:
-        sys.exit(f"no images in {folder}")
-    return [f.read_bytes() for f in files[:n]]
+    return [f.read_bytes() for f in list_images(folder)[:n]]
 
 
 def timed_map(fn, items, workers):
@@ -131,11 +125,9 @@ def main(argv=None):
     """Run every measurement and print the table."""
     args = parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from simclip import load_classifier
 
-    model = args.model or ("ViT-L-14-336" if args.device.startswith("cuda") else "simclip-tiny")
-    predictor = load_classifier(model=model, pretrained=args.pretrained, device=args.device,
+    predictor = load_classifier(model=get_model(args), pretrained=args.pretrained, device=args.device,
                                 ocr=args.ocr)
     data = load_images(args.images, args.num_images)
     n = len(data)

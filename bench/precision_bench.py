@@ -26,7 +26,7 @@ import time
 import torch
 from PIL import Image, ImageDraw
 
-from simclip import load_backbone
+from simclip import DEFAULT_MODEL, load_backbone
 from simclip.backbone import quantize_int8
 
 CAPTIONS = ["when the meme is harmful", "me explaining to my mom why the internet is down",
@@ -69,7 +69,7 @@ def encode(backbone, pixels, captions, batch):
 def parse_args(argv=None):
     """Command-line options."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--model", default="ViT-L-14-336", help="open_clip architecture (random weights)")
+    p.add_argument("--model", default=DEFAULT_MODEL, help="open_clip architecture (random weights)")
     p.add_argument("--pictures", type=int, default=4, help="pictures encoded per round")
     p.add_argument("--batch", type=int, default=2, help="pictures per encoder call")
     p.add_argument("--rounds", type=int, default=2, help="timed rounds per precision (interleaved)")

@@ -28,7 +28,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_IMAGES = REPO.parent / "shared" / "data" / "harmeme-c-val" / "images"
+sys.path.insert(0, str(REPO))  # run as `python bench/score_bench.py`
+from bench import DEFAULT_IMAGES, add_backbone_arguments, get_model, list_images  # noqa: E402
+
 OCR, ENCODER, LOCAL = "OCR ceiling", "encoder ceiling", "local engine"
 RAY, SERVER = "Ray engine, this machine", "server over HTTP"
 CLUSTER_1 = "Ray, simulated cluster: 1 node x 1 CPU"
@@ -41,10 +43,7 @@ DEFAULT_STEPS = "ocr,encoder,local,ray,cluster,server"
 def parse_args(argv):
     """Command-line options."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--device", default="cpu", help="cpu or cuda (the encoders)")
-    p.add_argument("--model", help="default: simclip-tiny on CPU, ViT-L-14-336 on CUDA")
-    p.add_argument("--pretrained", default="none", help="default: random weights")
-    p.add_argument("--ocr", default="auto", help="OCR spec (simclip_score.ocr), e.g. rapidocr")
+    add_backbone_arguments(p, ocr_help="OCR spec (simclip_score.ocr), e.g. rapidocr")
     p.add_argument("--ocr-device", default="cpu", help="cpu, or cuda: rapidocr on onnxruntime-gpu")
     p.add_argument("--images", default=str(DEFAULT_IMAGES), help="folder of meme images")
     p.add_argument("-n", "--num-images", type=int, default=0, help="memes used (0: all)")
@@ -66,10 +65,7 @@ def parse_args(argv):
 
 def load_inputs(folder, n, repeat, tmp):
     """Write the benchmark's inputs to `tmp` (distinct bytes each); return their paths."""
-    files = sorted(f for f in Path(folder).iterdir()
-                   if f.suffix.lower() in {".png", ".jpg", ".jpeg", ".webp", ".gif"})
-    if not files:
-        sys.exit(f"no images in {folder}")
+    files = list_images(folder)
     files = files[:n] if n else files
     paths = []
     for k in range(repeat):
@@ -93,12 +89,11 @@ class ScoreBench:
         from simclip_score.work import ScoreConfig, get_model_id, list_category_ids
 
         self.args = args
-        model = args.model or ("ViT-L-14-336" if args.device.startswith("cuda") else "simclip-tiny")
         self.ocr_spec = (args.ocr if args.ocr_device == "cpu"
                          else f"{args.ocr}:device={args.ocr_device}")
-        self.config = ScoreConfig(model=model, pretrained=args.pretrained, device=args.device,
-                                  ocr=self.ocr_spec, batch_size=args.batch_size,
-                                  workers=args.workers)
+        self.config = ScoreConfig(model=get_model(args), pretrained=args.pretrained,
+                                  device=args.device, ocr=self.ocr_spec,
+                                  batch_size=args.batch_size, workers=args.workers)
         self.workers = self.config.get_workers()
         self.ocr = build_ocr_engine(self.ocr_spec)
         self.predictor = self.config.load_predictor(ocr=self.ocr)
@@ -296,7 +291,6 @@ def main(argv=None):
     """Run every measurement and print the table."""
     args = parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    sys.path.insert(0, str(REPO))
     steps = set(filter(None, args.steps.split(",")))
     unknown = steps - set(STEPS)
     if unknown:

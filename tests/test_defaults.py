@@ -8,13 +8,18 @@ argument parsing, the default resolution, the embedding cache paths, the checkpo
 the calibration file name, the score rows, the server's options.
 """
 
+import importlib
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import open_clip
 import pytest
 from test_download import make_mirror, serving
 
-from simclip import CheckpointError, backbone, cli, load_backbone, load_classifier, read_metadata
+from bench import get_model
+from simclip import DEFAULT_MODEL, CheckpointError, backbone, cli, load_backbone, load_classifier, read_metadata
 from simclip.backbone import get_backbone_id
 from simclip_train.embed import read_cache_metadata
 from simclip_train.synthetic import make_synthetic_dataset
@@ -178,3 +183,17 @@ def test_server_budgets_default_to_the_config_and_refuse_zero(capsys):
     with pytest.raises(SystemExit):
         parse_args(["--decode-budget", "0"])
     assert "must be > 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("script", ["bench/bench_server.py", "bench/score_bench.py"])
+def test_the_benchmarks_use_random_weights_the_tiny_backbone_on_a_cpu_and_the_papers_on_cuda(script):
+    module = importlib.import_module(script.removesuffix(".py").replace("/", "."))
+    for device, model in (("cpu", "simclip-tiny"), ("cuda", DEFAULT_MODEL), ("cuda:1", DEFAULT_MODEL)):
+        args = module.parse_args(["--device", device])
+        assert (get_model(args), args.pretrained) == (model, "none")
+    assert get_model(module.parse_args(["--device", "cuda", "--model", "RN50"])) == "RN50"
+    # run as docs/bench.md runs it, the script finds the bench package it imports
+    repo = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, script, "--help"], cwd=repo, capture_output=True,
+                         text=True, check=True).stdout
+    assert f"{DEFAULT_MODEL} on CUDA" in out
