@@ -164,7 +164,6 @@ def test_quickstart_fetches_trains_and_prints_a_server_line_whose_checkpoint_pre
     calibration = json.loads((tmp_path / "cache" / "simclip" / "calibration" /
                               "simclip-tiny__random.json").read_text())
     assert calibration["data"]["split"] == "val" and calibration["data"]["text"].startswith("ocr-")
-    assert cli.main(["predict", str(image), "--ocr", "none", "--model", "simclip-tiny",
-                     "--pretrained", "none", "--device", "cpu"]) == 0
+    assert cli.main(["predict", str(image), "--ocr", "none", *TINY]) == 0
     result = json.loads(capsys.readouterr().out)[0]
     assert result["mode"] == "zero-shot" and not result["calibrated"]  # only 'harmful' is fitted

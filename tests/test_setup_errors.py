@@ -17,6 +17,7 @@ import simclip_train.embed
 from simclip import cli
 from simclip_train import download
 from simclip_train.datasets import DatasetNotFoundError, check_dataset
+from tiny import TINY
 
 
 @pytest.fixture
@@ -43,8 +44,7 @@ def test_offline_quickstart_prints_what_failed_and_the_three_fixes_without_a_tra
     data = tmp_path / "my data"
     proc = subprocess.run(
         [str(Path(sys.executable).parent / "simclip"), "quickstart", "--data-dir", str(data),
-         "--base-url", f"http://127.0.0.1:{closed_port}/", "--model", "simclip-tiny",
-         "--pretrained", "none", "--device", "cpu"],
+         "--base-url", f"http://127.0.0.1:{closed_port}/", *TINY],
         env=env, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 1, proc.stderr
     err = proc.stderr

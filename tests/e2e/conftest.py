@@ -18,6 +18,7 @@ import requests
 from e2e_support import REPO, ExtensionBrowser, launch_with_extension, pair_through_options_page
 from feed_site import EMBED_HOST, FEED_HOST, PUBLIC_HOST, FeedSite
 from server_support import ServerProcess
+from tiny import TINY
 
 ARTIFACTS = REPO / "test-artifacts" / "e2e"
 CHROMIUM = os.environ.get("SIMCLIP_E2E_CHROMIUM", "/usr/bin/chromium")
@@ -101,9 +102,8 @@ def head_checkpoint(tmp_path_factory, synthetic_memes, ocr_engine):
         (root / f"{split}.jsonl").write_text("\n".join(rows) + "\n")
     out = data_dir / "e2e-head.safetensors"
     rc = train.main(["--dataset", "harmeme-c", "--data-dir", str(data_dir), "--cache-dir", str(data_dir / "cache"),
-                     "--text", "ocr", "--ocr", ocr_engine, "--model", "simclip-tiny", "--pretrained", "none",
-                     "--device", "cpu", "--out", str(out), "--epochs", "60", "--patience", "60", "--lr", "3e-3",
-                     "--proj-dim", "64", "--hidden-dim", "128", "--depth", "1", "--dropout", "0"])
+                     "--text", "ocr", "--ocr", ocr_engine, *TINY, "--out", str(out),
+                     "--epochs", "60", "--patience", "60", "--lr", "3e-3", "--proj-dim", "64", "--hidden-dim", "128", "--depth", "1", "--dropout", "0"])
     assert rc == 0 and out.is_file(), "simclip train failed"
     return out
 
