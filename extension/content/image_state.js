@@ -56,8 +56,7 @@ export const RECOVERY_MS = Object.freeze({ first: 2000, max: 30000 });
 /**
  * The time limit of a picture on screen (timeLimitMs). The server measures its own cost per
  * picture at start (/v1/health `cost.per_picture_ms`), on an idle machine and for one picture,
- * hence the slack; the floor covers fetching the picture's bytes (the worker gives that 15 s) and
- * was the fixed limit before the limit followed the server.
+ * hence the slack; the floor covers fetching the picture's bytes (the worker gives that 15 s).
  */
 export const WAIT = Object.freeze({
   floorMs: 15000, // never less (unless the user's cap is less)

@@ -36,7 +36,7 @@
   // Until main.js takes over (then null): the roots this script listens on for roots attached
   // inside them. shadow_hook.js's event does not leave the root its host is in, so a closed root
   // attached inside another (nested web components) is heard only there: listening on the
-  // document alone let its pictures paint before the modules loaded (seen in CI).
+  // document alone, its pictures would paint before the modules load.
   let earlyRoots = new Set();
   // While the page is parsed (then null): hosts seen empty, whose declarative root may come later.
   let emptyHosts = new Set();
@@ -168,9 +168,9 @@
   // ------------------------------------------------------------ the declarative-root recheck
   // A declarative root (<template shadowrootmode>) is attached by the parser with no event and
   // no document mutation, sometimes just after this script saw its host, still empty, inserted
-  // (a closed one's picture then painted before the modules loaded: seen in CI), or after main.js
-  // took over (dom_watcher.js looks for a root only when it visits the host: a streamed page whose
-  // response paused between the host's start tag and its template's showed the picture unchecked).
+  // (its pictures, a closed root's too, would paint before the modules load), or after main.js
+  // took over (dom_watcher.js looks for a root only when it visits the host: a streamed page that
+  // pauses between the host's start tag and its template's would show the picture unchecked).
   // Such hosts are looked at again before each paint while the page is parsed; only the parser
   // attaches a declarative root to a host already in the page. A root found once main.js runs is
   // handed to its watcher.

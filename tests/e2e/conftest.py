@@ -115,9 +115,9 @@ def simclip_server(tmp_path_factory, head_checkpoint, ocr_engine, artifacts_dir,
     # SIGTERM ends it at once, without draining its queue: the tests that stop it see it gone at once.
     # The feed's labels are the head's category; on the tiny random backbone the zero-shot
     # fallback categories (on by default) would only add noise to the counts.
-    # The head reads the memes' text: on a loaded 2-core CI machine OCR overran the default 3 s
-    # budget, the memes were judged on their image alone and harmful ones came back clean. The
-    # budget is the server's own concern (tests/test_server_*); here the verdicts must be the head's.
+    # The head reads the memes' text: on a loaded 2-core machine OCR can overrun the default 3 s
+    # budget, and a meme judged on its image alone may come back clean. The budget is the
+    # server's own concern (tests/test_server_*); here the verdicts must be the head's.
     server = ServerProcess(tmp_path_factory.mktemp("server-home"), checkpoint=head_checkpoint, ocr=ocr_engine,
                            nice=10, log_path=artifacts_dir / "server.log", stop_signal=signal.SIGTERM,
                            args=("--no-zero-shot-fallback", "--ocr-budget", "60"))

@@ -19,8 +19,8 @@ def open_case(browser, feed_site, name, seed):
     page = browser.context.new_page()
     page.add_init_script(MONITOR_JS)
     page.goto(feed_site.case_url(name, seed))
-    # A page whose script changes it later says when its last change is done (a busy CI machine
-    # runs the page's timers late: a fixed wait once read the page before its last change).
+    # A page whose script changes it later says when its last change is done: a busy machine runs
+    # the page's timers late, so no fixed wait is sure to come after its last change.
     page.wait_for_function("() => window.__caseSettled !== false", timeout=30_000)
     return page
 
