@@ -190,6 +190,13 @@ def test_the_contributing_map_names_every_module_of_each_package_and_no_other(pa
     assert named - {"__init__.py"} <= present, f"the map names {sorted(named - present)}, not in {package}/"
 
 
+def test_the_contributing_map_names_every_file_of_the_extensions_worker_and_content_scripts():
+    named = set(re.findall(r"`(\w+\.(?:js|css))`", _layout_rows()["extension"]))
+    present = {p.name for folder in ("background", "content")
+               for p in (REPO / "extension" / folder).iterdir() if p.suffix in (".js", ".css")}
+    assert present == named, f"in the tree only: {present - named}; in the map only: {named - present}"
+
+
 def test_the_contributing_map_names_every_test_support_module():
     named = set(re.findall(r"`(\w+\.py)`", _layout_rows()["tests"]))
     support = {p.name for p in (REPO / "tests").glob("*.py") if not p.name.startswith("test_")}
