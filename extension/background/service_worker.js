@@ -1,7 +1,8 @@
 /**
  * The service worker: the only context that talks HTTP. It fetches image bytes for the content
- * scripts (host_permissions, no cookies), posts them to the local simclip-server with the pairing
- * token, caches verdicts, watches the server's health and keeps the toolbar badge up to date.
+ * scripts (host_permissions; cookies only for a picture on the page's own site), posts them to
+ * the local simclip-server with the pairing token, caches verdicts, watches the server's health
+ * and keeps the toolbar badge up to date.
  * This file only wires the browser's events to the modules that do each job: runtime.js (the
  * settings and the API client), health.js (the server's health and categories), tab_loads.js
  * (what each tab's browser loaded), picture_fetch.js (picture bytes as the page got them),
