@@ -332,7 +332,7 @@ function answerPageState(ext, { page, parts, perf }) {
       revealed: page.paused ? 0 : summary.revealed,
       byState: summary.byState,
       asking: summary.asking,
-      stats: { ...perf.snapshot(), deferred: parts.watcher.deferred },
+      stats: { ...perf.snapshot(), deferred: parts.watcher.deferred, slicesPending: parts.watcher.slicer.pending },
       // this frame's pictures with their reasons (never written into the page)
       frame: location.href,
       pictures: page.paused ? [] : parts.filter.listPictures(),

@@ -240,14 +240,16 @@ def summarize(states):
     return out
 
 
-def wait_decided(page, predicate_states, timeout_s, message):
-    """Wait until every meme element passing `predicate_states` has a final state."""
+def wait_decided(page, predicate_states, timeout_s, message, posts=()):
+    """Wait until every meme element passing `predicate_states` has a final state, and every post
+    in `posts` is among them (a page that adds pictures late: no fixed wait for them)."""
     last = {}
 
     def check():
         states = meme_states(page)
         last["s"] = states
-        return all(s["state"] in DECIDED for s in states if predicate_states(s))
+        present = {s["post"] for s in states if predicate_states(s)}
+        return set(posts) <= present and all(s["state"] in DECIDED for s in states if predicate_states(s))
 
     deadline = time.monotonic() + timeout_s
     while not check():

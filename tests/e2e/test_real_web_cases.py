@@ -42,11 +42,12 @@ def test_pictures_in_iframes_are_hidden_first_and_checked(browser, feed_site):
     """Same-origin and cross-origin (embedded post) frames, srcdoc, about:blank filled at once and
     later by a script, and a frame inside a cross-origin frame."""
     page = open_case(browser, feed_site, "frames", "frames")
-    page.wait_for_timeout(500)  # the late frame's pictures may still be on their way
-    states = wait_decided(page, lambda s: True, 40, "a verdict for every picture in a frame")
+    expected = {"same-img", "same-bg", "cross-img", "cross-bg", "srcdoc-img", "srcdoc-neutral", "blank-now-img",
+                "blank-late-img", "blank-late-neutral", "nest-img", "nest-bg", "nest-inner-img", "nest-inner-bg"}
+    # the late frame's pictures come after load: wait for them, not for a fixed time
+    states = wait_decided(page, lambda s: True, 40, "a verdict for every picture in a frame", posts=expected)
     posts = {s["post"] for s in states}
-    assert posts >= {"same-img", "same-bg", "cross-img", "cross-bg", "srcdoc-img", "srcdoc-neutral", "blank-now-img",
-                     "blank-late-img", "blank-late-neutral", "nest-img", "nest-bg", "nest-inner-img", "nest-inner-bg"}, posts
+    assert posts >= expected, posts
     assert_flagged_exactly_the_harmful(states)
     assert violations(page) == {}, violations(page)
     page.close()
@@ -54,11 +55,13 @@ def test_pictures_in_iframes_are_hidden_first_and_checked(browser, feed_site):
 
 def test_pictures_in_open_closed_and_declarative_shadow_roots_are_hidden_first_and_checked(browser, feed_site):
     page = open_case(browser, feed_site, "shadow", "shadow")
-    page.wait_for_timeout(1000)  # the swapped src's verdict may still be on its way
-    states = wait_decided(page, lambda s: True, 40, "a verdict for every picture in a shadow root")
-    posts = {s["post"] for s in states}
     expected = {"open-img", "open-neutral", "closed-img", "closed-neutral", "late-img", "nest-img", "dsd-open-img",
                 "dsd-closed-img", "dsd-closed-neutral", "lit-img", "swap-img", "early-nest-img", "early-nest-bg"}
+    # the swapped <img> shows its new picture before its verdict is waited for
+    page.wait_for_function("""() => window.__fixtureRoots.some((r) => (r.querySelector('[data-post="swap-img"]')?.currentSrc ?? '')
+        .includes('swap-img-2'))""", timeout=30_000)
+    states = wait_decided(page, lambda s: True, 40, "a verdict for every picture in a shadow root", posts=expected)
+    posts = {s["post"] for s in states}
     assert posts == expected, (sorted(expected - posts), sorted(posts - expected))
     assert_flagged_exactly_the_harmful(states)
     assert violations(page) == {}, violations(page)
@@ -69,10 +72,9 @@ def test_css_pictures_found_after_first_sight_and_svg_images_are_hidden_first_an
     """A class toggle, a late <style> and <link>, ::before and ::after, image-set(), a lazy data:
     placeholder swapped for the real URL, and SVG <image> (href, xlink:href)."""
     page = open_case(browser, feed_site, "css", "css")
-    page.wait_for_timeout(1000)  # the late <link>'s sheet may still be loading
-    states = wait_decided(page, lambda s: True, 40, "a verdict for every CSS and SVG picture")
-    assert {s["post"] for s in states} == {"before", "after", "toggle", "late-style", "late-link", "image-set",
-                                           "placeholder", "svg-href", "svg-xlink"}
+    expected = {"before", "after", "toggle", "late-style", "late-link", "image-set", "placeholder", "svg-href", "svg-xlink"}
+    states = wait_decided(page, lambda s: True, 40, "a verdict for every CSS and SVG picture", posts=expected)
+    assert {s["post"] for s in states} == expected
     assert_flagged_exactly_the_harmful(states)
     # Known limit (docs/extension.md): a <link> stylesheet added after load is applied before its
     # load event, the first moment its rules can be read, so what it shows can paint once first.

@@ -31,9 +31,13 @@ def group_by_picture(page, states):
 def test_a_sites_pictures_are_flagged_exactly_once_and_its_chrome_gets_its_clicks(browser, feed_site, site):
     url = feed_site.case_url(f"site-{site}", f"site-{site}")
     page = open_page(browser, url)
-    page.wait_for_timeout(1000)
+    # the cards drawn over the pictures shown at first (the rest open with the site's own buttons):
+    # Playwright refuses a click that something else (a warning card) would take
+    shown = set(page.evaluate("""() => Array.from(document.querySelectorAll('[data-truth]'))
+        .filter((el) => el.getClientRects().length > 0).map((el) => el.dataset.post)"""))
+    wait_decided(page, lambda s: s["post"] in shown and s["truth"] in ("harmful", "neutral"), 60, f"the pictures shown on {site}")
     chrome = page.evaluate("() => Array.from(document.querySelectorAll('[data-chrome]'), (el) => el.dataset.chrome)")
-    for name in chrome:  # Playwright refuses a click that something else (a warning card) would take
+    for name in chrome:
         page.click(f'[data-chrome="{name}"]', timeout=5_000)
     assert page.evaluate("window.__clicks") == chrome
     states = wait_decided(page, lambda s: s["truth"] in ("harmful", "neutral"), 60, f"a verdict for every picture on {site}")
@@ -67,8 +71,10 @@ def test_a_facebook_sized_insertion_of_7500_elements_costs_the_content_script_no
     on_screen = page.evaluate("""() => Array.from(document.querySelectorAll('[data-truth]'))
         .filter((el) => el.getBoundingClientRect().top < innerHeight).map((el) => el.dataset.post)""")
     wait_decided(page, lambda s: s["post"] in on_screen, 60, "a verdict for the pictures on screen")
-    page.wait_for_timeout(3000)  # the rest of the insertion is visited in slices
-    state = browser.page_state(browser.tab_id(url))
+    # the rest of the insertion is visited in slices: wait until none is left
+    tab = browser.tab_id(url)
+    state = wait_for(lambda: (lambda s: s if s["stats"]["slicesPending"] == 0 else None)(browser.page_state(tab)), 60,
+                     message="the content script's slices to finish")
     write_json(artifacts_dir / "bulk-stats.json", {"inserted": inserted, "insert_ms": page.evaluate("document.body.dataset.insertMs"),
                                                     "content_script": state["stats"], "states": state["byState"]})
     assert len(meme_states(page)) == 250
