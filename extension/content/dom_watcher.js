@@ -10,7 +10,7 @@
  * there. Added subtrees are walked in time slices (shared/slicer.js), so a page inserting hundreds
  * of posts at once does not block the main thread.
  */
-import { listCustomProperties, listPictureSelectors } from '../shared/cssurls.js';
+import { isPlainValue, listCustomProperties, listPictureSelectors, usesStyleQueries } from '../shared/cssurls.js';
 import { TimeSlicer } from '../shared/slicer.js';
 import { CANVAS_DRAWN_EVENT, SHADOW_ROOT_EVENT } from '../shared/page_events.js';
 
@@ -28,15 +28,15 @@ const MAX_PICTURE_SELECTORS = 2000; // past this many picture rules, deferred el
 
 const INLINE_VAR = '[style*="var("]'; // an inline picture may come from an inherited custom property
 
-/** The custom properties the style attribute text `text` sets, as one string; `probe`: an element out of the document. */
+/** The custom properties the style attribute text `text` sets, name -> value; `probe`: an element out of the document. */
 export function customProperties(probe, text) {
   probe.setAttribute('style', text ?? '');
-  const found = [];
+  const found = new Map();
   for (let i = 0; i < probe.style.length; i += 1) {
     const name = probe.style[i];
-    if (name.startsWith('--')) found.push(`${name}:${probe.style.getPropertyValue(name)}`);
+    if (name.startsWith('--')) found.set(name, probe.style.getPropertyValue(name));
   }
-  return found.sort().join(';');
+  return found;
 }
 
 /** `root` itself, when it is an element `selector` names, then every element under it that it names ('' or null: none). */
@@ -69,6 +69,7 @@ export class DOMWatcher {
     this.observer = null;
     this.roots = new Set(); // shadow roots observed
     this.deferred = 0; // elements left to time slices because a mutation batch ran out of budget
+    this.inheritVisits = 0; // custom property changes that made the elements under them be read again
     this.slicer = new TimeSlicer((item) => this.visit(item), {
       schedule: (fn) => setTimeout(() => this.timed(() => {
         this.forceStyle(() => document.documentElement && getComputedStyle(document.documentElement).backgroundImage);
@@ -158,12 +159,22 @@ export class DOMWatcher {
 
   /**
    * True when the style attribute text `before` and `after` set different custom properties
-   * (`--name: value`), read with the browser's own CSS parser.
+   * (`--name: value`, read with the browser's own CSS parser) that may change a picture: one of
+   * them holds something else than a color, a number, a length or a keyword before or after, or
+   * the document's rules choose by a custom property's value (usesStyleQueries), or they cannot be
+   * read, or it was set or removed. A page that sets `--scroll-y: 120px` on every frame costs no
+   * visit.
    */
   customPropertiesChanged(before, after) {
     if (before === after || !(before ?? '').includes('--') && !(after ?? '').includes('--')) return false;
     this.styleProbe ??= document.createElement('div'); // never in the document
-    return customProperties(this.styleProbe, before) !== customProperties(this.styleProbe, after);
+    const was = customProperties(this.styleProbe, before);
+    const is = customProperties(this.styleProbe, after);
+    const changed = [...new Set([...was.keys(), ...is.keys()])].filter((name) => was.get(name) !== is.get(name));
+    if (changed.length === 0) return false;
+    // set or removed: the element's pictures may take a var() fallback or an ancestor's value now
+    if (changed.some((name) => !was.has(name) || !is.has(name) || !isPlainValue(was.get(name)) || !isPlainValue(is.get(name)))) return true;
+    return this.getPictureSelector() === null || this.styleQueries !== false;
   }
 
   /**
@@ -174,6 +185,7 @@ export class DOMWatcher {
    * slices). Every element under it, when the rules cannot be read. Returns the batch clock.
    */
   visitInheriting(el, start) {
+    this.inheritVisits += 1;
     const selector = el.getRootNode() === document ? this.getPictureSelector() : null;
     if (selector === null) start = this.visitAdded(el, start);
     else for (const found of namedBy(el, selector)) start = this.visitAdded(found, start, { subtree: false });
@@ -305,6 +317,7 @@ export class DOMWatcher {
       const sheets = [...document.styleSheets, ...(document.adoptedStyleSheets ?? [])];
       const declared = new Map(); // a custom property no sheet declares may come from a script: it may hold a picture
       for (const sheet of sheets) listCustomProperties(sheet.cssRules, declared);
+      this.styleQueries = sheets.some((sheet) => usesStyleQueries(sheet.cssRules));
       const mayHoldPicture = (name) => declared.get(name) ?? true;
       for (const sheet of sheets) {
         for (const selector of listPictureSelectors(sheet.cssRules, mayHoldPicture)) {

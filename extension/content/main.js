@@ -332,7 +332,8 @@ function answerPageState(ext, { page, parts, perf }) {
       revealed: page.paused ? 0 : summary.revealed,
       byState: summary.byState,
       asking: summary.asking,
-      stats: { ...perf.snapshot(), deferred: parts.watcher.deferred, slicesPending: parts.watcher.slicer.pending },
+      stats: { ...perf.snapshot(), deferred: parts.watcher.deferred, slicesPending: parts.watcher.slicer.pending,
+        inheritVisits: parts.watcher.inheritVisits },
       // this frame's pictures with their reasons (never written into the page)
       frame: location.href,
       pictures: page.paused ? [] : parts.filter.listPictures(),

@@ -120,6 +120,24 @@ const namesPicture = (value) => value.includes('url(') || /image-set\(/i.test(va
 // (not `none` or a CSS-wide keyword, the default a script may replace with a url()).
 const PLAIN_VALUE = /^\s*(#[0-9a-f]{3,8}|(rgba?|hsla?|hwb|lab|lch|oklab|oklch|color|color-mix)\(.*\)|-?[\d.]+[a-z%]*|(?!(none|initial|inherit|unset|revert|revert-layer)\s*$)[a-z-]+)\s*$/i;
 
+/** True when `value` (a custom property's) cannot name a picture: a color, a number or length, a keyword (PLAIN_VALUE). */
+export const isPlainValue = (value) => PLAIN_VALUE.test(value ?? '');
+
+/**
+ * True when the rules in `rules` (read recursively) choose something by a custom property's value
+ * itself: a container style query (`@container style(--theme: dark)`), or a picture property with
+ * `if(style(...))`. Then a custom property set to a plain value may change a picture too.
+ */
+export function usesStyleQueries(rules) {
+  for (const rule of rules ?? []) {
+    if (rule.conditionText?.includes('style(')) return true;
+    const style = rule.style;
+    if (style && /\bif\(/i.test(`${style.backgroundImage ?? ''} ${style.background ?? ''} ${style.content ?? ''}`)) return true;
+    if (rule.cssRules && usesStyleQueries(rule.cssRules)) return true;
+  }
+  return false;
+}
+
 /**
  * The custom properties (`--name`) the style rules in `rules` declare, read recursively: name ->
  * true when one of its declarations may hold a picture (anything but a color, a number, a length

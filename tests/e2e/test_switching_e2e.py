@@ -96,6 +96,32 @@ def test_a_script_switch_among_hundreds_of_pictures_is_hidden_before_it_is_paint
     page.close()
 
 
+def test_a_custom_property_set_every_frame_to_a_length_costs_no_reading_and_a_url_still_does(browser, feed_site):
+    """A scroll-linked `--scroll-y: <n>px` on <html> every frame (as many sites do) cannot change a
+    picture: the content script reads nothing again for it. The page's own `--bg: url(...)` swap
+    right after is still read again, and decided truly."""
+    page = open_switch_page(browser, feed_site, "per-frame")
+    wait_decided(page, lambda s: True, 60, "a verdict for every picture")
+    tab = browser.tab_id(page.url)
+    visits = lambda: browser.page_state(tab)["stats"]["inheritVisits"]  # noqa: E731
+    # set once (a property set or removed may uncover a var() fallback: read again), then every frame
+    page.evaluate("() => new Promise((resolve) => { document.documentElement.style.setProperty('--scroll-y', '0px'); "
+                  "requestAnimationFrame(() => requestAnimationFrame(resolve)); })")
+    wait_for(lambda: browser.page_state(tab)["stats"]["slicesPending"] == 0, 10, message="the first read done")
+    before = visits()
+    page.evaluate("""() => new Promise((resolve) => { let n = 1;
+      const frame = () => { document.documentElement.style.setProperty('--scroll-y', (n * 7) + 'px');
+        if (++n < 60) requestAnimationFrame(frame); else requestAnimationFrame(() => resolve()); };
+      requestAnimationFrame(frame); })""")
+    assert visits() == before, "a length in a custom property made the content script read the page again"
+    page.evaluate("() => new Promise((resolve) => requestAnimationFrame(() => { window.__switch(); resolve(); }))")
+    wait_for(lambda: visits() > before, 10, message="the url() swap to be read again")
+    states = wait_decided(page, lambda s: s["kind"] in ("var", "shadow-var"), 60, "the swapped pictures decided")
+    assert_flagged_exactly_the_harmful([s for s in states if s["kind"] in ("var", "shadow-var")])
+    assert page.evaluate(PAINT_VIOLATIONS) == {}
+    page.close()
+
+
 def test_a_picture_switched_back_and_forth_is_never_covered_by_the_other_ones_verdict(browser, feed_site):
     """A window narrowed and widened again: the <picture> and media-query elements go back to their
     first picture, and each shows the verdict of the picture it paints at every step."""
