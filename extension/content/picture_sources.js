@@ -114,6 +114,33 @@ function listSrcsetUrls(set) {
 
 const NEAR_LEVELS = 4; // elements in "the same place" share an ancestor this close to both
 
+let seen = null; // for the rest of the current task: element -> {box, above}
+
+/**
+ * What areInOnePlace reads of an element, once per task: its border box and its ancestors up to
+ * NEAR_LEVELS. Comparing n copies of one picture (a grid of one placeholder, an avatar on every
+ * post) reads n boxes, not n^2, and our own writes in between (state attributes: no box moves,
+ * prehide.css) do not force a layout before each read.
+ */
+function readPlace(el) {
+  if (!seen) {
+    seen = new Map();
+    queueMicrotask(() => {
+      seen = null;
+    });
+  }
+  let place = seen.get(el);
+  if (!place) {
+    const above = new Set();
+    for (let node = el, i = 0; node && i <= NEAR_LEVELS; node = node.parentElement, i += 1) above.add(node);
+    place = { above, box: null };
+    seen.set(el, place);
+  }
+  return place;
+}
+
+const boxOf = (place, el) => (place.box ??= el.getBoundingClientRect());
+
 /**
  * True when two elements show their picture in the same place: they share an ancestor at most
  * NEAR_LEVELS above each (X's background <div> and invisible <img> are siblings; Reddit's backdrop
@@ -122,13 +149,12 @@ const NEAR_LEVELS = 4; // elements in "the same place" share an ancestor this cl
  * or content, so the layout it reads is rare.
  */
 export function areInOnePlace(a, b) {
-  const above = new Set();
-  for (let el = a, i = 0; el && i <= NEAR_LEVELS; el = el.parentElement, i += 1) above.add(el);
+  const pa = readPlace(a);
   let near = false;
-  for (let el = b, i = 0; el && i <= NEAR_LEVELS && !near; el = el.parentElement, i += 1) near = above.has(el);
+  for (let el = b, i = 0; el && i <= NEAR_LEVELS && !near; el = el.parentElement, i += 1) near = pa.above.has(el);
   if (!near) return false;
-  const ra = a.getBoundingClientRect();
-  const rb = b.getBoundingClientRect();
+  const ra = boxOf(pa, a);
+  const rb = boxOf(readPlace(b), b);
   const overlap = Math.max(0, Math.min(ra.right, rb.right) - Math.max(ra.left, rb.left))
     * Math.max(0, Math.min(ra.bottom, rb.bottom) - Math.max(ra.top, rb.top));
   const smaller = Math.min(ra.width * ra.height, rb.width * rb.height);
