@@ -120,9 +120,12 @@ function createParts({ page, perf, send, shadow, life }) {
     timed,
   });
   const filter = new ImageFilter({
-    requestVerdict: (rec, priority) => (rec.kind === 'video'
-      ? askAboutVideo(send, rec.el, priority, (verdict) => isFlaggedNow(page, verdict), { again: life.wasThereBefore(rec.el) })
-      : askAboutPicture(send, rec.url, rec.el, priority, { loadFirst: rec.kind !== 'img', again: life.wasThereBefore(rec.el) })),
+    requestVerdict: (rec, priority) => {
+      const again = life.wasThereBefore(rec.el);
+      return rec.kind === 'video'
+        ? askAboutVideo(send, rec.el, priority, (verdict) => isFlaggedNow(page, verdict), { again })
+        : askAboutPicture(send, rec.url, rec.el, priority, { loadFirst: rec.kind !== 'img', again });
+    },
     warnings,
     getContext: () => ({
       settings: page.settings, categories: page.categories, healthOk: page.health?.state === 'ok', server: page.health?.server ?? null,
@@ -187,14 +190,18 @@ function loadAsPage(url, referrerPolicy, { again = false } = {}) {
 /** The page's own `fetch` (Firefox: `content.fetch`, the page's principal; Chromium: the content script's, as the page). */
 const pageFetch = (...args) => (globalThis.content?.fetch ?? fetch)(...args);
 
+// The Referrer Policy tokens fetch() accepts (a page's legacy <meta> values such as "never" are not).
+const REFERRER_POLICIES = new Set(['no-referrer', 'no-referrer-when-downgrade', 'same-origin', 'origin', 'strict-origin',
+  'origin-when-cross-origin', 'strict-origin-when-cross-origin', 'unsafe-url']);
+
 async function requestAgain(url, referrerPolicy) {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), LOAD_AS_PAGE_MS);
-  const init = { mode: 'no-cors', credentials: 'include', cache: 'force-cache', signal: controller.signal };
+  const policy = referrerPolicy?.toLowerCase();
   try {
-    await pageFetch(url, referrerPolicy ? { ...init, referrerPolicy } : init).catch((e) => {
-      if (e instanceof TypeError && referrerPolicy) return pageFetch(url, init); // a policy fetch does not know
-      return null;
+    await pageFetch(url, {
+      mode: 'no-cors', credentials: 'include', cache: 'force-cache', signal: controller.signal,
+      ...(REFERRER_POLICIES.has(policy) ? { referrerPolicy: policy } : {}),
     });
   } catch {
     // refused or cut off: the worker says not_loaded, as before
