@@ -10,6 +10,8 @@ measured is the reading, queueing and writing, not the model.
     python bench/score_memory_bench.py                     # 300 and 3,000 pictures
     python bench/score_memory_bench.py --sizes 500 5000 --engines local
     python bench/score_memory_bench.py --engines local --mmap-threshold 131072   # glibc's heap held
+    python bench/score_memory_bench.py --engines ray --kinds folder --sizes 1000 10000 \
+        --ray-round-inputs 0 1000       # the Ray driver: one dataset, then rounds of 1,000
 """
 
 from __future__ import annotations
@@ -99,11 +101,15 @@ def child(argv: list[str]) -> None:
     print(json.dumps({"status": status, "seconds": seconds, "peak_mib": peak_kib / 1024}))
 
 
-def measure(sources: list[str], engine: str, out: Path, mmap_threshold: int | None = None) -> dict:
-    """One run in a fresh process (with glibc's MALLOC_MMAP_THRESHOLD_ when given)."""
+def measure(sources: list[str], engine: str, out: Path, mmap_threshold: int | None = None,
+            round_inputs: int | None = None) -> dict:
+    """One run in a fresh process (with glibc's MALLOC_MMAP_THRESHOLD_ when given; Ray with
+    --ray-round-inputs when given, else its default)."""
     argv = [*sources, "--out", str(out), *TINY, "--no-progress", "--engine", engine]
     if engine == "ray":
         argv += ["--ray-readers", "1"]
+        if round_inputs is not None:
+            argv += ["--ray-round-inputs", str(round_inputs)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     if mmap_threshold is not None:
         env["MALLOC_MMAP_THRESHOLD_"] = str(mmap_threshold)
@@ -123,8 +129,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--kinds", nargs="+", default=["folder", "parquet", "shards", "csv list"])
     p.add_argument("--mmap-threshold", type=int, default=None,
                    help="bytes: glibc's MALLOC_MMAP_THRESHOLD_ for the runs (docs/bench.md)")
+    p.add_argument("--ray-round-inputs", type=int, nargs="+", default=[None],
+                   help="Ray runs: each value a case (0: one Ray Data dataset; default: "
+                        "simclip score's)")
     args = p.parse_args(argv)
     results: dict[tuple[str, str, int], dict] = {}
+    cases = [(engine, r) for engine in args.engines
+             for r in (args.ray_round_inputs if engine == "ray" else [None])]
     with tempfile.TemporaryDirectory(prefix="score-memory-") as tmp:
         corpora = {}
         for n in args.sizes:
@@ -132,24 +143,31 @@ def main(argv: list[str] | None = None) -> None:
             size_mb = sum(map(len, pictures)) / 1e6
             corpora[n] = make_corpus(Path(tmp) / str(n), pictures)
             print(f"{n} pictures, {size_mb:.0f} MB of JPEG", flush=True)
-        for engine in args.engines:
+        for case in cases:
+            engine, rounds = case
             for kind in args.kinds:
                 for n in args.sizes:
-                    out = Path(tmp) / f"out-{engine}-{kind.replace(' ', '_')}-{n}.jsonl"
-                    r = measure(corpora[n][kind], engine, out, args.mmap_threshold)
-                    results[(engine, kind, n)] = r
-                    print(f"{engine:5} {kind:8} {n:6}: peak {r['peak_mib']:.0f} MiB, "
+                    out = Path(tmp) / f"out-{engine}-{rounds}-{kind.replace(' ', '_')}-{n}.jsonl"
+                    r = measure(corpora[n][kind], engine, out, args.mmap_threshold, rounds)
+                    results[(_name(case), kind, n)] = r
+                    print(f"{_name(case):5} {kind:8} {n:6}: peak {r['peak_mib']:.0f} MiB, "
                           f"{r['seconds']:.0f} s, {n / r['seconds']:.1f} pictures/s, "
                           f"exit {r['status']}", flush=True)
     small, large = args.sizes
     print(f"\n| engine | source | peak RSS, {small:,} | peak RSS, {large:,} | growth | "
           f"pictures/s ({large:,}) |")
     print("|---|---|---:|---:|---:|---:|")
-    for engine in args.engines:
+    for engine in map(_name, cases):
         for kind in args.kinds:
             a, b = results[(engine, kind, small)], results[(engine, kind, large)]
             print(f"| {engine} | {kind} | {a['peak_mib']:.0f} MiB | {b['peak_mib']:.0f} MiB | "
                   f"{b['peak_mib'] - a['peak_mib']:+.0f} MiB | {large / b['seconds']:.1f} |")
+
+
+def _name(case: tuple[str, int | None]) -> str:
+    engine, rounds = case
+    return engine if rounds is None else f"{engine} (rounds of {rounds})" if rounds else \
+        f"{engine} (one dataset)"
 
 
 if __name__ == "__main__":

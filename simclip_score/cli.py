@@ -41,6 +41,7 @@ from .output import (
     read_done,
     read_rows,
 )
+from .ray_engine import ROUND_INPUTS
 from .sources import count_inputs, plan_units
 from .work import ScoreConfig, get_model_id, list_category_ids
 
@@ -110,6 +111,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "less the encoders' reservation)")
     p.add_argument("--ray-encoder-cpus", type=_non_negative, default=None,
                    help="ray: CPUs reserved per encoder actor (default: 1 with GPUs, else 0)")
+    p.add_argument("--ray-round-inputs", type=_count(0), default=ROUND_INPUTS,
+                   help="ray: inputs per Ray Data dataset; a larger corpus runs as several in a "
+                        "row, so that the driver's memory stays bounded (default: "
+                        f"{ROUND_INPUTS}; 0: one dataset)")
     p.add_argument("--retry-errors", action="store_true",
                    help="on a rerun, score again this run's inputs whose rows have an error of "
                         "--retry-codes; their old rows are removed from --out")
@@ -388,6 +393,7 @@ def _score(args: argparse.Namespace, jsonl: bool, codes: set[str]) -> int:
                             ray_address=args.ray_address, encoders=args.ray_encoders,
                             cpu_batch=args.ray_cpu_batch, encoder_cpus=args.ray_encoder_cpus,
                             readers=args.ray_readers, tally=tally,
+                            round_inputs=args.ray_round_inputs,
                             emit_jsonl=emit if jsonl else None)
     finally:
         progress.close()

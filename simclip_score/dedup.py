@@ -7,6 +7,10 @@ up in about a second and the first read task's claim does not wait for a model l
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
+DEDUP_MEMORY = 100_000  # pictures (sha256) remembered for duplicates, the oldest forgotten first
+
 
 class DedupRegistry:
     """One per run (a Ray actor): the ids already met (those in --out first), which input
@@ -17,7 +21,7 @@ class DedupRegistry:
         self.seen: set[str] = set()  # ids met in this run
         self.already_done = 0
         self.listed_twice = 0
-        self.first: set[str] = set()
+        self.first: OrderedDict[str, None] = OrderedDict()  # the last DEDUP_MEMORY sha256
         self.copies: dict[str, list[str]] = {}  # sha256 -> ids of later inputs
         self.sources: list[dict] = []  # SourceStats.as_dict of each unit read
 
@@ -38,14 +42,19 @@ class DedupRegistry:
         return out
 
     def claim(self, pairs: list[tuple[str, str]]) -> list[bool]:
-        """[(id, sha256)] -> for each, True when it is the first input with those bytes."""
+        """[(id, sha256)] -> for each, True when it is the first input with those bytes among
+        the last DEDUP_MEMORY distinct pictures (as the local engine: a copy met after more
+        is scored again, and memory does not grow with the corpus)."""
         out = []
         for item_id, sha256 in pairs:
             if sha256 in self.first:
+                self.first.move_to_end(sha256)
                 self.copies.setdefault(sha256, []).append(item_id)
                 out.append(False)
             else:
-                self.first.add(sha256)
+                self.first[sha256] = None
+                if len(self.first) > DEDUP_MEMORY:
+                    self.first.popitem(last=False)
                 out.append(True)
         return out
 

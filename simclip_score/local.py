@@ -28,6 +28,7 @@ from typing import Any
 
 from simclip import BatchStats, Predictor, collect_batch
 
+from .dedup import DEDUP_MEMORY  # sha256 -> result kept for duplicates (~1 KB each)
 from .sources import Item, SourceError
 from .work import (
     ScoreConfig,
@@ -44,7 +45,6 @@ from .work import (
 
 logger = logging.getLogger(__name__)
 
-DEDUP_MEMORY = 100_000  # sha256 -> result kept for duplicates (the oldest forgotten first; ~1 KB each)
 
 
 class _Job:

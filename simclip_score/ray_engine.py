@@ -20,9 +20,15 @@
                  their first input's row (one more part file, or JSONL lines)
     Ray Data streams between the stages with backpressure: inputs are listed and decoded
     pictures pile up no faster than the encoders take them. The driver holds the units, the
-    ids of --out (resume) and counts, never the inputs or the rows: its memory does not grow
-    with the corpus. One pass: every input is read once, and identical images are decoded,
-    read and encoded once.
+    ids of --out (resume) and counts, never the inputs or the rows. One pass: every input is
+    read once, and identical images are decoded, read and encoded once.
+
+    Rounds: Ray Data keeps one stats record per block in the driver until its dataset ends
+    (ray-project/ray#66016), a few KB per `cpu_batch` inputs. A run is therefore a row of
+    datasets of about `round_inputs` inputs each (`plan_round`: units by their estimated
+    inputs, a big one cut into windows), with one dedup registry across them: the driver's
+    memory is bounded by one round's records, whatever the corpus. Each round starts its
+    actor pools again (the model loads once a round).
 
     Blocks: between the stages a Ray Data row is a packed batch (`pack`: one list<struct>
     cell holding a listing block's inputs, a reader call's pictures or an encoder call's
@@ -41,13 +47,15 @@ import os
 import signal
 import uuid
 import warnings
+from collections import deque
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from .dedup import DedupRegistry
 from .output import is_jsonl, read_rows, rows_to_table
-from .sources import Item, SourceError, SourceStats, Unit, expand_unit
+from .sources import Item, SourceError, SourceStats, Unit, estimate_inputs, expand_window
 from .work import (
     Reader,
     ScoreConfig,
@@ -70,6 +78,7 @@ ONE_INPUT_KINDS = ("file", "url", "error")  # units that are one input (or one e
 UNITS_PER_TASK = 256  # one-input units per read task
 ROW_BLOCKS = 1  # bytes: the run's Ray Data target block size: every (packed) row is a block
 PACKED = "batch"  # the one column of a packed block
+ROUND_INPUTS = 50_000  # inputs per Ray Data dataset (`plan_round`): the driver's memory bound
 
 
 def pack(table: Any) -> Any:
@@ -137,6 +146,42 @@ def group_units(units: list[Unit]) -> list[list[Unit]]:
     return tasks
 
 
+def plan_round(queue: deque[tuple[Unit, int]], units: Iterator[Unit], budget: int,
+               row_counts: dict[str, list[int]]) -> list[Unit]:
+    """The next round's units: the cut unit left at `queue`'s head by the round before, then
+    units from `units` (the run's, in order, each estimated as it is reached:
+    `sources.estimate_inputs`, with the tables' footers cached in `row_counts`), until their
+    estimates reach `budget` inputs. A unit that does not fit whole is cut: a window of the
+    inputs left in this round (`Unit.take`), and the rest (`Unit.skip`) stays in `queue` for
+    the next round. A unit's last window reads to its end, so an estimate that is off changes
+    a round's size, never which inputs are read. `budget` 0: every unit, in one round, none
+    estimated. [] once every unit is planned.
+
+    Ray Data keeps one stats record per block in the driver until its dataset ends
+    (ray-project/ray#66016): a run of datasets of about `budget` inputs each holds one round's
+    records at a time, whatever the corpus's size."""
+    if budget <= 0:
+        return list(units)
+    planned, left = [], budget
+    while left > 0:
+        if not queue:
+            unit = next(units, None)
+            if unit is None:
+                break
+            queue.append((unit, 1 if unit.kind in ONE_INPUT_KINDS
+                          else estimate_inputs(unit, row_counts)))
+        unit, size = queue[0]
+        if size <= left:
+            planned.append(unit)
+            queue.popleft()
+            left -= size
+        else:
+            planned.append(replace(unit, take=left))
+            queue[0] = (replace(unit, skip=unit.skip + left), size - left)
+            left = 0
+    return planned
+
+
 def read_units(units: list[Unit], registry: Any, block_rows: int) -> Iterator[Any]:
     """A read task: the inputs of `units` in blocks of `block_rows` (fewer once their bytes
     reach BLOCK_BYTES), each block one packed row (`pack`); inputs the registry leaves out
@@ -158,7 +203,7 @@ def read_units(units: list[Unit], registry: Any, block_rows: int) -> Iterator[An
 
     for unit in units:
         stats = SourceStats(unit.source)
-        for item in expand_unit(unit, stats):
+        for item in expand_window(unit, stats):
             items.append(item)
             size += len(item.data or b"")
             if len(items) >= block_rows or size >= BLOCK_BYTES:
@@ -366,7 +411,8 @@ def _copy_rows(out: str, copies: dict[str, list[str]]) -> list[dict[str, Any]]:
 def run_ray(config: ScoreConfig, units: list[Unit], ledger: Any, out: str, categories: list[str],
             model: str, identity: str, ocr_identity: str, ray_address: str | None = None,
             encoders: int = 0, cpu_batch: int = 8, encoder_cpus: float | None = None,
-            readers: int = 0, tally: Any = None, emit_jsonl: Any = None) -> dict[str, Any]:
+            readers: int = 0, tally: Any = None, emit_jsonl: Any = None,
+            round_inputs: int = ROUND_INPUTS) -> dict[str, Any]:
     """Score the inputs of `units` on Ray and write them to `out`; returns the summary's extras.
 
     Args:
@@ -386,6 +432,9 @@ def run_ray(config: ScoreConfig, units: list[Unit], ledger: Any, out: str, categ
             encoder actors reserve (at least 1).
         tally: counts the rows written (`cli.Tally`).
         emit_jsonl: for a .jsonl `out`, called with each list of rows.
+        round_inputs: about how many inputs each Ray Data dataset reads (`plan_round`): the
+            run is a row of datasets, so that the driver's memory does not grow with the
+            corpus; 0: one dataset.
     """
     if not units:
         return {}
@@ -401,7 +450,7 @@ def run_ray(config: ScoreConfig, units: list[Unit], ledger: Any, out: str, categ
                                     category=UserWarning)
             return _run(ray, config, units, ledger, out, categories, model, identity,
                         ocr_identity, encoders, cpu_batch, encoder_cpus, readers, tally,
-                        emit_jsonl)
+                        emit_jsonl, round_inputs)
     finally:
         if started_here:
             shutdown_ray()
@@ -423,7 +472,7 @@ def shutdown_ray() -> None:
 def _run(ray: Any, config: ScoreConfig, units: list[Unit], ledger: Any, out: str,
          categories: list[str], model: str, identity: str, ocr_identity: str, encoders: int,
          cpu_batch: int, encoder_cpus: float | None, readers: int, tally: Any,
-         emit_jsonl: Any) -> dict[str, Any]:
+         emit_jsonl: Any, round_inputs: int) -> dict[str, Any]:
     resources = ray.cluster_resources()
     gpus = int(resources.get("GPU", 0))
     use_gpu = gpus > 0 and config.device != "cpu"
@@ -435,13 +484,63 @@ def _run(ray: Any, config: ScoreConfig, units: list[Unit], ledger: Any, out: str
     cpus = int(resources.get("CPU", 1))
     registry = ray.remote(num_cpus=0)(DedupRegistry).remote(ledger.done)
     n_readers = readers or max(1, cpus - int(n_encoders * encoder_cpus))
+    stage = {"config": config, "registry": registry, "n_readers": n_readers,
+             "n_encoders": n_encoders, "use_gpu": use_gpu, "encoder_cpus": encoder_cpus,
+             "cpu_batch": cpu_batch, "encoder_kwargs": {
+                 "config": config.as_dict(), "ocr_identity": ocr_identity,
+                 "categories": categories, "model": model, "identity": identity}}
+    queue: deque[tuple[Unit, int]] = deque()
+    todo = iter(units)
+    row_counts: dict[str, list[int]] = {}
+    rounds = 0
+    while True:
+        planned = plan_round(queue, todo, round_inputs, row_counts)
+        if not planned:
+            break
+        rounds += 1
+        if rounds > 1 or queue:
+            logger.info("round %d: %d units (about %d inputs a round)", rounds, len(planned),
+                        round_inputs)
+        scored = _pipeline(ray, planned, stage)
+        if is_jsonl(out):
+            for table in scored.iter_batches(batch_format="pyarrow", batch_size=None):
+                rows = unpack(table).to_pylist()
+                emit_jsonl(rows)
+                tally.add(rows)
+        else:
+            scored = _write_parquet(ray, scored, Path(out), tally)
+        logger.info("Ray Data stats, round %d (tasks per node, throughput per stage):\n%s",
+                    rounds, scored.stats())
+        del scored  # its stats, one record per block (the driver's memory), go with it
+    copies = _copy_rows(out, ray.get(registry.get_copies.remote()))
+    if copies and is_jsonl(out):
+        emit_jsonl(copies)
+    elif copies:
+        import pyarrow.parquet as pq
+
+        name = f"copies-{uuid.uuid4().hex[:8]}.parquet"
+        pq.write_table(rows_to_table(copies, categories), Path(out) / f".{name}.tmp")
+        os.replace(Path(out) / f".{name}.tmp", Path(out) / name)
+    tally.add(copies)
+    sources, already_done, listed_twice = ray.get(registry.get_sources.remote())
+    for stats in sources:
+        ledger.add(stats)
+    ledger.already_done += already_done
+    ledger.listed_twice += listed_twice
+    ray.kill(registry)
+    return {"duplicates": len(copies), **({"Ray Data rounds": rounds} if rounds > 1 else {})}
+
+
+def _pipeline(ray: Any, units: list[Unit], stage: dict[str, Any]) -> Any:
+    """One round's Dataset: the units' inputs listed, read + OCR-read, encoded (lazy)."""
     tasks = group_units(units)
+    n_readers = stage["n_readers"]
     # The listing tasks reserve no CPU: they read names, a table's cells or a shard's members
     # while the readers decode; a CPU each would take it from decode + OCR. Reserving none,
     # they are not queued by Ray: `concurrency` runs as many at a time as there are readers
     # to feed, and `override_num_blocks` (one block per task) leaves the blocks as they are.
     listed = ray.data.read_datasource(
-        make_datasource(tasks, registry, cpu_batch), num_cpus=0,
+        make_datasource(tasks, stage["registry"], stage["cpu_batch"]), num_cpus=0,
         concurrency=min(len(tasks), n_readers), override_num_blocks=len(tasks))
     # Ray Data joins what a task yields into blocks of `target_max_block_size` (128 MiB) and
     # hands a block whole to one reader: a folder's names would be one block, read by one
@@ -451,52 +550,31 @@ def _run(ray: Any, config: ScoreConfig, units: list[Unit], ledger: Any, out: str
     # packed row (`pack`), and with a target of one byte each packed row is its own block,
     # never joined to the next one nor sliced (a block of one row cannot be).
     listed.context.target_max_block_size = ROW_BLOCKS
-    scored = listed.map_batches(
+    config = stage["config"]
+    return listed.map_batches(
         ReadStage, batch_size=1, batch_format="pyarrow",  # one listing block a call
-        fn_constructor_kwargs={"ocr_spec": config.ocr, "registry": registry},
+        fn_constructor_kwargs={"ocr_spec": config.ocr, "registry": stage["registry"]},
         compute=ray.data.ActorPoolStrategy(size=n_readers), num_cpus=1,
     ).map_batches(
-        EncoderStage, batch_size=max(1, config.batch_size // cpu_batch),  # reader calls a call
-        batch_format="pyarrow",
-        fn_constructor_kwargs={"config": config.as_dict(), "ocr_identity": ocr_identity,
-                               "categories": categories, "model": model, "identity": identity},
-        compute=ray.data.ActorPoolStrategy(size=n_encoders),
-        num_gpus=1 if use_gpu else 0, num_cpus=encoder_cpus)
+        EncoderStage,
+        batch_size=max(1, config.batch_size // stage["cpu_batch"]),  # reader calls a call
+        batch_format="pyarrow", fn_constructor_kwargs=stage["encoder_kwargs"],
+        compute=ray.data.ActorPoolStrategy(size=stage["n_encoders"]),
+        num_gpus=1 if stage["use_gpu"] else 0, num_cpus=stage["encoder_cpus"])
 
-    if is_jsonl(out):
-        for table in scored.iter_batches(batch_format="pyarrow", batch_size=None):
-            rows = unpack(table).to_pylist()
-            emit_jsonl(rows)
-            tally.add(rows)
-        copies = _copy_rows(out, ray.get(registry.get_copies.remote()))
-        if copies:
-            emit_jsonl(copies)
-    else:
-        import pyarrow.parquet as pq
 
-        folder = Path(out)
-        before = set(folder.rglob("*.parquet")) if folder.exists() else set()
-        # The write tasks reserve no CPU: Ray Data reserves each operator's minimum, and a
-        # 1-CPU write reservation on a small node halves the decode + OCR stage (measured).
-        # The unpacking runs in the write tasks (fused): a part file per encoder call.
-        written = scored.map_batches(unpack, batch_size=None, batch_format="pyarrow",
-                                     num_cpus=0)
-        written.write_parquet(str(folder), mode=ray.data.SaveMode.APPEND,  # resumes add parts
-                              ray_remote_args={"num_cpus": 0})
-        scored = written  # its stats, below
-        for path in sorted(set(folder.rglob("*.parquet")) - before):  # a part at a time
-            tally.add(pq.read_table(path, columns=["error", "warnings"]).to_pylist())
-        copies = _copy_rows(out, ray.get(registry.get_copies.remote()))
-        if copies:
-            name = f"copies-{uuid.uuid4().hex[:8]}.parquet"
-            pq.write_table(rows_to_table(copies, categories), folder / f".{name}.tmp")
-            os.replace(folder / f".{name}.tmp", folder / name)
-    tally.add(copies)
-    sources, already_done, listed_twice = ray.get(registry.get_sources.remote())
-    for stats in sources:
-        ledger.add(stats)
-    ledger.already_done += already_done
-    ledger.listed_twice += listed_twice
-    ray.kill(registry)
-    logger.info("Ray Data stats (tasks per node, throughput per stage):\n%s", scored.stats())
-    return {"duplicates": len(copies)}
+def _write_parquet(ray: Any, scored: Any, folder: Path, tally: Any) -> Any:
+    """Run a round's Dataset into part files in `folder`; count their rows. The written
+    Dataset (its stats)."""
+    import pyarrow.parquet as pq
+
+    before = set(folder.rglob("*.parquet")) if folder.exists() else set()
+    # The write tasks reserve no CPU: Ray Data reserves each operator's minimum, and a
+    # 1-CPU write reservation on a small node halves the decode + OCR stage (measured).
+    # The unpacking runs in the write tasks (fused): a part file per encoder call.
+    written = scored.map_batches(unpack, batch_size=None, batch_format="pyarrow", num_cpus=0)
+    written.write_parquet(str(folder), mode=ray.data.SaveMode.APPEND,  # resumes add parts
+                          ray_remote_args={"num_cpus": 0})
+    for path in sorted(set(folder.rglob("*.parquet")) - before):  # a part at a time
+        tally.add(pq.read_table(path, columns=["error", "warnings"]).to_pylist())
+    return written

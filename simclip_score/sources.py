@@ -29,6 +29,7 @@ import csv
 import glob
 import http.client
 import os
+import tarfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -38,7 +39,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .shards import NOT_AN_IMAGE, classify_name, iter_shard, skip_reason, sniff_file
+from .shards import (
+    NOT_AN_IMAGE,
+    classify_name,
+    is_meta,
+    iter_shard,
+    member_extension,
+    skip_reason,
+    sniff_file,
+)
 from .tables import (
     COLUMN_GUESSES,
     ColumnError,
@@ -191,6 +200,8 @@ class Unit:
     first_row: int = 0  # parquet: the row group's first row in the table
     code: str | None = None  # error: the row's code
     message: str | None = None  # error: what went wrong
+    skip: int = 0  # a window of the unit (`expand_window`): its first `skip` inputs left out,
+    take: int | None = None  # and at most `take` read after them (None: to the unit's end)
 
 
 @dataclass
@@ -521,6 +532,97 @@ def expand_unit(unit: Unit, stats: SourceStats) -> Iterator[Item]:
                               and skipped else f"an empty {_WHAT[unit.kind]}")
 
 
+def expand_window(unit: Unit, stats: SourceStats) -> Iterator[Item]:
+    """The inputs of a window of `unit` (`Unit.skip`, `Unit.take`): those of `expand_unit`
+    from the skip-th on, at most `take` of them; counts go to `stats`.
+
+    The unit is expanded from its start each time (the inputs before the window are listed,
+    never read). The counts of the unit's windows add up to `expand_unit`'s: skipped members
+    and failures are split between two windows at the first input of the later one. A window
+    that starts past the unit's end gives nothing and counts nothing. The windows of a unit
+    see the same inputs only if the source does not change between them.
+    """
+    if not unit.skip and unit.take is None:
+        yield from expand_unit(unit, stats)
+        return
+    stop = None if unit.take is None else unit.skip + unit.take
+    counts = SourceStats(unit.source)
+    start = None if unit.skip else SourceStats(unit.source)
+    items = expand_unit(unit, counts)
+    try:
+        for index, item in enumerate(items):
+            if index == unit.skip and unit.skip:
+                start = SourceStats(unit.source, counts.kind, counts.inputs,
+                                    Counter(counts.skipped), list(counts.failures))
+            if index == stop:
+                break
+            if index >= unit.skip:
+                yield item
+    finally:
+        items.close()
+    stats.kind = stats.kind or unit.kind
+    if start is not None:
+        stats.merge(SourceStats(unit.source, counts.kind, counts.inputs - start.inputs,
+                                counts.skipped - start.skipped,
+                                counts.failures[len(start.failures):], counts.empty_reason))
+
+
+COMPRESSED_SHARD_BYTES = 32 * 1024  # a compressed shard's bytes per picture, for its estimate
+
+
+def estimate_inputs(unit: Unit, row_counts: dict[str, list[int]] | None = None) -> int:
+    """About how many inputs `unit` gives, without reading a picture (the Ray engine's
+    rounds): exact for files, URLs, names and lines (listed again here), a table's row group
+    (its footer; `row_counts` caches the footers by path) and a plain shard's members (its
+    headers); a compressed shard by its size (COMPRESSED_SHARD_BYTES a picture), a column of
+    picture lists by its rows. A unit that cannot be read counts as 1 (its error row)."""
+    if unit.kind == "parquet":
+        return max(1, _row_group_rows(unit, {} if row_counts is None else row_counts))
+    if unit.kind == "tar":
+        return max(1, _estimate_shard(unit.name))
+    if unit.kind in ("error", "url", "file"):
+        return 1
+    return max(1, sum(1 for _ in expand_unit(unit, SourceStats(unit.source))))
+
+
+def _row_group_rows(unit: Unit, row_counts: dict[str, list[int]]) -> int:
+    """The rows of a Parquet unit's row group, from the table's footer (read once a table)."""
+    if unit.row_group < 0:
+        return 0
+    if unit.name not in row_counts:
+        try:
+            with open_parquet(unit.name) as pf:
+                meta = pf.metadata
+                row_counts[unit.name] = [meta.row_group(i).num_rows
+                                         for i in range(meta.num_row_groups)]
+        except (OSError, ValueError):
+            row_counts[unit.name] = []
+    rows = row_counts[unit.name]
+    return rows[unit.row_group] if unit.row_group < len(rows) else 0
+
+
+def _estimate_shard(path: str) -> int:
+    """A shard's members that may be pictures, from its headers (an uncompressed tar: seeks
+    over the members' bytes), else from its size."""
+    count = 0
+    try:
+        with tarfile.open(path, "r:") as tar:
+            for member in tar:
+                name = member.name[:-3] if member_extension(member.name) == "gz" else \
+                    member.name
+                if (member.isfile() or member.islnk() or member.issym()) \
+                        and not is_meta(name) and classify_name(name) != "skip":
+                    count += 1
+    except tarfile.ReadError:  # compressed (or not a tar: one error row)
+        try:
+            return os.path.getsize(path) // COMPRESSED_SHARD_BYTES
+        except OSError:
+            return 1
+    except (OSError, EOFError, tarfile.TarError):
+        return count + 1  # a damaged shard: the members before the damage, and its error row
+    return count
+
+
 def count_inputs(units: Iterable[Unit]) -> int | None:
     """How many inputs `units` give, from names, lines and table footers, without reading a
     picture (a progress bar's total); None when a unit's count needs its contents: a shard's
@@ -533,13 +635,8 @@ def count_inputs(units: Iterable[Unit]) -> int | None:
             return None
         if unit.kind != "parquet":
             total += sum(1 for _ in expand_unit(unit, SourceStats(unit.source)))
-        elif unit.row_group >= 0:
-            if unit.name not in row_counts:
-                with open_parquet(unit.name) as pf:
-                    meta = pf.metadata
-                    row_counts[unit.name] = [meta.row_group(i).num_rows
-                                             for i in range(meta.num_row_groups)]
-            total += row_counts[unit.name][unit.row_group]
+        else:
+            total += _row_group_rows(unit, row_counts)
     return total
 
 

@@ -358,3 +358,105 @@ def test_the_progress_bar_gets_a_total_and_counts_inputs_left_out(memes, tmp_pat
     (bar,) = bars
     assert (bar.n, bar.total) == (3, 3)  # the input already in --out counts as done
     assert len(read_rows(out)) == 3
+
+
+def _window_sources(memes, tmp_path):
+    """One unit of each kind that lists many inputs, with skipped members or files and an
+    unreadable part between its inputs."""
+    pa, pq = require("pyarrow"), require("pyarrow.parquet")
+    folder = tmp_path / "folder"
+    (folder / "sub").mkdir(parents=True)
+    for i, data in enumerate(memes):
+        (folder / f"{i}.png").write_bytes(data)
+        (folder / f"{i}.txt").write_text("caption")  # skipped, between two inputs
+        (folder / "sub" / f"{i}.png").write_bytes(data)
+    shard = _shard(tmp_path / "shard.tar", memes)
+    cut = tmp_path / "cut.tar"
+    cut.write_bytes(shard.read_bytes()[:5000])  # members, then damage: an error row
+    listing = tmp_path / "list.txt"
+    listing.write_text("".join(f"{folder}/{i}.png\n# note\n" for i in range(3)))
+    table = tmp_path / "seq.parquet"
+    pq.write_table(pa.table({"images": pa.array([[memes[0]], [], [memes[1], memes[2]]],
+                                                pa.list_(pa.binary()))}), table)
+    return [folder, shard, cut, listing, table]
+
+
+@pytest.mark.parametrize("take", [1, 2, 3])
+def test_the_windows_of_a_unit_give_its_inputs_and_counts_once(memes, tmp_path, take):
+    """The Ray engine's rounds read a big unit as windows (skip, take): read one after another,
+    they give every input of the unit once, in order, and add up to the unit's counts."""
+    from dataclasses import replace
+
+    from simclip_score.sources import expand_window
+
+    for unit in plan_units(map(str, _window_sources(memes, tmp_path))):
+        whole = SourceStats(unit.source)
+        expected = [i.id for i in expand_unit(unit, whole)]
+        stats, ids, skip = SourceStats(unit.source), [], 0
+        while skip <= len(expected):
+            ids += [i.id for i in expand_window(replace(unit, skip=skip, take=take), stats)]
+            skip += take
+        assert ids == expected, unit
+        assert stats.as_dict() == whole.as_dict(), unit
+        last = SourceStats(unit.source)  # a last window reads to the unit's end
+        assert [i.id for i in expand_window(replace(unit, skip=1), last)] == expected[1:]
+
+
+def test_a_round_takes_units_up_to_its_budget_and_cuts_the_one_that_does_not_fit(memes,
+                                                                                tmp_path):
+    from collections import deque
+
+    from simclip_score.ray_engine import plan_round
+
+    folder, shard, cut, listing, table = _window_sources(memes, tmp_path)
+    units = plan_units(map(str, [*[folder / f"{i}.png" for i in range(3)], folder, shard,
+                                 listing, table]))
+    queue, todo, rounds = deque(), iter(units), []
+    while planned := plan_round(queue, todo, 4, {}):
+        rounds.append([(u.kind, u.skip, u.take) for u in planned])
+    assert rounds == [
+        [("file", 0, None)] * 3 + [("folder", 0, 1)],  # 6 pictures below it: cut after 1
+        [("folder", 1, 4)],
+        [("folder", 5, None), ("tar", 0, 3)],  # 6 members may be pictures (headers)
+        [("tar", 3, None), ("list", 0, 1)],
+        [("list", 1, None), ("parquet", 0, 2)],
+        [("parquet", 2, None)],  # 3 rows: the estimate of a column of lists (4 pictures)
+    ]
+    assert plan_round(deque(), iter(units), 0, {}) == units  # 0: one round, nothing estimated
+
+
+def test_rounds_read_every_input_once_on_ray(memes, tmp_path, capsys, caplog):
+    """A run of several Ray Data datasets (--ray-round-inputs 2) writes the rows and counts of
+    one dataset (0), and of the local engine."""
+    import logging
+
+    require("ray")
+    sources = _window_sources(memes, tmp_path)
+    summaries = {}
+    for name, engine, extra in [("local", "local", []), ("one", "ray", ["0"]),
+                                ("rounds", "ray", ["2"])]:
+        out = tmp_path / f"{name}.jsonl"
+        with caplog.at_level(logging.INFO, logger="simclip_score.ray_engine"):
+            caplog.clear()
+            args = ["--ray-round-inputs", *extra] if extra else []
+            assert score(engine, *sources, "--out", out, *args) == 1  # the damaged shard
+        rows = by_path(read_rows(out))
+        summary = capsys.readouterr().out
+        summaries[name] = (sorted((p, r["error"], r["sha256"]) for p, r in rows.items()),
+                           summary[summary.index("sources:"):summary.index("rows in")])
+        if name == "rounds":
+            assert "round 5:" in caplog.text and "Ray Data rounds" in summary
+    assert summaries["rounds"] == summaries["one"] == summaries["local"]
+
+
+def test_the_ray_dedup_registry_remembers_the_last_pictures_only(monkeypatch):
+    """As the local engine: a copy is found among the last DEDUP_MEMORY distinct pictures, and
+    a copy met after more is scored again; the registry does not grow with the corpus."""
+    from simclip_score import dedup
+
+    monkeypatch.setattr(dedup, "DEDUP_MEMORY", 2)
+    registry = dedup.DedupRegistry()
+    assert registry.claim([("1", "a"), ("2", "b"), ("3", "a"), ("4", "c")]) == [
+        True, True, False, True]  # "a" was met again just before "c": "b" is forgotten
+    assert registry.claim([("5", "b"), ("6", "c"), ("7", "a")]) == [True, False, True]
+    assert len(registry.first) == 2 and registry.get_copies() == {"a": ["3"], "c": ["6"]}
