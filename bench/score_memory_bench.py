@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -63,7 +64,8 @@ def make_pictures(n: int) -> list[bytes]:
 
 
 def make_corpus(root: Path, pictures: list[bytes]) -> dict[str, list[str]]:
-    """The pictures as a folder, a Parquet table, shards and a CSV list: {kind: sources}."""
+    """The pictures as a folder, a Parquet table, shards and a CSV list, and a folder of as many
+    hard links to the first one ('copies'): {kind: sources}."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -86,19 +88,40 @@ def make_corpus(root: Path, pictures: list[bytes]) -> dict[str, list[str]]:
         shards.append(str(shard))
     with open(root / "list.csv", "w", newline="") as f:
         csv.writer(f).writerows([["path"], *([n] for n in names)])
+    copies = root / "copies"  # hard links to one picture: every input but one is a duplicate
+    copies.mkdir()
+    for i in range(len(pictures)):
+        os.link(folder / names[0].split("/")[1], copies / f"{i:06d}.jpg")
     return {"folder": [str(folder)], "parquet": [str(root / "table.parquet")],
-            "shards": shards, "csv list": [str(root / "list.csv")]}
+            "shards": shards, "csv list": [str(root / "list.csv")], "copies": [str(copies)]}
 
 
 def child(argv: list[str]) -> None:
-    """Run `simclip score argv` in this process; print its status, seconds and peak RSS."""
+    """Run `simclip score argv` in this process; print its status, seconds, peak RSS and the
+    highest RSS of the run's last quarter (what the run holds once it has started: the peak
+    may be the start's, and hide a growth below it)."""
     from simclip_score import cli
 
+    samples: list[tuple[float, int]] = []
+    running = threading.Event()
+    running.set()
+    page = os.sysconf("SC_PAGE_SIZE")
+
+    def sample() -> None:
+        while running.is_set():
+            with open("/proc/self/statm") as f:
+                samples.append((time.perf_counter(), int(f.read().split()[1]) * page))
+            time.sleep(0.2)
+
     t0 = time.perf_counter()
+    threading.Thread(target=sample, daemon=True).start()
     status = cli.main(argv)
+    running.clear()
     seconds = time.perf_counter() - t0
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    print(json.dumps({"status": status, "seconds": seconds, "peak_mib": peak_kib / 1024}))
+    late = max((rss for t, rss in samples if t >= t0 + 0.75 * seconds), default=0)
+    print(json.dumps({"status": status, "seconds": seconds, "peak_mib": peak_kib / 1024,
+                      "late_mib": late / 2**20}))
 
 
 def measure(sources: list[str], engine: str, out: Path, mmap_threshold: int | None = None,
@@ -126,9 +149,12 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--sizes", type=int, nargs=2, default=[300, 3000])
     p.add_argument("--engines", nargs="+", default=["local", "ray"])
-    p.add_argument("--kinds", nargs="+", default=["folder", "parquet", "shards", "csv list"])
+    p.add_argument("--kinds", nargs="+", default=["folder", "parquet", "shards", "csv list", "copies"])
     p.add_argument("--mmap-threshold", type=int, default=None,
                    help="bytes: glibc's MALLOC_MMAP_THRESHOLD_ for the runs (docs/bench.md)")
+    p.add_argument("--out-format", choices=["jsonl", "parquet"], default="jsonl",
+                   help="--out as a .jsonl file (rows pass through the Ray driver) or a Parquet "
+                        "folder (written by Ray's tasks)")
     p.add_argument("--ray-round-inputs", type=int, nargs="+", default=[None],
                    help="Ray runs: each value a case (0: one Ray Data dataset; default: "
                         "simclip score's)")
@@ -147,21 +173,24 @@ def main(argv: list[str] | None = None) -> None:
             engine, rounds = case
             for kind in args.kinds:
                 for n in args.sizes:
-                    out = Path(tmp) / f"out-{engine}-{rounds}-{kind.replace(' ', '_')}-{n}.jsonl"
+                    out = Path(tmp) / (f"out-{engine}-{rounds}-{kind.replace(' ', '_')}-{n}."
+                                       f"{args.out_format}")
                     r = measure(corpora[n][kind], engine, out, args.mmap_threshold, rounds)
                     results[(_name(case), kind, n)] = r
                     print(f"{_name(case):5} {kind:8} {n:6}: peak {r['peak_mib']:.0f} MiB, "
+                          f"last quarter {r['late_mib']:.0f} MiB, "
                           f"{r['seconds']:.0f} s, {n / r['seconds']:.1f} pictures/s, "
                           f"exit {r['status']}", flush=True)
     small, large = args.sizes
     print(f"\n| engine | source | peak RSS, {small:,} | peak RSS, {large:,} | growth | "
-          f"pictures/s ({large:,}) |")
-    print("|---|---|---:|---:|---:|---:|")
+          f"last-quarter RSS growth | pictures/s ({large:,}) |")
+    print("|---|---|---:|---:|---:|---:|---:|")
     for engine in map(_name, cases):
         for kind in args.kinds:
             a, b = results[(engine, kind, small)], results[(engine, kind, large)]
             print(f"| {engine} | {kind} | {a['peak_mib']:.0f} MiB | {b['peak_mib']:.0f} MiB | "
-                  f"{b['peak_mib'] - a['peak_mib']:+.0f} MiB | {large / b['seconds']:.1f} |")
+                  f"{b['peak_mib'] - a['peak_mib']:+.0f} MiB | "
+                  f"{b['late_mib'] - a['late_mib']:+.0f} MiB | {large / b['seconds']:.1f} |")
 
 
 def _name(case: tuple[str, int | None]) -> str:

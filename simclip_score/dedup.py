@@ -66,6 +66,7 @@ class DedupRegistry:
         """(each unit's counts, inputs already in --out, inputs listed twice)."""
         return self.sources, self.already_done, self.listed_twice
 
-    def get_copies(self) -> dict[str, list[str]]:
-        """sha256 -> the ids of the inputs that were not first."""
-        return self.copies
+    def take_copies(self) -> dict[str, list[str]]:
+        """sha256 -> the ids of the inputs that were not first, since the last call."""
+        copies, self.copies = self.copies, {}
+        return copies

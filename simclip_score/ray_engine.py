@@ -17,7 +17,7 @@
       3. write   Dataset.write_parquet (a folder of part files, one per encoder call), or rows
                  streamed to the driver for JSONL
       4. copies  the driver writes the rows of the duplicates the registry noted, copied from
-                 their first input's row (one more part file, or JSONL lines)
+                 their first input's row (one more part file, or JSONL lines, a round)
     Ray Data streams between the stages with backpressure: inputs are listed and decoded
     pictures pile up no faster than the encoders take them. The driver holds the units, the
     ids of --out (resume) and counts, never the inputs or the rows. One pass: every input is
@@ -492,7 +492,7 @@ def _run(ray: Any, config: ScoreConfig, units: list[Unit], ledger: Any, out: str
     queue: deque[tuple[Unit, int]] = deque()
     todo = iter(units)
     row_counts: dict[str, list[int]] = {}
-    rounds = 0
+    rounds = duplicates = 0
     while True:
         planned = plan_round(queue, todo, round_inputs, row_counts)
         if not planned:
@@ -512,23 +512,25 @@ def _run(ray: Any, config: ScoreConfig, units: list[Unit], ledger: Any, out: str
         logger.info("Ray Data stats, round %d (tasks per node, throughput per stage):\n%s",
                     rounds, scored.stats())
         del scored  # its stats, one record per block (the driver's memory), go with it
-    copies = _copy_rows(out, ray.get(registry.get_copies.remote()))
-    if copies and is_jsonl(out):
-        emit_jsonl(copies)
-    elif copies:
-        import pyarrow.parquet as pq
+        # The round's copies, from their first input's rows (this round's or an earlier one's)
+        copies = _copy_rows(out, ray.get(registry.take_copies.remote()))
+        if copies and is_jsonl(out):
+            emit_jsonl(copies)
+        elif copies:
+            import pyarrow.parquet as pq
 
-        name = f"copies-{uuid.uuid4().hex[:8]}.parquet"
-        pq.write_table(rows_to_table(copies, categories), Path(out) / f".{name}.tmp")
-        os.replace(Path(out) / f".{name}.tmp", Path(out) / name)
-    tally.add(copies)
+            name = f"copies-{uuid.uuid4().hex[:8]}.parquet"
+            pq.write_table(rows_to_table(copies, categories), Path(out) / f".{name}.tmp")
+            os.replace(Path(out) / f".{name}.tmp", Path(out) / name)
+        tally.add(copies)
+        duplicates += len(copies)
     sources, already_done, listed_twice = ray.get(registry.get_sources.remote())
     for stats in sources:
         ledger.add(stats)
     ledger.already_done += already_done
     ledger.listed_twice += listed_twice
     ray.kill(registry)
-    return {"duplicates": len(copies), **({"Ray Data rounds": rounds} if rounds > 1 else {})}
+    return {"duplicates": duplicates, **({"Ray Data rounds": rounds} if rounds > 1 else {})}
 
 
 def _pipeline(ray: Any, units: list[Unit], stage: dict[str, Any]) -> Any:

@@ -98,3 +98,30 @@ def server_process(tmp_path_factory):
     server = ServerProcess(tmp_path_factory.mktemp("server")).start()
     yield server
     server.stop()
+
+
+# `simclip score`'s engines: a test that takes `engine` runs on both (issue 18, item 5).
+
+@pytest.fixture(scope="module")
+def ray_instance():
+    """A local Ray instance with 2 CPUs, for a module's Ray cases."""
+    from score_support import require
+
+    ray = require("ray")
+    require("ray.data")
+    ray.init(address="local", num_cpus=2, include_dashboard=False,
+             object_store_memory=100 * 1024 * 1024, log_to_driver=False,
+             logging_level="WARNING")
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(params=["local", "ray"])
+def engine(request):
+    """`simclip score --engine`; Ray is started for the Ray cases."""
+    from score_support import require
+
+    require("pyarrow")
+    if request.param == "ray":
+        request.getfixturevalue("ray_instance")
+    return request.param

@@ -16,8 +16,9 @@ from simclip_score.output import read_rows
 from simclip_score.sources import iter_items
 
 
-def score(*args):
-    return score_cli.main([*map(str, args), *TINY, "--no-progress", "--ocr", "none"])
+def score(*args, engine="local"):
+    return score_cli.main([*map(str, args), *TINY, "--no-progress", "--ocr", "none",
+                           "--engine", engine])
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +100,8 @@ def test_relative_paths_in_lists_and_tables_are_taken_from_their_folder(corpus, 
     assert len({r["sha256"] for r in rows.values()}) == 2
 
 
-def test_a_corrupt_or_truncated_shard_is_an_error_row_and_the_rest_is_scored(meme, tmp_path):
+def test_a_corrupt_or_truncated_shard_is_an_error_row_and_the_rest_is_scored(engine, meme,
+                                                                              tmp_path):
     good = tmp_path / "good.tar"
     with tarfile.open(good, "w") as tar:
         tar.add(meme, arcname="0001/image.png")
@@ -109,7 +111,8 @@ def test_a_corrupt_or_truncated_shard_is_an_error_row_and_the_rest_is_scored(mem
     (tmp_path / "empty.tar").write_bytes(b"")
     (tmp_path / "junk.tar").write_bytes(b"not a tar at all" * 40)
     out = tmp_path / "s.jsonl"
-    assert score(good, cut, tmp_path / "empty.tar", tmp_path / "junk.tar", meme, "--out", out) == 1
+    assert score(good, cut, tmp_path / "empty.tar", tmp_path / "junk.tar", meme, "--out", out,
+                 engine=engine) == 1
     rows = by_path(read_rows(out))
     assert rows[f"{good}/0001/image.png"]["error"] is None and rows[str(meme)]["error"] is None
     for shard in ("empty.tar", "junk.tar"):
@@ -119,7 +122,7 @@ def test_a_corrupt_or_truncated_shard_is_an_error_row_and_the_rest_is_scored(mem
 
 
 def test_a_glob_does_not_follow_symlinked_folders_and_a_folder_lists_dangling_links(
-        meme, tmp_path):
+        engine, meme, tmp_path):
     root = tmp_path / "c"
     (root / "sub").mkdir(parents=True)
     (root / "sub" / "x.png").write_bytes(meme.read_bytes())
@@ -129,10 +132,13 @@ def test_a_glob_does_not_follow_symlinked_folders_and_a_folder_lists_dangling_li
     matches = [i.id for i in iter_items([f"{root}/**/*.png"])]
     assert matches == [str(root / "gone.png"), str(root / "sub" / "x.png")]
     out = tmp_path / "s.jsonl"
-    assert score(root, "--out", out) == 1
+    assert score(root, "--out", out, engine=engine) == 1
     rows = by_path(read_rows(out))
     assert set(rows) == {str(root / "gone.png"), str(root / "sub" / "x.png")}
     assert rows[str(root / "gone.png")]["error"] == "unreadable_file"
+    glob_out = tmp_path / "g.jsonl"
+    assert score(f"{root}/**/*.png", "--out", glob_out, engine=engine) == 1
+    assert set(by_path(read_rows(glob_out))) == set(matches)
 
 
 def test_hugging_face_image_columns_give_their_bytes(meme, tmp_path):
@@ -170,13 +176,13 @@ class _Cut(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def test_urls_partial_bodies_spaces_and_bad_ports(meme, tmp_path):
+def test_urls_partial_bodies_spaces_and_bad_ports(engine, meme, tmp_path):
     _Cut.body = meme.read_bytes()
     with serve_loopback(_Cut) as base:
         listing = tmp_path / "urls.txt"
         listing.write_text(f"{base}/cut.png\n{base}/with space.png\nhttp://127.0.0.1:abc/x.png\n")
         out = tmp_path / "s.jsonl"
-        assert score(listing, "--out", out) == 1
+        assert score(listing, "--out", out, engine=engine) == 1
     rows = by_path(read_rows(out))
     assert rows[f"{base}/cut.png"]["error"] == "fetch_failed"  # never scored from 60% of it
     assert "closed after" in rows[f"{base}/cut.png"]["error_message"]
@@ -194,27 +200,27 @@ def test_impossible_options_are_refused_by_the_parser(meme, tmp_path, option):
 
 @pytest.mark.parametrize("suffix", [".jsonl", "-parquet"])
 def test_retry_errors_scores_the_errors_of_the_moment_again_and_keeps_every_other_row(
-        corpus, tmp_path, suffix):
+        engine, corpus, tmp_path, suffix):
     if suffix != ".jsonl":
         require("pyarrow")
     later = tmp_path / "later.png"  # not there in the first run: unreadable_file
     listing = tmp_path / "list.txt"
     listing.write_text(f"{later}\n")
     out = tmp_path / f"s{suffix}"
-    assert score(corpus, listing, "--out", out) == 1
+    assert score(corpus, listing, "--out", out, engine=engine) == 1
     first = by_path(read_rows(out))
     assert first[str(later)]["error"] == "unreadable_file"
     assert len(first) == len(list(corpus.iterdir())) + 1
     later.write_bytes(sorted(corpus.glob("covid*.png"))[1].read_bytes())
-    assert score(corpus, listing, "--out", out) == 0  # a plain rerun keeps the error row
+    assert score(corpus, listing, "--out", out, engine=engine) == 0  # a plain rerun keeps the error row
     assert by_path(read_rows(out))[str(later)]["error"] == "unreadable_file"
-    assert score(corpus, listing, "--out", out, "--retry-errors") == 0
+    assert score(corpus, listing, "--out", out, "--retry-errors", engine=engine) == 0
     rows = read_rows(out)
     assert len(rows) == len(first) and by_path(rows)[str(later)]["error"] is None
     again = by_path(rows)  # the image's own errors stay, as they were
     assert again[str(corpus / "cut.png")] == first[str(corpus / "cut.png")]
-    assert score(corpus, "--out", out, "--retry-errors", "--retry-codes", "not_a_code") == 2
-    assert score(corpus, "--out", out, "--retry-errors", "--retry-codes", "bad_checkpoint") == 2
+    assert score(corpus, "--out", out, "--retry-errors", "--retry-codes", "not_a_code", engine=engine) == 2
+    assert score(corpus, "--out", out, "--retry-errors", "--retry-codes", "bad_checkpoint", engine=engine) == 2
 
 
 def test_compressed_shards_are_shards_and_a_broken_table_is_named(meme, tmp_path, capsys):

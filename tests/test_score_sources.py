@@ -17,29 +17,6 @@ from simclip_score import cli as score_cli
 from simclip_score.output import read_rows
 from simclip_score.sources import SourceStats, Unit, expand_unit, plan_units
 
-ENGINES = ["local", "ray"]
-
-
-@pytest.fixture(scope="module")
-def ray_instance():
-    """A local Ray instance with 2 CPUs, for the module's Ray cases."""
-    ray = require("ray")
-    require("ray.data")
-    ray.init(address="local", num_cpus=2, include_dashboard=False,
-             object_store_memory=100 * 1024 * 1024, log_to_driver=False,
-             logging_level="WARNING")
-    yield
-    ray.shutdown()
-
-
-@pytest.fixture(params=ENGINES)
-def engine(request):
-    """The engine name; Ray is started for the Ray cases."""
-    require("pyarrow")
-    if request.param == "ray":
-        request.getfixturevalue("ray_instance")
-    return request.param
-
 
 def score(engine, *args):
     return score_cli.main([*map(str, args), *TINY, "--no-progress", "--ocr", "none",
@@ -459,4 +436,5 @@ def test_the_ray_dedup_registry_remembers_the_last_pictures_only(monkeypatch):
     assert registry.claim([("1", "a"), ("2", "b"), ("3", "a"), ("4", "c")]) == [
         True, True, False, True]  # "a" was met again just before "c": "b" is forgotten
     assert registry.claim([("5", "b"), ("6", "c"), ("7", "a")]) == [True, False, True]
-    assert len(registry.first) == 2 and registry.get_copies() == {"a": ["3"], "c": ["6"]}
+    assert len(registry.first) == 2 and registry.take_copies() == {"a": ["3"], "c": ["6"]}
+    assert registry.take_copies() == {}  # each copy handed over once (a round at a time)
