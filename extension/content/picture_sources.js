@@ -142,6 +142,13 @@ function readPlace(el) {
 const boxOf = (place, el) => (place.box ??= el.getBoundingClientRect());
 
 /**
+ * The element and its ancestors up to NEAR_LEVELS (read once per task): two elements are in one
+ * place (areInOnePlace) only if these sets of theirs share an element.
+ * @returns {Set<Element>}
+ */
+export const nearAncestors = (el) => readPlace(el).above;
+
+/**
  * True when two elements show their picture in the same place: they share an ancestor at most
  * NEAR_LEVELS above each (X's background <div> and invisible <img> are siblings; Reddit's backdrop
  * and post image are cousins) and their boxes overlap over at least half of the smaller one. One

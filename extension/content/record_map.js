@@ -3,7 +3,7 @@
  * picture (PictureIndex: a URL or a content hash -> the records showing it), so one picture shown
  * by several elements in one place is one picture (one warning, one count, one "Show").
  */
-import { areInOnePlace } from './picture_sources.js';
+import { areInOnePlace, nearAncestors } from './picture_sources.js';
 
 export const PSEUDO_PARTS = ['before', 'after'];
 
@@ -53,11 +53,20 @@ export class RecordMap {
   }
 }
 
+const BUCKET_FROM = 8; // records under one key from which groupOf looks them up by ancestor
+
 /** The records by picture: a URL or a content hash -> the records showing it (one picture, several elements). */
 export class PictureIndex {
-  constructor({ inOnePlace = areInOnePlace } = {}) {
+  /**
+   * @param {{inOnePlace?: (a, b) => boolean, nearOf?: (el) => Iterable<object>}} deps
+   *   `inOnePlace`: whether two elements show their picture in one place; `nearOf`: elements of
+   *   which two in one place share at least one (their near ancestors).
+   */
+  constructor({ inOnePlace = areInOnePlace, nearOf = nearAncestors } = {}) {
     this.byKey = new Map();
     this.inOnePlace = inOnePlace;
+    this.nearOf = nearOf;
+    this.buckets = null; // for the rest of the current task: key -> (near element -> records)
   }
 
   /** Move `rec` from key `from` to key `to` (null: none). */
@@ -66,10 +75,12 @@ export class PictureIndex {
       const set = this.byKey.get(from);
       set?.delete(rec);
       if (set?.size === 0) this.byKey.delete(from);
+      this.buckets?.delete(from);
     }
     if (to) {
       if (!this.byKey.has(to)) this.byKey.set(to, new Set());
       this.byKey.get(to).add(rec);
+      this.buckets?.delete(to);
     }
   }
 
@@ -77,10 +88,40 @@ export class PictureIndex {
   groupOf(rec) {
     const group = new Set([rec]);
     for (const key of [rec.url, rec.verdict?.sha256]) {
-      for (const other of this.byKey.get(key) ?? []) {
+      for (const other of this.candidates(key, rec)) {
         if (other !== rec && other.el !== rec.el && this.inOnePlace(rec.el, other.el)) group.add(other);
       }
     }
     return [...group];
+  }
+
+  /**
+   * The records under `key` that may be in `rec`'s place: all of a few; of many (one placeholder
+   * or avatar on every post), those sharing a near ancestor with it, from an index by ancestor
+   * built once per task for the key. Grouping n copies then costs about n, not n^2, comparisons.
+   */
+  candidates(key, rec) {
+    const set = this.byKey.get(key);
+    if (!set || set.size < BUCKET_FROM) return set ?? [];
+    if (!this.buckets) {
+      this.buckets = new Map();
+      queueMicrotask(() => {
+        this.buckets = null;
+      });
+    }
+    let byNear = this.buckets.get(key);
+    if (!byNear) {
+      byNear = new Map();
+      for (const other of set) {
+        for (const near of this.nearOf(other.el)) {
+          if (!byNear.has(near)) byNear.set(near, []);
+          byNear.get(near).push(other);
+        }
+      }
+      this.buckets.set(key, byNear);
+    }
+    const found = new Set();
+    for (const near of this.nearOf(rec.el)) for (const other of byNear.get(near) ?? []) found.add(other);
+    return found;
   }
 }

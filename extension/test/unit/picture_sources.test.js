@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { areInOnePlace } from '../../content/picture_sources.js';
+import { PictureIndex } from '../../content/record_map.js';
 
 /** A fake element under `parent`, whose box is `rect`; counts its box reads. */
 function element(parent, rect, reads) {
@@ -39,4 +40,32 @@ test('comparing n copies of one picture in one task reads each box once, not onc
   await Promise.resolve(); // the next task reads again (the page may have moved them)
   areInOnePlace(cells[0], cells[1]);
   assert.equal(reads.count, cells.length + 2);
+});
+
+test('grouping n copies of one picture compares each with the copies near it only, not all n', async () => {
+  await Promise.resolve(); // a task of its own
+  const reads = { count: 0 };
+  const feed = { parentElement: null };
+  const posts = Array.from({ length: 300 }, () => {
+    const post = { parentElement: { parentElement: { parentElement: { parentElement: { parentElement: feed } } } } };
+    const box = { left: 0, top: 0, width: 40, height: 40 };
+    return [element(post, box, reads), element(post, box, reads)]; // an avatar and its backdrop
+  });
+  let compared = 0;
+  const inOnePlace = (a, b) => {
+    compared += 1;
+    return areInOnePlace(a, b);
+  };
+  const index = new PictureIndex({ inOnePlace });
+  const records = posts.flat().map((el, id) => ({ id, el, url: 'https://cdn.example/avatar.png' }));
+  for (const r of records) index.rekey(r, null, r.url);
+  for (let i = 0; i < records.length; i += 2) {
+    assert.deepEqual(index.groupOf(records[i]), [records[i], records[i + 1]]);
+  }
+  assert.ok(compared <= records.length, `${compared} comparisons for ${records.length / 2} groups`);
+  const few = new PictureIndex();
+  for (const r of records.slice(0, 4)) few.rekey(r, null, r.url);
+  assert.deepEqual(few.groupOf(records[2]), [records[2], records[3]]); // under BUCKET_FROM: all pairs
+  index.rekey(records[1], records[1].url, null); // a copy leaves: the next lookup sees it gone
+  assert.deepEqual(index.groupOf(records[0]), [records[0]]);
 });
