@@ -420,12 +420,12 @@ const CARD_COLOR = 'rgb(42, 24, 56)'; // #2a1838, as computed styles give it
  */
 export function listInlineOverrides(rec, computed) {
   if (rec.state === STATE.FLAGGED) {
-    if (rec.kind === 'img' || rec.kind === 'video') {
+    if (rec.kind === 'img' || rec.kind === 'video' || rec.kind === 'canvas') {
       return computed.objectPosition === PICTURE_OUT && computed.backgroundColor === CARD_COLOR
         ? [] : [['object-position', PICTURE_OUT], ['background', CARD_BACKGROUND]];
     }
     if (rec.kind === 'bg') return computed.backgroundColor === CARD_COLOR ? [] : [['background', CARD_BACKGROUND]];
-    if ((rec.kind === 'svg' || rec.kind === 'canvas') && !computed.filter.includes('blur')) {
+    if (rec.kind === 'svg' && !computed.filter.includes('blur')) {
       return [['filter', 'blur(28px) saturate(0.5)'], ['clip-path', 'inset(0)']];
     }
     return [];

@@ -33,7 +33,7 @@ const SWALLOWED = ['pointerdown', 'pointerup', 'mousedown', 'mouseup', 'auxclick
 const SHOW_KEYS = new Set(['Enter', ' ']);
 const REPORT_KEY = 'Shift+Enter';
 const A11Y_ATTRS = ['tabindex', 'role', 'aria-label', 'aria-keyshortcuts', 'title']; // ours while a card is drawn, the site's after
-const CARD_KINDS = new Set(['img', 'bg', 'video']); // records drawn with a card (not pseudo, not SVG)
+const CARD_KINDS = new Set(['img', 'bg', 'video', 'canvas']); // records drawn with a card (not pseudo, not SVG)
 export const CARD_ATTR = 'data-simclip-card'; // the number of the card an element draws
 const MAX_IDLE_CARDS = 32; // rules of cards no element draws now, kept for the next one
 

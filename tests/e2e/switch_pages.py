@@ -45,8 +45,10 @@ window.__switchedAt = window.__switchedAt || {};
   const paints = (el) => {
     const cs = getComputedStyle(el);
     if (cs.visibility !== 'visible' || cs.filter.includes('blur') || el.getClientRects().length === 0) return '';
+    // an <img>'s picture or a <canvas>'s drawing moved out of its box (a card, or "checking")
+    if (cs.objectPosition === '-100000px -100000px' && /^(IMG|CANVAS)$/.test(el.tagName)) return '';
     if (el.tagName === 'IMG') {
-      if (!el.complete || el.naturalWidth <= 1 || cs.objectPosition === '-100000px -100000px') return '';
+      if (!el.complete || el.naturalWidth <= 1) return '';
       return el.currentSrc || el.src;
     }
     if (el.tagName === 'CANVAS') return el.dataset.painted || '';

@@ -245,6 +245,7 @@ def test_firefox_pictures_drawn_on_a_canvas_are_checked_and_checked_again_when_d
     judged = {"harmful", "neutral"}
     for states in (case["states"], case["after"]["states"]):
         assert {s["post"] for s in states if s["truth"] in judged} == {"viewer", "blob", "redraw-nh", "redraw-hn"}
+        assert all(s["card"] for s in states if s["pageState"] == "flagged"), states  # a card, as an <img>'s
     check_switched({**case, "states": [s for s in case["states"] if s["truth"] in judged],
                     "after": {**case["after"], "states": [s for s in case["after"]["states"] if s["truth"] in judged]}},
                    {"redraw-nh", "redraw-hn"})

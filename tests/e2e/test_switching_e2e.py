@@ -139,8 +139,8 @@ def test_a_picture_switched_back_and_forth_is_never_covered_by_the_other_ones_ve
 
 def test_pictures_drawn_on_a_canvas_are_hidden_until_checked_and_judged_again_when_drawn_over(browser, feed_site):
     """Telegram-like viewer canvases drawn from the page's own pictures and from a blob:, then two
-    drawn over (neutral then harmful, harmful then neutral); a tainted, a small and an animated
-    canvas are shown (what stays out, docs/extension.md)."""
+    drawn over (neutral then harmful, harmful then neutral); a flagged one shows its card; a
+    tainted, a small and an animated canvas are shown (what stays out, docs/extension.md)."""
     page = browser.context.new_page()
     page.add_init_script(PAINT_MONITOR_JS)
     page.goto(feed_site.case_url("canvas", "canvas"))
@@ -149,6 +149,7 @@ def test_pictures_drawn_on_a_canvas_are_hidden_until_checked_and_judged_again_wh
     states = wait_decided(page, judged, 60, "a verdict for every canvas picture")
     assert {s["post"] for s in states if judged(s)} == {"viewer", "blob", "redraw-nh", "redraw-hn"}
     assert_flagged_exactly_the_harmful(states)
+    assert all(s["card"] for s in states if s["pageState"] == "flagged"), states  # a card, as an <img>'s
     first_ids = {s["post"]: s["id"] for s in states}
 
     page.evaluate("() => window.__redraw()")
@@ -165,4 +166,10 @@ def test_pictures_drawn_on_a_canvas_are_hidden_until_checked_and_judged_again_wh
     delays = detection_delays(page, ("redraw",))
     print("canvas detection delay (ms from the drawing to hidden):", json.dumps(delays, sort_keys=True))
     assert paint["violations"] == {}, f"harmful drawings painted uncovered: {paint['violations']}"
+    # the card is a button: a click on a flagged canvas shows its drawing, as on an <img>
+    flagged = next(s["post"] for s in states if s["pageState"] == "flagged")
+    page.click(f"canvas[data-post='{flagged}']")
+    page.wait_for_function("(p) => document.querySelector(`canvas[data-post='${p}']`).dataset.simclip === 'revealed'"
+                           " && getComputedStyle(document.querySelector(`canvas[data-post='${p}']`)).objectPosition"
+                           " !== '-100000px -100000px'", arg=flagged, timeout=10_000)
     page.close()

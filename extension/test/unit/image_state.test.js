@@ -524,13 +524,14 @@ test('a canvas is measured like an image: 64 px on screen is enough, under it is
   assert.equal(canvas.state, STATE.PENDING);
 });
 
-test('a site that shows a pending canvas or unblurs a flagged one gets it hidden or blurred again inline', () => {
+test('a site that shows a pending canvas or uncovers a flagged one gets it hidden or its card back inline', () => {
   const canvas = createRecord({ id: 5, el: {}, kind: 'canvas', url: 'canvas:480x360:0badf00d' });
   holdPending(canvas);
   assert.deepEqual(listInlineOverrides(canvas, { visibility: 'visible', filter: 'none' }), [['visibility', 'hidden']]);
   assert.deepEqual(listInlineOverrides(canvas, { visibility: 'hidden', filter: 'none' }), []);
   receiveVerdict(canvas, HARMFUL, context());
   assert.equal(canvas.state, STATE.FLAGGED);
-  assert.deepEqual(listInlineOverrides(canvas, { filter: 'none' }), [['filter', 'blur(28px) saturate(0.5)'], ['clip-path', 'inset(0)']]);
-  assert.deepEqual(listInlineOverrides(canvas, { filter: 'blur(28px) saturate(0.5)' }), []);
+  assert.deepEqual(listInlineOverrides(canvas, { objectPosition: '50% 50%', backgroundColor: 'rgba(0, 0, 0, 0)' }),
+    [['object-position', PICTURE_OUT], ['background', CARD_BACKGROUND]]); // the card, as an <img>'s
+  assert.deepEqual(listInlineOverrides(canvas, { objectPosition: PICTURE_OUT, backgroundColor: 'rgb(42, 24, 56)' }), []);
 });
