@@ -3,7 +3,7 @@
 The same pictures as a folder, one Parquet table of image bytes (one row group: the worst case),
 WebDataset shards and a CSV list of paths, at two corpus sizes made by re-encoding the shared
 real memes (each picture distinct: a meme cropped by a few pixels, saved as JPEG). Each run is
-a fresh process (`--child`): its peak RSS (ru_maxrss) is the local engine's whole process, or
+a fresh process (`--child`): its peak RSS (VmHWM) is the local engine's whole process, or
 the Ray driver's (Ray's workers are other processes). Tiny random backbone, no OCR: what is
 measured is the reading, queueing and writing, not the model.
 
@@ -21,7 +21,6 @@ import csv
 import io
 import json
 import os
-import resource
 import subprocess
 import sys
 import tarfile
@@ -118,7 +117,10 @@ def child(argv: list[str]) -> None:
     status = cli.main(argv)
     running.clear()
     seconds = time.perf_counter() - t0
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    # VmHWM, not ru_maxrss: a child's ru_maxrss counts its parent's RSS at the fork (the
+    # parent holds the corpus's pictures)
+    with open("/proc/self/status") as f:
+        peak_kib = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
     late = max((rss for t, rss in samples if t >= t0 + 0.75 * seconds), default=0)
     print(json.dumps({"status": status, "seconds": seconds, "peak_mib": peak_kib / 1024,
                       "late_mib": late / 2**20}))
@@ -168,6 +170,7 @@ def main(argv: list[str] | None = None) -> None:
             pictures = make_pictures(n)
             size_mb = sum(map(len, pictures)) / 1e6
             corpora[n] = make_corpus(Path(tmp) / str(n), pictures)
+            del pictures
             print(f"{n} pictures, {size_mb:.0f} MB of JPEG", flush=True)
         for case in cases:
             engine, rounds = case

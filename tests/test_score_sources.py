@@ -438,3 +438,23 @@ def test_the_ray_dedup_registry_remembers_the_last_pictures_only(monkeypatch):
     assert registry.claim([("5", "b"), ("6", "c"), ("7", "a")]) == [True, False, True]
     assert len(registry.first) == 2 and registry.take_copies() == {"a": ["3"], "c": ["6"]}
     assert registry.take_copies() == {}  # each copy handed over once (a round at a time)
+
+
+def test_the_local_engine_holds_glibcs_heap_unless_told_otherwise(memes, tmp_path, monkeypatch):
+    """A local run asks glibc to map big blocks of their own (its RSS then does not creep with
+    the corpus, docs/bench.md), unless MALLOC_MMAP_THRESHOLD_ says otherwise."""
+    import sys
+
+    from simclip_score import local
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("glibc's mallopt")
+    calls = []
+    monkeypatch.setattr(local, "hold_heap", lambda real=local.hold_heap: calls.append(real()))
+    (tmp_path / "m.png").write_bytes(memes[0])
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    assert score("local", tmp_path / "m.png", "--out", tmp_path / "a.jsonl") == 0
+    assert calls == [True]
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")
+    assert score("local", tmp_path / "m.png", "--out", tmp_path / "b.jsonl") == 0
+    assert calls == [True, False]
