@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import re
 import tarfile
 from collections.abc import Iterator
@@ -129,31 +130,62 @@ def iter_shard(path: str) -> Iterator[ShardMember]:
             yield classify_member(tar, member)
 
 
+def skip_by_header(member: tarfile.TarInfo) -> str | None:
+    """Why a member is skipped from its header alone (a folder, a device, webdataset's
+    metadata, a suffix that is never a picture), or None when it may be a picture."""
+    name = member.name
+    if member.isdir():
+        return "folder entry"
+    if not (member.isfile() or member.islnk() or member.issym()):
+        return "not a file (device, fifo)"
+    if is_meta(name):
+        return "webdataset metadata (__key__)"
+    base = _without_gz(name)
+    return skip_reason(base) if classify_name(base) == "skip" else None
+
+
+def _without_gz(name: str) -> str:
+    """A '.gz' member's name without it ('0001.jpg.gz' is a jpg), else the name."""
+    return name[:-3] if member_extension(name) == "gz" else name
+
+
 def classify_member(tar: tarfile.TarFile, member: tarfile.TarInfo) -> ShardMember:
     """One member: its bytes when it is a picture, else why it is skipped or an error."""
     name = member.name
-    if member.isdir():
-        return ShardMember(name, skipped="folder entry")
-    if not (member.isfile() or member.islnk() or member.issym()):
-        return ShardMember(name, skipped="not a file (device, fifo)")
-    if is_meta(name):
-        return ShardMember(name, skipped="webdataset metadata (__key__)")
-    kind = classify_name(name)
-    gz = member_extension(name) == "gz"
-    if gz:
-        kind = classify_name(name[:-3])
-    if kind == "skip":
-        return ShardMember(name, skipped=skip_reason(name[:-3] if gz else name))
+    skipped = skip_by_header(member)
+    if skipped:
+        return ShardMember(name, skipped=skipped)
+    base = _without_gz(name)
     try:
         data = _read_member(tar, member)
-        if gz:
+        if base != name:
             data = _gunzip(data)
     except (KeyError, ValueError, OSError, EOFError, tarfile.TarError) as e:
         what = "link" if member.islnk() or member.issym() else "member"
         return ShardMember(name, error=f"unreadable {what}: {type(e).__name__}: {e}")
-    if kind == "sniff" and not looks_like_image(data[:SNIFF_BYTES]):
+    if classify_name(base) == "sniff" and not looks_like_image(data[:SNIFF_BYTES]):
         return ShardMember(name, skipped=f"{NOT_AN_IMAGE} (content)")
     return ShardMember(name, data=data)
+
+
+def count_shard_pictures(path: str, compressed_bytes_per_picture: int) -> int:
+    """About how many inputs a shard gives, without reading a member's bytes: an uncompressed
+    tar's members that may be pictures, from their headers (`skip_by_header`; tarfile seeks
+    over the bytes), plus one error row if it is damaged; a compressed shard (or a file that is
+    not a tar) from its size, at `compressed_bytes_per_picture` bytes a picture."""
+    count = 0
+    try:
+        with tarfile.open(path, "r:") as tar:
+            for member in tar:
+                count += skip_by_header(member) is None
+    except tarfile.ReadError:  # compressed (or not a tar: one error row)
+        try:
+            return os.path.getsize(path) // compressed_bytes_per_picture
+        except OSError:
+            return 1
+    except (OSError, EOFError, tarfile.TarError):
+        return count + 1  # the members before the damage, and its error row
+    return count
 
 
 def _gunzip(data: bytes) -> bytes:

@@ -29,7 +29,6 @@ import csv
 import glob
 import http.client
 import os
-import tarfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -42,9 +41,8 @@ from typing import Any
 from .shards import (
     NOT_AN_IMAGE,
     classify_name,
-    is_meta,
+    count_shard_pictures,
     iter_shard,
-    member_extension,
     skip_reason,
     sniff_file,
 )
@@ -536,8 +534,9 @@ def expand_window(unit: Unit, stats: SourceStats) -> Iterator[Item]:
     """The inputs of a window of `unit` (`Unit.skip`, `Unit.take`): those of `expand_unit`
     from the skip-th on, at most `take` of them; counts go to `stats`.
 
-    The unit is expanded from its start each time (the inputs before the window are listed,
-    never read). The counts of the unit's windows add up to `expand_unit`'s: skipped members
+    The unit is expanded from its start each time: the inputs before the window are listed
+    again, not decoded (a folder's or a list's names; a shard's members and a row group's
+    cells are read again). The counts of the unit's windows add up to `expand_unit`'s: skipped members
     and failures are split between two windows at the first input of the later one. A window
     that starts past the unit's end gives nothing and counts nothing. The windows of a unit
     see the same inputs only if the source does not change between them.
@@ -579,10 +578,15 @@ def estimate_inputs(unit: Unit, row_counts: dict[str, list[int]] | None = None) 
     if unit.kind == "parquet":
         return max(1, _row_group_rows(unit, {} if row_counts is None else row_counts))
     if unit.kind == "tar":
-        return max(1, _estimate_shard(unit.name))
+        return max(1, count_shard_pictures(unit.name, COMPRESSED_SHARD_BYTES))
     if unit.kind in ("error", "url", "file"):
         return 1
-    return max(1, sum(1 for _ in expand_unit(unit, SourceStats(unit.source))))
+    return max(1, _count_listed(unit))
+
+
+def _count_listed(unit: Unit) -> int:
+    """The inputs a folder, list, CSV table, glob, file or URL unit lists (names and lines)."""
+    return sum(1 for _ in expand_unit(unit, SourceStats(unit.source)))
 
 
 def _row_group_rows(unit: Unit, row_counts: dict[str, list[int]]) -> int:
@@ -601,28 +605,6 @@ def _row_group_rows(unit: Unit, row_counts: dict[str, list[int]]) -> int:
     return rows[unit.row_group] if unit.row_group < len(rows) else 0
 
 
-def _estimate_shard(path: str) -> int:
-    """A shard's members that may be pictures, from its headers (an uncompressed tar: seeks
-    over the members' bytes), else from its size."""
-    count = 0
-    try:
-        with tarfile.open(path, "r:") as tar:
-            for member in tar:
-                name = member.name[:-3] if member_extension(member.name) == "gz" else \
-                    member.name
-                if (member.isfile() or member.islnk() or member.issym()) \
-                        and not is_meta(name) and classify_name(name) != "skip":
-                    count += 1
-    except tarfile.ReadError:  # compressed (or not a tar: one error row)
-        try:
-            return os.path.getsize(path) // COMPRESSED_SHARD_BYTES
-        except OSError:
-            return 1
-    except (OSError, EOFError, tarfile.TarError):
-        return count + 1  # a damaged shard: the members before the damage, and its error row
-    return count
-
-
 def count_inputs(units: Iterable[Unit]) -> int | None:
     """How many inputs `units` give, from names, lines and table footers, without reading a
     picture (a progress bar's total); None when a unit's count needs its contents: a shard's
@@ -634,7 +616,7 @@ def count_inputs(units: Iterable[Unit]) -> int | None:
                                   and (unit.column_kind or "").startswith("list:")):
             return None
         if unit.kind != "parquet":
-            total += sum(1 for _ in expand_unit(unit, SourceStats(unit.source)))
+            total += _count_listed(unit)
         else:
             total += _row_group_rows(unit, row_counts)
     return total
