@@ -9,18 +9,12 @@ from score_support import TINY, assert_same_rows, make_corpus, require
 from simclip_score import cli as score_cli
 from simclip_score.output import read_rows
 
-ray = require("ray")
+require("ray")
 require("ray.data")
 require("pyarrow")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def local_ray():
-    """A local Ray instance with 2 CPUs for the module."""
-    ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=100 * 1024 * 1024,
-             log_to_driver=False, logging_level="WARNING")
-    yield
-    ray.shutdown()
+pytestmark = pytest.mark.usefixtures("ray_instance")  # conftest: local Ray, 2 CPUs, once
 
 
 @pytest.fixture(scope="module")
