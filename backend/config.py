@@ -33,7 +33,7 @@ DEFAULT_CONFIG = {
     "DECODE_ISOLATION": True,  # decode + OCR in worker processes with hard limits (isolation.py)
     "DECODE_BUDGET_S": 3.0,  # wall-clock seconds to decode one picture; over it: 422
     "OCR_BUDGET_S": 3.0,  # seconds of OCR per picture; over it: judged with text_truncated
-    "WORKER_MEMORY_MB": 2048,  # address space of one decode worker (RLIMIT_AS, Linux)
+    "WORKER_MEMORY_MB": 2048,  # address space a decode worker may add past its start (RLIMIT_AS)
     "WORKER_OUTPUT_PIXELS": 4 * 1024 * 1024,  # pixels per frame a worker sends back at most
     "CLASSIFY_TIMEOUT_S": 60.0,  # a request waiting longer gets 503
     "RETRY_AFTER_S": 1,  # the Retry-After of a 503 busy answer

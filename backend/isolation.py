@@ -7,8 +7,13 @@ native attack and cost surfaces. As browsers isolate media decoding, the server 
 
 - workers are spawned (not forked: no copy of the server's model or threads) and import
   simclip's torch-free decoding and OCR modules only;
-- each worker's address space is capped (RLIMIT_AS, `WorkerLimits.memory_mb`): a decoder that
-  needs more gets MemoryError inside the worker, never in the server. macOS and Windows have
+- each worker's address space is capped (RLIMIT_AS) at what it holds once started (its imports
+  and OCR engines, which differ with the install) plus `WorkerLimits.memory_mb`: a decoder that
+  needs more gets MemoryError inside the worker, never in the server. Native pools that
+  grow with the cores stay small (glibc's malloc arenas here; OpenCV's thread pool in
+  `simclip.ocr.RapidOCR`): each reserves address space, and a warm rapidocr worker went from
+  0.8 to 1.8 GB with OpenCV on 16 threads, so OCR failed with std::bad_alloc on a 16-core
+  machine under an absolute 2 GiB cap. macOS and Windows have
   no working RLIMIT_AS (setrlimit is refused or not enforced); there the cap is skipped with a
   warning at start and the time budgets and the decoders' own pixel bounds are what holds;
 - each picture has a wall-clock budget for its decode and another for its OCR, measured from
@@ -52,6 +57,7 @@ from .config import DEFAULT_CONFIG
 logger = logging.getLogger(__name__)
 
 OCR_GRACE_S = 0.5  # the hard kill of an OCR task comes this long after its soft budget
+M_ARENA_MAX = -8  # glibc's mallopt parameter (malloc.h)
 
 
 @dataclass(frozen=True)
@@ -60,7 +66,7 @@ class WorkerLimits:
 
     decode_s: float = DEFAULT_CONFIG["DECODE_BUDGET_S"]  # wall-clock seconds to decode
     ocr_s: float = DEFAULT_CONFIG["OCR_BUDGET_S"]  # wall-clock seconds of OCR
-    memory_mb: int = DEFAULT_CONFIG["WORKER_MEMORY_MB"]  # address space per worker; 0: no cap
+    memory_mb: int = DEFAULT_CONFIG["WORKER_MEMORY_MB"]  # address space a worker may add; 0: none
     output_pixels: int = DEFAULT_CONFIG["WORKER_OUTPUT_PIXELS"]  # pixels per frame sent back
 
     @classmethod
@@ -78,17 +84,51 @@ class WorkerLimits:
 _engines = {}  # in a worker: OCR engine identity -> engine, built once
 
 
+_start = {}  # in a worker: its address space once started, the cap set on it
+
+
 def _init_worker(memory_mb, engines):
-    """Runs once in each new worker: cap its address space, build the OCR engines."""
+    """Runs once in each new worker: one thread per native pool, build the OCR engines, then
+    cap the address space at what the worker holds plus `memory_mb`."""
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
-    if memory_mb:
-        set_memory_cap(memory_mb * 1024 * 1024)
+    limit_malloc_arenas()
     for identity, blob in engines:
         try:
             _engines[identity] = pickle.loads(blob)
         except Exception:  # the OCR tasks will say so; the worker still decodes
             logging.getLogger(__name__).exception("building the OCR engine in a worker failed")
+    _start["address_space"] = get_address_space()
+    if memory_mb:
+        base = _start["address_space"] or 0
+        _start["cap"] = base + memory_mb * 1024 * 1024
+        set_memory_cap(_start["cap"])
+
+
+def get_address_space():
+    """This process's address space in bytes (VmSize), or None where /proc has no status."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmSize:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def limit_malloc_arenas(arenas=2):
+    """Cap glibc's malloc arenas (each reserves 64 MB of address space per thread that
+    allocates, up to 8 per core) at `arenas`; False where the C library is not glibc."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        return bool(ctypes.CDLL(None).mallopt(M_ARENA_MAX, arenas))
+    except (OSError, AttributeError):  # musl has no mallopt
+        return False
+
 
 
 def set_memory_cap(limit_bytes):
@@ -138,8 +178,11 @@ def _probe_task():
         cap = resource.getrlimit(resource.RLIMIT_AS)[0]
     except ImportError:
         cap = None
+    cv2 = sys.modules.get("cv2")
     return {"pid": os.getpid(), "torch": "torch" in sys.modules, "rlimit_as": cap,
-            "engines": sorted(_engines)}
+            "engines": sorted(_engines), "start_address_space": _start.get("address_space"),
+            "address_space": get_address_space(),
+            "opencv_threads": cv2.getNumThreads() if cv2 is not None else None}
 
 
 # ---------------------------------------------------------------------------- server side
@@ -232,7 +275,8 @@ class DecodePool:
         return "", False
 
     def probe(self):
-        """Facts about one worker (tests): pid, torch loaded, its RLIMIT_AS."""
+        """Facts about one worker (tests): pid, torch loaded, its RLIMIT_AS, its address space
+        at start and now (bytes), the OCR engines built, OpenCV's thread count."""
         return self._pool.schedule(_probe_task, timeout=30).result()
 
     def stats(self):

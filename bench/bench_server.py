@@ -82,8 +82,11 @@ def measure_server(predictor, data, clients=8, max_batch=16, max_wait_ms=5.0, oc
                    cache_hits=200):
     """The real server (create_app + waitress on loopback) over HTTP with `clients` concurrent
     clients, cold cache, every image once; then `cache_hits` cache-hit requests from 1 client.
+    A client answered 503 `busy` (more than MAX_ADMITTED requests at once) waits the answer's
+    `retry_after_ms` and sends again, as the extension does; its latency counts the wait.
 
-    Returns {"wall", "lat": per image (s), "hit_wall", "hit_lat", "batching": BatchStats}.
+    Returns {"wall", "lat": per image (s), "hit_wall", "hit_lat", "batching": BatchStats,
+    "busy": 503 busy answers}.
     """
     from backend import create_app
     from backend.model import close_app, get_pipeline
@@ -99,12 +102,18 @@ def measure_server(predictor, data, clients=8, max_batch=16, max_wait_ms=5.0, oc
         threading.Thread(target=server.run, daemon=True).start()
         url = f"http://127.0.0.1:{app.config['PORT']}/v1/classify"
         local = threading.local()
+        busy = []
 
         def post(body):
             if not hasattr(local, "session"):
                 local.session = requests.Session()
-            r = local.session.post(url, data=body, timeout=300, headers={
-                "X-Auth-Token": token, "Content-Type": "application/octet-stream"})
+            while True:
+                r = local.session.post(url, data=body, timeout=300, headers={
+                    "X-Auth-Token": token, "Content-Type": "application/octet-stream"})
+                if r.status_code != 503 or r.json()["error"]["code"] != "busy":
+                    break
+                busy.append(1)
+                time.sleep(r.json()["error"]["retry_after_ms"] / 1000)  # the server's contract
             r.raise_for_status()
             return r.json()
 
@@ -118,7 +127,7 @@ def measure_server(predictor, data, clients=8, max_batch=16, max_wait_ms=5.0, oc
         server.close()
         close_app(app)
     return {"wall": wall, "lat": lat, "hit_wall": hit_wall, "hit_lat": hit_lat,
-            "batching": batching}
+            "batching": batching, "busy": len(busy)}
 
 
 def main(argv=None):

@@ -218,7 +218,11 @@ class RapidOCR:
 
     Args:
         threads: onnxruntime intra-op threads per call (1: one core per image; a server runs
-            several images in parallel instead).
+            several images in parallel instead). OpenCV, which rapidocr uses for its image
+            work, is set to one thread process-wide (`cv2.setNumThreads(1)`): its default pool
+            has a thread per core under callers that already read one picture per core, and
+            each thread reserves address space (docs/security.md, docs/bench.md: 1.05x the
+            OCR throughput on 16 cores).
         min_side, max_side: resize bounds before detection (see fit_size), per tile.
         det_side, det_limit: rapidocr's detector resize ('min': short side up to det_side,
             'max': long side down to det_side).
@@ -257,9 +261,11 @@ class RapidOCR:
         cuda_id = cuda_device_id(device)
         from importlib.metadata import version
 
+        import cv2
         import numpy as np
         from rapidocr import RapidOCR as _Engine
 
+        cv2.setNumThreads(1)
         logging.getLogger("RapidOCR").setLevel(logging.ERROR)
         params = {"Global.log_level": "error",
                   "Global.use_cls": bool(use_cls),

@@ -109,6 +109,17 @@ def test_rapidocr_without_word_list_warns_and_still_reads(monkeypatch, caplog):
     assert word_recall(BLACK_CAPTION, engine(render_black_caption())) >= 0.8
 
 
+def test_rapidocr_runs_opencv_on_the_calling_thread():
+    """Callers read one picture per core already: OpenCV's own per-core pool would multiply
+    the threads, and each reserves address space (backend/isolation.py's memory cap)."""
+    import cv2
+
+    cv2.setNumThreads(4)
+    engine = get_ocr_engine("rapidocr")
+    assert cv2.getNumThreads() == 1
+    assert word_recall(BLACK_CAPTION, engine(render_black_caption())) >= 0.8
+
+
 def test_rapidocr_engine_gives_same_text_from_many_threads(rapidocr_engine):
     image = render_white_caption()
     expected = rapidocr_engine(image)
