@@ -10,7 +10,7 @@
  * there. Added subtrees are walked in time slices (shared/slicer.js), so a page inserting hundreds
  * of posts at once does not block the main thread.
  */
-import { isPlainValue, listCustomProperties, listPictureSelectors, usesStyleQueries } from '../shared/cssurls.js';
+import { isPlainValue, listCustomProperties, listPictureSelectors, listStyleQueryProperties } from '../shared/cssurls.js';
 import { TimeSlicer } from '../shared/slicer.js';
 import { CANVAS_DRAWN_EVENT, SHADOW_ROOT_EVENT } from '../shared/page_events.js';
 
@@ -158,14 +158,15 @@ export class DOMWatcher {
   }
 
   /**
-   * True when the style attribute text `before` and `after` set different custom properties
-   * (`--name: value`, read with the browser's own CSS parser) that may change a picture: one of
-   * them holds something else than a color, a number, a length or a keyword before or after, or
-   * the document's rules choose by a custom property's value (usesStyleQueries), or they cannot be
-   * read, or it was set or removed. A page that sets `--scroll-y: 120px` on every frame costs no
-   * visit.
+   * True when the style attribute text `before` and `after` of `el` set different custom
+   * properties (`--name: value`, read with the browser's own CSS parser) that may change a
+   * picture: one of them holds something else than a color, a number, a length or a keyword
+   * before or after, or the rules that reach `el`'s subtree choose by its value (a style query
+   * that names it, listStyleQueryProperties: in the document's sheets, or a shadow root's under
+   * `el` or around it), or they cannot be read, or it was set or removed. A page that sets
+   * `--scroll-y: 120px` on every frame costs no visit.
    */
-  customPropertiesChanged(before, after) {
+  customPropertiesChanged(before, after, el) {
     if (before === after || !(before ?? '').includes('--') && !(after ?? '').includes('--')) return false;
     this.styleProbe ??= document.createElement('div'); // never in the document
     const was = customProperties(this.styleProbe, before);
@@ -174,7 +175,35 @@ export class DOMWatcher {
     if (changed.length === 0) return false;
     // set or removed: the element's pictures may take a var() fallback or an ancestor's value now
     if (changed.some((name) => !was.has(name) || !is.has(name) || !isPlainValue(was.get(name)) || !isPlainValue(is.get(name)))) return true;
-    return this.getPictureSelector() === null || this.styleQueries !== false;
+    if (this.getPictureSelector() === null) return true;
+    const reads = (queried) => queried.has('*') || changed.some((name) => queried.has(name));
+    if (reads(this.queriedProperties)) return true;
+    const around = el?.getRootNode();
+    if (around && around !== document && reads(this.getRootQueried(around))) return true;
+    for (const root of this.roots) {
+      if (root.host && el?.contains(root.host) && reads(this.getRootQueried(root))) return true;
+    }
+    return false;
+  }
+
+  /**
+   * The custom properties a sheet of shadow root `root` (its <style>s, <link>s and adopted sheets)
+   * chooses by (listStyleQueryProperties; '*' when a sheet cannot be read), kept until the root's
+   * list of sheets changes (a <style> rewritten gets a new sheet).
+   */
+  getRootQueried(root) {
+    const sheets = [...(root.styleSheets ?? []), ...(root.adoptedStyleSheets ?? [])];
+    this.rootQueried ??= new WeakMap();
+    const known = this.rootQueried.get(root);
+    if (known && known.sheets.length === sheets.length && known.sheets.every((sheet, i) => sheet === sheets[i])) return known.names;
+    const names = new Set();
+    try {
+      for (const sheet of sheets) listStyleQueryProperties(sheet.cssRules, names);
+    } catch {
+      names.add('*'); // a cross-origin <link> in the root: its rules are unknown
+    }
+    this.rootQueried.set(root, { sheets, names });
+    return names;
   }
 
   /**
@@ -255,7 +284,7 @@ export class DOMWatcher {
         // A class can give the element, or anything under it, a background: look at them again.
         if (r.target.isConnected) start = this.visitAdded(r.target, start);
       } else {
-        if (r.attributeName === 'style' && r.target.isConnected && this.customPropertiesChanged(r.oldValue, r.target.getAttribute('style'))) {
+        if (r.attributeName === 'style' && r.target.isConnected && this.customPropertiesChanged(r.oldValue, r.target.getAttribute('style'), r.target)) {
           start = this.visitInheriting(r.target, start);
         }
         this.onAttribute(r.target, r.attributeName);
@@ -317,7 +346,8 @@ export class DOMWatcher {
       const sheets = [...document.styleSheets, ...(document.adoptedStyleSheets ?? [])];
       const declared = new Map(); // a custom property no sheet declares may come from a script: it may hold a picture
       for (const sheet of sheets) listCustomProperties(sheet.cssRules, declared);
-      this.styleQueries = sheets.some((sheet) => usesStyleQueries(sheet.cssRules));
+      this.queriedProperties = new Set();
+      for (const sheet of sheets) listStyleQueryProperties(sheet.cssRules, this.queriedProperties);
       const mayHoldPicture = (name) => declared.get(name) ?? true;
       for (const sheet of sheets) {
         for (const selector of listPictureSelectors(sheet.cssRules, mayHoldPicture)) {

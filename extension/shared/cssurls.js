@@ -124,19 +124,30 @@ const PLAIN_VALUE = /^\s*(#[0-9a-f]{3,8}|(rgba?|hsla?|hwb|lab|lch|oklab|oklch|co
 export const isPlainValue = (value) => PLAIN_VALUE.test(value ?? '');
 
 /**
- * True when the rules in `rules` (read recursively) choose something by a custom property's value
- * itself: a container style query (`@container style(--theme: dark)`), or a picture property with
- * `if(style(...))`. Then a custom property set to a plain value may change a picture too.
+ * The custom properties whose value itself the rules in `rules` (read recursively) choose by: those
+ * a container style query names (`@container style(--theme: dark)`), and those in a picture
+ * property's `if(...)` (`if(style(--theme: dark): url(a); else: url(b))`). A custom property of
+ * these set to a plain value may change a picture too. Adds them to `names` and returns it; '*'
+ * stands for any, when such a rule names none that can be read.
  */
-export function usesStyleQueries(rules) {
+export function listStyleQueryProperties(rules, names = new Set()) {
   for (const rule of rules ?? []) {
-    if (rule.conditionText?.includes('style(')) return true;
+    if (rule.conditionText?.includes('style(')) addPropertyNames(rule.conditionText, names);
     const style = rule.style;
-    if (style && /\bif\(/i.test(`${style.backgroundImage ?? ''} ${style.background ?? ''} ${style.content ?? ''}`)) return true;
-    if (rule.cssRules && usesStyleQueries(rule.cssRules)) return true;
+    const value = style ? `${style.backgroundImage ?? ''} ${style.background ?? ''} ${style.content ?? ''}` : '';
+    if (/\bif\(/i.test(value)) addPropertyNames(value, names);
+    if (rule.cssRules) listStyleQueryProperties(rule.cssRules, names);
   }
-  return false;
+  return names;
 }
+
+function addPropertyNames(text, names) {
+  const found = text.match(/--[^\s:;,()]+/g);
+  for (const name of found ?? ['*']) names.add(name);
+}
+
+/** True when the rules in `rules` choose something by a custom property's value (listStyleQueryProperties). */
+export const usesStyleQueries = (rules) => listStyleQueryProperties(rules).size > 0;
 
 /**
  * The custom properties (`--name`) the style rules in `rules` declare, read recursively: name ->

@@ -137,6 +137,9 @@ const switchBoxes = (tag, second) => {
   settle('shadow-var-' + tag, second);
   document.getElementById('class-' + tag + '-box').classList.toggle('on', second);
   settle('class-' + tag, second);
+  // a keyword, which names no picture itself: the shadow root's style query picks the picture
+  document.getElementById('shadow-query-' + tag + '-box').style.setProperty('--theme', second ? 'dark' : 'light');
+  settle('shadow-query-' + tag, second);
 };
 window.__switch = () => {
   for (const tag of ['nh', 'hn']) {
@@ -295,6 +298,16 @@ class SwitchPages:
                         f'background-size: cover; background-image: var(--bg); }}</style>'
                         f'<div class="meme" role="img" data-post="{post}" data-kind="shadow-var" data-truth="{self.truth(first)}" '
                         f'data-first="{esc(a)}" data-then="{esc(b)}"></div></template></div></section>')
+            # a keyword custom property (`--theme: light` -> `dark`) set on an ancestor of a shadow
+            # host, and a style query in the shadow root's own sheet that picks the picture by it
+            # (the document's sheets have none)
+            post, a, b = both("shadow-query")
+            body.append(f'<section id="{post}-box" style="--theme: light"><div data-shadow-host>'
+                        f'<template shadowrootmode="open"><style>.meme {{ display: block; width: 240px; height: 180px; '
+                        f'background-size: cover; background-image: url("{a}"); }} '
+                        f'@container style(--theme: dark) {{ .meme {{ background-image: url("{b}"); }} }}</style>'
+                        f'<div class="meme" role="img" data-post="{post}" data-kind="shadow-query" '
+                        f'data-truth="{self.truth(first)}"></div></template></div></section>')
             # a class toggled on an ancestor
             post, a, b = both("class")
             css.append(f'.cls-{tag} .meme {{ background-image: url("{a}"); }}\n'

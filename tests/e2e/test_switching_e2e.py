@@ -10,7 +10,7 @@ from e2e_support import assert_flagged_exactly_the_harmful, meme_states, wait_de
 from switch_pages import CROWD, NARROW_PX, PAINT_MONITOR_JS, PAINT_VIOLATIONS, WIDE_PX
 
 MEDIA_KINDS = ("picture", "srcset", "media", "container")
-SCRIPT_KINDS = ("var", "shadow-var", "class", "animation")
+SCRIPT_KINDS = ("var", "shadow-var", "shadow-query", "class", "animation")
 
 
 def open_switch_page(browser, feed_site, seed, name="switch"):
@@ -40,8 +40,8 @@ def detection_delays(page, kinds):
 
 def test_pictures_that_switch_without_a_new_element_are_hidden_first_and_asked_again(browser, feed_site, artifacts_dir):
     """<picture> with <source media> on a narrowing window, a srcset re-picked at another width, a
-    media query and a container query; then a custom property on an ancestor, a class toggled on an
-    ancestor and a CSS animation: each once neutral then harmful, once harmful then neutral."""
+    media query and a container query; then a custom property on an ancestor, a keyword one that a
+    shadow root's style query reads, a class toggled on an ancestor and a CSS animation: each once neutral then harmful, once harmful then neutral."""
     page = open_switch_page(browser, feed_site, "switch")
     states = wait_decided(page, lambda s: True, 60, "a verdict for every picture at a wide window")
     assert len(states) == 2 * (len(MEDIA_KINDS) + len(SCRIPT_KINDS)), [s["post"] for s in states]

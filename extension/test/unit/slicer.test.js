@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { isPlainValue, listCssImageUrls, listCustomProperties, listPictureSelectors, usesStyleQueries } from '../../shared/cssurls.js';
+import { isPlainValue, listCssImageUrls, listCustomProperties, listPictureSelectors, listStyleQueryProperties, usesStyleQueries } from '../../shared/cssurls.js';
 import { TimeSlicer } from '../../shared/slicer.js';
 
 test('yields to the page once a slice has used its time budget', () => {
@@ -88,4 +88,15 @@ test('a custom property value that cannot name a picture, and rules that choose 
   assert.equal(usesStyleQueries([{ conditionText: 'style(--theme: dark)', cssRules: [rule('.a', { backgroundImage: 'url(d.png)' })] }]), true);
   assert.equal(usesStyleQueries([{ cssRules: [rule('.a', { backgroundImage: 'if(style(--theme: dark): url(d.png); else: url(l.png))' })] }]), true);
   assert.equal(usesStyleQueries(undefined), false);
+});
+
+test('the custom properties a style query or an if() chooses by are listed, and only those', () => {
+  const names = (rules) => [...listStyleQueryProperties(rules)].sort();
+  const rule = (selectorText, style) => ({ selectorText, style });
+  assert.deepEqual(names([{ conditionText: 'style(--theme: dark)', cssRules: [rule('.a', { backgroundImage: 'url(d.png)' })] }]), ['--theme']);
+  assert.deepEqual(names([{ conditionText: '(min-width: 400px) and style((--mode: a) or (--größe: 2))', cssRules: [] }]), ['--größe', '--mode']);
+  assert.deepEqual(names([{ cssRules: [rule('.a', { backgroundImage: 'if(style(--theme: dark): url(d.png); else: url(l.png))' })] }]), ['--theme']);
+  assert.deepEqual(names([{ conditionText: '(min-width: 400px)', cssRules: [rule('.a', { backgroundImage: 'var(--bg)' })] }]), []);
+  // a style query this reader cannot name a property in: any property may be read
+  assert.deepEqual(names([{ conditionText: 'style(color: red)', cssRules: [] }]), ['*']);
 });
