@@ -6,7 +6,8 @@
  * name that resolves to a private address for us but not for the page (DNS rebinding) is refused.
  */
 import { MAX_IMAGE_BYTES } from '../shared/api.js';
-import { createRefererRule, isSameSite, listFetchGuardRules, listGuardRuleIds, refererFor } from '../shared/fetch_rules.js';
+import { isSameSite, listFetchGuardRules, listGuardRuleIds, refererFor } from '../shared/fetch_rules.js';
+import { RefererRules } from './referer_rules.js';
 import { judgeAddresses } from '../shared/page_loads.js';
 import { checkImageUrl } from '../shared/urlsafety.js';
 
@@ -54,7 +55,7 @@ export async function readBodyCapped(body, maxBytes = MAX_IMAGE_BYTES) {
 export function createPictureFetcher(ext) {
   const extensionHost = new URL(ext.runtime.getURL('')).host;
   let guardPromise = null; // resolves true once the redirect guard's rules are in place
-  let nextRuleId = 1000; // per-fetch Referer rules
+  const refererRules = new RefererRules(ext.declarativeNetRequest, extensionHost);
   const ownFetches = new Map(); // URL -> [entry]: our fetches in flight, entry {ips, seen, waiters}
   const ownRequests = new Map(); // webRequest requestId -> the entry of the fetch it is
   let seesOwnFetches = false; // the browser reports the extension's own requests to its observers
@@ -68,29 +69,22 @@ export function createPictureFetcher(ext) {
       guardPromise = (async () => {
         const dnr = ext.declarativeNetRequest;
         if (!dnr?.updateSessionRules) return false;
-        await dnr.updateSessionRules({ removeRuleIds: listGuardRuleIds(), addRules: listFetchGuardRules(extensionHost) });
+        // an earlier worker life's Referer rules go in the same change (each change empties
+        // Chromium's back/forward cache)
+        const leftover = RefererRules.listLeftoverIds(await dnr.getSessionRules?.() ?? []);
+        await dnr.updateSessionRules({ removeRuleIds: [...listGuardRuleIds(), ...leftover], addRules: listFetchGuardRules(extensionHost) });
         return true;
       })().catch(() => false);
     }
     return guardPromise;
   }
 
-  /** Run `fn` with a rule giving this fetch of `url` the page's Referer (none when there is none to give). */
-  async function withReferer(url, referrer, fn) {
-    const rule = createRefererRule(nextRuleId++, url, referrer, extensionHost);
-    if (nextRuleId > 1_000_000) nextRuleId = 1000;
-    if (!rule) return fn();
-    try {
-      await ext.declarativeNetRequest.updateSessionRules({ addRules: [rule] });
-    } catch {
-      return fn(); // no Referer: a hotlink-protected picture then fails or differs, as before
-    }
-    try {
-      return await fn();
-    } finally {
-      ext.declarativeNetRequest.updateSessionRules({ removeRuleIds: [rule.id] }).catch(() => {});
-    }
-  }
+  /**
+   * Run `fn` with the rule giving this fetch of `url` the page's Referer in place (none when there
+   * is none to give; referer_rules.js). A rule that cannot be set leaves the fetch without one: a
+   * hotlink-protected picture then fails or differs.
+   */
+  const withReferer = (url, referrer, fn) => refererRules.withReferer(url, referrer, fn);
 
   /** Follow the addresses our fetch of `url` reaches (redirect hops included), as the observer reports them. */
   function watchOwnFetch(url) {

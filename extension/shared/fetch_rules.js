@@ -54,16 +54,17 @@ export function listFetchGuardRules(extensionHost) {
 }
 
 /**
- * The rule that gives one fetch of `url` the Referer `referrer`, or null (a URL a filter cannot
- * name exactly: it has a `*`, or is very long).
+ * The rule that gives the extension's fetches of `url` (of every URL that starts with it, with
+ * `prefix`) the Referer `referrer`, or null (a URL a filter cannot name exactly: it has a `*`, or
+ * is very long).
  */
-export function createRefererRule(id, url, referrer, extensionHost) {
+export function createRefererRule(id, url, referrer, extensionHost, { prefix = false } = {}) {
   if (!referrer || url.includes('*') || url.length > 2000) return null;
   return {
     id,
     priority: 3,
     action: { type: 'modifyHeaders', requestHeaders: [{ header: 'referer', operation: 'set', value: referrer }] },
-    condition: { urlFilter: `|${url}|`, initiatorDomains: [extensionHost], resourceTypes: WORKER_REQUESTS },
+    condition: { urlFilter: `|${url}${prefix ? '' : '|'}`, initiatorDomains: [extensionHost], resourceTypes: WORKER_REQUESTS },
   };
 }
 

@@ -182,13 +182,16 @@ def test_a_disable_then_enable_keeps_decided_pictures_covered_and_protects_the_o
     assert_open_tab_protected_after(b, page, feed_site, seed, "after the enable")
 
 
+@pytest.mark.parametrize("referer", [False, True], ids=["no-referer", "referer"])
 def test_a_feed_left_mid_verdict_is_kept_in_the_back_forward_cache_and_decided_after_back(
-        tmp_path, playwright_driver, chromium_path, feed_site, simclip_server, synthetic_memes):
+        tmp_path, playwright_driver, chromium_path, feed_site, simclip_server, synthetic_memes, referer):
     """A server slower than the page asks (slow_server.py) keeps verdicts pending; the user leaves
     for another site and comes Back: the page comes from the back/forward cache (Chromium says
     why not if it does not), its pictures on screen are decided truly, none was shown before its
-    verdict, and the toolbar badge counts its flagged pictures again. The feed sends no Referer
-    (see docs/extension.md: a Referer rule of the worker's flushes the cache)."""
+    verdict, and the toolbar badge counts its flagged pictures again. With and without a Referer:
+    the worker fetches a picture with the page's Referer through a rule, and every change of the
+    rules empties Chromium's back/forward cache, so the rules stay as they are while the worker
+    fetches more pictures from the same hosts for the same page (referer_rules.js)."""
     with launch_with_extension(playwright_driver, tmp_path / "profile", chromium_path, (FEED_HOST, EMBED_HOST, PUBLIC_HOST),
                                {"width": 1200, "height": 900}, bfcache=True) as (context, worker):
         b = ExtensionBrowser(context, worker)
@@ -197,7 +200,7 @@ def test_a_feed_left_mid_verdict_is_kept_in_the_back_forward_cache_and_decided_a
             pair_through_options_page(b, stand_in)
             page = b.context.new_page()
             page.add_init_script(MONITOR_JS + PAGESHOW_JS)
-            url = f"{feed_site.url}?s={UNIQUE_PREFIX}-bfcache&cache=1&noref=1"
+            url = f"{feed_site.url}?s={UNIQUE_PREFIX}-bfcache-{referer}&cache=1" + ("" if referer else "&noref=1")
             page.goto(url)
             wait_for(lambda: any(m["state"] == "pending" for m in on_screen_memes(page)), 30, message="verdicts pending")
             cdp = b.context.new_cdp_session(page)
