@@ -68,6 +68,7 @@ from .work import (
     pack_picture,
     read_and_hash,
     source_error,
+    trim_heap,
     unpack_picture,
 )
 
@@ -512,6 +513,7 @@ def _run(ray: Any, config: ScoreConfig, units: list[Unit], ledger: Any, out: str
         logger.info("Ray Data stats, round %d (tasks per node, throughput per stage):\n%s",
                     rounds, scored.stats())
         del scored  # its stats, one record per block (the driver's memory), go with it
+        trim_heap()
         # The round's copies, from their first input's rows (this round's or an earlier one's)
         copies = _copy_rows(out, ray.get(registry.take_copies.remote()))
         if copies and is_jsonl(out):

@@ -402,12 +402,17 @@ def test_a_round_takes_units_up_to_its_budget_and_cuts_the_one_that_does_not_fit
     assert plan_round(deque(), iter(units), 0, {}) == units  # 0: one round, nothing estimated
 
 
-def test_rounds_read_every_input_once_on_ray(memes, tmp_path, capsys, caplog):
+def test_rounds_read_every_input_once_on_ray(memes, tmp_path, capsys, caplog, monkeypatch):
     """A run of several Ray Data datasets (--ray-round-inputs 2) writes the rows and counts of
-    one dataset (0), and of the local engine."""
+    one dataset (0), and of the local engine; the driver gives its free heap back after each
+    round."""
     import logging
 
     require("ray")
+    from simclip_score import ray_engine, work
+
+    trims = []
+    monkeypatch.setattr(ray_engine, "trim_heap", lambda: trims.append(1) or work.trim_heap())
     sources = _window_sources(memes, tmp_path)
     summaries = {}
     for name, engine, extra in [("local", "local", []), ("one", "ray", ["0"]),
@@ -415,6 +420,7 @@ def test_rounds_read_every_input_once_on_ray(memes, tmp_path, capsys, caplog):
         out = tmp_path / f"{name}.jsonl"
         with caplog.at_level(logging.INFO, logger="simclip_score.ray_engine"):
             caplog.clear()
+            trims.clear()
             args = ["--ray-round-inputs", *extra] if extra else []
             assert score(engine, *sources, "--out", out, *args) == 1  # the damaged shard
         rows = by_path(read_rows(out))
@@ -423,6 +429,10 @@ def test_rounds_read_every_input_once_on_ray(memes, tmp_path, capsys, caplog):
                            summary[summary.index("sources:"):summary.index("rows in")])
         if name == "rounds":
             assert "round 5:" in caplog.text and "Ray Data rounds" in summary
+            assert len(trims) >= 5  # one per round
+        elif name == "one":
+            assert len(trims) == 1
+        trims.clear()
     assert summaries["rounds"] == summaries["one"] == summaries["local"]
 
 
