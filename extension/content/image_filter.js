@@ -59,6 +59,7 @@ export class ImageFilter {
     });
     this.where = new Whereabouts({
       recordsOf: (el) => this.records.of(el), onEntry: (rec, entry, near) => this.onEntry(rec, entry, near), timed,
+      forceStyle,
     });
     this.repaints = new RepaintWatch({
       recheck: (el) => this.reader.recheck(el), afterFrame: () => this.reader.applyWrites(), timed, forceStyle,
