@@ -122,6 +122,7 @@ export class RepaintWatch {
   }
 
   onIntersect(entries) {
+    this.flushStyle();
     for (const entry of entries) {
       if (!this.watched.has(entry.target)) continue;
       if (!entry.target.isConnected) {
@@ -182,7 +183,18 @@ export class RepaintWatch {
    * what was queued, then, if dirty, every near element, within the frame budget (the elements
    * whose picture moves by itself first: the rest changes only on a signal, and waits a frame).
    */
+  /**
+   * One forced style pass, booked apart (perf.js), before a task's reads: after a big insertion
+   * the first read would otherwise carry the browser's whole style update, which it owes before
+   * the next paint anyway.
+   */
+  flushStyle() {
+    const root = this.win.document?.documentElement;
+    if (root) this.forceStyle(() => this.win.getComputedStyle(root).backgroundImage);
+  }
+
   work() {
+    this.flushStyle();
     const order = new Set(this.animating.filter((el) => this.near.has(el)));
     for (const el of this.queue) order.add(el);
     if (this.dirty) {
