@@ -84,7 +84,7 @@ class WorkerLimits:
 _engines = {}  # in a worker: OCR engine identity -> engine, built once
 
 
-_start = {}  # in a worker: its address space once started, the cap set on it
+_start = {}  # in a worker: its address space once started (the cap counts from it)
 
 
 def _init_worker(memory_mb, engines):
@@ -100,9 +100,7 @@ def _init_worker(memory_mb, engines):
             logging.getLogger(__name__).exception("building the OCR engine in a worker failed")
     _start["address_space"] = get_address_space()
     if memory_mb:
-        base = _start["address_space"] or 0
-        _start["cap"] = base + memory_mb * 1024 * 1024
-        set_memory_cap(_start["cap"])
+        set_memory_cap((_start["address_space"] or 0) + memory_mb * 1024 * 1024)
 
 
 def get_address_space():
