@@ -49,6 +49,7 @@ from simclip import (
     DecodeTimeoutError,
     ImageError,
     decode_picture,
+    limit_malloc_arenas,
     read_picture_text_within,
 )
 
@@ -57,7 +58,6 @@ from .config import DEFAULT_CONFIG
 logger = logging.getLogger(__name__)
 
 OCR_GRACE_S = 0.5  # the hard kill of an OCR task comes this long after its soft budget
-M_ARENA_MAX = -8  # glibc's mallopt parameter (malloc.h)
 
 
 @dataclass(frozen=True)
@@ -113,20 +113,6 @@ def get_address_space():
     except OSError:
         pass
     return None
-
-
-def limit_malloc_arenas(arenas=2):
-    """Cap glibc's malloc arenas (each reserves 64 MB of address space per thread that
-    allocates, up to 8 per core) at `arenas`; False where the C library is not glibc."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        import ctypes
-
-        return bool(ctypes.CDLL(None).mallopt(M_ARENA_MAX, arenas))
-    except (OSError, AttributeError):  # musl has no mallopt
-        return False
-
 
 
 def set_memory_cap(limit_bytes):

@@ -10,6 +10,7 @@ Public API (the server and the tools use only these names):
     decode_image, get_ocr_engine, DECODE_VERSION (bumped when decoding changes: caches key on it)
     EXIF_ORIENTATION_FORMATS            formats whose EXIF orientation browsers differ on
     collect_batch, BatchStats           encoder batching (the server and bulk scoring)
+    limit_malloc_arenas, set_mmap_threshold, trim_heap   glibc's heap controls (memory economies)
     errors: SimCLIPError, ImageError (+ subclasses), CheckpointError, BackboneUnavailableError
 
 Names load lazily (PEP 562): `from simclip import DEFAULT_PORT` or an error class does not
@@ -72,6 +73,9 @@ if typing.TYPE_CHECKING:  # what type checkers and IDEs see; at runtime the name
     from .head import score_warning_rule as score_warning_rule
     from .head import simclip_loss as simclip_loss
     from .head import warning_scores as warning_scores
+    from .heap import limit_malloc_arenas as limit_malloc_arenas
+    from .heap import set_mmap_threshold as set_mmap_threshold
+    from .heap import trim_heap as trim_heap
     from .images import Frames as Frames
     from .images import decode_frames as decode_frames
     from .images import decode_image as decode_image
@@ -137,6 +141,9 @@ _EXPORTS = {
     "score_warning_rule": "head",
     "simclip_loss": "head",
     "warning_scores": "head",
+    "limit_malloc_arenas": "heap",
+    "set_mmap_threshold": "heap",
+    "trim_heap": "heap",
     "Frames": "images",
     "decode_frames": "images",
     "decode_image": "images",

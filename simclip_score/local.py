@@ -18,18 +18,16 @@ Like the server, the pool is threads: onnxruntime (rapidocr) and tesseract relea
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import queue
-import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
-from simclip import BatchStats, Predictor, collect_batch
+from simclip import BatchStats, Predictor, collect_batch, set_mmap_threshold
 
 from .dedup import DEDUP_MEMORY  # sha256 -> result kept for duplicates (~1 KB each)
 from .sources import Item, SourceError
@@ -48,7 +46,6 @@ from .work import (
 
 logger = logging.getLogger(__name__)
 
-M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter (malloc.h)
 MMAP_THRESHOLD = 128 * 1024  # bytes: allocations this big get mappings of their own
 
 
@@ -63,13 +60,9 @@ def hold_heap() -> bool:
     Returns:
         True when the threshold was set.
     """
-    if "MALLOC_MMAP_THRESHOLD_" in os.environ or not sys.platform.startswith("linux"):
+    if "MALLOC_MMAP_THRESHOLD_" in os.environ:
         return False
-    try:
-        libc = ctypes.CDLL(None)
-        return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD))
-    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
-        return False
+    return set_mmap_threshold(MMAP_THRESHOLD)
 
 
 

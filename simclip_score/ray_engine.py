@@ -53,6 +53,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from simclip import trim_heap
+
 from .dedup import DedupRegistry
 from .output import is_jsonl, read_rows, rows_to_table
 from .sources import Item, SourceError, SourceStats, Unit, estimate_inputs, expand_window
@@ -68,7 +70,6 @@ from .work import (
     pack_picture,
     read_and_hash,
     source_error,
-    trim_heap,
     unpack_picture,
 )
 

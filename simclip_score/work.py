@@ -170,28 +170,6 @@ def unpack_picture(pixels: bytes, sizes: list[int]) -> Image.Image | Frames:
     return frames[0] if len(frames) == 1 else Frames(frames)
 
 
-def trim_heap() -> bool:
-    """Collect Python's garbage, then give the C heap's free pages back to the system (glibc's
-    `malloc_trim(0)`). The Ray engine calls it after each round: the driver's native memory
-    (Ray's C++ core worker, Arrow) grew about 2.4 KB per input over rounds of 1,000 inputs, and
-    0.75 KB with a trim per round (docs/bench.md). Does nothing where the C library is not glibc.
-
-    Returns:
-        True when glibc released memory.
-    """
-    import ctypes
-    import gc
-    import sys
-
-    gc.collect()
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        return bool(ctypes.CDLL(None).malloc_trim(0))
-    except (OSError, AttributeError):  # musl has no malloc_trim
-        return False
-
-
 @contextlib.contextmanager
 def deferred_signals() -> Iterator[None]:
     """Hold Ctrl-C (SIGINT) and SIGTERM off while the block runs, then deliver the first one

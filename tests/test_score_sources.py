@@ -409,10 +409,11 @@ def test_rounds_read_every_input_once_on_ray(memes, tmp_path, capsys, caplog, mo
     import logging
 
     require("ray")
-    from simclip_score import ray_engine, work
+    from simclip import trim_heap
+    from simclip_score import ray_engine
 
     trims = []
-    monkeypatch.setattr(ray_engine, "trim_heap", lambda: trims.append(1) or work.trim_heap())
+    monkeypatch.setattr(ray_engine, "trim_heap", lambda: trims.append(1) or trim_heap())
     sources = _window_sources(memes, tmp_path)
     summaries = {}
     for name, engine, extra in [("local", "local", []), ("one", "ray", ["0"]),
