@@ -46,10 +46,11 @@ header.top { position: sticky; top: 0; background: #fff; padding: 8px 16px; z-in
 PAGE_JS = """
 const feed = document.getElementById('feed');
 const cacheParam = new URLSearchParams(location.search).get('cache') === '1' ? '&cache=1' : ''; // the page's own caching
+const still = new URLSearchParams(location.search).get('still') === '1'; // loads nothing after its load event
 let next = Number(feed.dataset.next), loading = false;
 const sentinel = document.getElementById('sentinel');
 new IntersectionObserver(async ([e]) => {
-  if (!e.isIntersecting || loading || next >= %(max)d) return;
+  if (still || !e.isIntersecting || loading || next >= %(max)d) return;
   loading = true;
   const r = await fetch('/posts?from=' + next + '&count=%(page)d&s=' + (new URLSearchParams(location.search).get('s') ?? '') + cacheParam);
   feed.insertAdjacentHTML('beforeend', await r.text());
@@ -66,7 +67,7 @@ watchLazy(document);
 new MutationObserver((rs) => rs.forEach((r) => r.addedNodes.forEach((n) => n.nodeType === 1 && watchLazy(n))))
   .observe(feed, { childList: true });
 // a post added after load, at the top
-window.addEventListener('load', () => setTimeout(() => {
+if (!still) window.addEventListener('load', () => setTimeout(() => {
   fetch('/posts?late=1&s=' + (new URLSearchParams(location.search).get('s') ?? '') + cacheParam).then((r) => r.text()).then((t) => feed.insertAdjacentHTML('afterbegin', t));
 }, 300));
 """
@@ -124,7 +125,8 @@ class FeedSite:
         """Post i shows meme k in way `kind`."""
         return i % len(self.memes), KINDS[i % len(KINDS)]
 
-    def post_html(self, i, late=False, seed=""):
+    def post_html(self, i, late=False, seed="", still=False):
+        """Post i's HTML; `still`: every picture loads before the page's load event (no lazy loading)."""
         k, kind = self.meme_for(i)
         truth = self.memes[k][1]
         src = f"/m/{k}.png?p={i}&amp;s={seed}"
@@ -134,10 +136,12 @@ class FeedSite:
             src, truth = f"/m/{k}.png?p=late&amp;s={seed}", "harmful"
             attrs = f'class="meme" id="late-meme" data-truth="harmful" data-meme="{k}" data-kind="img" data-post="late"'
             meme = f'<img {attrs} src="{src}" width="240" height="180" alt="">'
-        elif kind == "img":
+        elif kind == "img" or (still and kind == "lazy"):
             meme = f'<img {attrs} src="{src}" width="240" height="180" alt="">'
         elif kind == "lazy":
             meme = f'<img {attrs} loading="lazy" src="{src}" width="240" height="180" alt="">'
+        elif kind == "datasrc" and still:
+            meme = f'<img {attrs} src="{src}" width="240" height="180" alt="">'
         elif kind == "datasrc":
             meme = f'<img {attrs} src="{PIXEL_GIF}" data-src="{src}" width="240" height="180" alt="">'
         elif kind == "srcset":
@@ -154,9 +158,11 @@ class FeedSite:
         caption = "a post added after load" if late else f"post {i}"
         return f'<article class="post">{who}{meme}<p>{caption}</p></article>'
 
-    def page(self, seed="", noref=False):
-        """The feed; `seed` changes every image URL (a feed the extension has not seen yet)."""
-        posts = "".join(self.post_html(i, seed=seed) for i in range(INITIAL_POSTS))
+    def page(self, seed="", noref=False, still=False):
+        """The feed; `seed` changes every image URL (a feed the extension has not seen yet).
+        `still` (?still=1): a page whose own loading is over at its load event (every picture eager,
+        no post added late, no infinite scroll), so that what loads afterwards is the extension's."""
+        posts = "".join(self.post_html(i, seed=seed, still=still) for i in range(INITIAL_POSTS))
         loop_k = self.harmful[0]
         loopback = (f'<img class="meme" id="loopback-meme" data-truth="loopback" data-meme="{loop_k}" '
                     f'src="http://127.0.0.1:{self.port}/m/{loop_k}.png?p=loopback&amp;s={seed}" width="240" height="180" alt="">')
@@ -262,7 +268,7 @@ class FeedSite:
                 if self.fetch_case(url, q):
                     return
                 if url.path == "/feed":
-                    self.send(200, site.page(seed, noref="noref" in q).encode(), "text/html; charset=utf-8")
+                    self.send(200, site.page(seed, noref="noref" in q, still="still" in q).encode(), "text/html; charset=utf-8")
                 elif url.path == "/posts":
                     if "late" in q:
                         body = site.post_html(0, late=True, seed=seed)

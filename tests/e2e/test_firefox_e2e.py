@@ -108,7 +108,10 @@ def firefox_report(firefox_path, simclip_server, feed_site, artifacts_dir, tmp_p
     # Last: the add-on installed again over itself (a reload, a store update) under an open feed.
     lifecycle = {"url": f"{feed_site.url}?s=ff-lifecycle", "newTabUrl": f"{feed_site.url}?s=ff-lifecycle-new-tab",
                  "addPost": f"({ADD_POST_JS})({json.dumps([f'/m/{feed_site.harmful[1]}.png?p=ff-added&s=ff-lifecycle', 'ff-added'])})"}
-    back_forward = {"url": f"{feed_site.url}?s={UNIQUE_PREFIX}-ff-bfcache&cache=1&noref=1",
+    # A still page (?still=1): Firefox keeps no page with a request of its own in flight (its REQUEST
+    # blocker: a lazy picture, a post added late), so that what is in flight when it is left is the
+    # extension's alone.
+    back_forward = {"url": f"{feed_site.url}?s={UNIQUE_PREFIX}-ff-bfcache&cache=1&noref=1&still=1",
                     "elsewhereUrl": f"http://{EMBED_HOST}:{feed_site.port}/elsewhere?cache=1",
                     "initScript": MONITOR_JS + PAGESHOW_JS}
     report = run_firefox_feed(firefox_path, simclip_server, f"{feed_site.url}?s=firefox", artifacts_dir,

@@ -200,7 +200,7 @@ def test_a_feed_left_mid_verdict_is_kept_in_the_back_forward_cache_and_decided_a
             pair_through_options_page(b, stand_in)
             page = b.context.new_page()
             page.add_init_script(MONITOR_JS + PAGESHOW_JS)
-            url = f"{feed_site.url}?s={UNIQUE_PREFIX}-bfcache-{referer}&cache=1" + ("" if referer else "&noref=1")
+            url = f"{feed_site.url}?s={UNIQUE_PREFIX}-bfcache-{referer}&cache=1&still=1" + ("" if referer else "&noref=1")
             page.goto(url)
             wait_for(lambda: any(m["state"] == "pending" for m in on_screen_memes(page)), 30, message="verdicts pending")
             cdp = b.context.new_cdp_session(page)

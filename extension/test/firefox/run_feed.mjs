@@ -274,7 +274,8 @@ async function waitFeedDecided(feed, since) {
 /** A feed left while its verdicts are pending, then Back (see `backForward` in the header). */
 async function runBackForward({ url, elsewhereUrl, initScript }) {
   const page = await openPage(url, initScript);
-  // Firefox keeps no page still loading (its PAGE_LOADING blocker): leave once it has loaded.
+  // Firefox keeps no page still loading (its PAGE_LOADING blocker) nor one with a request in its load
+  // group (REQUEST): leave once it has loaded (the test's page loads nothing of its own afterwards).
   let pendingWhenLeft = 0;
   for (const since = Date.now(); pendingWhenLeft === 0 && Date.now() - since < 30_000; await sleep(50)) {
     if (await page.evaluate('document.readyState') !== 'complete') continue;
