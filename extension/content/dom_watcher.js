@@ -13,6 +13,7 @@
 import { isPlainValue, listCustomProperties, listPictureSelectors, listStyleQueryProperties } from '../shared/cssurls.js';
 import { TimeSlicer } from '../shared/slicer.js';
 import { CANVAS_DRAWN_EVENT, SHADOW_ROOT_EVENT } from '../shared/page_events.js';
+import { flushStyle } from './perf.js';
 
 const SYNC_BUDGET_MS = 12; // our own work per mutation batch
 const SKIP_TAGS = new Set(['HTML', 'HEAD', 'BODY', 'SCRIPT', 'STYLE', 'LINK', 'META', 'TITLE', 'NOSCRIPT', 'TEMPLATE', 'BR', 'SOURCE', 'OPTION']);
@@ -72,7 +73,7 @@ export class DOMWatcher {
     this.inheritVisits = 0; // custom property changes that made the elements under them be read again
     this.slicer = new TimeSlicer((item) => this.visit(item), {
       schedule: (fn) => setTimeout(() => this.timed(() => {
-        this.forceStyle(() => document.documentElement && getComputedStyle(document.documentElement).backgroundImage);
+        flushStyle(this.forceStyle);
         fn();
       }, 'slice'), 0),
       afterSlice: () => this.onBatch(),

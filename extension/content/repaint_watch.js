@@ -19,6 +19,7 @@
  */
 
 import { OWN_ANIMATIONS } from './dom_watcher.js';
+import { flushStyle } from './perf.js';
 
 const NEAR_MARGIN = '100% 0px'; // about a screen above and below the viewport
 const FRAME_BUDGET_MS = 3; // our own work per animation frame
@@ -183,14 +184,9 @@ export class RepaintWatch {
    * what was queued, then, if dirty, every near element, within the frame budget (the elements
    * whose picture moves by itself first: the rest changes only on a signal, and waits a frame).
    */
-  /**
-   * One forced style pass, booked apart (perf.js), before a task's reads: after a big insertion
-   * the first read would otherwise carry the browser's whole style update, which it owes before
-   * the next paint anyway.
-   */
+  /** One forced style pass, booked apart, before a task's reads (perf.js's flushStyle). */
   flushStyle() {
-    const root = this.win.document?.documentElement;
-    if (root) this.forceStyle(() => this.win.getComputedStyle(root).backgroundImage);
+    flushStyle(this.forceStyle, this.win);
   }
 
   work() {

@@ -6,6 +6,8 @@
  * moment the page gives it one, however late; there is no retry counter to run out.
  * ImageFilter turns each report into what the record's element shows (`onEntry`).
  */
+import { flushStyle } from './perf.js';
+
 const ENTRY_BUDGET_MS = 8;
 
 export class Whereabouts {
@@ -51,12 +53,10 @@ export class Whereabouts {
 
   /**
    * IntersectionObserver entries, handled in slices of ENTRY_BUDGET_MS (a feed reports hundreds at
-   * once). Each slice starts with one forced style pass, booked apart (perf.js): after a page
-   * inserted thousands of elements, the first style read would otherwise put the browser's whole
-   * style update, which it owes before the next paint anyway, into the slice (110 ms seen).
+   * once). Each slice starts with one forced style pass, booked apart (perf.js's flushStyle).
    */
   onIntersect(entries, near, from = 0) {
-    this.forceStyle(() => globalThis.document?.documentElement && getComputedStyle(document.documentElement).backgroundImage);
+    flushStyle(this.forceStyle);
     const start = performance.now();
     for (let i = from; i < entries.length; i += 1) {
       if (i > from && performance.now() - start > ENTRY_BUDGET_MS) {

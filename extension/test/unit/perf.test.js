@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { createPerf } from '../../content/perf.js';
+import { createPerf, flushStyle } from '../../content/perf.js';
 
 /** A clock the test moves by hand. */
 function fakeClock() {
@@ -76,4 +76,17 @@ test('a task that throws is still counted', () => {
     throw new Error('boom');
   }));
   assert.equal(perf.snapshot().tasks, 1);
+});
+
+test('flushStyle reads the root element\'s computed style through forceStyle, and nothing without a root', () => {
+  const clock = fakeClock();
+  const perf = createPerf(clock.now);
+  const root = { id: 'html' };
+  const read = [];
+  const win = { document: { documentElement: root }, getComputedStyle: (el) => { read.push(el); clock.advance(30); return { backgroundImage: 'none' }; } };
+  perf.timed(() => { flushStyle(perf.forceStyle, win); clock.advance(2); }, 'slice');
+  assert.deepEqual(read, [root]);
+  assert.equal(perf.snapshot().maxByKind.slice, 2);
+  assert.equal(perf.snapshot().maxForcedMs, 30);
+  flushStyle(perf.forceStyle, { document: null, getComputedStyle: () => assert.fail('read without a root') });
 });
