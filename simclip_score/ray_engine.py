@@ -49,7 +49,7 @@ import uuid
 import warnings
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -486,11 +486,9 @@ def _run(ray: Any, config: ScoreConfig, units: list[Unit], ledger: Any, out: str
     cpus = int(resources.get("CPU", 1))
     registry = ray.remote(num_cpus=0)(DedupRegistry).remote(ledger.done)
     n_readers = readers or max(1, cpus - int(n_encoders * encoder_cpus))
-    stage = {"config": config, "registry": registry, "n_readers": n_readers,
-             "n_encoders": n_encoders, "use_gpu": use_gpu, "encoder_cpus": encoder_cpus,
-             "cpu_batch": cpu_batch, "encoder_kwargs": {
-                 "config": config.as_dict(), "ocr_identity": ocr_identity,
-                 "categories": categories, "model": model, "identity": identity}}
+    stages = StagePlan(config, registry, n_readers, n_encoders, use_gpu, encoder_cpus, cpu_batch, {
+        "config": config.as_dict(), "ocr_identity": ocr_identity, "categories": categories,
+        "model": model, "identity": identity})
     queue: deque[tuple[Unit, int]] = deque()
     todo = iter(units)
     row_counts: dict[str, list[int]] = {}
@@ -503,7 +501,7 @@ def _run(ray: Any, config: ScoreConfig, units: list[Unit], ledger: Any, out: str
         if rounds > 1 or queue:
             logger.info("round %d: %d units (about %d inputs a round)", rounds, len(planned),
                         round_inputs)
-        scored = _pipeline(ray, planned, stage)
+        scored = _pipeline(ray, planned, stages)
         if is_jsonl(out):
             for table in scored.iter_batches(batch_format="pyarrow", batch_size=None):
                 rows = unpack(table).to_pylist()
@@ -536,16 +534,33 @@ def _run(ray: Any, config: ScoreConfig, units: list[Unit], ledger: Any, out: str
     return {"duplicates": duplicates, **({"Ray Data rounds": rounds} if rounds > 1 else {})}
 
 
-def _pipeline(ray: Any, units: list[Unit], stage: dict[str, Any]) -> Any:
+@dataclass(frozen=True)
+class StagePlan:
+    """How a run's stages are laid on the cluster, the same for every round: the run's config,
+    the dedup registry actor, the reader and encoder actor counts, whether the encoders take a
+    GPU and how many CPUs each reserves, the inputs per decode + OCR call (`cpu_batch`), and the
+    encoder actors' constructor arguments."""
+
+    config: ScoreConfig
+    registry: Any
+    n_readers: int
+    n_encoders: int
+    use_gpu: bool
+    encoder_cpus: float
+    cpu_batch: int
+    encoder_kwargs: dict[str, Any]
+
+
+def _pipeline(ray: Any, units: list[Unit], stages: StagePlan) -> Any:
     """One round's Dataset: the units' inputs listed, read + OCR-read, encoded (lazy)."""
     tasks = group_units(units)
-    n_readers = stage["n_readers"]
+    n_readers = stages.n_readers
     # The listing tasks reserve no CPU: they read names, a table's cells or a shard's members
     # while the readers decode; a CPU each would take it from decode + OCR. Reserving none,
     # they are not queued by Ray: `concurrency` runs as many at a time as there are readers
     # to feed, and `override_num_blocks` (one block per task) leaves the blocks as they are.
     listed = ray.data.read_datasource(
-        make_datasource(tasks, stage["registry"], stage["cpu_batch"]), num_cpus=0,
+        make_datasource(tasks, stages.registry, stages.cpu_batch), num_cpus=0,
         concurrency=min(len(tasks), n_readers), override_num_blocks=len(tasks))
     # Ray Data joins what a task yields into blocks of `target_max_block_size` (128 MiB) and
     # hands a block whole to one reader: a folder's names would be one block, read by one
@@ -555,17 +570,17 @@ def _pipeline(ray: Any, units: list[Unit], stage: dict[str, Any]) -> Any:
     # packed row (`pack`), and with a target of one byte each packed row is its own block,
     # never joined to the next one nor sliced (a block of one row cannot be).
     listed.context.target_max_block_size = ROW_BLOCKS
-    config = stage["config"]
+    config = stages.config
     return listed.map_batches(
         ReadStage, batch_size=1, batch_format="pyarrow",  # one listing block a call
-        fn_constructor_kwargs={"ocr_spec": config.ocr, "registry": stage["registry"]},
+        fn_constructor_kwargs={"ocr_spec": config.ocr, "registry": stages.registry},
         compute=ray.data.ActorPoolStrategy(size=n_readers), num_cpus=1,
     ).map_batches(
         EncoderStage,
-        batch_size=max(1, config.batch_size // stage["cpu_batch"]),  # reader calls a call
-        batch_format="pyarrow", fn_constructor_kwargs=stage["encoder_kwargs"],
-        compute=ray.data.ActorPoolStrategy(size=stage["n_encoders"]),
-        num_gpus=1 if stage["use_gpu"] else 0, num_cpus=stage["encoder_cpus"])
+        batch_size=max(1, config.batch_size // stages.cpu_batch),  # reader calls a call
+        batch_format="pyarrow", fn_constructor_kwargs=stages.encoder_kwargs,
+        compute=ray.data.ActorPoolStrategy(size=stages.n_encoders),
+        num_gpus=1 if stages.use_gpu else 0, num_cpus=stages.encoder_cpus)
 
 
 def _write_parquet(ray: Any, scored: Any, folder: Path, tally: Any) -> Any:
