@@ -10,7 +10,7 @@
  * there. Added subtrees are walked in time slices (shared/slicer.js), so a page inserting hundreds
  * of posts at once does not block the main thread.
  */
-import { isPlainValue, listCustomProperties, listPictureSelectors, listStyleQueryProperties } from '../shared/cssurls.js';
+import { isPlainValue, listPictureSelectors, listStyleQueryProperties, readStyleRules, selectPictureRules } from '../shared/cssurls.js';
 import { TimeSlicer } from '../shared/slicer.js';
 import { CANVAS_DRAWN_EVENT, SHADOW_ROOT_EVENT } from '../shared/page_events.js';
 import { flushStyle } from './perf.js';
@@ -344,20 +344,16 @@ export class DOMWatcher {
     const selectors = new Set();
     const probe = document.createDocumentFragment();
     try {
-      const sheets = [...document.styleSheets, ...(document.adoptedStyleSheets ?? [])];
-      const declared = new Map(); // a custom property no sheet declares may come from a script: it may hold a picture
-      for (const sheet of sheets) listCustomProperties(sheet.cssRules, declared);
-      this.queriedProperties = new Set();
-      for (const sheet of sheets) listStyleQueryProperties(sheet.cssRules, this.queriedProperties);
-      const mayHoldPicture = (name) => declared.get(name) ?? true;
-      for (const sheet of sheets) {
-        for (const selector of listPictureSelectors(sheet.cssRules, mayHoldPicture)) {
-          try {
-            probe.querySelector(selector); // a selector this browser cannot parse would spoil the list
-            selectors.add(selector);
-          } catch {
-            // skipped
-          }
+      const read = { declared: new Map(), queried: new Set(), pictureRules: [] };
+      for (const sheet of [...document.styleSheets, ...(document.adoptedStyleSheets ?? [])]) readStyleRules(sheet.cssRules, read);
+      this.queriedProperties = read.queried;
+      // a custom property no sheet declares may come from a script: it may hold a picture
+      for (const selector of selectPictureRules(read.pictureRules, (name) => read.declared.get(name) ?? true)) {
+        try {
+          probe.querySelector(selector); // a selector this browser cannot parse would spoil the list
+          selectors.add(selector);
+        } catch {
+          // skipped
         }
       }
     } catch {

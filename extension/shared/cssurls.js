@@ -124,21 +124,38 @@ const PLAIN_VALUE = /^\s*(#[0-9a-f]{3,8}|(rgba?|hsla?|hwb|lab|lch|oklab|oklch|co
 export const isPlainValue = (value) => PLAIN_VALUE.test(value ?? '');
 
 /**
- * The custom properties whose value itself the rules in `rules` (read recursively) choose by: those
- * a container style query names (`@container style(--theme: dark)`), and those in a picture
- * property's `if(...)` (`if(style(--theme: dark): url(a); else: url(b))`). A custom property of
- * these set to a plain value may change a picture too. Adds them to `names` and returns it; '*'
- * stands for any, when such a rule names none that can be read.
+ * One walk over the style rules in `rules` (a CSSRuleList, read recursively through @media,
+ * @supports, @container, @layer and nesting) that reads each rule's declarations once, for what
+ * the watcher needs of a stylesheet. Adds to `out` and returns it:
+ *  - `declared`: the custom properties (`--name`) the rules declare: name -> true when one of its
+ *    declarations may hold a picture (anything but a color, a number, a length or a keyword:
+ *    `none` may be the default a script replaces);
+ *  - `queried`: the custom properties whose value itself the rules choose by: those a container
+ *    style query names (`@container style(--theme: dark)`), and those in a picture property's
+ *    `if(...)` (`if(style(--theme: dark): url(a); else: url(b))`); '*' stands for any, when such a
+ *    rule names none that can be read. One of these set to a plain value may change a picture too;
+ *  - `pictureRules`: [selectorText, value] of the style rules whose `background(-image)` or
+ *    `content` names a picture (url(), image-set()) or a custom property (var()): selectPictureRules
+ *    picks from them once every sheet's `declared` is known.
  */
-export function listStyleQueryProperties(rules, names = new Set()) {
+export function readStyleRules(rules, out = { declared: new Map(), queried: new Set(), pictureRules: [] }) {
   for (const rule of rules ?? []) {
-    if (rule.conditionText?.includes('style(')) addPropertyNames(rule.conditionText, names);
+    if (rule.conditionText?.includes('style(')) addPropertyNames(rule.conditionText, out.queried);
     const style = rule.style;
-    const value = style ? `${style.backgroundImage ?? ''} ${style.background ?? ''} ${style.content ?? ''}` : '';
-    if (/\bif\(/i.test(value)) addPropertyNames(value, names);
-    if (rule.cssRules) listStyleQueryProperties(rule.cssRules, names);
+    if (style) {
+      for (let i = 0; i < (style.length ?? 0); i += 1) {
+        const name = style[i];
+        if (name.startsWith('--')) out.declared.set(name, out.declared.get(name) || !PLAIN_VALUE.test(style.getPropertyValue(name)));
+      }
+      const value = `${style.backgroundImage ?? ''} ${style.background ?? ''} ${style.content ?? ''}`;
+      if (/\bif\(/i.test(value)) addPropertyNames(value, out.queried);
+      if (typeof rule.selectorText === 'string' && (namesPicture(value) || value.includes('var('))) {
+        out.pictureRules.push([rule.selectorText, value]);
+      }
+    }
+    if (rule.cssRules) readStyleRules(rule.cssRules, out);
   }
-  return names;
+  return out;
 }
 
 function addPropertyNames(text, names) {
@@ -146,54 +163,36 @@ function addPropertyNames(text, names) {
   for (const name of found ?? ['*']) names.add(name);
 }
 
-/** True when the rules in `rules` choose something by a custom property's value (listStyleQueryProperties). */
-export const usesStyleQueries = (rules) => listStyleQueryProperties(rules).size > 0;
-
 /**
- * The custom properties (`--name`) the style rules in `rules` declare, read recursively: name ->
- * true when one of its declarations may hold a picture (anything but a color, a number, a length
- * or a keyword: `none` may be the default a script replaces).
+ * The selectors of `pictureRules` (readStyleRules) that give an element, or its ::before /
+ * ::after, a picture: a url() or image-set(), or var(--name) of a custom property that may hold
+ * one (`mayHoldPicture(name)`: by default every one may; one the page sets from a script or a
+ * style attribute is in no stylesheet). A pseudo-element selector comes back as its element's
+ * selector. Lets a new stylesheet be checked against the elements it styles instead of every
+ * element of the page.
  */
-export function listCustomProperties(rules, out = new Map()) {
-  for (const rule of rules ?? []) {
-    const style = rule.style;
-    for (let i = 0; i < (style?.length ?? 0); i += 1) {
-      const name = style[i];
-      if (!name.startsWith('--')) continue;
-      const value = style.getPropertyValue(name);
-      out.set(name, out.get(name) || !PLAIN_VALUE.test(value));
-    }
-    if (rule.cssRules) listCustomProperties(rule.cssRules, out);
-  }
-  return out;
-}
-
-/**
- * The selectors of the style rules in `rules` (a CSSRuleList, read recursively through @media,
- * @supports, @layer and nesting) that give an element, or its ::before / ::after, a picture: a
- * `background(-image)` or `content` with url() or image-set(), or with var(--name) of a custom
- * property that may hold one (`mayHoldPicture(name)`: by default every one may; one the page sets
- * from a script or a style attribute is in no stylesheet). A pseudo-element selector comes back as
- * its element's selector. Lets a new stylesheet be checked against the elements it styles instead
- * of every element of the page.
- */
-export function listPictureSelectors(rules, mayHoldPicture = () => true) {
+export function selectPictureRules(pictureRules, mayHoldPicture = () => true) {
   const out = new Set();
-  for (const rule of rules ?? []) {
-    const style = rule.style;
-    if (style && typeof rule.selectorText === 'string') {
-      const value = `${style.backgroundImage ?? ''} ${style.background ?? ''} ${style.content ?? ''}`;
-      if (namesPicture(value) || [...value.matchAll(VAR_REFERENCE)].some((m) => mayHoldPicture(m[1]))) {
-        for (const selector of splitSelectorList(rule.selectorText)) {
-          const host = selector.replace(PSEUDO_SUFFIX, '').trim();
-          out.add(host || '*');
-        }
-      }
-    }
-    if (rule.cssRules) for (const inner of listPictureSelectors(rule.cssRules, mayHoldPicture)) out.add(inner);
+  for (const [selectorText, value] of pictureRules) {
+    if (!namesPicture(value) && ![...value.matchAll(VAR_REFERENCE)].some((m) => mayHoldPicture(m[1]))) continue;
+    for (const selector of splitSelectorList(selectorText)) out.add(selector.replace(PSEUDO_SUFFIX, '').trim() || '*');
   }
   return [...out];
 }
+
+const emptyRead = () => ({ declared: new Map(), queried: new Set(), pictureRules: [] });
+
+/** readStyleRules' `declared` for `rules`, added to `out`. */
+export const listCustomProperties = (rules, out = new Map()) => readStyleRules(rules, { ...emptyRead(), declared: out }).declared;
+
+/** readStyleRules' `queried` for `rules`, added to `names`. */
+export const listStyleQueryProperties = (rules, names = new Set()) => readStyleRules(rules, { ...emptyRead(), queried: names }).queried;
+
+/** True when the rules in `rules` choose something by a custom property's value (listStyleQueryProperties). */
+export const usesStyleQueries = (rules) => listStyleQueryProperties(rules).size > 0;
+
+/** The picture selectors of `rules` alone (readStyleRules, then selectPictureRules). */
+export const listPictureSelectors = (rules, mayHoldPicture) => selectPictureRules(readStyleRules(rules).pictureRules, mayHoldPicture);
 
 /** "a, b:is(c, d)" -> ["a", "b:is(c, d)"]: commas inside parentheses or strings do not split. */
 function splitSelectorList(text) {
