@@ -176,3 +176,13 @@ def browser(tmp_path_factory, playwright_driver, chromium_path, feed_site, simcl
             for i, pg in enumerate(context.pages):
                 if not pg.is_closed() and not pg.url.startswith("about:"):
                     pg.screenshot(path=str(artifacts_dir / f"final-page-{i}.png"))
+
+
+@pytest.fixture(scope="session")
+def stream_site(feed_site):
+    """stream_pages.py's streamed page, its pictures from the feed site."""
+    from stream_pages import StreamSite
+
+    site = StreamSite(feed_site).start()
+    yield site
+    site.stop()

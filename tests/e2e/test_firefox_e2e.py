@@ -38,6 +38,7 @@ from e2e_support import (
     write_json,
 )
 from feed_site import EMBED_HOST, FEED_HOST, UNIQUE_PREFIX
+from stream_pages import expected_posts
 from switch_pages import NARROW_PX, PAINT_MONITOR_JS, PAINT_VIOLATIONS, SWITCH_THEN
 
 DRIVER = EXTENSION_DIR / "test" / "firefox" / "run_feed.mjs"
@@ -90,7 +91,7 @@ def run_firefox_feed(firefox, server, feed_url, artifacts, tmp_path, cases=(), l
 
 
 @pytest.fixture(scope="module")
-def firefox_report(firefox_path, simclip_server, feed_site, artifacts_dir, tmp_path_factory):
+def firefox_report(firefox_path, simclip_server, feed_site, stream_site, artifacts_dir, tmp_path_factory):
     """One Firefox run: the feed, then the case pages."""
     cases = [
         {"name": "frames", "url": feed_site.case_url("frames", "ff-frames"), "settleMs": 1500},
@@ -102,6 +103,9 @@ def firefox_report(firefox_path, simclip_server, feed_site, artifacts_dir, tmp_p
          "decided": sorted(DECIDED | {"unchecked"})},
         {"name": "switch", "url": feed_site.case_url("switch", "ff-switch"), "initScript": PAINT_MONITOR_JS,
          "violations": PAINT_VIOLATIONS, "viewportThen": {"width": NARROW_PX, "height": 1600}, "then": SWITCH_THEN},
+        # stream_pages.py: declarative roots that arrive while the loader, then main.js, watches
+        {"name": "race-loader", "url": stream_site.url("loader", "ff-race"), "settleMs": 1000},
+        {"name": "race-handover", "url": stream_site.url("handover", "ff-race-h"), "settleMs": 1000},
         {"name": "canvas", "url": feed_site.case_url("canvas", "ff-canvas"), "initScript": PAINT_MONITOR_JS,
          "violations": PAINT_VIOLATIONS, "then": "window.__redraw()", "decided": sorted(DECIDED | {"skip"})},
     ]
@@ -194,6 +198,15 @@ def test_firefox_checks_pictures_in_iframes(firefox_report):
 def test_firefox_checks_pictures_in_open_closed_and_declarative_shadow_roots(firefox_report):
     check_case(firefox_report, "shadow", {"open-img", "closed-img", "late-img", "nest-img", "dsd-open-img",
                                           "dsd-closed-img", "lit-img", "swap-img", "early-nest-img", "early-nest-bg"})
+
+
+@pytest.mark.parametrize("hosts", ["loader", "handover"])
+def test_firefox_pictures_in_a_declarative_root_streamed_in_late_are_hidden_until_checked(firefox_report, hosts):
+    """A page streamed with pauses after a shadow host's start tag: its declarative root and the
+    pictures in it arrive while the loader watches, or after main.js took over (stream_pages.py)."""
+    posts = {s["post"] for s in firefox_report["cases"][f"race-{hosts}"]["states"]}
+    assert posts == expected_posts(hosts), sorted(posts ^ expected_posts(hosts))
+    check_case(firefox_report, f"race-{hosts}", expected_posts(hosts))
 
 
 def test_firefox_decides_pictures_shown_late_in_hidden_containers(firefox_report):
