@@ -56,6 +56,10 @@ def parse_args(argv):
     p.add_argument("--ray-cpu-batch", type=int, default=4, help="inputs per Ray decode+OCR task")
     p.add_argument("--rounds", type=int, default=2,
                    help="repeat every measurement, the order reversed every other round")
+    p.add_argument("--mmap-threshold", type=int, default=0,
+                   help="bytes: glibc serves blocks this big or bigger from mappings of their own, for "
+                        "every step of the run (simclip.set_mmap_threshold; docs/bench.md measures the "
+                        "cost); 0: glibc's own dynamic threshold, as `simclip score` runs")
     p.add_argument("--steps", default=DEFAULT_STEPS,
                    help=f"comma-separated steps (of {', '.join(STEPS)}); 'peer' needs transformers")
     p.add_argument("--peer-size", choices=("ViT-L-14-336", "tiny"), default="ViT-L-14-336",
@@ -308,6 +312,11 @@ def main(argv=None):
     """Run every measurement and print the table."""
     args = parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.mmap_threshold:
+        from simclip import set_mmap_threshold
+
+        held = set_mmap_threshold(args.mmap_threshold)
+        print(f"glibc's mmap threshold: {args.mmap_threshold} bytes" + ("" if held else " refused (not glibc?)"))
     steps = set(filter(None, args.steps.split(",")))
     unknown = steps - set(STEPS)
     if unknown:

@@ -350,10 +350,6 @@ def _score(args: argparse.Namespace, jsonl: bool, codes: set[str]) -> int:
     """The run itself, holding --out's lock."""
     config = config_from_args(args)
     units = plan_units(args.sources, args.column)  # a column that holds no pictures: refused now
-    if args.engine == "local":
-        from .local import hold_heap
-
-        hold_heap()  # the run's RSS does not creep with the corpus (glibc)
     from .ocr import build_ocr_engine
 
     ocr = build_ocr_engine(config.ocr)

@@ -19,7 +19,6 @@ Like the server, the pool is threads: onnxruntime (rapidocr) and tesseract relea
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import threading
 from collections import OrderedDict
@@ -27,7 +26,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
-from simclip import BatchStats, Predictor, collect_batch, set_mmap_threshold
+from simclip import BatchStats, Predictor, collect_batch
 
 from .dedup import DEDUP_MEMORY  # sha256 -> result kept for duplicates (~1 KB each)
 from .sources import Item, SourceError
@@ -45,27 +44,6 @@ from .work import (
 )
 
 logger = logging.getLogger(__name__)
-
-MMAP_THRESHOLD = 128 * 1024  # bytes: allocations this big get mappings of their own
-
-
-def hold_heap() -> bool:
-    """Have glibc serve allocations of MMAP_THRESHOLD bytes or more (compressed and decoded
-    pictures, OCR buffers) from mappings of their own, given back to the system when freed.
-    Without it glibc raises its threshold as big blocks are freed, and a run's RSS grew with
-    the corpus: +42 to +80 MiB from 500 to 5,000 pictures (docs/bench.md). Costs about 3 ms a
-    picture (1 % of a run with OCR). Left alone when MALLOC_MMAP_THRESHOLD_ is set (the
-    user's value stands) or the C library is not glibc.
-
-    Returns:
-        True when the threshold was set.
-    """
-    if "MALLOC_MMAP_THRESHOLD_" in os.environ:
-        return False
-    return set_mmap_threshold(MMAP_THRESHOLD)
-
-
-
 
 class _Job:
     """A decoded, OCR-read picture waiting for the encoders."""
