@@ -1,8 +1,8 @@
 """The C heap's controls on glibc (`mallopt`, `malloc_trim`), through ctypes.
 
-The server's decode workers cap their malloc arenas, the local scoring engine has big blocks
-mapped apart, and the Ray driver trims its heap after each round (docs/bench.md has what each
-one measured). Each call does nothing and returns False where the C library is not glibc (musl,
+The server's decode workers cap their malloc arenas, the Ray driver trims its heap after each
+round, and bench/score_bench.py can fix the mmap threshold to measure what that costs
+(docs/bench.md has what each one measured). Each call does nothing and returns False where the C library is not glibc (musl,
 macOS, Windows): these are memory economies, never needed for a correct result.
 
 Sources: glibc's malloc.h (the parameter numbers), mallopt(3), malloc_trim(3).
