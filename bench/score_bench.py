@@ -57,9 +57,10 @@ def parse_args(argv):
     p.add_argument("--rounds", type=int, default=2,
                    help="repeat every measurement, the order reversed every other round")
     p.add_argument("--mmap-threshold", type=int, default=0,
-                   help="bytes: glibc serves blocks this big or bigger from mappings of their own, for "
-                        "every step of the run (simclip.set_mmap_threshold; docs/bench.md measures the "
-                        "cost); 0: glibc's own dynamic threshold, as `simclip score` runs")
+                   help="bytes: glibc serves blocks this big or bigger from mappings of their own, in "
+                        "this process (the OCR and encoder ceilings, the local engine; not Ray's workers "
+                        "nor the server; simclip.set_mmap_threshold, docs/bench.md measures the cost); "
+                        "0: glibc's own dynamic threshold, as `simclip score` runs")
     p.add_argument("--steps", default=DEFAULT_STEPS,
                    help=f"comma-separated steps (of {', '.join(STEPS)}); 'peer' needs transformers")
     p.add_argument("--peer-size", choices=("ViT-L-14-336", "tiny"), default="ViT-L-14-336",

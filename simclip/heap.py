@@ -2,8 +2,9 @@
 
 The server's decode workers cap their malloc arenas, the Ray driver trims its heap after each
 round, and bench/score_bench.py can fix the mmap threshold to measure what that costs
-(docs/bench.md has what each one measured). Each call does nothing and returns False where the C library is not glibc (musl,
-macOS, Windows): these are memory economies, never needed for a correct result.
+(docs/bench.md has what each one measured). Each call does nothing and returns False where the
+C library is not glibc (musl, macOS, Windows): these are memory economies, never needed for a
+correct result.
 
 Sources: glibc's malloc.h (the parameter numbers), mallopt(3), malloc_trim(3).
 """
