@@ -182,14 +182,8 @@ export function selectPictureRules(pictureRules, mayHoldPicture = () => true) {
 
 const emptyRead = () => ({ declared: new Map(), queried: new Set(), pictureRules: [] });
 
-/** readStyleRules' `declared` for `rules`, added to `out`. */
-export const listCustomProperties = (rules, out = new Map()) => readStyleRules(rules, { ...emptyRead(), declared: out }).declared;
-
 /** readStyleRules' `queried` for `rules`, added to `names`. */
 export const listStyleQueryProperties = (rules, names = new Set()) => readStyleRules(rules, { ...emptyRead(), queried: names }).queried;
-
-/** True when the rules in `rules` choose something by a custom property's value (listStyleQueryProperties). */
-export const usesStyleQueries = (rules) => listStyleQueryProperties(rules).size > 0;
 
 /** The picture selectors of `rules` alone (readStyleRules, then selectPictureRules). */
 export const listPictureSelectors = (rules, mayHoldPicture) => selectPictureRules(readStyleRules(rules).pictureRules, mayHoldPicture);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { isPlainValue, listCssImageUrls, listCustomProperties, listPictureSelectors, listStyleQueryProperties, usesStyleQueries } from '../../shared/cssurls.js';
+import { isPlainValue, listCssImageUrls, listPictureSelectors, listStyleQueryProperties, readStyleRules } from '../../shared/cssurls.js';
 import { TimeSlicer } from '../../shared/slicer.js';
 
 test('yields to the page once a slice has used its time budget', () => {
@@ -73,7 +73,7 @@ test('a rule whose picture is var(--name) names its elements, unless every sheet
     rule('.card::before', { content: 'var(--card)' }),
     rule('.post', { backgroundImage: 'var(--bg)' }), // set from a style attribute only
   ];
-  const declared = listCustomProperties(rules);
+  const { declared } = readStyleRules(rules);
   assert.deepEqual(Object.fromEntries(declared),
     { '--accent': false, '--gap': false, '--avatar': true, '--hero': true, '--card': true });
   assert.deepEqual(listPictureSelectors(rules, (name) => declared.get(name) ?? true), ['.avatar', '.hero', '.card', '.post']);
@@ -84,10 +84,11 @@ test('a custom property value that cannot name a picture, and rules that choose 
   for (const plain of ['120px', '-0.5', '#1d9bf0', 'rgb(0 0 0 / 50%)', 'dark', '50%']) assert.equal(isPlainValue(plain), true, plain);
   for (const picture of ['url("a.png")', 'none', 'var(--hero)', 'image-set("a.png" 1x)', 'initial', '']) assert.equal(isPlainValue(picture), false, picture);
   const rule = (selectorText, style) => ({ selectorText, style });
-  assert.equal(usesStyleQueries([rule('.a', { backgroundImage: 'var(--bg)' }), { conditionText: '(min-width: 400px)', cssRules: [] }]), false);
-  assert.equal(usesStyleQueries([{ conditionText: 'style(--theme: dark)', cssRules: [rule('.a', { backgroundImage: 'url(d.png)' })] }]), true);
-  assert.equal(usesStyleQueries([{ cssRules: [rule('.a', { backgroundImage: 'if(style(--theme: dark): url(d.png); else: url(l.png))' })] }]), true);
-  assert.equal(usesStyleQueries(undefined), false);
+  const queries = (rules) => listStyleQueryProperties(rules).size > 0;
+  assert.equal(queries([rule('.a', { backgroundImage: 'var(--bg)' }), { conditionText: '(min-width: 400px)', cssRules: [] }]), false);
+  assert.equal(queries([{ conditionText: 'style(--theme: dark)', cssRules: [rule('.a', { backgroundImage: 'url(d.png)' })] }]), true);
+  assert.equal(queries([{ cssRules: [rule('.a', { backgroundImage: 'if(style(--theme: dark): url(d.png); else: url(l.png))' })] }]), true);
+  assert.equal(queries(undefined), false);
 });
 
 test('the custom properties a style query or an if() chooses by are listed, and only those', () => {
