@@ -111,7 +111,9 @@ def firefox_report(firefox_path, simclip_server, feed_site, stream_site, artifac
     ]
     # Last: the add-on installed again over itself (a reload, a store update) under an open feed.
     lifecycle = {"url": f"{feed_site.url}?s=ff-lifecycle", "newTabUrl": f"{feed_site.url}?s=ff-lifecycle-new-tab",
-                 "addPost": f"({ADD_POST_JS})({json.dumps([f'/m/{feed_site.harmful[1]}.png?p=ff-added&s=ff-lifecycle', 'ff-added'])})"}
+                 "addPost": f"({ADD_POST_JS})({json.dumps([f'/m/{feed_site.harmful[1]}.png?p=ff-added&s=ff-lifecycle', 'ff-added'])})",
+                 "addPostOff": f"({ADD_POST_JS})({json.dumps([f'/m/{feed_site.harmful[0]}.png?p=ff-added-off&s=ff-lifecycle', 'ff-added-off'])})",
+                 "offTabUrl": f"{feed_site.url}?s=ff-lifecycle-enabled-tab"}
     # A still page (?still=1): Firefox keeps no page with a request of its own in flight (its REQUEST
     # blocker: a lazy picture, a post added late), so that what is in flight when it is left is the
     # extension's alone.
@@ -296,6 +298,25 @@ def test_firefox_an_add_on_installed_over_itself_shows_no_waiting_picture_meanwh
     rules keep the pictures waiting, and the flagged ones, hidden until the new version's arrives."""
     violations = firefox_report["lifecycle"]["reinstalled"]["violations"]
     assert violations == {}, violations
+
+
+def test_firefox_an_add_on_disabled_and_enabled_under_an_open_feed_keeps_it_covered_and_protects_it_again(firefox_report):
+    """Disabled as about:addons does (AddonManager), a harmful post added while it is off, then
+    enabled: the flagged pictures stay covered meanwhile (the gap rules), the open feed's first
+    memes and the post added while off are decided again, none shown before its verdict, and a tab
+    opened after is protected."""
+    off = firefox_report["lifecycle"]["disabled"]
+    assert "error" not in off, off["error"]
+    assert off["active"] == [False, True], off["active"]
+    assert off["flagged"] > 0 and off["clockRan"], off
+    assert off["uncoveredWhileOff"] == 0, off
+    for name in ("enabled", "newTab"):
+        run = off[name]
+        assert run["decidedInMs"] is not None, (name, summarize(run["states"]))
+        assert_flagged_exactly_the_harmful([s for s in run["states"] if s["truth"] in ("harmful", "neutral")][:N_MEMES])
+        assert run["violations"] == {}, (name, run["violations"])
+    added = [s for s in off["enabled"]["states"] if s.get("post") == "ff-added-off"]
+    assert [s["state"] for s in added] == ["flagged"], added
 
 
 def test_firefox_an_add_on_removed_under_an_open_feed_keeps_it_covered_then_gives_the_page_its_pictures(firefox_report):

@@ -21,7 +21,11 @@
  *   itself under an open feed at `url` (what about:debugging's Reload and a store update do: same
  *   id, storage kept), then `addPost` (a main-world expression) adds a harmful post to that feed,
  *   and a new tab opens `newTabUrl`; both feeds' first `memes` memes must be decided again. Then
- *   the add-on is removed under the open feed (`removed`: the gap rules' clock, the flagged
+ *   the add-on is disabled under that feed as about:addons does (AddonManager, in the browser's
+ *   chrome window), `addPostOff` adds a harmful post while it is off, and it is enabled again
+ *   (`disabled`: the gap rules' clock, the flagged pictures uncovered while off, the feed decided
+ *   again with that post, and a tab opened after at `offTabUrl`). Then the add-on is removed
+ *   under the open feed (`removed`: the gap rules' clock, the flagged
  *   pictures uncovered in the gap and once the clock has ended, the page's data-simclip-off).
  *   `backForward` ({url, elsewhereUrl, initScript}): before that, a feed at `url` is left for
  *   `elsewhereUrl` while its verdicts are pending, and Back brings it again; `initScript` records
@@ -29,6 +33,7 @@
  * Prints one JSON object on stdout: {browser, connection, states, shield, decidedInMs, keys,
  *   cases: {name: {states, violations, decidedInMs, after?: {states, violations, decidedInMs}}},
  *   lifecycle?: {before, reinstalled, newTab: {states, violations, decidedInMs}, coveredMeanwhile: {post: pageState},
+ *                disabled: {active, flagged, clockRan, uncoveredWhileOff, enabled, newTab},
  *                removed: {flagged, clockRan, uncoveredInGap, violations, off, uncoveredAfter}}
  *   (`coveredMeanwhile`: the page's state, just after the install, of each meme flagged before it),
  *   backForward?: {pendingWhenLeft, pageshows, states, violations, decidedInMs}}. Case pages are read in every frame; each
@@ -152,7 +157,7 @@ async function readStates(page, frame) {
   return found.map((s) => {
     const rec = s.id ? pictures[String(s.id)] : undefined;
     const state = rec ? rec.state : s.pageState === 'shown' ? 'skip' : s.pageState;
-    return { ...s, state, why: rec ? rec.why : null, warning: rec ? rec.warning || null : null };
+    return { ...s, state, recorded: Boolean(rec), why: rec ? rec.why : null, warning: rec ? rec.warning || null : null };
   });
 }
 
@@ -259,13 +264,19 @@ async function openPage(url, initScript = config.initScript) {
   return page;
 }
 
-/** Until the feed's first `config.memes` memes are decided (or the time is up): {states, decidedInMs}. */
-async function waitFeedDecided(feed, since) {
+/**
+ * Until the feed's first `config.memes` memes are decided (or the time is up): {states, decidedInMs}.
+ * `recorded`: decided by the content script running now (its record), not only by the state
+ * attribute an earlier one left on the element.
+ */
+async function waitFeedDecided(feed, since, { recorded = false } = {}) {
   const decided = new Set(config.decided);
   for (;;) {
     const states = await readStates(feed, feed.mainFrame());
     const top = states.filter((s) => s.truth === 'harmful' || s.truth === 'neutral').slice(0, config.memes);
-    if (top.length === config.memes && top.every((s) => decided.has(s.state))) return { states, decidedInMs: Date.now() - since };
+    if (top.length === config.memes && top.every((s) => decided.has(s.state) && (s.recorded || !recorded))) {
+      return { states, decidedInMs: Date.now() - since };
+    }
     if (Date.now() - since > config.timeoutMs) return { states, decidedInMs: null };
     await sleep(250);
   }
@@ -303,7 +314,7 @@ async function runBackForward({ url, elsewhereUrl, initScript }) {
  * the open feed's flagged memes never shown meanwhile, a post it adds afterwards decided, a new
  * tab protected.
  */
-async function runLifecycle({ url, newTabUrl, addPost }) {
+async function runLifecycle({ url, newTabUrl, addPost, addPostOff, offTabUrl }) {
   const t0 = Date.now();
   const feed = await openPage(url);
   const before = await waitFeedDecided(feed, t0);
@@ -317,7 +328,7 @@ async function runLifecycle({ url, newTabUrl, addPost }) {
   extensionPage = await openOptionsPage();
   const t1 = Date.now();
   await feed.evaluate(addPost);
-  const reinstalled = await waitFeedDecided(feed, t1);
+  const reinstalled = await waitFeedDecided(feed, t1, { recorded: true });
   reinstalled.violations = await feed.evaluate(SHIELD_VIOLATIONS);
   const t2 = Date.now();
   const fresh = await openPage(newTabUrl);
@@ -325,8 +336,58 @@ async function runLifecycle({ url, newTabUrl, addPost }) {
   newTab.violations = await fresh.evaluate(SHIELD_VIOLATIONS);
   log('lifecycle:', reinstalled.decidedInMs, newTab.decidedInMs);
   await fresh.close();
+  const disabled = await runDisableEnable(feed, addPostOff, offTabUrl).catch((e) => ({ error: String(e).slice(0, 600) }));
+  extensionPage ??= await openOptionsPage().catch(() => null);
   const removed = await runRemoval(feed);
-  return { before, coveredMeanwhile, reinstalled, newTab, removed };
+  return { before, coveredMeanwhile, reinstalled, newTab, disabled, removed };
+}
+
+/** Runs `expression` (a promise) in the browser's chrome window, where about:addons' buttons run. */
+async function inChrome(expression) {
+  const tree = await browser.connection.send('browsingContext.getTree', { 'moz:scope': 'chrome' });
+  const { result } = await browser.connection.send('script.evaluate', {
+    target: { context: tree.result.contexts[0].context }, expression, awaitPromise: true,
+  });
+  if (result.type !== 'success') throw new Error(`chrome script failed: ${JSON.stringify(result).slice(0, 400)}`);
+  return result.result?.value;
+}
+
+/** Disables or enables the add-on as about:addons does; whether it is active afterwards. */
+const setAddonEnabled = (enabled) => inChrome(`(async () => {
+  const { AddonManager } = ChromeUtils.importESModule('resource://gre/modules/AddonManager.sys.mjs');
+  const addon = await AddonManager.getAddonByID(${JSON.stringify(addonId)});
+  await (${enabled} ? addon.enable() : addon.disable());
+  return addon.isActive;
+})()`);
+
+/**
+ * The add-on disabled under the open feed, a harmful post added while it is off, then enabled
+ * again: the flagged pictures covered meanwhile (the gap rules), the feed decided again with the
+ * post added while off, and a tab opened after protected.
+ */
+async function runDisableEnable(feed, addPostOff, offTabUrl) {
+  const flagged = await feed.evaluate("document.querySelectorAll('[data-simclip=\"flagged\"]').length");
+  await extensionPage.close();
+  extensionPage = null;
+  const active = await setAddonEnabled(false);
+  let clockRan = false;
+  for (const since = Date.now(); Date.now() - since < 10_000 && !clockRan; await sleep(50)) clockRan = await feed.evaluate(GAP_CLOCK_RUNNING);
+  await feed.evaluate(addPostOff);
+  await feed.evaluate('new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)))');
+  const uncoveredWhileOff = await feed.evaluate(FLAGGED_UNCOVERED);
+  const t1 = Date.now();
+  const activeAgain = await setAddonEnabled(true);
+  extensionPage = await openOptionsPage();
+  const enabled = await waitFeedDecided(feed, t1, { recorded: true });
+  enabled.violations = await feed.evaluate(SHIELD_VIOLATIONS); // since the page loaded: the reinstall's too
+  const t2 = Date.now();
+  const fresh = await openPage(offTabUrl);
+  const newTab = await waitFeedDecided(fresh, t2);
+  newTab.violations = await fresh.evaluate(SHIELD_VIOLATIONS);
+  await fresh.close();
+  log('disabled and enabled:', JSON.stringify({ active, activeAgain, flagged, clockRan, uncoveredWhileOff }),
+    enabled.decidedInMs, newTab.decidedInMs);
+  return { active: [active, activeAgain], flagged, clockRan, uncoveredWhileOff, enabled, newTab };
 }
 
 const GAP_CLOCK_RUNNING = "document.documentElement.getAnimations().some((a) => a.animationName === 'simclip-gap-clock')";
@@ -343,7 +404,7 @@ const FLAGGED_UNCOVERED = `[...document.querySelectorAll('[data-simclip="flagged
  */
 async function runRemoval(feed) {
   const flagged = await feed.evaluate("document.querySelectorAll('[data-simclip=\"flagged\"]').length");
-  await extensionPage.close();
+  await extensionPage?.close();
   extensionPage = null;
   await browser.uninstallExtension(addonId);
   let clockRan = false;
