@@ -412,8 +412,7 @@ def _score(args: argparse.Namespace, jsonl: bool, codes: set[str]) -> int:
     status = ledger.exit_code(sum(tally.errors.values()))
     if status == EXIT_NOTHING_RAN:
         print("simclip score: no inputs: " + "; ".join(
-            f"{s.source}: {'; '.join(s.failures[:1]) or s.empty_reason or 'no input'}"
-            for s in ledger.sources.values()), file=sys.stderr)
+            f"{s.source}: {s.describe()}" for s in ledger.sources.values()), file=sys.stderr)
     return status
 
 

@@ -111,13 +111,11 @@ class Ledger:
         if notable:
             lines += ["", "| source | inputs | what happened |", "|---|---:|---|"]
             for s in notable[:SHOWN_SOURCES]:
-                what = "; ".join(s.failures[:3]) if s.failures else (
-                    s.empty_reason or "no input")
+                what = s.describe(failures=3)
                 lines.append(f"| {s.source} | {s.inputs} | {what.replace('|', '/')} |")
             if len(notable) > SHOWN_SOURCES:
                 lines.append(f"| ... {len(notable) - SHOWN_SOURCES} more | | |")
         if self.inputs == 0:
             lines += ["", "no inputs: " + "; ".join(
-                f"{s.source}: {'; '.join(s.failures[:1]) or s.empty_reason or 'no input'}"
-                for s in list(self.sources.values())[:SHOWN_SOURCES])]
+                f"{s.source}: {s.describe()}" for s in list(self.sources.values())[:SHOWN_SOURCES])]
         return "\n".join(lines)

@@ -222,6 +222,13 @@ class SourceStats:
         self.failures.extend(other.failures)
         self.empty_reason = self.empty_reason or other.empty_reason
 
+    def describe(self, failures: int = 1) -> str:
+        """What happened to the source, for a person: its first `failures` error messages (less
+        the source's name that starts them: the caller names it), else why it gave no input."""
+        if self.failures:
+            return "; ".join(f.removeprefix(f"{self.source}: ") for f in self.failures[:failures])
+        return self.empty_reason or "no input"
+
     def as_dict(self) -> dict[str, Any]:
         """Plain types (for Ray)."""
         return {"source": self.source, "kind": self.kind, "inputs": self.inputs,
@@ -303,13 +310,14 @@ def _plan_csv(source: str, path: str, column: str | None) -> Unit:
 
 
 def _plan_file(source: str, path: str, column: str | None, kind: str | None) -> list[Unit]:
+    path = os.path.normpath(path)  # the ids' prefix: './t.parquet#3' and 't.parquet#3' are one input
     if kind == "parquet":
         return _plan_parquet(source, path, column)
     if kind == "csv":
         return [_plan_csv(source, path, column)]
     if kind in ("list", "tar"):
         return [Unit(source, kind, path)]
-    return [Unit(source, "file", os.path.normpath(path))]
+    return [Unit(source, "file", path)]
 
 
 def plan_units(sources: Iterable[str], column: str | None = None) -> list[Unit]:
@@ -385,7 +393,7 @@ def _walk_folder(folder: str, stats: SourceStats) -> Iterator[Item]:
             stats.skipped[f"{NOT_AN_IMAGE} (content)"] += 1
             continue
         stats.inputs += 1
-        yield Item(entry.path, path=entry.path)
+        yield Item(os.path.normpath(entry.path), path=entry.path)  # './m/' and 'm' give one id
     for sub in subfolders:
         yield from _walk_folder(sub, stats)
 

@@ -309,6 +309,22 @@ def test_paths_are_ids_in_one_spelling(meme, tmp_path, monkeypatch):
     assert ids == [meme.name, str(tmp_path / "x.png")]
 
 
+def test_folders_and_shards_give_ids_in_one_spelling(meme, tmp_path, monkeypatch):
+    """A folder or a shard spelled './d/' or 'd/../d' gives the ids 'd' gives: a rerun resumes
+    instead of scoring the folder again under another spelling."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "x.png").write_bytes(meme.read_bytes())
+    with tarfile.open(tmp_path / "s.tar", "w") as tar:
+        tar.add(meme, arcname="x.png")
+    spellings = ["d", "./d/", "d/../d", "s.tar", "./s.tar", "d/../s.tar"]
+    assert [i.id for i in iter_items(spellings)] == ["d/x.png"] * 3 + ["s.tar/x.png"] * 3
+    out = tmp_path / "out.jsonl"
+    assert score("d", "--out", out) == 0
+    assert score("./d/", "--out", out) == 0
+    assert [r["path"] for r in read_rows(out)] == ["d/x.png"]
+
+
 def test_out_dash_is_refused(meme, capsys):
     assert score(meme, "--out", "-") == 2
     assert "not to standard output" in capsys.readouterr().err
