@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import io
 import math
+import re
 import struct
 import time
 import warnings
@@ -67,6 +68,7 @@ ImageSource: TypeAlias = bytes | bytearray | memoryview | str | Path | Image.Ima
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, struct.error,
                   RuntimeError)
 _BOMB_ERRORS = (Image.DecompressionBombError, Image.DecompressionBombWarning)
+_BOMB_SIZE = re.compile(r"\((\d+) pixels\)")  # Pillow's "Image size (N pixels) exceeds limit of..."
 _ANIMATED_FORMATS = ("GIF", "PNG", "WEBP", "AVIF")
 _WIDE_GREY = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
@@ -118,7 +120,7 @@ def _open(data: bytes) -> Image.Image:
             f"not an image in an allowed format ({', '.join(list_image_formats())})"
         ) from e
     except _BOMB_ERRORS as e:
-        raise ImageTooLargeError(f"image dimensions exceed the decoder's safety limit: {e}") from e
+        raise _too_large(e) from e
     except _DECODE_ERRORS as e:
         if jpeg_cut_in_header(data):
             raise CorruptImageError("JPEG data is truncated in its header: nothing to show") from e
@@ -167,6 +169,13 @@ def _inflate_icc(body: bytes) -> bytes | None:
     except zlib.error:
         return None
     return None if inflater.unconsumed_tail else icc
+
+
+def _too_large(bomb: Exception) -> ImageTooLargeError:
+    """Pillow's decompression-bomb refusal (far past our own limit) told in our limit's terms."""
+    found = _BOMB_SIZE.search(str(bomb))
+    size = f"{int(found.group(1)):,} px" if found else "bigger than Pillow decodes"
+    return ImageTooLargeError(f"image is {size}, over the {MAX_IMAGE_PIXELS:,} px limit")
 
 
 def struct_error() -> type[struct.error]:
@@ -289,7 +298,7 @@ def _open_loaded(data: bytes, max_pixels: int) -> tuple[Image.Image, bool]:
         _load(img)
         return img, animated
     except _BOMB_ERRORS as e:
-        raise ImageTooLargeError(f"image exceeds the decoder's safety limit: {e}") from e
+        raise _too_large(e) from e
     except MemoryError as e:
         raise ImageTooLargeError("image is too large to decode in memory") from e
     except _DECODE_ERRORS as e:
@@ -446,7 +455,7 @@ def _decode(data: ImageSource, max_pixels: int, max_frames: int, first_only: boo
     except ImageError:
         raise
     except _BOMB_ERRORS as e:
-        raise ImageTooLargeError(f"image exceeds the decoder's safety limit: {e}") from e
+        raise _too_large(e) from e
     except MemoryError as e:
         raise ImageTooLargeError("image is too large to decode in memory") from e
     except _DECODE_ERRORS as e:

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFile, ImageFont, ImageStat
 
 from simclip import (
+    MAX_IMAGE_PIXELS,
     CorruptImageError,
     EmptyImageError,
     ImageError,
@@ -225,6 +226,14 @@ def test_16bit_greyscale_keeps_its_range():
 def test_animated_gif_of_blank_frames_gives_its_first_frame():
     assert decode_image(VALID["animated_gif"]).getpixel((0, 0)) == decode_image(
         _encode(Image.new("P", (40, 30), 0), "GIF")).getpixel((0, 0))
+
+
+def test_a_header_past_pillows_bomb_limit_is_refused_in_our_limits_terms():
+    """A 100000x100000 header trips Pillow's own decompression-bomb refusal before our check: the
+    error names the size and the documented limit, not Pillow's limit and its "DOS attack"."""
+    with pytest.raises(ImageTooLargeError) as refused:
+        decode_image(_png_header_claiming(100_000, 100_000))
+    assert str(refused.value) == f"image is 10,000,000,000 px, over the {MAX_IMAGE_PIXELS:,} px limit"
 
 
 def test_pixel_cap_is_checked_before_decoding():
