@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -40,6 +41,7 @@ from .output import (
     is_jsonl,
     read_done,
     read_rows,
+    remove_unwritten_out,
 )
 from .ray_engine import ROUND_INPUTS
 from .sources import count_inputs, plan_units
@@ -320,6 +322,7 @@ def _run(args: argparse.Namespace) -> int:
             raise SystemExit(f"--ocr {args.ocr}: OCR on a GPU runs with --engine local only; "
                              "Ray's readers run OCR on the CPU cores (drop device=...)")
     codes = _parse_codes(args.retry_codes) if args.retry_errors else set()
+    created = not os.path.lexists(args.out)
     check_out(args.out)  # before the model loads: a wrong --out is said at once
     from filelock import FileLock, Timeout
 
@@ -333,6 +336,8 @@ def _run(args: argparse.Namespace) -> int:
         return _score(args, jsonl, codes)
     finally:
         lock.release()
+        if created:  # refused or stopped before its first row: no empty --out left behind
+            remove_unwritten_out(args.out, lock.lock_file)
 
 
 def _retry_ids(args: argparse.Namespace, units: list[Any], codes: set[str]) -> set[str]:

@@ -136,6 +136,33 @@ def check_out(out: str | os.PathLike[str]) -> None:
         raise SystemExit(f"--out {out} cannot be written: {e.strerror or e}") from e
 
 
+def remove_unwritten_out(out: str | os.PathLike[str], lock_file: str | os.PathLike[str]) -> bool:
+    """Remove an `--out` this run created (check_out) and wrote no row to: an empty JSONL file,
+    or a Parquet folder holding only the marker (and the run's lock), with the lock file; a run
+    refused or stopped before its first row leaves nothing behind. Something else in it (a row,
+    a part file, a file of the user's) keeps it whole.
+
+    Returns:
+        True when it was removed.
+    """
+    path, lock = Path(out), Path(lock_file)
+    try:
+        if is_jsonl(path):
+            if not path.is_file() or path.stat().st_size:
+                return False
+            path.unlink()
+            lock.unlink(missing_ok=True)
+            return True
+        if not path.is_dir() or {f.name for f in path.iterdir()} - {OUT_MARKER, lock.name}:
+            return False
+        (path / OUT_MARKER).unlink(missing_ok=True)
+        lock.unlink(missing_ok=True)
+        path.rmdir()
+        return True
+    except OSError:  # left as it is: a later run reads it as ours
+        return False
+
+
 def _make_folder(folder: Path, out: str | os.PathLike[str]) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)

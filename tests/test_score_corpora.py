@@ -325,6 +325,28 @@ def test_folders_and_shards_give_ids_in_one_spelling(meme, tmp_path, monkeypatch
     assert [r["path"] for r in read_rows(out)] == ["d/x.png"]
 
 
+@pytest.mark.parametrize("out", ["rows.jsonl", "rows"])
+def test_a_run_refused_after_out_was_checked_leaves_no_out_behind(meme, tmp_path, capsys, out):
+    """--out and its lock are made before the model loads (an unwritable place is said at once);
+    a run refused then (a model with no published weights) removes the empty --out it made."""
+    if out == "rows":
+        require("pyarrow")
+    argv = [str(meme), "--out", str(tmp_path / out), "--model", "simclip-tiny", "--ocr", "none", "--no-progress"]
+    assert score_cli.main(argv) == 2
+    assert "no published weights" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # neither --out nor its lock
+
+
+def test_an_out_that_was_there_before_is_kept_when_the_run_is_refused(meme, tmp_path):
+    out = tmp_path / "mine.jsonl"
+    out.write_text("")
+    argv = [str(meme), "--out", str(out), "--model", "simclip-tiny", "--ocr", "none", "--no-progress"]
+    assert score_cli.main(argv) == 2
+    assert out.exists()
+    assert score(meme, "--out", out) == 0
+    assert [r["path"] for r in read_rows(out)] == [str(meme)]
+
+
 def test_out_dash_is_refused(meme, capsys):
     assert score(meme, "--out", "-") == 2
     assert "not to standard output" in capsys.readouterr().err
