@@ -443,7 +443,7 @@ def _table_value(value: Any, kind: str, base: str, row_id: str) -> Item:
     """One cell (or list element) of a Parquet column as an input."""
     if kind == "image" and isinstance(value, dict):
         data, path = value.get("bytes"), value.get("path")
-        if data:
+        if data is not None:  # as Hugging Face's Image feature: bytes win, even empty ones
             return Item(row_id, data=bytes(data))
         value, kind = path, "text"
     if isinstance(value, (bytes, bytearray)) and value:

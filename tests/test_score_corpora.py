@@ -154,6 +154,17 @@ def test_hugging_face_image_columns_give_their_bytes(meme, tmp_path):
     assert len({r["sha256"] for r in rows}) == 1 and all(len(r["path"]) < 300 for r in rows)
 
 
+def test_a_hugging_face_image_cell_with_empty_bytes_is_its_rows_empty_image(meme, tmp_path):
+    """Bytes win over the path as in Hugging Face's Image feature, even empty ones: the row is
+    the table's (hf.parquet#0, empty_image), not the file its path names."""
+    pa, pq = require("pyarrow"), require("pyarrow.parquet")
+    image = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    pq.write_table(pa.table({"image": pa.array([{"bytes": b"", "path": str(meme)}], image)}), tmp_path / "hf.parquet")
+    out = tmp_path / "s.jsonl"
+    assert score(tmp_path / "hf.parquet", "--out", out) == 1
+    assert [(r["path"], r["error"]) for r in read_rows(out)] == [(f"{tmp_path / 'hf.parquet'}#0", "empty_image")]
+
+
 class _Cut(http.server.BaseHTTPRequestHandler):
     """/cut.png: says the whole length, sends 60% and closes; /with space.png: the meme."""
 
