@@ -10,7 +10,7 @@
  * there. Added subtrees are walked in time slices (shared/slicer.js), so a page inserting hundreds
  * of posts at once does not block the main thread.
  */
-import { isPlainValue, listPictureSelectors, listStyleQueryProperties, readStyleRules, selectPictureRules } from '../shared/cssurls.js';
+import { isPlainValue, listPictureSelectors, listStyleQueryProperties, newStyleRead, readStyleRules, selectPictureRules } from '../shared/cssurls.js';
 import { TimeSlicer } from '../shared/slicer.js';
 import { CANVAS_DRAWN_EVENT, SHADOW_ROOT_EVENT } from '../shared/page_events.js';
 import { flushStyle } from './perf.js';
@@ -344,7 +344,7 @@ export class DOMWatcher {
     const selectors = new Set();
     const probe = document.createDocumentFragment();
     try {
-      const read = { declared: new Map(), queried: new Set(), pictureRules: [] };
+      const read = newStyleRead();
       for (const sheet of [...document.styleSheets, ...(document.adoptedStyleSheets ?? [])]) readStyleRules(sheet.cssRules, read);
       this.queriedProperties = read.queried;
       // a custom property no sheet declares may come from a script: it may hold a picture

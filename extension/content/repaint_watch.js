@@ -123,7 +123,7 @@ export class RepaintWatch {
   }
 
   onIntersect(entries) {
-    this.flushStyle();
+    flushStyle(this.forceStyle, this.win);
     for (const entry of entries) {
       if (!this.watched.has(entry.target)) continue;
       if (!entry.target.isConnected) {
@@ -184,13 +184,8 @@ export class RepaintWatch {
    * what was queued, then, if dirty, every near element, within the frame budget (the elements
    * whose picture moves by itself first: the rest changes only on a signal, and waits a frame).
    */
-  /** One forced style pass, booked apart, before a task's reads (perf.js's flushStyle). */
-  flushStyle() {
-    flushStyle(this.forceStyle, this.win);
-  }
-
   work() {
-    this.flushStyle();
+    flushStyle(this.forceStyle, this.win); // one forced style pass, booked apart, before the reads
     const order = new Set(this.animating.filter((el) => this.near.has(el)));
     for (const el of this.queue) order.add(el);
     if (this.dirty) {

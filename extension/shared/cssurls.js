@@ -123,6 +123,9 @@ const PLAIN_VALUE = /^\s*(#[0-9a-f]{3,8}|(rgba?|hsla?|hwb|lab|lch|oklab|oklch|co
 /** True when `value` (a custom property's) cannot name a picture: a color, a number or length, a keyword (PLAIN_VALUE). */
 export const isPlainValue = (value) => PLAIN_VALUE.test(value ?? '');
 
+/** An empty readStyleRules result, for one walk over several sheets. */
+export const newStyleRead = () => ({ declared: new Map(), queried: new Set(), pictureRules: [] });
+
 /**
  * One walk over the style rules in `rules` (a CSSRuleList, read recursively through @media,
  * @supports, @container, @layer and nesting) that reads each rule's declarations once, for what
@@ -138,7 +141,7 @@ export const isPlainValue = (value) => PLAIN_VALUE.test(value ?? '');
  *    `content` names a picture (url(), image-set()) or a custom property (var()): selectPictureRules
  *    picks from them once every sheet's `declared` is known.
  */
-export function readStyleRules(rules, out = { declared: new Map(), queried: new Set(), pictureRules: [] }) {
+export function readStyleRules(rules, out = newStyleRead()) {
   for (const rule of rules ?? []) {
     if (rule.conditionText?.includes('style(')) addPropertyNames(rule.conditionText, out.queried);
     const style = rule.style;
@@ -180,10 +183,8 @@ export function selectPictureRules(pictureRules, mayHoldPicture = () => true) {
   return [...out];
 }
 
-const emptyRead = () => ({ declared: new Map(), queried: new Set(), pictureRules: [] });
-
 /** readStyleRules' `queried` for `rules`, added to `names`. */
-export const listStyleQueryProperties = (rules, names = new Set()) => readStyleRules(rules, { ...emptyRead(), queried: names }).queried;
+export const listStyleQueryProperties = (rules, names = new Set()) => readStyleRules(rules, { ...newStyleRead(), queried: names }).queried;
 
 /** The picture selectors of `rules` alone (readStyleRules, then selectPictureRules). */
 export const listPictureSelectors = (rules, mayHoldPicture) => selectPictureRules(readStyleRules(rules).pictureRules, mayHoldPicture);
