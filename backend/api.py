@@ -5,7 +5,7 @@ import re
 
 from flask import Blueprint, current_app, jsonify, request
 
-from simclip import EXIF_ORIENTATION_FORMATS, TRAINED, ImageError, __version__
+from simclip import DISPLAY_RULES, EXIF_ORIENTATION_FORMATS, TRAINED, ImageError, __version__
 
 from .admission import EXTENSION_KEY as ADMISSION_KEY
 from .admission import busy_response, get_admission
@@ -24,8 +24,11 @@ ACCEPTED_VIDEO_TYPES = ("video/mp4", "video/webm")
 # `X-Exif-Orientation: jpeg,png`: the image formats whose EXIF orientation the client's browser
 # applies when it paints them (docs/api.md, "What is judged"); absent, every format is turned.
 EXIF_ORIENTATION_HEADER = "X-Exif-Orientation"
-_FORMAT_NAME = re.compile(r"[a-z0-9]{1,16}")
-_MAX_FORMAT_NAMES = 16  # list elements, empty ones included
+# `X-Display-Rules: exif-last-entry`: the rules the client's browser follows where browsers read
+# the same picture differently (simclip.display.DISPLAY_RULES); absent or `none`: the defaults.
+DISPLAY_RULES_HEADER = "X-Display-Rules"
+_LIST_ELEMENT = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
+_MAX_LIST_ELEMENTS = 16  # list elements, empty ones included
 _FORMAT_ALIASES = {"jpg": "jpeg"}
 
 
@@ -113,29 +116,43 @@ def _read_image_body():
     return data
 
 
-def _read_exif_formats():
-    """The X-Exif-Orientation header as a frozenset of Pillow format names (names this server
-    does not know are left out, so a newer client's list still works; `none` or empty: no
-    format); None when absent. A list as RFC 9110 5.6.1 writes one: elements separated by
-    commas with optional spaces or tabs, empty elements ignored, a repeated field one list."""
-    values = request.headers.getlist(EXIF_ORIENTATION_HEADER)
+def _read_name_list(header, known, example):
+    """A list header as a frozenset of the `known` names it holds (lower case; names this
+    server does not know are left out, so a newer client's list still works; `none` or empty:
+    no name); None when absent. A list as RFC 9110 5.6.1 writes one: elements separated by
+    commas with optional spaces or tabs, empty elements ignored, a repeated field one list,
+    case-insensitive. More than 16 elements, or one that is not a name: a 400."""
+    values = request.headers.getlist(header)
     if not values:
         return None
     elements = [e.strip(" \t").lower() for e in ",".join(values).split(",")]
     names = [_FORMAT_ALIASES.get(e, e) for e in elements if e]
-    if len(elements) > _MAX_FORMAT_NAMES or not all(_FORMAT_NAME.fullmatch(n) for n in names):
-        raise ApiError(400, "bad_request", f"{EXIF_ORIENTATION_HEADER} must be a comma-separated "
-                       "list of image formats (e.g. jpeg,png), or none")
-    return frozenset(n.upper() for n in names) & frozenset(EXIF_ORIENTATION_FORMATS)
+    if len(elements) > _MAX_LIST_ELEMENTS or not all(_LIST_ELEMENT.fullmatch(n) for n in names):
+        raise ApiError(400, "bad_request", f"{header} must be a comma-separated list of names "
+                       f"(e.g. {example}), or none")
+    return frozenset(names) & {k.lower() for k in known}
+
+
+def _read_exif_formats():
+    """X-Exif-Orientation as a frozenset of Pillow format names ('JPEG', 'APNG'...), None
+    when absent (`_read_name_list`)."""
+    names = _read_name_list(EXIF_ORIENTATION_HEADER, EXIF_ORIENTATION_FORMATS, "jpeg,png")
+    return None if names is None else frozenset(n.upper() for n in names)
+
+
+def _read_display_rules():
+    """X-Display-Rules as a frozenset of DISPLAY_RULES names, empty when absent."""
+    return _read_name_list(DISPLAY_RULES_HEADER, DISPLAY_RULES, "exif-last-entry") or frozenset()
 
 
 @bp.post("/classify")
 def classify():
     """Classify one picture (an image or a video) sent as the raw request body."""
-    exif_formats = _read_exif_formats()
+    exif_formats, display_rules = _read_exif_formats(), _read_display_rules()
     data = _read_image_body()
     try:
-        return jsonify(get_pipeline().classify(data, exif_formats=exif_formats))
+        view = {"display_rules": display_rules} if display_rules else {}
+        return jsonify(get_pipeline().classify(data, exif_formats=exif_formats, **view))
     except ImageError as e:
         raise ApiError(e.status, e.code, str(e)) from None
     except Busy as e:  # the pipeline's own bound, or a wait past CLASSIFY_TIMEOUT_S

@@ -132,11 +132,12 @@ def set_memory_cap(limit_bytes):
     return True
 
 
-def _decode_task(data, max_pixels, max_frames, output_pixels, exif_formats=None):
+def _decode_task(data, max_pixels, max_frames, output_pixels, exif_formats=None, display_rules=()):
     """Worker: bytes -> the decoded picture, frames shrunk to `output_pixels`."""
     try:
         return decode_picture(data, max_pixels=max_pixels, max_frames=max_frames,
-                              max_output_pixels=output_pixels, exif_formats=exif_formats)
+                              max_output_pixels=output_pixels, exif_formats=exif_formats,
+                              display_rules=display_rules)
     except ImageError:
         raise
     except MemoryError:
@@ -212,9 +213,9 @@ class DecodePool:
                     self._blobs[identity] = None
             return self._blobs[identity]
 
-    def decode(self, data, max_pixels, max_frames, exif_formats=None):
+    def decode(self, data, max_pixels, max_frames, exif_formats=None, display_rules=()):
         """Bytes -> the decoded picture (`simclip.decode_picture`, with the client's
-        `exif_formats`), decoded in a worker.
+        `exif_formats` and `display_rules`), decoded in a worker.
 
         Raises:
             ImageError: the library's typed refusals; DecodeTimeoutError over the decode
@@ -222,7 +223,8 @@ class DecodePool:
         """
         future = self._pool.schedule(_decode_task, timeout=self.limits.decode_s,
                                      args=(data, max_pixels, max_frames,
-                                           self.limits.output_pixels, exif_formats))
+                                           self.limits.output_pixels, exif_formats,
+                                           tuple(display_rules)))
         try:
             return future.result()
         except TimeoutError:

@@ -13,6 +13,9 @@ def _json(ref, description):
             "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}
 
 
+# A comma-separated list header of names (backend/api.py `_read_name_list`): at most 16 elements.
+_NAME = "[ \t]*([A-Za-z0-9][A-Za-z0-9-]{0,31})?[ \t]*"
+_NAME_LIST = f"^{_NAME}(,{_NAME}){{0,15}}$"
 SCORES = {"type": "object", "additionalProperties": {"type": "number", "minimum": 0, "maximum": 1}}
 
 SCHEMAS = {
@@ -222,14 +225,21 @@ def create_openapi(port):
                 "operationId": "classify", "summary": "Classify one image or video (raw body)",
                 "parameters": [{
                     "name": "X-Exif-Orientation", "in": "header", "required": False,
-                    "schema": {"type": "string",
-                               "pattern": "^[ \t]*[A-Za-z0-9]{0,16}[ \t]*(,[ \t]*[A-Za-z0-9]{0,16}[ \t]*){0,15}$"},
-                    "description": "the image formats (jpeg or jpg, png, webp) whose EXIF "
-                                   "orientation the client's browser applies when it paints them, "
-                                   "comma-separated (spaces, tabs and empty elements ignored, at "
-                                   "most 16 elements); none (or empty) for no format; unknown "
-                                   "names are ignored, case-insensitive. Absent: applied in every "
-                                   "format"}],
+                    "schema": {"type": "string", "pattern": _NAME_LIST},
+                    "description": "the image formats (jpeg or jpg, png, apng: a PNG with an "
+                                   "acTL chunk, webp) whose EXIF orientation the client's browser "
+                                   "applies when it paints them, comma-separated (spaces, tabs and "
+                                   "empty elements ignored, at most 16 elements); none (or empty) "
+                                   "for no format; unknown names are ignored, case-insensitive. "
+                                   "Absent: applied in every format"}, {
+                    "name": "X-Display-Rules", "in": "header", "required": False,
+                    "schema": {"type": "string", "pattern": _NAME_LIST},
+                    "description": "the rules the client's browser follows where browsers read "
+                                   "the same picture differently, a list as for "
+                                   "X-Exif-Orientation: exif-last-entry (of several EXIF "
+                                   "orientation entries the last valid one before any invalid "
+                                   "one counts, as in Firefox; by default the first valid one, as "
+                                   "in Chromium). Absent or none: the defaults"}],
                 "requestBody": image_body,
                 "responses": {
                     "200": _json("ClassifyResult", "scores and warnings"), **ERRORS,

@@ -62,7 +62,6 @@ class _Job:
     __slots__ = (
         "cache",
         "data",
-        "exif_formats",
         "future",
         "image",
         "key",
@@ -74,12 +73,13 @@ class _Job:
         "t_ready",
         "text",
         "text_truncated",
+        "view",
     )
 
-    def __init__(self, sha256, data, predictor, cache, exif_formats=None, key=None):
+    def __init__(self, sha256, data, predictor, cache, view=None, key=None):
         self.sha256 = sha256
         self.data = data
-        self.exif_formats = exif_formats
+        self.view = view or {}  # decode's exif_formats and display_rules, where the client set them
         self.predictor, self.cache = predictor, cache
         self.key = (id(predictor), key or sha256)  # single-flight within one model only
         self.future = Future()
@@ -154,13 +154,14 @@ class Pipeline:
         """Images admitted and not answered yet."""
         return self._depth
 
-    def classify(self, data, exif_formats=None):
+    def classify(self, data, exif_formats=None, display_rules=()):
         """Image bytes -> result dict (sha256, mode, scores, warnings, text, size, cached,
         timings_ms).
 
         `exif_formats` are the image formats whose EXIF orientation the client's browser applies
-        (`simclip.decode_image`); None applies it in every format. The same bytes under another
-        rule are another picture: the rule is part of the cache and single-flight key.
+        (`simclip.decode_image`); None applies it in every format. `display_rules` are the
+        `simclip.display.DISPLAY_RULES` its browser follows. The same bytes under another rule
+        are another picture: the rules are part of the cache and single-flight key.
 
         Raises:
             ImageError: the bytes are not an acceptable image (typed, with .status).
@@ -171,7 +172,13 @@ class Pipeline:
         with self._lock:
             self.requests += 1
         sha256 = hashlib.sha256(data).hexdigest()
-        key = sha256 if exif_formats is None else f"{sha256}/exif={','.join(sorted(exif_formats))}"
+        view, key = {}, sha256
+        if exif_formats is not None:
+            view["exif_formats"] = frozenset(exif_formats)
+            key += f"/exif={','.join(sorted(exif_formats))}"
+        if display_rules:
+            view["display_rules"] = frozenset(display_rules)
+            key += f"/rules={','.join(sorted(display_rules))}"
         predictor, cache = self._active
         hit = cache.get(key)
         if hit is not None:
@@ -185,7 +192,7 @@ class Pipeline:
                     raise Busy(f"{self._depth} images are queued; retry shortly",
                                self.retry_after_s)
                 self._depth += 1
-                job = _Job(sha256, data, predictor, cache, exif_formats, key)
+                job = _Job(sha256, data, predictor, cache, view, key)
                 self._inflight[job.key] = job
         if leader:
             self._pool.submit(self._prepare, job)
@@ -214,13 +221,12 @@ class Pipeline:
             t0 = time.perf_counter()
             if self._isolated(predictor):
                 job.image = self.workers.decode(job.data, predictor.max_pixels,
-                                                predictor.max_frames, job.exif_formats)
+                                                predictor.max_frames, **job.view)
                 t1 = time.perf_counter()
                 job.text, complete = self.workers.read_text(predictor.ocr, job.image)
                 job.text_truncated = not complete
             else:
-                job.image = predictor.decode(job.data) if job.exif_formats is None \
-                    else predictor.decode(job.data, exif_formats=job.exif_formats)
+                job.image = predictor.decode(job.data, **job.view)
                 t1 = time.perf_counter()
                 job.text = predictor.read_text(job.image)
             t2 = time.perf_counter()

@@ -42,7 +42,8 @@ TOKEN_HEADER = "X-Auth-Token"
 TOKEN_BYTES = 32  # 256 bits -> 43 base64url characters
 PUBLIC_ENDPOINTS = {"api.openapi"}  # readable without a token (still Host/Origin checked)
 CORS_METHODS = ("GET", "POST", "DELETE")  # DELETE: cancel a setup
-CORS_HEADERS = (TOKEN_HEADER, "Content-Type", "X-Exif-Orientation")  # what a preflight may ask to send
+# what a preflight may ask to send
+CORS_HEADERS = (TOKEN_HEADER, "Content-Type", "X-Exif-Orientation", "X-Display-Rules")
 CORS_MAX_AGE_S = 600  # how long a browser may cache a preflight answer
 
 # Extension origins as the browsers write them: Chrome ids are 32 letters a-p, Firefox ids are

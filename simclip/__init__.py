@@ -9,6 +9,7 @@ Public API (the server and the tools use only these names):
     save_checkpoint, load_checkpoint, make_metadata, read_metadata
     decode_image, get_ocr_engine, DECODE_VERSION (bumped when decoding changes: caches key on it)
     EXIF_ORIENTATION_FORMATS            formats whose EXIF orientation browsers differ on
+    DISPLAY_RULES                       where browsers read a picture differently, the rules named
     collect_batch, BatchStats           encoder batching (the server and bulk scoring)
     limit_malloc_arenas, set_mmap_threshold, trim_heap   glibc's heap controls (memory economies)
     errors: SimCLIPError, ImageError (+ subclasses), CheckpointError, BackboneUnavailableError
@@ -51,6 +52,7 @@ if typing.TYPE_CHECKING:  # what type checkers and IDEs see; at runtime the name
     from .constants import TRAINED as TRAINED
     from .constants import WARNING_CATEGORIES as WARNING_CATEGORIES
     from .constants import ZERO_SHOT as ZERO_SHOT
+    from .display import DISPLAY_RULES as DISPLAY_RULES
     from .display import EXIF_ORIENTATION_FORMATS as EXIF_ORIENTATION_FORMATS
     from .errors import BackboneUnavailableError as BackboneUnavailableError
     from .errors import CheckpointError as CheckpointError
@@ -159,6 +161,7 @@ _EXPORTS = {
     "TRAINED": "constants",
     "ZERO_SHOT": "constants",
     "EXIF_ORIENTATION_FORMATS": "display",
+    "DISPLAY_RULES": "display",
     "Predictor": "predictor",
     "find_calibration": "zeroshot",
 }

@@ -4,10 +4,12 @@ and the colour of an embedded ICC profile converted to sRGB.
 Orientation. Browsers read the orientation from a picture's EXIF block only (never from XMP or
 from a PNG text chunk), and they differ on which formats they read it in: all of them in JPEG,
 but Chromium paints a WebP with an EXIF orientation as stored, and support for a PNG `eXIf`
-chunk came at different times. A client that knows its browser's rule passes the formats it
-orients (`exif_formats`); the extension finds them by decoding tiny test pictures in the browser
-itself (docs/api.md, "What is judged"). An AVIF's rotation and mirror (`irot`, `imir`) are not
-EXIF: every browser applies them, and Pillow reports them as the EXIF orientation of the image.
+chunk came at different times; Firefox paints an animated PNG (APNG) as stored. A client that
+knows its browser's rule passes the formats it orients (`exif_formats`), and the display rules
+it follows where browsers read the same picture differently (`display_rules`, DISPLAY_RULES);
+the extension finds both by decoding tiny test pictures in the browser itself (docs/api.md,
+"What is judged"). An AVIF's rotation and mirror (`irot`, `imir`) are not EXIF: every browser
+applies them, and Pillow reports them as the EXIF orientation of the image.
 
 Colour. An embedded ICC profile (a Display P3 photo, a CMYK JPEG with its press profile) is
 converted to sRGB, as browsers convert a tagged picture for the screen; a profile that does not
@@ -27,7 +29,13 @@ import numpy as np
 from PIL import Image, ImageCms, features
 
 # The formats whose EXIF orientation browsers may or may not honour: the names a client lists.
-EXIF_ORIENTATION_FORMATS = ("JPEG", "PNG", "WEBP")
+# APNG is a PNG with an animation control chunk (`acTL`) before its image data.
+EXIF_ORIENTATION_FORMATS = ("JPEG", "PNG", "APNG", "WEBP")
+# Where browsers read the same bytes differently, the rule the server follows by default is one
+# browser's; a client whose browser follows the other lists it by name (X-Display-Rules):
+#   exif-last-entry: of several orientation entries in an EXIF directory, the last valid one
+#       before any invalid one counts (Firefox 153); by default the first valid one (Chromium 156).
+DISPLAY_RULES = ("exif-last-entry",)
 _ALWAYS_ORIENTED = ("AVIF",)  # irot/imir, which Pillow reports as the EXIF orientation
 _FORMAT_FAMILY = {"MPO": "JPEG"}  # an MPO is a JPEG with more pictures after it
 
@@ -47,15 +55,17 @@ _EXIF_HEADER = b"Exif\x00\x00"
 _ORIENTATION_TAG, _SHORT = 0x0112, 3
 
 
-def read_orientation(block: bytes | bytearray | None) -> int:
+def read_orientation(block: bytes | bytearray | None, last_entry: bool = False) -> int:
     """The orientation (1 to 8) in an EXIF block as browsers read it, else 1.
 
-    Only the first image directory (IFD0) is read, and in it the first orientation entry that
-    is one SHORT of value 1 to 8 (Chromium; Firefox 153 also agrees wherever there is one such
-    entry). A block that is not a TIFF structure, an entry of another type or count, and an
-    orientation elsewhere (IFD1, XMP, PNG text) give 1: browsers ignore them. `block` may
-    start with the `Exif\\0\\0` header a JPEG APP1 segment carries. Costs at most one pass over
-    IFD0's entries (65,535 at most), whatever the block's size.
+    Only the first image directory (IFD0) is read. An orientation entry is valid when it is one
+    SHORT of value 1 to 8. By default the first valid entry counts, invalid ones skipped
+    (Chromium 156); with `last_entry`, the last valid one, the scan stopping at the first
+    invalid one (Firefox 153: orientation entries 1 then 6 give 6, 9 then 6 give 1, 6 then 9
+    give 6). The two agree on a directory with one orientation entry. A block that is not a
+    TIFF structure and an orientation elsewhere (IFD1, XMP, PNG text) give 1: browsers ignore
+    them. `block` may start with the `Exif\\0\\0` header a JPEG APP1 segment carries. Costs at
+    most one pass over IFD0's entries (65,535 at most), whatever the block's size.
     """
     if not isinstance(block, (bytes, bytearray)):
         return 1
@@ -68,22 +78,33 @@ def read_orientation(block: bytes | bytearray | None) -> int:
         return 1
     count = struct.unpack(order + "H", tiff[ifd:ifd + 2])[0]
     end = min(len(tiff), ifd + 2 + 12 * count)
+    found = 1
     for entry in range(ifd + 2, end - 11, 12):
         tag, kind, n, value = struct.unpack(order + "HHIH", tiff[entry:entry + 10])
-        if tag == _ORIENTATION_TAG and kind == _SHORT and n == 1 and 1 <= value <= 8:
+        if tag != _ORIENTATION_TAG:
+            continue
+        valid = kind == _SHORT and n == 1 and 1 <= value <= 8
+        if not last_entry and valid:
             return value
-    return 1
+        if last_entry:
+            if not valid:
+                break
+            found = value
+    return found
 
 
-def exif_orientation(img: Image.Image, exif: bytes | None = None) -> int:
-    """The EXIF orientation (1 to 8) of `img` as browsers read it (`read_orientation`): from
-    `exif`, the EXIF block its browser reads, when given, else from `img.info['exif']`."""
-    return read_orientation(img.info.get("exif") if exif is None else exif)
+def exif_orientation(img: Image.Image, exif: bytes | None = None,
+                     display_rules: Collection[str] = ()) -> int:
+    """The EXIF orientation (1 to 8) of `img` as browsers read it (`read_orientation`, the last
+    entry where `display_rules` lists 'exif-last-entry'): from `exif`, the EXIF block its
+    browser reads, when given, else from `img.info['exif']`."""
+    return read_orientation(img.info.get("exif") if exif is None else exif,
+                            last_entry="exif-last-entry" in display_rules)
 
 
 def orients(fmt: str | None, exif_formats: Collection[str] | None) -> bool:
-    """Whether a picture in format `fmt` (as Pillow names it) is turned by its EXIF orientation
-    under `exif_formats` (see `orient`)."""
+    """Whether a picture in format `fmt` (as Pillow names it, or 'APNG') is turned by its EXIF
+    orientation under `exif_formats` (see `orient`)."""
     fmt = _FORMAT_FAMILY.get(fmt or "", fmt)
     if fmt in _ALWAYS_ORIENTED or exif_formats is None:
         return True
@@ -91,23 +112,29 @@ def orients(fmt: str | None, exif_formats: Collection[str] | None) -> bool:
 
 
 def orient(img: Image.Image, exif_formats: Collection[str] | None = None,
-           fmt: str | None = None, exif: bytes | None = None) -> Image.Image:
+           fmt: str | None = None, exif: bytes | None = None,
+           display_rules: Collection[str] = ()) -> Image.Image:
     """`img` turned upright by its EXIF orientation, where the viewer's browser does that.
 
     Args:
         img: a loaded image (its current frame).
         exif_formats: the formats whose EXIF orientation is applied, as Pillow names them
-            (EXIF_ORIENTATION_FORMATS: 'JPEG', 'PNG', 'WEBP'; others are ignored); None applies
-            it in every format. An AVIF is always turned (its irot/imir).
-        fmt: the picture's format, when `img` is a frame that lost it; default `img.format`.
+            (EXIF_ORIENTATION_FORMATS: 'JPEG', 'PNG', 'APNG', 'WEBP'; others are ignored);
+            None applies it in every format. An AVIF is always turned (its irot/imir).
+        fmt: the picture's format, when `img` is a frame that lost it or an APNG ('APNG':
+            `simclip.images` finds its `acTL` in the bytes); default `img.format`, 'APNG' for
+            an animated PNG.
         exif: the EXIF block the browser reads (for a PNG, an `eXIf` chunk before the image
             data: `simclip.images` finds it in the bytes); default `img.info['exif']`.
+        display_rules: the DISPLAY_RULES the browser follows ('exif-last-entry').
 
     Returns:
         A transposed copy, or `img` itself when nothing is to be done.
     """
-    method = _TRANSPOSE.get(exif_orientation(img, exif))
-    if method is None or not orients(fmt or img.format, exif_formats):
+    method = _TRANSPOSE.get(exif_orientation(img, exif, display_rules))
+    if fmt is None:
+        fmt = "APNG" if img.format == "PNG" and getattr(img, "is_animated", False) else img.format
+    if method is None or not orients(fmt, exif_formats):
         return img
     return img.transpose(method)
 

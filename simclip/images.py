@@ -29,7 +29,7 @@ import struct
 import time
 import warnings
 import zlib
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import TypeAlias
 
@@ -320,19 +320,31 @@ def _open_loaded(data: bytes, max_pixels: int) -> tuple[Image.Image, bool]:
 _RESIZABLE_MODES = ("RGB", "RGBA", "L", "LA", "CMYK")  # resized by area, alpha premultiplied
 
 
-def png_header_exif(data: bytes) -> bytes | None:
-    """The EXIF block browsers read in PNG `data`: its first `eXIf` chunk, when that comes
-    before the image data (`IDAT`), with the `Exif\\0\\0` header Pillow gives it; else None.
-    Browsers ignore an `eXIf` after the image data, and Pillow reports the last one read."""
+def _png_header_chunks(data: bytes) -> Iterator[tuple[bytes, int, int]]:
+    """(type, data start, length) of each chunk of PNG `data` before its image data (`IDAT`)."""
     pos = len(_PNG_SIGNATURE)
     while pos + 8 <= len(data):
         length, kind = struct.unpack(">I4s", data[pos:pos + 8])
         if kind == b"IDAT":
-            return None
-        if kind == b"eXIf":
-            return b"Exif\x00\x00" + data[pos + 8:pos + 8 + length]
+            return
+        yield kind, pos + 8, length
         pos += 12 + length
+
+
+def png_header_exif(data: bytes) -> bytes | None:
+    """The EXIF block browsers read in PNG `data`: its first `eXIf` chunk, when that comes
+    before the image data (`IDAT`), with the `Exif\\0\\0` header Pillow gives it; else None.
+    Browsers ignore an `eXIf` after the image data, and Pillow reports the last one read."""
+    for kind, start, length in _png_header_chunks(data):
+        if kind == b"eXIf":
+            return b"Exif\x00\x00" + data[start:start + length]
     return None
+
+
+def is_apng(data: bytes) -> bool:
+    """Whether PNG `data` is an APNG as browsers tell one: an animation control chunk (`acTL`)
+    before the image data, even one announcing a single frame (which Pillow reports as still)."""
+    return any(kind == b"acTL" for kind, _, _ in _png_header_chunks(data))
 
 
 def shrink(image: Image.Image, max_pixels: int) -> Image.Image:
@@ -345,13 +357,15 @@ def shrink(image: Image.Image, max_pixels: int) -> Image.Image:
 
 
 def _frame_rgb(img: Image.Image, exif_formats: Collection[str] | None, exif: bytes | None = None,
-               max_pixels: int | None = None) -> Image.Image:
+               max_pixels: int | None = None, fmt: str | None = None,
+               display_rules: Collection[str] = ()) -> Image.Image:
     """The current frame as the browser paints it, an RGB copy (the file object moves on when
     it seeks): turned by its EXIF orientation (`exif`, default the image's own block) where
-    `exif_formats` says so (`simclip.display`), its ICC profile's colours converted to sRGB,
+    `exif_formats` and `display_rules` say so for its format `fmt` (default the image's;
+    `simclip.display.orient`), its ICC profile's colours converted to sRGB,
     transparency composited. A frame with a profile is scaled down to `max_pixels` before its
     colour conversion, which costs about twice its decoding at full size."""
-    turned = orient(img, exif_formats, exif=exif)
+    turned = orient(img, exif_formats, fmt=fmt, exif=exif, display_rules=display_rules)
     icc = colour_profile(turned)
     if icc and turned.mode in _WIDE_GREY and "transparency" not in turned.info:
         turned = _eight_bit_grey(turned)  # the grey profile applies to 8-bit grey as well
@@ -430,10 +444,12 @@ def _scan_animation(img: Image.Image, max_frames: int, first_only: bool,
 
 def _decode(data: ImageSource, max_pixels: int, max_frames: int, first_only: bool,
             exif_formats: Collection[str] | None,
-            max_output_pixels: int | None = None) -> list[Image.Image]:
+            max_output_pixels: int | None = None,
+            display_rules: Collection[str] = ()) -> list[Image.Image]:
     if isinstance(data, Image.Image):
         check_dimensions(*data.size, max_pixels=max_pixels)
-        return [_frame_rgb(data, exif_formats, max_pixels=max_output_pixels)]
+        return [_frame_rgb(data, exif_formats, max_pixels=max_output_pixels,
+                           display_rules=display_rules)]
     if isinstance(data, (str, Path)):
         data = Path(data).read_bytes()
     if not isinstance(data, (bytes, bytearray, memoryview)):
@@ -446,9 +462,11 @@ def _decode(data: ImageSource, max_pixels: int, max_frames: int, first_only: boo
             warnings.simplefilter("ignore", UserWarning)  # Pillow's notes on bad metadata
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img, animated = _open_loaded(data, max_pixels)
-            exif = png_header_exif(data) or b"" if img.format == "PNG" else None
-            paint = functools.partial(_frame_rgb, exif_formats=exif_formats, exif=exif,
-                                      max_pixels=max_output_pixels)
+            exif, fmt = None, img.format
+            if img.format == "PNG":
+                exif, fmt = png_header_exif(data) or b"", "APNG" if is_apng(data) else "PNG"
+            paint = functools.partial(_frame_rgb, exif_formats=exif_formats, exif=exif, fmt=fmt,
+                                      max_pixels=max_output_pixels, display_rules=display_rules)
             if animated and max_frames >= 1:
                 return _scan_animation(img, max_frames, first_only, paint)
             return [paint(img)]
@@ -463,7 +481,8 @@ def _decode(data: ImageSource, max_pixels: int, max_frames: int, first_only: boo
 
 
 def decode_image(data: ImageSource, max_pixels: int = MAX_IMAGE_PIXELS,
-                 exif_formats: Collection[str] | None = None) -> Image.Image:
+                 exif_formats: Collection[str] | None = None,
+                 display_rules: Collection[str] = ()) -> Image.Image:
     """Decode bytes (or a path, or a PIL image) into one upright RGB PIL image.
 
     Only the formats of `list_image_formats()` are opened (THREATS.md T9 to T11). For an
@@ -475,8 +494,10 @@ def decode_image(data: ImageSource, max_pixels: int = MAX_IMAGE_PIXELS,
         max_pixels: width x height cap in pixels, checked from the header before decoding;
             each side is also capped at MAX_IMAGE_SIDE (16,384 pixels).
         exif_formats: the formats whose EXIF orientation is applied, as the viewer's browser
-            does (`simclip.display.orient`: a subset of 'JPEG', 'PNG', 'WEBP'); None applies it
-            in every format. An AVIF's rotation is always applied.
+            does (`simclip.display.orient`: a subset of 'JPEG', 'PNG', 'APNG', 'WEBP'); None
+            applies it in every format. An AVIF's rotation is always applied.
+        display_rules: the rules of `simclip.display.DISPLAY_RULES` the viewer's browser
+            follows where browsers disagree ('exif-last-entry'); none by default.
 
     Returns:
         An RGB `PIL.Image.Image`: EXIF orientation applied (from the EXIF block only, per
@@ -495,13 +516,15 @@ def decode_image(data: ImageSource, max_pixels: int = MAX_IMAGE_PIXELS,
         TypeError: `data` is none of the accepted types.
         OSError: a path that cannot be read.
     """
-    return _decode(data, max_pixels, 1, first_only=True, exif_formats=exif_formats)[0]
+    return _decode(data, max_pixels, 1, first_only=True, exif_formats=exif_formats,
+                   display_rules=display_rules)[0]
 
 
 def decode_frames(data: ImageSource, max_pixels: int = MAX_IMAGE_PIXELS,
                   max_frames: int = MAX_ANIMATION_FRAMES,
                   exif_formats: Collection[str] | None = None,
-                  max_output_pixels: int | None = None) -> list[Image.Image]:
+                  max_output_pixels: int | None = None,
+                  display_rules: Collection[str] = ()) -> list[Image.Image]:
     """Decode into the frames a viewer sees: one for a still image, up to `max_frames` for an
     animation (GIF, APNG, animated WebP or AVIF).
 
@@ -517,7 +540,7 @@ def decode_frames(data: ImageSource, max_pixels: int = MAX_IMAGE_PIXELS,
         data: as for `decode_image` (a PIL image gives its current frame only).
         max_pixels: the canvas cap in pixels, as for `decode_image`.
         max_frames: frames returned at most (>= 1).
-        exif_formats: as for `decode_image`.
+        exif_formats, display_rules: as for `decode_image`.
         max_output_pixels: a frame with an ICC profile is scaled down to at most this many
             pixels (aspect kept, `shrink`) before its colours are converted, which is then
             about ten times cheaper on a 40 MP photo; None keeps every frame's size. Frames
@@ -530,4 +553,5 @@ def decode_frames(data: ImageSource, max_pixels: int = MAX_IMAGE_PIXELS,
         The errors of `decode_image`, for the first frame.
     """
     return _decode(data, max_pixels, max(1, max_frames), first_only=False,
-                   exif_formats=exif_formats, max_output_pixels=max_output_pixels)
+                   exif_formats=exif_formats, max_output_pixels=max_output_pixels,
+                   display_rules=display_rules)

@@ -23,7 +23,8 @@ from .video import decode_video, is_video
 def decode_picture(data: ImageSource, max_pixels: int = MAX_IMAGE_PIXELS,
                    max_frames: int = MAX_ANIMATION_FRAMES,
                    max_output_pixels: int | None = None,
-                   exif_formats: Collection[str] | None = None) -> Image.Image | Frames:
+                   exif_formats: Collection[str] | None = None,
+                   display_rules: Collection[str] = ()) -> Image.Image | Frames:
     """Bytes, path or PIL -> what a viewer sees: one RGB PIL image, or `Frames` for an animation
     (`decode_frames`) or a video (`simclip.video.decode_video`: MP4 or WebM, recognised by its
     magic bytes) with several visible frames.
@@ -38,6 +39,8 @@ def decode_picture(data: ImageSource, max_pixels: int = MAX_IMAGE_PIXELS,
             most 1280 (rapidocr) or 2000 (tesseract) px on a tile's long side.
         exif_formats: the image formats whose EXIF orientation is applied, as the viewer's
             browser does (`simclip.images.decode_image`); None applies it in every format.
+        display_rules: the rules of `simclip.display.DISPLAY_RULES` the viewer's browser
+            follows where browsers disagree; none by default.
 
     Raises:
         ImageError: a typed subclass (CorruptImageError, ImageTooLargeError...; a VideoError
@@ -49,7 +52,8 @@ def decode_picture(data: ImageSource, max_pixels: int = MAX_IMAGE_PIXELS,
         frames = decode_video(data, max_frames=max_frames)
     else:
         frames = decode_frames(data, max_pixels=max_pixels, max_frames=max_frames,
-                               exif_formats=exif_formats, max_output_pixels=max_output_pixels)
+                               exif_formats=exif_formats, max_output_pixels=max_output_pixels,
+                               display_rules=display_rules)
     if max_output_pixels:
         frames = [shrink(frame, max_output_pixels) for frame in frames]
     return frames[0] if len(frames) == 1 else Frames(frames)

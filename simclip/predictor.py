@@ -230,12 +230,14 @@ class Predictor:
                 for c, t in self._thresholds.items()]
 
     def decode(self, data: ImageSource,
-               exif_formats: Collection[str] | None = None) -> Image.Image | Frames:
+               exif_formats: Collection[str] | None = None,
+               display_rules: Collection[str] = ()) -> Image.Image | Frames:
         """Bytes, path or PIL -> what a viewer sees, within this predictor's limits
         (`simclip.picture.decode_picture`; `exif_formats`: the formats whose EXIF orientation
-        the viewer's browser applies, None for all). Raises a typed ImageError."""
+        the viewer's browser applies, None for all; `display_rules`: the
+        `simclip.display.DISPLAY_RULES` it follows). Raises a typed ImageError."""
         return decode_picture(data, max_pixels=self.max_pixels, max_frames=self.max_frames,
-                              exif_formats=exif_formats)
+                              exif_formats=exif_formats, display_rules=display_rules)
 
     def read_text(self, image: Image.Image | Frames) -> str:
         """OCR text of a decoded image with this predictor's engine

@@ -46,10 +46,10 @@ class StubClassifier:
         return [{"id": "harmful", "name": "Harmful", "description": "stub",
                  "default_threshold": 0.5, "calibrated": False}]
 
-    def decode(self, data, exif_formats=None):
+    def decode(self, data, exif_formats=None, display_rules=()):
         from simclip import decode_image
 
-        return decode_image(data, exif_formats=exif_formats)
+        return decode_image(data, exif_formats=exif_formats, display_rules=display_rules)
 
     def read_text(self, image):
         return ""

@@ -1,8 +1,11 @@
-"""POST /v1/classify with X-Exif-Orientation: the client says in which formats its browser turns a
-picture by its EXIF orientation, and the server judges the picture as that browser paints it
+"""POST /v1/classify with X-Exif-Orientation and X-Display-Rules: the client says in which formats
+its browser turns a picture by its EXIF orientation, and which rules it follows where browsers
+read a picture differently, and the server judges the picture as that browser paints it
 (docs/api.md, "What is judged")."""
 
 import io
+import struct
+import zlib
 
 import pytest
 from PIL import Image
@@ -23,10 +26,38 @@ def oriented(fmt, seed=0):
     return buf.getvalue()
 
 
-def post(client, data, rule=None):
-    """POST `data`; `rule`: the X-Exif-Orientation value (a list: the header sent once per item)."""
-    headers = [] if rule is None else [("X-Exif-Orientation", r) for r in ([rule] if isinstance(rule, str) else rule)]
+def post(client, data, rule=None, display_rules=None):
+    """POST `data`; `rule`: the X-Exif-Orientation value, `display_rules` X-Display-Rules' (a
+    list: the header sent once per item)."""
+    headers = []
+    for name, value in (("X-Exif-Orientation", rule), ("X-Display-Rules", display_rules)):
+        if value is not None:
+            headers += [(name, v) for v in ([value] if isinstance(value, str) else value)]
     return client.post("/v1/classify", data=data, content_type="application/octet-stream", headers=headers)
+
+
+def _chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _ifd0(*orientations, seed=0):
+    """A JPEG (60x20) whose EXIF directory holds these orientation entries, in order."""
+    entries = b"".join(struct.pack(">HHIHH", 0x112, 3, 1, o, 0) for o in orientations)
+    block = b"Exif\0\0MM\0*\0\0\0\x08" + struct.pack(">H", len(orientations)) + entries + bytes(4)
+    buf = io.BytesIO()
+    Image.new("RGB", (60, 20), (200, 40 + seed, 40)).save(buf, "JPEG", exif=block)
+    return buf.getvalue()
+
+
+def animated_png(seed=0):
+    """A two-frame APNG (60x20) with an eXIf of orientation 6 before its image data."""
+    frames = [Image.new("RGB", (60, 20), (200, 40 + seed + k, 40)) for k in range(2)]
+    buf = io.BytesIO()
+    frames[0].save(buf, "PNG", save_all=True, append_images=frames[1:], duration=100)
+    data = buf.getvalue()
+    at = data.index(b"IHDR") + 4 + 13 + 4
+    block = b"MM\0*\0\0\0\x08" + struct.pack(">HHHIHH", 1, 0x112, 3, 1, 6, 0) + bytes(4)
+    return data[:at] + _chunk(b"eXIf", block) + data[at:]
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
@@ -61,6 +92,46 @@ def test_the_picture_is_judged_as_the_clients_browser_paints_it(client, fmt, rul
     assert answer.get_json()["size"] == size
 
 
+@pytest.mark.parametrize("rule,size", [
+    (None, UPRIGHT), ("jpeg,png", STORED), ("jpeg,png,apng", UPRIGHT), ("apng", UPRIGHT)])
+def test_an_apng_is_turned_only_where_the_browser_turns_one(client, rule, size):
+    """Firefox paints an APNG with an eXIf as stored, Chromium turns it (docs/api.md)."""
+    answer = post(client, animated_png(), rule)
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json()["size"] == size
+
+
+@pytest.mark.parametrize("display_rules,size", [
+    (None, STORED),  # the first valid entry, 1 (Chromium)
+    ("exif-last-entry", UPRIGHT),  # the last, 6 (Firefox)
+    ("EXIF-Last-Entry, ", UPRIGHT),  # case-insensitive, a list as for X-Exif-Orientation
+    (["none", "exif-last-entry"], UPRIGHT),
+    ("none", STORED), ("", STORED),
+    ("some-future-rule", STORED),  # a name the server does not know is ignored
+])
+def test_several_orientation_entries_are_read_by_the_clients_rule(client, display_rules, size):
+    answer = post(client, _ifd0(1, 6), "jpeg,png", display_rules)
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json()["size"] == size
+
+
+def test_the_same_bytes_under_other_display_rules_are_another_picture(client):
+    data = _ifd0(1, 6, seed=9)
+    first = post(client, data, "jpeg").get_json()
+    other = post(client, data, "jpeg", "exif-last-entry").get_json()
+    again = post(client, data, "jpeg", "none").get_json()
+    assert (first["size"], first["cached"]) == (STORED, False)
+    assert (other["size"], other["cached"]) == (UPRIGHT, False)
+    assert (again["size"], again["cached"]) == (STORED, True)
+
+
+@pytest.mark.parametrize("display_rules", ["exif;last", "a" * 40, ",".join(["x"] * 17), "-x", "exif last"])
+def test_malformed_display_rules_are_a_400(client, display_rules):
+    answer = post(client, oriented("JPEG"), "jpeg", display_rules)
+    assert answer.status_code == 400
+    assert "X-Display-Rules" in answer.get_json()["error"]["message"]
+
+
 def test_the_same_bytes_under_another_rule_are_not_answered_from_the_others_cache(client):
     data = oriented("WEBP", seed=7)
     first = post(client, data, "jpeg,png").get_json()
@@ -88,11 +159,15 @@ def test_the_rule_reaches_the_isolated_decode_workers(make_app, tiny_predictor):
     data = oriented("WEBP", seed=3)
     assert post(client, data, "jpeg").get_json()["size"] == STORED
     assert post(client, data).get_json()["size"] == UPRIGHT
+    entries = _ifd0(1, 6, seed=3)
+    assert post(client, entries, "jpeg", "exif-last-entry").get_json()["size"] == UPRIGHT
+    assert post(client, animated_png(seed=3), "jpeg,png").get_json()["size"] == STORED
 
 
 def test_openapi_documents_the_rule_and_the_size():
     classify = create_openapi(8478)["paths"]["/v1/classify"]["post"]
-    assert [(p["name"], p["in"]) for p in classify["parameters"]] == [("X-Exif-Orientation", "header")]
+    assert [(p["name"], p["in"]) for p in classify["parameters"]] == [
+        ("X-Exif-Orientation", "header"), ("X-Display-Rules", "header")]
     assert "size" in create_openapi(8478)["components"]["schemas"]["ClassifyResult"]["properties"]
 
 

@@ -177,11 +177,79 @@ def test_the_orientation_is_read_from_the_exif_as_browsers_read_it(case, data, s
     assert decode_image(data, exif_formats=["JPEG", "PNG"]).size == size, case
 
 
-def test_the_first_valid_orientation_entry_is_the_one_read():
-    """Several orientation entries: the first valid one (Chromium 156). Firefox 153 reads the
-    last one instead, and ignores all of them after an invalid one: docs/api.md says so."""
-    assert decode_image(jpeg_with_exif(tiff([(0x112, SHORT, 1, 1), (0x112, SHORT, 1, 6)]))).size == STORED
-    assert decode_image(jpeg_with_exif(tiff([(0x112, SHORT, 1, 9), (0x112, SHORT, 1, 6)]))).size == UPRIGHT
+def _entries(spec):
+    """Orientation entries from a spec like '1,6', 'long6', 'two' (a SHORT of count 2) or 'x'
+    (another tag between them)."""
+    out = []
+    for item in spec.split(","):
+        if item == "x":
+            out.append((0x100, SHORT, 1, 4))
+        elif item == "two":
+            out.append((0x112, SHORT, 2, struct.pack(">HH", 1, 1)))
+        elif item.startswith("long"):
+            out.append((0x112, LONG, 1, int(item[4:])))
+        else:
+            out.append((0x112, SHORT, 1, int(item)))
+    return out
+
+
+# Several orientation entries in one directory, as headless Chromium 156 and Firefox ESR 153
+# paint a 4x2 JPEG of them (measured 2026-12-04: naturalWidth x naturalHeight; 6 and 8 turn).
+SEVERAL_ENTRIES = [  # (entries, Chromium turns it, Firefox turns it)
+    ("1,6", False, True), ("6,1", True, False), ("9,6", True, False), ("6,9", True, True),
+    ("6,0", True, True), ("0,6", True, False), ("long6,6", True, False), ("6,long1", True, True),
+    ("1,6,x,1", False, False), ("6,x,1", True, False), ("6,6", True, True), ("8,6", True, True),
+    ("6,two", True, True),
+]
+
+
+@pytest.mark.parametrize("spec,chromium,firefox", SEVERAL_ENTRIES, ids=[c[0] for c in SEVERAL_ENTRIES])
+def test_several_orientation_entries_are_read_as_each_browser_reads_them(spec, chromium, firefox):
+    """By default the first valid entry (Chromium); with 'exif-last-entry' the last valid one
+    before any invalid one (Firefox)."""
+    data = jpeg_with_exif(tiff(_entries(spec)))
+    assert (decode_image(data).size == UPRIGHT) is chromium
+    assert (decode_image(data, display_rules={"exif-last-entry"}).size == UPRIGHT) is firefox
+    assert (decode_image(data, display_rules=["exif-last-entry"], exif_formats=["PNG"]).size) == STORED
+
+
+def apng_with_exif(frames=2, orientation=6):
+    """An APNG of `frames` frames (an acTL announcing them, even one) with an eXIf chunk before
+    its image data."""
+    actl = chunk(b"acTL", struct.pack(">II", frames, 0))
+    if frames == 1:  # Pillow writes no acTL for one frame: a one-frame APNG is made by hand
+        fctl = chunk(b"fcTL", struct.pack(">IIIIIHHBB", 0, *STORED, 0, 0, 1, 10, 0, 0))
+        return png_with_chunks(before=[chunk(b"eXIf", tiff([(0x112, SHORT, 1, orientation)])), actl, fctl])
+    imgs = [Image.new("RGB", STORED, (40 * k, 200, 30 * k)) for k in range(frames)]
+    for img in imgs:
+        img.paste((20, 20, 220), (STORED[0] // 2, 0, *STORED))
+    buf = io.BytesIO()
+    imgs[0].save(buf, "PNG", save_all=True, append_images=imgs[1:], duration=100)
+    data = buf.getvalue()
+    at = data.index(b"IHDR") + 4 + 13 + 4
+    return data[:at] + chunk(b"eXIf", tiff([(0x112, SHORT, 1, orientation)])) + data[at:]
+
+
+@pytest.mark.parametrize("frames", [1, 2])
+def test_an_apng_is_its_own_format_for_the_exif_orientation(frames):
+    """Chromium 156 turns an APNG by its eXIf, Firefox 153 paints it as stored, even one whose
+    acTL announces one frame (measured 2026-12-04); a still PNG is turned by both."""
+    data = apng_with_exif(frames)
+    assert simclip.images.is_apng(data) and not simclip.images.is_apng(png_with_chunks())
+    assert decode_image(data).size == UPRIGHT  # no rule: every format
+    assert decode_image(data, exif_formats=["JPEG", "PNG"]).size == STORED  # Firefox
+    assert decode_image(data, exif_formats=["JPEG", "PNG", "APNG"]).size == UPRIGHT  # Chromium
+    assert {f.size for f in decode_frames(data, exif_formats=["PNG"])} == {STORED}
+    assert {f.size for f in decode_frames(data, exif_formats=["APNG"])} == {UPRIGHT}
+    still = png_with_chunks(before=[chunk(b"eXIf", TURN)])
+    assert decode_image(still, exif_formats=["PNG"]).size == UPRIGHT
+    assert decode_image(still, exif_formats=["APNG"]).size == STORED
+
+
+def test_a_pil_apng_is_told_by_its_animation():
+    img = Image.open(io.BytesIO(apng_with_exif(2)))
+    assert orient(img, ["PNG"]).size == STORED
+    assert orient(img, ["APNG"]).size == UPRIGHT
 
 
 def test_a_huge_exif_block_is_read_in_one_pass_over_its_first_directory():
@@ -415,21 +483,29 @@ def test_a_cmyk_jpeg_is_converted_as_browsers_convert_it():
 def test_the_extensions_test_pictures_are_stored_4x2_with_orientation_6():
     """extension/background/orientation.js decodes these in the browser: a format whose picture
     comes out 2x4 is one the browser turns. Each must really be a 4x2 picture in its format with
-    EXIF orientation 6 (PNG: an eXIf chunk before the image data, where browsers read it)."""
+    EXIF orientation 6 (PNG and APNG: an eXIf chunk before the image data, where browsers read
+    it), and a display rule's picture is turned only under that rule."""
     import base64
     import re
     from pathlib import Path
 
     source = (Path(__file__).resolve().parents[1] / "extension/background/orientation.js").read_text()
-    found = dict(re.findall(r"(\w+): 'data:image/\w+;base64,([A-Za-z0-9+/=]+)'", source))
-    assert set(found) == {"jpeg", "png", "webp"}
-    for name, b64 in found.items():
-        data = base64.b64decode(b64)
+    found = {name: base64.b64decode(b64) for name, b64 in
+             re.findall(r"'?([\w-]+)'?: 'data:image/\w+;base64,([A-Za-z0-9+/=]+)'", source)}
+    assert set(found) == {"jpeg", "png", "webp", "apng", "exif-last-entry"}
+    for name in ("jpeg", "png", "webp", "apng"):
+        data = found[name]
         img = Image.open(io.BytesIO(data))
-        assert (img.format, img.size, exif_orientation(img)) == (name.upper(), (4, 2), 6), name
+        assert (img.format, img.size, exif_orientation(img)) == (name.upper().lstrip("A"), (4, 2), 6), name
         assert decode_image(data).size == (2, 4)
-        if name == "png":
-            assert data.index(b"eXIf") < data.index(b"IDAT")
+        assert decode_image(data, exif_formats=[name]).size == (2, 4)
+        assert decode_image(data, exif_formats=[f for f in EXIF_ORIENTATION_FORMATS if f != name.upper()]).size \
+            == (4, 2), name  # each picture tells its own format apart
+    for name in ("png", "apng"):
+        assert found[name].index(b"eXIf") < found[name].index(b"IDAT")
+    # a display rule's picture is turned only under its rule
+    assert decode_image(found["exif-last-entry"]).size == (4, 2)
+    assert decode_image(found["exif-last-entry"], display_rules=["exif-last-entry"]).size == (2, 4)
 
 
 def test_the_result_cache_identity_follows_the_decoding_rules(tiny_predictor, monkeypatch):

@@ -219,7 +219,8 @@ def test_preflight_answer_lists_methods_headers_and_max_age_once(server):
     assert r.status_code == 204
     assert r.headers["Access-Control-Allow-Origin"] == FIREFOX_ORIGIN
     assert r.headers["Access-Control-Allow-Methods"] == "DELETE, GET, POST"  # DELETE: /v1/setup
-    assert r.headers["Access-Control-Allow-Headers"] == "X-Auth-Token, Content-Type, X-Exif-Orientation"
+    assert r.headers["Access-Control-Allow-Headers"] == \
+        "X-Auth-Token, Content-Type, X-Exif-Orientation, X-Display-Rules"
     assert r.headers["Access-Control-Max-Age"] == "600"
     assert r.headers["Vary"] == "Origin"
     assert "Access-Control-Allow-Credentials" not in r.headers

@@ -2,7 +2,7 @@
  * The worker's settings and its API client for the local server, built once per worker life and
  * again after the settings change (storage.local[SETTINGS_KEY]). Building them also reads back
  * what a restarted worker needs first (the stored health) and the formats this browser turns by
- * EXIF orientation, which the client sends with every picture.
+ * EXIF orientation and the display rules it follows, which the client sends with every picture.
  */
 import { createApiClient } from '../shared/api.js';
 import { loadSettings } from '../shared/settings.js';
@@ -27,15 +27,18 @@ export function describeSettingsChange(changes, area) {
 /**
  * The runtime source. `storage` is the StorageArea holding the settings (storage.local);
  * `beforeBuild()` runs before each build (the health watch reads back its stored record);
- * `getExifFormats()` resolves to the formats list for the client (orientation.js), or null.
+ * `getDisplay()` resolves to the client's `{exifFormats, displayRules}` (orientation.js).
  *
- * @param {{storage: {get: Function}, beforeBuild?: () => Promise<void>, getExifFormats?: () => Promise<string[] | null>}} options
+ * @param {{storage: {get: Function}, beforeBuild?: () => Promise<void>,
+ *   getDisplay?: () => Promise<{exifFormats: string[] | null, displayRules: string[]}>}} options
  * @returns {{get: () => Promise<{settings: object, client: object}>, getSettings: () => Promise<object>,
  *   getClient: () => Promise<object>, onStorageChanged: (changes: object, area: string) => {settings: boolean, server: boolean}}}
  *   `get` rejects when the settings cannot be read or the stored server URL is not a local one
  *   (createApiClient's TypeError); a failed build is not kept, so the next call tries again.
  */
-export function createRuntime({ storage, beforeBuild = async () => {}, getExifFormats = async () => null }) {
+const UNMEASURED = { exifFormats: null, displayRules: [] };
+
+export function createRuntime({ storage, beforeBuild = async () => {}, getDisplay = async () => UNMEASURED }) {
   let runtimePromise = null; // memoised {settings, client}; reset when settings change or on failure
 
   function get() {
@@ -43,8 +46,8 @@ export function createRuntime({ storage, beforeBuild = async () => {}, getExifFo
       runtimePromise = (async () => {
         const settings = await loadSettings(storage);
         await beforeBuild();
-        const exifFormats = await getExifFormats();
-        return { settings, client: createApiClient({ serverUrl: settings.serverUrl, token: settings.token, exifFormats }) };
+        const { exifFormats, displayRules } = await getDisplay();
+        return { settings, client: createApiClient({ serverUrl: settings.serverUrl, token: settings.token, exifFormats, displayRules }) };
       })();
       runtimePromise.catch(() => {
         runtimePromise = null;

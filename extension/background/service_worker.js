@@ -26,12 +26,12 @@ import { diagnoseConnection } from '../shared/api.js';
 import { getBrowser } from '../shared/browser.js';
 import { MSG, createMessageRouter, listenForMessages } from '../shared/messages.js';
 import { PageLoads } from '../shared/page_loads.js';
-import { EXIF_FORMATS_KEY } from '../shared/storage_keys.js';
+import { DISPLAY_KEY } from '../shared/storage_keys.js';
 import { createBadges } from './badges.js';
 import { createClassifier } from './classify.js';
 import { createHealthWatch } from './health.js';
 import { createOpenTabsAdoption } from './open_tabs.js';
-import { createExifFormatsSource } from './orientation.js';
+import { createDisplaySource } from './orientation.js';
 import { pageOfSender } from './page_of.js';
 import { createPictureFetcher } from './picture_fetch.js';
 import { createReportMenu } from './report_menu.js';
@@ -48,8 +48,8 @@ const tabLoads = createTabLoads({ pageLoads, storage: ext.storage.session });
 const runtime = createRuntime({
   storage: ext.storage.local,
   beforeBuild: () => health.loadStored(),
-  // the formats this browser turns by EXIF orientation, sent with every picture (orientation.js)
-  getExifFormats: createExifFormatsSource({ storage: ext.storage.session, key: EXIF_FORMATS_KEY }),
+  // the formats this browser turns by EXIF orientation and its display rules, sent with every picture (orientation.js)
+  getDisplay: createDisplaySource({ storage: ext.storage.session, key: DISPLAY_KEY }),
 });
 const health = createHealthWatch({
   ext,

@@ -15,6 +15,8 @@ export const API_PATHS = Object.freeze({
 export const TOKEN_HEADER = 'X-Auth-Token';
 /** Header of classify: the formats whose EXIF orientation this browser applies (background/orientation.js). */
 export const EXIF_ORIENTATION_HEADER = 'X-Exif-Orientation';
+/** Header of classify: the rules this browser follows where browsers read a picture differently (background/orientation.js). */
+export const DISPLAY_RULES_HEADER = 'X-Display-Rules';
 export const MAX_IMAGE_BYTES = 10 * 1024 * 1024; // the server's body limit (THREATS.md T6)
 export const TIMEOUTS_MS = Object.freeze({ health: 4000, categories: 4000, classify: 30000, setup: 10000 });
 
@@ -188,11 +190,13 @@ export function parseCategories(body) {
 
 /**
  * The classify headers for a browser that turns pictures by EXIF orientation in `exifFormats`
- * ({} for null: the server's default, every format; 'none' for an empty list).
+ * and follows `displayRules` (background/orientation.js): none for a null `exifFormats` (not
+ * measured: the server's defaults); 'none' for an empty list.
  */
-export function exifOrientationHeaders(exifFormats = null) {
+export function displayHeaders(exifFormats = null, displayRules = []) {
   if (!Array.isArray(exifFormats)) return {};
-  return { [EXIF_ORIENTATION_HEADER]: exifFormats.length ? exifFormats.join(',') : 'none' };
+  const list = (names) => (names.length ? names.join(',') : 'none');
+  return { [EXIF_ORIENTATION_HEADER]: list(exifFormats), [DISPLAY_RULES_HEADER]: list(displayRules) };
 }
 
 /**
@@ -231,13 +235,14 @@ function errorFromResponse(status, body, retryAfter) {
 /**
  * A client bound to one server and token.
  *
- * @param {{serverUrl: string, token: string, fetchFn?: Function, exifFormats?: string[] | null}} options
- *   exifFormats: the formats this browser turns by EXIF orientation (background/orientation.js),
- *   sent with every classify; null leaves the server's default
+ * @param {{serverUrl: string, token: string, fetchFn?: Function, exifFormats?: string[] | null, displayRules?: string[]}} options
+ *   exifFormats, displayRules: the formats this browser turns by EXIF orientation and the display
+ *   rules it follows (background/orientation.js), sent with every classify; a null exifFormats
+ *   leaves the server's defaults
  * @returns {{health, setupStatus, startSetup, cancelSetup, categories, classify}} async methods;
  *   they throw ApiError
  */
-export function createApiClient({ serverUrl, token, fetchFn = globalThis.fetch.bind(globalThis), exifFormats = null }) {
+export function createApiClient({ serverUrl, token, fetchFn = globalThis.fetch.bind(globalThis), exifFormats = null, displayRules = [] }) {
   const base = normalizeServerUrl(serverUrl);
   if (!base) throw new TypeError(`server URL ${serverUrl} is not http on 127.0.0.1, localhost or [::1]`);
 
@@ -283,7 +288,7 @@ export function createApiClient({ serverUrl, token, fetchFn = globalThis.fetch.b
     categories: async () => parseCategories(await request(API_PATHS.categories, { timeoutMs: TIMEOUTS_MS.categories })),
     classify: async (bytes) =>
       parseClassification(await request(API_PATHS.classify, {
-        method: 'POST', body: bytes, timeoutMs: TIMEOUTS_MS.classify, headers: exifOrientationHeaders(exifFormats),
+        method: 'POST', body: bytes, timeoutMs: TIMEOUTS_MS.classify, headers: displayHeaders(exifFormats, displayRules),
       })),
   };
 }

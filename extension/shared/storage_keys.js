@@ -13,7 +13,7 @@ export const REPORTS_KEY = 'reports'; // the wrong-verdict reports (reports.js)
 // storage.session
 export const TAB_COUNTS_KEY = 'tabCounts'; // {tabId: {frameId: flagged}}: each frame's count; a tab's badge shows their sum
 export const PAGE_LOADS_PREFIX = 'pageLoads:'; // + tabId: what the tab's browser loaded (page_loads.js exportTab)
-export const EXIF_FORMATS_KEY = 'exifFormats'; // ['jpeg', ...]: the formats this browser turns by EXIF orientation (background/orientation.js)
+export const DISPLAY_KEY = 'display'; // {exifFormats, displayRules}: how this browser paints EXIF orientation (background/orientation.js)
 
 /** A tab's flagged count under TAB_COUNTS_KEY: the sum over its frames (a plain number, as an older worker stored it, counts as is). */
 export function sumTabCount(entry) {

@@ -1,9 +1,10 @@
 """The picture judged is the picture shown (issue 17, item 4), in Chromium and Firefox with the
-real server: a JPEG, a PNG (eXIf) and a WebP, each stored 240x120 with EXIF orientation 6, shown
-on a page; the server's answer for each says it judged the picture at the size this browser
-paints it (`naturalWidth` x `naturalHeight`), whichever formats this browser turns. The
-extension measures that rule itself (extension/background/orientation.js) and sends it in
-X-Exif-Orientation.
+real server: a JPEG, a PNG (eXIf), a WebP and an APNG (eXIf), each stored 240x120 with EXIF
+orientation 6, and a JPEG with two orientation entries (1, then 6), shown on a page; the
+server's answer for each says it judged the picture at the size this browser paints it
+(`naturalWidth` x `naturalHeight`), whichever formats this browser turns and whichever entry it
+reads. The extension measures both itself (extension/background/orientation.js) and sends them
+in X-Exif-Orientation and X-Display-Rules.
 """
 
 import base64
@@ -12,8 +13,10 @@ import io
 import json
 import os
 import shutil
+import struct
 import subprocess
 import threading
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -34,7 +37,9 @@ from e2e_support import (
 )
 from feed_site import EMBED_HOST, FEED_HOST
 
-FORMATS = {"jpeg": ("JPEG", {"quality": 90}), "png": ("PNG", {}), "webp": ("WEBP", {"quality": 90})}
+FORMATS = {"jpeg": ("JPEG", {"quality": 90}), "png": ("PNG", {}), "webp": ("WEBP", {"quality": 90}),
+           "apng": ("PNG", {"save_all": True, "duration": 200})}
+RULES = ("exif-last-entry",)  # each a JPEG turned only in a browser that follows the rule
 TURNED = {"width": 120, "height": 240}
 FIREFOX_CANDIDATES = ("/usr/bin/firefox-esr", "/usr/bin/firefox")
 
@@ -43,23 +48,51 @@ SHOWN_JS = """() => Object.fromEntries(Array.from(document.querySelectorAll('img
   [img.dataset.post, {width: img.naturalWidth, height: img.naturalHeight}]))"""
 
 
-def oriented_picture(fmt, seed):
-    """A 240x120 picture in `fmt` (bytes unique to `seed`) with EXIF orientation 6."""
-    name, save = FORMATS[fmt]
+def _picture(label, seed):
     img = Image.new("RGB", (240, 120), (235, 235, 235))
     draw = ImageDraw.Draw(img)
     draw.rectangle((0, 0, 119, 119), fill=(200, 40, 40))
-    draw.text((130, 50), f"{fmt} {seed}", fill=(0, 0, 0))
+    draw.text((130, 50), f"{label} {seed}", fill=(0, 0, 0))
+    return img
+
+
+def _tiff(*orientations):
+    """An EXIF block whose first directory holds these orientation entries (SHORT), in order."""
+    entries = b"".join(struct.pack(">HHIHH", 0x112, 3, 1, o, 0) for o in orientations)
+    return b"MM\0*\0\0\0\x08" + struct.pack(">H", len(orientations)) + entries + bytes(4)
+
+
+def oriented_picture(fmt, seed):
+    """A 240x120 picture in `fmt` (bytes unique to `seed`) with EXIF orientation 6; an APNG of
+    two frames with an eXIf chunk before its image data."""
+    name, save = FORMATS[fmt]
+    img, buf = _picture(fmt, seed), io.BytesIO()
+    if fmt == "apng":
+        second = img.copy()
+        ImageDraw.Draw(second).text((130, 80), "2", fill=(0, 0, 0))
+        img.save(buf, name, append_images=[second], **save)
+        data, block = buf.getvalue(), _tiff(6)
+        at = data.index(b"IHDR") + 4 + 13 + 4
+        exif = struct.pack(">I", len(block)) + b"eXIf" + block + struct.pack(">I", zlib.crc32(b"eXIf" + block))
+        return data[:at] + exif + data[at:]
     exif = Image.Exif()
     exif[0x0112] = 6
-    buf = io.BytesIO()
     img.save(buf, name, exif=exif.tobytes(), **save)
+    return buf.getvalue()
+
+
+def rule_picture(rule, seed):
+    """A 240x120 JPEG turned only under `rule`: exif-last-entry, orientation entries 1 then 6."""
+    assert rule == "exif-last-entry", rule
+    buf = io.BytesIO()
+    _picture(rule, seed).save(buf, "JPEG", quality=90, exif=b"Exif\0\0" + _tiff(1, 6))
     return buf.getvalue()
 
 
 class RecordingServer(StandIn):
     """Forwards every request to the real server, and records each classify request's
-    X-Exif-Orientation and the real server's answer, by the sha256 of the body."""
+    X-Exif-Orientation and X-Display-Rules and the real server's answer, by the sha256 of the
+    body."""
 
     def __init__(self, real):
         super().__init__(real)
@@ -74,6 +107,7 @@ class RecordingServer(StandIn):
         with self.lock:
             self.classified[hashlib.sha256(body).hexdigest()] = {
                 "rule": handler.headers.get("X-Exif-Orientation"),
+                "display_rules": handler.headers.get("X-Display-Rules"),
                 "answer": r.json() if r.status_code == 200 else None}
         keep = {k: v for k, v in r.headers.items() if k.lower() in StandIn.FORWARDED_HEADERS}
         handler.reply(r.status_code, r.content, keep)
@@ -81,15 +115,18 @@ class RecordingServer(StandIn):
 
 
 class OrientationPage:
-    """Serves /orientation on loopback (reached as FEED_HOST:port): the three test pictures of
-    `seed` as data: URLs, so that only the extension's own reading of them reaches the server."""
+    """Serves /orientation on loopback (reached as FEED_HOST:port): the test pictures of `seed`
+    (one per format and per display rule) as data: URLs, so that only the extension's own
+    reading of them reaches the server."""
 
     def __init__(self, seed):
         self.pictures = {fmt: oriented_picture(fmt, seed) for fmt in FORMATS}
+        self.pictures.update({rule: rule_picture(rule, seed) for rule in RULES})
+        mime = {"apng": "png", **dict.fromkeys(RULES, "jpeg")}
         imgs = "".join(
-            f'<section><img class="meme" data-truth="neutral" data-post="{fmt}" data-kind="data" alt="" '
-            f'src="data:image/{fmt};base64,{base64.b64encode(data).decode()}"></section>'
-            for fmt, data in self.pictures.items())
+            f'<section><img class="meme" data-truth="neutral" data-post="{name}" data-kind="data" alt="" '
+            f'src="data:image/{mime.get(name, name)};base64,{base64.b64encode(data).decode()}"></section>'
+            for name, data in self.pictures.items())
         body = f"<!doctype html><html><head><title>orientation</title></head><body>{imgs}</body></html>".encode()
 
         class Handler(BaseHTTPRequestHandler):
@@ -114,16 +151,18 @@ class OrientationPage:
 
 
 def check_judged_as_shown(page, recorder, shown):
-    """Each picture's server answer has the size the browser paints it at; the rule sent lists
-    exactly the formats the browser turned. Returns the rule."""
+    """Each picture's server answer has the size the browser paints it at; the headers sent list
+    exactly the formats the browser turned and the rules it followed. Returns the headers'
+    values, 'X-Exif-Orientation; X-Display-Rules'."""
     rules = set()
-    for fmt, data in page.pictures.items():
+    for name, data in page.pictures.items():
         record = recorder.classified.get(hashlib.sha256(data).hexdigest())
-        assert record is not None and record["answer"] is not None, (fmt, recorder.classified)
-        rules.add(record["rule"])
-        assert record["answer"]["size"] == shown[fmt], (fmt, record, shown)
-        turned = shown[fmt] == TURNED
-        assert turned == (fmt in record["rule"].split(",")), (fmt, record["rule"], shown)
+        assert record is not None and record["answer"] is not None, (name, recorder.classified)
+        rules.add(f"{record['rule']}; {record['display_rules']}")
+        assert record["answer"]["size"] == shown[name], (name, record, shown)
+        turned = shown[name] == TURNED
+        listed = record["display_rules"] if name in RULES else record["rule"]
+        assert turned == (name in listed.split(",")), (name, record, shown)
     assert len(rules) == 1, rules  # one rule for the browser, measured once
     assert shown["jpeg"] == TURNED  # every browser turns a JPEG: the page shows what it should
     return rules.pop()
@@ -142,7 +181,7 @@ def test_each_format_is_judged_at_the_size_chromium_paints_it(browser, simclip_s
     page = browser.context.new_page()
     try:
         page.goto(site.url)
-        wait_for(lambda: {s["post"]: s["state"] for s in meme_states(page)}.keys() == FORMATS.keys()
+        wait_for(lambda: {s["post"]: s["state"] for s in meme_states(page)}.keys() == site.pictures.keys()
                  and all(s["state"] in DECIDED for s in meme_states(page)), 90,
                  message="the three pictures decided")
         shown = page.evaluate(SHOWN_JS)
@@ -164,7 +203,7 @@ def test_each_format_is_judged_at_the_size_firefox_paints_it(simclip_server, rec
     config = {"firefox": firefox, "extension": str(EXTENSION_DIR), "serverUrl": recorder.url,
               "token": recorder.token, "feedUrl": site.url, "feedHosts": [FEED_HOST, EMBED_HOST],
               "initScript": MONITOR_JS, "statesScript": states, "decided": sorted(DECIDED),
-              "memes": len(FORMATS), "timeoutMs": 90_000, "revealAfterSeconds": 60, "cases": [], "keys": False}
+              "memes": len(site.pictures), "timeoutMs": 90_000, "revealAfterSeconds": 60, "cases": [], "keys": False}
     config_path = tmp_path / "firefox-orientation.json"
     config_path.write_text(json.dumps(config))
     try:

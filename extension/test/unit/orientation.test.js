@@ -2,24 +2,28 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import {
-  ORIENTATION_TEST_PICTURES, createExifFormatsSource, measureWithBitmap, measureWithImage, pickMeasure, probeExifFormats,
+  DISPLAY_RULE_TEST_PICTURES, ORIENTATION_TEST_PICTURES, createDisplaySource, measureWithBitmap, measureWithImage, pickMeasure,
+  probeDisplayRules, probeExifFormats,
 } from '../../background/orientation.js';
-import { createApiClient, exifOrientationHeaders, parseClassification } from '../../shared/api.js';
+import { createApiClient, displayHeaders, parseClassification } from '../../shared/api.js';
 import { memoryStorage } from './fixtures.js';
 
 const TURNED = { width: 2, height: 4 };
 const STORED = { width: 4, height: 2 };
 
-/** A browser that orients the formats in `oriented`, and cannot decode those in `broken`. */
+const TEST_PICTURES = { ...ORIENTATION_TEST_PICTURES, ...DISPLAY_RULE_TEST_PICTURES };
+
+/** A browser that orients the formats (or follows the rules) in `oriented`, and cannot decode those in `broken`. */
 const fakeBrowser = ({ oriented = [], broken = [] }) => async (url) => {
-  const format = Object.keys(ORIENTATION_TEST_PICTURES).find((f) => ORIENTATION_TEST_PICTURES[f] === url);
-  if (broken.includes(format)) throw new Error('cannot decode');
-  return oriented.includes(format) ? TURNED : STORED;
+  const name = Object.keys(TEST_PICTURES).find((f) => TEST_PICTURES[f] === url);
+  if (broken.includes(name)) throw new Error('cannot decode');
+  return oriented.includes(name) ? TURNED : STORED;
 };
 
 test('lists the formats whose test picture comes out turned, sorted', async () => {
   assert.deepEqual(await probeExifFormats(fakeBrowser({ oriented: ['png', 'jpeg'] })), ['jpeg', 'png']); // a browser that paints WebP as stored
   assert.deepEqual(await probeExifFormats(fakeBrowser({ oriented: ['jpeg', 'png', 'webp'] })), ['jpeg', 'png', 'webp']);
+  assert.deepEqual(await probeExifFormats(fakeBrowser({ oriented: ['png', 'apng', 'jpeg'] })), ['apng', 'jpeg', 'png']); // Chromium 156
   assert.deepEqual(await probeExifFormats(fakeBrowser({})), []);
 });
 
@@ -29,12 +33,21 @@ test('leaves out a format the browser cannot decode, and gives up when even JPEG
   assert.equal(await probeExifFormats(async () => { throw new Error('no decoder here'); }), null);
 });
 
+test('lists the display rules whose test picture comes out turned; one that fails is left out', async () => {
+  assert.deepEqual(await probeDisplayRules(fakeBrowser({ oriented: ['jpeg', 'exif-last-entry'] })), ['exif-last-entry']); // Firefox 153
+  assert.deepEqual(await probeDisplayRules(fakeBrowser({ oriented: ['jpeg'] })), []); // Chromium 156
+  assert.deepEqual(await probeDisplayRules(fakeBrowser({ oriented: ['exif-last-entry'], broken: ['exif-last-entry'] })), []);
+  assert.deepEqual(await probeDisplayRules(async () => new Promise(() => {}), {}), []);
+});
+
 test('each test picture is a data: URL of its own format', () => {
   const magic = { jpeg: [0xff, 0xd8, 0xff], png: [0x89, 0x50, 0x4e, 0x47], webp: [0x52, 0x49, 0x46, 0x46] };
-  for (const [format, url] of Object.entries(ORIENTATION_TEST_PICTURES)) {
-    assert.ok(url.startsWith(`data:image/${format};base64,`), format);
+  const container = { apng: 'png', 'exif-last-entry': 'jpeg' };
+  for (const [name, url] of Object.entries(TEST_PICTURES)) {
+    const format = container[name] ?? name;
+    assert.ok(url.startsWith(`data:image/${format};base64,`), name);
     const bytes = Buffer.from(url.split(',')[1], 'base64');
-    assert.deepEqual([...bytes.subarray(0, magic[format].length)], magic[format], format);
+    assert.deepEqual([...bytes.subarray(0, magic[format].length)], magic[format], name);
   }
 });
 
@@ -67,39 +80,47 @@ test('measures once per browser session: a restarted worker reads the stored ans
     probes += 1;
     return fakeBrowser({ oriented: ['jpeg'] })(url);
   };
-  const first = createExifFormatsSource({ storage, key: 'exifFormats', measure });
-  assert.deepEqual(await first(), ['jpeg']);
-  assert.deepEqual(await first(), ['jpeg']);
-  assert.equal(probes, 3); // one test picture per format, once
-  const restarted = createExifFormatsSource({ storage, key: 'exifFormats', measure });
-  assert.deepEqual(await restarted(), ['jpeg']);
-  assert.equal(probes, 3);
+  const pictures = Object.keys(TEST_PICTURES).length;
+  const first = createDisplaySource({ storage, key: 'display', measure });
+  const measured = { exifFormats: ['jpeg'], displayRules: [] };
+  assert.deepEqual(await first(), measured);
+  assert.deepEqual(await first(), measured);
+  assert.equal(probes, pictures); // one test picture per format and rule, once
+  const restarted = createDisplaySource({ storage, key: 'display', measure });
+  assert.deepEqual(await restarted(), measured);
+  assert.equal(probes, pictures);
+  storage.data.display = ['jpeg']; // what an older version stored: measured again
+  assert.deepEqual(await createDisplaySource({ storage, key: 'display', measure })(), measured);
+  assert.equal(probes, 2 * pictures);
 });
 
 test('a probe that cannot measure stores nothing and leaves the server its default', async () => {
   const storage = memoryStorage();
-  const source = createExifFormatsSource({ storage, key: 'exifFormats', measure: async () => { throw new Error('x'); } });
-  assert.equal(await source(), null);
-  assert.equal(storage.data.exifFormats, undefined);
+  const source = createDisplaySource({ storage, key: 'display', measure: async () => { throw new Error('x'); } });
+  assert.deepEqual(await source(), { exifFormats: null, displayRules: [] });
+  assert.equal(storage.data.display, undefined);
 });
 
-test('classify sends the browser\'s formats in X-Exif-Orientation, and no header when unknown', async () => {
-  assert.deepEqual(exifOrientationHeaders(null), {});
-  assert.deepEqual(exifOrientationHeaders([]), { 'X-Exif-Orientation': 'none' });
-  assert.deepEqual(exifOrientationHeaders(['jpeg', 'png']), { 'X-Exif-Orientation': 'jpeg,png' });
+test('classify sends the browser\'s formats in X-Exif-Orientation and rules in X-Display-Rules, no header when unknown', async () => {
+  assert.deepEqual(displayHeaders(null), {});
+  assert.deepEqual(displayHeaders([]), { 'X-Exif-Orientation': 'none', 'X-Display-Rules': 'none' });
+  assert.deepEqual(displayHeaders(['jpeg', 'png'], ['exif-last-entry']),
+    { 'X-Exif-Orientation': 'jpeg,png', 'X-Display-Rules': 'exif-last-entry' });
   const calls = [];
   const fetchFn = async (url, init) => {
     calls.push({ url, init });
     return new Response(JSON.stringify({ sha256: 'ab'.repeat(32), mode: 'trained', scores: {}, text: '', cached: false, size: { width: 20, height: 60 } }),
       { status: 200, headers: { 'Content-Type': 'application/json' } });
   };
-  const client = createApiClient({ serverUrl: 'http://127.0.0.1:9', token: 'A'.repeat(43), fetchFn, exifFormats: ['jpeg', 'png'] });
+  const client = createApiClient({ serverUrl: 'http://127.0.0.1:9', token: 'A'.repeat(43), fetchFn, exifFormats: ['jpeg', 'png'], displayRules: ['exif-last-entry'] });
   const result = await client.classify(new Uint8Array([1]));
   assert.equal(calls[0].url, 'http://127.0.0.1:9/v1/classify');
   assert.equal(calls[0].init.headers['X-Exif-Orientation'], 'jpeg,png');
+  assert.equal(calls[0].init.headers['X-Display-Rules'], 'exif-last-entry');
   assert.equal(calls[0].init.headers['X-Auth-Token'], 'A'.repeat(43));
   await createApiClient({ serverUrl: 'http://127.0.0.1:9', token: 'A'.repeat(43), fetchFn }).classify(new Uint8Array([1]));
   assert.equal('X-Exif-Orientation' in calls[1].init.headers, false);
+  assert.equal('X-Display-Rules' in calls[1].init.headers, false);
   assert.deepEqual(result.size, { width: 20, height: 60 });
   assert.equal(parseClassification({ sha256: 'ab'.repeat(32), scores: {}, size: { width: 'x' } }).size, null);
 });

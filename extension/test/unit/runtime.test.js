@@ -14,9 +14,9 @@ test('builds the settings and a client for the stored server once, after the sto
   const runtime = createRuntime({
     storage,
     beforeBuild: async () => steps.push('health'),
-    getExifFormats: async () => {
+    getDisplay: async () => {
       steps.push('formats');
-      return ['jpeg'];
+      return { exifFormats: ['jpeg'], displayRules: ['exif-last-entry'] };
     },
   });
   const [a, b] = await Promise.all([runtime.get(), runtime.get()]);
