@@ -239,7 +239,10 @@ def create_openapi(port):
                                    "X-Exif-Orientation: exif-last-entry (of several EXIF "
                                    "orientation entries the last valid one before any invalid "
                                    "one counts, as in Firefox; by default the first valid one, as "
-                                   "in Chromium). Absent or none: the defaults"}],
+                                   "in Chromium), cmyk-profile-ignored, png-icc-checksum-ignored, "
+                                   "png-gama-beside-srgb (as Firefox), lab-profile-on-rgb (as "
+                                   "Chromium); docs/api.md, What is judged. Absent or none: the "
+                                   "defaults"}],
                 "requestBody": image_body,
                 "responses": {
                     "200": _json("ClassifyResult", "scores and warnings"), **ERRORS,

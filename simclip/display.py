@@ -15,7 +15,8 @@ Colour. An embedded ICC profile (a Display P3 photo, a CMYK JPEG with its press 
 converted to sRGB, as browsers convert a tagged picture for the screen; a profile that does not
 fit the pixels, or does not parse, is ignored, as browsers ignore it. A PNG without a profile is
 painted with its `gAMA` and `cHRM` chunks as browsers paint it. Pictures without any of these
-are left as decoded (sRGB is what browsers assume).
+are left as decoded (sRGB is what browsers assume). Where Chromium and Firefox paint a profile
+differently, `display_rules` says which way the viewer's browser goes (DISPLAY_RULES).
 """
 
 from __future__ import annotations
@@ -31,11 +32,22 @@ from PIL import Image, ImageCms, features
 # The formats whose EXIF orientation browsers may or may not honour: the names a client lists.
 # APNG is a PNG with an animation control chunk (`acTL`) before its image data.
 EXIF_ORIENTATION_FORMATS = ("JPEG", "PNG", "APNG", "WEBP")
-# Where browsers read the same bytes differently, the rule the server follows by default is one
-# browser's; a client whose browser follows the other lists it by name (X-Display-Rules):
+# Where browsers paint the same bytes differently, the rule the server follows by default is one
+# browser's; a client whose browser follows the other lists it by name (X-Display-Rules).
+# Measured 2026-12-04 in headless Chromium 156 and Firefox ESR 153 (tests/test_display.py):
 #   exif-last-entry: of several orientation entries in an EXIF directory, the last valid one
-#       before any invalid one counts (Firefox 153); by default the first valid one (Chromium 156).
-DISPLAY_RULES = ("exif-last-entry",)
+#       before any invalid one counts (Firefox); by default the first valid one (Chromium).
+#   cmyk-profile-ignored: a CMYK picture's ICC profile is ignored, its pixels converted with the
+#       Adobe convention (Firefox); by default the profile is applied (Chromium).
+#   png-icc-checksum-ignored: a PNG profile whose zlib checksum is wrong is applied (Firefox); by
+#       default it is ignored (Chromium).
+#   png-gama-beside-srgb: a PNG's gAMA is applied even beside an sRGB chunk (Firefox); by
+#       default the sRGB chunk wins (Chromium).
+#   lab-profile-on-rgb: an RGB picture tagged with a Lab profile is painted as Lab pixels (8-bit
+#       ICC encoding: a and b offset by 128), converted by the profile (Chromium); by default the
+#       profile, which does not fit the pixels, is ignored (Firefox).
+DISPLAY_RULES = ("exif-last-entry", "cmyk-profile-ignored", "png-icc-checksum-ignored",
+                 "png-gama-beside-srgb", "lab-profile-on-rgb")
 _ALWAYS_ORIENTED = ("AVIF",)  # irot/imir, which Pillow reports as the EXIF orientation
 _FORMAT_FAMILY = {"MPO": "JPEG"}  # an MPO is a JPEG with more pictures after it
 
@@ -238,14 +250,16 @@ def _gamma_profile(gamma: float, grey: bool,
     return header + bytes(128 - len(header)) + struct.pack(">I", len(tags)) + table + body
 
 
-def png_gamma_profile(img: Image.Image) -> bytes | None:
+def png_gamma_profile(img: Image.Image, beside_srgb: bool = False) -> bytes | None:
     """The profile equivalent to a PNG's `gAMA` chunk, and its `cHRM` chunk beside it, as
-    Chromium applies them to a PNG without a profile or an `sRGB` chunk: the power curve
-    1/gamma, the cHRM's primaries (sRGB's without a usable one). None without a gAMA, for one
-    outside 0.01 to 100, or for a gAMA alone within 5% of 1/2.2 (painted as sRGB); a cHRM
-    without a gAMA is ignored, as both browsers ignore it."""
+    Chromium applies them to a PNG without a profile or an `sRGB` chunk (with `beside_srgb`,
+    also beside an sRGB chunk, as Firefox): the power curve 1/gamma, the cHRM's primaries
+    (sRGB's without a usable one). None without a gAMA, for one outside 0.01 to 100, or for a
+    gAMA alone within 5% of 1/2.2 (painted as sRGB); a cHRM without a gAMA is ignored, as both
+    browsers ignore it."""
     gamma = img.info.get("gamma")
-    if not isinstance(gamma, (int, float)) or "srgb" in img.info or img.info.get("icc_profile"):
+    if not isinstance(gamma, (int, float)) or img.info.get("icc_profile") or \
+            ("srgb" in img.info and not beside_srgb):
         return None
     if not _PNG_GAMMA_RANGE[0] <= gamma <= _PNG_GAMMA_RANGE[1]:
         return None
@@ -257,23 +271,62 @@ def png_gamma_profile(img: Image.Image) -> bytes | None:
     return _gamma_profile(round(1 / gamma, 4), grey, primaries or _SRGB_PRIMARIES_D50)
 
 
-def colour_profile(img: Image.Image) -> bytes | None:
-    """The ICC profile a browser paints `img` with: its embedded one, or its PNG gamma's
-    (`png_gamma_profile`); None for neither (the pixels are taken as sRGB)."""
+def colour_profile(img: Image.Image, display_rules: Collection[str] = ()) -> bytes | None:
+    """The ICC profile a browser paints `img` with under `display_rules` (DISPLAY_RULES): its
+    embedded one (none for a CMYK picture under 'cmyk-profile-ignored'), or its PNG gamma's
+    (`png_gamma_profile`, beside an sRGB chunk under 'png-gama-beside-srgb'); None for neither
+    (the pixels are taken as sRGB)."""
     icc = img.info.get("icc_profile")
     if isinstance(icc, (bytes, bytearray)) and icc:
+        if img.mode == "CMYK" and "cmyk-profile-ignored" in display_rules:
+            return None
         return bytes(icc)
-    return png_gamma_profile(img)
+    return png_gamma_profile(img, beside_srgb="png-gama-beside-srgb" in display_rules)
 
 
-def to_srgb(img: Image.Image) -> Image.Image:
+@functools.lru_cache(maxsize=16)
+def _lab_transform(icc: bytes) -> ImageCms.ImageCmsTransform | None:
+    """A transform from the Lab profile `icc` to sRGB for Lab pixels, None for a profile that
+    does not parse or whose colour space is not Lab."""
+    try:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        if profile.profile.xcolor_space.strip() != "Lab":
+            return None
+        return ImageCms.buildTransform(profile, _srgb(), "LAB", "RGB", ImageCms.Intent.PERCEPTUAL)
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+        return None
+
+
+def _rgb_as_lab(img: Image.Image, icc: bytes) -> Image.Image | None:
+    """RGB(A) `img` painted as Lab pixels by its Lab profile, as Chromium paints them (8-bit ICC
+    Lab: L in 0..255, a and b offset by 128; Pillow's LAB mode stores a and b as signed bytes),
+    or None when the profile is not a usable Lab profile."""
+    transform = _lab_transform(icc)
+    if transform is None:
+        return None
+    pixels = np.asarray(img.convert("RGB"), dtype=np.uint8) ^ np.array([0, 128, 128], dtype=np.uint8)
+    try:
+        out = transform.apply(Image.frombytes("LAB", img.size, pixels.tobytes()))
+    except (ImageCms.PyCMSError, ValueError):
+        return None
+    if img.mode == "RGBA":
+        out.putalpha(img.getchannel("A"))
+    return out
+
+
+def to_srgb(img: Image.Image, display_rules: Collection[str] = ()) -> Image.Image:
     """`img` with its colour profile (`colour_profile`: an embedded ICC profile, or a PNG
-    gamma) applied: RGB, RGBA, CMYK (to RGB), L and LA (to RGB, RGBA) and palette pictures
-    converted to sRGB. Returns `img` itself when it has no profile, an unusable one, an sRGB
-    one, or a mode without one (16-bit grey: `simclip.images` makes it 8-bit first)."""
-    icc = colour_profile(img)
+    gamma) applied as the viewer's browser applies it (`display_rules`, DISPLAY_RULES): RGB,
+    RGBA, CMYK (to RGB), L and LA (to RGB, RGBA) and palette pictures converted to sRGB.
+    Returns `img` itself when it has no profile, an unusable one, an sRGB one, or a mode
+    without one (16-bit grey: `simclip.images` makes it 8-bit first)."""
+    icc = colour_profile(img, display_rules)
     if not icc or not features.check("littlecms2"):
         return img
+    if "lab-profile-on-rgb" in display_rules and img.mode in ("RGB", "RGBA"):
+        lab = _rgb_as_lab(img, icc)
+        if lab is not None:
+            return lab
     original = img
     if img.mode == "P":
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")

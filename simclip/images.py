@@ -157,18 +157,30 @@ def _png_without_compressed_chunks(data: bytes) -> tuple[bytes | None, bytes | N
     return (b"".join(kept), icc) if dropped else (None, None)
 
 
-def _inflate_icc(body: bytes) -> bytes | None:
+def _inflate_icc(body: bytes, check: bool = True) -> bytes | None:
     """The profile of an iCCP chunk's body (name, 0, method 0, zlib data), None when it does
-    not inflate within MAX_ICC_PROFILE_BYTES (a zlib bomb is cut there, not inflated)."""
+    not inflate within MAX_ICC_PROFILE_BYTES (a zlib bomb is cut there, not inflated) or, with
+    `check`, when its zlib checksum is wrong (without it, the deflate data alone is read, as
+    Firefox reads it)."""
     name_end = body.find(b"\x00")
     if name_end < 0 or body[name_end + 1:name_end + 2] != b"\x00":
         return None
-    inflater = zlib.decompressobj()
+    stream = body[name_end + 2:]
+    inflater = zlib.decompressobj() if check else zlib.decompressobj(-zlib.MAX_WBITS)
     try:
-        icc = inflater.decompress(body[name_end + 2:], MAX_ICC_PROFILE_BYTES)
+        icc = inflater.decompress(stream if check else stream[2:], MAX_ICC_PROFILE_BYTES)
     except zlib.error:
         return None
-    return None if inflater.unconsumed_tail else icc
+    return None if inflater.unconsumed_tail or not (check or inflater.eof) else icc
+
+
+def _png_profile_unchecked(data: bytes) -> bytes | None:
+    """The profile of PNG `data`'s first iCCP chunk before its image data, read without its zlib
+    checksum (`_inflate_icc`), or None."""
+    for kind, start, length in _png_header_chunks(data):
+        if kind == b"iCCP":
+            return _inflate_icc(data[start:start + length], check=False)
+    return None
 
 
 def _too_large(bomb: Exception) -> ImageTooLargeError:
@@ -366,13 +378,13 @@ def _frame_rgb(img: Image.Image, exif_formats: Collection[str] | None, exif: byt
     transparency composited. A frame with a profile is scaled down to `max_pixels` before its
     colour conversion, which costs about twice its decoding at full size."""
     turned = orient(img, exif_formats, fmt=fmt, exif=exif, display_rules=display_rules)
-    icc = colour_profile(turned)
+    icc = colour_profile(turned, display_rules)
     if icc and turned.mode in _WIDE_GREY and "transparency" not in turned.info:
         turned = _eight_bit_grey(turned)  # the grey profile applies to 8-bit grey as well
         turned.info["icc_profile"] = icc
     if max_pixels and icc and turned.mode in _RESIZABLE_MODES:
         turned = shrink(turned, max_pixels)
-    rgb = _to_rgb(to_srgb(turned))
+    rgb = _to_rgb(to_srgb(turned, display_rules))
     return rgb if rgb is not img else img.copy()
 
 
@@ -465,6 +477,10 @@ def _decode(data: ImageSource, max_pixels: int, max_frames: int, first_only: boo
             exif, fmt = None, img.format
             if img.format == "PNG":
                 exif, fmt = png_header_exif(data) or b"", "APNG" if is_apng(data) else "PNG"
+                if "png-icc-checksum-ignored" in display_rules and not img.info.get("icc_profile"):
+                    icc = _png_profile_unchecked(data)
+                    if icc:
+                        img.info["icc_profile"] = icc
             paint = functools.partial(_frame_rgb, exif_formats=exif_formats, exif=exif, fmt=fmt,
                                       max_pixels=max_output_pixels, display_rules=display_rules)
             if animated and max_frames >= 1:

@@ -10,7 +10,8 @@ import pytest
 from PIL import Image, ImageCms, PngImagePlugin, features
 
 import simclip.images
-from simclip.display import EXIF_ORIENTATION_FORMATS, exif_orientation, orient, to_srgb
+from display_pictures import FOLLOWED_OTHERWISE, close
+from simclip.display import DISPLAY_RULES, EXIF_ORIENTATION_FORMATS, exif_orientation, orient, to_srgb
 from simclip.images import decode_frames, decode_image, list_image_formats
 from simclip.picture import decode_picture
 
@@ -407,7 +408,7 @@ def test_the_colour_conversion_runs_on_the_picture_scaled_down_to_the_output_siz
     scaled down before its (costly) conversion, with the colours it would have had anyway."""
     sizes = []
     real = simclip.images.to_srgb
-    monkeypatch.setattr(simclip.images, "to_srgb", lambda img: sizes.append(img.size) or real(img))
+    monkeypatch.setattr(simclip.images, "to_srgb", lambda img, *rules: sizes.append(img.size) or real(img, *rules))
     data = tagged("PNG", SWAPPED)  # 32x32
     shown = decode_picture(data, max_output_pixels=16 * 16)
     assert sizes == [(16, 16)] and shown.size == (16, 16)
@@ -480,21 +481,36 @@ def test_a_cmyk_jpeg_is_converted_as_browsers_convert_it():
         assert all(abs(a - b) <= 8 for a, b in zip(shown, rgb)), (cmyk, shown)
 
 
-def test_the_extensions_test_pictures_are_stored_4x2_with_orientation_6():
-    """extension/background/orientation.js decodes these in the browser: a format whose picture
-    comes out 2x4 is one the browser turns. Each must really be a 4x2 picture in its format with
-    EXIF orientation 6 (PNG and APNG: an eXIf chunk before the image data, where browsers read
-    it), and a display rule's picture is turned only under that rule."""
+def _rgb(text):
+    return tuple(int(v) for v in text.split(",")) if text else None
+
+
+def _extension_pictures():
+    """extension/background/orientation.js's test pictures: ({format: bytes}, {rule: (bytes,
+    followed, otherwise)}), followed and otherwise None for a `turned` rule picture."""
     import base64
     import re
     from pathlib import Path
 
     source = (Path(__file__).resolve().parents[1] / "extension/background/orientation.js").read_text()
-    found = {name: base64.b64decode(b64) for name, b64 in
-             re.findall(r"'?([\w-]+)'?: 'data:image/\w+;base64,([A-Za-z0-9+/=]+)'", source)}
-    assert set(found) == {"jpeg", "png", "webp", "apng", "exif-last-entry"}
-    for name in ("jpeg", "png", "webp", "apng"):
-        data = found[name]
+    formats = {name: base64.b64decode(b64) for name, b64 in
+               re.findall(r"^  (\w+): 'data:image/\w+;base64,([A-Za-z0-9+/=]+)'", source, re.M)}
+    rules = {}
+    for name, followed, otherwise, b64 in re.findall(
+            r"'([\w-]+)': \{\s*(?:turned: true, )?(?:followed: \[([\d, ]+)\], otherwise: \[([\d, ]+)\],\s*)?"
+            r"url: 'data:image/\w+;base64,([A-Za-z0-9+/=]+)'", source):
+        rules[name] = (base64.b64decode(b64), _rgb(followed), _rgb(otherwise))
+    return formats, rules
+
+
+def test_the_extensions_test_pictures_are_stored_4x2_with_orientation_6():
+    """extension/background/orientation.js decodes these in the browser: a format whose picture
+    comes out 2x4 is one the browser turns. Each must really be a 4x2 picture in its format with
+    EXIF orientation 6 (PNG and APNG: an eXIf chunk before the image data, where browsers read
+    it)."""
+    found, _ = _extension_pictures()
+    assert set(found) == {"jpeg", "png", "webp", "apng"}
+    for name, data in found.items():
         img = Image.open(io.BytesIO(data))
         assert (img.format, img.size, exif_orientation(img)) == (name.upper().lstrip("A"), (4, 2), 6), name
         assert decode_image(data).size == (2, 4)
@@ -503,9 +519,26 @@ def test_the_extensions_test_pictures_are_stored_4x2_with_orientation_6():
             == (4, 2), name  # each picture tells its own format apart
     for name in ("png", "apng"):
         assert found[name].index(b"eXIf") < found[name].index(b"IDAT")
-    # a display rule's picture is turned only under its rule
-    assert decode_image(found["exif-last-entry"]).size == (4, 2)
-    assert decode_image(found["exif-last-entry"], display_rules=["exif-last-entry"]).size == (2, 4)
+
+
+@needs_lcms
+def test_the_extensions_display_rule_pictures_are_painted_apart_only_by_their_rule():
+    """Each display rule's test picture in orientation.js: turned (exif-last-entry), or its
+    centre painted `followed`, only under its own rule, and the colours it names are those
+    tests/display_pictures.py measured in the browsers."""
+    _, rules = _extension_pictures()
+    assert set(rules) == set(DISPLAY_RULES)
+    data, _, _ = rules["exif-last-entry"]
+    assert decode_image(data).size == (4, 2)
+    assert decode_image(data, display_rules=["exif-last-entry"]).size == (2, 4)
+    for rule, (data, followed, otherwise) in rules.items():
+        if rule == "exif-last-entry":
+            continue
+        assert (followed, otherwise) == FOLLOWED_OTHERWISE[rule], rule
+        others = [r for r in DISPLAY_RULES if r != rule]
+        assert close(decode_image(data, display_rules=[rule]).getpixel((2, 2)), followed), rule
+        assert close(decode_image(data, display_rules=others).getpixel((2, 2)), otherwise), rule
+        assert close(decode_image(data).getpixel((2, 2)), otherwise), rule  # the defaults
 
 
 def test_the_result_cache_identity_follows_the_decoding_rules(tiny_predictor, monkeypatch):

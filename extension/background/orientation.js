@@ -24,10 +24,28 @@ export const ORIENTATION_TEST_PICTURES = Object.freeze({
   webp: 'data:image/webp;base64,UklGRlIAAABXRUJQVlA4WAoAAAAIAAAAAwAAAQAAVlA4TBEAAAAvA0AAAAdQwAIWsP+BiOh/AABFWElGGgAAAE1NACoAAAAIAAEBEgADAAAAAQAGAAAAAAAA',
   apng: 'data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAQAAAACCAIAAADwyuo0AAAAGmVYSWZNTQAqAAAACAABARIAAwAAAAEABgAAAAAAANZnS2kAAAAIYWNUTAAAAAEAAAAAtC3poAAAABpmY1RMAAAAAAAAAAQAAAACAAAAAAAAAAAAAQAKAAB1iNcTAAAAEklEQVR42mNsaGhggAEmBiQAACROAYQ3jHRMAAAAAElFTkSuQmCC',
 });
-// 4x2 grey pictures turned (2x4) only where the browser follows the rule (the server's names,
-// simclip.display.DISPLAY_RULES). exif-last-entry: a JPEG with orientation entries 1, then 6.
+// One test picture per display rule (the server's names, simclip.display.DISPLAY_RULES), made by
+// tests/display_pictures.py, which checks them: `turned`, a 4x2 picture painted 2x4 only where
+// the browser follows the rule (exif-last-entry: a JPEG with orientation entries 1, then 6); else
+// a 4x4 picture whose centre is painted `followed` where it does, `otherwise` where it does not.
 export const DISPLAY_RULE_TEST_PICTURES = Object.freeze({
-  'exif-last-entry': 'data:image/jpeg;base64,/9j/4AAQSkZJRgABAQAAAQABAAD/4QAuRXhpZgAATU0AKgAAAAgAAgESAAMAAAABAAEAAAESAAMAAAABAAYAAAAAAAD/2wBDABALDA4MChAODQ4SERATGCgaGBYWGDEjJR0oOjM9PDkzODdASFxOQERXRTc4UG1RV19iZ2hnPk1xeXBkeFxlZ2P/wAALCAACAAQBAREA/8QAHwAAAQUBAQEBAQEAAAAAAAAAAAECAwQFBgcICQoL/8QAtRAAAgEDAwIEAwUFBAQAAAF9AQIDAAQRBRIhMUEGE1FhByJxFDKBkaEII0KxwRVS0fAkM2JyggkKFhcYGRolJicoKSo0NTY3ODk6Q0RFRkdISUpTVFVWV1hZWmNkZWZnaGlqc3R1dnd4eXqDhIWGh4iJipKTlJWWl5iZmqKjpKWmp6ipqrKztLW2t7i5usLDxMXGx8jJytLT1NXW19jZ2uHi4+Tl5ufo6erx8vP09fb3+Pn6/9oACAEBAAA/ACv/2Q==',
+  'exif-last-entry': { turned: true, url: 'data:image/jpeg;base64,/9j/4AAQSkZJRgABAQAAAQABAAD/4QAuRXhpZgAATU0AKgAAAAgAAgESAAMAAAABAAEAAAESAAMAAAABAAYAAAAAAAD/2wBDAAMCAgMCAgMDAwMEAwMEBQgFBQQEBQoHBwYIDAoMDAsKCwsNDhIQDQ4RDgsLEBYQERMUFRUVDA8XGBYUGBIUFRT/wAALCAACAAQBAREA/8QAHwAAAQUBAQEBAQEAAAAAAAAAAAECAwQFBgcICQoL/8QAtRAAAgEDAwIEAwUFBAQAAAF9AQIDAAQRBRIhMUEGE1FhByJxFDKBkaEII0KxwRVS0fAkM2JyggkKFhcYGRolJicoKSo0NTY3ODk6Q0RFRkdISUpTVFVWV1hZWmNkZWZnaGlqc3R1dnd4eXqDhIWGh4iJipKTlJWWl5iZmqKjpKWmp6ipqrKztLW2t7i5usLDxMXGx8jJytLT1NXW19jZ2uHi4+Tl5ufo6erx8vP09fb3+Pn6/9oACAEBAAA/ACv/2Q==' },
+  'cmyk-profile-ignored': {
+    followed: [255, 0, 0], otherwise: [0, 0, 255],
+    url: 'data:image/jpeg;base64,/9j/7gAOQWRvYmUAZAAAAAAA/+IDdElDQ19QUk9GSUxFAAEBAAADZAAAAAACEAAAcHJ0ckNNWUtMYWIgAAAAAAAAAAAAAAAAYWNzcAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAPbWAAEAAAAA0y0AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAADZGVzYwAAAKgAAABwd3RwdAAAARgAAAAUQTJCMAAAASwAAAI4ZGVzYwAAAAAAAAAVc2ltY2xpcCB0ZXN0IHByb2ZpbGUAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAFhZWiAAAAAAAAD21gABAAAAANMtbWZ0MgAAAAAEAwMAAAEAAAAAAAAAAAAAAAAAAAABAAAAAAAAAAAAAAAAAAAAAQAAAAIAAgAA//8AAP//AAD//wAA////AIAEf/yIJIADf/4AAIAAgADspFr0dHV9g2qqeVEAAIAAgADnM01acQV552G0dwoAAIAAgAC3mL23VhJfJaM5Z/YAAIAAgACUZpn2PzhLfo5hWzkAAIAAgACIJYj6NzJDxYM2ViwAAIAAgACZbt2SQ3xLYrf5W80AAIAAgABkKsqwIG8s3q0WR7oAAIAAgABLY8RVD/Ics6jgPPkAAIAAgAD6OnPWu/+FYHj1oj0AAIAAgADnMkhasQt6XmATm9wAAIAAgADhhzeOrb12nlUZmakAAIAAgACvHrF9l+xaXJwVjUIAAIAAgACIJIADf/5EzoACf/4AAIAAgAB552G0dwo7/W07enMAAIAAgACN3NPVhiBEr7JXgYUAAIAAgABLYrf5W80fK6KsaZMAAIAAgAAcs6jgPPkHGpFlWcIAAIAAgAD45nBC3WOEfnaWt90AAIAAgADlrUKn0995XVxeslsAAIAAgADf8DC50Pt1kFCUsHEAAIAAgACssK29ys1YzJmUrSAAAIAAgACEfnaWt91CjHorolUAAIAAgAB1kFCUsHE5TGKgnWoAAIAAgACKcdDTxetCa7BZp0sAAIAAgABCa7BZp0sZnp3zj/wAAIAAgAAAAIAAgAAAAIAAgAAAAIAAgAAAAP//AAD//wAA//8AAP/bAEMAAgEBAQEBAgEBAQICAgICBAMCAgICBQQEAwQGBQYGBgUGBgYHCQgGBwkHBgYICwgJCgoKCgoGCAsMCwoMCQoKCv/AABQIAAQABARDEQBNEQBZEQBLEQD/xAAfAAABBQEBAQEBAQAAAAAAAAAAAQIDBAUGBwgJCgv/xAC1EAACAQMDAgQDBQUEBAAAAX0BAgMABBEFEiExQQYTUWEHInEUMoGRoQgjQrHBFVLR8CQzYnKCCQoWFxgZGiUmJygpKjQ1Njc4OTpDREVGR0hJSlNUVVZXWFlaY2RlZmdoaWpzdHV2d3h5eoOEhYaHiImKkpOUlZaXmJmaoqOkpaanqKmqsrO0tba3uLm6wsPExcbHyMnK0tPU1dbX2Nna4eLj5OXm5+jp6vHy8/T19vf4+fr/2gAOBEMATQBZAEsAAD8A/fyv5/6/n/r9/K//2Q==',
+  },
+  'png-icc-checksum-ignored': {
+    followed: [12, 12, 221], otherwise: [220, 20, 20],
+    url: 'data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAQAAAAECAIAAAAmkwkpAAAAyGlDQ1B0ZXN0AAB4nGNgYLzCAARMAgwMuXklRUHuTgoRkVEKDEggMbm4gAEv+HaNgRFEX9bFrw4r4EhJLU4G0k+AuKC8pKCEgYExBMgWKQI6BMjOALHTIewaEDsJwp4AVhMS5AxkLwGyBdIh7C0gdhKEfQTEhpoPAqLFmbnJOZkFCiWpxSUKBUX5aZk5qWS4GS9AhB8iXBBiKosYGPibGRi2nUeIJU1jYNjezsAgcQchlg/0k8U3Bgbm/uTSojKo0YxMxgwMhPgANqU6angEHDgAAAAUSURBVHicY7wjIsIAA0wMSAA3BwA0lAEMjwSDFgAAAABJRU5ErkJggg==',
+  },
+  'png-gama-beside-srgb': {
+    followed: [188, 188, 188], otherwise: [128, 128, 128],
+    url: 'data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAQAAAAECAIAAAAmkwkpAAAAAXNSR0IArs4c6QAAAARnQU1BAAGGoDHoll8AAAAUSURBVHicY2xoaGCAASYGJICbAwBMBAGIqwSi7QAAAABJRU5ErkJggg==',
+  },
+  'lab-profile-on-rgb': {
+    followed: [0, 144, 0], otherwise: [128, 60, 200],
+    url: 'data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAQAAAAECAIAAAAmkwkpAAABDmlDQ1BJQ0MgUHJvZmlsZQAAeJytUMFKxDAUnHaVRfDgQXqO9y3IetTLei6yRxUvTZq6gW63NK9owYMf4dGP8R8EP8IP8Np96W4JyC54cMJjZl4mLyFAeFWopQ1PgFRaSlIpXI2/cYwDRLjEUapsNZvPE+zFzxcCx5+xm7U/txOHmbaK+YPrXVU1AcED67Mnqpx+ZX2qFmnG+o31ZDa9Pmft8i/bsw6Re7fJdEmGWiEbU1BsyuGWCAlSSAgYZNAoQawILXckGtYFu5i5xD+B9DM5vlkJtara2jwuaCIaq0Vea120bu/27l5s0v4PbX4x7VvBr4E7/DKnPjsahX/KI+SFrvM1wPuuh+9tnOeh1t/WYZ4k8PiaAAAAFElEQVR4nGNssDnBAANMDEgANwcATIQBjFVvZ6YAAAAASUVORK5CYII=',
+  },
 });
 const TURNED = Object.freeze({ width: 2, height: 4 }); // a test picture as an orienting browser paints it
 const PROBE_TIMEOUT_MS = 3000; // a decoder that never answers counts as "not oriented"
@@ -56,18 +74,24 @@ export async function probeExifFormats(measure, pictures = ORIENTATION_TEST_PICT
   return results.filter((r) => r.turned).map((r) => r.format).sort();
 }
 
+const distance = (a, b) => Math.max(...a.map((v, i) => Math.abs(v - b[i])));
+
 /**
- * The display rules (sorted) whose test picture `measure` reports turned; one whose picture does
- * not decode or does not answer is left out (the server's default rule applies).
+ * The display rules (sorted) this browser follows, by their test pictures: a `turned` one that
+ * `measure` reports 2x4, a colour one whose centre comes out nearer its `followed` colour than
+ * its `otherwise` one. A picture that does not decode, does not answer or has no centre colour
+ * (a context without OffscreenCanvas) leaves its rule out: the server's default applies.
  *
- * @param {(url: string) => Promise<{width: number, height: number}>} measure
+ * @param {(url: string) => Promise<{width: number, height: number, centre?: number[] | null}>} measure
  * @returns {Promise<string[]>}
  */
 export async function probeDisplayRules(measure, pictures = DISPLAY_RULE_TEST_PICTURES) {
-  const checks = Object.entries(pictures).map(async ([rule, url]) => {
+  const checks = Object.entries(pictures).map(async ([rule, picture]) => {
     try {
-      const size = await withTimeout(measure(url), PROBE_TIMEOUT_MS);
-      return size.width === TURNED.width && size.height === TURNED.height ? rule : null;
+      const shown = await withTimeout(measure(picture.url), PROBE_TIMEOUT_MS);
+      if (picture.turned) return shown.width === TURNED.width && shown.height === TURNED.height ? rule : null;
+      if (!Array.isArray(shown.centre)) return null;
+      return distance(shown.centre, picture.followed) < distance(shown.centre, picture.otherwise) ? rule : null;
     } catch {
       return null;
     }
@@ -83,21 +107,35 @@ function withTimeout(promise, ms) {
   return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
 }
 
-/** The size an <img> paints `url` at (naturalWidth/Height follow the EXIF orientation it applies). */
-export async function measureWithImage(url, ImageClass = globalThis.Image) {
+/**
+ * The colour ([r, g, b]) of the centre pixel of a decoded picture (an ImageBitmap, or an <img>
+ * where the canvas takes one), as an 8-bit canvas reads it back: the colour the browser paints,
+ * its ICC profile applied. null where this context has no OffscreenCanvas.
+ */
+export function readCentre(source, width, height, Canvas = globalThis.OffscreenCanvas) {
+  if (typeof Canvas !== 'function' || !width || !height) return null;
+  const context = new Canvas(width, height).getContext('2d');
+  context.drawImage(source, 0, 0);
+  return Array.from(context.getImageData(width >> 1, height >> 1, 1, 1).data.slice(0, 3));
+}
+
+/** The size an <img> paints `url` at (naturalWidth/Height follow the EXIF orientation it applies) and its centre colour. */
+export async function measureWithImage(url, ImageClass = globalThis.Image, read = readCentre) {
   const img = new ImageClass();
   img.src = url;
   await img.decode();
-  return { width: img.naturalWidth, height: img.naturalHeight };
+  return { width: img.naturalWidth, height: img.naturalHeight, centre: read(img, img.naturalWidth, img.naturalHeight) };
 }
 
-/** The size createImageBitmap decodes `url` at, with the decoder's orientation ("from-image"). */
-export async function measureWithBitmap(url, { fetchFn = globalThis.fetch.bind(globalThis), decode = globalThis.createImageBitmap } = {}) {
+/** The size createImageBitmap decodes `url` at, with the decoder's orientation ("from-image"), and its centre colour. */
+export async function measureWithBitmap(url, { fetchFn = globalThis.fetch.bind(globalThis), decode = globalThis.createImageBitmap, read = readCentre } = {}) {
   const blob = await (await fetchFn(url)).blob();
   const bitmap = await decode(blob, { imageOrientation: 'from-image' });
-  const size = { width: bitmap.width, height: bitmap.height };
-  bitmap.close?.();
-  return size;
+  try {
+    return { width: bitmap.width, height: bitmap.height, centre: read(bitmap, bitmap.width, bitmap.height) };
+  } finally {
+    bitmap.close?.();
+  }
 }
 
 /** measureWithImage where this context has a document (Firefox's event page), else measureWithBitmap. */

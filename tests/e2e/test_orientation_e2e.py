@@ -1,10 +1,13 @@
 """The picture judged is the picture shown (issue 17, item 4), in Chromium and Firefox with the
 real server: a JPEG, a PNG (eXIf), a WebP and an APNG (eXIf), each stored 240x120 with EXIF
-orientation 6, and a JPEG with two orientation entries (1, then 6), shown on a page; the
-server's answer for each says it judged the picture at the size this browser paints it
-(`naturalWidth` x `naturalHeight`), whichever formats this browser turns and whichever entry it
-reads. The extension measures both itself (extension/background/orientation.js) and sends them
-in X-Exif-Orientation and X-Display-Rules.
+orientation 6, a JPEG with two orientation entries (1, then 6), and one picture per colour rule
+browsers disagree on (tests/display_pictures.py: a CMYK profile, a PNG profile with a bad
+checksum, gAMA beside sRGB, a Lab profile on RGB), shown on a page. The server's answer for each
+says it judged the picture at the size this browser paints it (`naturalWidth` x
+`naturalHeight`), and the server's decoding under the rules the extension sent paints each
+colour picture's centre as this browser's canvas reads it back. The extension measures its
+rules itself (extension/background/orientation.js) and sends them in X-Exif-Orientation and
+X-Display-Rules.
 """
 
 import base64
@@ -25,6 +28,8 @@ import requests
 from PIL import Image, ImageDraw
 from slow_server import StandIn
 
+from display_pictures import FOLLOWED_OTHERWISE, close
+from display_pictures import rule_picture as colour_picture
 from e2e_support import (
     DECIDED,
     EXTENSION_DIR,
@@ -36,16 +41,26 @@ from e2e_support import (
     write_json,
 )
 from feed_site import EMBED_HOST, FEED_HOST
+from simclip.images import decode_image
 
 FORMATS = {"jpeg": ("JPEG", {"quality": 90}), "png": ("PNG", {}), "webp": ("WEBP", {"quality": 90}),
            "apng": ("PNG", {"save_all": True, "duration": 200})}
 RULES = ("exif-last-entry",)  # each a JPEG turned only in a browser that follows the rule
+COLOUR_RULES = tuple(FOLLOWED_OTHERWISE)  # each painted in its followed colour only under its rule
 TURNED = {"width": 120, "height": 240}
 FIREFOX_CANDIDATES = ("/usr/bin/firefox-esr", "/usr/bin/firefox")
 
-# Main world: the size this browser paints each test picture at, by its data-post.
-SHOWN_JS = """() => Object.fromEntries(Array.from(document.querySelectorAll('img[data-post]'), (img) =>
-  [img.dataset.post, {width: img.naturalWidth, height: img.naturalHeight}]))"""
+# Main world: the size this browser paints each test picture at, and the colour of its centre as
+# a canvas reads it back, by its data-post.
+SHOWN_JS = """() => Object.fromEntries(Array.from(document.querySelectorAll('img[data-post]'), (img) => {
+  const canvas = document.createElement('canvas');
+  canvas.width = img.naturalWidth;
+  canvas.height = img.naturalHeight;
+  const context = canvas.getContext('2d');
+  context.drawImage(img, 0, 0);
+  const centre = Array.from(context.getImageData(canvas.width >> 1, canvas.height >> 1, 1, 1).data.slice(0, 3));
+  return [img.dataset.post, {width: img.naturalWidth, height: img.naturalHeight, centre}];
+}))"""
 
 
 def _picture(label, seed):
@@ -123,6 +138,8 @@ class OrientationPage:
         self.pictures = {fmt: oriented_picture(fmt, seed) for fmt in FORMATS}
         self.pictures.update({rule: rule_picture(rule, seed) for rule in RULES})
         mime = {"apng": "png", **dict.fromkeys(RULES, "jpeg")}
+        for rule in COLOUR_RULES:
+            self.pictures[rule], mime[rule] = colour_picture(rule, (160, 120), label=seed)
         imgs = "".join(
             f'<section><img class="meme" data-truth="neutral" data-post="{name}" data-kind="data" alt="" '
             f'src="data:image/{mime.get(name, name)};base64,{base64.b64encode(data).decode()}"></section>'
@@ -151,20 +168,29 @@ class OrientationPage:
 
 
 def check_judged_as_shown(page, recorder, shown):
-    """Each picture's server answer has the size the browser paints it at; the headers sent list
-    exactly the formats the browser turned and the rules it followed. Returns the headers'
-    values, 'X-Exif-Orientation; X-Display-Rules'."""
+    """Each picture's server answer has the size the browser paints it at, and a colour
+    picture's centre, decoded by the server's rules under the headers sent, the colour the
+    browser paints; the headers list exactly the formats the browser turned and the rules it
+    followed. Returns the headers' values, 'X-Exif-Orientation; X-Display-Rules'."""
     rules = set()
     for name, data in page.pictures.items():
         record = recorder.classified.get(hashlib.sha256(data).hexdigest())
         assert record is not None and record["answer"] is not None, (name, recorder.classified)
         rules.add(f"{record['rule']}; {record['display_rules']}")
-        assert record["answer"]["size"] == shown[name], (name, record, shown)
-        turned = shown[name] == TURNED
-        listed = record["display_rules"] if name in RULES else record["rule"]
-        assert turned == (name in listed.split(",")), (name, record, shown)
+        size = {k: shown[name][k] for k in ("width", "height")}
+        assert record["answer"]["size"] == size, (name, record, shown)
+        listed = (record["display_rules"] if name in RULES + COLOUR_RULES else record["rule"]).split(",")
+        if name in COLOUR_RULES:
+            judged = decode_image(data, exif_formats=record["rule"].split(","),
+                                  display_rules=record["display_rules"].split(","))
+            centre = judged.getpixel((judged.width // 2, judged.height // 2))
+            assert close(centre, shown[name]["centre"]), (name, record, centre, shown[name])
+            assert close(shown[name]["centre"], FOLLOWED_OTHERWISE[name][name not in listed]), (name, record, shown[name])
+            continue
+        turned = size == TURNED
+        assert turned == (name in listed), (name, record, shown)
     assert len(rules) == 1, rules  # one rule for the browser, measured once
-    assert shown["jpeg"] == TURNED  # every browser turns a JPEG: the page shows what it should
+    assert {k: shown["jpeg"][k] for k in TURNED} == TURNED  # every browser turns a JPEG: the page shows what it should
     return rules.pop()
 
 
@@ -183,7 +209,7 @@ def test_each_format_is_judged_at_the_size_chromium_paints_it(browser, simclip_s
         page.goto(site.url)
         wait_for(lambda: {s["post"]: s["state"] for s in meme_states(page)}.keys() == site.pictures.keys()
                  and all(s["state"] in DECIDED for s in meme_states(page)), 90,
-                 message="the three pictures decided")
+                 message="every picture decided")
         shown = page.evaluate(SHOWN_JS)
         rule = check_judged_as_shown(site, recorder, shown)
         write_json(artifacts_dir / "orientation-chromium.json", {"rule": rule, "shown": shown})
@@ -198,8 +224,8 @@ def test_each_format_is_judged_at_the_size_firefox_paints_it(simclip_server, rec
     if not firefox or shutil.which("node") is None or not (EXTENSION_DIR / "node_modules" / "puppeteer-core").is_dir():
         pytest.fail("Firefox, node and extension/node_modules (npm ci) are needed: see tests/e2e/test_firefox_e2e.py")
     site = OrientationPage("firefox")
-    states = "() => (" + MEME_STATES_JS.strip() + ")().map((s) => { const el = document.querySelector(" \
-             "`img[data-post=\"${s.post}\"]`); return {...s, shown: {width: el.naturalWidth, height: el.naturalHeight}}; })"
+    states = "() => { const shown = (" + SHOWN_JS + ")(); return (" + MEME_STATES_JS.strip() + \
+             ")().map((s) => ({...s, shown: shown[s.post]})); }"
     config = {"firefox": firefox, "extension": str(EXTENSION_DIR), "serverUrl": recorder.url,
               "token": recorder.token, "feedUrl": site.url, "feedHosts": [FEED_HOST, EMBED_HOST],
               "initScript": MONITOR_JS, "statesScript": states, "decided": sorted(DECIDED),

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 
 import {
   DISPLAY_RULE_TEST_PICTURES, ORIENTATION_TEST_PICTURES, createDisplaySource, measureWithBitmap, measureWithImage, pickMeasure,
-  probeDisplayRules, probeExifFormats,
+  probeDisplayRules, probeExifFormats, readCentre,
 } from '../../background/orientation.js';
 import { createApiClient, displayHeaders, parseClassification } from '../../shared/api.js';
 import { memoryStorage } from './fixtures.js';
@@ -11,14 +11,24 @@ import { memoryStorage } from './fixtures.js';
 const TURNED = { width: 2, height: 4 };
 const STORED = { width: 4, height: 2 };
 
-const TEST_PICTURES = { ...ORIENTATION_TEST_PICTURES, ...DISPLAY_RULE_TEST_PICTURES };
+const TEST_PICTURES = {
+  ...ORIENTATION_TEST_PICTURES,
+  ...Object.fromEntries(Object.entries(DISPLAY_RULE_TEST_PICTURES).map(([rule, picture]) => [rule, picture.url])),
+};
 
-/** A browser that orients the formats (or follows the rules) in `oriented`, and cannot decode those in `broken`. */
-const fakeBrowser = ({ oriented = [], broken = [] }) => async (url) => {
+/**
+ * A browser that orients the formats (or follows the rules) in `oriented`, and cannot decode those
+ * in `broken`; `centre`: what its canvas reads back (null: no OffscreenCanvas).
+ */
+const fakeBrowser = ({ oriented = [], broken = [], centre = 'painted' }) => async (url) => {
   const name = Object.keys(TEST_PICTURES).find((f) => TEST_PICTURES[f] === url);
   if (broken.includes(name)) throw new Error('cannot decode');
-  return oriented.includes(name) ? TURNED : STORED;
+  const picture = DISPLAY_RULE_TEST_PICTURES[name];
+  const size = oriented.includes(name) && !picture?.followed ? TURNED : picture?.followed ? { width: 4, height: 4 } : STORED;
+  const painted = picture?.followed ? (oriented.includes(name) ? picture.followed : picture.otherwise) : [128, 128, 128];
+  return { ...size, centre: centre === 'painted' ? painted.map((v) => Math.max(0, v - 3)) : centre };
 };
+const FIREFOX_RULES = ['cmyk-profile-ignored', 'exif-last-entry', 'png-gama-beside-srgb', 'png-icc-checksum-ignored'];
 
 test('lists the formats whose test picture comes out turned, sorted', async () => {
   assert.deepEqual(await probeExifFormats(fakeBrowser({ oriented: ['png', 'jpeg'] })), ['jpeg', 'png']); // a browser that paints WebP as stored
@@ -33,16 +43,41 @@ test('leaves out a format the browser cannot decode, and gives up when even JPEG
   assert.equal(await probeExifFormats(async () => { throw new Error('no decoder here'); }), null);
 });
 
-test('lists the display rules whose test picture comes out turned; one that fails is left out', async () => {
-  assert.deepEqual(await probeDisplayRules(fakeBrowser({ oriented: ['jpeg', 'exif-last-entry'] })), ['exif-last-entry']); // Firefox 153
-  assert.deepEqual(await probeDisplayRules(fakeBrowser({ oriented: ['jpeg'] })), []); // Chromium 156
+test('lists the display rules whose test picture comes out turned, or nearer its followed colour', async () => {
+  assert.deepEqual(await probeDisplayRules(fakeBrowser({ oriented: ['jpeg', ...FIREFOX_RULES] })), FIREFOX_RULES); // Firefox 153
+  assert.deepEqual(await probeDisplayRules(fakeBrowser({ oriented: ['jpeg', 'lab-profile-on-rgb'] })), ['lab-profile-on-rgb']); // Chromium 156
   assert.deepEqual(await probeDisplayRules(fakeBrowser({ oriented: ['exif-last-entry'], broken: ['exif-last-entry'] })), []);
   assert.deepEqual(await probeDisplayRules(async () => new Promise(() => {}), {}), []);
 });
 
+test('a colour rule is left out where the centre cannot be read back; the size rule still counts', async () => {
+  const noCanvas = fakeBrowser({ oriented: FIREFOX_RULES, centre: null });
+  assert.deepEqual(await probeDisplayRules(noCanvas), ['exif-last-entry']);
+});
+
+test('readCentre reads the centre pixel of what was decoded, and nothing without OffscreenCanvas', () => {
+  const drawn = [];
+  class FakeCanvas {
+    constructor(width, height) {
+      this.size = [width, height];
+    }
+
+    getContext() {
+      return {
+        drawImage: (source, x, y) => drawn.push([source, x, y]),
+        getImageData: (x, y, w, h) => ({ data: Uint8ClampedArray.from([x, y, w + h, 255]) }),
+      };
+    }
+  }
+  assert.deepEqual(readCentre('bitmap', 4, 2, FakeCanvas), [2, 1, 2]);
+  assert.deepEqual(drawn, [['bitmap', 0, 0]]);
+  assert.equal(readCentre('bitmap', 4, 2, undefined), null);
+  assert.equal(readCentre('bitmap', 0, 0, FakeCanvas), null);
+});
+
 test('each test picture is a data: URL of its own format', () => {
   const magic = { jpeg: [0xff, 0xd8, 0xff], png: [0x89, 0x50, 0x4e, 0x47], webp: [0x52, 0x49, 0x46, 0x46] };
-  const container = { apng: 'png', 'exif-last-entry': 'jpeg' };
+  const container = { apng: 'png', 'exif-last-entry': 'jpeg', 'cmyk-profile-ignored': 'jpeg', 'png-icc-checksum-ignored': 'png', 'png-gama-beside-srgb': 'png', 'lab-profile-on-rgb': 'png' };
   for (const [name, url] of Object.entries(TEST_PICTURES)) {
     const format = container[name] ?? name;
     assert.ok(url.startsWith(`data:image/${format};base64,`), name);
@@ -60,7 +95,7 @@ test('measures with an <img> where there is a document, with createImageBitmap i
   }
   assert.equal(pickMeasure({ document: {}, Image: FakeImage }), measureWithImage);
   assert.equal(pickMeasure({}), measureWithBitmap);
-  assert.deepEqual(await measureWithImage('data:x', FakeImage), TURNED);
+  assert.deepEqual(await measureWithImage('data:x', FakeImage, () => [1, 2, 3]), { ...TURNED, centre: [1, 2, 3] });
   const seen = [];
   const size = await measureWithBitmap('data:x', {
     fetchFn: async () => ({ blob: async () => 'blob' }),
@@ -68,8 +103,9 @@ test('measures with an <img> where there is a document, with createImageBitmap i
       seen.push([blob, options]);
       return { width: 4, height: 2, close() {} };
     },
+    read: (bitmap, width, height) => [width, height, 0],
   });
-  assert.deepEqual(size, STORED);
+  assert.deepEqual(size, { ...STORED, centre: [4, 2, 0] });
   assert.deepEqual(seen, [['blob', { imageOrientation: 'from-image' }]]);
 });
 

@@ -1,0 +1,140 @@
+"""Test pictures that Chromium and Firefox paint differently, one per display rule
+(simclip.display.DISPLAY_RULES): the unit tests decode them under each rule, the extension's
+probe (extension/background/orientation.js) carries 4x4 copies, and the e2e test shows larger ones
+in both browsers.
+
+Each picture is painted `FOLLOWED` by a browser that follows its rule and `OTHERWISE` by one that
+does not (measured 2026-12-04 in headless Chromium 156 and Firefox ESR 153; the colours as an
+8-bit canvas reads them back, within a few levels). exif-last-entry is told by the size instead:
+a picture stored 2:1 is painted 1:2 where the rule is followed.
+"""
+
+import io
+import itertools
+import struct
+import zlib
+
+import numpy as np
+from PIL import Image, ImageCms, ImageDraw
+
+# rule -> (colour painted where the browser follows the rule, colour painted where it does not)
+FOLLOWED_OTHERWISE = {
+    "cmyk-profile-ignored": ((255, 0, 0), (0, 0, 255)),  # Adobe CMYK red, vs its profile's blue
+    "png-icc-checksum-ignored": ((12, 12, 221), (220, 20, 20)),  # the swapped profile, vs none
+    "png-gama-beside-srgb": ((188, 188, 188), (128, 128, 128)),  # gAMA 1.0, vs the sRGB chunk
+    "lab-profile-on-rgb": ((0, 144, 0), (128, 60, 200)),  # the pixels as Lab, vs as stored
+}
+COLOUR_TOLERANCE = 12  # 8-bit levels: browsers and LittleCMS round and interpolate differently
+_D50 = (0.9642, 1.0, 0.8249)
+_SRGB_D50 = np.array([[0.4361, 0.3851, 0.1431], [0.2225, 0.7169, 0.0606], [0.0139, 0.0971, 0.7141]])
+
+
+def chunk(kind, data):
+    """A PNG chunk: length, type, data, CRC."""
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _s15(value):
+    return struct.pack(">i", round(value * 65536))
+
+
+def icc_profile(space, pcs, device_class, tags):
+    """A minimal ICC v2 profile: colour space `space` (b"RGB ", b"CMYK"), connection space `pcs`
+    (b"XYZ ", b"Lab "), its description and D50 white point, then these (signature, data) tags."""
+    name = b"simclip test profile\x00"
+    desc = b"desc" + bytes(4) + struct.pack(">I", len(name)) + name + bytes(78)
+    tags = [(b"desc", desc), (b"wtpt", b"XYZ " + bytes(4) + b"".join(_s15(v) for v in _D50)), *tags]
+    offset = 128 + 4 + 12 * len(tags)
+    table, body = b"", b""
+    for sig, data in tags:
+        data += bytes(-len(data) % 4)
+        table += sig + struct.pack(">II", offset + len(body), len(data))
+        body += data
+    header = (struct.pack(">I", offset + len(body)) + bytes(4) + struct.pack(">I", 0x02100000)
+              + device_class + space + pcs + bytes(12) + b"acsp" + bytes(28)
+              + b"".join(_s15(v) for v in _D50))
+    return header + bytes(128 - len(header)) + struct.pack(">I", len(tags)) + table + body
+
+
+def swapped_rgb_profile():
+    """An RGB display profile (sRGB's primaries and a 2.2 curve) whose red primary is sRGB's
+    blue and blue its red: stored red is painted blue."""
+    curve = b"curv" + bytes(4) + struct.pack(">IH", 1, round(2.2 * 256)) + bytes(2)
+    xyz = [b"XYZ " + bytes(4) + b"".join(_s15(v) for v in _SRGB_D50[:, k]) for k in (2, 1, 0)]
+    tags = [(b"rXYZ", xyz[0]), (b"gXYZ", xyz[1]), (b"bXYZ", xyz[2]),
+            (b"rTRC", curve), (b"gTRC", curve), (b"bTRC", curve)]
+    return icc_profile(b"RGB ", b"XYZ ", b"mntr", tags)
+
+
+def _lab(rgb):
+    """CIE Lab (D50) of an sRGB colour in 0..1."""
+    linear = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    t = _SRGB_D50 @ linear / np.array(_D50)
+    f = np.where(t > (6 / 29) ** 3, np.cbrt(t), t / (3 * (6 / 29) ** 2) + 4 / 29)
+    return 116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])
+
+
+def swapped_cmyk_profile(grid=3):
+    """A CMYK output profile (A2B0: a lut16 to Lab, `grid` points a side) of the Adobe
+    convention's colours with red and blue swapped: the ink for red is painted blue. Chromium and
+    LittleCMS apply it alike (within 8 levels; an XYZ-connection lut16 they scale differently)."""
+    lut = b"mft2" + bytes(4) + bytes([4, 3, grid, 0]) + b"".join(_s15(v) for v in (1, 0, 0, 0, 1, 0, 0, 0, 1))
+    lut += struct.pack(">HH", 2, 2) + struct.pack(">HH", 0, 65535) * 4
+    for c, m, y, k in itertools.product(np.linspace(0, 1, grid), repeat=4):
+        rgb = np.array([(1 - y) * (1 - k), (1 - m) * (1 - k), (1 - c) * (1 - k)])  # red <-> blue
+        lightness, a, b = _lab(rgb)
+        encoded = (lightness / 100 * 0xFF00, (a + 128) * 256, (b + 128) * 256)
+        lut += struct.pack(">HHH", *(max(0, min(65535, round(v))) for v in encoded))
+    lut += struct.pack(">HH", 0, 65535) * 3
+    return icc_profile(b"CMYK", b"Lab ", b"prtr", [(b"A2B0", lut)])
+
+
+def _labelled(img, label):
+    """`img` with `label` written in its top-left corner (bytes unique to the label; the
+    centre, where the colour is read, untouched)."""
+    if label:
+        ImageDraw.Draw(img).text((1, 0), label, fill={"L": 0, "CMYK": (0, 0, 0, 255)}.get(img.mode, (0, 0, 0)))
+    return img
+
+
+def _png(img, *chunks, after_ihdr=False):
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    data = buf.getvalue()
+    at = data.index(b"IHDR") + 4 + 13 + 4 if after_ihdr else data.index(b"IDAT") - 4
+    return data[:at] + b"".join(chunks) + data[at:]
+
+
+def rule_picture(rule, size=(4, 4), label=""):
+    """(bytes, MIME subtype) of the test picture of display rule `rule`, `size` px (stored size:
+    exif-last-entry's is turned where its rule is followed), `label` written in a corner."""
+    if rule == "exif-last-entry":  # orientation entries 1, then 6: Firefox reads the last
+        entries = b"".join(struct.pack(">HHIHH", 0x112, 3, 1, o, 0) for o in (1, 6))
+        block = b"Exif\0\0MM\0*\0\0\0\x08" + struct.pack(">H", 2) + entries + bytes(4)
+        buf = io.BytesIO()
+        _labelled(Image.new("L", size, 128), label).save(buf, "JPEG", quality=90, exif=block)
+        return buf.getvalue(), "jpeg"
+    if rule == "cmyk-profile-ignored":  # magenta + yellow ink: red by Adobe's convention
+        buf = io.BytesIO()
+        img = _labelled(Image.new("CMYK", size, (0, 255, 255, 0)), label)
+        img.save(buf, "JPEG", quality=95, icc_profile=swapped_cmyk_profile())
+        return buf.getvalue(), "jpeg"
+    if rule == "png-icc-checksum-ignored":  # the profile's zlib checksum spoilt
+        deflated = bytearray(zlib.compress(swapped_rgb_profile()))
+        deflated[-1] ^= 0xFF
+        img = _labelled(Image.new("RGB", size, (220, 20, 20)), label)
+        return _png(img, chunk(b"iCCP", b"test\0\0" + bytes(deflated)), after_ihdr=True), "png"
+    if rule == "png-gama-beside-srgb":  # gAMA 1.0 (linear samples) beside an sRGB chunk
+        img = _labelled(Image.new("RGB", size, (128, 128, 128)), label)
+        return _png(img, chunk(b"sRGB", b"\0"), chunk(b"gAMA", struct.pack(">I", 100000))), "png"
+    if rule == "lab-profile-on-rgb":  # an RGB picture tagged with a Lab profile
+        lab = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()
+        buf = io.BytesIO()
+        _labelled(Image.new("RGB", size, (128, 60, 200)), label).save(buf, "PNG", icc_profile=lab)
+        return buf.getvalue(), "png"
+    raise ValueError(f"no test picture for display rule {rule!r}")
+
+
+def close(colour, expected, tolerance=COLOUR_TOLERANCE):
+    """Whether two RGB colours are within `tolerance` levels in every channel."""
+    return all(abs(int(a) - int(b)) <= tolerance for a, b in zip(colour, expected))
