@@ -56,7 +56,13 @@ from .errors import (
     ImageTooLargeError,
     UnsupportedImageError,
 )
-from .truncation import check_data_covers, jpeg_cut_in_header, paints_nothing, truncation_repairs
+from .truncation import (
+    check_data_covers,
+    jpeg_cut_in_header,
+    paints_nothing,
+    truncated_gif_frame,
+    truncation_repairs,
+)
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # global and shared by threads: truncation is handled per image
 
@@ -315,6 +321,17 @@ def _open_loaded(data: bytes, max_pixels: int) -> tuple[Image.Image, bool]:
         raise ImageTooLargeError("image is too large to decode in memory") from e
     except _DECODE_ERRORS as e:
         error = e
+    if img.format == "GIF":
+        try:
+            frame = truncated_gif_frame(lambda: _open(data))
+        except (ImageError, *_DECODE_ERRORS, MemoryError):
+            frame = None
+        if frame is None:
+            raise CorruptImageError(
+                f"GIF data is truncated before its first pixels: nothing to show ({error})"
+            ) from error
+        frame.format = "GIF"
+        return frame, False
     for repaired in truncation_repairs(data, img.format):
         fixed = _decoded_or_none(repaired)
         if fixed is None or fixed.size != img.size:

@@ -7,7 +7,8 @@ without Pillow's global LOAD_TRUNCATED_IMAGES (threads would see each other's se
 - before decoding, whether the bytes can hold the canvas the header declares at all
   (`check_data_covers`: a 1 KB file claiming 40 MP is refused, not painted as an empty canvas);
 - after a failed decode, the repaired byte strings to try (`truncation_repairs`: a JPEG with its
-  end marker supplied, a PNG rebuilt from the scanlines that inflate);
+  end marker supplied, a PNG rebuilt from the scanlines that inflate), or for a GIF cut inside
+  its first frame, the rows that arrived (`truncated_gif_frame`);
 - whether a repaired decode shows anything at all (`paints_nothing`).
 
 `simclip.images` calls these; measured browser behaviour is in docs/api.md, "Truncated data".
@@ -20,6 +21,7 @@ import struct
 import zlib
 from collections.abc import Callable, Iterator
 
+import numpy as np
 from PIL import Image, ImageChops
 
 from .constants import MAX_IMAGE_PIXELS
@@ -242,6 +244,46 @@ def truncation_repairs(data: bytes, fmt: str | None) -> Iterator[bytes]:
         repaired = _png_repaired(data)
         if repaired is not None:
             yield repaired
+
+
+def truncated_gif_frame(open_image: Callable[[], Image.Image]) -> Image.Image | None:
+    """The first frame of a GIF whose data stops inside it, as Chromium 156 and Firefox 153
+    paint it (measured 2026-12-04): the pixels that arrived; below them, nothing (transparent)
+    in a sequential GIF, and in an interlaced one each missing row painted as the nearest row
+    above that arrived (the passes so far, spread over the frame: browsers show the whole
+    picture at a lower vertical resolution). An RGBA image, or None when no pixel arrived.
+
+    Which pixels arrived is told by decoding twice, into a frame filled with palette index 0
+    and then 255: a pixel the decoder wrote is the same in both. `open_image()` opens the GIF
+    afresh (header only) each time.
+    """
+    frames = []
+    for fill in (0, 255):
+        img = open_image()
+        interlaced = bool(img.tile and len(img.tile[0].args) > 1 and img.tile[0].args[1])
+        img.load_prepare()
+        img.im.paste(fill, (0, 0, *img.size))
+        try:
+            img.load()
+        except (OSError, EOFError, ValueError):
+            img.tile = []
+        frames.append(img)
+    first, second = (np.asarray(f) for f in frames)
+    arrived = first == second
+    if first.ndim != 2 or not arrived.any():
+        return None
+    rgba = np.array(frames[0].convert("RGBA"))
+    rows = arrived.all(axis=1)
+    if interlaced:
+        last = None
+        for y in range(rgba.shape[0]):
+            if rows[y]:
+                last = y
+            elif last is not None:
+                rgba[y] = rgba[last]
+                arrived[y] = True
+    rgba[~arrived, 3] = 0
+    return Image.fromarray(rgba, "RGBA")
 
 
 def paints_nothing(fixed: Image.Image, data: bytes,

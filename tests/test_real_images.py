@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image, ImageChops, ImageFile, ImageStat
 
-from simclip import CorruptImageError, Predictor, decode_image, get_ocr_engine
+from simclip import CorruptImageError, Predictor, UnsupportedImageError, decode_image, get_ocr_engine
 from simclip.images import Frames, decode_frames
 from simclip.predictor import split_tiles
 
@@ -222,6 +222,49 @@ def test_png_cut_at_two_thirds_shows_its_top_rows(memes):
     assert img.size == meme.size and mean_diff(img.crop(top), meme.crop(top)) == 0
     with pytest.raises(CorruptImageError):
         decode_image(data[:data.index(b"IDAT") + 8])
+
+
+def _gif(meme, interlace):
+    return encode(meme.convert("P"), "GIF", interlace=interlace)
+
+
+def test_a_gif_cut_short_shows_the_rows_that_arrived_and_nothing_below(memes):
+    """Chromium 156 and Firefox 153 paint a sequential GIF cut at half its data as its top rows
+    and nothing below (measured 2026-12-04); the server judged nothing of it before (422), so the
+    extension showed it unchecked."""
+    meme = memes[1]
+    data = _gif(meme, interlace=False)
+    full = decode_image(data)
+    img = decode_image(data[:len(data) // 2])
+    top = (0, 0, meme.width, meme.height // 4)
+    assert img.size == meme.size and mean_diff(img.crop(top), full.crop(top)) == 0
+    bottom = img.crop((0, meme.height * 7 // 8, meme.width, meme.height))
+    assert max(hi - lo for lo, hi in bottom.getextrema()) == 0  # blank: nothing arrived there
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is False
+
+
+def test_an_interlaced_gif_cut_short_is_its_passes_spread_over_the_frame(memes):
+    """Browsers paint the passes that arrived over the whole frame, each missing row as the row
+    above; no row is left blank."""
+    meme = memes[1]
+    data = _gif(meme, interlace=True)
+    full = decode_image(data)
+    img = decode_image(data[:len(data) // 2])
+    assert img.size == meme.size
+    assert mean_diff(img, full) < 12  # the whole picture, at half its vertical resolution
+    rows = [img.crop((0, y, meme.width, y + 1)) for y in range(0, meme.height, 8)]
+    assert all(mean_diff(r, full.crop((0, 8 * i, meme.width, 8 * i + 1))) == 0 for i, r in enumerate(rows))
+
+
+def test_a_gif_cut_before_its_first_pixel_is_refused_and_an_animation_cut_in_its_first_frame_judged(memes):
+    meme = memes[1]
+    data = _gif(meme, interlace=False)
+    with pytest.raises((CorruptImageError, UnsupportedImageError)):
+        decode_image(data[:Image.open(io.BytesIO(data)).tile[0].offset])  # no pixel data
+    frames = [meme.convert("P"), meme.rotate(10).convert("P")]
+    animation = encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100)
+    first = decode_image(animation[:len(animation) // 4])
+    assert first.size == meme.size
 
 
 def test_truncated_decoding_never_sets_pillows_global_flag(meme_jpegs):
