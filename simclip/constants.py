@@ -7,9 +7,10 @@ RANDOM_INIT_SEED = 0  # random-weight backbones are seeded so every process buil
 DEFAULT_PORT = 8478
 TRAINED, ZERO_SHOT = "trained", "zero-shot"  # a Predictor's modes (a trained head, or prompts)
 CHECKPOINT_FORMAT_VERSION = 1
-# What decoding paints changed (orientation and colour as browsers paint them, simclip/display.py):
-# part of a Predictor's identity, so a result cached under older rules is never served.
-DECODE_VERSION = 2
+# Bumped when what decoding paints changes (orientation and colour as browsers paint them,
+# simclip/display.py; truncated GIF and animated WebP painted as far as they go): part of a
+# Predictor's identity, so a result cached under older rules is never served.
+DECODE_VERSION = 3
 
 MAX_IMAGE_PIXELS = 40_000_000  # width x height cap, checked before decoding (THREATS.md T9)
 # The most bytes one picture or video may have: the server's classify body limit (backend/config.py

@@ -62,6 +62,7 @@ from .truncation import (
     paints_nothing,
     truncated_gif_frame,
     truncation_repairs,
+    webp_animation_repaired,
 )
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # global and shared by threads: truncation is handled per image
@@ -130,6 +131,9 @@ def _open(data: bytes) -> Image.Image:
     except _DECODE_ERRORS as e:
         if jpeg_cut_in_header(data):
             raise CorruptImageError("JPEG data is truncated in its header: nothing to show") from e
+        repaired = webp_animation_repaired(data)
+        if repaired is not None:  # an animated WebP cut short: the frames that arrived
+            return _open(repaired)
         # The magic bytes matched but no valid header follows (e.g. HTML behind a PNG
         # signature): not an image at all, as far as any caller is concerned.
         raise UnsupportedImageError(f"not a valid image: malformed header ({e})") from e

@@ -246,6 +246,27 @@ def truncation_repairs(data: bytes, fmt: str | None) -> Iterator[bytes]:
             yield repaired
 
 
+def webp_animation_repaired(data: bytes) -> bytes | None:
+    """An animated WebP whose data stops early, cut back to its complete chunks (the frames that
+    arrived, `ANMF` chunks whole) with its RIFF size set to match, as Firefox 153 paints it (the
+    frames that arrived; Chromium 156 paints nothing, measured 2026-12-04). None when `data` is
+    not an extended (`VP8X`) WebP with an animation, when nothing is cut, or when no frame arrived
+    whole: a still WebP cut short shows nothing in either browser."""
+    if len(data) < 30 or data[:4] != b"RIFF" or data[8:16] != b"WEBPVP8X" or not data[20] & 0x02:
+        return None
+    pos, end, frames = 12, None, 0
+    while pos + 8 <= len(data):
+        kind, size = data[pos:pos + 4], struct.unpack("<I", data[pos + 4:pos + 8])[0]
+        stop = pos + 8 + size + (size & 1)
+        if pos + 8 + size > len(data):
+            break
+        frames += kind == b"ANMF"
+        end = pos = min(stop, len(data))
+    if end is None or frames == 0 or end >= struct.unpack("<I", data[4:8])[0] + 8:
+        return None
+    return b"RIFF" + struct.pack("<I", end - 8) + data[8:end]
+
+
 def truncated_gif_frame(open_image: Callable[[], Image.Image]) -> Image.Image | None:
     """The first frame of a GIF whose data stops inside it, as Chromium 156 and Firefox 153
     paint it (measured 2026-12-04): the pixels that arrived; below them, nothing (transparent)

@@ -267,6 +267,24 @@ def test_a_gif_cut_before_its_first_pixel_is_refused_and_an_animation_cut_in_its
     assert first.size == meme.size
 
 
+def test_an_animated_webp_cut_short_is_the_frames_that_arrived(memes):
+    """Firefox 153 paints the frames of an animated WebP that arrived whole (Chromium 156 paints
+    nothing); the server refused it, so a Firefox user saw it unchecked. A still WebP cut short
+    is broken in both browsers and stays refused."""
+    meme = memes[1]
+    frames = [meme, meme.rotate(10), meme.rotate(20)]
+    data = encode(frames[0], "WEBP", save_all=True, append_images=frames[1:], duration=200, quality=80)
+    whole = decode_frames(data, max_frames=3)
+    cut = decode_frames(data[:len(data) * 9 // 10], max_frames=3)
+    assert len(whole) == 3 and len(cut) == 2
+    assert all(mean_diff(a, b) == 0 for a, b in zip(cut, whole))
+    with pytest.raises(UnsupportedImageError):
+        decode_image(data[:len(data) // 10])  # no frame arrived whole
+    still = encode(meme, "WEBP", quality=80)
+    with pytest.raises(UnsupportedImageError):
+        decode_image(still[:len(still) * 99 // 100])
+
+
 def test_truncated_decoding_never_sets_pillows_global_flag(meme_jpegs):
     _, jpegs = meme_jpegs
     decode_image(jpegs[False][:len(jpegs[False]) // 2])
