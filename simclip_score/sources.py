@@ -69,6 +69,8 @@ FETCH_MAX_BYTES = 32 * 1024 * 1024  # larger answers are refused (fetch_failed)
 FETCH_FAILED = "fetch_failed"  # an URL that could not be downloaded
 UNREADABLE_FILE = "unreadable_file"  # a missing or unreadable file, member or source
 CORRUPT_IMAGE = "corrupt_image"  # simclip.errors' code, for a data: URI that does not decode
+EMPTY_IMAGE = "empty_image"  # simclip.errors' code, for a cell that holds no picture at all
+
 
 
 class SourceError(Exception):
@@ -398,6 +400,11 @@ def _walk_folder(folder: str, stats: SourceStats) -> Iterator[Item]:
         yield from _walk_folder(sub, stats)
 
 
+def _no_picture(row_id: str, what: str) -> Item:
+    """The empty_image error row of a cell that holds nothing: null, or an empty string."""
+    return Item(row_id, error=f"{row_id}: the cell is {what}: no picture", code=EMPTY_IMAGE)
+
+
 def _glob(pattern: str) -> list[str]:
     """The files matching `pattern`, sorted; `**` recurses without following symlinked folders
     (glob.glob follows them, and a link to a parent folder never ends)."""
@@ -436,7 +443,7 @@ def _expand_csv(unit: Unit, stats: SourceStats) -> Iterator[Item]:
     for row, value in iter_csv_values(unit.name, unit.column or ""):
         stats.inputs += 1
         row_id = f"{unit.name}#{row}"
-        yield _ref(value, base, row_id) if value.strip() else Item(row_id, data=b"")
+        yield _ref(value, base, row_id) if value.strip() else _no_picture(row_id, "empty")
 
 
 def _table_value(value: Any, kind: str, base: str, row_id: str) -> Item:
@@ -446,11 +453,11 @@ def _table_value(value: Any, kind: str, base: str, row_id: str) -> Item:
         if data is not None:  # as Hugging Face's Image feature: bytes win, even empty ones
             return Item(row_id, data=bytes(data))
         value, kind = path, "text"
-    if isinstance(value, (bytes, bytearray)) and value:
-        return Item(row_id, data=bytes(value))
+    if isinstance(value, (bytes, bytearray)):
+        return Item(row_id, data=bytes(value))  # empty bytes: "the image is empty (0 bytes)"
     if isinstance(value, str) and value.strip():
         return _ref(value, base, row_id)
-    return Item(row_id, data=b"")  # null or empty: an empty_image row
+    return _no_picture(row_id, "null" if value is None else "empty")
 
 
 def _expand_parquet(unit: Unit, stats: SourceStats) -> Iterator[Item]:

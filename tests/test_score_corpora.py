@@ -165,6 +165,31 @@ def test_a_hugging_face_image_cell_with_empty_bytes_is_its_rows_empty_image(meme
     assert [(r["path"], r["error"]) for r in read_rows(out)] == [(f"{tmp_path / 'hf.parquet'}#0", "empty_image")]
 
 
+def test_a_null_or_empty_cell_is_an_empty_image_row_that_says_which(meme, tmp_path):
+    """A null Image struct, a null binary cell, an empty path and an empty CSV cell hold no
+    picture: each is its row's empty_image, and the message says null or empty, not "0 bytes"
+    (that is for a cell whose bytes are empty)."""
+    pa, pq = require("pyarrow"), require("pyarrow.parquet")
+    image = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    cells = [{"bytes": None, "path": None}, None, {"bytes": None, "path": " "}, {"bytes": b"", "path": None}]
+    pq.write_table(pa.table({"image": pa.array(cells, image)}), tmp_path / "hf.parquet")
+    pq.write_table(pa.table({"image": pa.array([None, meme.read_bytes()], pa.binary())}), tmp_path / "b.parquet")
+    (tmp_path / "l.csv").write_text(f"path\n\n{meme}\n")
+    out = tmp_path / "s.jsonl"
+    assert score(tmp_path / "hf.parquet", tmp_path / "b.parquet", tmp_path / "l.csv", "--out", out) == 1
+    rows = {r["path"].rsplit("/", 1)[-1]: r for r in read_rows(out)}
+    said = {k: (r["error"], r["error_message"].split(": ", 1)[-1]) for k, r in rows.items() if r["error"]}
+    assert said == {
+        "hf.parquet#0": ("empty_image", "the cell is null: no picture"),
+        "hf.parquet#1": ("empty_image", "the cell is null: no picture"),
+        "hf.parquet#2": ("empty_image", "the cell is empty: no picture"),
+        "hf.parquet#3": ("empty_image", "the image is empty (0 bytes)"),
+        "b.parquet#0": ("empty_image", "the cell is null: no picture"),
+        "l.csv#0": ("empty_image", "the cell is empty: no picture"),
+    }, said
+    assert rows["b.parquet#1"]["error"] is None and rows[meme.name]["error"] is None
+
+
 class _Cut(http.server.BaseHTTPRequestHandler):
     """/cut.png: says the whole length, sends 60% and closes; /with space.png: the meme."""
 
