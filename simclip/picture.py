@@ -15,7 +15,8 @@ from pathlib import Path
 from PIL import Image
 
 from .constants import MAX_ANIMATION_FRAMES, MAX_IMAGE_PIXELS
-from .images import Frames, ImageSource, decode_frames, shrink
+from .errors import UnsupportedImageError
+from .images import NOT_AN_IMAGE, Frames, ImageSource, decode_frames, list_image_formats, shrink
 from .ocr import OCREngine
 from .video import decode_video, is_video
 
@@ -51,9 +52,16 @@ def decode_picture(data: ImageSource, max_pixels: int = MAX_IMAGE_PIXELS,
     if is_video(data):
         frames = decode_video(data, max_frames=max_frames)
     else:
-        frames = decode_frames(data, max_pixels=max_pixels, max_frames=max_frames,
-                               exif_formats=exif_formats, max_output_pixels=max_output_pixels,
-                               display_rules=display_rules)
+        try:
+            frames = decode_frames(data, max_pixels=max_pixels, max_frames=max_frames,
+                                   exif_formats=exif_formats, max_output_pixels=max_output_pixels,
+                                   display_rules=display_rules)
+        except UnsupportedImageError as e:
+            if not str(e).startswith(NOT_AN_IMAGE):
+                raise
+            raise UnsupportedImageError(f"not a picture in an allowed format (images: "
+                                        f"{', '.join(list_image_formats())}; videos: MP4, "
+                                        f"WebM)") from e
     if max_output_pixels:
         frames = [shrink(frame, max_output_pixels) for frame in frames]
     return frames[0] if len(frames) == 1 else Frames(frames)

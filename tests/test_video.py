@@ -549,6 +549,17 @@ def test_server_answers_truncated_and_garbled_videos_with_200_415_or_422(video_c
     assert video_client.get("/v1/health").status_code == 200
 
 
+@pytest.mark.parametrize("content_type", ["video/mp4", "video/webm", "image/png", "application/octet-stream"])
+def test_bytes_that_are_no_picture_get_a_415_naming_image_formats_and_video_containers(video_client,
+                                                                                      content_type):
+    """Random bytes sent as video/mp4 were refused as "not an image in an allowed format
+    (JPEG, ...)": the answer names every kind of picture the server takes, videos included."""
+    r = post(video_client, bytes(range(256)) * 4, content_type)
+    assert r.status_code == 415 and r.get_json()["error"]["code"] == "unsupported_format"
+    message = r.get_json()["error"]["message"]
+    assert "JPEG" in message and "MP4" in message and "WebM" in message, message
+
+
 # ------------------------------------------------------------------------------- no PyAV
 
 def test_without_pyav_a_video_gets_a_typed_415_and_images_still_decode(monkeypatch,
