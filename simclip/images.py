@@ -170,9 +170,9 @@ def _png_without_compressed_chunks(data: bytes) -> tuple[bytes | None, bytes | N
 
 def _inflate_icc(body: bytes, check: bool = True) -> bytes | None:
     """The profile of an iCCP chunk's body (name, 0, method 0, zlib data), None when it does
-    not inflate within MAX_ICC_PROFILE_BYTES (a zlib bomb is cut there, not inflated) or, with
-    `check`, when its zlib checksum is wrong (without it, the deflate data alone is read, as
-    Firefox reads it)."""
+    not inflate whole within MAX_ICC_PROFILE_BYTES (a zlib bomb is cut there, not inflated; a
+    stream cut short is no profile) or, with `check`, when its zlib checksum is wrong (without
+    it, the deflate data alone is read, as Firefox reads it)."""
     name_end = body.find(b"\x00")
     if name_end < 0 or body[name_end + 1:name_end + 2] != b"\x00":
         return None
@@ -182,7 +182,7 @@ def _inflate_icc(body: bytes, check: bool = True) -> bytes | None:
         icc = inflater.decompress(stream if check else stream[2:], MAX_ICC_PROFILE_BYTES)
     except zlib.error:
         return None
-    return None if inflater.unconsumed_tail or not (check or inflater.eof) else icc
+    return None if inflater.unconsumed_tail or not inflater.eof else icc  # cut short: ignored
 
 
 def _png_profile_unchecked(data: bytes) -> bytes | None:

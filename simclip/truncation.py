@@ -16,13 +16,14 @@ without Pillow's global LOAD_TRUNCATED_IMAGES (threads would see each other's se
 
 from __future__ import annotations
 
+import functools
 import math
 import struct
 import zlib
 from collections.abc import Callable, Iterator
 
 import numpy as np
-from PIL import Image, ImageChops
+from PIL import Image, ImageChops, ImageFile
 
 from .constants import MAX_IMAGE_PIXELS
 from .errors import ImageDataTooShortError
@@ -31,6 +32,7 @@ MIN_PAINTED_ROWS = 32  # two 16-px MCU rows: less than this of a truncated JPEG 
 # A canvas over this many pixels whose bytes cannot hold it is refused (check_data_covers);
 # under it a truncated picture costs little and is painted as far as its data goes.
 COVER_CHECK_MIN_PIXELS = 1 << 20
+_GIF_MIN_CODE_BITS, _GIF_MAX_CODE_PIXELS = 3, 4096  # LZW: 2-bit minimum code size; 12-bit dictionary
 _DEFLATE_MAX_RATIO = 1032  # deflate's best ratio: 258 bytes per 2-bit code, with block overhead
 _JPEG_HUFFMAN_SOF = (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7)  # not arithmetic-coded (C9-CF)
 
@@ -117,19 +119,53 @@ def _jpeg_coverable_share(data: bytes, width: int, height: int) -> float | None:
     return (len(data) - scan) * 8 / blocks
 
 
-def check_data_covers(data: bytes, fmt: str | None, width: int, height: int) -> None:
-    """Refuse a PNG or JPEG whose bytes cannot hold the canvas its header declares.
+def _gif_first_frame(data: bytes) -> tuple[int, int, int] | None:
+    """(width, height, where its image data starts) of a GIF's first frame, from its image
+    descriptor; None for a malformed GIF or one whose data ends before that descriptor."""
+    if len(data) < 13 or data[:6] not in (b"GIF87a", b"GIF89a"):
+        return None
+    pos = 13 + (3 << ((data[10] & 7) + 1) if data[10] & 0x80 else 0)
+    while pos < len(data):
+        if data[pos] == 0x21:  # an extension: its label, then sub-blocks up to a zero length
+            pos += 2
+            while pos < len(data) and data[pos]:
+                pos += 1 + data[pos]
+            pos += 1
+        elif data[pos] == 0x2C and pos + 10 <= len(data):
+            width, height = struct.unpack("<HH", data[pos + 5:pos + 9])
+            flags = data[pos + 9]
+            return width, height, pos + 10 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
+        else:
+            return None
+    return None
 
-    A PNG's IDAT bytes inflate to at most 1032 times their size (deflate's best ratio) and a
-    Huffman-coded JPEG spends at least one bit on every 8x8 block; a file whose bytes fall
-    short of the declared canvas by these bounds is truncated beyond doubt, and what a browser
-    would paint of it is a sliver of an empty canvas. Over COVER_CHECK_MIN_PIXELS (1 MP) such a
-    file is refused before any pixel is decoded (a 1 KB PNG claiming 6324x6324 16-bit RGBA, an
-    824-byte progressive JPEG claiming 40 MP); smaller canvases decode as far as they go.
+
+def _gif_coverable_share(data: bytes) -> float | None:
+    """The most of a GIF's first frame its LZW data can hold: a code is at least 3 bits and
+    stands for at most 4096 pixels (the longest string of a 12-bit dictionary)."""
+    frame = _gif_first_frame(data)
+    if frame is None or frame[0] * frame[1] == 0:
+        return None
+    width, height, start = frame
+    return max(0, len(data) - start) * 8 / _GIF_MIN_CODE_BITS * _GIF_MAX_CODE_PIXELS / (width * height)
+
+
+def check_data_covers(data: bytes, fmt: str | None, width: int, height: int) -> None:
+    """Refuse a PNG, JPEG or GIF whose bytes cannot hold the canvas its header declares.
+
+    A PNG's IDAT bytes inflate to at most 1032 times their size (deflate's best ratio), a
+    Huffman-coded JPEG spends at least one bit on every 8x8 block, and a GIF's LZW codes are at
+    least 3 bits and stand for at most 4096 pixels each (its first frame, not its canvas, is
+    checked: an animation's frames may be smaller); a file whose bytes fall short of the
+    declared canvas by these bounds is truncated beyond doubt, and what a browser would paint
+    of it is a sliver of an empty canvas. Over COVER_CHECK_MIN_PIXELS (1 MP) such a file is
+    refused before any pixel is decoded (a 1 KB PNG claiming 6324x6324 16-bit RGBA, an 824-byte
+    progressive JPEG claiming 40 MP, a 2 KB GIF claiming 16384x2441); smaller canvases decode
+    as far as they go.
 
     Args:
         data: the file's bytes.
-        fmt: its format as Pillow names it ('PNG', 'JPEG'; others are not checked).
+        fmt: its format as Pillow names it ('PNG', 'JPEG', 'GIF'; others are not checked).
         width, height: the canvas the header declares, in pixels.
 
     Raises:
@@ -144,6 +180,8 @@ def check_data_covers(data: bytes, fmt: str | None, width: int, height: int) -> 
             share = _png_coverable_bytes(data) / needed
     elif fmt in ("JPEG", "MPO"):
         share = _jpeg_coverable_share(data, width, height)
+    elif fmt == "GIF":
+        share = _gif_coverable_share(data)
     if share is not None and share < 1.0:
         raise ImageDataTooShortError(
             f"the {fmt} declares {width}x{height} px, but its {len(data):,} bytes can hold at "
@@ -282,8 +320,11 @@ def truncated_gif_frame(open_image: Callable[[], Image.Image]) -> Image.Image | 
     for fill in (0, 255):
         img = open_image()
         interlaced = bool(img.tile and len(img.tile[0].args) > 1 and img.tile[0].args[1])
-        img.load_prepare()
+        img.load_prepare()  # the GIF's own: the frame, its mode and palette
         img.im.paste(fill, (0, 0, *img.size))
+        # load() would prepare again, refilling the frame with its transparent index and
+        # dropping the palette it just set: the second time, only the base step runs
+        img.load_prepare = functools.partial(ImageFile.ImageFile.load_prepare, img)
         try:
             img.load()
         except (OSError, EOFError, ValueError):

@@ -509,7 +509,42 @@ def test_a_tiny_progressive_jpeg_claiming_40_mp_is_refused_but_the_whole_file_de
     assert decode_image(data).size == (6300, 6300)  # the bound holds for a real, uniform picture
 
 
+def test_a_tiny_gif_claiming_40_mp_is_refused_but_the_whole_file_and_a_small_frame_decode(monkeypatch):
+    """A GIF's LZW codes are at least 3 bits and stand for at most 4096 pixels: 2 KB cannot hold
+    16384x2441 (it was painted as a sliver, 1.5 s and 700 MB); a uniform 40 MP GIF of 30 KB can,
+    and an animation's canvas is not its first frame."""
+    from simclip import ImageDataTooShortError
+
+    data = _encode(Image.new("P", (16384, 2441)), "GIF")
+    assert decode_image(data).size == (16384, 2441)  # the bound holds for the most compressible frame
+    with monkeypatch.context() as m:
+        m.setattr(images_module, "_load", lambda img: pytest.fail("decoded"))
+        with pytest.raises(ImageDataTooShortError):
+            decode_image(data[:2000])
+    frames = [Image.new("P", (8, 8), i) for i in range(2)]
+    small = _encode(frames[0], "GIF", save_all=True, append_images=frames[1:])
+    big_canvas = small[:6] + struct.pack("<HH", 2000, 2000) + small[10:]  # the frames stay 8x8
+    assert decode_image(big_canvas).size == (2000, 2000)
+
+
 def test_a_small_truncated_png_is_still_painted_as_far_as_it_goes():
     # under COVER_CHECK_MIN_PIXELS the check does not apply: browsers paint what arrived
     data = _encode(_gradient((600, 400)), "PNG")
     assert decode_image(data[:len(data) // 2]).size == (600, 400)
+
+
+def test_an_icc_profile_is_taken_only_when_its_stream_inflates_whole():
+    """A profile cut short (25,541 of 25,600 bytes came back) is no profile, with or without
+    its checksum read; a zlib bomb stops at MAX_ICC_PROFILE_BYTES."""
+    from simclip.images import MAX_ICC_PROFILE_BYTES, _inflate_icc
+
+    icc = bytes(range(256)) * 100
+    stream = zlib.compress(icc)
+    for check in (True, False):
+        assert _inflate_icc(b"icc\0\0" + stream, check=check) == icc
+        assert _inflate_icc(b"icc\0\0" + stream[:-20], check=check) is None
+        bomb = zlib.compress(bytes(MAX_ICC_PROFILE_BYTES + 1))
+        assert _inflate_icc(b"icc\0\0" + bomb, check=check) is None
+    spoilt = stream[:-1] + bytes([stream[-1] ^ 0xFF])  # the checksum
+    assert _inflate_icc(b"icc\0\0" + spoilt) is None
+    assert _inflate_icc(b"icc\0\0" + spoilt, check=False) == icc

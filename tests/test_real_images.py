@@ -224,16 +224,20 @@ def test_png_cut_at_two_thirds_shows_its_top_rows(memes):
         decode_image(data[:data.index(b"IDAT") + 8])
 
 
-def _gif(meme, interlace):
-    return encode(meme.convert("P"), "GIF", interlace=interlace)
+def _gif(meme, interlace, transparency=None):
+    """`meme` as a GIF; `transparency`: a palette index made transparent (most meme GIFs have
+    one), which Pillow fills a first frame with before decoding it."""
+    extra = {} if transparency is None else {"transparency": transparency}
+    return encode(meme.quantize(255), "GIF", interlace=interlace, **extra)
 
 
-def test_a_gif_cut_short_shows_the_rows_that_arrived_and_nothing_below(memes):
+@pytest.mark.parametrize("transparency", [None, 254], ids=["opaque", "transparent-index"])
+def test_a_gif_cut_short_shows_the_rows_that_arrived_and_nothing_below(memes, transparency):
     """Chromium 156 and Firefox 153 paint a sequential GIF cut at half its data as its top rows
     and nothing below (measured 2026-12-04); the server judged nothing of it before (422), so the
     extension showed it unchecked."""
     meme = memes[1]
-    data = _gif(meme, interlace=False)
+    data = _gif(meme, interlace=False, transparency=transparency)
     full = decode_image(data)
     img = decode_image(data[:len(data) // 2])
     top = (0, 0, meme.width, meme.height // 4)
@@ -243,11 +247,12 @@ def test_a_gif_cut_short_shows_the_rows_that_arrived_and_nothing_below(memes):
     assert ImageFile.LOAD_TRUNCATED_IMAGES is False
 
 
-def test_an_interlaced_gif_cut_short_is_its_passes_spread_over_the_frame(memes):
+@pytest.mark.parametrize("transparency", [None, 254], ids=["opaque", "transparent-index"])
+def test_an_interlaced_gif_cut_short_is_its_passes_spread_over_the_frame(memes, transparency):
     """Browsers paint the passes that arrived over the whole frame, each missing row as the row
     above; no row is left blank."""
     meme = memes[1]
-    data = _gif(meme, interlace=True)
+    data = _gif(meme, interlace=True, transparency=transparency)
     full = decode_image(data)
     img = decode_image(data[:len(data) // 2])
     assert img.size == meme.size
@@ -258,9 +263,10 @@ def test_an_interlaced_gif_cut_short_is_its_passes_spread_over_the_frame(memes):
 
 def test_a_gif_cut_before_its_first_pixel_is_refused_and_an_animation_cut_in_its_first_frame_judged(memes):
     meme = memes[1]
-    data = _gif(meme, interlace=False)
-    with pytest.raises((CorruptImageError, UnsupportedImageError)):
-        decode_image(data[:Image.open(io.BytesIO(data)).tile[0].offset])  # no pixel data
+    for transparency in (None, 254):
+        data = _gif(meme, interlace=False, transparency=transparency)
+        with pytest.raises(CorruptImageError):
+            decode_image(data[:Image.open(io.BytesIO(data)).tile[0].offset])  # no pixel data
     frames = [meme.convert("P"), meme.rotate(10).convert("P")]
     animation = encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100)
     first = decode_image(animation[:len(animation) // 4])
