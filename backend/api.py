@@ -134,7 +134,7 @@ def _read_name_list(header, known, example):
 
 
 def _read_exif_formats():
-    """X-Exif-Orientation as a frozenset of Pillow format names ('JPEG', 'APNG'...), None
+    """X-Exif-Orientation as a frozenset of Pillow format names ('JPEG', 'PNG'...), None
     when absent (`_read_name_list`)."""
     names = _read_name_list(EXIF_ORIENTATION_HEADER, EXIF_ORIENTATION_FORMATS, "jpeg,png")
     return None if names is None else frozenset(n.upper() for n in names)

@@ -226,12 +226,12 @@ def create_openapi(port):
                 "parameters": [{
                     "name": "X-Exif-Orientation", "in": "header", "required": False,
                     "schema": {"type": "string", "pattern": _NAME_LIST},
-                    "description": "the image formats (jpeg or jpg, png, apng: a PNG with an "
-                                   "acTL chunk, webp) whose EXIF orientation the client's browser "
-                                   "applies when it paints them, comma-separated (spaces, tabs and "
-                                   "empty elements ignored, at most 16 elements); none (or empty) "
-                                   "for no format; unknown names are ignored, case-insensitive. "
-                                   "Absent: applied in every format"}, {
+                    "description": "the image formats (jpeg or jpg, png, webp) whose EXIF "
+                                   "orientation the client's browser applies when it paints them, "
+                                   "comma-separated (spaces, tabs and empty elements ignored, at "
+                                   "most 16 elements); none (or empty) for no format; unknown "
+                                   "names are ignored, case-insensitive. Absent: applied in every "
+                                   "format"}, {
                     "name": "X-Display-Rules", "in": "header", "required": False,
                     "schema": {"type": "string", "pattern": _NAME_LIST},
                     "description": "the rules the client's browser follows where browsers read "
@@ -239,7 +239,8 @@ def create_openapi(port):
                                    "X-Exif-Orientation: exif-last-entry (of several EXIF "
                                    "orientation entries the last valid one before any invalid "
                                    "one counts, as in Firefox; by default the first valid one, as "
-                                   "in Chromium), cmyk-profile-ignored, png-icc-checksum-ignored, "
+                                   "in Chromium), apng-exif-ignored (an APNG painted as stored), "
+                                   "cmyk-profile-ignored, png-icc-checksum-ignored, "
                                    "png-gama-beside-srgb (as Firefox), lab-profile-on-rgb (as "
                                    "Chromium); docs/api.md, What is judged. Absent or none: the "
                                    "defaults"}],

@@ -6,7 +6,8 @@ from a PNG text chunk), and they differ on which formats they read it in: all of
 but Chromium paints a WebP with an EXIF orientation as stored, and support for a PNG `eXIf`
 chunk came at different times; Firefox paints an animated PNG (APNG) as stored. A client that
 knows its browser's rule passes the formats it orients (`exif_formats`), and the display rules
-it follows where browsers read the same picture differently (`display_rules`, DISPLAY_RULES);
+it follows where browsers read the same picture differently (`display_rules`, DISPLAY_RULES:
+an APNG painted as stored is one of them);
 the extension finds both by decoding tiny test pictures in the browser itself (docs/api.md,
 "What is judged"). An AVIF's rotation and mirror (`irot`, `imir`) are not EXIF: every browser
 applies them, and Pillow reports them as the EXIF orientation of the image.
@@ -30,13 +31,15 @@ import numpy as np
 from PIL import Image, ImageCms, features
 
 # The formats whose EXIF orientation browsers may or may not honour: the names a client lists.
-# APNG is a PNG with an animation control chunk (`acTL`) before its image data.
-EXIF_ORIENTATION_FORMATS = ("JPEG", "PNG", "APNG", "WEBP")
+EXIF_ORIENTATION_FORMATS = ("JPEG", "PNG", "WEBP")
 # Where browsers paint the same bytes differently, the rule the server follows by default is one
 # browser's; a client whose browser follows the other lists it by name (X-Display-Rules).
 # Measured 2026-12-04 in headless Chromium 156 and Firefox ESR 153 (tests/test_display.py):
 #   exif-last-entry: of several orientation entries in an EXIF directory, the last valid one
 #       before any invalid one counts (Firefox); by default the first valid one (Chromium).
+#   apng-exif-ignored: an APNG (a PNG with an animation control chunk, `acTL`, before its image
+#       data, even one announcing one frame) is painted as stored (Firefox); by default it is
+#       turned wherever a PNG is (Chromium).
 #   cmyk-profile-ignored: a CMYK picture's ICC profile is ignored, its pixels converted with the
 #       Adobe convention (Firefox); by default the profile is applied (Chromium).
 #   png-icc-checksum-ignored: a PNG profile whose zlib checksum is wrong is applied (Firefox); by
@@ -46,7 +49,7 @@ EXIF_ORIENTATION_FORMATS = ("JPEG", "PNG", "APNG", "WEBP")
 #   lab-profile-on-rgb: an RGB picture tagged with a Lab profile is painted as Lab pixels (8-bit
 #       ICC encoding: a and b offset by 128), converted by the profile (Chromium); by default the
 #       profile, which does not fit the pixels, is ignored (Firefox).
-DISPLAY_RULES = ("exif-last-entry", "cmyk-profile-ignored", "png-icc-checksum-ignored",
+DISPLAY_RULES = ("exif-last-entry", "apng-exif-ignored", "cmyk-profile-ignored", "png-icc-checksum-ignored",
                  "png-gama-beside-srgb", "lab-profile-on-rgb")
 _ALWAYS_ORIENTED = ("AVIF",)  # irot/imir, which Pillow reports as the EXIF orientation
 _FORMAT_FAMILY = {"MPO": "JPEG"}  # an MPO is a JPEG with more pictures after it
@@ -114,9 +117,14 @@ def exif_orientation(img: Image.Image, exif: bytes | None = None,
                             last_entry="exif-last-entry" in display_rules)
 
 
-def orients(fmt: str | None, exif_formats: Collection[str] | None) -> bool:
+def orients(fmt: str | None, exif_formats: Collection[str] | None,
+            display_rules: Collection[str] = ()) -> bool:
     """Whether a picture in format `fmt` (as Pillow names it, or 'APNG') is turned by its EXIF
-    orientation under `exif_formats` (see `orient`)."""
+    orientation under `exif_formats` and `display_rules` (see `orient`)."""
+    if fmt == "APNG":
+        if "apng-exif-ignored" in display_rules:
+            return False
+        fmt = "PNG"
     fmt = _FORMAT_FAMILY.get(fmt or "", fmt)
     if fmt in _ALWAYS_ORIENTED or exif_formats is None:
         return True
@@ -131,14 +139,16 @@ def orient(img: Image.Image, exif_formats: Collection[str] | None = None,
     Args:
         img: a loaded image (its current frame).
         exif_formats: the formats whose EXIF orientation is applied, as Pillow names them
-            (EXIF_ORIENTATION_FORMATS: 'JPEG', 'PNG', 'APNG', 'WEBP'; others are ignored);
-            None applies it in every format. An AVIF is always turned (its irot/imir).
+            (EXIF_ORIENTATION_FORMATS: 'JPEG', 'PNG', 'WEBP'; others are ignored); None
+            applies it in every format. An APNG follows PNG's rule unless `display_rules` lists
+            'apng-exif-ignored'. An AVIF is always turned (its irot/imir).
         fmt: the picture's format, when `img` is a frame that lost it or an APNG ('APNG':
             `simclip.images` finds its `acTL` in the bytes); default `img.format`, 'APNG' for
             an animated PNG.
         exif: the EXIF block the browser reads (for a PNG, an `eXIf` chunk before the image
             data: `simclip.images` finds it in the bytes); default `img.info['exif']`.
-        display_rules: the DISPLAY_RULES the browser follows ('exif-last-entry').
+        display_rules: the DISPLAY_RULES the browser follows ('exif-last-entry',
+            'apng-exif-ignored').
 
     Returns:
         A transposed copy, or `img` itself when nothing is to be done.
@@ -146,7 +156,7 @@ def orient(img: Image.Image, exif_formats: Collection[str] | None = None,
     method = _TRANSPOSE.get(exif_orientation(img, exif, display_rules))
     if fmt is None:
         fmt = "APNG" if img.format == "PNG" and getattr(img, "is_animated", False) else img.format
-    if method is None or not orients(fmt, exif_formats):
+    if method is None or not orients(fmt, exif_formats, display_rules):
         return img
     return img.transpose(method)
 

@@ -532,10 +532,11 @@ def decode_image(data: ImageSource, max_pixels: int = MAX_IMAGE_PIXELS,
         max_pixels: width x height cap in pixels, checked from the header before decoding;
             each side is also capped at MAX_IMAGE_SIDE (16,384 pixels).
         exif_formats: the formats whose EXIF orientation is applied, as the viewer's browser
-            does (`simclip.display.orient`: a subset of 'JPEG', 'PNG', 'APNG', 'WEBP'); None
-            applies it in every format. An AVIF's rotation is always applied.
+            does (`simclip.display.orient`: a subset of 'JPEG', 'PNG', 'WEBP'); None applies it
+            in every format. An AVIF's rotation is always applied.
         display_rules: the rules of `simclip.display.DISPLAY_RULES` the viewer's browser
-            follows where browsers disagree ('exif-last-entry'); none by default.
+            follows where browsers disagree ('exif-last-entry', 'apng-exif-ignored'...); none
+            by default.
 
     Returns:
         An RGB `PIL.Image.Image`: EXIF orientation applied (from the EXIF block only, per

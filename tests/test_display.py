@@ -232,25 +232,28 @@ def apng_with_exif(frames=2, orientation=6):
 
 
 @pytest.mark.parametrize("frames", [1, 2])
-def test_an_apng_is_its_own_format_for_the_exif_orientation(frames):
-    """Chromium 156 turns an APNG by its eXIf, Firefox 153 paints it as stored, even one whose
-    acTL announces one frame (measured 2026-12-04); a still PNG is turned by both."""
+def test_an_apng_follows_pngs_rule_unless_the_browser_ignores_its_exif(frames):
+    """Chromium 156 turns an APNG by its eXIf where it turns a PNG, Firefox 153 paints it as
+    stored (apng-exif-ignored), even one whose acTL announces one frame (measured 2026-12-04);
+    a still PNG is turned by both. A client that lists png without the rule (an older one)
+    keeps the APNG turned, as before."""
     data = apng_with_exif(frames)
+    firefox = {"apng-exif-ignored"}
     assert simclip.images.is_apng(data) and not simclip.images.is_apng(png_with_chunks())
     assert decode_image(data).size == UPRIGHT  # no rule: every format
-    assert decode_image(data, exif_formats=["JPEG", "PNG"]).size == STORED  # Firefox
-    assert decode_image(data, exif_formats=["JPEG", "PNG", "APNG"]).size == UPRIGHT  # Chromium
-    assert {f.size for f in decode_frames(data, exif_formats=["PNG"])} == {STORED}
-    assert {f.size for f in decode_frames(data, exif_formats=["APNG"])} == {UPRIGHT}
+    assert decode_image(data, exif_formats=["JPEG", "PNG"]).size == UPRIGHT  # Chromium
+    assert decode_image(data, exif_formats=["JPEG", "PNG"], display_rules=firefox).size == STORED
+    assert decode_image(data, exif_formats=["JPEG"]).size == STORED  # a browser that turns no PNG
+    assert {f.size for f in decode_frames(data, exif_formats=["PNG"], display_rules=firefox)} == {STORED}
+    assert {f.size for f in decode_frames(data, exif_formats=["PNG"])} == {UPRIGHT}
     still = png_with_chunks(before=[chunk(b"eXIf", TURN)])
-    assert decode_image(still, exif_formats=["PNG"]).size == UPRIGHT
-    assert decode_image(still, exif_formats=["APNG"]).size == STORED
+    assert decode_image(still, exif_formats=["PNG"], display_rules=firefox).size == UPRIGHT
 
 
 def test_a_pil_apng_is_told_by_its_animation():
     img = Image.open(io.BytesIO(apng_with_exif(2)))
-    assert orient(img, ["PNG"]).size == STORED
-    assert orient(img, ["APNG"]).size == UPRIGHT
+    assert orient(img, ["PNG"], display_rules={"apng-exif-ignored"}).size == STORED
+    assert orient(img, ["PNG"]).size == UPRIGHT
 
 
 def test_a_huge_exif_block_is_read_in_one_pass_over_its_first_directory():
@@ -487,7 +490,8 @@ def _rgb(text):
 
 def _extension_pictures():
     """extension/background/orientation.js's test pictures: ({format: bytes}, {rule: (bytes,
-    followed, otherwise)}), followed and otherwise None for a `turned` rule picture."""
+    followed, otherwise)}): followed 'turned' or 'stored' and otherwise None for a size rule's
+    picture, two RGB colours for a colour rule's."""
     import base64
     import re
     from pathlib import Path
@@ -496,43 +500,48 @@ def _extension_pictures():
     formats = {name: base64.b64decode(b64) for name, b64 in
                re.findall(r"^  (\w+): 'data:image/\w+;base64,([A-Za-z0-9+/=]+)'", source, re.M)}
     rules = {}
-    for name, followed, otherwise, b64 in re.findall(
-            r"'([\w-]+)': \{\s*(?:turned: true, )?(?:followed: \[([\d, ]+)\], otherwise: \[([\d, ]+)\],\s*)?"
+    for name, size, followed, otherwise, b64 in re.findall(
+            r"'([\w-]+)': \{\s*(?:followed: '(\w+)', |followed: \[([\d, ]+)\], otherwise: \[([\d, ]+)\],\s*)"
             r"url: 'data:image/\w+;base64,([A-Za-z0-9+/=]+)'", source):
-        rules[name] = (base64.b64decode(b64), _rgb(followed), _rgb(otherwise))
+        rules[name] = (base64.b64decode(b64), size or _rgb(followed), _rgb(otherwise))
     return formats, rules
 
 
 def test_the_extensions_test_pictures_are_stored_4x2_with_orientation_6():
     """extension/background/orientation.js decodes these in the browser: a format whose picture
     comes out 2x4 is one the browser turns. Each must really be a 4x2 picture in its format with
-    EXIF orientation 6 (PNG and APNG: an eXIf chunk before the image data, where browsers read
-    it)."""
+    EXIF orientation 6 (PNG: an eXIf chunk before the image data, where browsers read it)."""
     found, _ = _extension_pictures()
-    assert set(found) == {"jpeg", "png", "webp", "apng"}
+    assert set(found) == {"jpeg", "png", "webp"}
     for name, data in found.items():
         img = Image.open(io.BytesIO(data))
-        assert (img.format, img.size, exif_orientation(img)) == (name.upper().lstrip("A"), (4, 2), 6), name
+        assert (img.format, img.size, exif_orientation(img)) == (name.upper(), (4, 2), 6), name
         assert decode_image(data).size == (2, 4)
         assert decode_image(data, exif_formats=[name]).size == (2, 4)
         assert decode_image(data, exif_formats=[f for f in EXIF_ORIENTATION_FORMATS if f != name.upper()]).size \
             == (4, 2), name  # each picture tells its own format apart
-    for name in ("png", "apng"):
-        assert found[name].index(b"eXIf") < found[name].index(b"IDAT")
+    assert found["png"].index(b"eXIf") < found["png"].index(b"IDAT")
 
 
 @needs_lcms
 def test_the_extensions_display_rule_pictures_are_painted_apart_only_by_their_rule():
-    """Each display rule's test picture in orientation.js: turned (exif-last-entry), or its
-    centre painted `followed`, only under its own rule, and the colours it names are those
+    """Each display rule's test picture in orientation.js: painted at its `followed` size
+    (exif-last-entry turned, apng-exif-ignored stored), or its centre in its `followed`
+    colour, only under its own rule, and the colours it names are those
     tests/display_pictures.py measured in the browsers."""
     _, rules = _extension_pictures()
     assert set(rules) == set(DISPLAY_RULES)
-    data, _, _ = rules["exif-last-entry"]
-    assert decode_image(data).size == (4, 2)
-    assert decode_image(data, display_rules=["exif-last-entry"]).size == (2, 4)
+    sizes = {"turned": (2, 4), "stored": (4, 2)}
+    assert {rule: rules[rule][1] for rule in ("exif-last-entry", "apng-exif-ignored")} == {
+        "exif-last-entry": "turned", "apng-exif-ignored": "stored"}
+    for rule, (data, followed, _) in rules.items():
+        if isinstance(followed, str):
+            other = sizes["stored" if followed == "turned" else "turned"]
+            assert decode_image(data, display_rules=[rule]).size == sizes[followed], rule
+            assert decode_image(data, display_rules=[r for r in DISPLAY_RULES if r != rule]).size == other, rule
+            assert decode_image(data).size == other, rule
     for rule, (data, followed, otherwise) in rules.items():
-        if rule == "exif-last-entry":
+        if isinstance(followed, str):
             continue
         assert (followed, otherwise) == FOLLOWED_OTHERWISE[rule], rule
         others = [r for r in DISPLAY_RULES if r != rule]

@@ -16,20 +16,20 @@
  */
 
 // 4x2 grey pictures with EXIF orientation 6, made with Pillow (tests/test_display.py checks them).
-// apng: a PNG with an animation control chunk (one frame), which is what makes a browser take it
-// for an APNG.
 export const ORIENTATION_TEST_PICTURES = Object.freeze({
   jpeg: 'data:image/jpeg;base64,/9j/4AAQSkZJRgABAQAAAQABAAD/4QAiRXhpZgAATU0AKgAAAAgAAQESAAMAAAABAAYAAAAAAAD/2wBDAAMCAgMCAgMDAwMEAwMEBQgFBQQEBQoHBwYIDAoMDAsKCwsNDhIQDQ4RDgsLEBYQERMUFRUVDA8XGBYUGBIUFRT/2wBDAQMEBAUEBQkFBQkUDQsNFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBT/wAARCAACAAQDASIAAhEBAxEB/8QAHwAAAQUBAQEBAQEAAAAAAAAAAAECAwQFBgcICQoL/8QAtRAAAgEDAwIEAwUFBAQAAAF9AQIDAAQRBRIhMUEGE1FhByJxFDKBkaEII0KxwRVS0fAkM2JyggkKFhcYGRolJicoKSo0NTY3ODk6Q0RFRkdISUpTVFVWV1hZWmNkZWZnaGlqc3R1dnd4eXqDhIWGh4iJipKTlJWWl5iZmqKjpKWmp6ipqrKztLW2t7i5usLDxMXGx8jJytLT1NXW19jZ2uHi4+Tl5ufo6erx8vP09fb3+Pn6/8QAHwEAAwEBAQEBAQEBAQAAAAAAAAECAwQFBgcICQoL/8QAtREAAgECBAQDBAcFBAQAAQJ3AAECAxEEBSExBhJBUQdhcRMiMoEIFEKRobHBCSMzUvAVYnLRChYkNOEl8RcYGRomJygpKjU2Nzg5OkNERUZHSElKU1RVVldYWVpjZGVmZ2hpanN0dXZ3eHl6goOEhYaHiImKkpOUlZaXmJmaoqOkpaanqKmqsrO0tba3uLm6wsPExcbHyMnK0tPU1dbX2Nna4uPk5ebn6Onq8vP09fb3+Pn6/9oADAMBAAIRAxEAPwAooooA/9k=',
   png: 'data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAQAAAACCAIAAADwyuo0AAAAGmVYSWZNTQAqAAAACAABARIAAwAAAAEABgAAAAAAANZnS2kAAAASSURBVHicY2xoaGCAASYGJAAAJE4BhM3+prAAAAAASUVORK5CYII=',
   webp: 'data:image/webp;base64,UklGRlIAAABXRUJQVlA4WAoAAAAIAAAAAwAAAQAAVlA4TBEAAAAvA0AAAAdQwAIWsP+BiOh/AABFWElGGgAAAE1NACoAAAAIAAEBEgADAAAAAQAGAAAAAAAA',
-  apng: 'data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAQAAAACCAIAAADwyuo0AAAAGmVYSWZNTQAqAAAACAABARIAAwAAAAEABgAAAAAAANZnS2kAAAAIYWNUTAAAAAEAAAAAtC3poAAAABpmY1RMAAAAAAAAAAQAAAACAAAAAAAAAAAAAQAKAAB1iNcTAAAAEklEQVR42mNsaGhggAEmBiQAACROAYQ3jHRMAAAAAElFTkSuQmCC',
 });
-// One test picture per display rule (the server's names, simclip.display.DISPLAY_RULES), made by
-// tests/display_pictures.py, which checks them: `turned`, a 4x2 picture painted 2x4 only where
-// the browser follows the rule (exif-last-entry: a JPEG with orientation entries 1, then 6); else
-// a 4x4 picture whose centre is painted `followed` where it does, `otherwise` where it does not.
+// One test picture per display rule (the server's names, simclip.display.DISPLAY_RULES), checked by
+// tests/test_display.py: a 4x2 picture with an EXIF orientation that a browser following the rule
+// paints `followed`, 'turned' (2x4) or 'stored' (4x2) (exif-last-entry: a JPEG with orientation
+// entries 1, then 6; apng-exif-ignored: a PNG with an animation control chunk, one frame, and
+// orientation 6); or a 4x4 picture (tests/display_pictures.py) whose centre is painted in the
+// colour `followed` where the browser follows the rule, `otherwise` where it does not.
 export const DISPLAY_RULE_TEST_PICTURES = Object.freeze({
-  'exif-last-entry': { turned: true, url: 'data:image/jpeg;base64,/9j/4AAQSkZJRgABAQAAAQABAAD/4QAuRXhpZgAATU0AKgAAAAgAAgESAAMAAAABAAEAAAESAAMAAAABAAYAAAAAAAD/2wBDAAMCAgMCAgMDAwMEAwMEBQgFBQQEBQoHBwYIDAoMDAsKCwsNDhIQDQ4RDgsLEBYQERMUFRUVDA8XGBYUGBIUFRT/wAALCAACAAQBAREA/8QAHwAAAQUBAQEBAQEAAAAAAAAAAAECAwQFBgcICQoL/8QAtRAAAgEDAwIEAwUFBAQAAAF9AQIDAAQRBRIhMUEGE1FhByJxFDKBkaEII0KxwRVS0fAkM2JyggkKFhcYGRolJicoKSo0NTY3ODk6Q0RFRkdISUpTVFVWV1hZWmNkZWZnaGlqc3R1dnd4eXqDhIWGh4iJipKTlJWWl5iZmqKjpKWmp6ipqrKztLW2t7i5usLDxMXGx8jJytLT1NXW19jZ2uHi4+Tl5ufo6erx8vP09fb3+Pn6/9oACAEBAAA/ACv/2Q==' },
+  'apng-exif-ignored': { followed: 'stored', url: 'data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAQAAAACCAIAAADwyuo0AAAAGmVYSWZNTQAqAAAACAABARIAAwAAAAEABgAAAAAAANZnS2kAAAAIYWNUTAAAAAEAAAAAtC3poAAAABpmY1RMAAAAAAAAAAQAAAACAAAAAAAAAAAAAQAKAAB1iNcTAAAAEklEQVR42mNsaGhggAEmBiQAACROAYQ3jHRMAAAAAElFTkSuQmCC' },
+  'exif-last-entry': { followed: 'turned', url: 'data:image/jpeg;base64,/9j/4AAQSkZJRgABAQAAAQABAAD/4QAuRXhpZgAATU0AKgAAAAgAAgESAAMAAAABAAEAAAESAAMAAAABAAYAAAAAAAD/2wBDAAMCAgMCAgMDAwMEAwMEBQgFBQQEBQoHBwYIDAoMDAsKCwsNDhIQDQ4RDgsLEBYQERMUFRUVDA8XGBYUGBIUFRT/wAALCAACAAQBAREA/8QAHwAAAQUBAQEBAQEAAAAAAAAAAAECAwQFBgcICQoL/8QAtRAAAgEDAwIEAwUFBAQAAAF9AQIDAAQRBRIhMUEGE1FhByJxFDKBkaEII0KxwRVS0fAkM2JyggkKFhcYGRolJicoKSo0NTY3ODk6Q0RFRkdISUpTVFVWV1hZWmNkZWZnaGlqc3R1dnd4eXqDhIWGh4iJipKTlJWWl5iZmqKjpKWmp6ipqrKztLW2t7i5usLDxMXGx8jJytLT1NXW19jZ2uHi4+Tl5ufo6erx8vP09fb3+Pn6/9oACAEBAAA/ACv/2Q==' },
   'cmyk-profile-ignored': {
     followed: [255, 0, 0], otherwise: [0, 0, 255],
     url: 'data:image/jpeg;base64,/9j/7gAOQWRvYmUAZAAAAAAA/+IDdElDQ19QUk9GSUxFAAEBAAADZAAAAAACEAAAcHJ0ckNNWUtMYWIgAAAAAAAAAAAAAAAAYWNzcAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAPbWAAEAAAAA0y0AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAADZGVzYwAAAKgAAABwd3RwdAAAARgAAAAUQTJCMAAAASwAAAI4ZGVzYwAAAAAAAAAVc2ltY2xpcCB0ZXN0IHByb2ZpbGUAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAFhZWiAAAAAAAAD21gABAAAAANMtbWZ0MgAAAAAEAwMAAAEAAAAAAAAAAAAAAAAAAAABAAAAAAAAAAAAAAAAAAAAAQAAAAIAAgAA//8AAP//AAD//wAA////AIAEf/yIJIADf/4AAIAAgADspFr0dHV9g2qqeVEAAIAAgADnM01acQV552G0dwoAAIAAgAC3mL23VhJfJaM5Z/YAAIAAgACUZpn2PzhLfo5hWzkAAIAAgACIJYj6NzJDxYM2ViwAAIAAgACZbt2SQ3xLYrf5W80AAIAAgABkKsqwIG8s3q0WR7oAAIAAgABLY8RVD/Ics6jgPPkAAIAAgAD6OnPWu/+FYHj1oj0AAIAAgADnMkhasQt6XmATm9wAAIAAgADhhzeOrb12nlUZmakAAIAAgACvHrF9l+xaXJwVjUIAAIAAgACIJIADf/5EzoACf/4AAIAAgAB552G0dwo7/W07enMAAIAAgACN3NPVhiBEr7JXgYUAAIAAgABLYrf5W80fK6KsaZMAAIAAgAAcs6jgPPkHGpFlWcIAAIAAgAD45nBC3WOEfnaWt90AAIAAgADlrUKn0995XVxeslsAAIAAgADf8DC50Pt1kFCUsHEAAIAAgACssK29ys1YzJmUrSAAAIAAgACEfnaWt91CjHorolUAAIAAgAB1kFCUsHE5TGKgnWoAAIAAgACKcdDTxetCa7BZp0sAAIAAgABCa7BZp0sZnp3zj/wAAIAAgAAAAIAAgAAAAIAAgAAAAIAAgAAAAP//AAD//wAA//8AAP/bAEMAAgEBAQEBAgEBAQICAgICBAMCAgICBQQEAwQGBQYGBgUGBgYHCQgGBwkHBgYICwgJCgoKCgoGCAsMCwoMCQoKCv/AABQIAAQABARDEQBNEQBZEQBLEQD/xAAfAAABBQEBAQEBAQAAAAAAAAAAAQIDBAUGBwgJCgv/xAC1EAACAQMDAgQDBQUEBAAAAX0BAgMABBEFEiExQQYTUWEHInEUMoGRoQgjQrHBFVLR8CQzYnKCCQoWFxgZGiUmJygpKjQ1Njc4OTpDREVGR0hJSlNUVVZXWFlaY2RlZmdoaWpzdHV2d3h5eoOEhYaHiImKkpOUlZaXmJmaoqOkpaanqKmqsrO0tba3uLm6wsPExcbHyMnK0tPU1dbX2Nna4eLj5OXm5+jp6vHy8/T19vf4+fr/2gAOBEMATQBZAEsAAD8A/fyv5/6/n/r9/K//2Q==',
@@ -48,6 +48,7 @@ export const DISPLAY_RULE_TEST_PICTURES = Object.freeze({
   },
 });
 const TURNED = Object.freeze({ width: 2, height: 4 }); // a test picture as an orienting browser paints it
+const STORED = Object.freeze({ width: 4, height: 2 });
 const PROBE_TIMEOUT_MS = 3000; // a decoder that never answers counts as "not oriented"
 
 /**
@@ -77,9 +78,9 @@ export async function probeExifFormats(measure, pictures = ORIENTATION_TEST_PICT
 const distance = (a, b) => Math.max(...a.map((v, i) => Math.abs(v - b[i])));
 
 /**
- * The display rules (sorted) this browser follows, by their test pictures: a `turned` one that
- * `measure` reports 2x4, a colour one whose centre comes out nearer its `followed` colour than
- * its `otherwise` one. A picture that does not decode, does not answer or has no centre colour
+ * The display rules (sorted) this browser follows, by their test pictures: a size one that
+ * `measure` reports at its `followed` size (2x4 'turned' or 4x2 'stored'), a colour one whose
+ * centre comes out nearer its `followed` colour than its `otherwise` one. A picture that does not decode, does not answer or has no centre colour
  * (a context without OffscreenCanvas) leaves its rule out: the server's default applies.
  *
  * @param {(url: string) => Promise<{width: number, height: number, centre?: number[] | null}>} measure
@@ -89,7 +90,10 @@ export async function probeDisplayRules(measure, pictures = DISPLAY_RULE_TEST_PI
   const checks = Object.entries(pictures).map(async ([rule, picture]) => {
     try {
       const shown = await withTimeout(measure(picture.url), PROBE_TIMEOUT_MS);
-      if (picture.turned) return shown.width === TURNED.width && shown.height === TURNED.height ? rule : null;
+      if (typeof picture.followed === 'string') {
+        const size = picture.followed === 'turned' ? TURNED : STORED;
+        return shown.width === size.width && shown.height === size.height ? rule : null;
+      }
       if (!Array.isArray(shown.centre)) return null;
       return distance(shown.centre, picture.followed) < distance(shown.centre, picture.otherwise) ? rule : null;
     } catch {

@@ -1,6 +1,6 @@
 """The picture judged is the picture shown (issue 17, item 4), in Chromium and Firefox with the
-real server: a JPEG, a PNG (eXIf), a WebP and an APNG (eXIf), each stored 240x120 with EXIF
-orientation 6, a JPEG with two orientation entries (1, then 6), and one picture per colour rule
+real server: a JPEG, a PNG (eXIf) and a WebP, each stored 240x120 with EXIF orientation 6, an
+APNG (eXIf) and a JPEG with two orientation entries (1, then 6), and one picture per colour rule
 browsers disagree on (tests/display_pictures.py: a CMYK profile, a PNG profile with a bad
 checksum, gAMA beside sRGB, a Lab profile on RGB), shown on a page. The server's answer for each
 says it judged the picture at the size this browser paints it (`naturalWidth` x
@@ -43,11 +43,12 @@ from e2e_support import (
 from feed_site import EMBED_HOST, FEED_HOST
 from simclip.images import decode_image
 
-FORMATS = {"jpeg": ("JPEG", {"quality": 90}), "png": ("PNG", {}), "webp": ("WEBP", {"quality": 90}),
-           "apng": ("PNG", {"save_all": True, "duration": 200})}
-RULES = ("exif-last-entry",)  # each a JPEG turned only in a browser that follows the rule
+FORMATS = {"jpeg": ("JPEG", {"quality": 90}), "png": ("PNG", {}), "webp": ("WEBP", {"quality": 90})}
+# each painted at this size only in a browser that follows the rule, at the other one elsewhere
+RULES = {"exif-last-entry": "turned", "apng-exif-ignored": "stored"}
 COLOUR_RULES = tuple(FOLLOWED_OTHERWISE)  # each painted in its followed colour only under its rule
 TURNED = {"width": 120, "height": 240}
+SIZES = {"turned": TURNED, "stored": {"width": 240, "height": 120}}
 FIREFOX_CANDIDATES = ("/usr/bin/firefox-esr", "/usr/bin/firefox")
 
 # Main world: the size this browser paints each test picture at, and the colour of its centre as
@@ -78,18 +79,9 @@ def _tiff(*orientations):
 
 
 def oriented_picture(fmt, seed):
-    """A 240x120 picture in `fmt` (bytes unique to `seed`) with EXIF orientation 6; an APNG of
-    two frames with an eXIf chunk before its image data."""
+    """A 240x120 picture in `fmt` (bytes unique to `seed`) with EXIF orientation 6."""
     name, save = FORMATS[fmt]
     img, buf = _picture(fmt, seed), io.BytesIO()
-    if fmt == "apng":
-        second = img.copy()
-        ImageDraw.Draw(second).text((130, 80), "2", fill=(0, 0, 0))
-        img.save(buf, name, append_images=[second], **save)
-        data, block = buf.getvalue(), _tiff(6)
-        at = data.index(b"IHDR") + 4 + 13 + 4
-        exif = struct.pack(">I", len(block)) + b"eXIf" + block + struct.pack(">I", zlib.crc32(b"eXIf" + block))
-        return data[:at] + exif + data[at:]
     exif = Image.Exif()
     exif[0x0112] = 6
     img.save(buf, name, exif=exif.tobytes(), **save)
@@ -97,11 +89,21 @@ def oriented_picture(fmt, seed):
 
 
 def rule_picture(rule, seed):
-    """A 240x120 JPEG turned only under `rule`: exif-last-entry, orientation entries 1 then 6."""
-    assert rule == "exif-last-entry", rule
-    buf = io.BytesIO()
-    _picture(rule, seed).save(buf, "JPEG", quality=90, exif=b"Exif\0\0" + _tiff(1, 6))
-    return buf.getvalue()
+    """A 240x120 picture painted at RULES[rule]'s size only under `rule`: exif-last-entry, a
+    JPEG with orientation entries 1 then 6; apng-exif-ignored, an APNG of two frames with an
+    eXIf of orientation 6 before its image data."""
+    img, buf = _picture(rule, seed), io.BytesIO()
+    if rule == "exif-last-entry":
+        img.save(buf, "JPEG", quality=90, exif=b"Exif\0\0" + _tiff(1, 6))
+        return buf.getvalue()
+    assert rule == "apng-exif-ignored", rule
+    second = img.copy()
+    ImageDraw.Draw(second).text((130, 80), "2", fill=(0, 0, 0))
+    img.save(buf, "PNG", save_all=True, append_images=[second], duration=200)
+    data, block = buf.getvalue(), _tiff(6)
+    at = data.index(b"IHDR") + 4 + 13 + 4
+    exif = struct.pack(">I", len(block)) + b"eXIf" + block + struct.pack(">I", zlib.crc32(b"eXIf" + block))
+    return data[:at] + exif + data[at:]
 
 
 class RecordingServer(StandIn):
@@ -137,7 +139,7 @@ class OrientationPage:
     def __init__(self, seed):
         self.pictures = {fmt: oriented_picture(fmt, seed) for fmt in FORMATS}
         self.pictures.update({rule: rule_picture(rule, seed) for rule in RULES})
-        mime = {"apng": "png", **dict.fromkeys(RULES, "jpeg")}
+        mime = {"exif-last-entry": "jpeg", "apng-exif-ignored": "png"}
         for rule in COLOUR_RULES:
             self.pictures[rule], mime[rule] = colour_picture(rule, (160, 120), label=seed)
         imgs = "".join(
@@ -179,7 +181,7 @@ def check_judged_as_shown(page, recorder, shown):
         rules.add(f"{record['rule']}; {record['display_rules']}")
         size = {k: shown[name][k] for k in ("width", "height")}
         assert record["answer"]["size"] == size, (name, record, shown)
-        listed = (record["display_rules"] if name in RULES + COLOUR_RULES else record["rule"]).split(",")
+        listed = (record["display_rules"] if name in (*RULES, *COLOUR_RULES) else record["rule"]).split(",")
         if name in COLOUR_RULES:
             judged = decode_image(data, exif_formats=record["rule"].split(","),
                                   display_rules=record["display_rules"].split(","))
@@ -187,8 +189,8 @@ def check_judged_as_shown(page, recorder, shown):
             assert close(centre, shown[name]["centre"]), (name, record, centre, shown[name])
             assert close(shown[name]["centre"], FOLLOWED_OTHERWISE[name][name not in listed]), (name, record, shown[name])
             continue
-        turned = size == TURNED
-        assert turned == (name in listed), (name, record, shown)
+        followed = size == SIZES[RULES[name]] if name in RULES else size == TURNED
+        assert followed == (name in listed), (name, record, shown)
     assert len(rules) == 1, rules  # one rule for the browser, measured once
     assert {k: shown["jpeg"][k] for k in TURNED} == TURNED  # every browser turns a JPEG: the page shows what it should
     return rules.pop()
