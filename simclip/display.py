@@ -46,9 +46,10 @@ EXIF_ORIENTATION_FORMATS = ("JPEG", "PNG", "WEBP")
 #       default it is ignored (Chromium).
 #   png-gama-beside-srgb: a PNG's gAMA is applied even beside an sRGB chunk (Firefox); by
 #       default the sRGB chunk wins (Chromium).
-#   lab-profile-on-rgb: an RGB picture tagged with a Lab profile is painted as Lab pixels (8-bit
-#       ICC encoding: a and b offset by 128), converted by the profile (Chromium); by default the
-#       profile, which does not fit the pixels, is ignored (Firefox).
+#   lab-profile-on-rgb: an RGB, palette or grey picture tagged with a Lab profile is painted as
+#       Lab pixels (8-bit ICC encoding: a and b offset by 128; grey is L, neutral), converted by
+#       the profile (Chromium); by default the profile, which does not fit the pixels, is
+#       ignored (Firefox).
 DISPLAY_RULES = ("exif-last-entry", "apng-exif-ignored", "cmyk-profile-ignored", "png-icc-checksum-ignored",
                  "png-gama-beside-srgb", "lab-profile-on-rgb")
 _ALWAYS_ORIENTED = ("AVIF",)  # irot/imir, which Pillow reports as the EXIF orientation
@@ -307,19 +308,24 @@ def _lab_transform(icc: bytes) -> ImageCms.ImageCmsTransform | None:
         return None
 
 
-def _rgb_as_lab(img: Image.Image, icc: bytes) -> Image.Image | None:
-    """RGB(A) `img` painted as Lab pixels by its Lab profile, as Chromium paints them (8-bit ICC
-    Lab: L in 0..255, a and b offset by 128; Pillow's LAB mode stores a and b as signed bytes),
-    or None when the profile is not a usable Lab profile."""
+def _pixels_as_lab(img: Image.Image, icc: bytes) -> Image.Image | None:
+    """RGB(A), L or LA `img` painted as Lab pixels by its Lab profile, as Chromium 156 paints
+    them (8-bit ICC Lab: L in 0..255, a and b offset by 128, so that 128 is neutral; a grey
+    picture is its L, neutral; Pillow's LAB mode stores a and b as signed bytes), alpha kept;
+    None when the profile is not a usable Lab profile."""
     transform = _lab_transform(icc)
     if transform is None:
         return None
-    pixels = np.asarray(img.convert("RGB"), dtype=np.uint8) ^ np.array([0, 128, 128], dtype=np.uint8)
+    if img.mode in ("L", "LA"):
+        grey = np.asarray(img.getchannel("L"), dtype=np.uint8)
+        pixels = np.stack([grey, np.zeros_like(grey), np.zeros_like(grey)], axis=-1)
+    else:
+        pixels = np.asarray(img.convert("RGB"), dtype=np.uint8) ^ np.array([0, 128, 128], dtype=np.uint8)
     try:
         out = transform.apply(Image.frombytes("LAB", img.size, pixels.tobytes()))
     except (ImageCms.PyCMSError, ValueError):
         return None
-    if img.mode == "RGBA":
+    if img.mode in ("RGBA", "LA"):
         out.putalpha(img.getchannel("A"))
     return out
 
@@ -333,13 +339,15 @@ def to_srgb(img: Image.Image, display_rules: Collection[str] = ()) -> Image.Imag
     icc = colour_profile(img, display_rules)
     if not icc or not features.check("littlecms2"):
         return img
-    if "lab-profile-on-rgb" in display_rules and img.mode in ("RGB", "RGBA"):
-        lab = _rgb_as_lab(img, icc)
-        if lab is not None:
-            return lab
     original = img
     if img.mode == "P":
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    elif img.mode in ("RGB", "L") and "transparency" in img.info:  # a colour key: keyed on the
+        img = img.convert("RGBA" if img.mode == "RGB" else "LA")  # stored values, as browsers do
+    if "lab-profile-on-rgb" in display_rules and img.mode in ("RGB", "RGBA", "L", "LA"):
+        lab = _pixels_as_lab(img, icc)
+        if lab is not None:
+            return lab
     alpha = None
     if img.mode == "LA":
         img, alpha = img.getchannel("L"), img.getchannel("A")

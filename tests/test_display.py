@@ -558,3 +558,50 @@ def test_the_result_cache_identity_follows_the_decoding_rules(tiny_predictor, mo
     before = tiny_predictor.identity
     monkeypatch.setattr(simclip.predictor, "DECODE_VERSION", simclip.predictor.DECODE_VERSION + 1)
     assert tiny_predictor.identity != before
+
+
+@needs_lcms
+@pytest.mark.parametrize("mode", ["P", "L", "RGBA", "RGB-key"])
+def test_a_lab_profile_paints_every_kind_of_pixels_as_lab_under_its_rule(mode):
+    """Chromium 156 paints an RGB, palette or grey picture tagged with a Lab profile as Lab
+    pixels (grey as L, neutral), keeping alpha and a colour key (measured 2026-12-04: (0, 144, 0)
+    for stored (128, 60, 200), 119 for grey 128); Firefox ignores the profile (the default)."""
+    from PIL import ImageCms as Cms
+
+    lab = Cms.ImageCmsProfile(Cms.createProfile("LAB")).tobytes()
+    colour = (128, 60, 200)
+    img, save, painted = Image.new("RGB", (32, 32), colour), {}, (0, 144, 0)
+    if mode == "P":
+        img = img.convert("P", palette=Image.Palette.ADAPTIVE, colors=4)
+    elif mode == "L":
+        img, colour, painted = Image.new("L", (32, 32), 128), (128, 128, 128), (119, 119, 119)
+    elif mode == "RGBA":
+        img = img.convert("RGBA")
+    else:
+        img.paste((10, 20, 30), (0, 0, 16, 32))
+        save = {"transparency": (10, 20, 30)}
+    buf = io.BytesIO()
+    img.save(buf, "PNG", icc_profile=lab, **save)
+    shown = decode_image(buf.getvalue(), display_rules=["lab-profile-on-rgb"])
+    assert close(shown.getpixel((24, 16)), painted, 2), shown.getpixel((24, 16))
+    assert close(decode_image(buf.getvalue()).getpixel((24, 16)), colour, 2)
+    if mode == "RGB-key":  # the keyed half stays transparent: composited, not painted as Lab
+        assert shown.getpixel((4, 16)) == decode_image(buf.getvalue()).getpixel((4, 16))
+
+
+@needs_lcms
+def test_a_colour_key_survives_the_profile_conversion():
+    """An RGB PNG with a tRNS colour key and a profile: the keyed pixels are transparent in
+    Chromium 156 and Firefox 153 (keyed on the stored values); they were painted through the
+    profile as opaque colour."""
+    from display_pictures import swapped_rgb_profile
+
+    img = Image.new("RGB", (32, 32), (220, 20, 20))
+    img.paste((10, 20, 30), (0, 0, 16, 32))
+    buf = io.BytesIO()
+    img.save(buf, "PNG", icc_profile=swapped_rgb_profile(), transparency=(10, 20, 30))
+    shown = decode_image(buf.getvalue())
+    assert close(shown.getpixel((24, 16)), (12, 12, 221), 4)  # the profile applied
+    plain = Image.new("RGBA", (32, 32), (0, 0, 0, 0))
+    plain.paste((12, 12, 221, 255), (16, 0, 32, 32))
+    assert shown.getpixel((4, 16)) == decode_image(plain).getpixel((4, 16))  # as transparent
