@@ -16,6 +16,12 @@ def _json(ref, description):
 # A comma-separated list header of names (backend/api.py `_read_name_list`): at most 16 elements.
 _NAME = "[ \t]*([A-Za-z0-9][A-Za-z0-9-]{0,31})?[ \t]*"
 _NAME_LIST = f"^{_NAME}(,{_NAME}){{0,15}}$"
+def _list_header(name, description):
+    """An optional request header holding a list of names (`_NAME_LIST`)."""
+    return {"name": name, "in": "header", "required": False,
+            "schema": {"type": "string", "pattern": _NAME_LIST}, "description": description}
+
+
 SCORES = {"type": "object", "additionalProperties": {"type": "number", "minimum": 0, "maximum": 1}}
 
 SCHEMAS = {
@@ -223,18 +229,14 @@ def create_openapi(port):
                 "responses": {"200": _json("Labels", "warning categories"), **ERRORS}}},
             "/v1/classify": {"post": {
                 "operationId": "classify", "summary": "Classify one image or video (raw body)",
-                "parameters": [{
-                    "name": "X-Exif-Orientation", "in": "header", "required": False,
-                    "schema": {"type": "string", "pattern": _NAME_LIST},
-                    "description": "the image formats (jpeg or jpg, png, webp) whose EXIF "
+                "parameters": [_list_header(
+                    "X-Exif-Orientation", "the image formats (jpeg or jpg, png, webp) whose EXIF "
                                    "orientation the client's browser applies when it paints them, "
                                    "comma-separated (spaces, tabs and empty elements ignored, at "
                                    "most 16 elements); none (or empty) for no format; unknown "
                                    "names are ignored, case-insensitive. Absent: applied in every "
-                                   "format"}, {
-                    "name": "X-Display-Rules", "in": "header", "required": False,
-                    "schema": {"type": "string", "pattern": _NAME_LIST},
-                    "description": "the rules the client's browser follows where browsers read "
+                                   "format"), _list_header(
+                    "X-Display-Rules", "the rules the client's browser follows where browsers read "
                                    "the same picture differently, a list as for "
                                    "X-Exif-Orientation: exif-last-entry (of several EXIF "
                                    "orientation entries the last valid one before any invalid "
@@ -243,7 +245,7 @@ def create_openapi(port):
                                    "cmyk-profile-ignored, png-icc-checksum-ignored, "
                                    "png-gama-beside-srgb (as Firefox), lab-profile-on-rgb (as "
                                    "Chromium); docs/api.md, What is judged. Absent or none: the "
-                                   "defaults"}],
+                                   "defaults")],
                 "requestBody": image_body,
                 "responses": {
                     "200": _json("ClassifyResult", "scores and warnings"), **ERRORS,
