@@ -15,9 +15,10 @@ from pathlib import Path
 from PIL import Image
 
 from .constants import MAX_ANIMATION_FRAMES, MAX_IMAGE_PIXELS
-from .errors import UnsupportedImageError
+from .errors import ImageError, UnsupportedImageError
 from .images import NOT_AN_IMAGE, Frames, ImageSource, decode_frames, list_image_formats, shrink
 from .ocr import OCREngine
+from .svg import MAX_SVG_DEPTH, is_svg, svg_pictures
 from .video import decode_video, is_video
 
 
@@ -28,7 +29,8 @@ def decode_picture(data: ImageSource, max_pixels: int = MAX_IMAGE_PIXELS,
                    display_rules: Collection[str] = ()) -> Image.Image | Frames:
     """Bytes, path or PIL -> what a viewer sees: one RGB PIL image, or `Frames` for an animation
     (`decode_frames`) or a video (`simclip.video.decode_video`: MP4 or WebM, recognised by its
-    magic bytes) with several visible frames.
+    magic bytes) with several visible frames. An SVG is the pictures it embeds as `data:` URIs
+    (`simclip.svg`: what a browser paints of an SVG shown as a picture), the largest first.
 
     Args:
         data: the file's bytes, a path, or a PIL image.
@@ -51,6 +53,9 @@ def decode_picture(data: ImageSource, max_pixels: int = MAX_IMAGE_PIXELS,
         data = Path(data).read_bytes()
     if is_video(data):
         frames = decode_video(data, max_frames=max_frames)
+    elif is_svg(data):
+        frames = _svg_frames(bytes(data), max_pixels, max_frames, max_output_pixels,
+                             exif_formats, display_rules)
     else:
         try:
             frames = decode_frames(data, max_pixels=max_pixels, max_frames=max_frames,
@@ -60,11 +65,43 @@ def decode_picture(data: ImageSource, max_pixels: int = MAX_IMAGE_PIXELS,
             if not str(e).startswith(NOT_AN_IMAGE):
                 raise
             raise UnsupportedImageError(f"not a picture in an allowed format (images: "
-                                        f"{', '.join(list_image_formats())}; videos: MP4, "
-                                        f"WebM)") from e
+                                        f"{', '.join(list_image_formats())}, SVG with an "
+                                        f"embedded picture; videos: MP4, WebM)") from e
     if max_output_pixels:
         frames = [shrink(frame, max_output_pixels) for frame in frames]
     return frames[0] if len(frames) == 1 else Frames(frames)
+
+
+def _svg_frames(data: bytes, max_pixels: int, max_frames: int, max_output_pixels: int | None,
+                exif_formats: Collection[str] | None, display_rules: Collection[str],
+                depth: int = 1) -> list[Image.Image]:
+    """The frames of the pictures an SVG embeds (`simclip.svg`), the largest first, at most
+    `max_frames` in all; an embedded picture that does not decode is skipped, and when none
+    decodes, the first one's error is raised."""
+    frames: list[Image.Image] = []
+    first_error: ImageError | None = None
+    for picture in svg_pictures(data):
+        try:
+            if is_svg(picture):
+                if depth >= MAX_SVG_DEPTH:
+                    continue
+                found = _svg_frames(picture, max_pixels, max_frames, max_output_pixels,
+                                    exif_formats, display_rules, depth + 1)
+            else:
+                found = decode_frames(picture, max_pixels=max_pixels, max_frames=max_frames,
+                                      exif_formats=exif_formats,
+                                      max_output_pixels=max_output_pixels,
+                                      display_rules=display_rules)
+        except ImageError as e:
+            first_error = first_error or e
+            continue
+        frames.extend(found[:max_frames - len(frames)])
+        if len(frames) >= max_frames:
+            break
+    if not frames:
+        raise first_error or UnsupportedImageError("an SVG whose embedded pictures are SVGs "
+                                                   f"nested deeper than {MAX_SVG_DEPTH}")
+    return frames
 
 
 def read_picture_text(ocr: OCREngine, image: Image.Image | Frames) -> str:

@@ -70,8 +70,13 @@ def is_meta(name: str) -> bool:
 
 def looks_like_image(head: bytes) -> bool:
     """True when Pillow recognises `head` (a file's first bytes) as one of the formats simclip
-    decodes (`simclip.images.list_image_formats`); nothing is decoded."""
+    decodes (`simclip.images.list_image_formats`), or when it is an SVG that embeds a picture
+    there (`simclip.svg`; a vector SVG, an icon or a logo, is not one); nothing is decoded."""
     from simclip import list_image_formats
+    from simclip.svg import embeds_picture, is_svg
+
+    if is_svg(head):
+        return embeds_picture(head)
 
     try:
         with Image.open(io.BytesIO(head), formats=list_image_formats()):

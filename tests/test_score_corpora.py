@@ -431,3 +431,25 @@ def test_ctrl_c_stops_at_once_and_leaves_what_is_not_written_for_the_rerun(harme
     assert 1 <= len(started) <= 4, len(started)  # the ones the 2 workers had begun, not all 40
     assert {r["path"] for r in rows} <= set(started)
     assert all(r["error"] is None for r in rows)
+
+
+def test_an_svg_meme_in_a_folder_is_scored_and_a_vector_svg_skipped(meme, tmp_path, capsys):
+    """`simclip score` takes an SVG as the server does (the picture it embeds); an SVG that
+    embeds none (an icon, a logo) is not an input, as a .txt is not."""
+    import base64
+
+    folder = tmp_path / "svgs"
+    folder.mkdir()
+    uri = "data:image/png;base64," + base64.b64encode(meme.read_bytes()).decode()
+    assert len(uri) > 64 * 1024  # the sniff sees only the start of the picture's data
+    ns = 'xmlns="http://www.w3.org/2000/svg"'
+    (folder / "meme.svg").write_text(f'<svg {ns} width="9" height="9"><image href="{uri}"/></svg>')
+    (folder / "logo.svg").write_text(f'<svg {ns}><circle r="4"/></svg>')
+    out = tmp_path / "s.jsonl"
+    assert score(folder, "--out", out) == 0
+    rows = read_rows(out)
+    assert [(os.path.basename(r["path"]), r["error"]) for r in rows] == [("meme.svg", None)]
+    plain = tmp_path / "plain.jsonl"
+    assert score(meme, "--out", plain) == 0
+    assert rows[0]["scores"] == read_rows(plain)[0]["scores"]  # judged as the meme itself
+    assert "not an image (content)" in capsys.readouterr().out
