@@ -9,7 +9,11 @@
 import { MAX_PAGE_BYTES, VERDICT } from '../shared/messages.js';
 
 const DATA_IMAGE = /^data:(image\/[a-z0-9.+-]+)?[^,]*?(;base64)?,/i;
-const SERVER_FORMATS = /^image\/(jpeg|jpg|pjpeg|png|apng|gif|webp|bmp|avif)$/i; // what the server decodes
+const SERVER_FORMATS = /^image\/(jpeg|jpg|pjpeg|png|apng|gif|webp|bmp|avif|svg\+xml)$/i; // what the server decodes
+const SVG = /^image\/svg\+xml$/i;
+// An SVG shown as a picture paints only the pictures it embeds as data: URIs (docs/api.md, SVG):
+// one without is a vector drawing (an icon, a logo), which the server does not judge.
+const EMBEDDED_PICTURE = /\bhref\s*=\s*["']\s*data:image\//i;
 
 /** True for a URL whose bytes only the page can read. */
 export const isPageOnlyUrl = (url) => /^(data|blob):/i.test(url);
@@ -34,6 +38,7 @@ function readDataUrl(url) {
   const head = DATA_IMAGE.exec(url.slice(0, 256));
   if (!head || !head[1]) return failed('not_image');
   if (!SERVER_FORMATS.test(head[1])) return failed('unsupported_format');
+  if (SVG.test(head[1])) return readSvgDataUrl(url, head);
   if (!head[2]) return failed('not_base64'); // a percent-encoded raster image does not occur in practice
   if (((url.length - head[0].length) * 3) / 4 > MAX_PAGE_BYTES * 1.05) return failed('too_large'); // before copying it
   const base64 = url.slice(head[0].length).replace(/\s+/g, '').replace(/-/g, '+').replace(/_/g, '/');
@@ -41,6 +46,31 @@ function readDataUrl(url) {
   if ((base64.length * 3) / 4 > MAX_PAGE_BYTES) return failed('too_large');
   if (!/^[A-Za-z0-9+/]+={0,2}$/.test(base64)) return failed('not_base64');
   return { base64, mime: head[1].toLowerCase() };
+}
+
+/**
+ * An SVG data: URL, base64 or (as SVGs usually are) percent-encoded text, as {base64, mime}; an
+ * SVG that embeds no picture is SKIPPED (nothing the server judges), one that does not decode
+ * FAILED.
+ */
+function readSvgDataUrl(url, head) {
+  const body = url.slice(head[0].length);
+  if ((body.length * 3) / 4 > MAX_PAGE_BYTES * 1.05) return failed('too_large');
+  let bytes;
+  try {
+    bytes = head[2]
+      ? Uint8Array.from(atob(body.replace(/\s+/g, '').replace(/-/g, '+').replace(/_/g, '/')), (c) => c.charCodeAt(0))
+      : new TextEncoder().encode(decodeURIComponent(body));
+  } catch {
+    return failed(head[2] ? 'not_base64' : 'not_image');
+  }
+  if (bytes.length === 0) return failed('empty');
+  if (bytes.length > MAX_PAGE_BYTES) return failed('too_large');
+  const text = new TextDecoder().decode(bytes.subarray(0, 64 * 1024));
+  if (!EMBEDDED_PICTURE.test(text)) return { status: VERDICT.SKIPPED, reason: 'vector_svg' };
+  let binary = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return { base64: btoa(binary), mime: 'image/svg+xml' };
 }
 
 async function readBlob(blob) {

@@ -77,6 +77,13 @@ class CasePages:
     def data_url(self, k, seed):
         return "data:image/png;base64," + base64.b64encode(self.site.meme_bytes(k, f"data-{seed}")).decode()
 
+    def svg_wrapped(self, k, name, seed):
+        """An <img> of an SVG (a data: URL) whose only content is meme `k` as an embedded PNG."""
+        svg = (f'<svg xmlns="http://www.w3.org/2000/svg" width="240" height="180"><image width="240" '
+               f'height="180" href="{self.data_url(k, f"{name}-{seed}")}"/></svg>')
+        src = "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
+        return f'<img class="meme" {self.attrs(k, name, "svg-wrapped")} src="{src}" alt="">'
+
     def page(self, title, body, script="", css="", head_script=""):
         head = f"<script>{head_script}</script>" if head_script else ""
         return (f'<!doctype html><html><head><meta charset="utf-8"><title>{title}</title>'
@@ -262,8 +269,9 @@ window.__fixtureRoots = window.__fixtureRoots || [];
 
     def css(self, seed):
         """CSS backgrounds after first sight: a class toggle, a late <style>, a late <link>, ::before
-        and ::after pictures, image-set(), a lazy data: placeholder swapped for the real URL, and
-        SVG <image> elements (href and xlink:href)."""
+        and ::after pictures, image-set(), a lazy data: placeholder swapped for the real URL,
+        SVG <image> elements (href and xlink:href), and memes wrapped in an SVG shown by an <img>
+        (the meme's PNG a data: URI in the SVG's <image>)."""
         h, n = self.harmful, self.neutral
         url = lambda k, name: self.src(k, name, seed).replace("&amp;", "&")  # noqa: E731
         pixel = "data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7"
@@ -287,6 +295,7 @@ window.__fixtureRoots = window.__fixtureRoots || [];
   width="240" height="180"/></svg>
   <svg width="240" height="180" xmlns:xlink="http://www.w3.org/1999/xlink"><image {self.attrs(n(5), "svg-xlink", "svg")}
   xlink:href="{self.src(n(5), "svg-xlink", seed)}" width="240" height="180"/></svg></section>
+<section>{self.svg_wrapped(h(7), "svg-wrapped", seed)}{self.svg_wrapped(n(7), "svg-wrapped-neutral", seed)}</section>
 """
         script = f"""
 window.__caseSettled = false;

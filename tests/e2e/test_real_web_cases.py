@@ -70,9 +70,11 @@ def test_pictures_in_open_closed_and_declarative_shadow_roots_are_hidden_first_a
 
 def test_css_pictures_found_after_first_sight_and_svg_images_are_hidden_first_and_checked(browser, feed_site):
     """A class toggle, a late <style> and <link>, ::before and ::after, image-set(), a lazy data:
-    placeholder swapped for the real URL, and SVG <image> (href, xlink:href)."""
+    placeholder swapped for the real URL, SVG <image> (href, xlink:href), and a meme wrapped in
+    an SVG shown by an <img> (it was refused by the server and shown unchecked)."""
     page = open_case(browser, feed_site, "css", "css")
-    expected = {"before", "after", "toggle", "late-style", "late-link", "image-set", "placeholder", "svg-href", "svg-xlink"}
+    expected = {"before", "after", "toggle", "late-style", "late-link", "image-set", "placeholder", "svg-href", "svg-xlink",
+                "svg-wrapped", "svg-wrapped-neutral"}
     states = wait_decided(page, lambda s: True, 40, "a verdict for every CSS and SVG picture", posts=expected)
     assert {s["post"] for s in states} == expected
     assert_flagged_exactly_the_harmful(states)
