@@ -65,6 +65,7 @@ if typing.TYPE_CHECKING:  # what type checkers and IDEs see; at runtime the name
     from .errors import ImageTooLargeError as ImageTooLargeError
     from .errors import SimCLIPError as SimCLIPError
     from .errors import UnsupportedImageError as UnsupportedImageError
+    from .errors import VectorSVGError as VectorSVGError
     from .fileutil import get_user_cache_dir as get_user_cache_dir
     from .head import MULTICLASS as MULTICLASS
     from .head import MULTILABEL as MULTILABEL
@@ -134,6 +135,7 @@ _EXPORTS = {
     "ImageTooLargeError": "errors",
     "SimCLIPError": "errors",
     "UnsupportedImageError": "errors",
+    "VectorSVGError": "errors",
     "MULTICLASS": "head",
     "MULTILABEL": "head",
     "HeadConfig": "head",

@@ -28,6 +28,13 @@ class UnsupportedImageError(ImageError):
     status = 415
 
 
+class VectorSVGError(UnsupportedImageError):
+    """An SVG that embeds no picture: a vector drawing (an icon, a logo), which is not judged
+    (`simclip.svg`). A client may treat it as a picture it skips, not as one it failed on."""
+
+    code = "vector_svg"
+
+
 class ImageTooLargeError(ImageError):
     """The declared dimensions exceed the pixel or side cap (a decompression bomb guard)."""
 

@@ -16,7 +16,7 @@ import binascii
 import re
 import urllib.parse
 
-from .errors import UnsupportedImageError
+from .errors import VectorSVGError
 
 SVG_SNIFF_BYTES = 4096  # an SVG's root element starts within this many bytes
 MAX_SVG_PICTURES = 8  # embedded pictures judged at most, the largest data first
@@ -71,11 +71,11 @@ def svg_pictures(data: bytes) -> list[bytes]:
     """The embedded pictures to judge: at most MAX_SVG_PICTURES, the largest data first.
 
     Raises:
-        UnsupportedImageError: the SVG embeds no picture (a vector drawing: nothing the
-            server can judge).
+        VectorSVGError: the SVG embeds no picture (a vector drawing: nothing the server
+            judges; an UnsupportedImageError, 415, code 'vector_svg').
     """
     pictures = sorted(embedded_pictures(data), key=len, reverse=True)[:MAX_SVG_PICTURES]
     if not pictures:
-        raise UnsupportedImageError("an SVG with no embedded picture (data: URI): its vector "
+        raise VectorSVGError("an SVG with no embedded picture (data: URI): its vector "
                                     "drawing is not judged")
     return pictures

@@ -6,8 +6,9 @@
 
 One row per input (schema: `simclip_score.output`); a bad file, and a source that cannot be
 read, is an error row with a typed code, never a crash: corrupt_image, unsupported_format,
-image_too_large, empty_image, fetch_failed, unreadable_file, ocr_failed, internal_error. Exit
-status: 0 every input scored, 1 some rows are errors, 2 nothing could run (no input at all).
+image_too_large, empty_image, vector_svg, fetch_failed, unreadable_file, ocr_failed,
+internal_error. Exit status: 0 every input scored, 1 some rows are errors, 2 nothing could run
+(no input at all).
 A rerun with the same --out skips the inputs already written (--retry-errors: scores this
 run's errors of the moment again), and Ctrl-C keeps what was written. Identical images (same
 sha256) are computed once. Prints a summary table at the end: rows by outcome, sources by

@@ -13,7 +13,7 @@ One row per input:
     model          backbone id and head (checkpoint sha256, or the zero-shot prompts digest)
     identity       the predictor identity (backbone, head, OCR settings): the result-cache key
     error          null, or a typed code: simclip's ImageError codes (corrupt_image,
-                   unsupported_format, image_too_large, empty_image), fetch_failed,
+                   unsupported_format, vector_svg, image_too_large, empty_image), fetch_failed,
                    unreadable_file, ocr_failed, internal_error
     error_message  what went wrong, for people
 

@@ -9,7 +9,7 @@ import urllib.parse
 import pytest
 from PIL import Image
 
-from simclip import CorruptImageError, UnsupportedImageError, decode_picture
+from simclip import CorruptImageError, UnsupportedImageError, VectorSVGError, decode_picture
 from simclip.images import Frames
 from simclip.svg import MAX_SVG_PICTURES, embedded_pictures, is_svg
 
@@ -71,9 +71,10 @@ def test_several_pictures_are_frames_the_largest_first_and_a_bad_one_is_skipped(
 
 
 def test_an_svg_with_nothing_to_judge_gets_a_typed_refusal():
-    with pytest.raises(UnsupportedImageError, match="no embedded picture"):
+    with pytest.raises(VectorSVGError, match="no embedded picture") as e:
         decode_picture(f'<svg {SVG_NS}><text>a vector meme</text></svg>'.encode())
-    with pytest.raises(UnsupportedImageError):
+    assert (e.value.code, e.value.status) == ("vector_svg", 415) and isinstance(e.value, UnsupportedImageError)
+    with pytest.raises(VectorSVGError):
         decode_picture(svg('http://127.0.0.1:9/x.png'))  # not painted by browsers either
     with pytest.raises(CorruptImageError):
         decode_picture(svg(png()[:60]))  # its only picture is cut in its header
@@ -104,3 +105,4 @@ def test_the_server_judges_an_svg_meme_and_refuses_a_vector_one(make_app, tiny_p
     assert r.get_json()["size"] == {"width": 300, "height": 200}
     r = client.post("/v1/classify", data=f"<svg {SVG_NS}/>".encode(), content_type="image/svg+xml")
     assert r.status_code == 415 and "SVG" in r.get_json()["error"]["message"]
+    assert r.get_json()["error"]["code"] == "vector_svg"  # the extension skips it as an icon

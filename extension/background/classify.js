@@ -37,6 +37,8 @@ async function sha256Hex(bytes) {
  * `fetcher` the picture fetcher (picture_fetch.js); `pageLoads` what each tab's browser loaded,
  * with `loadStoredTab(tabId)` reading back a tab's record after a worker restart.
  */
+const VECTOR_SVG = 'vector_svg'; // the server's code for an SVG that embeds no picture (docs/api.md, SVG)
+
 export function createClassifier({ getClient, health, fetcher, pageLoads, loadStoredTab }) {
   const urlVerdicts = new LRUCache(2000); // site + image URL -> verdict sent to content scripts
   const shaResults = new LRUCache(2000); // site + sha256 of the bytes -> server classification
@@ -121,6 +123,8 @@ export function createClassifier({ getClient, health, fetcher, pageLoads, loadSt
     if (e instanceof UnreadableImage) return { status: VERDICT.FAILED, reason: e.reason };
     if (e instanceof QueueFullError) return { status: VERDICT.UNAVAILABLE, reason: BUSY_REASON };
     if (e instanceof ApiError) {
+      // an SVG that embeds no picture is an icon or a logo: nothing to judge, skipped like one
+      if (e.kind === API_ERROR.REFUSED_IMAGE && e.code === VECTOR_SVG) return { status: VERDICT.SKIPPED, reason: VECTOR_SVG };
       if (e.kind === API_ERROR.REFUSED_IMAGE) return { status: VERDICT.FAILED, reason: e.code || 'refused' };
       if (e.kind === API_ERROR.BUSY) {
         return { status: VERDICT.UNAVAILABLE, reason: e.code === LOADING_REASON ? LOADING_REASON : BUSY_REASON, retryAfterS: e.retryAfterS };

@@ -2,13 +2,14 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { BADGE_COLOR, badgeText, createBadges, updateTabCounts } from '../../background/badges.js';
-import { decodeBase64 } from '../../background/classify.js';
+import { createClassifier, decodeBase64 } from '../../background/classify.js';
 import { healthKey, serverIdentity } from '../../background/health.js';
 import { UnreadableImage, readBodyCapped } from '../../background/picture_fetch.js';
 import { createOpenTabsAdoption } from '../../background/open_tabs.js';
 import { pageOfMenuClick, pageOfSender } from '../../background/page_of.js';
 import { createReportMenu } from '../../background/report_menu.js';
-import { MSG } from '../../shared/messages.js';
+import { API_ERROR, ApiError } from '../../shared/api.js';
+import { MSG, VERDICT } from '../../shared/messages.js';
 import { REPORTS_KEY, TAB_COUNTS_KEY } from '../../shared/storage_keys.js';
 import { memoryStorage } from './fixtures.js';
 
@@ -182,4 +183,21 @@ test('the open tabs are adopted once per worker life, whichever start event asks
 test('decodes base64 to bytes, and throws on what is not base64', () => {
   assert.deepEqual([...decodeBase64('AQID')], [1, 2, 3]);
   assert.throws(() => decodeBase64('not base64!'));
+});
+
+test('an SVG the server calls vector_svg is skipped; any other refused picture is unchecked', async () => {
+  const refusing = (code) => createClassifier({
+    getClient: async () => ({
+      classify: async () => {
+        throw new ApiError(API_ERROR.REFUSED_IMAGE, 'refused', { status: 415, code });
+      },
+    }),
+    health: { isUp: () => true, current: {}, check: async () => {} },
+    fetcher: {},
+    pageLoads: {},
+    loadStoredTab: async () => {},
+  });
+  const page = { topUrl: 'https://example.com/', tabId: 1 };
+  assert.deepEqual(await refusing('vector_svg').classifyPageBytes('PHN2Zy8+', 0, page), { status: VERDICT.SKIPPED, reason: 'vector_svg' });
+  assert.deepEqual(await refusing('unsupported_format').classifyPageBytes('PHN2Zy8+', 0, page), { status: VERDICT.FAILED, reason: 'unsupported_format' });
 });
