@@ -98,8 +98,9 @@ REFUSED = {
     "html_with_png_magic": (lambda: b"\x89PNG\r\n\x1a\n" + HTML, 415, "unsupported_format"),
     "gif_js_polyglot": (lambda: b"GIF89a/*\x00\x00\x00\x00*/=1;alert(1);" + b"\x00" * 16, 415,
                         "unsupported_format"),
-    "xxe_svg": (lambda: XXE_SVG, 415, "unsupported_format"),
-    "billion_laughs_svg": (lambda: LAUGHS_SVG, 415, "unsupported_format"),
+    # no XML parser sees an SVG (simclip/svg.py): neither embeds a data: picture, so both are vector
+    "xxe_svg": (lambda: XXE_SVG, 415, "vector_svg"),
+    "billion_laughs_svg": (lambda: LAUGHS_SVG, 415, "vector_svg"),
     "eps": (lambda: EPS, 415, "unsupported_format"),
     "tiff": (lambda: encode(meme(), "TIFF"), 415, "unsupported_format"),
     "ico": (lambda: encode(meme(), "ICO"), 415, "unsupported_format"),
