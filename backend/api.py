@@ -151,8 +151,8 @@ def classify():
     exif_formats, display_rules = _read_exif_formats(), _read_display_rules()
     data = _read_image_body()
     try:
-        view = {"display_rules": display_rules} if display_rules else {}
-        return jsonify(get_pipeline().classify(data, exif_formats=exif_formats, **view))
+        return jsonify(get_pipeline().classify(data, exif_formats=exif_formats,
+                                               display_rules=display_rules))
     except ImageError as e:
         raise ApiError(e.status, e.code, str(e)) from None
     except Busy as e:  # the pipeline's own bound, or a wait past CLASSIFY_TIMEOUT_S

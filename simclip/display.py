@@ -7,10 +7,10 @@ but Chromium paints a WebP with an EXIF orientation as stored, and support for a
 chunk came at different times; Firefox paints an animated PNG (APNG) as stored. A client that
 knows its browser's rule passes the formats it orients (`exif_formats`), and the display rules
 it follows where browsers read the same picture differently (`display_rules`, DISPLAY_RULES:
-an APNG painted as stored is one of them);
-the extension finds both by decoding tiny test pictures in the browser itself (docs/api.md,
-"What is judged"). An AVIF's rotation and mirror (`irot`, `imir`) are not EXIF: every browser
-applies them, and Pillow reports them as the EXIF orientation of the image.
+an APNG painted as stored is one of them); the extension finds both by decoding tiny test
+pictures in the browser itself (docs/api.md, "What is judged"). An AVIF's rotation and mirror
+(`irot`, `imir`) are not EXIF: every browser applies them, and Pillow reports them as the EXIF
+orientation of the image.
 
 Colour. An embedded ICC profile (a Display P3 photo, a CMYK JPEG with its press profile) is
 converted to sRGB, as browsers convert a tagged picture for the screen; a profile that does not
@@ -50,8 +50,8 @@ EXIF_ORIENTATION_FORMATS = ("JPEG", "PNG", "WEBP")
 #       Lab pixels (8-bit ICC encoding: a and b offset by 128; grey is L, neutral), converted by
 #       the profile (Chromium); by default the profile, which does not fit the pixels, is
 #       ignored (Firefox).
-DISPLAY_RULES = ("exif-last-entry", "apng-exif-ignored", "cmyk-profile-ignored", "png-icc-checksum-ignored",
-                 "png-gama-beside-srgb", "lab-profile-on-rgb")
+DISPLAY_RULES = ("exif-last-entry", "apng-exif-ignored", "cmyk-profile-ignored",
+                 "png-icc-checksum-ignored", "png-gama-beside-srgb", "lab-profile-on-rgb")
 _ALWAYS_ORIENTED = ("AVIF",)  # irot/imir, which Pillow reports as the EXIF orientation
 _FORMAT_FAMILY = {"MPO": "JPEG"}  # an MPO is a JPEG with more pictures after it
 

@@ -28,6 +28,11 @@ class UnsupportedImageError(ImageError):
     status = 415
 
 
+class UnrecognisedImageError(UnsupportedImageError):
+    """No allowed image format recognises the bytes (not a malformed header of one): a caller
+    that also takes other kinds of picture (`simclip.picture`) names them in its own refusal."""
+
+
 class VectorSVGError(UnsupportedImageError):
     """An SVG that embeds no picture: a vector drawing (an icon, a logo), which is not judged
     (`simclip.svg`). A client may treat it as a picture it skips, not as one it failed on."""

@@ -54,6 +54,7 @@ from .errors import (
     EmptyImageError,
     ImageError,
     ImageTooLargeError,
+    UnrecognisedImageError,
     UnsupportedImageError,
 )
 from .truncation import (
@@ -75,7 +76,6 @@ ImageSource: TypeAlias = bytes | bytearray | memoryview | str | Path | Image.Ima
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, struct.error,
                   RuntimeError)
 _BOMB_ERRORS = (Image.DecompressionBombError, Image.DecompressionBombWarning)
-NOT_AN_IMAGE = "not an image in an allowed format"  # the start of that refusal's message
 _BOMB_SIZE = re.compile(r"\((\d+) pixels\)")  # Pillow's "Image size (N pixels) exceeds limit of..."
 _ANIMATED_FORMATS = ("GIF", "PNG", "WEBP", "AVIF")
 _WIDE_GREY = ("I;16", "I;16B", "I;16L", "I;16N", "I")
@@ -124,8 +124,8 @@ def _open(data: bytes) -> Image.Image:
     except UnidentifiedImageError as e:
         if jpeg_cut_in_header(data):
             raise CorruptImageError("JPEG data is truncated in its header: nothing to show") from e
-        raise UnsupportedImageError(
-            f"{NOT_AN_IMAGE} ({', '.join(list_image_formats())})"
+        raise UnrecognisedImageError(
+            f"not an image in an allowed format ({', '.join(list_image_formats())})"
         ) from e
     except _BOMB_ERRORS as e:
         raise _too_large(e) from e

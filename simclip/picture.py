@@ -15,8 +15,8 @@ from pathlib import Path
 from PIL import Image
 
 from .constants import MAX_ANIMATION_FRAMES, MAX_IMAGE_PIXELS
-from .errors import ImageError, UnsupportedImageError
-from .images import NOT_AN_IMAGE, Frames, ImageSource, decode_frames, list_image_formats, shrink
+from .errors import ImageError, UnrecognisedImageError, UnsupportedImageError
+from .images import Frames, ImageSource, decode_frames, list_image_formats, shrink
 from .ocr import OCREngine
 from .svg import MAX_SVG_DEPTH, is_svg, svg_pictures
 from .video import decode_video, is_video
@@ -61,9 +61,7 @@ def decode_picture(data: ImageSource, max_pixels: int = MAX_IMAGE_PIXELS,
             frames = decode_frames(data, max_pixels=max_pixels, max_frames=max_frames,
                                    exif_formats=exif_formats, max_output_pixels=max_output_pixels,
                                    display_rules=display_rules)
-        except UnsupportedImageError as e:
-            if not str(e).startswith(NOT_AN_IMAGE):
-                raise
+        except UnrecognisedImageError as e:
             raise UnsupportedImageError(f"not a picture in an allowed format (images: "
                                         f"{', '.join(list_image_formats())}, SVG with an "
                                         f"embedded picture; videos: MP4, WebM)") from e

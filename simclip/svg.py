@@ -76,6 +76,6 @@ def svg_pictures(data: bytes) -> list[bytes]:
     """
     pictures = sorted(embedded_pictures(data), key=len, reverse=True)[:MAX_SVG_PICTURES]
     if not pictures:
-        raise VectorSVGError("an SVG with no embedded picture (data: URI): its vector "
-                                    "drawing is not judged")
+        raise VectorSVGError("an SVG with no embedded picture (data: URI): its vector drawing "
+                             "is not judged")
     return pictures
