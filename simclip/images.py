@@ -61,7 +61,7 @@ from .truncation import (
     check_data_covers,
     jpeg_cut_in_header,
     paints_nothing,
-    truncated_gif_frame,
+    truncated_frame,
     truncation_repairs,
     webp_animation_repaired,
 )
@@ -326,16 +326,16 @@ def _open_loaded(data: bytes, max_pixels: int) -> tuple[Image.Image, bool]:
         raise ImageTooLargeError("image is too large to decode in memory") from e
     except _DECODE_ERRORS as e:
         error = e
-    if img.format == "GIF":
+    if img.format in ("GIF", "BMP"):
         try:
-            frame = truncated_gif_frame(lambda: _open(data))
+            frame = truncated_frame(lambda: _open(data))
         except (ImageError, *_DECODE_ERRORS, MemoryError):
             frame = None
         if frame is None:
             raise CorruptImageError(
-                f"GIF data is truncated before its first pixels: nothing to show ({error})"
+                f"{img.format} data is truncated before its first pixels: nothing to show ({error})"
             ) from error
-        frame.format = "GIF"
+        frame.format = img.format
         return frame, False
     for repaired in truncation_repairs(data, img.format):
         fixed = _decoded_or_none(repaired)

@@ -1,4 +1,4 @@
-"""Truncated and damaged JPEG and PNG data, painted as far as it goes, as browsers paint it.
+"""Truncated and damaged JPEG, PNG, GIF and BMP data, painted as far as it goes, as browsers do.
 
 Browsers paint a picture whose download was cut short row by row as far as its data goes;
 a meme judged on less than that is a meme shown unjudged. This module decides, per image and
@@ -7,8 +7,8 @@ without Pillow's global LOAD_TRUNCATED_IMAGES (threads would see each other's se
 - before decoding, whether the bytes can hold the canvas the header declares at all
   (`check_data_covers`: a 1 KB file claiming 40 MP is refused, not painted as an empty canvas);
 - after a failed decode, the repaired byte strings to try (`truncation_repairs`: a JPEG with its
-  end marker supplied, a PNG rebuilt from the scanlines that inflate), or for a GIF cut inside
-  its first frame, the rows that arrived (`truncated_gif_frame`);
+  end marker supplied, a PNG rebuilt from the scanlines that inflate), or for a GIF or BMP cut
+  inside its first frame, the pixels that arrived (`truncated_frame`);
 - whether a repaired decode shows anything at all (`paints_nothing`).
 
 `simclip.images` calls these; measured browser behaviour is in docs/api.md, "Truncated data".
@@ -150,22 +150,46 @@ def _gif_coverable_share(data: bytes) -> float | None:
     return max(0, len(data) - start) * 8 / _GIF_MIN_CODE_BITS * _GIF_MAX_CODE_PIXELS / (width * height)
 
 
+_BMP_UNCOMPRESSED = (0, 3, 6)  # BI_RGB, BI_BITFIELDS, BI_ALPHABITFIELDS: rows stored as they are
+
+
+def _bmp_rows(data: bytes) -> tuple[int, int] | None:
+    """(rows whose bytes arrived, rows declared) of an uncompressed BMP; None for a compressed
+    one (RLE, embedded JPEG or PNG), a malformed header, or not a BMP."""
+    if len(data) < 30 or data[:2] != b"BM":
+        return None
+    offset, header = struct.unpack_from("<II", data, 10)
+    if header == 12:  # OS/2 BITMAPCOREHEADER: 16-bit sizes, never compressed
+        width, height, _, bits = struct.unpack_from("<HHHH", data, 18)
+        compression = 0
+    elif header >= 40 and len(data) >= 34:
+        width, height, _, bits, compression = struct.unpack_from("<iiHHI", data, 18)
+    else:
+        return None
+    if compression not in _BMP_UNCOMPRESSED or width <= 0 or height == 0 or bits not in (1, 2, 4, 8, 16, 24, 32):
+        return None
+    stride = (width * bits + 31) // 32 * 4  # rows are padded to 4 bytes
+    return min(abs(height), max(0, len(data) - offset) // stride), abs(height)
+
+
 def check_data_covers(data: bytes, fmt: str | None, width: int, height: int) -> None:
-    """Refuse a PNG, JPEG or GIF whose bytes cannot hold the canvas its header declares.
+    """Refuse a PNG, JPEG, GIF or BMP whose bytes cannot hold the canvas its header declares.
 
     A PNG's IDAT bytes inflate to at most 1032 times their size (deflate's best ratio), a
     Huffman-coded JPEG spends at least one bit on every 8x8 block, and a GIF's LZW codes are at
     least 3 bits and stand for at most 4096 pixels each (its first frame, not its canvas, is
     checked: an animation's frames may be smaller); a file whose bytes fall short of the
     declared canvas by these bounds is truncated beyond doubt, and what a browser would paint
-    of it is a sliver of an empty canvas. Over COVER_CHECK_MIN_PIXELS (1 MP) such a file is
-    refused before any pixel is decoded (a 1 KB PNG claiming 6324x6324 16-bit RGBA, an 824-byte
-    progressive JPEG claiming 40 MP, a 2 KB GIF claiming 16384x2441); smaller canvases decode
-    as far as they go.
+    of it is a sliver of an empty canvas. An uncompressed BMP stores its rows as they are: one
+    with fewer than MIN_PAINTED_ROWS rows' bytes is such a sliver. Over COVER_CHECK_MIN_PIXELS
+    (1 MP) such a file is refused before any pixel is decoded (a 1 KB PNG claiming 6324x6324
+    16-bit RGBA, an 824-byte progressive JPEG claiming 40 MP, a 2 KB GIF claiming 16384x2441, a
+    BMP header claiming 8000x5000 with a few rows behind it); smaller canvases decode as far as
+    they go.
 
     Args:
         data: the file's bytes.
-        fmt: its format as Pillow names it ('PNG', 'JPEG', 'GIF'; others are not checked).
+        fmt: its format as Pillow names it ('PNG', 'JPEG', 'GIF', 'BMP'; others are not checked).
         width, height: the canvas the header declares, in pixels.
 
     Raises:
@@ -182,6 +206,12 @@ def check_data_covers(data: bytes, fmt: str | None, width: int, height: int) -> 
         share = _jpeg_coverable_share(data, width, height)
     elif fmt == "GIF":
         share = _gif_coverable_share(data)
+    elif fmt == "BMP":
+        rows = _bmp_rows(data)
+        if rows is not None and rows[0] < min(MIN_PAINTED_ROWS, rows[1]):
+            raise ImageDataTooShortError(
+                f"the BMP declares {width}x{height} px, but its {len(data):,} bytes hold {rows[0]} of its "
+                f"rows: truncated beyond what a viewer would see")
     if share is not None and share < 1.0:
         raise ImageDataTooShortError(
             f"the {fmt} declares {width}x{height} px, but its {len(data):,} bytes can hold at "
@@ -305,24 +335,26 @@ def webp_animation_repaired(data: bytes) -> bytes | None:
     return b"RIFF" + struct.pack("<I", end - 8) + data[8:end]
 
 
-def truncated_gif_frame(open_image: Callable[[], Image.Image]) -> Image.Image | None:
-    """The first frame of a GIF whose data stops inside it, as Chromium 156 and Firefox 153
-    paint it (measured 2026-12-04): the pixels that arrived; below them, nothing (transparent)
-    in a sequential GIF, and in an interlaced one each missing row painted as the nearest row
-    above that arrived (the passes so far, spread over the frame: browsers show the whole
-    picture at a lower vertical resolution). An RGBA image, or None when no pixel arrived.
+def truncated_frame(open_image: Callable[[], Image.Image]) -> Image.Image | None:
+    """The first frame of a GIF or BMP whose data stops inside it, as Chromium 156 and Firefox
+    153 paint it (measured 2026-12-04 and 2026-12-05): the pixels that arrived; elsewhere,
+    nothing (transparent: below them in a sequential GIF, above them in a bottom-up BMP), and in
+    an interlaced GIF each missing row painted as the nearest row above that arrived (the
+    passes so far, spread over the frame: browsers show the whole picture at a lower vertical
+    resolution). An RGBA image, or None when no pixel arrived.
 
-    Which pixels arrived is told by decoding twice, into a frame filled with palette index 0
-    and then 255: a pixel the decoder wrote is the same in both. `open_image()` opens the GIF
-    afresh (header only) each time.
+    Which pixels arrived is told by decoding twice, into a frame filled with 0 and then 255 (a
+    palette index, a grey level, or every band): a pixel the decoder wrote is the same in both.
+    `open_image()` opens the picture afresh (header only) each time.
     """
     frames = []
     for fill in (0, 255):
         img = open_image()
-        interlaced = bool(img.tile and len(img.tile[0].args) > 1 and img.tile[0].args[1])
-        img.load_prepare()  # the GIF's own: the frame, its mode and palette
-        img.im.paste(fill, (0, 0, *img.size))
-        # load() would prepare again, refilling the frame with its transparent index and
+        interlaced = img.format == "GIF" and bool(img.tile and len(img.tile[0].args) > 1 and img.tile[0].args[1])
+        img.load_prepare()  # the format's own: the frame, its mode and palette
+        bands = img.im.bands
+        img.im.paste(fill if bands == 1 else (fill,) * bands, (0, 0, *img.size))
+        # load() would prepare again, refilling a GIF's frame with its transparent index and
         # dropping the palette it just set: the second time, only the base step runs
         img.load_prepare = functools.partial(ImageFile.ImageFile.load_prepare, img)
         try:
@@ -332,7 +364,9 @@ def truncated_gif_frame(open_image: Callable[[], Image.Image]) -> Image.Image | 
         frames.append(img)
     first, second = (np.asarray(f) for f in frames)
     arrived = first == second
-    if first.ndim != 2 or not arrived.any():
+    if arrived.ndim == 3:
+        arrived = arrived.all(axis=2)
+    if first.ndim not in (2, 3) or not arrived.any():
         return None
     rgba = np.array(frames[0].convert("RGBA"))
     rows = arrived.all(axis=1)

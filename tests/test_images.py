@@ -417,6 +417,7 @@ CORRUPT_OUTCOMES = {  # tests/data/corrupt/README.md: Pillow's own test files, a
     "pngtest_bad.png.bin": "unsupported_format",
     "truncated_end_chunk.png": None,  # decoded
     "truncated_jpeg.jpg": None,
+    "shortfile.bmp": None,  # the rows that arrived, as both browsers paint them
     "decompression_bomb.gif": "image_too_large",
     "decompression_bomb_extents.gif": None,
     "hopper.heif": "unsupported_format",
@@ -467,7 +468,7 @@ def _mutations(data, seed, count=40):
         yield bytes(out)
 
 
-@pytest.mark.parametrize("fmt", ["WEBP", "GIF", "PNG", "JPEG", "AVIF"])
+@pytest.mark.parametrize("fmt", ["WEBP", "GIF", "PNG", "JPEG", "AVIF", "BMP"])
 def test_mutated_files_of_each_format_give_a_picture_or_a_typed_error(fmt):
     from simclip import decode_picture
 
@@ -525,6 +526,21 @@ def test_a_tiny_gif_claiming_40_mp_is_refused_but_the_whole_file_and_a_small_fra
     small = _encode(frames[0], "GIF", save_all=True, append_images=frames[1:])
     big_canvas = small[:6] + struct.pack("<HH", 2000, 2000) + small[10:]  # the frames stay 8x8
     assert decode_image(big_canvas).size == (2000, 2000)
+
+
+def test_a_bmp_claiming_40_mp_with_a_few_rows_is_refused_but_32_rows_are_painted(monkeypatch):
+    """An uncompressed BMP stores its rows as they are: 8000x5000 with 31 rows behind its header
+    is a sliver (refused before decoding), with 32 rows it is painted as far as it goes."""
+    from simclip import ImageDataTooShortError
+
+    data = _encode(Image.new("L", (8000, 5000), 200), "BMP")
+    offset = struct.unpack_from("<I", data, 10)[0]
+    with monkeypatch.context() as m:
+        m.setattr(images_module, "_load", lambda img: pytest.fail("decoded"))
+        with pytest.raises(ImageDataTooShortError):
+            decode_image(data[:offset + 31 * 8000])
+    img = decode_image(data[:offset + 32 * 8000])  # bottom-up: the last 32 rows arrived
+    assert img.size == (8000, 5000) and img.getpixel((0, 4999)) != img.getpixel((0, 0))
 
 
 def test_a_small_truncated_png_is_still_painted_as_far_as_it_goes():

@@ -8,6 +8,7 @@ a tall meme) or refuses a picture that browsers show.
 """
 
 import io
+import struct
 
 import pytest
 import torch
@@ -271,6 +272,38 @@ def test_a_gif_cut_before_its_first_pixel_is_refused_and_an_animation_cut_in_its
     animation = encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100)
     first = decode_image(animation[:len(animation) // 4])
     assert first.size == meme.size
+
+
+def _top_down(bmp):
+    """An uncompressed BMP stored top-down (negative height), as some encoders write it."""
+    offset, (width, height, _, bits) = struct.unpack_from("<I", bmp, 10)[0], struct.unpack_from("<iiHH", bmp, 18)
+    stride = (width * bits + 31) // 32 * 4
+    rows = [bmp[offset + i * stride:offset + (i + 1) * stride] for i in range(height)]
+    return bmp[:22] + struct.pack("<i", -height) + bmp[26:offset] + b"".join(reversed(rows))
+
+
+@pytest.mark.parametrize("mode", ["RGB", "P", "L", "1"])
+@pytest.mark.parametrize("order", ["bottom-up", "top-down"])
+def test_a_bmp_cut_short_shows_the_rows_that_arrived_and_nothing_else(memes, mode, order):
+    """Chromium 156 and Firefox 153 paint an uncompressed BMP cut at 99% to 10% of its bytes as
+    the rows that arrived (its bottom rows when stored bottom-up, as most BMPs are) and nothing
+    elsewhere (Chromium transparent, Firefox black), measured 2026-12-05; the server refused it
+    (422), so the extension showed it unchecked."""
+    meme = memes[1]
+    data = encode(meme.convert(mode), "BMP")
+    data = _top_down(data) if order == "top-down" else data
+    full = decode_image(data)
+    offset = struct.unpack_from("<I", data, 10)[0]
+    arrived = (len(data) // 2 - offset) * meme.height // (len(data) - offset)
+    img = decode_image(data[:len(data) // 2])
+    box = (0, meme.height - arrived, meme.width, meme.height) if order == "bottom-up" else (0, 0, meme.width, arrived)
+    missing = (0, 0, meme.width, meme.height - arrived - 1) if order == "bottom-up" \
+        else (0, arrived + 1, meme.width, meme.height)
+    assert img.size == meme.size and mean_diff(img.crop(box), full.crop(box)) == 0
+    assert max(hi - lo for lo, hi in img.crop(missing).getextrema()) == 0  # blank: nothing arrived there
+    with pytest.raises(CorruptImageError):
+        decode_image(data[:offset + 2])  # not one row arrived
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is False
 
 
 def test_an_animated_webp_cut_short_is_the_frames_that_arrived(memes):
