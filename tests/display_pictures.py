@@ -6,7 +6,8 @@ in both browsers.
 Each picture is painted `FOLLOWED` by a browser that follows its rule and `OTHERWISE` by one that
 does not (measured 2026-12-04 in headless Chromium 156 and Firefox ESR 153; the colours as an
 8-bit canvas reads them back, within a few levels). exif-last-entry is told by the size instead:
-a picture stored 2:1 is painted 1:2 where the rule is followed.
+a picture stored 2:1 is painted 1:2 where the rule is followed. `adam7_png` writes the
+interlaced PNGs browsers paint pass by pass.
 """
 
 import io
@@ -138,3 +139,26 @@ def rule_picture(rule, size=(4, 4), label=""):
 def close(colour, expected, tolerance=COLOUR_TOLERANCE):
     """Whether two RGB colours are within `tolerance` levels in every channel."""
     return all(abs(int(a) - int(b)) <= tolerance for a, b in zip(colour, expected))
+
+
+_PNG_COLOUR_TYPES = {"L": (0, 8), "I;16": (0, 16), "RGB": (2, 8), "P": (3, 8), "LA": (4, 8), "RGBA": (6, 8)}
+
+
+def adam7_png(img):
+    """An interlaced (Adam7) PNG of `img` (Pillow writes only non-interlaced PNGs): modes L,
+    I;16 (16-bit grey), RGB, P (with its palette), LA and RGBA."""
+    colour_type, depth = _PNG_COLOUR_TYPES[img.mode]
+    pixels = np.asarray(img).astype(">u2") if depth == 16 else np.asarray(img)
+    raw = bytearray()
+    for x0, y0, dx, dy in ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4),
+                           (1, 0, 2, 2), (0, 1, 1, 2)):
+        for row in pixels[y0::dy, x0::dx]:
+            raw += b"\0" + row.tobytes() if row.size else b""
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(
+            ">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+    ihdr = struct.pack(">IIBBBBB", img.width, img.height, depth, colour_type, 0, 0, 1)
+    palette = chunk(b"PLTE", bytes(img.getpalette()[:768])) if img.mode == "P" else b""
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + palette + chunk(b"IDAT", zlib.compress(bytes(raw)))
+            + chunk(b"IEND", b""))

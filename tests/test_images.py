@@ -7,9 +7,11 @@ import struct
 import time
 import zlib
 
+import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFile, ImageFont, ImageStat
 
+from display_pictures import adam7_png
 from simclip import (
     MAX_IMAGE_PIXELS,
     CorruptImageError,
@@ -341,29 +343,28 @@ def test_truncated_jpeg_decodes_what_arrived_without_the_global_flag():
     assert ImageFile.LOAD_TRUNCATED_IMAGES is False
 
 
-def _adam7_png(img):
-    """An interlaced (Adam7) 8-bit RGB PNG of `img`; Pillow writes only progressive-free PNGs."""
-    raw = bytearray()
-    for x0, y0, dx, dy in ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4),
-                           (1, 0, 2, 2), (0, 1, 1, 2)):
-        for y in range(y0, img.height, dy):
-            raw += b"\0" + b"".join(bytes(img.getpixel((x, y))) for x in range(x0, img.width, dx))
-
-    def chunk(kind, body):
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(
-            ">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
-    ihdr = struct.pack(">IIBBBBB", img.width, img.height, 8, 2, 0, 0, 1)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(bytes(raw)))
-            + chunk(b"IEND", b""))
-
-
 def test_truncated_interlaced_png_decodes_its_early_passes():
     src = _gradient((64, 48))
-    data = _adam7_png(src)
+    data = adam7_png(src)
     assert Image.open(io.BytesIO(data)).info.get("interlace") == 1
     assert decode_image(data).tobytes() == src.tobytes()
     img = decode_image(data[:len(data) * 3 // 4])  # the last pass (every odd row) is cut
     assert img.size == src.size and img.getpixel((0, 0)) == src.getpixel((0, 0))
+
+
+@pytest.mark.parametrize("mode", ["L", "I;16", "RGB", "P", "LA", "RGBA"])
+def test_a_truncated_interlaced_png_of_each_colour_type_spreads_its_passes(mode):
+    src = _gradient((64, 48)).convert("RGBA" if mode in ("LA", "RGBA") else "RGB")
+    if mode == "I;16":  # 16-bit levels over the whole range
+        src = Image.frombytes("I;16", src.size, (np.asarray(src.convert("L"), "<u2") * 257).tobytes())
+    else:
+        src = src.convert(mode)
+    data = adam7_png(src)
+    assert Image.open(io.BytesIO(data)).info.get("interlace") == 1
+    whole = decode_image(data)
+    img = decode_image(data[:len(data) // 2])
+    assert img.size == whole.size and img.getpixel((0, 0)) == whole.getpixel((0, 0))
+    assert all(img.crop((0, y, 64, y + 1)).getbbox() for y in range(48))  # no row left black
 
 
 def test_truncated_png_repair_is_bounded_by_the_header_size():
