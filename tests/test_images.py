@@ -414,7 +414,7 @@ def test_an_mpo_jpeg_gives_its_first_picture_only():
 CORRUPT_DIR = __import__("pathlib").Path(__file__).parent / "data" / "corrupt"
 CORRUPT_OUTCOMES = {  # tests/data/corrupt/README.md: Pillow's own test files, and AVIFs made from one
     "broken.png": "unsupported_format",
-    "broken_data_stream.png": "corrupt_image",
+    "broken_data_stream.png": None,  # the rows before the damage: Chromium paints them
     "pngtest_bad.png.bin": "unsupported_format",
     "truncated_end_chunk.png": None,  # decoded
     "truncated_jpeg.jpg": None,

@@ -290,6 +290,30 @@ def test_an_interlaced_png_cut_short_is_its_passes_spread_over_the_picture(memes
     assert all(img.crop((0, y, meme.width, y + 1)).getbbox() for y in range(meme.height))  # no row left black
 
 
+@pytest.mark.parametrize("interlaced", [False, True], ids=["sequential", "interlaced"])
+@pytest.mark.parametrize("zero", [False, True], ids=["flipped", "zeroed"])
+def test_a_png_damaged_in_its_image_data_shows_the_rows_before_the_damage(memes, interlaced, zero):
+    """Chromium 156 paints a PNG whose image data is damaged at 30% (four bytes flipped, or 64
+    zeroed; its IDAT then fails its CRC) as the rows before the damage (measured 2026-12-05;
+    Firefox 153 shows it broken). The damaged stream inflated into garbage scanlines without a
+    zlib error, and Pillow refused the repair (a filter type over 4): 422, shown unchecked."""
+    meme = memes[1]
+    data = adam7_png(meme) if interlaced else encode(meme, "PNG")
+    out, at = bytearray(data), len(data) * 3 // 10
+    if zero:
+        out[at:at + 64] = bytes(64)
+    else:
+        for k in range(4):
+            out[at + 7 * k] ^= 0x55
+    whole, img = decode_image(data), decode_image(bytes(out))
+    assert img.size == meme.size
+    if interlaced:  # the passes before the damage, spread over the picture
+        assert mean_diff(img, whole) < 16
+    else:
+        top = (0, 0, meme.width, meme.height // 5)
+        assert mean_diff(img.crop(top), whole.crop(top)) == 0
+
+
 def _top_down(bmp):
     """An uncompressed BMP stored top-down (negative height), as some encoders write it."""
     offset, (width, height, _, bits) = struct.unpack_from("<I", bmp, 10)[0], struct.unpack_from("<iiHH", bmp, 18)

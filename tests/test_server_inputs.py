@@ -288,7 +288,7 @@ def test_a_bomb_gets_its_typed_code_from_the_container_headers(corpus_server, na
 
 
 @pytest.mark.parametrize("name", ["hopper-no-pitm.avif", "hopper-no-iloc.avif", "hopper.heif",
-                                  "broken_data_stream.png"])
+                                  "broken.png"])
 def test_a_real_corrupt_file_is_never_a_500(corpus_server, name):
     from pathlib import Path
 

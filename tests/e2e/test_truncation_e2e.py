@@ -1,17 +1,17 @@
-"""A picture cut short is judged as the browser paints it (issue 17, item 4: the picture judged is
-the picture shown), in headless Chromium and Firefox, without the extension.
+"""A picture cut short or damaged is judged as the browser paints it (issue 17, item 4: the
+picture judged is the picture shown), in headless Chromium and Firefox, without the extension.
 
 A download cut short (a flaky network, a CDN that drops the connection, a site serving a partial
-file) is still painted by browsers, as far as its data goes; a meme the server refuses is shown
-unchecked, and one it decodes otherwise (black rows where the browser spreads an interlaced
-picture's passes) is judged on another picture. Each format a meme comes in (baseline and
-progressive JPEG, PNG and interlaced PNG, GIF and interlaced GIF, lossy and lossless WebP, BMP,
-AVIF where Pillow has it) is cut at 99% to 10% of its bytes and shown on a page; the page's
-canvas reads back what the browser painted. For every cut that shows at least a quarter of the
-meme, the server's decoding (`simclip.decode_image`) must show as much of it, within 5 points
-in Chromium. A cut the browser paints nothing of may be refused or judged. Firefox spreads an interlaced
-picture's passes otherwise than Chromium (whose way the server follows), so its slack is 10
-points.
+file) or damaged on the way is still painted by browsers, as far as its data goes; a meme the
+server refuses is shown unchecked, and one it decodes otherwise (black rows where the browser
+spreads an interlaced picture's passes) is judged on another picture. Each form a meme comes in
+(baseline and progressive JPEG, PNG and interlaced PNG, GIF and interlaced GIF, lossy and
+lossless WebP, BMP, AVIF where Pillow has it) is cut at 99% to 10% of its bytes, and some are
+damaged in the middle (DAMAGED); each is shown on a page, and the page's canvas reads back what
+the browser painted. For every picture that shows at least a quarter of the meme, the server's
+decoding (`simclip.decode_image`) must show as much of it, within 5 points in Chromium; one the
+browser shows less of may be refused or judged. Firefox spreads an interlaced picture's passes
+otherwise than Chromium (whose way the server follows), so its slack is 10 points.
 
 "Shows" is measured against the browser's own painting of the whole file: the share of pixels
 within 24 levels of it in every channel (a fill, grey or black or transparent, is not the meme).
@@ -35,6 +35,11 @@ from simclip import ImageError, decode_image
 from simclip.images import list_image_formats
 
 CUTS = (1.0, 0.99, 0.9, 0.5, 0.25, 0.1)
+# Damaged in the middle instead (64 bytes zeroed at 30%, four bytes flipped at 60%): the formats
+# the server paints as Chromium does. Left out: a damaged WebP or AVIF, which Chromium paints up
+# to the damage and the server refuses (Firefox shows them broken), and a GIF with flipped bits,
+# which Firefox decodes past the bad codes (Chromium and the server stop there).
+DAMAGED = ("jpeg", "jpeg-progressive", "png", "png-interlaced", "bmp", "bmp-palette")
 SHOWN_SHARE = 0.25  # a cut that shows less of the meme than this may be refused
 # The server spreads an interlaced picture's passes as Chromium does (to the level); Firefox
 # spreads them its own way, and its coarse picture matches the whole one up to 6 points more.
@@ -82,8 +87,8 @@ READ_JS = """(async () => {
 
 @pytest.fixture(scope="module")
 def cut_pictures(harmeme_val_dir):
-    """name -> (MIME type, bytes): two real memes (about 400 px wide) in every format, whole and
-    cut at each of CUTS."""
+    """name -> (MIME type, bytes): two real memes (400 px wide) in every format, whole and cut at
+    each of CUTS, and damaged where DAMAGED."""
     paths = sorted((harmeme_val_dir / "images").glob("*.png"))[1:60:40]
     formats = [f for f in ENCODERS if f != "avif" or "AVIF" in list_image_formats()]
     pictures = {}
@@ -95,7 +100,21 @@ def cut_pictures(harmeme_val_dir):
             data = encode(meme)
             for cut in CUTS:
                 pictures[f"{i}-{fmt}-{cut}"] = (mime, data[:int(len(data) * cut)])
+            if fmt in DAMAGED:
+                pictures[f"{i}-{fmt}-zeroed"] = (mime, _damaged(data, 0.3, zero=True))
+                pictures[f"{i}-{fmt}-flipped"] = (mime, _damaged(data, 0.6, zero=False))
     return pictures
+
+
+def _damaged(data, where, zero):
+    """`data` with 64 bytes zeroed, or four bytes flipped, from `where` of the way in."""
+    out, at = bytearray(data), int(len(data) * where)
+    if zero:
+        out[at:at + 64] = bytes(64)
+    else:
+        for k in range(4):
+            out[at + 7 * k] ^= 0x55
+    return bytes(out)
 
 
 @pytest.fixture(scope="module")
