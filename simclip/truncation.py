@@ -78,6 +78,38 @@ def _jpeg_scan_start(data: bytes) -> int | None:
     return _jpeg_segments(data)[0]
 
 
+# Markers libjpeg takes after the first scan: DHT, DAC, SOS, DQT, DNL, DRI, APPn, COM (and the
+# standalone RSTn and TEM); anything else there is damage, which it stops at with an error
+_JPEG_BETWEEN_SCANS = frozenset((0xC4, 0xCC, 0xDA, 0xDB, 0xDC, 0xDD, *range(0xE0, 0xF0), 0xFE))
+
+
+def _jpeg_damage_at(data: bytes) -> int | None:
+    """Where a JPEG's coded data holds a marker no JPEG has there (a bit flipped into 0xFF
+    makes one: FF A0), or None. libjpeg stops the picture with an error at it, so Pillow
+    refuses the whole file, while browsers paint what was decoded before it (the whole picture
+    at a coarser scan for a progressive JPEG; Chromium 156 and Firefox 153, measured
+    2026-12-05)."""
+    scan = _jpeg_scan_start(data)
+    if scan is None or scan > len(data):
+        return None
+    i, n = scan, len(data)
+    while True:
+        i = data.find(b"\xff", i)
+        if i < 0 or i + 1 >= n:
+            return None
+        marker = data[i + 1]
+        if marker in (0x00, 0xFF, 0x01) or 0xD0 <= marker <= 0xD7:  # stuffed byte, fill, TEM, RSTn
+            i += 1 if marker == 0xFF else 2
+            continue
+        if marker == 0xD9:  # end of image
+            return None
+        if marker not in _JPEG_BETWEEN_SCANS:
+            return i
+        if i + 4 > n:
+            return None
+        i += 2 + int.from_bytes(data[i + 2:i + 4], "big")  # the segment; a scan's data follows SOS
+
+
 def jpeg_cut_in_header(data: bytes) -> bool:
     """True for a JPEG whose data ends inside its marker segments, before its first scan."""
     scan = _jpeg_scan_start(data)
@@ -365,9 +397,13 @@ def truncation_repairs(data: bytes, fmt: str | None) -> Iterator[bytes]:
 
     JPEG: the end-of-image marker is appended (what Pillow's LOAD_TRUNCATED_IMAGES does inside
     its reader), so libjpeg fills what never arrived with grey; when the cut fell inside a
-    marker segment between progressive scans, the segment is dropped first.
+    marker segment between progressive scans, the segment is dropped first; a JPEG damaged by a
+    marker where none can be (`_jpeg_damage_at`) is first cut there.
     """
     if fmt in ("JPEG", "MPO"):
+        damage = _jpeg_damage_at(data)
+        if damage is not None:
+            yield data[:damage] + b"\xff\xd9"
         yield data + b"\xff\xd9"
         last = data.rfind(b"\xff", 0, len(data) - 1)
         while last > 2 and (data[last + 1] == 0 or 0xD0 <= data[last + 1] <= 0xD7

@@ -314,6 +314,27 @@ def test_a_png_damaged_in_its_image_data_shows_the_rows_before_the_damage(memes,
         assert mean_diff(img.crop(top), whole.crop(top)) == 0
 
 
+@pytest.mark.parametrize("progressive", [False, True], ids=["baseline", "progressive"])
+def test_a_jpeg_with_a_bit_flipped_into_a_marker_shows_what_came_before_it(memes, progressive):
+    """One bit flipped in a JPEG's coded data can make a marker no JPEG has there (7F -> FF
+    before A0): libjpeg stops with an error and Pillow refused the file (422), while Chromium
+    156 and Firefox 153 paint what was decoded before it: all of a progressive meme at a coarser
+    scan, the top rows of a baseline one (measured 2026-12-05)."""
+    meme = memes[1]
+    data = encode(meme, "JPEG", quality=85, progressive=progressive)
+    at = len(data) * 6 // 10
+    while not (data[at - 1] != 0xFF and data[at + 1] not in (0x00, 0xFF) and not 0xC0 <= data[at + 1] <= 0xFE):
+        at += 1  # a byte whose flip to FF makes a marker no JPEG has (not a stuffed zero, RSTn or a segment)
+    damaged = data[:at] + b"\xff" + data[at + 1:]
+    whole, img = decode_image(data), decode_image(damaged)
+    assert img.size == meme.size
+    if progressive:
+        assert mean_diff(img, whole) < 8
+    else:
+        top = (0, 0, meme.width, meme.height // 3)
+        assert mean_diff(img.crop(top), whole.crop(top)) < 2
+
+
 def _top_down(bmp):
     """An uncompressed BMP stored top-down (negative height), as some encoders write it."""
     offset, (width, height, _, bits) = struct.unpack_from("<I", bmp, 10)[0], struct.unpack_from("<iiHH", bmp, 18)

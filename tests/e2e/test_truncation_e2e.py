@@ -13,8 +13,9 @@ decoding (`simclip.decode_image`) must show as much of it, within 5 points in Ch
 browser shows less of may be refused or judged. Firefox spreads an interlaced picture's passes
 otherwise than Chromium (whose way the server follows), so its slack is 10 points.
 
-"Shows" is measured against the browser's own painting of the whole file: the share of pixels
-within 24 levels of it in every channel (a fill, grey or black or transparent, is not the meme).
+"Shows" is measured against the browser's own painting of the whole file: the share of its
+pixels within 24 levels of it in every channel, counted where a fill (black, grey, white or
+transparent, what decoders paint where no data arrived) cannot pass for the meme.
 """
 
 import base64
@@ -130,10 +131,16 @@ def _pixels(data_url):
     return np.asarray(Image.open(io.BytesIO(base64.b64decode(data_url.split(",", 1)[1]))).convert("RGBA"), dtype=int)
 
 
+FILLS = np.array([(0, 0, 0), (128, 128, 128), (255, 255, 255)])  # what decoders paint where no data arrived
+
+
 def _shown_share(rgba, whole):
-    """Share of pixels painted opaque and within LEVELS of the whole picture in every channel."""
-    same = (np.abs(rgba[..., :3] - whole[..., :3]) <= LEVELS).all(axis=2) & (rgba[..., 3] == 255)
-    return float(same.mean())
+    """Share of the whole picture's pixels painted opaque and within LEVELS of it in every
+    channel, over the pixels that a fill could not match (not near black, grey or white)."""
+    near = lambda a, colour: (np.abs(a[..., :3] - colour) <= LEVELS).all(axis=2)  # noqa: E731
+    meme = ~np.any([near(whole, fill) for fill in FILLS], axis=0)
+    same = near(rgba, whole[..., :3]) & (rgba[..., 3] == 255)
+    return float(same[meme].mean())
 
 
 def check_judged_as_painted(cut_pictures, painted, slack):
