@@ -61,7 +61,8 @@ from .truncation import (
     check_data_covers,
     jpeg_cut_in_header,
     paints_nothing,
-    truncated_frame,
+    truncated_bmp,
+    truncated_gif_frame,
     truncation_repairs,
     webp_animation_repaired,
 )
@@ -328,17 +329,19 @@ def _open_loaded(data: bytes, max_pixels: int) -> tuple[Image.Image, bool]:
         error = e
     if img.format in ("GIF", "BMP"):
         try:
-            frame = truncated_frame(lambda: _open(data))
+            frame = truncated_gif_frame(lambda: _open(data)) if img.format == "GIF" else \
+                truncated_bmp(data, lambda: _open(data))
         except (ImageError, *_DECODE_ERRORS, MemoryError):
             frame = None
-        if frame is None:
+        if frame is not None:
+            frame.format = img.format
+            return frame, False
+        if img.format == "GIF":
             raise CorruptImageError(
-                f"{img.format} data is truncated before its first pixels: nothing to show ({error})"
+                f"GIF data is truncated before its first pixels: nothing to show ({error})"
             ) from error
-        frame.format = img.format
-        return frame, False
     for repaired in truncation_repairs(data, img.format):
-        fixed = _decoded_or_none(repaired)
+        fixed = repaired if isinstance(repaired, Image.Image) else _decoded_or_none(repaired)
         if fixed is None or fixed.size != img.size:
             continue
         if paints_nothing(fixed, data, _decoded_or_none):

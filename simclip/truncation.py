@@ -8,7 +8,7 @@ without Pillow's global LOAD_TRUNCATED_IMAGES (threads would see each other's se
   (`check_data_covers`: a 1 KB file claiming 40 MP is refused, not painted as an empty canvas);
 - after a failed decode, the repaired byte strings to try (`truncation_repairs`: a JPEG with its
   end marker supplied, a PNG rebuilt from the scanlines that inflate), or for a GIF or BMP cut
-  inside its first frame, the pixels that arrived (`truncated_frame`);
+  inside its first frame, the pixels that arrived (`truncated_gif_frame`, `truncated_bmp`);
 - whether a repaired decode shows anything at all (`paints_nothing`).
 
 `simclip.images` calls these; measured browser behaviour is in docs/api.md, "Truncated data".
@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import io
 import math
+import re
 import struct
 import zlib
 from collections.abc import Callable, Iterator
@@ -78,36 +79,43 @@ def _jpeg_scan_start(data: bytes) -> int | None:
     return _jpeg_segments(data)[0]
 
 
-# Markers libjpeg takes after the first scan: DHT, DAC, SOS, DQT, DNL, DRI, APPn, COM (and the
-# standalone RSTn and TEM); anything else there is damage, which it stops at with an error
+# Markers libjpeg takes after the first scan: DHT, DAC, SOS, DQT, DNL, DRI, APPn, COM; a marker
+# elsewhere in coded data is damage, which libjpeg stops at with an error
 _JPEG_BETWEEN_SCANS = frozenset((0xC4, 0xCC, 0xDA, 0xDB, 0xDC, 0xDD, *range(0xE0, 0xF0), 0xFE))
+_JPEG_MAX_SEGMENTS = 1000  # a real JPEG has tens after its first scan: past this, no search
+_JPEG_MARKER = re.compile(rb"\xff([^\x00\x01\xd0-\xd7\xff])")  # not a stuffed zero, TEM, RSTn or fill
 
 
 def _jpeg_damage_at(data: bytes) -> int | None:
-    """Where a JPEG's coded data holds a marker no JPEG has there (a bit flipped into 0xFF
-    makes one: FF A0), or None. libjpeg stops the picture with an error at it, so Pillow
-    refuses the whole file, while browsers paint what was decoded before it (the whole picture
-    at a coarser scan for a progressive JPEG; Chromium 156 and Firefox 153, measured
-    2026-12-05)."""
+    """Where a JPEG's coded data holds a marker no JPEG has there, or None. A bit flipped into
+    0xFF makes one (FF A0, or FF DB with a length that does not lead to the next marker):
+    libjpeg stops the picture with an error at it, so Pillow refuses the whole file, while
+    browsers paint what was decoded before it (the whole picture at a coarser scan for a
+    progressive JPEG; Chromium 156 and Firefox 153, measured 2026-12-05). One regex scan, linear
+    in the data whatever its bytes, over at most _JPEG_MAX_SEGMENTS marker segments."""
     scan = _jpeg_scan_start(data)
     if scan is None or scan > len(data):
         return None
-    i, n = scan, len(data)
-    while True:
-        i = data.find(b"\xff", i)
-        if i < 0 or i + 1 >= n:
-            return None
-        marker = data[i + 1]
-        if marker in (0x00, 0xFF, 0x01) or 0xD0 <= marker <= 0xD7:  # stuffed byte, fill, TEM, RSTn
-            i += 1 if marker == 0xFF else 2
-            continue
+    i, n, segments = scan, len(data), 0
+    while (found := _JPEG_MARKER.search(data, i)) is not None:
+        i, marker = found.start(), found.group(1)[0]
         if marker == 0xD9:  # end of image
             return None
         if marker not in _JPEG_BETWEEN_SCANS:
             return i
         if i + 4 > n:
             return None
-        i += 2 + int.from_bytes(data[i + 2:i + 4], "big")  # the segment; a scan's data follows SOS
+        end = i + 2 + int.from_bytes(data[i + 2:i + 4], "big")
+        if marker == 0xDA:  # SOS: 6 + 2 bytes a component, then the scan's coded data
+            components = data[i + 4] if i + 4 < n else 0
+            if not 1 <= components <= 4 or end - i - 2 != 6 + 2 * components:
+                return i
+        elif end >= n or data[end] != 0xFF:  # another segment is followed by a marker
+            return i
+        i, segments = end, segments + 1
+        if segments > _JPEG_MAX_SEGMENTS:
+            return None
+    return None
 
 
 def jpeg_cut_in_header(data: bytes) -> bool:
@@ -186,9 +194,9 @@ def _gif_coverable_share(data: bytes) -> float | None:
 _BMP_UNCOMPRESSED = (0, 3, 6)  # BI_RGB, BI_BITFIELDS, BI_ALPHABITFIELDS: rows stored as they are
 
 
-def _bmp_rows(data: bytes) -> tuple[int, int] | None:
-    """(rows whose bytes arrived, rows declared) of an uncompressed BMP; None for a compressed
-    one (RLE, embedded JPEG or PNG), a malformed header, or not a BMP."""
+def _bmp_rows(data: bytes) -> tuple[int, int, bool] | None:
+    """(rows whose bytes arrived, rows declared, stored top-down) of an uncompressed BMP; None
+    for a compressed one (RLE, embedded JPEG or PNG), a malformed header, or not a BMP."""
     if len(data) < 30 or data[:2] != b"BM":
         return None
     offset, header = struct.unpack_from("<II", data, 10)
@@ -202,7 +210,7 @@ def _bmp_rows(data: bytes) -> tuple[int, int] | None:
     if compression not in _BMP_UNCOMPRESSED or width <= 0 or height == 0 or bits not in (1, 2, 4, 8, 16, 24, 32):
         return None
     stride = (width * bits + 31) // 32 * 4  # rows are padded to 4 bytes
-    return min(abs(height), max(0, len(data) - offset) // stride), abs(height)
+    return min(abs(height), max(0, len(data) - offset) // stride), abs(height), height < 0
 
 
 def check_data_covers(data: bytes, fmt: str | None, width: int, height: int) -> None:
@@ -329,10 +337,11 @@ def _adam7_spread(img: Image.Image, rows: list[int]) -> Image.Image:
     return spread
 
 
-def _png_repaired(data: bytes) -> bytes | None:
+def _png_repaired(data: bytes) -> bytes | Image.Image | None:
     """A PNG cut short or damaged in its image data, rebuilt from the scanlines that inflate
-    (the rest zero: black, or transparent with alpha; in an interlaced PNG, the passes that
-    arrived spread over the picture, `_adam7_spread`); None when not one scanline does.
+    (the rest zero: black, or transparent with alpha), as PNG bytes; an interlaced one, as the
+    decoded picture with the passes that arrived spread over it (`_adam7_spread`); None when
+    not one scanline inflates.
 
     Chunks are read up to the first one that ends early or fails its CRC; that chunk's bytes
     still count, as browsers decode a chunk's data while it streams in. Only IHDR, PLTE and tRNS
@@ -388,26 +397,26 @@ def _png_repaired(data: bytes) -> bytes | None:
         with Image.open(io.BytesIO(repaired), formats=["PNG"]) as img:
             img.load()
             spread = _adam7_spread(img, _adam7_rows_arrived(width, height, channels * depth, arrived))
-        out = io.BytesIO()
-        spread.save(out, "PNG", compress_level=1)
     except (OSError, ValueError, SyntaxError):
         return repaired
-    return out.getvalue()
+    spread.format = "PNG"
+    return spread
 
 
-def truncation_repairs(data: bytes, fmt: str | None) -> Iterator[bytes]:
-    """Candidate byte strings that decode a truncated JPEG or PNG as far as its data goes.
+def truncation_repairs(data: bytes, fmt: str | None) -> Iterator[bytes | Image.Image]:
+    """Candidate byte strings that decode a truncated JPEG or PNG as far as its data goes (or,
+    for an interlaced PNG, the picture itself, already decoded).
 
     JPEG: the end-of-image marker is appended (what Pillow's LOAD_TRUNCATED_IMAGES does inside
     its reader), so libjpeg fills what never arrived with grey; when the cut fell inside a
     marker segment between progressive scans, the segment is dropped first; a JPEG damaged by a
-    marker where none can be (`_jpeg_damage_at`) is first cut there.
+    marker where none can be (`_jpeg_damage_at`) is then cut there.
     """
     if fmt in ("JPEG", "MPO"):
+        yield data + b"\xff\xd9"  # libjpeg skips some damage itself (to the next restart marker)
         damage = _jpeg_damage_at(data)
         if damage is not None:
             yield data[:damage] + b"\xff\xd9"
-        yield data + b"\xff\xd9"
         last = data.rfind(b"\xff", 0, len(data) - 1)
         while last > 2 and (data[last + 1] == 0 or 0xD0 <= data[last + 1] <= 0xD7
                             or data[last + 1] == 0xFF):
@@ -441,26 +450,24 @@ def webp_animation_repaired(data: bytes) -> bytes | None:
     return b"RIFF" + struct.pack("<I", end - 8) + data[8:end]
 
 
-def truncated_frame(open_image: Callable[[], Image.Image]) -> Image.Image | None:
-    """The first frame of a GIF or BMP whose data stops inside it, as Chromium 156 and Firefox
-    153 paint it (measured 2026-12-04 and 2026-12-05): the pixels that arrived; elsewhere,
-    nothing (transparent: below them in a sequential GIF, above them in a bottom-up BMP), and in
-    an interlaced GIF each missing row painted as the nearest row above that arrived (the
-    passes so far, spread over the frame: browsers show the whole picture at a lower vertical
-    resolution). An RGBA image, or None when no pixel arrived.
+def truncated_gif_frame(open_image: Callable[[], Image.Image]) -> Image.Image | None:
+    """The first frame of a GIF whose data stops inside it, as Chromium 156 and Firefox 153
+    paint it (measured 2026-12-04): the pixels that arrived; below them, nothing (transparent)
+    in a sequential GIF, and in an interlaced one each missing row painted as the nearest row
+    above that arrived (the passes so far, spread over the frame: browsers show the whole
+    picture at a lower vertical resolution). An RGBA image, or None when no pixel arrived.
 
-    Which pixels arrived is told by decoding twice, into a frame filled with 0 and then 255 (a
-    palette index, a grey level, or every band): a pixel the decoder wrote is the same in both.
-    `open_image()` opens the picture afresh (header only) each time.
+    Which pixels arrived is told by decoding twice, into a frame filled with palette index 0
+    and then 255: a pixel the decoder wrote is the same in both. `open_image()` opens the GIF
+    afresh (header only) each time.
     """
     frames = []
     for fill in (0, 255):
         img = open_image()
-        interlaced = img.format == "GIF" and bool(img.tile and len(img.tile[0].args) > 1 and img.tile[0].args[1])
-        img.load_prepare()  # the format's own: the frame, its mode and palette
-        bands = img.im.bands
-        img.im.paste(fill if bands == 1 else (fill,) * bands, (0, 0, *img.size))
-        # load() would prepare again, refilling a GIF's frame with its transparent index and
+        interlaced = bool(img.tile and len(img.tile[0].args) > 1 and img.tile[0].args[1])
+        img.load_prepare()  # the GIF's own: the frame, its mode and palette
+        img.im.paste(fill, (0, 0, *img.size))
+        # load() would prepare again, refilling the frame with its transparent index and
         # dropping the palette it just set: the second time, only the base step runs
         img.load_prepare = functools.partial(ImageFile.ImageFile.load_prepare, img)
         try:
@@ -470,9 +477,7 @@ def truncated_frame(open_image: Callable[[], Image.Image]) -> Image.Image | None
         frames.append(img)
     first, second = (np.asarray(f) for f in frames)
     arrived = first == second
-    if arrived.ndim == 3:
-        arrived = arrived.all(axis=2)
-    if first.ndim not in (2, 3) or not arrived.any():
+    if first.ndim != 2 or not arrived.any():
         return None
     rgba = np.array(frames[0].convert("RGBA"))
     rows = arrived.all(axis=1)
@@ -486,6 +491,30 @@ def truncated_frame(open_image: Callable[[], Image.Image]) -> Image.Image | None
                 arrived[y] = True
     rgba[~arrived, 3] = 0
     return Image.fromarray(rgba, "RGBA")
+
+
+def truncated_bmp(data: bytes, open_image: Callable[[], Image.Image]) -> Image.Image | None:
+    """An uncompressed BMP whose data stops early, as Chromium 156 and Firefox 153 paint it
+    (measured 2026-12-05): the rows that arrived (its bottom rows when stored bottom-up, as most
+    BMPs are, its top rows when top-down) and nothing elsewhere (transparent). An RGBA image, or
+    None when not one row arrived or the BMP is compressed (RLE: Pillow's decoder is Python, a
+    few bytes can claim a large canvas, and such a BMP stays refused). Decoded once: the rows
+    that arrived are read from the header (`_bmp_rows`), into a frame Pillow starts at zero.
+    `open_image()` opens the picture (header only)."""
+    rows = _bmp_rows(data)
+    if rows is None or rows[0] == 0:
+        return None
+    arrived, height, top_down = rows
+    img = open_image()
+    try:
+        img.load()
+    except (OSError, EOFError, ValueError):
+        img.tile = []
+    rgba = img.convert("RGBA")
+    if arrived < height:
+        missing = (0, arrived, rgba.width, height) if top_down else (0, 0, rgba.width, height - arrived)
+        rgba.paste((0, 0, 0, 0), missing)
+    return rgba
 
 
 def paints_nothing(fixed: Image.Image, data: bytes,

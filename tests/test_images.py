@@ -367,6 +367,35 @@ def test_a_truncated_interlaced_png_of_each_colour_type_spreads_its_passes(mode)
     assert all(img.crop((0, y, 64, y + 1)).getbbox() for y in range(48))  # no row left black
 
 
+def test_a_truncated_interlaced_png_keeps_colours_of_indices_past_its_palette():
+    """Indices past the end of PLTE paint black; the spread passes keep the picture's own
+    palette (a re-encode had packed it and shown them as a palette colour)."""
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    rows = [bytes(6 if x % 2 else 0 for x in range(16)) for _ in range(16)]
+    raw = b"".join(b"\0" + r[x0::dx] for x0, y0, dx, dy in ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4),
+                                                        (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+                   for r in rows[y0::dy])
+    data = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 16, 16, 8, 3, 0, 0, 1))
+            + chunk(b"PLTE", bytes([255, 0, 0, 0, 255, 0])) + chunk(b"IDAT", zlib.compress(raw, 0))
+            + chunk(b"IEND", b""))
+    whole, cut = decode_image(data), decode_image(data[:len(data) * 7 // 10])
+    assert whole.getpixel((1, 0)) == cut.getpixel((1, 0)) == (0, 0, 0)
+    assert whole.getpixel((0, 0)) == cut.getpixel((0, 0)) == (255, 0, 0)
+
+
+def test_a_truncated_rle_bmp_claiming_40_mp_is_refused_at_once():
+    """Pillow's RLE decoder is Python, and four bytes of runs can claim 8000x5000: a cut RLE BMP
+    stays refused (an uncompressed one is painted as far as it goes)."""
+    info = struct.pack("<IiiHHIIiiII", 40, 8000, 5000, 1, 8, 1, 4, 0, 0, 256, 0)
+    header = b"BM" + struct.pack("<IHHI", 14 + 40 + 1024 + 4, 0, 0, 14 + 40 + 1024)
+    data = header + info + bytes(1024) + bytes([255, 7, 0, 0])
+    t0 = time.perf_counter()
+    with pytest.raises(CorruptImageError):
+        decode_image(data)
+    assert time.perf_counter() - t0 < 1.0
+
+
 def test_truncated_png_repair_is_bounded_by_the_header_size():
     # a zlib bomb behind a 10x10 header inflates only to what 10x10 needs
     ihdr = struct.pack(">IIBBBBB", 10, 10, 8, 2, 0, 0, 0)

@@ -335,6 +335,34 @@ def test_a_jpeg_with_a_bit_flipped_into_a_marker_shows_what_came_before_it(memes
         assert mean_diff(img.crop(top), whole.crop(top)) < 2
 
 
+@pytest.mark.parametrize("marker", [0xA0, 0xDB, 0xC4, 0xE1, 0xFE])
+def test_a_stray_marker_that_looks_like_a_segment_is_still_damage(memes, marker):
+    """A flip to FF DB (or another marker allowed between scans) reads as a segment with a
+    garbage length: it is damage all the same, and the JPEG is judged up to it."""
+    meme = memes[1]
+    data = encode(meme, "JPEG", quality=85, progressive=True)
+    at = len(data) * 6 // 10
+    while 0xFF in data[at - 1:at + 2] or data[at + 1] < 0x10:
+        at += 1
+    damaged = data[:at] + bytes([0xFF, marker]) + data[at + 2:]
+    assert mean_diff(decode_image(damaged), decode_image(data)) < 8
+
+
+def test_a_stray_marker_libjpeg_skips_to_the_next_restart_marker_costs_no_rows(memes):
+    """With restart markers, libjpeg skips a stray marker to the next restart and decodes on:
+    cutting there first would lose the rest of a JPEG also cut short (the end marker appended
+    is tried first)."""
+    meme = memes[1].convert("L")
+    data = bytearray(encode(meme, "JPEG", quality=90, restart_marker_rows=1))
+    at = len(data) // 5
+    while 0xFF in data[at - 1:at + 3]:
+        at += 1
+    data[at:at + 2] = b"\xff\xa0"
+    img = decode_image(bytes(data[:len(data) * 9 // 10]))  # and cut short, so it is repaired
+    below = (0, meme.height // 2, meme.width, meme.height * 3 // 4)
+    assert mean_diff(img.crop(below), meme.crop(below)) < 6  # decoded past the damage
+
+
 def _top_down(bmp):
     """An uncompressed BMP stored top-down (negative height), as some encoders write it."""
     offset, (width, height, _, bits) = struct.unpack_from("<I", bmp, 10)[0], struct.unpack_from("<iiHH", bmp, 18)
