@@ -337,6 +337,11 @@ def _adam7_spread(img: Image.Image, rows: list[int]) -> Image.Image:
     return spread
 
 
+# what a repaired PNG keeps beside its pixels: its palette, transparency and colour (a browser
+# has read them before the image data that was cut)
+_PNG_KEPT_CHUNKS = (b"PLTE", b"tRNS", b"iCCP", b"sRGB", b"gAMA", b"cHRM")
+
+
 def _png_repaired(data: bytes) -> bytes | Image.Image | None:
     """A PNG cut short or damaged in its image data, rebuilt from the scanlines that inflate
     (the rest zero: black, or transparent with alpha), as PNG bytes; an interlaced one, as the
@@ -344,8 +349,8 @@ def _png_repaired(data: bytes) -> bytes | Image.Image | None:
     not one scanline inflates.
 
     Chunks are read up to the first one that ends early or fails its CRC; that chunk's bytes
-    still count, as browsers decode a chunk's data while it streams in. Only IHDR, PLTE and tRNS
-    travel with the pixels (an APNG becomes its default image).
+    still count, as browsers decode a chunk's data while it streams in. Only IHDR and
+    _PNG_KEPT_CHUNKS travel with the pixels (an APNG becomes its default image).
     """
     if not data.startswith(b"\x89PNG\r\n\x1a\n"):
         return None
@@ -360,7 +365,7 @@ def _png_repaired(data: bytes) -> bytes | Image.Image | None:
             if not crc_ok or length != 13:
                 return None
             ihdr = body
-        elif kind in (b"PLTE", b"tRNS") and not idat and crc_ok:
+        elif kind in _PNG_KEPT_CHUNKS and not idat and crc_ok:
             colour.append((kind, body))
         elif kind == b"IDAT":
             idat.append(body)

@@ -367,6 +367,27 @@ def test_a_truncated_interlaced_png_of_each_colour_type_spreads_its_passes(mode)
     assert all(img.crop((0, y, 64, y + 1)).getbbox() for y in range(48))  # no row left black
 
 
+@pytest.mark.parametrize("interlaced", [False, True])
+def test_a_truncated_png_keeps_its_colour_profile(interlaced):
+    """A browser has read a PNG's iCCP before its cut image data and paints the rows that
+    arrived through it; the repair kept only PLTE and tRNS, so a profile that paints stored red
+    blue was dropped and the top rows judged red."""
+    from display_pictures import swapped_rgb_profile
+
+    noise = np.random.default_rng(0).integers(0, 20, (64, 64, 3), dtype=np.uint8)
+    img = Image.fromarray(noise + np.array([200, 0, 0], np.uint8))  # reds that do not compress away
+    if interlaced:
+        data = adam7_png(img)
+        profile = zlib.compress(swapped_rgb_profile())
+        iccp = b"p\0\0" + profile
+        iccp = struct.pack(">I", len(iccp)) + b"iCCP" + iccp + struct.pack(">I", zlib.crc32(b"iCCP" + iccp))
+        data = data[:33] + iccp + data[33:]
+    else:
+        data = _encode(img, "PNG", icc_profile=swapped_rgb_profile(), compress_level=0)
+    whole, cut = decode_image(data), decode_image(data[:len(data) * 6 // 10])
+    assert whole.getpixel((1, 1))[2] > 200 and cut.getpixel((1, 1)) == whole.getpixel((1, 1))
+
+
 def test_a_truncated_interlaced_png_keeps_colours_of_indices_past_its_palette():
     """Indices past the end of PLTE paint black; the spread passes keep the picture's own
     palette (a re-encode had packed it and shown them as a palette colour)."""
