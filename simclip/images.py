@@ -65,7 +65,9 @@ from .truncation import (
     truncated_gif_frame,
     truncation_repairs,
     webp_animation_repaired,
+    webp_vp8_payload,
 )
+from .video import decode_vp8_keyframe
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # global and shared by threads: truncation is handled per image
 
@@ -340,6 +342,13 @@ def _open_loaded(data: bytes, max_pixels: int) -> tuple[Image.Image, bool]:
             raise CorruptImageError(
                 f"GIF data is truncated before its first pixels: nothing to show ({error})"
             ) from error
+    if img.format == "WEBP":  # damaged in the middle: FFmpeg's VP8 decoder conceals it
+        payload = webp_vp8_payload(data)
+        frame = decode_vp8_keyframe(payload, img.size) if payload else None
+        if frame is not None:
+            frame.info.update(img.info)  # its EXIF orientation, its ICC profile
+            frame.format = "WEBP"
+            return frame, False
     for repaired in truncation_repairs(data, img.format):
         fixed = repaired if isinstance(repaired, Image.Image) else _decoded_or_none(repaired)
         if fixed is None or fixed.size != img.size:

@@ -455,6 +455,22 @@ def webp_animation_repaired(data: bytes) -> bytes | None:
     return b"RIFF" + struct.pack("<I", end - 8) + data[8:end]
 
 
+def webp_vp8_payload(data: bytes) -> bytes | None:
+    """The `VP8 ` chunk's payload (as much of it as arrived) of a still lossy WebP, simple or
+    extended (`VP8X`); None for a lossless or animated one, or not a WebP."""
+    if len(data) < 20 or data[:4] != b"RIFF" or data[8:12] != b"WEBP":
+        return None
+    pos = 12
+    while pos + 8 <= len(data):
+        kind, size = data[pos:pos + 4], struct.unpack("<I", data[pos + 4:pos + 8])[0]
+        if kind == b"VP8 ":
+            return data[pos + 8:pos + 8 + size]
+        if kind in (b"VP8L", b"ANIM", b"ANMF"):
+            return None
+        pos += 8 + size + (size & 1)
+    return None
+
+
 def truncated_gif_frame(open_image: Callable[[], Image.Image]) -> Image.Image | None:
     """The first frame of a GIF whose data stops inside it, as Chromium 156 and Firefox 153
     paint it (measured 2026-12-04): the pixels that arrived; below them, nothing (transparent)

@@ -582,6 +582,34 @@ def _decode_samples(av: Any, container: Any, stream: Any, samples: list[_Sample]
     return sampler.result()
 
 
+def decode_vp8_keyframe(payload: bytes, size: tuple[int, int]) -> Image.Image | None:
+    """A lossy WebP's picture (its `VP8 ` chunk's payload, a VP8 key frame) decoded by FFmpeg's
+    VP8 decoder, the one WebM videos use, which conceals damage where libwebp (Pillow) refuses
+    the whole picture: Chromium 156 paints a WebP damaged in the middle down to the damage,
+    and FFmpeg gives those rows too (then its concealment). RGB, or None when PyAV is missing,
+    the frame does not decode, or it is not `size` (width, height), the size its header
+    declared and the caller checked against the pixel cap."""
+    if len(payload) < 10 or payload[3:6] != b"\x9d\x01\x2a":  # not a key frame
+        return None
+    declared = struct.unpack("<HH", payload[6:10])
+    if (declared[0] & 0x3FFF, declared[1] & 0x3FFF) != size:  # checked before FFmpeg allocates
+        return None
+    try:
+        av = _import_av()
+    except VideoDecoderMissingError:
+        return None
+    if "vp8" not in list_video_codecs():
+        return None
+    try:
+        context = av.CodecContext.create("vp8", "r")
+        frames = context.decode(av.Packet(payload)) or context.decode(None)
+    except _decode_errors(av):
+        return None
+    if not frames or (frames[0].width, frames[0].height) != size:
+        return None
+    return frames[0].to_image().convert("RGB")
+
+
 def decode_video(data: bytes | bytearray | memoryview | str | Path,
                  max_frames: int = MAX_ANIMATION_FRAMES) -> list[Image.Image]:
     """Decode an MP4 or WebM video into the frames a viewer sees: up to `max_frames` upright

@@ -37,10 +37,10 @@ from simclip.images import list_image_formats
 
 CUTS = (1.0, 0.99, 0.9, 0.5, 0.25, 0.1)
 # Damaged in the middle instead (64 bytes zeroed at 30%, four bytes flipped at 60%): the formats
-# the server paints as Chromium does. Left out: a damaged WebP or AVIF, which Chromium paints up
-# to the damage and the server refuses (Firefox shows them broken), and a GIF with flipped bits,
-# which Firefox decodes past the bad codes (Chromium and the server stop there).
-DAMAGED = ("jpeg", "jpeg-progressive", "png", "png-interlaced", "bmp", "bmp-palette")
+# the server paints as Chromium does. Left out: a damaged lossless WebP or AVIF, which Chromium
+# paints up to the damage and the server refuses (Firefox shows them broken), and a GIF with
+# flipped bits, which Firefox decodes past the bad codes (Chromium and the server stop there).
+DAMAGED = ("jpeg", "jpeg-progressive", "png", "png-interlaced", "webp", "bmp", "bmp-palette")
 SHOWN_SHARE = 0.25  # a cut that shows less of the meme than this may be refused
 # The server spreads an interlaced picture's passes as Chromium does (to the level); Firefox
 # spreads them its own way, and its coarse picture matches the whole one up to 6 points more.
