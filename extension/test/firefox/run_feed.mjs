@@ -403,10 +403,11 @@ const FLAGGED_UNCOVERED = `[...document.querySelectorAll('[data-simclip="flagged
  * the page's own world switches every rule off, the pictures back in the page.
  */
 async function runRemoval(feed) {
-  const flagged = await feed.evaluate("document.querySelectorAll('[data-simclip=\"flagged\"]').length");
   await extensionPage?.close();
   extensionPage = null;
   await browser.uninstallExtension(addonId);
+  // counted once the content script is gone: a verdict still on its way could flag one more
+  const flagged = await feed.evaluate("document.querySelectorAll('[data-simclip=\"flagged\"]').length");
   let clockRan = false;
   for (const since = Date.now(); Date.now() - since < 10_000 && !clockRan; await sleep(50)) clockRan = await feed.evaluate(GAP_CLOCK_RUNNING);
   await feed.evaluate('new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)))');
