@@ -306,6 +306,24 @@ def _decoded_or_none(data: bytes) -> Image.Image | None:
     return img
 
 
+def _frame_as_painted(data: bytes, img: Image.Image) -> Image.Image | None:
+    """The first frame of a GIF or BMP cut short, or of a lossy WebP damaged in the middle, as
+    browsers paint it (`simclip.truncation`; FFmpeg's VP8 decoder conceals a WebP's damage), or
+    None: another format, or nothing to paint. `img` is `data` opened, its load failed."""
+    try:
+        if img.format == "GIF":
+            return truncated_gif_frame(lambda: _open(data))
+        if img.format == "BMP":
+            return truncated_bmp(data, lambda: _open(data))
+        payload = webp_vp8_payload(data) if img.format == "WEBP" else None
+        frame = decode_vp8_keyframe(payload, img.size) if payload else None
+    except (ImageError, *_DECODE_ERRORS, MemoryError):
+        return None
+    if frame is not None:
+        frame.info.update(img.info)  # its EXIF orientation, its ICC profile
+    return frame
+
+
 def _open_loaded(data: bytes, max_pixels: int) -> tuple[Image.Image, bool]:
     """(image opened and its first frame loaded, animated); truncated data repaired per image.
 
@@ -329,26 +347,14 @@ def _open_loaded(data: bytes, max_pixels: int) -> tuple[Image.Image, bool]:
         raise ImageTooLargeError("image is too large to decode in memory") from e
     except _DECODE_ERRORS as e:
         error = e
-    if img.format in ("GIF", "BMP"):
-        try:
-            frame = truncated_gif_frame(lambda: _open(data)) if img.format == "GIF" else \
-                truncated_bmp(data, lambda: _open(data))
-        except (ImageError, *_DECODE_ERRORS, MemoryError):
-            frame = None
-        if frame is not None:
-            frame.format = img.format
-            return frame, False
-        if img.format == "GIF":
-            raise CorruptImageError(
-                f"GIF data is truncated before its first pixels: nothing to show ({error})"
-            ) from error
-    if img.format == "WEBP":  # damaged in the middle: FFmpeg's VP8 decoder conceals it
-        payload = webp_vp8_payload(data)
-        frame = decode_vp8_keyframe(payload, img.size) if payload else None
-        if frame is not None:
-            frame.info.update(img.info)  # its EXIF orientation, its ICC profile
-            frame.format = "WEBP"
-            return frame, False
+    frame = _frame_as_painted(data, img)
+    if frame is not None:
+        frame.format = img.format
+        return frame, False
+    if img.format == "GIF":
+        raise CorruptImageError(
+            f"GIF data is truncated before its first pixels: nothing to show ({error})"
+        ) from error
     for repaired in truncation_repairs(data, img.format):
         fixed = repaired if isinstance(repaired, Image.Image) else _decoded_or_none(repaired)
         if fixed is None or fixed.size != img.size:

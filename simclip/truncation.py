@@ -279,41 +279,36 @@ def _png_passes(width: int, height: int, interlaced: bool) -> list[tuple[int, in
     return [(w, h) if w > 0 and h > 0 else (0, 0) for w, h in sizes]
 
 
+def _png_row_bytes(width: int, bits_per_pixel: int) -> int:
+    """Bytes of one filtered scanline: its filter type, then its pixels."""
+    return 1 + (width * bits_per_pixel + 7) // 8
+
+
 def _png_raw_size(width: int, height: int, bits_per_pixel: int, interlaced: bool) -> tuple[int, int]:
     """(bytes of filtered scanlines for the whole image, bytes of its first scanline)."""
-    def row(w):
-        return 1 + (w * bits_per_pixel + 7) // 8
     passes = [(w, h) for w, h in _png_passes(width, height, interlaced) if h]
-    return sum(h * row(w) for w, h in passes), row(passes[0][0])
+    return (sum(h * _png_row_bytes(w, bits_per_pixel) for w, h in passes),
+            _png_row_bytes(passes[0][0], bits_per_pixel))
 
 
-def _adam7_rows_arrived(width: int, height: int, bits_per_pixel: int, arrived: int) -> list[int]:
-    """Whole rows of each Adam7 pass within the first `arrived` bytes of filtered scanlines."""
-    counts = []
-    for w, h in _png_passes(width, height, True):
-        row = 1 + (w * bits_per_pixel + 7) // 8
-        counts.append(min(h, max(0, arrived) // row) if h else 0)
-        arrived -= h * row if h else 0
-    return counts
-
-
-def _png_rows_valid(raw: bytes | bytearray, width: int, height: int, bits_per_pixel: int,
-                    interlaced: bool) -> int:
-    """How many bytes of `raw` (filtered scanlines, possibly cut short) are whole rows up to the
-    first row whose filter type is not one of PNG's five: damaged data often inflates without a
-    zlib error, into garbage that libpng stops at (Chromium 156 paints the rows before it,
-    measured 2026-12-05) and Pillow refuses outright."""
-    pos, data = 0, np.frombuffer(raw, np.uint8)
-    for w, h in _png_passes(width, height, interlaced):
-        row = 1 + (w * bits_per_pixel + 7) // 8
+def _png_rows_arrived(raw: bytes | bytearray, width: int, height: int, bits_per_pixel: int,
+                      interlaced: bool) -> tuple[int, list[int]]:
+    """(bytes of `raw` that are whole rows, whole rows of each pass) of filtered scanlines
+    possibly cut short, up to the first row whose filter type is not one of PNG's five: damaged
+    data often inflates without a zlib error, into garbage that libpng stops at (Chromium 156
+    paints the rows before it, measured 2026-12-05) and Pillow refuses outright."""
+    passes = _png_passes(width, height, interlaced)
+    pos, data, rows = 0, np.frombuffer(raw, np.uint8), []
+    for w, h in passes:
+        row = _png_row_bytes(w, bits_per_pixel)
         whole = min(h, (len(data) - pos) // row)  # rows of this pass that arrived whole
         bad = np.flatnonzero(data[pos:pos + whole * row:row] > 4)
-        if bad.size:
-            return pos + int(bad[0]) * row
+        whole = int(bad[0]) if bad.size else whole
+        rows.append(whole)
         pos += whole * row
         if whole < h:
-            return pos
-    return pos
+            break
+    return pos, rows + [0] * (len(passes) - len(rows))
 
 
 def _adam7_spread(img: Image.Image, rows: list[int]) -> Image.Image:
@@ -389,7 +384,7 @@ def _png_repaired(data: bytes) -> bytes | Image.Image | None:
                 break
     except zlib.error:
         pass
-    arrived = _png_rows_valid(raw, width, height, channels * depth, bool(interlace))
+    arrived, rows = _png_rows_arrived(raw, width, height, channels * depth, bool(interlace))
     if arrived < first_row:
         return None
     raw = bytes(raw[:arrived]) + bytes(total - arrived)
@@ -401,7 +396,7 @@ def _png_repaired(data: bytes) -> bytes | Image.Image | None:
     try:
         with Image.open(io.BytesIO(repaired), formats=["PNG"]) as img:
             img.load()
-            spread = _adam7_spread(img, _adam7_rows_arrived(width, height, channels * depth, arrived))
+            spread = _adam7_spread(img, rows)
     except (OSError, ValueError, SyntaxError):
         return repaired
     spread.format = "PNG"
@@ -434,6 +429,16 @@ def truncation_repairs(data: bytes, fmt: str | None) -> Iterator[bytes | Image.I
             yield repaired
 
 
+def _webp_chunks(data: bytes) -> Iterator[tuple[bytes, int, int]]:
+    """(kind, where its payload starts, its declared size) of each chunk of a WebP's RIFF whose
+    header arrived, in order."""
+    pos = 12
+    while pos + 8 <= len(data):
+        kind, size = data[pos:pos + 4], struct.unpack("<I", data[pos + 4:pos + 8])[0]
+        yield kind, pos + 8, size
+        pos += 8 + size + (size & 1)
+
+
 def webp_animation_repaired(data: bytes) -> bytes | None:
     """An animated WebP whose data stops early, cut back to its complete chunks (the frames that
     arrived, `ANMF` chunks whole) with its RIFF size set to match, as Firefox 153 paints it (the
@@ -442,14 +447,12 @@ def webp_animation_repaired(data: bytes) -> bytes | None:
     whole: a still WebP cut short shows nothing in either browser."""
     if len(data) < 30 or data[:4] != b"RIFF" or data[8:16] != b"WEBPVP8X" or not data[20] & 0x02:
         return None
-    pos, end, frames = 12, None, 0
-    while pos + 8 <= len(data):
-        kind, size = data[pos:pos + 4], struct.unpack("<I", data[pos + 4:pos + 8])[0]
-        stop = pos + 8 + size + (size & 1)
-        if pos + 8 + size > len(data):
+    end, frames = None, 0
+    for kind, start, size in _webp_chunks(data):
+        if start + size > len(data):
             break
         frames += kind == b"ANMF"
-        end = pos = min(stop, len(data))
+        end = min(start + size + (size & 1), len(data))
     if end is None or frames == 0 or end >= struct.unpack("<I", data[4:8])[0] + 8:
         return None
     return b"RIFF" + struct.pack("<I", end - 8) + data[8:end]
@@ -460,14 +463,11 @@ def webp_vp8_payload(data: bytes) -> bytes | None:
     extended (`VP8X`); None for a lossless or animated one, or not a WebP."""
     if len(data) < 20 or data[:4] != b"RIFF" or data[8:12] != b"WEBP":
         return None
-    pos = 12
-    while pos + 8 <= len(data):
-        kind, size = data[pos:pos + 4], struct.unpack("<I", data[pos + 4:pos + 8])[0]
+    for kind, start, size in _webp_chunks(data):
         if kind == b"VP8 ":
-            return data[pos + 8:pos + 8 + size]
+            return data[start:start + size]
         if kind in (b"VP8L", b"ANIM", b"ANMF"):
             return None
-        pos += 8 + size + (size & 1)
     return None
 
 
