@@ -15,6 +15,9 @@ const SVG = /^image\/svg\+xml$/i;
 // one without is a vector drawing (an icon, a logo), which the server does not judge.
 const EMBEDDED_PICTURE = /\bhref\s*=\s*["']\s*data:image\//i;
 
+/** base64 as a data: URL may carry it (line breaks, the URL-safe alphabet), in the standard alphabet. */
+const standardBase64 = (text) => text.replace(/\s+/g, '').replace(/-/g, '+').replace(/_/g, '/');
+
 /** True for a URL whose bytes only the page can read. */
 export const isPageOnlyUrl = (url) => /^(data|blob):/i.test(url);
 
@@ -41,7 +44,7 @@ function readDataUrl(url) {
   if (SVG.test(head[1])) return readSvgDataUrl(url, head);
   if (!head[2]) return failed('not_base64'); // a percent-encoded raster image does not occur in practice
   if (((url.length - head[0].length) * 3) / 4 > MAX_PAGE_BYTES * 1.05) return failed('too_large'); // before copying it
-  const base64 = url.slice(head[0].length).replace(/\s+/g, '').replace(/-/g, '+').replace(/_/g, '/');
+  const base64 = standardBase64(url.slice(head[0].length));
   if (base64.length === 0) return failed('empty');
   if ((base64.length * 3) / 4 > MAX_PAGE_BYTES) return failed('too_large');
   if (!/^[A-Za-z0-9+/]+={0,2}$/.test(base64)) return failed('not_base64');
@@ -59,7 +62,7 @@ function readSvgDataUrl(url, head) {
   let bytes;
   try {
     bytes = head[2]
-      ? Uint8Array.from(atob(body.replace(/\s+/g, '').replace(/-/g, '+').replace(/_/g, '/')), (c) => c.charCodeAt(0))
+      ? Uint8Array.from(atob(standardBase64(body)), (c) => c.charCodeAt(0))
       : new TextEncoder().encode(decodeURIComponent(body));
   } catch {
     return failed(head[2] ? 'not_base64' : 'not_image');
