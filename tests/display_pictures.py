@@ -144,9 +144,10 @@ def close(colour, expected, tolerance=COLOUR_TOLERANCE):
 _PNG_COLOUR_TYPES = {"L": (0, 8), "I;16": (0, 16), "RGB": (2, 8), "P": (3, 8), "LA": (4, 8), "RGBA": (6, 8)}
 
 
-def adam7_png(img):
+def adam7_png(img, compress_level=-1):
     """An interlaced (Adam7) PNG of `img` (Pillow writes only non-interlaced PNGs): modes L,
-    I;16 (16-bit grey), RGB, P (with its palette), LA and RGBA."""
+    I;16 (16-bit grey), RGB, P (with its palette, as many entries as it has), LA and RGBA;
+    `compress_level` as zlib's (0: stored, so a cut lands where its fraction says)."""
     colour_type, depth = _PNG_COLOUR_TYPES[img.mode]
     pixels = np.asarray(img).astype(">u2") if depth == 16 else np.asarray(img)
     raw = bytearray()
@@ -154,11 +155,7 @@ def adam7_png(img):
                            (1, 0, 2, 2), (0, 1, 1, 2)):
         for row in pixels[y0::dy, x0::dx]:
             raw += b"\0" + row.tobytes() if row.size else b""
-
-    def chunk(kind, body):
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(
-            ">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
     ihdr = struct.pack(">IIBBBBB", img.width, img.height, depth, colour_type, 0, 0, 1)
     palette = chunk(b"PLTE", bytes(img.getpalette()[:768])) if img.mode == "P" else b""
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + palette + chunk(b"IDAT", zlib.compress(bytes(raw)))
-            + chunk(b"IEND", b""))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + palette
+            + chunk(b"IDAT", zlib.compress(bytes(raw), compress_level)) + chunk(b"IEND", b""))

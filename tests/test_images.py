@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFile, ImageFont, ImageStat
 
-from display_pictures import adam7_png
+from display_pictures import adam7_png, chunk
 from simclip import (
     MAX_IMAGE_PIXELS,
     CorruptImageError,
@@ -378,10 +378,8 @@ def test_a_truncated_png_keeps_its_colour_profile(interlaced):
     img = Image.fromarray(noise + np.array([200, 0, 0], np.uint8))  # reds that do not compress away
     if interlaced:
         data = adam7_png(img)
-        profile = zlib.compress(swapped_rgb_profile())
-        iccp = b"p\0\0" + profile
-        iccp = struct.pack(">I", len(iccp)) + b"iCCP" + iccp + struct.pack(">I", zlib.crc32(b"iCCP" + iccp))
-        data = data[:33] + iccp + data[33:]
+        iccp = chunk(b"iCCP", b"p\0\0" + zlib.compress(swapped_rgb_profile()))
+        data = data[:33] + iccp + data[33:]  # after IHDR
     else:
         data = _encode(img, "PNG", icc_profile=swapped_rgb_profile(), compress_level=0)
     whole, cut = decode_image(data), decode_image(data[:len(data) * 6 // 10])
@@ -391,15 +389,11 @@ def test_a_truncated_png_keeps_its_colour_profile(interlaced):
 def test_a_truncated_interlaced_png_keeps_colours_of_indices_past_its_palette():
     """Indices past the end of PLTE paint black; the spread passes keep the picture's own
     palette (a re-encode had packed it and shown them as a palette colour)."""
-    def chunk(kind, body):
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-    rows = [bytes(6 if x % 2 else 0 for x in range(16)) for _ in range(16)]
-    raw = b"".join(b"\0" + r[x0::dx] for x0, y0, dx, dy in ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4),
-                                                        (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
-                   for r in rows[y0::dy])
-    data = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 16, 16, 8, 3, 0, 0, 1))
-            + chunk(b"PLTE", bytes([255, 0, 0, 0, 255, 0])) + chunk(b"IDAT", zlib.compress(raw, 0))
-            + chunk(b"IEND", b""))
+    indices = np.zeros((16, 16), np.uint8)
+    indices[:, 1::2] = 6  # past the two entries
+    img = Image.frombytes("P", (16, 16), indices.tobytes())
+    img.putpalette([255, 0, 0, 0, 255, 0])
+    data = adam7_png(img, compress_level=0)
     whole, cut = decode_image(data), decode_image(data[:len(data) * 7 // 10])
     assert whole.getpixel((1, 0)) == cut.getpixel((1, 0)) == (0, 0, 0)
     assert whole.getpixel((0, 0)) == cut.getpixel((0, 0)) == (255, 0, 0)
