@@ -7,7 +7,8 @@ Each picture is painted `FOLLOWED` by a browser that follows its rule and `OTHER
 does not (measured 2026-12-04 in headless Chromium 156 and Firefox ESR 153; the colours as an
 8-bit canvas reads them back, within a few levels). exif-last-entry is told by the size instead:
 a picture stored 2:1 is painted 1:2 where the rule is followed. `adam7_png` writes the
-interlaced PNGs browsers paint pass by pass.
+interlaced PNGs browsers paint pass by pass, `damaged` the files damaged in the middle they paint
+up to the damage.
 """
 
 import io
@@ -159,3 +160,14 @@ def adam7_png(img, compress_level=-1):
     palette = chunk(b"PLTE", bytes(img.getpalette()[:768])) if img.mode == "P" else b""
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + palette
             + chunk(b"IDAT", zlib.compress(bytes(raw), compress_level)) + chunk(b"IEND", b""))
+
+
+def damaged(data, where, zero):
+    """`data` with 64 bytes zeroed, or four bytes flipped, from `where` (0..1) of the way in."""
+    out, at = bytearray(data), int(len(data) * where)
+    if zero:
+        out[at:at + 64] = bytes(64)
+    else:
+        for k in range(4):
+            out[at + 7 * k] ^= 0x55
+    return bytes(out)

@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image, ImageChops, ImageFile, ImageStat
 
-from display_pictures import adam7_png
+from display_pictures import adam7_png, damaged
 from simclip import CorruptImageError, Predictor, UnsupportedImageError, decode_image, get_ocr_engine
 from simclip.images import Frames, decode_frames
 from simclip.predictor import split_tiles
@@ -299,13 +299,7 @@ def test_a_png_damaged_in_its_image_data_shows_the_rows_before_the_damage(memes,
     zlib error, and Pillow refused the repair (a filter type over 4): 422, shown unchecked."""
     meme = memes[1]
     data = adam7_png(meme) if interlaced else encode(meme, "PNG")
-    out, at = bytearray(data), len(data) * 3 // 10
-    if zero:
-        out[at:at + 64] = bytes(64)
-    else:
-        for k in range(4):
-            out[at + 7 * k] ^= 0x55
-    whole, img = decode_image(data), decode_image(bytes(out))
+    whole, img = decode_image(data), decode_image(damaged(data, 0.3, zero))
     assert img.size == meme.size
     if interlaced:  # the passes before the damage, spread over the picture
         assert mean_diff(img, whole) < 16
@@ -372,10 +366,7 @@ def test_a_lossy_webp_damaged_in_the_middle_shows_the_rows_before_the_damage(mem
     pytest.importorskip("av")
     meme = memes[0]
     data = encode(meme, "WEBP", quality=80)
-    out, at = bytearray(data), int(len(data) * where)
-    for k in range(4):
-        out[at + 7 * k] ^= 0x55
-    whole, img = decode_image(data), decode_image(bytes(out))
+    whole, img = decode_image(data), decode_image(damaged(data, where, zero=False))
     top = (0, 0, meme.width, int(meme.height * (where - 0.15)))
     assert img.size == meme.size and mean_diff(img.crop(top), whole.crop(top)) < 3
 

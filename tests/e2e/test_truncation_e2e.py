@@ -30,7 +30,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from display_pictures import adam7_png
+from display_pictures import adam7_png, damaged
 from e2e_support import EXTENSION_DIR, write_json
 from simclip import ImageError, decode_image
 from simclip.images import list_image_formats
@@ -102,20 +102,9 @@ def cut_pictures(harmeme_val_dir):
             for cut in CUTS:
                 pictures[f"{i}-{fmt}-{cut}"] = (mime, data[:int(len(data) * cut)])
             if fmt in DAMAGED:
-                pictures[f"{i}-{fmt}-zeroed"] = (mime, _damaged(data, 0.3, zero=True))
-                pictures[f"{i}-{fmt}-flipped"] = (mime, _damaged(data, 0.6, zero=False))
+                pictures[f"{i}-{fmt}-zeroed"] = (mime, damaged(data, 0.3, zero=True))
+                pictures[f"{i}-{fmt}-flipped"] = (mime, damaged(data, 0.6, zero=False))
     return pictures
-
-
-def _damaged(data, where, zero):
-    """`data` with 64 bytes zeroed, or four bytes flipped, from `where` of the way in."""
-    out, at = bytearray(data), int(len(data) * where)
-    if zero:
-        out[at:at + 64] = bytes(64)
-    else:
-        for k in range(4):
-            out[at + 7 * k] ^= 0x55
-    return bytes(out)
 
 
 @pytest.fixture(scope="module")
