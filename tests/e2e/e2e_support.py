@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+from before_paint import EVERY_PAINT_JS
 
 from bench.timeline_site import CARD_SIZES, CATEGORIES
 
@@ -24,7 +25,8 @@ LIST_MEMES_JS = r"""
 """
 
 # Runs in the page (main world) from document start: records every frame in which a harmful meme
-# is visible without a verdict, and the page's long tasks. Same-origin child frames without their
+# is visible without a verdict (checked at the last moment before paint, before_paint.py), and the
+# page's long tasks. Same-origin child frames without their
 # own monitor (about:blank ones a script filled) are checked from their parent.
 MONITOR_JS = r"""
 window.__shield = { violations: {}, longTasks: [] };
@@ -64,11 +66,7 @@ const checkDoc = (doc) => {
     } catch (e) {} // cross-origin: it has its own monitor
   }
 };
-const checkFrame = () => {
-  checkDoc(document);
-  requestAnimationFrame(checkFrame);
-};
-requestAnimationFrame(checkFrame);
+""" + EVERY_PAINT_JS + r"""(() => checkDoc(document));
 """
 
 # What the page itself can read of each meme element (main world): its coarse state (pending,

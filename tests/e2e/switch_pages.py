@@ -18,6 +18,8 @@ page uses (`?p=<name>&s=<seed>`).
 import html
 import json
 
+from before_paint import EVERY_PAINT_JS
+
 # For a runner that cannot wait on the page's events itself (the Firefox driver): the script
 # switches, resolving once the animations have ended.
 SWITCH_THEN = """(async () => {
@@ -65,27 +67,8 @@ window.__switchedAt = window.__switchedAt || {};
       }
     }
   };
-  // The check runs in a second round of ResizeObserver callbacks, after every first-round one
-  // (the extension's among them): a ResizeObserver made this frame reports `outer` in the first
-  // round, and its callback resizes `inner`, one level deeper, which another reports only after
-  // the first round's callbacks and a new layout.
-  const outer = document.createElement('div');
-  outer.style.cssText = 'position: fixed; left: 0; top: 0; width: 2px; height: 2px; pointer-events: none';
-  const inner = document.createElement('div');
-  inner.style.cssText = 'width: 1px; height: 1px';
-  outer.appendChild(inner);
-  new ResizeObserver(check).observe(inner);
-  const tick = () => {
-    const ro = new ResizeObserver(() => {
-      ro.disconnect();
-      inner.style.width = inner.style.width === '1px' ? '2px' : '1px';
-    });
-    ro.observe(outer);
-    requestAnimationFrame(tick);
-  };
+  """ + EVERY_PAINT_JS + r"""(check);
   const start = () => {
-    document.documentElement.appendChild(outer);
-    requestAnimationFrame(tick);
     // the extension hides an element: its state leaves "shown", "flagged" (a new record) or goes away
     const hidings = new MutationObserver((records) => {
       for (const r of records) {

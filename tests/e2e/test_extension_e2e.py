@@ -246,6 +246,8 @@ def test_pause_on_this_site_shows_every_image_and_unpausing_blurs_again(browser,
         pause.check()
         page.wait_for_function("() => document.documentElement.getAttribute('data-simclip-off') === 'paused'", timeout=5_000)
         assert page.locator("#late-meme").evaluate("(el) => getComputedStyle(el).objectPosition") != PICTURE_OUT
+        # the paint monitor every e2e test relies on sees a harmful meme painted uncovered
+        page.wait_for_function("() => 'late' in window.__shield.violations", timeout=5_000)
     finally:
         pause.uncheck()
     page.wait_for_function("() => !document.documentElement.hasAttribute('data-simclip-off')", timeout=5_000)
