@@ -171,6 +171,58 @@ def wait_for(predicate, timeout_s, interval_s=0.2, message="condition"):
         time.sleep(interval_s)
 
 
+class ChromiumTrace:
+    """Chromium's timeline trace of one page, recorded over CDP (`Tracing`) from `start()` to
+    `stop()`, which returns the trace events (Chrome's trace event format: `ts`, `dur` and the
+    thread's CPU time `tdur`, in microseconds)."""
+
+    CATEGORIES = ["devtools.timeline", "disabled-by-default-devtools.timeline", "toplevel"]
+
+    def __init__(self, context, page):
+        self.page = page
+        self.cdp = context.new_cdp_session(page)
+        self.events, self.complete = [], []
+        self.cdp.on("Tracing.dataCollected", lambda params: self.events.extend(params["value"]))
+        self.cdp.on("Tracing.tracingComplete", lambda params: self.complete.append(True))
+
+    def start(self):
+        self.cdp.send("Tracing.start", {"traceConfig": {"includedCategories": self.CATEGORIES}, "transferMode": "ReportEvents"})
+        return self
+
+    def stop(self, timeout_s=60):
+        self.cdp.send("Tracing.end")
+        # the sync API hands CDP events over only inside a Playwright call
+        wait_for(lambda: self.page.evaluate("1") and self.complete, timeout_s, message="the trace")
+        return self.events
+
+
+FORCED_PASSES = ("UpdateLayoutTree", "Layout")  # style and layout passes (perf.js books a forced one apart)
+
+
+def script_cpu_ms(events, url_prefix):
+    """The main-thread CPU time, in ms, of each call into a script whose URL starts with
+    `url_prefix` (the outermost such call, nested ones counted in it), less the style and layout
+    passes it forced: what perf.js's `timed` measures, on the thread's clock instead of the wall
+    clock, so a machine busy with other work does not lengthen it."""
+    spans = {}
+    for e in events:
+        if e.get("ph") == "X" and "dur" in e:
+            spans.setdefault((e["pid"], e["tid"]), []).append(e)
+    costs = []
+    for thread in spans.values():
+        thread.sort(key=lambda e: (e["ts"], -e["dur"]))
+        end = passed = -1  # the ends of the outermost call being counted and of the last pass taken off it
+        for e in thread:
+            is_call = e["name"] == "FunctionCall" and e["args"].get("data", {}).get("url", "").startswith(url_prefix)
+            if is_call and e["ts"] >= end:
+                end = e["ts"] + e["dur"]
+                costs.append(e.get("tdur", e["dur"]))
+            elif e["name"] in FORCED_PASSES and passed <= e["ts"] < end:
+                passed = e["ts"] + e["dur"]
+                costs[-1] -= e.get("tdur", e["dur"])
+    return [round(c / 1000, 1) for c in costs]
+
+
 def write_json(path, data):
     Path(path).write_text(json.dumps(data, indent=2, sort_keys=True))
 

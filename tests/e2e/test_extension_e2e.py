@@ -7,14 +7,26 @@ import time
 
 import pytest
 
-from e2e_support import MONITOR_JS, click_warning, meme_states, summarize, wait_decided, wait_for, write_json
+from e2e_support import (
+    MONITOR_JS,
+    ChromiumTrace,
+    click_warning,
+    meme_states,
+    script_cpu_ms,
+    summarize,
+    wait_decided,
+    wait_for,
+    write_json,
+)
 from feed_site import MAX_POSTS
 
 PICTURE_OUT = "-100000px -100000px"  # object-position of a flagged <img> (prehide.css)
 
 
-def open_feed(browser, feed_site, seed=""):
+def open_feed(browser, feed_site, seed="", trace=None):
     page = browser.context.new_page()
+    if trace is not None:
+        trace.append(ChromiumTrace(browser.context, page).start())
     page.add_init_script(MONITOR_JS)
     page.goto(f"{feed_site.url}?s={seed}")
     return page
@@ -117,7 +129,8 @@ def test_options_page_says_exactly_what_is_wrong_with_the_connection(browser, si
 
 
 def test_flags_exactly_the_abusive_memes_in_a_500_image_feed(browser, feed_site):
-    page = open_feed(browser, feed_site, seed="main")
+    trace = []
+    page = open_feed(browser, feed_site, seed="main", trace=trace)
     page.wait_for_selector("#late-meme", state="attached", timeout=15_000)
     scroll_through(page)
     states = wait_decided(page, lambda s: s["truth"] != "loopback", 120, "a verdict for every meme")
@@ -141,12 +154,16 @@ def test_flags_exactly_the_abusive_memes_in_a_500_image_feed(browser, feed_site)
     shield = page.evaluate("window.__shield")
     tab_id = browser.tab_id(f"{feed_site.url}?s=main")
     state = browser.page_state(tab_id)
+    cpu_ms = script_cpu_ms(trace[0].stop(), browser.ext_url("content/"))
     write_json(browser.artifacts / "feed-stats.json",
-               {"content_script": state, "page_long_tasks_ms": shield["longTasks"], "states": summarize(states)})
+               {"content_script": state, "page_long_tasks_ms": shield["longTasks"], "states": summarize(states),
+                "cpu_ms": {"calls": len(cpu_ms), "max": max(cpu_ms), "over_50": sum(ms > 50 for ms in cpu_ms)}})
     assert shield["violations"] == {}, f"harmful memes visible before their verdict: {shield['violations']}"
-    # Every piece of the content script's work yields within a budget of 8-12 ms; on a shared
-    # 2-core machine the OS can still stretch one to 50 ms, so two outliers in ~2000 are tolerated.
-    assert state["stats"]["over50"] <= 2, state["stats"]
+    # Every piece of the content script's work yields within a budget of 8-12 ms: none may take
+    # 50 ms of the main thread's CPU time (the wall clock perf.js reads also counts the time the
+    # OS gave the core to other work, on a shared machine)
+    assert len(cpu_ms) >= state["stats"]["tasks"] // 2  # the trace saw the content script's work
+    assert max(cpu_ms) <= 50, sorted(cpu_ms)[-5:]
     assert state["flagged"] == len(flagged)
     # The content script reports its count at most every 300 ms, so the badge settles shortly after
     # the last verdict; once settled it must equal the page's count (a stale paint never wins).

@@ -8,7 +8,17 @@ Facebook-sized insertion of 7,500 elements costs the content script no task over
 import pytest
 from site_pages import SITES
 
-from e2e_support import MONITOR_JS, click_warning, meme_states, violations, wait_decided, wait_for, write_json
+from e2e_support import (
+    MONITOR_JS,
+    ChromiumTrace,
+    click_warning,
+    meme_states,
+    script_cpu_ms,
+    violations,
+    wait_decided,
+    wait_for,
+    write_json,
+)
 
 
 def open_page(browser, url):
@@ -63,8 +73,13 @@ def test_a_sites_pictures_are_flagged_exactly_once_and_its_chrome_gets_its_click
 
 def test_a_facebook_sized_insertion_of_7500_elements_costs_the_content_script_no_task_over_50_ms(
         browser, feed_site, artifacts_dir):
+    """Counted on the main thread's CPU clock (Chromium's trace): on a machine busy with other
+    work, the wall clock perf.js reads also counts the time the thread waited for a core."""
     url = feed_site.case_url("bulk", "bulk")
-    page = open_page(browser, url)
+    page = browser.context.new_page()
+    trace = ChromiumTrace(browser.context, page).start()
+    page.add_init_script(MONITOR_JS)
+    page.goto(url)
     page.wait_for_function("() => document.body.dataset.inserted", timeout=30_000)
     inserted = int(page.evaluate("document.body.dataset.inserted"))
     assert inserted >= 7500
@@ -75,8 +90,12 @@ def test_a_facebook_sized_insertion_of_7500_elements_costs_the_content_script_no
     tab = browser.tab_id(url)
     state = wait_for(lambda: (lambda s: s if s["stats"]["slicesPending"] == 0 else None)(browser.page_state(tab)), 60,
                      message="the content script's slices to finish")
-    write_json(artifacts_dir / "bulk-stats.json", {"inserted": inserted, "insert_ms": page.evaluate("document.body.dataset.insertMs"),
-                                                    "content_script": state["stats"], "states": state["byState"]})
+    cpu_ms = script_cpu_ms(trace.stop(), browser.ext_url("content/"))
+    write_json(artifacts_dir / "bulk-stats.json", {
+        "inserted": inserted, "insert_ms": page.evaluate("document.body.dataset.insertMs"),
+        "content_script": state["stats"], "states": state["byState"],
+        "cpu_ms": {"calls": len(cpu_ms), "max": max(cpu_ms), "over_50": sum(ms > 50 for ms in cpu_ms)}})
     assert len(meme_states(page)) == 250
-    assert state["stats"]["over50"] == 0, state["stats"]
+    assert len(cpu_ms) >= state["stats"]["tasks"] // 2  # the trace saw the content script's work
+    assert max(cpu_ms) <= 50, sorted(cpu_ms)[-5:]
     page.close()
