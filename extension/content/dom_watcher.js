@@ -54,7 +54,7 @@ const NO_SHADOW = { getRoot: (el) => el.shadowRoot ?? null, adopt: () => {}, roo
 export class DOMWatcher {
   /**
    * @param {{onElement: (el) => void, onDeferred: (elements) => void, onAttribute: (el, name) => void,
-   *          onLoad: (el) => void, onRoot: (root) => void, onBatch: () => void,
+   *          onLoad: (el) => void, onRoot: (root) => void, onBatch: (changed?: Set<Element>) => void,
    *          timed: (fn, kind) => void, forceStyle: (read) => void, shadow?: object}} callbacks
    *   `onElement`: an element to consider now; `onDeferred`: elements found in this mutation batch
    *   but left for a later slice (each is reported to onElement then), before the next paint;
@@ -264,6 +264,7 @@ export class DOMWatcher {
     // next paint anyway, and after it every style read below is cheap (writes are queued).
     let start = null;
     let lastRoot = null;
+    const changed = new Set(); // elements whose class or style the page changed: what is under them repaints now
     for (const r of records) {
       const root = r.target.getRootNode();
       if (root !== document && root !== lastRoot && this.roots.has(root)) { // a page that reset its sheets
@@ -283,15 +284,19 @@ export class DOMWatcher {
         }
       } else if (r.attributeName === 'class') {
         // A class can give the element, or anything under it, a background: look at them again.
-        if (r.target.isConnected) start = this.visitAdded(r.target, start);
+        if (r.target.isConnected) {
+          changed.add(r.target);
+          start = this.visitAdded(r.target, start);
+        }
       } else {
+        if (r.attributeName === 'style' && r.target.isConnected) changed.add(r.target);
         if (r.attributeName === 'style' && r.target.isConnected && this.customPropertiesChanged(r.oldValue, r.target.getAttribute('style'), r.target)) {
           start = this.visitInheriting(r.target, start);
         }
         this.onAttribute(r.target, r.attributeName);
       }
     }
-    this.onBatch();
+    this.onBatch(changed);
   }
 
   /**

@@ -84,9 +84,12 @@ export class ImageFilter {
     this.reader.onAttribute(el, name);
   }
 
-  /** Apply the queued DOM writes, and read what the elements near the viewport paint again. */
-  flush() {
-    this.reader.flush();
+  /**
+   * Apply the queued DOM writes, and read what the elements near the viewport paint again (those
+   * under `changed`, the elements the page changed, in this frame whatever its budget).
+   */
+  flush(changed = null) {
+    this.reader.flush(changed);
   }
 
   // ------------------------------------------------------------ records

@@ -266,7 +266,7 @@ function createWatcher({ filter, warnings, perf, shadow }) {
     shadow,
     onRoot: (root) => warnings.adoptInto(root),
     onRemoved: (node) => filter.dropRemoved(node),
-    onBatch: () => filter.flush(),
+    onBatch: (changed) => filter.flush(changed),
     timed: perf.timed,
     forceStyle: perf.forceStyle,
   });

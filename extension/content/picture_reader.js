@@ -261,11 +261,12 @@ export class PictureReader {
 
   /**
    * Apply the queued DOM writes (end of a mutation batch, slice or load event); the page changed,
-   * so what the tracked elements near the viewport paint is read again before the next paint.
+   * so what the tracked elements near the viewport paint is read again before the next paint
+   * (`changed`: the elements the page changed, RepaintWatch.markDirty).
    */
-  flush() {
+  flush(changed = null) {
     this.applyWrites();
-    this.repaints.markDirty();
+    this.repaints.markDirty(changed);
   }
 
   applyWrites() {

@@ -15,7 +15,9 @@
  * frame while a tracked element runs an animation of a picture property (or asks to be, a canvas
  * just drawn on: `needsFrames`); and every
  * SWEEP_INTERVAL_MS while the tab is visible, for the changes no event announces (a CSSOM rule
- * inserted from a script). A frame's work stops at FRAME_BUDGET_MS and goes on at the next one.
+ * inserted from a script). A frame's work stops at FRAME_BUDGET_MS and goes on at the next one,
+ * except for the near elements under a node the page changed (a class or a style attribute on an
+ * ancestor): those are all read in that frame, as the change reaches them in its paint.
  */
 
 import { OWN_ANIMATIONS } from './dom_watcher.js';
@@ -44,6 +46,7 @@ export class RepaintWatch {
     this.near = new Set(); // tracked elements within NEAR_MARGIN of the viewport
     this.watched = new Set();
     this.queue = []; // elements left for the next frame (budget ran out), each once
+    this.changed = new Set(); // the nodes the page changed since the last frame (markDirty)
     this.animating = []; // the elements found animating their picture last frame: read first in the next
     this.frame = 0; // non-zero while a frame of work is asked for
     this.inCallback = false; // inside our ResizeObserver callback (a new observation would come too late)
@@ -88,6 +91,7 @@ export class RepaintWatch {
     this.watched.clear();
     this.near.clear();
     this.queue = [];
+    this.changed.clear();
     this.animating = [];
     this.frame = 0;
     this.sweepTimer = 0;
@@ -108,10 +112,16 @@ export class RepaintWatch {
     this.io.unobserve(el);
   }
 
-  /** Something may have changed what the near elements paint: re-read them before the next paint. */
-  markDirty() {
+  /**
+   * Something may have changed what the near elements paint: re-read them before the next paint.
+   * `changed`: the elements (and shadow roots) the page changed itself (a class, a style
+   * attribute): the near elements under them are read in that frame whatever its budget, as the
+   * change reaches them in that paint.
+   */
+  markDirty(changed = null) {
     if (this.near.size === 0) return;
     this.dirty = true;
+    for (const node of changed ?? []) this.changed.add(node);
     this.requestFrame();
   }
 
@@ -186,18 +196,22 @@ export class RepaintWatch {
    */
   work() {
     flushStyle(this.forceStyle, this.win); // one forced style pass, booked apart, before the reads
+    const changed = this.changed;
+    this.changed = new Set();
+    const urgent = changed.size > 0 ? [...this.near].filter((el) => isUnderAny(el, changed)) : [];
     const order = new Set(this.animating.filter((el) => this.near.has(el)));
     for (const el of this.queue) order.add(el);
     if (this.dirty) {
       this.dirty = false;
       for (const el of this.near) order.add(el);
     }
-    const queue = [...order];
+    for (const el of urgent) order.delete(el);
+    const queue = [...urgent, ...order];
     const start = this.now();
     const animated = new Map(); // a document or shadow root -> its elements animating a picture, this frame
     this.animating = [];
     let i = 0;
-    for (; i < queue.length && this.now() - start < FRAME_BUDGET_MS; i += 1) {
+    for (; i < queue.length && (i < urgent.length || this.now() - start < FRAME_BUDGET_MS); i += 1) {
       const el = queue[i];
       if (!this.watched.has(el)) continue;
       this.recheck(el);
@@ -254,6 +268,14 @@ export class RepaintWatch {
       this.scheduleSweep();
     }, SWEEP_INTERVAL_MS);
   }
+}
+
+/** True when `el` is one of `nodes` or under one, across shadow roots (a host's change reaches its root's elements). */
+function isUnderAny(el, nodes) {
+  for (let node = el; node; node = node.getRootNode?.()?.host ?? null) {
+    for (const n of nodes) if (n === node || n.contains?.(node)) return true;
+  }
+  return false;
 }
 
 const camel = (name) => name.replace(/-([a-z])/g, (_, c) => c.toUpperCase());

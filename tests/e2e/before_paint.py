@@ -8,7 +8,10 @@ before that very paint, and count a frame that was never painted. Here the check
 second round of ResizeObserver callbacks, after every first-round one and every animation-frame
 callback: a ResizeObserver made each frame reports `outer` in the first round, and its callback
 resizes `inner`, one level deeper, which another observer reports only after the first round's
-callbacks and a new layout.
+callbacks and a new layout. `inner` is resized through its stylesheet rule (CSSOM), which no
+MutationObserver reports: a resize through its `style` attribute was a DOM change every frame,
+which made the extension look at the pictures near the viewport again every frame and hid from
+the monitor every switch the extension is not told of.
 """
 
 # A JS expression: `everyPaint(check)`. Starts at once, even before the document element exists
@@ -18,15 +21,19 @@ EVERY_PAINT_JS = r"""
   const outer = document.createElement('div');
   outer.style.cssText = 'position: fixed; left: 0; top: 0; width: 2px; height: 2px; pointer-events: none';
   const inner = document.createElement('div');
-  inner.style.cssText = 'width: 1px; height: 1px';
+  inner.id = '__paint_monitor_inner';
   outer.appendChild(inner);
+  const sheet = document.createElement('style');
+  sheet.textContent = '#__paint_monitor_inner { width: 1px; height: 1px; }';
   new ResizeObserver(check).observe(inner);
+  let rule = null;
   const tick = () => {
-    if (!outer.isConnected && document.documentElement) document.documentElement.appendChild(outer);
+    if (!outer.isConnected && document.documentElement) document.documentElement.append(sheet, outer);
     if (outer.isConnected) {
+      rule ??= sheet.sheet.cssRules[0];
       const ro = new ResizeObserver(() => {
         ro.disconnect();
-        inner.style.width = inner.style.width === '1px' ? '2px' : '1px';
+        rule.style.width = rule.style.width === '1px' ? '2px' : '1px';
       });
       ro.observe(outer);
     } else {

@@ -93,6 +93,34 @@ test('a resize, a mutation batch or a pointer move reads every near element agai
   assert.deepEqual(seen.sort(), ['a', 'b'], 'nothing more without a new signal');
 });
 
+test('the near elements under a node the page changed are all read in that frame, past the budget; the rest wait', () => {
+  const { win, watch, seen, el } = setUp({ recheckMs: 1 }); // 1 ms a read: 3 fit in a frame's budget
+  const items = Array.from({ length: 12 }, (_, i) => el(`e${i}`));
+  for (const x of items) {
+    watch.watch(x);
+    FakeIO.last.report(x, true);
+  }
+  win.runFrame();
+  seen.length = 0;
+  const under = new Set(items.slice(4)); // the last 8, under a re-classed ancestor
+  const ancestor = { contains: (x) => under.has(x) };
+  const host = { getRootNode: () => ({ host: null }), contains: () => false };
+  const inShadow = el('in-shadow');
+  inShadow.getRootNode = () => ({ host: items[11] }); // in a shadow root whose host is under the ancestor
+  watch.watch(inShadow);
+  FakeIO.last.report(inShadow, true);
+  win.runFrame();
+  seen.length = 0;
+  watch.markDirty([ancestor, host]);
+  win.runFrame();
+  assert.deepEqual(seen.slice(0, 9).sort(), [...items.slice(4).map((x) => x.name), 'in-shadow'].sort());
+  assert.equal(seen.length, 9, 'the others wait for the next frame (the budget was spent)');
+  win.runFrame();
+  win.runFrame();
+  win.runFrame();
+  assert.deepEqual(new Set(seen), new Set([...items, inShadow].map((x) => x.name)), 'then every near element, within the budget');
+});
+
 test('an element running an animation of its picture is read every frame until the animation stops', () => {
   const { win, watch, seen, el } = setUp();
   const running = { playState: 'running', effect: { getKeyframes: () => [{ backgroundImage: 'url(a)' }, { backgroundImage: 'url(b)' }] } };
