@@ -6,19 +6,20 @@
 import { PAGE_LOADS_PREFIX } from '../shared/storage_keys.js';
 
 /** The request types the observers follow where the browser lists none (documents and pictures). */
-const FALLBACK_TYPES = Object.freeze(['main_frame', 'image', 'media', 'xmlhttprequest']);
+const FALLBACK_TYPES = Object.freeze(['main_frame', 'sub_frame', 'image', 'media', 'xmlhttprequest']);
 
 /**
- * The request types the observers follow: documents (the top-level site) and pictures, as far
- * as this browser knows them (Firefox has `imageset`, Chromium does not), and the page's fetches
- * (kept only when they answer with a picture or a video: PageLoads.recordResponse).
+ * The request types the observers follow: documents (the top-level site; a frame's document is
+ * kept only when it is a picture or a video) and pictures, as far as this browser knows them
+ * (Firefox has `imageset`, Chromium does not), and the page's fetches (kept only when they answer
+ * with a picture or a video: PageLoads.recordResponse).
  *
  * @param {Record<string, string> | undefined} resourceType webRequest.ResourceType, undefined where missing
  * @returns {string[]} the types for a webRequest filter's `types`
  */
 export function listObservedTypes(resourceType) {
   const known = new Set(Object.values(resourceType ?? {}));
-  const wanted = ['main_frame', 'image', 'imageset', 'media', 'xmlhttprequest'];
+  const wanted = ['main_frame', 'sub_frame', 'image', 'imageset', 'media', 'xmlhttprequest'];
   return known.size > 0 ? wanted.filter((t) => known.has(t)) : [...FALLBACK_TYPES];
 }
 

@@ -120,7 +120,9 @@ export class PageLoads {
 
   /**
    * webRequest.onResponseStarted of a tab's request: a top-level document (`type` main_frame)
-   * starts the tab afresh; a picture is recorded under its own URL and every hop that led to it.
+   * starts the tab afresh; a picture is recorded under its own URL and every hop that led to it,
+   * and so is a document (top-level or a frame's) that is a picture or a video itself (a meme
+   * opened in its own tab, or shown in an <iframe>: the browser's image document paints it).
    * A fetch of the page (`xmlhttprequest`: the content script asks the page's browser again for
    * a picture it loaded before, main.js) counts only when it answers with a picture or a video
    * (`responseHeaders`' Content-Type), so a feed's API calls do not crowd the tab's pictures out.
@@ -131,13 +133,18 @@ export class PageLoads {
     if (!(tabId >= 0)) return;
     if (type === 'xmlhttprequest' && !isPictureResponse(responseHeaders)) return;
     const address = fromCache ? null : ip || null;
+    const picture = isPictureResponse(responseHeaders);
     if (type === 'main_frame') {
       this.tabs.delete(tabId);
       this.tab(tabId).document = { url, ip: address };
-      this.onChange?.(tabId);
-      return;
+      if (!picture) {
+        this.onChange?.(tabId);
+        return;
+      }
+      // a picture or a video opened as the page itself (its image document): the tab loaded it
+    } else if (type === 'sub_frame' && !picture) {
+      return; // a frame's document; a picture shown as a frame's document is recorded below
     }
-    if (type === 'sub_frame') return;
     const ips = [...hops.map((h) => h.ip), address].filter(Boolean);
     for (const u of [...hops.map((h) => h.url), url]) this.recordUrl(tabId, u, ips);
     this.onChange?.(tabId);

@@ -477,6 +477,15 @@ window.addEventListener('load', () => setTimeout(() => {{
 }}, 300));"""
         return self.page("bulk insertion", '<div role="feed" id="feed"></div>', script)
 
+    def picture_docs(self, seed):
+        """Memes shown as a frame's document (an <iframe> whose src is the picture itself: the
+        browser's image document paints it), a harmful and a neutral one."""
+        frames = "".join(
+            f'<iframe data-doc="{name}" data-truth="{self.site.memes[k][1]}" width="260" height="200" '
+            f'src="{self.src(k, name, seed)}"></iframe>'
+            for k, name in ((self.harmful(0), "frame-doc-h"), (self.neutral(0), "frame-doc-n")))
+        return self.page("picture documents", frames)
+
     def render(self, name, seed, query=None):
         """The page (or stylesheet) `name`, or None."""
         query = query or {}
@@ -496,5 +505,6 @@ window.addEventListener('load', () => setTimeout(() => {{
             "frames": lambda: self.frames(seed),
             "embed": lambda: self.embed(seed, query),
             "shadow": lambda: self.shadow(seed),
+            "picture-docs": lambda: self.picture_docs(seed),
         }
         return builders[name]() if name in builders else None

@@ -3,11 +3,14 @@ fixture pages from case_pages.py, each asserting that every harmful picture is f
 one is flagged or stuck, and no harmful picture is visible before its verdict.
 """
 
+from before_paint import EVERY_PAINT_JS
+
 from case_pages import REVEAL_AFTER_MS
 from e2e_support import (
     MONITOR_JS,
     assert_flagged_exactly_the_harmful,
     click_warning,
+    extension_pictures,
     meme_states,
     violations,
     wait_decided,
@@ -222,4 +225,60 @@ def test_video_memes_are_hidden_until_checked_by_poster_and_frames_and_paused_wh
     page.wait_for_function("""() => { const v = document.querySelector('[data-post="video-flag-frames"]');
         return v.getAttribute('data-simclip') === 'revealed' && !v.paused; }""", timeout=5_000)
     assert violations(page) == {}, violations(page)
+    page.close()
+
+
+# Every frame of a picture's own document (the browser's image document: a body with one <img>),
+# at the last moment before paint: whether its picture was painted uncovered before a verdict.
+PICTURE_DOC_MONITOR_JS = """
+window.__docPainted = null;
+""" + EVERY_PAINT_JS + """(() => {
+  const img = document.body && document.body.childElementCount === 1 && document.querySelector('body > img');
+  if (!img || window.__docPainted || !img.complete || img.naturalWidth <= 1) return;
+  const cs = getComputedStyle(img);
+  if (cs.visibility !== 'visible' || cs.objectPosition === '-100000px -100000px') return;
+  window.__docPainted = img.getAttribute('data-simclip') || 'unmarked';
+});
+"""
+
+
+def picture_doc_state(page, frame):
+    """(the page's own data-simclip of the document's one <img>, the extension's record of it)."""
+    img = frame.evaluate("() => { const i = document.querySelector('body > img');"
+                         " return i && {state: i.getAttribute('data-simclip'), id: i.getAttribute('data-simclip-id'), src: i.src}; }")
+    if not img or not img["id"]:
+        return None
+    rec = extension_pictures(page, frame.url, [{"id": img["id"], "url": img["src"]}]).get(img["id"])
+    return img["state"], rec and rec["state"]
+
+
+def test_a_meme_opened_as_the_page_itself_or_as_a_frames_document_is_hidden_until_checked(browser, feed_site):
+    """"Open image in new tab", a link straight to the picture (Reddit's i.redd.it, Imgur's
+    i.imgur.com): the browser shows the picture in its own image document; and an <iframe> whose
+    src is a picture. Each is hidden until its verdict, a harmful one flagged, a neutral one
+    clean (the worker was refusing them as never loaded: the tab's load of the picture was its
+    document's, not an image's)."""
+    origin = feed_site.url.split("/", 3)[:3]
+    for k, name, want in ((feed_site.harmful[0], "top-doc-h", ("flagged", "flagged")),
+                          (next(i for i, (_, t) in enumerate(feed_site.memes) if t == "neutral"), "top-doc-n", ("shown", "clean"))):
+        page = browser.context.new_page()
+        page.add_init_script(PICTURE_DOC_MONITOR_JS)
+        page.goto(f"{'/'.join(origin)}/m/{k}.png?p={name}&s=picture-docs")
+        got = wait_for(lambda p=page, w=want: (lambda st: st if st and st[1] in ("flagged", "clean", "unchecked") else None)(
+            picture_doc_state(p, p.main_frame)), 40, message=f"a verdict for {name}")
+        assert got == want, (name, got)
+        if want[1] == "flagged":
+            assert page.evaluate("window.__docPainted") is None, page.evaluate("window.__docPainted")
+        page.close()
+
+    page = browser.context.new_page()
+    page.add_init_script(PICTURE_DOC_MONITOR_JS)
+    page.goto(feed_site.case_url("picture-docs", "picture-docs"))
+    for name, want in (("frame-doc-h", ("flagged", "flagged")), ("frame-doc-n", ("shown", "clean"))):
+        frame = wait_for(lambda n=name: next((f for f in page.frames if f"p={n}" in f.url), None), 20, message=f"the frame {name}")
+        got = wait_for(lambda f=frame: (lambda st: st if st and st[1] in ("flagged", "clean", "unchecked") else None)(
+            picture_doc_state(page, f)), 40, message=f"a verdict for {name}")
+        assert got == want, (name, got)
+        if want[1] == "flagged":
+            assert frame.evaluate("window.__docPainted") is None, frame.evaluate("window.__docPainted")
     page.close()

@@ -59,6 +59,28 @@ test('a fetch of the page counts as a load only when it answers with a picture o
   assert.deepEqual(loads.judge(7, 'https://rebind.example.com/x.png', PAGE), { ok: false, reason: LOAD_REFUSAL.PRIVATE_ADDRESS });
 });
 
+test('a picture or a video opened as the page itself, or as a frame\'s document, is a load of the tab; other documents are not', () => {
+  const loads = new PageLoads();
+  const typed = (value) => [{ name: 'Content-Type', value }];
+  const meme = 'https://i.example.net/meme.jpg';
+  loads.recordResponse({ requestId: 'r', tabId: 7, type: 'main_frame', url: 'https://example.net/m', ip: '93.184.216.34' });
+  loads.recordRedirect({ requestId: 'd', url: 'https://example.net/m', ip: '93.184.216.34' }); // a link that redirects to the picture
+  loads.recordResponse({ requestId: 'd', tabId: 7, type: 'main_frame', url: meme, ip: '93.184.216.35', responseHeaders: typed('image/jpeg') });
+  assert.deepEqual(loads.judge(7, meme, meme), { ok: true });
+  assert.equal(loads.exportTab(7).document.url, meme, 'the picture is the tab\'s document too');
+  assert.deepEqual(loads.judge(7, 'https://example.net/m', meme), { ok: true }, 'the hop that led to it');
+  const frames = [['f1', 'https://i.example.net/in-a-frame.webp', 'image/webp'], ['f2', 'https://v.example.net/clip.mp4', 'video/mp4'],
+    ['f3', 'https://embed.example.org/player.html', 'text/html; charset=utf-8'], ['f4', 'https://embed.example.org/untyped', null]];
+  for (const [requestId, url, type] of frames) {
+    loads.recordResponse({ requestId, tabId: 7, type: 'sub_frame', url, ip: '93.184.216.36', responseHeaders: type ? typed(type) : [] });
+  }
+  assert.deepEqual(loads.judge(7, frames[0][1], meme), { ok: true });
+  assert.deepEqual(loads.judge(7, frames[1][1], meme), { ok: true });
+  for (const [, url] of frames.slice(2)) assert.deepEqual(loads.judge(7, url, meme), { ok: false, reason: LOAD_REFUSAL.NOT_LOADED }, url);
+  loads.recordResponse({ requestId: 'n', tabId: 7, type: 'main_frame', url: 'https://example.com/', ip: '93.184.216.34', responseHeaders: typed('text/html') });
+  assert.deepEqual(loads.judge(7, meme, 'https://example.com/'), { ok: false, reason: LOAD_REFUSAL.NOT_LOADED }, 'a new page starts the tab afresh');
+});
+
 test('a URL the tab\'s browser never loaded is refused, as is one loaded by another tab', () => {
   const loads = loadedTab();
   assert.deepEqual(loads.judge(7, 'https://cdn.example.net/named-in-a-data-attribute.png', PAGE), { ok: false, reason: LOAD_REFUSAL.NOT_LOADED });

@@ -12,10 +12,10 @@ const PIC = 'https://cdn.example.net/meme.png';
 const load = (pageLoads, tabId, requestId, type, url) => pageLoads.recordResponse({ requestId, tabId, type, url, ip: '93.184.216.34' });
 
 test('the observers follow documents and the picture types this browser knows', () => {
-  assert.deepEqual(listObservedTypes({ MAIN_FRAME: 'main_frame', IMAGE: 'image', MEDIA: 'media', SCRIPT: 'script', XHR: 'xmlhttprequest' }),
-    ['main_frame', 'image', 'media', 'xmlhttprequest']);
+  assert.deepEqual(listObservedTypes({ MAIN_FRAME: 'main_frame', SUB_FRAME: 'sub_frame', IMAGE: 'image', MEDIA: 'media', SCRIPT: 'script',
+    XHR: 'xmlhttprequest' }), ['main_frame', 'sub_frame', 'image', 'media', 'xmlhttprequest']);
   assert.deepEqual(listObservedTypes({ a: 'main_frame', b: 'image', c: 'imageset', d: 'media' }), ['main_frame', 'image', 'imageset', 'media']);
-  assert.deepEqual(listObservedTypes(undefined), ['main_frame', 'image', 'media', 'xmlhttprequest'], 'a browser that lists none');
+  assert.deepEqual(listObservedTypes(undefined), ['main_frame', 'sub_frame', 'image', 'media', 'xmlhttprequest'], 'a browser that lists none');
 });
 
 test('the tabs changed meanwhile are stored together, and a restarted worker reads them back', async () => {
