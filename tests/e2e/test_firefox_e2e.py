@@ -90,6 +90,15 @@ def run_firefox_feed(firefox, server, feed_url, artifacts, tmp_path, cases=(), l
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+# The page-visible state of the picture of each image document: the document itself, or each
+# same-origin frame's (the page sees flagged, or shown once a picture is decided otherwise).
+PICTURE_DOC_STATES_JS = """(doc) => {
+  const isPicture = (d) => d && d.contentType.startsWith('image/');
+  const docs = isPicture(doc) ? [doc] : Array.from(doc.querySelectorAll('iframe'), (f) => f.contentDocument).filter(isPicture);
+  return docs.map((d) => { const img = d.querySelector('img'); return img ? img.getAttribute('data-simclip') : null; });
+}"""
+
+
 @pytest.fixture(scope="module")
 def firefox_report(firefox_path, simclip_server, feed_site, stream_site, artifacts_dir, tmp_path_factory):
     """One Firefox run: the feed, then the case pages."""
@@ -120,8 +129,20 @@ def firefox_report(firefox_path, simclip_server, feed_site, stream_site, artifac
     back_forward = {"url": f"{feed_site.url}?s={UNIQUE_PREFIX}-ff-bfcache&cache=1&noref=1&still=1",
                     "elsewhereUrl": f"http://{EMBED_HOST}:{feed_site.port}/elsewhere?cache=1",
                     "initScript": MONITOR_JS + PAGESHOW_JS}
+    # A meme opened as the page itself, and memes shown as frames' documents (image documents).
+    origin = "/".join(feed_site.url.split("/", 3)[:3])
+    neutral = next(k for k, (_, t) in enumerate(feed_site.memes) if t == "neutral")
+    probes = [{"name": f"picture-doc-{name}", "url": f"{origin}/m/{k}.png?p=ff-{name}&s=ff-picture-docs",
+               "until": f"({PICTURE_DOC_STATES_JS})(document).length === 1"
+                        f" && ({PICTURE_DOC_STATES_JS})(document).every((s) => ['flagged', 'shown'].includes(s))",
+               "read": f"({PICTURE_DOC_STATES_JS})(document)", "pictureDocument": True}
+              for name, k in (("top-h", feed_site.harmful[0]), ("top-n", neutral))]
+    probes.append({"name": "picture-doc-frames", "url": feed_site.case_url("picture-docs", "ff-picture-docs"),
+                   "until": f"({PICTURE_DOC_STATES_JS})(document).length === 2"
+                            f" && ({PICTURE_DOC_STATES_JS})(document).every((s) => ['flagged', 'shown'].includes(s))",
+                   "read": f"({PICTURE_DOC_STATES_JS})(document)"})
     report = run_firefox_feed(firefox_path, simclip_server, f"{feed_site.url}?s=firefox", artifacts_dir,
-                              tmp_path_factory.mktemp("firefox"), cases, lifecycle, back_forward)
+                              tmp_path_factory.mktemp("firefox"), cases, lifecycle, back_forward, probes=probes)
     write_json(artifacts_dir / "firefox-report.json", {k: v for k, v in report.items() if k != "states"})
     return report
 
@@ -341,3 +362,13 @@ def test_firefox_a_feed_left_mid_verdict_is_kept_in_the_back_forward_cache_and_d
     assert bf["decidedInMs"] is not None, summarize(bf["states"])
     assert_flagged_exactly_the_harmful([s for s in bf["states"] if s["truth"] in ("harmful", "neutral")][:N_MEMES])
     assert bf["violations"] == {}, bf["violations"]
+
+
+def test_firefox_a_meme_opened_as_the_page_itself_or_as_a_frames_document_is_checked(firefox_report):
+    """Firefox paints a picture opened in a tab, or shown as an <iframe>'s document, in its image
+    document: a harmful one is flagged, a neutral one shown after its verdict (not refused as
+    never loaded)."""
+    probes = firefox_report["probes"]
+    assert probes["picture-doc-top-h"] == ["flagged"], probes
+    assert probes["picture-doc-top-n"] == ["shown"], probes
+    assert probes["picture-doc-frames"] == ["flagged", "shown"], probes

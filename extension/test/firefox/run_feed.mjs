@@ -9,10 +9,11 @@
  *
  * CONFIG: {firefox, extension, serverUrl, token, feedUrl, feedHosts, initScript, statesScript,
  *          decided: [states], memes, timeoutMs, revealAfterSeconds, screenshot, keys: bool,
- *          probes: [{name, url, until, read, timeoutMs, screenshot}],
+ *          probes: [{name, url, until, read, timeoutMs, screenshot, pictureDocument}],
  *          cases: [{name, url, settleMs, timeoutMs, decided, initScript, violations, then, viewportThen}]}
  *   A probe opens `url` first (after the pairing), waits until the expression `until` is true and
- *   reports the value of `read` in `probes[name]`. Without `feedUrl`, no feed is opened.
+ *   reports the value of `read` in `probes[name]` (`pictureDocument`: `url` is a picture, shown in
+ *   its image document, whose load BiDi does not report). Without `feedUrl`, no feed is opened.
  *   A case's `initScript` replaces the config's, `violations` is the expression that reads its
  *   monitor's violations; `then` is a script run once every meme is decided (it may return a
  *   promise), after the viewport is set to `viewportThen` ({width, height}) if given; the case
@@ -424,10 +425,17 @@ async function runRemoval(feed) {
 }
 
 /** A page read once it is ready (see `probes` in the header): the value of `read`, or throws after `timeoutMs`. */
-async function runProbe({ name, url, until, read, timeoutMs = 60_000, screenshot }) {
-  const page = await openPage(url);
+async function runProbe({ name, url, until, read, timeoutMs = 60_000, screenshot, pictureDocument = false }) {
+  let page;
+  if (pictureDocument) { // Firefox's WebDriver BiDi reports no DOMContentLoaded for an image document: `until` waits
+    page = await browser.newPage();
+    await setViewportSize(page);
+    page.goto(url, { waitUntil: 'domcontentloaded', timeout: timeoutMs }).catch(() => {});
+  } else {
+    page = await openPage(url);
+  }
   const since = Date.now();
-  while (!(await page.evaluate(until))) {
+  while (!(await page.evaluate(until).catch(() => false))) {
     if (Date.now() - since > timeoutMs) throw new Error(`probe ${name}: not ready after ${timeoutMs} ms`);
     await sleep(250);
   }
