@@ -9,8 +9,9 @@
  * Which elements: the tracked ones within about a screen of the viewport (an IntersectionObserver
  * keeps that set; one coming into it is re-read at once, so a change made far away is caught
  * before it is on screen). When: at the next animation frame after any signal that something may
- * have changed (a mutation batch, a resize, a media change, pointer or focus moving, an animation
- * or transition event, the tab shown again), which runs before that frame is painted; in the
+ * have changed (a mutation batch, a resize, a media change, pointer or focus moving, a press, a
+ * form control changed by the user, a hash change, the tab shown again), which runs before that
+ * frame is painted; in the
  * frame a new viewport size is laid out in (a ResizeObserver on the root); every
  * frame while a tracked element runs an animation of a picture property (or asks to be, a canvas
  * just drawn on: `needsFrames`); and every
@@ -26,9 +27,15 @@ import { flushStyle } from './perf.js';
 const NEAR_MARGIN = '100% 0px'; // about a screen above and below the viewport
 const FRAME_BUDGET_MS = 3; // our own work per animation frame
 export const SWEEP_INTERVAL_MS = 1000; // the slowest a change nothing announces is found, while visible
-const WINDOW_SIGNALS = ['resize', 'orientationchange', 'pageshow'];
-const DOCUMENT_SIGNALS = ['pointerover', 'pointerout', 'focusin', 'focusout', 'visibilitychange', 'fullscreenchange'];
-const MEDIA_SIGNALS = ['(prefers-color-scheme: dark)', '(orientation: portrait)', '(prefers-reduced-motion: reduce)', 'print'];
+const WINDOW_SIGNALS = ['resize', 'orientationchange', 'pageshow', 'hashchange']; // hashchange: `:target`
+// pointer and focus moving (`:hover`, `:focus`), a press (`:active`), a form control's state
+// (`:checked`, `:placeholder-shown`, `:invalid`) changed by the user
+const DOCUMENT_SIGNALS = ['pointerover', 'pointerout', 'pointerdown', 'pointerup', 'focusin', 'focusout', 'input', 'change',
+  'visibilitychange', 'fullscreenchange'];
+const MEDIA_SIGNALS = ['(prefers-color-scheme: dark)', '(orientation: portrait)', '(prefers-reduced-motion: reduce)', 'print',
+  '(prefers-contrast: more)', '(prefers-contrast: less)', '(forced-colors: active)',
+  // a zoom or another screen: `resolution` queries, `image-set()` and `srcset` x-descriptors pick again
+  '(min-resolution: 1.25dppx)', '(min-resolution: 1.5dppx)', '(min-resolution: 2dppx)', '(min-resolution: 3dppx)'];
 const PICTURE_PROPERTIES = /^(backgroundImage|background|content|listStyleImage|--)/; // animated keyframes that can change a picture
 
 export class RepaintWatch {

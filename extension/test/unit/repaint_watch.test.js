@@ -93,6 +93,30 @@ test('a resize, a mutation batch or a pointer move reads every near element agai
   assert.deepEqual(seen.sort(), ['a', 'b'], 'nothing more without a new signal');
 });
 
+test('a press, a form control changed by the user, a hash change and the media features a picture can follow each read the near elements again', () => {
+  for (const signal of ['pointerdown', 'pointerup', 'input', 'change', 'hashchange']) {
+    const { win, watch, seen, el } = setUp();
+    const a = el('a');
+    watch.watch(a);
+    FakeIO.last.report(a, true);
+    win.runFrame();
+    seen.length = 0;
+    win.fire(signal);
+    win.runFrame();
+    assert.deepEqual(seen, ['a'], signal);
+  }
+  const queries = [];
+  const win = fakeWindow();
+  win.matchMedia = (query) => {
+    queries.push(query);
+    return { addEventListener: () => {} };
+  };
+  new RepaintWatch({ recheck: () => {}, afterFrame: () => {}, timed: (fn) => fn(), win });
+  for (const q of ['(prefers-color-scheme: dark)', '(prefers-contrast: more)', '(forced-colors: active)', '(min-resolution: 2dppx)']) {
+    assert.ok(queries.includes(q), q);
+  }
+});
+
 test('the near elements under a node the page changed are all read in that frame, past the budget; the rest wait', () => {
   const { win, watch, seen, el } = setUp({ recheckMs: 1 }); // 1 ms a read: 3 fit in a frame's budget
   const items = Array.from({ length: 12 }, (_, i) => el(`e${i}`));
