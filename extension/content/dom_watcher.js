@@ -12,7 +12,7 @@
  */
 import { isPlainValue, listPictureSelectors, listStyleQueryProperties, newStyleRead, readStyleRules, selectPictureRules } from '../shared/cssurls.js';
 import { TimeSlicer } from '../shared/slicer.js';
-import { CANVAS_DRAWN_EVENT, SHADOW_ROOT_EVENT } from '../shared/page_events.js';
+import { CANVAS_DRAWN_EVENT, SHADOW_ROOT_EVENT, STYLESHEETS_CHANGED_EVENT } from '../shared/page_events.js';
 import { flushStyle } from './perf.js';
 
 const SYNC_BUDGET_MS = 12; // our own work per mutation batch
@@ -89,6 +89,9 @@ export class DOMWatcher {
     };
     this.onCanvasEvent = (e) => {
       if (this.observer && e.target.tagName === 'CANVAS') this.timed(() => this.onAttribute(e.target, 'drawn'), 'canvas');
+    };
+    this.onSheetsEvent = (e) => {
+      if (this.observer && e.target === document) this.timed(() => this.onSheetsChanged(), 'stylesheet');
     };
     this.onStyleEvent = (e) => {
       if (e.animationName?.startsWith(OWN_ANIMATIONS)) return;
@@ -230,6 +233,7 @@ export class DOMWatcher {
   listenOn(target) {
     target.addEventListener(SHADOW_ROOT_EVENT, this.onShadowEvent, true);
     target.addEventListener(CANVAS_DRAWN_EVENT, this.onCanvasEvent, true);
+    if (target === document) target.addEventListener(STYLESHEETS_CHANGED_EVENT, this.onSheetsEvent, true);
     for (const type of LOAD_EVENTS) target.addEventListener(type, this.onLoadEvent, true);
     for (const type of STYLE_EVENTS) target.addEventListener(type, this.onStyleEvent, { capture: true, passive: true });
   }
@@ -367,6 +371,18 @@ export class DOMWatcher {
     }
     this.pictureSelector = selectors.size > MAX_PICTURE_SELECTORS ? null : [...selectors].join(', ');
     return this.pictureSelector;
+  }
+
+  /**
+   * The page changed a stylesheet through the CSSOM (shadow_hook.js announces it; no
+   * MutationObserver does): every picture near the viewport is read again in this frame, and
+   * everything else is looked at again in slices, at most once a second (CSS-in-JS libraries
+   * insert rules all the time: the picture rules are not listed again for each).
+   */
+  onSheetsChanged() {
+    this.pictureSelector = undefined;
+    this.scheduleResweep();
+    this.onBatch(new Set([document.documentElement]));
   }
 
   /**

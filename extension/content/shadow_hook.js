@@ -6,8 +6,10 @@
 // (Firefox), which page scripts do not have, so a closed root stays closed to the page.
 // It also announces that a <canvas> was drawn on (a picture drawn or put on it), once per canvas
 // after the page's script that drew it has run (a microtask, before the next paint), so the
-// content script reads the new drawing before it is painted (canvas_pixels.js). And it switches
-// the pre-hide rules off once the gap rules' clock ends (the add-on went away).
+// content script reads the new drawing before it is painted (canvas_pixels.js). It announces a
+// stylesheet changed through the CSSOM, which no MutationObserver reports (dom_watcher.js reads
+// the pictures again). And it switches the pre-hide rules off once the gap rules' clock ends
+// (the add-on went away).
 (() => {
   const SHADOW_ROOT_EVENT = 'simclip-shadow-root'; // shared/page_events.js
   const attach = Element.prototype.attachShadow;
@@ -58,6 +60,76 @@
   wrap(globalThis.CanvasRenderingContext2D?.prototype, 'drawImage');
   wrap(globalThis.CanvasRenderingContext2D?.prototype, 'putImageData');
   wrap(globalThis.ImageBitmapRenderingContext?.prototype, 'transferFromImageBitmap');
+
+  // A stylesheet changed through the CSSOM (a rule inserted, removed or edited, a sheet disabled
+  // or replaced, the adopted sheets set): no MutationObserver reports it, and it may give an
+  // element another picture. Announced once per task on the document, after the page's script
+  // that changed it (a microtask, before the next paint). The extension's own sheets are changed
+  // from its isolated world, through prototypes this does not touch.
+  const STYLESHEETS_CHANGED_EVENT = 'simclip-stylesheets-changed'; // shared/page_events.js
+  let sheetsQueued = false;
+  const announceSheets = () => {
+    if (sheetsQueued) return;
+    sheetsQueued = true;
+    queueMicrotask(() => {
+      sheetsQueued = false;
+      document.dispatchEvent(new Event(STYLESHEETS_CHANGED_EVENT));
+    });
+  };
+  const wrapMethod = (proto, name, when = () => true) => {
+    const original = proto?.[name];
+    if (typeof original !== 'function') return;
+    Object.defineProperty(proto, name, {
+      configurable: true,
+      enumerable: false,
+      writable: true,
+      value: {
+        [name](...args) {
+          const result = original.apply(this, args);
+          if (when(this)) {
+            if (result instanceof Promise) result.then(announceSheets, () => {});
+            else announceSheets();
+          }
+          return result;
+        },
+      }[name],
+    });
+  };
+  const wrapped = new Set(); // 'prototype owner + name' already wrapped
+  const wrapSetter = (proto, name, when = () => true) => {
+    for (let p = proto; p; p = Object.getPrototypeOf(p)) {
+      const desc = Object.getOwnPropertyDescriptor(p, name);
+      if (!desc) continue;
+      if (typeof desc.set !== 'function' || !desc.configurable || wrapped.has(desc.set)) return;
+      const { set } = desc;
+      const setter = {
+        [name](value) {
+          set.call(this, value);
+          if (when(this)) announceSheets();
+        },
+      }[name];
+      wrapped.add(setter);
+      Object.defineProperty(p, name, { ...desc, set: setter });
+      return;
+    }
+  };
+  const sheetProto = globalThis.CSSStyleSheet?.prototype;
+  for (const name of ['insertRule', 'deleteRule', 'addRule', 'removeRule', 'replace', 'replaceSync']) wrapMethod(sheetProto, name);
+  for (const proto of [globalThis.StyleSheet?.prototype, globalThis.HTMLStyleElement?.prototype, globalThis.HTMLLinkElement?.prototype]) {
+    wrapSetter(proto, 'disabled');
+  }
+  for (const proto of [globalThis.Document?.prototype, globalThis.ShadowRoot?.prototype]) wrapSetter(proto, 'adoptedStyleSheets');
+  // a rule's declarations (an element's own style attribute is a DOM change, seen already)
+  const inRule = (style) => Boolean(style?.parentRule);
+  const declProto = globalThis.CSSStyleDeclaration?.prototype;
+  for (const name of ['setProperty', 'removeProperty']) wrapMethod(declProto, name, inRule);
+  // the named properties live on a subclass's prototype in some engines (CSSStyleProperties, CSS2Properties)
+  const propertyProtos = [globalThis.CSSStyleProperties?.prototype, globalThis.CSS2Properties?.prototype, declProto];
+  for (const name of ['cssText', 'background', 'backgroundImage', 'content', 'listStyleImage']) {
+    for (const proto of propertyProtos) wrapSetter(proto, name, inRule);
+  }
+  wrapSetter(globalThis.CSSRule?.prototype, 'cssText');
+  wrapSetter(globalThis.MediaList?.prototype, 'mediaText');
 
   // The gap rules' clock ended (loader.js, tools/shadow_css.mjs): prehide.css has been missing for
   // 30 s, so the add-on was disabled or removed, not updated, and its scripts are gone with it.

@@ -10,3 +10,6 @@ export const SHADOW_ROOT_EVENT = 'simclip-shadow-root';
 
 /** Dispatched on a <canvas> after the page's script drew a picture on it. */
 export const CANVAS_DRAWN_EVENT = 'simclip-canvas-drawn';
+
+/** Dispatched on the document after the page's script changed a stylesheet through the CSSOM. */
+export const STYLESHEETS_CHANGED_EVENT = 'simclip-stylesheets-changed';

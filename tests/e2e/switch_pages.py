@@ -5,8 +5,8 @@ served by FeedSite at /case/switch and /case/canvas.
 narrow (600 px) or once the page calls `window.__switch()`: an Instagram-like <picture> whose
 <source media="(max-width: 700px)"> takes over, a Mastodon-like srcset re-picked at another width,
 a background through a custom property set on an ancestor (of the element, or of the host of
-the open shadow root it is in), a class toggled on an ancestor, a media
-query, a container query and a CSS animation. Every kind comes twice: neutral then harmful, and
+the open shadow root it is in), a class toggled on an ancestor, a stylesheet rule edited through
+the CSSOM, a sheet disabled, a media query, a container query and a CSS animation. Every kind comes twice: neutral then harmful, and
 harmful then neutral. Each element carries `data-post`, `data-kind` and `data-truth` (the truth of
 what it paints now: the page rewrites it as it switches); `window.__harmful` lists the harmful
 URLs, and PAINT_MONITOR_JS records every frame in which an element paints one of them uncovered.
@@ -110,7 +110,7 @@ narrow.addEventListener('change', () => {
 document.addEventListener('load', (e) => {
   if (e.target.tagName === 'IMG' && e.target.dataset.post) e.target.dataset.truth = isHarmful(e.target.currentSrc) ? 'harmful' : 'neutral';
 }, true);
-// the script's own switches: a custom property, a class, an animation
+// the script's own switches: a custom property, a class, a stylesheet rule and a sheet (CSSOM), an animation
 const switchBoxes = (tag, second) => {
   const v = el('var-' + tag);
   document.getElementById('var-' + tag + '-box').style.setProperty('--bg', 'url("' + (second ? v.dataset.then : v.dataset.first) + '")');
@@ -120,6 +120,11 @@ const switchBoxes = (tag, second) => {
   settle('shadow-var-' + tag, second);
   document.getElementById('class-' + tag + '-box').classList.toggle('on', second);
   settle('class-' + tag, second);
+  const r = el('rule-' + tag);
+  document.getElementById('rule-' + tag + '-sheet').sheet.cssRules[0].style.backgroundImage = 'url("' + (second ? r.dataset.then : r.dataset.first) + '")';
+  settle('rule-' + tag, second);
+  document.getElementById('sheet-' + tag + '-sheet').sheet.disabled = second;
+  settle('sheet-' + tag, second);
   // a keyword, which names no picture itself: the shadow root's style query picks the picture
   document.getElementById('shadow-query-' + tag + '-box').style.setProperty('--theme', second ? 'dark' : 'light');
   settle('shadow-query-' + tag, second);
@@ -297,6 +302,17 @@ class SwitchPages:
                        f'.cls-{tag}.on .meme {{ background-image: url("{b}"); }}')
             body.append(f'<section class="cls-{tag}" id="{post}-box"><div class="meme" role="img" data-post="{post}" '
                         f'data-kind="class" data-truth="{self.truth(first)}"></div></section>')
+            # a stylesheet rule edited through the CSSOM (a CSS-in-JS library), and a sheet that
+            # overrides the first picture, disabled: no DOM change announces either
+            post, a, b = both("rule")
+            body.append(f'<style id="{post}-sheet">.rule-{tag} {{ background-image: url("{a}"); }}</style>'
+                        f'<section><div class="meme rule-{tag}" role="img" data-post="{post}" data-kind="rule" '
+                        f'data-truth="{self.truth(first)}" data-first="{esc(a)}" data-then="{esc(b)}"></div></section>')
+            post, a, b = both("sheet")
+            body.append(f'<style>.sheet-{tag} {{ background-image: url("{b}"); }}</style>'
+                        f'<style id="{post}-sheet">.sheet-{tag} {{ background-image: url("{a}"); }}</style>'
+                        f'<section><div class="meme sheet-{tag}" role="img" data-post="{post}" data-kind="sheet" '
+                        f'data-truth="{self.truth(first)}"></div></section>')
             # a media query, and a container query (the box is 40vw: 480 px wide, 240 px narrow)
             for kind, cls, query, (open_box, close_box) in (
                     ("media", "mq", "@media (max-width: 700px)", ("", "")),

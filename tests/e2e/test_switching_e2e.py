@@ -10,7 +10,7 @@ from e2e_support import assert_flagged_exactly_the_harmful, meme_states, wait_de
 from switch_pages import CROWD, NARROW_PX, PAINT_MONITOR_JS, PAINT_VIOLATIONS, WIDE_PX
 
 MEDIA_KINDS = ("picture", "srcset", "media", "container")
-SCRIPT_KINDS = ("var", "shadow-var", "shadow-query", "class", "animation")
+SCRIPT_KINDS = ("var", "shadow-var", "shadow-query", "class", "rule", "sheet", "animation")
 
 
 def open_switch_page(browser, feed_site, seed, name="switch"):
