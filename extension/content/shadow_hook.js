@@ -95,7 +95,7 @@
       }[name],
     });
   };
-  const wrapped = new Set(); // 'prototype owner + name' already wrapped
+  const wrapped = new Set(); // our setters: a property two prototypes share is wrapped once
   const wrapSetter = (proto, name, when = () => true) => {
     for (let p = proto; p; p = Object.getPrototypeOf(p)) {
       const desc = Object.getOwnPropertyDescriptor(p, name);

@@ -1,0 +1,72 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { readFileSync } from 'node:fs';
+import vm from 'node:vm';
+
+import { STYLESHEETS_CHANGED_EVENT } from '../../shared/page_events.js';
+
+const HOOK = readFileSync(new URL('../../content/shadow_hook.js', import.meta.url), 'utf8');
+
+/** The hook run in a page-like world of stand-ins: the CSSOM's methods and setters, a document that records its events. */
+function pageWorld() {
+  const dispatched = [];
+  class Element { attachShadow() { return {}; } }
+  class StyleSheet {
+    constructor() { this.off = false; }
+    get disabled() { return this.off; }
+    set disabled(value) { this.off = value; }
+  }
+  class CSSStyleSheet extends StyleSheet {
+    insertRule() { return 0; }
+    deleteRule() {}
+    replaceSync() {}
+    replace() { return Promise.resolve(this); }
+  }
+  class CSSStyleDeclaration {
+    constructor(parentRule) { this.parentRule = parentRule; this.values = {}; }
+    setProperty(name, value) { this.values[name] = value; }
+    get backgroundImage() { return this.values['background-image'] ?? ''; }
+    set backgroundImage(value) { this.values['background-image'] = value; }
+  }
+  const world = {
+    Element, StyleSheet, CSSStyleSheet, CSSStyleDeclaration, Promise, queueMicrotask,
+    Event: class { constructor(type) { this.type = type; } },
+    document: { dispatchEvent: (e) => dispatched.push(e.type) },
+    addEventListener: () => {},
+  };
+  world.globalThis = world;
+  vm.runInNewContext(HOOK, world);
+  return { world, dispatched };
+}
+
+const settle = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+test('a stylesheet changed through the CSSOM is announced on the document once per task, after the change', async () => {
+  const { world, dispatched } = pageWorld();
+  const sheet = new world.CSSStyleSheet();
+  sheet.insertRule('.x { background-image: url(a.png) }');
+  sheet.deleteRule(0);
+  sheet.disabled = true;
+  assert.equal(sheet.disabled, true, 'the setter still sets');
+  assert.deepEqual(dispatched, [], 'not inside the page\'s script');
+  await settle();
+  assert.deepEqual(dispatched, [STYLESHEETS_CHANGED_EVENT], 'one event for the three changes');
+
+  new world.CSSStyleDeclaration({ selectorText: '.x' }).backgroundImage = 'url(b.png)';
+  await settle();
+  new world.CSSStyleDeclaration({ selectorText: '.x' }).setProperty('background-image', 'url(c.png)');
+  await settle();
+  await sheet.replace('.x {}');
+  await settle();
+  assert.equal(dispatched.length, 4, 'a rule\'s declarations edited, a sheet replaced');
+});
+
+test('an element\'s own style attribute (a DOM change the watcher sees) is not announced', async () => {
+  const { world, dispatched } = pageWorld();
+  const inline = new world.CSSStyleDeclaration(null);
+  inline.backgroundImage = 'url(a.png)';
+  inline.setProperty('--bg', 'url(b.png)');
+  await settle();
+  assert.deepEqual(dispatched, []);
+  assert.equal(inline.backgroundImage, 'url(a.png)');
+});
