@@ -12,7 +12,7 @@
  */
 import { isPlainValue, listPictureSelectors, listStyleQueryProperties, newStyleRead, readStyleRules, selectPictureRules } from '../shared/cssurls.js';
 import { TimeSlicer } from '../shared/slicer.js';
-import { CANVAS_DRAWN_EVENT, SHADOW_ROOT_EVENT, STYLESHEETS_CHANGED_EVENT } from '../shared/page_events.js';
+import { CANVAS_DRAWN_EVENT, SHADOW_ROOT_EVENT, STATE_CHANGED_EVENT, STYLESHEETS_CHANGED_EVENT } from '../shared/page_events.js';
 import { flushStyle } from './perf.js';
 
 const SYNC_BUDGET_MS = 12; // our own work per mutation batch
@@ -92,6 +92,9 @@ export class DOMWatcher {
     };
     this.onSheetsEvent = (e) => {
       if (this.observer && e.target === document) this.timed(() => this.onSheetsChanged(), 'stylesheet');
+    };
+    this.onStateEvent = (e) => {
+      if (this.observer && e.target === document) this.timed(() => this.onBatch(new Set([document.documentElement])), 'state');
     };
     this.onStyleEvent = (e) => {
       if (e.animationName?.startsWith(OWN_ANIMATIONS)) return;
@@ -233,7 +236,10 @@ export class DOMWatcher {
   listenOn(target) {
     target.addEventListener(SHADOW_ROOT_EVENT, this.onShadowEvent, true);
     target.addEventListener(CANVAS_DRAWN_EVENT, this.onCanvasEvent, true);
-    if (target === document) target.addEventListener(STYLESHEETS_CHANGED_EVENT, this.onSheetsEvent, true);
+    if (target === document) {
+      target.addEventListener(STYLESHEETS_CHANGED_EVENT, this.onSheetsEvent, true);
+      target.addEventListener(STATE_CHANGED_EVENT, this.onStateEvent, true); // shadow_hook.js: `checked`, `animate()`
+    }
     for (const type of LOAD_EVENTS) target.addEventListener(type, this.onLoadEvent, true);
     for (const type of STYLE_EVENTS) target.addEventListener(type, this.onStyleEvent, { capture: true, passive: true });
   }

@@ -7,8 +7,9 @@
 // It also announces that a <canvas> was drawn on (a picture drawn or put on it), once per canvas
 // after the page's script that drew it has run (a microtask, before the next paint), so the
 // content script reads the new drawing before it is painted (canvas_pixels.js). It announces a
-// stylesheet changed through the CSSOM, which no MutationObserver reports (dom_watcher.js reads
-// the pictures again). And it switches the pre-hide rules off once the gap rules' clock ends
+// stylesheet changed through the CSSOM, which no MutationObserver reports, and a state changed
+// by a script with no event (`checked`, `element.animate()`): dom_watcher.js reads the pictures
+// again. And it switches the pre-hide rules off once the gap rules' clock ends
 // (the add-on went away).
 (() => {
   const SHADOW_ROOT_EVENT = 'simclip-shadow-root'; // shared/page_events.js
@@ -76,7 +77,7 @@
       document.dispatchEvent(new Event(STYLESHEETS_CHANGED_EVENT));
     });
   };
-  const wrapMethod = (proto, name, when = () => true) => {
+  const wrapMethod = (proto, name, when = () => true, announce = () => announceSheets()) => {
     const original = proto?.[name];
     if (typeof original !== 'function') return;
     Object.defineProperty(proto, name, {
@@ -87,8 +88,8 @@
         [name](...args) {
           const result = original.apply(this, args);
           if (when(this)) {
-            if (result instanceof Promise) result.then(announceSheets, () => {});
-            else announceSheets();
+            if (result instanceof Promise) result.then(announce, () => {});
+            else announce();
           }
           return result;
         },
@@ -96,7 +97,7 @@
     });
   };
   const wrapped = new Set(); // our setters: a property two prototypes share is wrapped once
-  const wrapSetter = (proto, name, when = () => true) => {
+  const wrapSetter = (proto, name, when = () => true, announce = () => announceSheets()) => {
     for (let p = proto; p; p = Object.getPrototypeOf(p)) {
       const desc = Object.getOwnPropertyDescriptor(p, name);
       if (!desc) continue;
@@ -105,7 +106,7 @@
       const setter = {
         [name](value) {
           set.call(this, value);
-          if (when(this)) announceSheets();
+          if (when(this)) announce();
         },
       }[name];
       wrapped.add(setter);
@@ -130,6 +131,44 @@
   }
   wrapSetter(globalThis.CSSRule?.prototype, 'cssText');
   wrapSetter(globalThis.MediaList?.prototype, 'mediaText');
+
+  // A state a selector reads changed by a script, with no event and no DOM change (`:checked`,
+  // `:indeterminate`), or an animation started or changed from a script (`element.animate()`, an
+  // animation cancelled, finished, replayed...): announced the same way, on the document, once per
+  // task (the content script reads the pictures near the viewport again; a running animation of
+  // a picture is then read every frame).
+  const STATE_CHANGED_EVENT = 'simclip-state-changed'; // shared/page_events.js
+  let stateQueued = false;
+  const announceState = () => {
+    if (stateQueued) return;
+    stateQueued = true;
+    queueMicrotask(() => {
+      stateQueued = false;
+      document.dispatchEvent(new Event(STATE_CHANGED_EVENT));
+    });
+  };
+  const always = () => true;
+  for (const name of ['checked', 'indeterminate']) wrapSetter(globalThis.HTMLInputElement?.prototype, name, always, announceState);
+  const animationProto = globalThis.Animation?.prototype;
+  for (const name of ['cancel', 'finish', 'play', 'pause', 'reverse', 'updatePlaybackRate', 'commitStyles']) {
+    wrapMethod(animationProto, name, always, announceState);
+  }
+  for (const name of ['currentTime', 'startTime', 'playbackRate', 'effect', 'timeline']) wrapSetter(animationProto, name, always, announceState);
+  wrapMethod(globalThis.KeyframeEffect?.prototype, 'setKeyframes', always, announceState);
+  wrapSetter(globalThis.KeyframeEffect?.prototype, 'target', always, announceState);
+  const originalAnimate = globalThis.Element?.prototype.animate;
+  if (typeof originalAnimate === 'function') {
+    Object.defineProperty(Element.prototype, 'animate', {
+      configurable: true,
+      enumerable: false,
+      writable: true,
+      value: function animate(...args) {
+        const animation = originalAnimate.apply(this, args);
+        announceState();
+        return animation;
+      },
+    });
+  }
 
   // The gap rules' clock ended (loader.js, tools/shadow_css.mjs): prehide.css has been missing for
   // 30 s, so the add-on was disabled or removed, not updated, and its scripts are gone with it.

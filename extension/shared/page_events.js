@@ -13,3 +13,6 @@ export const CANVAS_DRAWN_EVENT = 'simclip-canvas-drawn';
 
 /** Dispatched on the document after the page's script changed a stylesheet through the CSSOM. */
 export const STYLESHEETS_CHANGED_EVENT = 'simclip-stylesheets-changed';
+
+/** Dispatched on the document after the page's script set a form control's `checked` or started `element.animate()`. */
+export const STATE_CHANGED_EVENT = 'simclip-state-changed';

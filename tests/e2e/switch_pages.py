@@ -6,7 +6,8 @@ narrow (600 px) or once the page calls `window.__switch()`: an Instagram-like <p
 <source media="(max-width: 700px)"> takes over, a Mastodon-like srcset re-picked at another width,
 a background through a custom property set on an ancestor (of the element, or of the host of
 the open shadow root it is in), a class toggled on an ancestor, a stylesheet rule edited through
-the CSSOM, a sheet disabled, a media query, a container query and a CSS animation. Every kind comes twice: neutral then harmful, and
+the CSSOM, a sheet disabled, a checkbox checked by a script, a Web Animations animation, a
+media query, a container query and a CSS animation. Every kind comes twice: neutral then harmful, and
 harmful then neutral. Each element carries `data-post`, `data-kind` and `data-truth` (the truth of
 what it paints now: the page rewrites it as it switches); `window.__harmful` lists the harmful
 URLs, and PAINT_MONITOR_JS records every frame in which an element paints one of them uncovered.
@@ -110,7 +111,35 @@ narrow.addEventListener('change', () => {
 document.addEventListener('load', (e) => {
   if (e.target.tagName === 'IMG' && e.target.dataset.post) e.target.dataset.truth = isHarmful(e.target.currentSrc) ? 'harmful' : 'neutral';
 }, true);
-// the script's own switches: a custom property, a class, a stylesheet rule and a sheet (CSSOM), an animation
+// the script's own switches: a custom property, a class, a stylesheet rule and a sheet (CSSOM), a
+// checkbox, a Web Animations animation, a CSS animation
+// the switches no DOM change or event announces (the extension learns of them from its main-world hook)
+const QUIET_SWITCHES = {
+  rule: (tag, second) => {
+    const r = el('rule-' + tag);
+    // setProperty, as CSS-in-JS libraries write it (Chromium's `style.backgroundImage = ...` on a
+    // rule is a named-property interceptor no hook can wrap: found by the sweep, docs/extension.md)
+    document.getElementById('rule-' + tag + '-sheet').sheet.cssRules[0].style
+      .setProperty('background-image', 'url("' + (second ? r.dataset.then : r.dataset.first) + '")');
+    settle('rule-' + tag, second);
+  },
+  sheet: (tag, second) => {
+    document.getElementById('sheet-' + tag + '-sheet').sheet.disabled = second;
+    settle('sheet-' + tag, second);
+  },
+  checked: (tag, second) => {
+    document.getElementById('checked-' + tag + '-box').checked = second;
+    settle('checked-' + tag, second);
+  },
+  waapi: (tag, second) => {
+    const w = el('waapi-' + tag);
+    if (second) w.animate([{ backgroundImage: 'url("' + w.dataset.then + '")' }], { duration: 1, fill: 'forwards' });
+    else for (const animation of w.getAnimations()) animation.cancel();
+    settle('waapi-' + tag, second);
+  },
+};
+// one of them alone, both ways (nothing else changes in that task)
+window.__switchOnly = (kind, second) => { for (const tag of ['nh', 'hn']) QUIET_SWITCHES[kind](tag, second); };
 const switchBoxes = (tag, second) => {
   const v = el('var-' + tag);
   document.getElementById('var-' + tag + '-box').style.setProperty('--bg', 'url("' + (second ? v.dataset.then : v.dataset.first) + '")');
@@ -120,15 +149,18 @@ const switchBoxes = (tag, second) => {
   settle('shadow-var-' + tag, second);
   document.getElementById('class-' + tag + '-box').classList.toggle('on', second);
   settle('class-' + tag, second);
-  const r = el('rule-' + tag);
-  document.getElementById('rule-' + tag + '-sheet').sheet.cssRules[0].style.backgroundImage = 'url("' + (second ? r.dataset.then : r.dataset.first) + '")';
-  settle('rule-' + tag, second);
-  document.getElementById('sheet-' + tag + '-sheet').sheet.disabled = second;
-  settle('sheet-' + tag, second);
+  for (const kind of Object.keys(QUIET_SWITCHES)) QUIET_SWITCHES[kind](tag, second);
   // a keyword, which names no picture itself: the shadow root's style query picks the picture
   document.getElementById('shadow-query-' + tag + '-box').style.setProperty('--theme', second ? 'dark' : 'light');
   settle('shadow-query-' + tag, second);
 };
+// the second pictures loaded and decoded before the switch (a site that preloads them): a switch
+// then paints at once, with no network time for the extension to hide it in
+window.__preload = () => Promise.all(window.__seconds.map((url) => {
+  const img = new Image();
+  img.src = url;
+  return img.decode().catch(() => {});
+}));
 window.__switch = () => {
   for (const tag of ['nh', 'hn']) {
     switchBoxes(tag, true);
@@ -251,6 +283,7 @@ class SwitchPages:
                 f'<img class="crowd" data-post="crowd-{i}" data-kind="crowd" data-truth="neutral" src="{decoy}" alt="">'
                 for i in range(crowd)) + "</div>")
         harmful = []
+        seconds = []  # the pictures the script switches to (window.__preload)
         # what each element paints before and after, for data-truth
         plan = {}
         for tag, first, second in self.pairs():
@@ -258,6 +291,7 @@ class SwitchPages:
                 post = f"{kind}-{tag}"
                 a, b = self.url(first, f"{post}-a", seed), self.url(second, f"{post}-b", seed)
                 plan[post] = (self.truth(first), self.truth(second))
+                seconds.append(b)
                 for k, url in ((first, a), (second, b)):
                     if self.truth(k) == "harmful":
                         harmful.append(url.split("?", 1)[1])
@@ -313,6 +347,18 @@ class SwitchPages:
                         f'<style id="{post}-sheet">.sheet-{tag} {{ background-image: url("{a}"); }}</style>'
                         f'<section><div class="meme sheet-{tag}" role="img" data-post="{post}" data-kind="sheet" '
                         f'data-truth="{self.truth(first)}"></div></section>')
+            # a checkbox checked by a script (`:checked ~`), and a Web Animations animation that
+            # holds the second picture: neither is a DOM change or an event
+            post, a, b = both("checked")
+            css.append(f'.chk-{tag} ~ .meme {{ background-image: url("{a}"); }}\n'
+                       f'.chk-{tag}:checked ~ .meme {{ background-image: url("{b}"); }}')
+            body.append(f'<section><input type="checkbox" class="chk-{tag}" id="{post}-box" aria-label="switch">'
+                        f'<div class="meme" role="img" data-post="{post}" data-kind="checked" '
+                        f'data-truth="{self.truth(first)}"></div></section>')
+            post, a, b = both("waapi")
+            css.append(f'.waapi-{tag} {{ background-image: url("{a}"); }}')
+            body.append(f'<section><div class="meme waapi-{tag}" role="img" data-post="{post}" data-kind="waapi" '
+                        f'data-truth="{self.truth(first)}" data-then="{esc(b)}"></div></section>')
             # a media query, and a container query (the box is 40vw: 480 px wide, 240 px narrow)
             for kind, cls, query, (open_box, close_box) in (
                     ("media", "mq", "@media (max-width: 700px)", ("", "")),
@@ -331,6 +377,7 @@ class SwitchPages:
             body.append(f'<section><div class="meme anim-{tag}" role="img" data-post="{post}" data-kind="animation" '
                         f'data-truth="{self.truth(first)}"></div></section>')
         script = (f"window.__harmful = {json.dumps(sorted(set(harmful)))};\n"
+                  f"window.__seconds = {json.dumps(seconds)};\n"
                   f"window.__plan = {json.dumps({k: list(v) for k, v in plan.items()})};\n" + SWITCH_JS)
         return self.cases.page("pictures that switch", "".join(body), script, "".join(css))
 

@@ -10,7 +10,7 @@ from e2e_support import assert_flagged_exactly_the_harmful, meme_states, wait_de
 from switch_pages import CROWD, NARROW_PX, PAINT_MONITOR_JS, PAINT_VIOLATIONS, WIDE_PX
 
 MEDIA_KINDS = ("picture", "srcset", "media", "container")
-SCRIPT_KINDS = ("var", "shadow-var", "shadow-query", "class", "rule", "sheet", "animation")
+SCRIPT_KINDS = ("var", "shadow-var", "shadow-query", "class", "rule", "sheet", "checked", "waapi", "animation")
 
 
 def open_switch_page(browser, feed_site, seed, name="switch"):
@@ -74,13 +74,14 @@ def test_pictures_that_switch_without_a_new_element_are_hidden_first_and_asked_a
 
 
 def test_a_script_switch_among_hundreds_of_pictures_is_hidden_before_it_is_painted(browser, feed_site):
-    """The custom property, class and animation switches of the switch page, with 300 pictures
-    near the viewport before them: more than one frame's worth to read again. The pictures under a
+    """The script's switches of the switch page, to pictures already loaded and decoded, with 300
+    pictures near the viewport before them: more than one frame's worth to read again. The pictures under a
     changed ancestor are read in that frame all the same."""
     page = open_switch_page(browser, feed_site, "crowd", name="switch-crowd")
     states = wait_decided(page, lambda s: True, 90, "a verdict for every picture")
     assert len(states) == CROWD + 2 * (len(MEDIA_KINDS) + len(SCRIPT_KINDS)), len(states)
     assert_flagged_exactly_the_harmful(states)
+    page.evaluate("window.__preload()")  # in the cache and decoded: a switch paints at once
     for _ in range(3):  # every few frames, as a page's scripts do
         page.evaluate("() => new Promise((resolve) => requestAnimationFrame(() => { window.__switch(); resolve(); }))")
         page.wait_for_function("() => [...document.querySelectorAll('[data-kind=animation]')]"
@@ -93,6 +94,27 @@ def test_a_script_switch_among_hundreds_of_pictures_is_hidden_before_it_is_paint
         assert_flagged_exactly_the_harmful(states)
     paint = page.evaluate("() => window.__paint")
     assert paint["violations"] == {}, f"harmful pictures painted uncovered after a switch: {paint['violations']}"
+    page.close()
+
+
+def test_a_switch_no_dom_change_announces_is_hidden_before_it_is_painted(browser, feed_site):
+    """A stylesheet rule edited and a sheet disabled through the CSSOM, a checkbox checked by a
+    script (`:checked ~`), a Web Animations animation: each alone in its task (no DOM change, no
+    event), to a picture already decoded, among 300 pictures near the viewport. The main-world
+    hook announces each (shadow_hook.js); the pictures are read again before that paint."""
+    page = open_switch_page(browser, feed_site, "quiet", name="switch-crowd")
+    assert_flagged_exactly_the_harmful(wait_decided(page, lambda s: True, 90, "a verdict for every picture"))
+    page.evaluate("window.__preload()")
+    for kind in ("rule", "sheet", "checked", "waapi"):
+        for second in (True, False):
+            page.evaluate("([kind, second]) => new Promise((resolve) => requestAnimationFrame(() => {"
+                          " window.__switchOnly(kind, second); resolve(); }))", [kind, second])
+            # an old verdict counts as decided: wait for the verdicts of what is painted now
+            wait_for(lambda kind=kind: all(s["state"] == ("flagged" if s["truth"] == "harmful" else "clean")
+                                           for s in meme_states(page) if s["post"].startswith(kind + "-")), 30,
+                     message=f"the verdicts of the {kind} switch ({second})")
+            assert_flagged_exactly_the_harmful(wait_decided(page, lambda s: True, 60, "a verdict for every picture"))
+            assert page.evaluate(PAINT_VIOLATIONS) == {}, (kind, second, page.evaluate(PAINT_VIOLATIONS))
     page.close()
 
 

@@ -14,6 +14,7 @@ test('the classic scripts spell each page event as shared/page_events.js does', 
     SHADOW_ROOT_EVENT: ['../../content/shadow_hook.js', '../../content/loader.js'],
     CANVAS_DRAWN_EVENT: ['../../content/shadow_hook.js'],
     STYLESHEETS_CHANGED_EVENT: ['../../content/shadow_hook.js'],
+    STATE_CHANGED_EVENT: ['../../content/shadow_hook.js'],
   };
   for (const [name, files] of Object.entries(copies)) {
     for (const file of files) {

@@ -3,14 +3,24 @@ import { test } from 'node:test';
 import { readFileSync } from 'node:fs';
 import vm from 'node:vm';
 
-import { STYLESHEETS_CHANGED_EVENT } from '../../shared/page_events.js';
+import { STATE_CHANGED_EVENT, STYLESHEETS_CHANGED_EVENT } from '../../shared/page_events.js';
 
 const HOOK = readFileSync(new URL('../../content/shadow_hook.js', import.meta.url), 'utf8');
 
 /** The hook run in a page-like world of stand-ins: the CSSOM's methods and setters, a document that records its events. */
 function pageWorld() {
   const dispatched = [];
-  class Element { attachShadow() { return {}; } }
+  class Element {
+    attachShadow() { return {}; }
+    animate(keyframes) { return { keyframes }; }
+  }
+  class Animation {
+    cancel() { this.cancelled = true; }
+  }
+  class HTMLInputElement extends Element {
+    get checked() { return Boolean(this.on); }
+    set checked(value) { this.on = value; }
+  }
   class StyleSheet {
     constructor() { this.off = false; }
     get disabled() { return this.off; }
@@ -29,7 +39,7 @@ function pageWorld() {
     set backgroundImage(value) { this.values['background-image'] = value; }
   }
   const world = {
-    Element, StyleSheet, CSSStyleSheet, CSSStyleDeclaration, Promise, queueMicrotask,
+    Animation, Element, HTMLInputElement, StyleSheet, CSSStyleSheet, CSSStyleDeclaration, Promise, queueMicrotask,
     Event: class { constructor(type) { this.type = type; } },
     document: { dispatchEvent: (e) => dispatched.push(e.type) },
     addEventListener: () => {},
@@ -69,4 +79,22 @@ test('an element\'s own style attribute (a DOM change the watcher sees) is not a
   await settle();
   assert.deepEqual(dispatched, []);
   assert.equal(inline.backgroundImage, 'url(a.png)');
+});
+
+test('a checkbox checked by a script, an animation started or cancelled by one, are announced as state changes', async () => {
+  const { world, dispatched } = pageWorld();
+  const box = new world.HTMLInputElement();
+  box.checked = true;
+  assert.equal(box.checked, true);
+  await settle();
+  assert.deepEqual(dispatched, [STATE_CHANGED_EVENT]);
+  const el = new world.Element();
+  assert.deepEqual(el.animate([{ backgroundImage: 'url(a.png)' }]).keyframes, [{ backgroundImage: 'url(a.png)' }], 'the animation is returned');
+  await settle();
+  assert.deepEqual(dispatched, [STATE_CHANGED_EVENT, STATE_CHANGED_EVENT]);
+  const animation = new world.Animation();
+  animation.cancel();
+  assert.equal(animation.cancelled, true);
+  await settle();
+  assert.equal(dispatched.length, 3, 'an animation cancelled by a script');
 });
