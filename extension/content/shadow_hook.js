@@ -26,58 +26,11 @@
     },
   });
 
-  const CANVAS_DRAWN_EVENT = 'simclip-canvas-drawn'; // shared/page_events.js
-  const drawn = new Set();
-  let queued = false;
-  const announce = () => {
-    queued = false;
-    const canvases = [...drawn];
-    drawn.clear();
-    for (const canvas of canvases) canvas.dispatchEvent(new Event(CANVAS_DRAWN_EVENT));
-  };
-  const wrap = (proto, name) => {
-    const original = proto?.[name];
-    if (typeof original !== 'function') return;
-    Object.defineProperty(proto, name, {
-      configurable: true,
-      enumerable: false,
-      writable: true,
-      value: {
-        [name](...args) {
-          const result = original.apply(this, args);
-          const canvas = this.canvas;
-          if (canvas instanceof HTMLCanvasElement && canvas.isConnected) {
-            drawn.add(canvas);
-            if (!queued) {
-              queued = true;
-              queueMicrotask(announce);
-            }
-          }
-          return result;
-        },
-      }[name],
-    });
-  };
-  wrap(globalThis.CanvasRenderingContext2D?.prototype, 'drawImage');
-  wrap(globalThis.CanvasRenderingContext2D?.prototype, 'putImageData');
-  wrap(globalThis.ImageBitmapRenderingContext?.prototype, 'transferFromImageBitmap');
-
-  // A stylesheet changed through the CSSOM (a rule inserted, removed or edited, a sheet disabled
-  // or replaced, the adopted sheets set): no MutationObserver reports it, and it may give an
-  // element another picture. Announced once per task on the document, after the page's script
-  // that changed it (a microtask, before the next paint). The extension's own sheets are changed
-  // from its isolated world, through prototypes this does not touch.
-  const STYLESHEETS_CHANGED_EVENT = 'simclip-stylesheets-changed'; // shared/page_events.js
-  let sheetsQueued = false;
-  const announceSheets = () => {
-    if (sheetsQueued) return;
-    sheetsQueued = true;
-    queueMicrotask(() => {
-      sheetsQueued = false;
-      document.dispatchEvent(new Event(STYLESHEETS_CHANGED_EVENT));
-    });
-  };
-  const wrapMethod = (proto, name, when = () => true, announce = () => announceSheets()) => {
+  /**
+   * `proto[name]` wrapped: after the page's call, `announce(receiver)` when `when(receiver)` (a
+   * method that returns a promise announces once it resolves). Its name and behaviour stay.
+   */
+  const wrapMethod = (proto, name, when, announce) => {
     const original = proto?.[name];
     if (typeof original !== 'function') return;
     Object.defineProperty(proto, name, {
@@ -88,16 +41,58 @@
         [name](...args) {
           const result = original.apply(this, args);
           if (when(this)) {
-            if (result instanceof Promise) result.then(announce, () => {});
-            else announce();
+            if (result instanceof Promise) result.then(() => announce(this), () => {});
+            else announce(this);
           }
           return result;
         },
       }[name],
     });
   };
+
+  const CANVAS_DRAWN_EVENT = 'simclip-canvas-drawn'; // shared/page_events.js
+  const drawn = new Set();
+  let queued = false;
+  const announceDrawn = () => {
+    queued = false;
+    const canvases = [...drawn];
+    drawn.clear();
+    for (const canvas of canvases) canvas.dispatchEvent(new Event(CANVAS_DRAWN_EVENT));
+  };
+  const onCanvas = (context) => context.canvas instanceof HTMLCanvasElement && context.canvas.isConnected;
+  const wrap = (proto, name) => wrapMethod(proto, name, onCanvas, (context) => {
+    drawn.add(context.canvas);
+    if (!queued) {
+      queued = true;
+      queueMicrotask(announceDrawn);
+    }
+  });
+  wrap(globalThis.CanvasRenderingContext2D?.prototype, 'drawImage');
+  wrap(globalThis.CanvasRenderingContext2D?.prototype, 'putImageData');
+  wrap(globalThis.ImageBitmapRenderingContext?.prototype, 'transferFromImageBitmap');
+
+  // A stylesheet changed through the CSSOM (a rule inserted, removed or edited, a sheet disabled
+  // or replaced, the adopted sheets set): no MutationObserver reports it, and it may give an
+  // element another picture. Announced once per task on the document, after the page's script
+  // that changed it (a microtask, before the next paint). The extension's own sheets are changed
+  // from its isolated world, through prototypes this does not touch.
+  const STYLESHEETS_CHANGED_EVENT = 'simclip-stylesheets-changed'; // shared/page_events.js
+  /** A function that dispatches `type` on the document once per task, after the calling script. */
+  const announcer = (type) => {
+    let queued = false;
+    return () => {
+      if (queued) return;
+      queued = true;
+      queueMicrotask(() => {
+        queued = false;
+        document.dispatchEvent(new Event(type));
+      });
+    };
+  };
+  const announceSheets = announcer(STYLESHEETS_CHANGED_EVENT);
+  const always = () => true;
   const wrapped = new Set(); // our setters: a property two prototypes share is wrapped once
-  const wrapSetter = (proto, name, when = () => true, announce = () => announceSheets()) => {
+  const wrapSetter = (proto, name, when = always, announce = announceSheets) => {
     for (let p = proto; p; p = Object.getPrototypeOf(p)) {
       const desc = Object.getOwnPropertyDescriptor(p, name);
       if (!desc) continue;
@@ -115,7 +110,7 @@
     }
   };
   const sheetProto = globalThis.CSSStyleSheet?.prototype;
-  for (const name of ['insertRule', 'deleteRule', 'addRule', 'removeRule', 'replace', 'replaceSync']) wrapMethod(sheetProto, name);
+  for (const name of ['insertRule', 'deleteRule', 'addRule', 'removeRule', 'replace', 'replaceSync']) wrapMethod(sheetProto, name, always, announceSheets);
   for (const proto of [globalThis.StyleSheet?.prototype, globalThis.HTMLStyleElement?.prototype, globalThis.HTMLLinkElement?.prototype]) {
     wrapSetter(proto, 'disabled');
   }
@@ -123,7 +118,7 @@
   // a rule's declarations (an element's own style attribute is a DOM change, seen already)
   const inRule = (style) => Boolean(style?.parentRule);
   const declProto = globalThis.CSSStyleDeclaration?.prototype;
-  for (const name of ['setProperty', 'removeProperty']) wrapMethod(declProto, name, inRule);
+  for (const name of ['setProperty', 'removeProperty']) wrapMethod(declProto, name, inRule, announceSheets);
   // the named properties live on a subclass's prototype in some engines (CSSStyleProperties, CSS2Properties)
   const propertyProtos = [globalThis.CSSStyleProperties?.prototype, globalThis.CSS2Properties?.prototype, declProto];
   for (const name of ['cssText', 'background', 'backgroundImage', 'content', 'listStyleImage']) {
@@ -138,16 +133,7 @@
   // task (the content script reads the pictures near the viewport again; a running animation of
   // a picture is then read every frame).
   const STATE_CHANGED_EVENT = 'simclip-state-changed'; // shared/page_events.js
-  let stateQueued = false;
-  const announceState = () => {
-    if (stateQueued) return;
-    stateQueued = true;
-    queueMicrotask(() => {
-      stateQueued = false;
-      document.dispatchEvent(new Event(STATE_CHANGED_EVENT));
-    });
-  };
-  const always = () => true;
+  const announceState = announcer(STATE_CHANGED_EVENT);
   for (const name of ['checked', 'indeterminate']) wrapSetter(globalThis.HTMLInputElement?.prototype, name, always, announceState);
   const animationProto = globalThis.Animation?.prototype;
   for (const name of ['cancel', 'finish', 'play', 'pause', 'reverse', 'updatePlaybackRate', 'commitStyles']) {
