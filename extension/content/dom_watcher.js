@@ -299,9 +299,9 @@ export class DOMWatcher {
           start = this.visitAdded(r.target, start);
         }
       } else {
-        if (r.attributeName === 'style' && r.target.isConnected) changed.add(r.target);
-        if (r.attributeName === 'style' && r.target.isConnected && this.customPropertiesChanged(r.oldValue, r.target.getAttribute('style'), r.target)) {
-          start = this.visitInheriting(r.target, start);
+        if (r.attributeName === 'style' && r.target.isConnected) {
+          changed.add(r.target);
+          if (this.customPropertiesChanged(r.oldValue, r.target.getAttribute('style'), r.target)) start = this.visitInheriting(r.target, start);
         }
         this.onAttribute(r.target, r.attributeName);
       }

@@ -142,19 +142,7 @@
   for (const name of ['currentTime', 'startTime', 'playbackRate', 'effect', 'timeline']) wrapSetter(animationProto, name, always, announceState);
   wrapMethod(globalThis.KeyframeEffect?.prototype, 'setKeyframes', always, announceState);
   wrapSetter(globalThis.KeyframeEffect?.prototype, 'target', always, announceState);
-  const originalAnimate = globalThis.Element?.prototype.animate;
-  if (typeof originalAnimate === 'function') {
-    Object.defineProperty(Element.prototype, 'animate', {
-      configurable: true,
-      enumerable: false,
-      writable: true,
-      value: function animate(...args) {
-        const animation = originalAnimate.apply(this, args);
-        announceState();
-        return animation;
-      },
-    });
-  }
+  wrapMethod(globalThis.Element?.prototype, 'animate', always, announceState);
 
   // The gap rules' clock ended (loader.js, tools/shadow_css.mjs): prehide.css has been missing for
   // 30 s, so the add-on was disabled or removed, not updated, and its scripts are gone with it.

@@ -131,9 +131,9 @@ export class PageLoads {
     const hops = this.hops.get(requestId) ?? [];
     this.hops.delete(requestId);
     if (!(tabId >= 0)) return;
-    if (type === 'xmlhttprequest' && !isPictureResponse(responseHeaders)) return;
-    const address = fromCache ? null : ip || null;
     const picture = isPictureResponse(responseHeaders);
+    if (type === 'xmlhttprequest' && !picture) return;
+    const address = fromCache ? null : ip || null;
     if (type === 'main_frame') {
       this.tabs.delete(tabId);
       this.tab(tabId).document = { url, ip: address };
