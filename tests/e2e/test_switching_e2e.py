@@ -25,6 +25,14 @@ def states_by_post(page):
     return {s["post"]: s for s in meme_states(page)}
 
 
+def wait_verdicts_follow(page, kinds, what):
+    """Until every picture of `kinds` has the verdict of what it paints now (an old verdict
+    counts as decided for wait_decided), then a verdict for every picture: the states."""
+    wait_for(lambda: all(s["state"] == ("flagged" if s["truth"] == "harmful" else "clean")
+                         for s in meme_states(page) if s["kind"] in kinds), 30, message=f"the verdicts after {what}")
+    return wait_decided(page, lambda s: True, 60, f"a verdict for every picture after {what}")
+
+
 def detection_delays(page, kinds):
     """ms from each element's switch to the extension hiding it, per post of `kinds` (None: never hidden)."""
     return page.evaluate("""(kinds) => {
@@ -86,12 +94,10 @@ def test_a_script_switch_among_hundreds_of_pictures_is_hidden_before_it_is_paint
         page.evaluate("() => new Promise((resolve) => requestAnimationFrame(() => { window.__switch(); resolve(); }))")
         page.wait_for_function("() => [...document.querySelectorAll('[data-kind=animation]')]"
                                ".every((el) => el.getAnimations().every((a) => a.playState === 'finished'))", timeout=20_000)
-        states = wait_decided(page, lambda s: True, 60, "a verdict for every picture after the switch")
-        assert_flagged_exactly_the_harmful(states)
+        assert_flagged_exactly_the_harmful(wait_verdicts_follow(page, SCRIPT_KINDS, "the switch"))
         assert page.evaluate(PAINT_VIOLATIONS) == {}, "harmful pictures painted uncovered after a switch"
         page.evaluate("() => new Promise((resolve) => requestAnimationFrame(() => { window.__unswitch(); resolve(); }))")
-        states = wait_decided(page, lambda s: True, 60, "a verdict for every picture switched back")
-        assert_flagged_exactly_the_harmful(states)
+        assert_flagged_exactly_the_harmful(wait_verdicts_follow(page, SCRIPT_KINDS, "the switch back"))
     paint = page.evaluate("() => window.__paint")
     assert paint["violations"] == {}, f"harmful pictures painted uncovered after a switch: {paint['violations']}"
     page.close()
@@ -109,11 +115,7 @@ def test_a_switch_no_dom_change_announces_is_hidden_before_it_is_painted(browser
         for second in (True, False):
             page.evaluate("([kind, second]) => new Promise((resolve) => requestAnimationFrame(() => {"
                           " window.__switchOnly(kind, second); resolve(); }))", [kind, second])
-            # an old verdict counts as decided: wait for the verdicts of what is painted now
-            wait_for(lambda kind=kind: all(s["state"] == ("flagged" if s["truth"] == "harmful" else "clean")
-                                           for s in meme_states(page) if s["post"].startswith(kind + "-")), 30,
-                     message=f"the verdicts of the {kind} switch ({second})")
-            assert_flagged_exactly_the_harmful(wait_decided(page, lambda s: True, 60, "a verdict for every picture"))
+            assert_flagged_exactly_the_harmful(wait_verdicts_follow(page, (kind,), f"the {kind} switch ({second})"))
             assert page.evaluate(PAINT_VIOLATIONS) == {}, (kind, second, page.evaluate(PAINT_VIOLATIONS))
     page.close()
 
