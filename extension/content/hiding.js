@@ -13,8 +13,12 @@
  *                            shown (clean, skipped and unchecked alike)
  *   data-simclip-id, -bg     a tracked element (its warning card's rule names it), a CSS background one
  *   data-simclip-before="<state>", data-simclip-after="<state>" (and -before-id, -after-id)
- *                            the state of a ::before / ::after picture
+ *                            the state of a ::before / ::after picture; data-simclip-content,
+ *                            -list-style, -border-image (and -id) that of a style part's
+ *                            (picture_sources.js STYLE_PARTS)
  *   data-simclip-early       a stylesheet background hidden before it could be checked
+ *   data-simclip-early-<part>  the same for a part's picture: ::before, ::after (loader.js), a
+ *                            style part (loader.js, hideBackgroundsEarly)
  *   data-simclip-card="<n>"  the number of the shared warning card a flagged element draws
  *                            (written by warning.js, which keeps one rule per distinct card)
  *   aria-label="Checking picture"  a pending <img> (its "checking" placeholder); the site's own
@@ -22,6 +26,8 @@
  *   <html data-simclip-off>  the extension is paused on this site: every rule off
  */
 import { STATE, listInlineOverrides, needsStyleCheck } from './image_state.js';
+import { RecordMap } from './record_map.js';
+import { STYLE_PARTS, readStylePart } from './picture_sources.js';
 
 const STATE_ATTR = 'data-simclip';
 /** What the page may see of each state: the shown ones are one value (SHOWN). */
@@ -44,9 +50,9 @@ export function clearState(el) {
   if (el.hasAttribute(STATE_ATTR)) el.removeAttribute(STATE_ATTR);
 }
 
-const isPseudo = (rec) => rec.kind === 'before' || rec.kind === 'after';
-/** The attribute holding the record's state: the element's own, or its pseudo-element's. */
-const stateAttrOf = (rec) => (isPseudo(rec) ? `${STATE_ATTR}-${rec.kind}` : STATE_ATTR);
+const isPart = (rec) => RecordMap.partOf(rec.kind) !== '';
+/** The attribute holding the record's state: the element's own, or its part's (a pseudo-element, a style part). */
+const stateAttrOf = (rec) => (isPart(rec) ? `${STATE_ATTR}-${rec.kind}` : STATE_ATTR);
 
 /** Mark a new record's element as tracked (a clone of a checked node loses the state it copied). */
 export function tagTracked(rec) {
@@ -109,7 +115,8 @@ export function showState(rec) {
 export function reassertState(rec) {
   if (rec.state === null || isOff()) return;
   writeRecordState(rec);
-  if (isPseudo(rec) || !needsStyleCheck(rec.state)) return; // inline styles cannot reach a pseudo-element
+  // inline styles cannot reach a pseudo-element; a style part is hidden by prehide.css alone
+  if (isPart(rec) || !needsStyleCheck(rec.state)) return;
   const overrides = listInlineOverrides(rec, getComputedStyle(rec.el));
   for (const [prop, value] of overrides) rec.el.style.setProperty(prop, value, 'important');
   if (overrides.length > 0) rec.inline = true;
@@ -138,10 +145,22 @@ export function hideBackgroundsEarly(elements) {
   const found = [];
   for (const el of elements) {
     if (el.tagName === 'IMG' || el.hasAttribute(STATE_ATTR)) continue;
-    const bg = getComputedStyle(el).backgroundImage;
-    if (bg && bg.includes('url(') && !(el.getAttribute('style') ?? '').includes('url(')) found.push([el, bg]);
+    const computed = getComputedStyle(el);
+    const bg = computed.backgroundImage;
+    if (bg && bg.includes('url(') && !(el.getAttribute('style') ?? '').includes('url(')) found.push([el, 'data-simclip-early', bg]);
+    for (const part of STYLE_PARTS) {
+      if (readStylePart(el, part, computed) && !el.hasAttribute(`${STATE_ATTR}-${part}`)) found.push([el, `data-simclip-early-${part}`, '']);
+    }
   }
-  for (const [el, bg] of found) el.setAttribute('data-simclip-early', bg);
+  for (const [el, name, value] of found) el.setAttribute(name, value);
+}
+
+/** True when the element's `part` (record_map.js PARTS) was hidden before the content script read it. */
+export const hasEarlyMark = (el, part) => el.hasAttribute(`data-simclip-early-${part}`);
+
+/** The loader's early mark off `part` of `el`: what the content script read there is no picture to check. */
+export function dropEarlyMark(el, part) {
+  if (hasEarlyMark(el, part)) el.removeAttribute(`data-simclip-early-${part}`);
 }
 
 /** Switch every pre-hide rule off (paused on this site) or on again. */

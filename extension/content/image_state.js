@@ -70,6 +70,16 @@ export const RETRY_AFTER_MS = Object.freeze({ min: 100, max: 30000 }); // the se
 /** How soon a picture is wanted: on screen, near it (about a screen away), or far. */
 export const PRIORITY = Object.freeze({ ON_SCREEN: 0, NEAR: 1, FAR: 2 });
 
+// Kinds whose element is the picture (a replaced element): measured as an image (MIN_SIDE.image).
+const REPLACED_KINDS = new Set(['img', 'svg', 'input', 'video', 'canvas']);
+// Kinds whose element's box says nothing of the picture's size before it has loaded (a list
+// marker sits beside its item's box; an element sized by its `content` picture grows when it
+// loads): no size is too small, each is checked (a small bullet or icon is hidden until then).
+const UNSIZED_KINDS = new Set(['list-style', 'content']);
+
+/** The smallest side, in px on screen, of a box whose picture of `kind` is checked. */
+const minSideOf = (kind) => (UNSIZED_KINDS.has(kind) ? 0 : REPLACED_KINDS.has(kind) ? MIN_SIDE.image : MIN_SIDE.background);
+
 /** Hidden until decided: pending, or waiting for a server that is down. */
 export const isHiddenState = (state) => HIDDEN_STATES.has(state);
 /** Flagged and revealed images carry a warning (a label, or a way to hide it again). */
@@ -77,7 +87,9 @@ export const hasOverlay = (state) => state === STATE.FLAGGED || state === STATE.
 
 /**
  * A new record for an element showing `url`; `kind` is 'img', 'bg' (a CSS background image),
- * 'svg' (an SVG <image>), 'before' / 'after' (the element's pseudo-element's picture), 'video'
+ * 'svg' (an SVG <image>), 'input' (an `<input type=image>`), 'before' / 'after' (the element's
+ * pseudo-element's picture), 'content' / 'list-style' / 'border-image' (a style part's picture,
+ * picture_sources.js STYLE_PARTS), 'video'
  * (a poster or frames) or 'canvas' (its pixels; `url` is their fingerprint, canvas_pixels.js). `timer`, `retryTimer`, `inline` and `pausedByUs` belong to the page side
  * (the time-limit timer, the ask after a Retry-After, our inline style overrides, a video we paused).
  */
@@ -122,8 +134,7 @@ export function seeBox(rec, { width, height, near, onScreen }, { now, limitMs })
   }
   let painted = false;
   if (!rec.sized) {
-    const min = ['img', 'svg', 'video', 'canvas'].includes(rec.kind) ? MIN_SIDE.image : MIN_SIDE.background;
-    if (Math.min(width, height) < min) {
+    if (Math.min(width, height) < minSideOf(rec.kind)) {
       painted = rec.state !== STATE.SKIP;
       rec.state = STATE.SKIP;
       rec.why = 'small';
@@ -425,7 +436,7 @@ export function listInlineOverrides(rec, computed) {
         ? [] : [['object-position', PICTURE_OUT], ['background', CARD_BACKGROUND]];
     }
     if (rec.kind === 'bg') return computed.backgroundColor === CARD_COLOR ? [] : [['background', CARD_BACKGROUND]];
-    if (rec.kind === 'svg' && !computed.filter.includes('blur')) {
+    if ((rec.kind === 'svg' || rec.kind === 'input') && !computed.filter.includes('blur')) {
       return [['filter', 'blur(28px) saturate(0.5)'], ['clip-path', 'inset(0)']];
     }
     return [];
@@ -434,7 +445,7 @@ export function listInlineOverrides(rec, computed) {
     // The "checking" placeholder: the picture out of its box (the tint is only decoration).
     return computed.objectPosition === PICTURE_OUT ? [] : [['object-position', PICTURE_OUT]];
   }
-  if (isHiddenState(rec.state) && ['img', 'svg', 'video', 'canvas'].includes(rec.kind) && computed.visibility !== 'hidden') {
+  if (isHiddenState(rec.state) && ['img', 'svg', 'input', 'video', 'canvas'].includes(rec.kind) && computed.visibility !== 'hidden') {
     return [['visibility', 'hidden']];
   }
   if (rec.state === STATE.PENDING && rec.kind === 'bg' && computed.backgroundImage.includes('url(')) {

@@ -2,8 +2,9 @@
 //
 // Until it has loaded, a stop-gap observer hides CSS background images set by stylesheets (the
 // pre-hide stylesheet covers <img> and inline styles, but cannot know which rules set a
-// background), and ::before / ::after pictures. It keeps the value it saw in data-simclip-early
-// (data-simclip-early-before, -after) for the real watcher. The
+// background), ::before / ::after pictures and the style parts (`content`, `list-style-image`,
+// `border-image`). It keeps the value it saw in data-simclip-early (data-simclip-early-before,
+// -after, -content, -list-style, -border-image) for the real watcher. The
 // pre-hide stylesheet does not reach into shadow roots: each root found (announced by
 // shadow_hook.js, or met under an added node) adopts SHADOW_CSS, the same rules, at once, and is
 // watched like the document (its added nodes, and roots attached inside it).
@@ -125,10 +126,18 @@
     readPictures(el);
   }
 
-  /** Queue (in `found`) a stylesheet background and the ::before / ::after pictures of `el`. */
+  /**
+   * Queue (in `found`) a stylesheet background, the ::before / ::after pictures and the style
+   * parts (picture_sources.js STYLE_PARTS: `content`, a list item's `list-style-image`,
+   * `border-image-source`) of `el`.
+   */
   function readPictures(el) {
-    const bg = getComputedStyle(el).backgroundImage;
+    const own = getComputedStyle(el);
+    const bg = own.backgroundImage;
     if (bg && bg.includes('url(') && !(el.getAttribute('style') ?? '').includes('url(')) found.push([el, 'data-simclip-early', bg]);
+    const parts = [['content', own.content], ['list-style', own.display.includes('list-item') ? own.listStyleImage : ''],
+      ['border-image', own.borderImageSource]];
+    for (const [part, value] of parts) if (value && value.includes('url(')) found.push([el, `data-simclip-early-${part}`, '']);
     for (const part of ['before', 'after']) {
       const pseudo = getComputedStyle(el, `::${part}`);
       const content = pseudo.content;

@@ -6,17 +6,19 @@
  * from the record's is hidden at once and asked about as a new record; the old verdict never
  * covers it, and a cover over a picture that went away is lifted.
  *
- * The kinds of picture: an <img>'s current source, an SVG <image>, a video's source or poster, a
- * canvas drawing (canvas_looks.js), a CSS background and a `::before` / `::after` picture
- * (picture_sources.js). Reads happen when an element is reported; every write is queued (`later`)
+ * The kinds of picture: an <img>'s current source, an SVG <image>, an `<input type=image>`, a
+ * video's source or poster, a canvas drawing (canvas_looks.js), a CSS background, a `::before` /
+ * `::after` picture and the style parts (an element's own `content`, `list-style-image`,
+ * `border-image`: picture_sources.js). Reads happen when an element is reported; every write is queued (`later`)
  * and applied by `flush()`, so a batch of new elements costs one style recalculation and one
  * layout, not one per element. ImageFilter keeps the records and what a verdict does; this part
  * only says which picture to track, and which record to forget.
  */
 import { STATE, isHidden, isTooSmallFile } from './image_state.js';
-import { clearState, reassertState, untag, writeState } from './hiding.js';
+import { clearState, dropEarlyMark, hasEarlyMark, reassertState, untag, writeState } from './hiding.js';
 import {
-  hasInlineUrl, isOneSrcset, readBackground, readCoveredBackground, readImage, readPseudo, readSvgImage,
+  STYLE_PARTS, hasInlineUrl, isOneSrcset, readBackground, readCoveredBackground, readImage, readInputImage, readPart, readPseudo,
+  readStylePart, readSvgImage,
 } from './picture_sources.js';
 import { PSEUDO_PARTS, RecordMap } from './record_map.js';
 import { readVideoSource } from './video_frames.js';
@@ -47,6 +49,13 @@ export class PictureReader {
   consider(el) {
     if (el.tagName === 'IMG') {
       this.considerImage(el);
+      this.considerSource(el, 'content', readStylePart(el, 'content')); // a `content: url()` replaces its picture
+      return;
+    }
+    if (el.tagName === 'INPUT' && el.type === 'image') {
+      const url = readInputImage(el);
+      this.considerSource(el, 'input', url);
+      if (!url) this.later(() => writeState(el, STATE.SKIP)); // no picture we check (an SVG, none): shown
       return;
     }
     if (el.tagName === 'image') {
@@ -64,6 +73,13 @@ export class PictureReader {
     }
     this.considerBackground(el);
     for (const part of PSEUDO_PARTS) this.considerSource(el, part, readPseudo(el, part));
+    this.considerStyleParts(el);
+  }
+
+  /** The element's style parts (its own `content`, `list-style-image`, `border-image`): each tracked while it shows a picture. */
+  considerStyleParts(el) {
+    const computed = getComputedStyle(el);
+    for (const part of STYLE_PARTS) this.considerSource(el, part, readStylePart(el, part, computed));
   }
 
   /**
@@ -81,7 +97,7 @@ export class PictureReader {
       if (rec.kind === 'img') this.considerImage(el);
       else if (rec.kind === 'svg') this.considerSource(el, 'svg', readSvgImage(el));
       else if (rec.kind === 'video') this.consider(el);
-      else if (rec.kind !== 'bg') this.considerSource(el, rec.kind, readPseudo(el, rec.kind));
+      else if (rec.kind !== 'bg') this.considerSource(el, rec.kind, readPart(el, rec.kind));
       else if (!(isHidden(rec) || rec.state === STATE.FLAGGED) || now - (rec.coveredReadAt ?? -Infinity) >= COVERED_READ_MS) {
         this.considerBackground(el);
       }
@@ -172,11 +188,15 @@ export class PictureReader {
     });
   }
 
-  /** A picture read from `el` (an SVG <image>, a video, a pseudo-element `kind`): tracked while it shows `url`. */
+  /** A picture read from `el` (an SVG <image>, an input, a video, a part `kind`: record_map.js PARTS): tracked while it shows `url`. */
   considerSource(el, kind, url) {
     const part = RecordMap.partOf(kind);
     const rec = this.records.get(el, part);
-    if ((rec?.url ?? '') === url) return;
+    if ((rec?.url ?? '') === url) {
+      // The loader hid the part early for a url() that is no picture we check (an SVG icon): shown.
+      if (!url && part && hasEarlyMark(el, part)) this.later(() => dropEarlyMark(el, part));
+      return;
+    }
     this.later(() => {
       const current = this.records.get(el, part);
       if ((current?.url ?? '') === url) return;
@@ -187,6 +207,11 @@ export class PictureReader {
 
   /** A watched attribute changed on `el`. */
   onAttribute(el, name) {
+    if (name === 'src' && el.tagName === 'INPUT') { // an <input type=image>'s picture
+      this.consider(el);
+      this.flush();
+      return;
+    }
     if (name === 'src' || name === 'srcset') {
       this.onSourceChange(el);
       return;
@@ -214,9 +239,10 @@ export class PictureReader {
       if (rec && rec.state !== null) writeState(el, rec.state);
       return;
     }
-    // style: a new inline background (a lazy loader swapping a data: placeholder for the real
-    // URL), one removed, or a site fighting our hiding.
+    // style: a new inline background or style part (a lazy loader swapping a data: placeholder
+    // for the real URL), one removed, or a site fighting our hiding.
     if (rec ? rec.kind === 'bg' : hasInlineUrl(el)) this.considerBackground(el);
+    if (hasInlineUrl(el) || STYLE_PARTS.some((part) => this.records.get(el, part))) this.considerStyleParts(el);
     if (rec && this.records.get(el) === rec) this.later(() => reassertState(rec));
   }
 

@@ -1,7 +1,8 @@
 /**
  * What picture an element shows, read from the page without writing to it: an <img>'s current
- * source, an SVG <image>'s href, a CSS background (inline, from a stylesheet, `image-set()`), a
- * `::before` / `::after` pseudo-element's background or `content: url()`. Each reader returns the
+ * source, an SVG <image>'s href, an `<input type=image>`'s src, a CSS background (inline, from a
+ * stylesheet, `image-set()`), a `::before` / `::after` pseudo-element's background or
+ * `content: url()`, and the element's own `content`, `list-style-image` and `border-image`. Each reader returns the
  * URL to check, or '' when there is none (or none we can check).
  */
 import { listCssImageUrls } from '../shared/cssurls.js';
@@ -68,6 +69,33 @@ export function readCoveredBackground(el) {
 export const hasInlineUrl = (el) => (el.getAttribute('style') ?? '').includes('url(');
 
 /**
+ * The parts of an element that paint a picture through a CSS image property other than its
+ * background, each read from the element's computed style and kept as a record of its own
+ * (prehide.css hides each part without changing the property read here):
+ *  - 'content': the element's own `content: url()`, which replaces what the element shows (an
+ *    <img>'s picture included);
+ *  - 'list-style': a list item's `list-style-image`, its marker (inherited: a list's items show it);
+ *  - 'border-image': a `border-image-source`, drawn around the box (and across it with `fill`).
+ * `mask-image` is left out on purpose: a mask paints no colour of its picture, only its alpha
+ * shapes the element's own content (docs/extension.md).
+ */
+const STYLE_PART_VALUES = {
+  content: (computed) => computed.content ?? '',
+  'list-style': (computed) => (String(computed.display).includes('list-item') ? computed.listStyleImage ?? '' : ''),
+  'border-image': (computed) => computed.borderImageSource ?? '',
+};
+export const STYLE_PARTS = Object.keys(STYLE_PART_VALUES);
+
+/** The picture of the element's style part `part` (STYLE_PARTS), from its computed style; '' when none. */
+export function readStylePart(el, part, computed = getComputedStyle(el)) {
+  const value = STYLE_PART_VALUES[part](computed);
+  return value.includes('url(') || /image-set\(/i.test(value) ? firstUrl(value) : '';
+}
+
+/** An `<input type=image>`'s picture (its `src`, resolved), '' for any other input. */
+export const readInputImage = (el) => (el.type === 'image' && el.src ? firstUrl(`url(${JSON.stringify(el.src)})`) : '');
+
+/**
  * The picture of the element's `::before` or `::after` (`part`): its background, or a
  * `content: url(...)`. '' when the pseudo-element does not exist (`content` none or normal).
  */
@@ -76,6 +104,13 @@ export function readPseudo(el, part) {
   const content = style.content;
   if (!content || content === 'none' || content === 'normal') return '';
   return firstUrl(style.backgroundImage) || (content.includes('url(') ? firstUrl(content) : '');
+}
+
+/** The picture `el` shows in `part` (record_map.js PARTS: a pseudo-element, a style part, an input's image). */
+export function readPart(el, part) {
+  if (part === 'before' || part === 'after') return readPseudo(el, part);
+  if (part === 'input') return readInputImage(el);
+  return readStylePart(el, part);
 }
 
 function firstUrl(value) {

@@ -3,11 +3,13 @@
  * picture (PictureIndex: a URL or a content hash -> the records showing it), so one picture shown
  * by several elements in one place is one picture (one warning, one count, one "Show").
  */
-import { areInOnePlace, nearAncestors } from './picture_sources.js';
+import { STYLE_PARTS, areInOnePlace, nearAncestors } from './picture_sources.js';
 
 export const PSEUDO_PARTS = ['before', 'after'];
+/** The parts an element may show a picture in besides its own ('': an <img>, a background...): see picture_sources.js. */
+export const PARTS = [...PSEUDO_PARTS, ...STYLE_PARTS];
 
-/** The records, by element and part: an element's own picture ('') and its ::before / ::after ones. */
+/** The records, by element and part: an element's own picture (''), its ::before / ::after and its style parts'. */
 export class RecordMap {
   constructor() {
     this.byElement = new Map(); // el -> Map(part -> rec)
@@ -15,7 +17,7 @@ export class RecordMap {
 
   /** The part of an element a record of `kind` shows. */
   static partOf(kind) {
-    return PSEUDO_PARTS.includes(kind) ? kind : '';
+    return PARTS.includes(kind) ? kind : '';
   }
 
   get(el, part = '') {

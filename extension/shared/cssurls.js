@@ -1,5 +1,6 @@
 /**
- * The pictures a CSS `background-image` (or `content`) value shows. Each `url(...)` layer counts;
+ * The pictures a CSS image value (`background-image`, `content`, `list-style-image`,
+ * `border-image-source`) shows. Each `url(...)` layer counts;
  * an `image-set()` (or `-webkit-image-set()`) shows one of its candidates, the one the browser
  * picks for the screen's pixel ratio: the smallest resolution at or above it, else the largest.
  */
@@ -137,9 +138,11 @@ export const newStyleRead = () => ({ declared: new Map(), queried: new Set(), pi
  *    style query names (`@container style(--theme: dark)`), and those in a picture property's
  *    `if(...)` (`if(style(--theme: dark): url(a); else: url(b))`); '*' stands for any, when such a
  *    rule names none that can be read. One of these set to a plain value may change a picture too;
- *  - `pictureRules`: [selectorText, value] of the style rules whose `background(-image)` or
- *    `content` names a picture (url(), image-set()) or a custom property (var()): selectPictureRules
- *    picks from them once every sheet's `declared` is known.
+ *  - `pictureRules`: [selectorText, value] of the style rules whose `background(-image)`,
+ *    `content`, `border-image(-source)` or `list-style(-image)` names a picture (url(),
+ *    image-set()) or a custom property (var()), and for a list-style one the rule's descendants
+ *    too (the property is inherited): selectPictureRules picks from them once every sheet's
+ *    `declared` is known.
  */
 export function readStyleRules(rules, out = newStyleRead()) {
   for (const rule of rules ?? []) {
@@ -150,10 +153,14 @@ export function readStyleRules(rules, out = newStyleRead()) {
         const name = style[i];
         if (name.startsWith('--')) out.declared.set(name, out.declared.get(name) || !PLAIN_VALUE.test(style.getPropertyValue(name)));
       }
-      const value = `${style.backgroundImage ?? ''} ${style.background ?? ''} ${style.content ?? ''}`;
+      const list = `${style.listStyleImage ?? ''} ${style.listStyle ?? ''}`;
+      const value = `${style.backgroundImage ?? ''} ${style.background ?? ''} ${style.content ?? ''} ${style.borderImage ?? ''} ${
+        style.borderImageSource ?? ''} ${list}`;
       if (/\bif\(/i.test(value)) addPropertyNames(value, out.queried);
       if (typeof rule.selectorText === 'string' && (namesPicture(value) || value.includes('var('))) {
         out.pictureRules.push([rule.selectorText, value]);
+        // list-style-image is inherited: a list's items show what a rule gives the list
+        if (namesPicture(list) || list.includes('var(')) out.pictureRules.push([descendantsOf(rule.selectorText), list]);
       }
     }
     if (rule.cssRules) readStyleRules(rule.cssRules, out);
@@ -188,6 +195,9 @@ export const listStyleQueryProperties = (rules, names = new Set()) => readStyleR
 
 /** The picture selectors of `rules` alone (readStyleRules, then selectPictureRules). */
 export const listPictureSelectors = (rules, mayHoldPicture) => selectPictureRules(readStyleRules(rules).pictureRules, mayHoldPicture);
+
+/** The selector of every descendant of what `selectorText` (a list) selects: "ul.a, ol" -> "ul.a *, ol *". */
+const descendantsOf = (selectorText) => splitSelectorList(selectorText).map((s) => `${s} *`).join(', ');
 
 /** "a, b:is(c, d)" -> ["a", "b:is(c, d)"]: commas inside parentheses or strings do not split. */
 function splitSelectorList(text) {

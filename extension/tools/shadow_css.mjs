@@ -27,7 +27,9 @@ const SCOPE = 'html:not([data-simclip-off]) ';
 export const GAP_SECONDS = 30; // as long as an orphan waits for a successor (lifecycle.js HANDOVER_WAIT_MS)
 export const GAP_CLOCK = 'simclip-gap-clock'; // the root's animation while prehide.css is missing
 // The properties by which prehide.css hides or covers a picture (not the focus ring, the cursor, the pulse).
-const HIDING_PROPERTIES = new Set(['visibility', 'object-position', 'background', 'background-image', 'filter', 'clip-path']);
+const HIDING_PROPERTIES = new Set([
+  'visibility', 'object-position', 'background', 'background-image', 'filter', 'clip-path', 'content', 'border-image-slice',
+]);
 
 /** prehide.css's text -> the same rules without comments and without the document scope. */
 export function shadowCssFrom(prehide) {

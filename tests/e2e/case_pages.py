@@ -486,6 +486,60 @@ window.addEventListener('load', () => setTimeout(() => {{
             for k, name in ((self.harmful(0), "frame-doc-h"), (self.neutral(0), "frame-doc-n")))
         return self.page("picture documents", frames)
 
+    def props(self, seed):
+        """Pictures painted by CSS image properties other than backgrounds: an element's own
+        `content: url()` (a <div>'s, and an <img>'s over its own picture), a list's
+        `list-style-image` (its items' markers), a `border-image` with `fill` (the picture across
+        the box), an `<input type=image>`; each from the first stylesheet, from a class toggled
+        later and from an inline style set later. Beside them, SVG icons in `::before` /
+        `content` (no picture to check) must stay visible."""
+        h, n = self.harmful, self.neutral
+        url = lambda k, name: self.src(k, name, seed).replace("&amp;", "&")  # noqa: E731
+        icon = ("data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' width='16' height='16'%3E"
+                "%3Crect width='16' height='16' fill='%23c33'/%3E%3C/svg%3E")
+        part = lambda k, name, kind, extra="": self.attrs(k, name, kind, f'data-part="{kind}" {extra}'.strip())  # noqa: E731
+        css = f"""
+.ico::before {{ content: url("{icon}"); }}
+.ico-own {{ content: url("{icon}"); }}
+.c-h {{ content: url("{url(h(0), "content-h")}"); }}
+.c-n {{ content: url("{url(n(0), "content-n")}"); }}
+.c-img {{ content: url("{url(h(1), "content-img")}"); }}
+ul.l-h {{ list-style-image: url("{url(h(2), "list-h")}"); }}
+ul.l-n {{ list-style-image: url("{url(n(2), "list-n")}"); }}
+.b {{ border: 50px solid #999; width: 140px; height: 80px; }}
+.b-h {{ border-image: url("{url(h(3), "border-h")}") 30% fill; }}
+.b-n {{ border-image: url("{url(n(3), "border-n")}") 30% fill; }}
+.late-c.on {{ content: url("{url(h(4), "late-content")}"); }}
+ul.late-l.on {{ list-style-image: url("{url(h(5), "late-list")}"); }}
+li {{ font-size: 14px; }}
+"""
+        body = f"""
+<section>{"".join(f'<span class="ico" data-icon="{i}">icon {i}</span> ' for i in range(4))}
+  <span class="ico-own" data-icon="own">own</span></section>
+<section><div class="meme c-h" {part(h(0), "content-h", "content")}></div>
+  <div class="meme c-n" {part(n(0), "content-n", "content")}></div>
+  <img class="meme c-img" {part(h(1), "content-img", "content")} src="{self.src(n(6), "content-img-own", seed)}" alt=""></section>
+<section><ul class="l-h"><li {part(h(2), "list-h", "list-style")}>a list item</li></ul>
+  <ul class="l-n"><li {part(n(2), "list-n", "list-style")}>a list item</li></ul></section>
+<section><div class="b b-h" {part(h(3), "border-h", "border-image")}></div>
+  <div class="b b-n" {part(n(3), "border-n", "border-image")}></div></section>
+<section><input type="image" {self.attrs(h(6), "input-h", "input")} src="{self.src(h(6), "input-h", seed)}" width="240" height="180" alt="go">
+  <input type="image" {self.attrs(n(6), "input-n", "input")} src="{self.src(n(6), "input-n", seed)}" width="240" height="180" alt="go"></section>
+<section><div class="meme late-c" id="late-c" {part(h(4), "late-content", "content")}></div>
+  <ul class="late-l" id="late-l"><li {part(h(5), "late-list", "list-style")}>a list item</li></ul>
+  <div class="b" id="late-b" {part(h(7), "late-border", "border-image")}></div></section>
+"""
+        script = f"""
+window.__caseSettled = false;
+setTimeout(() => document.getElementById('late-c').classList.add('on'), 700);
+setTimeout(() => document.getElementById('late-l').classList.add('on'), 900);
+setTimeout(() => {{
+  document.getElementById('late-b').style.borderImage = 'url("{url(h(7), "late-border")}") 30% fill';
+  window.__caseSettled = true;  // the page's last change (the tests wait for it, not a clock)
+}}, 1100);
+"""
+        return self.page("css picture properties", body, script, css)
+
     def render(self, name, seed, query=None):
         """The page (or stylesheet) `name`, or None."""
         query = query or {}
@@ -506,5 +560,6 @@ window.addEventListener('load', () => setTimeout(() => {{
             "embed": lambda: self.embed(seed, query),
             "shadow": lambda: self.shadow(seed),
             "picture-docs": lambda: self.picture_docs(seed),
+            "props": lambda: self.props(seed),
         }
         return builders[name]() if name in builders else None

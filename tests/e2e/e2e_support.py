@@ -40,6 +40,13 @@ const isShowing = (el, cs) => {
     const ps = el.ownerDocument.defaultView.getComputedStyle(el, '::' + el.dataset.pseudo);
     return ps.visibility === 'visible' && !ps.filter.includes('blur') && /\/m\//.test(ps.backgroundImage + ps.content);
   }
+  // a style part (picture_sources.js STYLE_PARTS): the element's own content, its marker, its border image
+  if (el.dataset.part === 'content') return /\/m\//.test(cs.content);
+  if (el.dataset.part === 'list-style') {
+    return /\/m\//.test(cs.listStyleImage) && el.ownerDocument.defaultView.getComputedStyle(el, '::marker').content !== 'none';
+  }
+  if (el.dataset.part === 'border-image') return /\/m\//.test(cs.borderImageSource) && !/^0(px|%)?$/.test(cs.borderImageSlice);
+  if (el.tagName === 'INPUT') return /\/m\//.test(el.src);
   // a meme (not a 1 px lazy placeholder): a /m/ URL, or a data: or blob: copy of one
   if (el.tagName === 'IMG') return el.complete && el.naturalWidth > 1 && /\/m\/|^data:image\/png|^blob:/.test(el.currentSrc || el.src);
   if (el.tagName === 'image') return /\/m\//.test(el.href.baseVal);
@@ -49,7 +56,8 @@ const isShowing = (el, cs) => {
 const checkDoc = (doc) => {
   const view = doc.defaultView;
   for (const el of listMemes(doc, '[data-truth="harmful"]')) {
-    const state = el.getAttribute(el.dataset.pseudo ? 'data-simclip-' + el.dataset.pseudo : 'data-simclip');
+    const part = el.dataset.pseudo || el.dataset.part; // a ::before / ::after or a style part's picture
+    const state = el.getAttribute(part ? 'data-simclip-' + part : 'data-simclip');
     if (state === 'revealed') continue; // shown by the user; a flagged one must be covered (its picture out of its box, or blurred)
     const cs = view.getComputedStyle(el);
     if (cs.filter.includes('blur') || cs.visibility !== 'visible' || el.getClientRects().length === 0) continue;
@@ -74,7 +82,8 @@ const checkDoc = (doc) => {
 # warning text come from the content script through the worker (extension_pictures).
 MEME_STATES_JS = """
 () => (""" + LIST_MEMES_JS.strip() + """)(document, '[data-truth]').map((el) => {
-  const attr = el.dataset.pseudo ? `data-simclip-${el.dataset.pseudo}` : 'data-simclip'; // a ::before / ::after picture
+  const part = el.dataset.pseudo || el.dataset.part; // a ::before / ::after or a style part's picture
+  const attr = part ? `data-simclip-${part}` : 'data-simclip';
   const id = el.getAttribute(`${attr}-id`);
   return {
     post: el.dataset.post, truth: el.dataset.truth, kind: el.dataset.kind, pageState: el.getAttribute(attr),

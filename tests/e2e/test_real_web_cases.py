@@ -87,6 +87,29 @@ def test_css_pictures_found_after_first_sight_and_svg_images_are_hidden_first_an
     page.close()
 
 
+ICONS_SHOWN_JS = """() => [...document.querySelectorAll('[data-icon]')].map((el) => {
+  const cs = getComputedStyle(el, el.dataset.icon === 'own' ? null : '::before');
+  return cs.visibility === 'visible' && !cs.filter.includes('blur') && cs.content.includes('svg+xml');
+})"""
+
+
+def test_pictures_in_content_list_markers_border_images_and_image_inputs_are_hidden_first_and_checked(
+        browser, feed_site):
+    """`content: url()` on a <div> and over an <img>'s own picture, `list-style-image` (inherited by
+    the items), `border-image` with `fill`, `<input type=image>`: from the first stylesheet, a class
+    toggled later and an inline style set later. They were shown unchecked; the SVG icons beside
+    them (no picture to check) stayed hidden for good when the loader saw them first."""
+    page = open_case(browser, feed_site, "props", "props")
+    expected = {"content-h", "content-n", "content-img", "list-h", "list-n", "border-h", "border-n", "input-h",
+                "input-n", "late-content", "late-list", "late-border"}
+    states = wait_decided(page, lambda s: True, 40, "a verdict for every CSS-property picture", posts=expected)
+    assert {s["post"] for s in states} == expected
+    assert_flagged_exactly_the_harmful(states)
+    assert violations(page) == {}, violations(page)
+    wait_for(lambda: all(page.evaluate(ICONS_SHOWN_JS)), 10, message="the SVG icons shown")
+    page.close()
+
+
 def boxes_per_picture(states):
     out = {}
     for s in states:

@@ -87,6 +87,18 @@ test('an image under 64 px on screen is shown unchecked as too small, a backgrou
   assert.equal(small.state, STATE.PENDING);
 });
 
+test('a list marker or a content picture is checked at any box size: its box says nothing of the picture before it loads', () => {
+  for (const kind of ['list-style', 'content']) {
+    const rec = createRecord({ id: 1, el: {}, kind, url: 'https://site.test/m.png' });
+    holdPending(rec);
+    assert.equal(seeBox(rec, onScreen(300, 18), at(0)).seen, SEEN.READY, kind); // a list item's line
+    assert.equal(rec.state, STATE.PENDING, kind);
+  }
+  const border = createRecord({ id: 2, el: {}, kind: 'border-image', url: 'https://site.test/b.png' });
+  holdPending(border);
+  assert.equal(seeBox(border, onScreen(99, 300), at(0)).seen, SEEN.TOO_SMALL, 'a border image is measured as a background');
+});
+
 test('a background hidden as soon as it was found stays pending when it is measured', () => {
   const rec = bg();
   holdPending(rec);

@@ -39,7 +39,7 @@ globalThis.getComputedStyle = (el, pseudo) => {
   el.styleReads += 1;
   if (pseudo) return el.pseudo[pseudo] ?? { content: 'none', backgroundImage: 'none' };
   const covered = el.hasAttribute('data-simclip-bg') && ['pending', 'waiting', 'flagged'].includes(el.getAttribute('data-simclip'));
-  return { backgroundImage: covered ? COVER : el.page, objectPosition: '', backgroundColor: '', visibility: 'visible', filter: '' };
+  return { backgroundImage: covered ? COVER : el.page, objectPosition: '', backgroundColor: '', visibility: 'visible', filter: '', ...el.own };
 };
 
 const img = ({ src, width = 400, height = 300, complete = true, srcset = '' }) => new FakeElement('IMG', {
@@ -189,6 +189,50 @@ test('a ::before picture is a record of its own beside the element\'s background
   reader.flush();
   assert.deepEqual(log.at(-1), ['forget', 'before', `${BASE}m.png`]);
   assert.equal(el.hasAttribute('data-simclip-before-id'), false);
+});
+
+test('a ::before the loader hid early for a url() that is no picture we check (an SVG icon) is shown again', () => {
+  const { reader, log } = setUp();
+  const icon = 'url("data:image/svg+xml,%3Csvg xmlns=%27http://www.w3.org/2000/svg%27/%3E")';
+  const el = new FakeElement('SPAN', { attrs: { 'data-simclip-early-before': '' }, before: { content: icon, backgroundImage: 'none' } });
+  const meme = new FakeElement('SPAN', { attrs: { 'data-simclip-early-before': '' }, before: { content: 'url("https://site.test/m.png")', backgroundImage: 'none' } });
+  reader.consider(el);
+  reader.consider(meme);
+  assert.equal(el.hasAttribute('data-simclip-early-before'), true, 'writes wait for the flush');
+  reader.flush();
+  assert.equal(el.hasAttribute('data-simclip-early-before'), false, 'nothing to check: the icon is shown');
+  assert.deepEqual(log, [['track', 'before', `${BASE}m.png`]]);
+  assert.equal(meme.hasAttribute('data-simclip-early-before'), true, 'a picture stays hidden until its record has a state');
+});
+
+test('the style parts (content, a list item\'s marker, a border image) and an image input are records of their own', () => {
+  const { reader, records, log } = setUp();
+  const el = new FakeElement('DIV', {
+    page: 'url("https://site.test/bg.png")',
+    own: { content: 'url("https://site.test/c.png")', display: 'list-item', listStyleImage: 'url("https://site.test/l.png")',
+      borderImageSource: 'url("https://site.test/b.png")' },
+  });
+  const list = new FakeElement('UL', { own: { display: 'block', listStyleImage: 'url("https://site.test/l.png")' } });
+  const input = new FakeElement('INPUT', { type: 'image', src: `${BASE}i.png` });
+  const icon = new FakeElement('INPUT', { type: 'image', src: 'data:image/svg+xml,%3Csvg/%3E' });
+  for (const e of [el, list, input, icon]) reader.consider(e);
+  reader.flush();
+  assert.deepEqual(log, [
+    ['track', 'bg', `${BASE}bg.png`], ['track', 'content', `${BASE}c.png`], ['track', 'list-style', `${BASE}l.png`],
+    ['track', 'border-image', `${BASE}b.png`], ['track', 'input', `${BASE}i.png`],
+  ], 'a list shows no marker of its own: its items do');
+  for (const part of ['content', 'list-style', 'border-image']) {
+    assert.equal(el.getAttribute(`data-simclip-${part}-id`), String(records.get(el, part).id));
+    assert.equal(records.get(el, part).state, 'pending', 'hidden at once');
+  }
+  assert.equal(records.get(input).state, 'pending');
+  assert.equal(icon.getAttribute('data-simclip'), 'shown', 'no picture we check: shown, never left hidden');
+  el.own.borderImageSource = 'none';
+  reader.recheck(el);
+  reader.flush();
+  assert.deepEqual(log.at(-1), ['forget', 'border-image', `${BASE}b.png`]);
+  assert.equal(el.hasAttribute('data-simclip-border-image'), false, 'the border is the page\'s again');
+  assert.ok(records.get(el, 'content') && records.get(el), 'the other parts keep their records');
 });
 
 test('a still canvas drawing is tracked hidden under its fingerprint; an unreadable one is shown and watched', () => {

@@ -58,6 +58,14 @@ test('a stylesheet names the elements it gives a picture: backgrounds and conten
   ];
   assert.deepEqual(listPictureSelectors(rules), ['.a', '.b', '.set', ':is(.d, .e)']);
   assert.deepEqual(listPictureSelectors(undefined), []);
+  const others = [
+    rule('.frame', { borderImage: 'url("f.png") 30% fill' }),
+    rule('.edge', { borderImageSource: 'url("e.png")' }),
+    rule('ul.bullets, ol', { listStyleImage: 'url("l.png")' }), // inherited: the items show it
+    rule('.short', { listStyle: 'square url("s.png")' }),
+    rule('.mask', { maskImage: 'url("m.png")' }), // a mask paints no colour of its picture
+  ];
+  assert.deepEqual(listPictureSelectors(others), ['.frame', '.edge', 'ul.bullets', 'ol', 'ul.bullets *', 'ol *', '.short', '.short *']);
 });
 
 test('a rule whose picture is var(--name) names its elements, unless every sheet sets that property to a color or a length', () => {
