@@ -17,6 +17,11 @@ from site_pages import SitePages
 
 from switch_pages import SwitchPages
 
+# The props page's SVG icons (a ::before's or an element's own `content`): each one visible.
+ICONS_SHOWN_JS = """() => [...document.querySelectorAll('[data-icon]')].map((el) => {
+  const cs = getComputedStyle(el, el.dataset.icon === 'own' ? null : '::before');
+  return cs.visibility === 'visible' && !cs.filter.includes('blur') && cs.content.includes('svg+xml');
+})"""
 REVEAL_AFTER_MS = 9000  # long after load: a picture is found when shown, not by a timer after load
 
 BASE_CSS = """

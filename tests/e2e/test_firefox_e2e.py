@@ -22,7 +22,7 @@ import pytest
 
 from bench.timeline_site import CATEGORIES, MarkerServer, TimelineSite
 from bench.timeline_site import HOST as CARDS_HOST
-from case_pages import REVEAL_AFTER_MS
+from case_pages import ICONS_SHOWN_JS, REVEAL_AFTER_MS
 from e2e_support import (
     ADD_POST_JS,
     CARD_IDS,
@@ -115,6 +115,7 @@ def firefox_report(firefox_path, simclip_server, feed_site, stream_site, artifac
         # stream_pages.py: declarative roots that arrive while the loader, then main.js, watches
         {"name": "race-loader", "url": stream_site.url("loader", "ff-race"), "settleMs": 1000},
         {"name": "race-handover", "url": stream_site.url("handover", "ff-race-h"), "settleMs": 1000},
+        {"name": "props", "url": feed_site.case_url("props", "ff-props"), "settleMs": 1500},
         {"name": "canvas", "url": feed_site.case_url("canvas", "ff-canvas"), "initScript": PAINT_MONITOR_JS,
          "violations": PAINT_VIOLATIONS, "then": "window.__redraw()", "decided": sorted(DECIDED | {"skip"})},
     ]
@@ -141,6 +142,11 @@ def firefox_report(firefox_path, simclip_server, feed_site, stream_site, artifac
                    "until": f"({PICTURE_DOC_STATES_JS})(document).length === 2"
                             f" && ({PICTURE_DOC_STATES_JS})(document).every((s) => ['flagged', 'shown'].includes(s))",
                    "read": f"({PICTURE_DOC_STATES_JS})(document)"})
+    # The props page's SVG icons, once every picture on it has a page state.
+    props_decided = ("[...document.querySelectorAll('[data-truth]')].every((el) => ['flagged', 'shown'].includes("
+                     "el.getAttribute(el.dataset.part ? `data-simclip-${el.dataset.part}` : 'data-simclip')))")
+    probes.append({"name": "props-icons", "url": feed_site.case_url("props", "ff-props-icons"),
+                   "until": f"window.__caseSettled && {props_decided}", "read": f"({ICONS_SHOWN_JS})()"})
     report = run_firefox_feed(firefox_path, simclip_server, f"{feed_site.url}?s=firefox", artifacts_dir,
                               tmp_path_factory.mktemp("firefox"), cases, lifecycle, back_forward, probes=probes)
     write_json(artifacts_dir / "firefox-report.json", {k: v for k, v in report.items() if k != "states"})
@@ -230,6 +236,14 @@ def test_firefox_pictures_in_a_declarative_root_streamed_in_late_are_hidden_unti
     posts = {s["post"] for s in firefox_report["cases"][f"race-{hosts}"]["states"]}
     assert posts == expected_posts(hosts), sorted(posts ^ expected_posts(hosts))
     check_case(firefox_report, f"race-{hosts}", expected_posts(hosts))
+
+
+def test_firefox_checks_pictures_in_content_list_markers_border_images_and_image_inputs(firefox_report):
+    """`content: url()` on a <div> and an <img>, `list-style-image`, `border-image`, `<input
+    type=image>`, from the first stylesheet and changed later; the SVG icons beside them shown."""
+    check_case(firefox_report, "props", {"content-h", "content-n", "content-img", "list-h", "list-n", "border-h",
+                                         "border-n", "input-h", "input-n", "late-content", "late-list", "late-border"})
+    assert all(firefox_report["probes"]["props-icons"]), firefox_report["probes"]["props-icons"]
 
 
 def test_firefox_decides_pictures_shown_late_in_hidden_containers(firefox_report):

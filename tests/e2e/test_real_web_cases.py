@@ -5,7 +5,7 @@ one is flagged or stuck, and no harmful picture is visible before its verdict.
 
 from before_paint import EVERY_PAINT_JS
 
-from case_pages import REVEAL_AFTER_MS
+from case_pages import ICONS_SHOWN_JS, REVEAL_AFTER_MS
 from e2e_support import (
     MONITOR_JS,
     assert_flagged_exactly_the_harmful,
@@ -85,12 +85,6 @@ def test_css_pictures_found_after_first_sight_and_svg_images_are_hidden_first_an
     # load event, the first moment its rules can be read, so what it shows can paint once first.
     assert set(violations(page)) <= {"late-link"}, violations(page)
     page.close()
-
-
-ICONS_SHOWN_JS = """() => [...document.querySelectorAll('[data-icon]')].map((el) => {
-  const cs = getComputedStyle(el, el.dataset.icon === 'own' ? null : '::before');
-  return cs.visibility === 'visible' && !cs.filter.includes('blur') && cs.content.includes('svg+xml');
-})"""
 
 
 def test_pictures_in_content_list_markers_border_images_and_image_inputs_are_hidden_first_and_checked(
