@@ -22,13 +22,14 @@ import { CountReporter, holdsAny, listPictures, summarize } from './picture_coun
 import { Painter } from './painter.js';
 import { PictureClocks } from './picture_clocks.js';
 import { PictureReader } from './picture_reader.js';
-import { PictureIndex, RecordMap } from './record_map.js';
+import { PARTS, PictureIndex, RecordMap } from './record_map.js';
 import { RepaintWatch } from './repaint_watch.js';
 import { snapshotCanvas } from './canvas_pixels.js';
 import { VerdictAsker } from './verdict_asker.js';
 import { Whereabouts } from './whereabouts.js';
 
-const TAGGED = '[data-simclip-id], [data-simclip-before-id], [data-simclip-after-id]'; // hiding.js tagTracked
+// hiding.js tagTracked: an element's own record, and each part's (record_map.js PARTS)
+const TAGGED = ['[data-simclip-id]', ...PARTS.map((part) => `[data-simclip-${part}-id]`)].join(', ');
 
 export class ImageFilter {
   /**
