@@ -13,12 +13,13 @@
  * form control changed by the user, a hash change, the tab shown again), which runs before that
  * frame is painted; in the
  * frame a new viewport size is laid out in (a ResizeObserver on the root); every
- * frame while a tracked element runs an animation of a picture property (or asks to be, a canvas
- * just drawn on: `needsFrames`); and every
+ * frame while a tracked element runs an animation of a picture property, or a query container
+ * around it one of a size (or it asks to be, a canvas just drawn on: `needsFrames`); and every
  * SWEEP_INTERVAL_MS while the tab is visible, for the changes no event announces (a CSSOM rule
  * inserted from a script). A frame's work stops at FRAME_BUDGET_MS and goes on at the next one,
  * except for the near elements under a node the page changed (a class or a style attribute on an
- * ancestor): those are all read in that frame, as the change reaches them in its paint.
+ * ancestor) and those animating: those are all read in that frame, as the change reaches them in
+ * its paint.
  */
 
 import { OWN_ANIMATIONS } from './dom_watcher.js';
@@ -36,7 +37,10 @@ const MEDIA_SIGNALS = ['(prefers-color-scheme: dark)', '(orientation: portrait)'
   '(prefers-contrast: more)', '(prefers-contrast: less)', '(forced-colors: active)',
   // a zoom or another screen: `resolution` queries, `image-set()` and `srcset` x-descriptors pick again
   '(min-resolution: 1.25dppx)', '(min-resolution: 1.5dppx)', '(min-resolution: 2dppx)', '(min-resolution: 3dppx)'];
-const PICTURE_PROPERTIES = /^(backgroundImage|background|content|listStyleImage|--)/; // animated keyframes that can change a picture
+const PICTURE_PROPERTIES = /^(backgroundImage|background|content|listStyleImage|listStyle|borderImage|--)/; // animated keyframes that can change a picture
+// Animated keyframes that resize a box, and with it what a container query (or a srcset's `sizes`)
+// picks for the pictures under it.
+const SIZE_PROPERTIES = /^(width|height|inlineSize|blockSize|minWidth|minHeight|maxWidth|maxHeight|minInlineSize|minBlockSize|maxInlineSize|maxBlockSize|flex|gridTemplate|padding|border(Left|Right|Top|Bottom)?Width|borderWidth|fontSize|zoom|aspectRatio)/;
 
 export class RepaintWatch {
   /**
@@ -59,7 +63,7 @@ export class RepaintWatch {
     this.inCallback = false; // inside our ResizeObserver callback (a new observation would come too late)
     this.dirty = false;
     this.sweepTimer = 0;
-    this.animationMemo = new WeakMap(); // Animation -> true when it changes a picture property
+    this.animationMemo = new WeakMap(); // Animation -> {picture, size}: whether it changes a picture property, a size
     this.io = new IntersectionObserver((entries) => this.timed(() => this.onIntersect(entries), 'recheck'), { rootMargin: NEAR_MARGIN });
     // A new viewport size applies media and container queries in the frame it is laid out in, and
     // its resize event comes a frame later: a ResizeObserver on the root runs after that layout,
@@ -205,9 +209,10 @@ export class RepaintWatch {
     flushStyle(this.forceStyle, this.win); // one forced style pass, booked apart, before the reads
     const changed = this.changed;
     this.changed = new Set();
-    const urgent = changed.size > 0 ? [...this.near].filter((el) => isUnderAny(el, changed)) : [];
-    const order = new Set(this.animating.filter((el) => this.near.has(el)));
-    for (const el of this.queue) order.add(el);
+    // read in this frame whatever the budget: what the page changed, and what may switch in any frame
+    const urgent = new Set(changed.size > 0 ? [...this.near].filter((el) => isUnderAny(el, changed)) : []);
+    for (const el of this.animating) if (this.near.has(el)) urgent.add(el);
+    const order = new Set(this.queue);
     if (this.dirty) {
       this.dirty = false;
       for (const el of this.near) order.add(el);
@@ -218,7 +223,7 @@ export class RepaintWatch {
     const animated = new Map(); // a document or shadow root -> its elements animating a picture, this frame
     this.animating = [];
     let i = 0;
-    for (; i < queue.length && (i < urgent.length || this.now() - start < FRAME_BUDGET_MS); i += 1) {
+    for (; i < queue.length && (i < urgent.size || this.now() - start < FRAME_BUDGET_MS); i += 1) {
       const el = queue[i];
       if (!this.watched.has(el)) continue;
       this.recheck(el);
@@ -232,35 +237,68 @@ export class RepaintWatch {
 
   /**
    * True while `el` (or its ::before / ::after) runs an animation or transition of a picture
-   * property. The running animations are listed once per frame for each document or shadow root
+   * property, or one of its ancestors (across shadow hosts) one of a size with a query container
+   * at or below it: a container resized frame by frame makes its container queries pick another
+   * picture in some frame no event announces. Such elements are read in every frame past the
+   * budget. The running animations are listed once per frame for each document or shadow root
    * (`animated` holds them for this frame): one style flush, booked apart, however many elements
    * are near.
    */
   isAnimatingPicture(el, animated = new Map()) {
-    const root = el.getRootNode?.() ?? this.win.document;
-    if (!animated.has(root)) {
-      const targets = new Set();
-      const animations = root?.getAnimations ? this.forceStyle(() => root.getAnimations()) : [];
-      for (const a of animations) {
-        if (a.playState === 'running' && a.effect?.target && !a.animationName?.startsWith(OWN_ANIMATIONS)
-          && isElementOrItsPicturePseudo(a) && this.changesPicture(a)) targets.add(a.effect.target);
+    if (this.runningOf(el.getRootNode?.() ?? this.win.document, animated).pictures.has(el)) return true;
+    let underContainer = false;
+    for (let node = el; ;) { // its ancestors, root by root up through the shadow hosts
+      const root = node.getRootNode?.() ?? this.win.document;
+      const { resized, containers } = this.runningOf(root, animated);
+      for (let up = node === el ? el.parentElement : node; up && resized.size > 0; up = up.parentElement) {
+        underContainer ||= this.isQueryContainer(up, containers);
+        if (resized.has(up)) return underContainer; // only a query container's size picks a picture
       }
-      animated.set(root, targets);
+      if (!root.host) return false;
+      node = root.host;
     }
-    return animated.get(root).has(el);
   }
 
-  changesPicture(animation) {
-    if (!this.animationMemo.has(animation)) {
-      let found = animation.transitionProperty ? PICTURE_PROPERTIES.test(camel(animation.transitionProperty)) : false;
-      try {
-        for (const frame of animation.effect?.getKeyframes?.() ?? []) {
-          if (Object.keys(frame).some((key) => PICTURE_PROPERTIES.test(key))) found = true;
-        }
-      } catch {
-        found = true; // unreadable: assume it may
+  /** True when `el` is a size query container (`container-type` not `normal`), read once per frame. */
+  isQueryContainer(el, seen) {
+    if (!seen.has(el)) seen.set(el, (this.win.getComputedStyle?.(el)?.containerType ?? 'normal') !== 'normal');
+    return seen.get(el);
+  }
+
+  /**
+   * {pictures, resized, containers}: the elements of `root` running an animation of a picture
+   * property, of a size (listed once per frame), and which of its elements are query containers
+   * (filled as read, for this frame).
+   */
+  runningOf(root, animated) {
+    if (!animated.has(root)) {
+      const found = { pictures: new Set(), resized: new Set(), containers: new Map() };
+      const animations = root?.getAnimations ? this.forceStyle(() => root.getAnimations()) : [];
+      for (const a of animations) {
+        if (a.playState !== 'running' || !a.effect?.target || a.animationName?.startsWith(OWN_ANIMATIONS)) continue;
+        const changes = this.changesOf(a);
+        if (changes.picture && isElementOrItsPicturePseudo(a)) found.pictures.add(a.effect.target);
+        if (changes.size && !a.effect.pseudoElement) found.resized.add(a.effect.target);
       }
-      this.animationMemo.set(animation, found);
+      animated.set(root, found);
+    }
+    return animated.get(root);
+  }
+
+  /** {picture, size}: whether the animation changes a picture property, a size (read once per animation). */
+  changesOf(animation) {
+    if (!this.animationMemo.has(animation)) {
+      const names = animation.transitionProperty ? [camel(animation.transitionProperty)] : [];
+      let unreadable = false;
+      try {
+        for (const frame of animation.effect?.getKeyframes?.() ?? []) names.push(...Object.keys(frame));
+      } catch {
+        unreadable = true; // assume it may change either
+      }
+      this.animationMemo.set(animation, {
+        picture: unreadable || names.some((key) => PICTURE_PROPERTIES.test(key)),
+        size: unreadable || names.some((key) => SIZE_PROPERTIES.test(key)),
+      });
     }
     return this.animationMemo.get(animation);
   }

@@ -7,7 +7,8 @@ narrow (600 px) or once the page calls `window.__switch()`: an Instagram-like <p
 a background through a custom property set on an ancestor (of the element, or of the host of
 the open shadow root it is in), a class toggled on an ancestor, a stylesheet rule edited through
 the CSSOM, a sheet disabled, a checkbox checked by a script, a Web Animations animation, a
-media query, a container query and a CSS animation. Every kind comes twice: neutral then harmful, and
+media query, a container query, a CSS animation and a container query's box resized by a CSS
+animation. Every kind comes twice: neutral then harmful, and
 harmful then neutral. Each element carries `data-post`, `data-kind` and `data-truth` (the truth of
 what it paints now: the page rewrites it as it switches); `window.__harmful` lists the harmful
 URLs, and PAINT_MONITOR_JS records every frame in which an element paints one of them uncovered.
@@ -21,10 +22,14 @@ import json
 
 from before_paint import EVERY_PAINT_JS
 
+ANIMATED = "[data-kind=animation], [data-animated]"  # the elements the switch animates (a picture, a container's size)
+# Every animation the switch started has finished.
+ANIMATIONS_DONE_JS = f"""() => [...document.querySelectorAll('{ANIMATED}')]
+    .every((el) => el.getAnimations().every((a) => a.playState === 'finished'))"""
 # For a runner that cannot wait on the page's events itself (the Firefox driver): the script
 # switches, resolving once the animations have ended.
 SWITCH_THEN = """(async () => {
-  const ends = [...document.querySelectorAll('[data-kind=animation]')]
+  const ends = [...document.querySelectorAll('""" + ANIMATED + """')]
     .map((el) => new Promise((resolve) => el.addEventListener('animationend', resolve, { once: true })));
   await new Promise((resolve) => requestAnimationFrame(resolve));
   window.__switch();
@@ -168,6 +173,11 @@ window.__switch = () => {
     a.classList.add('run');
     a.addEventListener('animationend', () => { a.dataset.truth = window.__plan['animation-' + tag][1]; }, { once: true });
     window.__switchedAt['animation-' + tag] = performance.now() + 500; // its keyframe at 50%
+    // the container shrinks from 480 to 200 px in 1 s: its query picks the second picture at 300 px
+    const box = document.getElementById('resize-' + tag + '-box');
+    box.classList.add('run');
+    box.addEventListener('animationend', () => { el('resize-' + tag).dataset.truth = window.__plan['resize-' + tag][1]; }, { once: true });
+    window.__switchedAt['resize-' + tag] = performance.now() + 640;
   }
 };
 // and back to the first pictures
@@ -176,6 +186,8 @@ window.__unswitch = () => {
     switchBoxes(tag, false);
     el('animation-' + tag).classList.remove('run');
     settle('animation-' + tag, false);
+    document.getElementById('resize-' + tag + '-box').classList.remove('run');
+    settle('resize-' + tag, false);
   }
 };
 """
@@ -246,6 +258,9 @@ section { display: inline-block; vertical-align: top; margin: 6px; padding: 6px;
 @media (max-width: 700px) { section { width: 250px; } }
 .cq-box { container-type: inline-size; width: 40vw; }
 .cq-box .meme { width: 240px; }
+.cqa-box { container-type: inline-size; width: 480px; }
+.cqa-box.run { animation: shrink-box 1s linear forwards; }
+@keyframes shrink-box { from { width: 480px; } to { width: 200px; } }
 """
 
 
@@ -376,6 +391,12 @@ class SwitchPages:
                        f'.anim-{tag}.run {{ animation: swap-{tag} 1s steps(1) forwards; }}')
             body.append(f'<section><div class="meme anim-{tag}" role="img" data-post="{post}" data-kind="animation" '
                         f'data-truth="{self.truth(first)}"></div></section>')
+            # a container query's box resized by a CSS animation: no event in the frame it crosses
+            post, a, b = both("resize")
+            css.append(f'.cqa-{tag} {{ background-image: url("{a}"); }}\n'
+                       f'@container (max-width: 300px) {{ .cqa-{tag} {{ background-image: url("{b}"); }} }}')
+            body.append(f'<section><div class="cqa-box" id="{post}-box" data-animated><div class="meme cqa-{tag}" role="img" '
+                        f'data-post="{post}" data-kind="resize" data-truth="{self.truth(first)}"></div></div></section>')
         script = (f"window.__harmful = {json.dumps(sorted(set(harmful)))};\n"
                   f"window.__seconds = {json.dumps(seconds)};\n"
                   f"window.__plan = {json.dumps({k: list(v) for k, v in plan.items()})};\n" + SWITCH_JS)

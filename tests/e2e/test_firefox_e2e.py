@@ -290,7 +290,7 @@ def test_firefox_pictures_that_switch_without_a_new_element_are_hidden_first_and
     animation; and, where this Firefox sets the viewport
     over BiDi, <picture> <source media>, srcset, media and container queries at a narrower window."""
     case = firefox_report["cases"]["switch"]
-    kinds = ["var", "shadow-var", "shadow-query", "class", "animation"] + (["picture", "srcset", "media", "container"] if case.get("viewportSet") else [])
+    kinds = ["var", "shadow-var", "shadow-query", "class", "animation", "resize"] + (["picture", "srcset", "media", "container"] if case.get("viewportSet") else [])
     check_switched(case, {f"{k}-{tag}" for k in kinds for tag in ("nh", "hn")})
 
 

@@ -7,10 +7,10 @@ another picture, and a neutral picture is not left covered.
 import json
 
 from e2e_support import assert_flagged_exactly_the_harmful, meme_states, wait_decided, wait_for, write_json
-from switch_pages import CROWD, NARROW_PX, PAINT_MONITOR_JS, PAINT_VIOLATIONS, WIDE_PX
+from switch_pages import ANIMATIONS_DONE_JS, CROWD, NARROW_PX, PAINT_MONITOR_JS, PAINT_VIOLATIONS, WIDE_PX
 
 MEDIA_KINDS = ("picture", "srcset", "media", "container")
-SCRIPT_KINDS = ("var", "shadow-var", "shadow-query", "class", "rule", "sheet", "checked", "waapi", "animation")
+SCRIPT_KINDS = ("var", "shadow-var", "shadow-query", "class", "rule", "sheet", "checked", "waapi", "animation", "resize")
 
 
 def open_switch_page(browser, feed_site, seed, name="switch"):
@@ -60,8 +60,7 @@ def test_pictures_that_switch_without_a_new_element_are_hidden_first_and_asked_a
     page.wait_for_function("() => matchMedia('(max-width: 700px)').matches")
     # inside the page's own animation-frame callback, as animation libraries change styles
     page.evaluate("() => new Promise((resolve) => requestAnimationFrame(() => { window.__switch(); resolve(); }))")
-    page.wait_for_function("() => [...document.querySelectorAll('[data-kind=animation]')]"
-                           ".every((el) => el.getAnimations().every((a) => a.playState === 'finished'))", timeout=20_000)
+    page.wait_for_function(ANIMATIONS_DONE_JS, timeout=20_000)
     states = wait_decided(page, lambda s: True, 60, "a verdict for every picture after the switch")
     by_post = {s["post"]: s for s in states}
     plan = page.evaluate("() => window.__plan")
@@ -92,8 +91,7 @@ def test_a_script_switch_among_hundreds_of_pictures_is_hidden_before_it_is_paint
     page.evaluate("window.__preload()")  # in the cache and decoded: a switch paints at once
     for _ in range(3):  # every few frames, as a page's scripts do
         page.evaluate("() => new Promise((resolve) => requestAnimationFrame(() => { window.__switch(); resolve(); }))")
-        page.wait_for_function("() => [...document.querySelectorAll('[data-kind=animation]')]"
-                               ".every((el) => el.getAnimations().every((a) => a.playState === 'finished'))", timeout=20_000)
+        page.wait_for_function(ANIMATIONS_DONE_JS, timeout=20_000)
         assert_flagged_exactly_the_harmful(wait_verdicts_follow(page, SCRIPT_KINDS, "the switch"))
         assert page.evaluate(PAINT_VIOLATIONS) == {}, "harmful pictures painted uncovered after a switch"
         page.evaluate("() => new Promise((resolve) => requestAnimationFrame(() => { window.__unswitch(); resolve(); }))")

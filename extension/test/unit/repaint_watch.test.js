@@ -223,6 +223,35 @@ test('an animation of something else (a spinner turning) asks for no frames', ()
   assert.equal(win.pendingFrames, 0);
 });
 
+test('an element in a query container whose size (or an ancestor\'s) animates is read every frame while it runs, past the budget', () => {
+  const { win, watch, seen, el } = setUp({ recheckMs: 2 });
+  win.getComputedStyle = (x) => ({ containerType: x.containerType ?? 'normal' });
+  const grow = (target) => ({ playState: 'running', effect: { target, getKeyframes: () => [{ width: '480px' }, { width: '200px' }] } });
+  const sidebar = el('sidebar'); // resized, with a query container under it
+  const plain = el('plain'); // resized, with no query container around the picture
+  const others = Array.from({ length: 6 }, (_, i) => el(`o${i}`));
+  const a = el('a');
+  const b = el('b');
+  a.parentElement = { parentElement: { containerType: 'inline-size', parentElement: sidebar } };
+  b.parentElement = { parentElement: plain };
+  sidebar.animations.push(grow(sidebar));
+  plain.animations.push(grow(plain));
+  for (const x of [...others, a, b]) {
+    watch.watch(x);
+    FakeIO.last.report(x, true);
+  }
+  for (let i = 0; i < 6; i += 1) win.runFrame(); // every element read once: a found under a resizing container
+  for (let i = 0; i < 3; i += 1) {
+    seen.length = 0;
+    win.runFrame();
+    assert.equal(seen[0], 'a', `frame ${i}: ${seen}`);
+    assert.ok(!seen.includes('b'), 'no query container between it and the resized box: its picture cannot switch');
+  }
+  sidebar.animations.length = 0;
+  for (let i = 0; i < 10; i += 1) win.runFrame(); // what the budget left over, then nothing
+  assert.equal(win.pendingFrames, 0, 'no frames once nothing resizes a container');
+});
+
 test('an element that asks for frames (a canvas just drawn on) is read every frame while it asks', () => {
   let fresh = true;
   const { win, watch, seen, el } = setUp({ needsFrames: () => fresh });
