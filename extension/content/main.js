@@ -340,7 +340,7 @@ function answerPageState(ext, { page, parts, perf }) {
       byState: summary.byState,
       asking: summary.asking,
       stats: { ...perf.snapshot(), deferred: parts.watcher.deferred, slicesPending: parts.watcher.slicer.pending,
-        inheritVisits: parts.watcher.inheritVisits },
+        inheritVisits: parts.watcher.inheritVisits, repaintReads: parts.filter.repaints.reads },
       // this frame's pictures with their reasons (never written into the page)
       frame: location.href,
       pictures: page.paused ? [] : parts.filter.listPictures(),

@@ -59,6 +59,7 @@ export class RepaintWatch {
     this.queue = []; // elements left for the next frame (budget ran out), each once
     this.changed = new Set(); // the nodes the page changed since the last frame (markDirty)
     this.animating = []; // the elements found animating their picture last frame: read first in the next
+    this.reads = 0; // elements read again so far (the page state's stats: what the signals cost)
     this.frame = 0; // non-zero while a frame of work is asked for
     this.inCallback = false; // inside our ResizeObserver callback (a new observation would come too late)
     this.dirty = false;
@@ -226,6 +227,7 @@ export class RepaintWatch {
     for (; i < queue.length && (i < urgent.size || this.now() - start < FRAME_BUDGET_MS); i += 1) {
       const el = queue[i];
       if (!this.watched.has(el)) continue;
+      this.reads += 1;
       this.recheck(el);
       if (this.near.has(el) && (this.needsFrames(el) || this.isAnimatingPicture(el, animated))) this.animating.push(el);
     }

@@ -27,8 +27,9 @@
   });
 
   /**
-   * `proto[name]` wrapped: after the page's call, `announce(receiver)` when `when(receiver)` (a
-   * method that returns a promise announces once it resolves). Its name and behaviour stay.
+   * `proto[name]` wrapped: after the page's call, `announce(receiver)` when `when(receiver,
+   * result)` (a method that returns a promise announces once it resolves). Its name and behaviour
+   * stay.
    */
   const wrapMethod = (proto, name, when, announce) => {
     const original = proto?.[name];
@@ -40,7 +41,7 @@
       value: {
         [name](...args) {
           const result = original.apply(this, args);
-          if (when(this)) {
+          if (when(this, result)) {
             if (result instanceof Promise) result.then(() => announce(this), () => {});
             else announce(this);
           }
@@ -121,7 +122,8 @@
   for (const name of ['setProperty', 'removeProperty']) wrapMethod(declProto, name, inRule, announceSheets);
   // the named properties live on a subclass's prototype in some engines (CSSStyleProperties, CSS2Properties)
   const propertyProtos = [globalThis.CSSStyleProperties?.prototype, globalThis.CSS2Properties?.prototype, declProto];
-  for (const name of ['cssText', 'background', 'backgroundImage', 'content', 'listStyleImage']) {
+  for (const name of ['cssText', 'background', 'backgroundImage', 'content', 'listStyle', 'listStyleImage', 'borderImage',
+    'borderImageSource']) {
     for (const proto of propertyProtos) wrapSetter(proto, name, inRule);
   }
   wrapSetter(globalThis.CSSRule?.prototype, 'cssText');
@@ -131,18 +133,40 @@
   // `:indeterminate`), or an animation started or changed from a script (`element.animate()`, an
   // animation cancelled, finished, replayed...): announced the same way, on the document, once per
   // task (the content script reads the pictures near the viewport again; a running animation of
-  // a picture is then read every frame).
+  // a picture, or of a size around a query container, is then read every frame). An animation of
+  // nothing that can change a picture (a spinner's transform, a fade's opacity: most of them) is
+  // not announced, as each announcement costs a read of every picture near the viewport.
   const STATE_CHANGED_EVENT = 'simclip-state-changed'; // shared/page_events.js
   const announceState = announcer(STATE_CHANGED_EVENT);
   for (const name of ['checked', 'indeterminate']) wrapSetter(globalThis.HTMLInputElement?.prototype, name, always, announceState);
+  // keyframe properties that can change a picture: its own (repaint_watch.js PICTURE_PROPERTIES) or
+  // a size a container query reads (SIZE_PROPERTIES); a custom property may hold either
+  const MAY_SWITCH = /^(background|content|listStyle|borderImage|--|width|height|inlineSize|blockSize|min|max|flex|gridTemplate|padding|border\w*Width|fontSize|zoom|aspectRatio)/;
+  const switchesByEffect = new WeakMap();
+  const maySwitchPicture = (animation) => {
+    const effect = animation?.effect;
+    if (!effect || typeof effect.getKeyframes !== 'function') return true; // unknown: announce
+    if (!switchesByEffect.has(effect)) {
+      let found = false;
+      try {
+        for (const frame of effect.getKeyframes()) if (Object.keys(frame).some((key) => MAY_SWITCH.test(key))) found = true;
+      } catch {
+        found = true;
+      }
+      switchesByEffect.set(effect, found);
+    }
+    return switchesByEffect.get(effect);
+  };
   const animationProto = globalThis.Animation?.prototype;
   for (const name of ['cancel', 'finish', 'play', 'pause', 'reverse', 'updatePlaybackRate', 'commitStyles']) {
-    wrapMethod(animationProto, name, always, announceState);
+    wrapMethod(animationProto, name, maySwitchPicture, announceState);
   }
-  for (const name of ['currentTime', 'startTime', 'playbackRate', 'effect', 'timeline']) wrapSetter(animationProto, name, always, announceState);
-  wrapMethod(globalThis.KeyframeEffect?.prototype, 'setKeyframes', always, announceState);
+  for (const name of ['currentTime', 'startTime', 'playbackRate', 'timeline']) wrapSetter(animationProto, name, maySwitchPicture, announceState);
+  wrapSetter(animationProto, 'effect', always, announceState);
+  const keyframesChanged = (effect) => switchesByEffect.delete(effect) || true; // read again at the next call
+  wrapMethod(globalThis.KeyframeEffect?.prototype, 'setKeyframes', keyframesChanged, announceState);
   wrapSetter(globalThis.KeyframeEffect?.prototype, 'target', always, announceState);
-  wrapMethod(globalThis.Element?.prototype, 'animate', always, announceState);
+  wrapMethod(globalThis.Element?.prototype, 'animate', (el, animation) => maySwitchPicture(animation), announceState);
 
   // The gap rules' clock ended (loader.js, tools/shadow_css.mjs): prehide.css has been missing for
   // 30 s, so the add-on was disabled or removed, not updated, and its scripts are gone with it.

@@ -195,3 +195,40 @@ def test_pictures_drawn_on_a_canvas_are_hidden_until_checked_and_judged_again_wh
                            " && getComputedStyle(document.querySelector(`canvas[data-post='${p}']`)).objectPosition"
                            " !== '-100000px -100000px'", arg=flagged, timeout=10_000)
     page.close()
+
+
+# 60 frames, each calling element.animate() with `keyframes` on an element with no picture (a
+# spinner a page animates from script, as animation libraries do), then two frames more.
+ANIMATE_EVERY_FRAME_JS = """(keyframes) => new Promise((resolve) => {
+  const spinner = document.body.appendChild(document.createElement('div'));
+  let n = 0;
+  const frame = () => {
+    spinner.animate(keyframes, { duration: 16 });
+    if (++n < 60) requestAnimationFrame(frame);
+    else requestAnimationFrame(() => requestAnimationFrame(() => { spinner.remove(); resolve(); }));
+  };
+  requestAnimationFrame(frame);
+})"""
+
+
+def test_animations_that_cannot_change_a_picture_cost_no_reading(browser, feed_site):
+    """A page calling `element.animate()` every frame for a spinner's transform makes the content
+    script read nothing more than its once-a-second sweep; the same calls with a custom property
+    (which may hold a picture) have every near picture read every frame. Counted in reads, one run
+    against the other: it was the same cost before the main-world hook looked at the keyframes."""
+    page = open_switch_page(browser, feed_site, "waapi-cost", name="switch-crowd")
+    wait_decided(page, lambda s: True, 90, "a verdict for every picture")
+    tab = browser.tab_id(page.url)
+    reads = lambda: browser.page_state(tab)["stats"]["repaintReads"]  # noqa: E731
+
+    def reads_during(keyframes):
+        before = reads()
+        page.evaluate(ANIMATE_EVERY_FRAME_JS, keyframes)
+        return reads() - before
+
+    spinner = reads_during([{"transform": "rotate(0deg)"}, {"transform": "rotate(360deg)"}])
+    custom = reads_during([{"--spin": "0"}, {"--spin": "1"}])
+    print(f"reads over 60 frames: spinner {spinner}, custom property {custom}")
+    assert custom > 1000, custom  # hundreds of near pictures, read in most of the 60 frames
+    assert spinner < custom / 4, (spinner, custom)
+    page.close()

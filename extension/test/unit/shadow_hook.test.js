@@ -10,12 +10,14 @@ const HOOK = readFileSync(new URL('../../content/shadow_hook.js', import.meta.ur
 /** The hook run in a page-like world of stand-ins: the CSSOM's methods and setters, a document that records its events. */
 function pageWorld() {
   const dispatched = [];
+  class Animation {
+    constructor(keyframes = [{ backgroundImage: 'url(a.png)' }]) { this.effect = { getKeyframes: () => keyframes }; }
+    cancel() { this.cancelled = true; }
+    play() {}
+  }
   class Element {
     attachShadow() { return {}; }
-    animate(keyframes) { return { keyframes }; }
-  }
-  class Animation {
-    cancel() { this.cancelled = true; }
+    animate(keyframes) { return new Animation(keyframes); }
   }
   class HTMLInputElement extends Element {
     get checked() { return Boolean(this.on); }
@@ -89,7 +91,8 @@ test('a checkbox checked by a script, an animation started or cancelled by one, 
   await settle();
   assert.deepEqual(dispatched, [STATE_CHANGED_EVENT]);
   const el = new world.Element();
-  assert.deepEqual(el.animate([{ backgroundImage: 'url(a.png)' }]).keyframes, [{ backgroundImage: 'url(a.png)' }], 'the animation is returned');
+  assert.deepEqual(el.animate([{ backgroundImage: 'url(a.png)' }]).effect.getKeyframes(), [{ backgroundImage: 'url(a.png)' }],
+    'the animation is returned');
   await settle();
   assert.deepEqual(dispatched, [STATE_CHANGED_EVENT, STATE_CHANGED_EVENT]);
   const animation = new world.Animation();
@@ -97,4 +100,20 @@ test('a checkbox checked by a script, an animation started or cancelled by one, 
   assert.equal(animation.cancelled, true);
   await settle();
   assert.equal(dispatched.length, 3, 'an animation cancelled by a script');
+});
+
+test('an animation of nothing that can change a picture (a spinner, a fade) is not announced; one of a size or a custom property is', async () => {
+  const { world, dispatched } = pageWorld();
+  const el = new world.Element();
+  const spin = el.animate([{ transform: 'rotate(0)', offset: 0, easing: 'linear', composite: 'auto' }, { transform: 'rotate(1turn)' }]);
+  el.animate([{ opacity: 0 }, { opacity: 1 }]);
+  spin.cancel();
+  spin.play();
+  await settle();
+  assert.deepEqual(dispatched, [], 'each announcement costs a read of every near picture');
+  el.animate([{ width: '480px' }, { width: '200px' }]); // a query container resized
+  await settle();
+  el.animate([{ '--bg': 'url(b.png)' }]);
+  await settle();
+  assert.equal(dispatched.length, 2);
 });
