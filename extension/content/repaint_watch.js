@@ -60,7 +60,8 @@ export class RepaintWatch {
     this.changed = new Set(); // the nodes the page changed since the last frame (markDirty)
     this.animating = []; // the elements found animating their picture last frame: read first in the next
     this.reads = 0; // elements read again so far (the page state's stats: what the signals cost)
-    this.frame = 0; // non-zero while a frame of work is asked for
+    this.frame = 0; // non-zero while an animation frame of work is asked for
+    this.probeArmed = false; // a ResizeObserver probe waits for this frame's layout
     this.inCallback = false; // inside our ResizeObserver callback (a new observation would come too late)
     this.dirty = false;
     this.sweepTimer = 0;
@@ -106,6 +107,7 @@ export class RepaintWatch {
     this.changed.clear();
     this.animating = [];
     this.frame = 0;
+    this.probeArmed = false;
     this.sweepTimer = 0;
   }
 
@@ -169,30 +171,35 @@ export class RepaintWatch {
    * painted (an animation frame of ours asked for then would come a frame late). From inside our
    * own callback (an animation running on, work left over), a new observation would come only
    * after this paint (and count as a loop error): the next frame's animation-frame step runs it,
-   * after the animations have moved and the page's own callbacks asked for before ours.
+   * after the animations have moved and the page's own callbacks asked for before ours. A signal
+   * while that next frame is asked for still arms the probe: our animation-frame callback may
+   * have run before the page's in this frame, and what the page changes there is painted in it.
    */
   requestFrame() {
+    if (!this.inCallback && typeof ResizeObserver === 'function' && this.win.document?.documentElement) {
+      if (this.probeArmed) return;
+      this.probeArmed = true;
+      this.armProbe();
+      return;
+    }
     if (this.frame) return;
     this.frame = 1;
-    if (typeof ResizeObserver !== 'function' || !this.win.document?.documentElement) {
-      this.win.requestAnimationFrame(() => this.timed(() => this.onFrame(), 'recheck'));
-    } else if (this.inCallback) {
-      this.win.requestAnimationFrame(() => this.timed(() => this.onFrame(), 'recheck'));
-    } else {
-      this.armProbe();
-    }
+    this.win.requestAnimationFrame(() => this.timed(() => {
+      this.frame = 0;
+      this.onFrame();
+    }, 'recheck'));
   }
 
   armProbe() {
     const probe = new ResizeObserver(() => {
       probe.disconnect();
+      this.probeArmed = false;
       this.timed(() => this.onFrame(), 'recheck');
     });
     probe.observe(this.win.document.documentElement);
   }
 
   onFrame() {
-    this.frame = 0;
     this.inCallback = true;
     try {
       this.work();

@@ -298,3 +298,40 @@ test('a stopped watch reads nothing more and leaves no observer, listener or tim
   assert.deepEqual(seen, []);
   assert.equal(FakeIO.last.connected, false);
 });
+
+test('a change the page makes in its own animation frame after ours is read before that frame is painted, while our next frame is asked for', () => {
+  const probes = [];
+  globalThis.ResizeObserver = class {
+    constructor(callback) { this.callback = callback; this.on = false; }
+    observe() { this.on = true; probes.push(this); }
+    disconnect() { this.on = false; }
+  };
+  try {
+    const { win, watch, seen, el } = setUp();
+    win.document.documentElement = {};
+    win.getComputedStyle = () => ({});
+    win.innerWidth = 1200;
+    win.innerHeight = 800;
+    const layout = () => { for (const p of probes.splice(0)) if (p.on) p.callback([]); }; // after the animation frames, before paint
+    const moving = el('moving');
+    moving.animations.push({ playState: 'running', effect: { target: moving, getKeyframes: () => [{ backgroundImage: 'url(a)' }] } });
+    const still = el('still');
+    const box = { contains: (x) => x === still };
+    for (const x of [moving, still]) {
+      watch.watch(x);
+      FakeIO.last.report(x, true);
+    }
+    for (let i = 0; i < 3; i += 1) { // the viewport's first size, the first reads: `moving` is found animating
+      layout();
+      win.runFrame();
+    }
+    win.runFrame(); // our callback runs first in this frame's animation-frame step...
+    assert.ok(win.pendingFrames > 0, 'the next animation frame is asked for');
+    seen.length = 0;
+    watch.markDirty([box]); // ...then the page's, which re-classes the box around `still`
+    layout();
+    assert.ok(seen.includes('still'), `read after the page's callback, in the frame it paints: ${seen}`);
+  } finally {
+    delete globalThis.ResizeObserver;
+  }
+});
