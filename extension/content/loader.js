@@ -135,8 +135,8 @@
     const own = getComputedStyle(el);
     const bg = own.backgroundImage;
     if (bg && bg.includes('url(') && !(el.getAttribute('style') ?? '').includes('url(')) found.push([el, 'data-simclip-early', bg]);
-    const parts = [['content', own.content], ['list-style', own.display.includes('list-item') ? own.listStyleImage : ''],
-      ['border-image', own.borderImageSource]];
+    const marker = own.display.includes('list-item') ? `${own.listStyleImage} ${getComputedStyle(el, '::marker').content}` : '';
+    const parts = [['content', own.content], ['list-style', marker], ['border-image', own.borderImageSource]];
     for (const [part, value] of parts) if (value && value.includes('url(')) found.push([el, `data-simclip-early-${part}`, '']);
     for (const part of ['before', 'after']) {
       const pseudo = getComputedStyle(el, `::${part}`);

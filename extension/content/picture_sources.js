@@ -74,21 +74,43 @@ export const hasInlineUrl = (el) => (el.getAttribute('style') ?? '').includes('u
  * (prehide.css hides each part without changing the property read here):
  *  - 'content': the element's own `content: url()`, which replaces what the element shows (an
  *    <img>'s picture included);
- *  - 'list-style': a list item's `list-style-image`, its marker (inherited: a list's items show it);
+ *  - 'list-style': a list item's marker: its `::marker`'s `content: url()`, or its
+ *    `list-style-image` (inherited: a list's items show it);
  *  - 'border-image': a `border-image-source`, drawn around the box (and across it with `fill`).
  * `mask-image` is left out on purpose: a mask paints no colour of its picture, only its alpha
  * shapes the element's own content (docs/extension.md).
  */
 const STYLE_PART_VALUES = {
   content: (computed) => computed.content ?? '',
-  'list-style': (computed) => (String(computed.display).includes('list-item') ? computed.listStyleImage ?? '' : ''),
+  'list-style': (computed, el) => (String(computed.display).includes('list-item') ? readMarker(el, computed) : ''),
   'border-image': (computed) => computed.borderImageSource ?? '',
 };
 export const STYLE_PARTS = Object.keys(STYLE_PART_VALUES);
 
+/**
+ * A list item's marker picture: its `::marker`'s own `content: url()`, which wins, else its
+ * `list-style-image`. prehide.css hides a marker through that same `content` (a ::marker has no
+ * other property that hides a picture): under our cover it is read with our attributes lifted for
+ * that one read, put back in the same task (nothing is painted in between).
+ */
+function readMarker(el, computed) {
+  let marker = getComputedStyle(el, '::marker').content ?? '';
+  if (marker === 'none' && MARKER_COVERS.some((name) => el.hasAttribute(name))) {
+    const lifted = MARKER_COVERS.filter((name) => el.hasAttribute(name)).map((name) => [name, el.getAttribute(name)]);
+    for (const [name] of lifted) el.removeAttribute(name);
+    try {
+      marker = getComputedStyle(el, '::marker').content ?? '';
+    } finally {
+      for (const [name, value] of lifted) el.setAttribute(name, value);
+    }
+  }
+  return marker.includes('url(') || /image-set\(/i.test(marker) ? marker : computed.listStyleImage ?? '';
+}
+const MARKER_COVERS = ['data-simclip-list-style', 'data-simclip-early-list-style']; // hiding.js, prehide.css
+
 /** The picture of the element's style part `part` (STYLE_PARTS), from its computed style; '' when none. */
 export function readStylePart(el, part, computed = getComputedStyle(el)) {
-  const value = STYLE_PART_VALUES[part](computed);
+  const value = STYLE_PART_VALUES[part](computed, el);
   return value.includes('url(') || /image-set\(/i.test(value) ? firstUrl(value) : '';
 }
 

@@ -113,7 +113,7 @@ function chooseCandidate(candidates, dpr) {
   return sorted.find((c) => c.x >= dpr) ?? sorted[sorted.length - 1];
 }
 
-const PSEUDO_SUFFIX = /::?(before|after)\s*$/i;
+const PSEUDO_SUFFIX = /::?(before|after|marker)\s*$/i;
 
 const VAR_REFERENCE = /var\(\s*(--[^,)\s]+)/g;
 const namesPicture = (value) => value.includes('url(') || /image-set\(/i.test(value);

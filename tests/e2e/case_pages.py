@@ -494,7 +494,7 @@ window.addEventListener('load', () => setTimeout(() => {{
     def props(self, seed):
         """Pictures painted by CSS image properties other than backgrounds: an element's own
         `content: url()` (a <div>'s, and an <img>'s over its own picture), a list's
-        `list-style-image` (its items' markers), a `border-image` with `fill` (the picture across
+        `list-style-image` (its items' markers), a `::marker`'s own `content: url()`, a `border-image` with `fill` (the picture across
         the box), an `<input type=image>`; each from the first stylesheet, from a class toggled
         later and from an inline style set later. Beside them, SVG icons in `::before` /
         `content` (no picture to check) must stay visible."""
@@ -511,6 +511,7 @@ window.addEventListener('load', () => setTimeout(() => {{
 .c-img {{ content: url("{url(h(1), "content-img")}"); }}
 ul.l-h {{ list-style-image: url("{url(h(2), "list-h")}"); }}
 ul.l-n {{ list-style-image: url("{url(n(2), "list-n")}"); }}
+.mk li::marker {{ content: url("{url(h(8), "marker-h")}"); }}
 .b {{ border: 50px solid #999; width: 140px; height: 80px; }}
 .b-h {{ border-image: url("{url(h(3), "border-h")}") 30% fill; }}
 .b-n {{ border-image: url("{url(n(3), "border-n")}") 30% fill; }}
@@ -525,7 +526,8 @@ li {{ font-size: 14px; }}
   <div class="meme c-n" {part(n(0), "content-n", "content")}></div>
   <img class="meme c-img" {part(h(1), "content-img", "content")} src="{self.src(n(6), "content-img-own", seed)}" alt=""></section>
 <section><ul class="l-h"><li {part(h(2), "list-h", "list-style")}>a list item</li></ul>
-  <ul class="l-n"><li {part(n(2), "list-n", "list-style")}>a list item</li></ul></section>
+  <ul class="l-n"><li {part(n(2), "list-n", "list-style")}>a list item</li></ul>
+  <ul class="mk"><li {part(h(8), "marker-h", "list-style")}>a list item</li></ul></section>
 <section><div class="b b-h" {part(h(3), "border-h", "border-image")}></div>
   <div class="b b-n" {part(n(3), "border-n", "border-image")}></div></section>
 <section><input type="image" {self.attrs(h(6), "input-h", "input")} src="{self.src(h(6), "input-h", seed)}" width="240" height="180" alt="go">

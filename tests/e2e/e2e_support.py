@@ -42,8 +42,9 @@ const isShowing = (el, cs) => {
   }
   // a style part (picture_sources.js STYLE_PARTS): the element's own content, its marker, its border image
   if (el.dataset.part === 'content') return /\/m\//.test(cs.content);
-  if (el.dataset.part === 'list-style') {
-    return /\/m\//.test(cs.listStyleImage) && el.ownerDocument.defaultView.getComputedStyle(el, '::marker').content !== 'none';
+  if (el.dataset.part === 'list-style') { // its list-style-image, or its ::marker's own content
+    const marker = el.ownerDocument.defaultView.getComputedStyle(el, '::marker').content;
+    return /\/m\//.test(cs.listStyleImage + marker) && marker !== 'none';
   }
   if (el.dataset.part === 'border-image') return /\/m\//.test(cs.borderImageSource) && !/^0(px|%)?$/.test(cs.borderImageSlice);
   if (el.tagName === 'INPUT') return /\/m\//.test(el.src);

@@ -241,7 +241,7 @@ def test_firefox_pictures_in_a_declarative_root_streamed_in_late_are_hidden_unti
 def test_firefox_checks_pictures_in_content_list_markers_border_images_and_image_inputs(firefox_report):
     """`content: url()` on a <div> and an <img>, `list-style-image`, `border-image`, `<input
     type=image>`, from the first stylesheet and changed later; the SVG icons beside them shown."""
-    check_case(firefox_report, "props", {"content-h", "content-n", "content-img", "list-h", "list-n", "border-h",
+    check_case(firefox_report, "props", {"content-h", "content-n", "content-img", "list-h", "list-n", "marker-h", "border-h",
                                          "border-n", "input-h", "input-n", "late-content", "late-list", "late-border"})
     assert all(firefox_report["probes"]["props-icons"]), firefox_report["probes"]["props-icons"]
 

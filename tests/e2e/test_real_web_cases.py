@@ -94,7 +94,7 @@ def test_pictures_in_content_list_markers_border_images_and_image_inputs_are_hid
     toggled later and an inline style set later. They were shown unchecked; the SVG icons beside
     them (no picture to check) stayed hidden for good when the loader saw them first."""
     page = open_case(browser, feed_site, "props", "props")
-    expected = {"content-h", "content-n", "content-img", "list-h", "list-n", "border-h", "border-n", "input-h",
+    expected = {"content-h", "content-n", "content-img", "list-h", "list-n", "marker-h", "border-h", "border-n", "input-h",
                 "input-n", "late-content", "late-list", "late-border"}
     states = wait_decided(page, lambda s: True, 40, "a verdict for every CSS-property picture", posts=expected)
     assert {s["post"] for s in states} == expected

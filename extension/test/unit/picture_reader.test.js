@@ -37,6 +37,7 @@ class FakeElement {
 globalThis.document = { baseURI: BASE };
 globalThis.getComputedStyle = (el, pseudo) => {
   el.styleReads += 1;
+  if (pseudo === '::marker' && ['pending', 'waiting', 'flagged'].includes(el.getAttribute('data-simclip-list-style'))) return { content: 'none' };
   if (pseudo) return el.pseudo[pseudo] ?? { content: 'none', backgroundImage: 'none' };
   const covered = el.hasAttribute('data-simclip-bg') && ['pending', 'waiting', 'flagged'].includes(el.getAttribute('data-simclip'));
   return { backgroundImage: covered ? COVER : el.page, objectPosition: '', backgroundColor: '', visibility: 'visible', filter: '', ...el.own };
@@ -213,13 +214,15 @@ test('the style parts (content, a list item\'s marker, a border image) and an im
       borderImageSource: 'url("https://site.test/b.png")' },
   });
   const list = new FakeElement('UL', { own: { display: 'block', listStyleImage: 'url("https://site.test/l.png")' } });
+  const item = new FakeElement('LI', { own: { display: 'list-item', listStyleImage: 'url("https://site.test/l.png")' } });
+  item.pseudo['::marker'] = { content: 'url("https://site.test/mk.png")' }; // the ::marker's own content wins
   const input = new FakeElement('INPUT', { type: 'image', src: `${BASE}i.png` });
   const icon = new FakeElement('INPUT', { type: 'image', src: 'data:image/svg+xml,%3Csvg/%3E' });
-  for (const e of [el, list, input, icon]) reader.consider(e);
+  for (const e of [el, list, item, input, icon]) reader.consider(e);
   reader.flush();
   assert.deepEqual(log, [
     ['track', 'bg', `${BASE}bg.png`], ['track', 'content', `${BASE}c.png`], ['track', 'list-style', `${BASE}l.png`],
-    ['track', 'border-image', `${BASE}b.png`], ['track', 'input', `${BASE}i.png`],
+    ['track', 'border-image', `${BASE}b.png`], ['track', 'list-style', `${BASE}mk.png`], ['track', 'input', `${BASE}i.png`],
   ], 'a list shows no marker of its own: its items do');
   for (const part of ['content', 'list-style', 'border-image']) {
     assert.equal(el.getAttribute(`data-simclip-${part}-id`), String(records.get(el, part).id));
@@ -227,6 +230,11 @@ test('the style parts (content, a list item\'s marker, a border image) and an im
   }
   assert.equal(records.get(input).state, 'pending');
   assert.equal(icon.getAttribute('data-simclip'), 'shown', 'no picture we check: shown, never left hidden');
+  item.setAttribute('data-simclip-list-style', 'flagged'); // our cover: its ::marker's content is ours
+  reader.recheck(item);
+  reader.flush();
+  assert.deepEqual(log.at(-1), ['track', 'input', `${BASE}i.png`], 'read under the cover lifted for one read: unchanged, kept');
+  assert.equal(item.getAttribute('data-simclip-list-style'), 'flagged', 'the cover is put back');
   el.own.borderImageSource = 'none';
   reader.recheck(el);
   reader.flush();

@@ -64,8 +64,10 @@ test('a stylesheet names the elements it gives a picture: backgrounds and conten
     rule('ul.bullets, ol', { listStyleImage: 'url("l.png")' }), // inherited: the items show it
     rule('.short', { listStyle: 'square url("s.png")' }),
     rule('.mask', { maskImage: 'url("m.png")' }), // a mask paints no colour of its picture
+    rule('li.x::marker', { content: 'url("k.png")' }),
   ];
-  assert.deepEqual(listPictureSelectors(others), ['.frame', '.edge', 'ul.bullets', 'ol', 'ul.bullets *', 'ol *', '.short', '.short *']);
+  assert.deepEqual(listPictureSelectors(others),
+    ['.frame', '.edge', 'ul.bullets', 'ol', 'ul.bullets *', 'ol *', '.short', '.short *', 'li.x']);
 });
 
 test('a rule whose picture is var(--name) names its elements, unless every sheet sets that property to a color or a length', () => {
