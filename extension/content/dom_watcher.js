@@ -12,7 +12,9 @@
  */
 import { isPlainValue, listPictureSelectors, listStyleQueryProperties, newStyleRead, readStyleRules, selectPictureRules } from '../shared/cssurls.js';
 import { TimeSlicer } from '../shared/slicer.js';
-import { CANVAS_DRAWN_EVENT, SHADOW_ROOT_EVENT, STATE_CHANGED_EVENT, STYLESHEETS_CHANGED_EVENT } from '../shared/page_events.js';
+import {
+  CANVAS_DRAWN_EVENT, PICTURE_RULES_EVENT, SHADOW_ROOT_EVENT, STATE_CHANGED_EVENT, STYLESHEETS_CHANGED_EVENT,
+} from '../shared/page_events.js';
 import { flushStyle } from './perf.js';
 
 const SYNC_BUDGET_MS = 12; // our own work per mutation batch
@@ -92,6 +94,16 @@ export class DOMWatcher {
     };
     this.onSheetsEvent = (e) => {
       if (this.observer && e.target === document) this.timed(() => this.onSheetsChanged(), 'stylesheet');
+    };
+    this.onPictureRulesEvent = (e) => {
+      if (!this.observer || e.target !== document) return;
+      let selectors = null;
+      try {
+        selectors = typeof e.detail === 'string' && e.detail ? JSON.parse(e.detail) : null;
+      } catch {
+        // not ours: the sweep the stylesheet event scheduled finds them
+      }
+      if (Array.isArray(selectors)) this.timed(() => this.onPictureRules(selectors.filter((x) => typeof x === 'string')), 'stylesheet');
     };
     this.onStateEvent = (e) => {
       if (this.observer && e.target === document) this.timed(() => this.onBatch(new Set([document.documentElement])), 'state');
@@ -238,6 +250,7 @@ export class DOMWatcher {
     target.addEventListener(CANVAS_DRAWN_EVENT, this.onCanvasEvent, true);
     if (target === document) {
       target.addEventListener(STYLESHEETS_CHANGED_EVENT, this.onSheetsEvent, true);
+      target.addEventListener(PICTURE_RULES_EVENT, this.onPictureRulesEvent, true);
       target.addEventListener(STATE_CHANGED_EVENT, this.onStateEvent, true); // shadow_hook.js: `checked`, `animate()`
     }
     for (const type of LOAD_EVENTS) target.addEventListener(type, this.onLoadEvent, true);
@@ -389,6 +402,27 @@ export class DOMWatcher {
     this.pictureSelector = undefined;
     this.scheduleResweep();
     this.onBatch(new Set([document.documentElement]));
+  }
+
+  /**
+   * The page's script gave stylesheet rules a picture through the CSSOM (shadow_hook.js lists
+   * their selectors): the elements they style, in the document and in every shadow root watched,
+   * may show a picture none of them showed before. They are looked at now, before the next paint.
+   */
+  onPictureRules(selectorTexts) {
+    const found = new Set();
+    for (const selector of selectPictureRules(selectorTexts.map((text) => [text, 'url()']))) {
+      for (const root of [document, ...this.roots]) {
+        try {
+          for (const el of root.querySelectorAll(selector)) found.add(el);
+        } catch {
+          // a selector this browser does not know
+        }
+      }
+    }
+    let start = null;
+    for (const el of found) start = this.visitAdded(el, start, { subtree: false });
+    this.onBatch(found);
   }
 
   /**

@@ -110,14 +110,69 @@
       return;
     }
   };
+  // The selectors of the rules a change gave a picture (a url(), an image-set(), a var()): the
+  // elements they style may have shown none before, so nothing tracks them yet, and the content
+  // script looks at them at once instead of at its next sweep. Listed once per task, in the same
+  // microtask order as the announcement above; past MAX_PICTURE_RULES, '' (the sweep finds them).
+  const PICTURE_RULES_EVENT = 'simclip-picture-rules'; // shared/page_events.js
+  const PICTURE_VALUE = /url\(|image-set\(|var\(/i;
+  const MAX_PICTURE_RULES = 64;
+  let pictureRules = null; // this task's selectors, or null
+  let tooMany = false;
+  const notePictureRules = (rules, depth = 0) => {
+    for (const rule of rules ?? []) {
+      if (!rule || depth > 8) continue;
+      if (rule.cssRules) notePictureRules(rule.cssRules, depth + 1); // @media, @supports, @layer, nesting
+      if (typeof rule.selectorText !== 'string' || !PICTURE_VALUE.test(rule.style?.cssText ?? '')) continue;
+      if (!pictureRules) {
+        pictureRules = new Set();
+        queueMicrotask(() => {
+          const detail = tooMany ? '' : JSON.stringify([...pictureRules]);
+          pictureRules = null;
+          tooMany = false;
+          document.dispatchEvent(new CustomEvent(PICTURE_RULES_EVENT, { detail }));
+        });
+      }
+      if (pictureRules.size >= MAX_PICTURE_RULES) tooMany = true;
+      else pictureRules.add(rule.selectorText);
+    }
+  };
+  const rulesOf = (sheet) => {
+    try {
+      return sheet?.cssRules ?? [];
+    } catch {
+      return []; // cross-origin
+    }
+  };
   const sheetProto = globalThis.CSSStyleSheet?.prototype;
-  for (const name of ['insertRule', 'deleteRule', 'addRule', 'removeRule', 'replace', 'replaceSync']) wrapMethod(sheetProto, name, always, announceSheets);
+  const groupProto = globalThis.CSSGroupingRule?.prototype; // @media, @supports, @layer blocks, nested rules
+  const inserted = (owner, index) => {
+    notePictureRules([rulesOf(owner)[index]]);
+    return true;
+  };
+  for (const proto of [sheetProto, groupProto]) {
+    wrapMethod(proto, 'insertRule', inserted, announceSheets);
+    wrapMethod(proto, 'deleteRule', always, announceSheets);
+  }
+  wrapMethod(sheetProto, 'addRule', (sheet) => inserted(sheet, rulesOf(sheet).length - 1), announceSheets);
+  wrapMethod(sheetProto, 'replaceSync', (sheet) => notePictureRules(rulesOf(sheet)) || true, announceSheets);
+  for (const name of ['removeRule', 'replace']) wrapMethod(sheetProto, name, always, announceSheets);
+  // a sheet enabled gives its rules' elements their pictures
+  const enabled = (owner) => {
+    const sheet = owner?.sheet ?? owner;
+    if (sheet && !sheet.disabled) notePictureRules(rulesOf(sheet));
+    return true;
+  };
   for (const proto of [globalThis.StyleSheet?.prototype, globalThis.HTMLStyleElement?.prototype, globalThis.HTMLLinkElement?.prototype]) {
-    wrapSetter(proto, 'disabled');
+    wrapSetter(proto, 'disabled', enabled);
   }
   for (const proto of [globalThis.Document?.prototype, globalThis.ShadowRoot?.prototype]) wrapSetter(proto, 'adoptedStyleSheets');
   // a rule's declarations (an element's own style attribute is a DOM change, seen already)
-  const inRule = (style) => Boolean(style?.parentRule);
+  const inRule = (style) => {
+    if (!style?.parentRule) return false;
+    notePictureRules([style.parentRule]);
+    return true;
+  };
   const declProto = globalThis.CSSStyleDeclaration?.prototype;
   for (const name of ['setProperty', 'removeProperty']) wrapMethod(declProto, name, inRule, announceSheets);
   // the named properties live on a subclass's prototype in some engines (CSSStyleProperties, CSS2Properties)
@@ -126,7 +181,7 @@
     'borderImageSource']) {
     for (const proto of propertyProtos) wrapSetter(proto, name, inRule);
   }
-  wrapSetter(globalThis.CSSRule?.prototype, 'cssText');
+  wrapSetter(globalThis.CSSRule?.prototype, 'cssText', (rule) => notePictureRules([rule]) || true);
   wrapSetter(globalThis.MediaList?.prototype, 'mediaText');
 
   // A state a selector reads changed by a script, with no event and no DOM change (`:checked`,

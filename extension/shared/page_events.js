@@ -16,3 +16,10 @@ export const STYLESHEETS_CHANGED_EVENT = 'simclip-stylesheets-changed';
 
 /** Dispatched on the document after the page's script set a form control's `checked` or started `element.animate()`. */
 export const STATE_CHANGED_EVENT = 'simclip-state-changed';
+
+/**
+ * Dispatched on the document after the page's script gave stylesheet rules a picture (a rule
+ * inserted, a declaration set, a sheet enabled or replaced), a CustomEvent whose `detail` is a
+ * JSON list of those rules' selectors, or '' when there were too many to list.
+ */
+export const PICTURE_RULES_EVENT = 'simclip-picture-rules';

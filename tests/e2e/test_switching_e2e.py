@@ -197,6 +197,46 @@ def test_pictures_drawn_on_a_canvas_are_hidden_until_checked_and_judged_again_wh
     page.close()
 
 
+# An element with no picture, then (in a later frame, to a picture already decoded) a rule
+# inserted through the CSSOM, in the way `how` says, that gives it the harmful one: no DOM change.
+GIVE_A_PICTURE_JS = """async ([url, post, how]) => {
+  const img = new Image();
+  img.src = url;
+  await img.decode();
+  const style = document.head.appendChild(document.createElement('style'));
+  style.textContent = '@media all {}';
+  const el = Object.assign(document.createElement('div'), { className: 'meme ' + post });
+  Object.assign(el.dataset, { post, kind: 'insert', truth: 'neutral' });
+  document.body.prepend(el);
+  await new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)));
+  await new Promise((resolve) => requestAnimationFrame(() => {
+    const rule = '.' + post + ' { background-image: url("' + url + '") }';
+    if (how === 'sheet') style.sheet.insertRule(rule, 1);
+    else style.sheet.cssRules[0].insertRule(rule, 0); // inside @media
+    el.dataset.truth = 'harmful';
+    window.__harmful.push(url);
+    resolve();
+  }));
+}"""
+
+
+def test_an_element_a_cssom_rule_gives_its_first_picture_is_hidden_before_it_is_painted(browser, feed_site):
+    """An element that showed no picture (so no record follows it) gets one from a rule a script
+    inserts, into a sheet or inside its @media block, among 300 pictures near the viewport. The
+    main-world hook lists the selectors of rules given a picture, and the content script looks at
+    their elements before that paint; without it the sweep found the picture up to a second later."""
+    page = open_switch_page(browser, feed_site, "first-picture", name="switch-crowd")
+    wait_decided(page, lambda s: True, 90, "a verdict for every picture")
+    for how in ("sheet", "media"):
+        post = f"given-{how}"
+        url = feed_site.case_url("x").split("/case/")[0] + f"/m/{feed_site.harmful[0]}.png?p={post}&s=first-picture"
+        page.evaluate(GIVE_A_PICTURE_JS, [url, post, how])
+        states = wait_decided(page, lambda s, post=post: s["post"] == post, 30, f"the verdict of {post}", posts={post})
+        assert [s["state"] for s in states if s["post"] == post] == ["flagged"], post
+    assert page.evaluate(PAINT_VIOLATIONS) == {}, page.evaluate(PAINT_VIOLATIONS)
+    page.close()
+
+
 # 60 frames, each calling element.animate() with `keyframes` on an element with no picture (a
 # spinner a page animates from script, as animation libraries do), then two frames more.
 ANIMATE_EVERY_FRAME_JS = """(keyframes) => new Promise((resolve) => {

@@ -15,6 +15,7 @@ test('the classic scripts spell each page event as shared/page_events.js does', 
     CANVAS_DRAWN_EVENT: ['../../content/shadow_hook.js'],
     STYLESHEETS_CHANGED_EVENT: ['../../content/shadow_hook.js'],
     STATE_CHANGED_EVENT: ['../../content/shadow_hook.js'],
+    PICTURE_RULES_EVENT: ['../../content/shadow_hook.js'],
   };
   for (const [name, files] of Object.entries(copies)) {
     for (const file of files) {

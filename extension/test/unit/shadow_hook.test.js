@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { readFileSync } from 'node:fs';
 import vm from 'node:vm';
 
-import { STATE_CHANGED_EVENT, STYLESHEETS_CHANGED_EVENT } from '../../shared/page_events.js';
+import { PICTURE_RULES_EVENT, STATE_CHANGED_EVENT, STYLESHEETS_CHANGED_EVENT } from '../../shared/page_events.js';
 
 const HOOK = readFileSync(new URL('../../content/shadow_hook.js', import.meta.url), 'utf8');
 
@@ -28,27 +28,41 @@ function pageWorld() {
     get disabled() { return this.off; }
     set disabled(value) { this.off = value; }
   }
-  class CSSStyleSheet extends StyleSheet {
-    insertRule() { return 0; }
-    deleteRule() {}
-    replaceSync() {}
-    replace() { return Promise.resolve(this); }
-  }
   class CSSStyleDeclaration {
     constructor(parentRule) { this.parentRule = parentRule; this.values = {}; }
     setProperty(name, value) { this.values[name] = value; }
     get backgroundImage() { return this.values['background-image'] ?? ''; }
     set backgroundImage(value) { this.values['background-image'] = value; }
+    get cssText() { return Object.entries(this.values).map(([k, v]) => `${k}: ${v};`).join(' '); }
+  }
+  /** A style rule from `.x { name: value }` text. */
+  const parseRule = (text) => {
+    const [, selectorText, body] = /^\s*([^{]+?)\s*\{([^}]*)\}/.exec(text);
+    const rule = { selectorText };
+    rule.style = new CSSStyleDeclaration(rule);
+    for (const decl of body.split(';')) {
+      const i = decl.indexOf(':');
+      if (i > 0) rule.style.setProperty(decl.slice(0, i).trim(), decl.slice(i + 1).trim());
+    }
+    return rule;
+  };
+  class CSSStyleSheet extends StyleSheet {
+    constructor() { super(); this.cssRules = []; }
+    insertRule(text, index = 0) { this.cssRules.splice(index, 0, parseRule(text)); return index; }
+    deleteRule() {}
+    replaceSync() {}
+    replace() { return Promise.resolve(this); }
   }
   const world = {
-    Animation, Element, HTMLInputElement, StyleSheet, CSSStyleSheet, CSSStyleDeclaration, Promise, queueMicrotask,
+    Animation, Element, HTMLInputElement, StyleSheet, CSSStyleSheet, CSSStyleDeclaration, Promise, queueMicrotask, JSON,
     Event: class { constructor(type) { this.type = type; } },
-    document: { dispatchEvent: (e) => dispatched.push(e.type) },
+    CustomEvent: class { constructor(type, init) { this.type = type; this.detail = init?.detail; } },
+    document: { dispatchEvent: (e) => dispatched.push(e.detail === undefined ? e.type : [e.type, e.detail]) },
     addEventListener: () => {},
   };
   world.globalThis = world;
   vm.runInNewContext(HOOK, world);
-  return { world, dispatched };
+  return { world, dispatched, parseRule };
 }
 
 const settle = () => new Promise((resolve) => setTimeout(resolve, 0));
@@ -62,7 +76,8 @@ test('a stylesheet changed through the CSSOM is announced on the document once p
   assert.equal(sheet.disabled, true, 'the setter still sets');
   assert.deepEqual(dispatched, [], 'not inside the page\'s script');
   await settle();
-  assert.deepEqual(dispatched, [STYLESHEETS_CHANGED_EVENT], 'one event for the three changes');
+  const sheetEvents = () => dispatched.filter((e) => e === STYLESHEETS_CHANGED_EVENT);
+  assert.deepEqual(sheetEvents(), [STYLESHEETS_CHANGED_EVENT], 'one event for the three changes');
 
   new world.CSSStyleDeclaration({ selectorText: '.x' }).backgroundImage = 'url(b.png)';
   await settle();
@@ -70,7 +85,7 @@ test('a stylesheet changed through the CSSOM is announced on the document once p
   await settle();
   await sheet.replace('.x {}');
   await settle();
-  assert.equal(dispatched.length, 4, 'a rule\'s declarations edited, a sheet replaced');
+  assert.equal(sheetEvents().length, 4, 'a rule\'s declarations edited, a sheet replaced');
 });
 
 test('an element\'s own style attribute (a DOM change the watcher sees) is not announced', async () => {
@@ -116,4 +131,25 @@ test('an animation of nothing that can change a picture (a spinner, a fade) is n
   el.animate([{ '--bg': 'url(b.png)' }]);
   await settle();
   assert.equal(dispatched.length, 2);
+});
+
+test('the selectors of rules a script gives a picture are listed once per task, for the elements that had none', async () => {
+  const { world, dispatched, parseRule } = pageWorld();
+  const sheet = new world.CSSStyleSheet();
+  sheet.insertRule('.post .media { background-image: url(a.png) }');
+  sheet.insertRule('.button { color: red }'); // no picture
+  sheet.insertRule('.avatar { background: var(--avatar) }');
+  await settle();
+  const pictureEvents = () => dispatched.filter(Array.isArray); // [type, detail]
+  assert.ok(dispatched.includes(STYLESHEETS_CHANGED_EVENT));
+  assert.deepEqual(pictureEvents(), [[PICTURE_RULES_EVENT, JSON.stringify(['.post .media', '.avatar'])]]);
+  dispatched.length = 0;
+  const rule = parseRule('.card { color: blue }');
+  rule.style.backgroundImage = 'url(b.png)'; // a declaration set on an existing rule
+  await settle();
+  assert.deepEqual(pictureEvents(), [[PICTURE_RULES_EVENT, JSON.stringify(['.card'])]]);
+  dispatched.length = 0;
+  for (let i = 0; i < 100; i += 1) sheet.insertRule(`.m${i} { background-image: url(m${i}.png) }`);
+  await settle();
+  assert.deepEqual(pictureEvents(), [[PICTURE_RULES_EVENT, '']], 'too many to list: left to the sweep');
 });
