@@ -99,11 +99,13 @@ export class DOMWatcher {
       if (!this.observer || e.target !== document) return;
       let selectors = null;
       try {
-        selectors = typeof e.detail === 'string' && e.detail ? JSON.parse(e.detail) : null;
+        selectors = typeof e.detail === 'string' ? (e.detail ? JSON.parse(e.detail) : []) : null;
       } catch {
         // not ours: the sweep the stylesheet event scheduled finds them
       }
-      if (Array.isArray(selectors)) this.timed(() => this.onPictureRules(selectors.filter((x) => typeof x === 'string')), 'stylesheet');
+      if (!Array.isArray(selectors)) return;
+      // '' : too many rules to list (a CSS-in-JS library's first styles): every picture rule of the document's sheets
+      this.timed(() => this.onPictureRules(e.detail ? selectors.filter((x) => typeof x === 'string') : null), 'stylesheet');
     };
     this.onStateEvent = (e) => {
       if (this.observer && e.target === document) this.timed(() => this.onBatch(new Set([document.documentElement])), 'state');
@@ -408,11 +410,22 @@ export class DOMWatcher {
    * The page's script gave stylesheet rules a picture through the CSSOM (shadow_hook.js lists
    * their selectors): the elements they style, in the document and in every shadow root watched,
    * may show a picture none of them showed before. They are looked at now, before the next paint.
+   * `selectorTexts` null: too many to list; the elements every picture rule of the document's
+   * sheets names are (read once for that task).
    */
   onPictureRules(selectorTexts) {
     const found = new Set();
-    for (const selector of selectPictureRules(selectorTexts.map((text) => [text, 'url()']))) {
-      for (const root of [document, ...this.roots]) {
+    let selectors;
+    if (selectorTexts) {
+      selectors = selectPictureRules(selectorTexts.map((text) => [text, 'url()']));
+    } else {
+      this.pictureSelector = undefined; // read again: the sheets changed
+      const all = this.getPictureSelector();
+      if (all === null) return; // unreadable or too many: the resweep finds them
+      selectors = all ? [all] : [];
+    }
+    for (const selector of selectors) {
+      for (const root of selectorTexts ? [document, ...this.roots] : [document]) {
         try {
           for (const el of root.querySelectorAll(selector)) found.add(el);
         } catch {

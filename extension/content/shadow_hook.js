@@ -182,6 +182,7 @@
     for (const proto of propertyProtos) wrapSetter(proto, name, inRule);
   }
   wrapSetter(globalThis.CSSRule?.prototype, 'cssText', (rule) => notePictureRules([rule]) || true);
+  wrapSetter(globalThis.CSSStyleRule?.prototype, 'selectorText', (rule) => notePictureRules([rule]) || true); // other elements now
   wrapSetter(globalThis.MediaList?.prototype, 'mediaText');
 
   // A state a selector reads changed by a script, with no event and no DOM change (`:checked`,

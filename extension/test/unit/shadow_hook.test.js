@@ -53,8 +53,13 @@ function pageWorld() {
     replaceSync() {}
     replace() { return Promise.resolve(this); }
   }
+  class CSSStyleRule {
+    constructor(selectorText, cssText) { this.selector = selectorText; this.style = { cssText }; }
+    get selectorText() { return this.selector; }
+    set selectorText(value) { this.selector = value; }
+  }
   const world = {
-    Animation, Element, HTMLInputElement, StyleSheet, CSSStyleSheet, CSSStyleDeclaration, Promise, queueMicrotask, JSON,
+    Animation, Element, HTMLInputElement, StyleSheet, CSSStyleSheet, CSSStyleDeclaration, CSSStyleRule, Promise, queueMicrotask, JSON,
     Event: class { constructor(type) { this.type = type; } },
     CustomEvent: class { constructor(type, init) { this.type = type; this.detail = init?.detail; } },
     document: { dispatchEvent: (e) => dispatched.push(e.detail === undefined ? e.type : [e.type, e.detail]) },
@@ -148,6 +153,11 @@ test('the selectors of rules a script gives a picture are listed once per task, 
   rule.style.backgroundImage = 'url(b.png)'; // a declaration set on an existing rule
   await settle();
   assert.deepEqual(pictureEvents(), [[PICTURE_RULES_EVENT, JSON.stringify(['.card'])]]);
+  dispatched.length = 0;
+  const moved = new world.CSSStyleRule('.old', 'background-image: url(c.png);');
+  moved.selectorText = '.new'; // the same picture, on other elements now
+  await settle();
+  assert.deepEqual(pictureEvents(), [[PICTURE_RULES_EVENT, JSON.stringify(['.new'])]]);
   dispatched.length = 0;
   for (let i = 0; i < 100; i += 1) sheet.insertRule(`.m${i} { background-image: url(m${i}.png) }`);
   await settle();
