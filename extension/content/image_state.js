@@ -77,6 +77,9 @@ const REPLACED_KINDS = new Set(['img', 'svg', 'input', 'video', 'canvas']);
 // loads): no size is too small, each is checked (a small bullet or icon is hidden until then).
 const UNSIZED_KINDS = new Set(['list-style', 'content']);
 
+/** True for a kind whose box says nothing of its picture's size (UNSIZED_KINDS): its file is measured instead. */
+export const isUnsizedKind = (kind) => UNSIZED_KINDS.has(kind);
+
 /** The smallest side, in px on screen, of a box whose picture of `kind` is checked. */
 const minSideOf = (kind) => (UNSIZED_KINDS.has(kind) ? 0 : REPLACED_KINDS.has(kind) ? MIN_SIDE.image : MIN_SIDE.background);
 

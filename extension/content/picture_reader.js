@@ -14,7 +14,8 @@
  * layout, not one per element. ImageFilter keeps the records and what a verdict does; this part
  * only says which picture to track, and which record to forget.
  */
-import { STATE, isHidden, isTooSmallFile } from './image_state.js';
+import { STATE, isHidden, isTooSmallFile, isUnsizedKind } from './image_state.js';
+import { LRUCache } from '../shared/lru.js';
 import { clearState, dropEarlyMark, hasEarlyMark, reassertState, untag, writeState } from './hiding.js';
 import {
   STYLE_PARTS, hasInlineUrl, isOneSrcset, readBackground, readCoveredBackground, readImage, readInputImage, readPart, readPseudo,
@@ -26,6 +27,7 @@ import { readVideoSource } from './video_frames.js';
 // A covered background is read under our cover (a style invalidation) at most this often when
 // RepaintWatch re-reads it: what it may find is a neutral picture to uncover, never one to hide.
 export const COVERED_READ_MS = 250;
+const MEASURED_PICTURES = 500; // the file sizes of the list-marker and `content` pictures kept, by URL
 
 export class PictureReader {
   /**
@@ -40,6 +42,7 @@ export class PictureReader {
     Object.assign(this, { records, canvases, repaints, track, trackPending, forget, holdPlayback, now });
     this.writes = []; // DOM writes queued by consider*(), applied by flush()
     this.shownBefore = new WeakMap(); // <img> -> {url, revealed} of a record dropped while its next source loads
+    this.fileSizes = new LRUCache(MEASURED_PICTURES); // url -> {width, height}, null (unreadable) or 'measuring'
   }
 
   /**
@@ -190,6 +193,7 @@ export class PictureReader {
 
   /** A picture read from `el` (an SVG <image>, an input, a video, a part `kind`: record_map.js PARTS): tracked while it shows `url`. */
   considerSource(el, kind, url) {
+    if (url && isUnsizedKind(kind) && this.isSmallFile(url)) url = ''; // a bullet or an icon: not a picture we check
     const part = RecordMap.partOf(kind);
     const rec = this.records.get(el, part);
     if ((rec?.url ?? '') === url) {
@@ -201,7 +205,33 @@ export class PictureReader {
       const current = this.records.get(el, part);
       if ((current?.url ?? '') === url) return;
       if (current) this.forgetAndShow(current);
-      if (url) this.trackPending(el, kind, url);
+      if (!url) return;
+      this.trackPending(el, kind, url);
+      if (isUnsizedKind(kind)) this.measureFile(url);
+    });
+  }
+
+  /** True when the picture at `url` was measured smaller than a meme (isTooSmallFile). */
+  isSmallFile(url) {
+    const size = this.fileSizes.get(url);
+    return typeof size === 'object' && size !== null && isTooSmallFile({ url, ...size });
+  }
+
+  /**
+   * Measure the file of a picture whose element's box says nothing of its size (a list marker, a
+   * `content` picture; image_state.js UNSIZED_KINDS), decoded from the browser's cache: one under
+   * the size of a meme (a bullet, an icon) is shown, its records dropped, and not asked about.
+   * Until then, and if it cannot be decoded here, it is hidden and checked like any picture.
+   */
+  measureFile(url) {
+    if (this.fileSizes.has(url) || typeof Image !== 'function') return;
+    this.fileSizes.set(url, 'measuring');
+    const img = new Image();
+    img.src = url;
+    img.decode().then(() => ({ width: img.naturalWidth, height: img.naturalHeight }), () => null).then((size) => {
+      this.fileSizes.set(url, size);
+      if (!this.isSmallFile(url)) return;
+      for (const rec of [...this.records.values()]) if (rec.url === url && isUnsizedKind(rec.kind)) this.forgetAndShow(rec);
     });
   }
 
@@ -272,10 +302,12 @@ export class PictureReader {
     clearState(img);
   }
 
-  /** Forget a picture the element no longer shows, and take our marks off it. */
+  /** Forget a picture the element no longer shows, and take our marks off it (the loader's early one too). */
   forgetAndShow(rec) {
     this.forget(rec);
     untag(rec);
+    const part = RecordMap.partOf(rec.kind);
+    if (part) dropEarlyMark(rec.el, part);
   }
 
   // ------------------------------------------------------------ the write queue

@@ -17,6 +17,9 @@ from site_pages import SitePages
 
 from switch_pages import SwitchPages
 
+# The props page's small list bullets (a PNG icon, too small to be a meme): each one shown, untracked.
+BULLETS_SHOWN_JS = """() => [...document.querySelectorAll('[data-bullet]')].map((el) =>
+  getComputedStyle(el, '::marker').content !== 'none' && !el.hasAttribute('data-simclip-list-style-id'))"""
 # The props page's SVG icons (a ::before's or an element's own `content`): each one visible.
 ICONS_SHOWN_JS = """() => [...document.querySelectorAll('[data-icon]')].map((el) => {
   const cs = getComputedStyle(el, el.dataset.icon === 'own' ? null : '::before');
@@ -512,6 +515,7 @@ window.addEventListener('load', () => setTimeout(() => {{
 ul.l-h {{ list-style-image: url("{url(h(2), "list-h")}"); }}
 ul.l-n {{ list-style-image: url("{url(n(2), "list-n")}"); }}
 .mk li::marker {{ content: url("{url(h(8), "marker-h")}"); }}
+ul.bullets {{ list-style-image: url("/icon.png?u=bullet"); }}
 .b {{ border: 50px solid #999; width: 140px; height: 80px; }}
 .b-h {{ border-image: url("{url(h(3), "border-h")}") 30% fill; }}
 .b-n {{ border-image: url("{url(n(3), "border-n")}") 30% fill; }}
@@ -527,7 +531,8 @@ li {{ font-size: 14px; }}
   <img class="meme c-img" {part(h(1), "content-img", "content")} src="{self.src(n(6), "content-img-own", seed)}" alt=""></section>
 <section><ul class="l-h"><li {part(h(2), "list-h", "list-style")}>a list item</li></ul>
   <ul class="l-n"><li {part(n(2), "list-n", "list-style")}>a list item</li></ul>
-  <ul class="mk"><li {part(h(8), "marker-h", "list-style")}>a list item</li></ul></section>
+  <ul class="mk"><li {part(h(8), "marker-h", "list-style")}>a list item</li></ul>
+  <ul class="bullets">{"".join(f'<li data-bullet="{i}">a list item with a small bullet</li>' for i in range(40))}</ul></section>
 <section><div class="b b-h" {part(h(3), "border-h", "border-image")}></div>
   <div class="b b-n" {part(n(3), "border-n", "border-image")}></div></section>
 <section><input type="image" {self.attrs(h(6), "input-h", "input")} src="{self.src(h(6), "input-h", seed)}" width="240" height="180" alt="go">

@@ -5,7 +5,7 @@ one is flagged or stuck, and no harmful picture is visible before its verdict.
 
 from before_paint import EVERY_PAINT_JS
 
-from case_pages import ICONS_SHOWN_JS, REVEAL_AFTER_MS
+from case_pages import BULLETS_SHOWN_JS, ICONS_SHOWN_JS, REVEAL_AFTER_MS
 from e2e_support import (
     MONITOR_JS,
     assert_flagged_exactly_the_harmful,
@@ -101,6 +101,8 @@ def test_pictures_in_content_list_markers_border_images_and_image_inputs_are_hid
     assert_flagged_exactly_the_harmful(states)
     assert violations(page) == {}, violations(page)
     wait_for(lambda: all(page.evaluate(ICONS_SHOWN_JS)), 10, message="the SVG icons shown")
+    # measured from the browser's cache: too small to be a meme, shown and not asked about
+    wait_for(lambda: all(page.evaluate(BULLETS_SHOWN_JS)), 10, message="the small list bullets shown")
     page.close()
 
 

@@ -284,3 +284,37 @@ test('a video is tracked by its source or poster, hidden at once, and its playba
   reader.flush();
   assert.deepEqual(log, [['track', 'video', `${BASE}poster.jpg`], ['holdPlayback', 'VIDEO']]);
 });
+
+test('a list marker or content picture measured smaller than a meme (a bullet) is shown and not asked about; a large one stays checked', async () => {
+  const sizes = { [`${BASE}bullet.gif`]: [12, 12], [`${BASE}meme.png`]: [480, 360] };
+  globalThis.Image = class {
+    decode() {
+      const size = sizes[this.src];
+      if (!size) return Promise.reject(new Error('EncodingError'));
+      [this.naturalWidth, this.naturalHeight] = size;
+      return Promise.resolve();
+    }
+  };
+  try {
+    const { reader, records, log } = setUp();
+    const item = (url) => new FakeElement('LI', { own: { display: 'list-item', listStyleImage: `url("${url}")` } });
+    const [small, large, unreadable] = [item(`${BASE}bullet.gif`), item(`${BASE}meme.png`), item(`${BASE}gone.png`)];
+    small.setAttribute('data-simclip-early-list-style', ''); // the loader hid it first
+    for (const el of [small, large, unreadable]) reader.consider(el);
+    reader.flush();
+    assert.equal(log.filter(([what]) => what === 'track').length, 3, 'hidden at once, before it is measured');
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    assert.equal(records.get(small, 'list-style'), undefined, 'a bullet: its record dropped');
+    assert.equal(small.hasAttribute('data-simclip-list-style-id'), false, 'and its marks taken off');
+    assert.equal(small.hasAttribute('data-simclip-early-list-style'), false, 'the loader\'s too');
+    assert.ok(records.get(large, 'list-style'), 'a meme-sized marker stays checked');
+    assert.ok(records.get(unreadable, 'list-style'), 'one that cannot be measured here stays checked');
+    const more = item(`${BASE}bullet.gif`);
+    const before = log.length;
+    reader.consider(more);
+    reader.flush();
+    assert.equal(log.length, before, 'the next item with that bullet is not tracked at all');
+  } finally {
+    delete globalThis.Image;
+  }
+});
