@@ -37,7 +37,8 @@ const MEDIA_SIGNALS = ['(prefers-color-scheme: dark)', '(orientation: portrait)'
   '(prefers-contrast: more)', '(prefers-contrast: less)', '(forced-colors: active)',
   // a zoom or another screen: `resolution` queries, `image-set()` and `srcset` x-descriptors pick again
   '(min-resolution: 1.25dppx)', '(min-resolution: 1.5dppx)', '(min-resolution: 2dppx)', '(min-resolution: 3dppx)'];
-const PICTURE_PROPERTIES = /^(backgroundImage|background|content|listStyleImage|listStyle|borderImage|--)/; // animated keyframes that can change a picture
+// animated keyframes that can change a picture (not `backgroundPosition`: the same picture)
+const PICTURE_PROPERTIES = /^(background|backgroundImage|content|listStyle|listStyleImage|borderImage|borderImageSource)$|^--/;
 // Animated keyframes that resize a box, and with it what a container query (or a srcset's `sizes`)
 // picks for the pictures under it.
 const SIZE_PROPERTIES = /^(width|height|inlineSize|blockSize|minWidth|minHeight|maxWidth|maxHeight|minInlineSize|minBlockSize|maxInlineSize|maxBlockSize|flex|gridTemplate|padding|border(Left|Right|Top|Bottom)?Width|borderWidth|fontSize|zoom|aspectRatio)/;

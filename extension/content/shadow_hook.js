@@ -197,7 +197,7 @@
   for (const name of ['checked', 'indeterminate']) wrapSetter(globalThis.HTMLInputElement?.prototype, name, always, announceState);
   // keyframe properties that can change a picture: its own (repaint_watch.js PICTURE_PROPERTIES) or
   // a size a container query reads (SIZE_PROPERTIES); a custom property may hold either
-  const MAY_SWITCH = /^(background|content|listStyle|borderImage|--|width|height|inlineSize|blockSize|min|max|flex|gridTemplate|padding|border\w*Width|fontSize|zoom|aspectRatio)/;
+  const MAY_SWITCH = /^(background|backgroundImage|content|listStyle|listStyleImage|borderImage|borderImageSource)$|^--|^(width|height|inlineSize|blockSize|min|max|flex|gridTemplate|padding|border\w*Width|fontSize|zoom|aspectRatio)/;
   const switchesByEffect = new WeakMap();
   const maySwitchPicture = (animation) => {
     const effect = animation?.effect;

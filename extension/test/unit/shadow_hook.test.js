@@ -127,6 +127,7 @@ test('an animation of nothing that can change a picture (a spinner, a fade) is n
   const el = new world.Element();
   const spin = el.animate([{ transform: 'rotate(0)', offset: 0, easing: 'linear', composite: 'auto' }, { transform: 'rotate(1turn)' }]);
   el.animate([{ opacity: 0 }, { opacity: 1 }]);
+  el.animate([{ backgroundPosition: '0 0' }, { backgroundPosition: '100% 0' }]); // the same picture, moved
   spin.cancel();
   spin.play();
   await settle();
