@@ -255,18 +255,18 @@ export class RepaintWatch {
    * are near.
    */
   isAnimatingPicture(el, animated = new Map()) {
-    if (this.runningOf(el.getRootNode?.() ?? this.win.document, animated).pictures.has(el)) return true;
+    const root = el.getRootNode?.() ?? this.win.document;
+    if (this.runningOf(root, animated).pictures.has(el)) return true;
+    const roots = [root]; // el's root, then each shadow host's, up to the document
+    while (roots.at(-1).host) roots.push(roots.at(-1).host.getRootNode?.() ?? this.win.document);
+    if (roots.every((r) => this.runningOf(r, animated).resized.size === 0)) return false;
     let underContainer = false;
-    for (let node = el; ;) { // its ancestors, root by root up through the shadow hosts
-      const root = node.getRootNode?.() ?? this.win.document;
-      const { resized, containers } = this.runningOf(root, animated);
-      for (let up = node === el ? el.parentElement : node; up && resized.size > 0; up = up.parentElement) {
-        underContainer ||= this.isQueryContainer(up, containers);
-        if (resized.has(up)) return underContainer; // only a query container's size picks a picture
-      }
-      if (!root.host) return false;
-      node = root.host;
+    for (let up = el.parentElement ?? root.host; up; up = up.parentElement ?? up.getRootNode?.()?.host ?? null) {
+      const { resized, containers } = this.runningOf(up.getRootNode?.() ?? this.win.document, animated);
+      underContainer ||= this.isQueryContainer(up, containers);
+      if (underContainer && resized.has(up)) return true; // only a query container's size picks a picture
     }
+    return false;
   }
 
   /** True when `el` is a size query container (`container-type` not `normal`), read once per frame. */
