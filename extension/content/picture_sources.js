@@ -5,7 +5,7 @@
  * `content: url()`, and the element's own `content`, `list-style-image` and `border-image`. Each reader returns the
  * URL to check, or '' when there is none (or none we can check).
  */
-import { listCssImageUrls } from '../shared/cssurls.js';
+import { listCssImageUrls, namesPicture } from '../shared/cssurls.js';
 
 /** What loading an <img> gave: its current source and the file's size (0 until decoded). */
 export function readImage(img) {
@@ -95,8 +95,8 @@ export const STYLE_PARTS = Object.keys(STYLE_PART_VALUES);
  */
 function readMarker(el, computed) {
   let marker = getComputedStyle(el, '::marker').content ?? '';
-  if (marker === 'none' && MARKER_COVERS.some((name) => el.hasAttribute(name))) {
-    const lifted = MARKER_COVERS.filter((name) => el.hasAttribute(name)).map((name) => [name, el.getAttribute(name)]);
+  const lifted = marker === 'none' ? MARKER_COVERS.filter((name) => el.hasAttribute(name)).map((name) => [name, el.getAttribute(name)]) : [];
+  if (lifted.length > 0) {
     for (const [name] of lifted) el.removeAttribute(name);
     try {
       marker = getComputedStyle(el, '::marker').content ?? '';
@@ -104,14 +104,13 @@ function readMarker(el, computed) {
       for (const [name, value] of lifted) el.setAttribute(name, value);
     }
   }
-  return marker.includes('url(') || /image-set\(/i.test(marker) ? marker : computed.listStyleImage ?? '';
+  return namesPicture(marker) ? marker : computed.listStyleImage ?? '';
 }
 const MARKER_COVERS = ['data-simclip-list-style', 'data-simclip-early-list-style']; // hiding.js, prehide.css
 
 /** The picture of the element's style part `part` (STYLE_PARTS), from its computed style; '' when none. */
 export function readStylePart(el, part, computed = getComputedStyle(el)) {
-  const value = STYLE_PART_VALUES[part](computed, el);
-  return value.includes('url(') || /image-set\(/i.test(value) ? firstUrl(value) : '';
+  return firstUrl(STYLE_PART_VALUES[part](computed, el)); // '' unless it names a picture we check
 }
 
 /** An `<input type=image>`'s picture (its `src`, resolved), '' for any other input. */

@@ -181,8 +181,9 @@
     'borderImageSource']) {
     for (const proto of propertyProtos) wrapSetter(proto, name, inRule);
   }
-  wrapSetter(globalThis.CSSRule?.prototype, 'cssText', (rule) => notePictureRules([rule]) || true);
-  wrapSetter(globalThis.CSSStyleRule?.prototype, 'selectorText', (rule) => notePictureRules([rule]) || true); // other elements now
+  const noteRule = (rule) => notePictureRules([rule]) || true;
+  wrapSetter(globalThis.CSSRule?.prototype, 'cssText', noteRule);
+  wrapSetter(globalThis.CSSStyleRule?.prototype, 'selectorText', noteRule); // the same picture on other elements now
   wrapSetter(globalThis.MediaList?.prototype, 'mediaText');
 
   // A state a selector reads changed by a script, with no event and no DOM change (`:checked`,

@@ -10,6 +10,9 @@ const DATA_IMAGE = /^data:image\/(jpeg|jpg|pjpeg|png|apng|gif|webp|bmp|avif)[;,]
 const URL_RE = /url\(\s*(?:"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)'|([^)\s]*))\s*\)/g;
 const IMAGE_SET = /(?:-webkit-)?image-set\(/gi;
 
+/** True when a CSS value names a picture: a url() or an image-set(). */
+export const namesPicture = (value) => value.includes('url(') || /image-set\(/i.test(value);
+
 /** True for a URL the extension can check: http(s), a page's blob:, or a raster data: image. */
 export function isCheckableUrl(url) {
   return /^https?:/i.test(url) || /^blob:/i.test(url) || DATA_IMAGE.test(url);
@@ -17,7 +20,7 @@ export function isCheckableUrl(url) {
 
 /** The checkable URLs in a CSS image value (`url("a"), linear-gradient(...), url(b)`), resolved against `base`. */
 export function listCssImageUrls(value, base, dpr = globalThis.devicePixelRatio ?? 1) {
-  if (typeof value !== 'string' || !(value.includes('url(') || /image-set\(/i.test(value))) return [];
+  if (typeof value !== 'string' || !namesPicture(value)) return [];
   const out = [];
   for (const m of pickImageSets(value, dpr).matchAll(URL_RE)) {
     const raw = (m[1] ?? m[2] ?? m[3] ?? '').replace(/\\(.)/g, '$1');
@@ -116,7 +119,6 @@ function chooseCandidate(candidates, dpr) {
 const PSEUDO_SUFFIX = /::?(before|after|marker)\s*$/i;
 
 const VAR_REFERENCE = /var\(\s*(--[^,)\s]+)/g;
-const namesPicture = (value) => value.includes('url(') || /image-set\(/i.test(value);
 // A value that is no picture and no placeholder for one: a color, a number or length, a keyword
 // (not `none` or a CSS-wide keyword, the default a script may replace with a url()).
 const PLAIN_VALUE = /^\s*(#[0-9a-f]{3,8}|(rgba?|hsla?|hwb|lab|lch|oklab|oklch|color|color-mix)\(.*\)|-?[\d.]+[a-z%]*|(?!(none|initial|inherit|unset|revert|revert-layer)\s*$)[a-z-]+)\s*$/i;
