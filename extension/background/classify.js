@@ -174,11 +174,12 @@ export function createClassifier({ getClient, health, fetcher, pageLoads, loadSt
     if (cached) return cached;
     const refused = await checkPageLoad(check.url, page);
     if (refused) return refused;
+    const expected = pageLoads.representation(page.tabId, check.url); // now: the tab may have moved on by the fetch
     const client = await getClient();
     const down = await checkServerUp();
     if (down) return down;
     return askServer(site, check.url, priority,
-      async () => classifyKnownBytes(client, await fetcher.fetchBytes(check.url, page, media), site),
+      async () => classifyKnownBytes(client, await fetcher.fetchBytes(check.url, page, media, expected), site),
       (verdict) => urlVerdicts.set(partitionKey(site, check.url), verdict));
   }
 

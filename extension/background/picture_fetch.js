@@ -1,18 +1,24 @@
 /**
  * Picture bytes as the page got them: redirects followed, each hop checked by session rules
- * (declarativeNetRequest, shared/fetch_rules.js), the page's Referer given by a rule per fetch,
- * cookies only for a picture on the page's own site, and the body read up to MAX_IMAGE_BYTES.
+ * (declarativeNetRequest, shared/fetch_rules.js), the page's Referer given by a rule per picture
+ * origin where the host answers another file without it (fetchBytes), cookies only for a picture on the page's own site, and the body read up to MAX_IMAGE_BYTES.
  * The addresses our own fetch reaches are followed through the webRequest observers, so that a
  * name that resolves to a private address for us but not for the page (DNS rebinding) is refused.
  */
 import { MAX_IMAGE_BYTES } from '../shared/api.js';
 import { isSameSite, listFetchGuardRules, listGuardRuleIds, refererFor } from '../shared/fetch_rules.js';
-import { RefererRules } from './referer_rules.js';
-import { judgeAddresses } from '../shared/page_loads.js';
+import { RefererRules, pictureOrigin } from './referer_rules.js';
+import { LRUCache } from '../shared/lru.js';
+import { judgeAddresses, sameRepresentation } from '../shared/page_loads.js';
 import { checkImageUrl } from '../shared/urlsafety.js';
 
 const IMAGE_FETCH_TIMEOUT_MS = 15000;
 const OWN_LOAD_WAIT_MS = 2000; // how long a fetch of ours may wait for the observer to report its address
+// What the browsers' own picture requests accept (Chromium's value; Firefox's names the same
+// formats): a host that picks a format by it (an image CDN's AVIF or WebP) answers the worker the
+// file it answered the page, not a JPEG of it.
+export const IMAGE_ACCEPT = 'image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8';
+const REFERER_ORIGINS_KEPT = 500; // picture origins known to answer otherwise without the page's Referer
 
 /** A picture that cannot be read (fetch failed, HTTP error, not an image, too large): answered FAILED. */
 export class UnreadableImage extends Error {
@@ -48,9 +54,10 @@ export async function readBodyCapped(body, maxBytes = MAX_IMAGE_BYTES) {
 }
 
 /**
- * The picture fetcher: `fetchBytes(url, page, media)`, `ensureGuard()` (install the redirect
+ * The picture fetcher: `fetchBytes(url, page, media, expected)`, `ensureGuard()` (install the redirect
  * guard's rules), `recordOwnFetch(details, final)` (the webRequest observers' reports of our own
- * requests) and `checkResolvedAddress(url, topUrl)` (Firefox's DNS check).
+ * requests), `checkResolvedAddress(url, topUrl)` (Firefox's DNS check) and `trials` (counts of
+ * fetches without a Referer kept and asked again).
  */
 export function createPictureFetcher(ext) {
   const extensionHost = new URL(ext.runtime.getURL('')).host;
@@ -59,6 +66,8 @@ export function createPictureFetcher(ext) {
   const ownFetches = new Map(); // URL -> [entry]: our fetches in flight, entry {ips, seen, waiters}
   const ownRequests = new Map(); // webRequest requestId -> the entry of the fetch it is
   let seesOwnFetches = false; // the browser reports the extension's own requests to its observers
+  const refererOrigins = new LRUCache(REFERER_ORIGINS_KEPT); // origin -> true: answered another file without the Referer
+  const trials = { kept: 0, refused: 0 }; // fetches without a Referer kept, and asked again with it
 
   /**
    * Install the rules that check every request of ours, redirect hops included (fetch_rules.js).
@@ -157,27 +166,29 @@ export function createPictureFetcher(ext) {
   }
 
   /**
-   * The image bytes as the page got them: redirects followed (each hop checked by the guard rules),
-   * the page's Referer, and cookies only for an image on the page's own site. Refuses non-images
-   * and bodies over the limit. `page`: {url, referrerPolicy} of the page that shows the image.
+   * One fetch of `url`, every check made: redirects followed (each hop checked by the guard rules),
+   * the addresses reached vouched for, cookies only for an image on the page's own site, non-images
+   * and bodies over the limit refused (UnreadableImage). `referrer`: the Referer its rule gives
+   * ('' none), or null for a fetch that sets no rule (the origin's rule in place, if any, applies).
+   * Resolves {bytes, etag}.
    */
-  async function fetchBytes(url, page = null, media = 'image') {
-    const guarded = await ensureGuard();
+  async function fetchOnce(url, page, media, guarded, referrer) {
     const own = watchOwnFetch(url);
-    const referrer = page && guarded ? refererFor(page.url, url, page.referrerPolicy) : '';
     const withCookies = Boolean(page) && isSameSite(page.url, url);
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), IMAGE_FETCH_TIMEOUT_MS);
+    const request = () => fetch(url, {
+      headers: media === 'image' ? { Accept: IMAGE_ACCEPT } : {},
+      credentials: withCookies ? 'include' : 'omit',
+      redirect: guarded ? 'follow' : 'manual',
+      referrerPolicy: 'no-referrer', // a rule sets the page's, or none
+      cache: 'no-store',
+      signal: controller.signal,
+    });
     try {
       let response;
       try {
-        response = await withReferer(url, referrer, () => fetch(url, {
-          credentials: withCookies ? 'include' : 'omit',
-          redirect: guarded ? 'follow' : 'manual',
-          referrerPolicy: 'no-referrer', // the rule above sets the page's, or none
-          cache: 'no-store',
-          signal: controller.signal,
-        }));
+        response = await (referrer === null ? request() : withReferer(url, referrer, request));
       } catch {
         throw new UnreadableImage(controller.signal.aborted ? 'fetch_timeout' : 'fetch_failed'); // a blocked hop too
       }
@@ -194,12 +205,47 @@ export function createPictureFetcher(ext) {
       if (type && !accepted.test(type)) throw new UnreadableImage(media === 'video' ? 'not_video' : 'not_image');
       const declared = Number(response.headers.get('Content-Length'));
       if (declared > MAX_IMAGE_BYTES) throw new UnreadableImage('too_large');
-      return await readBodyCapped(response.body);
+      return { bytes: await readBodyCapped(response.body), etag: response.headers.get('ETag') ?? '' };
     } finally {
       clearTimeout(timer);
       own.done();
     }
   }
 
-  return { ensureGuard, fetchBytes, recordOwnFetch, checkResolvedAddress };
+  /**
+   * The image bytes as the page got them (fetchOnce), with the page's Referer. Setting the Referer
+   * takes a rule, and adding one empties Chromium's back/forward cache (referer_rules.js): the
+   * first fetch from a picture origin of a page just opened would cost the page the user left its
+   * instant Back. So where no rule of the origin is in place, the picture is fetched first without
+   * a Referer, and kept when it is the file the page loaded (`expected`: what identified the
+   * page's bytes, page_loads.js representationOf; the same ETag, else the same length); a host
+   * that answers otherwise (hotlink protection: a placeholder or an error) is asked again with the
+   * Referer, and its origin takes the rule from then on (REFERER_ORIGINS_KEPT remembered). No rule
+   * of the origin is set while such a fetch runs (RefererRules.withoutRule), so it never carries
+   * another page's Referer.
+   * `page`: {url, referrerPolicy, topUrl} of the page that shows the image.
+   */
+  async function fetchBytes(url, page = null, media = 'image', expected = null) {
+    const guarded = await ensureGuard();
+    const referrer = page && guarded ? refererFor(page.url, url, page.referrerPolicy) : '';
+    const origin = pictureOrigin(url);
+    if (referrer && expected && origin && !refererOrigins.has(origin)) {
+      const refused = (e) => { // refused without the Referer: asked again with it
+        if (!(e instanceof UnreadableImage) || e.reason === 'fetch_timeout') throw e;
+        return { bytes: null, etag: '' };
+      };
+      const tried = await refererRules.withoutRule(url, () => fetchOnce(url, page, media, guarded, null).catch(refused));
+      if (tried?.bytes && sameRepresentation(expected, { etag: tried.etag, size: tried.bytes.byteLength })) {
+        trials.kept += 1;
+        return tried.bytes;
+      }
+      if (tried) { // null: not tried (the origin has a rule, or a fetch waits to set one)
+        trials.refused += 1;
+        refererOrigins.set(origin, true);
+      }
+    }
+    return (await fetchOnce(url, page, media, guarded, referrer)).bytes;
+  }
+
+  return { ensureGuard, fetchBytes, recordOwnFetch, checkResolvedAddress, trials };
 }

@@ -63,6 +63,29 @@ export class RefererRules {
     }
   }
 
+  /**
+   * Run `fn` under no rule for the origin of `url`, changing no rule: resolves fn's result, or
+   * null without running it when the origin has a rule in place or a fetch waits to set one. No
+   * rule is set for the origin while `fn` runs (a fetch that needs one waits for it to end).
+   */
+  async withoutRule(url, fn) {
+    const origin = pictureOrigin(url);
+    if (!origin || !this.dnr?.updateSessionRules) return fn();
+    let state = this.byOrigin.get(origin);
+    if (state && (state.referrer || state.idle.length > 0)) return null;
+    if (!state) {
+      state = { referrer: '', id: null, inFlight: 0, idle: [], ready: Promise.resolve(true) };
+      this.byOrigin.set(origin, state);
+    }
+    state.inFlight += 1;
+    try {
+      return await fn();
+    } finally {
+      this.release(state);
+      if (state.inFlight === 0 && this.byOrigin.get(origin) === state) this.byOrigin.delete(origin); // no rule to keep
+    }
+  }
+
   /** Take the origin's rule for `referrer` (set it first if another is in place); null if that failed. */
   async acquire(origin, referrer) {
     for (;;) {

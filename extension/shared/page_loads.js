@@ -72,6 +72,42 @@ function isPictureResponse(headers) {
   return (headers ?? []).some((h) => h.name?.toLowerCase() === 'content-type' && PICTURE_TYPE.test(h.value ?? ''));
 }
 
+/** The value of response header `name` (lower case) in webRequest's `responseHeaders`, or ''. */
+function headerOf(headers, name) {
+  return String((headers ?? []).find((h) => h.name?.toLowerCase() === name)?.value ?? '').trim();
+}
+
+/**
+ * What identifies a response's bytes, from webRequest's `responseHeaders` and `statusCode`:
+ * `{etag, size}`, `etag` the ETag ('' when none), `size` the whole file's length in bytes (a 206
+ * answer's Content-Range total, a 200 answer's Content-Length; null when the body was sent encoded
+ * or no length was given). null when neither is known.
+ */
+export function representationOf(headers, statusCode) {
+  const etag = headerOf(headers, 'etag');
+  const encoding = headerOf(headers, 'content-encoding').toLowerCase();
+  let size = null;
+  if (!encoding || encoding === 'identity') {
+    const total = /\/(\d+)\s*$/.exec(headerOf(headers, 'content-range'));
+    const length = headerOf(headers, 'content-length');
+    if (statusCode === 206 && total) size = Number(total[1]);
+    else if ((statusCode === 200 || statusCode === undefined) && /^\d+$/.test(length)) size = Number(length);
+  }
+  return etag || size > 0 ? { etag, size: size > 0 ? size : null } : null;
+}
+
+/**
+ * True when the bytes `got` ({etag, size}: a fetch's ETag and body length) are the file the page
+ * loaded (`expected`, representationOf): the same ETag where both have one (W/ ignored: a
+ * compressing proxy weakens it), else the same length. A host that answers a request without the
+ * page's Referer with another picture (hotlink protection: a placeholder) fails it.
+ */
+export function sameRepresentation(expected, got) {
+  const strip = (etag) => etag.replace(/^W\//, '');
+  if (expected?.etag && got?.etag) return strip(expected.etag) === strip(got.etag);
+  return Boolean(expected?.size) && expected.size === got?.size;
+}
+
 /** The URL as a key: no fragment (the browser never sends it). */
 function keyOf(url) {
   try {
@@ -87,14 +123,15 @@ export const PAGE_LOADS_LIMITS = Object.freeze({ urlsPerTab: 4000, tabs: 200 });
 
 /**
  * Per tab: the top-level document's URL and address, and every picture URL the tab's browser
- * loaded with the addresses it reached on the way (redirect hops included; null: from the cache).
+ * loaded with the addresses it reached on the way (redirect hops included; null: from the cache)
+ * and what identified its bytes (representationOf).
  */
 export class PageLoads {
   /** @param {{timers?: {set, clear}, limits?: {urlsPerTab, tabs}}} [options] */
   constructor({ timers, limits = PAGE_LOADS_LIMITS } = {}) {
     this.timers = timers ?? { set: (fn, ms) => setTimeout(fn, ms), clear: (id) => clearTimeout(id) };
     this.limits = limits;
-    this.tabs = new Map(); // tabId -> {document: {url, ip}|null, urls: Map(url -> {ips: string[]})}
+    this.tabs = new Map(); // tabId -> {document: {url, ip}|null, urls: Map(url -> {ips: string[], representation})}
     this.hops = new Map(); // requestId -> [{url, ip}] redirect hops so far
     this.waiters = new Map(); // `${tabId} ${url}` -> Set(resolve)
     this.onChange = null; // called with a tabId after a change (the worker stores it)
@@ -127,7 +164,7 @@ export class PageLoads {
    * a picture it loaded before, main.js) counts only when it answers with a picture or a video
    * (`responseHeaders`' Content-Type), so a feed's API calls do not crowd the tab's pictures out.
    */
-  recordResponse({ requestId, tabId, type, url, ip, fromCache, responseHeaders }) {
+  recordResponse({ requestId, tabId, type, url, ip, fromCache, responseHeaders, statusCode }) {
     const hops = this.hops.get(requestId) ?? [];
     this.hops.delete(requestId);
     if (!(tabId >= 0)) return;
@@ -146,20 +183,26 @@ export class PageLoads {
       return; // a frame's document; a picture shown as a frame's document is recorded below
     }
     const ips = [...hops.map((h) => h.ip), address].filter(Boolean);
-    for (const u of [...hops.map((h) => h.url), url]) this.recordUrl(tabId, u, ips);
+    const representation = representationOf(responseHeaders, statusCode);
+    for (const u of [...hops.map((h) => h.url), url]) this.recordUrl(tabId, u, ips, representation);
     this.onChange?.(tabId);
   }
 
-  recordUrl(tabId, url, ips) {
+  recordUrl(tabId, url, ips, representation = null) {
     const key = keyOf(url);
     if (!key) return;
     const { urls } = this.tab(tabId);
     const seen = urls.get(key);
     urls.delete(key); // most recent last
-    urls.set(key, { ips: [...new Set([...(seen?.ips ?? []), ...ips])] });
+    urls.set(key, { ips: [...new Set([...(seen?.ips ?? []), ...ips])], representation });
     if (urls.size > this.limits.urlsPerTab) urls.delete(urls.keys().next().value);
     for (const resolve of this.waiters.get(`${tabId} ${key}`) ?? []) resolve(true);
     this.waiters.delete(`${tabId} ${key}`);
+  }
+
+  /** What identified the bytes of `url` when the tab's browser last loaded it (representationOf), or null. */
+  representation(tabId, url) {
+    return this.tabs.get(tabId)?.urls.get(keyOf(url))?.representation ?? null;
   }
 
   /** The tab closed: forget it. */
@@ -210,7 +253,7 @@ export class PageLoads {
     if (!data || this.tabs.has(tabId)) return;
     const tab = this.tab(tabId);
     tab.document = data.document ?? null;
-    for (const [url, entry] of (data.urls ?? []).slice(-this.limits.urlsPerTab)) tab.urls.set(url, { ips: entry.ips ?? [] });
+    for (const [url, entry] of (data.urls ?? []).slice(-this.limits.urlsPerTab)) tab.urls.set(url, { ips: entry.ips ?? [], representation: entry.representation ?? null });
   }
 }
 

@@ -392,8 +392,9 @@ document.getElementById('close').addEventListener('click', () => document.getEle
         return self.page("site chrome", body, script, css)
 
     def bytes(self, seed):
-        """Pictures only the page's own request gets: behind a Referer check, a session cookie, a
-        redirect, a redirect to a private host, a one-time URL (data-truth "unfetchable": the
+        """Pictures only the page's own request gets: behind a Referer check, picked by the Accept
+        header (an image CDN's format), a session cookie, a redirect, a redirect to a private host,
+        a one-time URL (data-truth "unfetchable": the
         worker cannot get them, so they must be marked unchecked, never clean)."""
         h = self.harmful
         tag = lambda path, k, name, truth=None: (  # noqa: E731
@@ -403,6 +404,7 @@ document.getElementById('close').addEventListener('click', () => document.getEle
             f'src="/{path}/{k}.png?p={name}&amp;s={html.escape(seed)}" alt="">')
         body = f"""
 <section>{tag("hot", h(0), "hotlink")}</section>
+<section>{tag("neg", h(5), "negotiated")}</section>
 <section id="signed-in"></section>
 <section>{tag("redir", h(2), "redirect")}</section>
 <section>{tag("redir-private", h(3), "redirect-private", "unfetchable")}</section>

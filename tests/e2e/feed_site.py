@@ -235,13 +235,16 @@ class FeedSite:
             def fetch_case(self, url, q):
                 """Pictures that only the page's own request gets (case page 'bytes'). True when answered."""
                 kind, _, name = url.path[1:].partition("/")
-                if kind not in ("hot", "cookie", "redir", "redir-private", "once") or not name.endswith(".png"):
+                if kind not in ("hot", "neg", "cookie", "redir", "redir-private", "once") or not name.endswith(".png"):
                     return False
                 k = int(name[:-4])
                 meme = site.meme_bytes(k, q.get("s", [""])[0])
                 if kind == "hot":  # hotlink protection: another picture without the site's Referer
                     ok = (self.headers.get("Referer") or "").startswith(f"http://{FEED_HOST}:{site.port}/")
                     self.send(200, meme if ok else site.placeholder(), "image/png")
+                elif kind == "neg":  # an image CDN's format picked by Accept: the meme only to a client of images
+                    ok = "image/webp" in (self.headers.get("Accept") or "")
+                    self.send(200, meme if ok else site.placeholder(), "image/png", [("Vary", "Accept")])
                 elif kind == "cookie":  # a picture for signed-in users only
                     ok = "session=yes" in (self.headers.get("Cookie") or "")
                     self.send(200, meme, "image/png") if ok else self.send(403, b"sign in", "text/plain")
@@ -297,8 +300,10 @@ class FeedSite:
                 elif url.path == "/probe":
                     self.send(200, site.probe_page(q).encode(), "text/html; charset=utf-8")
                 elif url.path.startswith("/m/") and url.path.endswith(".png"):
-                    # plain http has no Sec-Fetch-Dest: an image load asks for images, the worker's fetch for */*
-                    dest = "image" if "image/" in (self.headers.get("Accept") or "") else "empty"
+                    # plain http has no Sec-Fetch-Dest: an image load asks for images; the worker's fetch asks
+                    # for them too but bypasses the cache (`no-store`: Pragma: no-cache), the page's fetch for */*
+                    dest = ("image" if "image/" in (self.headers.get("Accept") or "")
+                            and "no-cache" not in (self.headers.get("Pragma") or "") else "empty")
                     site.meme_hits.append((self.headers.get("Host"), self.path, dest))
                     k = int(url.path[3:-4])
                     seed = q.get("s", [""])[0]

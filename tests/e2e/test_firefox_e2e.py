@@ -254,7 +254,7 @@ def test_firefox_fetches_the_bytes_the_user_sees_and_never_follows_a_redirect_to
     case = firefox_report["cases"]["bytes"]
     states = {s["post"]: s["state"] for s in case["states"]}
     assert case["decidedInMs"] is not None, states
-    assert states == {"hotlink": "flagged", "cookie": "flagged", "redirect": "flagged",
+    assert states == {"hotlink": "flagged", "negotiated": "flagged", "cookie": "flagged", "redirect": "flagged",
                       "redirect-private": "unchecked", "one-time": "unchecked"}, states
     assert all(dest == "image" for path, dest in feed_site.private_hits if "ff-bytes" in path), feed_site.private_hits
 

@@ -182,16 +182,20 @@ def test_a_disable_then_enable_keeps_decided_pictures_covered_and_protects_the_o
     assert_open_tab_protected_after(b, page, feed_site, seed, "after the enable")
 
 
-@pytest.mark.parametrize("referer", [False, True], ids=["no-referer", "referer"])
+@pytest.mark.parametrize(("referer", "next_has_pictures"), [(False, False), (True, False), (True, True)],
+                         ids=["no-referer", "referer", "referer-then-a-site-with-pictures"])
 def test_a_feed_left_mid_verdict_is_kept_in_the_back_forward_cache_and_decided_after_back(
-        tmp_path, playwright_driver, chromium_path, feed_site, simclip_server, synthetic_memes, referer):
+        tmp_path, playwright_driver, chromium_path, feed_site, simclip_server, synthetic_memes, referer, next_has_pictures):
     """A server slower than the page asks (slow_server.py) keeps verdicts pending; the user leaves
     for another site and comes Back: the page comes from the back/forward cache (Chromium says
     why not if it does not), its pictures on screen are decided truly, none was shown before its
-    verdict, and the toolbar badge counts its flagged pictures again. With and without a Referer:
-    the worker fetches a picture with the page's Referer through a rule, and every change of the
-    rules empties Chromium's back/forward cache, so the rules stay as they are while the worker
-    fetches more pictures from the same hosts for the same page (referer_rules.js)."""
+    verdict, and the toolbar badge counts its flagged pictures again. With and without a Referer
+    sent by the page: a Referer takes a rule, and every change of the rules empties Chromium's
+    back/forward cache, so a host that answers the same file without a Referer is fetched without
+    one (picture_fetch.js fetchBytes), and the rules stay as they are while the worker fetches more
+    pictures for the page (referer_rules.js). The site left for may show pictures of its own, from
+    a host the worker never fetched from: no rule is added for it (every fetch from a new host took
+    one before)."""
     with launch_with_extension(playwright_driver, tmp_path / "profile", chromium_path, (FEED_HOST, EMBED_HOST, PUBLIC_HOST),
                                {"width": 1200, "height": 900}, bfcache=True) as (context, worker):
         b = ExtensionBrowser(context, worker)
@@ -207,9 +211,18 @@ def test_a_feed_left_mid_verdict_is_kept_in_the_back_forward_cache_and_decided_a
             not_used = []
             cdp.on("Page.backForwardCacheNotUsed", lambda event: not_used.append(event))
             cdp.send("Page.enable")
-            page.goto(f"http://{EMBED_HOST}:{feed_site.port}/elsewhere?cache=1")  # another site, no pictures
+            if next_has_pictures:  # another site's feed: its pictures come from its own host
+                page.goto(f"http://{EMBED_HOST}:{feed_site.port}/feed?s={UNIQUE_PREFIX}-elsewhere&cache=1&still=1")
+                wait_for(lambda: any(h[0].startswith(EMBED_HOST) and h[2] == "empty" for h in feed_site.hits("-elsewhere")), 60,
+                         message="the worker to fetch a picture of the site left for")
+                wait_for(lambda: any(m["state"] in ("clean", "flagged") for m in on_screen_memes(page)), 60,
+                         message="a picture of the site left for decided")
+                rules = b.sw_eval("async () => (await chrome.declarativeNetRequest.getSessionRules()).map((r) => JSON.stringify(r.condition))")
+                assert not [r for r in rules if EMBED_HOST in r], f"a Referer rule was added for the new host: {rules}"
+            else:
+                page.goto(f"http://{EMBED_HOST}:{feed_site.port}/elsewhere?cache=1")  # another site, no pictures
             page.go_back(wait_until="commit")
-            wait_for(lambda: page.evaluate("window.__pageshows?.length ?? 0") >= 2, 30, message="the page shown again")
+            wait_for(lambda: not_used or page.evaluate("window.__pageshows?.length ?? 0") >= 2, 30, message="the page shown again")
             reasons = [e["reason"] for event in not_used for e in event["notRestoredExplanations"]]
             assert not reasons, f"not restored from the back/forward cache: {reasons}"
             assert page.evaluate("window.__pageshows") == [False, True]

@@ -45,14 +45,14 @@ def probe_state(page, states=("flagged", "unchecked", "clean"), timeout_s=40):
 
 def test_a_page_reads_no_failure_reason_and_no_score_from_the_dom(browser, feed_site):
     """The bytes case: two pictures the worker cannot fetch (a redirect to a private host, a
-    one-time URL) and three flagged ones. The extension knows why each is unchecked; the page
+    one-time URL) and four flagged ones. The extension knows why each is unchecked; the page
     sees them "shown", like a clean picture, and the flagged cards name the category, not a score."""
     page = browser.context.new_page()
     page.goto(feed_site.case_url("bytes", "no-reasons"))
     unfetchable = wait_for(lambda: (lambda u: len(u) == 2 and all(s["state"] == "unchecked" for s in u) and u)(
         [s for s in meme_states(page) if s["truth"] == "unfetchable"]), 40, message="the unfetchable pictures unchecked")
     assert all(s["why"] for s in unfetchable), unfetchable  # known to the extension
-    wait_for(lambda: len(page.evaluate(PAGE_VIEW_JS)["cards"]) == 3, 40, message="three flagged cards")
+    wait_for(lambda: len(page.evaluate(PAGE_VIEW_JS)["cards"]) == 4, 40, message="four flagged cards")
     view = page.evaluate(PAGE_VIEW_JS)
     names = {name for name, _ in view["attrs"]}
     assert not {n for n in names if n.endswith("-why") or n.endswith("-label")}, names

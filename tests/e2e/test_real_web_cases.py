@@ -208,13 +208,14 @@ def test_warnings_stay_inside_their_picture_and_the_sites_chrome_gets_its_clicks
 
 
 def test_the_worker_checks_the_bytes_the_user_sees_and_marks_pictures_it_cannot_fetch(browser, feed_site):
-    """Behind a Referer check (a hotlink placeholder otherwise), a session cookie, a redirect: the
-    meme the user sees is flagged. A redirect to a private host is never followed by the worker,
+    """Behind a Referer check (a hotlink placeholder otherwise), picked by the Accept header (an
+    image CDN: another file to a client that does not ask for images), a session cookie, a
+    redirect: the meme the user sees is flagged. A redirect to a private host is never followed by the worker,
     and a one-time URL cannot be fetched again: both are marked unchecked with the reason."""
     page = open_case(browser, feed_site, "bytes", "bytes")
     states = wait_decided(page, lambda s: s["truth"] != "unfetchable", 40, "a verdict for every fetchable picture")
     assert_flagged_exactly_the_harmful(states)
-    assert {s["post"] for s in states if s["state"] == "flagged"} == {"hotlink", "cookie", "redirect"}
+    assert {s["post"] for s in states if s["state"] == "flagged"} == {"hotlink", "negotiated", "cookie", "redirect"}
     unfetchable = wait_for(lambda: (lambda u: len(u) == 2 and all(s["state"] == "unchecked" for s in u) and u)(
         [s for s in meme_states(page) if s["truth"] == "unfetchable"]), 30, message="the unfetchable pictures unchecked")
     # the reasons reach the extension's own world, never the page: it sees them "shown", like any checked picture

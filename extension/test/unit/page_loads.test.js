@@ -169,3 +169,21 @@ test('a server answer from its own cache is held until a new picture\'s time; a 
   assert.equal(paddingMs({ cached: true, elapsedMs: 900, expectedMs: 800 }), 0);
   assert.equal(paddingMs({ cached: false, elapsedMs: 10, expectedMs: 800 }), 0);
 });
+
+test('what identified a picture\'s bytes is kept with its load, through redirect hops and a worker restart', () => {
+  const loads = new PageLoads();
+  loads.recordResponse({ requestId: 'd', tabId: 7, type: 'main_frame', url: PAGE, ip: '93.184.216.34' });
+  loads.recordRedirect({ requestId: 'p', url: 'https://short.example/x', ip: '93.184.216.35' });
+  loads.recordResponse({ requestId: 'p', tabId: 7, type: 'image', url: PIC, ip: '93.184.216.34', statusCode: 200,
+    responseHeaders: [{ name: 'Content-Type', value: 'image/png' }, { name: 'Content-Length', value: '4321' }, { name: 'ETag', value: '"abc"' }] });
+  const expected = { etag: '"abc"', size: 4321 };
+  assert.deepEqual(loads.representation(7, PIC), expected);
+  assert.deepEqual(loads.representation(7, 'https://short.example/x'), expected);
+  assert.equal(loads.representation(7, 'https://cdn.example.net/other.png'), null);
+  const restarted = new PageLoads();
+  restarted.importTab(7, JSON.parse(JSON.stringify(loads.exportTab(7))));
+  assert.deepEqual(restarted.representation(7, PIC), expected);
+  // loaded again without headers that identify it: the earlier record no longer speaks for it
+  loads.recordResponse({ requestId: 'q', tabId: 7, type: 'image', url: PIC, ip: '93.184.216.34', statusCode: 200, responseHeaders: [] });
+  assert.equal(loads.representation(7, PIC), null);
+});

@@ -123,3 +123,24 @@ test('a picture URL with no origin gets no rule, and an earlier worker life\'s r
   assert.equal(dnr.changes.length, 0);
   assert.deepEqual(RefererRules.listLeftoverIds([{ id: 1 }, { id: 12 }, { id: 1000 }, { id: 4711 }]), [1000, 4711]);
 });
+
+test('a fetch under no rule changes no rule, holds off a rule for its origin, and is skipped where a rule is in place', async () => {
+  const dnr = fakeDnr();
+  const rules = new RefererRules(dnr, 'ext-id');
+  const trial = deferred();
+  const without = rules.withoutRule('https://i.example/a.png', async () => {
+    await trial.promise;
+    return refererOf(dnr, 'https://i.example/a.png');
+  });
+  const withRef = rules.withReferer('https://i.example/b.png', 'https://feed.example/', async () => refererOf(dnr, 'https://i.example/b.png'));
+  await new Promise((r) => setTimeout(r, 0));
+  assert.equal(dnr.changes.length, 0, 'no rule is set while the fetch without one runs');
+  trial.resolve();
+  assert.equal(await without, '');
+  assert.equal(await withRef, 'https://feed.example/');
+  assert.equal(dnr.changes.length, 1);
+  assert.equal(await rules.withoutRule('https://i.example/c.png', async () => 'ran'), null, 'the origin has a rule: not run');
+  assert.equal(await rules.withoutRule('https://other.example/c.png', async () => 'ran'), 'ran');
+  assert.equal(rules.byOrigin.has('https://other.example'), false, 'nothing kept for an origin without a rule');
+  assert.equal(dnr.changes.length, 1);
+});
