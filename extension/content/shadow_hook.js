@@ -166,7 +166,52 @@
   for (const proto of [globalThis.StyleSheet?.prototype, globalThis.HTMLStyleElement?.prototype, globalThis.HTMLLinkElement?.prototype]) {
     wrapSetter(proto, 'disabled', enabled);
   }
-  for (const proto of [globalThis.Document?.prototype, globalThis.ShadowRoot?.prototype]) wrapSetter(proto, 'adoptedStyleSheets');
+  // The adopted sheets: set (the setter), or changed in place (an ObservableArray: push, splice, an
+  // index written, with no setter call), which the getter's array, handed to the page through one
+  // proxy per array, announces. A sheet a root adopts for the first time has its picture rules
+  // listed: its elements may have shown none before.
+  const adoptedBy = new WeakMap(); // root -> WeakSet of the sheets it adopted
+  const noteAdopted = (root, sheet) => {
+    if (!sheet || typeof sheet !== 'object' || !('cssRules' in sheet)) return;
+    if (!adoptedBy.has(root)) adoptedBy.set(root, new WeakSet());
+    if (adoptedBy.get(root).has(sheet)) return;
+    adoptedBy.get(root).add(sheet);
+    notePictureRules(rulesOf(sheet));
+  };
+  const proxies = new WeakMap(); // an adopted-sheets array -> the proxy the page gets
+  for (const proto of [globalThis.Document?.prototype, globalThis.ShadowRoot?.prototype]) {
+    const desc = proto && Object.getOwnPropertyDescriptor(proto, 'adoptedStyleSheets');
+    if (typeof desc?.get !== 'function' || !desc.configurable) continue;
+    const { get } = desc;
+    wrapSetter(proto, 'adoptedStyleSheets', (root) => {
+      for (const sheet of get.call(root) ?? []) noteAdopted(root, sheet);
+      return true;
+    });
+    const inPlace = (root) => ({
+      set(target, key, value) {
+        const done = Reflect.set(target, key, value);
+        if (done) {
+          noteAdopted(root, value);
+          announceSheets();
+        }
+        return done;
+      },
+      deleteProperty(target, key) {
+        const done = Reflect.deleteProperty(target, key);
+        if (done) announceSheets();
+        return done;
+      },
+    });
+    const getter = Object.getOwnPropertyDescriptor({
+      get adoptedStyleSheets() {
+        const array = get.call(this);
+        if (!array || typeof array !== 'object') return array;
+        if (!proxies.has(array)) proxies.set(array, new Proxy(array, inPlace(this)));
+        return proxies.get(array);
+      },
+    }, 'adoptedStyleSheets').get;
+    Object.defineProperty(proto, 'adoptedStyleSheets', { ...Object.getOwnPropertyDescriptor(proto, 'adoptedStyleSheets'), get: getter });
+  }
   // a rule's declarations (an element's own style attribute is a DOM change, seen already)
   const inRule = (style) => {
     if (!style?.parentRule) return false;

@@ -58,8 +58,13 @@ function pageWorld() {
     get selectorText() { return this.selector; }
     set selectorText(value) { this.selector = value; }
   }
+  class Document { // adoptedStyleSheets: an array changed in place (the ObservableArray) or set anew
+    constructor() { this.sheets = []; }
+    get adoptedStyleSheets() { return this.sheets; }
+    set adoptedStyleSheets(value) { this.sheets = [...value]; }
+  }
   const world = {
-    Animation, Element, HTMLInputElement, StyleSheet, CSSStyleSheet, CSSStyleDeclaration, CSSStyleRule, Promise, queueMicrotask, JSON,
+    Document, Proxy, Reflect, WeakMap, WeakSet, Object, Animation, Element, HTMLInputElement, StyleSheet, CSSStyleSheet, CSSStyleDeclaration, CSSStyleRule, Promise, queueMicrotask, JSON,
     Event: class { constructor(type) { this.type = type; } },
     CustomEvent: class { constructor(type, init) { this.type = type; this.detail = init?.detail; } },
     document: { dispatchEvent: (e) => dispatched.push(e.detail === undefined ? e.type : [e.type, e.detail]) },
@@ -163,4 +168,35 @@ test('the selectors of rules a script gives a picture are listed once per task, 
   for (let i = 0; i < 100; i += 1) sheet.insertRule(`.m${i} { background-image: url(m${i}.png) }`);
   await settle();
   assert.deepEqual(pictureEvents(), [[PICTURE_RULES_EVENT, '']], 'too many to list: left to the sweep');
+});
+
+test('a sheet adopted by a push, an index written or a new array is announced, and its picture rules listed once per root', async () => {
+  const { world, dispatched, parseRule } = pageWorld();
+  const built = (text) => { // built in an earlier task: its rules were listed then, for no element
+    const sheet = new world.CSSStyleSheet();
+    sheet.cssRules.push(parseRule(text));
+    return sheet;
+  };
+  const first = built('.late .media { background-image: url(a.png) }');
+  const second = built('.other { background: url(b.png) }');
+  await settle();
+  dispatched.length = 0;
+  const doc = new world.Document();
+  const adopted = doc.adoptedStyleSheets;
+  assert.equal(doc.adoptedStyleSheets, adopted, 'the same array each time');
+  assert.ok(Array.isArray(adopted));
+  adopted.push(first);
+  assert.deepEqual(doc.sheets, [first], 'the push reached the real array');
+  await settle();
+  const events = () => new Set(dispatched.map((e) => JSON.stringify(e))); // the two events, in either order
+  assert.deepEqual(events(), new Set([STYLESHEETS_CHANGED_EVENT, [PICTURE_RULES_EVENT, JSON.stringify(['.late .media'])]].map((e) => JSON.stringify(e))));
+  dispatched.length = 0;
+  doc.adoptedStyleSheets = [first, second]; // set anew: only the sheet this root did not have is listed
+  await settle();
+  assert.deepEqual(events(), new Set([STYLESHEETS_CHANGED_EVENT, [PICTURE_RULES_EVENT, JSON.stringify(['.other'])]].map((e) => JSON.stringify(e))));
+  dispatched.length = 0;
+  doc.adoptedStyleSheets.length = 1; // removed in place
+  await settle();
+  assert.deepEqual(dispatched, [STYLESHEETS_CHANGED_EVENT]);
+  assert.deepEqual(doc.sheets, [first]);
 });
