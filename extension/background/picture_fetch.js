@@ -20,6 +20,21 @@ const OWN_LOAD_WAIT_MS = 2000; // how long a fetch of ours may wait for the obse
 export const IMAGE_ACCEPT = 'image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8';
 const REFERER_ORIGINS_KEPT = 500; // picture origins known to answer otherwise without the page's Referer
 
+/** `value` as JSON with every object's keys sorted (rules read back may list them in another order). */
+function canonical(value) {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  if (value && typeof value === 'object') {
+    return `{${Object.keys(value).sort().map((k) => `${JSON.stringify(k)}:${canonical(value[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/** True when the rules `a` and `b` are the same set (by id, whatever their order). */
+export function sameRules(a, b) {
+  const key = (rules) => rules.map(canonical).sort().join('\n');
+  return a.length === b.length && key(a) === key(b);
+}
+
 /** A picture that cannot be read (fetch failed, HTTP error, not an image, too large): answered FAILED. */
 export class UnreadableImage extends Error {
   constructor(reason) {
@@ -78,10 +93,18 @@ export function createPictureFetcher(ext) {
       guardPromise = (async () => {
         const dnr = ext.declarativeNetRequest;
         if (!dnr?.updateSessionRules) return false;
-        // an earlier worker life's Referer rules go in the same change (each change empties
-        // Chromium's back/forward cache)
-        const leftover = RefererRules.listLeftoverIds(await dnr.getSessionRules?.() ?? []);
-        await dnr.updateSessionRules({ removeRuleIds: [...listGuardRuleIds(), ...leftover], addRules: listFetchGuardRules(extensionHost) });
+        // Session rules outlive the worker, and each change empties Chromium's back/forward cache:
+        // a restarted worker keeps the guard rules in place as they are, and takes over the
+        // earlier life's Referer rules.
+        const inPlace = await dnr.getSessionRules?.() ?? [];
+        const stale = refererRules.adoptLeftovers(inPlace);
+        const guard = listFetchGuardRules(extensionHost);
+        const guardIds = new Set(listGuardRuleIds());
+        if (!sameRules(inPlace.filter((rule) => guardIds.has(rule.id)), guard)) {
+          await dnr.updateSessionRules({ removeRuleIds: [...guardIds, ...stale], addRules: guard });
+        } else if (stale.length > 0) {
+          await dnr.updateSessionRules({ removeRuleIds: stale });
+        }
         return true;
       })().catch(() => false);
     }

@@ -46,9 +46,26 @@ export class RefererRules {
     this.lock = Promise.resolve(); // rule changes one at a time, in order
   }
 
-  /** The ids of the rules an earlier worker life left (to remove when the guard rules are set). */
-  static listLeftoverIds(sessionRules) {
-    return sessionRules.map((rule) => rule.id).filter((id) => id >= FIRST_REFERER_RULE_ID);
+  /**
+   * Take over the Referer rules an earlier worker life left in place (session rules outlive the
+   * worker; changing them would empty the back/forward cache): each becomes an idle rule of this
+   * life. Returns the ids of those it cannot take (not a Referer rule of ours, a second rule for
+   * one origin), to remove.
+   */
+  adoptLeftovers(sessionRules) {
+    const stale = [];
+    for (const rule of sessionRules) {
+      if (!(rule.id >= FIRST_REFERER_RULE_ID)) continue;
+      const header = rule.action?.requestHeaders?.[0];
+      const origin = pictureOrigin(String(rule.condition?.urlFilter ?? '').replace(/^\|/, ''));
+      if (!origin || header?.header !== 'referer' || !header.value || this.byOrigin.has(origin) || this.byOrigin.size >= this.maxRules) {
+        stale.push(rule.id);
+        continue;
+      }
+      this.byOrigin.set(origin, { referrer: header.value, id: rule.id, inFlight: 0, idle: [], ready: Promise.resolve(true) });
+      if (rule.id >= this.nextId) this.nextId = rule.id + 1;
+    }
+    return stale;
   }
 
   async withReferer(url, referrer, fn) {

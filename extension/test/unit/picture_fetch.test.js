@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { afterEach, test } from 'node:test';
 
 import { createPictureFetcher } from '../../background/picture_fetch.js';
+import { createRefererRule, listFetchGuardRules } from '../../shared/fetch_rules.js';
 import { representationOf, sameRepresentation } from '../../shared/page_loads.js';
 
 const PAGE = { url: 'https://feed.example/home', referrerPolicy: '', topUrl: 'https://feed.example/home' };
@@ -15,8 +16,8 @@ afterEach(() => { globalThis.fetch = realFetch; });
  * An extension stand-in (declarativeNetRequest session rules, every change counted) and a picture
  * host behind `fetch`: `hotlink` hosts answer a placeholder to a request without the page's Referer.
  */
-function world({ hotlink = false, etag = '', negotiate = false } = {}) {
-  const rules = new Map();
+function world({ hotlink = false, etag = '', negotiate = false, leftRules = [] } = {}) {
+  const rules = new Map(leftRules.map((rule) => [rule.id, rule]));
   const changes = [];
   const requests = [];
   const ext = {
@@ -43,7 +44,7 @@ function world({ hotlink = false, etag = '', negotiate = false } = {}) {
   };
   const fetcher = createPictureFetcher(ext);
   const refererRuleChanges = () => changes.filter((c) => c.addRules.some((r) => r.id >= 1000) || c.removeRuleIds.some((id) => id >= 1000)).length;
-  return { fetcher, requests, refererRuleChanges };
+  return { fetcher, requests, refererRuleChanges, changes };
 }
 
 const loaded = (body, extra = []) => representationOf([{ name: 'Content-Length', value: String(body.byteLength) }, ...extra], 200);
@@ -104,4 +105,27 @@ test('a picture is asked for with the formats the browser accepts, so an image C
   assert.deepEqual(await w.fetcher.fetchBytes('https://cdn.example/a', PAGE, 'image', loaded(MEME)), MEME);
   assert.equal(w.refererRuleChanges(), 0);
   assert.deepEqual(w.fetcher.trials, { kept: 1, refused: 0 });
+});
+
+test('a restarted worker keeps the rules an earlier life left: the guard as it is, its Referer rules taken over', async () => {
+  // as Chromium reads them back: the same rules, their keys in another order
+  const reordered = (rule) => JSON.parse(JSON.stringify(Object.fromEntries(Object.entries(rule).reverse())));
+  const guard = listFetchGuardRules('ext-id').map(reordered);
+  const left = createRefererRule(1004, 'https://pix.example/', 'https://feed.example/', 'ext-id', { prefix: true });
+  const w = world({ hotlink: true, leftRules: [...guard, left] });
+  assert.deepEqual(await w.fetcher.fetchBytes('https://pix.example/a.png', PAGE, 'image', loaded(MEME)), MEME);
+  assert.deepEqual(w.changes, [], 'no rule changed (each change empties Chromium\'s back/forward cache)');
+  assert.deepEqual(w.requests.map((r) => r.referer), ['https://feed.example/'], 'the rule in place, not a fetch without it');
+  // another page's Referer for that origin replaces the taken-over rule, as one of this life's
+  await w.fetcher.fetchBytes('https://pix.example/b.png', { ...PAGE, url: 'https://news.example/a' }, 'image', loaded(MEME));
+  assert.deepEqual(w.changes.map((c) => c.removeRuleIds), [[1004]]);
+  assert.equal(w.requests.at(-1).referer, 'https://news.example/');
+
+  const twice = createRefererRule(1005, 'https://pix.example/', 'https://other.example/', 'ext-id', { prefix: true });
+  const stale = world({ leftRules: [...listFetchGuardRules('ext-id'), left, twice] });
+  await stale.fetcher.ensureGuard();
+  assert.deepEqual(stale.changes, [{ removeRuleIds: [1005], addRules: [] }], 'a second rule for one origin is removed');
+  const fresh = world();
+  await fresh.fetcher.ensureGuard();
+  assert.equal(fresh.changes.length, 1, 'a first life sets the guard');
 });

@@ -114,14 +114,21 @@ test('a rule the browser refuses leaves the fetch without a Referer, and it is t
   assert.equal(rules.byOrigin.size, 0);
 });
 
-test('a picture URL with no origin gets no rule, and an earlier worker life\'s rules are found for removal', async () => {
+test('a picture URL with no origin gets no rule, and an earlier worker life\'s rules are taken over or found for removal', async () => {
   const dnr = fakeDnr();
   const rules = new RefererRules(dnr, 'ext-id');
   assert.equal(pictureOrigin('data:image/png;base64,AAAA'), null);
   assert.equal(pictureOrigin('not a url'), null);
   assert.equal(await rules.withReferer('blob:null/abc', 'https://feed.example/', async () => 'ok'), 'ok');
   assert.equal(dnr.changes.length, 0);
-  assert.deepEqual(RefererRules.listLeftoverIds([{ id: 1 }, { id: 12 }, { id: 1000 }, { id: 4711 }]), [1000, 4711]);
+  const referer = (id, url, value) => ({ id, action: { type: 'modifyHeaders', requestHeaders: [{ header: 'referer', operation: 'set', value }] },
+    condition: { urlFilter: `|${url}` } });
+  const stale = rules.adoptLeftovers([{ id: 1 }, { id: 12 }, referer(1000, 'https://i.example/', 'https://feed.example/'),
+    { id: 4711, action: { type: 'block' }, condition: {} }, referer(4712, 'https://i.example/', 'https://news.example/')]);
+  assert.deepEqual(stale, [4711, 4712], 'not a Referer rule, or a second one for an origin');
+  assert.equal(rules.byOrigin.get('https://i.example').referrer, 'https://feed.example/');
+  assert.equal(await rules.withoutRule('https://i.example/x.png', async () => 'ran'), null, 'the taken-over rule is in place');
+  assert.ok(rules.nextId > 1000);
 });
 
 test('a fetch under no rule changes no rule, holds off a rule for its origin, and is skipped where a rule is in place', async () => {
