@@ -411,7 +411,8 @@ export class DOMWatcher {
    * their selectors): the elements they style, in the document and in every shadow root watched,
    * may show a picture none of them showed before. They are looked at now, before the next paint.
    * `selectorTexts` null: too many to list; the elements every picture rule of the document's
-   * sheets names are (read once for that task).
+   * sheets names are, and in each watched shadow root those its own sheets name (each sheet read
+   * once for that task).
    */
   onPictureRules(selectorTexts) {
     const found = new Set();
@@ -421,8 +422,8 @@ export class DOMWatcher {
     } else {
       this.pictureSelector = undefined; // read again: the sheets changed
       const all = this.getPictureSelector();
-      if (all === null) return; // unreadable or too many: the resweep finds them
-      selectors = all ? [all] : [];
+      this.addRootPictureElements(found);
+      selectors = all ? [all] : []; // null: unreadable or too many, the resweep finds them
     }
     for (const selector of selectors) {
       for (const root of selectorTexts ? [document, ...this.roots] : [document]) {
@@ -436,6 +437,33 @@ export class DOMWatcher {
     let start = null;
     for (const el of found) start = this.visitAdded(el, start, { subtree: false });
     this.onBatch(found);
+  }
+
+  /**
+   * Adds to `found` the elements of every watched shadow root that a picture rule of the root's
+   * own sheets (its <style>s, <link>s and adopted sheets) names; a sheet many roots share is read
+   * once. A root with a sheet that cannot be read (cross-origin) is left to the resweep.
+   */
+  addRootPictureElements(found) {
+    const bySheet = new Map();
+    for (const root of this.roots) {
+      let selectors;
+      try {
+        selectors = [...(root.styleSheets ?? []), ...(root.adoptedStyleSheets ?? [])].flatMap((sheet) => {
+          if (!bySheet.has(sheet)) bySheet.set(sheet, listPictureSelectors(sheet.cssRules));
+          return bySheet.get(sheet);
+        });
+      } catch {
+        continue;
+      }
+      for (const selector of selectors) {
+        try {
+          for (const el of root.querySelectorAll(selector)) found.add(el);
+        } catch {
+          // a selector this browser does not know
+        }
+      }
+    }
   }
 
   /**

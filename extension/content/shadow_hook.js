@@ -229,7 +229,32 @@
   const noteRule = (rule) => notePictureRules([rule]) || true;
   wrapSetter(globalThis.CSSRule?.prototype, 'cssText', noteRule);
   wrapSetter(globalThis.CSSStyleRule?.prototype, 'selectorText', noteRule); // the same picture on other elements now
-  wrapSetter(globalThis.MediaList?.prototype, 'mediaText');
+  // A media list changed through the CSSOM (`mediaText`, `appendMedium`, `deleteMedium`, or the
+  // owner's `media` set): the rules of its @media block or sheet may apply now, and their picture
+  // rules are listed. A list does not name its owner: the `media` getters that hand it out note it.
+  const mediaOwners = new WeakMap(); // MediaList -> its @media rule or sheet
+  const mediaChanged = (list) => {
+    const owner = mediaOwners.get(list);
+    if (owner) notePictureRules(rulesOf(owner));
+    return true;
+  };
+  for (const proto of [globalThis.CSSMediaRule?.prototype, globalThis.StyleSheet?.prototype]) {
+    const desc = proto && Object.getOwnPropertyDescriptor(proto, 'media');
+    if (typeof desc?.get !== 'function' || !desc.configurable) continue;
+    const { get } = desc;
+    const getter = Object.getOwnPropertyDescriptor({
+      get media() {
+        const list = get.call(this);
+        if (list && typeof list === 'object') mediaOwners.set(list, this);
+        return list;
+      },
+    }, 'media').get;
+    Object.defineProperty(proto, 'media', { ...desc, get: getter });
+    wrapSetter(proto, 'media', (owner) => notePictureRules(rulesOf(owner)) || true);
+  }
+  const mediaProto = globalThis.MediaList?.prototype;
+  wrapSetter(mediaProto, 'mediaText', mediaChanged);
+  for (const name of ['appendMedium', 'deleteMedium']) wrapMethod(mediaProto, name, mediaChanged, announceSheets);
 
   // A state a selector reads changed by a script, with no event and no DOM change (`:checked`,
   // `:indeterminate`), or an animation started or changed from a script (`element.animate()`, an

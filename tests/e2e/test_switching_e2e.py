@@ -204,23 +204,36 @@ GIVE_A_PICTURE_JS = """async ([url, post, how]) => {
   img.src = url;
   await img.decode();
   const style = document.head.appendChild(document.createElement('style'));
-  style.textContent = '@media all {} .unused-' + post + ' { background-image: url("' + url + '") }';
+  style.textContent = '@media all {} .unused-' + post + ' { background-image: url("' + url + '") }'
+    + ' @media print { .' + post + ' { background-image: url("' + url + '") } }'; // switched on by 'media-text'
   const built = new CSSStyleSheet(); // a sheet built ahead (constructable stylesheets), adopted later
   built.replaceSync('.' + post + ' { background-image: url("' + url + '") }');
   const el = Object.assign(document.createElement('div'), { className: 'meme ' + post });
   Object.assign(el.dataset, { post, kind: 'insert', truth: 'neutral' });
-  document.body.prepend(el);
+  let shadowStyle = null;
+  if (how === 'shadow-many') { // a web component's own styles: the document's rules do not reach in
+    const root = document.body.insertBefore(document.createElement('div'), document.body.firstChild).attachShadow({ mode: 'open' });
+    shadowStyle = root.appendChild(document.createElement('style'));
+    el.style.cssText = 'display: block; width: 240px; height: 180px';
+    root.appendChild(el);
+    (window.__fixtureRoots ??= []).push(root);
+    window.__paint?.observe?.(root);
+  } else {
+    document.body.prepend(el);
+  }
   await new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)));
   await new Promise((resolve) => requestAnimationFrame(() => {
     const rule = '.' + post + ' { background-image: url("' + url + '") }';
     if (how === 'sheet') style.sheet.insertRule(rule, 1);
     else if (how === 'media') style.sheet.cssRules[0].insertRule(rule, 0); // inside @media
     else if (how === 'selector') style.sheet.cssRules[1].selectorText = '.' + post; // a rule moved onto it
+    else if (how === 'media-text') [...style.sheet.cssRules].find((r) => r.media?.mediaText === 'print').media.mediaText = 'all';
     else if (how === 'adopted') document.adoptedStyleSheets = [...document.adoptedStyleSheets, built];
     else if (how === 'adopted-push') document.adoptedStyleSheets.push(built); // in place: no setter runs
-    else { // 'many': a CSS-in-JS library's first styles, more than the hook lists
-      style.sheet.insertRule(rule, 1);
-      for (let i = 0; i < 80; i += 1) style.sheet.insertRule('.unused-' + i + ' { background-image: url("' + url + '&u=' + i + '") }', 1);
+    else { // 'many': a CSS-in-JS library's first styles, more than the hook lists (in the document or a shadow root)
+      const sheet = shadowStyle ? shadowStyle.sheet : style.sheet;
+      sheet.insertRule(rule, sheet.cssRules.length);
+      for (let i = 0; i < 80; i += 1) sheet.insertRule('.unused-' + i + ' { background-image: url("' + url + '&u=' + i + '") }', 0);
     }
     el.dataset.truth = 'harmful';
     window.__harmful.push(url);
@@ -231,14 +244,16 @@ GIVE_A_PICTURE_JS = """async ([url, post, how]) => {
 
 def test_an_element_a_cssom_rule_gives_its_first_picture_is_hidden_before_it_is_painted(browser, feed_site):
     """An element that showed no picture (so no record follows it) gets one from a rule a script
-    inserts, into a sheet or inside its @media block, or moves onto it (`selectorText`), or among
-    80 more rules in one task, or in a sheet built earlier and adopted (set anew, or pushed in
-    place), among 300 pictures near the viewport. The
+    inserts, into a sheet or inside its @media block, or moves onto it (`selectorText`), or in an
+    @media block a script switches on (`mediaText`), or among
+    80 more rules in one task (in the document, or in a shadow root's own sheet), or in a sheet
+    built earlier and adopted (set anew, or pushed in place), among 300 pictures near the
+    viewport. The
     main-world hook lists the selectors of rules given a picture, and the content script looks at
     their elements before that paint; without it the sweep found the picture up to a second later."""
     page = open_switch_page(browser, feed_site, "first-picture", name="switch-crowd")
     wait_decided(page, lambda s: True, 90, "a verdict for every picture")
-    for how in ("sheet", "media", "selector", "many", "adopted", "adopted-push"):
+    for how in ("sheet", "media", "selector", "many", "shadow-many", "media-text", "adopted", "adopted-push"):
         post = f"given-{how}"
         url = feed_site.case_url("x").split("/case/")[0] + f"/m/{feed_site.harmful[0]}.png?p={post}&s=first-picture"
         page.evaluate(GIVE_A_PICTURE_JS, [url, post, how])

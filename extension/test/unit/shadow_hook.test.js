@@ -63,8 +63,20 @@ function pageWorld() {
     get adoptedStyleSheets() { return this.sheets; }
     set adoptedStyleSheets(value) { this.sheets = [...value]; }
   }
+  class MediaList {
+    constructor() { this.text = 'print'; }
+    get mediaText() { return this.text; }
+    set mediaText(value) { this.text = value; }
+    appendMedium(medium) { this.text += `, ${medium}`; }
+    deleteMedium() {}
+  }
+  class CSSMediaRule { // an @media block: its list is handed out by its `media` getter
+    constructor(rules) { this.list = new MediaList(); this.cssRules = rules; }
+    get media() { return this.list; }
+    set media(value) { this.list.mediaText = value; }
+  }
   const world = {
-    Document, Proxy, Reflect, WeakMap, WeakSet, Object, Animation, Element, HTMLInputElement, StyleSheet, CSSStyleSheet, CSSStyleDeclaration, CSSStyleRule, Promise, queueMicrotask, JSON,
+    MediaList, CSSMediaRule, Document, Proxy, Reflect, WeakMap, WeakSet, Object, Animation, Element, HTMLInputElement, StyleSheet, CSSStyleSheet, CSSStyleDeclaration, CSSStyleRule, Promise, queueMicrotask, JSON,
     Event: class { constructor(type) { this.type = type; } },
     CustomEvent: class { constructor(type, init) { this.type = type; this.detail = init?.detail; } },
     document: { dispatchEvent: (e) => dispatched.push(e.detail === undefined ? e.type : [e.type, e.detail]) },
@@ -199,4 +211,24 @@ test('a sheet adopted by a push, an index written or a new array is announced, a
   await settle();
   assert.deepEqual(dispatched, [STYLESHEETS_CHANGED_EVENT]);
   assert.deepEqual(doc.sheets, [first]);
+});
+
+test('a media list changed through the CSSOM lists the picture rules of its @media block', async () => {
+  const { world, dispatched, parseRule } = pageWorld();
+  const block = new world.CSSMediaRule([parseRule('.wide .hero { background-image: url(h.png) }'), parseRule('.x { color: red }')]);
+  await settle();
+  dispatched.length = 0;
+  const pictureEvents = () => dispatched.filter(Array.isArray);
+  block.media.mediaText = 'all';
+  await settle();
+  assert.ok(dispatched.includes(STYLESHEETS_CHANGED_EVENT));
+  assert.deepEqual(pictureEvents(), [[PICTURE_RULES_EVENT, JSON.stringify(['.wide .hero'])]]);
+  dispatched.length = 0;
+  block.media.appendMedium('screen');
+  await settle();
+  assert.deepEqual(pictureEvents(), [[PICTURE_RULES_EVENT, JSON.stringify(['.wide .hero'])]]);
+  dispatched.length = 0;
+  block.media = 'print'; // the owner's setter, forwarded to its list
+  await settle();
+  assert.deepEqual(pictureEvents(), [[PICTURE_RULES_EVENT, JSON.stringify(['.wide .hero'])]]);
 });
