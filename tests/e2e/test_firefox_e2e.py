@@ -372,7 +372,10 @@ def test_firefox_a_feed_left_mid_verdict_is_kept_in_the_back_forward_cache_and_d
     decided truly afterwards with nothing harmful shown before its verdict."""
     bf = firefox_report["backForward"]
     assert bf["pendingWhenLeft"] > 0, "no verdict was pending when the feed was left"
-    assert bf["pageshows"] == [False, True], bf["pageshows"]
+    # left at the instant a card decodes, Firefox loads the page again (docs/extension.md): once
+    # more with another feed; a page the extension keeps out every time fails
+    assert bf["pageshows"] == [False, True], (bf["pageshows"], bf["attempts"], bf["firstPageshows"])
+    assert bf["attempts"] <= 2
     assert bf["decidedInMs"] is not None, summarize(bf["states"])
     assert_flagged_exactly_the_harmful([s for s in bf["states"] if s["truth"] in ("harmful", "neutral")][:N_MEMES])
     assert bf["violations"] == {}, bf["violations"]
