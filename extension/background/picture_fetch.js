@@ -1,7 +1,8 @@
 /**
  * Picture bytes as the page got them: redirects followed, each hop checked by session rules
  * (declarativeNetRequest, shared/fetch_rules.js), the page's Referer given by a rule per picture
- * origin where the host answers another file without it (fetchBytes), cookies only for a picture on the page's own site, and the body read up to MAX_IMAGE_BYTES.
+ * origin where the host answers another file without it (fetchBytes), cookies only for a picture
+ * on the page's own site, and the body read up to MAX_IMAGE_BYTES.
  * The addresses our own fetch reaches are followed through the webRequest observers, so that a
  * name that resolves to a private address for us but not for the page (DNS rebinding) is refused.
  */

@@ -166,6 +166,15 @@
   for (const proto of [globalThis.StyleSheet?.prototype, globalThis.HTMLStyleElement?.prototype, globalThis.HTMLLinkElement?.prototype]) {
     wrapSetter(proto, 'disabled', enabled);
   }
+  /** `proto[name]`'s getter wrapped: the page gets `after(receiver, value)`. Its name stays. */
+  const wrapGetter = (proto, name, after) => {
+    const desc = proto && Object.getOwnPropertyDescriptor(proto, name);
+    if (typeof desc?.get !== 'function' || !desc.configurable) return null;
+    const { get } = desc;
+    const getter = Object.getOwnPropertyDescriptor({ get [name]() { return after(this, get.call(this)); } }, name).get;
+    Object.defineProperty(proto, name, { ...desc, get: getter });
+    return get;
+  };
   // The adopted sheets: set (the setter), or changed in place (an ObservableArray: push, splice, an
   // index written, with no setter call), which the getter's array, handed to the page through one
   // proxy per array, announces. A sheet a root adopts for the first time has its picture rules
@@ -179,38 +188,32 @@
     notePictureRules(rulesOf(sheet));
   };
   const proxies = new WeakMap(); // an adopted-sheets array -> the proxy the page gets
+  const inPlace = (root) => ({
+    set(target, key, value) {
+      const done = Reflect.set(target, key, value);
+      if (done) {
+        noteAdopted(root, value);
+        announceSheets();
+      }
+      return done;
+    },
+    deleteProperty(target, key) {
+      const done = Reflect.deleteProperty(target, key);
+      if (done) announceSheets();
+      return done;
+    },
+  });
   for (const proto of [globalThis.Document?.prototype, globalThis.ShadowRoot?.prototype]) {
-    const desc = proto && Object.getOwnPropertyDescriptor(proto, 'adoptedStyleSheets');
-    if (typeof desc?.get !== 'function' || !desc.configurable) continue;
-    const { get } = desc;
+    const get = wrapGetter(proto, 'adoptedStyleSheets', (root, array) => {
+      if (!array || typeof array !== 'object') return array;
+      if (!proxies.has(array)) proxies.set(array, new Proxy(array, inPlace(root)));
+      return proxies.get(array);
+    });
+    if (!get) continue;
     wrapSetter(proto, 'adoptedStyleSheets', (root) => {
       for (const sheet of get.call(root) ?? []) noteAdopted(root, sheet);
       return true;
     });
-    const inPlace = (root) => ({
-      set(target, key, value) {
-        const done = Reflect.set(target, key, value);
-        if (done) {
-          noteAdopted(root, value);
-          announceSheets();
-        }
-        return done;
-      },
-      deleteProperty(target, key) {
-        const done = Reflect.deleteProperty(target, key);
-        if (done) announceSheets();
-        return done;
-      },
-    });
-    const getter = Object.getOwnPropertyDescriptor({
-      get adoptedStyleSheets() {
-        const array = get.call(this);
-        if (!array || typeof array !== 'object') return array;
-        if (!proxies.has(array)) proxies.set(array, new Proxy(array, inPlace(this)));
-        return proxies.get(array);
-      },
-    }, 'adoptedStyleSheets').get;
-    Object.defineProperty(proto, 'adoptedStyleSheets', { ...Object.getOwnPropertyDescriptor(proto, 'adoptedStyleSheets'), get: getter });
   }
   // a rule's declarations (an element's own style attribute is a DOM change, seen already)
   const inRule = (style) => {
@@ -239,18 +242,11 @@
     return true;
   };
   for (const proto of [globalThis.CSSMediaRule?.prototype, globalThis.StyleSheet?.prototype]) {
-    const desc = proto && Object.getOwnPropertyDescriptor(proto, 'media');
-    if (typeof desc?.get !== 'function' || !desc.configurable) continue;
-    const { get } = desc;
-    const getter = Object.getOwnPropertyDescriptor({
-      get media() {
-        const list = get.call(this);
-        if (list && typeof list === 'object') mediaOwners.set(list, this);
-        return list;
-      },
-    }, 'media').get;
-    Object.defineProperty(proto, 'media', { ...desc, get: getter });
-    wrapSetter(proto, 'media', (owner) => notePictureRules(rulesOf(owner)) || true);
+    const get = wrapGetter(proto, 'media', (owner, list) => {
+      if (list && typeof list === 'object') mediaOwners.set(list, owner);
+      return list;
+    });
+    if (get) wrapSetter(proto, 'media', (owner) => notePictureRules(rulesOf(owner)) || true);
   }
   const mediaProto = globalThis.MediaList?.prototype;
   wrapSetter(mediaProto, 'mediaText', mediaChanged);
