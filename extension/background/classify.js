@@ -8,7 +8,7 @@
 import { API_ERROR, ApiError, SERVER_STATE } from '../shared/api.js';
 import { LRUCache } from '../shared/lru.js';
 import { BUSY_REASON, LOADING_REASON, VERDICT } from '../shared/messages.js';
-import { paddingMs, partitionKey, topLevelSite } from '../shared/page_loads.js';
+import { LOAD_REFUSAL, paddingMs, partitionKey, topLevelSite } from '../shared/page_loads.js';
 import { QueueFullError, TaskQueue } from '../shared/queue.js';
 import { checkImageUrl } from '../shared/urlsafety.js';
 import { UnreadableImage } from './picture_fetch.js';
@@ -152,7 +152,7 @@ export function createClassifier({ getClient, health, fetcher, pageLoads, loadSt
   /** null when the tab's browser loaded `url` from an address the worker can vouch for, else the FAILED verdict. */
   async function checkPageLoad(url, page) {
     await loadStoredTab(page.tabId);
-    if (!(await pageLoads.waitForLoad(page.tabId, url, LOAD_WAIT_MS))) return { status: VERDICT.FAILED, reason: 'not_loaded' };
+    if (!(await pageLoads.waitForLoad(page.tabId, url, LOAD_WAIT_MS))) return { status: VERDICT.FAILED, reason: LOAD_REFUSAL.NOT_LOADED };
     const judged = pageLoads.judge(page.tabId, url, page.topUrl);
     if (!judged.ok) return { status: VERDICT.FAILED, reason: judged.reason };
     if (!(await fetcher.checkResolvedAddress(url, page.topUrl))) return { status: VERDICT.FAILED, reason: 'private_address' };

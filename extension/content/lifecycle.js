@@ -18,7 +18,8 @@
  *   more as the page's own pictures before they are asked about (`wasThereBefore`): the new worker
  *   vouches only for loads it saw itself (shared/page_loads.js), and it started after those. The
  *   same holds for a page shown again from the back/forward cache (`restored`): the worker forgot
- *   its loads when the tab went to another page.
+ *   its loads when the tab went to another page, and for a script injected into a page already
+ *   parsed (`startedLate`: an open tab at a first install or an enable).
  */
 export const INSTANCE_ATTR = 'data-simclip-instance';
 export const ORPHAN_OFF = 'orphaned'; // data-simclip-off: the extension went away and nobody took over
@@ -35,21 +36,23 @@ export function isExtensionAlive(ext) {
 
 /**
  * @param {{ext: object, timed: (fn, kind) => any, doc?: Document, onRetire?: () => void,
- *          token?: string, timers?: {set: Function}}} deps `onRetire` stops the orphan's
- *   watchers; `doc`, `token` and `timers` are for tests.
+ *          startedLate?: boolean, token?: string, timers?: {set: Function}}} deps `onRetire`
+ *   stops the orphan's watchers; `startedLate`: this script was injected into a page already
+ *   parsed, whose pictures the worker may not have seen load; `doc`, `token` and `timers` are
+ *   for tests.
  * @returns {{timed, send, retired: () => boolean, predecessor: string|null, wasThereBefore: (el) => boolean}}
  */
-export function createLifecycle({ ext, timed, doc = document, onRetire = () => {}, token, timers }) {
+export function createLifecycle({ ext, timed, doc = document, onRetire = () => {}, startedLate = false, token, timers }) {
   const set = timers?.set ?? ((fn, ms) => setTimeout(fn, ms));
   const own = token ?? Math.random().toString(36).slice(2, 12);
   const root = doc.documentElement;
   const predecessor = root?.getAttribute(INSTANCE_ATTR) ?? null;
   root?.setAttribute(INSTANCE_ATTR, own);
   if (predecessor && root.getAttribute('data-simclip-off') === ORPHAN_OFF) root.removeAttribute('data-simclip-off');
-  // The elements of the page when a successor started, or when the page was last shown again from
-  // the back/forward cache (nodes in shadow roots count by their host).
+  // The elements of the page when a successor (or a script injected late) started, or when the
+  // page was last shown again from the back/forward cache (nodes in shadow roots count by their host).
   const listElements = () => new WeakSet(doc.querySelectorAll('*'));
-  let before = predecessor ? listElements() : null;
+  let before = predecessor || startedLate ? listElements() : null;
   let retired = false;
 
   function retire() {

@@ -21,6 +21,8 @@
 (() => {
   if (globalThis.simclipContentScript === true) return;
   globalThis.simclipContentScript = true;
+  // injected into a page already parsed (an open tab at an install, update or enable), not at document_start
+  const startedLate = document.readyState !== 'loading';
   const ext = globalThis.browser ?? globalThis.chrome;
   const SHADOW_ROOT_EVENT = 'simclip-shadow-root'; // shared/page_events.js
   // prehide.css for shadow roots (the document's `html:not([data-simclip-off])` becomes the sheet's `disabled`).
@@ -257,7 +259,7 @@
   else emptyHosts = null;
   early.observe(document, { childList: true, subtree: true });
   import(ext.runtime.getURL('content/main.js'))
-    .then((m) => m.start({ stopEarlyWatch, shadow }))
+    .then((m) => m.start({ stopEarlyWatch, shadow, startedLate }))
     .catch(giveUp);
   adoptGapSheet(); // after the early watch is set up: it is for a later moment, an update
 })();

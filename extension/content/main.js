@@ -6,7 +6,7 @@
  */
 import { isHostAllowlisted } from '../shared/allowlist.js';
 import { getBrowser } from '../shared/browser.js';
-import { MAX_URL_CHARS, MSG, VERDICT, CORRECTION, sendWithRetry } from '../shared/messages.js';
+import { LOAD_REFUSAL, MAX_URL_CHARS, MSG, VERDICT, CORRECTION, sendWithRetry } from '../shared/messages.js';
 import { normalizeSettings } from '../shared/settings.js';
 import { listActiveWarnings } from '../shared/verdict.js';
 import { CATEGORIES_KEY, HEALTH_KEY, SETTINGS_KEY } from '../shared/storage_keys.js';
@@ -21,16 +21,17 @@ import { createPerf } from './perf.js';
 import { WarningPainter } from './warning.js';
 
 /**
- * @param {{stopEarlyWatch?: () => void, shadow?: object}} options `stopEarlyWatch` ends the
- *   loader's stop-gap observer once the real watcher runs; `shadow` is the loader's helper for
- *   shadow roots (finding closed ones, adopting the pre-hide rules, switching them off).
+ * @param {{stopEarlyWatch?: () => void, shadow?: object, startedLate?: boolean}} options
+ *   `stopEarlyWatch` ends the loader's stop-gap observer once the real watcher runs; `shadow` is
+ *   the loader's helper for shadow roots (finding closed ones, adopting the pre-hide rules,
+ *   switching them off); `startedLate`: the loader ran in a page already parsed (lifecycle.js).
  */
-export async function start({ stopEarlyWatch = () => {}, shadow } = {}) {
+export async function start({ stopEarlyWatch = () => {}, shadow, startedLate = false } = {}) {
   const ext = getBrowser();
   let parts = null;
   const measured = createPerf();
   // Every piece of work checks first that the extension is still there (lifecycle.js).
-  const life = createLifecycle({ ext, timed: measured.timed, onRetire: () => parts?.watcher.unwatch() });
+  const life = createLifecycle({ ext, timed: measured.timed, onRetire: () => parts?.watcher.unwatch(), startedLate });
   const perf = { ...measured, timed: life.timed };
   const page = await loadPage(ext);
   const { send, sendOpenAgain } = createSender(ext, life);
@@ -155,8 +156,18 @@ async function askAboutPicture(send, url, el, priority, { media, loadFirst = fal
   }
   if (url.length > MAX_URL_CHARS) return { status: VERDICT.FAILED, reason: 'url_too_long' };
   if (loadFirst || again) await loadAsPage(url, referrerPolicyOf(el), { again });
-  return send({ type: MSG.CLASSIFY, url, priority, referrerPolicy: referrerPolicyOf(el), ...(media ? { media } : {}) });
+  const ask = () => send({ type: MSG.CLASSIFY, url, priority, referrerPolicy: referrerPolicyOf(el), ...(media ? { media } : {}) });
+  const reply = await ask();
+  if (!isUnseenLoad(reply)) return reply;
+  // The worker did not see the tab load it: it started after the page had (Firefox runs a new
+  // version's content scripts in open tabs while its background may still be loading), so the
+  // picture is loaded once more, as a request of the page the worker now sees, and asked again.
+  await loadAsPage(url, referrerPolicyOf(el), { again: true });
+  return ask();
 }
+
+/** True for the worker's answer "the tab never loaded this URL" (background/classify.js checkPageLoad). */
+const isUnseenLoad = (reply) => reply?.status === VERDICT.FAILED && reply.reason === LOAD_REFUSAL.NOT_LOADED;
 
 const LOAD_AS_PAGE_MS = 15000;
 

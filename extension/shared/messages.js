@@ -45,6 +45,14 @@ export const VERDICT = Object.freeze({
   UNAVAILABLE: 'unavailable', // the server is down, unpaired or busy: fail open unless keepHiddenWhenDown (down only)
 });
 
+/**
+ * `reason` of a FAILED verdict the worker gives without fetching: the tab's browser never loaded
+ * the URL as a picture (as far as the worker saw), or loaded it from a private address on a
+ * public site (shared/page_loads.js judge). The content script loads a NOT_LOADED picture once
+ * more as the page's and asks again (content/main.js).
+ */
+export const LOAD_REFUSAL = Object.freeze({ NOT_LOADED: 'not_loaded', PRIVATE_ADDRESS: 'private_address' });
+
 /** `reason` of an UNAVAILABLE verdict when the server is up but its queue is full (not "down"). */
 export const BUSY_REASON = 'busy';
 /** `reason` of an UNAVAILABLE verdict while the server still loads its model (not "down" either). */

@@ -20,10 +20,11 @@
  * Pure: no browser API, the clock and timers injected.
  */
 import { registrableDomain } from './fetch_rules.js';
+import { LOAD_REFUSAL } from './messages.js';
 import { isNonPublicIPv4, isNonPublicIPv6, isUnsafeHost, parseIPv4, parseIPv6 } from './urlsafety.js';
 
-/** Refusal reasons of judge(). */
-export const LOAD_REFUSAL = Object.freeze({ NOT_LOADED: 'not_loaded', PRIVATE_ADDRESS: 'private_address' });
+/** Refusal reasons of judge() (shared/messages.js: the content script reads them too). */
+export { LOAD_REFUSAL };
 
 // RFC 6761 / 6762 special-use names: never resolved by the public DNS, so a site under them is the
 // user's own (a developer's *.test, a printer's *.local), not a public one.

@@ -292,10 +292,13 @@ def violations(page):
 
 
 def summarize(states):
-    """{"truth/state": count} for a list of meme states."""
+    """{"truth/state": count} for a list of meme states; an unchecked picture's key names why
+    ("harmful/unchecked(not_loaded)"), so that a failure says what the extension was told."""
     out = {}
     for s in states:
         key = f"{s['truth']}/{s['state']}"
+        if s["state"] == "unchecked" and s.get("why"):
+            key += f"({s['why']})"
         out[key] = out.get(key, 0) + 1
     return out
 

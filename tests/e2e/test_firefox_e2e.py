@@ -123,7 +123,8 @@ def firefox_report(firefox_path, simclip_server, feed_site, stream_site, artifac
     lifecycle = {"url": f"{feed_site.url}?s=ff-lifecycle", "newTabUrl": f"{feed_site.url}?s=ff-lifecycle-new-tab",
                  "addPost": f"({ADD_POST_JS})({json.dumps([f'/m/{feed_site.harmful[1]}.png?p=ff-added&s=ff-lifecycle', 'ff-added'])})",
                  "addPostOff": f"({ADD_POST_JS})({json.dumps([f'/m/{feed_site.harmful[0]}.png?p=ff-added-off&s=ff-lifecycle', 'ff-added-off'])})",
-                 "offTabUrl": f"{feed_site.url}?s=ff-lifecycle-enabled-tab"}
+                 "offTabUrl": f"{feed_site.url}?s=ff-lifecycle-enabled-tab",
+                 "openedOffUrl": f"{feed_site.url}?s=ff-lifecycle-opened-off"}
     # A still page (?still=1): Firefox keeps no page with a request of its own in flight (its REQUEST
     # blocker: a lazy picture, a post added late), so that what is in flight when it is left is the
     # extension's alone.
@@ -338,8 +339,8 @@ def test_firefox_an_add_on_installed_over_itself_shows_no_waiting_picture_meanwh
 def test_firefox_an_add_on_disabled_and_enabled_under_an_open_feed_keeps_it_covered_and_protects_it_again(firefox_report):
     """Disabled as about:addons does (AddonManager), a harmful post added while it is off, then
     enabled: the flagged pictures stay covered meanwhile (the gap rules), the open feed's first
-    memes and the post added while off are decided again, none shown before its verdict, and a tab
-    opened after is protected."""
+    memes and the post added while off are decided again, none shown before its verdict, a tab
+    opened while it was off is judged at the enable, and a tab opened after is protected."""
     off = firefox_report["lifecycle"]["disabled"]
     assert "error" not in off, off["error"]
     assert off["active"] == [False, True], off["active"]
@@ -352,6 +353,12 @@ def test_firefox_an_add_on_disabled_and_enabled_under_an_open_feed_keeps_it_cove
         assert run["violations"] == {}, (name, run["violations"])
     added = [s for s in off["enabled"]["states"] if s.get("post") == "ff-added-off"]
     assert [s["state"] for s in added] == ["flagged"], added
+    # A tab opened while it was off (its pictures shown then, loaded with no add-on to see them):
+    # Firefox runs the content scripts in it at the enable, and its pictures are judged, none left
+    # unchecked as loads the new background never saw.
+    opened_off = off["openedWhileOff"]
+    assert opened_off["decidedInMs"] is not None, summarize(opened_off["states"])
+    assert_flagged_exactly_the_harmful([s for s in opened_off["states"] if s["truth"] in ("harmful", "neutral")][:N_MEMES])
 
 
 def test_firefox_an_add_on_removed_under_an_open_feed_keeps_it_covered_then_gives_the_page_its_pictures(firefox_report):

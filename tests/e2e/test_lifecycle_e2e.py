@@ -175,11 +175,18 @@ def test_a_disable_then_enable_keeps_decided_pictures_covered_and_protects_the_o
     page.wait_for_function("() => { const el = document.querySelector('[data-post=\"while-off\"]'); return el.complete; }")
     assert page.evaluate("getComputedStyle(document.querySelector('[data-post=\"while-off\"]')).visibility") == "hidden"
 
+    # A tab opened while it is off: its pictures load with no worker to see them (nor any script of ours).
+    opened_off = open_feed(b, feed_site, seed + "-opened-off")
+    opened_off.wait_for_function("() => document.readyState === 'complete'")
+
     assert b.extensions_page.evaluate(SET_ENABLED_JS, [b.extension_id, True]) is None
     wait_worker_back(b)
     wait_for(lambda: any(s["post"] == "while-off" and s["state"] == "flagged" for s in meme_states(page)), 60,
              message="the post added while the extension was off to be flagged")
     assert_open_tab_protected_after(b, page, feed_site, seed, "after the enable")
+    # The worker injects the content scripts into that tab: its pictures are loaded once more where
+    # the new worker sees it, then judged (not refused as loads it never saw, and shown unchecked).
+    wait_on_screen_decided_truly(opened_off, 60, "a tab opened while the extension was off decided truly after the enable")
 
 
 @pytest.mark.parametrize(("referer", "next_has_pictures"), [(False, False), (True, False), (True, True)],

@@ -25,7 +25,8 @@
  *   the add-on is disabled under that feed as about:addons does (AddonManager, in the browser's
  *   chrome window), `addPostOff` adds a harmful post while it is off, and it is enabled again
  *   (`disabled`: the gap rules' clock, the flagged pictures uncovered while off, the feed decided
- *   again with that post, and a tab opened after at `offTabUrl`). Then the add-on is removed
+ *   again with that post, a tab opened at `openedOffUrl` while it was off (`openedWhileOff`), and
+ *   a tab opened after at `offTabUrl`). Then the add-on is removed
  *   under the open feed (`removed`: the gap rules' clock, the flagged
  *   pictures uncovered in the gap and once the clock has ended, the page's data-simclip-off).
  *   `backForward` ({url, elsewhereUrl, initScript}): before that, a feed at `url` is left for
@@ -34,7 +35,7 @@
  * Prints one JSON object on stdout: {browser, connection, states, shield, decidedInMs, keys,
  *   cases: {name: {states, violations, decidedInMs, after?: {states, violations, decidedInMs}}},
  *   lifecycle?: {before, reinstalled, newTab: {states, violations, decidedInMs}, coveredMeanwhile: {post: pageState},
- *                disabled: {active, flagged, clockRan, uncoveredWhileOff, enabled, newTab},
+ *                disabled: {active, flagged, clockRan, uncoveredWhileOff, enabled, openedWhileOff, newTab},
  *                removed: {flagged, clockRan, uncoveredInGap, violations, off, uncoveredAfter}}
  *   (`coveredMeanwhile`: the page's state, just after the install, of each meme flagged before it),
  *   backForward?: {pendingWhenLeft, pageshows, states, violations, decidedInMs, attempts, firstPageshows}}. Case pages are read in every frame; each
@@ -330,7 +331,7 @@ async function leaveAndComeBack({ url, elsewhereUrl, initScript }, attempt) {
  * the open feed's flagged memes never shown meanwhile, a post it adds afterwards decided, a new
  * tab protected.
  */
-async function runLifecycle({ url, newTabUrl, addPost, addPostOff, offTabUrl }) {
+async function runLifecycle({ url, newTabUrl, addPost, addPostOff, offTabUrl, openedOffUrl }) {
   const t0 = Date.now();
   const feed = await openPage(url);
   const before = await waitFeedDecided(feed, t0);
@@ -352,7 +353,7 @@ async function runLifecycle({ url, newTabUrl, addPost, addPostOff, offTabUrl }) 
   newTab.violations = await fresh.evaluate(SHIELD_VIOLATIONS);
   log('lifecycle:', reinstalled.decidedInMs, newTab.decidedInMs);
   await fresh.close();
-  const disabled = await runDisableEnable(feed, addPostOff, offTabUrl).catch((e) => ({ error: String(e).slice(0, 600) }));
+  const disabled = await runDisableEnable(feed, addPostOff, offTabUrl, openedOffUrl).catch((e) => ({ error: String(e).slice(0, 600) }));
   extensionPage ??= await openOptionsPage().catch(() => null);
   const removed = await runRemoval(feed);
   return { before, coveredMeanwhile, reinstalled, newTab, disabled, removed };
@@ -377,11 +378,12 @@ const setAddonEnabled = (enabled) => inChrome(`(async () => {
 })()`);
 
 /**
- * The add-on disabled under the open feed, a harmful post added while it is off, then enabled
+ * The add-on disabled under the open feed, a harmful post added while it is off, a tab opened at
+ * `openedOffUrl` while it is off (its pictures loaded with no add-on to see them), then enabled
  * again: the flagged pictures covered meanwhile (the gap rules), the feed decided again with the
- * post added while off, and a tab opened after protected.
+ * post added while off, the tab opened while off decided, and a tab opened after protected.
  */
-async function runDisableEnable(feed, addPostOff, offTabUrl) {
+async function runDisableEnable(feed, addPostOff, offTabUrl, openedOffUrl) {
   const flagged = await feed.evaluate("document.querySelectorAll('[data-simclip=\"flagged\"]').length");
   await extensionPage.close();
   extensionPage = null;
@@ -391,19 +393,23 @@ async function runDisableEnable(feed, addPostOff, offTabUrl) {
   await feed.evaluate(addPostOff);
   await feed.evaluate('new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)))');
   const uncoveredWhileOff = await feed.evaluate(FLAGGED_UNCOVERED);
+  const openedOff = await openPage(openedOffUrl);
+  await openedOff.waitForFunction(() => document.readyState === 'complete', { timeout: 30_000 });
   const t1 = Date.now();
   const activeAgain = await setAddonEnabled(true);
   extensionPage = await openOptionsPage();
   const enabled = await waitFeedDecided(feed, t1, { recorded: true });
   enabled.violations = await feed.evaluate(SHIELD_VIOLATIONS); // since the page loaded: the reinstall's too
+  const openedWhileOff = await waitFeedDecided(openedOff, t1, { recorded: true });
+  await openedOff.close();
   const t2 = Date.now();
   const fresh = await openPage(offTabUrl);
   const newTab = await waitFeedDecided(fresh, t2);
   newTab.violations = await fresh.evaluate(SHIELD_VIOLATIONS);
   await fresh.close();
   log('disabled and enabled:', JSON.stringify({ active, activeAgain, flagged, clockRan, uncoveredWhileOff }),
-    enabled.decidedInMs, newTab.decidedInMs);
-  return { active: [active, activeAgain], flagged, clockRan, uncoveredWhileOff, enabled, newTab };
+    enabled.decidedInMs, openedWhileOff.decidedInMs, newTab.decidedInMs);
+  return { active: [active, activeAgain], flagged, clockRan, uncoveredWhileOff, enabled, openedWhileOff, newTab };
 }
 
 const GAP_CLOCK_RUNNING = "document.documentElement.getAnimations().some((a) => a.animationName === 'simclip-gap-clock')";
