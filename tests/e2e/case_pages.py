@@ -52,6 +52,25 @@ def encode_webm(images, fps):
     return buf.getvalue()
 
 
+# A site's service worker as Workbox's image recipe writes it (CacheFirst): every picture of a page
+# it controls is answered from its Cache Storage, fetched by the worker itself on a miss. Installed
+# on the first visit (skipWaiting, clients.claim), it answers the pictures from the next load on.
+SERVICE_WORKER_JS = """
+self.addEventListener('install', () => self.skipWaiting());
+self.addEventListener('activate', (event) => event.waitUntil(self.clients.claim()));
+self.addEventListener('fetch', (event) => {
+  if (event.request.destination !== 'image') return;
+  event.respondWith(caches.open('images').then(async (cache) => {
+    const hit = await cache.match(event.request);
+    if (hit) return hit;
+    const response = await fetch(event.request);
+    if (response.ok) cache.put(event.request, response.clone());
+    return response;
+  }));
+});
+"""
+
+
 class CasePages:
     """Builds the case pages for a FeedSite (which gives meme bytes and the harmful/neutral lists)."""
 
@@ -414,6 +433,23 @@ document.getElementById('signed-in').innerHTML = '{tag("cookie", h(1), "cookie")
 """
         return self.page("bytes the user sees", body, script)
 
+    def service_worker(self, seed):
+        """A feed whose site runs a service worker (SERVICE_WORKER_JS) that answers its pictures:
+        on a load it controls, no picture request of the page reaches the network. A load it does
+        not control yet registers it and loads the page again (so the page is always shown
+        controlled, as on a user's second visit); `window.__swControlled` says so."""
+        h, n = self.harmful, self.neutral
+        body = "".join(f"<section>{self.img(k, name, seed)}</section>"
+                       for k, name in ((h(0), "sw-h0"), (n(0), "sw-n0"), (h(1), "sw-h1"), (n(1), "sw-n1")))
+        head_script = """
+window.__swControlled = Boolean(navigator.serviceWorker?.controller);
+window.__caseSettled = window.__swControlled; // a case runner waits for the controlled load
+if (navigator.serviceWorker && !window.__swControlled) {
+  navigator.serviceWorker.register('/sw.js').then(() => navigator.serviceWorker.ready).then(() => location.reload());
+}
+"""
+        return self.page("a site with a service worker", body, head_script=head_script)
+
     def meme_image(self, k):
         return Image.open(io.BytesIO(self.site.memes[k][0]))
 
@@ -575,5 +611,6 @@ setTimeout(() => {{
             "shadow": lambda: self.shadow(seed),
             "picture-docs": lambda: self.picture_docs(seed),
             "props": lambda: self.props(seed),
+            "service-worker": lambda: self.service_worker(seed),
         }
         return builders[name]() if name in builders else None

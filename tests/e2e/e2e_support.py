@@ -147,16 +147,17 @@ class ExtensionBrowser:
 
 
 @contextlib.contextmanager
-def launch_with_extension(driver, profile, chromium_path, hosts, viewport, bfcache=False):
+def launch_with_extension(driver, profile, chromium_path, hosts, viewport, bfcache=False, extra_args=()):
     """Debian Chromium with the unpacked extension in a persistent context, `hosts` mapped to
     127.0.0.1, started by the session's Playwright `driver` (the sync API allows one per
     thread); yields (context, the extension's service worker) and closes it at the end.
-    `bfcache`: keep the back/forward cache on (Playwright turns it off by default)."""
+    `bfcache`: keep the back/forward cache on (Playwright turns it off by default);
+    `extra_args`: more Chromium switches."""
     rules = ", ".join(f"MAP {host} 127.0.0.1" for host in hosts)
     args = [f"--disable-extensions-except={EXTENSION_DIR}", f"--load-extension={EXTENSION_DIR}",
             "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            f"--host-resolver-rules={rules}"]
+            f"--host-resolver-rules={rules}", *extra_args]
     context = driver.chromium.launch_persistent_context(
         str(profile), headless=True, executable_path=chromium_path, args=args,
         viewport=viewport, timeout=60_000, ignore_default_args=["--disable-back-forward-cache"] if bfcache else None)

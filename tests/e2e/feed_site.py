@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlparse
 
 from PIL import Image, PngImagePlugin
 
-from case_pages import CasePages
+from case_pages import SERVICE_WORKER_JS, CasePages
 
 FEED_HOST = "feed.test"
 EMBED_HOST = "embed.test"  # another site on the same server: cross-origin embedded posts
@@ -310,6 +310,8 @@ class FeedSite:
                     if seed.startswith(UNIQUE_PREFIX):  # other bytes for every post: no cache helps
                         seed += "-" + q.get("p", [""])[0]
                     self.send(200, site.meme_bytes(k, seed), "image/png")
+                elif url.path == "/sw.js":  # the site's service worker (case_pages.py service_worker)
+                    self.send(200, SERVICE_WORKER_JS.encode(), "text/javascript")
                 elif url.path == "/icon.png":
                     self.send(200, site.icon_png, "image/png")
                 else:

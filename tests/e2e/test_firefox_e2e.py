@@ -116,6 +116,10 @@ def firefox_report(firefox_path, simclip_server, feed_site, stream_site, artifac
         {"name": "race-loader", "url": stream_site.url("loader", "ff-race"), "settleMs": 1000},
         {"name": "race-handover", "url": stream_site.url("handover", "ff-race-h"), "settleMs": 1000},
         {"name": "props", "url": feed_site.case_url("props", "ff-props"), "settleMs": 1500},
+        # a site whose service worker answers its pictures (the page loads itself again once controlled)
+        {"name": "service-worker", "url": feed_site.case_url("service-worker", "ff-sw"), "settleMs": 1000,
+         "violations": "Object.assign({}, (window.__shield || {}).violations,"
+                       " window.__swControlled ? {} : {uncontrolled: true})"},
         {"name": "canvas", "url": feed_site.case_url("canvas", "ff-canvas"), "initScript": PAINT_MONITOR_JS,
          "violations": PAINT_VIOLATIONS, "then": "window.__redraw()", "decided": sorted(DECIDED | {"skip"})},
     ]
@@ -223,6 +227,11 @@ def check_case(report, name, expected_posts):
 def test_firefox_checks_pictures_in_iframes(firefox_report):
     check_case(firefox_report, "frames", {"same-img", "cross-img", "srcdoc-img", "blank-now-img", "blank-late-img",
                                           "nest-inner-img"})
+
+
+def test_firefox_checks_pictures_a_sites_service_worker_answers(firefox_report):
+    """A PWA's service worker (CacheFirst) answers the page's pictures: judged all the same."""
+    check_case(firefox_report, "service-worker", {"sw-h0", "sw-n0", "sw-h1", "sw-n1"})
 
 
 def test_firefox_checks_pictures_in_open_closed_and_declarative_shadow_roots(firefox_report):

@@ -81,6 +81,8 @@ const launchOptions = {
     // The feed is plain http on a made-up name: no HTTPS-First upgrade of the page itself.
     'dom.security.https_first': false,
     'dom.security.https_first_for_unknown_suffixes': false,
+    // A site's service worker on the plain-http feed (a secure context only on https or localhost).
+    'dom.serviceWorkers.testing.enabled': true,
   },
   protocolTimeout: 60_000,
   // Puppeteer waits 30 s by default for Firefox to print its BiDi endpoint. A start takes 2-4 s
