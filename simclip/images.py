@@ -36,6 +36,7 @@ from typing import TypeAlias
 import numpy as np
 from PIL import Image, ImageChops, ImageFile, ImageStat, UnidentifiedImageError, features
 
+from .bmp import BmpLayoutError, bmp_size, decode_bmp
 from .constants import (
     ALLOWED_IMAGE_FORMATS,
     BLANK_FRAME_STDDEV,
@@ -135,12 +136,30 @@ def _open(data: bytes) -> Image.Image:
     except _DECODE_ERRORS as e:
         if jpeg_cut_in_header(data):
             raise CorruptImageError("JPEG data is truncated in its header: nothing to show") from e
+        painted = _bmp_as_painted(data)
+        if painted is not None:  # a BMP layout Pillow refuses and browsers paint
+            return painted
         repaired = webp_animation_repaired(data)
         if repaired is not None:  # an animated WebP cut short: the frames that arrived
             return _open(repaired)
         # The magic bytes matched but no valid header follows (e.g. HTML behind a PNG
         # signature): not an image at all, as far as any caller is concerned.
         raise UnsupportedImageError(f"not a valid image: malformed header ({e})") from e
+
+
+def _bmp_as_painted(data: bytes) -> Image.Image | None:
+    """An uncompressed BMP in a layout Pillow refuses, decoded as browsers paint it
+    (`simclip.bmp`), or None for any other bytes. Raises ImageTooLargeError and
+    ImageDataTooShortError as the other formats' checks do, before any pixel is decoded."""
+    size = bmp_size(data)
+    if size is None:
+        return None
+    check_dimensions(*size)
+    check_data_covers(data, "BMP", *size)
+    try:
+        return decode_bmp(data, MAX_IMAGE_PIXELS)
+    except BmpLayoutError:
+        return None
 
 
 def _open_allowed(data: bytes) -> Image.Image:
@@ -310,11 +329,15 @@ def _frame_as_painted(data: bytes, img: Image.Image) -> Image.Image | None:
     """The first frame of a GIF or BMP cut short, or of a lossy WebP damaged in the middle, as
     browsers paint it (`simclip.truncation`; FFmpeg's VP8 decoder conceals a WebP's damage), or
     None: another format, or nothing to paint. `img` is `data` opened, its load failed."""
+    if img.format == "BMP":  # cut short, or a layout Pillow opens and cannot load (a palette too long)
+        try:
+            frame = truncated_bmp(data, lambda: _open(data))
+        except (ImageError, *_DECODE_ERRORS, MemoryError):
+            frame = None
+        return frame if frame is not None else _bmp_as_painted(data)
     try:
         if img.format == "GIF":
             return truncated_gif_frame(lambda: _open(data))
-        if img.format == "BMP":
-            return truncated_bmp(data, lambda: _open(data))
         payload = webp_vp8_payload(data) if img.format == "WEBP" else None
         frame = decode_vp8_keyframe(payload, img.size) if payload else None
     except (ImageError, *_DECODE_ERRORS, MemoryError):

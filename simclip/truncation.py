@@ -203,7 +203,10 @@ def _bmp_rows(data: bytes) -> tuple[int, int, bool] | None:
     if header == 12:  # OS/2 BITMAPCOREHEADER: 16-bit sizes, never compressed
         width, height, _, bits = struct.unpack_from("<HHHH", data, 18)
         compression = 0
-    elif header >= 40 and len(data) >= 34:
+    elif 16 <= header < 20:  # OS/2 2.x header cut before its compression field
+        width, height, _, bits = struct.unpack_from("<iiHH", data, 18)
+        compression = 0
+    elif header >= 20 and len(data) >= 34:
         width, height, _, bits, compression = struct.unpack_from("<iiHHI", data, 18)
     else:
         return None

@@ -171,3 +171,83 @@ def damaged(data, where, zero):
         for k in range(4):
             out[at + 7 * k] ^= 0x55
     return bytes(out)
+
+
+def _bmp_fields(values, mask):
+    """`values` (0-255) stored in the bit field `mask`: their top bits, as a writer keeps them."""
+    shift = (mask & -mask).bit_length() - 1
+    width = (mask >> shift).bit_length()
+    return (values.astype(np.uint32) >> max(0, 8 - width) << max(0, width - 8)) << shift
+
+
+def bmp_with_bit_fields(img, bits, masks, header_size=40, alpha_bit_fields=False):
+    """A bottom-up BMP of `img` (RGB or RGBA) with `bits` (16 or 32) per pixel in the bit fields
+    `masks` (red, green, blue, alpha; 0: none), which Pillow reads only in its few usual layouts:
+    compression BI_BITFIELDS (3), or BI_ALPHABITFIELDS (6) with its four masks after a 40-byte
+    header; `header_size` 40 (masks after it), 56, 108 or 124 (masks inside it)."""
+    rgba = np.asarray(img.convert("RGBA"))
+    pixels = sum(_bmp_fields(rgba[..., c], m) for c, m in enumerate(masks) if m)
+    row = pixels[::-1].astype("<u2" if bits == 16 else "<u4").tobytes()
+    stride = (img.width * bits + 31) // 32 * 4
+    rows = b"".join(row[i:i + img.width * bits // 8].ljust(stride, b"\0")
+                    for i in range(0, len(row), img.width * bits // 8))
+    listed = masks[:4 if alpha_bit_fields else 3]
+    after = struct.pack(f"<{len(listed)}I", *listed) if header_size == 40 else b""
+    info = struct.pack("<IiiHHIIiiII", header_size, img.width, img.height, 1, bits, 6 if alpha_bit_fields else 3,
+                       len(rows), 2835, 2835, 0, 0)
+    if header_size > 40:
+        info += struct.pack("<4I", *masks)
+    info = info.ljust(header_size, b"\0") + after
+    offset = 14 + len(info)
+    return b"BM" + struct.pack("<IHHI", offset + len(rows), 0, 0, offset) + info + rows
+
+
+def bmp_with_palette(img, bits=8, header_size=40, palette_entries=None):
+    """A bottom-up palette BMP of `img` quantized to 2**bits colours, in layouts Pillow refuses:
+    `bits` 2, an OS/2 2.x `header_size` under 40 (16: sizes and depth only), or a palette of
+    `palette_entries` entries, more than the depth can index (the extra ones black)."""
+    quantized = img.convert("RGB").quantize(1 << bits)
+    colours = np.array(quantized.getpalette()[:3 * (1 << bits)], np.uint8).reshape(-1, 3)
+    entries = palette_entries or len(colours)
+    palette = np.zeros((entries, 4), np.uint8)
+    palette[:len(colours), :3] = colours[:, ::-1]
+    indices = np.asarray(quantized)[::-1]
+    per_byte = 8 // bits
+    width = -(-img.width // per_byte) * per_byte
+    padded = np.zeros((img.height, width), np.uint8)
+    padded[:, :img.width] = indices
+    packed = np.zeros((img.height, width // per_byte), np.uint8)
+    for k in range(per_byte):
+        packed |= padded[:, k::per_byte] << (8 - bits * (k + 1))
+    stride = (img.width * bits + 31) // 32 * 4
+    rows = b"".join(r.tobytes().ljust(stride, b"\0") for r in packed)
+    if header_size < 40:
+        info = struct.pack("<IiiHH", header_size, img.width, img.height, 1, bits).ljust(header_size, b"\0")
+    else:
+        info = struct.pack("<IiiHHIIiiII", header_size, img.width, img.height, 1, bits, 0, len(rows), 2835, 2835,
+                           palette_entries or 0, 0)
+    offset = 14 + len(info) + palette.size
+    return b"BM" + struct.pack("<IHHI", offset + len(rows), 0, 0, offset) + info + palette.tobytes() + rows
+
+
+# The BMP layouts Pillow 13 refuses and Chromium 156 and Firefox 153 paint (bmpsuite's names in
+# Pillow's Tests/images/bmp), as `bmp_with_bit_fields` or `bmp_with_palette` arguments; with the
+# largest per-channel error of an exact decoding (the layout's own rounding).
+BMP_LAYOUTS = {
+    "rgb32bf": ("fields", {"bits": 32, "masks": (0xFF000000, 0x0FF0, 0xFF0000, 0)}, 0),  # masks out of order
+    "rgb16-231": ("fields", {"bits": 16, "masks": (0x30, 0x0E, 0x01, 0)}, 128),
+    "rgba16-4444": ("fields", {"bits": 16, "masks": (0x0F00, 0xF0, 0x0F, 0xF000), "header_size": 124}, 16),
+    "rgb32-111110": ("fields", {"bits": 32, "masks": (0xFFE00000, 0x1FFC00, 0x3FF, 0)}, 0),
+    "rgba32abf": ("fields", {"bits": 32, "masks": (0xFF000000, 0xFF00, 0xFF, 0xFF0000), "alpha_bit_fields": True}, 0),
+    "pal2": ("palette", {"bits": 2}, None),
+    "pal8os2v2-16": ("palette", {"header_size": 16}, None),
+    "pal8oversizepal": ("palette", {"palette_entries": 300}, None),
+}
+
+
+def unusual_bmp(img, layout):
+    """`img` as a BMP in one of BMP_LAYOUTS."""
+    kind, kwargs, _ = BMP_LAYOUTS[layout]
+    if kind == "fields":
+        return bmp_with_bit_fields(img, **kwargs)
+    return bmp_with_palette(img, **kwargs)

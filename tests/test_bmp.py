@@ -1,0 +1,126 @@
+"""BMP layouts Pillow refuses and browsers paint (simclip/bmp.py, issue 17 item 4: the picture
+judged is the picture shown). tests/e2e/test_truncation_e2e.py holds the same forms of real
+memes to Chromium's and Firefox's painting."""
+
+import io
+import struct
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from display_pictures import BMP_LAYOUTS, bmp_with_bit_fields, bmp_with_palette, unusual_bmp
+from simclip import ImageError, decode_image
+from simclip.bmp import BmpLayoutError, decode_bmp
+from simclip.errors import ImageDataTooShortError, ImageTooLargeError
+
+
+def _picture(width=61, height=40):
+    """A colour gradient with a shape in it: every channel varies, and the rows differ."""
+    y, x = np.mgrid[0:height, 0:width]
+    rgb = np.stack([x * 255 // (width - 1), y * 255 // (height - 1), (x + y) * 255 // (width + height - 2)], axis=-1)
+    rgb[5:15, 10:30] = (250, 20, 120)
+    return Image.fromarray(rgb.astype(np.uint8), "RGB")
+
+
+BIT_FIELDS = [name for name, (kind, _, _) in BMP_LAYOUTS.items() if kind == "fields"]
+PALETTES = [name for name, (kind, _, _) in BMP_LAYOUTS.items() if kind == "palette"]
+
+
+@pytest.mark.parametrize("layout", BIT_FIELDS)
+def test_bit_field_layouts_pillow_refuses_decode_to_the_picture(layout):
+    img = _picture()
+    data = unusual_bmp(img, layout)
+    with pytest.raises((OSError, ValueError)):
+        Image.open(io.BytesIO(data)).load()  # what the server did before: 415, shown unchecked
+    decoded = decode_image(data)
+    assert decoded.size == img.size and decoded.mode == "RGB"
+    diff = np.abs(np.asarray(decoded, dtype=int) - np.asarray(img, dtype=int))
+    assert diff.max() <= BMP_LAYOUTS[layout][2], (layout, diff.max())
+
+
+def test_a_field_narrower_than_8_bits_is_scaled_to_the_full_range_as_browsers_do():
+    img = Image.new("RGB", (4, 1), (255, 255, 255))
+    img.putpixel((0, 0), (0, 0, 0))
+    decoded = np.asarray(decode_image(bmp_with_bit_fields(img, 16, (0x30, 0x0E, 0x01, 0))))
+    assert decoded[0, 0].tolist() == [0, 0, 0]
+    assert decoded[0, 1].tolist() == [255, 255, 255]  # 2, 3 and 1 bits at their top: white, not 192/224/128
+
+
+def test_an_alpha_field_is_the_pictures_alpha_unless_every_pixel_leaves_it_zero():
+    img = Image.new("RGBA", (8, 2), (200, 10, 10, 255))
+    img.putpixel((0, 0), (200, 10, 10, 0))
+    masks = (0xFF0000, 0xFF00, 0xFF, 0xFF000000)
+    with_alpha = decode_bmp(bmp_with_bit_fields(img, 32, masks, alpha_bit_fields=True), 10**6)
+    assert with_alpha.mode == "RGBA" and np.asarray(with_alpha)[:, :, 3].tolist() == [[0] + [255] * 7, [255] * 8]
+    opaque = img.convert("RGB")
+    unset = decode_bmp(bmp_with_bit_fields(opaque, 32, (0xFF0000, 0xFF00, 0xFF, 0), alpha_bit_fields=True), 10**6)
+    assert unset.mode == "RGB"  # no alpha in the data: opaque
+
+
+@pytest.mark.parametrize("layout", PALETTES)
+def test_palette_layouts_pillow_refuses_decode_to_their_palette_colours(layout):
+    """2 bits a pixel, an OS/2 2.x 16-byte header, a palette longer than the depth indexes."""
+    img = _picture()
+    data = unusual_bmp(img, layout)
+    with pytest.raises((OSError, ValueError)):
+        Image.open(io.BytesIO(data)).load()
+    expected = np.asarray(img.quantize(1 << BMP_LAYOUTS[layout][1].get("bits", 8)).convert("RGB"))
+    assert np.array_equal(np.asarray(decode_image(data)), expected), layout
+
+
+def test_a_bmp_cut_short_paints_the_rows_that_arrived_and_nothing_else():
+    img = _picture()
+    data = bmp_with_bit_fields(img, 32, (0xFFE00000, 0x1FFC00, 0x3FF, 0))
+    offset = struct.unpack_from("<I", data, 10)[0]
+    stride = img.width * 4
+    cut = data[:offset + 15 * stride + 7]  # 15 whole rows: the picture's bottom rows (stored first)
+    rgba = np.asarray(decode_bmp(cut, 10**6), dtype=int)
+    assert (rgba[-15:, :, 3] == 255).all() and (rgba[:-15, :, 3] == 0).all()
+    assert np.abs(rgba[-15:, :, :3] - np.asarray(img, dtype=int)[-15:]).max() == 0
+    assert decode_image(cut).size == img.size  # the server judges it so (the rest filled as for any transparency)
+
+
+def test_a_top_down_bmp_keeps_its_first_rows_at_the_top():
+    img = _picture()
+    data = bytearray(bmp_with_bit_fields(img, 32, (0xFF0000, 0xFF00, 0xFF, 0), alpha_bit_fields=True))
+    height = struct.unpack_from("<i", data, 22)[0]
+    struct.pack_into("<i", data, 22, -height)  # the same rows read top-down: the picture upside down
+    assert np.array_equal(np.asarray(decode_image(bytes(data))), np.asarray(img)[::-1])
+
+
+def test_a_palette_index_past_the_palette_is_black():
+    img = Image.new("RGB", (4, 4), (10, 200, 30))
+    data = bytearray(bmp_with_palette(img, bits=2))
+    offset = struct.unpack_from("<I", data, 10)[0]
+    data[offset] = 0xFF  # index 3, where the palette has one colour
+    assert np.asarray(decode_image(bytes(data)))[-1, 0].tolist() == [0, 0, 0]
+
+
+def test_a_header_claiming_a_huge_canvas_is_refused_before_decoding():
+    huge = bytearray(bmp_with_bit_fields(_picture(), 32, (0xFFE00000, 0x1FFC00, 0x3FF, 0)))
+    struct.pack_into("<ii", huge, 18, 30000, 30000)
+    with pytest.raises(ImageTooLargeError):
+        decode_image(bytes(huge))
+    short = bytearray(huge)
+    struct.pack_into("<ii", short, 18, 2000, 1000)  # 2 MP, and the bytes of a few rows only
+    with pytest.raises(ImageDataTooShortError):
+        decode_image(bytes(short))
+
+
+@pytest.mark.parametrize("damage", ["no rows", "masks cut off", "header size 200", "RLE-compressed 16-bit"])
+def test_other_malformed_layouts_are_typed_errors(damage):
+    data = bytearray(bmp_with_bit_fields(_picture(), 16, (0x30, 0x0E, 0x01, 0)))
+    offset = struct.unpack_from("<I", data, 10)[0]
+    if damage == "no rows":
+        data = data[:offset + 10]
+    elif damage == "masks cut off":
+        data = data[:14 + 40 + 6]
+    elif damage == "header size 200":
+        struct.pack_into("<I", data, 14, 200)
+    else:
+        struct.pack_into("<I", data, 30, 1)
+    with pytest.raises(ImageError):
+        decode_image(bytes(data))
+    with pytest.raises(BmpLayoutError):
+        decode_bmp(bytes(data), 10**6)
