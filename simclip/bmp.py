@@ -8,11 +8,14 @@ an unusual order) and with an alpha field (`BI_ALPHABITFIELDS`, 6), 2-bit palett
 palette with more entries than the pixel depth can index. Left refused: compressed layouts
 (RLE, Huffman, embedded JPEG or PNG), which Pillow reads where it can.
 
-`decode_bmp` reads these with numpy, the way Chromium's BMP reader does: a field of fewer than 8
-bits is scaled to 8 (`v * 255 / (2**n - 1)`, rounded), a wider one keeps its top 8 bits; an
-alpha field whose every pixel is 0 means an opaque picture (writers leave it unset); rows are
-stored bottom-up unless the height is negative; a palette index past the palette is black;
-rows the data does not reach are transparent (as `truncation.truncated_bmp`).
+`decode_bmp` reads these with numpy, the way Chromium's BMP reader does: each bit mask is cut to
+the pixel's depth, and a mask with a gap or two masks sharing a bit refuse the file; a field of
+fewer than 8 bits is scaled to 8 (`v * 255 / (2**n - 1)`, rounded), a wider one keeps its top 8
+bits; an alpha field whose every pixel is 0 means an opaque picture (writers leave it unset);
+rows are stored bottom-up unless the height is negative; a palette index past the palette is
+black; rows the data does not reach are transparent (as `truncation.truncated_bmp`). Header
+sizes are Chromium's: 40, 52, 56, 108 and 124 bytes, or an OS/2 2.x header of 16 to 64 (a
+multiple of 4, or 42 or 46) with 1, 4, 8 or 24-bit pixels stored bottom-up, uncompressed.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from PIL import Image
 _FILE_HEADER = 14
 _CORE_HEADER = 12  # OS/2 1.x BITMAPCOREHEADER: 16-bit sizes, 3-byte palette entries
 _BI_RGB, _BI_BITFIELDS, _BI_ALPHABITFIELDS = 0, 3, 6
+_WINDOWS_HEADERS = (40, 52, 56, 108, 124)  # BITMAPINFOHEADER, V2, V3, V4, V5; others 16-64: OS/2 2.x
 # 16 and 32-bit BI_RGB: 5-5-5 and 8-8-8, no alpha
 _DEFAULT_MASKS = {16: (0x7C00, 0x03E0, 0x001F, 0), 32: (0x00FF0000, 0x0000FF00, 0x000000FF, 0)}
 
@@ -40,13 +44,18 @@ def _header(data: bytes) -> dict:
     offset, size = struct.unpack_from("<II", data, 10)
     if size == _CORE_HEADER:
         raise BmpLayoutError("an OS/2 1.x header: Pillow reads those")
-    if not 16 <= size <= 124 or len(data) < _FILE_HEADER + size:
+    os2 = size not in _WINDOWS_HEADERS
+    if (os2 and not (16 <= size <= 64 and (size % 4 == 0 or size in (42, 46)))) or len(data) < _FILE_HEADER + size:
         raise BmpLayoutError(f"unknown BMP header size {size}")
     # the 124-byte BITMAPV5HEADER's fields; a shorter header (OS/2 2.x, v2 to v4) leaves the rest 0
     fields = data[_FILE_HEADER + 4:_FILE_HEADER + size].ljust(120, b"\0")
     width, height, _, bits, compression, _, _, _, colours = struct.unpack_from("<iiHHIIiiI", fields)
     if size < 20:  # OS/2 2.x with 16 bytes: no compression field
         compression = _BI_RGB
+    if os2 and (compression != _BI_RGB or bits not in (1, 4, 8, 24) or height < 0):
+        # OS/2 2.x compression 3 and 4 are Huffman and RLE24, not bit fields; no 2, 16 or 32-bit
+        # pixels and no top-down rows there either: Chromium refuses the file
+        raise BmpLayoutError(f"an OS/2 2.x BMP layout browsers do not paint ({bits} bits, compression {compression})")
     masks = None
     if compression in (_BI_BITFIELDS, _BI_ALPHABITFIELDS) and bits in (16, 32):
         if size >= 52:  # BITMAPV2INFOHEADER and later hold the masks (the alpha one from 56 bytes)
@@ -63,10 +72,27 @@ def _header(data: bytes) -> dict:
         masks = _DEFAULT_MASKS[bits]
     elif compression != _BI_RGB or bits not in (1, 2, 4, 8, 24):
         raise BmpLayoutError(f"a compressed or unknown BMP layout ({bits} bits, compression {compression})")
+    if masks is not None:
+        masks = _checked_masks(masks, bits)
     if width <= 0 or height == 0:
         raise BmpLayoutError(f"BMP size {width}x{height}")
     return {"offset": offset, "size": size, "width": width, "height": abs(height), "top_down": height < 0,
             "bits": bits, "masks": masks, "colours": colours}
+
+
+def _checked_masks(masks: tuple[int, ...], bits: int) -> tuple[int, ...]:
+    """The bit masks cut to the pixel's `bits`, as Chromium reads them. Raises BmpLayoutError for
+    a mask with a gap in it or two masks that share a bit: Chromium paints nothing of such a file."""
+    cut = tuple(mask & ((1 << bits) - 1) for mask in masks)
+    seen = 0
+    for mask in cut:
+        if mask & seen:
+            raise BmpLayoutError("two BMP bit masks overlap")
+        seen |= mask
+        low = mask >> ((mask & -mask).bit_length() - 1) if mask else 0
+        if low & (low + 1):
+            raise BmpLayoutError(f"a BMP bit mask with a gap ({mask:#x})")
+    return cut
 
 
 def bmp_size(data: bytes) -> tuple[int, int] | None:
@@ -83,7 +109,7 @@ def _field(values: np.ndarray, mask: int) -> np.ndarray:
     if mask == 0:
         return np.zeros(values.shape, np.uint8)
     shift = (mask & -mask).bit_length() - 1
-    width = (mask >> shift).bit_length()  # a mask with holes reads as its span, as Chromium's
+    width = (mask >> shift).bit_length()
     field = (values & np.uint32(mask)) >> np.uint32(shift)
     if width >= 8:
         return (field >> np.uint32(width - 8)).astype(np.uint8)

@@ -124,3 +124,41 @@ def test_other_malformed_layouts_are_typed_errors(damage):
         decode_image(bytes(data))
     with pytest.raises(BmpLayoutError):
         decode_bmp(bytes(data), 10**6)
+
+
+def _with_masks(masks, header_size=124):
+    """A white 4x2 16-bit BMP stored as 5-6-5, its header's masks then replaced by `masks`."""
+    data = bytearray(bmp_with_bit_fields(Image.new("RGB", (4, 2), "white"), 16, (0xF800, 0x07E0, 0x001F, 0),
+                                         header_size=header_size))
+    struct.pack_into("<4I", data, 54, *masks)
+    return bytes(data)
+
+
+def test_a_mask_reaching_past_the_pixel_depth_is_cut_to_it_as_chromium_reads_it():
+    # red's mask 0x1F800 over a 16-bit pixel: Chromium keeps 0xF800, so white stays white
+    assert np.asarray(decode_image(_with_masks((0x1F800, 0x07E0, 0x001F, 0))))[0, 0].tolist() == [255, 255, 255]
+
+
+@pytest.mark.parametrize("masks", [(0xF00F, 0x07E0, 0x0010, 0), (0xF800, 0x0FE0, 0x001F, 0)],
+                         ids=["a gap", "overlapping"])
+def test_masks_with_a_gap_or_sharing_a_bit_are_refused_as_browsers_paint_nothing(masks):
+    with pytest.raises(ImageError):
+        decode_image(_with_masks(masks))
+
+
+@pytest.mark.parametrize("layout", ["OS/2 2.x 64-byte header with bit fields", "OS/2 2.x 2-bit", "header size 66"])
+def test_header_layouts_chromium_refuses_stay_refused(layout):
+    img = _picture()
+    if layout.startswith("OS/2 2.x 64"):
+        data = bytearray(bmp_with_bit_fields(img, 32, (0xFF0000, 0xFF00, 0xFF, 0), header_size=56))
+        struct.pack_into("<I", data, 14, 64)  # read as an OS/2 2.x header: its compression 3 is Huffman
+    elif layout == "OS/2 2.x 2-bit":
+        data = bytearray(bmp_with_palette(img, bits=2, header_size=16))
+    else:
+        data = bytearray(bmp_with_bit_fields(img, 32, (0xFF0000, 0xFF00, 0xFF, 0), header_size=124))
+        struct.pack_into("<I", data, 14, 66)
+    with pytest.raises(BmpLayoutError):
+        decode_bmp(bytes(data), 10**6)
+    if not layout.startswith("OS/2 2.x 64"):  # that one Pillow reads as bit fields itself
+        with pytest.raises(ImageError):
+            decode_image(bytes(data))

@@ -155,10 +155,10 @@ async function askAboutPicture(send, url, el, priority, { media, loadFirst = fal
     return send({ type: MSG.CLASSIFY_BYTES, base64: read.base64, mime: read.mime, priority });
   }
   if (url.length > MAX_URL_CHARS) return { status: VERDICT.FAILED, reason: 'url_too_long' };
-  if (loadFirst || again) await loadAsPage(url, referrerPolicyOf(el), { again });
+  const loaded = loadFirst || again ? await loadAsPage(url, referrerPolicyOf(el), { again }) : null;
   const ask = () => send({ type: MSG.CLASSIFY, url, priority, referrerPolicy: referrerPolicyOf(el), ...(media ? { media } : {}) });
   const reply = await ask();
-  if (!isUnseenLoad(reply)) return reply;
+  if (!isUnseenLoad(reply) || !pageLoadedIt(el, url, loaded)) return reply;
   // The worker did not see the tab load it: it started after the page had (Firefox runs a new
   // version's content scripts in open tabs while its background may still be loading), so the
   // picture is loaded once more, as a request of the page the worker now sees, and asked again.
@@ -168,6 +168,18 @@ async function askAboutPicture(send, url, el, priority, { media, loadFirst = fal
 
 /** True for the worker's answer "the tab never loaded this URL" (background/classify.js checkPageLoad). */
 const isUnseenLoad = (reply) => reply?.status === VERDICT.FAILED && reply.reason === LOAD_REFUSAL.NOT_LOADED;
+
+/**
+ * True when the page has `url` loaded: its <img> or <video> shows it, or `loaded` (loadAsPage's
+ * answer) says the page loaded it just now. Only such a picture is requested once more for a
+ * worker that missed the load: one the page failed to load (a 404, or refused by its content
+ * security policy or a blocker) is not requested again outside the page's own rules.
+ */
+function pageLoadedIt(el, url, loaded) {
+  if (el.localName === 'img' && el.currentSrc === url) return el.complete && el.naturalWidth > 0;
+  if (el.localName === 'video' && el.currentSrc === url) return el.readyState > 0;
+  return loaded === true;
+}
 
 const LOAD_AS_PAGE_MS = 15000;
 
@@ -180,19 +192,20 @@ const LOAD_AS_PAGE_MS = 15000;
  * no-cors mode (the page's credentials, from the HTTP cache where it is fresh), which needs no
  * CORS headers from a picture host and reaches the worker's observers as a picture or video
  * response (shared/page_loads.js); only the response's start is waited for, the body is not
- * read. Resolves when it loaded, failed, or after LOAD_AS_PAGE_MS.
+ * read. Resolves when it loaded (true: a picture, or a response to the request again), failed
+ * (false), or after LOAD_AS_PAGE_MS (false).
  */
 function loadAsPage(url, referrerPolicy, { again = false } = {}) {
   if (again) return requestAgain(url, referrerPolicy);
   return new Promise((resolve) => {
     const img = new Image();
-    const done = () => {
+    const done = (loaded) => {
       clearTimeout(timer);
-      resolve();
+      resolve(loaded);
     };
-    const timer = setTimeout(done, LOAD_AS_PAGE_MS);
-    img.onload = done;
-    img.onerror = done;
+    const timer = setTimeout(() => done(false), LOAD_AS_PAGE_MS);
+    img.onload = () => done(true);
+    img.onerror = () => done(false);
     if (referrerPolicy) img.referrerPolicy = referrerPolicy;
     img.src = url;
   });
@@ -214,8 +227,9 @@ async function requestAgain(url, referrerPolicy) {
       mode: 'no-cors', credentials: 'include', cache: 'force-cache', signal: controller.signal,
       ...(REFERRER_POLICIES.has(policy) ? { referrerPolicy: policy } : {}),
     });
+    return true;
   } catch {
-    // refused or cut off: the worker says not_loaded, as before
+    return false; // refused or cut off: the worker says not_loaded, as before
   } finally {
     clearTimeout(timer);
     controller.abort(); // the response has started: its body is not wanted

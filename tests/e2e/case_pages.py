@@ -445,7 +445,9 @@ document.getElementById('signed-in').innerHTML = '{tag("cookie", h(1), "cookie")
 window.__swControlled = Boolean(navigator.serviceWorker?.controller);
 window.__caseSettled = window.__swControlled; // a case runner waits for the controlled load
 if (navigator.serviceWorker && !window.__swControlled) {
-  navigator.serviceWorker.register('/sw.js').then(() => navigator.serviceWorker.ready).then(() => location.reload());
+  // scoped to this page: the feed and the other case pages of the run stay uncontrolled
+  navigator.serviceWorker.register('/sw.js', {scope: location.pathname}).then(() => navigator.serviceWorker.ready)
+    .then(() => location.reload());
 }
 """
         return self.page("a site with a service worker", body, head_script=head_script)
