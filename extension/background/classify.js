@@ -155,7 +155,7 @@ export function createClassifier({ getClient, health, fetcher, pageLoads, loadSt
     if (!(await pageLoads.waitForLoad(page.tabId, url, LOAD_WAIT_MS))) return { status: VERDICT.FAILED, reason: LOAD_REFUSAL.NOT_LOADED };
     const judged = pageLoads.judge(page.tabId, url, page.topUrl);
     if (!judged.ok) return { status: VERDICT.FAILED, reason: judged.reason };
-    if (!(await fetcher.checkResolvedAddress(url, page.topUrl))) return { status: VERDICT.FAILED, reason: 'private_address' };
+    if (!(await fetcher.checkResolvedAddress(url, page.topUrl))) return { status: VERDICT.FAILED, reason: LOAD_REFUSAL.PRIVATE_ADDRESS };
     return null;
   }
 

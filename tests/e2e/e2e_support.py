@@ -437,3 +437,25 @@ def assert_cards_readable(cards, names):
         assert any(p["text"] == "Not harmful?" for p in texts), (i, [p["text"] for p in texts])
         assert all(name in card["label"] and name in card["title"] for name in names[:n]), (i, card["label"], card["title"])
         assert not any(name in card["label"] for name in names[n:]), (i, card["label"])
+
+
+def stop_extension_worker(b, page):
+    """Stop the extension's service worker as Chromium's idle timeout does (CDP, through `page`),
+    and wait until the ServiceWorker domain reports the running version stopped."""
+    cdp = b.context.new_cdp_session(page)
+    worker = next(t for t in cdp.send("Target.getTargets")["targetInfos"]
+                  if t["type"] == "service_worker" and b.extension_id in t["url"])
+    seen = []  # the extension's worker versions as the ServiceWorker domain reports them
+    cdp.on("ServiceWorker.workerVersionUpdated",
+           lambda e: seen.extend(v for v in e["versions"] if b.extension_id in v["scriptURL"]))
+    cdp.send("ServiceWorker.enable")
+    cdp.send("Target.closeTarget", {"targetId": worker["targetId"]})
+
+    def stopped():  # a version reported running, then stopped
+        running = {v["versionId"] for v in seen if v["runningStatus"] == "running"}
+        return any(v["runningStatus"] == "stopped" and v["versionId"] in running for v in seen)
+
+    # The sync API delivers CDP events while it waits in a call of its own: wait in short page waits.
+    wait_for(lambda: page.wait_for_timeout(50) or stopped(), 10, interval_s=0,
+             message="the ServiceWorker domain to report the running worker 'stopped'")
+    cdp.detach()

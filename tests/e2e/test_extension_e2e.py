@@ -13,6 +13,7 @@ from e2e_support import (
     click_warning,
     meme_states,
     script_cpu_ms,
+    stop_extension_worker,
     summarize,
     wait_decided,
     wait_for,
@@ -354,21 +355,7 @@ def test_the_extension_keeps_working_after_chromium_stops_its_service_worker(bro
     page = open_feed(browser, feed_site, seed="main")
     wait_late_meme_flagged(page)
     browser.sw_eval("() => { globalThis.__beforeRestart = true; }")
-    cdp = browser.context.new_cdp_session(page)
-    targets = cdp.send("Target.getTargets")["targetInfos"]
-    worker = next(t for t in targets if t["type"] == "service_worker" and browser.extension_id in t["url"])
-    seen = []  # the extension's worker versions as the ServiceWorker domain reports them
-    cdp.on("ServiceWorker.workerVersionUpdated",
-           lambda e: seen.extend(v for v in e["versions"] if browser.extension_id in v["scriptURL"]))
-    cdp.send("ServiceWorker.enable")
-    cdp.send("Target.closeTarget", {"targetId": worker["targetId"]})  # what the idle timeout does
-    # The sync API delivers CDP events while it waits in a call of its own: wait in short page waits.
-    def stopped():  # a version reported running, then stopped
-        running = {v["versionId"] for v in seen if v["runningStatus"] == "running"}
-        return any(v["runningStatus"] == "stopped" and v["versionId"] in running for v in seen)
-
-    wait_for(lambda: page.wait_for_timeout(50) or stopped(), 10, interval_s=0,
-             message="the ServiceWorker domain to report the running worker 'stopped'")
+    stop_extension_worker(browser, page)
     # A new page wakes the worker through its content script's first message.
     fresh = open_feed(browser, feed_site, seed="after-restart")
     wait_top_memes_decided_truly(fresh, 60_000)

@@ -16,6 +16,7 @@ from e2e_support import (
     assert_flagged_exactly_the_harmful,
     launch_with_extension,
     pair_through_options_page,
+    stop_extension_worker,
     wait_decided,
     wait_for,
 )
@@ -42,16 +43,6 @@ def open_controlled(b, feed_site, seed):
     return page
 
 
-def stop_extension_worker(b, page):
-    """Stop the extension's worker as Chromium's idle timeout does; wait until a new one answers."""
-    b.sw_eval("() => { globalThis.__beforeStop = true; }")
-    cdp = b.context.new_cdp_session(page)
-    worker = next(t for t in cdp.send("Target.getTargets")["targetInfos"]
-                  if t["type"] == "service_worker" and b.extension_id in t["url"])
-    cdp.send("Target.closeTarget", {"targetId": worker["targetId"]})
-    cdp.detach()
-
-
 def test_a_site_whose_service_worker_answers_its_pictures_is_protected(pwa_browser, feed_site):
     b = pwa_browser
     page = open_controlled(b, feed_site, "pwa")
@@ -63,6 +54,7 @@ def test_a_site_whose_service_worker_answers_its_pictures_is_protected(pwa_brows
     # The next visit: the site's Cache Storage answers every picture (nothing reaches the network),
     # and the extension's new worker has no verdict cached.
     served = len(feed_site.meme_hits)
+    b.sw_eval("() => { globalThis.__beforeStop = true; }")
     stop_extension_worker(b, page)
     page.close()
     again = open_controlled(b, feed_site, "pwa")
