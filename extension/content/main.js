@@ -155,7 +155,14 @@ async function askAboutPicture(send, url, el, priority, { media, loadFirst = fal
     return send({ type: MSG.CLASSIFY_BYTES, base64: read.base64, mime: read.mime, priority });
   }
   if (url.length > MAX_URL_CHARS) return { status: VERDICT.FAILED, reason: 'url_too_long' };
-  const loaded = loadFirst || again ? await loadAsPage(url, referrerPolicyOf(el), { again }) : null;
+  let loaded = loadFirst || again ? await loadAsPage(url, referrerPolicyOf(el), { again }) : null;
+  // A service worker of the site answers this page's requests, and Chromium tells the extension's
+  // observers nothing of its answers: a picture the page has loaded is requested once more, as the
+  // page's, before asking (Chromium's content scripts bypass the page's service worker; Firefox
+  // reports the request handed to it, shared/page_loads.js), not after the worker's wait for it.
+  if (!again && isControlledByServiceWorker() && pageLoadedIt(el, url, loaded)) {
+    loaded = await loadAsPage(url, referrerPolicyOf(el), { again: true });
+  }
   const ask = () => send({ type: MSG.CLASSIFY, url, priority, referrerPolicy: referrerPolicyOf(el), ...(media ? { media } : {}) });
   const reply = await ask();
   if (!isUnseenLoad(reply) || !pageLoadedIt(el, url, loaded)) return reply;
@@ -164,6 +171,15 @@ async function askAboutPicture(send, url, el, priority, { media, loadFirst = fal
   // picture is loaded once more, as a request of the page the worker now sees, and asked again.
   await loadAsPage(url, referrerPolicyOf(el), { again: true });
   return ask();
+}
+
+/** True when a service worker controls this document (`navigator.serviceWorker` throws where storage is refused). */
+function isControlledByServiceWorker() {
+  try {
+    return Boolean(globalThis.navigator?.serviceWorker?.controller);
+  } catch {
+    return false;
+  }
 }
 
 /** True for the worker's answer "the tab never loaded this URL" (background/classify.js checkPageLoad). */

@@ -68,6 +68,11 @@ export function isPrivateAddress(ip) {
 
 const PICTURE_TYPE = /^\s*(image|video)\//i;
 
+// The requests of a page recorded when its service worker takes them (recordRedirect): pictures,
+// and the page's fetches (the content script's own request again, main.js; its answer's type is
+// not known there, and the worker's fetch refuses a non-picture).
+const HANDED_OVER_TYPES = new Set(['image', 'imageset', 'media', 'xmlhttprequest']);
+
 /** True when webRequest's `responseHeaders` name a picture or video Content-Type. */
 function isPictureResponse(headers) {
   return (headers ?? []).some((h) => h.name?.toLowerCase() === 'content-type' && PICTURE_TYPE.test(h.value ?? ''));
@@ -148,8 +153,22 @@ export class PageLoads {
     return tab;
   }
 
-  /** webRequest.onBeforeRedirect: a hop of request `requestId`, reached at `ip`. */
-  recordRedirect({ requestId, url, ip }) {
+  /**
+   * webRequest.onBeforeRedirect: a hop of request `requestId`, reached at `ip`. A redirect with
+   * no HTTP status to the request's own URL is Firefox handing a request of a page to the page's
+   * service worker: no response event follows when the service worker answers it, so a picture
+   * (or a fetch of the page) handed over is recorded at once as a load of the tab, with no address
+   * (one the service worker passes on to the network gets its response event later, with its
+   * address). Chromium reports nothing of a request its service worker answers (main.js).
+   */
+  recordRedirect({ requestId, tabId, type, url, ip, redirectUrl, statusCode }) {
+    if (!(statusCode > 0) && redirectUrl !== undefined && keyOf(redirectUrl) === keyOf(url)) {
+      if (tabId >= 0 && HANDED_OVER_TYPES.has(type)) {
+        this.recordUrl(tabId, url, []);
+        this.onChange?.(tabId);
+      }
+      return;
+    }
     const hops = this.hops.get(requestId) ?? [];
     hops.push({ url, ip: ip || null });
     this.hops.set(requestId, hops);

@@ -9,6 +9,7 @@ Structure only: no real content, no real site's code.
 import base64
 import html
 import io
+import json
 import threading
 from fractions import Fraction
 
@@ -52,19 +53,24 @@ def encode_webm(images, fps):
     return buf.getvalue()
 
 
-# A site's service worker as Workbox's image recipe writes it (CacheFirst): every picture of a page
-# it controls is answered from its Cache Storage, fetched by the worker itself on a miss. Installed
-# on the first visit (skipWaiting, clients.claim), it answers the pictures from the next load on.
+# A site's service worker. Mode "images" (the default), as Workbox's image recipe writes it
+# (CacheFirst): every picture of a page it controls is answered from its Cache Storage, fetched by
+# the worker itself on a miss. Mode "all", the offline cookbook's "cache, falling back to the
+# network": every request of the page but its documents, the page's own fetches too. Installed on
+# the first visit (skipWaiting, clients.claim), it answers from the next load on.
 SERVICE_WORKER_JS = """
+const ALL = new URL(self.location).searchParams.get('mode') === 'all';
 self.addEventListener('install', () => self.skipWaiting());
 self.addEventListener('activate', (event) => event.waitUntil(self.clients.claim()));
 self.addEventListener('fetch', (event) => {
-  if (event.request.destination !== 'image') return;
-  event.respondWith(caches.open('images').then(async (cache) => {
-    const hit = await cache.match(event.request);
+  const { request } = event;
+  if (request.method !== 'GET' || request.mode === 'navigate') return;
+  if (!ALL && request.destination !== 'image') return;
+  event.respondWith(caches.open('pictures').then(async (cache) => {
+    const hit = await cache.match(request);
     if (hit) return hit;
-    const response = await fetch(event.request);
-    if (response.ok) cache.put(event.request, response.clone());
+    const response = await fetch(request);
+    if (response.ok || response.type === 'opaque') cache.put(request, response.clone());
     return response;
   }));
 });
@@ -433,24 +439,63 @@ document.getElementById('signed-in').innerHTML = '{tag("cookie", h(1), "cookie")
 """
         return self.page("bytes the user sees", body, script)
 
-    def service_worker(self, seed):
+    def service_worker(self, seed, query):
         """A feed whose site runs a service worker (SERVICE_WORKER_JS) that answers its pictures:
         on a load it controls, no picture request of the page reaches the network. A load it does
         not control yet registers it and loads the page again (so the page is always shown
-        controlled, as on a user's second visit); `window.__swControlled` says so."""
+        controlled, as on a user's second visit); `window.__swControlled` says so. Query: `sw` the
+        worker's mode ("images", "all"; "none": no service worker, the same page for comparison),
+        `posts` how many posts, `sw-0`, `sw-1`... every other one harmful (4 <img>s by default;
+        more: each of the 6 kinds in turn, an <img>, a CSS background, a srcset, a <picture>, a
+        post the page adds after its load, a cross-origin <img>)."""
+        mode = query.get("sw", "images")
+        posts = max(1, min(int(query.get("posts", "4")), 200))
         h, n = self.harmful, self.neutral
-        body = "".join(f"<section>{self.img(k, name, seed)}</section>"
-                       for k, name in ((h(0), "sw-h0"), (n(0), "sw-n0"), (h(1), "sw-h1"), (n(1), "sw-n1")))
-        head_script = """
+        body, added = [], []
+        for i in range(posts):
+            harmful = (i + i // 6) % 2 == 0  # each kind both harmful and neutral
+            k = h(i) if harmful else n(i)
+            name = f"sw-{i}"
+            src = self.src(k, name, seed)
+            kind = i % 6 if posts > 4 else 0
+            if kind == 0:
+                body.append(self.img(k, name, seed))
+            elif kind == 1:
+                body.append(self.bg(k, name, seed))
+            elif kind == 2:
+                body.append(f'<img class="meme" {self.attrs(k, name, "srcset")} srcset="{src}&amp;w=240 240w, '
+                            f'{src}&amp;w=480 480w" sizes="240px" src="{src}&amp;w=240" alt="">')
+            elif kind == 3:
+                body.append(f'<picture><source type="image/png" srcset="{src}&amp;v=source">'
+                            f'<img class="meme" {self.attrs(k, name, "picture")} src="{src}" alt=""></picture>')
+            elif kind == 4:
+                added.append((src.replace("&amp;", "&"), name, self.site.memes[k][1]))
+                continue
+            else:
+                body.append(self.img(k, name, seed).replace('src="/m/', f'src="http://embed.test:{self.site.port}/m/'))
+        sections = "".join(f"<section>{b}</section>" for b in body)
+        head_script = f"""
 window.__swControlled = Boolean(navigator.serviceWorker?.controller);
-window.__caseSettled = window.__swControlled; // a case runner waits for the controlled load
-if (navigator.serviceWorker && !window.__swControlled) {
-  // scoped to this page: the feed and the other case pages of the run stay uncontrolled
-  navigator.serviceWorker.register('/sw.js', {scope: location.pathname}).then(() => navigator.serviceWorker.ready)
-    .then(() => location.reload());
-}
+window.__caseSettled = window.__swControlled || {json.dumps(mode == "none")}; // a case runner waits for the controlled load
+if (navigator.serviceWorker && !window.__caseSettled) {{
+  // scoped to this very URL (a scope is a prefix of the URLs it controls): the feed and the other
+  // case pages of the run, this one with other seeds or modes too, stay uncontrolled
+  navigator.serviceWorker.register('/sw.js?mode={mode}', {{scope: location.pathname + location.search}})
+    .then(() => navigator.serviceWorker.ready).then(() => location.reload());
+}}
 """
-        return self.page("a site with a service worker", body, head_script=head_script)
+        script = f"""
+addEventListener('load', () => {{
+  for (const [src, post, truth] of {json.dumps(added)}) {{
+    const img = Object.assign(document.createElement('img'), {{src, className: 'meme', alt: ''}});
+    Object.assign(img.dataset, {{truth, post, kind: 'added'}});
+    const section = document.createElement('section');
+    section.append(img);
+    document.body.append(section);
+  }}
+}});
+"""
+        return self.page("a site with a service worker", sections, script, head_script=head_script)
 
     def meme_image(self, k):
         return Image.open(io.BytesIO(self.site.memes[k][0]))
@@ -613,6 +658,6 @@ setTimeout(() => {{
             "shadow": lambda: self.shadow(seed),
             "picture-docs": lambda: self.picture_docs(seed),
             "props": lambda: self.props(seed),
-            "service-worker": lambda: self.service_worker(seed),
+            "service-worker": lambda: self.service_worker(seed, query),
         }
         return builders[name]() if name in builders else None

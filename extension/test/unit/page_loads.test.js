@@ -187,3 +187,34 @@ test('what identified a picture\'s bytes is kept with its load, through redirect
   loads.recordResponse({ requestId: 'q', tabId: 7, type: 'image', url: PIC, ip: '93.184.216.34', statusCode: 200, responseHeaders: [] });
   assert.equal(loads.representation(7, PIC), null);
 });
+
+test('a request the page\'s service worker takes (Firefox: a redirect to itself, no status) is a load of the tab at once', async () => {
+  const timers = fakeTimers();
+  const loads = new PageLoads({ timers });
+  loads.recordResponse({ requestId: 'd', tabId: 7, type: 'main_frame', url: PAGE, ip: '93.184.216.34' });
+  const waiting = loads.waitForLoad(7, PIC, 5000);
+  const handOver = (requestId, type, url, extra = {}) => loads.recordRedirect({ requestId, tabId: 7, type, url, redirectUrl: url, statusCode: 0, ...extra });
+  handOver('p', 'image', PIC); // the service worker answers it: no response event follows
+  assert.equal(await waiting, true, 'the waiting ask is answered without the timeout');
+  assert.deepEqual(loads.judge(7, PIC, PAGE), { ok: true });
+  handOver('f', 'xmlhttprequest', 'https://cdn.example.net/again.png'); // the content script's request again
+  assert.deepEqual(loads.judge(7, 'https://cdn.example.net/again.png', PAGE), { ok: true });
+  // Not a hand-over: a document, a script, another tab's request, a redirect with a status or to another URL.
+  handOver('s', 'script', 'https://cdn.example.net/app.js');
+  handOver('m', 'main_frame', 'https://example.com/next');
+  loads.recordRedirect({ requestId: 'o', tabId: -1, type: 'image', url: 'https://cdn.example.net/sw.png', redirectUrl: 'https://cdn.example.net/sw.png', statusCode: 0 });
+  loads.recordRedirect({ requestId: 'r', tabId: 7, type: 'image', url: 'https://cdn.example.net/r.png', redirectUrl: 'https://cdn.example.net/r.png', statusCode: 302 });
+  loads.recordRedirect({ requestId: 'h', tabId: 7, type: 'image', url: 'http://cdn.example.net/h.png', redirectUrl: 'https://cdn.example.net/h.png', statusCode: 0 });
+  for (const url of ['https://cdn.example.net/app.js', 'https://example.com/next', 'https://cdn.example.net/sw.png', 'https://cdn.example.net/r.png', 'http://cdn.example.net/h.png']) {
+    assert.deepEqual(loads.judge(7, url, PAGE), { ok: false, reason: LOAD_REFUSAL.NOT_LOADED }, url);
+  }
+  assert.deepEqual(loads.exportTab(7).document, { url: PAGE, ip: '93.184.216.34' }, 'a hand-over never starts the tab afresh');
+  // One the service worker passes on to the network gets its response, with the address it reached.
+  handOver('n', 'image', 'https://rebind.example.com/x.png');
+  loads.recordResponse({ requestId: 'n', tabId: 7, type: 'image', url: 'https://rebind.example.com/x.png', ip: '10.0.0.2' });
+  assert.deepEqual(loads.judge(7, 'https://rebind.example.com/x.png', PAGE), { ok: false, reason: LOAD_REFUSAL.PRIVATE_ADDRESS });
+  // The 302's hop is still followed: its response records the hop and the picture it led to.
+  loads.recordResponse({ requestId: 'r', tabId: 7, type: 'image', url: 'https://cdn.example.net/r2.png', ip: '93.184.216.34' });
+  assert.deepEqual(loads.judge(7, 'https://cdn.example.net/r.png', PAGE), { ok: true });
+  timers.fireAll();
+});
