@@ -37,11 +37,35 @@ class BmpLayoutError(ValueError):
     """The bytes are not an uncompressed BMP layout `decode_bmp` reads."""
 
 
+def bmp_fields(data: bytes) -> tuple[int, int, int, int, int, int] | None:
+    """A BMP's layout as its headers store it: (offset of the pixel rows in bytes, info header
+    size in bytes, width in px, height in px (negative: rows stored top-down), bits per pixel,
+    compression (0 BI_RGB, 1-2 RLE, 3 BI_BITFIELDS, 4-5 embedded JPEG/PNG, 6
+    BI_ALPHABITFIELDS)). An OS/2 1.x header's 16-bit sizes are read as such, and a header with no
+    compression field (OS/2 1.x, OS/2 2.x of 16 to 19 bytes) gives 0. None for bytes that are not
+    a BMP or end before these fields; nothing else is checked (the Microsoft BMP file format:
+    BITMAPFILEHEADER, BITMAPINFOHEADER and its successors, and IBM's OS/2 headers)."""
+    if len(data) < _FILE_HEADER + 16 or data[:2] != b"BM":
+        return None
+    offset, size = struct.unpack_from("<II", data, 10)
+    if size == _CORE_HEADER:
+        width, height, _, bits = struct.unpack_from("<HHHH", data, _FILE_HEADER + 4)
+        return offset, size, width, height, bits, _BI_RGB
+    if 16 <= size < 20:
+        width, height, _, bits = struct.unpack_from("<iiHH", data, _FILE_HEADER + 4)
+        return offset, size, width, height, bits, _BI_RGB
+    if size < 20 or len(data) < _FILE_HEADER + 20:
+        return None
+    width, height, _, bits, compression = struct.unpack_from("<iiHHI", data, _FILE_HEADER + 4)
+    return offset, size, width, height, bits, compression
+
+
 def _header(data: bytes) -> dict:
     """The fields of a BMP's headers that decoding needs. Raises BmpLayoutError."""
-    if len(data) < _FILE_HEADER + 16 or data[:2] != b"BM":
-        raise BmpLayoutError("not a BMP")
-    offset, size = struct.unpack_from("<II", data, 10)
+    fields = bmp_fields(data)
+    if fields is None:
+        raise BmpLayoutError("not a BMP, or its headers are cut off")
+    offset, size, width, height, bits, compression = fields
     if size == _CORE_HEADER:
         raise BmpLayoutError("an OS/2 1.x header: Pillow reads those")
     os2 = size not in _WINDOWS_HEADERS
@@ -49,9 +73,7 @@ def _header(data: bytes) -> dict:
         raise BmpLayoutError(f"unknown BMP header size {size}")
     # the 124-byte BITMAPV5HEADER's fields; a shorter header (OS/2 2.x, v2 to v4) leaves the rest 0
     fields = data[_FILE_HEADER + 4:_FILE_HEADER + size].ljust(120, b"\0")
-    width, height, _, bits, compression, _, _, _, colours = struct.unpack_from("<iiHHIIiiI", fields)
-    if size < 20:  # OS/2 2.x with 16 bytes: no compression field
-        compression = _BI_RGB
+    colours = struct.unpack_from("<I", fields, 28)[0]
     if os2 and (compression != _BI_RGB or bits not in (1, 4, 8, 24) or height < 0):
         # OS/2 2.x compression 3 and 4 are Huffman and RLE24, not bit fields; no 2, 16 or 32-bit
         # pixels and no top-down rows there either: Chromium refuses the file

@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 from PIL import Image, ImageChops, ImageFile
 
+from .bmp import bmp_fields
 from .constants import MAX_IMAGE_PIXELS
 from .errors import ImageDataTooShortError
 
@@ -197,19 +198,10 @@ _BMP_UNCOMPRESSED = (0, 3, 6)  # BI_RGB, BI_BITFIELDS, BI_ALPHABITFIELDS: rows s
 def _bmp_rows(data: bytes) -> tuple[int, int, bool] | None:
     """(rows whose bytes arrived, rows declared, stored top-down) of an uncompressed BMP; None
     for a compressed one (RLE, embedded JPEG or PNG), a malformed header, or not a BMP."""
-    if len(data) < 30 or data[:2] != b"BM":
+    fields = bmp_fields(data)
+    if fields is None:
         return None
-    offset, header = struct.unpack_from("<II", data, 10)
-    if header == 12:  # OS/2 BITMAPCOREHEADER: 16-bit sizes, never compressed
-        width, height, _, bits = struct.unpack_from("<HHHH", data, 18)
-        compression = 0
-    elif 16 <= header < 20:  # OS/2 2.x header cut before its compression field
-        width, height, _, bits = struct.unpack_from("<iiHH", data, 18)
-        compression = 0
-    elif header >= 20 and len(data) >= 34:
-        width, height, _, bits, compression = struct.unpack_from("<iiHHI", data, 18)
-    else:
-        return None
+    offset, _, width, height, bits, compression = fields
     if compression not in _BMP_UNCOMPRESSED or width <= 0 or height == 0 or bits not in (1, 2, 4, 8, 16, 24, 32):
         return None
     stride = (width * bits + 31) // 32 * 4  # rows are padded to 4 bytes

@@ -11,7 +11,7 @@ from PIL import Image
 
 from display_pictures import BMP_LAYOUTS, bmp_with_bit_fields, bmp_with_palette, unusual_bmp
 from simclip import ImageError, decode_image
-from simclip.bmp import BmpLayoutError, decode_bmp
+from simclip.bmp import BmpLayoutError, bmp_fields, decode_bmp
 from simclip.errors import ImageDataTooShortError, ImageTooLargeError
 
 
@@ -162,3 +162,28 @@ def test_header_layouts_chromium_refuses_stay_refused(layout):
     if not layout.startswith("OS/2 2.x 64"):  # that one Pillow reads as bit fields itself
         with pytest.raises(ImageError):
             decode_image(bytes(data))
+
+
+@pytest.mark.parametrize("fmt, header", [("BMP", 40), ("palette-os2", 16), ("core", 12), ("fields-v5", 124)])
+def test_bmp_fields_reads_every_header_size_as_stored(fmt, header):
+    """One reader of a BMP's headers for the decoder and the truncation check: what Pillow and
+    our own writers store, and nothing from bytes cut inside those fields."""
+    img = _picture(33, 7)
+    if fmt == "BMP":
+        buf = io.BytesIO()
+        img.save(buf, "BMP")
+        data, bits, compression = buf.getvalue(), 24, 0
+    elif fmt == "core":  # OS/2 1.x: 16-bit sizes, 24-bit rows padded to 4 bytes
+        rows = b"".join(img.tobytes()[y * 99:(y + 1) * 99][::-1] + b"\0" for y in range(7))
+        data = b"BM" + struct.pack("<IHHI", 26 + len(rows), 0, 0, 26) + struct.pack("<IHHHH", 12, 33, 7, 1, 24) + rows
+        bits, compression = 24, 0
+    elif fmt == "fields-v5":
+        data, bits, compression = bmp_with_bit_fields(img, 32, (0xFF0000, 0xFF00, 0xFF, 0), header_size=124), 32, 3
+    else:
+        data, bits, compression = bmp_with_palette(img.quantize(16).convert("RGB"), bits=4, header_size=header), 4, 0
+    offset = struct.unpack_from("<I", data, 10)[0]
+    assert bmp_fields(data) == (offset, header, 33, 7, bits, compression)
+    needed = max(30, 14 + min(header, 20))  # the fields read: up to the compression, where the header has one
+    assert bmp_fields(data[:needed]) == bmp_fields(data)
+    assert bmp_fields(data[:needed - 1]) is None
+    assert bmp_fields(b"BA" + data[2:]) is None
