@@ -110,8 +110,9 @@ def list_image_formats() -> list[str]:
     return formats
 
 
-def _open(data: bytes) -> Image.Image:
-    """Open lazily (header only) with the format allowlist."""
+def _open(data: bytes, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:
+    """Open lazily (header only) with the format allowlist. `max_pixels` caps what is decoded
+    while opening (a BMP layout Pillow refuses); the caller checks the size of anything else."""
     try:
         try:
             return _open_allowed(data)
@@ -136,28 +137,28 @@ def _open(data: bytes) -> Image.Image:
     except _DECODE_ERRORS as e:
         if jpeg_cut_in_header(data):
             raise CorruptImageError("JPEG data is truncated in its header: nothing to show") from e
-        painted = _bmp_as_painted(data)
+        painted = _bmp_as_painted(data, max_pixels)
         if painted is not None:  # a BMP layout Pillow refuses and browsers paint
             return painted
         repaired = webp_animation_repaired(data)
         if repaired is not None:  # an animated WebP cut short: the frames that arrived
-            return _open(repaired)
+            return _open(repaired, max_pixels)
         # The magic bytes matched but no valid header follows (e.g. HTML behind a PNG
         # signature): not an image at all, as far as any caller is concerned.
         raise UnsupportedImageError(f"not a valid image: malformed header ({e})") from e
 
 
-def _bmp_as_painted(data: bytes) -> Image.Image | None:
+def _bmp_as_painted(data: bytes, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image | None:
     """An uncompressed BMP in a layout Pillow refuses, decoded as browsers paint it
-    (`simclip.bmp`), or None for any other bytes. Raises ImageTooLargeError and
-    ImageDataTooShortError as the other formats' checks do, before any pixel is decoded."""
+    (`simclip.bmp`), or None for any other bytes. Raises ImageTooLargeError (over `max_pixels`)
+    and ImageDataTooShortError as the other formats' checks do, before any pixel is decoded."""
     size = bmp_size(data)
     if size is None:
         return None
-    check_dimensions(*size)
+    check_dimensions(*size, max_pixels=max_pixels)
     check_data_covers(data, "BMP", *size)
     try:
-        return decode_bmp(data, MAX_IMAGE_PIXELS)
+        return decode_bmp(data, max_pixels)
     except BmpLayoutError:
         return None
 
@@ -352,7 +353,7 @@ def _open_loaded(data: bytes, max_pixels: int) -> tuple[Image.Image, bool]:
 
     Raises the typed ImageError of `decode_image`.
     """
-    img = _open(data)
+    img = _open(data, max_pixels)
     check_dimensions(*img.size, max_pixels=max_pixels)
     check_data_covers(data, img.format, *img.size)
     try:  # before load: GIF seeks to tell. An MPO (JPEG with a stereo view or a preview

@@ -108,6 +108,16 @@ def test_a_header_claiming_a_huge_canvas_is_refused_before_decoding():
         decode_image(bytes(short))
 
 
+def test_a_callers_pixel_cap_refuses_such_a_bmp_before_decoding(monkeypatch):
+    data = bmp_with_bit_fields(_picture(61, 40), 32, (0xFFE00000, 0x1FFC00, 0x3FF, 0))
+    assert decode_image(data, max_pixels=61 * 40).size == (61, 40)
+    decoded = []
+    monkeypatch.setattr("simclip.images.decode_bmp", lambda *a: decoded.append(a))
+    with pytest.raises(ImageTooLargeError, match="2,439 px limit"):
+        decode_image(data, max_pixels=61 * 40 - 1)
+    assert decoded == [], "decoded before the caller's cap refused it"
+
+
 @pytest.mark.parametrize("damage", ["no rows", "masks cut off", "header size 200", "RLE-compressed 16-bit"])
 def test_other_malformed_layouts_are_typed_errors(damage):
     data = bytearray(bmp_with_bit_fields(_picture(), 16, (0x30, 0x0E, 0x01, 0)))
