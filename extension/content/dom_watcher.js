@@ -50,6 +50,17 @@ function namedBy(root, selector) {
   return found;
 }
 
+/** Adds to `found` every element of `root` (a document or a shadow root) that one of `selectors` names; a selector this browser does not know names none. */
+function addMatches(found, root, selectors) {
+  for (const selector of selectors) {
+    try {
+      for (const el of root.querySelectorAll(selector)) found.add(el);
+    } catch {
+      // a selector this browser does not know
+    }
+  }
+}
+
 /** Without the loader's helper (node tests), only open roots are found and nothing is adopted. */
 const NO_SHADOW = { getRoot: (el) => el.shadowRoot ?? null, adopt: () => {}, roots: new Set() };
 
@@ -425,15 +436,7 @@ export class DOMWatcher {
       this.addRootPictureElements(found);
       selectors = all ? [all] : []; // null: unreadable or too many, the resweep finds them
     }
-    for (const selector of selectors) {
-      for (const root of selectorTexts ? [document, ...this.roots] : [document]) {
-        try {
-          for (const el of root.querySelectorAll(selector)) found.add(el);
-        } catch {
-          // a selector this browser does not know
-        }
-      }
-    }
+    for (const root of selectorTexts ? [document, ...this.roots] : [document]) addMatches(found, root, selectors);
     let start = null;
     for (const el of found) start = this.visitAdded(el, start, { subtree: false });
     this.onBatch(found);
@@ -456,13 +459,7 @@ export class DOMWatcher {
       } catch {
         continue;
       }
-      for (const selector of selectors) {
-        try {
-          for (const el of root.querySelectorAll(selector)) found.add(el);
-        } catch {
-          // a selector this browser does not know
-        }
-      }
+      addMatches(found, root, selectors);
     }
   }
 
@@ -483,13 +480,7 @@ export class DOMWatcher {
     }
     const root = owner.getRootNode();
     const found = new Set();
-    for (const selector of selectors) {
-      try {
-        for (const el of root.querySelectorAll(selector)) found.add(el);
-      } catch {
-        // a selector this browser does not know
-      }
-    }
+    addMatches(found, root, selectors);
     for (const el of found) start = this.visitAdded(el, start, { subtree: false });
     return start;
   }
