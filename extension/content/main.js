@@ -14,7 +14,7 @@ import { DOMWatcher } from './dom_watcher.js';
 import { hideBackgroundsEarly, setPausedFlag } from './hiding.js';
 import { ImageFilter } from './image_filter.js';
 import { combineVideoVerdicts } from './image_state.js';
-import { isPageOnlyUrl, readPageBytes } from './page_bytes.js';
+import { isPageOnlyUrl, readPageBytes, readPaintedImage } from './page_bytes.js';
 import { NO_FRAMES, captureFrames, readVideoSource } from './video_frames.js';
 import { createLifecycle } from './lifecycle.js';
 import { createPerf } from './perf.js';
@@ -156,21 +156,38 @@ async function askAboutPicture(send, url, el, priority, { media, loadFirst = fal
   }
   if (url.length > MAX_URL_CHARS) return { status: VERDICT.FAILED, reason: 'url_too_long' };
   let loaded = loadFirst || again ? await loadAsPage(url, referrerPolicyOf(el), { again }) : null;
-  // A service worker of the site answers this page's requests, and Chromium tells the extension's
-  // observers nothing of its answers: a picture the page has loaded is requested once more, as the
-  // page's, before asking (Chromium's content scripts bypass the page's service worker; Firefox
-  // reports the request handed to it, shared/page_loads.js), not after the worker's wait for it.
-  if (!again && isControlledByServiceWorker() && pageLoadedIt(el, url, loaded)) {
-    loaded = await loadAsPage(url, referrerPolicyOf(el), { again: true });
-  }
   const ask = () => send({ type: MSG.CLASSIFY, url, priority, referrerPolicy: referrerPolicyOf(el), ...(media ? { media } : {}) });
+  const controlled = !again && isControlledByServiceWorker();
+  if (controlled && pageLoadedIt(el, url, loaded)) {
+    // A service worker of the site answers this page's requests, and Chromium tells the
+    // extension's observers nothing of its answers: a picture the page has loaded is requested
+    // once more, as the page's, before asking (Chromium's content scripts bypass the page's
+    // service worker; Firefox reports the request handed to it, shared/page_loads.js), not after
+    // the worker's wait for it. Refused by the network: the service worker made the picture up.
+    loaded = await loadAsPage(url, referrerPolicyOf(el), { again: true });
+    if (!loaded) return askAboutPainting(send, el, url, priority, ask);
+  }
   const reply = await ask();
+  if (controlled && reply?.status === VERDICT.FAILED) return askAboutPainting(send, el, url, priority, () => reply);
   if (!isUnseenLoad(reply) || !pageLoadedIt(el, url, loaded)) return reply;
   // The worker did not see the tab load it: it started after the page had (Firefox runs a new
   // version's content scripts in open tabs while its background may still be loading), so the
   // picture is loaded once more, as a request of the page the worker now sees, and asked again.
   await loadAsPage(url, referrerPolicyOf(el), { again: true });
   return ask();
+}
+
+/**
+ * The verdict on the picture `el` paints, read from its painting (page_bytes.js readPaintedImage):
+ * for an <img> showing `url` on a page a service worker controls, which the worker could not fetch
+ * (the service worker made it up, or it is not where the network says). `otherwise()` answers
+ * when the painting cannot be read (a cross-origin picture without CORS, another element).
+ */
+async function askAboutPainting(send, el, url, priority, otherwise) {
+  if (el.localName !== 'img' || el.currentSrc !== url) return otherwise();
+  const read = await readPaintedImage(el);
+  if (read.status) return otherwise();
+  return send({ type: MSG.CLASSIFY_BYTES, base64: read.base64, mime: read.mime, priority });
 }
 
 /** True when a service worker controls this document (`navigator.serviceWorker` throws where storage is refused). */
@@ -208,8 +225,8 @@ const LOAD_AS_PAGE_MS = 15000;
  * no-cors mode (the page's credentials, from the HTTP cache where it is fresh), which needs no
  * CORS headers from a picture host and reaches the worker's observers as a picture or video
  * response (shared/page_loads.js); only the response's start is waited for, the body is not
- * read. Resolves when it loaded (true: a picture, or a response to the request again), failed
- * (false), or after LOAD_AS_PAGE_MS (false).
+ * read. Resolves when it loaded (true: a picture, or a response to the request again, unless
+ * its status is an HTTP error the page may see), failed (false), or after LOAD_AS_PAGE_MS (false).
  */
 function loadAsPage(url, referrerPolicy, { again = false } = {}) {
   if (again) return requestAgain(url, referrerPolicy);
@@ -239,11 +256,11 @@ async function requestAgain(url, referrerPolicy) {
   const timer = setTimeout(() => controller.abort(), LOAD_AS_PAGE_MS);
   const policy = referrerPolicy?.toLowerCase();
   try {
-    await pageFetch(url, {
+    const response = await pageFetch(url, {
       mode: 'no-cors', credentials: 'include', cache: 'force-cache', signal: controller.signal,
       ...(REFERRER_POLICIES.has(policy) ? { referrerPolicy: policy } : {}),
     });
-    return true;
+    return response.type === 'opaque' || response.ok; // a cross-origin answer is opaque: its status unknown
   } catch {
     return false; // refused or cut off: the worker says not_loaded, as before
   } finally {

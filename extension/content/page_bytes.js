@@ -97,14 +97,32 @@ function pageFetch(url) {
   return typeof asPage === 'function' ? asPage.call(globalThis.content, url) : fetch(url);
 }
 
-/** A decoded <img> re-encoded as PNG through a canvas, or null (not decoded, or a tainted canvas). */
-async function drawToBlob(img) {
+// A picture read from its painting is scaled down to this many pixels at most: the model sees
+// 336 px, the OCR text a few hundred px tall; a 16-bit canvas of a 40 MP picture would be 160 MB.
+export const MAX_PAINTED_PIXELS = 4_000_000;
+
+/**
+ * The picture an <img> shows, read from its decoded painting: {base64, mime: 'image/png'}, at most
+ * MAX_PAINTED_PIXELS (aspect kept), or a FAILED verdict: not decoded yet or broken ('not_painted'),
+ * or a canvas the browser taints (a cross-origin picture without CORS: 'tainted'). For a picture
+ * only the page has: one its site's service worker made up, which no request of the worker
+ * could fetch (main.js).
+ */
+export async function readPaintedImage(img) {
+  if (!img.complete || img.naturalWidth === 0) return failed('not_painted');
+  const blob = await drawToBlob(img, MAX_PAINTED_PIXELS);
+  return blob ? readBlob(blob) : failed('tainted');
+}
+
+/** A decoded <img> re-encoded as PNG through a canvas, at most `maxPixels`, or null (not decoded, or a tainted canvas). */
+async function drawToBlob(img, maxPixels = Infinity) {
   if (!img.complete || img.naturalWidth === 0) return null;
   try {
     const canvas = document.createElement('canvas');
-    canvas.width = img.naturalWidth;
-    canvas.height = img.naturalHeight;
-    canvas.getContext('2d').drawImage(img, 0, 0);
+    const scale = Math.min(1, Math.sqrt(maxPixels / (img.naturalWidth * img.naturalHeight)));
+    canvas.width = Math.max(1, Math.round(img.naturalWidth * scale));
+    canvas.height = Math.max(1, Math.round(img.naturalHeight * scale));
+    canvas.getContext('2d').drawImage(img, 0, 0, canvas.width, canvas.height);
     return await new Promise((resolve) => canvas.toBlob(resolve, 'image/png'));
   } catch {
     return null;

@@ -66,14 +66,18 @@ export function isPrivateAddress(ip) {
   return v4 ? isNonPublicIPv4(v4) : false;
 }
 
-const PICTURE_TYPE = /^\s*(image|video)\//i;
+// A picture or video Content-Type, or the untyped bytes some hosts serve pictures as (the worker's
+// fetch takes those too, background/picture_fetch.js)
+const PICTURE_TYPE = /^\s*(image\/|video\/|application\/octet-stream|binary\/octet-stream)/i;
 
-// The requests of a page recorded when its service worker takes them (recordRedirect): pictures,
-// and the page's fetches (the content script's own request again, main.js; its answer's type is
-// not known there, and the worker's fetch refuses a non-picture).
-const HANDED_OVER_TYPES = new Set(['image', 'imageset', 'media', 'xmlhttprequest']);
+// The picture requests of a page recorded when its service worker takes them (recordRedirect).
+const HANDED_OVER_TYPES = new Set(['image', 'imageset', 'media']);
+// How many fetches of a page handed to its service worker each tab remembers: their answer's
+// type is not known there, so they are kept apart from its pictures, only for the content
+// script's request again of a picture (main.js) that the worker is asked about next.
+const HANDED_OVER_FETCHES = 64;
 
-/** True when webRequest's `responseHeaders` name a picture or video Content-Type. */
+/** True when webRequest's `responseHeaders` name a picture or video Content-Type (or untyped bytes). */
 function isPictureResponse(headers) {
   return (headers ?? []).some((h) => h.name?.toLowerCase() === 'content-type' && PICTURE_TYPE.test(h.value ?? ''));
 }
@@ -146,7 +150,7 @@ export class PageLoads {
   tab(tabId) {
     let tab = this.tabs.get(tabId);
     if (!tab) {
-      tab = { document: null, urls: new Map() };
+      tab = { document: null, urls: new Map(), fetches: new Set() };
       this.tabs.set(tabId, tab);
       if (this.tabs.size > this.limits.tabs) this.tabs.delete(this.tabs.keys().next().value);
     }
@@ -157,15 +161,19 @@ export class PageLoads {
    * webRequest.onBeforeRedirect: a hop of request `requestId`, reached at `ip`. A redirect with
    * no HTTP status to the request's own URL is Firefox handing a request of a page to the page's
    * service worker: no response event follows when the service worker answers it, so a picture
-   * (or a fetch of the page) handed over is recorded at once as a load of the tab, with no address
-   * (one the service worker passes on to the network gets its response event later, with its
-   * address). Chromium reports nothing of a request its service worker answers (main.js).
+   * handed over is recorded at once as a load of the tab, with no address (one the service worker
+   * passes on to the network gets its response event later, with its address), and a fetch of
+   * the page among the tab's last few fetches handed over (recordHandedOverFetch). Chromium
+   * reports nothing of a request its service worker answers (main.js).
    */
   recordRedirect({ requestId, tabId, type, url, ip, redirectUrl, statusCode }) {
     if (!(statusCode > 0) && redirectUrl !== undefined && keyOf(redirectUrl) === keyOf(url)) {
-      if (tabId >= 0 && HANDED_OVER_TYPES.has(type)) {
-        this.recordUrl(tabId, url, []);
+      if (!(tabId >= 0)) return;
+      if (HANDED_OVER_TYPES.has(type)) {
+        this.recordUrl(tabId, url, [], null, { keepRepresentation: true });
         this.onChange?.(tabId);
+      } else if (type === 'xmlhttprequest') {
+        this.recordHandedOverFetch(tabId, url);
       }
       return;
     }
@@ -182,7 +190,8 @@ export class PageLoads {
    * opened in its own tab, or shown in an <iframe>: the browser's image document paints it).
    * A fetch of the page (`xmlhttprequest`: the content script asks the page's browser again for
    * a picture it loaded before, main.js) counts only when it answers with a picture or a video
-   * (`responseHeaders`' Content-Type), so a feed's API calls do not crowd the tab's pictures out.
+   * (`responseHeaders`' Content-Type; or untyped bytes, as the worker's fetch takes them), so a
+   * feed's API calls do not crowd the tab's pictures out.
    */
   recordResponse({ requestId, tabId, type, url, ip, fromCache, responseHeaders, statusCode }) {
     const hops = this.hops.get(requestId) ?? [];
@@ -208,14 +217,41 @@ export class PageLoads {
     this.onChange?.(tabId);
   }
 
-  recordUrl(tabId, url, ips, representation = null) {
+  /**
+   * Records `url` as loaded by tab `tabId`, reached at `ips`, its bytes identified by
+   * `representation` (representationOf); `keepRepresentation`: a load that tells nothing of the
+   * bytes (a service worker's answer) keeps what an earlier response of the network told.
+   */
+  recordUrl(tabId, url, ips, representation = null, { keepRepresentation = false } = {}) {
     const key = keyOf(url);
     if (!key) return;
     const { urls } = this.tab(tabId);
     const seen = urls.get(key);
     urls.delete(key); // most recent last
-    urls.set(key, { ips: [...new Set([...(seen?.ips ?? []), ...ips])], representation });
+    const kept = keepRepresentation ? seen?.representation ?? null : representation;
+    urls.set(key, { ips: [...new Set([...(seen?.ips ?? []), ...ips])], representation: kept });
     if (urls.size > this.limits.urlsPerTab) urls.delete(urls.keys().next().value);
+    this.wake(tabId, key);
+  }
+
+  /** A fetch of the page its service worker took (recordRedirect): kept apart, the last HANDED_OVER_FETCHES a tab. */
+  recordHandedOverFetch(tabId, url) {
+    const key = keyOf(url);
+    if (!key) return;
+    const { fetches } = this.tab(tabId);
+    fetches.delete(key);
+    fetches.add(key);
+    if (fetches.size > HANDED_OVER_FETCHES) fetches.delete(fetches.values().next().value);
+    this.wake(tabId, key);
+  }
+
+  /** True when tab `tabId` loaded `key`, or fetched it through its service worker. */
+  hasLoad(tabId, key) {
+    const tab = this.tabs.get(tabId);
+    return Boolean(tab && (tab.urls.has(key) || tab.fetches.has(key)));
+  }
+
+  wake(tabId, key) {
     for (const resolve of this.waiters.get(`${tabId} ${key}`) ?? []) resolve(true);
     this.waiters.delete(`${tabId} ${key}`);
   }
@@ -237,7 +273,7 @@ export class PageLoads {
   waitForLoad(tabId, url, timeoutMs) {
     const key = keyOf(url);
     if (!key) return Promise.resolve(false);
-    if (this.tabs.get(tabId)?.urls.has(key)) return Promise.resolve(true);
+    if (this.hasLoad(tabId, key)) return Promise.resolve(true);
     return new Promise((resolve) => {
       const id = `${tabId} ${key}`;
       const done = (loaded) => {
@@ -257,8 +293,9 @@ export class PageLoads {
    * `{ok: true}`, or `{ok: false, reason}` (LOAD_REFUSAL).
    */
   judge(tabId, url, topUrl) {
-    const seen = this.tabs.get(tabId)?.urls.get(keyOf(url));
-    if (!seen) return { ok: false, reason: LOAD_REFUSAL.NOT_LOADED };
+    const key = keyOf(url);
+    const seen = this.tabs.get(tabId)?.urls.get(key);
+    if (!seen) return this.hasLoad(tabId, key) ? { ok: true } : { ok: false, reason: LOAD_REFUSAL.NOT_LOADED };
     return judgeAddresses(seen.ips, topUrl);
   }
 

@@ -56,8 +56,10 @@ def encode_webm(images, fps):
 # A site's service worker. Mode "images" (the default), as Workbox's image recipe writes it
 # (CacheFirst): every picture of a page it controls is answered from its Cache Storage, fetched by
 # the worker itself on a miss. Mode "all", the offline cookbook's "cache, falling back to the
-# network": every request of the page but its documents, the page's own fetches too. Installed on
-# the first visit (skipWaiting, clients.claim), it answers from the next load on.
+# network": every request of the page but its documents, the page's own fetches too. Either way a
+# picture under /made/ is one the service worker makes up (as from its IndexedDB): the network has
+# no such file. Installed on the first visit (skipWaiting, clients.claim), it answers from the
+# next load on.
 SERVICE_WORKER_JS = """
 const ALL = new URL(self.location).searchParams.get('mode') === 'all';
 self.addEventListener('install', () => self.skipWaiting());
@@ -65,6 +67,12 @@ self.addEventListener('activate', (event) => event.waitUntil(self.clients.claim(
 self.addEventListener('fetch', (event) => {
   const { request } = event;
   if (request.method !== 'GET' || request.mode === 'navigate') return;
+  const made = new URL(request.url).pathname.startsWith('/made/');
+  if (made) {
+    event.respondWith(fetch(request.url.replace('/made/', '/m/')).then(async (r) =>
+      new Response(await r.blob(), { headers: { 'Content-Type': 'image/png' } })));
+    return;
+  }
   if (!ALL && request.destination !== 'image') return;
   event.respondWith(caches.open('pictures').then(async (cache) => {
     const hit = await cache.match(request);
@@ -446,18 +454,19 @@ document.getElementById('signed-in').innerHTML = '{tag("cookie", h(1), "cookie")
         controlled, as on a user's second visit); `window.__swControlled` says so. Query: `sw` the
         worker's mode ("images", "all"; "none": no service worker, the same page for comparison),
         `posts` how many posts, `sw-0`, `sw-1`... every other one harmful (4 <img>s by default;
-        more: each of the 6 kinds in turn, an <img>, a CSS background, a srcset, a <picture>, a
-        post the page adds after its load, a cross-origin <img>)."""
+        more: each of the 8 kinds in turn, an <img>, a CSS background, a srcset, a <picture>, a
+        post the page adds after its load, a cross-origin <img>, an <img> the service worker makes
+        up (an <img> where there is none), a cross-origin <img> served untyped)."""
         mode = query.get("sw", "images")
         posts = max(1, min(int(query.get("posts", "4")), 200))
         h, n = self.harmful, self.neutral
         body, added = [], []
         for i in range(posts):
-            harmful = (i + i // 6) % 2 == 0  # each kind both harmful and neutral
+            harmful = (i + i // 8) % 2 == 0  # each kind both harmful and neutral
             k = h(i) if harmful else n(i)
             name = f"sw-{i}"
             src = self.src(k, name, seed)
-            kind = i % 6 if posts > 4 else 0
+            kind = i % 8 if posts > 4 else 0
             if kind == 0:
                 body.append(self.img(k, name, seed))
             elif kind == 1:
@@ -471,8 +480,14 @@ document.getElementById('signed-in').innerHTML = '{tag("cookie", h(1), "cookie")
             elif kind == 4:
                 added.append((src.replace("&amp;", "&"), name, self.site.memes[k][1]))
                 continue
-            else:
+            elif kind == 5:
                 body.append(self.img(k, name, seed).replace('src="/m/', f'src="http://embed.test:{self.site.port}/m/'))
+            elif kind == 6:
+                body.append(self.img(k, name, seed).replace('src="/m/', 'src="/made/' if mode != "none" else 'src="/m/'))
+            else:
+                body.append(self.img(k, name, seed, 'data-served="untyped"')
+                            .replace('src="/m/', f'src="http://embed.test:{self.site.port}/m/')
+                            .replace('" alt=""', '&amp;type=octet" alt=""'))
         sections = "".join(f"<section>{b}</section>" for b in body)
         head_script = f"""
 window.__swControlled = Boolean(navigator.serviceWorker?.controller);

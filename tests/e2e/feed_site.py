@@ -309,7 +309,9 @@ class FeedSite:
                     seed = q.get("s", [""])[0]
                     if seed.startswith(UNIQUE_PREFIX):  # other bytes for every post: no cache helps
                         seed += "-" + q.get("p", [""])[0]
-                    self.send(200, site.meme_bytes(k, seed), "image/png")
+                    # `type=octet`: a host that serves its pictures untyped
+                    untyped = q.get("type", [""])[0] == "octet"
+                    self.send(200, site.meme_bytes(k, seed), "application/octet-stream" if untyped else "image/png")
                 elif url.path == "/sw.js":  # the site's service worker (case_pages.py service_worker)
                     self.send(200, SERVICE_WORKER_JS.encode(), "text/javascript")
                 elif url.path == "/icon.png":

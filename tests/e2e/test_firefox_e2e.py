@@ -99,8 +99,8 @@ PICTURE_DOC_STATES_JS = """(doc) => {
 }"""
 
 
-# The service-worker cases' feed: each of the page's 6 kinds of picture, harmful and neutral.
-SW_POSTS = 12
+# The service-worker cases' feed: each of the page's 8 kinds of picture, harmful and neutral.
+SW_POSTS = 16
 SW_FEED = f"&posts={SW_POSTS}"
 
 
@@ -242,8 +242,9 @@ def test_firefox_checks_a_feed_a_sites_service_worker_answers_as_fast_as_without
     every request of the page, its own fetches too (the offline cookbook's cache-first worker).
     Firefox reports such a request to the extension's observers only as handed to the service
     worker: each picture used to wait out the worker's 5 s wait for a load it never saw, and under
-    the second kind was then shown unchecked (`not_loaded`). Every kind of picture is judged, about
-    as fast as the same feed with no service worker."""
+    the second kind was then shown unchecked (`not_loaded`). Every kind of picture is judged (one
+    the service worker makes up, which no request of the extension could fetch, from its
+    painting), about as fast as the same feed with no service worker."""
     posts = {f"sw-{i}" for i in range(SW_POSTS)}
     check_case(firefox_report, "service-worker-none", posts)
     check_case(firefox_report, f"service-worker-{mode}", posts)

@@ -46,11 +46,13 @@ test('a fetch of the page counts as a load only when it answers with a picture o
   });
   fetched('a', 'https://cdn.example.net/again.jpg', 'image/jpeg');
   fetched('b', 'https://cdn.example.net/clip.mp4', 'Video/MP4');
+  fetched('o', 'https://cdn.example.net/untyped.bin', 'application/octet-stream'); // a host serving pictures untyped
   fetched('c', 'https://api.example.com/timeline.json', 'application/json');
   fetched('d', 'https://cdn.example.net/untyped', null);
   loads.recordResponse({ requestId: 'e', tabId: 7, type: 'xmlhttprequest', url: 'https://cdn.example.net/no-headers.png', ip: '93.184.216.34' });
   assert.deepEqual(loads.judge(7, 'https://cdn.example.net/again.jpg', PAGE), { ok: true });
   assert.deepEqual(loads.judge(7, 'https://cdn.example.net/clip.mp4', PAGE), { ok: true });
+  assert.deepEqual(loads.judge(7, 'https://cdn.example.net/untyped.bin', PAGE), { ok: true });
   for (const url of ['https://api.example.com/timeline.json', 'https://cdn.example.net/untyped', 'https://cdn.example.net/no-headers.png']) {
     assert.deepEqual(loads.judge(7, url, PAGE), { ok: false, reason: LOAD_REFUSAL.NOT_LOADED }, url);
   }
@@ -199,6 +201,16 @@ test('a request the page\'s service worker takes (Firefox: a redirect to itself,
   assert.deepEqual(loads.judge(7, PIC, PAGE), { ok: true });
   handOver('f', 'xmlhttprequest', 'https://cdn.example.net/again.png'); // the content script's request again
   assert.deepEqual(loads.judge(7, 'https://cdn.example.net/again.png', PAGE), { ok: true });
+  assert.equal(loads.exportTab(7).urls.some(([u]) => u.endsWith('again.png')), false, 'a fetch is kept apart from the pictures');
+  // The page's own fetches (a feed's API calls) never crowd its pictures out: only the last 64 are kept.
+  for (let i = 0; i < 64; i += 1) handOver(`api${i}`, 'xmlhttprequest', `https://api.example.com/timeline?page=${i}`);
+  assert.deepEqual(loads.judge(7, 'https://cdn.example.net/again.png', PAGE), { ok: false, reason: LOAD_REFUSAL.NOT_LOADED });
+  assert.deepEqual(loads.judge(7, PIC, PAGE), { ok: true });
+  // A picture handed over keeps what the network told of its bytes before (the hotlink check needs it).
+  loads.recordResponse({ requestId: 'e', tabId: 7, type: 'image', url: 'https://cdn.example.net/e.png', ip: '93.184.216.34',
+    responseHeaders: [{ name: 'ETag', value: '"v1"' }], statusCode: 200 });
+  handOver('e2', 'image', 'https://cdn.example.net/e.png');
+  assert.deepEqual(loads.representation(7, 'https://cdn.example.net/e.png'), { etag: '"v1"', size: null });
   // Not a hand-over: a document, a script, another tab's request, a redirect with a status or to another URL.
   handOver('s', 'script', 'https://cdn.example.net/app.js');
   handOver('m', 'main_frame', 'https://example.com/next');
