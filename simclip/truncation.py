@@ -513,8 +513,9 @@ def truncated_bmp(data: bytes, open_image: Callable[[], Image.Image]) -> Image.I
     """An uncompressed BMP whose data stops early, as Chromium 156 and Firefox 153 paint it
     (measured 2026-12-05): the rows that arrived (its bottom rows when stored bottom-up, as most
     BMPs are, its top rows when top-down) and nothing elsewhere (transparent). An RGBA image, or
-    None when not one row arrived or the BMP is compressed (RLE: Pillow's decoder is Python, a
-    few bytes can claim a large canvas, and such a BMP stays refused). Decoded once: the rows
+    None when not one row arrived, when every row did (a BMP Pillow fails to load is not cut
+    short: `simclip.bmp` reads it, or it is refused), or the BMP is compressed (RLE: Pillow's
+    decoder is Python, a few bytes can claim a large canvas, and such a BMP stays refused). Decoded once: the rows
     that arrived are read from the header (`_bmp_rows`), into a frame Pillow starts at zero.
     `open_image()` opens the picture (header only)."""
     rows = _bmp_rows(data)
@@ -525,6 +526,8 @@ def truncated_bmp(data: bytes, open_image: Callable[[], Image.Image]) -> Image.I
     try:
         img.load()
     except (OSError, EOFError, ValueError):
+        if arrived == height:
+            return None  # every row is there: not cut short but a layout Pillow cannot load
         img.tile = []
     rgba = img.convert("RGBA")
     if arrived < height:

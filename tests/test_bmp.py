@@ -197,3 +197,23 @@ def test_bmp_fields_reads_every_header_size_as_stored(fmt, header):
     assert bmp_fields(data[:needed]) == bmp_fields(data)
     assert bmp_fields(data[:needed - 1]) is None
     assert bmp_fields(b"BA" + data[2:]) is None
+
+
+def test_a_whole_bmp_pillow_fails_to_load_is_not_painted_as_a_cut_one():
+    """truncated_bmp paints the rows that arrived of a BMP cut short; with every row there, a load
+    that fails is not a cut (a layout Pillow opens and cannot load): no blank frame for it."""
+    from simclip.truncation import truncated_bmp
+
+    buf = io.BytesIO()
+    _picture().save(buf, "BMP")
+    data = buf.getvalue()
+
+    def failing_open():
+        img = Image.open(io.BytesIO(data))
+        img.load = lambda: (_ for _ in ()).throw(OSError("a layout Pillow cannot load"))
+        return img
+
+    assert truncated_bmp(data, failing_open) is None
+    cut = data[:len(data) - 61 * 3 * 10]  # ten rows short
+    painted = truncated_bmp(cut, lambda: Image.open(io.BytesIO(cut)))
+    assert painted is not None and painted.getpixel((0, 0))[3] == 0 and painted.getpixel((0, 39))[3] == 255
