@@ -509,12 +509,18 @@ def truncated_gif_frame(open_image: Callable[[], Image.Image]) -> Image.Image | 
     return Image.fromarray(rgba, "RGBA")
 
 
+def _is_cut_short(error: Exception) -> bool:
+    """True for Pillow's error on data that stops early (EOFError, "image file is truncated")."""
+    return isinstance(error, EOFError) or "truncated" in str(error)
+
+
 def truncated_bmp(data: bytes, open_image: Callable[[], Image.Image]) -> Image.Image | None:
     """An uncompressed BMP whose data stops early, as Chromium 156 and Firefox 153 paint it
     (measured 2026-12-05): the rows that arrived (its bottom rows when stored bottom-up, as most
     BMPs are, its top rows when top-down) and nothing elsewhere (transparent). An RGBA image, or
-    None when not one row arrived, when every row did (a BMP Pillow fails to load is not cut
-    short: `simclip.bmp` reads it, or it is refused), or the BMP is compressed (RLE: Pillow's
+    None when not one row arrived, when every row did or Pillow's load fails for another reason
+    than the data stopping (a layout Pillow cannot load: `simclip.bmp` reads it, or it is
+    refused), or the BMP is compressed (RLE: Pillow's
     decoder is Python, a few bytes can claim a large canvas, and such a BMP stays refused). Decoded once: the rows
     that arrived are read from the header (`_bmp_rows`), into a frame Pillow starts at zero.
     `open_image()` opens the picture (header only)."""
@@ -525,9 +531,9 @@ def truncated_bmp(data: bytes, open_image: Callable[[], Image.Image]) -> Image.I
     img = open_image()
     try:
         img.load()
-    except (OSError, EOFError, ValueError):
-        if arrived == height:
-            return None  # every row is there: not cut short but a layout Pillow cannot load
+    except (OSError, EOFError, ValueError) as e:
+        if arrived == height or not _is_cut_short(e):
+            return None  # not cut short: a layout Pillow cannot load (simclip.bmp reads it, or it is refused)
         img.tile = []
     rgba = img.convert("RGBA")
     if arrived < height:

@@ -199,21 +199,34 @@ def test_bmp_fields_reads_every_header_size_as_stored(fmt, header):
     assert bmp_fields(b"BA" + data[2:]) is None
 
 
-def test_a_whole_bmp_pillow_fails_to_load_is_not_painted_as_a_cut_one():
-    """truncated_bmp paints the rows that arrived of a BMP cut short; with every row there, a load
-    that fails is not a cut (a layout Pillow opens and cannot load): no blank frame for it."""
+def _failing_first_load(data, error):
+    """`data` opened by Pillow, its first load raising `error` as for a layout Pillow cannot load;
+    later loads are Pillow's own (after truncated_bmp empties the tiles, they decode nothing)."""
+    img = Image.open(io.BytesIO(data))
+    load = img.load
+    calls = []
+
+    def first_fails():
+        calls.append(1)
+        if len(calls) == 1:
+            raise error
+        return load()
+
+    img.load = first_fails
+    return img
+
+
+def test_a_bmp_pillow_fails_to_load_for_another_reason_is_not_painted_as_a_cut_one():
+    """truncated_bmp paints the rows that arrived of a BMP cut short. A load that fails with every
+    row there, or for a reason other than the data stopping (a layout Pillow opens and cannot
+    load), is not a cut: no blank frame for it (on the old code: an opaque black picture)."""
     from simclip.truncation import truncated_bmp
 
     buf = io.BytesIO()
     _picture().save(buf, "BMP")
     data = buf.getvalue()
-
-    def failing_open():
-        img = Image.open(io.BytesIO(data))
-        img.load = lambda: (_ for _ in ()).throw(OSError("a layout Pillow cannot load"))
-        return img
-
-    assert truncated_bmp(data, failing_open) is None
+    assert truncated_bmp(data, lambda: _failing_first_load(data, OSError("image file is truncated"))) is None
     cut = data[:len(data) - 61 * 3 * 10]  # ten rows short
+    assert truncated_bmp(cut, lambda: _failing_first_load(cut, ValueError("unsupported BMP layout"))) is None
     painted = truncated_bmp(cut, lambda: Image.open(io.BytesIO(cut)))
     assert painted is not None and painted.getpixel((0, 0))[3] == 0 and painted.getpixel((0, 39))[3] == 255

@@ -36,6 +36,7 @@ export function listObservedTypes(resourceType) {
 export function createTabLoads({ pageLoads, storage, storeDelayMs = 1000 }) {
   let storeTimer = 0;
   const changedTabs = new Set();
+  const readBack = new Set(); // tabs whose stored loads this worker read back (once a worker life)
 
   pageLoads.onChange = (tabId) => {
     changedTabs.add(tabId);
@@ -49,14 +50,17 @@ export function createTabLoads({ pageLoads, storage, storeDelayMs = 1000 }) {
   };
 
   return {
-    /** A restarted worker reads back what the tab loaded before (nothing when this worker already knows the tab). */
+    /** A restarted worker reads back what the tab loaded before, once (PageLoads.importTab: what it saw itself stays). */
     async loadStoredTab(tabId) {
-      if (pageLoads.tabs.has(tabId)) return;
+      if (readBack.has(tabId)) return;
+      readBack.add(tabId);
+      if (readBack.size > 1000) readBack.delete(readBack.values().next().value);
       const key = `${PAGE_LOADS_PREFIX}${tabId}`;
       pageLoads.importTab(tabId, (await storage.get(key))[key]);
     },
     /** The tab closed: forget its loads, in memory and stored (a failed removal is ignored). */
     forgetTab(tabId) {
+      readBack.delete(tabId);
       pageLoads.forgetTab(tabId);
       storage.remove(`${PAGE_LOADS_PREFIX}${tabId}`).catch(() => {});
     },

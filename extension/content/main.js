@@ -14,7 +14,7 @@ import { DOMWatcher } from './dom_watcher.js';
 import { hideBackgroundsEarly, setPausedFlag } from './hiding.js';
 import { ImageFilter } from './image_filter.js';
 import { combineVideoVerdicts } from './image_state.js';
-import { isPageOnlyUrl, readPageBytes, readPaintedImage } from './page_bytes.js';
+import { isPageOnlyUrl, readPageBytes, readShownImage } from './page_bytes.js';
 import { NO_FRAMES, captureFrames, readVideoSource } from './video_frames.js';
 import { createLifecycle } from './lifecycle.js';
 import { createPerf } from './perf.js';
@@ -157,18 +157,16 @@ async function askAboutPicture(send, url, el, priority, { media, loadFirst = fal
   if (url.length > MAX_URL_CHARS) return { status: VERDICT.FAILED, reason: 'url_too_long' };
   let loaded = loadFirst || again ? await loadAsPage(url, referrerPolicyOf(el), { again }) : null;
   const ask = () => send({ type: MSG.CLASSIFY, url, priority, referrerPolicy: referrerPolicyOf(el), ...(media ? { media } : {}) });
-  const controlled = !again && isControlledByServiceWorker();
-  if (controlled && pageLoadedIt(el, url, loaded)) {
-    // A service worker of the site answers this page's requests, and Chromium tells the
-    // extension's observers nothing of its answers: a picture the page has loaded is requested
-    // once more, as the page's, before asking (Chromium's content scripts bypass the page's
-    // service worker; Firefox reports the request handed to it, shared/page_loads.js), not after
-    // the worker's wait for it. Refused by the network: the service worker made the picture up.
-    loaded = await loadAsPage(url, referrerPolicyOf(el), { again: true });
-    if (!loaded) return askAboutPainting(send, el, url, priority, ask);
-  }
+  const controlled = isControlledByServiceWorker();
+  // A service worker of the site answers this page's requests, and Chromium tells the extension's
+  // observers nothing of its answers: a picture the page has loaded is requested once more, as the
+  // page's, before asking (Chromium's content scripts bypass the page's service worker; Firefox
+  // reports the request handed to it, shared/page_loads.js), not after the worker's wait for it.
+  if (controlled && !again && pageLoadedIt(el, url, loaded)) loaded = await loadAsPage(url, referrerPolicyOf(el), { again: true });
+  // Refused by the network: the service worker made the picture up. Only the page has it.
+  if (controlled && loaded === false) return askAboutShown(send, el, url, priority, ask);
   const reply = await ask();
-  if (controlled && reply?.status === VERDICT.FAILED) return askAboutPainting(send, el, url, priority, () => reply);
+  if (controlled && reply?.status === VERDICT.FAILED) return askAboutShown(send, el, url, priority, () => reply);
   if (!isUnseenLoad(reply) || !pageLoadedIt(el, url, loaded)) return reply;
   // The worker did not see the tab load it: it started after the page had (Firefox runs a new
   // version's content scripts in open tabs while its background may still be loading), so the
@@ -178,14 +176,15 @@ async function askAboutPicture(send, url, el, priority, { media, loadFirst = fal
 }
 
 /**
- * The verdict on the picture `el` paints, read from its painting (page_bytes.js readPaintedImage):
- * for an <img> showing `url` on a page a service worker controls, which the worker could not fetch
- * (the service worker made it up, or it is not where the network says). `otherwise()` answers
- * when the painting cannot be read (a cross-origin picture without CORS, another element).
+ * The verdict on the picture an <img> `el` shows at `url`, read in the page (page_bytes.js
+ * readShownImage: the file through the page's own fetch where it can, else its painting), for a
+ * page a service worker controls whose picture no request of the worker could fetch (made up by
+ * the service worker, or not where the network says). `otherwise()` answers when it cannot be
+ * read there (a cross-origin picture without CORS, another element).
  */
-async function askAboutPainting(send, el, url, priority, otherwise) {
+async function askAboutShown(send, el, url, priority, otherwise) {
   if (el.localName !== 'img' || el.currentSrc !== url) return otherwise();
-  const read = await readPaintedImage(el);
+  const read = await readShownImage(el, url);
   if (read.status) return otherwise();
   return send({ type: MSG.CLASSIFY_BYTES, base64: read.base64, mime: read.mime, priority });
 }

@@ -97,33 +97,52 @@ function pageFetch(url) {
   return typeof asPage === 'function' ? asPage.call(globalThis.content, url) : fetch(url);
 }
 
-// A picture read from its painting is scaled down to this many pixels at most: the model sees
-// 336 px, the OCR text a few hundred px tall; a 16-bit canvas of a 40 MP picture would be 160 MB.
-export const MAX_PAINTED_PIXELS = 4_000_000;
+// A picture read from its painting is scaled down to this longest side and sent as JPEG: the model
+// sees 336 px, the OCR a meme's text at a few hundred px; a 4 MP PNG of a photo is over the 4 MiB
+// of MAX_PAGE_BYTES, and a canvas side over 32767 px fails in Firefox.
+export const PAINTED_BOUNDS = Object.freeze({ side: 1280, quality: 0.9 });
 
 /**
- * The picture an <img> shows, read from its decoded painting: {base64, mime: 'image/png'}, at most
- * MAX_PAINTED_PIXELS (aspect kept), or a FAILED verdict: not decoded yet or broken ('not_painted'),
- * or a canvas the browser taints (a cross-origin picture without CORS: 'tainted'). For a picture
- * only the page has: one its site's service worker made up, which no request of the worker
- * could fetch (main.js).
+ * The picture an <img> shows, for one that no request of the worker could fetch (its site's
+ * service worker made it up, main.js): the file itself where this page's own fetch reaches it
+ * (Firefox's `content.fetch`, through the page's service worker: every frame, the SVG as SVG),
+ * else its decoded painting, scaled to PAINTED_BOUNDS.side, as JPEG over white. {base64, mime},
+ * or a FAILED verdict: not decoded yet or broken ('not_painted'), or a canvas the browser taints
+ * (a cross-origin picture without CORS) or cannot allocate ('unreadable_painting').
  */
-export async function readPaintedImage(img) {
+export async function readShownImage(img, url) {
   if (!img.complete || img.naturalWidth === 0) return failed('not_painted');
-  const blob = await drawToBlob(img, MAX_PAINTED_PIXELS);
-  return blob ? readBlob(blob) : failed('tainted');
+  const asPage = globalThis.content?.fetch;
+  if (typeof asPage === 'function') {
+    const blob = await asPage.call(globalThis.content, url).then((r) => (r.ok ? r.blob() : null), () => null);
+    if (blob?.type.startsWith('image/')) {
+      const read = await readBlob(blob);
+      if (!read.status) return read;
+    }
+  }
+  const scale = Math.min(1, PAINTED_BOUNDS.side / Math.max(img.naturalWidth, img.naturalHeight));
+  const blob = await drawToBlob(img, { scale, type: 'image/jpeg', quality: PAINTED_BOUNDS.quality });
+  return blob ? readBlob(blob) : failed('unreadable_painting');
 }
 
-/** A decoded <img> re-encoded as PNG through a canvas, at most `maxPixels`, or null (not decoded, or a tainted canvas). */
-async function drawToBlob(img, maxPixels = Infinity) {
+/**
+ * A decoded <img> re-encoded through a canvas (PNG at its size by default; `scale` it, `type` and
+ * `quality` as for canvas.toBlob; a JPEG is drawn over white), or null: not decoded, or a canvas
+ * the browser taints or cannot allocate.
+ */
+async function drawToBlob(img, { scale = 1, type = 'image/png', quality } = {}) {
   if (!img.complete || img.naturalWidth === 0) return null;
   try {
     const canvas = document.createElement('canvas');
-    const scale = Math.min(1, Math.sqrt(maxPixels / (img.naturalWidth * img.naturalHeight)));
     canvas.width = Math.max(1, Math.round(img.naturalWidth * scale));
     canvas.height = Math.max(1, Math.round(img.naturalHeight * scale));
-    canvas.getContext('2d').drawImage(img, 0, 0, canvas.width, canvas.height);
-    return await new Promise((resolve) => canvas.toBlob(resolve, 'image/png'));
+    const ctx = canvas.getContext('2d');
+    if (type === 'image/jpeg') {
+      ctx.fillStyle = '#fff'; // JPEG has no transparency: what shows through is usually the page's white
+      ctx.fillRect(0, 0, canvas.width, canvas.height);
+    }
+    ctx.drawImage(img, 0, 0, canvas.width, canvas.height);
+    return await new Promise((resolve) => canvas.toBlob(resolve, type, quality));
   } catch {
     return null;
   }

@@ -66,20 +66,22 @@ export function isPrivateAddress(ip) {
   return v4 ? isNonPublicIPv4(v4) : false;
 }
 
-// A picture or video Content-Type, or the untyped bytes some hosts serve pictures as (the worker's
-// fetch takes those too, background/picture_fetch.js)
-const PICTURE_TYPE = /^\s*(image\/|video\/|application\/octet-stream|binary\/octet-stream)/i;
+const PICTURE_TYPE = /^\s*(image|video)\//i;
+// The untyped bytes some hosts serve pictures as (the worker's fetch takes them too,
+// background/picture_fetch.js): a fetch of the page answered so counts as a fetch, not a picture.
+const UNTYPED = /^\s*(application|binary)\/octet-stream\s*(;|$)/i;
 
 // The picture requests of a page recorded when its service worker takes them (recordRedirect).
 const HANDED_OVER_TYPES = new Set(['image', 'imageset', 'media']);
-// How many fetches of a page handed to its service worker each tab remembers: their answer's
-// type is not known there, so they are kept apart from its pictures, only for the content
-// script's request again of a picture (main.js) that the worker is asked about next.
-const HANDED_OVER_FETCHES = 64;
+// How many fetches of a page each tab remembers whose answer may be a picture but says not so
+// (handed to its service worker: its type unknown; or untyped bytes): kept apart from its
+// pictures, only for the content script's request again of a picture (main.js) that the worker
+// is asked about next, so a feed's API calls never crowd the pictures out.
+const UNSURE_FETCHES = 64;
 
-/** True when webRequest's `responseHeaders` name a picture or video Content-Type (or untyped bytes). */
-function isPictureResponse(headers) {
-  return (headers ?? []).some((h) => h.name?.toLowerCase() === 'content-type' && PICTURE_TYPE.test(h.value ?? ''));
+/** True when webRequest's `responseHeaders` name a Content-Type `pattern` matches. */
+function isTyped(headers, pattern) {
+  return (headers ?? []).some((h) => h.name?.toLowerCase() === 'content-type' && pattern.test(h.value ?? ''));
 }
 
 /** The value of response header `name` (lower case) in webRequest's `responseHeaders`, or ''. */
@@ -150,7 +152,7 @@ export class PageLoads {
   tab(tabId) {
     let tab = this.tabs.get(tabId);
     if (!tab) {
-      tab = { document: null, urls: new Map(), fetches: new Set() };
+      tab = { document: null, urls: new Map(), fetches: new Map() };
       this.tabs.set(tabId, tab);
       if (this.tabs.size > this.limits.tabs) this.tabs.delete(this.tabs.keys().next().value);
     }
@@ -163,7 +165,7 @@ export class PageLoads {
    * service worker: no response event follows when the service worker answers it, so a picture
    * handed over is recorded at once as a load of the tab, with no address (one the service worker
    * passes on to the network gets its response event later, with its address), and a fetch of
-   * the page among the tab's last few fetches handed over (recordHandedOverFetch). Chromium
+   * the page among the tab's last few fetches that may be pictures (recordUnsureFetch). Chromium
    * reports nothing of a request its service worker answers (main.js).
    */
   recordRedirect({ requestId, tabId, type, url, ip, redirectUrl, statusCode }) {
@@ -173,7 +175,7 @@ export class PageLoads {
         this.recordUrl(tabId, url, [], null, { keepRepresentation: true });
         this.onChange?.(tabId);
       } else if (type === 'xmlhttprequest') {
-        this.recordHandedOverFetch(tabId, url);
+        this.recordUnsureFetch(tabId, url, []);
       }
       return;
     }
@@ -190,16 +192,20 @@ export class PageLoads {
    * opened in its own tab, or shown in an <iframe>: the browser's image document paints it).
    * A fetch of the page (`xmlhttprequest`: the content script asks the page's browser again for
    * a picture it loaded before, main.js) counts only when it answers with a picture or a video
-   * (`responseHeaders`' Content-Type; or untyped bytes, as the worker's fetch takes them), so a
-   * feed's API calls do not crowd the tab's pictures out.
+   * (`responseHeaders`' Content-Type; one answered with untyped bytes, as the worker's fetch
+   * takes them, among the tab's last few such fetches), so a feed's API calls do not crowd the
+   * tab's pictures out.
    */
   recordResponse({ requestId, tabId, type, url, ip, fromCache, responseHeaders, statusCode }) {
     const hops = this.hops.get(requestId) ?? [];
     this.hops.delete(requestId);
     if (!(tabId >= 0)) return;
-    const picture = isPictureResponse(responseHeaders);
-    if (type === 'xmlhttprequest' && !picture) return;
+    const picture = isTyped(responseHeaders, PICTURE_TYPE);
     const address = fromCache ? null : ip || null;
+    if (type === 'xmlhttprequest' && !picture) {
+      if (isTyped(responseHeaders, UNTYPED)) this.recordUnsureFetch(tabId, url, [...hops.map((h) => h.ip), address].filter(Boolean));
+      return;
+    }
     if (type === 'main_frame') {
       this.tabs.delete(tabId);
       this.tab(tabId).document = { url, ip: address };
@@ -234,18 +240,23 @@ export class PageLoads {
     this.wake(tabId, key);
   }
 
-  /** A fetch of the page its service worker took (recordRedirect): kept apart, the last HANDED_OVER_FETCHES a tab. */
-  recordHandedOverFetch(tabId, url) {
+  /**
+   * A fetch of the page that may have been a picture, reached at `ips`: handed to its service
+   * worker (recordRedirect), or answered with untyped bytes. Kept apart, the last UNSURE_FETCHES
+   * a tab.
+   */
+  recordUnsureFetch(tabId, url, ips) {
     const key = keyOf(url);
     if (!key) return;
     const { fetches } = this.tab(tabId);
+    const seen = fetches.get(key) ?? [];
     fetches.delete(key);
-    fetches.add(key);
-    if (fetches.size > HANDED_OVER_FETCHES) fetches.delete(fetches.values().next().value);
+    fetches.set(key, [...new Set([...seen, ...ips])]);
+    if (fetches.size > UNSURE_FETCHES) fetches.delete(fetches.keys().next().value);
     this.wake(tabId, key);
   }
 
-  /** True when tab `tabId` loaded `key`, or fetched it through its service worker. */
+  /** True when tab `tabId` loaded `key`, or fetched it (recordUnsureFetch). */
   hasLoad(tabId, key) {
     const tab = this.tabs.get(tabId);
     return Boolean(tab && (tab.urls.has(key) || tab.fetches.has(key)));
@@ -294,9 +305,10 @@ export class PageLoads {
    */
   judge(tabId, url, topUrl) {
     const key = keyOf(url);
-    const seen = this.tabs.get(tabId)?.urls.get(key);
-    if (!seen) return this.hasLoad(tabId, key) ? { ok: true } : { ok: false, reason: LOAD_REFUSAL.NOT_LOADED };
-    return judgeAddresses(seen.ips, topUrl);
+    const tab = this.tabs.get(tabId);
+    const ips = tab?.urls.get(key)?.ips ?? tab?.fetches.get(key);
+    if (!ips) return { ok: false, reason: LOAD_REFUSAL.NOT_LOADED };
+    return judgeAddresses(ips, topUrl);
   }
 
   /** The tab's records as plain data (storage.session keeps them across the worker's restarts). */
@@ -305,12 +317,24 @@ export class PageLoads {
     return tab ? { document: tab.document, urls: [...tab.urls] } : null;
   }
 
-  /** Records stored by exportTab, loaded into an empty tab (a restarted worker). */
+  /**
+   * Records stored by exportTab, read back by a restarted worker: what it saw of the tab already
+   * (a picture's load, a fetch) is kept, as newer; nothing is read back once it saw a document of
+   * the tab start (its records are the new document's).
+   */
   importTab(tabId, data) {
-    if (!data || this.tabs.has(tabId)) return;
+    if (!data || this.tabs.get(tabId)?.document) return; // this worker saw the tab's document start: the stored ones are older
     const tab = this.tab(tabId);
     tab.document = data.document ?? null;
+    // A load this worker saw already (before reading the stored ones back) is newer: it stays last.
+    const newer = [...tab.urls];
+    tab.urls.clear();
     for (const [url, entry] of (data.urls ?? []).slice(-this.limits.urlsPerTab)) tab.urls.set(url, { ips: entry.ips ?? [], representation: entry.representation ?? null });
+    for (const [url, entry] of newer) {
+      tab.urls.delete(url);
+      tab.urls.set(url, entry);
+    }
+    while (tab.urls.size > this.limits.urlsPerTab) tab.urls.delete(tab.urls.keys().next().value);
   }
 }
 

@@ -230,3 +230,32 @@ test('a request the page\'s service worker takes (Firefox: a redirect to itself,
   assert.deepEqual(loads.judge(7, 'https://cdn.example.net/r.png', PAGE), { ok: true });
   timers.fireAll();
 });
+
+test('a fetch answered with untyped bytes counts only among the tab\'s last fetches, with its address judged', () => {
+  const loads = loadedTab();
+  const untyped = (requestId, url, ip) => loads.recordResponse({ requestId, tabId: 7, type: 'xmlhttprequest', url, ip,
+    responseHeaders: [{ name: 'Content-Type', value: 'application/octet-stream' }] });
+  untyped('u', 'https://cdn.example.net/pic', '93.184.216.34');
+  untyped('v', 'https://rebind.example.com/pic', '10.0.0.2');
+  assert.deepEqual(loads.judge(7, 'https://cdn.example.net/pic', PAGE), { ok: true });
+  assert.deepEqual(loads.judge(7, 'https://rebind.example.com/pic', PAGE), { ok: false, reason: LOAD_REFUSAL.PRIVATE_ADDRESS });
+  assert.deepEqual(loads.exportTab(7).urls.map(([u]) => u), [PIC], 'kept apart from the tab\'s pictures');
+  loads.recordResponse({ requestId: 'w', tabId: 7, type: 'xmlhttprequest', url: 'https://api.example.com/feed.pb', ip: '93.184.216.34',
+    responseHeaders: [{ name: 'Content-Type', value: 'application/octet-stream-not' }] });
+  assert.deepEqual(loads.judge(7, 'https://api.example.com/feed.pb', PAGE), { ok: false, reason: LOAD_REFUSAL.NOT_LOADED });
+});
+
+test('a restarted worker reads back the tab\'s stored loads behind what it saw itself, never over a new document', () => {
+  const before = loadedTab();
+  const stored = JSON.parse(JSON.stringify(before.exportTab(7)));
+  const restarted = new PageLoads();
+  restarted.recordResponse({ requestId: 'n', tabId: 7, type: 'image', url: 'https://cdn.example.net/new.png', ip: '93.184.216.34' });
+  restarted.importTab(7, stored);
+  assert.deepEqual(restarted.judge(7, PIC, PAGE), { ok: true }, 'the stored load is back');
+  assert.deepEqual(restarted.exportTab(7).urls.map(([u]) => u).at(-1), 'https://cdn.example.net/new.png', 'its own load stays the newest');
+  assert.equal(restarted.exportTab(7).document.url, PAGE);
+  const navigated = new PageLoads();
+  navigated.recordResponse({ requestId: 'd2', tabId: 7, type: 'main_frame', url: 'https://other.example.org/', ip: '93.184.216.40' });
+  navigated.importTab(7, stored);
+  assert.deepEqual(navigated.judge(7, PIC, 'https://other.example.org/'), { ok: false, reason: LOAD_REFUSAL.NOT_LOADED });
+});
