@@ -520,9 +520,9 @@ def truncated_bmp(data: bytes, open_image: Callable[[], Image.Image]) -> Image.I
     BMPs are, its top rows when top-down) and nothing elsewhere (transparent). An RGBA image, or
     None when not one row arrived, when every row did or Pillow's load fails for another reason
     than the data stopping (a layout Pillow cannot load: `simclip.bmp` reads it, or it is
-    refused), or the BMP is compressed (RLE: Pillow's
-    decoder is Python, a few bytes can claim a large canvas, and such a BMP stays refused). Decoded once: the rows
-    that arrived are read from the header (`_bmp_rows`), into a frame Pillow starts at zero.
+    refused), or the BMP is compressed (RLE: Pillow's decoder is Python, a few bytes can claim a
+    large canvas, and such a BMP stays refused). Decoded once: the rows that arrived are read
+    from the header (`_bmp_rows`), into a frame Pillow starts at zero.
     `open_image()` opens the picture (header only)."""
     rows = _bmp_rows(data)
     if rows is None or rows[0] == 0:

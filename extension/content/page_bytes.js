@@ -91,10 +91,15 @@ async function readBlob(blob) {
   return { base64: dataUrl.slice(comma + 1), mime: blob.type || 'application/octet-stream' };
 }
 
+/** The page's own fetch where the content script has one apart from its own (Firefox: `content.fetch`), else null. */
+function pageOwnFetch() {
+  const asPage = globalThis.content?.fetch;
+  return typeof asPage === 'function' ? asPage.bind(globalThis.content) : null;
+}
+
 /** fetch as the page: Firefox's content-script fetch is the extension's, `content.fetch` the page's. */
 function pageFetch(url) {
-  const asPage = globalThis.content?.fetch;
-  return typeof asPage === 'function' ? asPage.call(globalThis.content, url) : fetch(url);
+  return (pageOwnFetch() ?? fetch)(url);
 }
 
 // A picture read from its painting is scaled down to this longest side and sent as JPEG: the model
@@ -112,9 +117,9 @@ export const PAINTED_BOUNDS = Object.freeze({ side: 1280, quality: 0.9 });
  */
 export async function readShownImage(img, url) {
   if (!img.complete || img.naturalWidth === 0) return failed('not_painted');
-  const asPage = globalThis.content?.fetch;
-  if (typeof asPage === 'function') {
-    const blob = await asPage.call(globalThis.content, url).then((r) => (r.ok ? r.blob() : null), () => null);
+  const asPage = pageOwnFetch();
+  if (asPage) {
+    const blob = await asPage(url).then((r) => (r.ok ? r.blob() : null), () => null);
     if (blob?.type.startsWith('image/')) {
       const read = await readBlob(blob);
       if (!read.status) return read;

@@ -202,8 +202,9 @@ export class PageLoads {
     if (!(tabId >= 0)) return;
     const picture = isTyped(responseHeaders, PICTURE_TYPE);
     const address = fromCache ? null : ip || null;
+    const ips = [...hops.map((h) => h.ip), address].filter(Boolean);
     if (type === 'xmlhttprequest' && !picture) {
-      if (isTyped(responseHeaders, UNTYPED)) this.recordUnsureFetch(tabId, url, [...hops.map((h) => h.ip), address].filter(Boolean));
+      if (isTyped(responseHeaders, UNTYPED)) this.recordUnsureFetch(tabId, url, ips);
       return;
     }
     if (type === 'main_frame') {
@@ -217,7 +218,6 @@ export class PageLoads {
     } else if (type === 'sub_frame' && !picture) {
       return; // a frame's document; a picture shown as a frame's document is recorded below
     }
-    const ips = [...hops.map((h) => h.ip), address].filter(Boolean);
     const representation = representationOf(responseHeaders, statusCode);
     for (const u of [...hops.map((h) => h.url), url]) this.recordUrl(tabId, u, ips, representation);
     this.onChange?.(tabId);
